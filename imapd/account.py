@@ -1,0 +1,78 @@
+# -*- test-case-name: tests.imapd.test_account -*-
+"""
+What a successful login produces: the avatar of L{twisted.cred}.
+
+The portal's realm (L{MailRealm}) turns an authenticated user name into an
+L{IAccount}: the user's store, opened from the configured mail location
+(Dovecot syntax, L{storage.location}).  Opening a store touches the disk,
+so the realm is called from the protocol layer's storage thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from twisted.cred.portal import IRealm
+from zope.interface import Attribute, Interface, implementer
+
+__all__ = ["IAccount", "Account", "MailRealm"]
+
+
+class IAccount(Interface):
+    """A logged-in user."""
+
+    user = Attribute("The user name (str).")
+    store = Attribute("The user's L{storage.interfaces.IStore}.")
+
+    def logout() -> None:
+        """Release the store."""
+
+
+@implementer(IAccount)
+class Account:
+    """The plain L{IAccount}: a name and a store."""
+
+    def __init__(self, user: str, store) -> None:
+        self.user = user
+        self.store = store
+
+    def logout(self) -> None:
+        self.store.close()
+
+
+@implementer(IRealm)
+class MailRealm:
+    """
+    Build accounts from a mail location.
+
+    @param location: a Dovecot-style mail location string, such as
+        C{maildir:~/Maildir} or C{maildir:/srv/mail/%u}.
+    @param home_for: returns the user's home directory (from the passwd
+        file's home field) or None.
+    @param index_dir: the per-node local index directory, or None.
+    @param open_store: the store registry's opener (a seam for tests).
+    """
+
+    def __init__(
+        self,
+        location: str,
+        home_for: Callable[[str], Optional[str]],
+        index_dir: Optional[str] = None,
+        open_store: Optional[Callable] = None,
+    ) -> None:
+        if open_store is None:
+            from storage.registry import open_store
+        self._location = location
+        self._home_for = home_for
+        self._index_dir = index_dir
+        self._open_store = open_store
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        if IAccount not in interfaces:
+            raise NotImplementedError("MailRealm only provides IAccount")
+        user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        store = self._open_store(
+            self._location, user, self._home_for(user), self._index_dir
+        )
+        account = Account(user, store)
+        return IAccount, account, account.logout
