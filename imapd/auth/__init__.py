@@ -1,0 +1,16 @@
+# -*- test-case-name: tests.imapd.auth -*-
+"""
+Authentication for imapd: Dovecot-compatible password schemes and
+passwd-files, a L{twisted.cred} checker, and no-I/O SASL mechanisms for
+IMAP AUTHENTICATE.
+
+The realm that turns an authenticated user into a mailbox account lives in
+C{imapd.auth.realm}, which this package does not import.
+"""
+
+from imapd.auth.schemes import hash_password, verify_password
+
+__all__ = [
+    "hash_password",
+    "verify_password",
+]
