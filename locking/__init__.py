@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.locking -*-
+# -*- test-case-name: tests.locking.test_chain -*-
 """
 Lock primitives for files shared with other processes, nodes and mail
 programs: the NFS-safe dotlock, OFD C{fcntl} locks, C{flock} locks and

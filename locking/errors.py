@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.locking.test_errors -*-
+# -*- test-case-name: tests.locking.test_dotlock -*-
 """
 Errors raised (and warned) by the lock primitives.
 
