@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["quoted", "literal", "string", "nstring", "astring", "plist", "NIL"]
+__all__ = ["quoted", "literal", "string", "nstring", "astring", "plist", "uid_set", "NIL"]
 
 NIL = b"NIL"
 
@@ -70,3 +70,23 @@ def astring(value: bytes | str) -> bytes:
 def plist(items: Iterable[bytes]) -> bytes:
     """A parenthesized list of already-encoded items."""
     return b"(" + b" ".join(items) + b")"
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """
+    RFC 4315 C{uid-set} for APPENDUID/COPYUID, keeping the given order
+    (COPYUID pairs source and destination UIDs by position) and folding
+    ascending runs into ranges: C{[1, 2, 3, 7]} -> C{"1:3,7"}.
+    """
+    parts: list[str] = []
+    start = prev = None
+    for u in uids:
+        if prev is not None and u == prev + 1:
+            prev = u
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}:{prev}")
+        start = prev = u
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(parts)

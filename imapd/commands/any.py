@@ -1,0 +1,86 @@
+# -*- test-case-name: tests.imapd.commands.test_any -*-
+"""
+Commands valid in any state: CAPABILITY, NOOP, LOGOUT (RFC 3501 section
+6.1), ID (RFC 2971), and ENABLE (RFC 5161, authenticated state).
+"""
+
+from __future__ import annotations
+
+from imapd import wire
+from imapd.parser.types import Capability, Enable, Id, Logout, Noop
+
+__all__ = ["capabilities", "handle_capability", "handle_noop", "handle_logout",
+           "handle_id", "handle_enable"]
+
+#: Extensions advertised once authenticated (and their RFCs).
+_AUTH_CAPS = (
+    "IMAP4rev1",
+    "LITERAL+",     # RFC 7888
+    "SASL-IR",      # RFC 4959
+    "ID",           # RFC 2971
+    "ENABLE",       # RFC 5161
+    "IDLE",         # RFC 2177
+    "NAMESPACE",    # RFC 2342
+    "UIDPLUS",      # RFC 4315
+    "MOVE",         # RFC 6851
+    "UNSELECT",     # RFC 3691
+    "CHILDREN",     # RFC 3348
+)
+
+#: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
+ENABLEABLE: frozenset[str] = frozenset()
+
+
+def capabilities(session) -> list[str]:
+    """The capability list for the session's current state."""
+    if session.state != "nonauth":
+        return list(_AUTH_CAPS)
+    caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+    if not session.tls_active and session.context.tls is not None:
+        caps.append("STARTTLS")
+    if session.plaintext_auth_allowed:
+        caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+    else:
+        # RFC 3501 section 6.2.3: LOGIN is refused until TLS is up.
+        caps.append("LOGINDISABLED")
+    return caps
+
+
+async def handle_capability(session, cmd: Capability):
+    """RFC 3501 section 6.1.1."""
+    session.send(("* CAPABILITY " + " ".join(capabilities(session)) + "\r\n").encode())
+
+
+async def handle_noop(session, cmd: Noop):
+    """RFC 3501 section 6.1.2: the dispatcher's re-sync does the work."""
+
+
+async def handle_logout(session, cmd: Logout):
+    """RFC 3501 section 6.1.3: BYE, then the tagged OK, then close."""
+    session.send(b"* BYE Logging out\r\n")
+    session.send(f"{cmd.tag} OK LOGOUT completed\r\n".encode())
+    session.disconnect()
+
+
+async def handle_id(session, cmd: Id):
+    """RFC 2971: say who we are; the client's parameters are only logged."""
+    if cmd.params:
+        session.log.info(
+            "client id session={session} {params}",
+            session=session.session_id,
+            params={k.decode("utf-8", "replace"): (v or b"").decode("utf-8", "replace")
+                    for k, v in cmd.params[:30]},
+        )
+    items = []
+    for key, value in session.context.server_id.items():
+        items += [wire.string(key), wire.string(value)]
+    session.send(b"* ID " + wire.plist(items) + b"\r\n")
+
+
+async def handle_enable(session, cmd: Enable):
+    """
+    RFC 5161: enable what we support; ignore the rest silently (section 3.1).
+    """
+    newly = [c for c in cmd.capabilities if c in ENABLEABLE and c not in session.enabled]
+    session.enabled.update(newly)
+    session.send(("* ENABLED" + "".join(" " + c for c in newly) + "\r\n").encode())

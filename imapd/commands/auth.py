@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.imapd.commands.test_auth -*-
+"""
+Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE (RFC 3501 section
+6.2; SASL-IR RFC 4959).
+
+Logins go through the cred portal (L{imapd.account.MailRealm}); failures
+are answered only after L{SessionLimits.failed_login_delay} to slow down
+guessing, and too many failures end the connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import LoginFailed, UnauthorizedLogin
+from twisted.internet import task
+
+from imapd.account import IAccount
+from imapd.commands.any import capabilities
+from imapd.errors import BadCommand, CommandFailed, ConnectionClosing
+from imapd.parser.types import Authenticate, Login, StartTLS
+
+__all__ = ["handle_starttls", "handle_login", "handle_authenticate"]
+
+
+async def handle_starttls(session, cmd: StartTLS):
+    """RFC 3501 section 6.2.1."""
+    if session.tls_active:
+        raise BadCommand("TLS is already active")
+    if session.context.tls is None:
+        raise CommandFailed("TLS is not configured on this server")
+    session.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n".encode())
+    session.start_tls()
+    # The tagged response is written above, before the handshake; the
+    # dispatcher must not write another one.
+    session.suppress_tagged = True
+
+
+def _require_secure(session) -> None:
+    if not session.plaintext_auth_allowed:
+        # RFC 5530 PRIVACYREQUIRED; RFC 3501 6.2.3 LOGINDISABLED.
+        raise CommandFailed(
+            "Plaintext authentication is disabled; use STARTTLS first",
+            "PRIVACYREQUIRED",
+        )
+
+
+async def _login(session, user: bytes, password: bytes):
+    """Authenticate through the portal; set up the session on success."""
+    try:
+        name = user.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadCommand("User name is not valid UTF-8")
+    try:
+        _iface, account, _logout = await session.context.portal.login(
+            UsernamePassword(user, password), None, IAccount
+        )
+    except (UnauthorizedLogin, LoginFailed):
+        session._failed_logins += 1
+        session.log.info(
+            "login failed user={user} session={session} remote={remote}",
+            user=name, session=session.session_id, remote=session.peer,
+        )
+        await task.deferLater(session.clock, session.limits.failed_login_delay, lambda: None)
+        if session._failed_logins >= session.limits.max_failed_logins:
+            raise ConnectionClosing("Too many failed logins")
+        raise CommandFailed("Authentication failed.", "AUTHENTICATIONFAILED")
+    session.set_authenticated(account)
+    session.log.info(
+        "login user={user} session={session} remote={remote} tls={tls}",
+        user=account.user, session=session.session_id, remote=session.peer,
+        tls=session.tls_active,
+    )
+    return "CAPABILITY " + " ".join(capabilities(session)), "Logged in"
+
+
+async def handle_login(session, cmd: Login):
+    """RFC 3501 section 6.2.3."""
+    _require_secure(session)
+    return await _login(session, cmd.user, cmd.password)
+
+
+def _b64(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadCommand("Invalid base64 in SASL response")
+
+
+async def handle_authenticate(session, cmd: Authenticate):
+    """
+    RFC 3501 section 6.2.2 with RFC 4959's initial response.  A client
+    response of C{*} cancels (answered with BAD, as the RFC says).
+    """
+    from imapd.auth.sasl import MECHANISMS, Credentials, SaslError
+
+    factory = MECHANISMS.get(cmd.mechanism.upper())
+    if factory is None:
+        raise CommandFailed(f"Unsupported authentication mechanism {cmd.mechanism}")
+    _require_secure(session)
+    mech = factory()
+    if cmd.initial is None:
+        response = None
+    elif cmd.initial == b"=":
+        response = b""
+    else:
+        response = _b64(cmd.initial)
+    while True:
+        try:
+            step = mech.step(response)
+        except SaslError as e:
+            raise BadCommand(f"Authentication failed: {e}")
+        if isinstance(step, Credentials):
+            break
+        challenge = base64.b64encode(step.data) if step.data else b""
+        line = await session.read_line(challenge)
+        if line.strip() == b"*":
+            raise BadCommand("Authentication cancelled")
+        response = _b64(line.strip())
+    return await _login(session, step.authcid.encode("utf-8") if isinstance(step.authcid, str) else step.authcid,
+                        step.password.encode("utf-8") if isinstance(step.password, str) else step.password)

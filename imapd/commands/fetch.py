@@ -1,0 +1,100 @@
+# -*- test-case-name: tests.imapd.commands.test_fetch -*-
+"""
+FETCH and UID FETCH (RFC 3501 sections 6.4.5 and 6.4.8).
+
+The handler stays thin: rendering is L{imapd.fetch}, message structure is
+L{imapd.message}.  Messages are read and rendered in the storage thread
+pool in batches, and each batch is written from the reactor thread, so a
+large FETCH neither blocks the reactor nor builds one huge response.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from imapd.errors import CommandFailed
+from imapd.parser.types import Fetch, FetchAttr
+from storage.errors import MessageExpunged
+
+__all__ = ["handle_fetch", "mark_seen"]
+
+#: Messages rendered per trip to the thread pool.
+_BATCH = 200
+_FLAGS = FetchAttr("FLAGS")
+
+
+def mark_seen(view, uids) -> list[int]:
+    """
+    Set C{\\Seen} on the messages that lack it (RFC 3501 section 6.4.5:
+    BODY[] without .PEEK).  Blocking; returns the UIDs that changed.
+    """
+    changed = [u for u in uids if u in view.records and "\\Seen" not in view.records[u].flags
+               and not view.is_vanished(u)]
+    if not changed:
+        return []
+    tx = view.mailbox.transaction()
+    for u in changed:
+        tx.set_flags(u, view.records[u].flags | {"\\Seen"})
+    tx.commit()
+    for u in changed:
+        rec = view.records[u]
+        view.set_flags(u, dataclasses.replace(rec, flags=rec.flags | {"\\Seen"}))
+    return changed
+
+
+def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, changed):
+    from imapd.fetch import render_fetch
+    from imapd.message import Message
+
+    out = []
+    missing = 0
+    for seq, uid in pairs:
+        record = view.records.get(uid)
+        if record is None:
+            missing += 1
+            continue
+        message = None
+        if need_message:
+            try:
+                message = Message(view.mailbox.read(uid))
+            except MessageExpunged:
+                missing += 1
+                continue
+        out.append(
+            render_fetch(
+                seq,
+                with_flags if uid in changed else attrs,
+                record,
+                view.flags(uid),
+                message,
+                include_uid=include_uid,
+            )
+        )
+    return b"".join(out), missing
+
+
+async def handle_fetch(session, cmd: Fetch):
+    """RFC 3501 section 6.4.5."""
+    from imapd.fetch import needs_message, sets_seen
+
+    view = session.selected
+    pairs = view.resolve(cmd.sequence, cmd.uid)
+    attrs = cmd.attrs
+    changed: set[int] = set()
+    if sets_seen(attrs) and not view.readonly:
+        changed = set(await session.run(mark_seen, view, [u for _s, u in pairs]))
+    with_flags = attrs if any(a.name == "FLAGS" for a in attrs) else attrs + (_FLAGS,)
+    need = needs_message(attrs)
+    missing = 0
+    for i in range(0, len(pairs), _BATCH):
+        data, lost = await session.run(
+            _render_batch, view, pairs[i : i + _BATCH], attrs, with_flags, need,
+            cmd.uid, changed,
+        )
+        missing += lost
+        session.send(data)
+    if missing:
+        # RFC 2180 section 4.1.2: tell the client some messages it named
+        # are gone; the EXPUNGEs follow at the next command that allows
+        # them.
+        raise CommandFailed("Some messages were expunged meanwhile", "EXPUNGEISSUED")

@@ -1,0 +1,365 @@
+# -*- test-case-name: tests.imapd.test_protocol -*-
+"""
+The IMAP server protocol: bytes in, typed commands to handlers, responses
+out.
+
+Invariants of the protocol layer (keep them true; handlers rely on them):
+
+ 1. One command at a time per connection.  Commands the client pipelines
+    are parsed as they arrive and queued; the next starts only when the
+    previous one's tagged response has been written.  Too much queued
+    input pauses the transport.
+ 2. The parser does no I/O and the handlers do no parsing: the parser turns
+    bytes into L{imapd.parser.types} objects, handlers turn those into
+    responses.  The dispatcher (L{IMAPServerProtocol._dispatch}) checks the
+    session state against the command table once, before any handler runs.
+ 3. Every blocking call into a store runs in the storage thread pool
+    (L{IMAPServerProtocol.run}); the reactor thread never touches mail
+    files.  Responses are written only from the reactor thread, so a
+    session never writes to a client while a store holds a lock.
+ 4. Errors become NO/BAD/BYE in one place, L{imapd.errors.to_response}.  An
+    unexpected exception is a C{NO [SERVERBUG]} plus a log entry with the
+    traceback; the client never sees internals.
+ 5. The selected mailbox changes in the session's view only through
+    L{imapd.selected.SelectedView}; after each command the view is re-synced
+    with the store, and EXPUNGE is withheld after commands that use
+    sequence numbers (RFC 3501 section 7.4.1).
+ 6. No credentials travel in clear text unless the configuration allows
+    it (RFC 3501 section 6.2.3, LOGINDISABLED); STARTTLS drops whatever the
+    client pipelined after it (RFC 3501 section 6.2.1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from imapd import errors
+from imapd.parser import Parser, ParserLimits
+from imapd.parser.types import Command, ContinuationNeeded, ParseError, RawLine
+
+__all__ = ["IMAPServerProtocol"]
+
+_session_ids = itertools.count(1)
+
+#: Queued events beyond which the transport is paused (invariant 1).
+_MAX_QUEUED = 64
+
+
+class IMAPServerProtocol(Protocol):
+    """
+    One client connection.  Handlers receive this object as their
+    C{session} argument and use the small API below (send, run, read_line,
+    state, account, selected).
+    """
+
+    log = Logger()
+
+    def __init__(self, context, implicit_tls: bool = False) -> None:
+        self.context = context
+        self.limits = context.limits
+        self.clock = context.reactor
+        self.tls_active = implicit_tls
+        self.state = "nonauth"
+        self.account = None
+        self.selected = None
+        self.enabled: set[str] = set()
+        self.session_id = "%x-%d" % (int(time.time()), next(_session_ids))
+        self.parser = Parser(self._parser_limits())
+        self._queue: deque = deque()
+        self._busy = False
+        self._paused = False
+        self._line_waiter: Optional[defer.Deferred] = None
+        self._timeout_call = None
+        self._bad_count = 0
+        self._failed_logins = 0
+        self._closing = False
+        #: Set by a handler that wrote its own tagged response (STARTTLS).
+        self.suppress_tagged = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._started = time.monotonic()
+        self.peer = "unknown"
+
+    # -- connection life -------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
+        from imapd.commands.any import capabilities
+
+        caps = " ".join(capabilities(self))
+        self.send(f"* OK [CAPABILITY {caps}] imapd ready.\r\n".encode())
+        self._reset_timeout()
+
+    def connectionLost(self, reason=None) -> None:
+        self._closing = True
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.cancel()
+        self._timeout_call = None
+        if self._line_waiter is not None:
+            waiter, self._line_waiter = self._line_waiter, None
+            waiter.errback(Failure(errors.ConnectionClosing("connection lost")))
+        if self.selected is not None:
+            mailbox = self.selected.mailbox
+            self.selected = None
+            self._close_quietly(mailbox)
+        if self.account is not None:
+            self.log.info(
+                "logout user={user} session={session} remote={remote} "
+                "in={bytes_in} out={bytes_out} duration={duration:.1f}s",
+                user=self.account.user,
+                session=self.session_id,
+                remote=self.peer,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                duration=time.monotonic() - self._started,
+            )
+            account, self.account = self.account, None
+            self._close_quietly(account, "logout")
+
+    def _close_quietly(self, obj, method: str = "close") -> None:
+        d = self.run(getattr(obj, method))
+        d.addErrback(lambda f: self.log.failure("closing {obj}", f, obj=obj))
+
+    # -- the small API handlers use ---------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write response bytes (one or more complete lines)."""
+        if self._closing or self.transport is None:
+            return
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    def run(self, fn: Callable, *args, **kwargs) -> defer.Deferred:
+        """
+        Run a blocking store call in the storage thread pool (invariant 3).
+        Without a pool (unit tests) the call runs inline, so conversations
+        stay deterministic.
+        """
+        pool = self.context.storage_pool
+        if pool is None:
+            return defer.maybeDeferred(fn, *args, **kwargs)
+        return deferToThreadPool(self.clock, pool, fn, *args, **kwargs)
+
+    def read_line(self, prompt: bytes) -> defer.Deferred:
+        """
+        Send a continuation request and wait for one raw line from the
+        client (AUTHENTICATE responses, IDLE's DONE).
+        """
+        self.send(b"+ " + prompt + b"\r\n" if prompt is not None else b"+\r\n")
+        return self.expect_line()
+
+    def expect_line(self) -> defer.Deferred:
+        """Wait for one raw line without sending a prompt."""
+        self.parser.expect_raw_line()
+        self._line_waiter = defer.Deferred()
+        # The client may have sent the line together with the command.
+        self._drain_raw_lines()
+        return self._line_waiter
+
+    def cancel_line(self) -> None:
+        """Stop waiting for a raw line (e.g. IDLE woken by a timer)."""
+        self._line_waiter = None
+
+    def set_authenticated(self, account) -> None:
+        self.account = account
+        self.state = "auth"
+        self.parser.limits = self._parser_limits()
+        self._reset_timeout()
+
+    def start_tls(self) -> None:
+        """Switch the transport to TLS after the OK has been written."""
+        # RFC 3501 section 6.2.1: anything pipelined after STARTTLS was
+        # sent in clear text and must not be acted upon.
+        self.parser.reset()
+        self._queue.clear()
+        self.transport.startTLS(self.context.tls)
+        self.tls_active = True
+
+    def disconnect(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    @property
+    def plaintext_auth_allowed(self) -> bool:
+        return self.tls_active or self.context.allow_plaintext_auth
+
+    # -- input -------------------------------------------------------------
+
+    def _parser_limits(self) -> ParserLimits:
+        lim = self.limits
+        literal = lim.max_literal if self.state != "nonauth" else lim.max_literal_unauth
+        return ParserLimits(max_line=lim.max_line, max_literal=literal)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.bytes_in += len(data)
+        self._reset_timeout()
+        for event in self.parser.feed(data):
+            if isinstance(event, ContinuationNeeded):
+                # RFC 3501 section 7.5: the client waits for this before
+                # it sends the literal.
+                self.send(b"+ Ready for literal data\r\n")
+            elif isinstance(event, RawLine) and self._line_waiter is not None:
+                waiter, self._line_waiter = self._line_waiter, None
+                waiter.callback(event.data)
+            else:
+                self._queue.append(event)
+        if len(self._queue) > _MAX_QUEUED and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+        self._pump()
+
+    def _drain_raw_lines(self) -> None:
+        for i, event in enumerate(self._queue):
+            if isinstance(event, RawLine):
+                del self._queue[i]
+                waiter, self._line_waiter = self._line_waiter, None
+                waiter.callback(event.data)
+                return
+
+    def _pump(self) -> None:
+        while not self._busy and self._queue and not self._closing:
+            event = self._queue.popleft()
+            if self._paused and len(self._queue) < _MAX_QUEUED // 2:
+                self._paused = False
+                self.transport.resumeProducing()
+            if isinstance(event, ParseError):
+                self._parse_error(event)
+                continue
+            if isinstance(event, RawLine):
+                self._send_bad(None, "Unexpected continuation data")
+                continue
+            self._busy = True
+            d = defer.Deferred.fromCoroutine(self._dispatch(event))
+            d.addBoth(self._command_done)
+
+    def _command_done(self, result) -> None:
+        self._busy = False
+        if isinstance(result, Failure):
+            self.log.failure("command dispatch failed", result)
+            self.disconnect()
+            return
+        self._pump()
+
+    def _parse_error(self, event: ParseError) -> None:
+        code = f"[{event.code}] " if event.code else ""
+        if event.fatal:
+            self.send(f"* BYE {code}{event.reason}\r\n".encode())
+            self.disconnect()
+            return
+        self._send_bad(event.tag, code + event.reason)
+
+    def _send_bad(self, tag: Optional[str], text: str) -> None:
+        self._bad_count += 1
+        prefix = tag if tag else "*"
+        self.send(f"{prefix} BAD {text}\r\n".encode())
+        if self._bad_count >= self.limits.max_bad_commands:
+            self.send(b"* BYE Too many invalid commands\r\n")
+            self.disconnect()
+
+    # -- dispatch ------------------------------------------------------------
+
+    async def _dispatch(self, cmd: Command) -> None:
+        from imapd.commands import lookup
+
+        key, spec = lookup(cmd)
+        if spec is None:
+            self._send_bad(cmd.tag, f"Command {key} is not supported")
+            return
+        if self.state not in spec.states:
+            self._send_bad(cmd.tag, _state_error(key, self.state))
+            return
+        self.suppress_tagged = False
+        try:
+            result = await spec.handler(self, cmd)
+            if self.selected is not None and spec.sync and not self._closing:
+                await self.sync(allow_expunge=not spec.uses_seqs)
+        except BaseException as exc:  # noqa: B902 - mapped in one place
+            self._answer_error(cmd, key, exc, spec.trycreate)
+            return
+        if self._closing or self.suppress_tagged:
+            return
+        self._bad_count = 0
+        text = f"{key} completed"
+        code = None
+        if result is not None:
+            code, text = result
+        self.send(_tagged(cmd.tag, b"OK", code, text))
+
+    def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> None:
+        if self._closing:
+            return
+        status, code, text = errors.to_response(exc, trycreate=trycreate)
+        if code == "SERVERBUG":
+            self.log.failure(
+                "{command} failed for user={user} session={session}",
+                Failure(exc),
+                command=key,
+                user=getattr(self.account, "user", None),
+                session=self.session_id,
+            )
+        if status == b"BYE":
+            self.send(_tagged("*", b"BYE", code, text))
+            self.disconnect()
+        elif status == b"BAD":
+            self._send_bad(cmd.tag, (f"[{code}] " if code else "") + text)
+        else:
+            self.send(_tagged(cmd.tag, status, code, text))
+
+    async def sync(self, allow_expunge: bool) -> None:
+        """Re-sync the selected view with the store; send what changed."""
+        view = self.selected
+        snapshot = await self.run(view.mailbox.sync)
+        if self.selected is not view:
+            return
+        if snapshot.uidvalidity != view.uidvalidity:
+            # Nothing may renumber UIDs (DESIGN.md rule 1); if the store
+            # says it happened anyway the client's cache is void.
+            self.send(b"* BYE [UIDVALIDITY] Mailbox UIDVALIDITY changed\r\n")
+            self.disconnect()
+            return
+        for line in view.apply(snapshot, allow_expunge, "CONDSTORE" in self.enabled):
+            self.send(line)
+
+    # -- timers --------------------------------------------------------------
+
+    def _reset_timeout(self) -> None:
+        timeout = (
+            self.limits.idle_timeout_unauth
+            if self.state == "nonauth"
+            else self.limits.idle_timeout_auth
+        )
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.reset(timeout)
+        else:
+            self._timeout_call = self.clock.callLater(timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        # RFC 3501 section 5.4: the autologout timer.
+        self.send(b"* BYE Autologout; idle for too long\r\n")
+        self.disconnect()
+
+
+def _tagged(tag: str, status: bytes, code: Optional[str], text: str) -> bytes:
+    code_part = f"[{code}] " if code else ""
+    return f"{tag} ".encode() + status + f" {code_part}{text}\r\n".encode("utf-8", "replace")
+
+
+def _state_error(key: str, state: str) -> str:
+    if state == "nonauth":
+        return f"{key} is not allowed before authentication"
+    if state == "auth":
+        return f"{key} requires a selected mailbox" if key not in ("LOGIN", "AUTHENTICATE", "STARTTLS") else f"{key} is not allowed once authenticated"
+    return f"{key} is not allowed in this state"

@@ -1,0 +1,199 @@
+# -*- test-case-name: tests.imapd.test_selected -*-
+"""
+One session's view of its selected mailbox (RFC 3501 sections 2.3.1 and
+7.4.1).
+
+The view maps sequence numbers to UIDs and remembers the flags the client
+was last told about.  It changes only in three ways, each of which tells the
+client: L{SelectedView.apply} (a new L{MailboxSnapshot} from the store:
+other sessions, processes, nodes, an MTA), L{SelectedView.set_flags} (this
+session's own STORE) and L{SelectedView.remove} (this session's own
+EXPUNGE).  Changes made by others reach the view only by re-syncing with the
+store (DESIGN.md "The flow of a command").
+
+EXPUNGE responses shift sequence numbers, so RFC 3501 section 7.4.1 forbids
+them during FETCH, STORE and SEARCH.  When the caller says expunges are not
+allowed, vanished messages stay in the view, marked, until a later sync
+that allows them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from typing import Iterable, Optional
+
+from storage.interfaces import MailboxSnapshot, MessageRecord
+from imapd.parser.types import SequenceSet
+from imapd.errors import BadCommand
+
+__all__ = ["SelectedView"]
+
+
+def _flag_order(flag: str) -> tuple[int, str]:
+    return (0 if flag.startswith("\\") else 1, flag)
+
+
+def format_flag_list(flags: Iterable[str]) -> bytes:
+    """C{(\\Seen $Forwarded)}: system flags first, then keywords."""
+    return b"(" + " ".join(sorted(flags, key=_flag_order)).encode("utf-8") + b")"
+
+
+class SelectedView:
+    """
+    @ivar uids: UIDs in sequence order; C{uids[n - 1]} is message n.
+    @ivar records: the last record seen for each UID in the view.
+    @ivar recent: UIDs this session reports as C{\\Recent}.
+    @ivar vanished: UIDs gone from the store but not yet announced.
+    """
+
+    def __init__(self, mailbox, snapshot: MailboxSnapshot, readonly: bool) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uidvalidity = snapshot.uidvalidity
+        self.uidnext = snapshot.uidnext
+        self.keywords: tuple[str, ...] = snapshot.keywords
+        self.uids: list[int] = [r.uid for r in snapshot.messages]
+        self.records: dict[int, MessageRecord] = {r.uid: r for r in snapshot.messages}
+        self.recent: set[int] = set(snapshot.recent)
+        self.vanished: set[int] = set()
+
+    # -- queries ---------------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def flags(self, uid: int) -> frozenset[str]:
+        """The flags as this session shows them, C{\\Recent} included."""
+        flags = self.records[uid].flags
+        if uid in self.recent:
+            return flags | {"\\Recent"}
+        return flags
+
+    def seq_of(self, uid: int) -> int:
+        i = bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        raise KeyError(uid)
+
+    def resolve(self, sequence: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        """
+        The C{(seq, uid)} pairs a sequence set names, ascending.
+
+        UID sets ignore UIDs that do not exist (RFC 3501 section 6.4.8) and
+        are resolved by bisection, so C{1:4294967295} costs no more than
+        C{1:*}.  Message sequence numbers beyond the mailbox are a client
+        error (RFC 3501 section 9, C{seq-number}).
+
+        @raises BadCommand: a sequence number out of range.
+        """
+        n = len(self.uids)
+        picked: set[int] = set()
+        if uid:
+            largest = self.uids[-1] if self.uids else 0
+            for low, high in sequence.ranges:
+                a = largest if low is None else low
+                b = largest if high is None else high
+                if a > b:
+                    a, b = b, a
+                lo = bisect_left(self.uids, a)
+                hi = bisect_right(self.uids, b)
+                picked.update(range(lo + 1, hi + 1))
+        else:
+            for low, high in sequence.ranges:
+                if n == 0:
+                    raise BadCommand("No messages in the mailbox: invalid message sequence number")
+                a = n if low is None else low
+                b = n if high is None else high
+                if a > b:
+                    a, b = b, a
+                if b > n:
+                    raise BadCommand(f"Invalid message sequence number {b}: mailbox has {n}")
+                picked.update(range(a, b + 1))
+        return [(s, self.uids[s - 1]) for s in sorted(picked)]
+
+    # -- changes ---------------------------------------------------------
+
+    def apply(
+        self,
+        snapshot: MailboxSnapshot,
+        allow_expunge: bool,
+        report_uid: bool = False,
+    ) -> list[bytes]:
+        """
+        Bring the view up to date with C{snapshot}; return the untagged
+        responses that tell the client (EXPUNGE, EXISTS, RECENT, FETCH).
+
+        @param allow_expunge: False while answering FETCH, STORE or SEARCH
+            (RFC 3501 section 7.4.1): vanished messages then stay.
+        @param report_uid: include UID in FETCH flag updates.
+        """
+        out: list[bytes] = []
+        current = {r.uid: r for r in snapshot.messages}
+        gone = [u for u in self.uids if u not in current]
+        if gone:
+            self.vanished.update(gone)
+        if allow_expunge and self.vanished:
+            out += self.remove(self.vanished)
+        # Flag changes for messages still in the view.
+        for seq, u in enumerate(self.uids, 1):
+            new = current.get(u)
+            if new is None:
+                continue
+            old = self.records[u]
+            if new.flags != old.flags:
+                self.records[u] = new
+                item = b"FLAGS " + format_flag_list(self.flags(u))
+                if report_uid:
+                    item = b"UID %d " % u + item
+                out.append(b"* %d FETCH (%s)\r\n" % (seq, item))
+            elif new is not old:
+                self.records[u] = new
+        # New messages: UIDs above the last one in the view.  A message
+        # with a UID lower than our highest that we never saw would mean
+        # the store renumbered; the store guarantees that cannot happen.
+        last = self.uids[-1] if self.uids else 0
+        added = [r for r in snapshot.messages if r.uid > last]
+        if added:
+            for r in added:
+                self.uids.append(r.uid)
+                self.records[r.uid] = r
+            self.recent.update(snapshot.recent & {r.uid for r in added})
+            out.append(b"* %d EXISTS\r\n" % len(self.uids))
+            out.append(b"* %d RECENT\r\n" % len(self.recent))
+        self.uidnext = max(self.uidnext, snapshot.uidnext)
+        self.keywords = snapshot.keywords
+        return out
+
+    def remove(self, uids: Iterable[int]) -> list[bytes]:
+        """
+        Drop messages from the view; return their EXPUNGE responses.
+        Highest sequence number first, so that each number sent is still
+        valid when the client applies it.
+        """
+        doomed = set(uids)
+        out = []
+        for i in range(len(self.uids) - 1, -1, -1):
+            u = self.uids[i]
+            if u in doomed:
+                out.append(b"* %d EXPUNGE\r\n" % (i + 1))
+                del self.uids[i]
+                self.records.pop(u, None)
+                self.recent.discard(u)
+        self.vanished -= doomed
+        return out
+
+    def set_flags(self, uid: int, record: MessageRecord) -> None:
+        """Record flags this session itself stored."""
+        if uid in self.records:
+            self.records[uid] = record
+
+    def is_vanished(self, uid: int) -> bool:
+        return uid in self.vanished
+
+    def first_unseen(self) -> Optional[int]:
+        """Sequence number of the first message without C{\\Seen}."""
+        for seq, u in enumerate(self.uids, 1):
+            if "\\Seen" not in self.records[u].flags:
+                return seq
+        return None
