@@ -1,0 +1,32 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_save -*-
+"""
+Line endings of message files.
+
+MTAs deliver with LF line endings and Dovecot stores APPENDed messages the
+same way; IMAP clients see CRLF (RFC 3501 section 2.3.4: RFC822.SIZE is
+the size in CRLF form).  Conversion happens here and nowhere else, so that
+the size we record (C{,W=}) always equals the length of what we serve.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["to_crlf", "to_lf", "crlf_size"]
+
+_BARE_OR_CRLF = re.compile(rb"\r?\n")
+
+
+def to_crlf(data: bytes) -> bytes:
+    """Turn every bare LF into CRLF; existing CRLFs are left alone."""
+    return _BARE_OR_CRLF.sub(b"\r\n", data)
+
+
+def to_lf(data: bytes) -> bytes:
+    """Turn CRLF into LF, the way message files are stored."""
+    return data.replace(b"\r\n", b"\n")
+
+
+def crlf_size(data: bytes) -> int:
+    """C{len(to_crlf(data))}, without building the copy."""
+    return len(data) + data.count(b"\n") - data.count(b"\r\n")

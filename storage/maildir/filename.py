@@ -1,0 +1,135 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_filename -*-
+"""
+Maildir file names: C{<base>[:<info>]}.
+
+The base (the "unique part") identifies the message for its whole life and
+never changes (DESIGN.md rule 5); it may carry Dovecot's size fields
+(C{,S=<file size>}, C{,W=<CRLF size>}) and other programs' fields (UW's
+C{,U=...}), which we parse where we understand them and otherwise keep
+byte for byte.  The info part C{2,<letters>} holds the flags: uppercase
+letters are the Maildir flags (D F P R S T, ...), lowercase letters index
+into C{dovecot-keywords}.  We never derive UIDs or order from names:
+procmail's names are not time-sorted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "INFO_SEP",
+    "FLAG_LETTERS",
+    "LETTER_FLAGS",
+    "MaildirName",
+    "split",
+    "size_field",
+]
+
+#: The separator between the base and the info part (Dovecot's
+#: C{MAILDIR_INFO_SEP}).
+INFO_SEP = ":"
+
+#: IMAP system flag -> Maildir flag letter (the Maildir spec; Dovecot's
+#: C{maildir-filename-flags.c}).  "P" (passed) has no IMAP flag; it and any
+#: other uppercase letter are kept untouched on rewrite.
+FLAG_LETTERS = {
+    "\\Draft": "D",
+    "\\Flagged": "F",
+    "\\Answered": "R",
+    "\\Seen": "S",
+    "\\Deleted": "T",
+}
+LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
+
+
+def split(name: str) -> tuple[str, str | None]:
+    """
+    Split a file name into its base and info part.
+
+    @return: C{(base, info)}, C{info} is C{None} when the name has no
+        C{:} (typical of files in C{new/}).
+    """
+    base, sep, info = name.partition(INFO_SEP)
+    return base, (info if sep else None)
+
+
+_SIZE_RE_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def size_field(base: str, key: str) -> int | None:
+    """
+    The value of a C{,<key>=<digits>} field of a base name (C{"S"} is the
+    file size, C{"W"} the size with CRLF line endings), or C{None}.
+    """
+    pattern = _SIZE_RE_CACHE.get(key)
+    if pattern is None:
+        pattern = _SIZE_RE_CACHE[key] = re.compile(r",%s=(\d+)(?=,|$)" % re.escape(key))
+    m = pattern.search(base)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True, slots=True)
+class MaildirName:
+    """
+    A parsed file name.
+
+    @ivar base: the unique part, up to the first C{:}.
+    @ivar info: the info part after C{:}, or C{None}.
+    @ivar letters: the flag letters of a C{2,} info part, in file order.
+    @ivar extra: anything after a second C{,} in a C{2,} info part, kept
+        verbatim (C{""} when absent; includes its leading comma).
+    """
+
+    base: str
+    info: str | None
+    letters: str
+    extra: str
+
+    @classmethod
+    def parse(cls, name: str) -> "MaildirName":
+        """Parse a file name from C{new/} or C{cur/}."""
+        base, info = split(name)
+        letters = ""
+        extra = ""
+        if info is not None and info.startswith("2,"):
+            rest = info[2:]
+            letters, comma, tail = rest.partition(",")
+            extra = comma + tail
+        return cls(base, info, letters, extra)
+
+    @property
+    def has_flags(self) -> bool:
+        """Whether the info part is a C{2,} flags part (or absent)."""
+        return self.info is None or self.info.startswith("2,")
+
+    def system_flags(self) -> frozenset[str]:
+        """The IMAP system flags the uppercase letters stand for."""
+        return frozenset(LETTER_FLAGS[c] for c in self.letters if c in LETTER_FLAGS)
+
+    def keyword_letters(self) -> str:
+        """The lowercase (keyword) letters."""
+        return "".join(c for c in self.letters if "a" <= c <= "z")
+
+    def unknown_letters(self) -> str:
+        """
+        Uppercase letters we do not map (C{P} and anything else): kept as
+        they are when we rewrite the name.
+        """
+        return "".join(
+            c for c in self.letters if not ("a" <= c <= "z") and c not in LETTER_FLAGS
+        )
+
+    def with_letters(self, letters: str) -> str:
+        """
+        The file name for the same base with a new set of flag letters.
+
+        Letters are written once each, in ASCII order (the Maildir spec);
+        a non-C{2,} info part (C{1,...} experimental semantics) is replaced
+        because it cannot carry flags.
+        """
+        ordered = "".join(sorted(set(letters)))
+        return f"{self.base}{INFO_SEP}2,{ordered}{self.extra}"
+
+    def __str__(self) -> str:
+        return self.base if self.info is None else f"{self.base}{INFO_SEP}{self.info}"

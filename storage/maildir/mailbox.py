@@ -1,0 +1,261 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_mailbox -*-
+"""
+An open Maildir mailbox (L{IMailbox}).
+
+Each object is one session's (or one APPEND's) handle.  It keeps what it
+learned at its last L{MaildirMailbox.sync}: the uidlist, the file of each
+message, and caches keyed by base name (sizes, INTERNALDATEs) that stay
+valid for the life of the object because the base never changes
+(DESIGN.md rule 5).  A persistent per-node index is a later issue.
+
+C{\\Recent} (RFC 3501 section 2.3.2) is "this session is the first to see
+it".  In a Maildir that is the file's move from C{new/} to C{cur/}: the
+object whose rename succeeds owns the message's C{\\Recent}, and a rename
+can only succeed once.  Read-only opens (EXAMINE, STATUS) never move files,
+so they never take C{\\Recent} away from anyone.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Callable
+
+from zope.interface import implementer
+
+from storage.errors import MailboxNotFound, MessageExpunged, StoreError
+from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
+from storage.maildir.content import crlf_size, to_crlf
+from storage.maildir.filename import INFO_SEP, size_field
+from storage.maildir.keywords import KeywordsFile
+from storage.maildir.save import MaildirTransaction
+from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
+from storage.maildir.uidlist import Uidlist, UidlistFile
+
+__all__ = ["MaildirMailbox"]
+
+
+@implementer(IMailbox)
+class MaildirMailbox:
+    """
+    One open Maildir.
+
+    @ivar directory: the Maildir (the one with C{cur/ new/ tmp/}).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        directory: str,
+        new_uidvalidity: Callable[[], int],
+        readonly: bool = False,
+        fsync: bool = True,
+    ) -> None:
+        if not os.path.isdir(os.path.join(directory, "cur")):
+            raise MailboxNotFound(f"mailbox {name!r} does not exist")
+        self.name = name
+        self.directory = directory
+        self.readonly = readonly
+        self.fsync = fsync
+        self._new_uidvalidity = new_uidvalidity
+        self.uidlist_file = UidlistFile(directory, fsync=fsync)
+        self.keywords = KeywordsFile(directory, fsync=fsync)
+        self._entries: dict[str, Entry] = {}
+        self._uidlist: Uidlist | None = None
+        self._by_uid: dict[int, str] = {}
+        self._records: dict[int, MessageRecord] = {}
+        self._sizes: dict[str, int] = {}
+        self._dates: dict[str, datetime] = {}
+        self._recent: set[str] = set()
+        self._closed = False
+        self.sync()
+
+    @property
+    def uidvalidity(self) -> int:
+        """The UIDVALIDITY as of the last sync."""
+        assert self._uidlist is not None
+        return self._uidlist.uidvalidity
+
+    # -- sync -------------------------------------------------------------
+
+    def sync(self) -> MailboxSnapshot:
+        """
+        Re-read the directories and the uidlist; see L{IMailbox.sync}.
+
+        Every call lists C{new/} and C{cur/}: a directory's mtime is not a
+        safe "nothing changed" test over NFS (coarse timestamps, attribute
+        caching), and a per-node index will make this cheaper later.
+        """
+        self._check_open()
+        uidlist = self.uidlist_file.read()
+        entries = scan(self.directory)
+        if not self.readonly:
+            self._claim_new(entries)
+        if uidlist is None or not entries.keys() <= self._listed(uidlist):
+            uidlist, entries = update_uidlist(
+                self.directory, self.uidlist_file, self._new_uidvalidity
+            )
+            if not self.readonly:
+                self._claim_new(entries)
+        # A message we showed last time and cannot see now may only be
+        # hidden by a concurrent flag rename: look again before calling it
+        # gone, or the session would report an EXPUNGE for a live message.
+        vanished = {b for b in self._entries if b not in entries}
+        confirm_missing(self.directory, entries, vanished)
+        self._uidlist = uidlist
+        self._entries = entries
+        return self._snapshot()
+
+    @staticmethod
+    def _listed(uidlist: Uidlist) -> set[str]:
+        return {r.base for r in uidlist.records}
+
+    def _claim_new(self, entries: dict[str, Entry]) -> None:
+        """Move files from new/ to cur/; those we move are our \\Recent."""
+        for base, entry in list(entries.items()):
+            if entry.subdir != "new":
+                continue
+            name = entry.name if entry.parsed.info is not None else f"{base}{INFO_SEP}2,"
+            try:
+                os.rename(entry.path(self.directory), os.path.join(self.directory, "cur", name))
+            except FileNotFoundError:
+                # Someone else moved (or deleted) it first: it is theirs.
+                continue
+            except OSError as e:
+                raise StoreError(f"cannot move {entry.path(self.directory)} to cur/: {e}") from e
+            self._recent.add(base)
+            entries[base] = Entry("cur", name, type(entry.parsed).parse(name))
+
+    def _snapshot(self) -> MailboxSnapshot:
+        assert self._uidlist is not None
+        keyword_map = self.keywords.read()
+        messages: list[MessageRecord] = []
+        by_uid: dict[int, str] = {}
+        for record in self._uidlist.records:
+            entry = self._entries.get(record.base)
+            if entry is None:
+                continue
+            try:
+                date = self._internaldate(record.base)
+                size = self._size(record.base)
+            except MessageExpunged:
+                continue
+            letters = entry.parsed.letters
+            flags = entry.parsed.system_flags() | frozenset(
+                keyword_map[ord(c) - 97]
+                for c in letters
+                if "a" <= c <= "z" and ord(c) - 97 in keyword_map
+            )
+            messages.append(MessageRecord(record.uid, flags, date, size, record.base))
+            by_uid[record.uid] = record.base
+        self._by_uid = by_uid
+        self._records = {m.uid: m for m in messages}
+        recent = frozenset(u for u, b in by_uid.items() if b in self._recent)
+        return MailboxSnapshot(
+            uidvalidity=self._uidlist.uidvalidity,
+            uidnext=self._uidlist.next_uid,
+            messages=tuple(messages),
+            recent=recent,
+            keywords=tuple(keyword_map[i] for i in sorted(keyword_map)),
+        )
+
+    # -- files --------------------------------------------------------------
+
+    def locate(self, base: str) -> Entry | None:
+        """
+        The current file of a message, looking again on disk if the name we
+        know is stale (another process renamed it to change flags).
+        """
+        entry = self._entries.get(base)
+        if entry is not None and os.path.lexists(entry.path(self.directory)):
+            return entry
+        fresh = scan(self.directory)
+        entry = fresh.get(base)
+        if entry is not None:
+            self._entries[base] = entry
+        return entry
+
+    def _open(self, base: str):
+        for _ in range(3):
+            entry = self.locate(base)
+            if entry is None:
+                break
+            try:
+                return open(entry.path(self.directory), "rb")
+            except FileNotFoundError:
+                continue
+        raise MessageExpunged(f"message {base} is gone from {self.name!r}")
+
+    def _internaldate(self, base: str) -> datetime:
+        date = self._dates.get(base)
+        if date is None:
+            for _ in range(3):
+                entry = self.locate(base)
+                if entry is None:
+                    raise MessageExpunged(f"message {base} is gone from {self.name!r}")
+                try:
+                    mtime = os.stat(entry.path(self.directory)).st_mtime
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
+                raise MessageExpunged(f"message {base} is gone from {self.name!r}")
+            # INTERNALDATE is the file's mtime (Dovecot's convention).
+            date = self._dates[base] = datetime.fromtimestamp(mtime, timezone.utc)
+        return date
+
+    def _size(self, base: str) -> int:
+        size = self._sizes.get(base)
+        if size is None:
+            size = size_field(base, "W")
+            if size is None:
+                with self._open(base) as f:
+                    size = crlf_size(f.read())
+            self._sizes[base] = size
+        return size
+
+    def record(self, uid: int) -> MessageRecord:
+        """
+        The record of C{uid} as of the last sync.
+
+        @raises MessageExpunged: no such message in the last sync.
+        """
+        record = self._records.get(uid)
+        if record is None:
+            raise MessageExpunged(f"no message with UID {uid} in {self.name!r}")
+        return record
+
+    def base_of(self, uid: int) -> str:
+        """The base name of C{uid} as of the last sync."""
+        return self.record(uid).key
+
+    def read(self, uid: int) -> bytes:
+        """The message with CRLF line endings; see L{IMailbox.read}."""
+        self._check_open()
+        base = self.base_of(uid)
+        with self._open(base) as f:
+            return to_crlf(f.read())
+
+    def add_recent(self, base: str) -> None:
+        """Count a message this object added as its own \\Recent."""
+        if not self.readonly:
+            self._recent.add(base)
+
+    # -- transactions --------------------------------------------------------
+
+    def transaction(self) -> MaildirTransaction:
+        """Begin a write transaction; see L{storage.maildir.save}."""
+        self._check_open()
+        return MaildirTransaction(self)
+
+    def close(self) -> None:
+        """Forget the caches; the object is unusable afterwards."""
+        self._closed = True
+        self._entries.clear()
+        self._records.clear()
+        self._sizes.clear()
+        self._dates.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"mailbox {self.name!r} is closed")

@@ -1,0 +1,347 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_save -*-
+"""
+Write transactions on a Maildir (L{ITransaction}).
+
+Message data is written at once to C{tmp/} (and fsynced), so that commit
+only renames: DESIGN.md rule 4, and the Maildir spec's delivery path
+C{tmp/} -> C{new/} or C{cur/}.  Commit holds the uidlist dotlock while it
+gives UIDs, rewrites C{dovecot-uidlist} by rename and moves the files in:
+
+ 1. the uidlist is written first: if that fails nothing is visible and the
+    C{tmp/} files are removed (all or nothing);
+ 2. then the files are renamed into place: a crash in between leaves UIDs
+    that were never shown, which are simply skipped (never reused).
+
+Flag changes rename the file to a new info part; expunge unlinks it and
+its uidlist line goes at the next rewrite (as Dovecot does).  Both run
+under the same lock so that our processes never see each other half-way.
+Other programs rename and delete without our lock: an ENOENT makes us look
+for the message's new name (keyed by the base, which never changes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from zope.interface import implementer
+
+from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
+from storage.interfaces import CommitResult, IMailbox, ITransaction
+from storage.maildir.content import crlf_size, to_lf
+from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, MaildirName, size_field
+from storage.maildir.files import locked, unique_name
+from storage.maildir.sync import new_uidlist, rebuild_records, scan
+from storage.maildir.uidlist import UidlistRecord
+
+__all__ = ["MaildirTransaction", "split_flags"]
+
+_CANONICAL = {f.lower(): f for f in FLAG_LETTERS}
+
+
+def split_flags(flags: Iterable[str]) -> tuple[str, frozenset[str]]:
+    """
+    Split IMAP flags into Maildir system letters and keyword names.
+
+    C{\\Recent} is dropped (it is never stored, see L{storage.interfaces}).
+
+    @raises StoreError: an unknown system flag such as C{\\Foo}.
+    """
+    letters = []
+    keywords = set()
+    for flag in flags:
+        if flag.startswith("\\"):
+            canonical = _CANONICAL.get(flag.lower())
+            if canonical is not None:
+                letters.append(FLAG_LETTERS[canonical])
+            elif flag.lower() != "\\recent":
+                raise StoreError(f"unknown system flag {flag!r}")
+        elif flag:
+            keywords.add(flag)
+    return "".join(letters), frozenset(keywords)
+
+
+@dataclass
+class _Pending:
+    """A message waiting in tmp/ for its UID."""
+
+    tmp_path: str
+    base: str
+    letters: str  # system and unknown uppercase letters
+    keywords: frozenset[str]
+    source_uid: int | None = None
+
+
+@implementer(ITransaction)
+class MaildirTransaction:
+    """Queued writes on one L{storage.maildir.mailbox.MaildirMailbox}."""
+
+    def __init__(self, mailbox) -> None:
+        self.mailbox = mailbox
+        self._pending: list[_Pending] = []
+        self._flags: dict[int, frozenset[str]] = {}
+        self._expunge: dict[int, None] = {}
+        self._finished = False
+
+    # -- queueing ------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._finished:
+            raise StoreError("the transaction is finished")
+        if self.mailbox.readonly:
+            raise MailboxReadOnly(f"mailbox {self.mailbox.name!r} is open read-only")
+
+    def _tmp_path(self, base: str) -> str:
+        return os.path.join(self.mailbox.directory, "tmp", base)
+
+    def append(
+        self, data: bytes, flags: Iterable[str] = (), internaldate: datetime | None = None
+    ) -> None:
+        """
+        Write the message to C{tmp/} now, stored with LF line endings as
+        Dovecot does, with C{,S=} (file size) and C{,W=} (CRLF size) in
+        its base name so that sizes never need the file to be read.
+        """
+        self._check()
+        letters, keywords = split_flags(flags)
+        body = to_lf(data)
+        base = f"{unique_name()},S={len(body)},W={crlf_size(body)}"
+        path = self._tmp_path(base)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.mailbox.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if internaldate is not None:
+                # INTERNALDATE is the file's mtime (Dovecot's convention).
+                ts = internaldate.timestamp()
+                os.utime(path, (ts, ts))
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
+        self._pending.append(_Pending(path, base, letters, keywords))
+
+    def copy_from(self, source: IMailbox, uids: Iterable[int]) -> None:
+        """
+        Link (or, across file systems, copy) the source files into C{tmp/}
+        now, keeping flags (keywords by name: the two Maildirs' letters may
+        differ) and INTERNALDATE (the mtime).
+        """
+        self._check()
+        for uid in uids:
+            if hasattr(source, "locate") and hasattr(source, "record"):
+                self._copy_maildir(source, uid)
+            else:
+                record = _source_record(source, uid)
+                self.append(source.read(uid), record.flags, record.internaldate)
+                self._pending[-1].source_uid = uid
+
+    def _copy_maildir(self, source, uid: int) -> None:
+        record = source.record(uid)
+        src_base = record.key
+        letters, keywords = split_flags(record.flags)
+        sizes = []
+        for key in ("S", "W"):
+            value = size_field(src_base, key)
+            if key == "W" and value is None:
+                value = record.size
+            if value is not None:
+                sizes.append(f",{key}={value}")
+        base = unique_name() + "".join(sizes)
+        tmp = self._tmp_path(base)
+        for _ in range(3):
+            entry = source.locate(src_base)
+            if entry is None:
+                break
+            letters += entry.parsed.unknown_letters()
+            src = entry.path(source.directory)
+            try:
+                try:
+                    os.link(src, tmp)
+                except FileNotFoundError:
+                    raise
+                except OSError as e:
+                    if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                    # Another file system (or no hard links): copy, keeping
+                    # the mtime, which is the INTERNALDATE.
+                    shutil.copyfile(src, tmp)
+                    st = os.stat(src)
+                    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+            except FileNotFoundError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                continue
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise StoreError(f"cannot copy {src}: {e.strerror or e}") from e
+            self._pending.append(_Pending(tmp, base, letters, keywords, uid))
+            return
+        raise MessageExpunged(f"message UID {uid} is gone from {source.name!r}")
+
+    def set_flags(self, uid: int, flags: frozenset[str]) -> None:
+        """Queue a full replacement of the flags of C{uid}."""
+        self._check()
+        split_flags(flags)  # refuse bad flags now, not at commit
+        self._flags[uid] = frozenset(flags)
+
+    def expunge(self, uid: int) -> None:
+        """Queue the removal of C{uid}."""
+        self._check()
+        self._expunge[uid] = None
+
+    # -- commit -------------------------------------------------------------
+
+    def rollback(self) -> None:
+        """Forget everything queued and remove the C{tmp/} files."""
+        for pending in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(pending.tmp_path)
+        self._pending.clear()
+        self._flags.clear()
+        self._expunge.clear()
+        self._finished = True
+
+    def commit(self) -> CommitResult:
+        """Apply everything queued; see the module docstring for the order."""
+        if self._finished:
+            raise StoreError("the transaction is finished")
+        mailbox = self.mailbox
+        try:
+            if not (self._pending or self._flags or self._expunge):
+                return CommitResult(uidvalidity=mailbox.uidvalidity)
+            # Keyword letters first, outside the uidlist lock, so that the
+            # two dotlocks are never held together.
+            names = set()
+            for pending in self._pending:
+                names |= pending.keywords
+            for flags in self._flags.values():
+                names |= split_flags(flags)[1]
+            mailbox.keywords.letters_for(names)
+            with locked(mailbox.uidlist_file.path):
+                return self._commit_locked()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            self._finished = True
+
+    def _commit_locked(self) -> CommitResult:
+        mailbox = self.mailbox
+        directory = mailbox.directory
+        uidlist = mailbox.uidlist_file.read()
+        if uidlist is None:
+            uidlist = new_uidlist(mailbox._new_uidvalidity())
+        appended: list[int] = []
+        source_uids: list[int] = []
+        if self._pending:
+            entries = scan(directory)
+            ours = [UidlistRecord(0, p.base) for p in self._pending]
+            uidlist, added = rebuild_records(directory, uidlist, entries, ours)
+            mailbox.uidlist_file.write(uidlist)
+            failed = []
+            for pending, record in zip(self._pending, added):
+                letters = pending.letters + mailbox.keywords.letters_for(pending.keywords)
+                if letters:
+                    name = MaildirName(pending.base, None, "", "").with_letters(letters)
+                    target = os.path.join(directory, "cur", name)
+                else:
+                    # No flags: deliver to new/ like an MDA; the first
+                    # session to sync takes it as \Recent.
+                    target = os.path.join(directory, "new", pending.base)
+                try:
+                    os.rename(pending.tmp_path, target)
+                except OSError as e:
+                    failed.append(f"{pending.tmp_path}: {e.strerror or e}")
+                    continue
+                appended.append(record.uid)
+                if pending.source_uid is not None:
+                    source_uids.append(pending.source_uid)
+                if letters:
+                    mailbox.add_recent(pending.base)
+            self._pending.clear()
+            if failed:
+                raise StoreError("cannot move new messages into place: " + "; ".join(failed))
+        by_uid = {r.uid: r.base for r in uidlist.records}
+        changed = []
+        for uid, flags in self._flags.items():
+            if uid in self._expunge:
+                continue
+            base = by_uid.get(uid)
+            if base is not None and self._rename_flags(base, flags):
+                changed.append(uid)
+        expunged = []
+        for uid in self._expunge:
+            base = by_uid.get(uid)
+            if base is not None and self._unlink(base):
+                expunged.append(uid)
+        return CommitResult(
+            uidvalidity=uidlist.uidvalidity,
+            appended=tuple(appended),
+            source_uids=tuple(source_uids) if source_uids else (),
+            expunged=tuple(expunged),
+            flags_changed=tuple(changed),
+        )
+
+    def _rename_flags(self, base: str, flags: frozenset[str]) -> bool:
+        mailbox = self.mailbox
+        letters, keywords = split_flags(flags)
+        letters += mailbox.keywords.letters_for(keywords)
+        for _ in range(5):
+            entry = mailbox.locate(base)
+            if entry is None:
+                return False
+            parsed = entry.parsed
+            # Keep letters we do not manage (P, other uppercase letters,
+            # lowercase letters with no keyword name).
+            known = mailbox.keywords.read()
+            kept = parsed.unknown_letters() + "".join(
+                c for c in parsed.keyword_letters() if ord(c) - 97 not in known
+            )
+            new_name = parsed.with_letters(letters + kept)
+            if entry.subdir == "cur" and new_name == entry.name:
+                return True
+            src = entry.path(mailbox.directory)
+            dst = os.path.join(mailbox.directory, "cur", new_name)
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise StoreError(f"cannot rename {src}: {e.strerror or e}") from e
+            return True
+        return False
+
+    def _unlink(self, base: str) -> bool:
+        mailbox = self.mailbox
+        for _ in range(5):
+            entry = mailbox.locate(base)
+            if entry is None:
+                return False
+            try:
+                os.unlink(entry.path(mailbox.directory))
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise StoreError(f"cannot remove {entry.path(mailbox.directory)}: {e}") from e
+            return True
+        return False
+
+
+def _source_record(source: IMailbox, uid: int):
+    for record in source.sync().messages:
+        if record.uid == uid:
+            return record
+    raise MessageExpunged(f"message UID {uid} is gone from {source.name!r}")

@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_sync -*-
+"""
+Reading a Maildir's directories and bringing C{dovecot-uidlist} up to
+date with them.
+
+What is on disk changes under our feet: MTAs drop files into C{new/},
+other programs rename files to change flags or delete them, other server
+processes (and other nodes, over NFS) do all of that too.  So:
+
+ - C{new/} is listed before C{cur/}: a file moved from C{new/} to C{cur/}
+   between the two listings is seen at least once.
+ - A rename happening while C{cur/} is being read may hide the file from
+   that listing (readdir gives no promise for entries changed during the
+   scan).  A message is only taken as gone once a second listing agrees.
+ - UIDs come from the uidlist only (DESIGN.md rule 1).  Files that are not
+   listed get the next UIDs under the uidlist dotlock, after a listing made
+   under that lock; their order (by mtime, then name) is a courtesy, not
+   something correctness depends on (rule 5).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from storage.errors import MailboxNotFound
+from storage.maildir.filename import MaildirName
+from storage.maildir.files import locked
+from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
+
+__all__ = ["Entry", "scan", "confirm_missing", "update_uidlist", "new_uidlist"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message file: its sub-directory (C{new} or C{cur}) and name."""
+
+    subdir: str
+    name: str
+    parsed: MaildirName
+
+    def path(self, directory: str) -> str:
+        """The file's path under the Maildir C{directory}."""
+        return os.path.join(directory, self.subdir, self.name)
+
+
+def scan(directory: str) -> dict[str, Entry]:
+    """
+    The message files of a Maildir, by base name.
+
+    Dot files are skipped (the Maildir spec reserves them).  If a base shows
+    up twice, C{cur/} wins over C{new/}, then the first name in sorted
+    order, so that every process makes the same choice.
+
+    @raises MailboxNotFound: the Maildir has no C{cur/} any more.
+    """
+    result: dict[str, Entry] = {}
+    for subdir in ("new", "cur"):
+        try:
+            names = os.listdir(os.path.join(directory, subdir))
+        except FileNotFoundError:
+            if subdir == "cur":
+                raise MailboxNotFound(f"{directory} is not a Maildir (no cur/)") from None
+            continue
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            parsed = MaildirName.parse(name)
+            if not parsed.base:
+                continue
+            prev = result.get(parsed.base)
+            if prev is None or (prev.subdir == "new" and subdir == "cur"):
+                result[parsed.base] = Entry(subdir, name, parsed)
+    return result
+
+
+def confirm_missing(
+    directory: str, entries: dict[str, Entry], bases: set[str]
+) -> set[str]:
+    """
+    Re-list the Maildir to check that C{bases}, absent from C{entries},
+    really are gone; C{entries} is updated with any that were only hidden
+    by a concurrent rename.
+
+    @return: the bases still missing.
+    """
+    if not bases:
+        return set()
+    again = scan(directory)
+    missing = set()
+    for base in bases:
+        entry = again.get(base)
+        if entry is None:
+            missing.add(base)
+        else:
+            entries[base] = entry
+    return missing
+
+
+def new_uidlist(uidvalidity: int) -> Uidlist:
+    """An empty version 3 uidlist with a fresh mailbox GUID."""
+    return Uidlist(uidvalidity=uidvalidity, nextuid=1, guid=uuid.uuid4().hex)
+
+
+def _mtime_key(directory: str, entry: Entry) -> tuple[int, str]:
+    try:
+        return (os.stat(entry.path(directory)).st_mtime_ns, entry.parsed.base)
+    except OSError:
+        return (0, entry.parsed.base)
+
+
+def rebuild_records(
+    directory: str,
+    uidlist: Uidlist,
+    entries: dict[str, Entry],
+    extra: list[UidlistRecord] | None = None,
+) -> tuple[Uidlist, list[UidlistRecord]]:
+    """
+    The uidlist with dead lines dropped and UIDs given to unlisted files.
+    The caller holds the uidlist lock and made C{entries} under it.
+
+    @param extra: records for files the caller is adding (their UIDs are
+        taken from C{uidlist.next_uid} first, in order).
+    @return: the new uidlist and the records added for unlisted files.
+    """
+    listed = {r.base for r in uidlist.records}
+    dead = confirm_missing(directory, entries, listed - entries.keys())
+    kept = [r for r in uidlist.records if r.base not in dead]
+    next_uid = uidlist.next_uid
+    added: list[UidlistRecord] = []
+    for record in extra or ():
+        added.append(UidlistRecord(next_uid, record.base, record.ext))
+        next_uid += 1
+    extra_bases = {r.base for r in added}
+    unlisted = [
+        e for b, e in entries.items() if b not in listed and b not in extra_bases
+    ]
+    unlisted.sort(key=lambda e: _mtime_key(directory, e))
+    found: list[UidlistRecord] = []
+    for entry in unlisted:
+        found.append(UidlistRecord(next_uid, entry.parsed.base))
+        next_uid += 1
+    records = tuple(kept + added + found)
+    return uidlist.with_records(records), added + found
+
+
+def update_uidlist(
+    directory: str,
+    uidfile: UidlistFile,
+    new_uidvalidity: Callable[[], int],
+) -> tuple[Uidlist, dict[str, Entry]]:
+    """
+    Give UIDs to the files the uidlist does not list yet (creating the
+    uidlist if the Maildir has none), under the uidlist dotlock.
+
+    @return: the uidlist as written (or found, if another process got there
+        first) and the listing made under the lock.
+    """
+    with locked(uidfile.path):
+        uidlist = uidfile.read()
+        created = uidlist is None
+        if uidlist is None:
+            uidlist = new_uidlist(new_uidvalidity())
+        entries = scan(directory)
+        listed = {r.base for r in uidlist.records}
+        if not created and entries.keys() <= listed:
+            return uidlist, entries
+        uidlist, _ = rebuild_records(directory, uidlist, entries)
+        uidfile.write(uidlist)
+        return uidlist, entries

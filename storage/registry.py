@@ -1,0 +1,64 @@
+# -*- test-case-name: tests.storage.test_registry -*-
+"""
+Stores by driver name (as Dovecot's C{mail-storage-register.c} does):
+L{open_store} turns a C{mail_location} into an L{IStore}.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from storage.errors import StoreError
+from storage.interfaces import IStore
+from storage.location import MailLocation, parse_location
+
+__all__ = ["STORES", "open_store"]
+
+
+def _open_maildir(location: MailLocation, user: str, index_dir: str | None) -> IStore:
+    from storage.maildir.store import MaildirStore, make_maildir
+
+    # Create the root Maildir on first use, private to the user.
+    try:
+        make_maildir(location.root)
+        if location.inbox:
+            make_maildir(location.inbox)
+    except OSError as e:
+        raise StoreError(f"cannot create the Maildir {location.root}: {e.strerror or e}") from e
+    return MaildirStore(location.root, user, inbox=location.inbox, index_dir=index_dir)
+
+
+#: driver name -> factory(location, user, index_dir)
+STORES: dict[str, Callable[[MailLocation, str, str | None], IStore]] = {
+    "maildir": _open_maildir,
+}
+
+
+def open_store(
+    location: MailLocation | str,
+    user: str,
+    home: str | None,
+    index_dir: str | None = None,
+) -> IStore:
+    """
+    Open the store of C{user} at C{location}.
+
+    @param location: a L{MailLocation} or a C{mail_location} string,
+        expanded for C{user} and C{home}.
+    @param index_dir: the per-node index directory; defaults to the
+        location's C{INDEX=}.
+    @raises StoreError: the driver has no store yet (C{mbox} until the
+        mbox store lands) or the location is unusable.
+    """
+    if isinstance(location, str):
+        location = parse_location(location, user, home)
+    factory = STORES.get(location.driver)
+    if factory is None:
+        raise StoreError(
+            f"the {location.driver!r} mail store is not implemented yet "
+            f"(available: {', '.join(sorted(STORES))})"
+        )
+    if not os.path.isabs(location.root):
+        raise StoreError(f"mail root {location.root!r} is not an absolute path")
+    return factory(location, user, index_dir or location.index)

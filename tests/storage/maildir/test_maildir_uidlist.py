@@ -1,0 +1,100 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_uidlist -*-
+"""Tests for L{storage.maildir.uidlist}."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from storage.errors import BrokenMailbox
+from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
+
+from storage_maildir_testutil import FIXTURE_MAILDIR
+
+
+def test_fixture_roundtrip():
+    """Dovecot's own uidlist files are written back byte for byte."""
+    for sub in ("", ".Archive", ".Sent", ".&ANw-n&AO8-code"):
+        with open(os.path.join(FIXTURE_MAILDIR, sub, "dovecot-uidlist"), "rb") as f:
+            data = f.read()
+        assert Uidlist.parse(data).serialize() == data
+
+
+def test_fixture_values():
+    """Header fields and records of the fixture's INBOX uidlist are read."""
+    with open(os.path.join(FIXTURE_MAILDIR, "dovecot-uidlist"), "rb") as f:
+        u = Uidlist.parse(f.read())
+    assert (u.uidvalidity, u.nextuid, u.guid) == (
+        1795428227,
+        15,
+        "19249a01810f046b3819000083ecc375",
+    )
+    assert [r.uid for r in u.records] == list(range(1, 15))
+    assert u.records[0].base == "1795428225.M33541P6456.vm,S=3118,W=3173"
+
+
+def test_next_uid_above_lazy_header():
+    """C{N1} above listed UIDs 1-3 (the fixture's Archive) allocates UID 4."""
+    u = Uidlist.parse(b"3 V5 N1 Gx\n1 :a\n2 :b\n3 :c\n")
+    assert u.next_uid == 4
+
+
+def test_unknown_extension_fields_kept():
+    """Unknown header and record fields survive a parse/serialize cycle."""
+    data = (
+        b"3 V1700000000 N9 G0123abcd M42 Zfuture\n"
+        b"1 W120 :first,S=100\n"
+        b"4 GXYZ P12345 Qwhat:ever :second\n"
+        b"7 :third with spaces\n"
+    )
+    u = Uidlist.parse(data)
+    assert u.header_ext == ("M42", "Zfuture")
+    assert u.records[1] == UidlistRecord(4, "second", ("GXYZ", "P12345", "Qwhat:ever"))
+    assert u.records[2].base == "third with spaces"
+    assert u.serialize() == data
+
+
+def test_with_records_keeps_fields_and_raises_n():
+    """Adding records raises C{N} and keeps the other records' fields."""
+    u = Uidlist.parse(b"3 V1 N3 Gg X1\n1 W5 :a\n")
+    new = u.with_records(u.records + (UidlistRecord(10, "b"),))
+    assert new.serialize() == b"3 V1 N11 Gg X1\n1 W5 :a\n10 :b\n"
+
+
+def test_version1_read_written_as_version3():
+    """A version 1 uidlist is read and written back as version 3."""
+    u = Uidlist.parse(b"1 1234 5\n1 msg.a:2,S\n3 msg.b\n")
+    assert (u.uidvalidity, u.nextuid) == (1234, 5)
+    assert [r.base for r in u.records] == ["msg.a", "msg.b"]
+    assert u.serialize() == b"3 V1234 N5\n1 :msg.a\n3 :msg.b\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"2 V1 N1\n",
+        b"3 N1\n",
+        b"3 V1 N2\nx :a\n",
+        b"3 V1 N2\n2 :a\n1 :b\n",
+        b"3 V1 N2\n1 W1\n",
+    ],
+)
+def test_broken(data):
+    """Damaged files raise L{BrokenMailbox} instead of being guessed at."""
+    with pytest.raises(BrokenMailbox):
+        Uidlist.parse(data)
+
+
+def test_file_cache_and_replace(tmp_path):
+    """L{UidlistFile} notices a replaced file and writes by rename."""
+    uf = UidlistFile(str(tmp_path), fsync=False)
+    assert uf.read() is None
+    uf.write(Uidlist(7, 1, "g"))
+    first = uf.read()
+    assert first.uidvalidity == 7
+    assert uf.read() is first
+    uf.write(Uidlist(7, 2, "g", records=(UidlistRecord(1, "x"),)))
+    assert uf.read().records == (UidlistRecord(1, "x"),)
+    assert sorted(os.listdir(tmp_path)) == ["dovecot-uidlist"]
