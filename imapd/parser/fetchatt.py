@@ -87,7 +87,10 @@ def parse_section(buf: bytes, pos: int,
     if buf[pos:pos + 1] != b"]":
         if binary:
             raise NotParseable("Invalid BINARY section", pos)
-        name, pos = _name(buf, pos)
+        try:
+            name, pos = _name(buf, pos)
+        except NotParseable:
+            raise NotParseable("Invalid section", pos) from None
         if name in (b"HEADER", b"TEXT"):
             text = name.decode()
         elif name in (b"HEADER.FIELDS", b"HEADER.FIELDS.NOT"):

@@ -93,7 +93,7 @@ def describe(buf: bytes, pos: int) -> str:
     if pos >= len(buf) or buf[pos:pos + 2] == b"\r\n":
         return "end of line"
     c = buf[pos]
-    if 32 < c < 127:
+    if 32 <= c < 127:
         return repr(chr(c))
     return "byte 0x%02x" % c
 

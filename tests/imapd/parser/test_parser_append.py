@@ -1,0 +1,101 @@
+"""
+Tests for APPEND (RFC 3501 section 6.3.11), RFC 3502 MULTIAPPEND,
+RFC 3516 literal8 and RFC 7888 non-synchronizing literals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from imapd.parser import (
+    Append, AppendMessage, ContinuationNeeded, ParseError, Parser,
+)
+
+MSG = b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n"
+DT = datetime(1994, 2, 7, 21, 52, 25, tzinfo=timezone(-timedelta(hours=8)))
+
+
+def lit(data: bytes, plus: bool = True) -> bytes:
+    """A literal announcement and its octets."""
+    return b"{%d%s}\r\n" % (len(data), b"+" if plus else b"") + data
+
+
+VALID = [
+    (b"a APPEND INBOX " + lit(MSG) + b"\r\n",
+     Append("a", b"INBOX", (AppendMessage((), None, MSG),))),
+    (b"a APPEND saved-messages (\\Seen) " + lit(MSG) + b"\r\n",
+     Append("a", b"saved-messages", (AppendMessage(("\\Seen",), None, MSG),))),
+    (b'a APPEND x (\\Seen $Label) "07-Feb-1994 21:52:25 -0800" '
+     + lit(MSG) + b"\r\n",
+     Append("a", b"x", (AppendMessage(("\\Seen", "$Label"), DT, MSG),))),
+    (b'a APPEND x " 7-Feb-1994 21:52:25 -0800" ' + lit(MSG) + b"\r\n",
+     Append("a", b"x", (AppendMessage((), DT, MSG),))),
+    (b"a APPEND x () " + lit(b"") + b"\r\n",
+     Append("a", b"x", (AppendMessage((), None, b""),))),
+    (b"a APPEND x ~{3}\r\na\x00b\r\n",
+     Append("a", b"x", (AppendMessage((), None, b"a\x00b"),))),
+    (b"a APPEND x " + lit(b"one") + b" (\\Draft) " + lit(b"two")
+     + b' "07-Feb-1994 21:52:25 -0800" ' + lit(b"three") + b"\r\n",
+     Append("a", b"x", (AppendMessage((), None, b"one"),
+                        AppendMessage(("\\Draft",), None, b"two"),
+                        AppendMessage((), DT, b"three")))),
+]
+
+
+@pytest.mark.parametrize("raw,expected", VALID)
+def test_valid(one, raw, expected):
+    """APPEND with flags, date-time, literal8 and several messages."""
+    assert one(raw) == expected
+
+
+INVALID = [
+    (b"a APPEND x\r\n", "Expected space, found end of line"),
+    (b"a APPEND x (\\Seen)\r\n", "Expected space, found end of line"),
+    (b"a APPEND x foo\r\n", "Expected message literal, found 'f'"),
+    (b'a APPEND x "bad date" {1+}\r\nx\r\n',
+     "Invalid date-time, found '\"'"),
+    (b"a APPEND x {1+}\r\nx junk\r\n", "Expected message literal, found 'j'"),
+    (b"a APPEND x \"msg\"\r\n", "Invalid date-time, found '\"'"),
+]
+
+
+@pytest.mark.parametrize("raw,reason", INVALID)
+def test_invalid(one, raw, reason):
+    """Malformed APPEND commands are refused with a precise reason."""
+    assert one(raw) == ParseError("a", reason)
+
+
+def test_synchronizing_dialogue():
+    """
+    A synchronizing literal asks for one continuation, then the message
+    arrives in pieces and the command completes with the last line.
+    """
+    p = Parser()
+    assert p.feed(b"a APPEND INBOX (\\Seen) {%d}\r\n" % len(MSG)) == [
+        ContinuationNeeded(len(MSG))]
+    assert p.feed(MSG[:5]) == []
+    assert p.feed(MSG[5:]) == []
+    assert p.feed(b"\r\n") == [
+        Append("a", b"INBOX", (AppendMessage(("\\Seen",), None, MSG),))]
+
+
+def test_multiappend_dialogue():
+    """MULTIAPPEND: each synchronizing literal gets its own continuation."""
+    p = Parser()
+    assert p.feed(b"a APPEND x {3}\r\n") == [ContinuationNeeded(3)]
+    assert p.feed(b"one {3}\r\n") == [ContinuationNeeded(3)]
+    assert p.feed(b"two\r\n") == [Append("a", b"x", (
+        AppendMessage((), None, b"one"), AppendMessage((), None, b"two")))]
+
+
+def test_bad_mailbox_before_literal():
+    """
+    A command already invalid before its first literal is refused without
+    a continuation, so the client does not upload the message.
+    """
+    p = Parser()
+    assert p.feed(b"a APPEND (x) {100}\r\n") == [
+        ParseError("a", "Expected string, found '('")]
+    assert p.feed(b"b NOOP\r\n")[0].tag == "b"
