@@ -76,7 +76,7 @@ async def handle_select(session, cmd: Select):
         out.append(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n")
     else:
         # \* : clients may create new keywords (RFC 3501 section 7.1).
-        out.append(b"* OK [PERMANENTFLAGS " + format_flag_list(flags + ["\\*"]) + b"] Flags permitted.\r\n")
+        out.append(b"* OK [PERMANENTFLAGS " + format_flag_list(flags)[:-1] + b" \\*)] Flags permitted.\r\n")
     session.send(b"".join(out))
     session.selected = view
     session.state = "selected"

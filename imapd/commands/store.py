@@ -22,7 +22,7 @@ def validate_flags(flags) -> frozenset[str]:
     out = set()
     for flag in flags:
         if flag.startswith("\\"):
-            canon = flag.capitalize()
+            canon = "\\" + flag[1:].capitalize()
             if canon == "\\Recent":
                 continue
             if canon not in SYSTEM_FLAGS:

@@ -1,0 +1,180 @@
+"""
+The mail round trip through every selected-state command: APPEND, SELECT,
+FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, CLOSE (RFC 3501 sections 6.3
+and 6.4, UIDPLUS RFC 4315, MOVE RFC 6851), on each store.
+"""
+
+MSG = (
+    b"From: Alice <alice@example.org>\r\n"
+    b"To: Bob <bob@example.org>\r\n"
+    b"Subject: Hello quokka\r\n"
+    b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
+    b"Message-ID: <1@example.org>\r\n"
+    b"\r\n"
+    b"Hi Bob, this is the body.\r\n"
+)
+
+
+def append(conv, tag, mailbox, data=MSG, flags=""):
+    conv.send(f"{tag} APPEND {mailbox} {flags}{{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+    lines = conv.lines()
+    assert lines[-1].startswith(f"{tag} OK [APPENDUID "), lines
+    return lines[-1]
+
+
+def test_append_then_select(authed):
+    """APPEND answers APPENDUID; SELECT then reports the message and the UID state."""
+    first = append(authed, "a1", "INBOX")
+    second = append(authed, "a2", "INBOX", flags="(\\Seen) ")
+    uv, uid1 = first.split()[3], int(first.split()[4].rstrip("]"))
+    assert int(second.split()[4].rstrip("]")) == uid1 + 1
+    authed.script(
+        f"""
+        C: s1 SELECT INBOX
+        S: * FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen)
+        S: * 2 EXISTS
+        S: * {{{{\\d}}}} RECENT
+        S: * OK [UNSEEN 1] First unseen.
+        S: * OK [UIDVALIDITY {uv}] UIDs valid
+        S: * OK [UIDNEXT {uid1 + 2}] Predicted next UID
+        S: * OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen \\*)] Flags permitted.
+        S: s1 OK [READ-WRITE] SELECT completed
+        """
+    )
+
+
+def test_fetch_body_sets_seen(authed):
+    """BODY[] without PEEK returns the exact bytes and sets \\Seen, reported in FLAGS."""
+    append(authed, "a1", "INBOX")
+    authed.ok("s1 SELECT INBOX")
+    authed.send(b"f1 FETCH 1 (BODY[] FLAGS)\r\n")
+    out = authed.output()
+    assert b"{%d}\r\n" % len(MSG) + MSG in out
+    assert b"\\Seen" in out
+    assert out.endswith(b"f1 OK FETCH completed\r\n")
+    lines = authed.ok("f2 FETCH 1 FLAGS")
+    # The message arrived before SELECT: this session is the first to see it.
+    assert lines[0] == "* 1 FETCH (FLAGS (\\Seen \\Recent))"
+
+
+def test_fetch_peek_keeps_unseen(authed):
+    """BODY.PEEK[HEADER.FIELDS] returns the field and leaves \\Seen unset."""
+    append(authed, "a1", "INBOX")
+    authed.ok("s1 SELECT INBOX")
+    authed.send(b"f1 UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)\r\n")
+    out = authed.output()
+    assert b"Subject: Hello quokka\r\n\r\n" in out
+    assert b"RFC822.SIZE %d" % len(MSG) in out
+    assert b"UID 1" in out
+    assert authed.ok("f2 FETCH 1 FLAGS")[0] == "* 1 FETCH (FLAGS (\\Recent))"
+
+
+def test_store_and_search(selected):
+    """STORE +FLAGS reports new flags; SEARCH finds by flag, header and body text."""
+    append(selected, "a1", "INBOX")
+    append(selected, "a2", "INBOX", data=MSG.replace(b"quokka", b"wombat"))
+    selected.ok("n1 NOOP")
+    selected.script(
+        """
+        C: t1 STORE 1 +FLAGS (\\Flagged $Work)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Recent $Work))
+        S: t1 OK STORE completed
+        C: t2 SEARCH FLAGGED
+        S: * SEARCH 1
+        S: t2 OK SEARCH completed
+        C: t3 SEARCH SUBJECT wombat
+        S: * SEARCH 2
+        S: t3 OK SEARCH completed
+        C: t4 UID SEARCH BODY "this is the body"
+        S: * SEARCH 1 2
+        S: t4 OK UID SEARCH completed
+        C: t5 STORE 1:2 -FLAGS.SILENT (\\Flagged)
+        S: t5 OK STORE completed
+        C: t6 SEARCH FLAGGED
+        S: * SEARCH
+        S: t6 OK SEARCH completed
+        """
+    )
+
+
+def test_copy_move_expunge(selected):
+    """COPY/MOVE answer COPYUID; MOVE expunges the source; EXPUNGE removes \\Deleted."""
+    append(selected, "a1", "INBOX")
+    append(selected, "a2", "INBOX")
+    append(selected, "a3", "INBOX")
+    selected.ok("n1 NOOP")
+    selected.ok("c0 CREATE Archive")
+    lines = selected.ok("c1 COPY 1 Archive")
+    assert lines[-1].startswith("c1 OK [COPYUID ")
+    assert lines[-1].split()[4:6] == ["1", "1]"]
+    lines = selected.ok("m1 UID MOVE 2 Archive")
+    assert lines[0].startswith("* OK [COPYUID ") and lines[0].split()[4:6] == ["2", "2]"]
+    assert lines[1] == "* 2 EXPUNGE"
+    selected.script(
+        """
+        C: d1 STORE 1 +FLAGS.SILENT (\\Deleted)
+        S: d1 OK STORE completed
+        C: e1 EXPUNGE
+        S: * 1 EXPUNGE
+        S: e1 OK EXPUNGE completed
+        C: st STATUS Archive (MESSAGES UIDNEXT)
+        S: * STATUS Archive (MESSAGES 2 UIDNEXT 3)
+        S: st OK STATUS completed
+        """
+    )
+
+
+def test_copy_to_missing_mailbox_is_trycreate(selected):
+    """RFC 3501 6.4.7: COPY to a mailbox that does not exist says TRYCREATE."""
+    append(selected, "a1", "INBOX")
+    selected.ok("n1 NOOP")
+    lines = selected.transact("c1 COPY 1 Nowhere")
+    assert lines[-1].startswith("c1 NO [TRYCREATE]")
+
+
+def test_other_session_changes_reach_view(selected, new_conv):
+    """Another session's APPEND, flag change and expunge reach this one at NOOP."""
+    other = new_conv()
+    other.login()
+    append(other, "a1", "INBOX")
+    assert selected.ok("n1 NOOP")[:2] == ["* 1 EXISTS", "* 1 RECENT"]
+    other.ok("s1 SELECT INBOX")
+    other.ok("t1 STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert selected.ok("n2 NOOP")[0] == "* 1 FETCH (FLAGS (\\Deleted \\Recent))"
+    other.ok("e1 EXPUNGE")
+    # RFC 3501 7.4.1: no EXPUNGE while answering FETCH; it waits for NOOP.
+    assert not any("EXPUNGE" in l for l in selected.transact("f1 FETCH 1 FLAGS"))
+    assert selected.ok("n3 NOOP")[0] == "* 1 EXPUNGE"
+
+
+def test_idle_reports_new_mail(selected, new_conv):
+    """IDLE reports an APPEND from another session at the next poll; DONE ends it."""
+    selected.send(b"i1 IDLE\r\n")
+    assert selected.lines() == ["+ idling"]
+    other = new_conv()
+    other.login()
+    append(other, "a1", "INBOX")
+    selected.clock.advance(selected.context.limits.idle_poll_interval)
+    assert selected.lines() == ["* 1 EXISTS", "* 1 RECENT"]
+    selected.send(b"DONE\r\n")
+    assert selected.lines() == ["i1 OK IDLE terminated"]
+
+
+def test_list_and_subscriptions(authed):
+    """LIST shows INBOX and created folders with CHILDREN attributes; LSUB the subscribed."""
+    authed.ok("c1 CREATE Work/Projects")
+    authed.ok("c2 CREATE &ANw-n&AO8-code")
+    lines = authed.ok('l1 LIST "" "*"')
+    names = [l.rsplit(" ", 1)[1] for l in lines[:-1]]
+    assert names == ["INBOX", "Work", "Work/Projects", "&ANw-n&AO8-code"]
+    assert "\\HasChildren" in lines[1]
+    authed.ok("u1 SUBSCRIBE Work/Projects")
+    assert authed.ok('l2 LSUB "" "*"')[0] == '* LSUB () "/" Work/Projects'
+    assert authed.ok('l3 LIST "" ""')[0] == '* LIST (\\Noselect) "/" ""'
+
+
+def test_mailbox_name_escape_refused(authed):
+    """Names that would leave the mail root are refused with NO [CANNOT]."""
+    for name in ["../etc", "a/../../b", "/abs", "~root"]:
+        lines = authed.transact(f'c1 CREATE "{name}"')
+        assert lines[-1].startswith("c1 NO [CANNOT]"), (name, lines)
