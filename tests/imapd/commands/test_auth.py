@@ -1,0 +1,89 @@
+"""LOGIN, AUTHENTICATE and STARTTLS (RFC 3501 section 6.2, RFC 4959, RFC 4616)."""
+
+import base64
+
+
+def test_login_ok_reports_capabilities(conv):
+    """A good LOGIN answers OK with the post-login CAPABILITY code (RFC 3501 7.1)."""
+    conv.script(
+        """
+        C: a1 LOGIN demo secret
+        S: a1 OK [CAPABILITY IMAP4rev1 {{.*}}UIDPLUS MOVE{{.*}}] Logged in
+        """
+    )
+    assert conv.proto.state == "auth"
+
+
+def test_failed_login_is_delayed(conv):
+    """A wrong password is answered only after the configured delay, with AUTHENTICATIONFAILED."""
+    conv.send(b"a1 LOGIN demo wrong\r\n")
+    assert conv.lines() == []
+    conv.clock.advance(conv.context.limits.failed_login_delay)
+    assert conv.lines() == ["a1 NO [AUTHENTICATIONFAILED] Authentication failed."]
+    assert conv.proto.state == "nonauth"
+
+
+def test_too_many_failed_logins_disconnect(conv):
+    """After max_failed_logins failures the server says BYE and closes."""
+    for i in range(conv.context.limits.max_failed_logins):
+        conv.send(b"a%d LOGIN demo wrong\r\n" % i)
+        conv.clock.advance(conv.context.limits.failed_login_delay)
+    assert conv.lines()[-1] == "* BYE Too many failed logins"
+    assert conv.transport.disconnecting
+
+
+def test_starttls_discards_pipelined_plaintext(conv):
+    """RFC 3501 6.2.1: commands pipelined after STARTTLS are dropped, not run."""
+    conv.send(b"a1 STARTTLS\r\na2 LOGIN demo secret\r\n")
+    assert conv.lines() == ["a1 OK Begin TLS negotiation now"]
+    assert conv.transport.tls_started
+    assert conv.proto.state == "nonauth"
+    conv.script(
+        """
+        C: a3 CAPABILITY
+        S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN
+        S: a3 OK CAPABILITY completed
+        C: a4 STARTTLS
+        S: a4 BAD TLS is already active
+        """
+    )
+
+
+def test_literal_before_login_is_limited(conv):
+    """Before login a literal above the small pre-auth limit is refused before it is read."""
+    limit = conv.context.limits.max_literal_unauth
+    lines = conv.transact(b"a1 LOGIN demo {%d}" % (limit + 1))
+    assert lines[-1].startswith("a1 BAD [TOOBIG]") or lines[-1].startswith("a1 NO [TOOBIG]"), lines
+    assert not any(l.startswith("+") for l in lines)
+
+
+def test_authenticate_plain_with_initial_response(conv):
+    """RFC 4959 SASL-IR: AUTHENTICATE PLAIN with the credentials on the command line."""
+    ir = base64.b64encode(b"\0demo\0secret").decode()
+    conv.script(
+        f"""
+        C: a1 AUTHENTICATE PLAIN {ir}
+        S: a1 OK [CAPABILITY {{{{.*}}}}] Logged in
+        """
+    )
+
+
+def test_authenticate_login_with_challenges(conv):
+    """The LOGIN mechanism asks for user then password in base64 continuations."""
+    conv.send(b"a1 AUTHENTICATE LOGIN\r\n")
+    assert conv.lines() == ["+ " + base64.b64encode(b"Username:").decode()]
+    conv.send(base64.b64encode(b"demo") + b"\r\n")
+    assert conv.lines() == ["+ " + base64.b64encode(b"Password:").decode()]
+    conv.send(base64.b64encode(b"secret") + b"\r\n")
+    assert conv.lines()[-1].startswith("a1 OK [CAPABILITY")
+
+
+def test_authenticate_cancel(conv):
+    """RFC 3501 6.2.2: a '*' response cancels with BAD."""
+    conv.send(b"a1 AUTHENTICATE PLAIN\r\n")
+    # RFC 3501 continue-req is "+" SP base64: an empty challenge keeps the space.
+    assert conv.transport.value() == b"+ \r\n"
+    conv.output()
+    conv.send(b"*\r\n")
+    assert conv.lines()[-1].startswith("a1 BAD")
+    assert conv.proto.state == "nonauth"
