@@ -1,0 +1,448 @@
+# -*- test-case-name: tests.imapd.fetch.test_fetch_render -*-
+"""
+FETCH response rendering (RFC 3501 sections 6.4.5 and 7.4.2, RFC 3516
+BINARY).
+
+The handler (L{imapd.commands.fetch}) decides which messages to answer
+for and whether to set C{\\Seen}; this module turns one message's data
+into one untagged C{FETCH} response, byte for byte.
+
+A FETCH of 10,000 messages runs the same attribute list 10,000 times, so
+the list is compiled once (L{compile_fetch}) into a tuple of small item
+renderers, and L{render_fetch} only calls them.  Item names are
+pre-encoded at compile time; per message there is no dispatch on names.
+
+Choices where the RFCs leave room, and why:
+
+  - Message data (C{BODY[...]}, C{RFC822*}, C{BINARY[...]}) always travels
+    as a literal, never quoted, as Dovecot does: bodies routinely hold 8-bit
+    bytes, CR and LF, which a quoted string cannot carry (RFC 3501 section
+    4.3), and testing every byte costs more than the literal header.
+  - An empty result (a partial whose origin lies beyond the end, RFC 3501
+    section 6.4.5, or an empty part) is the empty quoted string C{""}.
+  - A section that names a part the message does not have is answered with
+    C{NIL} (the item is an C{nstring}, RFC 3501 section 7.4.2).  Dovecot
+    answers C{""} here; C{NIL} tells the client the part is absent rather
+    than empty.  C{BINARY.SIZE} of such a part is C{0}, because its grammar
+    (RFC 3516 section 4.2) allows only a number.
+  - C{BINARY} data holding a NUL octet is sent as an RFC 3516 C{literal8}
+    (C{~{n}}), which is the only form that may carry NUL.
+  - C{MODSEQ} (RFC 7162) is answered only when the record carries a
+    C{modseq} attribute; without CONDSTORE there is nothing to report, and
+    the server does not advertise it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
+
+from imapd import wire
+from imapd.errors import CommandFailed
+from imapd.parser.types import FetchAttr, Section
+from storage.interfaces import MessageRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from imapd.message import Message
+
+__all__ = [
+    "render_fetch", "compile_fetch", "needs_message", "sets_seen",
+    "format_internaldate", "format_flags", "item_name", "UnknownCTE",
+    "FetchRenderer",
+]
+
+
+class UnknownCTE(CommandFailed):
+    """
+    RFC 3516 section 4.3: a BINARY fetch met a part whose
+    Content-Transfer-Encoding the server cannot decode.  The command fails
+    with C{NO [UNKNOWN-CTE]}; being a L{CommandFailed}, the dispatcher maps
+    it without help from the handler.
+    """
+
+    def __init__(self, text: str = "Unknown Content-Transfer-Encoding") -> None:
+        super().__init__(text, "UNKNOWN-CTE")
+
+
+# An item renderer: (record, flags, message) -> the encoded item, name
+# included, e.g. b"UID 42".
+_Item = Callable[[MessageRecord, frozenset, "Optional[Message]"], bytes]
+
+# Items whose data comes from the record or the session alone.
+_NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE",
+                         "MODSEQ"})
+
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug",
+           b"Sep", b"Oct", b"Nov", b"Dec")
+
+# RFC 3501 section 2.3.2 system flags in the order Dovecot writes them;
+# clients don't care, but tests and humans like a stable order.
+_SYSTEM_ORDER = {f: i for i, f in enumerate(
+    ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft",
+     "\\Recent"))}
+
+
+# --------------------------------------------------------------------------
+# Simple formatting
+
+
+def format_internaldate(dt: datetime) -> bytes:
+    """
+    RFC 3501 C{date-time}, quoted: C{b'"17-Jul-1996 02:44:25 -0700"'}.
+
+    The day is space-padded (C{date-day-fixed}, RFC 3501 section 9), month
+    names are English whatever the locale (so not C{strftime}), and the
+    zone is the one the datetime carries; a naive datetime is taken as UTC.
+    Offsets are whole minutes in the grammar: seconds are dropped.
+    """
+    offset = dt.utcoffset()
+    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
+    sign = b"+" if minutes >= 0 else b"-"
+    minutes = abs(minutes)
+    return b'"%2d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
+        dt.day, _MONTHS[dt.month - 1], dt.year, dt.hour, dt.minute,
+        dt.second, sign, minutes // 60, minutes % 60)
+
+
+def _flag_order(flag: str) -> tuple[int, str]:
+    rank = _SYSTEM_ORDER.get(flag)
+    if rank is not None:
+        return (0, "%02d" % rank)
+    # Unknown backslash flags (an extension's) still precede keywords.
+    return (1, flag) if flag.startswith("\\") else (2, flag)
+
+
+@lru_cache(maxsize=4096)
+def _format_flags_cached(flags: frozenset) -> bytes:
+    return b"(" + " ".join(sorted(flags, key=_flag_order)).encode(
+        "utf-8") + b")"
+
+
+def format_flags(flags: Iterable[str]) -> bytes:
+    """
+    An RFC 3501 C{flag-list}: C{b"(\\\\Seen $Forwarded)"}.
+
+    System flags come first in a fixed order (C{\\Answered \\Flagged
+    \\Deleted \\Seen \\Draft \\Recent}), then other backslash flags, then
+    keywords sorted by name.  Results are cached per flag set: a mailbox
+    has few distinct sets, and FETCH FLAGS of a whole mailbox is common.
+    """
+    if not isinstance(flags, frozenset):
+        flags = frozenset(flags)
+    return _format_flags_cached(flags)
+
+
+# --------------------------------------------------------------------------
+# Predicates for the handler
+
+
+def needs_message(attrs: Iterable[FetchAttr]) -> bool:
+    """
+    Whether any attribute needs the message content (so the handler must
+    read the message and build a L{Message}).  FLAGS, UID, INTERNALDATE,
+    RFC822.SIZE and MODSEQ come from the record; all else needs content.
+    """
+    return any(a.name not in _NO_CONTENT for a in attrs)
+
+
+def sets_seen(attrs: Iterable[FetchAttr]) -> bool:
+    """
+    Whether fetching C{attrs} sets C{\\Seen} (RFC 3501 section 6.4.5):
+    C{BODY[...]} and C{BINARY[...]} without C{.PEEK} (RFC 3516 section
+    4.2), C{RFC822} and C{RFC822.TEXT}.  C{RFC822.HEADER} is defined as
+    C{BODY.PEEK[HEADER]}, and C{BINARY.SIZE} reads no data: neither sets it.
+    """
+    for a in attrs:
+        name = a.name
+        if name in ("RFC822", "RFC822.TEXT"):
+            return True
+        if name in ("BODY", "BINARY") and a.section is not None \
+                and not a.peek:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# Item names
+
+
+def _section_spec(section: Section) -> bytes:
+    # RFC 3501 section 9 "section-spec": part numbers, then the text
+    # specifier joined with a dot.
+    spec = b".".join(b"%d" % n for n in section.part)
+    if section.text is not None:
+        text = section.text.encode("ascii")
+        spec = spec + b"." + text if spec else text
+        if section.text.startswith("HEADER.FIELDS"):
+            # The field list is echoed as the client sent it (RFC 3501
+            # section 7.4.2 wants the section spec repeated); names that
+            # arrived as quoted strings go back quoted.
+            spec += b" " + wire.plist(wire.astring(f) for f in section.fields)
+    return spec
+
+
+def item_name(attr: FetchAttr) -> bytes:
+    """
+    The name an attribute is answered under (RFC 3501 section 7.4.2):
+    C{BODY.PEEK[...]} answers as C{BODY[...]}, C{BINARY.PEEK[...]} as
+    C{BINARY[...]}, and a partial C{<offset.length>} keeps only the origin,
+    C{<offset>}.
+    """
+    if attr.section is None or attr.name not in ("BODY", "BINARY",
+                                                 "BINARY.SIZE"):
+        return attr.name.encode("ascii")
+    name = attr.name.encode("ascii") + b"[" + _section_spec(attr.section) \
+        + b"]"
+    if attr.partial is not None:
+        name += b"<%d>" % attr.partial[0]
+    return name
+
+
+# --------------------------------------------------------------------------
+# Item renderers
+
+
+def _data(data: bytes) -> bytes:
+    # Message data: always a literal, but "" for nothing (see the module
+    # docstring).
+    return wire.literal(data) if data else b'""'
+
+
+def _flags_item(record, flags, message) -> bytes:
+    return b"FLAGS " + format_flags(flags)
+
+
+def _uid_item(record, flags, message) -> bytes:
+    return b"UID %d" % record.uid
+
+
+def _size_item(record, flags, message) -> bytes:
+    return b"RFC822.SIZE %d" % record.size
+
+
+def _internaldate_item(record, flags, message) -> bytes:
+    return b"INTERNALDATE " + format_internaldate(record.internaldate)
+
+
+def _modseq_item(record, flags, message) -> bytes:
+    # RFC 7162 section 3.1.4.1: "MODSEQ (" mod-sequence-value ")".
+    modseq = getattr(record, "modseq", None)
+    return b"" if modseq is None else b"MODSEQ (%d)" % modseq
+
+
+def _envelope_item(record, flags, message) -> bytes:
+    return b"ENVELOPE " + message.envelope()
+
+
+def _body_item(record, flags, message) -> bytes:
+    return b"BODY " + message.bodystructure(False)
+
+
+def _bodystructure_item(record, flags, message) -> bytes:
+    return b"BODYSTRUCTURE " + message.bodystructure(True)
+
+
+def _rfc822_item(record, flags, message) -> bytes:
+    return b"RFC822 " + _data(message.raw)
+
+
+def _rfc822_header_item(record, flags, message) -> bytes:
+    return b"RFC822.HEADER " + _data(message.header_bytes())
+
+
+def _rfc822_text_item(record, flags, message) -> bytes:
+    return b"RFC822.TEXT " + _data(message.text_bytes())
+
+
+_SIMPLE_ITEMS: dict[str, _Item] = {
+    "FLAGS": _flags_item,
+    "UID": _uid_item,
+    "RFC822.SIZE": _size_item,
+    "INTERNALDATE": _internaldate_item,
+    "MODSEQ": _modseq_item,
+    "ENVELOPE": _envelope_item,
+    "BODYSTRUCTURE": _bodystructure_item,
+    "RFC822": _rfc822_item,
+    "RFC822.HEADER": _rfc822_header_item,
+    "RFC822.TEXT": _rfc822_text_item,
+}
+
+
+def _cut(data: bytes, partial: Optional[tuple[int, int]]) -> bytes:
+    # RFC 3501 section 6.4.5: "<offset.length>" returns at most length
+    # octets from offset; an offset past the end gives the empty string.
+    if partial is None:
+        return data
+    offset, length = partial
+    return data[offset:offset + length]
+
+
+def _body_section_item(attr: FetchAttr) -> _Item:
+    section = attr.section
+    assert section is not None
+    prefix = item_name(attr) + b" "
+    part, text, fields, partial = (section.part, section.text,
+                                   section.fields, attr.partial)
+
+    def render(record, flags, message) -> bytes:
+        data = message.section(part, text, fields)
+        if data is None:
+            return prefix + wire.NIL
+        return prefix + _data(_cut(data, partial))
+    return render
+
+
+def _binary_data(message, part: tuple[int, ...]) -> Optional[bytes]:
+    # Message.binary_section answers None both for a missing part and for
+    # an encoding it cannot undo; the part's raw content tells the two
+    # apart.  Only the unusual None case pays for the second lookup.
+    data = message.binary_section(part)
+    if data is None and message.section(part, None) is not None:
+        # RFC 3516 section 4.3: the server "MUST" fail the command.
+        raise UnknownCTE()
+    return data
+
+
+def _binary_item(attr: FetchAttr) -> _Item:
+    section = attr.section
+    assert section is not None
+    name = item_name(attr)
+    part, partial = section.part, attr.partial
+
+    def render(record, flags, message) -> bytes:
+        data = _binary_data(message, part)
+        if data is None:
+            return name + b" NIL"
+        data = _cut(data, partial)
+        if not data:
+            return name + b' ""'
+        # RFC 3516 section 4.2: only literal8 may carry NUL.
+        if b"\x00" in data:
+            return name + b" ~" + wire.literal(data)
+        return name + b" " + wire.literal(data)
+    return render
+
+
+def _binary_size_item(attr: FetchAttr) -> _Item:
+    section = attr.section
+    assert section is not None
+    prefix = item_name(attr) + b" "
+    part = section.part
+
+    def render(record, flags, message) -> bytes:
+        data = _binary_data(message, part)
+        return prefix + b"%d" % (0 if data is None else len(data))
+    return render
+
+
+def _item(attr: FetchAttr) -> _Item:
+    name = attr.name
+    if name == "BODY":
+        if attr.section is None:
+            return _body_item
+        return _body_section_item(attr)
+    if name == "BINARY":
+        return _binary_item(attr)
+    if name == "BINARY.SIZE":
+        return _binary_size_item(attr)
+    try:
+        return _SIMPLE_ITEMS[name]
+    except KeyError:
+        raise ValueError("Unknown FETCH attribute %r" % (name,)) from None
+
+
+# --------------------------------------------------------------------------
+# Compiled attribute lists
+
+
+class FetchRenderer:
+    """
+    A compiled FETCH attribute list: call it with one message's data to
+    get the whole untagged response.
+
+    @ivar needs_message: see L{needs_message}.
+    @ivar sets_seen: see L{sets_seen}.
+    """
+
+    __slots__ = ("_items", "needs_message", "sets_seen", "_has_modseq")
+
+    def __init__(self, attrs: tuple[FetchAttr, ...], include_uid: bool):
+        items: list[_Item] = []
+        seen: set[FetchAttr] = set()
+        if include_uid and not any(a.name == "UID" for a in attrs):
+            # RFC 3501 section 6.4.8: UID FETCH answers with UID whether
+            # asked or not.  First, where clients look for it.
+            items.append(_uid_item)
+        for attr in attrs:
+            # A client asking twice for one item gets it once (Dovecot
+            # does the same); the response stays well-formed either way.
+            if attr in seen:
+                continue
+            seen.add(attr)
+            items.append(_item(attr))
+        self._items = tuple(items)
+        self._has_modseq = _modseq_item in self._items
+        self.needs_message = needs_message(attrs)
+        self.sets_seen = sets_seen(attrs)
+
+    def __call__(self, seq: int, record: MessageRecord, flags: frozenset,
+                 message: "Optional[Message]" = None) -> bytes:
+        """
+        Render C{b"* <seq> FETCH (<items>)\\r\\n"}.
+
+        @raises UnknownCTE: a BINARY item met an undecodable part.
+        """
+        parts = [item(record, flags, message) for item in self._items]
+        if self._has_modseq:
+            parts = [p for p in parts if p]
+        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
+
+
+@lru_cache(maxsize=256)
+def compile_fetch(attrs: tuple[FetchAttr, ...],
+                  include_uid: bool = False) -> FetchRenderer:
+    """
+    Compile an attribute list once per command (cached across commands
+    too: clients repeat the same few lists).
+
+    @raises ValueError: an attribute this module does not know.
+    """
+    return FetchRenderer(tuple(attrs), include_uid)
+
+
+# A small cache on identity: within one FETCH command every call passes
+# the very same tuple (or one of two, when the handler adds FLAGS for
+# messages whose \Seen it just set), which spares hashing the attributes
+# per message.  Each entry keeps its tuple alive, so an id is never reused
+# while its entry exists; the dict is replaced whole, never mutated, so
+# threads see either the old or the new one.
+_by_id: dict = {}
+_BY_ID_MAX = 8
+
+
+def render_fetch(seq: int, attrs: tuple[FetchAttr, ...],
+                 record: MessageRecord, flags: frozenset,
+                 message: "Optional[Message]", *,
+                 include_uid: bool) -> bytes:
+    """
+    The whole untagged FETCH response for one message,
+    C{b"* <seq> FETCH (<items>)\\r\\n"} (RFC 3501 section 7.4.2).
+
+    @param flags: the session's view of the flags, C{\\Recent} included.
+    @param message: the content; None is allowed only when
+        L{needs_message}C{(attrs)} is False.
+    @param include_uid: True for UID FETCH (RFC 3501 section 6.4.8).
+    @raises UnknownCTE: a BINARY item met an undecodable part; the
+        command must fail with C{NO [UNKNOWN-CTE]}.
+    """
+    global _by_id
+    entry = _by_id.get((id(attrs), include_uid))
+    if entry is not None and entry[0] is attrs:
+        renderer = entry[1]
+    else:
+        renderer = compile_fetch(attrs, include_uid)
+        cache = dict(_by_id) if len(_by_id) < _BY_ID_MAX else {}
+        cache[(id(attrs), include_uid)] = (attrs, renderer)
+        _by_id = cache
+    return renderer(seq, record, flags, message)

@@ -1,0 +1,15 @@
+# -*- test-case-name: tests.imapd.search.test_search_match -*-
+"""
+SEARCH helpers (RFC 3501 section 6.4.4): the command handler stays thin
+and evaluates search programs with these.
+"""
+
+from imapd.search.match import (
+    SUPPORTED_CHARSETS, BadCharset, Matcher, SearchItem, compile_search,
+    needs_message,
+)
+
+__all__ = [
+    "compile_search", "SearchItem", "Matcher", "BadCharset",
+    "needs_message", "SUPPORTED_CHARSETS",
+]
