@@ -8,9 +8,28 @@ The realm that turns an authenticated user into a mailbox account lives in
 C{imapd.auth.realm}, which this package does not import.
 """
 
+from imapd.auth.checker import PasswdFileChecker
+from imapd.auth.passwdfile import PasswdEntry, PasswdFile
+from imapd.auth.sasl import (
+    MECHANISMS,
+    Challenge,
+    Credentials,
+    LoginMechanism,
+    PlainMechanism,
+    SaslError,
+)
 from imapd.auth.schemes import hash_password, verify_password
 
 __all__ = [
+    "MECHANISMS",
+    "Challenge",
+    "Credentials",
+    "LoginMechanism",
+    "PasswdEntry",
+    "PasswdFile",
+    "PasswdFileChecker",
+    "PlainMechanism",
+    "SaslError",
     "hash_password",
     "verify_password",
 ]
