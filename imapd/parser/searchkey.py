@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.imapd.parser.test_parser_search -*-
 """
 SEARCH keys (RFC 3501 section 6.4.4 and the C{search-key} rule of
-section 9), built into a tree of L{SearchKey} nodes.
+section 9), built into a tree of L{SearchKey} nodes; also RFC 5032
+YOUNGER/OLDER (seconds, C{int}) and RFC 7162 MODSEQ (C{int}).
 
 Nesting (parentheses, NOT, OR) is recursive, so it is bounded by
 C{max_depth}: a client must not be able to exhaust the stack with
@@ -15,7 +16,7 @@ from typing import Callable
 from imapd.parser.datetime_ import parse_date
 from imapd.parser.primitives import (
     ATOM_CHARS, NotParseable, describe, parse_astring, parse_atom,
-    parse_number, parse_nz_number, parse_space,
+    parse_modseq, parse_number, parse_nz_number, parse_quoted, parse_space,
 )
 from imapd.parser.sequence import is_sequence_set_start, parse_sequence_set
 from imapd.parser.types import SearchKey
@@ -47,6 +48,25 @@ def _interval(buf: bytes, pos: int) -> tuple[object, int]:
     return parse_nz_number(buf, pos)
 
 
+def _modseq(buf: bytes, pos: int) -> tuple[object, int]:
+    """
+    RFC 7162 section 3.1.5: C{MODSEQ [SP entry-name SP entry-type-req] SP
+    mod-sequence-valzer}.  The entry (a per-flag mod-sequence) is checked
+    and dropped: we keep one mod-sequence per message, which the RFC
+    allows the server to use for every entry.
+    """
+    if buf[pos:pos + 1] == b'"':
+        entry, pos = parse_quoted(buf, pos)
+        if not entry.lower().startswith(b"/flags/") or len(entry) == 7:
+            raise NotParseable("Invalid entry name", pos)
+        _, pos = parse_space(buf, pos)
+        kind, pos = parse_atom(buf, pos)
+        if kind.lower() not in (b"priv", b"shared", b"all"):
+            raise NotParseable("Invalid entry type", pos)
+        _, pos = parse_space(buf, pos)
+    return parse_modseq(buf, pos, zero=True)
+
+
 # RFC 3501 section 6.4.4: keys without an argument.
 _FLAG_KEYS = frozenset({
     b"ALL", b"ANSWERED", b"DELETED", b"DRAFT", b"FLAGGED", b"NEW", b"OLD",
@@ -67,6 +87,7 @@ _ARG_KEYS: dict[bytes, _Parser] = {
     b"UID": parse_sequence_set,
     b"HEADER": _header,
     b"YOUNGER": _interval, b"OLDER": _interval,
+    b"MODSEQ": _modseq,
 }
 
 

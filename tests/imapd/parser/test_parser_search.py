@@ -82,6 +82,10 @@ VALID = [
     (b"a SEARCH ((ALL))\r\n", S(K("AND", None, K("AND", None, K("ALL"))))),
     (b"a SEARCH YOUNGER 3600 OLDER 60\r\n",
      S(K("YOUNGER", 3600), K("OLDER", 60))),
+    (b"a SEARCH MODSEQ 620162338\r\n", S(K("MODSEQ", 620162338))),
+    (b'a SEARCH MODSEQ "/flags/\\\\draft" all 620162338\r\n',
+     S(K("MODSEQ", 620162338))),
+    (b"a SEARCH MODSEQ 0\r\n", S(K("MODSEQ", 0))),
     (b"a SEARCH CHARSET UTF-8 SUBJECT {4}\r\n\xc3\xa9t\xc3\r\n",
      S(K("SUBJECT", b"\xc3\xa9t\xc3"), charset="UTF-8")),
     (b"a SEARCH charset \"ISO-8859-1\" TEXT x\r\n",
@@ -123,6 +127,12 @@ INVALID = [
     (b"a SEARCH HEADER X\r\n",
      "Invalid argument to HEADER: Expected space, found end of line"),
     (b"a SEARCH SEEN  UNSEEN\r\n", "Expected atom, found ' '"),
+    (b'a SEARCH MODSEQ "/x/y" all 1\r\n',
+     "Invalid argument to MODSEQ: Invalid entry name"),
+    (b'a SEARCH MODSEQ "/flags/x" mine 1\r\n',
+     "Invalid argument to MODSEQ: Invalid entry type"),
+    (b"a SEARCH MODSEQ 9223372036854775808\r\n",
+     "Invalid argument to MODSEQ: Number too large"),
 ]
 
 
