@@ -34,7 +34,7 @@ Choices where the RFCs leave room, and why:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
@@ -97,9 +97,9 @@ def format_internaldate(dt: datetime) -> bytes:
     Offsets are whole minutes in the grammar: seconds are dropped.
     """
     offset = dt.utcoffset()
-    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
-    sign = b"+" if minutes >= 0 else b"-"
-    minutes = abs(minutes)
+    seconds = 0 if offset is None else int(offset.total_seconds())
+    sign = b"+" if seconds >= 0 else b"-"
+    minutes = abs(seconds) // 60
     return b'"%2d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
         dt.day, _MONTHS[dt.month - 1], dt.year, dt.hour, dt.minute,
         dt.second, sign, minutes // 60, minutes % 60)
