@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.imapd.auth -*-
 """
 Tests for L{imapd.auth}.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.imapd.auth -*-
 """
 Load the Dovecot password vectors from C{../shared/testdata} for the auth
 tests (read-only: the file is never modified, so it is read in place).
