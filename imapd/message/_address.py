@@ -89,14 +89,23 @@ def _phrase(tokens: list[tuple[int, bytes]]) -> bytes | None:
     # RFC 5322 section 3.2.5 phrase: words joined by one space; encoded
     # words stay raw (RFC 3501 sends the name undecoded).  Dots are
     # allowed in names (obs-phrase).
+    # "." and "@" (an address used as a name, "a@b <a@b>") are glued to
+    # their neighbours instead of standing as words.
     words: list[bytes] = []
+    glue = False
     for kind, text in tokens:
-        if kind in (_ATOM, _QUOTED):
-            words.append(text)
-        elif kind == _SPECIAL and text == b"." and words:
-            words[-1] += b"."
-        elif kind == _SPECIAL and text not in b"<>":
-            words.append(text)
+        if kind == _SPECIAL and text in (b".", b"@"):
+            if words:
+                words[-1] += text
+            else:
+                words.append(text)
+            glue = text == b"@" or b"@" in words[-1]
+        elif kind in (_ATOM, _QUOTED) or (kind == _SPECIAL and text not in (b"<", b">")):
+            if glue and words:
+                words[-1] += text
+            else:
+                words.append(text)
+            glue = False
     return b" ".join(words) if words else None
 
 
