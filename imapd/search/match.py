@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.imapd.search.test_search_match -*-
 """
 SEARCH evaluation (RFC 3501 section 6.4.4, RFC 5032 YOUNGER/OLDER,
-RFC 5182 C{$}).
+RFC 5182 C{$}, RFC 7162 MODSEQ).
 
 A search program (a tree of L{SearchKey}) is compiled once into nested
 closures, L{compile_search}; the handler then calls the result once per
@@ -27,6 +27,8 @@ Choices where the RFCs leave room, and why:
     disregarding time and zone (RFC 3501 section 6.4.4).
   - KEYWORD and UNKEYWORD compare case-insensitively (RFC 9051 section
     2.3.2 makes keywords case-insensitive; RFC 3501 was silent).
+  - MODSEQ (RFC 7162) uses the record's C{modseq} attribute; a record
+    without one fails the command rather than silently matching nothing.
   - Without a CHARSET, and for US-ASCII, strings are taken as UTF-8: many
     clients send UTF-8 without saying so, and ASCII is a subset.  Bytes
     that are not UTF-8 fall back to ISO-8859-1 rather than failing.
@@ -321,6 +323,19 @@ def _interval(op: str, seconds: int, compiled_at: datetime) -> Matcher:
     return lambda item: age(item) > span
 
 
+def _modseq(value: int) -> Matcher:
+    # RFC 7162 section 3.1.5: mod-sequence equal to or greater than the
+    # value.  Stores that keep no mod-sequences give records without one;
+    # answering "no match" would hide changes from a resynchronizing
+    # client, so the command fails instead.
+    def match(item: SearchItem) -> bool:
+        modseq = getattr(item.record, "modseq", None)
+        if modseq is None:
+            raise CommandFailed("This mailbox keeps no mod-sequences")
+        return modseq >= value
+    return match
+
+
 def _contains_any(values: Iterable[str], needle: str) -> bool:
     for v in values:
         if needle in v.casefold():
@@ -434,6 +449,8 @@ class _Compiler:
             return _sent_date(name[4:], value), _HEADER
         if name in ("YOUNGER", "OLDER"):
             return _interval(name, int(value), self.now), _CHEAP
+        if name == "MODSEQ":
+            return _modseq(int(value)), _CHEAP
         if name in _HEADER_KEYS:
             return (_header(_HEADER_KEYS[name], _needle(value, self.decode)),
                     _HEADER)

@@ -336,7 +336,34 @@ def test_unknown_charset_without_strings() -> None:
 def test_unsupported_key() -> None:
     """A key the parser knows but this module doesn't is a BAD, not a crash."""
     with pytest.raises(BadCommand):
-        compile_search(K("MODSEQ", 5))
+        compile_search(K("X-UNKNOWN", 5))
+
+
+@dataclass(frozen=True)
+class ModseqRecord:
+    """A record from a store that keeps mod-sequences (RFC 7162)."""
+
+    uid: int
+    flags: frozenset
+    internaldate: datetime
+    size: int
+    modseq: int
+
+
+def test_modseq() -> None:
+    """
+    MODSEQ n matches mod-sequences of n or more (RFC 7162 section 3.1.5);
+    records without one fail the command rather than match nothing.
+    """
+    matcher = compile_search(K("MODSEQ", 5))
+    when = datetime(2020, 1, 1, tzinfo=UTC)
+    hits = [n for n in (4, 5, 6)
+            if matcher(SearchItem(1, ModseqRecord(1, frozenset(), when, 1, n),
+                                  frozenset(), 1, 1))]
+    assert hits == [5, 6]
+    plain = MessageRecord(1, frozenset(), when, 1)
+    with pytest.raises(CommandFailed):
+        matcher(SearchItem(1, plain, frozenset(), 1, 1))
 
 
 def test_saved_result() -> None:
