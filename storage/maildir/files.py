@@ -93,10 +93,12 @@ def atomic_write(path: str, data: bytes, fsync: bool = True, mode: int = 0o600) 
 
 
 @contextlib.contextmanager
-def locked(path: str, timeout: float | None = LOCK_TIMEOUT) -> Iterator[None]:
+def locked(path: str, timeout: float | None = None) -> Iterator[None]:
     """
     Hold the NFS-safe dotlock C{path + ".lock"} (DESIGN.md rule 3) for the
     body of the C{with} statement.
+
+    @param timeout: seconds to wait; L{LOCK_TIMEOUT} when C{None}.
 
     @raises LockUnavailable: the lock could not be taken (timeout, or the
         directory does not let us create it); the locking layer's message
@@ -108,7 +110,7 @@ def locked(path: str, timeout: float | None = LOCK_TIMEOUT) -> Iterator[None]:
 
     lock = DotLock(path)
     try:
-        lock.acquire(timeout=timeout)
+        lock.acquire(timeout=LOCK_TIMEOUT if timeout is None else timeout)
     except (LockTimeout, CannotLock) as e:
         raise LockUnavailable(str(e)) from e
     except LockError as e:

@@ -1,0 +1,135 @@
+# -*- test-case-name: tests.storage.maildir.test_maildir_sync -*-
+"""
+Tests for L{storage.maildir.sync}: changes other programs make are picked
+up at the next sync, and UIDs never depend on names or readdir order.
+"""
+
+from __future__ import annotations
+
+import os
+
+from storage.maildir.sync import scan
+from storage.maildir.uidlist import UidlistFile
+
+from storage_maildir_testutil import files, make_store
+
+
+def _drop(directory, sub, name, data=b"Subject: x\n\nx\n", mtime=None):
+    path = os.path.join(directory, sub, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_mda_delivery_picked_up(tmp_path):
+    """A file an MDA drops into new/ gets the next UID and is \\Recent."""
+    store = make_store(tmp_path)
+    mailbox = store.open("INBOX")
+    assert mailbox.sync().messages == ()
+    _drop(store.root, "tmp", "1700000000.1_1.host")
+    os.rename(
+        os.path.join(store.root, "tmp", "1700000000.1_1.host"),
+        os.path.join(store.root, "new", "1700000000.1_1.host"),
+    )
+    snap = mailbox.sync()
+    assert [m.uid for m in snap.messages] == [1]
+    assert snap.recent == {1}
+    assert files(store.root)["cur"] == ["1700000000.1_1.host:2,"]
+
+
+def test_new_files_ordered_by_mtime_not_name(tmp_path):
+    """
+    Unlisted files get UIDs by (mtime, name), not by name: procmail's names
+    are not time-sorted (DESIGN.md rule 5).
+    """
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "zzz:2,", mtime=1_600_000_000)
+    _drop(store.root, "cur", "aaa:2,", mtime=1_700_000_000)
+    snap = store.open("INBOX").sync()
+    assert [(m.uid, m.key) for m in snap.messages] == [(1, "zzz"), (2, "aaa")]
+
+
+def test_uids_stable_after_rename_and_reorder(tmp_path):
+    """UIDs stay with their base name whatever happens to the info part."""
+    store = make_store(tmp_path)
+    for i in range(5):
+        _drop(store.root, "cur", f"m{i}:2,", mtime=1_600_000_000 + i)
+    mailbox = store.open("INBOX")
+    first = {m.key: m.uid for m in mailbox.sync().messages}
+    os.rename(os.path.join(store.root, "cur", "m3:2,"), os.path.join(store.root, "cur", "m3:2,FS"))
+    snap = mailbox.sync()
+    assert {m.key: m.uid for m in snap.messages} == first
+    assert [m.flags for m in snap.messages if m.key == "m3"] == [{"\\Flagged", "\\Seen"}]
+    # A second object (another session, another process) agrees.
+    assert {m.key: m.uid for m in store.open("INBOX").sync().messages} == first
+
+
+def test_foreign_delete_picked_up(tmp_path):
+    """A file deleted by another program disappears at the next sync."""
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,S")
+    _drop(store.root, "cur", "b:2,S")
+    mailbox = store.open("INBOX")
+    assert len(mailbox.sync().messages) == 2
+    os.unlink(os.path.join(store.root, "cur", "a:2,S"))
+    assert [m.key for m in mailbox.sync().messages] == ["b"]
+    _drop(store.root, "cur", "c:2,")
+    assert [m.uid for m in mailbox.sync().messages] == [2, 3]
+    # The uidlist was rewritten for c, dropping a's line; UID 1 stays used.
+    uidlist = UidlistFile(store.root).read()
+    assert [r.base for r in uidlist.records] == ["b", "c"]
+    assert uidlist.next_uid == 4
+
+
+def test_file_dropped_into_cur_with_flags(tmp_path):
+    """A file another program puts straight into cur/ keeps its flags."""
+    store = make_store(tmp_path)
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    _drop(store.root, "cur", "mutt.1:2,RS")
+    (rec,) = mailbox.sync().messages
+    assert rec.flags == {"\\Answered", "\\Seen"}
+    assert mailbox.sync().recent == frozenset()
+
+
+def test_readonly_sync_does_not_move(tmp_path):
+    """EXAMINE-style opens give UIDs but leave new/ alone (no \\Recent)."""
+    store = make_store(tmp_path)
+    _drop(store.root, "new", "n1")
+    snap = store.open("INBOX", readonly=True).sync()
+    assert [m.uid for m in snap.messages] == [1] and snap.recent == frozenset()
+    assert files(store.root)["new"] == ["n1"]
+    assert store.open("INBOX").sync().recent == {1}
+
+
+def test_read_after_foreign_flag_change(tmp_path):
+    """read() follows a message whose file another program renamed."""
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "m:2,", data=b"hello\n")
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    os.rename(os.path.join(store.root, "cur", "m:2,"), os.path.join(store.root, "cur", "m:2,S"))
+    assert mailbox.read(1) == b"hello\r\n"
+
+
+def test_scan_prefers_cur_and_skips_dotfiles(tmp_path):
+    """The same base in new/ and cur/ counts once (cur/); dot files are skipped."""
+    store = make_store(tmp_path)
+    _drop(store.root, "new", "dup")
+    _drop(store.root, "cur", "dup:2,S")
+    _drop(store.root, "cur", ".hidden")
+    entries = scan(store.root)
+    assert list(entries) == ["dup"] and entries["dup"].subdir == "cur"
+
+
+def test_missing_uidlist_is_created(tmp_path):
+    """A Maildir without a uidlist gets one with a time-based UIDVALIDITY."""
+    import time
+
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "x:2,")
+    snap = store.open("INBOX").sync()
+    assert abs(snap.uidvalidity - time.time()) < 60
+    assert os.path.exists(os.path.join(store.root, "dovecot-uidlist"))
