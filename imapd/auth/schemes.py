@@ -83,6 +83,8 @@ _system_crypt: Callable[[str, str], str | None] | None = _import_crypt()
 # while the Python binding refuses longer input, so we cut it ourselves.
 _BCRYPT_MAX = 72
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2x$", "$2y$")
+# The work factor of new BLF-CRYPT hashes (bcrypt's own default).
+_BCRYPT_COST = 12
 
 # Parameters for new hashes.  Argon2 costs are those Dovecot 2.3 uses
 # (libsodium's "interactive" limits, visible in its output), SCRAM uses the
@@ -400,7 +402,7 @@ def _gen_bcrypt(password: bytes) -> str:
     """
     import bcrypt
 
-    hashed = bcrypt.hashpw(password[:_BCRYPT_MAX], bcrypt.gensalt()).decode("ascii")
+    hashed = bcrypt.hashpw(password[:_BCRYPT_MAX], bcrypt.gensalt(_BCRYPT_COST)).decode("ascii")
     return "$2y$" + hashed[4:]
 
 
