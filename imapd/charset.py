@@ -174,6 +174,9 @@ _QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 def _b64(text: bytes) -> bytes:
     # Tolerate missing or excess padding and stray characters: drop what
     # is not base64, then pad to a multiple of four.
+    pad = text.find(b"=")
+    if pad >= 0:
+        text = text[:pad]
     text = re.sub(rb"[^A-Za-z0-9+/]", b"", text)
     if len(text) % 4 == 1:
         text = text[:-1]
@@ -209,6 +212,7 @@ def decode_words(value: bytes | str) -> str:
     out: list[str] = []
     pending = bytearray()
     pending_charset: str | None = None
+    after_word = False
     pos = 0
 
     def flush() -> None:
@@ -221,12 +225,13 @@ def decode_words(value: bytes | str) -> str:
     for m in _ENCODED_WORD.finditer(value):
         between = value[pos:m.start()]
         charset = m.group(1).decode("latin-1").lower()
-        if between and not (pending and _WS_ONLY.fullmatch(between)):
+        if between and not (after_word and _WS_ONLY.fullmatch(between)):
             flush()
             out.append(decode(between, None))
-        elif pending and charset != pending_charset:
+        elif charset != pending_charset:
             flush()
         pending_charset = charset
+        after_word = True
         if m.group(2) in b"bB":
             pending += _b64(m.group(3))
         else:

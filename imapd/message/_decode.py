@@ -42,9 +42,12 @@ def normalize_cte(value: bytes | None) -> bytes | None:
 
 
 def _base64(data: bytes) -> bytes:
-    # Drop everything outside the alphabet (line breaks, junk after the
-    # padding) and decode in whole quanta, as Dovecot's decoder does
-    # rather than failing the part.
+    # The data ends at the padding; drop everything else outside the
+    # alphabet (line breaks, junk) and decode in whole quanta, as
+    # Dovecot's decoder does rather than failing the part.
+    pad = data.find(b"=")
+    if pad >= 0:
+        data = data[:pad]
     data = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
     data = data[: len(data) - len(data) % 4] if len(data) % 4 == 1 else data
     data += b"=" * (-len(data) % 4)

@@ -157,7 +157,9 @@ class Message:
             header = node.message.header
         if text == "HEADER":
             return header.raw[header.start:header.end]
-        return header.select(tuple(f.lower() for f in fields),
+        names = tuple((f.encode("latin-1", "replace") if isinstance(f, str) else f).lower()
+                      for f in fields)
+        return header.select(names,
                              exclude=text == "HEADER.FIELDS.NOT")
 
     def binary_section(self, part: tuple[int, ...]) -> bytes | None:

@@ -121,7 +121,8 @@ def _expand(part: Part, depth: int, counter: list[int]) -> None:
             part.ctype = (b"text", b"plain")
             return
         default = (b"message", b"rfc822") if minor == b"digest" else (b"text", b"plain")
-        for s, e in _split(part.raw, part.body_start, part.end, boundary):
+        limit = max(1, MAX_PARTS - counter[0])
+        for s, e in _split(part.raw, part.body_start, part.end, boundary, limit):
             child = Part(part.raw, s, e, default)
             part.children.append(child)
             _expand(child, depth + 1, counter)
@@ -136,7 +137,8 @@ def _expand(part: Part, depth: int, counter: list[int]) -> None:
         _expand(inner, depth + 1, counter)
 
 
-def _split(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+def _split(raw: bytes, start: int, end: int, boundary: bytes,
+           limit: int = MAX_PARTS) -> list[tuple[int, int]]:
     """
     Find the body parts of a multipart body at C{raw[start:end]}.
 
@@ -146,7 +148,8 @@ def _split(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int,
     to the preceding part.  Text before the first delimiter (preamble) and
     after the close delimiter (epilogue) belongs to no part; a missing
     close delimiter ends the last part at the end of the body, as in
-    Dovecot.
+    Dovecot.  After C{limit} parts the last one takes the rest of the
+    body.
     """
     dash = b"--" + boundary
     parts: list[tuple[int, int]] = []
@@ -176,6 +179,8 @@ def _split(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int,
         else:
             line_end = end
         if part_start >= 0:
+            if len(parts) + 1 >= limit:
+                break
             pend = hit
             if pend > start and raw[pend - 1] == 0x0A:
                 pend -= 1
