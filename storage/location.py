@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.test_location -*-
+# -*- test-case-name: tests.storage.test_storage_location -*-
 """
 Dovecot C{mail_location} strings::
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.test_mutf7 -*-
+# -*- test-case-name: tests.storage.test_storage_mutf7 -*-
 """
 Modified UTF-7 (RFC 3501 section 5.1.3), the encoding Dovecot uses for
 folder names on disk (C{.&ANw-n&AO8-code} is "Ünïcode") and in the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.test_registry -*-
+# -*- test-case-name: tests.storage.test_storage_registry -*-
 """
 Stores by driver name (as Dovecot's C{mail-storage-register.c} does):
 L{open_store} turns a C{mail_location} into an L{IStore}.

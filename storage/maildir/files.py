@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.maildir.test_maildir_files -*-
+# -*- test-case-name: tests.storage.maildir.test_maildir_save -*-
 """
 Small file helpers shared by the Maildir modules: atomic replacement of
 control files and the mapping of lock failures to store errors.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.maildir.test_maildir_mailbox -*-
+# -*- test-case-name: tests.storage.maildir.test_maildir_sync,tests.storage.maildir.test_maildir_fixture -*-
 """
 An open Maildir mailbox (L{IMailbox}).
 
