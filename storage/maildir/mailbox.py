@@ -18,6 +18,8 @@ so they never take C{\\Recent} away from anyone.
 from __future__ import annotations
 
 import os
+import stat
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -32,7 +34,33 @@ from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
 from storage.maildir.uidlist import Uidlist, UidlistFile
 
-__all__ = ["MaildirMailbox"]
+__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE"]
+
+#: The Maildir spec: a file in tmp/ untouched for 36 hours is left over
+#: from a crashed delivery and may be removed.
+TMP_MAX_AGE = 36 * 3600
+
+
+def clean_tmp(directory: str) -> None:
+    """
+    Remove stale files from C{tmp/} (older than L{TMP_MAX_AGE} by their
+    ctime, which a delivery in progress keeps fresh).  The margin is wide
+    enough that clock skew between us and an NFS server does not matter.
+    """
+    tmp = os.path.join(directory, "tmp")
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    limit = time.time() - TMP_MAX_AGE
+    for name in names:
+        path = os.path.join(tmp, name)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and max(st.st_ctime, st.st_mtime, st.st_atime) < limit:
+                os.unlink(path)
+        except OSError:
+            continue
 
 
 @implementer(IMailbox)
@@ -68,6 +96,10 @@ class MaildirMailbox:
         self._dates: dict[str, datetime] = {}
         self._recent: set[str] = set()
         self._closed = False
+        #: The snapshot of the last L{sync}.
+        self.last_snapshot: MailboxSnapshot | None = None
+        if not readonly:
+            clean_tmp(directory)
         self.sync()
 
     @property
@@ -104,7 +136,8 @@ class MaildirMailbox:
         confirm_missing(self.directory, entries, vanished)
         self._uidlist = uidlist
         self._entries = entries
-        return self._snapshot()
+        self.last_snapshot = self._snapshot()
+        return self.last_snapshot
 
     @staticmethod
     def _listed(uidlist: Uidlist) -> set[str]:

@@ -223,6 +223,17 @@ class MaildirStore:
                 if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     raise MailboxExists(f"{dst} exists already") from None
                 raise StoreError(f"cannot rename {src}: {e.strerror or e}") from e
+        self._create_parents(new)
+
+    def _create_parents(self, name: str) -> None:
+        """Create the missing parents of C{name}, as CREATE does."""
+        parts = name.split(SEP)
+        if len(parts) > 1:
+            existing = self._existing()
+            parent = SEP.join(parts[:-1])
+            if parent != INBOX and not existing.get(parent):
+                with contextlib.suppress(MailboxExists):
+                    self.create(parent)
 
     def _rename_inbox(self, new: str) -> None:
         """
@@ -292,7 +303,8 @@ class MaildirStore:
         """
         mailbox = self.open(name, readonly=True)
         try:
-            snapshot = mailbox.sync()
+            snapshot = mailbox.last_snapshot
+            assert snapshot is not None
             recent = sum(1 for e in mailbox._entries.values() if e.subdir == "new")
         finally:
             mailbox.close()

@@ -124,6 +124,8 @@ def test_rename_with_children(tmp_path):
     names = _list(store)
     assert "A" not in names and "A/B" not in names
     assert names["Z/Y"] == {"\\HasChildren"}
+    # The missing parent is created, as CREATE would.
+    assert names["Z"] == {"\\HasChildren"}
     after = store.open("Z/Y/B").sync()
     assert (after.uidvalidity, after.messages) == (before.uidvalidity, before.messages)
     with pytest.raises(MailboxNotFound):

@@ -133,3 +133,23 @@ def test_missing_uidlist_is_created(tmp_path):
     snap = store.open("INBOX").sync()
     assert abs(snap.uidvalidity - time.time()) < 60
     assert os.path.exists(os.path.join(store.root, "dovecot-uidlist"))
+
+
+def test_stale_tmp_files_removed(tmp_path, monkeypatch):
+    """
+    A read-write open removes tmp/ files untouched for longer than
+    TMP_MAX_AGE (36 hours); fresh ones (a delivery in progress) stay, and
+    read-only opens never remove anything.
+    """
+    from storage.maildir import mailbox as mailbox_mod
+
+    store = make_store(tmp_path)
+    fresh = _drop(store.root, "tmp", "in-progress")
+    store.open("INBOX")
+    assert os.path.exists(fresh)
+    # A file's ctime cannot be set back: move the limit instead.
+    monkeypatch.setattr(mailbox_mod, "TMP_MAX_AGE", -10)
+    store.open("INBOX", readonly=True)
+    assert os.path.exists(fresh)
+    store.open("INBOX")
+    assert not os.path.exists(fresh)
