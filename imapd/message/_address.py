@@ -34,16 +34,22 @@ class Address(NamedTuple):
 _ATOM, _QUOTED, _COMMENT, _SPECIAL, _LITERAL = range(5)
 _SPECIALS = b"()<>[]:;@\\,.\""
 
+# A token: (kind, text, preceded by whitespace or a comment).
+Token = tuple[int, bytes, bool]
 
-def _lex(value: bytes) -> list[tuple[int, bytes]]:
+
+def _lex(value: bytes) -> list[Token]:
     """Split a header value into RFC 5322 section 3.2 lexical tokens."""
-    tokens: list[tuple[int, bytes]] = []
+    tokens: list[Token] = []
+    spaced = False
     i, n = 0, len(value)
     while i < n:
         c = value[i]
         if c in b" \t\r\n":
+            spaced = True
             i += 1
-        elif c == 0x22:  # quoted-string, section 3.2.4
+            continue
+        if c == 0x22:  # quoted-string, section 3.2.4
             out = bytearray()
             i += 1
             while i < n and value[i] != 0x22:
@@ -52,7 +58,7 @@ def _lex(value: bytes) -> list[tuple[int, bytes]]:
                 if value[i] not in b"\r\n":
                     out.append(value[i])
                 i += 1
-            tokens.append((_QUOTED, bytes(out)))
+            tokens.append((_QUOTED, bytes(out), spaced))
             i += 1
         elif c == 0x28:  # comment, section 3.2.2 (nested)
             depth, j = 0, i
@@ -66,96 +72,127 @@ def _lex(value: bytes) -> list[tuple[int, bytes]]:
                     if depth == 0:
                         break
                 j += 1
-            tokens.append((_COMMENT, value[i + 1:j].replace(b"\r\n", b"").strip()))
+            text = value[i + 1:j].replace(b"\r", b"").replace(b"\n", b"").strip()
+            tokens.append((_COMMENT, text, spaced))
             i = j + 1
+            spaced = True  # a comment separates words like whitespace
+            continue
         elif c == 0x5B:  # domain-literal, section 3.4.1
             j = value.find(b"]", i)
             j = n - 1 if j < 0 else j
-            tokens.append((_LITERAL, value[i:j + 1]))
+            tokens.append((_LITERAL, value[i:j + 1], spaced))
             i = j + 1
         elif c in _SPECIALS:
-            tokens.append((_SPECIAL, bytes([c])))
+            tokens.append((_SPECIAL, bytes([c]), spaced))
             i += 1
         else:
             j = i
             while j < n and value[j] not in b" \t\r\n" and value[j] not in _SPECIALS:
                 j += 1
-            tokens.append((_ATOM, value[i:j]))
+            tokens.append((_ATOM, value[i:j], spaced))
             i = j
+        spaced = False
     return tokens
 
 
-def _phrase(tokens: list[tuple[int, bytes]]) -> bytes | None:
-    # RFC 5322 section 3.2.5 phrase: words joined by one space; encoded
-    # words stay raw (RFC 3501 sends the name undecoded).  Dots are
-    # allowed in names (obs-phrase).
-    # "." and "@" (an address used as a name, "a@b <a@b>") are glued to
-    # their neighbours instead of standing as words.
-    words: list[bytes] = []
-    glue = False
-    for kind, text in tokens:
-        if kind == _SPECIAL and text in (b".", b"@"):
-            if words:
-                words[-1] += text
-            else:
-                words.append(text)
-            glue = text == b"@" or b"@" in words[-1]
-        elif kind in (_ATOM, _QUOTED) or (kind == _SPECIAL and text not in (b"<", b">")):
-            if glue and words:
-                words[-1] += text
-            else:
-                words.append(text)
-            glue = False
-    return b" ".join(words) if words else None
+def _is(token: Token, special: bytes) -> bool:
+    return token[0] == _SPECIAL and token[1] == special
 
 
-def _addr_spec(tokens: list[tuple[int, bytes]]) -> tuple[bytes | None, bytes | None, bytes | None]:
+def _phrase(tokens: list[Token]) -> bytes | None:
+    # RFC 5322 section 3.2.5 phrase, its words separated as they were in
+    # the header (one space for any run of whitespace or comments), so
+    # "J. R. Smith" and "example.org" both survive.  Encoded words stay
+    # raw (RFC 3501 sends the name undecoded); comments are dropped, as by
+    # Dovecot's rfc822_parse_phrase.
+    out = bytearray()
+    first = True
+    for kind, text, spaced in tokens:
+        if kind == _COMMENT or (kind == _SPECIAL and text in (b"<", b">")):
+            continue
+        if spaced and not first:
+            out += b" "
+        out += text
+        first = False
+    return None if first else bytes(out)
+
+
+def _join(tokens: list[Token]) -> bytes:
+    return b"".join(text for kind, text, _ in tokens if kind != _COMMENT)
+
+
+def _addr_spec(tokens: list[Token]) -> tuple[bytes | None, bytes | None, bytes | None]:
     """Return C{(adl, mailbox, host)} from the tokens of an addr-spec
     or an angle-addr's contents (with an obsolete route, section 4.4)."""
     adl = None
     # obs-route: "@a,@b:" before the addr-spec.
-    if tokens and tokens[0] == (_SPECIAL, b"@"):
-        colon = next((i for i, t in enumerate(tokens) if t == (_SPECIAL, b":")), -1)
+    if tokens and _is(tokens[0], b"@"):
+        colon = next((i for i, t in enumerate(tokens) if _is(t, b":")), -1)
         if colon >= 0:
-            adl = b"".join(t for k, t in tokens[:colon] if k != _COMMENT) or None
+            adl = _join(tokens[:colon]) or None
             tokens = tokens[colon + 1:]
-    at = -1
-    for i in range(len(tokens) - 1, -1, -1):
-        if tokens[i] == (_SPECIAL, b"@"):
-            at = i
-            break
-    local_toks = tokens if at < 0 else tokens[:at]
-    local = b"".join(t for k, t in local_toks if k != _COMMENT)
-    host = None
-    if at >= 0:
-        host = b"".join(t for k, t in tokens[at + 1:] if k != _COMMENT)
-    return adl, local or None, host or None
+    # The last "@" separates the domain: "a@b@c" is local part "a@b".
+    at = next((i for i in range(len(tokens) - 1, -1, -1) if _is(tokens[i], b"@")), -1)
+    if at < 0:
+        return adl, _join(tokens) or None, None
+    return adl, _join(tokens[:at]) or None, _join(tokens[at + 1:]) or None
 
 
-def _mailbox(tokens: list[tuple[int, bytes]]) -> Address | None:
-    """One mailbox (name-addr or addr-spec) from its tokens."""
-    tokens = [t for t in tokens]
+def _words(tokens: list[Token]) -> list[list[Token]]:
+    # Split an addr-spec at whitespace between two words: "a.b" and
+    # "a . b" stay one group, "Big Bug bb@x" becomes three.
+    groups: list[list[Token]] = []
+    prev = None
+    for tok in tokens:
+        if tok[0] == _COMMENT:
+            continue
+        if (groups and tok[2] and tok[0] in (_ATOM, _QUOTED)
+                and prev in (_ATOM, _QUOTED, _LITERAL)):
+            groups.append([tok])
+        elif groups:
+            groups[-1].append(tok)
+        else:
+            groups.append([tok])
+        prev = tok[0]
+    return groups
+
+
+def _mailbox(tokens: list[Token]) -> list[Address]:
+    """The mailbox (name-addr or addr-spec) in C{tokens}; a bare list of
+    words is read the way people mistype it."""
     if not tokens:
-        return None
-    comments = [t for k, t in tokens if k == _COMMENT]
-    lt = next((i for i, t in enumerate(tokens) if t == (_SPECIAL, b"<")), -1)
+        return []
+    comments = [text for kind, text, _ in tokens if kind == _COMMENT]
+    name: bytes | None
+    lt = next((i for i, t in enumerate(tokens) if _is(t, b"<")), -1)
     if lt >= 0:
-        gt = next((i for i in range(lt + 1, len(tokens)) if tokens[i] == (_SPECIAL, b">")), len(tokens))
-        name = _phrase([t for t in tokens[:lt] if t[0] != _COMMENT])
-        adl, local, host = _addr_spec([t for t in tokens[lt + 1:gt] if t[0] != _COMMENT])
-        if local is None and host is None and name is None:
-            return None  # "<>": the null path, nothing to report
+        gt = next((i for i in range(lt + 1, len(tokens)) if _is(tokens[i], b">")), len(tokens))
+        name = _phrase(tokens[:lt])
+        adl, local, host = _addr_spec(tokens[lt + 1:gt])
+        if local is None and host is None and not name:
+            return []  # "<>": the null path, nothing to report
+        specs = [(adl, local, host)]
     else:
-        core = [t for t in tokens if t[0] != _COMMENT]
-        if not core:
-            return None
+        groups = _words(tokens)
+        if not groups:
+            return []
         name = None
-        adl, local, host = _addr_spec(core)
+        with_at = [g for g in groups if any(_is(t, b"@") for t in g)]
+        if len(groups) > 1 and len(with_at) > 1 and len(with_at) == len(groups):
+            # "a@x b@y": a missing comma.
+            specs = [_addr_spec(g) for g in groups]
+        elif len(groups) > 1 and with_at == groups[-1:]:
+            # "Big Bug bb@bug.com": a name without its angle brackets.
+            name = _phrase([t for g in groups[:-1] for t in g])
+            specs = [_addr_spec(groups[-1])]
+        else:
+            specs = [_addr_spec([t for g in groups for t in g])]
     if name is None and comments:
         # Dovecot uses a trailing comment as the display name when there is
         # no phrase: "user@host (Real Name)".
         name = comments[-1] or None
-    return Address(name, adl, local or MISSING_MAILBOX, host or MISSING_DOMAIN)
+    return [Address(name, adl, local or MISSING_MAILBOX, host or MISSING_DOMAIN)
+            for adl, local, host in specs]
 
 
 def parse_addresses(value: bytes | None) -> list[Address]:
@@ -170,12 +207,11 @@ def parse_addresses(value: bytes | None) -> list[Address]:
     """
     if not value:
         return []
-    tokens = _lex(value)
     out: list[Address] = []
-    current: list[tuple[int, bytes]] = []
+    current: list[Token] = []
     in_angle = False
     in_group = False
-    for tok in tokens:
+    for tok in _lex(value):
         if tok[0] == _SPECIAL:
             t = tok[1]
             if t == b"<":
@@ -183,30 +219,24 @@ def parse_addresses(value: bytes | None) -> list[Address]:
             elif t == b">":
                 in_angle = False
             elif not in_angle and t == b",":
-                addr = _mailbox(current)
-                if addr:
-                    out.append(addr)
+                out.extend(_mailbox(current))
                 current = []
                 continue
-            elif not in_angle and t == b":" and not in_group and b"@" not in b"".join(
-                    x for k, x in current if k == _SPECIAL):
+            elif (not in_angle and t == b":" and not in_group
+                  and not any(_is(x, b"@") for x in current)):
                 # RFC 5322 section 3.4: group = display-name ":" [list] ";"
                 out.append(Address(None, None, _phrase(current) or b"", None))
                 in_group = True
                 current = []
                 continue
             elif not in_angle and t == b";" and in_group:
-                addr = _mailbox(current)
-                if addr:
-                    out.append(addr)
+                out.extend(_mailbox(current))
                 out.append(Address(None, None, None, None))
                 in_group = False
                 current = []
                 continue
         current.append(tok)
-    addr = _mailbox(current)
-    if addr:
-        out.append(addr)
+    out.extend(_mailbox(current))
     if in_group:
         out.append(Address(None, None, None, None))
     return out

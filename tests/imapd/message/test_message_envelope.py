@@ -101,3 +101,19 @@ def test_missing_domain_is_not_a_group_marker():
     """A NIL host would mean 'group start' (RFC 3501 section 7.4.2), so a missing domain is filled."""
     env = Message(b"From: root\r\n\r\n").envelope()
     assert b'((NIL NIL "root" "MISSING_DOMAIN"))' in env
+
+
+@pytest.mark.parametrize("value, expected", [
+    (b"J. R. Smith <a@b>", [Address(b"J. R. Smith", None, b"a", b"b")]),
+    (b"spamassassin.taint.org <y@x>", [Address(b"spamassassin.taint.org", None, b"y", b"x")]),
+    (b"a@b.c <a@b.c>", [Address(b"a@b.c", None, b"a", b"b.c")]),
+    (b"ILUG (Request) <ilug@linux.ie>", [Address(b"ILUG", None, b"ilug", b"linux.ie")]),
+    (b"Big Bug bb@bug.com", [Address(b"Big Bug", None, b"bb", b"bug.com")]),
+    (b"tim@x.com concierge@x.com",
+     [Address(None, None, b"tim", b"x.com"), Address(None, None, b"concierge", b"x.com")]),
+    (b"a@b@c.com", [Address(None, None, b"a@b", b"c.com")]),
+    (b'"" <>', []),
+])
+def test_parse_addresses_mistakes(value, expected):
+    """Mistakes from the corpus: names without quotes or brackets, missing commas, two '@'."""
+    assert parse_addresses(value) == expected
