@@ -28,7 +28,7 @@ from zope.interface import implementer
 from storage.errors import MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.maildir.content import crlf_size, to_crlf
-from storage.maildir.filename import INFO_SEP, size_field
+from storage.maildir.filename import INFO_SEP, MaildirName, size_field
 from storage.maildir.keywords import KeywordsFile
 from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
@@ -157,7 +157,7 @@ class MaildirMailbox:
             except OSError as e:
                 raise StoreError(f"cannot move {entry.path(self.directory)} to cur/: {e}") from e
             self._recent.add(base)
-            entries[base] = Entry("cur", name, type(entry.parsed).parse(name))
+            entries[base] = Entry("cur", name, MaildirName.parse(name))
 
     def _snapshot(self) -> MailboxSnapshot:
         assert self._uidlist is not None
@@ -268,6 +268,13 @@ class MaildirMailbox:
         base = self.base_of(uid)
         with self._open(base) as f:
             return to_crlf(f.read())
+
+    def unclaimed(self) -> int:
+        """
+        How many messages were still in C{new/} at the last sync: no
+        session has taken them as C{\\Recent} yet (STATUS RECENT).
+        """
+        return sum(1 for e in self._entries.values() if e.subdir == "new")
 
     def add_recent(self, base: str) -> None:
         """Count a message this object added as its own \\Recent."""

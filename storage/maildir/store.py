@@ -305,7 +305,7 @@ class MaildirStore:
         try:
             snapshot = mailbox.last_snapshot
             assert snapshot is not None
-            recent = sum(1 for e in mailbox._entries.values() if e.subdir == "new")
+            recent = mailbox.unclaimed()
         finally:
             mailbox.close()
         return MailboxStatus(

@@ -266,3 +266,34 @@ def test_lock_unavailable(tmp_path, monkeypatch):
         holder.release()
     assert mailbox.sync().messages == ()
     assert os.listdir(os.path.join(store.root, "tmp")) == []
+
+
+def test_cannot_lock_maps_to_lock_unavailable(tmp_path, monkeypatch):
+    """
+    A lock that cannot be created at all (e.g. a spool directory without
+    write permission) is a LockUnavailable carrying the locking layer's
+    message, never a silent unlocked write (DESIGN.md rule 3).
+    """
+    import locking
+
+    from storage.errors import LockUnavailable
+
+    class Refusing:
+        def __init__(self, path, settings=None):
+            self.path = path
+
+        def acquire(self, timeout=None):
+            raise locking.CannotLock(f"cannot create {self.path}.lock: directory not writable")
+
+        def release(self):
+            raise AssertionError("never acquired")
+
+    store = make_store(tmp_path)
+    mailbox = store.open("INBOX")
+    tx = mailbox.transaction()
+    tx.append(b"x\r\n", ["\\Seen"])
+    monkeypatch.setattr(locking, "DotLock", Refusing)
+    with pytest.raises(LockUnavailable, match="directory not writable"):
+        tx.commit()
+    monkeypatch.undo()
+    assert mailbox.sync().messages == ()
