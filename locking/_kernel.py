@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from typing import Any
 
 from locking._retry import Backoff
@@ -24,7 +23,7 @@ from locking.table import TABLE, LockTable
 # stale state to wait out and retries can stay short.
 DEFAULT_TIMEOUT = 30.0
 RETRY_MIN = 0.0005
-RETRY_MAX = 0.05
+RETRY_MAX = 0.02
 
 # What a non-blocking lock call returns when somebody else holds the lock.
 _BUSY = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK})
@@ -50,7 +49,8 @@ class KernelFileLock:
         self._table = _table if _table is not None else TABLE
         self._fd: int | None = None
         self._key: tuple[str, int, int] | None = None
-        self._owner_thread: int | None = None
+        # The process that took the lock (see release()).
+        self._pid = 0
 
     def __repr__(self) -> str:
         mode = "exclusive" if self.exclusive else "shared"
@@ -121,17 +121,23 @@ class KernelFileLock:
             raise
         self._fd = fd
         self._key = key
-        self._owner_thread = threading.get_ident()
+        self._pid = os.getpid()
 
     def release(self) -> None:
         """
-        Unlock and close the file; does nothing if not held.
+        Unlock and close the file; does nothing if not held.  In a forked
+        child the inherited descriptor is only closed, leaving the parent's
+        lock alone.
         """
         fd, self._fd = self._fd, None
         if fd is None:
             return
         try:
-            self._unlock(fd)
+            if self._pid == os.getpid():
+                self._unlock(fd)
+            # else: a forked child shares our open file description, so
+            # unlocking here would release the parent's lock; closing the
+            # child's descriptor does not.
         except OSError:
             # close() below drops the lock anyway.
             pass

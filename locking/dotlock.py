@@ -195,6 +195,9 @@ class DotLock:
         # Serializes refresh (maybe from the refresher thread) with release.
         self._mutex = threading.Lock()
         self._refresher: _Refresher | None = None
+        # The process that took the lock: a forked child inherits this
+        # object but must never remove its parent's lock.
+        self._pid = 0
         self.lost = False
 
     def __repr__(self) -> str:
@@ -233,6 +236,7 @@ class DotLock:
             owned, probe = self._attempt()
             if owned:
                 self.lost = False
+                self._pid = os.getpid()
                 if self.settings.refresh_interval and self._level == 0:
                     self._refresher = _Refresher(self, self.settings.refresh_interval)
                     self._refresher.start()
@@ -253,14 +257,16 @@ class DotLock:
         """
         Remove our lock file.  If it was removed or replaced meanwhile, log
         that and warn with L{LockLost}, but do not raise and do not remove
-        the other lock.
+        the other lock.  In a forked child the inherited lock is only
+        forgotten: it belongs to the parent.
         """
         refresher, self._refresher = self._refresher, None
         if refresher is not None:
             refresher.stop()
         with self._mutex:
             ident, self._ident = self._ident, None
-            if ident is None:
+            if ident is None or self._pid != os.getpid():
+                # Not held, or held by the process we were forked from.
                 return
             try:
                 st = self._os.lstat(self.lock_path)

@@ -102,7 +102,8 @@ def test_from_names_builds_in_order(target):
     assert chain.locks[0].lock_path == target + ".lock"
     verifyObject(ILock, chain)
     for lock in chain.locks:
-        assert ILock.providedBy(lock)
+        verifyObject(ILock, lock)
+    verifyObject(ILock, LockChain.from_names(["dotlock_try"], target).locks[0])
 
 
 def test_from_names_settings_and_shared(target):

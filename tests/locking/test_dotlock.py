@@ -290,20 +290,25 @@ def test_stale_lock_of_killed_process_is_broken_at_once(target):
 
 def test_killed_process_of_other_host_waits_for_age(target):
     """
-    A lock naming another host cannot be checked by pid: it is stale only
-    once it is older than C{stale_age} by the file server's clock (the lock
-    is aged with os.utime).
+    A lock left by a SIGKILLed process whose content names another host
+    cannot be checked by pid: it is stale only once it is older than
+    C{stale_age} by the file server's clock (aged here with os.utime).
     """
+    parent, child = FORK.Pipe()
+    proc = FORK.Process(target=_hold_then_sleep, args=(target, "elsewhere", child))
+    proc.start()
+    assert parent.recv() == "locked"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
     settings = DotlockSettings(hostname="here", stale_age=300, retry_max=0.02)
-    # A pid that surely does not run here; it must not matter for "there".
-    _write_lock(target + ".lock", "there 999999\n")
     _age(target + ".lock", 250)
     with pytest.raises(LockTimeout) as info:
         DotLock(target, settings).acquire(timeout=0.1)
-    assert info.value.holder == "there 999999"
+    assert info.value.holder.startswith(f"elsewhere {proc.pid} ")
+    assert 249 <= info.value.age <= 252
     _age(target + ".lock", 310)
     lock = DotLock(target, settings)
-    lock.acquire(timeout=1)
+    lock.acquire(timeout=0)
     assert lock.held
     lock.release()
 
@@ -674,3 +679,24 @@ def test_background_refresher(target):
     lock.release()
     assert not refresher.is_alive()
     assert not os.path.exists(target + ".lock")
+
+
+def _release_inherited(lock, reply):
+    lock.release()
+    reply.send(lock.held)
+
+
+def test_forked_child_does_not_release_parents_lock(target):
+    """
+    A child forked while we hold the lock inherits the object; its release()
+    forgets the lock without removing our lock file.
+    """
+    with DotLock(target) as lock:
+        parent, child = FORK.Pipe()
+        proc = FORK.Process(target=_release_inherited, args=(lock, child))
+        proc.start()
+        assert parent.recv() is False
+        proc.join()
+        assert os.path.exists(target + ".lock")
+        assert lock.held
+    assert not lock.lost

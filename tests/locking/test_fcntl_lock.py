@@ -228,3 +228,35 @@ def test_not_reentrant_and_refresh(target):
         lock.refresh()
         with pytest.raises(LockError):
             lock.acquire(0)
+
+
+def _release_inherited(lock, reply):
+    lock.release()
+    reply.send(lock.held)
+
+
+def test_forked_child_does_not_release_parents_lock(target):
+    """
+    A forked child shares our open file description; its release() must not
+    unlock it (that would release our OFD lock), only close its copy.
+    """
+    with FcntlLock(target) as lock:
+        parent, child = FORK.Pipe()
+        proc = FORK.Process(target=_release_inherited, args=(lock, child))
+        proc.start()
+        assert parent.recv() is False
+        proc.join()
+        # Still ours: another process cannot take it.
+        ready, done = FORK.Event(), FORK.Event()
+        other = FORK.Process(target=_try_once, args=(target, ready))
+        other.start()
+        other.join()
+        assert not ready.is_set()
+
+
+def _try_once(path, got):
+    try:
+        FcntlLock(path).acquire(0)
+        got.set()
+    except LockTimeout:
+        pass
