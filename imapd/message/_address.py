@@ -13,6 +13,7 @@ with a NIL host would be read as the start of a group.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 __all__ = ["Address", "parse_addresses"]
@@ -38,36 +39,33 @@ _SPECIALS = b"()<>[]:;@\\,.\""
 Token = tuple[int, bytes, bool]
 
 
+_LEX = re.compile(
+    rb'([ \t\r\n]+)'                      # 1 whitespace
+    rb'|"((?:[^"\\]|\\.)*)(?:"|$)'        # 2 quoted-string (maybe unclosed)
+    rb'|(\[[^\]]*(?:\]|$))'               # 3 domain-literal
+    rb'|([<>:;@,.\\\]])'                  # 4 special
+    rb'|([^ \t\r\n()<>\[\]:;@\\,."]+)',  # 5 atom
+    re.S,
+)
+_UNQUOTE = re.compile(rb"\\(.)|[\r\n]", re.S)
+
+
 def _lex(value: bytes) -> list[Token]:
     """Split a header value into RFC 5322 section 3.2 lexical tokens."""
     tokens: list[Token] = []
     spaced = False
     i, n = 0, len(value)
+    match = _LEX.match
     while i < n:
-        c = value[i]
-        if c in b" \t\r\n":
-            spaced = True
-            i += 1
-            continue
-        if c == 0x22:  # quoted-string, section 3.2.4
-            out = bytearray()
-            i += 1
-            while i < n and value[i] != 0x22:
-                if value[i] == 0x5C and i + 1 < n:
-                    i += 1
-                if value[i] not in b"\r\n":
-                    out.append(value[i])
-                i += 1
-            tokens.append((_QUOTED, bytes(out), spaced))
-            i += 1
-        elif c == 0x28:  # comment, section 3.2.2 (nested)
+        if value[i] == 0x28:  # comment, section 3.2.2 (they nest)
             depth, j = 0, i
             while j < n:
-                if value[j] == 0x5C:
+                c = value[j]
+                if c == 0x5C:
                     j += 1
-                elif value[j] == 0x28:
+                elif c == 0x28:
                     depth += 1
-                elif value[j] == 0x29:
+                elif c == 0x29:
                     depth -= 1
                     if depth == 0:
                         break
@@ -77,21 +75,27 @@ def _lex(value: bytes) -> list[Token]:
             i = j + 1
             spaced = True  # a comment separates words like whitespace
             continue
-        elif c == 0x5B:  # domain-literal, section 3.4.1
-            j = value.find(b"]", i)
-            j = n - 1 if j < 0 else j
-            tokens.append((_LITERAL, value[i:j + 1], spaced))
-            i = j + 1
-        elif c in _SPECIALS:
-            tokens.append((_SPECIAL, bytes([c]), spaced))
+        m = match(value, i)
+        if m is None:  # a lone ")" or other stray byte: skip it
             i += 1
+            continue
+        kind = m.lastindex
+        if kind == 1:
+            spaced = True
         else:
-            j = i
-            while j < n and value[j] not in b" \t\r\n" and value[j] not in _SPECIALS:
-                j += 1
-            tokens.append((_ATOM, value[i:j], spaced))
-            i = j
-        spaced = False
+            if kind == 2:
+                text = m.group(2)
+                if b"\\" in text or b"\r" in text or b"\n" in text:
+                    text = _UNQUOTE.sub(lambda x: x.group(1) or b"", text)
+                tokens.append((_QUOTED, text, spaced))
+            elif kind == 3:
+                tokens.append((_LITERAL, m.group(3), spaced))
+            elif kind == 4:
+                tokens.append((_SPECIAL, m.group(4), spaced))
+            else:
+                tokens.append((_ATOM, m.group(5), spaced))
+            spaced = False
+        i = m.end()
     return tokens
 
 

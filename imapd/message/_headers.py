@@ -55,6 +55,9 @@ def unfold(value: bytes) -> bytes:
     return value.strip(b" \t")
 
 
+_FIELD_START = re.compile(rb"^[^ \t\r\n]", re.M)
+
+
 class Header:
     """
     The fields of one header block, indexed lazily.
@@ -85,27 +88,33 @@ class Header:
         return self._fields
 
     def _index(self) -> list[tuple[bytes, int, int, int]]:
-        raw, pos, end = self.raw, self.start, self.end
+        raw, start, end = self.raw, self.start, self.end
+        # Drop the empty line that ends the block, if there is one.
+        if raw.endswith(b"\n\r\n", start, end) or end - start == 2 and raw.startswith(b"\r\n", start):
+            stop = end - 2
+        elif raw.endswith(b"\n\n", start, end) or end - start == 1 and raw.startswith(b"\n", start):
+            stop = end - 1
+        else:
+            stop = end
+        # A field starts at each line that does not start with whitespace
+        # (RFC 5322 section 2.2.3: other lines continue the field above).
+        starts = [m.start() for m in _FIELD_START.finditer(raw, start, stop)]
+        if start < stop and (not starts or starts[0] != start):
+            starts.insert(0, start)  # leading continuation line: its own field
+        starts.append(stop)
         fields: list[tuple[bytes, int, int, int]] = []
-        while pos < end:
-            nl = raw.find(b"\n", pos, end)
-            line_end = end if nl < 0 else nl + 1
-            if line_end - pos <= 2 and raw[pos:line_end] in (b"\r\n", b"\n"):
-                break  # the empty line ending the header
-            if raw[pos] in b" \t" and fields:
-                # RFC 5322 section 2.2.3: a continuation line.
-                name, fstart, vstart, _ = fields[-1]
-                fields[-1] = (name, fstart, vstart, line_end)
+        for i in range(len(starts) - 1):
+            pos, field_end = starts[i], starts[i + 1]
+            nl = raw.find(b"\n", pos, field_end)
+            line_end = field_end if nl < 0 else nl
+            colon = raw.find(b":", pos, line_end)
+            if colon < 0:
+                name = raw[pos:line_end].rstrip(b"\r").lower()
+                fields.append((name, pos, field_end, field_end))
             else:
-                colon = raw.find(b":", pos, line_end)
-                if colon < 0:
-                    fields.append((raw[pos:line_end].rstrip(b"\r\n").lower(),
-                                   pos, line_end, line_end))
-                else:
-                    # Dovecot ignores whitespace before the colon.
-                    name = raw[pos:colon].rstrip(b" \t").lower()
-                    fields.append((name, pos, colon + 1, line_end))
-            pos = line_end
+                # Dovecot ignores whitespace before the colon.
+                name = raw[pos:colon].rstrip(b" \t").lower()
+                fields.append((name, pos, colon + 1, field_end))
         return fields
 
     def values(self, name: bytes) -> list[bytes]:
