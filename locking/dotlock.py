@@ -527,6 +527,14 @@ class DotLock:
                 o.rename(self.lock_path, grave)
             except FileNotFoundError:
                 return True
+            except OSError as e:
+                # E.g. a sticky (1777) spool where the stale lock belongs to
+                # another user: we cannot remove it, only wait or time out.
+                self._log.warn(
+                    "Cannot break stale lock {lock} ({why}; held by {holder!r}):"
+                    " {err}", lock=self.lock_path, why=seen.stale,
+                    holder=seen.holder, err=e)
+                return False
             try:
                 moved = o.lstat(grave)
                 # rename() changes the ctime only, so the identity holds.

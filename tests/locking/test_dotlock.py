@@ -403,7 +403,6 @@ def test_second_breaker_does_not_remove_fresh_lock(target):
     _age(target + ".lock", 20)
     first = DotLock(target, settings)
     second = DotLock(target, settings)
-    _, probe1 = (False, os.stat(target))
     # Both observe the stale lock before anyone acts.
     fd, probe = tempfile.mkstemp(dir=os.path.dirname(target))
     os.close(fd)
@@ -700,3 +699,25 @@ def test_forked_child_does_not_release_parents_lock(target):
         assert os.path.exists(target + ".lock")
         assert lock.held
     assert not lock.lost
+
+
+def test_unremovable_stale_lock_times_out(target):
+    """
+    A stale lock we may not remove (rename fails with EPERM, as for another
+    user's lock in a sticky 1777 spool) is logged and waited for: the
+    result is a L{LockTimeout}, not a crash, and the lock stays.
+    """
+    _write_lock(target + ".lock", "there 1\n")
+    _age(target + ".lock", 20)
+    fake = FaultyOS()
+
+    def rename(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    fake.rename = rename
+    with capturedLogs() as events:
+        with pytest.raises(LockTimeout):
+            DotLock(target, DotlockSettings(stale_age=10, retry_max=0.02),
+                    _os=fake).acquire(0.1)
+    assert "Cannot break stale lock" in _messages(events)
+    assert sorted(os.listdir(os.path.dirname(target))) == ["inbox", "inbox.lock"]
