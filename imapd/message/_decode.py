@@ -35,7 +35,7 @@ def normalize_cte(value: bytes | None) -> bytes | None:
     """
     if value is None:
         return b"7bit"
-    key = value.strip(b" \t\"';").lower()
+    key = b" ".join(value.replace(b";", b" ").split()).lower()
     if not key:
         return b"7bit"
     return _CTE.get(key)

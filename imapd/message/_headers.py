@@ -231,9 +231,15 @@ def parse_params(value: bytes, pos: int) -> list[tuple[bytes, bytes]]:
         if pos < n and value[pos] == 0x22:
             val, pos = _quoted(value, pos)
         else:
+            # A bare value should be a token, but "name=This is a test.txt"
+            # is common; take everything up to the next ";" (without a
+            # trailing comment), which is what the sender meant.
             m = _BARE_VALUE.match(value, pos)
             val = m.group(0)
             pos = m.end()
+            if b"(" in val:
+                val = val[:val.index(b"(")]
+            val = val.strip(b" \t\r\n")
         cm = _PARAM_NAME.match(name)
         if cm and cm.group(2) is not None:
             key = cm.group(1).lower()
@@ -262,7 +268,7 @@ def parse_params(value: bytes, pos: int) -> list[tuple[bytes, bytes]]:
     return result
 
 
-_BARE_VALUE = re.compile(rb"[^;\s]*")
+_BARE_VALUE = re.compile(rb"[^;]*")
 
 
 def parse_content_type(value: bytes | None) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]] | None:
@@ -299,12 +305,24 @@ def parse_disposition(value: bytes | None) -> tuple[bytes, list[tuple[bytes, byt
     return m.group(0), parse_params(value, m.end())
 
 
-def first_token(value: bytes | None) -> bytes | None:
-    """The first token of a value with comments skipped (for CTE)."""
+_COMMENT = re.compile(rb"\([^()]*\)")
+
+
+def cte_value(header: Header) -> bytes | None:
+    """
+    The Content-Transfer-Encoding of an entity as sent, with comments,
+    quotes, stray semicolons and extra whitespace removed
+    (C{"quoted-printable;"}, C{"quoted printable"} both occur); C{None}
+    when absent or empty.
+    """
+    value = header.first(b"content-transfer-encoding")
     if value is None:
         return None
-    m = _TOKEN.match(value, _skip_cfws(value, 0))
-    return m.group(0) if m else None
+    if b"(" in value:
+        value = _COMMENT.sub(b" ", value)
+    value = b" ".join(value.replace(b'"', b" ").replace(b"'", b" ").split())
+    value = value.strip(b" ;")
+    return value or None
 
 
 def decoded_value(value: bytes) -> str:

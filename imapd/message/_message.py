@@ -16,7 +16,7 @@ from typing import Iterator
 
 from imapd import charset
 from imapd.message._decode import normalize_cte, parse_date, transfer_decode
-from imapd.message._headers import Header, first_token, header_end, unfold
+from imapd.message._headers import Header, cte_value, header_end, unfold
 from imapd.message._structure import Part, bodystructure, envelope, parse_message
 
 __all__ = ["Message"]
@@ -176,7 +176,7 @@ class Message:
             return None
         if node.children or node.message is not None:
             return node.body
-        cte = normalize_cte(first_token(node.header.first(b"content-transfer-encoding")))
+        cte = normalize_cte(cte_value(node.header))
         if cte is None:
             return None
         return transfer_decode(node.body, cte)
@@ -195,6 +195,6 @@ class Message:
             elif node.message is not None:
                 stack.append(node.message)
             elif node.ctype[0] == b"text":
-                cte = normalize_cte(first_token(node.header.first(b"content-transfer-encoding")))
+                cte = normalize_cte(cte_value(node.header))
                 data = transfer_decode(node.body, cte)
                 yield charset.decode(data, node.param(b"charset"))

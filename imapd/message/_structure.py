@@ -15,7 +15,7 @@ from __future__ import annotations
 from imapd.message._address import Address, parse_addresses
 from imapd.message._headers import (
     Header,
-    first_token,
+    cte_value,
     header_end,
     parse_content_type,
     parse_disposition,
@@ -166,18 +166,13 @@ def _split(raw: bytes, start: int, end: int, boundary: bytes,
         close = raw.startswith(b"--", after, end)
         if close:
             after += 2
-        while after < end and raw[after] in b" \t":
+        # Trailing whitespace is allowed (RFC 2046 section 5.1.1); so are
+        # stray CRs before the LF ("\r\r\n" from double conversion).
+        while after < end and raw[after] in b" \t\r":
             after += 1
-        if after < end and raw[after] not in b"\r\n":
+        if after < end and raw[after] != 0x0A:
             continue  # "--boundaryX": a longer boundary, not ours
-        if raw.startswith(b"\r\n", after, end):
-            line_end = after + 2
-        elif after < end and raw[after] == 0x0A:
-            line_end = after + 1
-        elif after < end:  # a lone CR
-            line_end = after + 1
-        else:
-            line_end = end
+        line_end = min(after + 1, end)
         if part_start >= 0:
             if len(parts) + 1 >= limit:
                 break
@@ -285,7 +280,7 @@ def bodystructure(part: Part, extended: bool) -> bytes:
         string(ctype), string(subtype), _params(params),
         nstring(h.first(b"content-id")),
         nstring(h.first(b"content-description")),
-        string(first_token(h.first(b"content-transfer-encoding")) or b"7bit"),
+        string(cte_value(h) or b"7bit"),
         b"%d" % size,
     ]
     if part.message is not None:

@@ -161,3 +161,33 @@ def test_body_not_parsed_for_envelope():
     m.header_fields("subject")
     m.header_bytes()
     assert m._root is None
+
+
+def test_unquoted_parameter_with_spaces():
+    """An unquoted value with spaces (mail-gem attachment_with_unquoted_name) is kept whole."""
+    raw = (b"Content-Type: text/plain; name=This is a test.txt\r\n"
+           b"Content-Disposition: attachment;\r\n\tfilename=This is a test.txt (c)\r\n\r\nx")
+    assert Message(raw).bodystructure(True) == (
+        b'("text" "plain" ("charset" "us-ascii" "name" "This is a test.txt") NIL NIL "7bit" 1 0 '
+        b'NIL ("attachment" ("filename" "This is a test.txt")) NIL NIL)')
+
+
+def test_odd_transfer_encodings():
+    """Content-Transfer-Encoding is sent cleaned but as named; BINARY decodes the known aliases."""
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Transfer-Encoding: quoted printable\r\n\r\na=3D\r\n"
+           b"--b\r\nContent-Transfer-Encoding: quoted-printable; (why)\r\n\r\nb=3D\r\n--b--\r\n")
+    m = Message(raw)
+    bs = m.bodystructure(False)
+    assert b'"quoted printable" 4 0)' in bs and b'"quoted-printable" 4 0)' in bs
+    assert m.binary_section((1,)) == b"a="
+    assert m.binary_section((2,)) == b"b="
+
+
+def test_doubled_carriage_returns():
+    """Delimiter lines ending in CR CR LF or trailing blanks still delimit."""
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\r\n\r\none\r\n--b \t\r\n\r\ntwo\r\n--b--\r\r\n")
+    m = Message(raw)
+    assert m.section((1,), None) == b"one"
+    assert m.section((2,), None) == b"two"
