@@ -192,23 +192,24 @@ def _q(text: bytes) -> bytes:
     return _QP_HEX.sub(lambda m: bytes([int(m.group(1), 16)]), text.replace(b"_", b" "))
 
 
-def decode_words(value: bytes | str) -> str:
+def decode_words(value: bytes | str, fallback: str = "latin-1") -> str:
     """
     Decode RFC 2047 encoded words in a header value.
 
     Whitespace between two adjacent encoded words is dropped (RFC 2047
     section 6.2).  Adjacent words in the same charset are joined as bytes
     before decoding, so a multibyte character split across two words (as
-    many mailers do) survives.  Text outside encoded words is decoded as
-    UTF-8 or else latin-1.
+    many mailers do) survives.  Text outside encoded words, and words in
+    unknown charsets, are decoded as UTF-8 or else C{fallback}.
 
     @param value: the raw header value, unfolded or not.
+    @param fallback: the charset for 8-bit text that is not UTF-8.
     @return: the decoded text; never raises.
     """
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
     if b"=?" not in value:
-        return decode(value, None)
+        return decode(value, None, fallback)
     out: list[str] = []
     pending = bytearray()
     pending_charset: str | None = None
@@ -218,7 +219,7 @@ def decode_words(value: bytes | str) -> str:
     def flush() -> None:
         nonlocal pending_charset
         if pending:
-            out.append(decode(bytes(pending), pending_charset))
+            out.append(decode(bytes(pending), pending_charset, fallback))
             pending.clear()
         pending_charset = None
 
@@ -227,7 +228,7 @@ def decode_words(value: bytes | str) -> str:
         charset = m.group(1).decode("latin-1").lower()
         if between and not (after_word and _WS_ONLY.fullmatch(between)):
             flush()
-            out.append(decode(between, None))
+            out.append(decode(between, None, fallback))
         elif charset != pending_charset:
             flush()
         pending_charset = charset
@@ -238,7 +239,7 @@ def decode_words(value: bytes | str) -> str:
             pending += _q(m.group(3))
         pos = m.end()
     flush()
-    out.append(decode(value[pos:], None))
+    out.append(decode(value[pos:], None, fallback))
     return "".join(out)
 
 

@@ -71,12 +71,13 @@ class Message:
         key = name.lower().encode("latin-1", "replace")
         return [unfold(v) for v in self._top().values(key)]
 
-    def decoded_header(self, name: str) -> list[str]:
+    def decoded_header(self, name: str, fallback: str = "latin-1") -> list[str]:
         """
         Values of field C{name} with RFC 2047 encoded words decoded and
-        8-bit bytes read as UTF-8, else latin-1 (L{charset.decode_words}).
+        8-bit bytes read as UTF-8, else as C{fallback}
+        (L{charset.decode_words}).
         """
-        return [charset.decode_words(v) for v in self.header_fields(name)]
+        return [charset.decode_words(v, fallback) for v in self.header_fields(name)]
 
     def sent_date(self) -> datetime | None:
         """The Date field (the first one) parsed, or C{None} (SENTBEFORE, SORT DATE)."""

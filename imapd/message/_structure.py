@@ -21,9 +21,27 @@ from imapd.message._headers import (
     parse_disposition,
     unfold,
 )
-from imapd.wire import NIL, nstring, plist, string
+from imapd.wire import NIL, plist
+from imapd.wire import string as _wire_string
+
 
 __all__ = ["Part", "parse_message", "envelope", "bodystructure"]
+
+def string(value: bytes) -> bytes:
+    """
+    L{imapd.wire.string}, except that NUL bytes become 0x80: RFC 3501
+    section 9 allows no NUL in a literal (CHAR8), and a header may hold
+    one.  Dovecot's header parser makes the same substitution.
+    """
+    if b"\x00" in value:
+        value = value.replace(b"\x00", b"\x80")
+    return _wire_string(value)
+
+
+def nstring(value: bytes | None) -> bytes:
+    """L{string}, or NIL for C{None}."""
+    return NIL if value is None else string(value)
+
 
 # Dovecot (message-parser.c) stops descending after 100 nested MIME parts
 # and parses at most 10000 parts per message; deeper or further parts are

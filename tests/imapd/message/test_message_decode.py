@@ -78,3 +78,10 @@ def test_decoded_text():
 def test_decoded_text_plain_message():
     """A message without MIME headers is one text/plain part."""
     assert list(Message(b"Subject: x\r\n\r\nhello\r\n").decoded_text()) == ["hello\r\n"]
+
+
+def test_decoded_header_fallback():
+    """8-bit header bytes that are not UTF-8 decode with the given fallback charset."""
+    m = Message(b"Subject: \xcf\xf0\xe8\xe2\xe5\xf2\r\n\r\n")
+    assert m.decoded_header("subject", fallback="windows-1251") == ["Привет"]
+    assert m.decoded_header("subject") == ["Ïðèâåò"]

@@ -117,3 +117,10 @@ def test_missing_domain_is_not_a_group_marker():
 def test_parse_addresses_mistakes(value, expected):
     """Mistakes from the corpus: names without quotes or brackets, missing commas, two '@'."""
     assert parse_addresses(value) == expected
+
+
+def test_nul_bytes_never_reach_the_wire():
+    """RFC 3501 forbids NUL in literals, so a NUL in a header value is sent as 0x80."""
+    env = Message(b"Subject: a\x00b\r\n\r\n").envelope()
+    assert b"\x00" not in env
+    assert b"{3}\r\na\x80b" in env
