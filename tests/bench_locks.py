@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     directory = args.dir or tempfile.mkdtemp(prefix="bench-locks-")
     try:
         print(f"directory: {directory}  cpus: {os.cpu_count()}  seconds: {args.seconds}")
+        # Warm up first: the first file creations in a fresh directory are
+        # much slower and would penalize whichever method runs first.
+        for method in METHODS:
+            measure(method, directory, 1, 0.5)
         print(f"| method | uncontended (1 proc) | contended ({args.procs} procs, total) |")
         print("|---|---:|---:|")
         for method in METHODS:
