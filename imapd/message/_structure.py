@@ -12,7 +12,10 @@ byte ranges, so they agree with BODY[section] by construction.
 
 from __future__ import annotations
 
+import re
+
 from imapd.message._address import Address, parse_addresses
+from imapd.message._decode import normalize_cte
 from imapd.message._headers import (
     Header,
     cte_value,
@@ -275,6 +278,24 @@ def _ext_common(part: Part) -> list[bytes]:
     return [dsp_enc, lang_enc, nstring(h.first(b"content-location"))]
 
 
+def _encoding(header: Header) -> bytes:
+    # body-fld-enc.  A well-formed token goes out as sent, whatever it
+    # is (Dovecot does the same, so "x-uuencode" and "7-bit" stay); a
+    # malformed value that still names a known encoding ("quoted
+    # printable", "base64;") is sent by its proper name so clients can
+    # decode the part; anything else is 7bit, as Dovecot answers for
+    # "?invalid".
+    value = cte_value(header)
+    if value is None:
+        return b"7bit"
+    if _TOKEN_ONLY.fullmatch(value):
+        return value
+    return normalize_cte(value) or b"7bit"
+
+
+_TOKEN_ONLY = re.compile(rb'[^\x00-\x20()<>@,;:\\"/\[\]?=\x7f-\xff]+')
+
+
 def bodystructure(part: Part, extended: bool) -> bytes:
     """
     RFC 3501 section 7.4.2 BODY (C{extended=False}) or BODYSTRUCTURE of
@@ -298,7 +319,7 @@ def bodystructure(part: Part, extended: bool) -> bytes:
         string(ctype), string(subtype), _params(params),
         nstring(h.first(b"content-id")),
         nstring(h.first(b"content-description")),
-        string(cte_value(h) or b"7bit"),
+        string(_encoding(h)),
         b"%d" % size,
     ]
     if part.message is not None:
