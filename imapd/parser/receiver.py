@@ -66,6 +66,13 @@ class Parser:
 
     @ivar limits: the current L{ParserLimits}; may be replaced at any
         time and applies from the next check on.
+
+    Pipelining: L{feed} parses everything it can, so commands a client
+    pipelines behind AUTHENTICATE or IDLE are parsed as commands before
+    the protocol gets the chance to call L{expect_raw_line}.  Conforming
+    clients wait for the server's continuation before sending a SASL
+    response or DONE, so the raw line arrives in a later call; a client
+    that does not is answered with BAD for those lines.
     """
 
     def __init__(self, limits: Optional[ParserLimits] = None) -> None:

@@ -160,6 +160,21 @@ def test_unknown_command_before_literal():
     assert p.feed(b"b NOOP\r\n") == [Noop("b")]
 
 
+def test_literal8_refused_outside_append():
+    """RFC 3516 C{~{n}} is only for APPEND: refused before the continuation."""
+    p = Parser()
+    assert p.feed(b"a LOGIN ~{5}\r\n") == [
+        ParseError("a", "literal8 not allowed here")]
+
+
+def test_literal8_in_append_asks_continuation():
+    """A synchronizing literal8 in APPEND gets its continuation."""
+    p = Parser()
+    assert p.feed(b"a APPEND x ~{2}\r\n") == [ContinuationNeeded(2)]
+    assert p.feed(b"\x00\x01\r\n") == [
+        Append("a", b"x", (AppendMessage((), None, b"\x00\x01"),))]
+
+
 def test_line_too_long_without_crlf():
     """A line longer than max_line is fatal as soon as it is too long."""
     p = Parser(ParserLimits(max_line=20))
