@@ -241,6 +241,9 @@ def parse_astring(buf: bytes, pos: int,
     """RFC 3501 C{astring}: 1*ASTRING-CHAR or a string."""
     if buf[pos:pos + 1] in (b'"', b"{"):
         return parse_string(buf, pos)
+    if buf[pos:pos + 2] == b"~{":
+        # "~" alone is an atom, but "~{" can only be a misplaced literal8.
+        raise NotParseable("literal8 not allowed here", pos)
     end = _run(buf, pos, chars)
     if end == pos:
         raise NotParseable(
