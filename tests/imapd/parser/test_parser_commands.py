@@ -113,3 +113,24 @@ def test_command_name_class_attribute(one):
     """The dataclass's C{name} tells the dispatcher which handler to run."""
     assert one(b"a EXAMINE x\r\n").name == "SELECT"
     assert one(b"a LOGIN a b\r\n").name == "LOGIN"
+
+
+def test_table_covers_every_command():
+    """Every command dataclass of the contract has an entry in the table."""
+    from imapd.parser import types
+    from imapd.parser.commands import COMMANDS
+
+    names = {cls.name for cls in vars(types).values()
+             if isinstance(cls, type) and issubclass(cls, types.Command)
+             and cls is not types.Command}
+    assert names <= {n.decode() for n in COMMANDS}
+
+
+def test_package_exports():
+    """The package re-exports Parser, ParserLimits and the whole contract."""
+    import imapd.parser
+    from imapd.parser import types
+
+    for name in ["Parser", "ParserLimits", *types.__all__]:
+        assert name in imapd.parser.__all__
+        assert getattr(imapd.parser, name) is not None
