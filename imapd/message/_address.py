@@ -133,7 +133,15 @@ def _addr_spec(tokens: list[Token]) -> tuple[bytes | None, bytes | None, bytes |
     if tokens and _is(tokens[0], b"@"):
         colon = next((i for i, t in enumerate(tokens) if _is(t, b":")), -1)
         if colon >= 0:
-            adl = _join(tokens[:colon]) or None
+            # Dovecot writes the route comma-separated whatever the
+            # separators were: "@a@b" and "@a ,@b" both become "@a,@b".
+            route: list[bytes] = []
+            for kind, text, _ in tokens[:colon]:
+                if kind == _SPECIAL and text == b"@":
+                    route.append(b"@")
+                elif kind != _COMMENT and not (kind == _SPECIAL and text == b",") and route:
+                    route[-1] += text
+            adl = b",".join(r for r in route if r != b"@") or None
             tokens = tokens[colon + 1:]
     # The last "@" separates the domain: "a@b@c" is local part "a@b".
     at = next((i for i in range(len(tokens) - 1, -1, -1) if _is(tokens[i], b"@")), -1)

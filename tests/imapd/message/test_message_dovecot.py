@@ -174,3 +174,37 @@ def test_dovecot_sections():
     assert m.section((2, 1), None) == b"<p>Hello world</p>\r\n"
     assert m.section((2, 2), None) == b"Hello another world\r\n"
     assert m.section((2,), "HEADER").startswith(b"From: sub@domain.org\r\n")
+
+
+ADDRESSES = [
+    # src/lib-mail/test-message-address.c; Dovecot fills a missing part
+    # with MISSING_MAILBOX / MISSING_DOMAIN when it builds an ENVELOPE.
+    (b"user@domain", (None, None, b"user", b"domain")),
+    (b"<user@domain>", (None, None, b"user", b"domain")),
+    (b"foo bar <user@domain>", (b"foo bar", None, b"user", b"domain")),
+    (b"\"foo bar\" <user@domain>", (b"foo bar", None, b"user", b"domain")),
+    (b"<@route:user@domain>", (None, b"@route", b"user", b"domain")),
+    (b"<@route@route2:user@domain>", (None, b"@route,@route2", b"user", b"domain")),
+    (b"hello <@route ,@route2:user@domain>", (b"hello", b"@route,@route2", b"user", b"domain")),
+    (b"user (hello)", (b"hello", None, b"user", b"MISSING_DOMAIN")),
+    (b"hello <user>", (b"hello", None, b"user", b"MISSING_DOMAIN")),
+    (b"@domain", (None, None, b"MISSING_MAILBOX", b"domain")),
+]
+
+
+@pytest.mark.parametrize("value, address", ADDRESSES)
+def test_dovecot_addresses(value, address):
+    """Address parsing matches Dovecot's test-message-address.c vectors."""
+    from imapd.message._address import parse_addresses
+    assert [tuple(a) for a in parse_addresses(value)] == [address]
+
+
+def test_dovecot_address_group():
+    """Dovecot's group vector: every valid address above inside one group."""
+    from imapd.message._address import parse_addresses
+    valid = [v for v, a in ADDRESSES if b"MISSING" not in (a[2] + a[3])]
+    value = b"group: " + b" , \r\n ".join(valid) + b";"
+    got = [tuple(a) for a in parse_addresses(value)]
+    assert got[0] == (None, None, b"group", None)
+    assert got[-1] == (None, None, None, None)
+    assert got[1:-1] == [a for v, a in ADDRESSES if v in valid]
