@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-from imapd import charset
-
-__all__ = ["header_end", "Header", "unfold", "parse_params", "parse_content_type"]
+__all__ = [
+    "header_end", "Header", "unfold", "parse_params", "parse_content_type",
+    "parse_disposition", "cte_value",
+]
 
 
 def header_end(raw: bytes, start: int, end: int) -> int:
@@ -323,8 +324,3 @@ def cte_value(header: Header) -> bytes | None:
     value = b" ".join(value.replace(b'"', b" ").replace(b"'", b" ").split())
     value = value.strip(b" ;")
     return value or None
-
-
-def decoded_value(value: bytes) -> str:
-    """A parameter value as text: RFC 2231 or RFC 2047, as applicable."""
-    return charset.decode_param(value)

@@ -92,10 +92,6 @@ class Part:
     def body(self) -> bytes:
         return self.raw[self.body_start:self.end]
 
-    @property
-    def is_multipart(self) -> bool:
-        return bool(self.children)
-
     def param(self, name: bytes) -> bytes | None:
         for key, value in self.content_type[2]:
             if key.lower() == name:
