@@ -198,8 +198,13 @@ class IMAPServerProtocol(Protocol):
 
     def _parser_limits(self) -> ParserLimits:
         lim = self.limits
-        literal = lim.max_literal if self.state != "nonauth" else lim.max_literal_unauth
-        return ParserLimits(max_line=lim.max_line, max_literal=literal)
+        if self.state == "nonauth":
+            literal, count = lim.max_literal_unauth, lim.max_literals_unauth
+        else:
+            literal, count = lim.max_literal, lim.max_literals_per_command
+        return ParserLimits(
+            max_line=lim.max_line, max_literal=literal, max_literals_per_command=count
+        )
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:

@@ -35,6 +35,11 @@ class SessionLimits:
     max_literal: int = 64 * 1024 * 1024
     #: Largest literal before login: only credentials are expected there.
     max_literal_unauth: int = 8 * 1024
+    #: Most literals in one command once authenticated (MULTIAPPEND sends
+    #: one per message); with C{max_literal} it bounds a command's size.
+    max_literals_per_command: int = 16
+    #: Before login: LOGIN's user and password are the only literals.
+    max_literals_unauth: int = 2
     #: Consecutive BAD commands before the server says BYE.
     max_bad_commands: int = 20
     #: Delay before answering a failed login (slows password guessing).
