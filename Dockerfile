@@ -1,0 +1,42 @@
+# imapd in a container: twistd -n imapd, logging to stdout, as a non-root user.
+#
+#   docker build -t imapd .
+#   docker run -p 143:143 -p 993:993 imapd
+#
+# Volumes: /etc/imapd (imapd.toml, passwd-file, certificate), /srv/mail (the
+# mail), /var/lib/imapd (index cache; generated certificate and demo user
+# while none are configured).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /usr/src/imapd
+COPY . .
+# After the install, write Twisted's plugin cache: site-packages is read-only
+# for the imapd user, who would otherwise get a warning at every start.
+RUN pip install . \
+    && python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))" \
+    && useradd --system --uid 1000 --user-group --home-dir /var/lib/imapd --no-create-home imapd \
+    && install -d -o imapd -g imapd -m 0755 /etc/imapd /srv/mail \
+    && install -d -o imapd -g imapd -m 0700 /var/lib/imapd \
+    && install -o imapd -g imapd -m 0644 conf/docker.toml /etc/imapd/imapd.toml \
+    && cd / && rm -rf /usr/src/imapd
+
+VOLUME ["/etc/imapd", "/srv/mail", "/var/lib/imapd"]
+# Ports below 1024 need no privilege inside a container (Docker sets
+# net.ipv4.ip_unprivileged_port_start=0).
+EXPOSE 143 993
+
+USER imapd
+WORKDIR /var/lib/imapd
+
+# Healthy when port 143 answers with an IMAP greeting.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import socket,sys; s=socket.create_connection(('127.0.0.1',143),4); s.settimeout(4); sys.exit(0 if s.recv(256).startswith(b'* OK') else 1)"]
+
+# -n: foreground, logs to stdout.  --pidfile=: no pid file (one process per
+# container, and the working directory may be a read-only volume).
+CMD ["twistd", "-n", "--pidfile=", "imapd", "--config", "/etc/imapd/imapd.toml"]

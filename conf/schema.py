@@ -1,0 +1,339 @@
+# -*- test-case-name: tests.conf.test_config -*-
+"""
+Every configuration option: its name, type, default and meaning.
+
+The schema is a set of frozen dataclasses, one per TOML table, whose field
+metadata carries the documentation and an optional value check.  Top-level
+options live in L{ServerSection}; the others in a table named like the
+attribute of L{Config} that holds them (C{[tls]}, C{[auth]}, ...).  Option
+names in messages are dotted: C{listen}, C{tls.cert}, C{limits.max_line}.
+
+C{conf/imapd.example.toml} documents every option; a test checks that it
+names all of them and loads without error.
+
+Paths given in the file are relative to the file's directory; paths given
+on the command line or left at their defaults are relative to the working
+directory.  An empty path means "derive it from C{data_dir}" (see
+L{imapd.defaults}).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from imapd.server import SessionLimits
+
+__all__ = [
+    "Config",
+    "ServerSection",
+    "TLSSection",
+    "AuthSection",
+    "MailSection",
+    "StorageSection",
+    "LimitsSection",
+    "LogSection",
+    "SECTIONS",
+    "Spec",
+    "option_specs",
+    "MAIL_DRIVERS",
+    "LOG_LEVELS",
+    "PATH",
+    "AUTO",
+]
+
+#: Marks a str option as a filesystem path (resolved to an absolute path).
+PATH = "path"
+#: The value of a tri-state option that lets the server decide.
+AUTO = "auto"
+#: Mail store drivers a mail location may name (Dovecot syntax).
+MAIL_DRIVERS = ("maildir", "mbox")
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+def opt(default: Any, doc: str, check: Optional[Callable] = None, kind: str = ""):
+    """
+    Declare one option.
+
+    @param check: called with the value; raises L{ValueError} whose text
+        says what is wrong.
+    @param kind: L{PATH} for paths.
+    """
+    return field(default=default, metadata={"doc": doc, "check": check, "kind": kind})
+
+
+def _positive(value) -> None:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, not {value!r}")
+
+
+def _non_negative(value) -> None:
+    if value < 0:
+        raise ValueError(f"must not be negative, not {value!r}")
+
+
+def _one_of(*choices: str) -> Callable:
+    def check(value) -> None:
+        if value not in choices:
+            raise ValueError(
+                f"must be one of {', '.join(repr(c) for c in choices)}, not {value!r}"
+            )
+
+    return check
+
+
+def _tristate(value) -> None:
+    if not isinstance(value, bool) and value != AUTO:
+        raise ValueError(f"must be true, false or {AUTO!r}, not {value!r}")
+
+
+def _listen(value) -> None:
+    if not value:
+        raise ValueError("at least one listener is needed")
+    from conf.endpoints import check_endpoint
+
+    for description in value:
+        check_endpoint(description)
+
+
+def _mail_location(value) -> None:
+    if value == "":
+        return
+    driver, sep, rest = value.partition(":")
+    if not sep or not rest or "/" in driver or "~" in driver:
+        raise ValueError(
+            f"{value!r} has no driver: write it as DRIVER:PATH, for example "
+            f"'maildir:/srv/mail/%u' (drivers: {', '.join(MAIL_DRIVERS)})"
+        )
+    if driver not in MAIL_DRIVERS:
+        raise ValueError(
+            f"unknown mail driver {driver!r} (drivers: {', '.join(MAIL_DRIVERS)})"
+        )
+
+
+@dataclass(frozen=True)
+class ServerSection:
+    """Top-level options."""
+
+    listen: tuple[str, ...] = opt(
+        ("tcp:1143:interface=127.0.0.1", "tls:1993:interface=127.0.0.1"),
+        "Where to accept connections: Twisted server endpoint strings.\n"
+        "tcp:PORT[:interface=ADDR] is plain IMAP with STARTTLS;\n"
+        "tls:PORT[:interface=ADDR] is implicit TLS (port 993 style) with the\n"
+        "certificate of [tls]; ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem is\n"
+        "implicit TLS with its own certificate; unix:/path/to/socket also works.\n"
+        "No interface means every address.",
+        check=_listen,
+    )
+    hostname: str = opt(
+        "",
+        "The server's name in greetings and in a generated certificate.\n"
+        "Empty: this machine's host name.",
+    )
+    data_dir: str = opt(
+        "imapd-data",
+        "Where the embedded defaults live: a generated certificate, a passwd-file\n"
+        "with a demo user, the mail and the index.  Only the parts not configured\n"
+        "elsewhere are created, on first start.",
+        kind=PATH,
+    )
+
+
+@dataclass(frozen=True)
+class TLSSection:
+    """C{[tls]}: the certificate for STARTTLS and implicit TLS."""
+
+    enabled: bool = opt(
+        True,
+        "Offer STARTTLS and allow tls: listeners.  false for a server behind a\n"
+        "TLS-terminating proxy only.",
+    )
+    cert: str = opt(
+        "",
+        "PEM certificate (followed by its chain).  Empty: DATA_DIR/tls/cert.pem,\n"
+        "a self-signed certificate generated on first start.",
+        kind=PATH,
+    )
+    key: str = opt(
+        "",
+        "PEM private key of cert.  Empty: DATA_DIR/tls/key.pem (only together\n"
+        "with an empty cert).",
+        kind=PATH,
+    )
+    min_version: str = opt(
+        "1.2", "Oldest TLS version accepted: \"1.2\" or \"1.3\".", _one_of("1.2", "1.3")
+    )
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    """C{[auth]}: who may log in."""
+
+    passwd_file: str = opt(
+        "",
+        "Dovecot-style passwd-file: user:{SCHEME}hash:uid:gid:gecos:home:shell:extra\n"
+        "(schemes: SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ...).\n"
+        "Empty: DATA_DIR/passwd, created with a user 'demo' whose random password\n"
+        "is logged once and kept in DATA_DIR/demo-password.",
+        kind=PATH,
+    )
+    allow_plaintext: Any = opt(
+        AUTO,
+        "Allow LOGIN and AUTHENTICATE PLAIN without TLS: true, false, or \"auto\"\n"
+        "(allowed only when every listener is on a loopback address or a UNIX\n"
+        "socket).",
+        check=_tristate,
+    )
+
+
+@dataclass(frozen=True)
+class MailSection:
+    """C{[mail]}: where mail is stored."""
+
+    location: str = opt(
+        "",
+        "Mail location in Dovecot syntax, DRIVER:PATH, with %u (user name),\n"
+        "%n, %d and ~ (home from the passwd-file), for example\n"
+        "'maildir:/srv/mail/%u' or 'maildir:~/Maildir'.  Drivers: maildir, mbox.\n"
+        "Empty: maildir:DATA_DIR/mail/%u.",
+        check=_mail_location,
+    )
+    index_dir: str = opt(
+        "",
+        "Per-node index cache on local disk (never on NFS).  It may be deleted at\n"
+        "any time; it is rebuilt.  Empty: DATA_DIR/index.",
+        kind=PATH,
+    )
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    """C{[storage]}: blocking disk work."""
+
+    threads: int = opt(
+        8,
+        "Size of the thread pool for blocking mail store calls.  A hung NFS\n"
+        "server ties up threads, not the network loop.",
+        _positive,
+    )
+
+
+_LIMIT_DOCS = {
+    "idle_timeout_auth": "Seconds of silence before an authenticated session is closed\n"
+    "(RFC 3501 asks for at least 30 minutes).",
+    "idle_timeout_unauth": "Seconds of silence before a not yet authenticated session is closed.",
+    "max_line": "Longest command line in octets, literals excluded.",
+    "max_literal": "Largest literal after login in octets (APPEND size, APPENDLIMIT).",
+    "max_literal_unauth": "Largest literal before login in octets.",
+    "max_literals_per_command": "Most literals in one command after login (MULTIAPPEND sends one\n"
+    "per message); with max_literal it bounds a command's size.",
+    "max_literals_unauth": "Most literals in one command before login (LOGIN needs two).",
+    "max_bad_commands": "Consecutive BAD commands before the server says BYE.",
+    "failed_login_delay": "Seconds before answering a failed login.",
+    "max_failed_logins": "Failed logins on one connection before BYE.",
+    "idle_poll_interval": "Seconds between mailbox re-syncs of a session in IDLE.",
+}
+
+
+def _limits_section():
+    """
+    Mirror L{SessionLimits} field by field, so a limit added to the
+    protocol layer is configurable at once.
+    """
+    fields = []
+    for f in dataclasses.fields(SessionLimits):
+        doc = _LIMIT_DOCS.get(f.name, f"See imapd.server.SessionLimits.{f.name}.")
+        check = _positive if f.name.startswith(("max_", "idle_")) else _non_negative
+        fields.append((f.name, f.type, opt(f.default, doc, check)))
+    cls = dataclasses.make_dataclass("LimitsSection", fields, frozen=True)
+    cls.__module__ = __name__
+    cls.__doc__ = "C{[limits]}: what one client may use (L{SessionLimits})."
+    return cls
+
+
+LimitsSection = _limits_section()
+
+
+@dataclass(frozen=True)
+class LogSection:
+    """C{[log]}: logging.  Where logs go is twistd's choice (--logfile, --syslog)."""
+
+    level: str = opt(
+        "info",
+        "Least important events logged: debug, info, warn, error, critical.",
+        _one_of(*LOG_LEVELS),
+    )
+
+
+#: Table name ("" for the top level) -> section class, in documentation order.
+SECTIONS: dict[str, type] = {
+    "": ServerSection,
+    "tls": TLSSection,
+    "auth": AuthSection,
+    "mail": MailSection,
+    "storage": StorageSection,
+    "limits": LimitsSection,
+    "log": LogSection,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """
+    The validated configuration, paths absolute.
+
+    @ivar source: the configuration file, or None for defaults and command
+        line only.
+    """
+
+    server: ServerSection = field(default_factory=ServerSection)
+    tls: TLSSection = field(default_factory=TLSSection)
+    auth: AuthSection = field(default_factory=AuthSection)
+    mail: MailSection = field(default_factory=MailSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    limits: Any = field(default_factory=LimitsSection)
+    log: LogSection = field(default_factory=LogSection)
+    source: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One option, flattened: what the loader and the example file need."""
+
+    name: str
+    table: str
+    key: str
+    type: Any
+    default: Any
+    doc: str
+    check: Optional[Callable]
+    kind: str
+
+
+def _type_of(section, f) -> Any:
+    import typing
+
+    hints = typing.get_type_hints(section)
+    return hints.get(f.name, f.type)
+
+
+def option_specs() -> list[Spec]:
+    """Every option, in documentation order."""
+    specs = []
+    for table, section in SECTIONS.items():
+        for f in dataclasses.fields(section):
+            specs.append(
+                Spec(
+                    name=f"{table}.{f.name}" if table else f.name,
+                    table=table,
+                    key=f.name,
+                    type=_type_of(section, f),
+                    default=f.default,
+                    doc=f.metadata["doc"],
+                    check=f.metadata["check"],
+                    kind=f.metadata["kind"],
+                )
+            )
+    return specs
+

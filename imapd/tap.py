@@ -1,0 +1,233 @@
+# -*- test-case-name: tests.e2e.test_startup -*-
+"""
+C{twistd imapd}: command-line options and the service they build.
+
+L{Options} reads and checks the configuration (L{conf.load_config}) while
+the command line is parsed, so a bad option stops C{twistd} before it
+daemonizes, with a message that names the option and the file.
+L{makeService} then fills in the embedded default (L{imapd.defaults}) and
+builds:
+
+    IMAPService (MultiService)
+      ThreadPoolService        the storage thread pool, started first
+      one strports service per listener, each with an IMAPFactory
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from twisted.application import service, strports
+from twisted.logger import Logger
+from twisted.python import usage
+
+from conf import ConfigError, load_config
+
+__all__ = ["Options", "makeService", "IMAPService", "ThreadPoolService"]
+
+log = Logger(namespace="imapd.start")
+
+
+def _fail(message: str) -> SystemExit:
+    """Stop start-up with one line on stderr and exit status 1."""
+    return SystemExit(f"imapd: {message}")
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE] [options]"
+    longdesc = (
+        "An IMAP4rev1 server.  Without options it serves 127.0.0.1:1143 "
+        "(STARTTLS) and 127.0.0.1:1993 (implicit TLS) from ./imapd-data/, "
+        "created on first start with a self-signed certificate and a user "
+        "'demo' whose password is logged once.  Options given here override "
+        "the configuration file; --example-config prints a file that "
+        "documents every option."
+    )
+    optParameters = [
+        ["config", "c", None, "TOML configuration file."],
+        ["tls-cert", None, None, "PEM certificate (option tls.cert)."],
+        ["tls-key", None, None, "PEM private key (option tls.key)."],
+        ["passwd-file", None, None, "Dovecot-style passwd-file (option auth.passwd_file)."],
+        [
+            "mail-location",
+            None,
+            None,
+            "Mail location in Dovecot syntax, e.g. maildir:/srv/mail/%u "
+            "(option mail.location).",
+        ],
+        ["index-dir", None, None, "Local index cache directory (option mail.index_dir)."],
+        ["data-dir", None, None, "Directory of the embedded default (option data_dir)."],
+        ["hostname", None, None, "Server name in greetings (option hostname)."],
+    ]
+    optFlags = [
+        [
+            "allow-plaintext-auth",
+            None,
+            "Allow logins without TLS (option auth.allow_plaintext).",
+        ],
+    ]
+
+    #: command-line option -> dotted configuration option
+    _OVERRIDES = {
+        "tls-cert": "tls.cert",
+        "tls-key": "tls.key",
+        "passwd-file": "auth.passwd_file",
+        "mail-location": "mail.location",
+        "index-dir": "mail.index_dir",
+        "data-dir": "data_dir",
+        "hostname": "hostname",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        "Listen here (repeatable; replaces option listen): a Twisted endpoint such as tcp:143:interface=0.0.0.0, tls:993 (implicit TLS with the configured certificate), ssl:993:privateKey=KEY:certKey=CERT or unix:/run/imapd.sock."
+        self["listen"].append(description)
+
+    def opt_example_config(self) -> None:
+        "Print an example configuration file that documents every option, and exit."
+        from importlib import resources
+
+        sys.stdout.write(resources.files("conf").joinpath("imapd.example.toml").read_text())
+        raise SystemExit(0)
+
+    def overrides(self) -> dict:
+        """The configuration options set on the command line."""
+        result = {
+            name: self[opt] for opt, name in self._OVERRIDES.items() if self[opt] is not None
+        }
+        if self["listen"]:
+            result["listen"] = list(self["listen"])
+        if self["allow-plaintext-auth"]:
+            result["auth.allow_plaintext"] = True
+        return result
+
+    def postOptions(self) -> None:
+        try:
+            self.config = load_config(self["config"], self.overrides())
+        except ConfigError as e:
+            raise _fail(str(e)) from None
+
+
+class ThreadPoolService(service.Service):
+    """Runs a L{twisted.python.threadpool.ThreadPool} while the server runs."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.pool.stop()
+
+
+class IMAPService(service.MultiService):
+    """The whole server; applies the configured log level when it starts."""
+
+    def __init__(self, log_level: str = "info") -> None:
+        super().__init__()
+        self.log_level = log_level
+
+    def startService(self) -> None:
+        _apply_log_level(self.log_level)
+        super().startService()
+
+
+def _apply_log_level(level: str) -> None:
+    """
+    Drop events below C{level} before they reach the observers twistd set
+    up (--logfile, --syslog).  twistd offers no hook between "where" and
+    "what", so the observers it registered are wrapped in place.
+    """
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogPublisher,
+    )
+
+    observers = getattr(globalLogPublisher, "_observers", None)
+    if observers is None:
+        log.warn("log.level is not supported by this Twisted; logging everything")
+        return
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    for observer in list(observers):
+        if isinstance(observer, FilteringLogObserver):
+            continue
+        globalLogPublisher.removeObserver(observer)
+        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
+
+
+def _portal(effective):
+    from twisted.cred.portal import Portal
+
+    from imapd.account import MailRealm
+    from imapd.auth.checker import PasswdFileChecker
+    from imapd.auth.passwdfile import PasswdFile
+
+    passwd = PasswdFile(effective.passwd_file)
+
+    def home_for(user: str):
+        entry = passwd.lookup(user)
+        return entry.home if entry is not None else None
+
+    realm = MailRealm(effective.mail_location, home_for, effective.index_dir)
+    return Portal(realm, [PasswdFileChecker(passwd)])
+
+
+def makeService(options: Options) -> service.MultiService:
+    """Build the server from checked options (see the module docstring)."""
+    from twisted.internet import reactor
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+    from twisted.python.threadpool import ThreadPool
+
+    from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
+    from imapd.defaults import prepare
+    from imapd.server import IMAPFactory, ServerContext, SessionLimits
+    from imapd.tls import TLSError, certificate_options
+
+    config = options.config
+    try:
+        effective = prepare(config)
+    except TLSError as e:
+        raise _fail(f"{config.source or 'tls'}: {e}") from None
+    except OSError as e:
+        raise _fail(f"{e.filename}: {e.strerror} (option data_dir: {config.server.data_dir})") from None
+
+    tls = None
+    if effective.cert is not None:
+        try:
+            tls = certificate_options(effective.cert, effective.key, config.tls.min_version)
+        except TLSError as e:
+            where = config.source or "command line"
+            raise _fail(f"{where}: option 'tls.cert': {e}") from None
+
+    pool = ThreadPool(minthreads=0, maxthreads=config.storage.threads, name="imapd-storage")
+    context = ServerContext(
+        portal=_portal(effective),
+        reactor=reactor,
+        storage_pool=pool,
+        tls=tls,
+        allow_plaintext_auth=effective.allow_plaintext_auth,
+        limits=SessionLimits(**dataclasses.asdict(config.limits)),
+        hostname=effective.hostname,
+    )
+
+    top = IMAPService(config.log.level)
+    ThreadPoolService(pool).setServiceParent(top)
+    for description in config.server.listen:
+        factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
+        if uses_tls_section(description):
+            factory = TLSMemoryBIOFactory(tls, False, factory)
+        strports.service(twisted_description(description), factory).setServiceParent(top)
+        log.info("Listener {description}", description=description)
+    log.info("Mail location {location}, index {index}, users from {passwd}",
+             location=effective.mail_location, index=effective.index_dir,
+             passwd=effective.passwd_file)
+    return top
