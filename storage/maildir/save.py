@@ -34,7 +34,7 @@ from zope.interface import implementer
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.maildir.content import crlf_size, to_lf
-from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, MaildirName, size_field
+from storage.maildir.filename import FLAG_LETTERS, MaildirName, size_field
 from storage.maildir.files import locked, unique_name
 from storage.maildir.sync import new_uidlist, rebuild_records, scan
 from storage.maildir.uidlist import UidlistRecord

@@ -20,7 +20,7 @@ import shutil
 
 from zope.interface import implementer
 
-from storage.errors import MailboxExists, MailboxNotFound, StoreError, InvalidMailboxName
+from storage.errors import InvalidMailboxName, MailboxExists, MailboxNotFound, StoreError
 from storage.interfaces import IStore, MailboxInfo, MailboxStatus
 from storage.maildir.files import atomic_write, locked, unique_name
 from storage.maildir.keywords import KEYWORDS_NAME

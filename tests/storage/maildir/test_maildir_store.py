@@ -15,7 +15,6 @@ from storage.errors import (
     StoreError,
 )
 from storage.interfaces import IMailbox, IStore, ITransaction
-from storage.maildir.store import MaildirStore
 
 from storage_maildir_testutil import make_store
 
