@@ -134,6 +134,19 @@ class IMAPService(service.MultiService):
         super().__init__()
         self.log_level = log_level
 
+    def privilegedStartService(self) -> None:
+        # Listening happens here (before twistd drops privileges).  A port in
+        # use is a configuration problem: say so in one line, not a traceback.
+        from twisted.internet.error import CannotListenError
+
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+            address = f"{e.interface or '*'}:{e.port}"
+            log.critical("Cannot listen on {address}: {reason}", address=address, reason=reason)
+            raise _fail(f"option 'listen': cannot listen on {address}: {reason}") from None
+
     def startService(self) -> None:
         _apply_log_level(self.log_level)
         super().startService()
