@@ -2,7 +2,9 @@
 """
 An open Maildir mailbox (L{IMailbox}).
 
-Each object is one session's (or one APPEND's) handle.  It keeps what it
+Each object is one session's (or one APPEND's) handle; it first reads the
+Maildir when something needs it, so an APPEND does not list the mailbox.
+It keeps what it
 learned at its last L{MaildirMailbox.sync}: the uidlist, the file of each
 message, and caches keyed by base name (sizes, INTERNALDATEs) that stay
 valid for the life of the object because the base never changes
@@ -19,7 +21,10 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -34,7 +39,60 @@ from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
 from storage.maildir.uidlist import Uidlist, UidlistFile
 
-__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE"]
+__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW"]
+
+#: A directory changed less than this many seconds before our listing may
+#: change again within the same timestamp tick (NFS servers and some file
+#: systems keep whole seconds), so an unchanged mtime proves nothing for
+#: that long: such a directory is listed again at every sync.
+DIRTY_WINDOW = 2.0
+
+#: Maildirs whose listing this process keeps, most recently used last.
+_MAX_SHARED = 4096
+
+
+@dataclass
+class _Shared:
+    """
+    What every open of one Maildir in this process may reuse: the last
+    listing and uidlist with the stat signature they were made under, and
+    per-message facts that never change for a base name (DESIGN.md rule 5:
+    INTERNALDATE, size).  This is an in-memory cache only; the store stays
+    the truth (rule 2), and the signature decides when it is stale.
+    """
+
+    signature: tuple = ()
+    entries: dict = field(default_factory=dict)
+    uidlist: Uidlist | None = None
+    keyword_map: dict = field(default_factory=dict)
+    dates: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    #: (uid, file name) -> MessageRecord, valid for one keyword map.
+    records: dict = field(default_factory=dict)
+
+
+_shared_lock = threading.Lock()
+_shared: "OrderedDict[str, _Shared]" = OrderedDict()
+
+
+def _shared_for(directory: str) -> _Shared:
+    with _shared_lock:
+        state = _shared.get(directory)
+        if state is None:
+            state = _shared[directory] = _Shared()
+            while len(_shared) > _MAX_SHARED:
+                _shared.popitem(last=False)
+        else:
+            _shared.move_to_end(directory)
+        return state
+
+
+def _stat_key(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 #: The Maildir spec: a file in tmp/ untouched for 36 hours is left over
 #: from a crashed delivery and may be removed.
@@ -92,19 +150,21 @@ class MaildirMailbox:
         self._uidlist: Uidlist | None = None
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
-        self._sizes: dict[str, int] = {}
-        self._dates: dict[str, datetime] = {}
+        self._shared = _shared_for(os.path.realpath(directory))
+        self._sizes: dict[str, int] = self._shared.sizes
+        self._dates: dict[str, datetime] = self._shared.dates
         self._recent: set[str] = set()
         self._closed = False
         #: The snapshot of the last L{sync}.
         self.last_snapshot: MailboxSnapshot | None = None
         if not readonly:
             clean_tmp(directory)
-        self.sync()
 
     @property
     def uidvalidity(self) -> int:
-        """The UIDVALIDITY as of the last sync."""
+        """The UIDVALIDITY as of the last sync (syncing first if none yet)."""
+        if self._uidlist is None:
+            self.sync()
         assert self._uidlist is not None
         return self._uidlist.uidvalidity
 
@@ -119,6 +179,22 @@ class MaildirMailbox:
         caching), and a per-node index will make this cheaper later.
         """
         self._check_open()
+        signature = self._signature()
+        shared = self._shared
+        if (
+            signature == shared.signature
+            and shared.uidlist is not None
+            and self._settled(signature)
+            and (self.readonly or not any(e.subdir == "new" for e in shared.entries.values()))
+        ):
+            # Nothing changed since a listing made after the directories
+            # settled: reuse it rather than list 10,000 files again.
+            if shared.uidlist is self._uidlist and self.last_snapshot is not None:
+                return self.last_snapshot
+            self._uidlist = shared.uidlist
+            self._entries = dict(shared.entries)
+            self.last_snapshot = self._snapshot()
+            return self.last_snapshot
         uidlist = self.uidlist_file.read()
         entries = scan(self.directory)
         if not self.readonly:
@@ -136,8 +212,28 @@ class MaildirMailbox:
         confirm_missing(self.directory, entries, vanished)
         self._uidlist = uidlist
         self._entries = entries
+        # The signature taken before listing: a change made while we listed
+        # gives a different signature next time, so it cannot be missed.
+        shared.signature = signature
+        shared.uidlist = uidlist
+        shared.entries = dict(entries)
         self.last_snapshot = self._snapshot()
         return self.last_snapshot
+
+    def _signature(self) -> tuple:
+        """Identity and mtimes of cur/, new/, the uidlist and keywords."""
+        d = self.directory
+        return (
+            _stat_key(os.path.join(d, "cur")),
+            _stat_key(os.path.join(d, "new")),
+            _stat_key(self.uidlist_file.path),
+            _stat_key(self.keywords.path),
+        )
+
+    @staticmethod
+    def _settled(signature: tuple) -> bool:
+        newest = max(key[2] for key in signature) / 1e9
+        return time.time() - newest > DIRTY_WINDOW
 
     @staticmethod
     def _listed(uidlist: Uidlist) -> set[str]:
@@ -162,11 +258,21 @@ class MaildirMailbox:
     def _snapshot(self) -> MailboxSnapshot:
         assert self._uidlist is not None
         keyword_map = self.keywords.read()
+        shared = self._shared
+        if keyword_map != shared.keyword_map:
+            shared.keyword_map = dict(keyword_map)
+            shared.records = {}
+        cached = shared.records
         messages: list[MessageRecord] = []
         by_uid: dict[int, str] = {}
         for record in self._uidlist.records:
             entry = self._entries.get(record.base)
             if entry is None:
+                continue
+            known = cached.get((record.uid, entry.name))
+            if known is not None:
+                messages.append(known)
+                by_uid[record.uid] = record.base
                 continue
             try:
                 date = self._internaldate(record.base)
@@ -179,7 +285,9 @@ class MaildirMailbox:
                 for c in letters
                 if "a" <= c <= "z" and ord(c) - 97 in keyword_map
             )
-            messages.append(MessageRecord(record.uid, flags, date, size, record.base))
+            rec = MessageRecord(record.uid, flags, date, size, record.base)
+            cached[(record.uid, entry.name)] = rec
+            messages.append(rec)
             by_uid[record.uid] = record.base
         self._by_uid = by_uid
         self._records = {m.uid: m for m in messages}
@@ -253,6 +361,8 @@ class MaildirMailbox:
 
         @raises MessageExpunged: no such message in the last sync.
         """
+        if self.last_snapshot is None:
+            self.sync()
         record = self._records.get(uid)
         if record is None:
             raise MessageExpunged(f"no message with UID {uid} in {self.name!r}")
@@ -291,10 +401,8 @@ class MaildirMailbox:
     def close(self) -> None:
         """Forget the caches; the object is unusable afterwards."""
         self._closed = True
-        self._entries.clear()
-        self._records.clear()
-        self._sizes.clear()
-        self._dates.clear()
+        self._entries = {}
+        self._records = {}
 
     def _check_open(self) -> None:
         if self._closed:

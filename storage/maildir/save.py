@@ -247,10 +247,17 @@ class MaildirTransaction:
         appended: list[int] = []
         source_uids: list[int] = []
         if self._pending:
-            entries = scan(directory)
-            ours = [UidlistRecord(0, p.base) for p in self._pending]
-            uidlist, added = rebuild_records(directory, uidlist, entries, ours)
-            mailbox.uidlist_file.write(uidlist)
+            # New UIDs come straight after the highest one listed and their
+            # lines are appended (Dovecot does the same).  Files other
+            # programs delivered meanwhile get theirs at the next sync; no
+            # listing of the whole Maildir is needed here, so an APPEND
+            # does not slow down as the mailbox grows.
+            first = uidlist.next_uid
+            added = tuple(
+                UidlistRecord(first + i, p.base) for i, p in enumerate(self._pending)
+            )
+            uidlist = uidlist.with_records(uidlist.records + added)
+            mailbox.uidlist_file.append(uidlist, added)
             failed = []
             for pending, record in zip(self._pending, added):
                 letters = pending.letters + mailbox.keywords.letters_for(pending.keywords)

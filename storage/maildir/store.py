@@ -303,7 +303,7 @@ class MaildirStore:
         """
         mailbox = self.open(name, readonly=True)
         try:
-            snapshot = mailbox.last_snapshot
+            snapshot = mailbox.sync()
             assert snapshot is not None
             recent = mailbox.unclaimed()
         finally:

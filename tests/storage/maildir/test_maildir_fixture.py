@@ -127,14 +127,15 @@ def test_flag_change_keeps_everything_else(tmp_path):
     assert {m.uid: set(m.flags) for m in fresh.messages} == expected
 
 
-def test_append_rewrites_uidlist_keeping_lines(tmp_path):
+def test_append_adds_a_uidlist_line_keeping_the_rest(tmp_path):
     """
-    An append rewrites the uidlist: the new message gets UID 15, the lines
-    of the gone UIDs 7 and 13 are dropped, every other line is unchanged.
+    An append adds one line for UID 15 at the end of the uidlist, as
+    Dovecot does; every existing byte (header, the lines of the gone UIDs 7
+    and 13, which Dovecot also keeps until a rewrite) stays as it was.
     """
     root = copy_fixture(tmp_path)
     with open(os.path.join(root, "dovecot-uidlist"), "rb") as f:
-        lines_before = f.read().decode().splitlines()
+        before = f.read()
     mailbox = MaildirStore(root, "mdir", fsync=False).open("INBOX")
     tx = mailbox.transaction()
     tx.append(b"Subject: x\r\n\r\nhi\r\n", ["project-x"])
@@ -142,12 +143,33 @@ def test_append_rewrites_uidlist_keeping_lines(tmp_path):
     assert result.appended == (15,)
     assert result.uidvalidity == 1795428227
     with open(os.path.join(root, "dovecot-uidlist"), "rb") as f:
-        lines_after = f.read().decode().splitlines()
-    assert lines_after[0] == "3 V1795428227 N16 G19249a01810f046b3819000083ecc375"
-    kept = [l for l in lines_before[1:] if not l.startswith(("7 ", "13 "))]
-    assert lines_after[1:-1] == kept
-    assert lines_after[-1].startswith("15 :")
+        after = f.read()
+    assert after.startswith(before)
+    added = after[len(before):].decode().splitlines()
+    assert len(added) == 1 and added[0].startswith("15 :")
     snap = mailbox.sync()
     assert {m.uid: set(m.flags) for m in snap.messages} == {**INBOX, 15: {"project-x"}}
     # "project-x" is letter c in this Maildir's keywords file.
     assert any(n.endswith(":2,c") for n in files(root)["cur"])
+
+
+def test_torn_uidlist_append_is_ignored_and_repaired(tmp_path):
+    """
+    A crash in the middle of appending a uidlist line leaves a last line
+    without its newline: readers ignore it (its message never left tmp/),
+    and the next append rewrites the file whole instead of gluing a line
+    onto the torn one.
+    """
+    root = copy_fixture(tmp_path)
+    path = os.path.join(root, "dovecot-uidlist")
+    with open(path, "ab") as f:
+        f.write(b"15 :1795428999.M1P1.torn")
+    mailbox = MaildirStore(root, "mdir", fsync=False).open("INBOX")
+    assert {m.uid for m in mailbox.sync().messages} == set(INBOX)
+    tx = mailbox.transaction()
+    tx.append(b"Subject: y\r\n\r\nhi\r\n")
+    assert tx.commit().appended == (15,)
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data.endswith(b"\n") and b"torn" not in data
+    assert 15 in {m.uid for m in mailbox.sync().messages}
