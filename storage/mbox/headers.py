@@ -1,0 +1,204 @@
+# -*- test-case-name: tests.storage.mbox.test_mbox_headers -*-
+"""
+The header fields in which UW-IMAP and Dovecot keep IMAP state inside an
+mbox, and the client's view of a message without them.
+
+ - C{X-IMAPbase: <uidvalidity> <last UID> [keywords...]} on the first
+   message (Dovecot, UW-IMAP); UW's pseudo message "DON'T DELETE THIS
+   MESSAGE -- FOLDER INTERNAL DATA" carries the same in C{X-IMAP:}.  The
+   last UID is written zero-padded to 10 digits so that it can be updated
+   in place.
+ - C{X-UID: <uid>} on every message.
+ - C{Status:} C{R} = C{\\Seen}, C{O} = old (not C{\\Recent}).
+ - C{X-Status:} C{A} C{\\Answered}, C{F} C{\\Flagged}, C{T} C{\\Draft},
+   C{D} C{\\Deleted}.
+ - C{X-Keywords:} keywords separated by spaces, padded with spaces so
+   that flag changes can be written in place.
+ - C{Content-Length:} the body's length on disk.
+
+None of these, nor the C{From } line, is ever shown to a client: a message
+APPENDed with its own C{X-UID} must not be able to fake one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from storage.errors import StoreError
+from storage.mbox.reader import HeaderField, RawMessage, header_fields
+
+__all__ = [
+    "META_FIELDS",
+    "Meta",
+    "read_meta",
+    "client_bytes",
+    "unquote_body",
+    "quote_body",
+    "split_flags",
+    "flag_lines",
+    "base_line",
+    "PADDING",
+]
+
+META_FIELDS = frozenset({
+    b"x-imapbase", b"x-imap", b"x-uid", b"status", b"x-status", b"x-keywords",
+    b"content-length",
+})
+#: The fields that L{flag_lines} writes, which an in-place update replaces.
+FLAG_FIELDS = frozenset({b"x-uid", b"status", b"x-status", b"x-keywords"})
+#: Spaces after C{X-Keywords:} for flag changes in place (Dovecot pads too).
+PADDING = 60
+
+_X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
+_X_STATUS_LETTER = {v.lower(): k for k, v in _X_STATUS.items()}
+_CANONICAL = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
+_UNQUOTE = re.compile(rb"(?m)^>(>*From )")
+_QUOTE = re.compile(rb"(?m)^(>*From )")
+
+
+@dataclass(slots=True)
+class Meta:
+    """
+    The IMAP state one message's header holds.
+
+    @ivar base: C{(uidvalidity, last_uid, keywords)} from C{X-IMAPbase} or
+        C{X-IMAP}, with C{base_field} its field.
+    @ivar uid: the C{X-UID} value, or C{None}.
+    @ivar old: C{Status} holds C{O}.
+    @ivar fields: every metadata field, by lower-case name.
+    """
+
+    base: tuple[int, int, tuple[str, ...]] | None = None
+    base_field: HeaderField | None = None
+    pseudo: bool = False
+    uid: int | None = None
+    flags: frozenset[str] = frozenset()
+    old: bool = False
+    fields: dict[bytes, list[HeaderField]] = field(default_factory=dict)
+    other_fields: list[HeaderField] = field(default_factory=list)
+
+
+def _parse_base(value: bytes) -> tuple[int, int, tuple[str, ...]] | None:
+    parts = value.decode("utf-8", "replace").split()
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), int(parts[1]), tuple(parts[2:])
+
+
+def read_meta(data: bytes, msg: RawMessage) -> Meta:
+    """The metadata of C{msg} (whose bytes are in C{data})."""
+    meta = Meta()
+    flags: set[str] = set()
+    for f in header_fields(data, msg.header_start, msg.header_end):
+        if f.name not in META_FIELDS:
+            meta.other_fields.append(f)
+            continue
+        meta.fields.setdefault(f.name, []).append(f)
+        value = f.value.strip()
+        if f.name in (b"x-imapbase", b"x-imap") and meta.base is None:
+            meta.base = _parse_base(value)
+            if meta.base is not None:
+                meta.base_field = f
+                meta.pseudo = f.name == b"x-imap"
+        elif f.name == b"x-uid" and meta.uid is None:
+            if value.isdigit() and 0 < int(value) < 2**32:
+                meta.uid = int(value)
+        elif f.name == b"status":
+            if b"R" in value:
+                flags.add("\\Seen")
+            if b"O" in value:
+                meta.old = True
+        elif f.name == b"x-status":
+            for letter in value.decode("ascii", "replace"):
+                if letter in _X_STATUS:
+                    flags.add(_X_STATUS[letter])
+        elif f.name == b"x-keywords":
+            for word in value.replace(b",", b" ").split():
+                flags.add(word.decode("utf-8", "replace"))
+    meta.flags = frozenset(flags)
+    return meta
+
+
+def unquote_body(body: bytes) -> bytes:
+    """mboxrd: C{>From }, C{>>From }... lose one C{>}."""
+    return _UNQUOTE.sub(rb"\1", body) if b">" in body else body
+
+
+def quote_body(body: bytes) -> bytes:
+    """mboxrd: C{From }, C{>From }... gain one C{>}."""
+    return _QUOTE.sub(rb">\1", body) if b"From " in body else body
+
+
+def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
+    """
+    The message as the client sees it (CRLF line endings): the header
+    without the C{From } line and our fields, the blank line, the body
+    unquoted (mboxrd).
+    """
+    parts = [data[f.start:f.end] for f in meta.other_fields]
+    header = b"".join(parts)
+    if header and not header.endswith(b"\n"):
+        header += b"\n"
+    if msg.body_start > msg.header_end:
+        out = header + b"\n" + unquote_body(data[msg.body_start:msg.end])
+    else:
+        out = header
+    return _to_crlf(out)
+
+
+_BARE_OR_CRLF = re.compile(rb"\r?\n")
+
+
+def _to_crlf(data: bytes) -> bytes:
+    return _BARE_OR_CRLF.sub(b"\r\n", data)
+
+
+def split_flags(flags) -> tuple[frozenset[str], tuple[str, ...]]:
+    """
+    Normalise IMAP flags: (system flags, sorted keywords).  C{\\Recent} is
+    dropped.
+
+    @raises StoreError: an unknown system flag or a keyword that cannot be
+        written into C{X-Keywords}.
+    """
+    system = set()
+    keywords = set()
+    for flag in flags:
+        if flag.startswith("\\"):
+            canonical = _CANONICAL.get(flag.lower())
+            if canonical is not None:
+                system.add(canonical)
+            elif flag.lower() != "\\recent":
+                raise StoreError(f"unknown system flag {flag!r}")
+        elif flag:
+            if any(c <= " " or c in "(){%*\"\\]\x7f" for c in flag):
+                raise StoreError(f"keyword {flag!r} cannot be stored")
+            keywords.add(flag)
+    return frozenset(system), tuple(sorted(keywords))
+
+
+def flag_lines(uid: int, flags, old: bool, eol: bytes, padding: int = PADDING) -> list[bytes]:
+    """
+    C{X-UID}, C{Status}, C{X-Status}, C{X-Keywords} lines (in Dovecot's
+    order), the last padded with C{padding} spaces.
+    """
+    system, keywords = split_flags(flags)
+    status = ("R" if "\\Seen" in system else "") + ("O" if old else "")
+    xstatus = "".join(
+        letter for letter, name in _X_STATUS.items() if name in system)
+    lines = [b"X-UID: %d" % uid + eol]
+    if status:
+        lines.append(b"Status: " + status.encode() + eol)
+    if xstatus:
+        lines.append(b"X-Status: " + xstatus.encode() + eol)
+    kw = " ".join(keywords).encode("utf-8")
+    lines.append(b"X-Keywords: " + kw + b" " * padding + eol)
+    return lines
+
+
+def base_line(uidvalidity: int, last_uid: int, keywords, eol: bytes, pseudo: bool = False) -> bytes:
+    """The C{X-IMAPbase:} (or, in UW's pseudo message, C{X-IMAP:}) line."""
+    name = b"X-IMAP" if pseudo else b"X-IMAPbase"
+    words = b"".join(b" " + k.encode("utf-8") for k in keywords)
+    return name + b": %d %010d" % (uidvalidity, last_uid) + words + eol

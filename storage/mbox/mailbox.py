@@ -1,0 +1,370 @@
+# -*- test-case-name: tests.storage.mbox.test_mbox_sync -*-
+"""
+An open mbox (L{IMailbox}).
+
+L{MboxMailbox.sync} is cheap when nothing changed: one C{stat()} compared
+with what the last parse saw (device, inode, size, mtime, ctime).  When the
+file only grew and its old last bytes are unchanged, an MDA appended mail:
+only the tail, from the old last message on, is parsed again.  Anything
+else is a full parse under the read lock chain; UIDs come from the file
+(C{X-UID}), so they survive.  A change that was neither an append nor a
+write of ours is logged as "Unexpected changes to mailbox".
+
+Writable syncs store what only exists in memory: UIDs of new mail
+(C{X-UID}) and C{Status: O} on messages no session had yet; the object
+that writes C{O} owns the message's C{\\Recent} (RFC 3501 section 2.3.2),
+and the write lock makes that happen once.
+
+Reading a message uses the offsets of the last parse after checking that
+they still hold the same message; files are read with C{pread}, never
+mapped (DESIGN.md rule 3).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from datetime import datetime, timezone
+from typing import Callable
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout
+from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
+from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
+from storage.mbox.headers import client_bytes, read_meta
+from storage.mbox.reader import RawMessage, split
+from storage.mbox.rewrite import Changes, Outcome, write_changes
+from storage.mbox.save import MboxTransaction
+from storage.mbox.state import MboxState, parse
+
+__all__ = ["MboxMailbox", "LockSettings", "EMPTY_STATE"]
+
+_log = Logger(namespace="storage.mbox")
+
+#: Bytes before the old end of file compared to tell an append from a rewrite.
+_TAIL = 256
+
+
+class LockSettings:
+    """The lock chains of a store (Dovecot's mbox_read_locks/mbox_write_locks)."""
+
+    def __init__(self, read=("fcntl",), write=("dotlock", "fcntl"),
+                 dotlock: DotlockSettings | None = None, timeout: float | None = None):
+        self.read = tuple(read)
+        self.write = tuple(write)
+        self.dotlock = dotlock
+        self.timeout = timeout
+
+    def chain(self, path: str, write: bool) -> LockChain:
+        return LockChain.from_names(list(self.write if write else self.read), path,
+                                    dotlock_settings=self.dotlock, exclusive=write)
+
+
+# What this process wrote last to each file: (generation, identity after the
+# write).  Sessions of this process use it to tell their own writes (and
+# in-place flag changes, which an append could hide) from foreign ones.
+_WRITES: dict[str, tuple[int, tuple]] = {}
+_WRITES_LOCK = threading.Lock()
+
+
+def _identity(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _generation(path: str) -> tuple[int, tuple | None]:
+    with _WRITES_LOCK:
+        return _WRITES.get(path, (0, None))
+
+
+def _wrote(path: str, ident: tuple) -> None:
+    with _WRITES_LOCK:
+        gen = _WRITES.get(path, (0, None))[0] + 1
+        _WRITES[path] = (gen, ident)
+
+
+def _default_uidvalidity(st: os.stat_result | None) -> int:
+    """UIDVALIDITY of a file that stores none yet: the same for every reader."""
+    value = int(st.st_mtime) if st is not None else 1
+    return min(max(value, 1), 2**32 - 1)
+
+
+def EMPTY_STATE(uidvalidity: int) -> MboxState:
+    return MboxState(uidvalidity=uidvalidity, last_uid=0, stored_last_uid=None,
+                     base_digits=None, base_in=None, keywords=(), pseudo=None,
+                     garbage=None, entries=(), size=0, stored_uidvalidity=False)
+
+
+@implementer(IMailbox)
+class MboxMailbox:
+    """One open mbox file."""
+
+    def __init__(self, name: str, path: str, locks: LockSettings, readonly: bool = False,
+                 fsync: bool = True, sender: str = "MAILER-DAEMON",
+                 must_exist: bool = True) -> None:
+        if must_exist and not os.path.isfile(path):
+            raise MailboxNotFound(f"mailbox {name!r} does not exist")
+        self.name = name
+        self.path = path
+        self.locks = locks
+        self.readonly = readonly
+        self.fsync = fsync
+        self.sender = sender
+        self._state: MboxState | None = None
+        self._ident: tuple | None = None
+        self._gen = -1
+        self._tail = b""
+        self._records: dict[int, MessageRecord] = {}
+        self._recent: set[int] = set()
+        self._closed = False
+        self.last_snapshot: MailboxSnapshot | None = None
+        self.sync()
+
+    @property
+    def uidvalidity(self) -> int:
+        assert self._state is not None
+        return self._state.uidvalidity
+
+    # -- loading --------------------------------------------------------------
+
+    def _load(self, fd: int, st: os.stat_result, gen: int) -> MboxState:
+        """Parse the file open as C{fd}: incrementally if it only grew."""
+        old = self._state
+        ident = _identity(st)
+        if (old is not None and old.entries and self._ident is not None
+                and self._ident[:2] == ident[:2] and st.st_size > old.size
+                and gen == self._gen
+                and os.pread(fd, len(self._tail), old.size - len(self._tail)) == self._tail):
+            start = old.entries[-1].raw.start
+            data = _pread_all(fd, start, st.st_size - start)
+            state = parse(data, old.uidvalidity, _mtime(st), base=start, previous=old)
+            incremental = True
+        else:
+            data = _pread_all(fd, 0, st.st_size)
+            state = parse(data, _default_uidvalidity(st), _mtime(st))
+            incremental = False
+        if old is not None and not incremental and self._ident != ident:
+            ours = _generation(self.path)[1] == ident
+            if not ours:
+                why = "; ".join(state.problems) or "the file was rewritten or changed in place"
+                _log.warn("Unexpected changes to mailbox {path}: full resync ({why})",
+                          path=self.path, why=why)
+        elif state.problems and old is None:
+            _log.warn("mbox {path}: {problems}", path=self.path,
+                      problems="; ".join(state.problems))
+        self._state = state
+        self._ident = ident
+        self._gen = gen
+        self._tail = os.pread(fd, min(_TAIL, st.st_size), st.st_size - min(_TAIL, st.st_size))
+        return state
+
+    def _read_state(self) -> MboxState:
+        gen = _generation(self.path)[0]
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._state = EMPTY_STATE(self._state.uidvalidity if self._state else 1)
+            self._ident = None
+            return self._state
+        if self._state is not None and _identity(st) == self._ident and gen == self._gen:
+            return self._state
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return self._read_state()
+        except OSError as e:
+            raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
+        try:
+            chain = self.locks.chain(self.path, write=False) if self.locks.read else None
+            if chain is not None:
+                _acquire(chain, self.path, self.locks.timeout)
+            try:
+                return self._load(fd, os.fstat(fd), gen)
+            finally:
+                if chain is not None:
+                    chain.release()
+        finally:
+            os.close(fd)
+
+    # -- IMailbox -------------------------------------------------------------
+
+    def sync(self) -> MailboxSnapshot:
+        """See the module docstring."""
+        self._check_open()
+        state = self._read_state()
+        if not self.readonly and any(not e.old or not e.stored_uid for e in state.entries):
+            try:
+                claimed: set[int] = set()
+
+                def fixup(fresh: MboxState) -> Changes:
+                    claimed.update(e.uid for e in fresh.entries if not e.old)
+                    return Changes(claim=set(claimed))
+
+                self.write(fixup)
+                self._recent |= claimed
+                state = self._read_state()
+            except (LockUnavailable, StoreError) as e:
+                _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
+                          path=self.path, error=str(e))
+        records = []
+        for e in sorted(state.entries, key=lambda e: e.uid):
+            records.append(MessageRecord(e.uid, e.flags, e.internaldate, e.size,
+                                         str(e.raw.start)))
+        self._records = {r.uid: r for r in records}
+        self._recent &= set(self._records)
+        self.last_snapshot = MailboxSnapshot(
+            uidvalidity=state.uidvalidity, uidnext=state.uidnext,
+            messages=tuple(records), recent=frozenset(self._recent),
+            keywords=state.keywords)
+        return self.last_snapshot
+
+    def record(self, uid: int) -> MessageRecord:
+        """The record of C{uid} as of the last sync."""
+        record = self._records.get(uid)
+        if record is None:
+            raise MessageExpunged(f"no message with UID {uid} in {self.name!r}")
+        return record
+
+    def unclaimed(self) -> int:
+        """Messages no session has had as C{\\Recent} (STATUS RECENT)."""
+        assert self._state is not None
+        return sum(1 for e in self._state.entries if not e.old)
+
+    def read(self, uid: int) -> bytes:
+        """The message with CRLF line endings; see L{IMailbox.read}."""
+        self._check_open()
+        self.record(uid)
+        assert self._state is not None
+        entry = next((e for e in self._state.entries if e.uid == uid), None)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise MessageExpunged(f"mailbox {self.name!r} is gone") from None
+        try:
+            if entry is not None:
+                raw = entry.raw
+                data = _pread_all(fd, raw.start, raw.next - raw.start)
+                got = _message_at(data, raw, uid, entry.stored_uid)
+                if got is not None:
+                    return got
+            # The file was rewritten since our sync: find the UID again.
+            st = os.fstat(fd)
+            data = _pread_all(fd, 0, st.st_size)
+        finally:
+            os.close(fd)
+        fresh = parse(data, self.uidvalidity, _mtime(st))
+        if fresh.uidvalidity == self.uidvalidity:
+            for e in fresh.entries:
+                if e.uid == uid:
+                    return client_bytes(data, e.raw, read_meta(data, e.raw))
+        raise MessageExpunged(f"message UID {uid} is gone from {self.name!r}")
+
+    def transaction(self) -> MboxTransaction:
+        """Begin a write transaction; see L{storage.mbox.save}."""
+        self._check_open()
+        return MboxTransaction(self)
+
+    def close(self) -> None:
+        """Forget the caches; the object is unusable afterwards."""
+        self._closed = True
+        self._records.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"mailbox {self.name!r} is closed")
+
+    # -- writing --------------------------------------------------------------
+
+    def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
+        """
+        Take the write lock chain, bring the state up to date with the file
+        and apply C{make(state)}.  The lock is held only for this call.
+
+        @return: what was written, and the UIDVALIDITY.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise StoreError(f"cannot open {self.path} for writing: {e.strerror or e}") from e
+        try:
+            chain = self.locks.chain(self.path, write=True)
+            _acquire(chain, self.path, self.locks.timeout)
+            try:
+                st = os.fstat(fd)
+                try:
+                    current = os.stat(self.path)
+                except FileNotFoundError:
+                    current = None
+                if current is None or _identity(current)[:2] != _identity(st)[:2]:
+                    # Replaced between our open and our lock: start again.
+                    chain.release()
+                    chain = None
+                    return self.write(make)
+                gen = _generation(self.path)[0]
+                if st.st_size == 0:
+                    prior = self._state.uidvalidity if self._state and self._state.stored_uidvalidity else None
+                    state = EMPTY_STATE(prior or _default_uidvalidity(st))
+                    self._state, self._ident = state, _identity(st)
+                elif self._state is not None and _identity(st) == self._ident and gen == self._gen:
+                    state = self._state
+                else:
+                    state = self._load(fd, st, gen)
+                outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync)
+                try:
+                    _wrote(self.path, _identity(os.stat(self.path)))
+                except OSError:
+                    pass
+                return outcome, state.uidvalidity
+            finally:
+                if chain is not None:
+                    chain.release()
+        finally:
+            os.close(fd)
+
+
+def _acquire(chain: LockChain, path: str, timeout: float | None) -> None:
+    try:
+        chain.acquire(timeout)
+    except LockTimeout as e:
+        raise LockUnavailable(f"{path} stays locked: {e}") from e
+    except CannotLock as e:
+        raise LockUnavailable(f"cannot lock {path}: {e}") from e
+    except LockError as e:
+        raise LockUnavailable(f"cannot lock {path}: {e}") from e
+
+
+def _pread_all(fd: int, offset: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.pread(fd, min(size, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _mtime(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime, timezone.utc)
+
+
+def _message_at(data: bytes, raw: RawMessage, uid: int, stored: bool) -> bytes | None:
+    """
+    The client bytes of the message that should start C{data} (read at the
+    offsets of the last parse), or C{None} if it is not there any more.
+    """
+    if not data.startswith(raw.from_line):
+        return None
+    parts = split(data)
+    if not parts.messages or parts.garbage is not None:
+        return None
+    msg = parts.messages[0]
+    meta = read_meta(data, msg)
+    if stored and meta.uid != uid:
+        return None
+    if not stored and meta.uid is not None:
+        return None
+    return client_bytes(data, msg, meta)

@@ -1,0 +1,376 @@
+# -*- test-case-name: tests.storage.mbox.test_mbox_rewrite -*-
+"""
+Writing an mbox file, always under the write lock chain and from an
+L{MboxState} that matches the file's current bytes.
+
+Two ways, chosen per commit:
+
+ - in place, when nothing is removed and every header that changes fits
+   into the bytes it had: new messages are appended at the end (as every
+   MDA does), changed C{X-UID}/C{Status}/C{X-Status}/C{X-Keywords} blocks
+   are overwritten with the same length (C{X-Keywords} is padded with
+   spaces for this), and the zero-padded last UID of C{X-IMAPbase} is
+   overwritten last.  A crash leaves at worst a message with C{X-UID}
+   beyond the stored last UID, which L{storage.mbox.state.parse} accepts.
+ - by rewriting the whole file: the new content goes to a temporary file
+   in the same directory, which is fsynced and renamed over the mbox
+   (DESIGN.md rule 4: a crash leaves the old or the new file).  Messages
+   are written in UID order, each with fresh metadata lines and a
+   C{Content-Length:}; every other header and body byte is kept.  Bytes
+   before the first separator and UW's pseudo message are kept.  Where the
+   directory is not writable (a 1777 spool we may not create in), the file
+   is overwritten in place instead, which is not crash-safe: a warning
+   says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from twisted.logger import Logger
+
+from storage.errors import StoreError
+from storage.mbox.fromline import make_from_line
+from storage.mbox.headers import (
+    META_FIELDS,
+    base_line,
+    flag_lines,
+    quote_body,
+)
+from storage.mbox.state import Entry, MboxState
+
+__all__ = ["NewMessage", "Changes", "Outcome", "write_changes", "prepare_new", "TEMP_PREFIX"]
+
+_log = Logger(namespace="storage.mbox")
+
+#: Temporary files of full rewrites; the layout never lists dot files.
+TEMP_PREFIX = ".imapd-rewrite."
+_HEADER_END = re.compile(rb"\n\n")
+_FIELD_NAME = re.compile(rb"^([^:\s]+)[ \t]*:")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append, already converted by L{prepare_new}."""
+
+    header: bytes  # LF, without our fields, ending in LF
+    body: bytes | None  # LF, mboxrd-quoted; None: the message had no blank line
+    flags: frozenset[str]
+    internaldate: datetime
+    sender: str
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a commit (or a sync's fix-up) asks for."""
+
+    flags: dict[int, frozenset[str]] = field(default_factory=dict)
+    claim: set[int] = field(default_factory=set)
+    expunge: set[int] = field(default_factory=set)
+    appends: list[NewMessage] = field(default_factory=list)
+    #: Write the UIDs that are only computed (no X-UID yet) into the file.
+    store_uids: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    appended: tuple[int, ...]
+    expunged: tuple[int, ...]
+    flags_changed: tuple[int, ...]
+    rewritten: bool
+
+
+def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) -> NewMessage:
+    """
+    Turn APPENDed bytes into what we store: LF line endings, our metadata
+    fields removed from its header (a client must not fake an C{X-UID}),
+    the body quoted (mboxrd).
+    """
+    text = data.replace(b"\r\n", b"\n")
+    m = _HEADER_END.search(b"\n" + text)
+    if m is None:
+        header, body = text, None
+    else:
+        cut = m.start()  # index in text of the blank line's preceding LF + 1
+        header, body = text[:cut], text[cut + 1:]
+    if header and not header.endswith(b"\n"):
+        header += b"\n"
+    kept = []
+    skipping = False
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and kept is not None:
+            if not skipping:
+                kept.append(line)
+            continue
+        name = _FIELD_NAME.match(line)
+        skipping = bool(name) and name.group(1).lower() in META_FIELDS
+        if not skipping:
+            # A body line that looks like a separator cannot be a header
+            # line either: quote it like one.
+            kept.append(b">" + line if line.startswith(b"From ") else line)
+    if internaldate is None:
+        internaldate = datetime.now(timezone.utc)
+    return NewMessage(b"".join(kept), None if body is None else quote_body(body),
+                      frozenset(flags), internaldate, sender)
+
+
+def _eol(entry: Entry) -> bytes:
+    return b"\r\n" if entry.raw.crlf else b"\n"
+
+
+def _render_entry(data: bytes, entry: Entry, uid: int, flags, old: bool,
+                  base: bytes = b"") -> bytes:
+    raw = entry.raw
+    eol = _eol(entry)
+    head = raw.from_line + eol + b"".join(data[s:e] for s, e in entry.other)
+    if entry.other and not head.endswith(b"\n"):
+        head += eol
+    meta = base + b"".join(flag_lines(uid, flags, old, eol))
+    if raw.body_start > raw.header_end:
+        body = data[raw.body_start:raw.end]
+        return head + meta + b"Content-Length: %d" % len(body) + eol + eol + body + eol
+    return head + meta + eol
+
+
+def _render_new(msg: NewMessage, uid: int, old: bool, base: bytes = b"") -> bytes:
+    head = make_from_line(msg.sender, msg.internaldate) + b"\n" + msg.header
+    meta = base + b"".join(flag_lines(uid, msg.flags, old, b"\n"))
+    body = msg.body if msg.body is not None else b""
+    return head + meta + b"Content-Length: %d\n\n" % len(body) + body + b"\n"
+
+
+def _render_pseudo(data: bytes, state: MboxState, last_uid: int, keywords) -> bytes:
+    if state.pseudo is not None:
+        raw = state.pseudo
+        eol = b"\r\n" if raw.crlf else b"\n"
+        from storage.mbox.headers import read_meta
+
+        meta = read_meta(data, raw)
+        head = raw.from_line + eol + b"".join(data[f.start:f.end] for f in meta.other_fields)
+        body = data[raw.body_start:raw.end]
+    else:
+        eol = b"\n"
+        host = socket.gethostname()
+        now = datetime.now(timezone.utc)
+        head = (make_from_line("MAILER-DAEMON", now) + b"\n"
+                + b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S +0000",
+                                             time.gmtime()).encode() + b"\n"
+                + b"From: Mail System Internal Data <MAILER-DAEMON@" + host.encode() + b">\n"
+                + b"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"
+                + b"Message-ID: <%d@" % int(time.time()) + host.encode() + b">\n")
+        body = (b"This message keeps the mailbox's IMAP data (UIDVALIDITY and the\n"
+                b"last UID given) while the mailbox holds no mail.  Mail programs\n"
+                b"hide it; removing it makes IMAP clients download everything again.\n")
+    return (head + base_line(state.uidvalidity, last_uid, keywords, eol, pseudo=True)
+            + b"Status: RO" + eol + b"Content-Length: %d" % len(body) + eol + eol + body + eol)
+
+
+def _keywords(state: MboxState, flag_sets) -> tuple[str, ...]:
+    known = list(state.keywords)
+    for flags in flag_sets:
+        for f in sorted(flags):
+            if not f.startswith("\\") and f not in known:
+                known.append(f)
+    return tuple(known)
+
+
+def _fit_block(entry: Entry, uid: int, flags, old: bool) -> bytes | None:
+    """The new flag block of C{entry}, exactly as long as the old one, or None."""
+    if entry.block is None:
+        return None
+    start, end = entry.block
+    eol = _eol(entry)
+    lines = flag_lines(uid, flags, old, eol, padding=0)
+    need = sum(map(len, lines))
+    if need > end - start:
+        return None
+    return b"".join(flag_lines(uid, flags, old, eol, padding=end - start - need))
+
+
+def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
+                  fsync: bool = True) -> Outcome:
+    """
+    Apply C{changes} to the mbox open as C{fd} (read-write, locked), whose
+    content C{state} describes.
+
+    @raises StoreError: nothing or, for an in-place write, not everything
+        was written; the message says why.
+    """
+    by_uid = {e.uid: e for e in state.entries}
+    expunged = tuple(sorted(u for u in changes.expunge if u in by_uid))
+    new_flags: dict[int, tuple[frozenset[str], bool]] = {}
+    changed: list[int] = []
+    for e in state.entries:
+        flags = changes.flags.get(e.uid, e.flags)
+        old = e.old or e.uid in changes.claim
+        if e.uid in changes.flags and flags != e.flags:
+            changed.append(e.uid)
+        new_flags[e.uid] = (flags, old)
+    last_uid = state.last_uid
+    appended = tuple(range(last_uid + 1, last_uid + 1 + len(changes.appends)))
+    last_uid += len(changes.appends)
+    try:
+        done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync)
+        if not done:
+            _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync)
+    except OSError as e:
+        raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
+    return Outcome(appended, expunged, tuple(changed), not done)
+
+
+def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync) -> bool:
+    if changes.expunge & {e.uid for e in state.entries}:
+        return False
+    empty = not state.entries and state.pseudo is None and state.garbage is None
+    if state.base_in is None and not empty:
+        return False
+    # UIDs only computed so far must be at the tail, in file order.
+    seen_unstored = False
+    for e in state.entries:
+        if not e.stored_uid:
+            seen_unstored = True
+        elif seen_unstored:
+            return False
+    patches: list[tuple[int, bytes]] = []
+    for e in state.entries:
+        flags, old = new_flags[e.uid]
+        if flags == e.flags and old == e.old and (e.stored_uid or not changes.store_uids):
+            continue
+        block = _fit_block(e, e.uid, flags, old)
+        if block is None:
+            return False
+        patches.append((e.block[0], block))
+    if last_uid != state.stored_last_uid and not empty:
+        if state.base_digits is None:
+            return False
+        start, end = state.base_digits
+        digits = b"%0*d" % (end - start, last_uid)
+        if len(digits) != end - start:
+            return False
+        patches.append((start, digits))
+    if changes.appends:
+        tail = b""
+        if state.entries:
+            last = state.entries[-1].raw
+            if last.end < state.size:
+                tail = os.pread(fd, state.size - last.end, last.end)
+            sep = b"" if tail in (b"\n", b"\r\n") else b"\n"
+        elif state.size:
+            sep = b"\n"
+        else:
+            sep = b""
+        keywords = _keywords(state, [m.flags for m in changes.appends])
+        out = [sep]
+        for i, (msg, uid) in enumerate(zip(changes.appends, appended)):
+            base = base_line(state.uidvalidity, last_uid, keywords, b"\n") if empty and i == 0 else b""
+            out.append(_render_new(msg, uid, False, base))
+        _pwrite_all(fd, b"".join(out), state.size)
+        if fsync:
+            os.fsync(fd)
+    for offset, data in patches:
+        _pwrite_all(fd, data, offset)
+    if fsync and patches:
+        os.fsync(fd)
+    return True
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(size - offset, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def render_all(data: bytes, state: MboxState, changes: Changes, new_flags, appended,
+               last_uid: int) -> bytes:
+    """The whole new file content for a full rewrite."""
+    keep = sorted((e for e in state.entries if e.uid not in changes.expunge),
+                  key=lambda e: e.uid)
+    keywords = _keywords(state, [f for f, _ in new_flags.values()]
+                         + [m.flags for m in changes.appends])
+    out = []
+    if state.garbage is not None:
+        g = data[state.garbage[0]:state.garbage[1]]
+        out.append(g if g.endswith(b"\n") else g + b"\n")
+    pseudo = state.pseudo is not None or (not keep and not changes.appends)
+    if pseudo:
+        out.append(_render_pseudo(data, state, last_uid, keywords))
+    first = True
+    for e in keep:
+        flags, old = new_flags[e.uid]
+        base = b""
+        if first and not pseudo:
+            base = base_line(state.uidvalidity, last_uid, keywords, _eol(e))
+        first = False
+        out.append(_render_entry(data, e, e.uid, flags, old, base))
+    for msg, uid in zip(changes.appends, appended):
+        base = b""
+        if first and not pseudo:
+            base = base_line(state.uidvalidity, last_uid, keywords, b"\n")
+        first = False
+        out.append(_render_new(msg, uid, False, base))
+    return b"".join(out)
+
+
+def _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync) -> None:
+    data = _read_all(fd, state.size)
+    content = render_all(data, state, changes, new_flags, appended, last_uid)
+    directory = os.path.dirname(path) or "."
+    temp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}."
+                                   f"{os.getpid()}.{time.monotonic_ns()}")
+    try:
+        tfd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        _log.warn("Cannot create a temporary file in {directory} ({error}); rewriting "
+                  "{path} in place, which a crash could leave torn",
+                  directory=directory, error=e.strerror, path=path)
+        _pwrite_all(fd, content, 0)
+        os.ftruncate(fd, len(content))
+        if fsync:
+            os.fsync(fd)
+        return
+    try:
+        st = os.fstat(fd)
+        with contextlib.suppress(OSError):
+            os.fchmod(tfd, st.st_mode & 0o7777)
+        with contextlib.suppress(OSError):
+            os.fchown(tfd, st.st_uid, st.st_gid)
+        _pwrite_all(tfd, content, 0)
+        if fsync:
+            os.fsync(tfd)
+        os.close(tfd)
+        tfd = -1
+        os.rename(temp, path)
+    except BaseException:
+        if tfd >= 0:
+            os.close(tfd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    if fsync:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

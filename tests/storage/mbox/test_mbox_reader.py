@@ -1,0 +1,151 @@
+# -*- test-case-name: tests.storage.mbox.test_mbox_reader -*-
+"""
+Splitting mbox bytes into messages (L{storage.mbox.reader}) and reading
+separator lines (L{storage.mbox.fromline}): the variants met in practice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from storage.mbox.fromline import make_from_line, parse_from_line
+from storage.mbox.headers import client_bytes, read_meta
+from storage.mbox.reader import split
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """Dates without a zone are local time: pin it."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _texts(data: bytes) -> list[bytes]:
+    parts = split(data)
+    return [client_bytes(data, m, read_meta(data, m)) for m in parts.messages]
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"From a@b Tue Nov 14 22:13:20 2023", (2023, 11, 14, 22, 13, 20, 0)),
+    (b"From mboxu@vm  Tue Nov 14 22:13:20 2023", (2023, 11, 14, 22, 13, 20, 0)),
+    (b"From MAILER-DAEMON Tue Nov  4 22:13 2023", (2023, 11, 4, 22, 13, 0, 0)),
+    (b"From a@b Tue Nov 14 22:13:20 2023 +0100", (2023, 11, 14, 22, 13, 20, 3600)),
+    (b"From a@b Tue Nov 14 22:13:20 +0100 2023", (2023, 11, 14, 22, 13, 20, 3600)),
+    (b"From a@b Tue Nov 14 22:13:20 MET DST 2023", (2023, 11, 14, 22, 13, 20, 0)),
+    (b"From  Tue Nov 14 22:13:20 2023", (2023, 11, 14, 22, 13, 20, 0)),
+    (b"From Tue Nov 14 22:13:20 2023", (2023, 11, 14, 22, 13, 20, 0)),
+    (b"From a@b Tue, Nov 14 22:13:20 98", (1998, 11, 14, 22, 13, 20, 0)),
+])
+def test_from_line_dates(line, expected):
+    """Separator lines with and without sender, seconds, zones."""
+    y, mo, d, h, mi, s, offset = expected
+    want = datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc).timestamp() - offset
+    assert parse_from_line(line).timestamp() == want
+
+
+@pytest.mark.parametrize("line", [
+    b"From here on we talk about it", b"From: a@b", b"Fromage Tue Nov 14 22:13:20 2023",
+    b"From a@b", b"",
+])
+def test_not_from_lines(line):
+    """Body lines that start like a separator but carry no date."""
+    assert parse_from_line(line) is None
+
+
+def test_make_from_line_round_trip():
+    """What we write reads back with the same date."""
+    date = datetime(2024, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    line = make_from_line("user@example.org", date)
+    assert line == b"From user@example.org  Sat Feb  3 04:05:06 2024"
+    assert parse_from_line(line) == date
+
+
+def test_plain_lf_file():
+    """Two messages, blank line before the separator, LF endings."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\nSubject: one\n\nbody 1\n\n"
+            b"From a@b Tue Nov 14 22:13:21 2023\nSubject: two\n\nbody 2\n\n")
+    assert _texts(data) == [b"Subject: one\r\n\r\nbody 1\r\n",
+                            b"Subject: two\r\n\r\nbody 2\r\n"]
+
+
+def test_crlf_file():
+    """CRLF files read like LF ones."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\r\nSubject: one\r\n\r\nbody 1\r\n\r\n"
+            b"From a@b Tue Nov 14 22:13:21 2023\r\nSubject: two\r\n\r\nbody 2\r\n")
+    assert _texts(data) == [b"Subject: one\r\n\r\nbody 1\r\n",
+                            b"Subject: two\r\n\r\nbody 2\r\n"]
+
+
+def test_no_blank_line_before_separator_and_no_final_newline():
+    """A separator without the blank line; a last message without newline."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\nSubject: one\n\nbody 1\n"
+            b"From a@b Tue Nov 14 22:13:21 2023\nSubject: two\n\nno newline")
+    assert _texts(data) == [b"Subject: one\r\n\r\nbody 1\r\n",
+                            b"Subject: two\r\n\r\nno newline"]
+
+
+def test_empty_file_and_garbage():
+    """Nothing in an empty file; bytes before the first separator are garbage."""
+    assert split(b"").messages == ()
+    data = b"junk line\nmore\nFrom a@b Tue Nov 14 22:13:20 2023\nSubject: x\n\nb\n"
+    parts = split(data)
+    assert parts.garbage == (0, 15)
+    assert len(parts.messages) == 1
+    assert split(b"only garbage\n").garbage == (0, 13)
+    assert split(b"only garbage\n").messages == ()
+
+
+def test_body_from_line_without_date_is_body():
+    """An unquoted 'From ' body line without a date does not split."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\nSubject: x\n\n"
+            b"line\n\nFrom here on, it is body\n\n")
+    assert _texts(data) == [b"Subject: x\r\n\r\nline\r\n\r\nFrom here on, it is body\r\n"]
+
+
+def test_mboxrd_and_mboxo_unquoting():
+    """>From loses one > (mboxrd and mboxo), >>From becomes >From."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\nSubject: x\n\n"
+            b">From me Tue Nov 14 22:13:20 2023\n>>From you\n> From not quoted\n\n")
+    assert _texts(data) == [b"Subject: x\r\n\r\nFrom me Tue Nov 14 22:13:20 2023\r\n"
+                            b">From you\r\n> From not quoted\r\n"]
+
+
+def test_content_length_trusted_only_when_it_points_at_a_separator():
+    """
+    A right Content-Length keeps a dated unquoted From line in the body; a
+    wrong one is ignored and the separator scan decides.
+    """
+    body = b"a\n\nFrom x Tue Nov 14 22:13:20 2023\nb\n"
+    good = (b"From a@b Tue Nov 14 22:13:20 2023\nContent-Length: %d\n\n" % len(body)
+            + body + b"\nFrom a@b Tue Nov 14 22:13:21 2023\nSubject: 2\n\n2\n")
+    assert _texts(good) == [b"\r\n" + body.replace(b"\n", b"\r\n"),
+                            b"Subject: 2\r\n\r\n2\r\n"]
+    bad = good.replace(b"Content-Length: %d" % len(body), b"Content-Length: 3")
+    assert len(_texts(bad)) == 3
+
+
+def test_message_without_blank_line():
+    """A header-only message followed by another message."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\nSubject: 1\n"
+            b"From a@b Tue Nov 14 22:13:21 2023\nSubject: 2\n\nbody\n")
+    assert _texts(data) == [b"Subject: 1\r\n", b"Subject: 2\r\n\r\nbody\r\n"]
+
+
+def test_metadata_hidden_and_flags_read():
+    """Our fields are hidden, folded ones too; flags come from them."""
+    data = (b"From a@b Tue Nov 14 22:13:20 2023\nSubject: x\nX-UID: 7\n"
+            b"Status: RO\nX-Status: AFTD\nX-Keywords: $Junk\n  other\n"
+            b"Content-Length: 5\nX-Other: kept\n\nbody\n")
+    msg = split(data).messages[0]
+    meta = read_meta(data, msg)
+    assert meta.uid == 7 and meta.old
+    assert meta.flags == {"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted",
+                          "$Junk", "other"}
+    assert client_bytes(data, msg, meta) == b"Subject: x\r\nX-Other: kept\r\n\r\nbody\r\n"
