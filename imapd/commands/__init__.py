@@ -22,6 +22,7 @@ from typing import Awaitable, Callable, Optional
 
 from imapd.commands import any as any_
 from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, search, select, store
+from imapd.commands import sort, thread
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -82,6 +83,10 @@ COMMANDS: dict[str, CommandSpec] = {
     "UID COPY": CommandSpec(copymove.handle_copy, SELECTED, trycreate=True),
     "MOVE": CommandSpec(copymove.handle_move, SELECTED, uses_seqs=True, trycreate=True),  # RFC 6851
     "UID MOVE": CommandSpec(copymove.handle_move, SELECTED, trycreate=True),
+    "SORT": CommandSpec(sort.handle_sort, SELECTED, uses_seqs=True),  # RFC 5256
+    "UID SORT": CommandSpec(sort.handle_sort, SELECTED),
+    "THREAD": CommandSpec(thread.handle_thread, SELECTED, uses_seqs=True),  # RFC 5256
+    "UID THREAD": CommandSpec(thread.handle_thread, SELECTED),
 }
 
 

@@ -25,6 +25,8 @@ _AUTH_CAPS = (
     "MOVE",         # RFC 6851
     "UNSELECT",     # RFC 3691
     "CHILDREN",     # RFC 3348
+    "SORT",         # RFC 5256
+    "SORT=DISPLAY", # RFC 5957
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.

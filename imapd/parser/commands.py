@@ -27,6 +27,9 @@ from imapd.parser.primitives import (
 )
 from imapd.parser.searchkey import parse_search_keys
 from imapd.parser.sequence import parse_sequence_set
+from imapd.parser.sort import (
+    parse_sort, parse_thread, parse_uid_sort, parse_uid_thread,
+)
 from imapd.parser.types import (
     Append, AppendMessage, Authenticate, Capability, Check, Close, Command,
     Copy, Create, Delete, Enable, Expunge, Fetch, Id, Idle, List, Login,
@@ -429,6 +432,8 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"STORE": parse_store,
     b"COPY": parse_copy,
     b"MOVE": parse_move,
+    b"SORT": parse_sort,        # RFC 5256
+    b"THREAD": parse_thread,    # RFC 5256
 }
 
 #: RFC 3501 6.4.8 UID commands (plus RFC 4315 UID EXPUNGE, RFC 6851 UID MOVE).
@@ -439,6 +444,8 @@ UID_COMMANDS: dict[bytes, CommandParser] = {
     b"MOVE": _uid(parse_move),
     b"SEARCH": _uid(parse_search),
     b"EXPUNGE": parse_uid_expunge,
+    b"SORT": parse_uid_sort,        # RFC 5256
+    b"THREAD": parse_uid_thread,    # RFC 5256
 }
 
 _NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")

@@ -1,0 +1,35 @@
+# -*- test-case-name: tests.imapd.commands.test_sort -*-
+"""
+SORT and UID SORT (RFC 5256 section 3, RFC 5957 SORT=DISPLAY).
+
+Command: C{SORT (criteria) charset search-keys}.
+Example: C{a1 SORT (REVERSE DATE SUBJECT) UTF-8 ALL} answers
+C{* SORT 5 3 4 1 2}.
+
+The search runs first (L{imapd.commands.search.run_search}), then the
+matching messages are ordered by L{imapd.sort.sort_items}; both run in the
+storage thread pool because they may read messages.
+"""
+
+from __future__ import annotations
+
+from imapd.parser.sort import Sort
+
+__all__ = ["handle_sort", "run_sort"]
+
+
+def run_sort(view, cmd: Sort) -> list[tuple[int, int]]:
+    """Blocking: the C{(seq, uid)} pairs of the matches, in SORT order."""
+    from imapd.commands.search import run_search
+    from imapd.sort import load_items, sort_items
+
+    hits = run_search(view, cmd.key, cmd.charset)
+    items = sort_items(load_items(view, hits), cmd.criteria)
+    return [(i.seq, i.uid) for i in items]
+
+
+async def handle_sort(session, cmd: Sort):
+    """RFC 5256 section 3; C{NO [BADCHARSET]} comes from the search."""
+    ordered = await session.run(run_sort, session.selected, cmd)
+    numbers = [uid if cmd.uid else seq for seq, uid in ordered]
+    session.send(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")

@@ -1,0 +1,35 @@
+# -*- test-case-name: tests.imapd.commands.test_thread -*-
+"""
+THREAD and UID THREAD (RFC 5256 section 4; REFS after Dovecot).
+
+Command: C{THREAD algorithm charset search-keys}.
+Example: C{a1 THREAD REFERENCES UTF-8 ALL} answers
+C{* THREAD (1 2)(3 (4)(5))}.
+"""
+
+from __future__ import annotations
+
+from imapd.errors import BadCommand
+from imapd.parser.sort import Thread
+
+__all__ = ["handle_thread", "run_thread"]
+
+
+def run_thread(view, cmd: Thread) -> bytes:
+    """Blocking: the C{* THREAD} line for the matching messages."""
+    from imapd.commands.search import run_search
+    from imapd.sort import format_threads, load_items, thread_items
+
+    hits = run_search(view, cmd.key, cmd.charset)
+    roots = thread_items(cmd.algorithm, load_items(view, hits))
+    return format_threads(roots, cmd.uid)
+
+
+async def handle_thread(session, cmd: Thread):
+    """RFC 5256 section 4: an algorithm we don't advertise is a BAD."""
+    from imapd.sort import ALGORITHMS
+
+    if cmd.algorithm not in ALGORITHMS:
+        raise BadCommand("Unknown thread algorithm %s" % cmd.algorithm[:32])
+    line = await session.run(run_thread, session.selected, cmd)
+    session.send(line)

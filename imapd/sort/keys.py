@@ -1,0 +1,291 @@
+# -*- test-case-name: tests.imapd.sort.test_keys -*-
+"""
+What SORT and THREAD need from each message, and the SORT ordering
+(RFC 5256 section 3, RFC 5957).
+
+A L{HeaderKeys} holds the values derived from a message's header: the
+collated base subject, the sent date, the collated first From/To/Cc
+mailboxes and display names, the Message-ID and the references.  Messages
+never change under a UID (RFC 3501 section 2.3.1.1), so these are computed
+once and kept in a process-wide LRU dictionary keyed by (mailbox,
+UIDVALIDITY, UID): a second SORT of the same mailbox reads no message.
+Issue 6 will persist them in C{index/}; until then the cache is what makes
+repeated SORT and THREAD cheap.
+
+Choices where the RFCs leave room, and why:
+
+  - DATE is the Date header in UTC; a missing or unparsable one falls back
+    to INTERNALDATE (RFC 5256 section 3, "sent date").
+  - CC/FROM/TO use the local part (addr-mailbox) of the first address of
+    the first such field, skipping group markers; none sorts as C{""}
+    (RFC 5256 section 3).
+  - DISPLAYFROM/DISPLAYTO use the decoded display name of that address,
+    or its addr-spec when the name is missing or empty (RFC 5957
+    section 3).
+  - All strings compare with C{i;unicode-casemap} (L{collate}), as
+    I18NLEVEL=1 requires (RFC 5255 section 4.3).
+  - Equal keys keep sequence order, which is RFC 5256's tie-break; REVERSE
+    reverses only its own criterion, never the tie-break.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from imapd.charset import decode_words
+from imapd.message import Message
+from imapd.message._address import MISSING_MAILBOX, parse_addresses
+from imapd.sort.collate import unicode_casemap
+from imapd.sort.subject import base_subject
+
+__all__ = [
+    "HeaderKeys", "SortItem", "SORT_KEYS", "header_keys", "load_items",
+    "sort_items", "cache_clear",
+]
+
+#: RFC 5256 section 3 sort keys plus RFC 5957 DISPLAYFROM/DISPLAYTO.
+SORT_KEYS = frozenset({
+    "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+    "DISPLAYFROM", "DISPLAYTO",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderKeys:
+    """
+    The header-derived values of one message.
+
+    @ivar subject: the base subject, collated (L{unicode_casemap}).
+    @ivar reply: whether the subject marked a reply or forward.
+    @ivar sent: the Date as a POSIX timestamp, or C{None}.
+    @ivar from_, to, cc: collated addr-mailbox of the first address.
+    @ivar display_from, display_to: collated display names (RFC 5957).
+    @ivar message_id: the Message-ID without brackets, or C{None}.
+    @ivar references: the parent chain for threading: the References
+        ids, or else the first In-Reply-To id (RFC 5256 section 4, 1.A).
+    """
+
+    subject: str = ""
+    reply: bool = False
+    sent: Optional[float] = None
+    from_: str = ""
+    to: str = ""
+    cc: str = ""
+    display_from: str = ""
+    display_to: str = ""
+    message_id: Optional[str] = None
+    references: tuple[str, ...] = ()
+
+
+_EMPTY = HeaderKeys()
+
+# RFC 5322 msg-id: "<" id-left "@" id-right ">"; ids without "@" or with
+# white space inside are not valid and are ignored, as in Dovecot.
+_MSG_ID = re.compile(rb"<([^<>\s@]+@[^<>\s]+)>")
+
+
+def _ids(value: bytes) -> list[str]:
+    return [m.decode("latin-1") for m in _MSG_ID.findall(value)]
+
+
+def _first_address(message: Message, name: str):
+    for value in message.header_fields(name)[:1]:
+        for addr in parse_addresses(value):
+            # Group markers have no host (RFC 3501 section 7.4.2).
+            if addr.host is not None:
+                return addr
+    return None
+
+
+def _mailbox_key(addr) -> str:
+    if addr is None or not addr.mailbox or addr.mailbox == MISSING_MAILBOX:
+        return ""
+    return unicode_casemap(decode_words(addr.mailbox))
+
+
+def _display_key(addr) -> str:
+    if addr is None:
+        return ""
+    if addr.name:
+        name = decode_words(addr.name).strip()
+        if name:
+            return unicode_casemap(name)
+    mailbox = b"" if addr.mailbox in (None, MISSING_MAILBOX) else addr.mailbox
+    spec = mailbox + b"@" + addr.host if addr.host else mailbox
+    return unicode_casemap(decode_words(spec))
+
+
+def header_keys(message: Message) -> HeaderKeys:
+    """Compute the L{HeaderKeys} of a message; never raises on bad input."""
+    subjects = message.decoded_header("subject")
+    subject, reply = base_subject(subjects[0] if subjects else "")
+    sent = message.sent_date()
+    from_ = _first_address(message, "from")
+    to = _first_address(message, "to")
+    cc = _first_address(message, "cc")
+    ids = message.header_fields("message-id")
+    own = _ids(ids[0]) if ids else []
+    refs: list[str] = []
+    for value in message.header_fields("references"):
+        refs.extend(_ids(value))
+    if not refs:
+        for value in message.header_fields("in-reply-to")[:1]:
+            refs = _ids(value)[:1]
+    return HeaderKeys(
+        subject=unicode_casemap(subject),
+        reply=reply,
+        sent=sent.timestamp() if sent is not None else None,
+        from_=_mailbox_key(from_),
+        to=_mailbox_key(to),
+        cc=_mailbox_key(cc),
+        display_from=_display_key(from_),
+        display_to=_display_key(to),
+        message_id=own[0] if own else None,
+        references=tuple(refs),
+    )
+
+
+# --------------------------------------------------------------------------
+# The process-wide cache
+
+
+class _LRU:
+    """A bounded, thread-safe LRU dictionary (SORT runs in a thread pool)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.limit:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+#: (mailbox identity, UIDVALIDITY, UID) -> HeaderKeys.
+_CACHE = _LRU(200_000)
+
+
+def cache_clear() -> None:
+    """Forget every cached key (tests)."""
+    _CACHE.clear()
+
+
+def _mailbox_identity(mailbox) -> object:
+    # The Maildir directory names a mailbox across sessions; other stores
+    # may offer a path; failing both, the object itself (per session).
+    for attr in ("directory", "path"):
+        value = getattr(mailbox, attr, None)
+        if isinstance(value, str):
+            return value
+    return id(mailbox)
+
+
+@dataclass(frozen=True, slots=True)
+class SortItem:
+    """
+    One message as SORT and THREAD see it.
+
+    @ivar seq: its sequence number.
+    @ivar uid: its UID.
+    @ivar arrival: INTERNALDATE as a POSIX timestamp.
+    @ivar size: RFC822.SIZE.
+    @ivar keys: the L{HeaderKeys}.
+    """
+
+    seq: int
+    uid: int
+    arrival: float
+    size: int
+    keys: HeaderKeys
+
+    @property
+    def date(self) -> float:
+        """The RFC 5256 sent date, INTERNALDATE when the Date is unusable."""
+        sent = self.keys.sent
+        return self.arrival if sent is None else sent
+
+
+def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
+    """
+    Blocking: the L{SortItem}s of the C{(seq, uid)} pairs of a selected
+    view, reading only messages whose keys are not cached.  A message
+    expunged meanwhile gets empty keys: it still has a sequence number
+    and must be answered for (RFC 3501 section 7.4.1).
+    """
+    from storage.errors import MessageExpunged
+
+    mailbox = view.mailbox
+    ident = (_mailbox_identity(mailbox), view.uidvalidity)
+    items = []
+    for seq, uid in pairs:
+        record = view.records[uid]
+        key = (ident, uid)
+        keys = _CACHE.get(key)
+        if keys is None:
+            try:
+                raw = mailbox.read(uid)
+            except MessageExpunged:
+                keys = _EMPTY
+            else:
+                keys = header_keys(Message(raw))
+                _CACHE.put(key, keys)
+        items.append(SortItem(seq, uid, record.internaldate.timestamp(),
+                              record.size, keys))
+    return items
+
+
+# --------------------------------------------------------------------------
+# SORT
+
+
+_KEY_FUNCS: dict[str, Callable[[SortItem], object]] = {
+    "ARRIVAL": lambda i: i.arrival,
+    "DATE": lambda i: i.date,
+    "SIZE": lambda i: i.size,
+    "SUBJECT": lambda i: i.keys.subject,
+    "FROM": lambda i: i.keys.from_,
+    "TO": lambda i: i.keys.to,
+    "CC": lambda i: i.keys.cc,
+    "DISPLAYFROM": lambda i: i.keys.display_from,
+    "DISPLAYTO": lambda i: i.keys.display_to,
+}
+
+
+def sort_items(items: Iterable[SortItem],
+               criteria: Iterable[tuple[str, bool]]) -> list[SortItem]:
+    """
+    Order items by SORT criteria.
+
+    @param criteria: C{(key, reverse)} pairs, most significant first.
+    @return: the items sorted; ties keep sequence order (RFC 5256
+        section 3), also under REVERSE.
+    """
+    out = sorted(items, key=lambda i: i.seq)
+    # Stable sorts from the least significant criterion up.  Python's
+    # reverse=True keeps equal items in their previous order, which keeps
+    # the sequence tie-break ascending.
+    for name, reverse in reversed(list(criteria)):
+        out.sort(key=_KEY_FUNCS[name], reverse=reverse)
+    return out

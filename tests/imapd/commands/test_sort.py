@@ -1,0 +1,167 @@
+"""
+SORT and UID SORT conversations (RFC 5256 section 3, RFC 5957), on each
+store: every criterion, REVERSE, the sequence-number tie-break, charsets.
+"""
+
+import pytest
+
+from imapd.sort.keys import cache_clear
+
+
+def message(subject, sender, to, date, cc=None, extra=b""):
+    """A small message with the given header fields (bytes or str)."""
+    def b(v):
+        return v.encode("utf-8") if isinstance(v, str) else v
+    head = b"From: " + b(sender) + b"\r\nTo: " + b(to) + b"\r\n"
+    if cc is not None:
+        head += b"Cc: " + b(cc) + b"\r\n"
+    head += b"Subject: " + b(subject) + b"\r\n"
+    if date is not None:
+        head += b"Date: " + b(date) + b"\r\n"
+    return head + extra + b"\r\nbody\r\n"
+
+
+def append(conv, tag, data, date=None):
+    """APPEND one message to INBOX, optionally with an INTERNALDATE."""
+    when = f'"{date}" ' if date else ""
+    conv.send(f"{tag} APPEND INBOX {when}{{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+    lines = conv.lines()
+    assert lines[-1].startswith(f"{tag} OK"), lines
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty sort-key cache."""
+    cache_clear()
+    yield
+    cache_clear()
+
+
+#: Five messages chosen so that every criterion gives a different order.
+MESSAGES = [
+    (message("Re: banana", "Carol <carol@x.org>", "zed@x.org",
+             "Tue, 3 Jan 2023 10:00:00 +0000", cc="bob@x.org"),
+     "01-Jan-2023 00:00:05 +0000"),
+    (message("apple", '"Zoe" <alice@x.org>', "Yann <yann@x.org>",
+             "Mon, 2 Jan 2023 10:00:00 +0000", cc="alice@x.org",
+             extra=b"X-Pad: " + b"p" * 300 + b"\r\n"),
+     "01-Jan-2023 00:00:03 +0000"),
+    (message("[list] Cherry (fwd)", "bob@x.org", "Adam <xavier@x.org>",
+             "Wed, 4 Jan 2023 01:00:00 +0200"),
+     "01-Jan-2023 00:00:04 +0000"),
+    (message("Fwd: Apple", "Alice <dave@x.org>", "Bea <bea@x.org>", None,
+             cc="carl@x.org"),
+     "01-Jan-2023 00:00:01 +0000"),
+    (message("cherry", "eve@x.org", "amy@x.org",
+             "Thu, 5 Jan 2023 10:00:00 +0000", cc="zed@x.org"),
+     "01-Jan-2023 00:00:02 +0000"),
+]
+
+
+@pytest.fixture
+def five(authed):
+    """INBOX with L{MESSAGES}, selected."""
+    for i, (data, date) in enumerate(MESSAGES):
+        append(authed, f"a{i}", data, date)
+    authed.ok("s1 SELECT INBOX")
+    return authed
+
+
+@pytest.mark.parametrize("criteria, expected", [
+    ("ARRIVAL", "4 5 2 3 1"),
+    ("REVERSE ARRIVAL", "1 3 2 5 4"),
+    # Message 4 has no Date: its INTERNALDATE (1 Jan) sorts it first.
+    ("DATE", "4 2 1 3 5"),
+    ("REVERSE DATE", "5 3 1 2 4"),
+    # Sizes 124, 438, 118, 92, 110.
+    ("SIZE", "4 5 3 1 2"),
+    # Base subjects: banana, apple, cherry, apple, cherry.
+    ("SUBJECT", "2 4 1 3 5"),
+    ("REVERSE SUBJECT", "3 5 1 2 4"),
+    ("SUBJECT DATE", "4 2 1 3 5"),
+    ("SUBJECT REVERSE DATE", "2 4 1 5 3"),
+    # addr-mailbox: carol, alice, bob, dave, eve.
+    ("FROM", "2 3 1 4 5"),
+    # zed, yann, xavier, bea, amy.
+    ("TO", "5 4 3 2 1"),
+    # bob, alice, "" (none), carl, zed.
+    ("CC", "3 2 1 4 5"),
+    # Display names: Carol, Zoe, bob@x.org, Alice, eve@x.org.
+    ("DISPLAYFROM", "4 3 1 5 2"),
+    # zed@x.org, Yann, Adam, Bea, amy@x.org.
+    ("DISPLAYTO", "3 5 4 2 1"),
+])
+def test_sort_criteria(five, criteria, expected):
+    """Each RFC 5256/5957 sort key orders the five messages as computed by hand."""
+    lines = five.ok(f"t1 SORT ({criteria}) UTF-8 ALL")
+    assert lines[0] == f"* SORT {expected}"
+    assert lines[-1] == "t1 OK SORT completed"
+
+
+def test_uid_sort_and_search_keys(five):
+    """UID SORT answers UIDs and sorts only the messages the search keys match."""
+    lines = five.ok("t1 UID SORT (SUBJECT) US-ASCII NOT FROM eve")
+    assert lines[0] == "* SORT 2 4 1 3"
+    assert five.ok("t2 SORT (DATE) UTF-8 1:2")[0] == "* SORT 2 1"
+
+
+def test_sort_ties_by_sequence(authed):
+    """Equal keys keep sequence order, also under REVERSE (RFC 5256 section 3)."""
+    for i in range(3):
+        append(authed, f"a{i}", message("same", "a@x.org", "b@x.org",
+                                        "Mon, 2 Jan 2023 10:00:00 +0000"))
+    authed.ok("s1 SELECT INBOX")
+    assert authed.ok("t1 SORT (SUBJECT) UTF-8 ALL")[0] == "* SORT 1 2 3"
+    assert authed.ok("t2 SORT (REVERSE SUBJECT) UTF-8 ALL")[0] == "* SORT 1 2 3"
+
+
+def test_sort_empty_result(five):
+    """No match gives an empty SORT response."""
+    assert five.ok("t1 SORT (DATE) UTF-8 SUBJECT nothing-like-this")[0] == "* SORT"
+
+
+def test_sort_squirrelmail_latin1(authed):
+    """SquirrelMail's C{SORT (DATE) ISO-8859-1 ALL} works, and latin-1 literals search."""
+    append(authed, "a1", message("=?iso-8859-1?q?caf=E9?=", "a@x.org", "b@x.org",
+                                 "Mon, 2 Jan 2023 10:00:00 +0000"))
+    append(authed, "a2", message("tea", "a@x.org", "b@x.org",
+                                 "Sun, 1 Jan 2023 10:00:00 +0000"))
+    authed.ok("s1 SELECT INBOX")
+    assert authed.ok("t1 SORT (DATE) ISO-8859-1 ALL")[0] == "* SORT 2 1"
+    authed.send(b"t2 SORT (DATE) ISO-8859-1 SUBJECT {4+}\r\nCAF\xc9\r\n")
+    assert authed.lines()[0] == "* SORT 1"
+
+
+def test_sort_bad_charset(five):
+    """An unknown charset is C{NO [BADCHARSET (...)]} (RFC 5256 section 3)."""
+    lines = five.transact("t1 SORT (DATE) X-NO-SUCH-CHARSET ALL")
+    assert lines[-1].startswith("t1 NO [BADCHARSET (")
+    assert "UTF-8" in lines[-1]
+
+
+@pytest.mark.parametrize("command", [
+    "t1 SORT DATE UTF-8 ALL",
+    "t1 SORT () UTF-8 ALL",
+    "t1 SORT (SENDER) UTF-8 ALL",
+    "t1 SORT (DATE) ALL",
+    "t1 SORT (REVERSE) UTF-8 ALL",
+])
+def test_sort_syntax_errors(five, command):
+    """Malformed SORT commands are BAD."""
+    assert five.transact(command)[-1].startswith("t1 BAD")
+
+
+def test_sort_needs_selected(authed):
+    """SORT is a selected-state command."""
+    assert authed.transact("t1 SORT (DATE) UTF-8 ALL")[-1].startswith("t1 BAD")
+
+
+def test_second_sort_uses_cache(five, monkeypatch):
+    """A second SORT reads no message: the keys come from the process-wide cache."""
+    five.ok("t1 SORT (SUBJECT) UTF-8 ALL")
+    from storage.maildir.mailbox import MaildirMailbox
+
+    def fail(self, uid):
+        raise AssertionError("message read on a cached SORT")
+    monkeypatch.setattr(MaildirMailbox, "read", fail)
+    assert five.ok("t2 SORT (REVERSE DATE) UTF-8 ALL")[0] == "* SORT 5 3 1 2 4"
