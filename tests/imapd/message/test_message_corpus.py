@@ -23,12 +23,13 @@ import re
 from email import policy
 
 import pytest
+from pathlib import Path
 
 from imapd.message import Message
 
-CORPUS = "/work/shared/corpus"
+SHARED = next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir())
+CORPUS = str(SHARED / "corpus")
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(CORPUS), reason="no corpus")
 
 
 def _crlf(raw: bytes) -> bytes:

@@ -296,7 +296,6 @@ def test_latin1_charset() -> None:
     A charset other than US-ASCII/UTF-8 is resolved by the charset layer
     and the term is decoded with it.
     """
-    pytest.importorskip("imapd.charset")
     assert search(K("SUBJECT", "köln".encode("latin-1")),
                   "ISO-8859-1") == [3]
 

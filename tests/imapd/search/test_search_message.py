@@ -14,7 +14,7 @@ from imapd.parser.types import SearchKey
 from imapd.search import SearchItem, compile_search
 from storage.interfaces import MessageRecord
 
-message = pytest.importorskip("imapd.message")
+import imapd.message as message
 
 RAW = (b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>\r\n"
        b"To: Bob <bob@example.org>\r\n"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from pathlib import Path
 
-FIXTURE = "/work/shared/testdata/dovecot-2.3.19"
+SHARED = next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir())
+FIXTURE = str(SHARED / "testdata" / "dovecot-2.3.19")
 FIXTURE_MAILDIR = os.path.join(FIXTURE, "mdir", "Maildir")
-CORPUS = "/work/shared/corpus"
+CORPUS = str(SHARED / "corpus")
 
 
 def make_writable(top: str) -> None:
