@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.storage.mbox.test_mbox_sync -*-
+"""
+Syncing an open mbox against changes by others: nothing changed costs a
+stat; an MDA's append is parsed incrementally; any other change is a full
+resync that keeps the UIDs the file holds and logs "Unexpected changes".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from twisted.logger import globalLogPublisher
+
+import storage.mbox.mailbox as mailbox_module
+
+from storage_mbox_testutil import fixture_store, new_store, read, write
+
+MDA_MSG = (b"\nFrom mta@example.org Wed Jan 10 10:00:00 2024\n"
+           b"Subject: delivered %d\n\nline\nFrom the MDA, unquoted but no date\n")
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Record the C{base} of every parse the mailbox does."""
+    calls = []
+    real = mailbox_module.parse
+
+    def spy(data, *args, **kw):
+        calls.append(kw.get("base", 0))
+        return real(data, *args, **kw)
+
+    monkeypatch.setattr(mailbox_module, "parse", spy)
+    return calls
+
+
+@pytest.fixture
+def logged():
+    """Log events' formatted text."""
+    from twisted.logger import formatEvent
+
+    events = []
+
+    def observer(event):
+        events.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    yield events
+    globalLogPublisher.removeObserver(observer)
+
+
+def test_unchanged_sync_does_not_parse(tmp_path, parses):
+    """sync() of an unchanged mailbox compares a stat and parses nothing."""
+    box = fixture_store(tmp_path).open("INBOX")
+    parses.clear()
+    for _ in range(5):
+        box.sync()
+    assert parses == []
+
+
+def test_mda_append_parsed_incrementally(tmp_path, parses, logged):
+    """
+    Mail appended by an MDA (no X-UID, no Status) is picked up by parsing
+    only from the old last message on; it gets the next UIDs, which the
+    writable sync stores, and it is \\Recent for that session only.
+    """
+    store = fixture_store(tmp_path)
+    path = store.layout.inbox
+    box = store.open("INBOX")
+    last_start = int(box.sync().messages[-1].key)
+    parses.clear()
+    with open(path, "ab") as f:
+        f.write(MDA_MSG % 1 + MDA_MSG % 2)
+    snap = box.sync()
+    assert parses[0] == last_start
+    assert [m.uid for m in snap.messages][-3:] == [14, 15, 16]
+    assert snap.recent == {15, 16}
+    assert snap.uidnext == 17
+    assert box.read(15).startswith(b"Subject: delivered 1\r\n")
+    assert box.read(16).endswith(b"From the MDA, unquoted but no date\r\n")
+    # The UIDs are now in the file: another reader sees the same ones.
+    other = store.open("INBOX", readonly=True).sync()
+    assert [m.uid for m in other.messages] == [m.uid for m in snap.messages]
+    assert other.recent == frozenset()
+    assert b"X-UID: 16" in read(path)
+    assert not [e for e in logged if "Unexpected" in e]
+
+
+def test_external_rewrite_resyncs_keeping_uids(tmp_path, logged):
+    """
+    Another program rewrites the file (drops a message, reorders headers,
+    strips Content-Length): a full resync keeps every X-UID and flag and
+    logs "Unexpected changes to mailbox".
+    """
+    store = fixture_store(tmp_path)
+    path = store.layout.inbox
+    box = store.open("INBOX")
+    before = {m.uid: (m.flags, box.read(m.uid)) for m in box.sync().messages}
+    data = read(path)
+    starts = [m.start() for m in re.finditer(rb"(?m)^From mboxu@vm ", data)]
+    # Drop the third message, remove every Content-Length line.
+    data = data[:starts[2]] + data[starts[3]:]
+    data = re.sub(rb"(?m)^Content-Length: \d+\n", b"", data)
+    write(path + ".new", data)
+    os.rename(path + ".new", path)
+    snap = box.sync()
+    after = {m.uid: (m.flags, box.read(m.uid)) for m in snap.messages}
+    del before[3]
+    assert after == before
+    assert any("Unexpected changes to mailbox" in e for e in logged)
+
+
+def test_external_uid_damage_renumbers_only_the_damaged(tmp_path, logged):
+    """
+    A message inserted in the middle without X-UID (or with a duplicated
+    one) gets a new UID beyond all others; the others keep theirs.
+    """
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    for i in range(3):
+        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
+    t.commit()
+    box.sync()
+    data = read(store.layout.inbox)
+    starts = [m.start() for m in re.finditer(rb"(?m)^From ", data)]
+    inserted = b"From x@y Wed Jan 10 10:00:00 2024\nSubject: inserted\n\nhi\n\n"
+    write(store.layout.inbox, data[:starts[1]] + inserted + data[starts[1]:])
+    snap = box.sync()
+    assert [m.uid for m in snap.messages] == [1, 2, 3, 4]
+    assert box.read(4) == b"Subject: inserted\r\n\r\nhi\r\n"
+    assert any("Unexpected changes" in e for e in logged)
+    # The store wrote it back in UID order: a fresh reader agrees.
+    fresh = store.open("INBOX", readonly=True)
+    assert [(m.uid, fresh.read(m.uid)) for m in fresh.sync().messages] == [
+        (m.uid, box.read(m.uid)) for m in snap.messages]
+
+
+def test_read_after_other_session_rewrote(tmp_path):
+    """A session whose view is stale still reads its UIDs after an expunge elsewhere."""
+    store = new_store(tmp_path)
+    a = store.open("INBOX")
+    t = a.transaction()
+    for i in range(3):
+        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
+    t.commit()
+    a.sync()
+    b = store.open("INBOX")
+    t = b.transaction()
+    t.expunge(1)
+    t.commit()
+    assert a.read(3) == b"Subject: 2\r\n\r\nbody\r\n"
+    with pytest.raises(Exception):
+        a.read(1)
+    assert [m.uid for m in a.sync().messages] == [2, 3]
+
+
+def test_garbage_before_first_message_kept(tmp_path, logged):
+    """Bytes before the first From line are reported and survive a rewrite."""
+    store = new_store(tmp_path)
+    path = store.layout.inbox
+    write(path, b"garbage\n\nFrom a@b Tue Nov 14 22:13:20 2023\nSubject: x\n\nb\n")
+    box = store.open("INBOX")
+    snap = box.sync()
+    assert [m.uid for m in snap.messages] == [1]
+    assert any("before the first From line" in e for e in logged)
+    t = box.transaction()
+    t.append(b"Subject: y\r\n\r\nc\r\n")
+    t.commit()
+    assert read(path).startswith(b"garbage\n\nFrom a@b")
+    assert [m.uid for m in box.sync().messages] == [1, 2]
