@@ -27,6 +27,10 @@ _AUTH_CAPS = (
     "CHILDREN",     # RFC 3348
     "SORT",         # RFC 5256
     "SORT=DISPLAY", # RFC 5957
+    "THREAD=ORDEREDSUBJECT",  # RFC 5256
+    "THREAD=REFERENCES",      # RFC 5256
+    "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
+    "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
