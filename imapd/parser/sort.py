@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.imapd.sort.test_parser_sort -*-
+# -*- test-case-name: tests.imapd.sort.test_sort_parser -*-
 """
 SORT and THREAD command parsing (RFC 5256 section 5, RFC 5957), and their
 typed results.  Registered in L{imapd.parser.commands}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.imapd.sort.test_collate -*-
+# -*- test-case-name: tests.imapd.sort.test_sort_collate -*-
 """
 Comparators for I18NLEVEL=1 (RFC 5255 section 4.3).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.imapd.sort.test_keys -*-
+# -*- test-case-name: tests.imapd.sort.test_sort_keys -*-
 """
 What SORT and THREAD need from each message, and the SORT ordering
 (RFC 5256 section 3, RFC 5957).

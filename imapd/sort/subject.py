@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.imapd.sort.test_subject -*-
+# -*- test-case-name: tests.imapd.sort.test_sort_subject -*-
 """
 Base-subject extraction, RFC 5256 section 2.1.
 

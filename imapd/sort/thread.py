@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.imapd.sort.test_thread -*-
+# -*- test-case-name: tests.imapd.sort.test_sort_thread -*-
 """
 THREAD algorithms (RFC 5256 section 4) and the THREAD response syntax
 (section 5).
