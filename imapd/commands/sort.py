@@ -15,15 +15,27 @@ from __future__ import annotations
 
 from imapd.parser.sort import Sort
 
-__all__ = ["handle_sort", "run_sort"]
+__all__ = ["handle_sort", "run_sort", "sorted_search"]
+
+
+def sorted_search(view, cmd) -> list[tuple[int, int]]:
+    """Blocking: the search of a SORT or THREAD command, C{(seq, uid)} pairs."""
+    # RFC 5256 section 3: an unknown charset is NO [BADCHARSET], naming
+    # the charsets we know under their usual names.
+    from imapd.commands.search import run_search
+    from imapd.search import KNOWN_CHARSETS, BadCharset
+
+    try:
+        return run_search(view, cmd.key, cmd.charset)
+    except BadCharset:
+        raise BadCharset(KNOWN_CHARSETS, cmd.charset) from None
 
 
 def run_sort(view, cmd: Sort) -> list[tuple[int, int]]:
     """Blocking: the C{(seq, uid)} pairs of the matches, in SORT order."""
-    from imapd.commands.search import run_search
     from imapd.sort import load_items, sort_items
 
-    hits = run_search(view, cmd.key, cmd.charset)
+    hits = sorted_search(view, cmd)
     items = sort_items(load_items(view, hits), cmd.criteria)
     return [(i.seq, i.uid) for i in items]
 

@@ -17,10 +17,10 @@ __all__ = ["handle_thread", "run_thread"]
 
 def run_thread(view, cmd: Thread) -> bytes:
     """Blocking: the C{* THREAD} line for the matching messages."""
-    from imapd.commands.search import run_search
+    from imapd.commands.sort import sorted_search
     from imapd.sort import format_threads, load_items, thread_items
 
-    hits = run_search(view, cmd.key, cmd.charset)
+    hits = sorted_search(view, cmd)
     roots = thread_items(cmd.algorithm, load_items(view, hits))
     return format_threads(roots, cmd.uid)
 

@@ -5,11 +5,11 @@ and evaluates search programs with these.
 """
 
 from imapd.search.match import (
-    SUPPORTED_CHARSETS, BadCharset, Matcher, SearchItem, compile_search,
+    KNOWN_CHARSETS, SUPPORTED_CHARSETS, BadCharset, Matcher, SearchItem, compile_search,
     needs_message,
 )
 
 __all__ = [
     "compile_search", "SearchItem", "Matcher", "BadCharset",
-    "needs_message", "SUPPORTED_CHARSETS",
+    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS",
 ]

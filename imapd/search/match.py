@@ -15,9 +15,11 @@ is called at most once per item and only by a key that needs it.
 Choices where the RFCs leave room, and why:
 
   - String matching is case-insensitive in the Unicode sense
-    (C{str.casefold} on both sides), on RFC 2047 decoded header values and
-    on decoded body text, because users type what they read, not what is
-    on the wire.  This is what RFC 5255 I18NLEVEL=1 asks for.
+    (L{imapd.sort.collate.search_fold}: C{str.casefold} then NFKD, on both
+    sides), on RFC 2047 decoded header values and on decoded body text,
+    because users type what they read, not what is on the wire.  This is
+    RFC 5255 I18NLEVEL=1's C{i;unicode-casemap} (RFC 5051) for substring
+    matching, in every script.
   - An empty string (C{FROM ""}, C{HEADER X-Foo ""}) matches every message
     that has the field, which RFC 3501 spells out for HEADER.
   - SENTBEFORE/SENTON/SENTSINCE fall back to INTERNALDATE for a message
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import SearchKey, SequenceSet
+from imapd.sort.collate import search_fold
 from storage.interfaces import MessageRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,13 +54,30 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SearchItem", "Matcher", "BadCharset", "compile_search",
-    "needs_message", "SUPPORTED_CHARSETS",
+    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS",
 ]
 
-#: What we name in C{[BADCHARSET (...)]}: the charsets every client may
-#: rely on.  Others known to L{imapd.charset} work too, but the list a
+#: What SEARCH names in C{[BADCHARSET (...)]}: the charsets every client
+#: may rely on.  Others known to L{imapd.charset} work too, but the list a
 #: server gives is advice, not a promise (RFC 3501 section 7.1).
 SUPPORTED_CHARSETS: tuple[str, ...] = ("US-ASCII", "UTF-8")
+
+#: The longer list SORT and THREAD name (RFC 5256 section 3): the charsets
+#: clients and webmail actually send, every one resolved by
+#: L{imapd.charset.lookup}, which also knows their aliases (C{latin1},
+#: C{cp1252}, C{x-sjis}, ...).
+KNOWN_CHARSETS: tuple[str, ...] = (
+    "US-ASCII", "UTF-8",
+    "ISO-8859-1", "ISO-8859-2", "ISO-8859-3", "ISO-8859-4", "ISO-8859-5",
+    "ISO-8859-6", "ISO-8859-7", "ISO-8859-8", "ISO-8859-9", "ISO-8859-10",
+    "ISO-8859-11", "ISO-8859-13", "ISO-8859-14", "ISO-8859-15",
+    "ISO-8859-16",
+    "WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253",
+    "WINDOWS-1254", "WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257",
+    "WINDOWS-1258", "KOI8-R", "KOI8-U",
+    "ISO-2022-JP", "SHIFT_JIS", "EUC-JP", "GB2312", "GBK", "GB18030",
+    "BIG5", "EUC-KR", "KS_C_5601-1987",
+)
 
 
 class BadCharset(CommandFailed):
@@ -170,7 +190,7 @@ def _charset_decoder(charset: Optional[str]) -> Callable[[bytes], str]:
 
 def _needle(value: object, decode: Callable[[bytes], str]) -> str:
     text = value if isinstance(value, str) else decode(bytes(value))
-    return text.casefold()
+    return search_fold(text)
 
 
 def _ascii(value: object) -> str:
@@ -338,7 +358,7 @@ def _modseq(value: int) -> Matcher:
 
 def _contains_any(values: Iterable[str], needle: str) -> bool:
     for v in values:
-        if needle in v.casefold():
+        if needle in search_fold(v):
             return True
     return False
 

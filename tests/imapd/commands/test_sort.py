@@ -165,3 +165,72 @@ def test_second_sort_uses_cache(five, monkeypatch):
         raise AssertionError("message read on a cached SORT")
     monkeypatch.setattr(MaildirMailbox, "read", fail)
     assert five.ok("t2 SORT (REVERSE DATE) UTF-8 ALL")[0] == "* SORT 5 3 1 2 4"
+
+
+LATIN1_MESSAGES = [
+    message("=?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=", "a@x.org", "b@x.org",
+            "Mon, 2 Jan 2023 10:00:00 +0000"),
+    message("nothing here", "a@x.org", "b@x.org", "Mon, 2 Jan 2023 10:00:00 +0000"),
+    # An 8-bit body in ISO-8859-1, quoted-printable.
+    message("body", "a@x.org", "b@x.org", "Mon, 2 Jan 2023 10:00:00 +0000",
+            extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+                  b"Content-Transfer-Encoding: quoted-printable\r\n").replace(
+        b"\r\nbody\r\n", b"\r\nSch=F6ne K=D6LNER Gr=FC=DFe\r\n"),
+    # The same words decomposed (NFD) in UTF-8.
+    message("Ko\u0308ln in NFD", "a@x.org", "b@x.org", "Mon, 2 Jan 2023 10:00:00 +0000"),
+]
+
+
+@pytest.mark.parametrize("latin1, utf8", [
+    (b"K\xf6ln", "Köln"),
+    (b"K\xd6LN", "KÖLN"),
+    (b"GR\xdc\xdfE", "GRÜßE"),
+])
+def test_search_charset_latin1_matches_utf8(authed, latin1, utf8):
+    """SEARCH CHARSET ISO-8859-1 with a latin-1 literal finds what the UTF-8 search finds."""
+    for i, data in enumerate(LATIN1_MESSAGES):
+        append(authed, f"a{i}", data)
+    authed.ok("s1 SELECT INBOX")
+    authed.send(b"t1 SEARCH CHARSET ISO-8859-1 TEXT {%d+}\r\n%s\r\n" % (len(latin1), latin1))
+    latin = authed.lines()
+    raw = utf8.encode("utf-8")
+    authed.send(b"t2 SEARCH CHARSET UTF-8 TEXT {%d+}\r\n%s\r\n" % (len(raw), raw))
+    unicode_ = authed.lines()
+    assert latin[-1].startswith("t1 OK") and unicode_[-1].startswith("t2 OK")
+    assert latin[0] == unicode_[0]
+    assert latin[0] != "* SEARCH"
+
+
+def test_search_i18n_casemap(authed):
+    """I18NLEVEL=1: case-insensitive for all scripts, and NFC/NFD alike (RFC 5255, RFC 5051)."""
+    for i, data in enumerate(LATIN1_MESSAGES):
+        append(authed, f"a{i}", data)
+    append(authed, "a9", message("Привет ΣΟΦΊΑ", "a@x.org", "b@x.org",
+                                 "Mon, 2 Jan 2023 10:00:00 +0000"))
+    authed.ok("s1 SELECT INBOX")
+    for needle, hits in [("köln", "1 3 4"), ("ПРИВЕТ", "5"), ("σοφία", "5")]:
+        raw = needle.encode("utf-8")
+        authed.send(b"t1 SEARCH CHARSET UTF-8 TEXT {%d+}\r\n%s\r\n" % (len(raw), raw))
+        assert authed.lines()[0] == "* SEARCH " + hits, needle
+
+
+@pytest.mark.parametrize("charset", [
+    "us-ascii", "utf-8", "ISO-8859-15", "Windows-1252", "windows-1251", "KOI8-R",
+    "KOI8-U", "ISO-2022-JP", "Shift_JIS", "EUC-JP", "GB2312", "GBK", "GB18030",
+    "Big5", "EUC-KR", "ks_c_5601-1987", "latin1", "ISO-8859-16",
+])
+def test_sort_charset_aliases(five, charset):
+    """SORT accepts the usual charset names and their aliases."""
+    assert five.ok(f"t1 SORT (ARRIVAL) {charset} ALL")[0] == "* SORT 4 5 2 3 1"
+
+
+def test_sort_korean_literal(authed):
+    """A SORT search string in EUC-KR finds the UTF-8 encoded-word subject."""
+    word = "안녕"
+    append(authed, "a1", message("=?UTF-8?B?" + __import__("base64").b64encode(
+        word.encode()).decode() + "?=", "a@x.org", "b@x.org", "Mon, 2 Jan 2023 10:00:00 +0000"))
+    append(authed, "a2", message("other", "a@x.org", "b@x.org", "Mon, 2 Jan 2023 10:00:00 +0000"))
+    authed.ok("s1 SELECT INBOX")
+    raw = word.encode("euc-kr")
+    authed.send(b"t1 SORT (SUBJECT) EUC-KR SUBJECT {%d+}\r\n%s\r\n" % (len(raw), raw))
+    assert authed.lines()[0] == "* SORT 1"
