@@ -11,7 +11,9 @@ compared (and used as a sort key or dictionary key) directly.
 Approximation, documented as RFC 5051 section 2 allows: the titlecase
 mapping is Python's C{str.title()} of one character when that yields one
 character (the UnicodeData simple mapping), else the character itself;
-NFKD is C{unicodedata.normalize}.  Titlecase, not lowercase, is what makes
+NFKD is C{unicodedata.normalize}, applied before the mapping too so that
+ligatures such as U+FB01 compare equal to their letters, as Dovecot's
+decomposed titlecase does.  Titlecase, not lowercase, is what makes
 the ordering of letters against C{[\\]^_`} the same as Dovecot's.
 
 SEARCH needs substring matching rather than ordering, and there full case
@@ -50,6 +52,9 @@ def unicode_casemap(text: str) -> str:
     if text.isascii():
         # Titlecase of ASCII is upper case; NFKD changes nothing.
         return text.upper()
+    # Decompose first as well, so that compatibility characters whose
+    # parts have case (U+FB01 "fi") are titlecased part by part.
+    text = unicodedata.normalize("NFKD", text)
     mapped = "".join([_title(ch) for ch in text])
     return unicodedata.normalize("NFKD", mapped)
 

@@ -1,0 +1,133 @@
+"""
+Sort keys (RFC 5256 section 3, RFC 5957) from message headers, the LRU
+cache, and the i;unicode-casemap comparator (RFC 5051).
+"""
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from imapd.message import Message
+from imapd.sort.collate import search_fold, unicode_casemap
+from imapd.sort.keys import HeaderKeys, SortItem, _LRU, header_keys, sort_items
+
+CORPUS = "/work/shared/corpus"
+
+
+def keys_of(header: bytes) -> HeaderKeys:
+    """The HeaderKeys of a message with this header and a one-line body."""
+    return header_keys(Message(header + b"\r\nbody\r\n"))
+
+
+def test_keys_from_header():
+    """Every field is read from the header, decoded and collated."""
+    k = keys_of(
+        b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>, other@x.org\r\n"
+        b"To: undisclosed-recipients:;, \"\" <to@x.org>\r\n"
+        b"Cc: Zed <Zed.Person@x.org>\r\n"
+        b"Subject: Re: [list] =?iso-8859-1?q?Caf=E9?= (fwd)\r\n"
+        b"Date: Mon, 2 Jan 2023 10:00:00 +0100\r\n"
+        b"Message-ID: <own@x.org>\r\n"
+        b"In-Reply-To: <irt@x.org>\r\n"
+        b"References: <r1@x.org> junk <r2@x.org>\r\n"
+    )
+    assert k.subject == unicode_casemap("Café") and k.reply
+    assert k.sent == datetime(2023, 1, 2, 9, tzinfo=timezone.utc).timestamp()
+    assert k.from_ == "JOERG" and k.display_from == unicode_casemap("Jörg")
+    # A group marker is skipped; an empty display name falls back to the addr-spec.
+    assert k.to == "TO" and k.display_to == "TO@X.ORG"
+    assert k.cc == "ZED.PERSON"
+    assert k.message_id == "own@x.org"
+    assert k.references == ("r1@x.org", "r2@x.org")
+
+
+def test_in_reply_to_when_no_references():
+    """Without valid References, the first In-Reply-To id is the parent (RFC 5256 step 1.A)."""
+    k = keys_of(b"In-Reply-To: <a@x.org> <b@x.org>\r\nReferences: <not-an-id>\r\n")
+    assert k.references == ("a@x.org",)
+    assert keys_of(b"Subject: x\r\n").references == ()
+
+
+def test_missing_fields():
+    """A header without the fields gives empty keys and no date."""
+    k = keys_of(b"X-Nothing: here\r\n")
+    assert (k.subject, k.from_, k.to, k.cc, k.display_from, k.sent, k.message_id) == \
+        ("", "", "", "", "", None, None)
+
+
+def test_date_falls_back_to_internaldate():
+    """An unparsable Date sorts by INTERNALDATE (RFC 5256 section 3)."""
+    bad = SortItem(1, 1, 500.0, 10, keys_of(b"Date: not a date\r\n"))
+    good = SortItem(2, 2, 0.0, 10, keys_of(b"Date: Thu, 1 Jan 1970 00:01:40 +0000\r\n"))
+    assert bad.date == 500.0 and good.date == 100.0
+    assert [i.seq for i in sort_items([bad, good], [("DATE", False)])] == [2, 1]
+
+
+def test_sort_items_multiple_criteria():
+    """Later criteria break ties of earlier ones; REVERSE applies to one criterion only."""
+    items = [SortItem(s, s, float(a), size, HeaderKeys()) for s, a, size in
+             [(1, 5, 10), (2, 5, 20), (3, 1, 20), (4, 1, 10)]]
+    by_size_then_newest = [("SIZE", False), ("ARRIVAL", True)]
+    assert [i.seq for i in sort_items(items, by_size_then_newest)] == [1, 4, 2, 3]
+    assert [i.seq for i in sort_items(items, [("ARRIVAL", True)])] == [1, 2, 3, 4]
+
+
+def test_lru_is_bounded():
+    """The cache drops the least recently used entries beyond its limit."""
+    lru = _LRU(3)
+    for i in range(3):
+        lru.put(i, HeaderKeys())
+    assert lru.get(0) is not None  # now most recent
+    lru.put(3, HeaderKeys())
+    assert lru.get(1) is None and lru.get(0) is not None and len(lru) == 3
+
+
+@pytest.mark.parametrize("a, b", [
+    ("hello", "HELLO"), ("Straße", "STRAßE"), ("école", "ÉCOLE"),
+    ("e\u0301cole", "\u00e9cole"), ("ﬁle", "FILE"), ("привет", "ПРИВЕТ"),
+    ("σοφία", "ΣΟΦΊΑ"),
+])
+def test_unicode_casemap_equal(a, b):
+    """Strings equal under i;unicode-casemap map to the same key (RFC 5051)."""
+    assert unicode_casemap(a) == unicode_casemap(b)
+
+
+def test_unicode_casemap_orders_like_titlecase():
+    """Letters sort before "_" and after "@", as titlecase (not lowercase) mapping orders them."""
+    words = ["_under", "apple", "@at", "Banana", "zebra"]
+    assert sorted(words, key=unicode_casemap) == ["@at", "apple", "Banana", "zebra", "_under"]
+
+
+def test_search_fold():
+    """SEARCH folding also equates full case foldings such as sharp s and "ss"."""
+    assert search_fold("STRASSE") == search_fold("Straße")
+    assert search_fold("Ko\u0308ln") == search_fold("KÖLN")
+
+
+def _corpus_messages():
+    for root, _dirs, files in os.walk(CORPUS):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            if root.endswith(("/cur", "/new")):
+                yield path, data
+            elif data.startswith(b"From "):
+                for i, part in enumerate(data.split(b"\nFrom ")):
+                    yield "%s#%d" % (path, i), part
+
+
+@pytest.mark.skipif(not os.path.isdir(CORPUS), reason="no corpus")
+def test_header_keys_never_raise_on_corpus():
+    """Every corpus message yields sort keys; header decoding never raises."""
+    count = 0
+    for path, data in _corpus_messages():
+        raw = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        try:
+            k = header_keys(Message(raw))
+        except Exception as e:  # pragma: no cover - the failure report
+            raise AssertionError(f"{path}: {e!r}")
+        assert isinstance(k.subject, str)
+        count += 1
+    assert count > 7000

@@ -1,0 +1,65 @@
+"""
+SORT and THREAD command parsing (RFC 5256 section 5, RFC 5957): raw
+lines to typed commands, and the malformed ones refused.
+"""
+
+import pytest
+
+from imapd.parser.commands import Context, parse_command_args
+from imapd.parser.primitives import NotParseable
+from imapd.parser.sort import Sort, Thread
+from imapd.parser.types import SearchKey
+
+
+def parse(line: bytes):
+    """Parse one command line after its tag."""
+    tag, _, rest = line.partition(b" ")
+    return parse_command_args(tag.decode(), line + b"\r\n", len(tag) + 1, Context())
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"a SORT (DATE) UTF-8 ALL",
+     Sort("a", (("DATE", False),), "UTF-8", SearchKey("AND", children=(SearchKey("ALL"),)))),
+    (b"a sort (reverse date Subject displayfrom) iso-8859-1 ALL",
+     Sort("a", (("DATE", True), ("SUBJECT", False), ("DISPLAYFROM", False)), "iso-8859-1",
+          SearchKey("AND", children=(SearchKey("ALL"),)))),
+    (b"a UID SORT (ARRIVAL) US-ASCII UNSEEN",
+     Sort("a", (("ARRIVAL", False),), "US-ASCII",
+          SearchKey("AND", children=(SearchKey("UNSEEN"),)), uid=True)),
+    (b'a SORT (SIZE) "UTF-8" SUBJECT "x y"',
+     Sort("a", (("SIZE", False),), "UTF-8",
+          SearchKey("AND", children=(SearchKey("SUBJECT", b"x y"),)))),
+    (b"a THREAD REFERENCES UTF-8 ALL",
+     Thread("a", "REFERENCES", "UTF-8", SearchKey("AND", children=(SearchKey("ALL"),)))),
+    (b"a UID THREAD refs UTF-8 1:5",
+     Thread("a", "REFS", "UTF-8", SearchKey("AND", children=(parse(b"a SEARCH 1:5").key.children)),
+            uid=True)),
+])
+def test_parse(line, expected):
+    """Well-formed SORT/THREAD lines give the expected typed command."""
+    assert parse(line) == expected
+
+
+def test_parse_literal_search_string():
+    """A latin-1 search string arrives as a literal, bytes unchanged (SquirrelMail)."""
+    cmd = parse(b"a SORT (DATE) ISO-8859-1 SUBJECT {4}\r\ncaf\xe9")
+    assert cmd.key.children == (SearchKey("SUBJECT", b"caf\xe9"),)
+
+
+@pytest.mark.parametrize("line", [
+    b"a SORT DATE UTF-8 ALL",
+    b"a SORT () UTF-8 ALL",
+    b"a SORT (FOO) UTF-8 ALL",
+    b"a SORT (REVERSE) UTF-8 ALL",
+    b"a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+    b"a SORT (DATE) UTF-8",
+    b"a SORT (DATE)",
+    b"a SORT (DATE) ALL",
+    b"a THREAD REFERENCES",
+    b"a THREAD REFERENCES UTF-8",
+    b"a THREAD",
+])
+def test_parse_errors(line):
+    """Malformed lines are refused (BAD), never half-parsed."""
+    with pytest.raises(NotParseable):
+        parse(line)
