@@ -30,7 +30,7 @@ from typing import Callable
 
 from zope.interface import implementer
 
-from storage.errors import MailboxNotFound, MessageExpunged, StoreError
+from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.maildir.content import crlf_size, to_crlf
 from storage.maildir.filename import INFO_SEP, MaildirName, size_field
@@ -199,10 +199,19 @@ class MaildirMailbox:
         entries = scan(self.directory)
         if not self.readonly:
             self._claim_new(entries)
+        complete = True
         if uidlist is None or not entries.keys() <= self._listed(uidlist):
-            uidlist, entries = update_uidlist(
-                self.directory, self.uidlist_file, self._new_uidvalidity
-            )
+            try:
+                uidlist, entries = update_uidlist(
+                    self.directory, self.uidlist_file, self._new_uidvalidity
+                )
+            except LockUnavailable:
+                # A read-only open of a Maildir we may not write (a shared
+                # archive): show what already has UIDs; the rest waits for
+                # someone who can take the lock.  Never invent UIDs unlocked.
+                if not self.readonly or uidlist is None:
+                    raise
+                complete = False
             if not self.readonly:
                 self._claim_new(entries)
         # A message we showed last time and cannot see now may only be
@@ -214,7 +223,9 @@ class MaildirMailbox:
         self._entries = entries
         # The signature taken before listing: a change made while we listed
         # gives a different signature next time, so it cannot be missed.
-        shared.signature = signature
+        # A listing with files still waiting for UIDs must not be reused:
+        # the next sync has to try to give them UIDs again.
+        shared.signature = signature if complete else ()
         shared.uidlist = uidlist
         shared.entries = dict(entries)
         self.last_snapshot = self._snapshot()

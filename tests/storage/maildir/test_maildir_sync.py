@@ -153,3 +153,41 @@ def test_stale_tmp_files_removed(tmp_path, monkeypatch):
     assert os.path.exists(fresh)
     store.open("INBOX")
     assert not os.path.exists(fresh)
+
+
+def test_readonly_open_without_lock(tmp_path, monkeypatch):
+    """
+    EXAMINE of a Maildir whose uidlist cannot be locked (a read-only
+    archive) shows the messages that have UIDs and skips the rest; a
+    read-write open fails with LockUnavailable instead of guessing UIDs.
+    """
+    import locking
+    import pytest
+
+    from storage.errors import LockUnavailable
+
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,S")
+    store.open("INBOX").sync()
+    _drop(store.root, "cur", "b:2,S")
+    # Settle the directories, so that the process-wide listing cache would
+    # be allowed to reuse a listing (mailbox.DIRTY_WINDOW).
+    for path in ("cur", "new", "dovecot-uidlist"):
+        os.utime(os.path.join(store.root, path), (1_600_000_000, 1_600_000_000))
+
+    class Refusing:
+        def __init__(self, path, settings=None):
+            pass
+
+        def acquire(self, timeout=None):
+            raise locking.CannotLock("read-only file system")
+
+    monkeypatch.setattr(locking, "DotLock", Refusing)
+    snap = store.open("INBOX", readonly=True).sync()
+    assert [m.key for m in snap.messages] == ["a"]
+    with pytest.raises(LockUnavailable, match="read-only file system"):
+        store.open("INBOX").sync()
+    # Once the lock can be taken again, the waiting file gets its UID, even
+    # though nothing changed on disk since the incomplete listing.
+    monkeypatch.undo()
+    assert [m.key for m in store.open("INBOX").sync().messages] == ["a", "b"]
