@@ -69,16 +69,28 @@ def fetch(conv, command: str) -> dict:
 
 
 def part_sizes(bs, prefix: tuple[int, ...], out: dict) -> None:
-    """Walk an imapclient BODYSTRUCTURE into {part number: size}."""
-    if isinstance(bs[0], list):  # multipart: (parts, subtype, ...)
-        for i, child in enumerate(bs[0], 1):
+    """
+    Walk an imapclient BODYSTRUCTURE into {part number: size}.  imapclient
+    gives a top-level multipart as C{([parts], subtype, ...)} and one nested
+    in message/rfc822 as C{(part, part, ..., subtype, ...)}.
+    """
+    if isinstance(bs[0], list):
+        children = bs[0]
+    else:
+        children = []
+        for c in bs:  # the parts are the leading run, before the subtype
+            if not isinstance(c, (list, tuple)):
+                break
+            children.append(c)
+    if children:
+        for i, child in enumerate(children, 1):
             part_sizes(child, prefix + (i,), out)
         return
     number = prefix or (1,)
     out[number] = bs[6]
     if bs[0].upper() == b"MESSAGE" and bs[1].upper() == b"RFC822" and len(bs) > 8:
         inner = bs[8]
-        if isinstance(inner[0], list):
+        if isinstance(inner[0], (list, tuple)):
             part_sizes(inner, number, out)
         else:
             out[number + (1,)] = inner[6]
