@@ -23,7 +23,14 @@ def to_crlf(data: bytes) -> bytes:
 
 
 def to_lf(data: bytes) -> bytes:
-    """Turn CRLF into LF, the way message files are stored."""
+    """
+    Turn CRLF into LF, the way message files are stored, when that can be
+    undone exactly by L{to_crlf}.  A CR just before a CRLF (C{"\\r\\r\\n"},
+    seen in real spam) would come back one CR short, so such a message is
+    kept as it is: BODY[] must return the bytes that were appended.
+    """
+    if b"\r\r\n" in data:
+        return data
     return data.replace(b"\r\n", b"\n")
 
 

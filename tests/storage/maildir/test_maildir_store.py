@@ -226,3 +226,21 @@ def test_inbox_case_insensitive(tmp_path):
     store.create("InBox/Child")
     assert "INBOX/Child" in _list(store)
     assert _list(store)["INBOX"] == {"\\HasChildren"}
+
+
+def test_append_keeps_cr_before_crlf_exactly(tmp_path):
+    """
+    A message with CRs just before a CRLF (real spam has C{\\r\\r\\r\\n})
+    reads back byte for byte, and its size matches: storing it as LF would
+    lose a CR.
+    """
+    from storage.maildir.store import MaildirStore
+
+    data = b"Subject: x\r\n\r\n\r\r\r\nHELLO\r\n"
+    mailbox = MaildirStore(str(tmp_path / "m"), "u", fsync=False).open("INBOX")
+    tx = mailbox.transaction()
+    tx.append(data)
+    (uid,) = tx.commit().appended
+    record = {r.uid: r for r in mailbox.sync().messages}[uid]
+    assert mailbox.read(uid) == data
+    assert record.size == len(data)
