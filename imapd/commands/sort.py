@@ -23,9 +23,15 @@ def sorted_search(view, cmd) -> list[tuple[int, int]]:
     # RFC 5256 section 3: an unknown charset is NO [BADCHARSET], naming
     # the charsets we know under their usual names.
     from imapd.commands.search import run_search
-    from imapd.search import KNOWN_CHARSETS, BadCharset
+    from imapd.search import KNOWN_CHARSETS, BadCharset, compile_search
 
     try:
+        if all(k.name == "ALL" for k in cmd.key.children):
+            # Webmail sends ALL nearly always: skip per-message matching,
+            # but still check the charset (RFC 5256 section 3).
+            compile_search(cmd.key, cmd.charset)
+            return [(seq, uid) for seq, uid in enumerate(view.uids, 1)
+                    if not view.is_vanished(uid)]
         return run_search(view, cmd.key, cmd.charset)
     except BadCharset:
         raise BadCharset(KNOWN_CHARSETS, cmd.charset) from None

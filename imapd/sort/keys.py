@@ -7,8 +7,8 @@ A L{HeaderKeys} holds the values derived from a message's header: the
 collated base subject, the sent date, the collated first From/To/Cc
 mailboxes and display names, the Message-ID and the references.  Messages
 never change under a UID (RFC 3501 section 2.3.1.1), so these are computed
-once and kept in a process-wide LRU dictionary keyed by (mailbox,
-UIDVALIDITY, UID): a second SORT of the same mailbox reads no message.
+once and kept in a process-wide, bounded cache keyed by (mailbox,
+UIDVALIDITY) and UID: a second SORT of the same mailbox reads no message.
 Issue 6 will persist them in C{index/}; until then the cache is what makes
 repeated SORT and THREAD cheap.
 
@@ -153,38 +153,59 @@ def header_keys(message: Message) -> HeaderKeys:
 # The process-wide cache
 
 
-class _LRU:
-    """A bounded, thread-safe LRU dictionary (SORT runs in a thread pool)."""
+class _KeyCache:
+    """
+    A bounded, thread-safe cache of L{HeaderKeys} (SORT runs in a thread
+    pool), two levels deep: mailbox -> UID -> keys.  A SORT looks up every
+    message of one mailbox, so the per-mailbox dictionary keyed by plain
+    integers is what makes a warm 10,000-message SORT cheap.  The bound
+    counts messages; beyond it, the least recently used mailboxes are
+    dropped whole.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._data: OrderedDict = OrderedDict()
+        self._boxes: OrderedDict = OrderedDict()
+        self._count = 0
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def mailbox(self, ident) -> dict:
+        """The UID -> keys dictionary of one mailbox, now most recent."""
         with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+            box = self._boxes.get(ident)
+            if box is None:
+                box = self._boxes[ident] = {}
+            else:
+                self._boxes.move_to_end(ident)
+            return box
 
-    def put(self, key, value) -> None:
+    def add(self, box: dict, uid: int, keys: HeaderKeys) -> None:
+        """Remember C{keys}; evict old mailboxes beyond the bound."""
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.limit:
-                self._data.popitem(last=False)
+            if uid not in box:
+                self._count += 1
+            box[uid] = keys
+            while self._count > self.limit:
+                ident, old = next(iter(self._boxes.items()))
+                if old is box:
+                    # The mailbox being filled is the oldest left: keep
+                    # it whole (one mailbox beyond the bound stays).
+                    break
+                del self._boxes[ident]
+                self._count -= len(old)
 
     def clear(self) -> None:
         with self._lock:
-            self._data.clear()
+            self._boxes.clear()
+            self._count = 0
 
     def __len__(self) -> int:
-        return len(self._data)
+        return self._count
 
 
-#: (mailbox identity, UIDVALIDITY, UID) -> HeaderKeys.
-_CACHE = _LRU(200_000)
+#: (mailbox identity, UIDVALIDITY) -> UID -> HeaderKeys; at most 200,000
+#: messages.
+_CACHE = _KeyCache(200_000)
 
 
 def cache_clear() -> None:
@@ -202,10 +223,10 @@ def _mailbox_identity(mailbox) -> object:
     return id(mailbox)
 
 
-@dataclass(frozen=True, slots=True)
 class SortItem:
     """
-    One message as SORT and THREAD see it.
+    One message as SORT and THREAD see it (a plain slotted class: 10,000
+    of these are built per command, and a frozen dataclass costs more).
 
     @ivar seq: its sequence number.
     @ivar uid: its UID.
@@ -214,11 +235,15 @@ class SortItem:
     @ivar keys: the L{HeaderKeys}.
     """
 
-    seq: int
-    uid: int
-    arrival: float
-    size: int
-    keys: HeaderKeys
+    __slots__ = ("seq", "uid", "arrival", "size", "keys")
+
+    def __init__(self, seq: int, uid: int, arrival: float, size: int,
+                 keys: HeaderKeys) -> None:
+        self.seq = seq
+        self.uid = uid
+        self.arrival = arrival
+        self.size = size
+        self.keys = keys
 
     @property
     def date(self) -> float:
@@ -237,12 +262,13 @@ def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
     from storage.errors import MessageExpunged
 
     mailbox = view.mailbox
-    ident = (_mailbox_identity(mailbox), view.uidvalidity)
+    box = _CACHE.mailbox((_mailbox_identity(mailbox), view.uidvalidity))
+    records = view.records
     items = []
+    append = items.append
     for seq, uid in pairs:
-        record = view.records[uid]
-        key = (ident, uid)
-        keys = _CACHE.get(key)
+        record = records[uid]
+        keys = box.get(uid)
         if keys is None:
             try:
                 raw = mailbox.read(uid)
@@ -250,9 +276,9 @@ def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
                 keys = _EMPTY
             else:
                 keys = header_keys(Message(raw))
-                _CACHE.put(key, keys)
-        items.append(SortItem(seq, uid, record.internaldate.timestamp(),
-                              record.size, keys))
+                _CACHE.add(box, uid, keys)
+        append(SortItem(seq, uid, record.internaldate.timestamp(),
+                        record.size, keys))
     return items
 
 

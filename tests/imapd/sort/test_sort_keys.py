@@ -10,7 +10,7 @@ import pytest
 
 from imapd.message import Message
 from imapd.sort.collate import search_fold, unicode_casemap
-from imapd.sort.keys import HeaderKeys, SortItem, _LRU, header_keys, sort_items
+from imapd.sort.keys import HeaderKeys, SortItem, _KeyCache, header_keys, sort_items
 
 CORPUS = "/work/shared/corpus"
 
@@ -73,14 +73,23 @@ def test_sort_items_multiple_criteria():
     assert [i.seq for i in sort_items(items, [("ARRIVAL", True)])] == [1, 2, 3, 4]
 
 
-def test_lru_is_bounded():
-    """The cache drops the least recently used entries beyond its limit."""
-    lru = _LRU(3)
-    for i in range(3):
-        lru.put(i, HeaderKeys())
-    assert lru.get(0) is not None  # now most recent
-    lru.put(3, HeaderKeys())
-    assert lru.get(1) is None and lru.get(0) is not None and len(lru) == 3
+def test_cache_is_bounded():
+    """Beyond its bound the cache drops the least recently used mailboxes."""
+    cache = _KeyCache(3)
+    a = cache.mailbox("a")
+    cache.add(a, 1, HeaderKeys())
+    cache.add(a, 2, HeaderKeys())
+    b = cache.mailbox("b")
+    cache.add(b, 1, HeaderKeys())
+    assert len(cache) == 3
+    cache.add(b, 2, HeaderKeys())
+    # "a" was least recently used: dropped whole; "b" is kept.
+    assert len(cache) == 2 and cache.mailbox("a") == {} and len(cache.mailbox("b")) == 2
+    # A single mailbox larger than the bound is kept whole.
+    c = cache.mailbox("c")
+    for uid in range(5):
+        cache.add(c, uid, HeaderKeys())
+    assert len(c) == 5
 
 
 @pytest.mark.parametrize("a, b", [
