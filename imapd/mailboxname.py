@@ -1,15 +1,16 @@
 # -*- test-case-name: tests.imapd.test_mailboxname -*-
 """
-Mailbox names from the wire: modified UTF-7 (RFC 3501 section 5.1.3) to
-the stores' Unicode names, with the checks that keep a client inside its
+Mailbox names from the wire: modified UTF-7 (RFC 3501 section 5.1.3, the
+codec shared with the stores' on-disk names, L{storage.mutf7}) to the
+stores' Unicode names, with the checks that keep a client inside its
 own mail root (mission: "no path escapes ... through mailbox names").  The
 stores check again on their side; this is the protocol's own line.
 """
 
 from __future__ import annotations
 
-from imapd import mutf7
 from imapd.errors import BadCommand, CommandFailed
+from storage import mutf7
 
 __all__ = ["DELIMITER", "from_wire", "to_wire", "MAX_NAME"]
 
@@ -29,8 +30,8 @@ def from_wire(raw: bytes) -> str:
     @raises CommandFailed: C{[CANNOT]} for names that are not allowed.
     """
     try:
-        name = mutf7.decode(raw)
-    except mutf7.DecodeError:
+        name = mutf7.decode(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
         # Some clients send UTF-8 names; accept them when they decode
         # cleanly, as Dovecot does, rather than refuse a real user's folder.
         try:
@@ -53,4 +54,4 @@ def from_wire(raw: bytes) -> str:
 
 def to_wire(name: str) -> bytes:
     """Encode a store name for the wire."""
-    return mutf7.encode(name)
+    return mutf7.encode(name).encode("ascii")
