@@ -15,7 +15,8 @@ repeated SORT and THREAD cheap.
 Choices where the RFCs leave room, and why:
 
   - DATE is the Date header in UTC; a missing or unparsable one falls back
-    to INTERNALDATE (RFC 5256 section 3, "sent date").
+    to INTERNALDATE (RFC 5256 section 3, "sent date").  A year before 1900
+    counts as unparsable (spam writes "0102" for 2002), as in Dovecot.
   - CC/FROM/TO use the local part (addr-mailbox) of the first address of
     the first such field, skipping group markers; none sorts as C{""}
     (RFC 5256 section 3).
@@ -34,6 +35,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Callable, Iterable, Optional
 
 from imapd.charset import decode_words
@@ -88,6 +90,10 @@ _EMPTY = HeaderKeys()
 _MSG_ID = re.compile(rb"<([^<>\s@]+@[^<>\s]+)>")
 
 
+# A numeric zone without its sign, at the end of a Date value.
+_UNSIGNED_ZONE = re.compile(rb"\d:\d\d(?::\d\d)?\s+\d{4,}\s*(?:\([^)]*\)\s*)?$")
+
+
 def _ids(value: bytes) -> list[str]:
     return [m.decode("latin-1") for m in _MSG_ID.findall(value)]
 
@@ -124,6 +130,16 @@ def header_keys(message: Message) -> HeaderKeys:
     subjects = message.decoded_header("subject")
     subject, reply = base_subject(subjects[0] if subjects else "")
     sent = message.sent_date()
+    if sent is not None and _UNSIGNED_ZONE.search(
+            (message.header_fields("date") or [b""])[0]):
+        # RFC 5322 section 3.3: a numeric zone has a sign; "0530" without
+        # one is an unknown zone, read as +0000 (section 4.3), as Dovecot.
+        sent = sent.replace(tzinfo=timezone.utc)
+    if sent is not None and sent.year < 1900:
+        # "Sat, 02 Feb 0102": a mangled two-digit year, not a date in the
+        # second century; Dovecot rejects four-digit years before 1900
+        # too, so such messages sort by INTERNALDATE in both servers.
+        sent = None
     from_ = _first_address(message, "from")
     to = _first_address(message, "to")
     cc = _first_address(message, "cc")
