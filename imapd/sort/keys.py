@@ -18,8 +18,9 @@ Choices where the RFCs leave room, and why:
     to INTERNALDATE (RFC 5256 section 3, "sent date").  A year before 1900
     counts as unparsable (spam writes "0102" for 2002), as in Dovecot.
   - CC/FROM/TO use the local part (addr-mailbox) of the first address of
-    the first such field, skipping group markers; none sorts as C{""}
-    (RFC 5256 section 3).
+    the first such field, as ENVELOPE gives it: a group's first address is
+    its name (C{undisclosed-recipients}); none sorts as C{""} (RFC 5256
+    section 3).
   - DISPLAYFROM/DISPLAYTO use the decoded display name of that address,
     or its addr-spec when the name is missing or empty (RFC 5957
     section 3).
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Callable, Iterable, Optional
 
-from imapd.charset import decode_words
+from imapd.charset import decode, decode_words
 from imapd.message import Message
 from imapd.message._address import MISSING_MAILBOX, parse_addresses
 from imapd.sort.collate import unicode_casemap
@@ -99,18 +100,21 @@ def _ids(value: bytes) -> list[str]:
 
 
 def _first_address(message: Message, name: str):
+    # The first address as ENVELOPE lists it (RFC 3501 section 7.4.2):
+    # for "undisclosed-recipients:;" that is the group start, whose
+    # mailbox is the group name; Dovecot sorts by it too.
     for value in message.header_fields(name)[:1]:
         for addr in parse_addresses(value):
-            # Group markers have no host (RFC 3501 section 7.4.2).
-            if addr.host is not None:
-                return addr
+            return addr
     return None
 
 
 def _mailbox_key(addr) -> str:
     if addr is None or not addr.mailbox or addr.mailbox == MISSING_MAILBOX:
         return ""
-    return unicode_casemap(decode_words(addr.mailbox))
+    # RFC 2047 section 5: no encoded words in an addr-spec, so none are
+    # decoded there (Dovecot neither).
+    return unicode_casemap(decode(addr.mailbox, None))
 
 
 def _display_key(addr) -> str:
@@ -122,7 +126,7 @@ def _display_key(addr) -> str:
             return unicode_casemap(name)
     mailbox = b"" if addr.mailbox in (None, MISSING_MAILBOX) else addr.mailbox
     spec = mailbox + b"@" + addr.host if addr.host else mailbox
-    return unicode_casemap(decode_words(spec))
+    return unicode_casemap(decode(spec, None))
 
 
 def header_keys(message: Message) -> HeaderKeys:

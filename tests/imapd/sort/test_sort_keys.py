@@ -35,9 +35,11 @@ def test_keys_from_header():
     assert k.subject == unicode_casemap("Café") and k.reply
     assert k.sent == datetime(2023, 1, 2, 9, tzinfo=timezone.utc).timestamp()
     assert k.from_ == "JOERG" and k.display_from == unicode_casemap("Jörg")
-    # A group marker is skipped; an empty display name falls back to the addr-spec.
-    assert k.to == "TO" and k.display_to == "TO@X.ORG"
+    # A group's first address is the group name, as in ENVELOPE (and Dovecot).
+    assert k.to == "UNDISCLOSED-RECIPIENTS"
     assert k.cc == "ZED.PERSON"
+    # An empty display name falls back to the addr-spec (RFC 5957 section 3).
+    assert keys_of(b'To: "" <to@x.org>\r\n').display_to == "TO@X.ORG"
     assert k.message_id == "own@x.org"
     assert k.references == ("r1@x.org", "r2@x.org")
 
