@@ -86,17 +86,24 @@ class HeaderKeys:
 
 _EMPTY = HeaderKeys()
 
-# RFC 5322 msg-id: "<" id-left "@" id-right ">"; ids without "@" or with
-# white space inside are not valid and are ignored, as in Dovecot.
-_MSG_ID = re.compile(rb"<([^<>\s@]+@[^<>\s]+)>")
-
+# RFC 5322 msg-id: "<" id-left "@" id-right ">".  Folding white space
+# may sit between its tokens (RFC 822's obsolete syntax, and mailers that
+# fold "<...@host.or g>"): it is removed, as Dovecot does.  Ids without
+# "@" are not valid and are ignored.
+_MSG_ID = re.compile(rb"<([^<>]+)>")
+_WS = re.compile(rb"\s+")
 
 # A numeric zone without its sign, at the end of a Date value.
 _UNSIGNED_ZONE = re.compile(rb"\d:\d\d(?::\d\d)?\s+\d{4,}\s*(?:\([^)]*\)\s*)?$")
 
 
 def _ids(value: bytes) -> list[str]:
-    return [m.decode("latin-1") for m in _MSG_ID.findall(value)]
+    out = []
+    for m in _MSG_ID.findall(value):
+        m = _WS.sub(b"", m)
+        if b"@" in m and not m.startswith(b"@"):
+            out.append(m.decode("latin-1"))
+    return out
 
 
 def _first_address(message: Message, name: str):
