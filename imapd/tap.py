@@ -206,20 +206,22 @@ def makeService(options: Options) -> service.MultiService:
     from imapd.tls import TLSError, certificate_options
 
     config = options.config
+    where = config.source or "command line"
     try:
         effective = prepare(config)
     except TLSError as e:
-        raise _fail(f"{config.source or 'tls'}: {e}") from None
+        raise _fail(f"{where}: option 'tls.cert': {e}") from None
     except OSError as e:
-        raise _fail(f"{e.filename}: {e.strerror} (option data_dir: {config.server.data_dir})") from None
+        raise _fail(f"{e.filename}: {e.strerror} (option 'data_dir' is {config.server.data_dir})") from None
 
     tls = None
     if effective.cert is not None:
         try:
             tls = certificate_options(effective.cert, effective.key, config.tls.min_version)
         except TLSError as e:
-            where = config.source or "command line"
-            raise _fail(f"{where}: option 'tls.cert': {e}") from None
+            if config.tls.cert:
+                raise _fail(f"{where}: option 'tls.cert': {e}") from None
+            raise _fail(f"{e} (generated under option 'data_dir'; delete it to make a new one)") from None
 
     pool = ThreadPool(minthreads=0, maxthreads=config.storage.threads, name="imapd-storage")
     context = ServerContext(

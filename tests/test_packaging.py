@@ -2,9 +2,12 @@
 Packaging: a regular `pip install` of the checkout gives a working
 `twistd imapd`, with the plugin, every package and the example file.
 
-To stay fast and offline-friendly, the fresh venv gets only our package
-(`--no-deps`); a .pth file lends it the dependencies of the venv running
-the tests.  The build itself is isolated, as a user's `pip install .` is.
+To stay fast, the fresh venv gets only our package (`--no-deps`); a .pth
+file lends it the dependencies of the venv running the tests, through a
+directory of symlinks that leaves out any copy of imapd installed there (in
+CI the checkout is installed in that venv too, plugin included, and it must
+not stand in for the fresh install).  The build itself is isolated, as a
+user's `pip install .` is.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: What our distribution puts at the top of site-packages.
+OURS = {"imapd", "conf", "storage", "locking", "index"}
 TWISTD = "from twisted.scripts.twistd import run; run()"
 
 
@@ -29,6 +34,31 @@ def _copy_checkout(dest: Path) -> Path:
         "venv", "imapd-data", "dropin.cache", ".pytest_cache",
     )
     shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+def _lend_dependencies(dest: Path) -> Path:
+    """
+    Mirror the running venv's site-packages in C{dest} with symlinks, minus
+    our packages and our twistd plugin.
+    """
+    lender = Path(sysconfig.get_paths()["purelib"])
+    dest.mkdir()
+    for entry in lender.iterdir():
+        name = entry.name
+        if name in OURS or name.startswith("imapd-") or name.endswith(".pth"):
+            continue
+        if name == "twisted":
+            (dest / "twisted").mkdir()
+            for sub in entry.iterdir():
+                if sub.name != "plugins":
+                    (dest / "twisted" / sub.name).symlink_to(sub)
+            (dest / "twisted" / "plugins").mkdir()
+            for plugin in (entry / "plugins").iterdir():
+                if plugin.name not in ("imapd_plugin.py", "dropin.cache", "__pycache__"):
+                    (dest / "twisted" / "plugins" / plugin.name).symlink_to(plugin)
+        else:
+            (dest / name).symlink_to(entry)
     return dest
 
 
@@ -47,7 +77,8 @@ def installed(tmp_path_factory):
         ).stdout.strip()
     )
     # Dependencies (and pip itself) from the venv running the tests.
-    (site / "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = _lend_dependencies(root / "deps")
+    (site / "zz_test_deps.pth").write_text(f"{deps}\n")
     result = subprocess.run(
         [python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
          "--quiet", str(source)],
@@ -76,7 +107,7 @@ def test_files_installed(installed):
 
 
 def test_installed_code_is_used(installed):
-    """Run outside the checkout, the venv imports its installed copy."""
+    """Run outside the checkout, the venv imports its installed copy, plugin included."""
     python, site, root = installed
     out = subprocess.run(
         [python, "-c", "import imapd.tap, conf, twisted.plugins.imapd_plugin as p; "

@@ -292,3 +292,16 @@ def test_config_file_relative_paths(tmp_path, tls_files):
         assert not (cwd / "index").exists() and not (etc / "data").exists()
     finally:
         daemon.stop()
+
+
+def test_mismatched_key_stops_startup(tmp_path, tls_files):
+    """A key that does not belong to the certificate stops start-up, naming tls.cert."""
+    from imapd.tls import generate_self_signed
+
+    other_cert, other_key = str(tmp_path / "other.pem"), str(tmp_path / "other.key")
+    generate_self_signed(other_cert, other_key, "other")
+    config, _ = write_config(tmp_path, tls_files, {"tls": {"key": other_key}})
+    result = run_twistd(["--config", str(config)], cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"imapd: {config}: option 'tls.cert': the key in {other_key} does not belong" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
