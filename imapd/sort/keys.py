@@ -128,8 +128,10 @@ def _display_key(addr) -> str:
     if addr is None:
         return ""
     if addr.name:
-        name = decode_words(addr.name).strip()
-        if name:
+        # The name as written (Dovecot keeps '" mariam"' with its space),
+        # unless it is only white space.
+        name = decode_words(addr.name)
+        if name.strip():
             return unicode_casemap(name)
     mailbox = b"" if addr.mailbox in (None, MISSING_MAILBOX) else addr.mailbox
     spec = mailbox + b"@" + addr.host if addr.host else mailbox

@@ -51,6 +51,20 @@ def test_in_reply_to_when_no_references():
     assert keys_of(b"Subject: x\r\n").references == ()
 
 
+def test_message_ids_with_folding_white_space():
+    """White space inside a msg-id is dropped; ids without "@" are not ids (Dovecot alike)."""
+    k = keys_of(b"In-Reply-To: <Pine.1@hydrogen.leitl.or\r\n g>\r\n")
+    assert k.references == ("Pine.1@hydrogen.leitl.org",)
+    assert keys_of(b"References: <noatsign> <@x> <a@b>\r\n").references == ("a@b",)
+
+
+def test_bogus_dates_read_as_dovecot():
+    """A year before 1900 is no date; an unsigned numeric zone is +0000."""
+    assert keys_of(b"Date: Sat, 02 Feb 0102 11:39:51 +0200\r\n").sent is None
+    k = keys_of(b"Date: Fri, 02 Aug 2002 23:37:59 0530\r\n")
+    assert k.sent == datetime(2002, 8, 2, 23, 37, 59, tzinfo=timezone.utc).timestamp()
+
+
 def test_missing_fields():
     """A header without the fields gives empty keys and no date."""
     k = keys_of(b"X-Nothing: here\r\n")
