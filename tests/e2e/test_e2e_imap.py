@@ -15,7 +15,7 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from conftest import openssl_session, read_greeting
+from e2e_helpers import openssl_session, read_greeting
 
 
 def converse(host: str, port: int, lines: list[bytes]) -> bytes:

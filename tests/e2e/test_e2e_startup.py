@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conf import load_config
-from conftest import (
+from e2e_helpers import (
     PASSWORD,
     USER,
     Daemon,
