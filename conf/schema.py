@@ -98,6 +98,10 @@ def _listen(value) -> None:
 
 
 def _mail_location(value) -> None:
+    """
+    Parse the location as the store will (for a made-up user with a home),
+    and make sure a store exists for its driver.
+    """
     if value == "":
         return
     driver, sep, rest = value.partition(":")
@@ -106,10 +110,20 @@ def _mail_location(value) -> None:
             f"{value!r} has no driver: write it as DRIVER:PATH, for example "
             f"'maildir:/srv/mail/%u' (drivers: {', '.join(MAIL_DRIVERS)})"
         )
-    if driver not in MAIL_DRIVERS:
+    from storage.location import LocationError, parse_location
+    from storage.registry import STORES
+
+    try:
+        location = parse_location(value, "user@example.org", "/home/user")
+    except LocationError as e:
+        raise ValueError(str(e)) from None
+    if location.driver not in STORES:
         raise ValueError(
-            f"unknown mail driver {driver!r} (drivers: {', '.join(MAIL_DRIVERS)})"
+            f"{value!r}: no store for the driver {location.driver!r} yet "
+            f"(available: {', '.join(sorted(STORES))})"
         )
+    if not location.root.startswith("/"):
+        raise ValueError(f"{value!r}: the mail root must be absolute or start with ~/")
 
 
 @dataclass(frozen=True)
@@ -195,7 +209,7 @@ class MailSection:
         "",
         "Mail location in Dovecot syntax, DRIVER:PATH, with %u (user name),\n"
         "%n, %d and ~ (home from the passwd-file), for example\n"
-        "'maildir:/srv/mail/%u' or 'maildir:~/Maildir'.  Drivers: maildir, mbox.\n"
+        "'maildir:/srv/mail/%u' or 'maildir:~/Maildir'.  Drivers: maildir (mbox to come).\n"
         "Empty: maildir:DATA_DIR/mail/%u.",
         check=_mail_location,
     )
