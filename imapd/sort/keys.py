@@ -238,18 +238,25 @@ _CACHE = _KeyCache(200_000)
 
 
 def cache_clear() -> None:
-    """Forget every cached key (tests)."""
+    """Forget every cached key and answer (tests)."""
+    from imapd.sort import results
+
     _CACHE.clear()
+    results.clear()
 
 
-def _mailbox_identity(mailbox) -> object:
-    # The Maildir directory names a mailbox across sessions; other stores
-    # may offer a path; failing both, the object itself (per session).
+def mailbox_identity(view) -> Optional[tuple]:
+    """
+    What names the selected mailbox's messages across sessions: its
+    directory or file (Maildir C{directory}, mbox C{path}) and
+    UIDVALIDITY; C{None} for a store that offers neither, whose messages
+    are then not cached at all (an object id could be reused).
+    """
     for attr in ("directory", "path"):
-        value = getattr(mailbox, attr, None)
+        value = getattr(view.mailbox, attr, None)
         if isinstance(value, str):
-            return value
-    return id(mailbox)
+            return (value, view.uidvalidity)
+    return None
 
 
 class SortItem:
@@ -291,7 +298,8 @@ def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
     from storage.errors import MessageExpunged
 
     mailbox = view.mailbox
-    box = _CACHE.mailbox((_mailbox_identity(mailbox), view.uidvalidity))
+    ident = mailbox_identity(view)
+    box = _CACHE.mailbox(ident) if ident is not None else {}
     records = view.records
     items = []
     append = items.append
@@ -305,7 +313,8 @@ def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
                 keys = _EMPTY
             else:
                 keys = header_keys(Message(raw))
-                _CACHE.add(box, uid, keys)
+                if ident is not None:
+                    _CACHE.add(box, uid, keys)
         append(SortItem(seq, uid, record.internaldate.timestamp(),
                         record.size, keys))
     return items

@@ -234,3 +234,18 @@ def test_sort_korean_literal(authed):
     raw = word.encode("euc-kr")
     authed.send(b"t1 SORT (SUBJECT) EUC-KR SUBJECT {%d+}\r\n%s\r\n" % (len(raw), raw))
     assert authed.lines()[0] == "* SORT 1"
+
+
+def test_repeated_sort_reuses_answer(five, monkeypatch):
+    """The same SORT over the same messages reuses the answer; new mail invalidates it."""
+    first = five.ok("t1 SORT (SUBJECT) UTF-8 ALL")[0]
+    import imapd.sort.keys as keys
+
+    def fail(*args):
+        raise AssertionError("sorted again")
+    monkeypatch.setattr(keys, "sort_items", fail)
+    assert five.ok("t2 SORT (SUBJECT) UTF-8 ALL")[0] == first
+    monkeypatch.undo()
+    append(five, "a9", message("aardvark", "a@x.org", "b@x.org", None))
+    five.ok("n1 NOOP")
+    assert five.ok("t3 SORT (SUBJECT) UTF-8 ALL")[0] == "* SORT 6 2 4 1 3 5"

@@ -156,3 +156,20 @@ def test_header_keys_never_raise_on_corpus():
         assert isinstance(k.subject, str)
         count += 1
     assert count > 7000
+
+
+def test_cached_answer():
+    """An answer is reused only for the same key and the same pairs; no identity, no cache."""
+    from imapd.sort import results
+    results.clear()
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+    assert results.cached_answer(("m", "SORT"), [(1, 1)], compute) == 1
+    assert results.cached_answer(("m", "SORT"), [(1, 1)], compute) == 1
+    assert results.cached_answer(("m", "SORT"), [(1, 2)], compute) == 2
+    assert results.cached_answer((None, "SORT"), [(1, 2)], compute) == 3
+    assert results.cached_answer((None, "SORT"), [(1, 2)], compute) == 4
+    results.clear()
