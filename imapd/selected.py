@@ -56,6 +56,9 @@ class SelectedView:
         self.records: dict[int, MessageRecord] = {r.uid: r for r in snapshot.messages}
         self.recent: set[int] = set(snapshot.recent)
         self.vanished: set[int] = set()
+        #: RFC 5182 search result variable, as UIDs.  It lives in the view,
+        #: so SELECT, EXAMINE, CLOSE and UNSELECT reset it (section 2.1).
+        self.saved_uids: frozenset[int] = frozenset()
 
     # -- queries ---------------------------------------------------------
 
@@ -85,8 +88,19 @@ class SelectedView:
         C{1:*}.  Message sequence numbers beyond the mailbox are a client
         error (RFC 3501 section 9, C{seq-number}).
 
+        C{$} (RFC 5182) names the saved SEARCH result whether or not the
+        command is a UID command; messages expunged since are left out,
+        and an empty result names no message (no error).
+
         @raises BadCommand: a sequence number out of range.
         """
+        if sequence.saved:
+            out = []
+            for u in sorted(self.saved_uids):
+                i = bisect_left(self.uids, u)
+                if i < len(self.uids) and self.uids[i] == u:
+                    out.append((i + 1, u))
+            return out
         n = len(self.uids)
         picked: set[int] = set()
         if uid:

@@ -31,6 +31,7 @@ _AUTH_CAPS = (
     "THREAD=REFERENCES",      # RFC 5256
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
     "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
+    "ESEARCH",                # RFC 4731
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
