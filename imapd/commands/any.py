@@ -32,6 +32,7 @@ _AUTH_CAPS = (
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
     "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
     "ESEARCH",                # RFC 4731
+    "SEARCHRES",              # RFC 5182
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
