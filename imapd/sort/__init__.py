@@ -8,7 +8,9 @@ SORT and THREAD (RFC 5256, RFC 5957 SORT=DISPLAY, Dovecot's THREAD=REFS).
   - L{keys}: what SORT and THREAD need from each message's header, read
     once and kept in a process-wide LRU cache, and the SORT ordering;
   - L{thread}: the ORDEREDSUBJECT, REFERENCES and REFS algorithms and the
-    C{* THREAD} response syntax.
+    C{* THREAD} response syntax;
+  - L{results}: whole answers reused while the matching messages are the
+    same (webmail repeats its SORT on every page).
 """
 
 from imapd.sort.collate import search_fold, unicode_casemap
