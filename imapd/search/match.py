@@ -179,12 +179,10 @@ def _charset_decoder(charset: Optional[str]) -> Callable[[bytes], str]:
             except UnicodeDecodeError:
                 return data.decode("latin-1")
         return decode
-    try:
-        from imapd import charset as charsets
-    except ImportError:  # the charset layer has not landed
-        raise BadCharset(charset=charset or "") from None
+    from imapd import charset as charsets
+
     if charsets.lookup(charset) is None:
-        raise BadCharset(charset=charset or "")
+        raise BadCharset(KNOWN_CHARSETS, charset or "")
     return lambda data: charsets.decode(data, charset)
 
 

@@ -34,6 +34,7 @@ import tempfile
 import time
 
 import pytest
+from pathlib import Path
 
 from imapd.commands.sort import run_sort
 from imapd.commands.thread import run_thread
@@ -42,8 +43,9 @@ from imapd.selected import SelectedView
 from imapd.sort.keys import cache_clear
 
 DOVECOT = "/usr/sbin/dovecot"
-CORPUS = "/work/shared/corpus"
-BENCH = "/work/shared/bench/imapbench.py"
+SHARED = next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir())
+CORPUS = str(SHARED / "corpus")
+BENCH = str(SHARED / "bench" / "imapbench.py")
 
 #: Command -> UIDs (SORT) or threads containing them (THREAD) that may
 #: differ, each explained in the module docstring.
@@ -72,9 +74,17 @@ KNOWN = {
 #: all are malformed or 8-bit addresses (module docstring).
 MAX_ADDRESS_DIFFS = 60
 
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(DOVECOT) and os.path.isdir(CORPUS) and os.path.exists(BENCH)),
-    reason="needs Dovecot, the corpus and imapbench")
+#: The unprivileged user Dovecot runs as when the tests run as root.
+DOVECOT_USER = "benchu"
+
+
+def _dovecot_user():
+    """The C{DOVECOT_USER} account, created (system user, no login) if missing."""
+    try:
+        return pwd.getpwnam(DOVECOT_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", DOVECOT_USER], check=True)
+        return pwd.getpwnam(DOVECOT_USER)
 
 
 def _free_port():
@@ -135,13 +145,13 @@ def mailboxes():
     shutil.copytree(corpus, os.path.join(root, "mail", "bench"))
     port = _free_port()
     if os.geteuid() == 0:
-        pw = pwd.getpwnam("benchu")
-        user, group = "benchu", "benchu"
+        pw = _dovecot_user()
+        user, group = DOVECOT_USER, DOVECOT_USER
         for base, dirs, files in os.walk(root):
             for name in dirs + files:
                 os.lchown(os.path.join(base, name), pw.pw_uid, pw.pw_gid)
         os.chown(root, pw.pw_uid, pw.pw_gid)
-        start = ["su", "benchu", "-s", "/bin/sh", "-c"]
+        start = ["su", DOVECOT_USER, "-s", "/bin/sh", "-c"]
     else:
         import grp
         user = pwd.getpwuid(os.getuid()).pw_name

@@ -7,12 +7,13 @@ import os
 from datetime import datetime, timezone
 
 import pytest
+from pathlib import Path
 
 from imapd.message import Message
 from imapd.sort.collate import search_fold, unicode_casemap
 from imapd.sort.keys import HeaderKeys, SortItem, _KeyCache, header_keys, sort_items
 
-CORPUS = "/work/shared/corpus"
+CORPUS = str(next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()) / "corpus")
 
 
 def keys_of(header: bytes) -> HeaderKeys:

@@ -6,12 +6,13 @@ rules one by one, then subjects taken from /work/shared/corpus.
 import os
 
 import pytest
+from pathlib import Path
 
 from imapd.charset import decode_words
 from imapd.message import Message
 from imapd.sort.subject import base_subject
 
-CORPUS = "/work/shared/corpus"
+CORPUS = str(next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()) / "corpus")
 
 
 @pytest.mark.parametrize("subject, base, reply", [

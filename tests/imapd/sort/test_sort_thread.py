@@ -7,6 +7,7 @@ priority, a References loop and duplicate Message-IDs.
 import os
 
 import pytest
+from pathlib import Path
 
 from imapd.message import Message
 from imapd.sort.keys import HeaderKeys, SortItem, header_keys
@@ -14,7 +15,7 @@ from imapd.sort.collate import unicode_casemap
 from imapd.sort.subject import base_subject
 from imapd.sort.thread import format_threads, thread_items
 
-NOTMUCH = "/work/shared/corpus/notmuch"
+NOTMUCH = str(next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()) / "corpus" / "notmuch")
 
 
 def mk(seq, mid=None, refs=(), subject="", date=None):
