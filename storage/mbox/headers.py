@@ -16,8 +16,11 @@ mbox, and the client's view of a message without them.
    that flag changes can be written in place.
  - C{Content-Length:} the body's length on disk.
 
-None of these, nor the C{From } line, is ever shown to a client: a message
-APPENDed with its own C{X-UID} must not be able to fake one.
+None of these, nor the C{From } line, is ever shown to a client.  A
+message APPENDed with such fields of its own (mail once kept in an mbox
+often has them) must neither fake our state nor lose bytes: its fields
+are stored renamed with the prefix L{ESCAPE} (which other programs show as
+an ordinary header) and shown to our clients as they were.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ META_FIELDS = frozenset({
 })
 #: The fields that L{flag_lines} writes, which an in-place update replaces.
 FLAG_FIELDS = frozenset({b"x-uid", b"status", b"x-status", b"x-keywords"})
+#: Prefix of the client's own metadata fields on disk (see above).
+ESCAPE = b"X-IMAPD-Orig-"
+_ESCAPED = ESCAPE.lower()
+
 #: Spaces after C{X-Keywords:} for flag changes in place (Dovecot pads too).
 PADDING = 60
 
@@ -136,8 +143,10 @@ def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
     without the C{From } line and our fields, the blank line, the body
     unquoted (mboxrd).
     """
-    parts = [data[f.start:f.end] for f in meta.other_fields]
-    header = b"".join(parts)
+    parts = [data[f.start + len(ESCAPE):f.end] if f.name.startswith(_ESCAPED)
+             and f.name[len(_ESCAPED):] in META_FIELDS else data[f.start:f.end]
+             for f in meta.other_fields]
+    header = unquote_body(b"".join(parts))
     if header and not header.endswith(b"\n"):
         header += b"\n"
     if msg.body_start > msg.header_end:

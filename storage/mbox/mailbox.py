@@ -22,6 +22,7 @@ mapped (DESIGN.md rule 3).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import threading
@@ -38,7 +39,7 @@ from storage.mbox.headers import client_bytes, read_meta
 from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import Changes, Outcome, write_changes
 from storage.mbox.save import MboxTransaction
-from storage.mbox.state import MboxState, parse
+from storage.mbox.state import MboxState, parse, reparse_entry
 
 __all__ = ["MboxMailbox", "LockSettings", "EMPTY_STATE"]
 
@@ -63,26 +64,31 @@ class LockSettings:
                                     dotlock_settings=self.dotlock, exclusive=write)
 
 
-# What this process wrote last to each file: (generation, identity after the
-# write).  Sessions of this process use it to tell their own writes (and
-# in-place flag changes, which an append could hide) from foreign ones.
-_WRITES: dict[str, tuple[int, tuple]] = {}
-_WRITES_LOCK = threading.Lock()
+# The last state each file was parsed to in this process, by path:
+# (identity, state, last bytes).  Sessions share it, so that opening a
+# mailbox for one APPEND costs a stat, and a writer stores here what it
+# wrote: other sessions of this process then take its state as it is,
+# including flag changes made in place that an append could hide.
+_CACHE: dict[str, tuple[tuple, MboxState, bytes]] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 512
 
 
 def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _generation(path: str) -> tuple[int, tuple | None]:
-    with _WRITES_LOCK:
-        return _WRITES.get(path, (0, None))
+def _cached(path: str) -> tuple[tuple, MboxState, bytes] | None:
+    with _CACHE_LOCK:
+        return _CACHE.get(path)
 
 
-def _wrote(path: str, ident: tuple) -> None:
-    with _WRITES_LOCK:
-        gen = _WRITES.get(path, (0, None))[0] + 1
-        _WRITES[path] = (gen, ident)
+def _remember(path: str, ident: tuple, state: MboxState, tail: bytes) -> None:
+    with _CACHE_LOCK:
+        _CACHE.pop(path, None)
+        _CACHE[path] = (ident, state, tail)
+        while len(_CACHE) > _CACHE_MAX:
+            del _CACHE[next(iter(_CACHE))]
 
 
 def _default_uidvalidity(st: os.stat_result | None) -> int:
@@ -114,7 +120,6 @@ class MboxMailbox:
         self.sender = sender
         self._state: MboxState | None = None
         self._ident: tuple | None = None
-        self._gen = -1
         self._tail = b""
         self._records: dict[int, MessageRecord] = {}
         self._recent: set[int] = set()
@@ -129,47 +134,55 @@ class MboxMailbox:
 
     # -- loading --------------------------------------------------------------
 
-    def _load(self, fd: int, st: os.stat_result, gen: int) -> MboxState:
-        """Parse the file open as C{fd}: incrementally if it only grew."""
-        old = self._state
+    def _load(self, fd: int, st: os.stat_result) -> MboxState:
+        """
+        The state of the file open as C{fd}: from the process cache if a
+        session of ours parsed or wrote exactly this file, incrementally if
+        it only grew, else by a full parse.
+        """
         ident = _identity(st)
-        if (old is not None and old.entries and self._ident is not None
-                and self._ident[:2] == ident[:2] and st.st_size > old.size
-                and gen == self._gen
-                and os.pread(fd, len(self._tail), old.size - len(self._tail)) == self._tail):
-            start = old.entries[-1].raw.start
-            data = _pread_all(fd, start, st.st_size - start)
-            state = parse(data, old.uidvalidity, _mtime(st), base=start, previous=old)
-            incremental = True
-        else:
-            data = _pread_all(fd, 0, st.st_size)
-            state = parse(data, _default_uidvalidity(st), _mtime(st))
-            incremental = False
-        if old is not None and not incremental and self._ident != ident:
-            ours = _generation(self.path)[1] == ident
-            if not ours:
-                why = "; ".join(state.problems) or "the file was rewritten or changed in place"
-                _log.warn("Unexpected changes to mailbox {path}: full resync ({why})",
-                          path=self.path, why=why)
-        elif state.problems and old is None:
+        cached = _cached(self.path)
+        if cached is not None and cached[0] == ident:
+            return self._adopt(ident, cached[1], cached[2])
+        for base_ident, old, tail in (cached or (None, None, b""),
+                                      (self._ident, self._state, self._tail)):
+            if (old is not None and old.entries and base_ident is not None
+                    and base_ident[:2] == ident[:2] and st.st_size > old.size
+                    and os.pread(fd, len(tail), old.size - len(tail)) == tail):
+                start = old.entries[-1].raw.start
+                data = _pread_all(fd, start, st.st_size - start)
+                state = parse(data, old.uidvalidity, _mtime(st), base=start, previous=old)
+                return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
+        data = _pread_all(fd, 0, st.st_size)
+        state = parse(data, _default_uidvalidity(st), _mtime(st))
+        if self._state is not None and self._ident != ident:
+            why = "; ".join(state.problems) or "the file was rewritten or changed in place"
+            _log.warn("Unexpected changes to mailbox {path}: full resync ({why})",
+                      path=self.path, why=why)
+        elif state.problems:
             _log.warn("mbox {path}: {problems}", path=self.path,
                       problems="; ".join(state.problems))
-        self._state = state
-        self._ident = ident
-        self._gen = gen
-        self._tail = os.pread(fd, min(_TAIL, st.st_size), st.st_size - min(_TAIL, st.st_size))
+        return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
+
+    def _adopt(self, ident: tuple, state: MboxState, tail: bytes,
+               remember: bool = False) -> MboxState:
+        self._state, self._ident, self._tail = state, ident, tail
+        if remember:
+            _remember(self.path, ident, state, tail)
         return state
 
     def _read_state(self) -> MboxState:
-        gen = _generation(self.path)[0]
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             self._state = EMPTY_STATE(self._state.uidvalidity if self._state else 1)
             self._ident = None
             return self._state
-        if self._state is not None and _identity(st) == self._ident and gen == self._gen:
+        if self._state is not None and _identity(st) == self._ident:
             return self._state
+        cached = _cached(self.path)
+        if cached is not None and cached[0] == _identity(st):
+            return self._adopt(cached[0], cached[1], cached[2])
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -181,7 +194,7 @@ class MboxMailbox:
             if chain is not None:
                 _acquire(chain, self.path, self.locks.timeout)
             try:
-                return self._load(fd, os.fstat(fd), gen)
+                return self._load(fd, os.fstat(fd))
             finally:
                 if chain is not None:
                     chain.release()
@@ -277,6 +290,41 @@ class MboxMailbox:
 
     # -- writing --------------------------------------------------------------
 
+    def _after_write(self, fd: int, state: MboxState, outcome: Outcome) -> None:
+        """
+        Bring our state (and the process cache) to what we just wrote,
+        still under the lock, without a full parse unless we rewrote.
+        """
+        if outcome.rewritten or not state.entries:
+            try:
+                new_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self._ident = None
+                return
+            try:
+                st = os.fstat(new_fd)
+                data = _pread_all(new_fd, 0, st.st_size)
+                self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
+                            _tail(new_fd, st.st_size), remember=True)
+            finally:
+                os.close(new_fd)
+            return
+        entries = list(state.entries)
+        patched = set(outcome.patched)
+        for i, e in enumerate(entries):
+            if e.uid in patched:
+                data = _pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
+                entries[i] = reparse_entry(data, e)
+        new = dataclasses.replace(state, entries=tuple(entries))
+        if outcome.stored_last_uid is not None:
+            new = dataclasses.replace(new, stored_last_uid=outcome.stored_last_uid)
+        st = os.fstat(fd)
+        if outcome.grew:
+            start = new.entries[-1].raw.start
+            data = _pread_all(fd, start, st.st_size - start)
+            new = parse(data, new.uidvalidity, _mtime(st), base=start, previous=new)
+        self._adopt(_identity(st), new, _tail(fd, st.st_size), remember=True)
+
     def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
         """
         Take the write lock chain, bring the state up to date with the file
@@ -302,26 +350,28 @@ class MboxMailbox:
                     chain.release()
                     chain = None
                     return self.write(make)
-                gen = _generation(self.path)[0]
                 if st.st_size == 0:
-                    prior = self._state.uidvalidity if self._state and self._state.stored_uidvalidity else None
+                    prior = (self._state.uidvalidity
+                             if self._state and self._state.stored_uidvalidity else None)
                     state = EMPTY_STATE(prior or _default_uidvalidity(st))
-                    self._state, self._ident = state, _identity(st)
-                elif self._state is not None and _identity(st) == self._ident and gen == self._gen:
+                    self._adopt(_identity(st), state, b"")
+                elif self._state is not None and _identity(st) == self._ident:
                     state = self._state
                 else:
-                    state = self._load(fd, st, gen)
+                    state = self._load(fd, st)
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync)
-                try:
-                    _wrote(self.path, _identity(os.stat(self.path)))
-                except OSError:
-                    pass
+                self._after_write(fd, state, outcome)
                 return outcome, state.uidvalidity
             finally:
                 if chain is not None:
                     chain.release()
         finally:
             os.close(fd)
+
+
+def _tail(fd: int, size: int) -> bytes:
+    n = min(_TAIL, size)
+    return os.pread(fd, n, size - n)
 
 
 def _acquire(chain: LockChain, path: str, timeout: float | None) -> None:

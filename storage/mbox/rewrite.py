@@ -39,6 +39,7 @@ from twisted.logger import Logger
 from storage.errors import StoreError
 from storage.mbox.fromline import make_from_line
 from storage.mbox.headers import (
+    ESCAPE,
     META_FIELDS,
     base_line,
     flag_lines,
@@ -81,17 +82,30 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """
+    What L{write_changes} did.
+
+    @ivar rewritten: the whole file was rewritten; otherwise C{patched}
+        (UIDs whose flag block was overwritten), C{stored_last_uid} (the
+        last UID written into C{X-IMAPbase}, or C{None}) and C{grew}
+        (whether messages were appended) say what changed.
+    """
+
     appended: tuple[int, ...]
     expunged: tuple[int, ...]
     flags_changed: tuple[int, ...]
     rewritten: bool
+    patched: tuple[int, ...] = ()
+    stored_last_uid: int | None = None
+    grew: bool = False
 
 
 def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) -> NewMessage:
     """
     Turn APPENDed bytes into what we store: LF line endings, our metadata
-    fields removed from its header (a client must not fake an C{X-UID}),
-    the body quoted (mboxrd).
+    fields in its header renamed (L{storage.mbox.headers.ESCAPE}: a
+    client must not fake an C{X-UID}, nor lose its own C{Status:}), the
+    body quoted (mboxrd).
     """
     text = data.replace(b"\r\n", b"\n")
     m = _HEADER_END.search(b"\n" + text)
@@ -103,22 +117,23 @@ def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) 
     if header and not header.endswith(b"\n"):
         header += b"\n"
     kept = []
-    skipping = False
     for line in header.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and kept is not None:
-            if not skipping:
-                kept.append(line)
+        if line[:1] in (b" ", b"\t"):
+            kept.append(line)
             continue
         name = _FIELD_NAME.match(line)
-        skipping = bool(name) and name.group(1).lower() in META_FIELDS
-        if not skipping:
-            # A body line that looks like a separator cannot be a header
-            # line either: quote it like one.
-            kept.append(b">" + line if line.startswith(b"From ") else line)
+        if name and name.group(1).lower() in META_FIELDS:
+            line = ESCAPE + line
+        # A header line that looks like a separator: quote it like a body line.
+        kept.append(_quote_line(line))
     if internaldate is None:
         internaldate = datetime.now(timezone.utc)
     return NewMessage(b"".join(kept), None if body is None else quote_body(body),
                       frozenset(flags), internaldate, sender)
+
+
+def _quote_line(line: bytes) -> bytes:
+    return b">" + line if line.lstrip(b">").startswith(b"From ") else line
 
 
 def _eol(entry: Entry) -> bytes:
@@ -218,43 +233,55 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
     last_uid += len(changes.appends)
     try:
         done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync)
-        if not done:
+        if done is None:
             _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync)
     except OSError as e:
         raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
-    return Outcome(appended, expunged, tuple(changed), not done)
+    if done is None:
+        return Outcome(appended, expunged, tuple(changed), True)
+    patched, stored = done
+    return Outcome(appended, expunged, tuple(changed), False, patched, stored,
+                   bool(changes.appends))
 
 
-def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync) -> bool:
+def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
+    """
+    Write in place if possible: C{None} if not (nothing was written), else
+    C{(patched UIDs, last UID stored or None)}.
+    """
     if changes.expunge & {e.uid for e in state.entries}:
-        return False
+        return None
     empty = not state.entries and state.pseudo is None and state.garbage is None
     if state.base_in is None and not empty:
-        return False
+        return None
     # UIDs only computed so far must be at the tail, in file order.
     seen_unstored = False
     for e in state.entries:
         if not e.stored_uid:
             seen_unstored = True
         elif seen_unstored:
-            return False
+            return None
     patches: list[tuple[int, bytes]] = []
+    patched: list[int] = []
+    stored = None
     for e in state.entries:
         flags, old = new_flags[e.uid]
         if flags == e.flags and old == e.old and (e.stored_uid or not changes.store_uids):
             continue
         block = _fit_block(e, e.uid, flags, old)
         if block is None:
-            return False
+            return None
         patches.append((e.block[0], block))
+        patched.append(e.uid)
     if last_uid != state.stored_last_uid and not empty:
         if state.base_digits is None:
-            return False
+            return None
         start, end = state.base_digits
         digits = b"%0*d" % (end - start, last_uid)
         if len(digits) != end - start:
-            return False
+            return None
         patches.append((start, digits))
+        stored = last_uid
     if changes.appends:
         tail = b""
         if state.entries:
@@ -278,7 +305,7 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync) -> b
         _pwrite_all(fd, data, offset)
     if fsync and patches:
         os.fsync(fd)
-    return True
+    return tuple(patched), stored
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:

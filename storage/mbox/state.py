@@ -21,7 +21,7 @@ from storage.mbox.headers import FLAG_FIELDS, Meta, client_bytes, read_meta
 from storage.mbox.fromline import parse_from_line
 from storage.mbox.reader import RawMessage, split
 
-__all__ = ["Entry", "MboxState", "parse"]
+__all__ = ["Entry", "MboxState", "parse", "make_entry", "reparse_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +175,41 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         uids[i] = last_uid
     view = _view(data, base)
     for raw, meta, uid in zip(raws, metas, uids):
-        local = _shift(raw, base)
-        date = parse_from_line(raw.from_line) or fallback_date
-        kept.append(Entry(
-            raw=raw, uid=uid, flags=meta.flags, internaldate=date,
-            size=len(client_bytes(view, local, meta)), old=meta.old,
-            stored_uid=meta.uid == uid,
-            block=_shift_span(_block(meta), base),
-            other=tuple((f.start + base, f.end + base) for f in meta.other_fields),
-        ))
+        kept.append(make_entry(view, raw, meta, uid, base, fallback_date))
     return MboxState(
         uidvalidity=uidvalidity, last_uid=last_uid, stored_last_uid=stored_last,
         base_digits=digits, base_in=base_in, keywords=tuple(keywords), pseudo=pseudo,
         garbage=garbage, entries=tuple(kept), size=base + len(data),
         stored_uidvalidity=stored_validity, problems=tuple(problems))
+
+
+def make_entry(data: bytes, raw: RawMessage, meta: Meta, uid: int, base: int,
+               fallback_date: datetime) -> Entry:
+    """
+    The L{Entry} of C{raw} (absolute offsets) whose bytes are in C{data},
+    which starts at file offset C{base}; C{meta} was read from C{data}.
+    """
+    local = _shift(raw, base)
+    return Entry(
+        raw=raw, uid=uid, flags=meta.flags,
+        internaldate=parse_from_line(raw.from_line) or fallback_date,
+        size=len(client_bytes(data, local, meta)), old=meta.old,
+        stored_uid=meta.uid == uid,
+        block=_shift_span(_block(meta), base),
+        other=tuple((f.start + base, f.end + base) for f in meta.other_fields),
+    )
+
+
+def reparse_entry(data: bytes, entry: Entry) -> Entry:
+    """
+    C{entry} again from C{data}, the bytes from its start to its next
+    message, after its header was changed in place (same length).
+    """
+    base = entry.raw.start
+    parts = split(data, base)
+    raw = parts.messages[0]
+    meta = read_meta(data, _shift(raw, base))
+    return make_entry(data, raw, meta, entry.uid, base, entry.internaldate)
 
 
 def _view(data: bytes, base: int) -> bytes:

@@ -169,15 +169,24 @@ def test_readonly_and_bad_flags(tmp_path):
 
 
 def test_client_cannot_fake_metadata(tmp_path):
-    """X-UID/Status/X-IMAPbase lines of an APPENDed message are dropped."""
+    """
+    X-UID/Status/X-IMAPbase/Content-Length lines of an APPENDed message do
+    not count as ours (stored escaped) and read back exactly; so do header
+    and body lines that look like separators.
+    """
     store = new_store(tmp_path)
     box = store.open("INBOX")
+    data = (b"X-UID: 999\r\nStatus: RO\r\nX-IMAPbase: 1 999\r\nSubject: s\r\n"
+            b"Content-Length: 1\r\n>From x Tue Nov 14 22:13:20 2023\r\n"
+            b"X-Keywords: $Junk\r\n\r\nb\r\n\r\nFrom x Tue Nov 14 22:13:20 2023\r\n")
     t = box.transaction()
-    t.append(b"X-UID: 999\r\nStatus: RO\r\nX-IMAPbase: 1 999\r\nSubject: s\r\n\r\nb\r\n")
+    t.append(data)
     assert t.commit().appended == (1,)
     snap = box.sync()
     assert snap.uidnext == 2
-    assert box.read(1) == b"Subject: s\r\n\r\nb\r\n"
+    assert snap.messages[0].flags == frozenset()
+    assert box.read(1) == data
+    assert snap.messages[0].size == len(data)
 
 
 @pytest.mark.parametrize("name", [
