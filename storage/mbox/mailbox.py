@@ -10,7 +10,8 @@ else is a full parse under the read lock chain; UIDs come from the file
 (C{X-UID}), so they survive.  A change that was neither an append nor a
 write of ours is logged as "Unexpected changes to mailbox".
 
-Writable syncs store what only exists in memory: UIDs of new mail
+Writable L{MboxMailbox.sync} calls (not the one when the object is
+made) store what only exists in memory: UIDs of new mail
 (C{X-UID}) and C{Status: O} on messages no session had yet; the object
 that writes C{O} owns the message's C{\\Recent} (RFC 3501 section 2.3.2),
 and the write lock makes that happen once.
@@ -37,7 +38,7 @@ from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, St
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.mbox.headers import client_bytes, read_meta
 from storage.mbox.reader import RawMessage, split
-from storage.mbox.rewrite import Changes, Outcome, write_changes
+from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, write_changes
 from storage.mbox.save import MboxTransaction
 from storage.mbox.state import MboxState, parse, reparse_entry
 
@@ -125,7 +126,11 @@ class MboxMailbox:
         self._recent: set[int] = set()
         self._closed = False
         self.last_snapshot: MailboxSnapshot | None = None
-        self.sync()
+        if not readonly:
+            _clean_temp(path)
+        # No fix-up write here: a mailbox opened only to APPEND or COPY
+        # into must not take \Recent from the session that has it selected.
+        self._sync(fixup=False)
 
     @property
     def uidvalidity(self) -> int:
@@ -205,9 +210,12 @@ class MboxMailbox:
 
     def sync(self) -> MailboxSnapshot:
         """See the module docstring."""
+        return self._sync(fixup=True)
+
+    def _sync(self, fixup: bool) -> MailboxSnapshot:
         self._check_open()
         state = self._read_state()
-        if not self.readonly and any(not e.old or not e.stored_uid for e in state.entries):
+        if fixup and not self.readonly and any(not e.old or not e.stored_uid for e in state.entries):
             try:
                 claimed: set[int] = set()
 
@@ -367,6 +375,29 @@ class MboxMailbox:
                     chain.release()
         finally:
             os.close(fd)
+
+
+#: A rewrite's temporary file untouched this long was left by a crash.
+TEMP_MAX_AGE = 3600
+
+
+def _clean_temp(path: str) -> None:
+    """Remove temporary files of rewrites of C{path} that crashed long ago."""
+    directory = os.path.dirname(path) or "."
+    prefix = f"{TEMP_PREFIX}{os.path.basename(path)}."
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        temp = os.path.join(directory, name)
+        try:
+            # Judged against a fresh file's mtime (the file server's clock),
+            # never against our own clock.
+            if os.stat(path).st_mtime - os.stat(temp).st_mtime > TEMP_MAX_AGE:
+                os.unlink(temp)
+        except OSError:
+            continue
 
 
 def _tail(fd: int, size: int) -> bytes:

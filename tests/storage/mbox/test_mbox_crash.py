@@ -92,3 +92,21 @@ def test_sigkill_during_rewrites(tmp_path):
     t.set_flags(first.uid, frozenset({"\\Seen"}))
     t.commit()
     _check(root)
+
+
+def test_stale_rewrite_temp_files_removed(tmp_path):
+    """A crashed rewrite's temporary file, an hour older than the mbox, goes."""
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root)
+    store.open("INBOX").close()
+    stale = os.path.join(root, ".imapd-rewrite.inbox.1.2")
+    fresh = os.path.join(root, ".imapd-rewrite.inbox.3.4")
+    for p in (stale, fresh):
+        with open(p, "wb") as f:
+            f.write(b"partial")
+    old = os.stat(store.layout.inbox).st_mtime - 7200
+    os.utime(stale, (old, old))
+    store.open("INBOX").close()
+    assert not os.path.exists(stale) and os.path.exists(fresh)
+    assert [i.name for i in store.list_mailboxes()] == ["INBOX"]
