@@ -33,6 +33,10 @@ _AUTH_CAPS = (
     "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
     "ESEARCH",                # RFC 4731
     "SEARCHRES",              # RFC 5182
+    "LIST-EXTENDED",          # RFC 5258
+    "LIST-STATUS",            # RFC 5819
+    "SPECIAL-USE",            # RFC 6154
+    "CREATE-SPECIAL-USE",     # RFC 6154 section 3
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.

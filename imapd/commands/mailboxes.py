@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.imapd.commands.test_mailboxes -*-
 """
 Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST,
-LSUB, STATUS (RFC 3501 sections 6.3.3-6.3.10) and NAMESPACE (RFC 2342).
+LSUB, STATUS (RFC 3501 sections 6.3.3-6.3.10) and NAMESPACE (RFC 2342),
+with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE and
+CREATE-SPECIAL-USE (RFC 6154).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from imapd import mailboxname, wire
 from imapd.errors import BadCommand, CommandFailed
 from imapd.mailboxname import DELIMITER
+from imapd.parser.listext import CreateSpecialUse, ListExtended
 from imapd.parser.types import (Create, Delete, List, Lsub, Namespace, Rename,
                                 Status, Subscribe, Unsubscribe)
 from storage.errors import MailboxNotFound
@@ -21,17 +24,46 @@ __all__ = ["handle_create", "handle_delete", "handle_rename", "handle_subscribe"
 
 _DELIM_WIRE = wire.quoted(DELIMITER.encode())
 
+#: RFC 6154 special-use attributes by mailbox name (compared without
+#: regard to case, whole name), as in Dovecot's default configuration.
+#: A module constant for now; making it configurable is a later step.
+SPECIAL_USE: dict[str, str] = {
+    "sent": "\\Sent",
+    "drafts": "\\Drafts",
+    "trash": "\\Trash",
+    "junk": "\\Junk",
+    "archive": "\\Archive",
+}
 
-async def handle_create(session, cmd: Create):
+
+def special_use(name: str) -> frozenset[str]:
+    """The RFC 6154 attributes of mailbox C{name} (empty for most)."""
+    attr = SPECIAL_USE.get(name.lower())
+    return frozenset((attr,)) if attr else frozenset()
+
+
+async def handle_create(session, cmd: Create | CreateSpecialUse):
     """
     RFC 3501 section 6.3.3.  A trailing delimiter only declares the intent
     to create children; the name is created without it.
+
+    RFC 6154 section 3, C{CREATE name (USE (...))}: special uses come
+    from the name (L{SPECIAL_USE}), so a USE list is honoured only when it
+    is what the name gets anyway; otherwise nothing is created and the
+    answer is C{NO [USEATTR]}.
     """
     name = mailboxname.from_wire(cmd.mailbox).rstrip(DELIMITER)
     if not name:
         raise CommandFailed("Mailbox name is empty", "CANNOT")
     if name == "INBOX":
         raise CommandFailed("INBOX always exists", "ALREADYEXISTS")
+    if isinstance(cmd, CreateSpecialUse) and cmd.use:
+        wanted = {_canonical_use(a) for a in cmd.use}
+        if wanted != special_use(name):
+            raise CommandFailed(
+                "Special-use attributes follow the mailbox name here: "
+                + (" ".join(sorted(special_use(name))) or "none") + f" for {name}",
+                "USEATTR")
     await session.run(session.account.store.create, name)
 
 
@@ -90,15 +122,37 @@ def pattern_matcher(reference: bytes, pattern: bytes):
     return matches
 
 
-def _list_line(kind: bytes, attrs, name: str) -> bytes:
+def _canonical_use(attr: str) -> str:
+    """C{\\sent} -> C{\\Sent}; an unknown attribute stays as sent."""
+    for known in SPECIAL_USE.values():
+        if known.lower() == attr.lower():
+            return known
+    return attr
+
+
+def _list_line(kind: bytes, attrs, name: str, extra: bytes = b"") -> bytes:
     return (
         b"* " + kind + b" (" + " ".join(sorted(attrs)).encode() + b") "
-        + _DELIM_WIRE + b" " + wire.astring(mailboxname.to_wire(name)) + b"\r\n"
+        + _DELIM_WIRE + b" " + wire.astring(mailboxname.to_wire(name)) + extra + b"\r\n"
     )
 
 
-async def handle_list(session, cmd: List):
-    """RFC 3501 section 6.3.8."""
+def _list_attrs(info) -> frozenset[str]:
+    """The store's attributes plus the RFC 6154 ones of a selectable mailbox."""
+    if "\\Noselect" in info.attributes:
+        return info.attributes
+    return info.attributes | special_use(info.name)
+
+
+async def handle_list(session, cmd: List | ListExtended):
+    """
+    RFC 3501 section 6.3.8; RFC 5258 when the client used the extended
+    syntax.  Special-use attributes are given in every LIST answer, as
+    Dovecot does (RFC 6154 section 2 allows it).
+    """
+    if isinstance(cmd, ListExtended):
+        await _list_extended(session, cmd)
+        return
     if cmd.pattern == b"":
         # The special case that asks for the delimiter and root.
         session.send(b"* LIST (\\Noselect) " + _DELIM_WIRE + b' ""\r\n')
@@ -108,7 +162,93 @@ async def handle_list(session, cmd: List):
     out = []
     for info in sorted(infos, key=lambda i: (i.name != "INBOX", i.name)):
         if matches(mailboxname.to_wire(info.name)):
-            out.append(_list_line(b"LIST", info.attributes, info.name))
+            out.append(_list_line(b"LIST", _list_attrs(info), info.name))
+    session.send(b"".join(out))
+
+
+def _name_order(name: str) -> tuple[bool, str]:
+    return (name != "INBOX", name)
+
+
+async def _list_extended(session, cmd: ListExtended) -> None:
+    """
+    RFC 5258 section 3.  Selection: SUBSCRIBED (subscribed names, existing
+    or not: C{\\NonExistent}), SPECIAL-USE (RFC 6154 section 5.1), REMOTE
+    (no remote mailboxes here, so nothing changes), RECURSIVEMATCH (a
+    matching name with a descendant that meets the selection but does
+    not match the patterns is returned with CHILDINFO, section 3.5).
+    Return: SUBSCRIBED, CHILDREN (the store always gives them), SPECIAL-USE
+    (always given), STATUS (RFC 5819: one STATUS after each selectable
+    mailbox's LIST).
+    """
+    if cmd.patterns == (b"",) and not cmd.select_opts:
+        # The delimiter and root request (RFC 5258 section 3, RFC 3501).
+        session.send(b"* LIST (\\Noselect) " + _DELIM_WIRE + b' ""\r\n')
+        return
+    store = session.account.store
+    infos = {i.name: i for i in await session.run(store.list_mailboxes)}
+    select = set(cmd.select_opts)
+    by_subscribed = "SUBSCRIBED" in select
+    by_special = "SPECIAL-USE" in select
+    recursive = "RECURSIVEMATCH" in select
+    show_subscribed = by_subscribed or "SUBSCRIBED" in cmd.return_opts
+    subscribed: set[str] = set()
+    if show_subscribed:
+        subscribed = set(await session.run(store.subscriptions))
+    matchers = [pattern_matcher(cmd.reference, p) for p in cmd.patterns if p]
+
+    def matches(name: str) -> bool:
+        wire_name = mailboxname.to_wire(name)
+        return any(m(wire_name) for m in matchers)
+
+    def meets(name: str) -> bool:
+        """Whether C{name} satisfies the selection criteria."""
+        if by_subscribed and name not in subscribed:
+            return False
+        if by_special and (name not in infos or not _list_attrs(infos[name]) & set(SPECIAL_USE.values())):
+            return False
+        return by_subscribed or name in infos
+
+    candidates = set(infos)
+    if by_subscribed:
+        candidates |= subscribed
+    childinfo: dict[str, bool] = {}
+    if recursive:
+        # Ancestors of names meeting the criteria that do not match.
+        for name in list(candidates):
+            if meets(name) and not matches(name):
+                parts = name.split(DELIMITER)
+                for i in range(1, len(parts)):
+                    parent = DELIMITER.join(parts[:i])
+                    childinfo[parent] = True
+                    candidates.add(parent)
+    criteria = [o for o in ("SUBSCRIBED", "SPECIAL-USE") if o in select]
+    existing_parents = {n.rsplit(DELIMITER, 1)[0] for n in infos if DELIMITER in n}
+    out = []
+    for name in sorted(candidates, key=_name_order):
+        if not matches(name):
+            continue
+        hit = meets(name)
+        if not hit and not childinfo.get(name):
+            continue
+        if name in infos:
+            attrs = set(_list_attrs(infos[name]))
+        else:
+            attrs = {"\\NonExistent"}
+            if "CHILDREN" in cmd.return_opts:
+                attrs.add("\\HasChildren" if name in existing_parents else "\\HasNoChildren")
+        if show_subscribed and name in subscribed:
+            attrs.add("\\Subscribed")
+        extra = b""
+        if childinfo.get(name):
+            extra = (b' ("CHILDINFO" ('
+                     + b" ".join(wire.quoted(c.encode()) for c in criteria) + b"))")
+        out.append(_list_line(b"LIST", attrs, name, extra))
+        if (cmd.status_items and name in infos
+                and "\\Noselect" not in attrs and "\\NonExistent" not in attrs):
+            line = await _status_line(session, name, cmd.status_items, quiet=True)
+            if line:
+                out.append(line)
     session.send(b"".join(out))
 
 
@@ -137,10 +277,24 @@ _STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
 async def handle_status(session, cmd: Status):
     """RFC 3501 section 6.3.10."""
     name = mailboxname.from_wire(cmd.mailbox)
-    for item in cmd.items:
+    session.send(await _status_line(session, name, cmd.items))
+
+
+async def _status_line(session, name: str, items, quiet: bool = False) -> bytes:
+    """
+    The C{* STATUS} response for C{name}.  With C{quiet} (LIST-STATUS,
+    RFC 5819 section 2), a mailbox whose status cannot be read gives
+    C{b""} instead of an error.
+    """
+    for item in items:
         if item not in _STATUS_ITEMS:
             raise BadCommand(f"Unknown STATUS item {item}")
-    status = await session.run(session.account.store.status, name)
+    try:
+        status = await session.run(session.account.store.status, name)
+    except MailboxNotFound:
+        if quiet:
+            return b""
+        raise
     values = {
         "MESSAGES": status.messages,
         "RECENT": status.recent,
@@ -148,10 +302,8 @@ async def handle_status(session, cmd: Status):
         "UIDVALIDITY": status.uidvalidity,
         "UNSEEN": status.unseen,
     }
-    items = " ".join(f"{item} {values[item]}" for item in cmd.items)
-    session.send(
-        b"* STATUS " + wire.astring(mailboxname.to_wire(name)) + b" (" + items.encode() + b")\r\n"
-    )
+    text = " ".join(f"{item} {values[item]}" for item in items)
+    return b"* STATUS " + wire.astring(mailboxname.to_wire(name)) + b" (" + text.encode() + b")\r\n"
 
 
 async def handle_namespace(session, cmd: Namespace):

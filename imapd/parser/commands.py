@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from imapd.parser.datetime_ import parse_date_time
 from imapd.parser.fetchatt import parse_fetch_atts
+from imapd.parser.listext import parse_create, parse_list
 from imapd.parser.primitives import (
     NotParseable, describe, parse_astring, parse_atom, parse_end,
     parse_flag, parse_flag_list, parse_list_mailbox, parse_literal,
@@ -32,7 +33,7 @@ from imapd.parser.sort import (
 )
 from imapd.parser.types import (
     Append, AppendMessage, Authenticate, Capability, Check, Close, Command,
-    Copy, Create, Delete, Enable, Expunge, Fetch, Id, Idle, List, Login,
+    Copy, Delete, Enable, Expunge, Fetch, Id, Idle, Login,
     Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchKey, Select,
     StartTLS, Status, Store, StoreAction, Subscribe, Unselect, Unsubscribe,
 )
@@ -179,9 +180,9 @@ def parse_rename(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
 
 def _list_like(cls: type[Command]) -> CommandParser:
     """
-    RFC 3501 6.3.8/6.3.9: LIST/LSUB SP mailbox SP list-mailbox.
-    RFC 5258 LIST-EXTENDED (selection options, several patterns, RETURN)
-    is not supported yet and is refused with a precise reason.
+    RFC 3501 6.3.9: LSUB SP mailbox SP list-mailbox.  (LIST, with RFC 5258
+    LIST-EXTENDED, is parsed by L{imapd.parser.listext}.)  The extended
+    syntax is refused here with a precise reason.
     """
     def parse(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
         pos = _sp(buf, pos)
@@ -412,12 +413,12 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"ENABLE": parse_enable,
     b"SELECT": parse_select,
     b"EXAMINE": parse_examine,
-    b"CREATE": _one_mailbox(Create),
+    b"CREATE": parse_create,    # RFC 3501 + RFC 6154 USE
     b"DELETE": _one_mailbox(Delete),
     b"RENAME": parse_rename,
     b"SUBSCRIBE": _one_mailbox(Subscribe),
     b"UNSUBSCRIBE": _one_mailbox(Unsubscribe),
-    b"LIST": _list_like(List),
+    b"LIST": parse_list,        # RFC 3501 + RFC 5258/5819/6154
     b"LSUB": _list_like(Lsub),
     b"STATUS": parse_status,
     b"APPEND": parse_append,
