@@ -37,6 +37,7 @@ _AUTH_CAPS = (
     "LIST-STATUS",            # RFC 5819
     "SPECIAL-USE",            # RFC 6154
     "CREATE-SPECIAL-USE",     # RFC 6154 section 3
+    "STATUS=SIZE",            # RFC 8438
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.

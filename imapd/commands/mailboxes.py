@@ -271,7 +271,19 @@ async def handle_lsub(session, cmd: Lsub):
     session.send(b"".join(out))
 
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE")
+
+
+def _mailbox_size(store, name: str) -> int:
+    """
+    Blocking: RFC 8438 SIZE, the sum of RFC822.SIZE, from a read-only
+    sync, for stores whose status leaves C{size} at 0.
+    """
+    mailbox = store.open(name, readonly=True)
+    try:
+        return sum(r.size for r in mailbox.sync().messages)
+    finally:
+        mailbox.close()
 
 
 async def handle_status(session, cmd: Status):
@@ -301,7 +313,10 @@ async def _status_line(session, name: str, items, quiet: bool = False) -> bytes:
         "UIDNEXT": status.uidnext,
         "UIDVALIDITY": status.uidvalidity,
         "UNSEEN": status.unseen,
+        "SIZE": status.size,
     }
+    if "SIZE" in items and status.size == 0 and status.messages > 0:
+        values["SIZE"] = await session.run(_mailbox_size, session.account.store, name)
     text = " ".join(f"{item} {values[item]}" for item in items)
     return b"* STATUS " + wire.astring(mailboxname.to_wire(name)) + b" (" + text.encode() + b")\r\n"
 
