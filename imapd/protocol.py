@@ -264,6 +264,11 @@ class IMAPServerProtocol(Protocol):
             self.send(f"* BYE {code}{event.reason}\r\n".encode())
             self.disconnect()
             return
+        if event.code == "TOOBIG" and event.tag:
+            # RFC 7889 section 4: a message over the APPENDLIMIT is a NO
+            # [TOOBIG]; the client did nothing wrong syntactically.
+            self.send(_tagged(event.tag, b"NO", event.code, event.reason))
+            return
         self._send_bad(event.tag, code + event.reason)
 
     def _send_bad(self, tag: Optional[str], text: str) -> None:

@@ -31,6 +31,7 @@ _AUTH_CAPS = (
     "THREAD=REFERENCES",      # RFC 5256
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
     "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
+    # LITERAL- (RFC 7888) is not advertised: LITERAL+ above is its superset.
     "ESEARCH",                # RFC 4731
     "SEARCHRES",              # RFC 5182
     "LIST-EXTENDED",          # RFC 5258
@@ -47,7 +48,8 @@ ENABLEABLE: frozenset[str] = frozenset()
 def capabilities(session) -> list[str]:
     """The capability list for the session's current state."""
     if session.state != "nonauth":
-        return list(_AUTH_CAPS)
+        # RFC 7889: the largest message APPEND accepts is the literal limit.
+        return list(_AUTH_CAPS) + [f"APPENDLIMIT={session.limits.max_literal}"]
     caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
     if not session.tls_active and session.context.tls is not None:
         caps.append("STARTTLS")

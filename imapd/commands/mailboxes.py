@@ -271,7 +271,8 @@ async def handle_lsub(session, cmd: Lsub):
     session.send(b"".join(out))
 
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
+                 "APPENDLIMIT")
 
 
 def _mailbox_size(store, name: str) -> int:
@@ -314,6 +315,8 @@ async def _status_line(session, name: str, items, quiet: bool = False) -> bytes:
         "UIDVALIDITY": status.uidvalidity,
         "UNSEEN": status.unseen,
         "SIZE": status.size,
+        # RFC 7889 section 3.2: one limit for every mailbox.
+        "APPENDLIMIT": session.limits.max_literal,
     }
     if "SIZE" in items and status.size == 0 and status.messages > 0:
         values["SIZE"] = await session.run(_mailbox_size, session.account.store, name)
