@@ -88,6 +88,8 @@ class IMAPServerProtocol(Protocol):
         self.bytes_out = 0
         self._started = time.monotonic()
         self.peer = "unknown"
+        #: RFC 4978 COMPRESS=DEFLATE state (L{imapd.compress.Deflate}).
+        self.compression = None
 
     # -- connection life -------------------------------------------------
 
@@ -136,6 +138,8 @@ class IMAPServerProtocol(Protocol):
         """Write response bytes (one or more complete lines)."""
         if self._closing or self.transport is None:
             return
+        if self.compression is not None:
+            data = self.compression.compress(data)
         self.bytes_out += len(data)
         self.transport.write(data)
 
@@ -206,11 +210,40 @@ class IMAPServerProtocol(Protocol):
             max_line=lim.max_line, max_literal=literal, max_literals_per_command=count
         )
 
+    def start_compression(self) -> None:
+        """
+        RFC 4978: compress both directions from now on (called by the
+        COMPRESS handler just after its tagged OK went out uncompressed).
+        """
+        from imapd.compress import Deflate
+
+        self.compression = Deflate()
+
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
         self.bytes_in += len(data)
         self._reset_timeout()
+        if self.compression is None:
+            self._feed(data)
+        else:
+            import zlib
+
+            try:
+                for chunk in self.compression.decompress(data):
+                    self._feed(chunk)
+                    if self._closing:
+                        return
+            except zlib.error:
+                self.send(b"* BYE Invalid compressed data\r\n")
+                self.disconnect()
+                return
+        if len(self._queue) > _MAX_QUEUED and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+        self._pump()
+
+    def _feed(self, data: bytes) -> None:
         for event in self.parser.feed(data):
             if isinstance(event, ContinuationNeeded):
                 # RFC 3501 section 7.5: the client waits for this before
@@ -221,10 +254,6 @@ class IMAPServerProtocol(Protocol):
                 waiter.callback(event.data)
             else:
                 self._queue.append(event)
-        if len(self._queue) > _MAX_QUEUED and not self._paused:
-            self._paused = True
-            self.transport.pauseProducing()
-        self._pump()
 
     def _drain_raw_lines(self) -> None:
         for i, event in enumerate(self._queue):

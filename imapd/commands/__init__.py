@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, Optional
 from imapd.commands import any as any_
 from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, search, select, store
 from imapd.commands import sort, thread
+from imapd.commands import compress
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -67,6 +68,7 @@ COMMANDS: dict[str, CommandSpec] = {
     "NAMESPACE": CommandSpec(mailboxes.handle_namespace, AUTH),  # RFC 2342
     "APPEND": CommandSpec(append.handle_append, AUTH, trycreate=True),
     "IDLE": CommandSpec(idle.handle_idle, AUTH),  # RFC 2177
+    "COMPRESS": CommandSpec(compress.handle_compress, AUTH, sync=False),  # RFC 4978
     # RFC 3501 6.4: selected
     "CHECK": CommandSpec(select.handle_check, SELECTED),
     "CLOSE": CommandSpec(select.handle_close, SELECTED, sync=False),

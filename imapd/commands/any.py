@@ -39,6 +39,7 @@ _AUTH_CAPS = (
     "SPECIAL-USE",            # RFC 6154
     "CREATE-SPECIAL-USE",     # RFC 6154 section 3
     "STATUS=SIZE",            # RFC 8438
+    "COMPRESS=DEFLATE",       # RFC 4978
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.

@@ -33,6 +33,7 @@ from imapd.parser.sort import (
 )
 from imapd.parser.types import (
     Append, AppendMessage, Authenticate, Capability, Check, Close, Command,
+    Compress,
     Copy, Delete, Enable, Expunge, Fetch, Id, Idle, Login,
     Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchKey, Select,
     StartTLS, Status, Store, StoreAction, Subscribe, Unselect, Unsubscribe,
@@ -124,6 +125,13 @@ def parse_enable(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
         caps.append(cap)
     parse_end(buf, pos)
     return Enable(tag, tuple(caps))
+
+
+def parse_compress(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
+    """RFC 4978 section 3: COMPRESS SP algorithm (an atom)."""
+    mech, pos = _upper_atom(buf, _sp(buf, pos))
+    parse_end(buf, pos)
+    return Compress(tag, mech)
 
 
 # --------------------------------------------------------------------------
@@ -435,6 +443,7 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"MOVE": parse_move,
     b"SORT": parse_sort,        # RFC 5256
     b"THREAD": parse_thread,    # RFC 5256
+    b"COMPRESS": parse_compress,  # RFC 4978
 }
 
 #: RFC 3501 6.4.8 UID commands (plus RFC 4315 UID EXPUNGE, RFC 6851 UID MOVE).

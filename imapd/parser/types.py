@@ -23,7 +23,7 @@ __all__ = [
     "Login", "Select", "Create", "Delete", "Rename", "Subscribe",
     "Unsubscribe", "List", "Lsub", "Status", "Append", "AppendMessage",
     "Check", "Close", "Unselect", "Expunge", "Search", "Fetch", "Store",
-    "Copy", "Move", "Idle", "Namespace", "Id", "Enable",
+    "Copy", "Move", "Idle", "Namespace", "Id", "Enable", "Compress",
     "Event", "ContinuationNeeded", "ParseError", "RawLine",
 ]
 
@@ -393,6 +393,13 @@ class Enable(Command):
     """RFC 5161; capability names upper-case."""
     capabilities: tuple[str, ...] = ()
     name = "ENABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """RFC 4978 section 3; C{mechanism} upper-case (only DEFLATE exists)."""
+    mechanism: str = ""
+    name = "COMPRESS"
 
 
 # --------------------------------------------------------------------------
