@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.locking.test_mbox_interop -*-
+# -*- test-case-name: tests.locking.test_locking_mbox_interop -*-
 """
 Interoperation with another mail program's locking: Python's
 C{mailbox.mbox.lock()} takes a C{lockf()} lock and a dotlock (the same pair
