@@ -125,3 +125,26 @@ def test_failed_save_empties(authed):
 def test_capability_advertised(authed):
     """SEARCHRES is in the authenticated capability list."""
     assert "SEARCHRES" in authed.ok("c1 CAPABILITY")[0].split()
+
+
+def test_uid_fetch_and_uid_expunge(authed):
+    """$ in UID FETCH and UID EXPUNGE (RFC 4315) names the saved messages, by UID."""
+    fill(authed, 4)
+    authed.ok("d1 STORE 1:4 +FLAGS.SILENT (\\Deleted)")
+    authed.script(
+        """
+        C: t1 SEARCH RETURN (SAVE) 2:3
+        S: t1 OK SEARCH completed
+        C: t2 UID FETCH $ (FLAGS)
+        S: * 2 FETCH (UID 2 FLAGS (\\Deleted{{[^)]*}}))
+        S: * 3 FETCH (UID 3 FLAGS (\\Deleted{{[^)]*}}))
+        S: t2 OK UID FETCH completed
+        C: t3 UID EXPUNGE $
+        S: * 3 EXPUNGE
+        S: * 2 EXPUNGE
+        S: t3 OK UID EXPUNGE completed
+        C: t4 SEARCH DELETED
+        S: * SEARCH 1 2
+        S: t4 OK SEARCH completed
+        """
+    )
