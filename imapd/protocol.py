@@ -219,6 +219,11 @@ class IMAPServerProtocol(Protocol):
 
         self.compression = Deflate()
 
+    @property
+    def input_pending(self) -> bool:
+        """Whether the client sent anything after the current command."""
+        return bool(self._queue) or bool(getattr(self.parser, "_buf", b""))
+
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return

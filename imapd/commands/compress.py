@@ -19,6 +19,10 @@ async def handle_compress(session, cmd: Compress):
         raise BadCommand(f"Unknown compression mechanism {cmd.mechanism[:32]}")
     if session.compression is not None:
         raise CommandFailed("DEFLATE is already active", "COMPRESSIONACTIVE")
+    if session.input_pending:
+        # The client must wait for this OK before it compresses (RFC 4978
+        # section 3); what it sent meanwhile cannot be read either way.
+        raise BadCommand("Client did not wait for the COMPRESS reply before sending more data")
     session.send(f"{cmd.tag} OK DEFLATE active\r\n".encode())
     session.suppress_tagged = True
     session.start_compression()

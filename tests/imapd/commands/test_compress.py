@@ -67,6 +67,16 @@ def test_repeated_unknown_and_before_login(conv):
     assert client.lines() == ["a3 NO [COMPRESSIONACTIVE] DEFLATE is already active"]
 
 
+def test_pipelined_after_compress(authed):
+    """Data sent before the COMPRESS reply is a BAD and compression stays off (as Dovecot)."""
+    authed.send(b"c1 COMPRESS DEFLATE\r\nn1 NOOP\r\n")
+    assert authed.lines() == [
+        "c1 BAD Client did not wait for the COMPRESS reply before sending more data",
+        "n1 OK NOOP completed",
+    ]
+    assert authed.ok("n2 NOOP") == ["n2 OK NOOP completed"]
+
+
 def test_after_starttls(conv):
     """COMPRESS also works when TLS is up (compression sits above the TLS transport)."""
     conv.ok("t1 STARTTLS")
