@@ -40,6 +40,7 @@ _AUTH_CAPS = (
     "CREATE-SPECIAL-USE",     # RFC 6154 section 3
     "STATUS=SIZE",            # RFC 8438
     "COMPRESS=DEFLATE",       # RFC 4978
+    "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
