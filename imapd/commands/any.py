@@ -41,6 +41,7 @@ _AUTH_CAPS = (
     "STATUS=SIZE",            # RFC 8438
     "COMPRESS=DEFLATE",       # RFC 4978
     "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
+    "WITHIN",                 # RFC 5032 (YOUNGER/OLDER)
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
