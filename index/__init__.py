@@ -1,10 +1,16 @@
+# -*- test-case-name: tests.index.test_mailbox_index -*-
 """
-The per-node local index: a cache of UIDs, flags and parsed message data on
-local disk (DESIGN.md rule 2).
+The per-node local index: a cache of parsed message data on local disk
+(DESIGN.md rule 2).
 
-Not built yet (issue "index/"): the stores keep what they need in memory per
-process and read the shared store itself for everything else.  This package
-will import nothing from C{storage} or C{imapd} (STYLE.md item 9).
+L{MailboxIndex} keeps, per mailbox and keyed by C{(uidvalidity, uid)}, the
+wire-encoded ENVELOPE and BODY/BODYSTRUCTURE and the header block, so a
+warm FETCH does not read and parse every message again.  It may be
+missing, stale or corrupt at any time and rebuilds itself; UIDs never come
+from it.  This package imports nothing from C{storage} or C{imapd}
+(STYLE.md item 9).
 """
 
-__all__: list[str] = []
+from index.mailbox import FIELDS, MailboxIndex, index_path
+
+__all__ = ["MailboxIndex", "FIELDS", "index_path"]

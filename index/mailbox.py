@@ -1,0 +1,347 @@
+# -*- test-case-name: tests.index.test_mailbox_index -*-
+"""
+L{MailboxIndex}: the per-node cache of parsed message data for one mailbox.
+
+One SQLite database per mailbox, in WAL mode, under the node's index
+directory.  The file name is the SHA-256 of an identity string the caller
+chooses (user, mailbox name and location, say), so names never need
+escaping and two mailboxes never share a file.
+
+Rows are keyed by C{(uidvalidity, uid)}.  That key is what makes the cache
+safe: RFC 3501 section 2.3.1.1 promises that the message a UID names under
+one UIDVALIDITY never changes, so a row can be reused until the UID is
+expunged or the UIDVALIDITY changes.  UIDs themselves never come from here
+(DESIGN.md rule 1): the store hands them out, and this module only
+remembers what was computed for them.
+
+It is a cache (DESIGN.md rule 2), so nothing here raises to the caller:
+  - a missing file is created empty;
+  - a file SQLite cannot read (truncated, scribbled on, not a database) is
+    logged, renamed aside to C{<name>.corrupt-<time>} and rebuilt empty;
+  - a busy or failing database (another process holding the write lock
+    past C{busy_timeout}, a full disk) is logged and the call answers
+    "nothing cached" or drops the writes.
+
+Several server processes on one node may share the directory: WAL lets
+readers run beside one writer, C{busy_timeout} makes writers queue, and
+each L{MailboxIndex.put_many} is one transaction.
+
+This package imports nothing from C{storage} or C{imapd} (STYLE.md item 9).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from typing import Iterable, Mapping, Optional
+
+from twisted.logger import Logger
+
+__all__ = ["MailboxIndex", "FIELDS", "index_path"]
+
+_log = Logger()
+
+#: The cached columns: wire-encoded ENVELOPE, BODY (non-extended),
+#: BODYSTRUCTURE (extended), the header block (BODY[HEADER]) as bytes, and
+#: the message size the store reported when the row was written (which
+#: lets a reader check the row belongs to the message it expects).
+FIELDS = ("envelope", "body", "bodystructure", "header", "size")
+
+#: Bumped whenever the table layout or the meaning of a column changes; a
+#: file with another version is rebuilt (it is only a cache).
+SCHEMA_VERSION = 1
+
+#: Milliseconds a writer waits for another process's transaction.  Long
+#: enough for one FETCH batch elsewhere, short enough that a stuck peer
+#: costs a cache miss, not a hung command.
+BUSY_TIMEOUT_MS = 5000
+
+#: Host parameters per statement: SQLite before 3.32 allowed only 999.
+_CHUNK = 900
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    envelope BLOB,
+    body BLOB,
+    bodystructure BLOB,
+    header BLOB,
+    size INTEGER,
+    PRIMARY KEY (uidvalidity, uid)
+) WITHOUT ROWID
+"""
+
+
+def index_path(index_dir: str, identity: str) -> str:
+    """
+    The database file for a mailbox: C{<index_dir>/<sha256(identity)>.db}.
+    """
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(index_dir, digest + ".db")
+
+
+def _is_corrupt(error: sqlite3.Error) -> bool:
+    # OperationalError covers "database is locked", I/O errors and "unable
+    # to open": the file may be fine, so it is left alone.  A plain
+    # DatabaseError ("file is not a database", "database disk image is
+    # malformed") means the content is unusable.
+    if isinstance(error, sqlite3.OperationalError):
+        return False
+    return isinstance(error, sqlite3.DatabaseError)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection):
+    # BEGIN IMMEDIATE takes the write lock up front, so two writers queue
+    # on busy_timeout instead of one failing at its first write.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise
+    conn.execute("COMMIT")
+
+
+def _drop_other_uidvalidity(conn: sqlite3.Connection, uidvalidity: int) -> None:
+    # Two ranges rather than "!=", so SQLite walks the primary key instead
+    # of scanning the table at every batch.
+    conn.execute("DELETE FROM message WHERE uidvalidity < ? OR uidvalidity > ?",
+                 (uidvalidity, uidvalidity))
+
+
+class MailboxIndex:
+    """
+    An open cache database for one mailbox.
+
+    Not shared between threads: SQLite connections belong to the thread
+    that made them, so callers keep one per thread (or open one per
+    batch).
+
+    @ivar path: the database file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: Optional[sqlite3.Connection] = None
+        self._ident: Optional[tuple[int, int]] = None
+
+    # -- opening ---------------------------------------------------------
+
+    @classmethod
+    def open(cls, index_dir: str, identity: str) -> "MailboxIndex":
+        """
+        Open (creating if needed) the database for C{identity}.  Never
+        raises: on failure the object answers "nothing cached" and retries
+        the open at the next call.
+        """
+        index = cls(index_path(index_dir, identity))
+        index._ensure()
+        return index
+
+    def _connect(self) -> sqlite3.Connection:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                               isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=%d" % BUSY_TIMEOUT_MS)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # A cache need not survive a power cut: NORMAL skips the fsync
+            # per commit that WAL would otherwise do.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                with _transaction(conn):
+                    # Checked again under the write lock: another process
+                    # may have built the table meanwhile.
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version != SCHEMA_VERSION:
+                        conn.execute("DROP TABLE IF EXISTS message")
+                        conn.execute(_SCHEMA)
+                        conn.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _file_ident(self) -> Optional[tuple[int, int]]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _ensure(self) -> Optional[sqlite3.Connection]:
+        """
+        The connection, (re)opened if the file was removed or replaced
+        since (another process moved a corrupt file aside, or an admin
+        deleted the directory): writes to an unlinked file would be lost.
+        """
+        ident = self._file_ident()
+        if self._conn is not None and ident == self._ident:
+            return self._conn
+        self._drop()
+        for attempt in (1, 2):
+            try:
+                self._conn = self._connect()
+            except sqlite3.Error as e:
+                if attempt == 1 and _is_corrupt(e):
+                    self._move_aside(e)
+                    continue
+                _log.warn("index {path}: cannot open: {error}", path=self.path, error=e)
+                return None
+            except OSError as e:
+                _log.warn("index {path}: cannot open: {error}", path=self.path, error=e)
+                return None
+            self._ident = self._file_ident()
+            return self._conn
+        return None
+
+    def _drop(self) -> None:
+        conn, self._conn, self._ident = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def _move_aside(self, error: Exception) -> None:
+        self._drop()
+        aside = "%s.corrupt-%d" % (self.path, int(time.time()))
+        _log.error("index {path}: unreadable ({error}); moved to {aside} and rebuilt",
+                   path=self.path, error=error, aside=aside)
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            _log.error("index {path}: cannot move aside: {error}", path=self.path, error=e)
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        # The WAL and shared-memory files belong to the old database; a
+        # new one must not inherit them.
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.rename(self.path + suffix, aside + suffix)
+            except OSError:
+                pass
+
+    def _failed(self, what: str, error: sqlite3.Error) -> None:
+        if _is_corrupt(error):
+            self._move_aside(error)
+        else:
+            _log.warn("index {path}: {what} failed: {error}", path=self.path,
+                      what=what, error=error)
+            self._drop()
+
+    def close(self) -> None:
+        """Close the connection; the object may be used again after."""
+        self._drop()
+
+    # -- reading ---------------------------------------------------------
+
+    def get_many(self, uidvalidity: int, uids: Iterable[int],
+                 fields: Iterable[str] = FIELDS) -> dict[int, dict]:
+        """
+        The cached rows for C{uids} under C{uidvalidity}.
+
+        @param fields: the columns wanted, among L{FIELDS}.
+        @return: C{{uid: {field: value}}} for the UIDs that have a row;
+            a column never written is C{None}.  Empty on any failure.
+        """
+        cols = [f for f in fields if f in FIELDS]
+        uids = list(uids)
+        if not cols or not uids:
+            return {}
+        conn = self._ensure()
+        if conn is None:
+            return {}
+        select = ", ".join(cols)
+        out: dict[int, dict] = {}
+        try:
+            for i in range(0, len(uids), _CHUNK):
+                chunk = uids[i:i + _CHUNK]
+                rows = conn.execute(
+                    "SELECT uid, %s FROM message WHERE uidvalidity = ? AND uid IN (%s)"
+                    % (select, ",".join("?" * len(chunk))),
+                    [uidvalidity, *chunk])
+                for row in rows:
+                    out[row[0]] = dict(zip(cols, row[1:]))
+        except sqlite3.Error as e:
+            self._failed("read", e)
+            return {}
+        return out
+
+    # -- writing ---------------------------------------------------------
+
+    def put_many(self, uidvalidity: int, rows: Mapping[int, Mapping[str, object]]) -> None:
+        """
+        Store computed columns, one transaction for all C{rows}
+        (C{{uid: {field: value}}}).  Columns a row leaves out keep what the
+        table had, unless the row's C{size} differs from the stored one:
+        then the whole row is replaced.  Rows of another UIDVALIDITY are dropped first: once the
+        store has a new one, the old UIDs name nothing.  Failures are
+        logged and the rows dropped.
+        """
+        if not rows:
+            return
+        params = []
+        for uid, row in rows.items():
+            params.append((uidvalidity, uid, *(row.get(f) for f in FIELDS)))
+        # COALESCE keeps the columns this batch did not compute, as long
+        # as the row describes a message of the same size; a row with
+        # another size belonged to some other message (a mailbox deleted
+        # and recreated with the same UIDVALIDITY) and is replaced whole.
+        sets = ["%s = CASE WHEN excluded.size IS NULL OR size IS excluded.size "
+                "THEN COALESCE(excluded.%s, %s) ELSE excluded.%s END" % (f, f, f, f)
+                for f in FIELDS if f != "size"]
+        sets.append("size = COALESCE(excluded.size, size)")
+        sql = (
+            "INSERT INTO message (uidvalidity, uid, %s) VALUES (?, ?, %s) "
+            "ON CONFLICT (uidvalidity, uid) DO UPDATE SET %s"
+            % (", ".join(FIELDS), ", ".join("?" * len(FIELDS)), ", ".join(sets)))
+        for attempt in (1, 2):
+            conn = self._ensure()
+            if conn is None:
+                return
+            try:
+                with _transaction(conn):
+                    _drop_other_uidvalidity(conn, uidvalidity)
+                    conn.executemany(sql, params)
+                return
+            except sqlite3.Error as e:
+                corrupt = _is_corrupt(e)
+                self._failed("write", e)
+                if not corrupt:
+                    return
+                # Moved aside: the retry writes into the rebuilt file.
+
+    def prune(self, uidvalidity: int, live_uids: Iterable[int]) -> None:
+        """
+        Forget expunged messages: drop every row of another UIDVALIDITY
+        and every UID not in C{live_uids}.  Failures are logged.
+        """
+        live = set(live_uids)
+        conn = self._ensure()
+        if conn is None:
+            return
+        try:
+            with _transaction(conn):
+                _drop_other_uidvalidity(conn, uidvalidity)
+                gone = [(uidvalidity, uid) for (uid,) in conn.execute(
+                    "SELECT uid FROM message WHERE uidvalidity = ?", (uidvalidity,))
+                    if uid not in live]
+                conn.executemany(
+                    "DELETE FROM message WHERE uidvalidity = ? AND uid = ?", gone)
+        except sqlite3.Error as e:
+            self._failed("prune", e)
