@@ -30,11 +30,17 @@ class IAccount(Interface):
 
 @implementer(IAccount)
 class Account:
-    """The plain L{IAccount}: a name and a store."""
+    """
+    The plain L{IAccount}: a name and a store.
 
-    def __init__(self, user: str, store) -> None:
+    @ivar index_dir: the per-node local index directory (DESIGN.md rule
+        2), or None for no index; read by L{imapd.cache}.
+    """
+
+    def __init__(self, user: str, store, index_dir: Optional[str] = None) -> None:
         self.user = user
         self.store = store
+        self.index_dir = index_dir
 
     def logout(self) -> None:
         self.store.close()
@@ -74,5 +80,5 @@ class MailRealm:
         store = self._open_store(
             self._location, user, self._home_for(user), self._index_dir
         )
-        account = Account(user, store)
+        account = Account(user, store, self._index_dir)
         return IAccount, account, account.logout

@@ -6,6 +6,9 @@ The handler stays thin: rendering is L{imapd.fetch}, message structure is
 L{imapd.message}.  Messages are read and rendered in the storage thread
 pool in batches, and each batch is written from the reactor thread, so a
 large FETCH neither blocks the reactor nor builds one huge response.
+When the account has an index directory, attribute lists that need only
+the header or the MIME structure are answered from the per-node cache
+(L{imapd.cache}): one lookup and one write-back per batch.
 """
 
 from __future__ import annotations
@@ -42,39 +45,54 @@ def mark_seen(view, uids) -> list[int]:
     return changed
 
 
-def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, changed):
+def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, changed,
+                  cache=None):
     from imapd.fetch import render_fetch
     from imapd.message import Message
 
     out = []
     missing = 0
+    rows = cache.lookup(view, [u for _s, u in pairs]) if cache is not None else None
+    cached = []
     for seq, uid in pairs:
         record = view.records.get(uid)
         if record is None:
             missing += 1
             continue
         message = None
-        if need_message:
+        if cache is not None:
+            # Reads the store lazily, only for what the row lacks.
+            message = cache.message(view, uid, rows.get(uid))
+            cached.append((uid, message))
+        elif need_message:
             try:
                 message = Message(view.mailbox.read(uid))
             except MessageExpunged:
                 missing += 1
                 continue
-        out.append(
-            render_fetch(
-                seq,
-                with_flags if uid in changed else attrs,
-                record,
-                view.flags(uid),
-                message,
-                include_uid=include_uid,
+        try:
+            out.append(
+                render_fetch(
+                    seq,
+                    with_flags if uid in changed else attrs,
+                    record,
+                    view.flags(uid),
+                    message,
+                    include_uid=include_uid,
+                )
             )
-        )
+        except MessageExpunged:
+            missing += 1
+    if cache is not None:
+        # One transaction per batch, after rendering: the batch's answer
+        # does not wait on a busy index.
+        cache.store(view, cached)
     return b"".join(out), missing
 
 
 async def handle_fetch(session, cmd: Fetch):
     """RFC 3501 section 6.4.5."""
+    from imapd.cache import FetchCache
     from imapd.fetch import needs_message, sets_seen
 
     view = session.selected
@@ -85,11 +103,12 @@ async def handle_fetch(session, cmd: Fetch):
         changed = set(await session.run(mark_seen, view, [u for _s, u in pairs]))
     with_flags = attrs if any(a.name == "FLAGS" for a in attrs) else attrs + (_FLAGS,)
     need = needs_message(attrs)
+    cache = FetchCache.for_fetch(session.account, view.mailbox, attrs) if need else None
     missing = 0
     for i in range(0, len(pairs), _BATCH):
         data, lost = await session.run(
             _render_batch, view, pairs[i : i + _BATCH], attrs, with_flags, need,
-            cmd.uid, changed,
+            cmd.uid, changed, cache,
         )
         missing += lost
         session.send(data)

@@ -1,0 +1,246 @@
+# -*- test-case-name: tests.imapd.test_fetch_cache -*-
+"""
+The seam between FETCH and the per-node index (L{index.MailboxIndex}).
+
+A warm C{UID FETCH 1:* (... ENVELOPE)} should not open and parse every
+message file again.  For attribute lists whose content items are all
+derived from the header or the MIME structure (ENVELOPE, BODY,
+BODYSTRUCTURE, RFC822.HEADER, BODY[HEADER], BODY[HEADER.FIELDS ...] and
+BODY[HEADER.FIELDS.NOT ...] of the whole message), L{FetchCache} looks the
+batch's UIDs up in one query, hands the renderer L{CachedMessage}s that
+answer from the cached rows, and writes back, in one transaction, what had
+to be computed.  Any other attribute list (a body, a part, BINARY) goes
+around the cache: reading the file is needed anyway.
+
+The cache is keyed by the UID the store gave and the UIDVALIDITY: under
+one UIDVALIDITY a UID always names the same message (RFC 3501 section
+2.3.1.1), so a cached ENVELOPE stays right until the message is expunged.
+Each row also carries the size the store reported; a row whose size does
+not match the record is ignored, as a guard against a mailbox recreated
+with a recycled UIDVALIDITY.
+
+The mailbox identity that names the database is
+C{"<user>\\0<mailbox name>\\0<directory or path>"}: the user and name keep
+mailboxes of one account apart, and the store's directory (Maildir) or file
+(mbox) keeps apart two locations that reuse a name (a changed
+C{mail_location}, or two users sharing one home).  Renaming a mailbox
+starts a fresh, cold database; the old one is only wasted disk.
+
+Index connections are kept per thread (SQLite connections belong to their
+thread; FETCH batches run in the storage thread pool), a few per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable, Iterable, Optional
+
+from index import MailboxIndex
+from imapd.message import Message
+from imapd.parser.types import FetchAttr
+
+__all__ = ["CachedMessage", "FetchCache", "mailbox_identity"]
+
+#: Connections kept open per thread; a thread serves many sessions.
+_PER_THREAD = 16
+
+# Content items answered from a cached column (the header column serves
+# the header sections as well).
+_ITEM_FIELDS = {
+    "ENVELOPE": "envelope",
+    "BODY": "body",
+    "BODYSTRUCTURE": "bodystructure",
+    "RFC822.HEADER": "header",
+}
+_HEADER_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
+_NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
+
+_local = threading.local()
+
+
+def mailbox_identity(user: str, mailbox) -> str:
+    """
+    The string that names a mailbox's index database (see the module
+    docstring): user, mailbox name and the store's location of it,
+    NUL-separated (NUL occurs in none of them).
+    """
+    where = getattr(mailbox, "directory", "") or getattr(mailbox, "path", "") or ""
+    return f"{user}\0{mailbox.name}\0{where}"
+
+
+def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
+    """
+    The index columns that can answer every content item of C{attrs}, or
+    None when some item needs the message itself.
+    """
+    fields = {"size"}
+    for a in attrs:
+        name = a.name
+        if name in _NO_CONTENT:
+            continue
+        if name == "BODY" and a.section is not None:
+            section = a.section
+            if section.part or section.text is None or section.text.upper() not in _HEADER_TEXTS:
+                return None
+            fields.add("header")
+            continue
+        field = _ITEM_FIELDS.get(name)
+        if field is None:
+            return None
+        fields.add(field)
+        if field == "envelope":
+            # A cached header block is enough to compute the ENVELOPE
+            # without the file.
+            fields.add("header")
+    return tuple(sorted(fields))
+
+
+def _index_for(index_dir: str, identity: str) -> tuple[MailboxIndex, bool]:
+    """This thread's open index for C{identity}, and whether it is new."""
+    pool = getattr(_local, "indexes", None)
+    if pool is None:
+        pool = _local.indexes = OrderedDict()
+    key = (index_dir, identity)
+    index = pool.get(key)
+    if index is not None:
+        pool.move_to_end(key)
+        return index, False
+    index = MailboxIndex.open(index_dir, identity)
+    pool[key] = index
+    while len(pool) > _PER_THREAD:
+        _key, old = pool.popitem(last=False)
+        old.close()
+    return index, True
+
+
+class CachedMessage:
+    """
+    A stand-in for L{Message} in the renderer: answers ENVELOPE,
+    BODY/BODYSTRUCTURE and the whole message's header sections from a
+    cached row, and loads the real message on first need of anything else
+    (or of a column the row lacks).
+
+    @ivar computed: the columns computed here that the row lacked, for
+        writing back.
+    """
+
+    __slots__ = ("_row", "_load", "_message", "computed")
+
+    def __init__(self, row: Optional[dict], load: Callable[[], Message]) -> None:
+        self._row = row or {}
+        self._load = load
+        self._message: Optional[Message] = None
+        self.computed: dict[str, bytes] = {}
+
+    def _real(self) -> Message:
+        if self._message is None:
+            self._message = self._load()
+            if self._row.get("header") is None and "header" not in self.computed:
+                # Cheap once the message is in memory, and it lets the
+                # next ENVELOPE or header FETCH skip the file.
+                self.computed["header"] = self._message.header_bytes()
+        return self._message
+
+    def _get(self, field: str, compute: Callable[[], bytes]) -> bytes:
+        value = self._row.get(field)
+        if value is None:
+            value = self.computed.get(field)
+            if value is None:
+                value = self.computed[field] = compute()
+        return value
+
+    def header_bytes(self) -> bytes:
+        """RFC822.HEADER / BODY[HEADER]; see L{Message.header_bytes}."""
+        return self._get("header", lambda: self._real().header_bytes())
+
+    def envelope(self) -> bytes:
+        """The wire-encoded ENVELOPE; see L{Message.envelope}."""
+        def compute() -> bytes:
+            # The ENVELOPE depends on the top-level header only, and a
+            # Message made of just that block finds the same header.
+            if self._message is None and self._row.get("header") is not None:
+                return Message(self._row["header"]).envelope()
+            return self._real().envelope()
+        return self._get("envelope", compute)
+
+    def bodystructure(self, extended: bool) -> bytes:
+        """BODY or BODYSTRUCTURE; see L{Message.bodystructure}."""
+        return self._get("bodystructure" if extended else "body",
+                         lambda: self._real().bodystructure(extended))
+
+    def section(self, part: tuple[int, ...], text: Optional[str],
+                fields: tuple[bytes, ...] = ()) -> Optional[bytes]:
+        """BODY[section]; see L{Message.section}."""
+        if not part and text is not None and text.upper() in _HEADER_TEXTS:
+            # header_end() on the header block alone stops where it did
+            # on the whole message, so the block answers these sections.
+            return Message(self.header_bytes()).section((), text, fields)
+        return self._real().section(part, text, fields)
+
+    def __getattr__(self, name: str):
+        # Everything else (raw, text_bytes, binary_section, ...) needs the
+        # message itself.
+        return getattr(self._real(), name)
+
+
+class FetchCache:
+    """
+    The index of one mailbox as one FETCH command uses it.
+
+    @param index_dir: the node's index directory.
+    @param identity: see L{mailbox_identity}.
+    @param fields: from L{cached_fields}.
+    """
+
+    def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...]) -> None:
+        self.index_dir = index_dir
+        self.identity = identity
+        self.fields = fields
+
+    @classmethod
+    def for_fetch(cls, account, mailbox, attrs) -> Optional["FetchCache"]:
+        """
+        The cache for a FETCH of C{attrs}, or None when there is none to
+        use: no index directory configured, or an item that needs the
+        message content anyway.
+        """
+        index_dir = getattr(account, "index_dir", None)
+        if not index_dir:
+            return None
+        fields = cached_fields(attrs)
+        if fields is None:
+            return None
+        return cls(index_dir, mailbox_identity(account.user, mailbox), fields)
+
+    def lookup(self, view, uids: list[int]) -> dict[int, dict]:
+        """
+        The rows for C{uids} (one query), with rows whose size disagrees
+        with the store's record left out.  Blocking.
+        """
+        index, new = _index_for(self.index_dir, self.identity)
+        if new:
+            # Once per thread and mailbox: forget UIDs expunged while no
+            # process of ours had the index open.
+            index.prune(view.uidvalidity, list(view.records))
+        rows = index.get_many(view.uidvalidity, uids, self.fields)
+        records = view.records
+        return {uid: row for uid, row in rows.items()
+                if uid in records and row.get("size") == records[uid].size}
+
+    def message(self, view, uid: int, row: Optional[dict]) -> CachedMessage:
+        """A L{CachedMessage} for C{uid}, reading the store only if needed."""
+        mailbox = view.mailbox
+        return CachedMessage(row, lambda: Message(mailbox.read(uid)))
+
+    def store(self, view, messages: Iterable[tuple[int, CachedMessage]]) -> None:
+        """Write back, in one transaction, what C{messages} computed.  Blocking."""
+        records = view.records
+        rows = {}
+        for uid, message in messages:
+            record = records.get(uid)
+            if message.computed and record is not None:
+                rows[uid] = dict(message.computed, size=record.size)
+        if rows:
+            index, _new = _index_for(self.index_dir, self.identity)
+            index.put_many(view.uidvalidity, rows)
