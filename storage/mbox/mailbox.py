@@ -238,7 +238,7 @@ class MboxMailbox:
         self.last_snapshot = MailboxSnapshot(
             uidvalidity=state.uidvalidity, uidnext=state.uidnext,
             messages=tuple(records), recent=frozenset(self._recent),
-            keywords=state.keywords)
+            keywords=_all_keywords(state))
         return self.last_snapshot
 
     def record(self, uid: int) -> MessageRecord:
@@ -398,6 +398,18 @@ def _clean_temp(path: str) -> None:
                 os.unlink(temp)
         except OSError:
             continue
+
+
+def _all_keywords(state: MboxState) -> tuple[str, ...]:
+    """The keywords X-IMAPbase lists, then any others the messages use."""
+    known = list(state.keywords)
+    seen = set(known)
+    for e in state.entries:
+        for f in sorted(e.flags):
+            if not f.startswith("\\") and f not in seen:
+                seen.add(f)
+                known.append(f)
+    return tuple(known)
 
 
 def _tail(fd: int, size: int) -> bytes:

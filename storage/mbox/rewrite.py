@@ -261,6 +261,13 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
             seen_unstored = True
         elif seen_unstored:
             return None
+    # A keyword new to the mailbox must be listed in X-IMAPbase (Dovecot
+    # ignores X-Keywords names it does not list there): that line has no
+    # padding, so rewrite.
+    known = set(state.keywords)
+    for flags in [f for f, _ in new_flags.values()] + [m.flags for m in changes.appends]:
+        if any(not f.startswith("\\") and f not in known for f in flags) and not empty:
+            return None
     patches: list[tuple[int, bytes]] = []
     patched: list[int] = []
     stored = None
