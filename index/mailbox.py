@@ -59,6 +59,9 @@ SCHEMA_VERSION = 1
 #: costs a cache miss, not a hung command.
 BUSY_TIMEOUT_MS = 5000
 
+#: Seconds to work uncached after the database could not be opened.
+RETRY_AFTER = 30.0
+
 #: Host parameters per statement: SQLite before 3.32 allowed only 999.
 _CHUNK = 900
 
@@ -133,6 +136,7 @@ class MailboxIndex:
         self.path = path
         self._conn: Optional[sqlite3.Connection] = None
         self._ident: Optional[tuple[int, int]] = None
+        self._retry_at = 0.0
 
     # -- opening ---------------------------------------------------------
 
@@ -149,6 +153,9 @@ class MailboxIndex:
 
     def _connect(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        # The rows hold users' mail headers: create the file private
+        # (SQLite would use 0644); its -wal and -shm files take this mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                isolation_level=None, check_same_thread=False)
         try:
@@ -189,17 +196,20 @@ class MailboxIndex:
         if self._conn is not None and ident == self._ident:
             return self._conn
         self._drop()
+        if time.monotonic() < self._retry_at:
+            return None
         for attempt in (1, 2):
             try:
                 self._conn = self._connect()
-            except sqlite3.Error as e:
-                if attempt == 1 and _is_corrupt(e):
+            except (sqlite3.Error, OSError) as e:
+                if attempt == 1 and isinstance(e, sqlite3.Error) and _is_corrupt(e):
                     self._move_aside(e)
                     continue
-                _log.warn("index {path}: cannot open: {error}", path=self.path, error=e)
-                return None
-            except OSError as e:
-                _log.warn("index {path}: cannot open: {error}", path=self.path, error=e)
+                # Without the back-off, an unwritable directory would log
+                # once per FETCH batch.
+                self._retry_at = time.monotonic() + RETRY_AFTER
+                _log.warn("index {path}: cannot open: {error}; uncached for {delay}s",
+                          path=self.path, error=e, delay=RETRY_AFTER)
                 return None
             self._ident = self._file_ident()
             return self._conn
