@@ -53,7 +53,6 @@ _log = Logger(namespace="storage.mbox")
 
 #: Temporary files of full rewrites; the layout never lists dot files.
 TEMP_PREFIX = ".imapd-rewrite."
-_HEADER_END = re.compile(rb"\n\n")
 _FIELD_NAME = re.compile(rb"^([^:\s]+)[ \t]*:")
 
 
@@ -107,13 +106,22 @@ def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) 
     client must not fake an C{X-UID}, nor lose its own C{Status:}), the
     body quoted (mboxrd).
     """
-    text = data.replace(b"\r\n", b"\n")
-    m = _HEADER_END.search(b"\n" + text)
-    if m is None:
-        header, body = text, None
+    if b"\r\r\n" in data:
+        # A CR before a CRLF (seen in real spam) would come back one CR
+        # short from LF storage: keep such a message in CRLF (the reader
+        # judges each line on its own), so BODY[] stays what was appended.
+        text, blank = data, b"\r\n\r\n"
     else:
-        cut = m.start()  # index in text of the blank line's preceding LF + 1
-        header, body = text[:cut], text[cut + 1:]
+        text, blank = data.replace(b"\r\n", b"\n"), b"\n\n"
+    nl = blank[: len(blank) // 2]
+    if text.startswith(nl):
+        header, body = b"", text[len(nl):]
+    else:
+        cut = text.find(blank)
+        if cut < 0:
+            header, body = text, None
+        else:
+            header, body = text[:cut + len(nl)], text[cut + len(blank):]
     if header and not header.endswith(b"\n"):
         header += b"\n"
     kept = []
@@ -157,7 +165,10 @@ def _render_entry(data: bytes, entry: Entry, uid: int, flags, old: bool,
 def _render_new(msg: NewMessage, uid: int, old: bool, base: bytes = b"") -> bytes:
     head = make_from_line(msg.sender, msg.internaldate) + b"\n" + msg.header
     meta = base + b"".join(flag_lines(uid, msg.flags, old, b"\n"))
-    body = msg.body if msg.body is not None else b""
+    if msg.body is None:
+        # No blank line: the separator's blank line ends the header.
+        return head + meta + b"\n"
+    body = msg.body
     return head + meta + b"Content-Length: %d\n\n" % len(body) + body + b"\n"
 
 

@@ -273,3 +273,22 @@ def test_registry_factory(tmp_path):
     _append(store.open("INBOX"), 1)
     assert os.path.isfile(tmp_path / "spool" / "ann")
     assert [i.name for i in store.list_mailboxes()] == ["INBOX"]
+
+
+@pytest.mark.parametrize("data", [
+    b"Subject: cr\r\n\r\n\r\r\r\nHELLO\r\n",
+    b"Subject: cr\r\r\nX: y\r\n\r\nbody\r\r\n\r\n",
+    b"\r\nno header\r\n",
+    b"Subject: no body\r\n",
+])
+def test_awkward_line_endings_round_trip(tmp_path, data):
+    """CR before CRLF, an empty header, no body: BODY[] is what was appended."""
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(data)
+    t.append(b"Subject: next\r\n\r\nx\r\n")
+    t.commit()
+    snap = box.sync()
+    assert box.read(1) == data and snap.messages[0].size == len(data)
+    assert box.read(2) == b"Subject: next\r\n\r\nx\r\n"
