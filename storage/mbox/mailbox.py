@@ -40,7 +40,7 @@ from storage.mbox.headers import client_bytes, read_meta
 from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, write_changes
 from storage.mbox.save import MboxTransaction
-from storage.mbox.state import MboxState, parse, reparse_entry
+from storage.mbox.state import Entry, MboxState, parse, reparse_entry
 
 __all__ = ["MboxMailbox", "LockSettings", "EMPTY_STATE"]
 
@@ -229,16 +229,15 @@ class MboxMailbox:
             except (LockUnavailable, StoreError) as e:
                 _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
                           path=self.path, error=str(e))
-        records = []
-        for e in sorted(state.entries, key=lambda e: e.uid):
-            records.append(MessageRecord(e.uid, e.flags, e.internaldate, e.size,
-                                         str(e.raw.start)))
-        self._records = {r.uid: r for r in records}
-        self._recent &= set(self._records)
+        view = _records_of(self.path, state)
+        self._view = view
+        self._records = view.by_uid
+        if self._recent:
+            self._recent &= view.by_uid.keys()
         self.last_snapshot = MailboxSnapshot(
             uidvalidity=state.uidvalidity, uidnext=state.uidnext,
-            messages=tuple(records), recent=frozenset(self._recent),
-            keywords=_all_keywords(state))
+            messages=view.records, recent=frozenset(self._recent),
+            keywords=view.keywords)
         return self.last_snapshot
 
     def record(self, uid: int) -> MessageRecord:
@@ -257,8 +256,7 @@ class MboxMailbox:
         """The message with CRLF line endings; see L{IMailbox.read}."""
         self._check_open()
         self.record(uid)
-        assert self._state is not None
-        entry = next((e for e in self._state.entries if e.uid == uid), None)
+        entry = self._view.entries.get(uid)
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -290,7 +288,7 @@ class MboxMailbox:
     def close(self) -> None:
         """Forget the caches; the object is unusable afterwards."""
         self._closed = True
-        self._records.clear()
+        self._records = {}
 
     def _check_open(self) -> None:
         if self._closed:
@@ -398,6 +396,41 @@ def _clean_temp(path: str) -> None:
                 os.unlink(temp)
         except OSError:
             continue
+
+
+@dataclasses.dataclass(frozen=True)
+class _View:
+    """What sessions derive from one state, built once per state."""
+
+    state: MboxState
+    records: tuple[MessageRecord, ...]
+    by_uid: dict[int, MessageRecord]
+    entries: dict[int, Entry]
+    keywords: tuple[str, ...]
+
+
+_RECORDS: dict[str, _View] = {}
+
+
+def _records_of(path: str, state: MboxState):
+    """
+    The records of C{state} in UID order and by UID, built once per state
+    and shared by the sessions of this process (a sync stays O(1)).
+    """
+    with _CACHE_LOCK:
+        cached = _RECORDS.get(path)
+    if cached is not None and cached.state is state:
+        return cached
+    records = tuple(MessageRecord(e.uid, e.flags, e.internaldate, e.size, str(e.raw.start))
+                    for e in sorted(state.entries, key=lambda e: e.uid))
+    view = _View(state, records, {r.uid: r for r in records},
+                 {e.uid: e for e in state.entries}, _all_keywords(state))
+    with _CACHE_LOCK:
+        _RECORDS.pop(path, None)
+        _RECORDS[path] = view
+        while len(_RECORDS) > _CACHE_MAX:
+            del _RECORDS[next(iter(_RECORDS))]
+    return view
 
 
 def _all_keywords(state: MboxState) -> tuple[str, ...]:
