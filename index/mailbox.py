@@ -88,13 +88,14 @@ def index_path(index_dir: str, identity: str) -> str:
 
 
 def _is_corrupt(error: sqlite3.Error) -> bool:
-    # OperationalError covers "database is locked", I/O errors and "unable
-    # to open": the file may be fine, so it is left alone.  A plain
-    # DatabaseError ("file is not a database", "database disk image is
-    # malformed") means the content is unusable.
-    if isinstance(error, sqlite3.OperationalError):
-        return False
-    return isinstance(error, sqlite3.DatabaseError)
+    # Only "file is not a database" and "database disk image is
+    # malformed" mean the content is unusable.  "database is locked", I/O
+    # errors and "unable to open" leave a file that may be fine, and a
+    # ProgrammingError is our bug: none of those moves the file aside.
+    name = getattr(error, "sqlite_errorname", None) or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    return type(error) is sqlite3.DatabaseError
 
 
 @contextmanager

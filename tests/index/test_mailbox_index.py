@@ -274,3 +274,24 @@ def test_imports_nothing_from_storage_or_imapd():
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True,
                    env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def test_locked_database_not_moved_aside(tmp_path, monkeypatch):
+    """A database another process holds locked past busy_timeout costs a miss and dropped writes, not the file."""
+    import sqlite3
+
+    import index.mailbox
+    monkeypatch.setattr(index.mailbox, "BUSY_TIMEOUT_MS", 50)
+    idx = _open(tmp_path)
+    idx.put_many(1, {1: _row(1)})
+    holder = sqlite3.connect(idx.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with capturedLogs():
+            idx.put_many(1, {2: _row(2)})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not _moved_aside(idx.path)
+    assert list(idx.get_many(1, [1, 2])) == [1]
+    idx.close()
