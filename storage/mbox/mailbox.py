@@ -24,7 +24,6 @@ mapped (DESIGN.md rule 3).
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import threading
 from datetime import datetime, timezone

@@ -138,11 +138,11 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         if garbage is not None:
             problems.append(f"{garbage[1] - garbage[0]} bytes before the first From line (kept)")
     # The header that holds UIDVALIDITY: the first message of the file.
-    metas = [read_meta(_view(data, base), _shift(r, base)) for r in raws]
+    metas = [read_meta(data, _shift(r, base)) for r in raws]
     if previous is None and raws and metas[0].base is not None:
         uidvalidity, stored_last, keywords = metas[0].base
         stored_validity = True
-        digits = _digits_span(_view(data, base), metas[0])
+        digits = _digits_span(data, metas[0])
         if digits is not None:
             digits = (digits[0] + base, digits[1] + base)
         if metas[0].pseudo:
@@ -173,9 +173,8 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
             problems.append("a message without X-UID between messages with one")
         last_uid += 1
         uids[i] = last_uid
-    view = _view(data, base)
     for raw, meta, uid in zip(raws, metas, uids):
-        kept.append(make_entry(view, raw, meta, uid, base, fallback_date))
+        kept.append(make_entry(data, raw, meta, uid, base, fallback_date))
     return MboxState(
         uidvalidity=uidvalidity, last_uid=last_uid, stored_last_uid=stored_last,
         base_digits=digits, base_in=base_in, keywords=tuple(keywords), pseudo=pseudo,
@@ -210,10 +209,6 @@ def reparse_entry(data: bytes, entry: Entry) -> Entry:
     raw = parts.messages[0]
     meta = read_meta(data, _shift(raw, base))
     return make_entry(data, raw, meta, entry.uid, base, entry.internaldate)
-
-
-def _view(data: bytes, base: int) -> bytes:
-    return data
 
 
 def _shift(raw: RawMessage, base: int) -> RawMessage:

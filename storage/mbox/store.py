@@ -192,9 +192,8 @@ class MboxStore:
         UIDVALIDITY and last UID so that no UID is ever given twice.
         """
         self._ensure_inbox()
-        box = MboxMailbox(INBOX, self.layout.inbox, self.locks, readonly=True,
+        box = MboxMailbox(INBOX, self.layout.inbox, self.locks, readonly=False,
                           fsync=self.fsync, must_exist=False)
-        uidvalidity = box.uidvalidity
 
         def move(state):
             # Under INBOX's write lock: copy it out, then empty it.
@@ -210,13 +209,11 @@ class MboxStore:
             return Changes(expunge={e.uid for e in state.entries})
 
         try:
-            box.readonly = False
             box.write(move)
         except FileExistsError:
             raise MailboxExists(f"{dst} exists already") from None
         finally:
             box.close()
-        del uidvalidity
 
     def subscriptions(self) -> list[str]:
         """The subscribed names, in file order."""
