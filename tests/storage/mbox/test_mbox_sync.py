@@ -170,3 +170,42 @@ def test_garbage_before_first_message_kept(tmp_path, logged):
     t.commit()
     assert read(path).startswith(b"garbage\n\nFrom a@b")
     assert [m.uid for m in box.sync().messages] == [1, 2]
+
+
+def test_crlf_file_written_and_grown(tmp_path):
+    """
+    A CRLF mbox (from another system) reads like an LF one; our flag lines
+    in it are written with CRLF, and a CRLF append by an MDA is picked up.
+    """
+    store = new_store(tmp_path)
+    path = store.layout.inbox
+    write(path, b"From a@b Tue Nov 14 22:13:20 2023\r\nSubject: one\r\n\r\nbody\r\n\r\n")
+    box = store.open("INBOX")
+    snap = box.sync()
+    assert box.read(1) == b"Subject: one\r\n\r\nbody\r\n"
+    assert b"X-UID: 1\r\n" in read(path)
+    with open(path, "ab") as f:
+        # The file ends with the blank line that separates messages.
+        assert read(path).endswith(b"body\r\n\r\n")
+        f.write(b"From a@b Tue Nov 14 22:13:21 2023\r\nSubject: two\r\n\r\nb2\r\n")
+    snap = box.sync()
+    assert [m.uid for m in snap.messages] == [1, 2]
+    assert box.read(2) == b"Subject: two\r\n\r\nb2\r\n"
+    assert box.read(1) == b"Subject: one\r\n\r\nbody\r\n"
+
+
+def test_header_only_message_last(tmp_path):
+    """A header-only message at the end of the file, then one more appended."""
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(b"Subject: only header\r\n")
+    t.commit()
+    box.sync()
+    assert box.read(1) == b"Subject: only header\r\n"
+    t = box.transaction()
+    t.append(b"Subject: next\r\n\r\nx\r\n")
+    t.commit()
+    box.sync()
+    assert box.read(1) == b"Subject: only header\r\n"
+    assert box.read(2) == b"Subject: next\r\n\r\nx\r\n"
