@@ -124,6 +124,7 @@ class MboxMailbox:
         self._records: dict[int, MessageRecord] = {}
         self._recent: set[int] = set()
         self._closed = False
+        self._fixup_failed: tuple | None = None
         self.last_snapshot: MailboxSnapshot | None = None
         if not readonly:
             _clean_temp(path)
@@ -214,18 +215,21 @@ class MboxMailbox:
     def _sync(self, fixup: bool) -> MailboxSnapshot:
         self._check_open()
         state = self._read_state()
-        if fixup and not self.readonly and any(not e.old or not e.stored_uid for e in state.entries):
+        if (fixup and not self.readonly and self._fixup_failed != self._ident
+                and any(not e.old or not e.stored_uid for e in state.entries):
             try:
                 claimed: set[int] = set()
 
-                def fixup(fresh: MboxState) -> Changes:
+                def claim_all(fresh: MboxState) -> Changes:
                     claimed.update(e.uid for e in fresh.entries if not e.old)
                     return Changes(claim=set(claimed))
 
-                self.write(fixup)
+                self.write(claim_all)
                 self._recent |= claimed
                 state = self._read_state()
             except (LockUnavailable, StoreError) as e:
+                # Try again only once the file changed: no warning per sync.
+                self._fixup_failed = self._ident
                 _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
                           path=self.path, error=str(e))
         view = _records_of(self.path, state)
