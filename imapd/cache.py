@@ -8,7 +8,8 @@ derived from the header or the MIME structure (ENVELOPE, BODY,
 BODYSTRUCTURE, RFC822.HEADER, BODY[HEADER], BODY[HEADER.FIELDS ...] and
 BODY[HEADER.FIELDS.NOT ...] of the whole message), L{FetchCache} looks the
 batch's UIDs up in one query, hands the renderer L{CachedMessage}s that
-answer from the cached rows, and writes back, in one transaction, what had
+answer from the cached rows (and, for header field lists, from cached
+answers to the same list), and writes back, in one transaction, what had
 to be computed.  Any other attribute list (a body, a part, BINARY) goes
 around the cache: reading the file is needed anyway.
 
@@ -40,7 +41,7 @@ from index import MailboxIndex
 from imapd.message import Message
 from imapd.parser.types import FetchAttr
 
-__all__ = ["CachedMessage", "FetchCache", "mailbox_identity"]
+__all__ = ["CachedMessage", "FetchCache", "mailbox_identity", "section_spec", "cached_fields"]
 
 #: Connections kept open per thread; a thread serves many sessions.
 _PER_THREAD = 16
@@ -67,6 +68,23 @@ def mailbox_identity(user: str, mailbox) -> str:
     """
     where = getattr(mailbox, "directory", "") or getattr(mailbox, "path", "") or ""
     return f"{user}\0{mailbox.name}\0{where}"
+
+
+def section_spec(text: str, fields: Iterable) -> Optional[str]:
+    """
+    The index's name for a C{HEADER.FIELDS} or C{HEADER.FIELDS.NOT}
+    request of the whole message, or None for other sections.  Field names
+    are turned into lowercase bytes exactly as L{Message.section} does, and
+    their order and repetition do not change the answer, so they are
+    sorted and made unique: one cached answer serves every client that
+    asks for the same set.
+    """
+    text = text.upper()
+    if text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        return None
+    names = sorted({(f.encode("latin-1", "replace") if isinstance(f, str) else f).lower()
+                    for f in fields})
+    return text + " " + b"\0".join(names).decode("latin-1")
 
 
 def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
@@ -122,7 +140,8 @@ class CachedMessage:
     (or of a column the row lacks).
 
     @ivar computed: the columns computed here that the row lacked, for
-        writing back.
+        writing back; C{computed["sections"]} holds new
+        C{HEADER.FIELDS[.NOT]} answers by L{section_spec}.
     """
 
     __slots__ = ("_row", "_load", "_message", "computed")
@@ -173,9 +192,17 @@ class CachedMessage:
                 fields: tuple[bytes, ...] = ()) -> Optional[bytes]:
         """BODY[section]; see L{Message.section}."""
         if not part and text is not None and text.upper() in _HEADER_TEXTS:
+            spec = section_spec(text, fields)
+            if spec is not None:
+                cached = self._row.get("sections", {}).get(spec)
+                if cached is not None:
+                    return cached
             # header_end() on the header block alone stops where it did
             # on the whole message, so the block answers these sections.
-            return Message(self.header_bytes()).section((), text, fields)
+            data = Message(self.header_bytes()).section((), text, fields)
+            if spec is not None and data is not None:
+                self.computed.setdefault("sections", {})[spec] = data
+            return data
         return self._real().section(part, text, fields)
 
     def __getattr__(self, name: str):
@@ -193,10 +220,12 @@ class FetchCache:
     @param fields: from L{cached_fields}.
     """
 
-    def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...]) -> None:
+    def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...],
+                 specs: tuple[str, ...] = ()) -> None:
         self.index_dir = index_dir
         self.identity = identity
         self.fields = fields
+        self.specs = specs
 
     @classmethod
     def for_fetch(cls, account, mailbox, attrs) -> Optional["FetchCache"]:
@@ -211,7 +240,11 @@ class FetchCache:
         fields = cached_fields(attrs)
         if fields is None:
             return None
-        return cls(index_dir, mailbox_identity(account.user, mailbox), fields)
+        specs = {section_spec(a.section.text, a.section.fields) for a in attrs
+                 if a.name == "BODY" and a.section is not None}
+        specs.discard(None)
+        return cls(index_dir, mailbox_identity(account.user, mailbox), fields,
+                   tuple(sorted(specs)))
 
     def lookup(self, view, uids: list[int]) -> dict[int, dict]:
         """
@@ -225,8 +258,15 @@ class FetchCache:
             index.prune(view.uidvalidity, list(view.records))
         rows = index.get_many(view.uidvalidity, uids, self.fields)
         records = view.records
-        return {uid: row for uid, row in rows.items()
-                if uid in records and row.get("size") == records[uid].size}
+        out = {uid: row for uid, row in rows.items()
+               if uid in records and row.get("size") == records[uid].size}
+        for spec in self.specs:
+            for uid, (size, data) in index.get_sections(view.uidvalidity, uids, spec).items():
+                record = records.get(uid)
+                if record is not None and size == record.size:
+                    row = out.setdefault(uid, {"size": size})
+                    row.setdefault("sections", {})[spec] = data
+        return out
 
     def message(self, view, uid: int, row: Optional[dict]) -> CachedMessage:
         """A L{CachedMessage} for C{uid}, reading the store only if needed."""

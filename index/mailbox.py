@@ -12,7 +12,10 @@ safe: RFC 3501 section 2.3.1.1 promises that the message a UID names under
 one UIDVALIDITY never changes, so a row can be reused until the UID is
 expunged or the UIDVALIDITY changes.  UIDs themselves never come from here
 (DESIGN.md rule 1): the store hands them out, and this module only
-remembers what was computed for them.
+remembers what was computed for them.  Beside the per-message columns
+(L{FIELDS}), a second table keeps answers to section requests the caller
+names by a string (a C{HEADER.FIELDS} list, say), so a client asking for
+the same fields every time gets them without parsing the header again.
 
 It is a cache (DESIGN.md rule 2), so nothing here raises to the caller:
   - a missing file is created empty;
@@ -52,7 +55,7 @@ FIELDS = ("envelope", "body", "bodystructure", "header", "size")
 
 #: Bumped whenever the table layout or the meaning of a column changes; a
 #: file with another version is rebuilt (it is only a cache).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Milliseconds a writer waits for another process's transaction.  Long
 #: enough for one FETCH batch elsewhere, short enough that a stuck peer
@@ -75,7 +78,15 @@ CREATE TABLE IF NOT EXISTS message (
     header BLOB,
     size INTEGER,
     PRIMARY KEY (uidvalidity, uid)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS section (
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    size INTEGER,
+    data BLOB NOT NULL,
+    PRIMARY KEY (uidvalidity, uid, spec)
+) WITHOUT ROWID;
 """
 
 
@@ -118,8 +129,9 @@ def _transaction(conn: sqlite3.Connection):
 def _drop_other_uidvalidity(conn: sqlite3.Connection, uidvalidity: int) -> None:
     # Two ranges rather than "!=", so SQLite walks the primary key instead
     # of scanning the table at every batch.
-    conn.execute("DELETE FROM message WHERE uidvalidity < ? OR uidvalidity > ?",
-                 (uidvalidity, uidvalidity))
+    for table in ("message", "section"):
+        conn.execute("DELETE FROM %s WHERE uidvalidity < ? OR uidvalidity > ?" % table,
+                     (uidvalidity, uidvalidity))
 
 
 class MailboxIndex:
@@ -173,7 +185,10 @@ class MailboxIndex:
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
                     if version != SCHEMA_VERSION:
                         conn.execute("DROP TABLE IF EXISTS message")
-                        conn.execute(_SCHEMA)
+                        conn.execute("DROP TABLE IF EXISTS section")
+                        for statement in _SCHEMA.split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
                         conn.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
         except BaseException:
             conn.close()
@@ -293,6 +308,37 @@ class MailboxIndex:
             return {}
         return out
 
+    def get_sections(self, uidvalidity: int, uids: Iterable[int],
+                     spec: str) -> dict[int, tuple[Optional[int], bytes]]:
+        """
+        Cached answers to one section request (C{spec} is the caller's
+        canonical text for it, such as the field list of a
+        C{HEADER.FIELDS}) for C{uids}.
+
+        @return: C{{uid: (size, data)}}, C{size} being the message size
+            given when the answer was stored.  Empty on any failure.
+        """
+        uids = list(uids)
+        if not uids:
+            return {}
+        conn = self._ensure()
+        if conn is None:
+            return {}
+        out: dict[int, tuple[Optional[int], bytes]] = {}
+        try:
+            for i in range(0, len(uids), _CHUNK):
+                chunk = uids[i:i + _CHUNK]
+                rows = conn.execute(
+                    "SELECT uid, size, data FROM section WHERE uidvalidity = ? AND spec = ?"
+                    " AND uid IN (%s)" % ",".join("?" * len(chunk)),
+                    [uidvalidity, spec, *chunk])
+                for uid, size, data in rows:
+                    out[uid] = (size, data)
+        except sqlite3.Error as e:
+            self._failed("read", e)
+            return {}
+        return out
+
     # -- writing ---------------------------------------------------------
 
     def put_many(self, uidvalidity: int, rows: Mapping[int, Mapping[str, object]]) -> None:
@@ -300,15 +346,20 @@ class MailboxIndex:
         Store computed columns, one transaction for all C{rows}
         (C{{uid: {field: value}}}).  Columns a row leaves out keep what the
         table had, unless the row's C{size} differs from the stored one:
-        then the whole row is replaced.  Rows of another UIDVALIDITY are dropped first: once the
-        store has a new one, the old UIDs name nothing.  Failures are
+        then the whole row is replaced.  A row may also carry
+        C{"sections": {spec: data}}, answers for L{get_sections}, stored
+        with the row's size.  Rows of another UIDVALIDITY are dropped
+        first: once the store has a new one, the old UIDs name nothing.  Failures are
         logged and the rows dropped.
         """
         if not rows:
             return
         params = []
+        sections = []
         for uid, row in rows.items():
             params.append((uidvalidity, uid, *(row.get(f) for f in FIELDS)))
+            for spec, data in (row.get("sections") or {}).items():
+                sections.append((uidvalidity, uid, spec, row.get("size"), data))
         # COALESCE keeps the columns this batch did not compute, as long
         # as the row describes a message of the same size; a row with
         # another size belonged to some other message (a mailbox deleted
@@ -329,6 +380,9 @@ class MailboxIndex:
                 with _transaction(conn):
                     _drop_other_uidvalidity(conn, uidvalidity)
                     conn.executemany(sql, params)
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO section (uidvalidity, uid, spec, size, data)"
+                        " VALUES (?, ?, ?, ?, ?)", sections)
                 return
             except sqlite3.Error as e:
                 corrupt = _is_corrupt(e)
@@ -354,5 +408,7 @@ class MailboxIndex:
                     if uid not in live]
                 conn.executemany(
                     "DELETE FROM message WHERE uidvalidity = ? AND uid = ?", gone)
+                conn.executemany(
+                    "DELETE FROM section WHERE uidvalidity = ? AND uid = ?", gone)
         except sqlite3.Error as e:
             self._failed("prune", e)

@@ -178,3 +178,24 @@ def test_expunged_message_forgotten(mailbox, monkeypatch):
     idx = MailboxIndex.open(account.index_dir, identity)
     assert sorted(idx.get_many(uidvalidity, [1, 2, 3], ("envelope",))) == [2, 3]
     idx.close()
+
+
+def test_section_spec_canonical():
+    """Field order, case and repetition share one cached answer; names Message.section tells apart stay apart."""
+    from imapd.cache import section_spec
+    assert section_spec("header.fields", ("Subject", "FROM", "from")) == \
+        section_spec("HEADER.FIELDS", (b"from", b"subject"))
+    assert section_spec("HEADER.FIELDS", ("FROM",)) != section_spec("HEADER.FIELDS.NOT", ("FROM",))
+    # bytes.lower() leaves non-ASCII alone, so these select different fields.
+    assert section_spec("HEADER.FIELDS", ("\u00c9",)) != section_spec("HEADER.FIELDS", ("\u00e9",))
+    assert section_spec("HEADER", ()) is None
+
+
+def test_field_lists_in_any_order(mailbox, monkeypatch):
+    """A cached HEADER.FIELDS answer serves the same field set asked in another order, byte for byte."""
+    _fetch(mailbox, "(BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])")
+    _forbid_reads(mailbox, monkeypatch)
+    warm = _fetch(mailbox, "(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])")
+    monkeypatch.undo()
+    mailbox.proto.account.index_dir = None
+    assert warm == _fetch(mailbox, "(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])")

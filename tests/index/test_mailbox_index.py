@@ -295,3 +295,36 @@ def test_locked_database_not_moved_aside(tmp_path, monkeypatch):
     assert not _moved_aside(idx.path)
     assert list(idx.get_many(1, [1, 2])) == [1]
     idx.close()
+
+
+def test_sections(tmp_path):
+    """Section answers are stored with the row's size, read back per spec, and go with prune and UIDVALIDITY."""
+    idx = _open(tmp_path)
+    idx.put_many(1, {1: {"size": 10, "sections": {"A": b"a1", "B": b"b1"}},
+                     2: {"size": 20, "sections": {"A": b"a2"}}})
+    assert idx.get_sections(1, [1, 2, 3], "A") == {1: (10, b"a1"), 2: (20, b"a2")}
+    assert idx.get_sections(1, [1, 2], "B") == {1: (10, b"b1")}
+    idx.put_many(1, {1: {"size": 10, "sections": {"A": b"a1bis"}}})
+    assert idx.get_sections(1, [1], "A") == {1: (10, b"a1bis")}
+    idx.prune(1, [2])
+    assert idx.get_sections(1, [1, 2], "A") == {2: (20, b"a2")}
+    idx.put_many(2, {5: {"size": 1, "sections": {"A": b"x"}}})
+    assert idx.get_sections(1, [2], "A") == {}
+    idx.close()
+
+
+def test_old_schema_rebuilt(tmp_path):
+    """A file from an older layout (another user_version) is rebuilt empty, not misread."""
+    import sqlite3
+    idx = _open(tmp_path)
+    idx.put_many(1, {1: _row(1)})
+    idx.close()
+    conn = sqlite3.connect(idx.path)
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    idx = _open(tmp_path)
+    assert idx.get_many(1, [1]) == {}
+    idx.put_many(1, {1: _row(1)})
+    assert list(idx.get_many(1, [1])) == [1]
+    idx.close()
