@@ -216,7 +216,7 @@ class MboxMailbox:
         self._check_open()
         state = self._read_state()
         if (fixup and not self.readonly and self._fixup_failed != self._ident
-                and any(not e.old or not e.stored_uid for e in state.entries):
+                and any(not e.old or not e.stored_uid for e in state.entries)):
             try:
                 claimed: set[int] = set()
 
