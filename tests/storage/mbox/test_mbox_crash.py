@@ -110,3 +110,42 @@ def test_stale_rewrite_temp_files_removed(tmp_path):
     store.open("INBOX").close()
     assert not os.path.exists(stale) and os.path.exists(fresh)
     assert [i.name for i in store.list_mailboxes()] == ["INBOX"]
+
+
+def test_rewrite_in_place_where_no_temp_file_can_be_made(tmp_path, monkeypatch):
+    """
+    A directory we may not create files in (a 0775 spool): the rewrite
+    goes in place, with a warning that it is not crash-safe.
+    """
+    import storage.mbox.rewrite as rewrite
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    box = MboxStore(root, "user", fsync=False).open("INBOX")
+    t = box.transaction()
+    for i in range(3):
+        t.append(_message(i))
+    t.commit()
+    real_open = os.open
+
+    def refuse_temp(path, *args, **kw):
+        if os.path.basename(str(path)).startswith(rewrite.TEMP_PREFIX):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(rewrite.os, "open", refuse_temp)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        box.sync()
+        t = box.transaction()
+        t.expunge(2)
+        t.commit()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert any("in place" in formatEvent(e) for e in events)
+    monkeypatch.undo()
+    fresh = MboxStore(root, "user", fsync=False).open("INBOX", readonly=True)
+    assert [(m.uid, fresh.read(m.uid)) for m in fresh.sync().messages] == [
+        (1, _message(0)), (3, _message(2))]
