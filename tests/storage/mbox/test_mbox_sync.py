@@ -209,3 +209,32 @@ def test_header_only_message_last(tmp_path):
     box.sync()
     assert box.read(1) == b"Subject: only header\r\n"
     assert box.read(2) == b"Subject: next\r\n\r\nx\r\n"
+
+
+def test_flag_change_elsewhere_not_hidden_by_append(tmp_path, parses):
+    """
+    Another process changes a message's keywords in place and an MDA then
+    appends: the incremental sync still sees the keyword change.
+    """
+    store = new_store(tmp_path)
+    path = store.layout.inbox
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(b"Subject: 1\r\n\r\n" + b"long body line\r\n" * 50)
+    t.append(b"Subject: 2\r\n\r\n" + b"long body line\r\n" * 50)
+    t.commit()
+    box.sync()
+    data = read(path)
+    first = data.index(b"X-Keywords: ")
+    pad = data.index(b"\n", first) - first - len(b"X-Keywords: ")
+    patched = data[:first] + b"X-Keywords: foreign" + b" " * (pad - 7) + data[first + 12 + pad:]
+    assert len(patched) == len(data)
+    with open(path, "r+b") as f:
+        f.write(patched)
+        f.seek(0, 2)
+        f.write(MDA_MSG[1:] % 3)
+    parses.clear()
+    snap = box.sync()
+    assert parses and parses[0] > 0  # incremental
+    assert [(m.uid, set(m.flags)) for m in snap.messages] == [
+        (1, {"foreign"}), (2, set()), (3, set())]
