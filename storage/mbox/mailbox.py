@@ -60,6 +60,7 @@ class LockSettings:
         self.timeout = timeout
 
     def chain(self, path: str, write: bool) -> LockChain:
+        """A new (unheld) read or write chain for C{path}."""
         return LockChain.from_names(list(self.write if write else self.read), path,
                                     dotlock_settings=self.dotlock, exclusive=write)
 
@@ -98,6 +99,7 @@ def _default_uidvalidity(st: os.stat_result | None) -> int:
 
 
 def EMPTY_STATE(uidvalidity: int) -> MboxState:
+    """The state of an empty file (or a missing INBOX)."""
     return MboxState(uidvalidity=uidvalidity, last_uid=0, stored_last_uid=None,
                      base_digits=None, base_in=None, keywords=(), pseudo=None,
                      garbage=None, entries=(), size=0, stored_uidvalidity=False)
@@ -134,6 +136,7 @@ class MboxMailbox:
 
     @property
     def uidvalidity(self) -> int:
+        """The UIDVALIDITY as of the last sync."""
         assert self._state is not None
         return self._state.uidvalidity
 

@@ -77,6 +77,7 @@ class MboxState:
 
     @property
     def uidnext(self) -> int:
+        """RFC 3501 UIDNEXT."""
         return self.last_uid + 1
 
 

@@ -93,6 +93,7 @@ class Subscriptions:
         self.fsync = fsync
 
     def read(self) -> list[str]:
+        """The names of both files, C{.subscriptions} first, without repeats."""
         names: list[str] = []
         for path in (self.path, self.legacy):
             data = _read(path)
