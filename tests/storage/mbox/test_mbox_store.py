@@ -292,3 +292,49 @@ def test_awkward_line_endings_round_trip(tmp_path, data):
     snap = box.sync()
     assert box.read(1) == data and snap.messages[0].size == len(data)
     assert box.read(2) == b"Subject: next\r\n\r\nx\r\n"
+
+
+UW_FILE = (
+    b"From MAILER-DAEMON Fri Jan  5 10:00:00 2024\n"
+    b"Date: Fri, 5 Jan 2024 10:00:00 +0000\n"
+    b"From: Mail System Internal Data <MAILER-DAEMON@uw.example>\n"
+    b"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"
+    b"X-IMAP: 1704448800 0000000007 $Todo\n"
+    b"Status: RO\n\n"
+    b"This text is part of the internal format of your mail folder.\n\n"
+    b"From bob@example.org Fri Jan  5 11:00:00 2024\n"
+    b"Subject: first\n"
+    b"Status: RO\nX-Status: F\nX-Keywords: $Todo\nX-UID: 3\n\n"
+    b"one\n\n"
+    b"From bob@example.org Fri Jan  5 12:00:00 2024\n"
+    b"Subject: second\n"
+    b"Status: O\nX-UID: 6\n\n"
+    b"two\n\n"
+)
+
+
+def test_uw_pseudo_message_read_kept_hidden(tmp_path):
+    """
+    UW-IMAP's folder: the pseudo message's X-IMAP gives UIDVALIDITY and the
+    last UID; it is never shown, and it survives a rewrite (with the new
+    last UID) while X-IMAPbase is not added to the first real message.
+    """
+    store = new_store(tmp_path)
+    path = os.path.join(store.root, "uw")
+    write(path, UW_FILE)
+    box = store.open("uw")
+    snap = box.sync()
+    assert snap.uidvalidity == 1704448800 and snap.uidnext == 8
+    assert [(m.uid, set(m.flags)) for m in snap.messages] == [
+        (3, {"\\Seen", "\\Flagged", "$Todo"}), (6, set())]
+    assert box.read(3) == b"Subject: first\r\n\r\none\r\n"
+    t = box.transaction()
+    t.expunge(6)
+    t.append(b"Subject: third\r\n\r\nthree\r\n")
+    assert t.commit().appended == (8,)
+    data = read(path)
+    assert data.startswith(b"From MAILER-DAEMON Fri Jan  5 10:00:00 2024\n")
+    assert b"X-IMAP: 1704448800 0000000008 $Todo" in data
+    assert b"X-IMAPbase" not in data
+    snap = store.open("uw", readonly=True).sync()
+    assert [m.uid for m in snap.messages] == [3, 8] and snap.uidnext == 9
