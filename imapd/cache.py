@@ -90,7 +90,10 @@ def section_spec(text: str, fields: Iterable) -> Optional[str]:
 def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
     """
     The index columns that can answer every content item of C{attrs}, or
-    None when some item needs the message itself.
+    None when some item needs the message itself.  The header block counts
+    only where it is asked for itself; as the source of a missing ENVELOPE
+    or header-field answer it is looked up later, for those messages only
+    (L{FetchCache.lookup}): it is the largest column.
     """
     fields = {"size"}
     for a in attrs:
@@ -101,16 +104,13 @@ def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
             section = a.section
             if section.part or section.text is None or section.text.upper() not in _HEADER_TEXTS:
                 return None
-            fields.add("header")
+            if section.text.upper() == "HEADER":
+                fields.add("header")
             continue
         field = _ITEM_FIELDS.get(name)
         if field is None:
             return None
         fields.add(field)
-        if field == "envelope":
-            # A cached header block is enough to compute the ENVELOPE
-            # without the file.
-            fields.add("header")
     return tuple(sorted(fields))
 
 
@@ -248,8 +248,10 @@ class FetchCache:
 
     def lookup(self, view, uids: list[int]) -> dict[int, dict]:
         """
-        The rows for C{uids} (one query), with rows whose size disagrees
-        with the store's record left out.  Blocking.
+        The rows for C{uids}, with rows whose size disagrees with the
+        store's record left out: one query for the columns, one per
+        header-field list, and one for the header blocks of messages
+        whose answer is missing.  Blocking.
         """
         index, new = _index_for(self.index_dir, self.identity)
         if new:
@@ -266,6 +268,19 @@ class FetchCache:
                 if record is not None and size == record.size:
                     row = out.setdefault(uid, {"size": size})
                     row.setdefault("sections", {})[spec] = data
+        if "header" not in self.fields:
+            # A cached header block computes a missing ENVELOPE or field
+            # list without the file; fetch it only where one is missing.
+            want_envelope = "envelope" in self.fields
+            lacking = [uid for uid in uids if uid in records and (
+                uid not in out
+                or (want_envelope and out[uid].get("envelope") is None)
+                or any(spec not in out[uid].get("sections", ()) for spec in self.specs))]
+            if lacking:
+                for uid, row in index.get_many(view.uidvalidity, lacking,
+                                               ("header", "size")).items():
+                    if row["header"] is not None and row["size"] == records[uid].size:
+                        out.setdefault(uid, {"size": row["size"]})["header"] = row["header"]
         return out
 
     def message(self, view, uid: int, row: Optional[dict]) -> CachedMessage:
