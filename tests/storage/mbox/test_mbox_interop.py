@@ -32,21 +32,21 @@ def _msg(who: str, n: int) -> bytes:
                                                     who.encode(), n))
 
 
-def _ours(root: str, queue) -> None:
-    rng = random.Random(1)
+def _ours(root: str, queue, who: str = "ours") -> None:
+    rng = random.Random(who)
     store = MboxStore(root, "user", fsync=False)
     added, removed = [], []
     for n in range(ROUNDS):
         box = store.open("INBOX")
         t = box.transaction()
-        t.append(_msg("ours", n))
+        t.append(_msg(who, n))
         t.commit()
-        added.append(f"ours-{n}")
+        added.append(f"{who}-{n}")
         if n % 3 == 2:
             snap = box.sync()
             mine = {}
             for m in snap.messages:
-                mid = re.search(rb"<(ours-\d+)@test>", box.read(m.uid))
+                mid = re.search(rb"<(%s-\d+)@test>" % who.encode(), box.read(m.uid))
                 if mid and mid.group(1).decode() not in removed:
                     mine[mid.group(1).decode()] = m.uid
             victim = rng.choice(sorted(mine))
@@ -131,3 +131,28 @@ def test_concurrent_writers_with_python_mailbox(tmp_path):
     subjects = [m["Subject"] for m in other]
     assert subjects[0] == "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA"
     assert len(subjects) - 1 == len(expected)
+
+
+def test_two_server_processes(tmp_path):
+    """Two processes of our own (two nodes) appending and expunging at once."""
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = MboxStore(root, "user", fsync=False)
+    store.open("INBOX").close()
+    queue = FORK.Queue()
+    procs = [FORK.Process(target=_ours, args=(root, queue, who)) for who in ("oursa", "oursb")]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    expected = set()
+    for added, removed in results:
+        expected |= set(added) - set(removed)
+    box = store.open("INBOX")
+    snap = box.sync()
+    found = [re.search(rb"<([a-z]+-\d+)@test>", box.read(m.uid)).group(1).decode()
+             for m in snap.messages]
+    assert sorted(found) == sorted(expected)
+    assert snap.uidnext == 2 * ROUNDS + 1
