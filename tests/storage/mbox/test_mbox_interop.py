@@ -20,10 +20,11 @@ import random
 import re
 import time
 
+from storage.errors import MessageExpunged
 from storage.mbox.store import MboxStore
 
 FORK = multiprocessing.get_context("fork")
-ROUNDS = 25
+ROUNDS = 60
 
 
 def _msg(who: str, n: int) -> bytes:
@@ -46,7 +47,11 @@ def _ours(root: str, queue, who: str = "ours") -> None:
             snap = box.sync()
             mine = {}
             for m in snap.messages:
-                mid = re.search(rb"<(%s-\d+)@test>" % who.encode(), box.read(m.uid))
+                try:
+                    data = box.read(m.uid)
+                except MessageExpunged:
+                    continue  # expunged by the other writer since our sync
+                mid = re.search(rb"<(%s-\d+)@test>" % who.encode(), data)
                 if mid and mid.group(1).decode() not in removed:
                     mine[mid.group(1).decode()] = m.uid
             victim = rng.choice(sorted(mine))
