@@ -29,9 +29,16 @@ def _open_maildir(location: MailLocation, user: str, index_dir: str | None) -> I
     return MaildirStore(location.root, user, inbox=location.inbox, index_dir=index_dir)
 
 
+def _open_mbox(location: MailLocation, user: str, index_dir: str | None) -> IStore:
+    from storage.mbox.store import open_mbox_store
+
+    return open_mbox_store(location, user, index_dir)
+
+
 #: driver name -> factory(location, user, index_dir)
 STORES: dict[str, Callable[[MailLocation, str, str | None], IStore]] = {
     "maildir": _open_maildir,
+    "mbox": _open_mbox,
 }
 
 
@@ -48,8 +55,8 @@ def open_store(
         expanded for C{user} and C{home}.
     @param index_dir: the per-node index directory; defaults to the
         location's C{INDEX=}.
-    @raises StoreError: the driver has no store yet (C{mbox} until the
-        mbox store lands) or the location is unusable.
+    @raises StoreError: no store is registered for the driver, or the
+        location is unusable.
     """
     if isinstance(location, str):
         location = parse_location(location, user, home)

@@ -29,7 +29,7 @@ from imapd.account import MailRealm
 from imapd.server import IMAPFactory, ServerContext, SessionLimits
 
 #: Stores every conversation runs against.
-STORES = ["maildir"]
+STORES = ["maildir", "mbox"]
 
 USER = "demo"
 PASSWORD = "secret"

@@ -33,12 +33,20 @@ def test_index_dir(tmp_path):
     assert store.index_dir == "/other"
 
 
-def test_mbox_not_yet(tmp_path):
-    """mbox locations parse, but say clearly that the store is not there yet."""
-    assert "mbox" not in STORES
-    with pytest.raises(StoreError, match="'mbox' mail store is not implemented yet"):
-        open_store("mbox:~/mail:INBOX=/var/mail/%u", "joe", str(tmp_path))
+def test_mbox_opens(tmp_path):
+    """An mbox location opens an mbox store with INBOX where INBOX= says."""
+    inbox = tmp_path / "spool" / "joe"
+    inbox.parent.mkdir()
+    store = open_store(f"mbox:{tmp_path}/mail:INBOX={inbox}", "joe", str(tmp_path))
+    assert "mbox" in STORES
+    assert "INBOX" in {i.name for i in store.list_mailboxes()}
+    store.close()
 
+
+def test_unknown_driver_is_refused(tmp_path):
+    """A driver nobody registered is a clear StoreError naming what exists."""
+    with pytest.raises(StoreError, match="not implemented yet .*maildir, mbox"):
+        open_store(f"sdbox:{tmp_path}/x", "joe", str(tmp_path))
 
 def test_relative_root_refused(tmp_path):
     """A relative mail root is refused."""

@@ -7,6 +7,18 @@ examples, on each store.
 import pytest
 
 
+@pytest.fixture(params=["maildir"])
+def store_kind(request):
+    """
+    Maildir only, unlike the other conversations: the RFCs' examples need
+    a selectable mailbox with children (Fruit, Fruit/Apple), which the mbox
+    layout cannot have (a folder is a file; Dovecot refuses it too).  What
+    these scripts test is the protocol's LIST-EXTENDED logic, the same for
+    every store.
+    """
+    return request.param
+
+
 @pytest.fixture
 def fruit(authed):
     """RFC 5258 section 5's mailboxes and subscriptions (Fruit/Peach is subscribed, not created)."""
