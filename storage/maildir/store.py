@@ -20,6 +20,7 @@ import shutil
 
 from zope.interface import implementer
 
+from storage.base import SubscriptionsMixin
 from storage.errors import InvalidMailboxName, MailboxExists, MailboxNotFound, StoreError
 from storage.interfaces import IStore, MailboxInfo, MailboxStatus
 from storage.maildir.files import atomic_write, locked, unique_name
@@ -51,7 +52,7 @@ def make_maildir(path: str) -> None:
 
 
 @implementer(IStore)
-class MaildirStore:
+class MaildirStore(SubscriptionsMixin):
     """
     The Maildir++ store of one user.
 
@@ -59,6 +60,8 @@ class MaildirStore:
     @ivar index_dir: the per-node index directory (unused until the index
         lands; kept so that callers can pass it today).
     """
+
+    _normalize = staticmethod(normalize)
 
     def __init__(
         self,
@@ -278,23 +281,6 @@ class MaildirStore:
                     records=records,
                 )
             )
-
-    def subscriptions(self) -> list[str]:
-        """The subscribed names, in file order."""
-        return self._subscriptions.read()
-
-    def subscribe(self, name: str) -> None:
-        """Subscribe C{name}; it need not exist."""
-        self._subscriptions.change(normalize(name), True)
-
-    def unsubscribe(self, name: str) -> None:
-        """Unsubscribe C{name}; L{MailboxNotFound} if it was not subscribed."""
-        try:
-            name = normalize(name)
-        except InvalidMailboxName:
-            pass  # another program may have subscribed a name we refuse
-        if not self._subscriptions.change(name, False):
-            raise MailboxNotFound(f"{name!r} is not subscribed")
 
     def status(self, name: str) -> MailboxStatus:
         """

@@ -18,6 +18,7 @@ import time
 
 from zope.interface import implementer
 
+from storage.base import SubscriptionsMixin
 from storage.errors import InvalidMailboxName, MailboxExists, MailboxNotFound, StoreError
 from storage.interfaces import IStore, MailboxInfo, MailboxStatus
 from storage.location import MailLocation
@@ -49,13 +50,15 @@ def pseudo_content(uidvalidity: int, last_uid: int = 0) -> bytes:
 
 
 @implementer(IStore)
-class MboxStore:
+class MboxStore(SubscriptionsMixin):
     """
     The mbox store of one user.
 
     @ivar root: the directory of the mailboxes other than INBOX.
     @ivar inbox: the INBOX file.
     """
+
+    _normalize = staticmethod(normalize)
 
     def __init__(self, root: str, user: str, inbox: str | None = None,
                  index_dir: str | None = None, fsync: bool = True,
@@ -214,23 +217,6 @@ class MboxStore:
             raise MailboxExists(f"{dst} exists already") from None
         finally:
             box.close()
-
-    def subscriptions(self) -> list[str]:
-        """The subscribed names, in file order."""
-        return self._subscriptions.read()
-
-    def subscribe(self, name: str) -> None:
-        """Subscribe C{name}; it need not exist."""
-        self._subscriptions.change(normalize(name), True)
-
-    def unsubscribe(self, name: str) -> None:
-        """Unsubscribe C{name}; L{MailboxNotFound} if it was not subscribed."""
-        try:
-            name = normalize(name)
-        except InvalidMailboxName:
-            pass
-        if not self._subscriptions.change(name, False):
-            raise MailboxNotFound(f"{name!r} is not subscribed")
 
     def status(self, name: str) -> MailboxStatus:
         """STATUS from a read-only sync; RECENT counts messages without C{O}."""
