@@ -115,18 +115,28 @@ class IMAPServerProtocol(Protocol):
             self.selected = None
             self._close_quietly(mailbox)
         if self.account is not None:
-            self.log.info(
-                "logout user={user} session={session} remote={remote} "
-                "in={bytes_in} out={bytes_out} duration={duration:.1f}s",
-                user=self.account.user,
-                session=self.session_id,
-                remote=self.peer,
-                bytes_in=self.bytes_in,
-                bytes_out=self.bytes_out,
-                duration=time.monotonic() - self._started,
-            )
+            self.log_event("logout", self.account.user)
             account, self.account = self.account, None
             self._close_quietly(account, "logout")
+
+    def log_event(self, event: str, user: str, **extra) -> None:
+        """
+        One log line for a login, a failed login or a logout, with the
+        same fields every time (never a password).
+        """
+        fields = "".join(f" {k}={{{k}}}" for k in extra)
+        self.log.info(
+            "{event} user={user} session={session} remote={remote} "
+            "in={bytes_in} out={bytes_out} duration={duration:.1f}s" + fields,
+            event=event,
+            user=user,
+            session=self.session_id,
+            remote=self.peer,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            duration=time.monotonic() - self._started,
+            **extra,
+        )
 
     def _close_quietly(self, obj, method: str = "close") -> None:
         d = self.run(getattr(obj, method))

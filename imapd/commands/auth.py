@@ -59,20 +59,13 @@ async def _login(session, user: bytes, password: bytes):
         )
     except (UnauthorizedLogin, LoginFailed):
         session._failed_logins += 1
-        session.log.info(
-            "login failed user={user} session={session} remote={remote}",
-            user=name, session=session.session_id, remote=session.peer,
-        )
+        session.log_event("login failed", name)
         await task.deferLater(session.clock, session.limits.failed_login_delay, lambda: None)
         if session._failed_logins >= session.limits.max_failed_logins:
             raise ConnectionClosing("Too many failed logins")
         raise CommandFailed("Authentication failed.", "AUTHENTICATIONFAILED")
     session.set_authenticated(account)
-    session.log.info(
-        "login user={user} session={session} remote={remote} tls={tls}",
-        user=account.user, session=session.session_id, remote=session.peer,
-        tls=session.tls_active,
-    )
+    session.log_event("login", account.user, tls=session.tls_active)
     return "CAPABILITY " + " ".join(capabilities(session)), "Logged in"
 
 

@@ -87,3 +87,30 @@ def test_authenticate_cancel(conv):
     conv.send(b"*\r\n")
     assert conv.lines()[-1].startswith("a1 BAD")
     assert conv.proto.state == "nonauth"
+
+
+def test_login_failure_and_logout_are_logged_alike(conv):
+    """
+    One log line each for a failed login, a login and a logout, with user,
+    remote address, session id, bytes in/out and duration, and never the
+    password.
+    """
+    from twisted.logger import globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        conv.send(b"a1 LOGIN demo wrong-pw\r\n")
+        conv.clock.advance(conv.context.limits.failed_login_delay)
+        conv.ok("a2 LOGIN demo secret")
+        conv.send(b"a3 LOGOUT\r\n")
+        conv.proto.connectionLost(None)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    ours = [e for e in events if e.get("event") in ("login", "login failed", "logout")]
+    assert [e["event"] for e in ours] == ["login failed", "login", "logout"]
+    for e in ours:
+        assert e["user"] == "demo" and e["remote"].startswith("127.0.0.1")
+        assert e["session"] == conv.proto.session_id
+        assert e["bytes_in"] > 0 and e["bytes_out"] > 0 and e["duration"] >= 0
+    assert not any("wrong-pw" in repr(e) or "secret" in repr(e) for e in ours)
