@@ -165,6 +165,27 @@ class MailboxIndex:
         return index
 
     def _connect(self) -> sqlite3.Connection:
+        """
+        Open and set up the file, retrying while another process holds it
+        locked: two processes creating one index at once both reach
+        C{journal_mode=WAL}, which takes an exclusive lock SQLite does not
+        always wait for, and a refused open would cost that process its
+        cache for L{RETRY_AFTER} seconds.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.01
+        while True:
+            try:
+                return self._connect_once()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    def _connect_once(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         # The rows hold users' mail headers: create the file private
         # (SQLite would use 0644); its -wal and -shm files take this mode.

@@ -328,3 +328,28 @@ def test_old_schema_rebuilt(tmp_path):
     idx.put_many(1, {1: _row(1)})
     assert list(idx.get_many(1, [1])) == [1]
     idx.close()
+
+
+def test_open_waits_for_a_locked_new_database(tmp_path, monkeypatch):
+    """
+    Two processes creating one index at once: the loser of the WAL switch
+    sees "database is locked" and must wait and retry, not give up its
+    cache (and drop every write) for RETRY_AFTER seconds.
+    """
+    import sqlite3
+
+    import index.mailbox
+
+    real = index.mailbox.MailboxIndex._connect_once
+    failures = iter([True, True, False])
+
+    def flaky(self):
+        if next(failures):
+            raise sqlite3.OperationalError("database is locked")
+        return real(self)
+
+    monkeypatch.setattr(index.mailbox.MailboxIndex, "_connect_once", flaky)
+    idx = MailboxIndex.open(str(tmp_path / "index"), "racing")
+    idx.put_many(1, {7: {"envelope": b"e7", "size": 7}})
+    assert idx.get_many(1, [7], ("envelope",)) == {7: {"envelope": b"e7"}}
+    idx.close()
