@@ -6,7 +6,7 @@ One session's view of its selected mailbox (RFC 3501 sections 2.3.1 and
 The view maps sequence numbers to UIDs and remembers the flags the client
 was last told about.  It changes only in three ways, each of which tells the
 client: L{SelectedView.apply} (a new L{MailboxSnapshot} from the store:
-other sessions, processes, nodes, an MTA), L{SelectedView.set_flags} (this
+other sessions, processes, nodes, an MTA), L{SelectedView.commit_flags} (this
 session's own STORE) and L{SelectedView.remove} (this session's own
 EXPUNGE).  Changes made by others reach the view only by re-syncing with the
 store (DESIGN.md "The flow of a command").
@@ -19,6 +19,7 @@ that allows them.
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
 
@@ -29,13 +30,14 @@ from imapd.errors import BadCommand
 __all__ = ["SelectedView"]
 
 
-def _flag_order(flag: str) -> tuple[int, str]:
-    return (0 if flag.startswith("\\") else 1, flag)
-
-
 def format_flag_list(flags: Iterable[str]) -> bytes:
-    """C{(\\Seen $Forwarded)}: system flags first, then keywords."""
-    return b"(" + " ".join(sorted(flags, key=_flag_order)).encode("utf-8") + b")"
+    """
+    An RFC 3501 flag list, in the one order every response uses
+    (L{imapd.fetch.format_flags}).
+    """
+    from imapd.fetch import format_flags
+
+    return format_flags(flags)
 
 
 class SelectedView:
@@ -56,6 +58,7 @@ class SelectedView:
         self.records: dict[int, MessageRecord] = {r.uid: r for r in snapshot.messages}
         self.recent: set[int] = set(snapshot.recent)
         self.vanished: set[int] = set()
+        self._applied: MailboxSnapshot | None = snapshot
         #: RFC 5182 search result variable, as UIDs.  It lives in the view,
         #: so SELECT, EXAMINE, CLOSE and UNSELECT reset it (section 2.1).
         self.saved_uids: frozenset[int] = frozenset()
@@ -142,6 +145,11 @@ class SelectedView:
             (RFC 3501 section 7.4.1): vanished messages then stay.
         @param report_uid: include UID in FETCH flag updates.
         """
+        if snapshot is self._applied and not (allow_expunge and self.vanished):
+            # The store returned the very snapshot we applied last time:
+            # nothing changed, and walking 10,000 records would say so.
+            return []
+        self._applied = snapshot
         out: list[bytes] = []
         current = {r.uid: r for r in snapshot.messages}
         gone = [u for u in self.uids if u not in current]
@@ -197,10 +205,22 @@ class SelectedView:
         self.vanished -= doomed
         return out
 
-    def set_flags(self, uid: int, record: MessageRecord) -> None:
-        """Record flags this session itself stored."""
-        if uid in self.records:
-            self.records[uid] = record
+    def commit_flags(self, updates: dict[int, frozenset[str]]) -> None:
+        """
+        Blocking: write new flags for messages of this view in one
+        transaction, then show them in the view (STORE, and FETCH setting
+        C{\\Seen}).
+        """
+        if not updates:
+            return
+        tx = self.mailbox.transaction()
+        for uid, flags in updates.items():
+            tx.set_flags(uid, flags)
+        tx.commit()
+        for uid, flags in updates.items():
+            record = self.records.get(uid)
+            if record is not None:
+                self.records[uid] = dataclasses.replace(record, flags=flags)
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished

@@ -13,7 +13,6 @@ the header or the MIME structure are answered from the per-node cache
 
 from __future__ import annotations
 
-import dataclasses
 
 from imapd.errors import CommandFailed
 from imapd.parser.types import Fetch, FetchAttr
@@ -31,18 +30,13 @@ def mark_seen(view, uids) -> list[int]:
     Set C{\\Seen} on the messages that lack it (RFC 3501 section 6.4.5:
     BODY[] without .PEEK).  Blocking; returns the UIDs that changed.
     """
-    changed = [u for u in uids if u in view.records and "\\Seen" not in view.records[u].flags
-               and not view.is_vanished(u)]
-    if not changed:
-        return []
-    tx = view.mailbox.transaction()
-    for u in changed:
-        tx.set_flags(u, view.records[u].flags | {"\\Seen"})
-    tx.commit()
-    for u in changed:
-        rec = view.records[u]
-        view.set_flags(u, dataclasses.replace(rec, flags=rec.flags | {"\\Seen"}))
-    return changed
+    updates = {
+        u: view.records[u].flags | {"\\Seen"}
+        for u in uids
+        if u in view.records and "\\Seen" not in view.records[u].flags and not view.is_vanished(u)
+    }
+    view.commit_flags(updates)
+    return list(updates)
 
 
 def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, changed,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Store
@@ -48,13 +47,7 @@ def _apply(view, pairs, mode, flags):
             new = flags
         if new != rec.flags:
             updates[uid] = new
-    if updates:
-        tx = view.mailbox.transaction()
-        for uid, new in updates.items():
-            tx.set_flags(uid, new)
-        tx.commit()
-        for uid, new in updates.items():
-            view.set_flags(uid, dataclasses.replace(view.records[uid], flags=new))
+    view.commit_flags(updates)
     return list(updates)
 
 

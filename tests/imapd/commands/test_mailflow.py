@@ -31,13 +31,13 @@ def test_append_then_select(authed):
     authed.script(
         f"""
         C: s1 SELECT INBOX
-        S: * FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
         S: * 2 EXISTS
         S: * {{{{\\d}}}} RECENT
         S: * OK [UNSEEN 1] First unseen.
         S: * OK [UIDVALIDITY {uv}] UIDs valid
         S: * OK [UIDNEXT {uid1 + 2}] Predicted next UID
-        S: * OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen \\*)] Flags permitted.
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
         S: s1 OK [READ-WRITE] SELECT completed
         """
     )
