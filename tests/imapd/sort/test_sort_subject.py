@@ -89,7 +89,6 @@ def _corpus_files(limit=3000):
     return out[:limit]
 
 
-@pytest.mark.skipif(not os.path.isdir(CORPUS), reason="no corpus")
 def test_base_subject_corpus_is_stable():
     """Over the corpus, extraction never raises and is idempotent on non-replies."""
     for path in _corpus_files():

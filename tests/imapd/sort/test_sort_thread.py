@@ -165,10 +165,8 @@ def corpus(folder):
     return items
 
 
-needs_corpus = pytest.mark.skipif(not os.path.isdir(NOTMUCH), reason="no corpus")
 
 
-@needs_corpus
 @pytest.mark.parametrize("algorithm, expected", [
     # Ghost root: 9 is the real root; 5 names a missing parent between 4
     # and itself, which is pruned.  12 ("root message") shares 9's base
@@ -183,7 +181,6 @@ def test_notmuch_threading(algorithm, expected):
     assert thread(algorithm, corpus("threading")) == "* THREAD " + expected
 
 
-@needs_corpus
 def test_notmuch_loop():
     """The notmuch In-Reply-To loop: the later message becomes the parent."""
     items = [i for i in corpus("broken") if i.keys.message_id
@@ -192,7 +189,6 @@ def test_notmuch_loop():
     assert thread("REFERENCES", items) == "* THREAD (%d %d)" % (seqs[1], seqs[0])
 
 
-@needs_corpus
 def test_notmuch_duplicates():
     """The notmuch duplicate Message-IDs: each copy threads on its own."""
     items = corpus("duplicate")
@@ -200,7 +196,6 @@ def test_notmuch_duplicates():
     assert thread("ORDEREDSUBJECT", items) == "* THREAD (1)(2)(3 4)(5)(6)(7)(8)(9)"
 
 
-@needs_corpus
 def test_lkml_threads_every_message_once():
     """On the LKML corpus every message appears exactly once in the answer."""
     items = corpus("lkml")
