@@ -24,7 +24,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -69,6 +69,15 @@ class _Shared:
     sizes: dict = field(default_factory=dict)
     #: (uid, file name) -> MessageRecord, valid for one keyword map.
     records: dict = field(default_factory=dict)
+    #: Whether C{entries} has files still in new/ (nobody claimed them).
+    has_new: bool = False
+    #: Bumped whenever C{uidlist} or C{entries} is replaced.
+    generation: int = 0
+    #: (generation, keyword map, snapshot without \Recent, uid -> base,
+    #: uid -> record): the last snapshot built from C{entries}, so that
+    #: a SELECT of an unchanged 10,000-message mailbox does not build
+    #: 10,000 records again.
+    snapshot: tuple | None = None
 
 
 _shared_lock = threading.Lock()
@@ -185,14 +194,15 @@ class MaildirMailbox:
             signature == shared.signature
             and shared.uidlist is not None
             and self._settled(signature)
-            and (self.readonly or not any(e.subdir == "new" for e in shared.entries.values()))
+            and (self.readonly or not shared.has_new)
         ):
             # Nothing changed since a listing made after the directories
             # settled: reuse it rather than list 10,000 files again.
             if shared.uidlist is self._uidlist and self.last_snapshot is not None:
                 return self.last_snapshot
             self._uidlist = shared.uidlist
-            self._entries = dict(shared.entries)
+            # Shared until locate() needs to change it (copy on write).
+            self._entries = shared.entries
             self.last_snapshot = self._snapshot()
             return self.last_snapshot
         uidlist = self.uidlist_file.read()
@@ -226,8 +236,13 @@ class MaildirMailbox:
         # A listing with files still waiting for UIDs must not be reused:
         # the next sync has to try to give them UIDs again.
         shared.signature = signature if complete else ()
+        # Generation first: a thread that still sees the old entries then
+        # cannot pair them with a snapshot of the new generation.
+        shared.generation += 1
         shared.uidlist = uidlist
         shared.entries = dict(entries)
+        shared.has_new = any(e.subdir == "new" for e in entries.values())
+        self._entries = shared.entries
         self.last_snapshot = self._snapshot()
         return self.last_snapshot
 
@@ -273,6 +288,15 @@ class MaildirMailbox:
         if keyword_map != shared.keyword_map:
             shared.keyword_map = dict(keyword_map)
             shared.records = {}
+        if self._entries is shared.entries and shared.snapshot is not None:
+            generation, kw, snapshot, by_uid, records = shared.snapshot
+            if generation == shared.generation and kw == keyword_map:
+                self._by_uid = by_uid
+                self._records = records
+                if self._recent:
+                    recent = frozenset(u for u, b in by_uid.items() if b in self._recent)
+                    snapshot = replace(snapshot, recent=recent)
+                return snapshot
         cached = shared.records
         messages: list[MessageRecord] = []
         by_uid: dict[int, str] = {}
@@ -302,14 +326,19 @@ class MaildirMailbox:
             by_uid[record.uid] = record.base
         self._by_uid = by_uid
         self._records = {m.uid: m for m in messages}
-        recent = frozenset(u for u, b in by_uid.items() if b in self._recent)
-        return MailboxSnapshot(
+        snapshot = MailboxSnapshot(
             uidvalidity=self._uidlist.uidvalidity,
             uidnext=self._uidlist.next_uid,
             messages=tuple(messages),
-            recent=recent,
             keywords=tuple(keyword_map[i] for i in sorted(keyword_map)),
         )
+        if self._entries is shared.entries:
+            shared.snapshot = (shared.generation, dict(keyword_map), snapshot,
+                               by_uid, self._records)
+        if self._recent:
+            recent = frozenset(u for u, b in by_uid.items() if b in self._recent)
+            snapshot = replace(snapshot, recent=recent)
+        return snapshot
 
     # -- files --------------------------------------------------------------
 
@@ -324,6 +353,8 @@ class MaildirMailbox:
         fresh = scan(self.directory)
         entry = fresh.get(base)
         if entry is not None:
+            if self._entries is self._shared.entries:
+                self._entries = dict(self._entries)
             self._entries[base] = entry
         return entry
 
