@@ -20,6 +20,8 @@ that allows them.
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections import OrderedDict
 from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
 
@@ -40,6 +42,60 @@ def format_flag_list(flags: Iterable[str]) -> bytes:
     return format_flags(flags)
 
 
+class _Derived:
+    """
+    What every view made from one L{MailboxSnapshot} starts from.  Stores
+    hand the same snapshot object to every open of an unchanged mailbox,
+    so building these once saves each SELECT of a 10,000-message mailbox
+    a pass over its records.  Views copy C{uids} and C{records} before
+    changing them.
+    """
+
+    __slots__ = ("snapshot", "uids", "records", "_index", "_lock")
+
+    def __init__(self, snapshot: MailboxSnapshot) -> None:
+        self.snapshot = snapshot
+        self.uids = [r.uid for r in snapshot.messages]
+        self.records = {r.uid: r for r in snapshot.messages}
+        self._index = None
+        self._lock = threading.Lock()
+
+    def flag_index(self):
+        from imapd.search.sets import FlagIndex
+
+        with self._lock:
+            if self._index is None:
+                self._index = FlagIndex(self.uids, self.records,
+                                        self.snapshot.recent, ())
+            return self._index
+
+
+_derived_lock = threading.Lock()
+_derived_cache: "OrderedDict[int, _Derived]" = OrderedDict()
+_DERIVED_MAX = 8
+
+
+def _derived(snapshot: MailboxSnapshot) -> _Derived:
+    """The L{_Derived} of C{snapshot}, from a small LRU keyed by identity."""
+    key = id(snapshot)
+    with _derived_lock:
+        found = _derived_cache.get(key)
+        # The entry holds the snapshot, so its id cannot be reused while
+        # cached; the identity check is for clarity.
+        if found is not None and found.snapshot is snapshot:
+            _derived_cache.move_to_end(key)
+            return found
+    made = _Derived(snapshot)
+    if snapshot.recent:
+        # A snapshot with this session's \\Recent is its alone.
+        return made
+    with _derived_lock:
+        _derived_cache[key] = made
+        while len(_derived_cache) > _DERIVED_MAX:
+            _derived_cache.popitem(last=False)
+    return made
+
+
 class SelectedView:
     """
     @ivar uids: UIDs in sequence order; C{uids[n - 1]} is message n.
@@ -54,11 +110,16 @@ class SelectedView:
         self.uidvalidity = snapshot.uidvalidity
         self.uidnext = snapshot.uidnext
         self.keywords: tuple[str, ...] = snapshot.keywords
-        self.uids: list[int] = [r.uid for r in snapshot.messages]
-        self.records: dict[int, MessageRecord] = {r.uid: r for r in snapshot.messages}
+        self._base = _derived(snapshot)
+        self.uids: list[int] = list(self._base.uids)
+        self.records: dict[int, MessageRecord] = dict(self._base.records)
         self.recent: set[int] = set(snapshot.recent)
         self.vanished: set[int] = set()
         self._applied: MailboxSnapshot | None = snapshot
+        #: Bumped by every change to uids, records, recent or vanished;
+        #: keys the cached L{flag_index}.
+        self.version = 0
+        self._flag_index: tuple[int, object] | None = None
         #: RFC 5182 search result variable, as UIDs.  It lives in the view,
         #: so SELECT, EXAMINE, CLOSE and UNSELECT reset it (section 2.1).
         self.saved_uids: frozenset[int] = frozenset()
@@ -75,6 +136,23 @@ class SelectedView:
         if uid in self.recent:
             return flags | {"\\Recent"}
         return flags
+
+    def flag_index(self):
+        """
+        The L{imapd.search.sets.FlagIndex} of the view as it is now, built
+        once per change rather than once per SEARCH.
+        """
+        from imapd.search.sets import FlagIndex
+
+        if self.version == 0:
+            # Unchanged since SELECT: the index of the store's snapshot,
+            # shared by every session that selected the same state.
+            return self._base.flag_index()
+        cached = self._flag_index
+        if cached is None or cached[0] != self.version:
+            index = FlagIndex(self.uids, self.records, self.recent, self.vanished)
+            cached = self._flag_index = (self.version, index)
+        return cached[1]
 
     def seq_of(self, uid: int) -> int:
         i = bisect_left(self.uids, uid)
@@ -150,6 +228,7 @@ class SelectedView:
             # nothing changed, and walking 10,000 records would say so.
             return []
         self._applied = snapshot
+        self.version += 1
         out: list[bytes] = []
         current = {r.uid: r for r in snapshot.messages}
         gone = [u for u in self.uids if u not in current]
@@ -194,6 +273,7 @@ class SelectedView:
         valid when the client applies it.
         """
         doomed = set(uids)
+        self.version += 1
         out = []
         for i in range(len(self.uids) - 1, -1, -1):
             u = self.uids[i]
@@ -217,6 +297,7 @@ class SelectedView:
         for uid, flags in updates.items():
             tx.set_flags(uid, flags)
         tx.commit()
+        self.version += 1
         for uid, flags in updates.items():
             record = self.records.get(uid)
             if record is not None:

@@ -18,10 +18,18 @@ def run_search(view, key, charset) -> list[tuple[int, int]]:
     """Blocking: the C{(seq, uid)} pairs matching the search program."""
     from imapd.message import Message
     from imapd.search import SearchItem, compile_search, needs_message
+    from imapd.search.sets import search_by_sets
     from storage.errors import MessageExpunged
 
     matcher = compile_search(key, charset, saved_uids=view.saved_uids)
     need = needs_message(key)
+    if not need:
+        # Flag, sequence and UID programs (what clients poll with) are set
+        # algebra over the view's flag index; anything else is matched one
+        # message at a time below.
+        hits = search_by_sets(key, view)
+        if hits is not None:
+            return hits
     max_seq = len(view.uids)
     max_uid = view.uids[-1] if view.uids else 0
     hits = []
