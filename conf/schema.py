@@ -353,7 +353,7 @@ def _attribute(attr: str) -> str:
     for known in SPECIAL_USE_ATTRIBUTES:
         if known.lower() == wanted.lower():
             return known
-    raise ValueError(f"unknown special-use attribute {attr!r} "
+    raise ValueError(f"unknown special-use attribute \"{attr}\" "
                      f"(RFC 6154: {', '.join(SPECIAL_USE_ATTRIBUTES)})")
 
 

@@ -77,7 +77,7 @@ def test_quota_from_file(tmp_path):
     ("[quota.users]\nalice = 5\n", "quota.users", "user 'alice': must be a table"),
     ('[quota]\nstorrage = "1G"\n', "quota.storrage", "did you mean 'quota.storage'"),
     ('[mailboxes.special_use]\nSent = "\\\\Outbox"\n', "mailboxes.special_use",
-     "mailbox 'Sent': unknown special-use attribute '\\\\Outbox'"),
+     "mailbox 'Sent': unknown special-use attribute \"\\Outbox\""),
     ('[mailboxes.special_use]\nINBOX = "\\\\Sent"\n', "mailboxes.special_use",
      "'INBOX' cannot be a special-use mailbox name"),
     ('[mailboxes.special_use]\nSent = "\\\\Sent"\nsent = "\\\\Sent"\n', "mailboxes.special_use",
