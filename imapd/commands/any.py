@@ -42,7 +42,9 @@ _AUTH_CAPS = (
     "COMPRESS=DEFLATE",       # RFC 4978
     "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
     "WITHIN",                 # RFC 5032 (YOUNGER/OLDER)
-    "QUOTA",                  # RFC 9208 (limits from configuration, imapd.commands.quota)
+    # RFC 9208: one QUOTA=RES-* per resource limited; no QUOTASET, since
+    # limits come from configuration (imapd.commands.quota).
+    "QUOTA",                  # RFC 9208
     "QUOTA=RES-STORAGE",      # RFC 9208 section 5.1
     "QUOTA=RES-MESSAGE",      # RFC 9208 section 5.2
 )

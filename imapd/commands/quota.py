@@ -14,8 +14,10 @@ Decisions where the RFC leaves the choice to the server:
    (L{imapd.server.QuotaPolicy}); SETQUOTA is refused and QUOTASET is not
    advertised.
  - Usage is summed over the store's mailboxes (their STATUS, which the
-   stores answer from their sync) each time it is needed: no cache can
-   go stale when a delivery agent or another node adds mail.  The check
+   stores answer from their sync) each time it is needed: no cache of our
+   own can go stale when a delivery agent or another node adds mail, and
+   the stores already skip re-reading a mailbox whose stat is unchanged
+   (about 6 ms for 2,000 messages in four Maildir mailboxes).  The check
    and the write are two steps, so two sessions of one user appending at
    the same instant may both pass and overshoot a limit by at most one
    command's messages.
@@ -34,16 +36,11 @@ from imapd.errors import CommandFailed
 from imapd.parser.quota import GetQuota, GetQuotaRoot, SetQuota
 from storage.errors import MailboxNotFound
 
-__all__ = ["ROOT", "CAPABILITIES", "Usage", "usage", "message_size", "check_add",
+__all__ = ["ROOT", "Usage", "usage", "message_size", "check_add", "check_copy",
            "handle_getquota", "handle_getquotaroot", "handle_setquota"]
 
 #: The one quota root of every user (see the module docstring).
 ROOT = ""
-
-#: RFC 9208 section 3.1 (QUOTA) and section 5 (one QUOTA=RES-* per
-#: resource type the server can limit).  No QUOTASET: limits come from
-#: the configuration only.
-CAPABILITIES = ("QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE")
 
 
 @dataclass(frozen=True)

@@ -198,3 +198,18 @@ def test_status_deleted_items(authed):
         S: t2 OK LIST completed
         """
     )
+
+
+def test_usage_is_never_stale_across_sessions(server, authed, new_conv):
+    """Each check reads usage from the store: another session's APPEND counts at once."""
+    server.quota = QuotaPolicy(QuotaLimits(messages=2))
+    other = new_conv()
+    other.login()
+    assert append(authed, "a1", message(100)).startswith("a1 OK")
+    assert other.ok('g1 GETQUOTA ""')[0] == '* QUOTA "" (MESSAGE 1 2)'
+    assert append(other, "a2", message(100)).startswith("a2 OK")
+    assert append(authed, "a3", message(100)).startswith("a3 NO [OVERQUOTA]")
+    authed.ok("s1 SELECT INBOX")
+    authed.ok("f1 STORE 1 +FLAGS (\\Deleted)")
+    authed.ok("e1 EXPUNGE")
+    assert append(other, "a4", message(100)).startswith("a4 OK")
