@@ -1,6 +1,6 @@
 """
 A real synchronising client against the real daemon: isync's C{mbsync}
-syncs a corpus mailbox two ways with a local Maildir, both sides change
+syncs a corpus mailbox (on each store) two ways with a local Maildir, both sides change
 flags and delete a message, and after a second sync both sides hold the
 same messages (by Message-ID) with the same flags.
 
@@ -127,10 +127,11 @@ def set_local_flags(path: Path, flags: frozenset[str]) -> None:
     path.rename(path.parent.parent / "cur" / f"{base}:2,{info}")
 
 
-def test_two_way_sync_converges(start_imapd, tmp_path):
+@pytest.mark.parametrize("location", ["maildir:~/Maildir", "mbox:~/mail"])
+def test_two_way_sync_converges(start_imapd, tmp_path, location):
     """mbsync, flag changes and a deletion on each side, mbsync again: both sides agree."""
     assert shutil.which("mbsync"), "mbsync (Debian package isync) is needed: apt-get install isync"
-    server = start_imapd()
+    server = start_imapd({"mail": {"location": location}})
     messages = corpus_messages(COUNT)
     with imaplib.IMAP4(server.host, server.port) as imap:
         imap.login(server.user, server.password)
@@ -138,6 +139,9 @@ def test_two_way_sync_converges(start_imapd, tmp_path):
             flags = "(\\Seen)" if i % 3 == 0 else None
             typ, _ = imap.append("INBOX", flags, None, data)
             assert typ == "OK"
+
+    # The mail went to the store under test, in the user's home.
+    assert (server.root / "home" / server.user / location.split(":~/")[1]).exists()
 
     local = tmp_path / "local"
     local.mkdir()
