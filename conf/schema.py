@@ -378,8 +378,17 @@ def _special_use(value) -> tuple:
 
 
 def _mailbox_name(name: str) -> None:
-    if not name or name.upper() == "INBOX" or name.startswith("/") or name.endswith("/"):
+    """
+    Refuse what no store accepts (empty levels, levels starting with a dot,
+    control characters) and INBOX; what only one store's layout refuses
+    (a dot inside a Maildir++ name) is found at the user's LIST and logged.
+    """
+    if not name or name.upper() == "INBOX":
         raise ValueError(f"{name!r} cannot be a special-use mailbox name")
+    if any(level == "" or level.startswith(".") for level in name.split("/")):
+        raise ValueError(f"{name!r} cannot be a mailbox name: empty level or level starting with '.'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{name!r} cannot be a mailbox name: it holds a control character")
 
 
 def _auto_create(value) -> None:

@@ -17,7 +17,7 @@ from imapd.parser.listext import CreateSpecialUse, ListExtended
 from imapd.parser.types import (Create, Delete, List, Lsub, Namespace, Rename,
                                 Status, Subscribe, Unsubscribe)
 from imapd.server import SPECIAL_USE_ATTRIBUTES
-from storage.errors import MailboxExists, MailboxNotFound
+from storage.errors import MailboxExists, MailboxNotFound, StoreError
 
 __all__ = ["handle_create", "handle_delete", "handle_rename", "handle_subscribe",
            "handle_unsubscribe", "handle_list", "handle_lsub", "handle_status",
@@ -41,8 +41,9 @@ async def _auto_create(session, infos: dict) -> bool:
     """
     Create the configured C{auto_create} mailboxes that C{infos} (the
     store's listing) lacks, like Dovecot's C{auto = create}.  A mailbox
-    another session created meanwhile is fine.  Returns whether anything
-    was created, so that the caller lists again.
+    another session created meanwhile is fine; one the store refuses is
+    logged and skipped, so that LIST still answers.  Returns whether
+    anything was created, so that the caller lists again.
     """
     created = False
     present = {n.lower() for n in infos}
@@ -53,6 +54,10 @@ async def _auto_create(session, infos: dict) -> bool:
             await session.run(session.account.store.create, name)
         except MailboxExists:
             pass
+        except StoreError as e:
+            session.log.warn("auto_create {name!r} failed for {user}: {error}",
+                             name=name, user=session.account.user, error=e)
+            continue
         created = True
     return created
 

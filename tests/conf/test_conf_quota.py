@@ -85,6 +85,11 @@ def test_quota_from_file(tmp_path):
     ('[mailboxes]\nauto_create = "Sent"\n', "mailboxes.auto_create", "array of strings"),
     ('[mailboxes]\nauto_create = ["Sent", ""]\n', "mailboxes.auto_create",
      "cannot be a special-use mailbox name"),
+    ('[mailboxes]\nauto_create = ["Mail/../Sent"]\n', "mailboxes.auto_create",
+     "level starting with '.'"),
+    ('[mailboxes]\nauto_create = ["Sent//x"]\n', "mailboxes.auto_create", "empty level"),
+    ('[mailboxes.special_use]\n"Sent\\u0007" = "Sent"\n', "mailboxes.special_use",
+     "control character"),
 ])
 def test_errors_name_option_and_file(tmp_path, text, option, words):
     """A bad value stops start-up with the file, the option and the reason."""

@@ -94,3 +94,14 @@ def test_no_auto_create_by_default(authed):
         S: t1 OK LIST completed
         """
     )
+
+
+def test_auto_create_refused_by_the_store(server, authed, store_kind):
+    """A name the store's layout refuses (a dot in Maildir++) is skipped; LIST still answers."""
+    server.mailboxes = MailboxPolicy(auto_create=("Sent.Old", "Trash"))
+    lines = [l.replace(" \\NoInferiors", "") for l in authed.ok('t1 LIST "" "*"')]
+    expected = ['* LIST (\\HasNoChildren) "/" INBOX']
+    if store_kind == "mbox":
+        expected.append('* LIST (\\HasNoChildren) "/" Sent.Old')
+    expected.append('* LIST (\\HasNoChildren \\Trash) "/" Trash')
+    assert lines[:-1] == expected
