@@ -110,6 +110,8 @@ class _Loader:
             raise ConfigError(source, name, _unknown(name, list(self.specs)))
         try:
             value = _coerce(spec, value)
+            if spec.convert is not None:
+                value = spec.convert(value)
             if spec.kind == PATH:
                 value = _resolve(value, base)
             if spec.check is not None:

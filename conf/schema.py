@@ -23,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from imapd.server import SessionLimits
+from imapd.server import (DEFAULT_SPECIAL_USE, SPECIAL_USE_ATTRIBUTES, SessionLimits)
 
 __all__ = [
     "Config",
@@ -34,6 +34,9 @@ __all__ = [
     "StorageSection",
     "LimitsSection",
     "LogSection",
+    "QuotaSection",
+    "MailboxesSection",
+    "parse_size",
     "SECTIONS",
     "Spec",
     "option_specs",
@@ -52,15 +55,20 @@ MAIL_DRIVERS = ("maildir", "mbox")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
-def opt(default: Any, doc: str, check: Optional[Callable] = None, kind: str = ""):
+def opt(default: Any, doc: str, check: Optional[Callable] = None, kind: str = "",
+        convert: Optional[Callable] = None):
     """
     Declare one option.
 
     @param check: called with the value; raises L{ValueError} whose text
         says what is wrong.
     @param kind: L{PATH} for paths.
+    @param convert: turns the TOML value into the stored one (a table into
+        a tuple of pairs, "1G" into KiB); raises L{ValueError} whose text
+        says what is wrong.  C{default} is given already converted.
     """
-    return field(default=default, metadata={"doc": doc, "check": check, "kind": kind})
+    return field(default=default,
+                 metadata={"doc": doc, "check": check, "kind": kind, "convert": convert})
 
 
 def _positive(value) -> None:
@@ -280,6 +288,159 @@ class LogSection:
     )
 
 
+_SIZE_UNITS = {"": 1, "K": 1, "M": 1024, "G": 1024 ** 2, "T": 1024 ** 3}
+
+
+def parse_size(value) -> int:
+    """
+    A storage limit in KiB, the unit of RFC 9208 section 5.1: an integer
+    (KiB) or a string of digits with an optional binary unit K, M, G or T
+    (C{"512M"}, C{"1G"}; a trailing C{B}/C{iB} is allowed).  0 is no limit.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"must not be negative, not {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be a number of KiB or a string like \"1G\", not {value!r}")
+    text = value.strip().upper()
+    for suffix in ("IB", "B"):
+        if text.endswith(suffix) and len(text) > len(suffix) and not text[-len(suffix) - 1].isdigit():
+            text = text[: -len(suffix)]
+            break
+    digits, unit = text, ""
+    if text and text[-1] in _SIZE_UNITS:
+        digits, unit = text[:-1], text[-1]
+    if not digits.isdigit() or len(digits) > 15:
+        raise ValueError(f"{value!r} is not a size: write KiB as a number or \"10M\", \"1G\"")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+def _quota_users(value) -> tuple:
+    """
+    C{[quota.users]}: user name -> {storage = ..., messages = ...}, kept as
+    sorted (user, storage or None, messages or None) triples; None means
+    the global default.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of users, not {value!r}")
+    out = []
+    for user, limits in sorted(value.items()):
+        if not isinstance(limits, dict):
+            raise ValueError(f"user {user!r}: must be a table like "
+                             f"{{ storage = \"1G\", messages = 10000 }}, not {limits!r}")
+        unknown = set(limits) - {"storage", "messages"}
+        if unknown:
+            raise ValueError(f"user {user!r}: unknown key {sorted(unknown)[0]!r} "
+                             "(known: storage, messages)")
+        storage = None
+        if "storage" in limits:
+            try:
+                storage = parse_size(limits["storage"])
+            except ValueError as e:
+                raise ValueError(f"user {user!r}: storage: {e}") from None
+        messages = limits.get("messages")
+        if messages is not None and (not isinstance(messages, int) or isinstance(messages, bool)
+                                     or messages < 0):
+            raise ValueError(f"user {user!r}: messages must be a count, not {messages!r}")
+        out.append((user, storage, messages))
+    return tuple(out)
+
+
+def _attribute(attr: str) -> str:
+    """C{"sent"}, C{"\\Sent"} -> C{"\\Sent"}; anything else is an error."""
+    wanted = attr if attr.startswith("\\") else "\\" + attr
+    for known in SPECIAL_USE_ATTRIBUTES:
+        if known.lower() == wanted.lower():
+            return known
+    raise ValueError(f"unknown special-use attribute \"{attr}\" "
+                     f"(RFC 6154: {', '.join(SPECIAL_USE_ATTRIBUTES)})")
+
+
+def _special_use(value) -> tuple:
+    """C{[mailboxes.special_use]}: mailbox name -> RFC 6154 attribute."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of mailbox = attribute, not {value!r}")
+    out = []
+    seen: set[str] = set()
+    for name, attr in value.items():
+        if not isinstance(attr, str):
+            raise ValueError(f"mailbox {name!r}: the attribute must be a string, not {attr!r}")
+        _mailbox_name(name)
+        if name.lower() in seen:
+            raise ValueError(f"mailbox {name!r} is named twice (names ignore case here)")
+        seen.add(name.lower())
+        try:
+            out.append((name, _attribute(attr)))
+        except ValueError as e:
+            raise ValueError(f"mailbox {name!r}: {e}") from None
+    return tuple(out)
+
+
+def _mailbox_name(name: str) -> None:
+    """
+    Refuse what no store accepts (empty levels, levels starting with a dot,
+    control characters) and INBOX; what only one store's layout refuses
+    (a dot inside a Maildir++ name) is found at the user's LIST and logged.
+    """
+    if not name or name.upper() == "INBOX":
+        raise ValueError(f"{name!r} cannot be a special-use mailbox name")
+    if any(level == "" or level.startswith(".") for level in name.split("/")):
+        raise ValueError(f"{name!r} cannot be a mailbox name: empty level or level starting with '.'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{name!r} cannot be a mailbox name: it holds a control character")
+
+
+def _auto_create(value) -> None:
+    for name in value:
+        _mailbox_name(name)
+
+
+@dataclass(frozen=True)
+class QuotaSection:
+    """C{[quota]}: RFC 9208 limits, enforced on APPEND, COPY and MOVE."""
+
+    storage: Any = opt(
+        0,
+        "Storage limit per user over all of the user's mailboxes, in KiB\n"
+        "(RFC 9208 counts storage in units of 1024 octets) or as a string with\n"
+        "a binary unit: \"500M\", \"1G\", \"2T\".  0: no storage limit.",
+        convert=parse_size,
+    )
+    messages: int = opt(
+        0, "Message count limit per user over all mailboxes.  0: no limit.", _non_negative
+    )
+    users: Any = opt(
+        (),
+        "Per-user overrides, a table of user = { storage = ..., messages = ... };\n"
+        "a resource left out keeps the global value, 0 lifts the limit:\n"
+        "  [quota.users]\n"
+        "  alice = { storage = \"10G\" }\n"
+        "  bob = { storage = 0, messages = 0 }",
+        convert=_quota_users,
+    )
+
+
+@dataclass(frozen=True)
+class MailboxesSection:
+    """C{[mailboxes]}: RFC 6154 special-use mailboxes."""
+
+    special_use: Any = opt(
+        DEFAULT_SPECIAL_USE,
+        "Special-use mailboxes (RFC 6154): a table of mailbox name = attribute,\n"
+        "attributes \\All, \\Archive, \\Drafts, \\Flagged, \\Junk, \\Sent, \\Trash\n"
+        "(in TOML strings write the backslash twice, or leave it out).  Names are\n"
+        "compared without regard to case.  Setting it replaces the whole default.",
+        convert=_special_use,
+    )
+    auto_create: tuple[str, ...] = opt(
+        (),
+        "Mailboxes created for a user when missing, at the user's LIST (like\n"
+        "Dovecot's auto = create), for example [\"Sent\", \"Drafts\", \"Trash\"].",
+        _auto_create,
+    )
+
+
 #: Table name ("" for the top level) -> section class, in documentation order.
 SECTIONS: dict[str, type] = {
     "": ServerSection,
@@ -288,6 +449,8 @@ SECTIONS: dict[str, type] = {
     "mail": MailSection,
     "storage": StorageSection,
     "limits": LimitsSection,
+    "quota": QuotaSection,
+    "mailboxes": MailboxesSection,
     "log": LogSection,
 }
 
@@ -307,6 +470,8 @@ class Config:
     mail: MailSection = field(default_factory=MailSection)
     storage: StorageSection = field(default_factory=StorageSection)
     limits: Any = field(default_factory=LimitsSection)
+    quota: QuotaSection = field(default_factory=QuotaSection)
+    mailboxes: MailboxesSection = field(default_factory=MailboxesSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
 
@@ -323,6 +488,7 @@ class Spec:
     doc: str
     check: Optional[Callable]
     kind: str
+    convert: Optional[Callable] = None
 
 
 def _type_of(section, f) -> Any:
@@ -347,6 +513,7 @@ def option_specs() -> list[Spec]:
                     doc=f.metadata["doc"],
                     check=f.metadata["check"],
                     kind=f.metadata["kind"],
+                    convert=f.metadata.get("convert"),
                 )
             )
     return specs

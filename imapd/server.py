@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from twisted.internet.protocol import Factory
 
-__all__ = ["SessionLimits", "ServerContext", "IMAPFactory"]
+__all__ = ["SessionLimits", "QuotaLimits", "QuotaPolicy", "MailboxPolicy",
+           "SPECIAL_USE_ATTRIBUTES", "DEFAULT_SPECIAL_USE", "ServerContext", "IMAPFactory"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,66 @@ class SessionLimits:
     idle_poll_interval: float = 2.0
 
 
+@dataclass(frozen=True)
+class QuotaLimits:
+    """
+    One user's limits (RFC 9208 section 5): C{storage} in units of 1024
+    octets (RES-STORAGE), C{messages} a message count (RES-MESSAGE); 0
+    means no limit on that resource.
+    """
+
+    storage: int = 0
+    messages: int = 0
+
+
+@dataclass(frozen=True)
+class QuotaPolicy:
+    """
+    The quota limits from configuration: C{default} for every user and
+    per-user overrides in C{users} (user name -> L{QuotaLimits}, already
+    merged with the default, so an override that names only one resource
+    keeps the default of the other).
+    """
+
+    default: QuotaLimits = QuotaLimits()
+    users: tuple[tuple[str, QuotaLimits], ...] = ()
+
+    def limits_for(self, user: str) -> QuotaLimits:
+        for name, limits in self.users:
+            if name == user:
+                return limits
+        return self.default
+
+
+#: RFC 6154 section 2: the special-use attributes, spelled as sent.
+SPECIAL_USE_ATTRIBUTES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk",
+                          "\\Sent", "\\Trash")
+
+#: The special-use mailboxes when none are configured: Dovecot's default
+#: names (mailbox name -> attribute).
+DEFAULT_SPECIAL_USE: tuple[tuple[str, str], ...] = (
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+
+
+@dataclass(frozen=True)
+class MailboxPolicy:
+    """
+    RFC 6154 special-use mailboxes from configuration.
+
+    @ivar special_use: (mailbox name, attribute) pairs; names compare
+        without regard to case, as whole names.
+    @ivar auto_create: mailboxes created when missing, at the user's LIST.
+    """
+
+    special_use: tuple[tuple[str, str], ...] = DEFAULT_SPECIAL_USE
+    auto_create: tuple[str, ...] = ()
+
+
 @dataclass
 class ServerContext:
     """
@@ -77,6 +138,10 @@ class ServerContext:
     #: Whether connections through this factory start in TLS already
     #: (implicit TLS, port 993), which makes STARTTLS pointless.
     implicit_tls: bool = False
+    #: RFC 9208 limits per user.
+    quota: QuotaPolicy = field(default_factory=QuotaPolicy)
+    #: RFC 6154 special-use mailboxes.
+    mailboxes: MailboxPolicy = field(default_factory=MailboxPolicy)
 
 
 class IMAPFactory(Factory):

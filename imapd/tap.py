@@ -194,6 +194,20 @@ def _portal(effective):
     return Portal(realm, [PasswdFileChecker(passwd)])
 
 
+def _quota_policy(section):
+    """The C{[quota]} options as an L{imapd.server.QuotaPolicy}."""
+    from imapd.server import QuotaLimits, QuotaPolicy
+
+    default = QuotaLimits(section.storage, section.messages)
+    users = tuple(
+        (user,
+         QuotaLimits(default.storage if storage is None else storage,
+                     default.messages if messages is None else messages))
+        for user, storage, messages in section.users
+    )
+    return QuotaPolicy(default, users)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
@@ -202,7 +216,7 @@ def makeService(options: Options) -> service.MultiService:
 
     from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
     from imapd.defaults import prepare
-    from imapd.server import IMAPFactory, ServerContext, SessionLimits
+    from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits
     from imapd.tls import TLSError, certificate_options
 
     config = options.config
@@ -232,6 +246,8 @@ def makeService(options: Options) -> service.MultiService:
         allow_plaintext_auth=effective.allow_plaintext_auth,
         limits=SessionLimits(**dataclasses.asdict(config.limits)),
         hostname=effective.hostname,
+        quota=_quota_policy(config.quota),
+        mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
     )
 
     top = IMAPService(config.log.level)

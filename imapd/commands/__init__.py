@@ -23,7 +23,7 @@ from typing import Awaitable, Callable, Optional
 from imapd.commands import any as any_
 from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, search, select, store
 from imapd.commands import sort, thread
-from imapd.commands import compress
+from imapd.commands import compress, quota
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -69,6 +69,9 @@ COMMANDS: dict[str, CommandSpec] = {
     "APPEND": CommandSpec(append.handle_append, AUTH, trycreate=True),
     "IDLE": CommandSpec(idle.handle_idle, AUTH),  # RFC 2177
     "COMPRESS": CommandSpec(compress.handle_compress, AUTH, sync=False),  # RFC 4978
+    "GETQUOTA": CommandSpec(quota.handle_getquota, AUTH),  # RFC 9208
+    "GETQUOTAROOT": CommandSpec(quota.handle_getquotaroot, AUTH),  # RFC 9208
+    "SETQUOTA": CommandSpec(quota.handle_setquota, AUTH),  # RFC 9208
     # RFC 3501 6.4: selected
     "CHECK": CommandSpec(select.handle_check, SELECTED),
     "CLOSE": CommandSpec(select.handle_close, SELECTED, sync=False),

@@ -42,6 +42,11 @@ _AUTH_CAPS = (
     "COMPRESS=DEFLATE",       # RFC 4978
     "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
     "WITHIN",                 # RFC 5032 (YOUNGER/OLDER)
+    # RFC 9208: one QUOTA=RES-* per resource limited; no QUOTASET, since
+    # limits come from configuration (imapd.commands.quota).
+    "QUOTA",                  # RFC 9208
+    "QUOTA=RES-STORAGE",      # RFC 9208 section 5.1
+    "QUOTA=RES-MESSAGE",      # RFC 9208 section 5.2
 )
 
 #: Extensions that can be enabled with ENABLE (RFC 5161); none yet.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from imapd import mailboxname, wire
+from imapd.commands import quota
 from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
 from imapd.parser.types import Append
@@ -33,5 +34,7 @@ async def handle_append(session, cmd: Append):
         if not m.data:
             raise CommandFailed("Cannot append an empty message")
         batch.append((validate_flags(m.flags), m.date, m.data))
+    # RFC 9208: the whole batch fits, or nothing is appended.
+    await quota.check_add(session, len(batch), sum(quota.message_size(d) for _f, _d, d in batch))
     result = await session.run(_append, session.account.store, name, batch)
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

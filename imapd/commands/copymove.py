@@ -7,6 +7,7 @@ RFC 4315 COPYUID.
 from __future__ import annotations
 
 from imapd import mailboxname, wire
+from imapd.commands import quota
 from imapd.errors import CommandFailed
 from imapd.parser.types import Copy, Move
 
@@ -31,13 +32,16 @@ def _expunge(mailbox, uids):
     return tx.commit()
 
 
-async def _copy_command(session, cmd):
+async def _copy_command(session, cmd, move: bool = False):
     view = session.selected
     pairs = view.resolve(cmd.sequence, cmd.uid)
     uids = [u for _s, u in pairs if not view.is_vanished(u)]
     name = mailboxname.from_wire(cmd.mailbox)
     if not uids:
         return None, []
+    if not move:
+        # RFC 9208: a MOVE within the user's one quota root changes no usage.
+        await quota.check_copy(session, (view.records[u] for u in uids))
     result = await session.run(_copy, session.account.store, view.mailbox, name, uids)
     source = result.source_uids or tuple(uids)
     code = f"COPYUID {result.uidvalidity} {wire.uid_set(source)} {wire.uid_set(result.appended)}"
@@ -58,7 +62,7 @@ async def handle_move(session, cmd: Move):
     view = session.selected
     if view.readonly:
         raise CommandFailed("Mailbox is read-only", "READ-ONLY")
-    code, uids = await _copy_command(session, cmd)
+    code, uids = await _copy_command(session, cmd, move=True)
     if code is None:
         return None
     session.send(f"* OK [{code}] Moved\r\n".encode())

@@ -16,7 +16,8 @@ from imapd.mailboxname import DELIMITER
 from imapd.parser.listext import CreateSpecialUse, ListExtended
 from imapd.parser.types import (Create, Delete, List, Lsub, Namespace, Rename,
                                 Status, Subscribe, Unsubscribe)
-from storage.errors import MailboxNotFound
+from imapd.server import SPECIAL_USE_ATTRIBUTES
+from storage.errors import MailboxExists, MailboxNotFound, StoreError
 
 __all__ = ["handle_create", "handle_delete", "handle_rename", "handle_subscribe",
            "handle_unsubscribe", "handle_list", "handle_lsub", "handle_status",
@@ -24,22 +25,50 @@ __all__ = ["handle_create", "handle_delete", "handle_rename", "handle_subscribe"
 
 _DELIM_WIRE = wire.quoted(DELIMITER.encode())
 
-#: RFC 6154 special-use attributes by mailbox name (compared without
-#: regard to case, whole name), as in Dovecot's default configuration.
-#: A module constant for now; making it configurable is a later step.
-SPECIAL_USE: dict[str, str] = {
-    "sent": "\\Sent",
-    "drafts": "\\Drafts",
-    "trash": "\\Trash",
-    "junk": "\\Junk",
-    "archive": "\\Archive",
-}
+
+def special_use(session, name: str) -> frozenset[str]:
+    """
+    The RFC 6154 attributes of mailbox C{name} (empty for most), from the
+    configured special-use mailboxes (L{imapd.server.MailboxPolicy};
+    names compared without regard to case, whole names).
+    """
+    wanted = name.lower()
+    return frozenset(attr for box, attr in session.context.mailboxes.special_use
+                     if box.lower() == wanted)
 
 
-def special_use(name: str) -> frozenset[str]:
-    """The RFC 6154 attributes of mailbox C{name} (empty for most)."""
-    attr = SPECIAL_USE.get(name.lower())
-    return frozenset((attr,)) if attr else frozenset()
+async def _auto_create(session, infos: dict) -> bool:
+    """
+    Create the configured C{auto_create} mailboxes that C{infos} (the
+    store's listing) lacks, like Dovecot's C{auto = create}.  A mailbox
+    another session created meanwhile is fine; one the store refuses is
+    logged and skipped, so that LIST still answers.  Returns whether
+    anything was created, so that the caller lists again.
+    """
+    created = False
+    present = {n.lower() for n in infos}
+    for name in session.context.mailboxes.auto_create:
+        if name.lower() in present:
+            continue
+        try:
+            await session.run(session.account.store.create, name)
+        except MailboxExists:
+            pass
+        except StoreError as e:
+            session.log.warn("auto_create {name!r} failed for {user}: {error}",
+                             name=name, user=session.account.user, error=e)
+            continue
+        created = True
+    return created
+
+
+async def _mailboxes(session) -> dict:
+    """The store's mailboxes by name, after any auto-creation."""
+    store = session.account.store
+    infos = {i.name: i for i in await session.run(store.list_mailboxes)}
+    if await _auto_create(session, infos):
+        infos = {i.name: i for i in await session.run(store.list_mailboxes)}
+    return infos
 
 
 async def handle_create(session, cmd: Create | CreateSpecialUse):
@@ -48,9 +77,9 @@ async def handle_create(session, cmd: Create | CreateSpecialUse):
     to create children; the name is created without it.
 
     RFC 6154 section 3, C{CREATE name (USE (...))}: special uses come
-    from the name (L{SPECIAL_USE}), so a USE list is honoured only when it
-    is what the name gets anyway; otherwise nothing is created and the
-    answer is C{NO [USEATTR]}.
+    from the name (the configured special-use mailboxes, L{special_use}),
+    so a USE list is honoured only when it is what the name gets anyway;
+    otherwise nothing is created and the answer is C{NO [USEATTR]}.
     """
     name = mailboxname.from_wire(cmd.mailbox).rstrip(DELIMITER)
     if not name:
@@ -59,10 +88,10 @@ async def handle_create(session, cmd: Create | CreateSpecialUse):
         raise CommandFailed("INBOX always exists", "ALREADYEXISTS")
     if isinstance(cmd, CreateSpecialUse) and cmd.use:
         wanted = {_canonical_use(a) for a in cmd.use}
-        if wanted != special_use(name):
+        if wanted != special_use(session, name):
             raise CommandFailed(
                 "Special-use attributes follow the mailbox name here: "
-                + (" ".join(sorted(special_use(name))) or "none") + f" for {name}",
+                + (" ".join(sorted(special_use(session, name))) or "none") + f" for {name}",
                 "USEATTR")
     await session.run(session.account.store.create, name)
 
@@ -124,7 +153,7 @@ def pattern_matcher(reference: bytes, pattern: bytes):
 
 def _canonical_use(attr: str) -> str:
     """C{\\sent} -> C{\\Sent}; an unknown attribute stays as sent."""
-    for known in SPECIAL_USE.values():
+    for known in SPECIAL_USE_ATTRIBUTES:
         if known.lower() == attr.lower():
             return known
     return attr
@@ -137,11 +166,11 @@ def _list_line(kind: bytes, attrs, name: str, extra: bytes = b"") -> bytes:
     )
 
 
-def _list_attrs(info) -> frozenset[str]:
+def _list_attrs(session, info) -> frozenset[str]:
     """The store's attributes plus the RFC 6154 ones of a selectable mailbox."""
     if "\\Noselect" in info.attributes:
         return info.attributes
-    return info.attributes | special_use(info.name)
+    return info.attributes | special_use(session, info.name)
 
 
 async def handle_list(session, cmd: List | ListExtended):
@@ -158,11 +187,11 @@ async def handle_list(session, cmd: List | ListExtended):
         session.send(b"* LIST (\\Noselect) " + _DELIM_WIRE + b' ""\r\n')
         return
     matches = pattern_matcher(cmd.reference, cmd.pattern)
-    infos = await session.run(session.account.store.list_mailboxes)
+    infos = (await _mailboxes(session)).values()
     out = []
     for info in sorted(infos, key=lambda i: (i.name != "INBOX", i.name)):
         if matches(mailboxname.to_wire(info.name)):
-            out.append(_list_line(b"LIST", _list_attrs(info), info.name))
+            out.append(_list_line(b"LIST", _list_attrs(session, info), info.name))
     session.send(b"".join(out))
 
 
@@ -186,7 +215,7 @@ async def _list_extended(session, cmd: ListExtended) -> None:
         session.send(b"* LIST (\\Noselect) " + _DELIM_WIRE + b' ""\r\n')
         return
     store = session.account.store
-    infos = {i.name: i for i in await session.run(store.list_mailboxes)}
+    infos = await _mailboxes(session)
     select = set(cmd.select_opts)
     by_subscribed = "SUBSCRIBED" in select
     by_special = "SPECIAL-USE" in select
@@ -205,7 +234,7 @@ async def _list_extended(session, cmd: ListExtended) -> None:
         """Whether C{name} satisfies the selection criteria."""
         if by_subscribed and name not in subscribed:
             return False
-        if by_special and (name not in infos or not _list_attrs(infos[name]) & set(SPECIAL_USE.values())):
+        if by_special and (name not in infos or not _list_attrs(session, infos[name]) & set(SPECIAL_USE_ATTRIBUTES)):
             return False
         return by_subscribed or name in infos
 
@@ -232,7 +261,7 @@ async def _list_extended(session, cmd: ListExtended) -> None:
         if not hit and not childinfo.get(name):
             continue
         if name in infos:
-            attrs = set(_list_attrs(infos[name]))
+            attrs = set(_list_attrs(session, infos[name]))
         else:
             attrs = {"\\NonExistent"}
             if "CHILDREN" in cmd.return_opts:
@@ -272,7 +301,22 @@ async def handle_lsub(session, cmd: Lsub):
 
 
 _STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-                 "APPENDLIMIT")
+                 "APPENDLIMIT", "DELETED", "DELETED-STORAGE")
+
+
+def _deleted(store, name: str) -> tuple[int, int]:
+    """
+    Blocking: RFC 9208 (and RFC 9051) STATUS DELETED, the number of
+    messages flagged C{\\Deleted}, and DELETED-STORAGE, what an EXPUNGE
+    would free: the sum of their RFC822.SIZE in octets, as RFC 9208
+    allows (it names no unit for it, and the sum of sizes is octets).
+    """
+    mailbox = store.open(name, readonly=True)
+    try:
+        gone = [r for r in mailbox.sync().messages if "\\Deleted" in r.flags]
+    finally:
+        mailbox.close()
+    return len(gone), sum(r.size for r in gone)
 
 
 def _mailbox_size(store, name: str) -> int:
@@ -320,6 +364,11 @@ async def _status_line(session, name: str, items, quiet: bool = False) -> bytes:
     }
     if "SIZE" in items and status.size == 0 and status.messages > 0:
         values["SIZE"] = await session.run(_mailbox_size, session.account.store, name)
+    if "DELETED" in items or "DELETED-STORAGE" in items:
+        # RFC 9208 sections 5.1 and 5.2: QUOTA=RES-STORAGE and RES-MESSAGE
+        # require these two items.
+        values["DELETED"], values["DELETED-STORAGE"] = (
+            await session.run(_deleted, session.account.store, name))
     text = " ".join(f"{item} {values[item]}" for item in items)
     return b"* STATUS " + wire.astring(mailboxname.to_wire(name)) + b" (" + text.encode() + b")\r\n"
 

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from imapd.parser.datetime_ import parse_date_time
 from imapd.parser.fetchatt import parse_fetch_atts
 from imapd.parser.listext import parse_create, parse_list
+from imapd.parser.quota import parse_getquota, parse_getquotaroot, parse_setquota
 from imapd.parser.primitives import (
     NotParseable, describe, parse_astring, parse_atom, parse_end,
     parse_flag, parse_flag_list, parse_list_mailbox, parse_literal,
@@ -210,11 +211,12 @@ def _list_like(cls: type[Command]) -> CommandParser:
 
 
 # RFC 3501 6.3.10 items, plus RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE,
-# RFC 9051 DELETED, RFC 7889 APPENDLIMIT and RFC 8474 MAILBOXID: the
-# handler answers the ones it advertises and refuses the others.
+# RFC 9051 DELETED, RFC 9208 DELETED-STORAGE, RFC 7889 APPENDLIMIT and
+# RFC 8474 MAILBOXID: the handler answers the ones it advertises and
+# refuses the others.
 STATUS_ITEMS = frozenset({
     "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
-    "HIGHESTMODSEQ", "SIZE", "DELETED", "APPENDLIMIT", "MAILBOXID",
+    "HIGHESTMODSEQ", "SIZE", "DELETED", "DELETED-STORAGE", "APPENDLIMIT", "MAILBOXID",
 })
 
 
@@ -444,6 +446,9 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"SORT": parse_sort,        # RFC 5256
     b"THREAD": parse_thread,    # RFC 5256
     b"COMPRESS": parse_compress,  # RFC 4978
+    b"GETQUOTA": parse_getquota,          # RFC 9208
+    b"GETQUOTAROOT": parse_getquotaroot,  # RFC 9208
+    b"SETQUOTA": parse_setquota,          # RFC 9208
 }
 
 #: RFC 3501 6.4.8 UID commands (plus RFC 4315 UID EXPUNGE, RFC 6851 UID MOVE).
