@@ -41,6 +41,7 @@ _AUTH_CAPS = (
     "STATUS=SIZE",            # RFC 8438
     "COMPRESS=DEFLATE",       # RFC 4978
     "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
+    "BINARY",                 # RFC 3516 (FETCH BINARY, APPEND literal8)
     "WITHIN",                 # RFC 5032 (YOUNGER/OLDER)
 )
 

@@ -1,21 +1,52 @@
 # -*- test-case-name: tests.imapd.commands.test_append -*-
-"""APPEND (RFC 3501 section 6.3.11; MULTIAPPEND RFC 3502; APPENDUID RFC 4315)."""
+"""
+APPEND (RFC 3501 section 6.3.11; MULTIAPPEND RFC 3502; APPENDUID RFC 4315;
+literal8 RFC 3516 section 4.4; CATENATE RFC 4469).
+"""
 
 from __future__ import annotations
 
+import re
+
 from imapd import mailboxname, wire
+from imapd.catenate import Catenator
 from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
 from imapd.parser.types import Append
 
 __all__ = ["handle_append"]
 
+# A LF without a CR before it.  IMailbox.read returns messages with CRLF
+# line endings (storage/interfaces.py), so the stores turn such a LF into
+# CRLF when the message is read back.
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
-def _append(store, name, messages):
+
+def _append(store, name, messages, catenator):
+    try:
+        # CATENATE sources are read before the target is opened or
+        # anything is queued: a bad URL leaves no trace (RFC 4469 section 3).
+        batch = []
+        for flags, date, data, parts, binary in messages:
+            if parts:
+                data = catenator.build(parts)
+                if not data:
+                    raise CommandFailed("Cannot append an empty message")
+            if binary and _BARE_LF.search(data):
+                # RFC 3516 section 4.4: binary content must come back
+                # unchanged, and a mailbox that cannot store it makes the
+                # APPEND fail with UNKNOWN-CTE.  Ours keep NUL and 8-bit
+                # octets exactly, but not a LF without CR (see above).
+                raise CommandFailed(
+                    "Binary content with a bare LF cannot be stored unchanged",
+                    "UNKNOWN-CTE")
+            batch.append((flags, date, data))
+    finally:
+        catenator.close()
     mailbox = store.open(name, False)
     try:
         tx = mailbox.transaction()
-        for flags, date, data in messages:
+        for flags, date, data in batch:
             tx.append(data, flags, date)
         return tx.commit()
     finally:
@@ -30,8 +61,10 @@ async def handle_append(session, cmd: Append):
     name = mailboxname.from_wire(cmd.mailbox)
     batch = []
     for m in cmd.messages:
-        if not m.data:
+        if not m.data and not m.catenate:
             raise CommandFailed("Cannot append an empty message")
-        batch.append((validate_flags(m.flags), m.date, m.data))
-    result = await session.run(_append, session.account.store, name, batch)
+        batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
+    selected = session.selected.mailbox.name if session.selected is not None else None
+    catenator = Catenator(session.account.store, selected, session.limits.max_literal)
+    result = await session.run(_append, session.account.store, name, batch, catenator)
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"
