@@ -42,6 +42,7 @@ _AUTH_CAPS = (
     "COMPRESS=DEFLATE",       # RFC 4978
     "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
     "BINARY",                 # RFC 3516 (FETCH BINARY, APPEND literal8)
+    "CATENATE",               # RFC 4469 (relative IMAP URLs, RFC 5092)
     "WITHIN",                 # RFC 5032 (YOUNGER/OLDER)
 )
 
