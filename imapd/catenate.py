@@ -65,7 +65,7 @@ class Catenator:
         pieces: list[bytes] = []
         size = 0
         for part in parts:
-            data = part.text if part.url is None else self._resolve(part.url)
+            data = part.text if part.url is None else self.resolve(part.url)
             assert data is not None
             size += len(data)
             if size > self.max_size:
@@ -82,7 +82,12 @@ class Catenator:
             except Exception:
                 pass
 
-    def _resolve(self, raw: bytes) -> bytes:
+    def resolve(self, raw: bytes) -> bytes:
+        """
+        The octets C{raw} (a URL as the client sent it) names.
+
+        @raises CommandFailed: C{[BADURL url]}.
+        """
         try:
             url = parse_message_url(raw)
             return self._fetch(url)

@@ -14,7 +14,7 @@ from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
 from imapd.parser.types import Append
 
-__all__ = ["handle_append"]
+__all__ = ["handle_append", "check_urls"]
 
 # A LF without a CR before it.  IMailbox.read returns messages with CRLF
 # line endings (storage/interfaces.py), so the stores turn such a LF into
@@ -53,6 +53,29 @@ def _append(store, name, messages, catenator):
         mailbox.close()
 
 
+def _catenator(session) -> Catenator:
+    selected = session.selected.mailbox.name if session.selected is not None else None
+    return Catenator(session.account.store, selected, session.limits.max_literal)
+
+
+def _check(catenator, urls):
+    try:
+        for url in urls:
+            catenator.resolve(url)
+    finally:
+        catenator.close()
+
+
+async def check_urls(session, urls: tuple[bytes, ...]) -> None:
+    """
+    Resolve CATENATE URLs while the command is still arriving (RFC 4469
+    Appendix A); the protocol calls this before the next continuation.
+
+    @raises CommandFailed: C{[BADURL url]} for the first bad one.
+    """
+    await session.run(_check, _catenator(session), urls)
+
+
 async def handle_append(session, cmd: Append):
     """
     RFC 3501 section 6.3.11.  All messages of one command are committed
@@ -64,7 +87,5 @@ async def handle_append(session, cmd: Append):
         if not m.data and not m.catenate:
             raise CommandFailed("Cannot append an empty message")
         batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
-    selected = session.selected.mailbox.name if session.selected is not None else None
-    catenator = Catenator(session.account.store, selected, session.limits.max_literal)
-    result = await session.run(_append, session.account.store, name, batch, catenator)
+    result = await session.run(_append, session.account.store, name, batch, _catenator(session))
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

@@ -44,9 +44,14 @@ __all__ = ["Context", "COMMANDS", "UID_COMMANDS", "parse_command_args"]
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What argument parsers need besides the bytes: the nesting limit."""
+    """
+    What argument parsers need besides the bytes: the nesting limit, and
+    optionally a list that collects CATENATE URLs as they are parsed (the
+    receiver uses it on a command that stops at a literal).
+    """
 
     max_depth: int = 32
+    urls: Optional[list] = None
 
 
 CommandParser = Callable[[str, bytes, int, Context], Command]
@@ -254,8 +259,12 @@ def parse_append(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
             date, pos = parse_date_time(buf, pos)
             pos = _sp(buf, pos)
         if buf[pos:pos + 9].upper() == b"CATENATE ":
-            parts, pos = parse_paren_list(buf, pos + 9, _cat_part,
-                                          empty=False)
+            def cat_part(b: bytes, p: int) -> tuple[CatenatePart, int]:
+                part, p = _cat_part(b, p)
+                if part.url is not None and ctx.urls is not None:
+                    ctx.urls.append(part.url)
+                return part, p
+            parts, pos = parse_paren_list(buf, pos + 9, cat_part, empty=False)
             messages.append(AppendMessage(flags, date, catenate=tuple(parts),
                                           binary=any(p.binary for p in parts)))
             continue

@@ -436,8 +436,16 @@ class ContinuationNeeded:
     The client announced a synchronizing literal of C{size} octets that is
     within limits: the protocol must send a C{+} continuation request
     (RFC 3501 section 7.5) before the client sends it.
+
+    In an APPEND with CATENATE, C{urls} holds the URLs that arrived since
+    the previous literal (and C{tag} the command's tag): RFC 4469
+    Appendix A lets the server check them first and answer a bad one with
+    the tagged C{NO [BADURL ...]} in place of the continuation.  Then the
+    protocol calls L{imapd.parser.Parser.refuse_literal}.
     """
     size: int
+    urls: tuple[bytes, ...] = ()
+    tag: Optional[str] = None
 
 
 @dataclass(frozen=True, slots=True)

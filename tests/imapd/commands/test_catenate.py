@@ -148,7 +148,13 @@ def test_rfc4469_example2_new_text_and_subject(authed, new_conv):
 
 
 def test_rfc4469_example4_badurl_appends_nothing(authed):
-    """Example 4: one URL names a part that does not exist: NO [BADURL url], Sent stays empty."""
+    """
+    Example 4: one URL names a part that does not exist.  As the note
+    after the example allows, the server checks URLs as they arrive and
+    sends the tagged NO [BADURL url] in place of the continuation for the
+    next TEXT literal; the client sends nothing more, Sent stays empty and
+    the connection carries on with the next command.
+    """
     authed.ok("c0 CREATE Sent")
     v = fill_to(authed, "INBOX", {3: DRAFT})
     digest = b"Subject: Digest of the mailing list for today\r\nContent-Type: multipart/digest;\r\n boundary=\"x\"\r\n\r\n--x\r\n"
@@ -161,12 +167,33 @@ def test_rfc4469_example4_badurl_appends_nothing(authed):
     )
     assert out == ["+ Ready for literal data"]
     out = continue_with(authed, f'\r\n--x\r\n URL "{bad}" TEXT {{7}}\r\n'.encode())
-    assert out == ["+ Ready for literal data"]
-    out = continue_with(authed, f'\r\n--x\r\n URL "/INBOX;UIDVALIDITY={v}/;UID=2" TEXT {{9}}\r\n'.encode())
-    assert out == ["+ Ready for literal data"]
-    out = continue_with(authed, b"\r\n--x--\r\n)\r\n")
     # Erratum 4046: the URL in BADURL is bare, not a quoted string.
     assert out == [f"A003 NO [BADURL {bad}] No such section"], out
+    authed.script(
+        """
+        C: s1 STATUS Sent (MESSAGES)
+        S: * STATUS Sent (MESSAGES 0)
+        S: s1 OK STATUS completed
+        """
+    )
+
+
+def test_badurl_before_nonsync_literal(authed):
+    """
+    A bad URL on a line that ends in a non-synchronizing literal cannot be
+    refused there (the octets are already on their way); the server
+    answers NO [BADURL url] in place of the next synchronizing literal's
+    continuation.  (Without any later synchronizing literal the answer
+    comes when the command is complete: see test_bad_urls.)
+    """
+    authed.ok("c0 CREATE Sent")
+    v = fill_to(authed, "INBOX", {3: DRAFT})
+    bad = f"/INBOX;UIDVALIDITY={v}/;UID=113330/;section=1.5.9"
+    authed.send(
+        f'A003 APPEND Sent CATENATE (TEXT {{4+}}\r\nab\r\n URL "/INBOX/;UID=1" URL "{bad}" TEXT {{4+}}\r\n'.encode()
+        + f'\r\n\r\n URL "/INBOX/;UID=2" TEXT {{4}}\r\n'.encode()
+    )
+    assert authed.lines() == [f"A003 NO [BADURL {bad}] No such message"]
     authed.script(
         """
         C: s1 STATUS Sent (MESSAGES)
@@ -282,3 +309,59 @@ def test_empty_result_is_refused(authed):
     fill_to(authed, "INBOX", {1: b"Subject: x\r\n\r\n"})
     authed.send(b'a1 APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=TEXT" TEXT {0+}\r\n)\r\n')
     assert authed.lines() == ["a1 NO Cannot append an empty message"]
+
+
+class SlowStore:
+    """Makes C{session.run} wait until the test says so, like the thread pool does."""
+
+    def __init__(self, conv) -> None:
+        self.calls: list = []
+        conv.proto.run = self.run
+
+    def run(self, fn, *args, **kwargs):
+        from twisted.internet import defer
+
+        d = defer.Deferred()
+        self.calls.append((d, fn, args, kwargs))
+        return d
+
+    def finish_one(self) -> None:
+        from twisted.python.failure import Failure
+
+        d, fn, args, kwargs = self.calls.pop(0)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception:
+            d.errback(Failure())
+        else:
+            d.callback(result)
+
+
+def test_input_waits_for_the_url_check(authed):
+    """
+    While URLs are checked in the storage pool, no continuation goes out and
+    input is held back; octets sent early are then parsed in order.
+    """
+    fill_to(authed, "INBOX", {1: b"Subject: one\r\n\r\nbody\r\n"})
+    slow = SlowStore(authed)
+    authed.send(b'a1 APPEND INBOX CATENATE (URL "/INBOX/;UID=1" TEXT {2}\r\n')
+    assert authed.lines() == [] and len(slow.calls) == 1
+    # A client that does not wait: its octets are held, not parsed yet.
+    authed.send(b"hi)\r\n")
+    assert authed.lines() == [] and len(slow.calls) == 1
+    slow.finish_one()  # the URL check: fine, so the continuation goes out
+    assert authed.lines() == ["+ Ready for literal data"]
+    slow.finish_one()  # the APPEND itself, from the held octets
+    assert authed.lines()[-1].startswith("a1 OK [APPENDUID ")
+
+
+def test_refused_literal_then_next_command(authed):
+    """After NO [BADURL] in place of a continuation, the next line is a new command."""
+    fill_to(authed, "INBOX", {1: b"Subject: one\r\n\r\nbody\r\n"})
+    slow = SlowStore(authed)
+    authed.send(b'a1 APPEND INBOX CATENATE (URL "/INBOX/;UID=5" TEXT {2}\r\n')
+    assert authed.lines() == []
+    slow.finish_one()
+    assert authed.lines() == ["a1 NO [BADURL /INBOX/;UID=5] No such message"]
+    authed.send(b"n1 NOOP\r\n")
+    assert authed.lines() == ["n1 OK NOOP completed"]
