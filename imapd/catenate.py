@@ -47,12 +47,20 @@ class Catenator:
     @param max_size: the largest message APPEND accepts (APPENDLIMIT).
     """
 
+    #: Most distinct source mailboxes one command may name; each stays
+    #: open until the command ends.
+    MAX_MAILBOXES = 32
+
     def __init__(self, store, selected: Optional[str], max_size: int) -> None:
         self.store = store
         self.selected = selected
-        self.max_size = max_size
+        # RFC 4469 section 4.2: never beyond IMAP's 4 GB message limit.
+        self.max_size = min(max_size, 2 ** 32 - 1)
         self._open: dict[str, tuple[object, dict[int, object]]] = {}
-        self._messages: dict[tuple[str, int], Message] = {}
+        # Only the last source message is kept parsed: clients name the
+        # parts of one message in a row (RFC 4469's examples), and keeping
+        # every source would hold far more than the message being built.
+        self._last: Optional[tuple[tuple[str, int], Message]] = None
 
     def build(self, parts: tuple[CatenatePart, ...]) -> bytes:
         """
@@ -104,13 +112,14 @@ class Catenator:
             raise BadUrl("UIDVALIDITY mismatch")
         if url.uid not in records:
             raise BadUrl("No such message")
-        message = self._messages.get((name, url.uid))
-        if message is None:
+        if self._last is not None and self._last[0] == (name, url.uid):
+            message = self._last[1]
+        else:
             try:
                 message = Message(mailbox.read(url.uid))
             except MessageExpunged:
                 raise BadUrl("No such message") from None
-            self._messages[(name, url.uid)] = message
+            self._last = ((name, url.uid), message)
         if url.section is None:
             data: Optional[bytes] = message.raw
         else:
@@ -126,6 +135,8 @@ class Catenator:
     def _mailbox(self, name: str):
         entry = self._open.get(name)
         if entry is None:
+            if len(self._open) >= self.MAX_MAILBOXES:
+                raise CommandFailed("Too many mailboxes named in one APPEND", "LIMIT")
             try:
                 mailbox = self.store.open(name, True)
             except (MailboxNotFound, InvalidMailboxName):
