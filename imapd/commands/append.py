@@ -6,20 +6,14 @@ literal8 RFC 3516 section 4.4; CATENATE RFC 4469).
 
 from __future__ import annotations
 
-import re
-
 from imapd import mailboxname, wire
 from imapd.catenate import Catenator
 from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
+from imapd.message import protect_binary_parts
 from imapd.parser.types import Append
 
 __all__ = ["handle_append", "check_urls"]
-
-# A LF without a CR before it.  IMailbox.read returns messages with CRLF
-# line endings (storage/interfaces.py), so the stores turn such a LF into
-# CRLF when the message is read back.
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def _append(store, name, messages, catenator):
@@ -32,14 +26,11 @@ def _append(store, name, messages, catenator):
                 data = catenator.build(parts)
                 if not data:
                     raise CommandFailed("Cannot append an empty message")
-            if binary and _BARE_LF.search(data):
-                # RFC 3516 section 4.4: binary content must come back
-                # unchanged, and a mailbox that cannot store it makes the
-                # APPEND fail with UNKNOWN-CTE.  Ours keep NUL and 8-bit
-                # octets exactly, but not a LF without CR (see above).
-                raise CommandFailed(
-                    "Binary content with a bare LF cannot be stored unchanged",
-                    "UNKNOWN-CTE")
+            if binary:
+                # RFC 3516 section 4.4: binary content comes back exactly;
+                # the encoding may change where the stores' CRLF line ends
+                # would otherwise alter it.
+                data = protect_binary_parts(data)
             batch.append((flags, date, data))
     finally:
         catenator.close()

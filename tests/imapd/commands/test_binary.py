@@ -165,8 +165,8 @@ def test_missing_part_and_bad_section(authed):
 
 def test_literal8_append_with_nul_round_trips(authed, new_conv):
     """RFC 3516 section 4.4: an APPEND ~{n} message holding NUL is stored and returned octet for octet."""
-    # Every octet value, NUL included; LF only as part of CRLF (see the
-    # bare-LF test below for why).
+    # Every octet value, NUL included; LF only as part of CRLF, so the
+    # part is kept as it is (see the bare-LF test below for the other case).
     body = bytes(range(256)).replace(b"\n", b"\r\n") * 3
     msg = (
         b"Subject: binary\r\nMIME-Version: 1.0\r\n"
@@ -194,41 +194,39 @@ def test_literal8_append_with_nul_round_trips(authed, new_conv):
     assert items[b"BINARY[1]<65>"] == ("literal", body[65:75])
 
 
-def test_literal8_with_bare_lf_is_unknown_cte(authed):
+def test_literal8_binary_part_with_bare_lf(authed, new_conv):
     """
-    RFC 3516 section 4.4: binary content the mailbox cannot keep unchanged
-    is refused with NO [UNKNOWN-CTE].  Our stores hand messages back with
-    CRLF line ends, so a LF without CR in a literal8 would not survive.
+    RFC 3516 section 4.4: the server may change the encoding of appended
+    binary data if nothing is lost.  Our stores hand messages back with
+    CRLF line ends, so a binary part holding a LF without CR is stored as
+    base64; BINARY[1] still returns every octet as sent.
     """
-    msg = b"Subject: b\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\n\x01\r\n"
-    authed.send(b"a1 APPEND INBOX ~{%d+}\r\n" % len(msg) + msg + b"\r\n")
-    assert authed.lines() == ["a1 NO [UNKNOWN-CTE] Binary content with a bare LF cannot be stored unchanged"]
-    # The same octets in a plain literal are ordinary (sloppy) text: the
-    # LF is read back as CRLF, as for any APPEND.
-    authed.send(b"a2 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
-    assert authed.lines()[-1].startswith("a2 OK [APPENDUID ")
-    authed.script(
-        """
-        C: s1 STATUS INBOX (MESSAGES)
-        S: * STATUS INBOX (MESSAGES 1)
-        S: s1 OK STATUS completed
-        """
-    )
+    blob = bytes(range(256)) * 2 + b"\n\n\r"
+    msg = (b"Subject: b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+           b"--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+           b"--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+           + blob + b"\r\n--XX--\r\n")
+    append(authed, msg, literal8=True)
+    other = new_conv()
+    other.login()
+    other.ok("s1 SELECT INBOX")
+    items = fetch_items(other, b"f1 FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[1] BODY.PEEK[2.MIME])")
+    assert items[b"BINARY[2]"] == ("literal8", blob)
+    assert items[b"BINARY.SIZE[2]"] == ("number", len(blob))
+    assert items[b"BINARY[1]"] == ("literal", b"hello")
+    assert b"Content-Transfer-Encoding: base64" in items[b"BODY[2.MIME]"][1]
+    # The oracle agrees: the stored message decodes to the same octets.
+    items = fetch_items(other, b"f2 FETCH 1 (BODY.PEEK[])")
+    assert decoded_parts(items[b"BODY[]"][1])[1] == blob
 
 
-def test_literal8_only_where_allowed(authed):
-    """literal8 is for APPEND's message only: elsewhere it is BAD and nothing is stored."""
-    authed.send(b"c1 CREATE ~{3+}\r\nabc\r\n")
-    assert authed.lines()[-1].startswith("c1 BAD ")
-    authed.script(
-        """
-        C: l1 LIST "" abc
-        S: l1 OK LIST completed
-        C: s1 STATUS INBOX (MESSAGES)
-        S: * STATUS INBOX (MESSAGES 0)
-        S: s1 OK STATUS completed
-        """
-    )
+def test_plain_literal_is_not_reencoded(authed):
+    """Only literal8 messages are treated as binary: a {n} message's bare LF is just a sloppy line end."""
+    msg = b"Subject: b\r\nContent-Transfer-Encoding: binary\r\n\r\nline\nline\r\n"
+    append(authed, msg)
+    authed.ok("s1 SELECT INBOX")
+    items = fetch_items(authed, b"f1 FETCH 1 (BODY.PEEK[])")
+    assert items[b"BODY[]"] == ("literal", msg.replace(b"line\nline", b"line\r\nline"))
 
 
 @pytest.mark.parametrize("encoding, encoded, decoded", [
