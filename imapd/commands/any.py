@@ -31,7 +31,9 @@ _AUTH_CAPS = (
     "THREAD=REFERENCES",      # RFC 5256
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
     "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
-    # LITERAL- (RFC 7888) is not advertised: LITERAL+ above is its superset.
+    # LITERAL- (RFC 7888 section 5) is not advertised: it is LITERAL+
+    # limited to 4096-octet non-synchronizing literals, an alternative to
+    # LITERAL+ rather than an addition; we accept {n+} of any size.
     "ESEARCH",                # RFC 4731
     "SEARCHRES",              # RFC 5182
     "LIST-EXTENDED",          # RFC 5258
