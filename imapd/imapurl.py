@@ -7,11 +7,15 @@ server.  Parsing only, no I/O; the APPEND handler does the reading.
 Accepted forms (keywords are case-insensitive, as in RFC 4469's own
 examples, which write both C{section=} and C{Section=})::
 
-    /<enc-mailbox>[;UIDVALIDITY=<n>]/;UID=<n>[/;SECTION=<s>][/;PARTIAL=<o>[.<l>]]
+    [/]<enc-mailbox>[;UIDVALIDITY=<n>]/;UID=<n>[/;SECTION=<s>][/;PARTIAL=<o>[.<l>]]
     ;UID=<n>[/;SECTION=<s>][/;PARTIAL=<o>[.<l>]]      (the selected mailbox)
 
-The second is what a URL relative to RFC 4469's base
-C{imap://user@server/mailbox} looks like in the selected state.
+Without the leading C{/} the mailbox is relative to RFC 4469's base
+C{imap://user@server/} (or C{.../mailbox}, whose last segment it
+replaces), which names the same mailbox (RFC 3986 section 5.2).  The
+second form is how clients name a message of the selected mailbox; read
+strictly by RFC 3986 it would drop the mailbox, so it is taken, as its
+writers mean it, as relative to the selected mailbox.
 
 Refused (the caller answers C{NO [BADURL ...]}): any scheme or
 C{//server} authority, since RFC 4469 section 3 covers only the current
@@ -51,7 +55,7 @@ MAX_URL = 16 * 1024
 _URL_CHARS = re.compile(rb"[A-Za-z0-9\-._~!$'()*+,&=:@/;%]*\Z")
 
 _MESSAGE_URL = re.compile(
-    rb"(?:/(?P<mailbox>[^;]+?)(?:;UIDVALIDITY=(?P<uidvalidity>[0-9]+))?/)?"
+    rb"(?:/?(?P<mailbox>[^;]+?)(?:;UIDVALIDITY=(?P<uidvalidity>[0-9]+))?/)?"
     rb";UID=(?P<uid>[0-9]+)"
     rb"(?:/;SECTION=(?P<section>[^;]+?))?"
     rb"(?:/;PARTIAL=(?P<offset>[0-9]+)(?:\.(?P<length>[0-9]+))?)?\Z",

@@ -26,6 +26,9 @@ VALID = [
     # Without UIDVALIDITY, with PARTIAL; "inbox" is INBOX (RFC 3501 5.1).
     (b"/inbox/;UID=7/;PARTIAL=10.20", MessageUrl("INBOX", None, 7, None, (10, 20))),
     (b"/INBOX/;UID=7/;SECTION=TEXT/;PARTIAL=5", MessageUrl("INBOX", None, 7, Section((), "TEXT"), (5, None))),
+    # Relative to the base imap://user@server/ (RFC 4469 section 3).
+    (b"INBOX/;UID=7", MessageUrl("INBOX", None, 7)),
+    (b"Drafts;UIDVALIDITY=5/;UID=2/;SECTION=1", MessageUrl("Drafts", 5, 2, Section((1,)))),
     # Relative to the selected mailbox.
     (b";UID=3/;SECTION=1", MessageUrl(None, None, 3, Section((1,)))),
     # Hierarchy, percent-encoding, modified UTF-7 and UTF-8 names.
@@ -66,6 +69,8 @@ INVALID = [
     b"/INBOX\xc3\xa9/;UID=1",
     b"/../x/;UID=1",
     b"/INBOX/;UID=1/junk",
+    b"/;UID=1",
+    b"//;UID=1",
     b"/" + b"a" * 20000 + b"/;UID=1",
 ]
 
