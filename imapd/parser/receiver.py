@@ -100,6 +100,7 @@ class Parser:
         self._literal_left = 0     # octets of the current literal to read
         self._literals = 0         # literals seen in this command
         self._urls_seen = 0        # CATENATE URLs already reported
+        self._url_seen = False     # a line since then mentions URL
         self._raw = False
         self._dead = False
 
@@ -173,6 +174,8 @@ class Parser:
                 return
         self._text_len += len(line)
         self._cmd += line + b"\r\n"
+        if b"URL" in line.upper():
+            self._url_seen = True
         literal = _literal_at_end(line)
         if literal is None:
             command = bytes(self._cmd)
@@ -180,10 +183,10 @@ class Parser:
             events.append(self._parse(command))
             return
         size, nonsync = literal
-        self._literal(size, nonsync, events, line)
+        self._literal(size, nonsync, events)
 
     def _literal(self, size: Optional[int], nonsync: bool,
-                 events: list[object], line: bytes = b"") -> None:
+                 events: list[object]) -> None:
         """A line ended with a literal announcement of C{size} octets."""
         tag = self._tag(self._cmd)
         self._literals += 1
@@ -208,23 +211,25 @@ class Parser:
                     self._end_command()
                     events.append(error)
                     return
-            urls = self._new_urls(line)
+            urls = self._new_urls()
             if urls:
                 events.append(ContinuationNeeded(size, urls, tag))
             else:
                 events.append(ContinuationNeeded(size))
         self._literal_left = size
 
-    def _new_urls(self, line: bytes) -> tuple[bytes, ...]:
+    def _new_urls(self) -> tuple[bytes, ...]:
         """
         The CATENATE URLs (RFC 4469) of an APPEND that arrived since the
-        last literal, so that the protocol can check them before it invites
-        the next literal (RFC 4469 Appendix A).  Only for lines that name a
-        URL, and only while the command is small enough that parsing it
-        again costs little: the handler checks every URL in any case.
+        last synchronizing literal, so that the protocol can check them
+        before it invites the next one (RFC 4469 Appendix A).  Only when a
+        line since then mentions URL, and only while the command is small
+        enough that parsing it again costs little: the handler checks every
+        URL in any case.
         """
-        if b"URL" not in line.upper() or len(self._cmd) > _URL_CHECK_MAX:
+        if not self._url_seen or len(self._cmd) > _URL_CHECK_MAX:
             return ()
+        self._url_seen = False
         command = bytes(self._cmd)
         start = command.find(b" ") + 1
         if command[start:start + 7].upper() != b"APPEND ":
@@ -287,6 +292,7 @@ class Parser:
         self._literal_left = 0
         self._literals = 0
         self._urls_seen = 0        # CATENATE URLs already reported
+        self._url_seen = False     # a line since then mentions URL
 
     def _tag(self, head: bytes) -> Optional[str]:
         """The tag at the start of C{head}, if it is a valid one."""

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from imapd.parser import (
-    Append, AppendMessage, CatenatePart, ContinuationNeeded, ParseError, Parser,
+    Append, AppendMessage, CatenatePart, ContinuationNeeded, Noop, ParseError,
+    Parser,
 )
 
 MSG = b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -117,3 +118,27 @@ def test_bad_mailbox_before_literal():
     assert p.feed(b"a APPEND (x) {100}\r\n") == [
         ParseError("a", "Expected string, found '('")]
     assert p.feed(b"b NOOP\r\n")[0].tag == "b"
+
+
+def test_catenate_urls_come_with_the_continuation():
+    """
+    RFC 4469 Appendix A: the URLs received since the last literal travel
+    with the next continuation request, so the server can check them
+    first; after refuse_literal the next line is a new command.
+    """
+    p = Parser()
+    assert p.feed(b'a APPEND x CATENATE (URL "/x/;UID=1" TEXT {2}\r\n') == [
+        ContinuationNeeded(2, (b"/x/;UID=1",), "a")]
+    assert p.feed(b'ab URL /y/;UID=2 url "/z/;UID=3" TEXT {1}\r\n') == [
+        ContinuationNeeded(1, (b"/y/;UID=2", b"/z/;UID=3"), "a")]
+    p.refuse_literal()
+    assert p.feed(b"b NOOP\r\n") == [Noop("b")]
+
+
+def test_no_urls_no_check():
+    """A mailbox called URL, or URLs already reported, add nothing to the continuation."""
+    p = Parser()
+    assert p.feed(b"a APPEND URL {3}\r\n") == [ContinuationNeeded(3)]
+    assert p.feed(b"abc CATENATE (URL /x/;UID=1 TEXT {1+}\r\nx TEXT {2}\r\n") == [
+        ContinuationNeeded(2, (b"/x/;UID=1",), "a")]
+    assert p.feed(b"xy TEXT {1}\r\n") == [ContinuationNeeded(1)]
