@@ -192,6 +192,12 @@ def test_literal8_append_with_nul_round_trips(authed, new_conv):
     # A partial that avoids the NUL octet is an ordinary literal.
     items = fetch_items(other, b"f3 FETCH 1 (BINARY.PEEK[1]<65.10>)")
     assert items[b"BINARY[1]<65>"] == ("literal", body[65:75])
+    # BODY[] and RFC822 are literals, which may not carry NUL (RFC 3501
+    # section 9): NUL comes as 0x80 there, sizes unchanged.
+    items = fetch_items(other, b"f4 FETCH 1 (BODY.PEEK[] BODY.PEEK[1] RFC822.SIZE)")
+    assert items[b"BODY[]"] == ("literal", msg.replace(b"\0", b"\x80"))
+    assert items[b"BODY[1]"] == ("literal", body.replace(b"\0", b"\x80"))
+    assert items[b"RFC822.SIZE"] == ("number", len(msg))
 
 
 def test_literal8_binary_part_with_bare_lf(authed, new_conv):
