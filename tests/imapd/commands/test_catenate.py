@@ -147,6 +147,28 @@ def test_rfc4469_example2_new_text_and_subject(authed, new_conv):
     assert body == text + PART2_MIME + PART2_BODY + END
 
 
+def test_rfc4469_example3_strip_attachment(authed, new_conv):
+    """Example 3: the attachment is replaced by a short text part (TEXT {255}, as in the RFC)."""
+    authed.ok("c0 CREATE Drafts")
+    v = fill_to(authed, "Drafts", {21: DRAFT})
+    base = f"/Drafts;UIDVALIDITY={v}/;UID=21"
+    note = (
+        SEP + b'Content-type: text/plain; charset="us-ascii"\r\nContent-transfer-encoding: 7bit\r\n\r\n'
+        b"This body part contained a Power Point presentation that was\r\n"
+        b"deleted upon your request." + END
+    )
+    assert len(note) == 255
+    authed.send(
+        f'A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL "{base}/;section=HEADER" TEXT {{42}}\r\n'.encode()
+    )
+    assert authed.lines() == ["+ Ready for literal data"]
+    line = f' URL "{base}/;section=1.MIME" URL "{base}/;section=1" TEXT {{255}}\r\n'.encode()
+    assert continue_with(authed, SEP + line) == ["+ Ready for literal data"]
+    assert continue_with(authed, note + b")\r\n") == [f"A003 OK [APPENDUID {v} 22] APPEND completed"]
+    _, body = body_of(new_conv_logged_in(new_conv), "Drafts", 22)
+    assert body == DRAFT_HEADER + SEP + PART1_MIME + PART1_BODY + note
+
+
 def test_rfc4469_example4_badurl_appends_nothing(authed):
     """
     Example 4: one URL names a part that does not exist.  As the note
