@@ -78,6 +78,8 @@ class IMAPServerProtocol(Protocol):
         self._busy = False
         self._paused = False
         self._line_waiter: Optional[defer.Deferred] = None
+        #: Input that arrived while a CATENATE URL check was running.
+        self._held: Optional[list[bytes]] = None
         self._timeout_call = None
         self._bad_count = 0
         self._failed_logins = 0
@@ -259,8 +261,17 @@ class IMAPServerProtocol(Protocol):
         self._pump()
 
     def _feed(self, data: bytes) -> None:
-        for event in self.parser.feed(data):
+        if self._held is not None:
+            # A CATENATE URL check decides what the parser sees next.
+            self._held.append(data)
+            return
+        events = self.parser.feed(data)
+        for i, event in enumerate(events):
             if isinstance(event, ContinuationNeeded):
+                if event.urls and i == len(events) - 1 and self._may_check_urls(event):
+                    self._held = []
+                    defer.Deferred.fromCoroutine(self._check_urls(event))
+                    continue
                 # RFC 3501 section 7.5: the client waits for this before
                 # it sends the literal.
                 self.send(b"+ Ready for literal data\r\n")
@@ -269,6 +280,44 @@ class IMAPServerProtocol(Protocol):
                 waiter.callback(event.data)
             else:
                 self._queue.append(event)
+
+    def _may_check_urls(self, event: ContinuationNeeded) -> bool:
+        # Check early only when every earlier command has finished (one of
+        # them might create the message a URL names) and the client is
+        # really waiting for the continuation.
+        return (self.account is not None and event.tag is not None and not self._busy
+                and not self._queue and self.parser.awaiting_literal(event.size))
+
+    async def _check_urls(self, event: ContinuationNeeded) -> None:
+        """
+        RFC 4469 Appendix A: the URLs of a CATENATE are checked as they
+        arrive, and a bad one gets the tagged C{NO [BADURL ...]} in place
+        of the continuation for the next literal, so the client sends no
+        more.  If they are fine (or the check itself fails) the client gets
+        its continuation; the APPEND handler checks everything again.
+        """
+        from imapd.commands.append import check_urls
+
+        try:
+            await check_urls(self, event.urls)
+        except errors.IMAPError as e:
+            status, code, text = errors.to_response(e)
+            self.parser.refuse_literal()
+            self.send(_tagged(event.tag, status, code, text))
+        except Exception:
+            self.log.failure("CATENATE URL check failed")
+            self.send(b"+ Ready for literal data\r\n")
+        else:
+            self.send(b"+ Ready for literal data\r\n")
+        held, self._held = self._held or [], None
+        for n, chunk in enumerate(held):
+            if self._closing:
+                return
+            self._feed(chunk)
+            if self._held is not None:
+                self._held.extend(held[n + 1:])
+                return
+        self._pump()
 
     def _drain_raw_lines(self) -> None:
         for i, event in enumerate(self._queue):

@@ -31,7 +31,9 @@ _AUTH_CAPS = (
     "THREAD=REFERENCES",      # RFC 5256
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
     "I18NLEVEL=1",            # RFC 5255 (i;unicode-casemap, imapd.sort.collate)
-    # LITERAL- (RFC 7888) is not advertised: LITERAL+ above is its superset.
+    # LITERAL- (RFC 7888 section 5) is not advertised: it is LITERAL+
+    # limited to 4096-octet non-synchronizing literals, an alternative to
+    # LITERAL+ rather than an addition; we accept {n+} of any size.
     "ESEARCH",                # RFC 4731
     "SEARCHRES",              # RFC 5182
     "LIST-EXTENDED",          # RFC 5258
@@ -41,6 +43,8 @@ _AUTH_CAPS = (
     "STATUS=SIZE",            # RFC 8438
     "COMPRESS=DEFLATE",       # RFC 4978
     "MULTIAPPEND",            # RFC 3502 (one commit for all messages)
+    "BINARY",                 # RFC 3516 (FETCH BINARY, APPEND literal8)
+    "CATENATE",               # RFC 4469 (relative IMAP URLs, RFC 5092)
     "WITHIN",                 # RFC 5032 (YOUNGER/OLDER)
     # RFC 9208: one QUOTA=RES-* per resource limited; no QUOTASET, since
     # limits come from configuration (imapd.commands.quota).

@@ -1,26 +1,76 @@
 # -*- test-case-name: tests.imapd.commands.test_append -*-
-"""APPEND (RFC 3501 section 6.3.11; MULTIAPPEND RFC 3502; APPENDUID RFC 4315)."""
+"""
+APPEND (RFC 3501 section 6.3.11; MULTIAPPEND RFC 3502; APPENDUID RFC 4315;
+literal8 RFC 3516 section 4.4; CATENATE RFC 4469).
+"""
 
 from __future__ import annotations
 
 from imapd import mailboxname, wire
+from imapd.catenate import Catenator
 from imapd.commands import quota
 from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
+from imapd.message import protect_binary_parts
 from imapd.parser.types import Append
 
-__all__ = ["handle_append"]
+__all__ = ["handle_append", "check_urls"]
 
 
-def _append(store, name, messages):
+def _build(messages, catenator) -> list:
+    """Blocking: the messages' final bytes, CATENATE parts assembled."""
+    try:
+        # CATENATE sources are read before the target is opened or
+        # anything is queued: a bad URL leaves no trace (RFC 4469 section 3).
+        batch = []
+        for flags, date, data, parts, binary in messages:
+            if parts:
+                data = catenator.build(parts)
+                if not data:
+                    raise CommandFailed("Cannot append an empty message")
+            if binary:
+                # RFC 3516 section 4.4: binary content comes back exactly;
+                # the encoding may change where the stores' CRLF line ends
+                # would otherwise alter it.
+                data = protect_binary_parts(data)
+            batch.append((flags, date, data))
+    finally:
+        catenator.close()
+    return batch
+
+
+def _append(store, name, batch):
     mailbox = store.open(name, False)
     try:
         tx = mailbox.transaction()
-        for flags, date, data in messages:
+        for flags, date, data in batch:
             tx.append(data, flags, date)
         return tx.commit()
     finally:
         mailbox.close()
+
+
+def _catenator(session) -> Catenator:
+    selected = session.selected.mailbox.name if session.selected is not None else None
+    return Catenator(session.account.store, selected, session.limits.max_literal)
+
+
+def _check(catenator, urls):
+    try:
+        for url in urls:
+            catenator.resolve(url)
+    finally:
+        catenator.close()
+
+
+async def check_urls(session, urls: tuple[bytes, ...]) -> None:
+    """
+    Resolve CATENATE URLs while the command is still arriving (RFC 4469
+    Appendix A); the protocol calls this before the next continuation.
+
+    @raises CommandFailed: C{[BADURL url]} for the first bad one.
+    """
+    await session.run(_check, _catenator(session), urls)
 
 
 async def handle_append(session, cmd: Append):
@@ -31,10 +81,12 @@ async def handle_append(session, cmd: Append):
     name = mailboxname.from_wire(cmd.mailbox)
     batch = []
     for m in cmd.messages:
-        if not m.data:
+        if not m.data and not m.catenate:
             raise CommandFailed("Cannot append an empty message")
-        batch.append((validate_flags(m.flags), m.date, m.data))
-    # RFC 9208: the whole batch fits, or nothing is appended.
-    await quota.check_add(session, len(batch), sum(quota.message_size(d) for _f, _d, d in batch))
-    result = await session.run(_append, session.account.store, name, batch)
+        batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
+    built = await session.run(_build, batch, _catenator(session))
+    # RFC 9208: the whole batch fits, or nothing is appended.  Checked on
+    # the assembled messages, so CATENATE sources count too.
+    await quota.check_add(session, len(built), sum(quota.message_size(d) for _f, _d, d in built))
+    result = await session.run(_append, session.account.store, name, built)
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

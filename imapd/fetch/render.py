@@ -26,7 +26,9 @@ Choices where the RFCs leave room, and why:
     than empty.  C{BINARY.SIZE} of such a part is C{0}, because its grammar
     (RFC 3516 section 4.2) allows only a number.
   - C{BINARY} data holding a NUL octet is sent as an RFC 3516 C{literal8}
-    (C{~{n}}), which is the only form that may carry NUL.
+    (C{~{n}}), which is the only form that may carry NUL.  Other message
+    data (C{BODY[...]}, C{RFC822*}) has each NUL replaced by 0x80, as
+    Dovecot does: a literal may not carry NUL (RFC 3501 section 9).
   - C{MODSEQ} (RFC 7162) is answered only when the record carries a
     C{modseq} attribute; without CONDSTORE there is nothing to report, and
     the server does not advertise it.
@@ -205,7 +207,12 @@ def item_name(attr: FetchAttr) -> bytes:
 
 def _data(data: bytes) -> bytes:
     # Message data: always a literal, but "" for nothing (see the module
-    # docstring).
+    # docstring).  A literal may not hold NUL (RFC 3501 section 9, CHAR8);
+    # a message appended as literal8 (RFC 3516) can, so BODY[] and RFC822*
+    # send NUL as 0x80, as Dovecot does (imap-msgpart.c), keeping sizes;
+    # BINARY[] returns the octets exactly, in a literal8.
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"\x80")
     return wire.literal(data) if data else b'""'
 
 

@@ -18,11 +18,15 @@ line endings) and answers, lazily and without ever raising:
     decoded text parts, for SEARCH and SORT;
   - C{structure()}: the MIME tree (L{imapd.message._structure.Part}).
 
+L{protect_binary_parts} re-encodes binary parts that the stores' CRLF
+line ends would change (RFC 3516 section 4.4, APPEND with literal8).
+
 Parsing works on byte offsets: the header is found with C{bytes.find}, and
 the MIME tree is built only when a body part is asked for.  Charset
 handling lives in L{imapd.charset}.
 """
 
+from imapd.message._binary import protect_binary_parts
 from imapd.message._message import Message
 
-__all__ = ["Message"]
+__all__ = ["Message", "protect_binary_parts"]

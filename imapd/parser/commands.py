@@ -34,7 +34,7 @@ from imapd.parser.sort import (
 )
 from imapd.parser.types import (
     Append, AppendMessage, Authenticate, Capability, Check, Close, Command,
-    Compress,
+    CatenatePart, Compress,
     Copy, Delete, Enable, Expunge, Fetch, Id, Idle, Login,
     Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchKey, Select,
     StartTLS, Status, Store, StoreAction, Subscribe, Unselect, Unsubscribe,
@@ -45,9 +45,14 @@ __all__ = ["Context", "COMMANDS", "UID_COMMANDS", "parse_command_args"]
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What argument parsers need besides the bytes: the nesting limit."""
+    """
+    What argument parsers need besides the bytes: the nesting limit, and
+    optionally a list that collects CATENATE URLs as they are parsed (the
+    receiver uses it on a command that stops at a literal).
+    """
 
     max_depth: int = 32
+    urls: Optional[list] = None
 
 
 CommandParser = Callable[[str, bytes, int, Context], Command]
@@ -238,8 +243,10 @@ def parse_status(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
 
 def parse_append(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
     """
-    RFC 3501 6.3.11 with RFC 3502 MULTIAPPEND and RFC 3516 literal8:
-    APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] literal).
+    RFC 3501 6.3.11 with RFC 3502 MULTIAPPEND, RFC 3516 literal8 and
+    RFC 4469 CATENATE:
+    APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] append-data),
+    append-data = literal / literal8 / "CATENATE" SP "(" cat-part ... ")".
     """
     mailbox, pos = parse_mailbox(buf, _sp(buf, pos))
     messages: list[AppendMessage] = []
@@ -253,14 +260,47 @@ def parse_append(tag: str, buf: bytes, pos: int, ctx: Context) -> Command:
         if buf[pos:pos + 1] == b'"':
             date, pos = parse_date_time(buf, pos)
             pos = _sp(buf, pos)
+        if buf[pos:pos + 9].upper() == b"CATENATE ":
+            def cat_part(b: bytes, p: int) -> tuple[CatenatePart, int]:
+                part, p = _cat_part(b, p)
+                if part.url is not None and ctx.urls is not None:
+                    ctx.urls.append(part.url)
+                return part, p
+            parts, pos = parse_paren_list(buf, pos + 9, cat_part, empty=False)
+            messages.append(AppendMessage(flags, date, catenate=tuple(parts),
+                                          binary=any(p.binary for p in parts)))
+            continue
         if buf[pos:pos + 1] not in (b"{", b"~"):
             raise NotParseable(
                 "Expected message literal, found %s" % describe(buf, pos),
                 pos)
+        binary = buf[pos:pos + 1] == b"~"
         data, pos = parse_literal(buf, pos, binary=True)
-        messages.append(AppendMessage(flags, date, data))
+        messages.append(AppendMessage(flags, date, data, binary=binary))
     parse_end(buf, pos)
     return Append(tag, mailbox, tuple(messages))
+
+
+def _cat_part(buf: bytes, pos: int) -> tuple[CatenatePart, int]:
+    """
+    RFC 4469 section 5: C{cat-part = "TEXT" SP literal / "URL" SP astring}.
+    A TEXT literal may also be a literal8 (RFC 3516 lets APPEND carry
+    binary data; Dovecot accepts it too).
+    """
+    word = buf[pos:pos + 5].upper()
+    if word == b"TEXT ":
+        pos += 5
+        if buf[pos:pos + 1] not in (b"{", b"~"):
+            raise NotParseable(
+                "Expected TEXT literal, found %s" % describe(buf, pos), pos)
+        binary = buf[pos:pos + 1] == b"~"
+        data, pos = parse_literal(buf, pos, binary=True)
+        return CatenatePart(text=data, binary=binary), pos
+    if buf[pos:pos + 4].upper() == b"URL ":
+        url, pos = parse_astring(buf, pos + 4)
+        return CatenatePart(url=url), pos
+    raise NotParseable(
+        "Expected TEXT or URL, found %s" % describe(buf, pos), pos)
 
 
 # --------------------------------------------------------------------------

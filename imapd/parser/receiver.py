@@ -31,6 +31,10 @@ __all__ = ["Parser", "ParserLimits"]
 #: most 4096 octets.
 LITERAL_MINUS_MAX = 4096
 
+#: Largest command (so far) whose CATENATE URLs are extracted for an early
+#: check (L{Parser._new_urls}); bigger ones are checked only at the end.
+_URL_CHECK_MAX = 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class ParserLimits:
@@ -95,6 +99,8 @@ class Parser:
         self._text_len = 0         # its length without CRLFs and literals
         self._literal_left = 0     # octets of the current literal to read
         self._literals = 0         # literals seen in this command
+        self._urls_seen = 0        # CATENATE URLs already reported
+        self._url_seen = False     # a line since then mentions URL
         self._raw = False
         self._dead = False
 
@@ -168,6 +174,8 @@ class Parser:
                 return
         self._text_len += len(line)
         self._cmd += line + b"\r\n"
+        if b"URL" in line.upper():
+            self._url_seen = True
         literal = _literal_at_end(line)
         if literal is None:
             command = bytes(self._cmd)
@@ -203,8 +211,54 @@ class Parser:
                     self._end_command()
                     events.append(error)
                     return
-            events.append(ContinuationNeeded(size))
+            urls = self._new_urls()
+            if urls:
+                events.append(ContinuationNeeded(size, urls, tag))
+            else:
+                events.append(ContinuationNeeded(size))
         self._literal_left = size
+
+    def _new_urls(self) -> tuple[bytes, ...]:
+        """
+        The CATENATE URLs (RFC 4469) of an APPEND that arrived since the
+        last synchronizing literal, so that the protocol can check them
+        before it invites the next one (RFC 4469 Appendix A).  Only when a
+        line since then mentions URL, and only while the command is small
+        enough that parsing it again costs little: the handler checks every
+        URL in any case.
+        """
+        if not self._url_seen or len(self._cmd) > _URL_CHECK_MAX:
+            return ()
+        self._url_seen = False
+        command = bytes(self._cmd)
+        start = command.find(b" ") + 1
+        if command[start:start + 7].upper() != b"APPEND ":
+            return ()
+        urls: list[bytes] = []
+        try:
+            parse_command_args("", command, start,
+                               Context(self.limits.max_depth, urls))
+        except Incomplete:
+            pass
+        except Exception:
+            # Already invalid: the final parse answers it.
+            return ()
+        new = tuple(urls[self._urls_seen:])
+        self._urls_seen = len(urls)
+        return new
+
+    def refuse_literal(self) -> None:
+        """
+        The protocol answered the literal just announced with a tagged
+        response instead of a continuation (RFC 4469 Appendix A: C{NO
+        [BADURL]}); the client will not send it, so the command ends here
+        and the next line is a new command (RFC 3501 section 7.5).
+        """
+        self._end_command()
+
+    def awaiting_literal(self, size: int) -> bool:
+        """Whether not one octet of the announced C{size}-octet literal has arrived yet."""
+        return self._literal_left == size and not self._buf
 
     def _refuse(self, events: list[object], tag: Optional[str],
                 nonsync: bool, reason: str, code: str) -> None:
@@ -237,6 +291,8 @@ class Parser:
         self._text_len = 0
         self._literal_left = 0
         self._literals = 0
+        self._urls_seen = 0        # CATENATE URLs already reported
+        self._url_seen = False     # a line since then mentions URL
 
     def _tag(self, head: bytes) -> Optional[str]:
         """The tag at the start of C{head}, if it is a valid one."""

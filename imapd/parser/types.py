@@ -22,6 +22,7 @@ __all__ = [
     "Command", "Capability", "Noop", "Logout", "StartTLS", "Authenticate",
     "Login", "Select", "Create", "Delete", "Rename", "Subscribe",
     "Unsubscribe", "List", "Lsub", "Status", "Append", "AppendMessage",
+    "CatenatePart",
     "Check", "Close", "Unselect", "Expunge", "Search", "Fetch", "Store",
     "Copy", "Move", "Idle", "Namespace", "Id", "Enable", "Compress",
     "Event", "ContinuationNeeded", "ParseError", "RawLine",
@@ -278,11 +279,34 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatenatePart:
+    """
+    RFC 4469 section 5 C{cat-part}: either C{TEXT} with its literal
+    (C{text}) or C{URL} with its IMAP URL as sent (C{url}); the other is
+    None.  URLs are checked by the handler (L{imapd.imapurl}), because a
+    bad one is a NO [BADURL], not a BAD.  C{binary}: the TEXT came as a
+    C{literal8}.
+    """
+    text: Optional[bytes] = None
+    url: Optional[bytes] = None
+    binary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
-    """One message of an APPEND (RFC 3502 MULTIAPPEND allows several)."""
+    """
+    One message of an APPEND (RFC 3502 MULTIAPPEND allows several).
+
+    @ivar data: the message literal; empty when C{catenate} is used.
+    @ivar binary: it came as an RFC 3516 C{literal8} (C{~{n}}), so it may
+        hold binary content the store must keep exactly.
+    @ivar catenate: RFC 4469 C{CATENATE (...)} parts, in order.
+    """
     flags: tuple[str, ...] = ()
     date: Optional[datetime] = None
     data: bytes = b""
+    binary: bool = False
+    catenate: tuple[CatenatePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,8 +436,16 @@ class ContinuationNeeded:
     The client announced a synchronizing literal of C{size} octets that is
     within limits: the protocol must send a C{+} continuation request
     (RFC 3501 section 7.5) before the client sends it.
+
+    In an APPEND with CATENATE, C{urls} holds the URLs that arrived since
+    the previous literal (and C{tag} the command's tag): RFC 4469
+    Appendix A lets the server check them first and answer a bad one with
+    the tagged C{NO [BADURL ...]} in place of the continuation.  Then the
+    protocol calls L{imapd.parser.Parser.refuse_literal}.
     """
     size: int
+    urls: tuple[bytes, ...] = ()
+    tag: Optional[str] = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from imapd.parser import (
-    Append, AppendMessage, ContinuationNeeded, ParseError, Parser,
+    Append, AppendMessage, CatenatePart, ContinuationNeeded, Noop, ParseError,
+    Parser,
 )
 
 MSG = b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -35,7 +36,21 @@ VALID = [
     (b"a APPEND x () " + lit(b"") + b"\r\n",
      Append("a", b"x", (AppendMessage((), None, b""),))),
     (b"a APPEND x ~{3}\r\na\x00b\r\n",
-     Append("a", b"x", (AppendMessage((), None, b"a\x00b"),))),
+     Append("a", b"x", (AppendMessage((), None, b"a\x00b", binary=True),))),
+    (b"a APPEND x ~{3+}\r\na\x00b\r\n",
+     Append("a", b"x", (AppendMessage((), None, b"a\x00b", binary=True),))),
+    # RFC 4469 section 5: CATENATE with TEXT and URL parts, any case.
+    (b'a APPEND x (\\Seen) CATENATE (URL "/x;UIDVALIDITY=5/;UID=2/;section=1" TEXT '
+     + lit(b"ab") + b" url /x/;UID=3)\r\n",
+     Append("a", b"x", (AppendMessage(("\\Seen",), None, catenate=(
+         CatenatePart(url=b"/x;UIDVALIDITY=5/;UID=2/;section=1"),
+         CatenatePart(text=b"ab"),
+         CatenatePart(url=b"/x/;UID=3"))),))),
+    # ... inside MULTIAPPEND, next to a plain literal; TEXT may be literal8.
+    (b"a APPEND x " + lit(b"one") + b" catenate (TEXT ~{2+}\r\n\x00b)\r\n",
+     Append("a", b"x", (AppendMessage((), None, b"one"), AppendMessage(
+         (), None, binary=True,
+         catenate=(CatenatePart(text=b"\x00b", binary=True),))))),
     (b"a APPEND x " + lit(b"one") + b" (\\Draft) " + lit(b"two")
      + b' "07-Feb-1994 21:52:25 -0800" ' + lit(b"three") + b"\r\n",
      Append("a", b"x", (AppendMessage((), None, b"one"),
@@ -58,6 +73,10 @@ INVALID = [
      "Invalid date-time, found '\"'"),
     (b"a APPEND x {1+}\r\nx junk\r\n", "Expected message literal, found 'j'"),
     (b"a APPEND x \"msg\"\r\n", "Invalid date-time, found '\"'"),
+    (b"a APPEND x CATENATE ()\r\n", "Empty list"),
+    (b"a APPEND x CATENATE (TEXT \"abc\")\r\n", "Expected TEXT literal, found '\"'"),
+    (b"a APPEND x CATENATE (FOO x)\r\n", "Expected TEXT or URL, found 'F'"),
+    (b"a APPEND x CATENATE (URL)\r\n", "Expected TEXT or URL, found 'U'"),
 ]
 
 
@@ -99,3 +118,27 @@ def test_bad_mailbox_before_literal():
     assert p.feed(b"a APPEND (x) {100}\r\n") == [
         ParseError("a", "Expected string, found '('")]
     assert p.feed(b"b NOOP\r\n")[0].tag == "b"
+
+
+def test_catenate_urls_come_with_the_continuation():
+    """
+    RFC 4469 Appendix A: the URLs received since the last literal travel
+    with the next continuation request, so the server can check them
+    first; after refuse_literal the next line is a new command.
+    """
+    p = Parser()
+    assert p.feed(b'a APPEND x CATENATE (URL "/x/;UID=1" TEXT {2}\r\n') == [
+        ContinuationNeeded(2, (b"/x/;UID=1",), "a")]
+    assert p.feed(b'ab URL /y/;UID=2 url "/z/;UID=3" TEXT {1}\r\n') == [
+        ContinuationNeeded(1, (b"/y/;UID=2", b"/z/;UID=3"), "a")]
+    p.refuse_literal()
+    assert p.feed(b"b NOOP\r\n") == [Noop("b")]
+
+
+def test_no_urls_no_check():
+    """A mailbox called URL, or URLs already reported, add nothing to the continuation."""
+    p = Parser()
+    assert p.feed(b"a APPEND URL {3}\r\n") == [ContinuationNeeded(3)]
+    assert p.feed(b"abc CATENATE (URL /x/;UID=1 TEXT {1+}\r\nx TEXT {2}\r\n") == [
+        ContinuationNeeded(2, (b"/x/;UID=1",), "a")]
+    assert p.feed(b"xy TEXT {1}\r\n") == [ContinuationNeeded(1)]

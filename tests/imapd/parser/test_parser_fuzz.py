@@ -34,6 +34,8 @@ CORPUS = [
     b"b6 UID EXPUNGE 1:5,7\r\n",
     b"b7 RENAME a b\r\n",
     b"b8 SEARCH LARGER 10 SMALLER 20 KEYWORD $a BEFORE \"1-Feb-2020\"\r\n",
+    b'b9 APPEND Drafts (\\Draft) CATENATE (URL "/Drafts;UIDVALIDITY=5/;UID=2/;section=1.MIME"'
+    b" TEXT {4+}\r\nab\r\n url INBOX/;UID=3 TEXT ~{2+}\r\n\x00x) {3+}\r\nabc\r\n",
 ]
 
 ALPHABET = b' ()[]<>{}~+-*%$:,."\\\r\n\x000123456789AZaz\xff'

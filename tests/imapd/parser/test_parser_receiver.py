@@ -172,7 +172,7 @@ def test_literal8_in_append_asks_continuation():
     p = Parser()
     assert p.feed(b"a APPEND x ~{2}\r\n") == [ContinuationNeeded(2)]
     assert p.feed(b"\x00\x01\r\n") == [
-        Append("a", b"x", (AppendMessage((), None, b"\x00\x01"),))]
+        Append("a", b"x", (AppendMessage((), None, b"\x00\x01", binary=True),))]
 
 
 def test_line_too_long_without_crlf():

@@ -1,0 +1,151 @@
+# -*- test-case-name: tests.imapd.commands.test_catenate -*-
+"""
+CATENATE (RFC 4469): build the message of an C{APPEND ... CATENATE (...)}
+from TEXT literals and the octets IMAP URLs point at.
+
+Runs in the storage thread pool (it opens mailboxes and reads messages).
+Every source mailbox is opened read-only once per command and closed at
+the end, so a MULTIAPPEND naming one mailbox a hundred times opens it
+once.  Nothing here writes: the APPEND handler commits all messages of
+the command together, so a bad URL anywhere appends nothing (RFC 3502
+section 6.3.11 for MULTIAPPEND; RFC 4469 section 3 for the command).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from imapd.errors import CommandFailed
+from imapd.imapurl import BadUrl, MessageUrl, parse_message_url
+from imapd.message import Message
+from imapd.parser.types import CatenatePart
+from storage.errors import InvalidMailboxName, MailboxNotFound, MessageExpunged
+
+__all__ = ["Catenator", "badurl_code"]
+
+
+def badurl_code(url: bytes) -> str:
+    """
+    The C{BADURL} response code for C{url} (RFC 4469 section 4.1).
+    C{url-resp-text} is any TEXT-CHAR but C{]}, and erratum 4046 (verified)
+    says it is the bare URL, not a quoted string; octets that may not
+    appear there are percent-encoded so the code stays well-formed.
+    """
+    text = "".join(
+        chr(b) if 0x20 < b < 0x7F and b != 0x5D else "%%%02X" % b for b in url[:1024]
+    )
+    return "BADURL " + (text or "%20")
+
+
+class Catenator:
+    """
+    Resolves the parts of every CATENATE message of one APPEND command.
+
+    @param store: the user's L{storage.interfaces.IStore}.
+    @param selected: the selected mailbox's name (the base of URLs that
+        start with C{;UID=}), or None.
+    @param max_size: the largest message APPEND accepts (APPENDLIMIT).
+    """
+
+    #: Most distinct source mailboxes one command may name; each stays
+    #: open until the command ends.
+    MAX_MAILBOXES = 32
+
+    def __init__(self, store, selected: Optional[str], max_size: int) -> None:
+        self.store = store
+        self.selected = selected
+        # RFC 4469 section 4.2: never beyond IMAP's 4 GB message limit.
+        self.max_size = min(max_size, 2 ** 32 - 1)
+        self._open: dict[str, tuple[object, dict[int, object]]] = {}
+        # Only the last source message is kept parsed: clients name the
+        # parts of one message in a row (RFC 4469's examples), and keeping
+        # every source would hold far more than the message being built.
+        self._last: Optional[tuple[tuple[str, int], Message]] = None
+
+    def build(self, parts: tuple[CatenatePart, ...]) -> bytes:
+        """
+        The catenated message.
+
+        @raises CommandFailed: C{[BADURL url]} for the first URL that does
+            not resolve; C{[TOOBIG]} once the message outgrows C{max_size}
+            (RFC 4469 section 4.2), checked before each piece is added.
+        """
+        pieces: list[bytes] = []
+        size = 0
+        for part in parts:
+            data = part.text if part.url is None else self.resolve(part.url)
+            assert data is not None
+            size += len(data)
+            if size > self.max_size:
+                raise CommandFailed("Catenated message is too large", "TOOBIG")
+            pieces.append(data)
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        """Close every source mailbox."""
+        opened, self._open = self._open, {}
+        for mailbox, _ in opened.values():
+            try:
+                mailbox.close()
+            except Exception:
+                pass
+
+    def resolve(self, raw: bytes) -> bytes:
+        """
+        The octets C{raw} (a URL as the client sent it) names.
+
+        @raises CommandFailed: C{[BADURL url]}.
+        """
+        try:
+            url = parse_message_url(raw)
+            return self._fetch(url)
+        except BadUrl as e:
+            raise CommandFailed(e.reason, badurl_code(raw)) from None
+
+    def _fetch(self, url: MessageUrl) -> bytes:
+        """The octets of FETCH BODY[section]<partial> of the URL's message."""
+        name = url.mailbox if url.mailbox is not None else self.selected
+        if name is None:
+            raise BadUrl("No mailbox selected for a relative URL")
+        mailbox, records = self._mailbox(name)
+        if url.uidvalidity is not None and url.uidvalidity != mailbox.uidvalidity:
+            raise BadUrl("UIDVALIDITY mismatch")
+        if url.uid not in records:
+            raise BadUrl("No such message")
+        if self._last is not None and self._last[0] == (name, url.uid):
+            message = self._last[1]
+        else:
+            try:
+                message = Message(mailbox.read(url.uid))
+            except MessageExpunged:
+                raise BadUrl("No such message") from None
+            self._last = ((name, url.uid), message)
+        if url.section is None:
+            data: Optional[bytes] = message.raw
+        else:
+            s = url.section
+            data = message.section(s.part, s.text, s.fields)
+        if data is None:
+            raise BadUrl("No such section")
+        if url.partial is not None:
+            offset, length = url.partial
+            data = data[offset:] if length is None else data[offset:offset + length]
+        return data
+
+    def _mailbox(self, name: str):
+        entry = self._open.get(name)
+        if entry is None:
+            if len(self._open) >= self.MAX_MAILBOXES:
+                raise CommandFailed("Too many mailboxes named in one APPEND", "LIMIT")
+            try:
+                mailbox = self.store.open(name, True)
+            except (MailboxNotFound, InvalidMailboxName):
+                raise BadUrl("No such mailbox") from None
+            try:
+                snapshot = mailbox.sync()
+            except Exception:
+                mailbox.close()
+                raise
+            entry = (mailbox, {r.uid: r for r in snapshot.messages})
+            self._open[name] = entry
+        return entry

@@ -1,0 +1,143 @@
+# -*- test-case-name: tests.imapd.test_imapurl -*-
+"""
+IMAP URLs (RFC 5092) as CATENATE uses them (RFC 4469 section 3): relative
+references to a message, or a part of one, of the logged-in user on this
+server.  Parsing only, no I/O; the APPEND handler does the reading.
+
+Accepted forms (keywords are case-insensitive, as in RFC 4469's own
+examples, which write both C{section=} and C{Section=})::
+
+    [/]<enc-mailbox>[;UIDVALIDITY=<n>]/;UID=<n>[/;SECTION=<s>][/;PARTIAL=<o>[.<l>]]
+    ;UID=<n>[/;SECTION=<s>][/;PARTIAL=<o>[.<l>]]      (the selected mailbox)
+
+Without the leading C{/} the mailbox is relative to RFC 4469's base
+C{imap://user@server/} (or C{.../mailbox}, whose last segment it
+replaces), which names the same mailbox (RFC 3986 section 5.2).  The
+second form is how clients name a message of the selected mailbox; read
+strictly by RFC 3986 it would drop the mailbox, so it is taken, as its
+writers mean it, as relative to the selected mailbox.
+
+Refused (the caller answers C{NO [BADURL ...]}): any scheme or
+C{//server} authority, since RFC 4469 section 3 covers only the current
+session's messages ("a server implementing only this specification would
+return NO"); URLAUTH parameters (RFC 4467, not implemented); characters
+outside RFC 5092's C{bchar} set; sections the FETCH grammar would refuse.
+
+Mailbox names: RFC 5092 section 3.2 has the name percent-encoded after
+conversion to UTF-8, where RFC 2192 used modified UTF-7.  Both spellings
+are accepted: the decoded octets go through L{imapd.mailboxname.from_wire},
+which reads ASCII as modified UTF-7 (an identity for plain names) and falls
+back to UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import unquote_to_bytes
+
+from imapd import mailboxname
+from imapd.errors import IMAPError
+from imapd.parser.fetchatt import parse_section
+from imapd.parser.primitives import NUMBER_MAX, NotParseable
+from imapd.parser.types import Section
+
+__all__ = ["MessageUrl", "BadUrl", "parse_message_url", "MAX_URL"]
+
+#: Longest URL considered at all (a mailbox name is at most 1024
+#: characters, each at most 12 octets once percent-encoded UTF-8).
+MAX_URL = 16 * 1024
+
+# RFC 5092 section 11: bchar = achar / ":" / "@" / "/", achar = uchar /
+# "&" / "=", uchar = unreserved / pct-encoded / sub-delims-sh; ";" starts
+# the URL's parameters.
+_URL_CHARS = re.compile(rb"[A-Za-z0-9\-._~!$'()*+,&=:@/;%]*\Z")
+
+_MESSAGE_URL = re.compile(
+    rb"(?:/?(?P<mailbox>[^;]+?)(?:;UIDVALIDITY=(?P<uidvalidity>[0-9]+))?/)?"
+    rb";UID=(?P<uid>[0-9]+)"
+    rb"(?:/;SECTION=(?P<section>[^;]+?))?"
+    rb"(?:/;PARTIAL=(?P<offset>[0-9]+)(?:\.(?P<length>[0-9]+))?)?\Z",
+    re.IGNORECASE,
+)
+
+
+class BadUrl(Exception):
+    """The URL cannot be used; C{reason} is safe to show the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUrl:
+    """
+    A parsed message (part) URL.
+
+    @ivar mailbox: the store name, or None for the selected mailbox.
+    @ivar uidvalidity: the UIDVALIDITY the URL insists on, if any; the
+        URL is bad when the mailbox's differs (RFC 5092 section 6).
+    @ivar section: the RFC 3501 section, None for the whole message.
+    @ivar partial: C{(offset, length)}; length None means to the end.
+    """
+
+    mailbox: Optional[str]
+    uidvalidity: Optional[int]
+    uid: int
+    section: Optional[Section] = None
+    partial: Optional[tuple[int, Optional[int]]] = None
+
+
+def _number(raw: bytes, what: str, nonzero: bool = True) -> int:
+    if len(raw) > 10 or int(raw) > NUMBER_MAX or (nonzero and int(raw) == 0):
+        raise BadUrl(f"Invalid {what}")
+    return int(raw)
+
+
+def parse_message_url(url: bytes) -> MessageUrl:
+    """
+    Parse one C{URL} argument of CATENATE.
+
+    @raises BadUrl: the URL is malformed or outside what RFC 4469 lets a
+        server resolve (see the module docstring).
+    """
+    if not url or len(url) > MAX_URL:
+        raise BadUrl("Invalid URL")
+    if url.startswith(b"//") or re.match(rb"[A-Za-z][A-Za-z0-9+.\-]*:", url):
+        raise BadUrl("Only URLs relative to this server and user are supported")
+    if not _URL_CHARS.match(url):
+        raise BadUrl("Invalid character in URL")
+    m = _MESSAGE_URL.match(url)
+    if m is None:
+        if re.search(rb";(?:EXPIRE|URLAUTH)=", url, re.IGNORECASE):
+            raise BadUrl("URLAUTH is not supported")
+        raise BadUrl("URL does not name a message")
+    mailbox: Optional[str] = None
+    if m.group("mailbox") is not None:
+        try:
+            mailbox = mailboxname.from_wire(unquote_to_bytes(m.group("mailbox")))
+        except IMAPError as e:
+            raise BadUrl(f"Invalid mailbox name: {e.text}") from None
+    uidvalidity = None
+    if m.group("uidvalidity") is not None:
+        uidvalidity = _number(m.group("uidvalidity"), "UIDVALIDITY")
+    uid = _number(m.group("uid"), "UID")
+    section = None
+    if m.group("section") is not None:
+        spec = b"[" + unquote_to_bytes(m.group("section")) + b"]"
+        try:
+            section, end = parse_section(spec, 0)
+        except NotParseable:
+            raise BadUrl("Invalid section") from None
+        if end != len(spec):
+            raise BadUrl("Invalid section")
+    partial = None
+    if m.group("offset") is not None:
+        offset = _number(m.group("offset"), "partial offset", nonzero=False)
+        length = None
+        if m.group("length") is not None:
+            length = _number(m.group("length"), "partial length")
+        partial = (offset, length)
+    return MessageUrl(mailbox, uidvalidity, uid, section, partial)
