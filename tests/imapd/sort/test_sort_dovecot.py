@@ -11,14 +11,16 @@ messages alike.  Every command of L{sort_corpus.COMMANDS} runs on every
 mailbox on both.
 
 Where the answers differ, every differing UID is listed in L{KNOWN} under
-one class of difference (L{CLASSES} says what causes it and which side
-the RFCs support); any other difference fails, and so does a listed UID
-that no longer differs.  A UID "differs" in a SORT when it is outside a
-longest common subsequence of the two orders (the other UIDs keep their
-relative order), and in a THREAD when it belongs to a top-level thread
-that is not in both answers at the same place.  Our own answers are
-pinned, independently of Dovecot, by C{test_sort_golden}.
+one class of difference (the comment on each class constant says what
+causes it, gives one example and says which side the RFCs support); any
+other difference fails, and so does a listed UID that no longer differs.
+A UID "differs" in a SORT when it is outside the common subsequence of
+the two orders that difflib finds (the other UIDs keep their relative
+order), and in a THREAD when it belongs to a top-level thread that is not
+in both answers at the same place.  Our own answers are pinned,
+independently of Dovecot, by C{test_sort_golden}.
 """
+
 import difflib
 import grp
 import imaplib
@@ -165,9 +167,9 @@ def _dovecot(imap, command):
 
 def difference(command, theirs, ours):
     """
-    The UIDs placed differently: for SORT, those outside a longest common
-    subsequence of the two orders; for THREAD, those of every top-level
-    thread that is not in both answers at the same place.
+    The UIDs placed differently: for SORT, those outside the common
+    subsequence of the two orders that difflib finds; for THREAD, those of
+    every top-level thread that is not in both answers at the same place.
     """
     if command.startswith("UID SORT"):
         a, b = theirs.split()[2:], ours.split()[2:]
