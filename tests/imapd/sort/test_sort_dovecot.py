@@ -215,8 +215,8 @@ RAW_8BIT = "RAW_8BIT"
 
 #: "Subject: [USRP-users] =?eucgb2312_cn?q?=B4=F0=B8=B4=3A_rfnoc...?="
 #: (usrp-users UIDs 118 and 119, SUBJECT): we know "eucgb2312_cn" as a
-#: name of GB2312 and decode the word ("答复: rfnoc ..."); Dovecot does not
-#: and sorts the encoded word as text.  RFC 2047 section 6.2 allows both
+#: name of GB2312 and decode the word ("答复: rfnoc ..."); Dovecot's iconv
+#: does not know the label, so its key is not the decoded text.  RFC 2047 section 6.2 allows both
 #: (display it as is, or make a best effort); ours is the readable one.
 CHARSET_ALIAS = "CHARSET_ALIAS"
 
@@ -236,9 +236,9 @@ GROUP_IN_ANGLE = "GROUP_IN_ANGLE"
 
 #: "To: <Undisclosed Recipients@netnoteinc.com>" (spamassassin-spam_2
 #: UID 13, TO): two atoms without a dot are no local part (RFC 5322
-#: sections 3.4.1 and 4.4); we drop the white space between them, as
-#: obs-local-part does around dots, Dovecot keeps it.  Equal keys then
-#: fall differently among "undisclosed.recipients".  No RFC decides.
+#: sections 3.4.1 and 4.4).  We join them ("UndisclosedRecipients"), as
+#: obs-local-part drops the white space around dots; Dovecot keeps the
+#: first atom ("Undisclosed") with host SYNTAX_ERROR.  No RFC decides.
 SPACE_IN_LOCAL_PART = "SPACE_IN_LOCAL_PART"
 
 #: "To: [hotmail.com]@mandark.labs.netnoteinc.com" (spamassassin-spam_2
@@ -263,9 +263,10 @@ NULL_LIST_MEMBER = "NULL_LIST_MEMBER"
 
 #: 'To: " " <fork@spamassassin.taint.org>' (spamassassin-spam_2 UID 1352,
 #: DISPLAYTO): a display name of only white space.  RFC 5957 section 3
-#: uses the addr-spec when the display name is empty; we count a blank
-#: name as empty and sort on "fork@spamassassin.taint.org", Dovecot sorts
-#: on the blank.  The RFC supports us.
+#: takes the decoded addr-name only when it is not empty, else
+#: addr-mailbox@addr-host; we sort on "fork@spamassassin.taint.org",
+#: Dovecot (whose ENVELOPE name is "") on the empty string.  The RFC
+#: supports us.
 BLANK_DISPLAY_NAME = "BLANK_DISPLAY_NAME"
 
 CLASSES = (FAR_DATE, FOLDED_WHITESPACE, RAW_8BIT, CHARSET_ALIAS, EMPTY_ADDRESS,
