@@ -51,17 +51,22 @@ MAILBOXES: dict[str, str] = {
                  "multi_charset", "multipart_report_emails", "plain_emails")},
 }
 
-#: Every SORT criterion (RFC 5256 section 3, RFC 5957), REVERSE on the
-#: one where the tie-break makes it differ from reading backwards, and
-#: every THREAD algorithm we advertise.
+#: Every SORT criterion (RFC 5256 section 3, RFC 5957); REVERSE where
+#: webmail uses it (REVERSE ARRIVAL, REVERSE DATE) and where equal keys
+#: show that it reverses only its own criterion, never the sequence-number
+#: tie-break (REVERSE SUBJECT); two criteria at once; every THREAD
+#: algorithm we advertise.
 COMMANDS: tuple[str, ...] = (
     "UID SORT (ARRIVAL) UTF-8 ALL",
+    "UID SORT (REVERSE ARRIVAL) UTF-8 ALL",
     "UID SORT (CC) UTF-8 ALL",
     "UID SORT (DATE) UTF-8 ALL",
     "UID SORT (REVERSE DATE) UTF-8 ALL",
     "UID SORT (FROM) UTF-8 ALL",
     "UID SORT (SIZE) UTF-8 ALL",
     "UID SORT (SUBJECT) UTF-8 ALL",
+    "UID SORT (REVERSE SUBJECT) UTF-8 ALL",
+    "UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL",
     "UID SORT (TO) UTF-8 ALL",
     "UID SORT (DISPLAYFROM) UTF-8 ALL",
     "UID SORT (DISPLAYTO) UTF-8 ALL",

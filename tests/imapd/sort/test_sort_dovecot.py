@@ -286,6 +286,8 @@ KNOWN = {
     "spamassassin-spam": {
         "UID SORT (FROM) UTF-8 ALL": _k(RAW_8BIT, 293),
         "UID SORT (SUBJECT) UTF-8 ALL": _k(RAW_8BIT, 35, 243, 313),
+        "UID SORT (REVERSE SUBJECT) UTF-8 ALL": _k(RAW_8BIT, 35, 243, 313),
+        "UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL": _k(RAW_8BIT, 35, 243, 313),
         "UID SORT (TO) UTF-8 ALL":
             _k(EMPTY_ADDRESS, 89, 230) | _k(GROUP_IN_ANGLE, 133, 373),
         "UID SORT (DISPLAYFROM) UTF-8 ALL": _k(RAW_8BIT, 35, 252, 293),
@@ -295,6 +297,10 @@ KNOWN = {
     "spamassassin-spam_2": {
         "UID SORT (FROM) UTF-8 ALL": _k(EMPTY_ADDRESS, 30, 114),
         "UID SORT (SUBJECT) UTF-8 ALL":
+            _k(RAW_8BIT, 6, 585, 733, 849, 872, 905, 917, 1013, 1116),
+        "UID SORT (REVERSE SUBJECT) UTF-8 ALL":
+            _k(RAW_8BIT, 6, 585, 733, 849, 872, 905, 917, 1013, 1116),
+        "UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL":
             _k(RAW_8BIT, 6, 585, 733, 849, 872, 905, 917, 1013, 1116),
         "UID SORT (TO) UTF-8 ALL":
             _k(SPACE_IN_LOCAL_PART, 13, 19, 22, 24, 25, 26, 33, 41, 46, 47, 50,
@@ -312,9 +318,15 @@ KNOWN = {
     },
     "usrp-users": {
         "UID SORT (SUBJECT) UTF-8 ALL": _k(CHARSET_ALIAS, 118, 119),
+        # 118 and 119 move past 6 and 7 (GB2312 subjects of the same
+        # thread); reversed, difflib names 6 and 7 as the moved ones.
+        "UID SORT (REVERSE SUBJECT) UTF-8 ALL": _k(CHARSET_ALIAS, 6, 7),
+        "UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL": _k(CHARSET_ALIAS, 118, 119),
     },
     "notmuch-lkml": {
         "UID SORT (SUBJECT) UTF-8 ALL": _k(FOLDED_WHITESPACE, 39, 77),
+        "UID SORT (REVERSE SUBJECT) UTF-8 ALL": _k(FOLDED_WHITESPACE, 39, 77),
+        "UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL": _k(FOLDED_WHITESPACE, 39, 77),
         # The thread of 39 and 77 and the threads between its two places.
         "UID THREAD ORDEREDSUBJECT UTF-8 ALL":
             _k(FOLDED_WHITESPACE, 18, 25, 32, 33, 35, 36, 37, 38, 39, 40, 41,
