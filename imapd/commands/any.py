@@ -27,6 +27,7 @@ _AUTH_CAPS = (
     "CHILDREN",     # RFC 3348
     "SORT",         # RFC 5256
     "SORT=DISPLAY", # RFC 5957
+    "ESORT",        # RFC 5267 section 3 (not CONTEXT=SORT: no PARTIAL/UPDATE)
     "THREAD=ORDEREDSUBJECT",  # RFC 5256
     "THREAD=REFERENCES",      # RFC 5256
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot

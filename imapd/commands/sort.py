@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.imapd.commands.test_sort -*-
 """
-SORT and UID SORT (RFC 5256 section 3, RFC 5957 SORT=DISPLAY).
+SORT and UID SORT (RFC 5256 section 3, RFC 5957 SORT=DISPLAY), with
+RFC 5267 ESORT result options and RFC 5182 SAVE.
 
-Command: C{SORT (criteria) charset search-keys}.
+Command: C{SORT [RETURN (options)] (criteria) charset search-keys}.
 Example: C{a1 SORT (REVERSE DATE SUBJECT) UTF-8 ALL} answers
-C{* SORT 5 3 4 1 2}.
+C{* SORT 5 3 4 1 2}; C{a2 SORT RETURN (MIN COUNT) (DATE) UTF-8 ALL}
+answers C{* ESEARCH (TAG "a2") MIN 5 COUNT 5}.
 
 The search runs first (L{imapd.commands.search.run_search}), then the
 matching messages are ordered by L{imapd.sort.sort_items}; both run in the
@@ -54,7 +56,33 @@ def run_sort(view, cmd: Sort) -> list[tuple[int, int]]:
 
 
 async def handle_sort(session, cmd: Sort):
-    """RFC 5256 section 3; C{NO [BADCHARSET]} comes from the search."""
-    ordered = await session.run(run_sort, session.selected, cmd)
+    """
+    RFC 5256 section 3; C{NO [BADCHARSET]} comes from the search.  With
+    RETURN, RFC 5267 section 3: an ESEARCH response whose MIN and MAX are
+    the first and last message I{in sort order} and whose ALL lists the
+    messages in sort order (ranges only for ascending runs, so the order
+    survives); SAVE keeps the matches for C{$} (RFC 5182 section 2.4).
+    """
+    from imapd.commands.search import _to_save, esearch_response
+
+    view = session.selected
+    opts = cmd.return_opts
+    saving = opts is not None and "SAVE" in opts
+    try:
+        ordered = await session.run(run_sort, view, cmd)
+    except BaseException:
+        # RFC 5182 section 2.1: a failed SAVE leaves $ empty.
+        if saving:
+            view.saved_uids = frozenset()
+        raise
     numbers = [uid if cmd.uid else seq for seq, uid in ordered]
-    session.send(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+    if opts is None:
+        session.send(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        return
+    if saving:
+        # Given the sorted pairs, RFC 5182's MIN/MAX-only rule saves the
+        # first and last in sort order, as MIN and MAX report them.
+        view.saved_uids = _to_save(opts, ordered)
+    # RFC 5182 section 2.4: SAVE alone returns no ESEARCH response.
+    if set(opts) - {"SAVE"}:
+        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers))

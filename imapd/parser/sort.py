@@ -3,7 +3,10 @@
 SORT and THREAD command parsing (RFC 5256 section 5, RFC 5957), and their
 typed results.  Registered in L{imapd.parser.commands}.
 
-    sort          = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
+    sort          = ["UID" SP] "SORT" [SP sort-return-opts] SP sort-criteria
+                    SP search-criteria
+    sort-return-opts = "RETURN" SP "(" [sort-return-opt
+                       *(SP sort-return-opt)] ")"       ; RFC 5267 section 3
     sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"
     sort-criterion = ["REVERSE" SP] sort-key
     thread        = ["UID" SP] "THREAD" SP thread-alg SP search-criteria
@@ -15,6 +18,7 @@ Unlike SEARCH, the charset is mandatory here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from imapd.parser.primitives import (
     NotParseable, describe, parse_astring, parse_atom, parse_end,
@@ -23,13 +27,19 @@ from imapd.parser.primitives import (
 from imapd.parser.searchkey import parse_search_keys
 from imapd.parser.types import Command, SearchKey
 
-__all__ = ["Sort", "Thread", "parse_sort", "parse_thread", "SORT_KEYS"]
+__all__ = ["Sort", "Thread", "parse_sort", "parse_thread", "SORT_KEYS",
+           "SORT_RETURN_OPTIONS"]
 
 #: RFC 5256 section 3 sort keys and RFC 5957 section 3 additions.
 SORT_KEYS = frozenset({
     "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
     "DISPLAYFROM", "DISPLAYTO",
 })
+
+#: RFC 5267 section 3 (ESORT): the RFC 4731 options, and RFC 5182 SAVE.
+#: PARTIAL and UPDATE/CONTEXT belong to CONTEXT=SORT, which we do not
+#: offer, so they are unknown options (BAD).
+SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +50,15 @@ class Sort(Command):
     @ivar criteria: C{(key, reverse)} pairs, most significant first.
     @ivar charset: the charset of the search strings, as sent.
     @ivar key: an AND node of the search keys.
+    @ivar return_opts: the RFC 5267 ESORT C{RETURN} options, upper case
+        (an empty list is C{("ALL",)}, as in RFC 4731 section 3.1), or
+        C{None} without RETURN: then the answer is a plain C{* SORT}.
     """
     criteria: tuple[tuple[str, bool], ...] = ()
     charset: str = "UTF-8"
     key: SearchKey = field(default_factory=lambda: SearchKey("ALL"))
     uid: bool = False
+    return_opts: Optional[tuple[str, ...]] = None
     name = "SORT"
 
 
@@ -97,15 +111,32 @@ def _search_criteria(buf: bytes, pos: int,
     return charset, SearchKey("AND", children=keys), pos
 
 
+def _return_option(buf: bytes, pos: int) -> tuple[str, int]:
+    name, end = _upper_atom(buf, pos)
+    if name not in SORT_RETURN_OPTIONS:
+        raise NotParseable("Unknown RETURN option %s" % name[:32], pos)
+    return name, end
+
+
 def parse_sort(tag: str, buf: bytes, pos: int, ctx, uid: bool = False) -> Command:
-    """RFC 5256 section 5: SORT SP sort-criteria SP search-criteria."""
+    """
+    RFC 5256 section 5: SORT SP sort-criteria SP search-criteria, with
+    RFC 5267 section 3's C{RETURN (options)} before the criteria.
+    """
     pos = _sp(buf, pos)
+    return_opts = None
+    if buf[pos:pos + 7].upper() == b"RETURN ":
+        opts, pos = parse_paren_list(buf, pos + 7, _return_option)
+        # RFC 4731 section 3.1, which RFC 5267 section 3 follows:
+        # RETURN () means RETURN (ALL).  A repeated option counts once.
+        return_opts = tuple(dict.fromkeys(opts)) or ("ALL",)
+        pos = _sp(buf, pos)
     if buf[pos:pos + 1] != b"(":
         raise NotParseable(
             "Expected sort criteria, found %s" % describe(buf, pos), pos)
     criteria, pos = parse_paren_list(buf, pos, _criterion, empty=False)
     charset, key, pos = _search_criteria(buf, _sp(buf, pos), ctx.max_depth)
-    return Sort(tag, tuple(criteria), charset, key, uid)
+    return Sort(tag, tuple(criteria), charset, key, uid, return_opts)
 
 
 def parse_thread(tag: str, buf: bytes, pos: int, ctx,

@@ -40,6 +40,22 @@ def test_parse(line, expected):
     assert parse(line) == expected
 
 
+@pytest.mark.parametrize("line, opts", [
+    (b"a SORT (DATE) UTF-8 ALL", None),
+    (b"a SORT RETURN (MIN max Count ALL SAVE) (DATE) UTF-8 ALL",
+     ("MIN", "MAX", "COUNT", "ALL", "SAVE")),
+    # RFC 4731 section 3.1: RETURN () is RETURN (ALL).
+    (b"a UID SORT RETURN () (DATE) UTF-8 ALL", ("ALL",)),
+    (b"a sort return (MIN MIN) (DATE) UTF-8 ALL", ("MIN",)),
+])
+def test_parse_esort_return(line, opts):
+    """RFC 5267 section 3: RETURN options before the sort criteria, upper case, once each."""
+    cmd = parse(line)
+    assert cmd.return_opts == opts
+    assert cmd.criteria == (("DATE", False),)
+    assert cmd.key == SearchKey("AND", children=(SearchKey("ALL"),))
+
+
 def test_parse_literal_search_string():
     """A latin-1 search string arrives as a literal, bytes unchanged (SquirrelMail)."""
     cmd = parse(b"a SORT (DATE) ISO-8859-1 SUBJECT {4}\r\ncaf\xe9")
@@ -58,6 +74,12 @@ def test_parse_literal_search_string():
     b"a THREAD REFERENCES",
     b"a THREAD REFERENCES UTF-8",
     b"a THREAD",
+    b"a SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL",
+    b"a SORT RETURN (MIN (DATE) UTF-8 ALL",
+    b"a SORT RETURN MIN (DATE) UTF-8 ALL",
+    b"a SORT RETURN (MIN) UTF-8 ALL",
+    b"a SORT RETURN (MIN)",
+    b"a THREAD RETURN (MIN) REFERENCES UTF-8 ALL",
 ])
 def test_parse_errors(line):
     """Malformed lines are refused (BAD), never half-parsed."""
