@@ -26,6 +26,7 @@ from typing import Iterable, Optional
 from storage.interfaces import MailboxSnapshot, MessageRecord
 from imapd.parser.types import SequenceSet
 from imapd.errors import BadCommand
+from imapd.wire import uid_set
 
 __all__ = ["SelectedView"]
 
@@ -58,6 +59,12 @@ class SelectedView:
         self.records: dict[int, MessageRecord] = {r.uid: r for r in snapshot.messages}
         self.recent: set[int] = set(snapshot.recent)
         self.vanished: set[int] = set()
+        #: RFC 7162 HIGHESTMODSEQ as of the last snapshot applied.
+        self.highestmodseq = snapshot.highestmodseq
+        #: RFC 7162 section 3.1: untagged FETCHes carry MODSEQ (and UID).
+        self.condstore = False
+        #: RFC 7162 section 3.2.10: expunges go out as VANISHED, not EXPUNGE.
+        self.qresync = False
         self._applied: MailboxSnapshot | None = snapshot
         #: RFC 5182 search result variable, as UIDs.  It lives in the view,
         #: so SELECT, EXAMINE, CLOSE and UNSELECT reset it (section 2.1).
@@ -143,8 +150,10 @@ class SelectedView:
 
         @param allow_expunge: False while answering FETCH, STORE or SEARCH
             (RFC 3501 section 7.4.1): vanished messages then stay.
-        @param report_uid: include UID in FETCH flag updates.
+        @param report_uid: include UID in FETCH flag updates (also implied
+            by L{condstore}, which adds MODSEQ to them).
         """
+        report_uid = report_uid or self.condstore
         if snapshot is self._applied and not (allow_expunge and self.vanished):
             # The store returned the very snapshot we applied last time:
             # nothing changed, and walking 10,000 records would say so.
@@ -163,11 +172,16 @@ class SelectedView:
             if new is None:
                 continue
             old = self.records[u]
-            if new.flags != old.flags:
+            if new.flags != old.flags or (self.condstore and new.modseq > old.modseq):
+                # RFC 7162 section 3.1.2: once CONDSTORE is enabled a change
+                # made elsewhere is reported with its new MODSEQ, even one
+                # that ended with the flags this session last saw.
                 self.records[u] = new
                 item = b"FLAGS " + format_flag_list(self.flags(u))
                 if report_uid:
                     item = b"UID %d " % u + item
+                if self.condstore:
+                    item += b" MODSEQ (%d)" % new.modseq
                 out.append(b"* %d FETCH (%s)\r\n" % (seq, item))
             elif new is not old:
                 self.records[u] = new
@@ -184,6 +198,7 @@ class SelectedView:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
             out.append(b"* %d RECENT\r\n" % len(self.recent))
         self.uidnext = max(self.uidnext, snapshot.uidnext)
+        self.highestmodseq = max(self.highestmodseq, snapshot.highestmodseq)
         self.keywords = snapshot.keywords
         return out
 
@@ -191,25 +206,32 @@ class SelectedView:
         """
         Drop messages from the view; return their EXPUNGE responses.
         Highest sequence number first, so that each number sent is still
-        valid when the client applies it.
+        valid when the client applies it.  With L{qresync}, one
+        C{* VANISHED uid-set} instead (RFC 7162 section 3.2.10).
         """
         doomed = set(uids)
         out = []
+        gone = []
         for i in range(len(self.uids) - 1, -1, -1):
             u = self.uids[i]
             if u in doomed:
                 out.append(b"* %d EXPUNGE\r\n" % (i + 1))
+                gone.append(u)
                 del self.uids[i]
                 self.records.pop(u, None)
                 self.recent.discard(u)
         self.vanished -= doomed
+        if self.qresync:
+            return [b"* VANISHED %s\r\n" % uid_set(sorted(gone)).encode()] if gone else []
         return out
 
     def commit_flags(self, updates: dict[int, frozenset[str]]) -> None:
         """
         Blocking: write new flags for messages of this view in one
         transaction, then show them in the view (STORE, and FETCH setting
-        C{\\Seen}).
+        C{\\Seen}).  The changed messages get their new MODSEQs from a
+        sync right after the commit (the store's modseq log gives them);
+        other changes in that sync are left for the next L{apply}.
         """
         if not updates:
             return
@@ -217,10 +239,13 @@ class SelectedView:
         for uid, flags in updates.items():
             tx.set_flags(uid, flags)
         tx.commit()
+        fresh = {r.uid: r for r in self.mailbox.sync().messages if r.uid in updates}
         for uid, flags in updates.items():
             record = self.records.get(uid)
             if record is not None:
-                self.records[uid] = dataclasses.replace(record, flags=flags)
+                new = fresh.get(uid)
+                modseq = new.modseq if new is not None else record.modseq
+                self.records[uid] = dataclasses.replace(record, flags=flags, modseq=modseq)
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished
