@@ -20,19 +20,28 @@ __all__ = ["handle_select", "handle_check", "handle_close", "handle_unselect",
            "handle_expunge", "close_selected"]
 
 
-async def close_selected(session, expunge: bool) -> None:
+async def close_selected(session, expunge: bool) -> int | None:
     """
     Leave the selected state.  With C{expunge}, remove C{\\Deleted}
     messages silently first (CLOSE, RFC 3501 section 6.4.2).
+
+    @return: with QRESYNC enabled and C{expunge}, the HIGHESTMODSEQ after
+        the expunge (RFC 7162 section 3.2.8); else None.
     """
     view = session.selected
     session.selected = None
     session.state = "auth"
     if view is None:
-        return
-    if expunge and not view.readonly:
-        await session.run(_expunge_deleted, view.mailbox, None)
-    await session.run(view.mailbox.close)
+        return None
+    highest = None
+    try:
+        if expunge and not view.readonly:
+            await session.run(_expunge_deleted, view.mailbox, None)
+            if view.qresync:
+                highest = (await session.run(view.mailbox.sync)).highestmodseq or None
+    finally:
+        await session.run(view.mailbox.close)
+    return highest
 
 
 def _expunge_deleted(mailbox, only_uids):
@@ -202,8 +211,14 @@ async def handle_check(session, cmd: Check):
 
 
 async def handle_close(session, cmd: Close):
-    """RFC 3501 section 6.4.2: expunge silently, then deselect."""
-    await close_selected(session, expunge=True)
+    """
+    RFC 3501 section 6.4.2: expunge silently, then deselect; with QRESYNC
+    the tagged OK carries the new HIGHESTMODSEQ (RFC 7162 section 3.2.8).
+    """
+    highest = await close_selected(session, expunge=True)
+    if highest is not None:
+        return f"HIGHESTMODSEQ {highest}", "CLOSE completed"
+    return None
 
 
 async def handle_unselect(session, cmd: Unselect):
@@ -225,3 +240,11 @@ async def handle_expunge(session, cmd: Expunge):
     expunged = await session.run(_expunge_deleted, view.mailbox, only)
     for line in view.remove(expunged):
         session.send(line)
+    if view.qresync:
+        # RFC 7162 section 3.2.7: the tagged OK says the HIGHESTMODSEQ the
+        # expunge led to, so the client can store it with its cache.
+        snapshot = await session.run(view.mailbox.sync)
+        if snapshot.highestmodseq:
+            key = "UID EXPUNGE" if cmd.uids is not None else "EXPUNGE"
+            return f"HIGHESTMODSEQ {snapshot.highestmodseq}", f"{key} completed"
+    return None

@@ -126,7 +126,7 @@ def test_expunge_reported_as_vanished(authed):
         """
         C: x1 EXPUNGE
         S: * VANISHED 2:3,5
-        S: x1 OK EXPUNGE completed
+        S: x1 OK [HIGHESTMODSEQ {{\\d+}}] EXPUNGE completed
         C: f1 FETCH 1:* (UID)
         S: * 1 FETCH (UID 1)
         S: * 2 FETCH (UID 4)
@@ -193,3 +193,19 @@ def test_vanished_modifier_errors(authed):
         S: b4 BAD {{.*}}Invalid QRESYNC parameter{{.*}}
         """
     )
+
+
+def test_close_reports_highestmodseq(authed):
+    """RFC 7162 section 3.2.8: CLOSE's tagged OK carries HIGHESTMODSEQ."""
+    fill(authed, 3)
+    authed.ok("A01 ENABLE QRESYNC")
+    authed.ok("s1 SELECT INBOX")
+    authed.ok("t1 STORE 2 +FLAGS.SILENT (\\Deleted)")
+    before = state(authed)[1]
+    line = authed.ok("c1 CLOSE")[-1]
+    m = re.fullmatch(r"c1 OK \[HIGHESTMODSEQ (\d+)\] CLOSE completed", line)
+    assert m, line
+    assert int(m.group(1)) == state(authed)[1] > before
+    _uidvalidity, now = state(authed)
+    lines = authed.ok(f"s2 SELECT INBOX (QRESYNC ({_uidvalidity} {before}))")
+    assert "* VANISHED (EARLIER) 2" in lines
