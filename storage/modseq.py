@@ -115,6 +115,10 @@ def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino)
 
 
+def _signature(st: os.stat_result | None) -> tuple | None:
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size)
+
+
 def _parse_header(line: bytes) -> tuple[int, int, int] | None:
     parts = line.split()
     if len(parts) < 2 or parts[0] != MAGIC or parts[1] != _VERSION:
@@ -163,12 +167,30 @@ class ModseqLog:
 
     # -- reading ------------------------------------------------------------
 
-    def _refresh(self) -> _State:
+    def _refresh(self, locked: bool = False) -> _State:
         """
         Bring the parsed state up to date with the file: nothing to do if
-        it is unchanged, only the new lines if it grew, else a full parse.
+        it is unchanged (one stat), only the new lines if it grew, else a
+        full parse.
+
+        @param locked: the caller holds the log's lock and is about to
+            hand out MODSEQs: skip the stat shortcut and open the file,
+            which over NFS revalidates its attributes (close-to-open
+            consistency), so lines another node appended are seen.
         """
         state = self._state
+        if not locked and (state.valid or state.ident):
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                st = None
+            if (st is not None and _identity(st) == state.ident
+                    and st.st_size == state.offset):
+                return state
+            if state.ident == ("memory", _signature(st)):
+                # MODSEQs kept in memory only (see _record_in_memory) and
+                # nobody else has written the file since: keep them.
+                return state
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -292,10 +314,10 @@ class ModseqLog:
         except OSError as e:
             raise LockUnavailable(f"cannot create {directory}: {e.strerror or e}") from e
         with locked(self.path):
-            state = self._refresh()
+            state = self._refresh(locked=True)
             if not state.valid or state.uidvalidity != snapshot.uidvalidity:
                 self._restart(state, snapshot)
-                return self._refresh()
+                return self._refresh(locked=True)
             changed, gone = self._needs(state, snapshot)
             if not (changed or gone):
                 return state
@@ -308,10 +330,10 @@ class ModseqLog:
                 modseq += 1
                 lines.append(b"%d %d F %s\n" % (record.uid, modseq, _flag_key(record.flags)))
             self._append(state, b"".join(lines))
-            state = self._refresh()
+            state = self._refresh(locked=True)
             if state.lines > 2 * len(state.live) + _SLACK:
                 self._compact(state)
-                state = self._refresh()
+                state = self._refresh(locked=True)
             return state
 
     def _append(self, state: _State, data: bytes) -> None:
@@ -378,8 +400,13 @@ class ModseqLog:
             state.live[record.uid] = (modseq, _flag_key(record.flags))
         state.highest = modseq
         state.version += 1
-        # Keep the file's identity unknown so the next stamp re-reads it.
-        state.ident = ()
+        # Sticky until somebody writes the file: the next stamps reuse
+        # these MODSEQs instead of handing out new ones at every sync.
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        state.ident = ("memory", _signature(st))
         self._state = state
         return state
 

@@ -249,3 +249,29 @@ def test_two_processes_never_share_or_reverse_a_modseq(kind, tmp_path):
                 # One modseq is one change: the same (uid, flags) wherever seen.
                 assert meaning.setdefault(modseq, (uid, tuple(flags))) == (uid, tuple(flags))
     assert len(meaning) > 10
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_unwritable_log_keeps_modseqs_in_memory(kind, tmp_path, monkeypatch):
+    """
+    A log that cannot be written (a read-only archive) still gives stable,
+    increasing MODSEQs within the process, not new ones at every sync.
+    """
+    from storage.errors import LockUnavailable
+
+    store = make_store(kind, str(tmp_path))
+    fill(store, 3)
+    if os.path.exists(log_path(kind, str(tmp_path))):
+        os.unlink(log_path(kind, str(tmp_path)))
+    forget_logs()
+
+    def refuse(self, snapshot):
+        raise LockUnavailable("read-only")
+
+    monkeypatch.setattr(modseq_mod.ModseqLog, "_record", refuse)
+    box = make_store(kind, str(tmp_path)).open("INBOX", readonly=True)
+    first = box.sync()
+    assert first.highestmodseq > 0 and len({r.modseq for r in first.messages}) == 3
+    again = box.sync()
+    assert [r.modseq for r in again.messages] == [r.modseq for r in first.messages]
+    box.close()
