@@ -27,9 +27,10 @@ Choices where the RFCs leave room, and why:
     (RFC 3516 section 4.2) allows only a number.
   - C{BINARY} data holding a NUL octet is sent as an RFC 3516 C{literal8}
     (C{~{n}}), which is the only form that may carry NUL.
-  - C{MODSEQ} (RFC 7162) is answered only when the record carries a
-    C{modseq} attribute; without CONDSTORE there is nothing to report, and
-    the server does not advertise it.
+  - C{MODSEQ} (RFC 7162) comes from the record's C{modseq}, which the
+    store's modseq log sets (L{storage.modseq}); a record without one
+    (C{0}: a store that keeps no MODSEQs, which SELECT reports as
+    C{NOMODSEQ}) has nothing to report and the item is left out.
 """
 
 from __future__ import annotations
@@ -227,8 +228,8 @@ def _internaldate_item(record, flags, message) -> bytes:
 
 def _modseq_item(record, flags, message) -> bytes:
     # RFC 7162 section 3.1.4.1: "MODSEQ (" mod-sequence-value ")".
-    modseq = getattr(record, "modseq", None)
-    return b"" if modseq is None else b"MODSEQ (%d)" % modseq
+    modseq = getattr(record, "modseq", 0)
+    return b"MODSEQ (%d)" % modseq if modseq else b""
 
 
 def _envelope_item(record, flags, message) -> bytes:
