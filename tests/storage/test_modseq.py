@@ -275,3 +275,22 @@ def test_unwritable_log_keeps_modseqs_in_memory(kind, tmp_path, monkeypatch):
     again = box.sync()
     assert [r.modseq for r in again.messages] == [r.modseq for r in first.messages]
     box.close()
+
+
+def test_mbox_rewrite_by_another_program_is_noticed(tmp_path):
+    """mutt marks message 1 read by rewriting the file: a new MODSEQ for it only."""
+    store = make_store("mbox", str(tmp_path))
+    fill(store, 3)
+    before = snapshot(store)
+    path = os.path.join(str(tmp_path), "inbox")
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data.count(b"X-UID: 1\n") == 1
+    with open(path + ".new", "wb") as f:
+        f.write(data.replace(b"X-UID: 1\n", b"X-UID: 1\nStatus: RO\n"))
+    os.rename(path + ".new", path)
+    after = snapshot(store)
+    old = {r.uid: r.modseq for r in before.messages}
+    new = {r.uid: r for r in after.messages}
+    assert "\\Seen" in new[1].flags and new[1].modseq > before.highestmodseq
+    assert new[2].modseq == old[2] and new[3].modseq == old[3]

@@ -209,3 +209,14 @@ def test_close_reports_highestmodseq(authed):
     _uidvalidity, now = state(authed)
     lines = authed.ok(f"s2 SELECT INBOX (QRESYNC ({_uidvalidity} {before}))")
     assert "* VANISHED (EARLIER) 2" in lines
+
+
+def test_move_reports_vanished(authed):
+    """RFC 6851 section 4.3 with RFC 7162: MOVE's expunges are VANISHED too."""
+    fill(authed, 3)
+    authed.ok("c0 CREATE Archive")
+    authed.ok("A01 ENABLE QRESYNC")
+    authed.ok("s1 SELECT INBOX")
+    lines = authed.ok("m1 UID MOVE 2 Archive")
+    assert "* VANISHED 2" in lines
+    assert not any(l.endswith("EXPUNGE") for l in lines)
