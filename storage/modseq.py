@@ -54,6 +54,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from twisted.logger import Logger
 
@@ -79,7 +80,8 @@ def _seed() -> int:
     return max(1, time.time_ns() // 1000)
 
 
-def _flag_key(flags) -> bytes:
+@lru_cache(maxsize=4096)
+def _flag_key(flags: frozenset) -> bytes:
     """
     One canonical byte string per flag set, as written in F lines.  Flags
     are IMAP atoms, but a store may hand us anything (an odd X-Keywords
@@ -256,7 +258,8 @@ class ModseqLog:
                 unknown += 1
                 continue
             done = stamped.get(record.uid)
-            if done is not None and done[0] is record and done[1] == known[0]:
+            if done is not None and done[1] == known[0] and (
+                    done[0] is record or done[0] == record):
                 continue  # this very record was stamped with this line
             if known[1] != _flag_key(record.flags):
                 changed.append(record)
@@ -418,7 +421,11 @@ class ModseqLog:
         for record in snapshot.messages:
             modseq = live.get(record.uid, (state.highest, b""))[0]
             cached = stamped.get(record.uid)
-            if cached is not None and cached[0] is record and cached[1] == modseq:
+            # Equal, not only identical: an mbox sync after a change builds
+            # new records for unchanged messages, and copying 10,000 of
+            # them costs more than comparing.
+            if cached is not None and cached[1] == modseq and (
+                    cached[0] is record or cached[0] == record):
                 out = cached[2]
             else:
                 out = dataclasses.replace(record, modseq=modseq)
