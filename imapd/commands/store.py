@@ -59,18 +59,22 @@ def _apply(view, pairs, mode, flags, unchangedsince=None):
         rec = view.records.get(uid)
         if rec is None or view.is_vanished(uid):
             continue
+        base = rec.flags
         if unchangedsince is not None:
             fresh = current.get(uid)
             if fresh is None or fresh.modseq > unchangedsince:
                 modified.append(uid)
                 continue
+            # The store's flags as of the check, which passed: the change
+            # applies to what the client's MODSEQ stands for.
+            base = fresh.flags
         if mode == "+":
-            new = rec.flags | flags
+            new = base | flags
         elif mode == "-":
-            new = rec.flags - flags
+            new = base - flags
         else:
             new = flags
-        if new != rec.flags:
+        if new != base:
             updates[uid] = new
     view.commit_flags(updates)
     return list(updates), modified
