@@ -460,7 +460,7 @@ _MAX_LOGS = 4096
 
 def modseq_log(path: str, fsync: bool = False) -> ModseqLog:
     """The process's one L{ModseqLog} for C{path}."""
-    key = os.path.abspath(path)
+    key = os.path.realpath(path)
     with _logs_lock:
         log = _logs.get(key)
         if log is None:
