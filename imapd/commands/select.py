@@ -191,12 +191,14 @@ async def handle_select(session, cmd: Select):
     else:
         # \* : clients may create new keywords (RFC 3501 section 7.1).
         out.append(b"* OK [PERMANENTFLAGS " + format_flag_list(flags)[:-1] + b" \\*)] Flags permitted.\r\n")
-    if view.condstore:
-        # RFC 7162 section 3.1.2.1 (and 3.1.2.2 for a store without MODSEQs).
-        if snapshot.highestmodseq:
-            out.append(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % snapshot.highestmodseq)
-        else:
-            out.append(b"* OK [NOMODSEQ] No permanent modsequences\r\n")
+    # RFC 7162 section 3.1.2.1: a server with persistent MODSEQs sends
+    # HIGHESTMODSEQ with every successful SELECT/EXAMINE, enabled or not
+    # (clients ignore codes they do not know, RFC 3501 section 7.1), and
+    # NOMODSEQ (section 3.1.2.2) for a store without them.
+    if snapshot.highestmodseq:
+        out.append(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % snapshot.highestmodseq)
+    else:
+        out.append(b"* OK [NOMODSEQ] No permanent modsequences\r\n")
     if qresync is not None:
         out.append(await session.run(_qresync_lines, view, mailbox, snapshot, qresync))
     session.send(b"".join(out))

@@ -63,10 +63,16 @@ def test_select_condstore_reports_highestmodseq(authed):
     assert len(set(ms.values())) == 3 and max(ms.values()) == h
 
 
-def test_plain_select_has_no_highestmodseq_until_enabled(authed):
+def test_every_select_reports_highestmodseq(authed):
+    """
+    RFC 7162 section 3.1.2.1: with persistent MODSEQs, every SELECT and
+    EXAMINE says HIGHESTMODSEQ, CONDSTORE enabled or not; untagged FETCH
+    responses only carry MODSEQ once it is enabled.
+    """
     fill(authed, 1)
     lines = authed.ok("s1 SELECT INBOX")
-    assert not any("HIGHESTMODSEQ" in l for l in lines)
+    assert any(re.fullmatch(r"\* OK \[HIGHESTMODSEQ \d+\] Highest", l) for l in lines), lines
+    assert authed.ok("t1 STORE 1 +FLAGS (\\Seen)")[0] == "* 1 FETCH (FLAGS (\\Seen))"
     authed.script(
         """
         C: e1 ENABLE CONDSTORE
@@ -74,7 +80,8 @@ def test_plain_select_has_no_highestmodseq_until_enabled(authed):
         S: e1 OK ENABLE completed
         """
     )
-    assert any("HIGHESTMODSEQ" in l for l in authed.ok("s2 EXAMINE INBOX"))
+    line = authed.ok("t2 STORE 1 +FLAGS (\\Answered)")[0]
+    assert re.fullmatch(r"\* 1 FETCH \(FLAGS \(\\Answered \\Seen\) MODSEQ \(\d+\)\)", line), line
 
 
 def test_fetch_changedsince(authed):
