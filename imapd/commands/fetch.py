@@ -32,7 +32,7 @@ def _vanished_line(view, cmd: Fetch) -> bytes:
     the UIDs of the command's set expunged since CHANGEDSINCE, as
     C{* VANISHED (EARLIER)}, sent before the FETCH responses.
     """
-    from imapd.commands.select import _absent
+    from imapd.commands.select import _absent, within
     from imapd.wire import uid_set
 
     mailbox = view.mailbox
@@ -42,7 +42,7 @@ def _vanished_line(view, cmd: Fetch) -> bytes:
     if gone is None:
         gone = _absent(view.uids, largest + 1, cmd.sequence)
     else:
-        gone = [u for u in gone if cmd.sequence.contains(u, largest)]
+        gone = within(gone, cmd.sequence, largest)
     # Messages still in this session's view were not yet reported as
     # expunged to it; they get their VANISHED at the next sync.
     gone = [u for u in gone if u not in view.records]

@@ -220,3 +220,14 @@ def test_move_reports_vanished(authed):
     lines = authed.ok("m1 UID MOVE 2 Archive")
     assert "* VANISHED 2" in lines
     assert not any(l.endswith("EXPUNGE") for l in lines)
+
+
+def test_within_merges_and_bisects():
+    from imapd.commands.select import within
+    from imapd.parser.types import SequenceSet
+
+    uids = [1, 2, 5, 9, 10, 40, 100]
+    spans = SequenceSet(((9, 2), (10, 10), (50, None)))
+    assert within(uids, spans, 120) == [2, 5, 9, 10, 100]
+    assert within(uids, None, 120) == uids
+    assert within(uids, SequenceSet(((101, None),)), 100) == [100]  # 101:* is 100:101
