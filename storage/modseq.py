@@ -37,12 +37,15 @@ time in microseconds, above any MODSEQ a lost log can have given out
 unless it handed out more than one per microsecond.  A new UIDVALIDITY
 restarts the lines but keeps C{H}.
 
-Compaction: when the file holds more than twice the live lines (plus
+Compaction: when the file holds more than twice the lines it needs (plus
 slack) it is rewritten by temp file and rename with the last line of each
-live UID and no tombstones; C{E} then says "tombstones of MODSEQ <= E were
-dropped", and L{ModseqLog.expunged_since} answers for such a MODSEQ with
-every UID below UIDNEXT that is not in the mailbox, which RFC 7162 section
-3.2.5.1 allows (reporting more UIDs than were expunged is harmless).
+UID, keeping the newest tombstones (as many as there are live messages,
+at least L{_KEEP_TOMBSTONES}); C{E} then says "tombstones of MODSEQ <= E
+were dropped", and L{ModseqLog.expunged_since} answers for such a MODSEQ
+with every UID below UIDNEXT that is not in the mailbox, which RFC 7162
+section 3.2.5.1 allows (reporting more UIDs than were expunged is
+harmless).  Keeping recent tombstones spares clients that synced lately
+that long answer.
 
 The per-node index plays no part: delete it and nothing here changes.
 """
@@ -70,6 +73,9 @@ _VERSION = b"1"
 
 #: Rewrite the log once it has this many lines more than twice the live ones.
 _SLACK = 64
+
+#: Tombstones a compaction keeps at least (see the module docstring).
+_KEEP_TOMBSTONES = 1024
 
 #: Largest mod-sequence-value (RFC 7162 section 7: unsigned 63-bit).
 _MODSEQ_MAX = 2**63 - 1
@@ -334,7 +340,9 @@ class ModseqLog:
                 lines.append(b"%d %d F %s\n" % (record.uid, modseq, _flag_key(record.flags)))
             self._append(state, b"".join(lines))
             state = self._refresh(locked=True)
-            if state.lines > 2 * len(state.live) + _SLACK:
+            keep = max(len(state.live), _KEEP_TOMBSTONES)
+            if (state.lines > 2 * (len(state.live) + len(state.dead)) + _SLACK
+                    or len(state.dead) > 2 * keep):
                 self._compact(state)
                 state = self._refresh(locked=True)
             return state
@@ -383,9 +391,14 @@ class ModseqLog:
         self._write_whole((snapshot.uidvalidity, highest, base), lines)
 
     def _compact(self, state: _State) -> None:
-        lines = [b"%d %d F %s\n" % (uid, modseq, key)
-                 for uid, (modseq, key) in sorted(state.live.items())]
-        self._write_whole((state.uidvalidity, state.highest, state.highest), lines)
+        keep = max(len(state.live), _KEEP_TOMBSTONES)
+        dead = sorted(state.dead.items(), key=lambda item: item[1])
+        dropped, kept = dead[:-keep] if len(dead) > keep else [], dead[-keep:]
+        floor = max([state.floor] + [m for _u, m in dropped])
+        lines = [b"%d %d X\n" % (uid, modseq) for uid, modseq in kept]
+        lines += [b"%d %d F %s\n" % (uid, modseq, key)
+                  for uid, (modseq, key) in sorted(state.live.items())]
+        self._write_whole((state.uidvalidity, state.highest, floor), lines)
 
     def _record_in_memory(self, state: _State, snapshot, changed, gone) -> _State:
         if not state.valid or state.uidvalidity != snapshot.uidvalidity:

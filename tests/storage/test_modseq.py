@@ -294,3 +294,33 @@ def test_mbox_rewrite_by_another_program_is_noticed(tmp_path):
     new = {r.uid: r for r in after.messages}
     assert "\\Seen" in new[1].flags and new[1].modseq > before.highestmodseq
     assert new[2].modseq == old[2] and new[3].modseq == old[3]
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_compaction_keeps_recent_tombstones(kind, tmp_path, monkeypatch):
+    monkeypatch.setattr(modseq_mod, "_KEEP_TOMBSTONES", 2)
+    monkeypatch.setattr(modseq_mod, "_SLACK", 0)
+    store = make_store(kind, str(tmp_path))
+    fill(store, 6)
+    box = store.open("INBOX")
+    start = box.sync().highestmodseq
+    marks = []
+    for uid in (1, 2, 3, 4):
+        tx = box.transaction()
+        tx.expunge(uid)
+        tx.commit()
+        marks.append(box.sync().highestmodseq)
+    for i in range(12):  # enough flag churn to compact
+        tx = box.transaction()
+        tx.set_flags(5 + i % 2, frozenset({"\\Flagged"}) if i % 4 < 2 else frozenset())
+        tx.commit()
+        box.sync()
+    with open(log_path(kind, str(tmp_path)), "rb") as f:
+        data = f.read()
+    assert data.count(b" X\n") == 2  # only the newest two tombstones kept
+    # Since before the third expunge: known exactly.
+    assert box.expunged_since(marks[1]) == [3, 4]
+    assert box.expunged_since(marks[3]) == []
+    # Older than the dropped tombstones: the caller must report a superset.
+    assert box.expunged_since(start) is None
+    box.close()
