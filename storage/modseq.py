@@ -282,9 +282,9 @@ class ModseqLog:
         C{highestmodseq} set, first giving new MODSEQs to whatever changed
         since the log last saw it (see the module docstring).  Blocking.
 
-        If the log cannot be written (a read-only mailbox directory), the
-        changes get MODSEQs above the highest in memory only, and a warning
-        is logged: a session still sees increasing MODSEQs, but they are
+        If the log cannot be written (a read-only mailbox directory, a full
+        disk), the changes get MODSEQs above the highest in memory only,
+        and a warning is logged: a session still sees increasing MODSEQs, but they are
         not shared with other processes.
         """
         with self._lock:
@@ -305,7 +305,9 @@ class ModseqLog:
             if changed or gone:
                 try:
                     state = self._record(snapshot)
-                except LockUnavailable as e:
+                except (LockUnavailable, StoreError) as e:
+                    # Mail stays readable without a writable log (a shared
+                    # archive, a full disk): MODSEQs are kept in memory.
                     _log.warn("Cannot record MODSEQs in {path}: {error}",
                               path=self.path, error=str(e))
                     state = self._record_in_memory(state, snapshot, changed, gone)

@@ -251,13 +251,14 @@ def test_two_processes_never_share_or_reverse_a_modseq(kind, tmp_path):
     assert len(meaning) > 10
 
 
+@pytest.mark.parametrize("error", ["lock", "write"])
 @pytest.mark.parametrize("kind", STORES)
-def test_unwritable_log_keeps_modseqs_in_memory(kind, tmp_path, monkeypatch):
+def test_unwritable_log_keeps_modseqs_in_memory(kind, tmp_path, monkeypatch, error):
     """
     A log that cannot be written (a read-only archive) still gives stable,
     increasing MODSEQs within the process, not new ones at every sync.
     """
-    from storage.errors import LockUnavailable
+    from storage.errors import LockUnavailable, StoreError
 
     store = make_store(kind, str(tmp_path))
     fill(store, 3)
@@ -266,7 +267,7 @@ def test_unwritable_log_keeps_modseqs_in_memory(kind, tmp_path, monkeypatch):
     forget_logs()
 
     def refuse(self, snapshot):
-        raise LockUnavailable("read-only")
+        raise LockUnavailable("read-only") if error == "lock" else StoreError("disk full")
 
     monkeypatch.setattr(modseq_mod.ModseqLog, "_record", refuse)
     box = make_store(kind, str(tmp_path)).open("INBOX", readonly=True)
