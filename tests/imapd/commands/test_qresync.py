@@ -231,3 +231,23 @@ def test_within_merges_and_bisects():
     assert within(uids, spans, 120) == [2, 5, 9, 10, 100]
     assert within(uids, None, 120) == uids
     assert within(uids, SequenceSet(((101, None),)), 100) == [100]  # 101:* is 100:101
+
+
+def test_idle_reports_vanished_and_modseq(authed, new_conv):
+    """While IDLE, changes elsewhere come as FETCH ... MODSEQ and VANISHED."""
+    fill(authed, 3)
+    authed.ok("A01 ENABLE QRESYNC")
+    authed.ok("s1 SELECT INBOX")
+    authed.send(b"i1 IDLE\r\n")
+    assert authed.lines() == ["+ idling"]
+    other = other_session(new_conv)
+    other.ok("o1 STORE 1 +FLAGS.SILENT (\\Flagged)")
+    other.ok("o2 STORE 3 +FLAGS.SILENT (\\Deleted)")
+    other.ok("o3 EXPUNGE")
+    authed.clock.advance(authed.context.limits.idle_poll_interval)
+    lines = authed.lines()
+    assert lines[0] == "* VANISHED 3"
+    assert re.fullmatch(r"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", lines[1])
+    assert len(lines) == 2
+    authed.send(b"DONE\r\n")
+    assert authed.lines() == ["i1 OK IDLE terminated"]
