@@ -20,6 +20,8 @@ that allows them.
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
 
@@ -28,7 +30,28 @@ from imapd.parser.types import SequenceSet
 from imapd.errors import BadCommand
 from imapd.wire import uid_set
 
-__all__ = ["SelectedView"]
+__all__ = ["SelectedView", "flag_lock"]
+
+_flag_locks_guard = threading.Lock()
+#: Weak: a lock lives as long as some caller holds or waits on it.
+_flag_locks: "weakref.WeakValueDictionary[str, threading.RLock]" = weakref.WeakValueDictionary()
+
+
+def flag_lock(mailbox) -> threading.RLock:
+    """
+    The lock this process's sessions hold while they change flags in one
+    mailbox, so that a STORE (UNCHANGEDSINCE) check and its write are one
+    step against every other session of this process (RFC 7162 section
+    3.1.3).  With user/node affinity (DESIGN.md rule 7) that is every
+    session of the user; other processes and programs are not covered.
+    """
+    key = getattr(mailbox, "directory", None) or getattr(mailbox, "path", None) or str(id(mailbox))
+    with _flag_locks_guard:
+        lock = _flag_locks.get(key)
+        if lock is None:
+            lock = threading.RLock()
+            _flag_locks[key] = lock
+        return lock
 
 
 def format_flag_list(flags: Iterable[str]) -> bytes:
@@ -235,11 +258,13 @@ class SelectedView:
         """
         if not updates:
             return
-        tx = self.mailbox.transaction()
-        for uid, flags in updates.items():
-            tx.set_flags(uid, flags)
-        tx.commit()
-        fresh = {r.uid: r for r in self.mailbox.sync().messages if r.uid in updates}
+        with flag_lock(self.mailbox):
+            tx = self.mailbox.transaction()
+            for uid, flags in updates.items():
+                tx.set_flags(uid, flags)
+            tx.commit()
+            snapshot = self.mailbox.sync()
+        fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
         for uid, flags in updates.items():
             record = self.records.get(uid)
             if record is not None:

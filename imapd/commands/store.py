@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Store
-from imapd.selected import format_flag_list
+from imapd.selected import flag_lock, format_flag_list
 from imapd.wire import uid_set
 from storage.interfaces import SYSTEM_FLAGS
 
@@ -43,13 +43,20 @@ def _apply(view, pairs, mode, flags, unchangedsince=None):
 
     With C{unchangedsince} (RFC 7162 section 3.1.3) the MODSEQs are read
     fresh from the store first, and a message whose MODSEQ is above it is
-    left alone and returned in the "modified" list.  The check and the
-    write are not one atomic step against other processes (the window is
-    one sync); within this process the thread pool runs one command per
-    session at a time.
+    left alone and returned in the "modified" list.  Against the other
+    sessions of this process the check and the write are one step (every
+    flag change takes the same L{flag_lock}); against other processes and
+    programs there remains a window of one sync between them.
 
     @return: the UIDs changed, and the UIDs that failed UNCHANGEDSINCE.
     """
+    if unchangedsince is None:
+        return _apply_locked(view, pairs, mode, flags, None)
+    with flag_lock(view.mailbox):
+        return _apply_locked(view, pairs, mode, flags, unchangedsince)
+
+
+def _apply_locked(view, pairs, mode, flags, unchangedsince):
     current = view.records
     if unchangedsince is not None:
         current = {r.uid: r for r in view.mailbox.sync().messages}

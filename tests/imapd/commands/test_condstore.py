@@ -231,3 +231,30 @@ def test_bad_select_parameter_keeps_mailbox(authed):
         """
     )
     assert authed.proto.selected is not None
+
+
+def test_unchangedsince_check_and_write_are_one_step_in_process(authed, new_conv):
+    """
+    A flag change by another session of this process cannot slip between
+    the UNCHANGEDSINCE check and the write: both take the mailbox's
+    flag_lock, so while one holds it the other waits.
+    """
+    import threading
+
+    from imapd.selected import flag_lock
+
+    fill(authed, 2)
+    authed.ok("s1 SELECT INBOX (CONDSTORE)")
+    other = new_conv()
+    other.login()
+    other.ok("o1 SELECT INBOX")
+    lock = flag_lock(authed.proto.selected.mailbox)
+    # Two sessions, two mailbox objects, one lock.
+    assert other.proto.selected.mailbox is not authed.proto.selected.mailbox
+    assert flag_lock(other.proto.selected.mailbox) is lock
+    got = []
+    with lock:
+        t = threading.Thread(target=lambda: got.append(lock.acquire(timeout=0.2)))
+        t.start()
+        t.join()
+    assert got == [False]  # another thread could not take it meanwhile
