@@ -18,7 +18,7 @@ import shutil
 
 import pytest
 
-from conftest import start_server
+from e2e_helpers import start_server
 
 COUNT = 30
 
