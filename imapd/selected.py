@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from collections import OrderedDict
 from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
@@ -28,8 +29,30 @@ from typing import Iterable, Optional
 from storage.interfaces import MailboxSnapshot, MessageRecord
 from imapd.parser.types import SequenceSet
 from imapd.errors import BadCommand
+from imapd.wire import uid_set
 
-__all__ = ["SelectedView"]
+__all__ = ["SelectedView", "flag_lock"]
+
+_flag_locks_guard = threading.Lock()
+#: Weak: a lock lives as long as some caller holds or waits on it.
+_flag_locks: "weakref.WeakValueDictionary[str, threading.RLock]" = weakref.WeakValueDictionary()
+
+
+def flag_lock(mailbox) -> threading.RLock:
+    """
+    The lock this process's sessions hold while they change flags in one
+    mailbox, so that a STORE (UNCHANGEDSINCE) check and its write are one
+    step against every other session of this process (RFC 7162 section
+    3.1.3).  With user/node affinity (DESIGN.md rule 7) that is every
+    session of the user; other processes and programs are not covered.
+    """
+    key = getattr(mailbox, "directory", None) or getattr(mailbox, "path", None) or str(id(mailbox))
+    with _flag_locks_guard:
+        lock = _flag_locks.get(key)
+        if lock is None:
+            lock = threading.RLock()
+            _flag_locks[key] = lock
+        return lock
 
 
 def format_flag_list(flags: Iterable[str]) -> bytes:
@@ -115,6 +138,12 @@ class SelectedView:
         self.records: dict[int, MessageRecord] = dict(self._base.records)
         self.recent: set[int] = set(snapshot.recent)
         self.vanished: set[int] = set()
+        #: RFC 7162 HIGHESTMODSEQ as of the last snapshot applied.
+        self.highestmodseq = snapshot.highestmodseq
+        #: RFC 7162 section 3.1: untagged FETCHes carry MODSEQ (and UID).
+        self.condstore = False
+        #: RFC 7162 section 3.2.10: expunges go out as VANISHED, not EXPUNGE.
+        self.qresync = False
         self._applied: MailboxSnapshot | None = snapshot
         #: Bumped by every change to uids, records, recent or vanished;
         #: keys the cached L{flag_index}.
@@ -221,8 +250,10 @@ class SelectedView:
 
         @param allow_expunge: False while answering FETCH, STORE or SEARCH
             (RFC 3501 section 7.4.1): vanished messages then stay.
-        @param report_uid: include UID in FETCH flag updates.
+        @param report_uid: include UID in FETCH flag updates (also implied
+            by L{condstore}, which adds MODSEQ to them).
         """
+        report_uid = report_uid or self.condstore
         if snapshot is self._applied and not (allow_expunge and self.vanished):
             # The store returned the very snapshot we applied last time:
             # nothing changed, and walking 10,000 records would say so.
@@ -242,11 +273,16 @@ class SelectedView:
             if new is None:
                 continue
             old = self.records[u]
-            if new.flags != old.flags:
+            if new.flags != old.flags or (self.condstore and new.modseq > old.modseq):
+                # RFC 7162 section 3.1.2: once CONDSTORE is enabled a change
+                # made elsewhere is reported with its new MODSEQ, even one
+                # that ended with the flags this session last saw.
                 self.records[u] = new
                 item = b"FLAGS " + format_flag_list(self.flags(u))
                 if report_uid:
                     item = b"UID %d " % u + item
+                if self.condstore:
+                    item += b" MODSEQ (%d)" % new.modseq
                 out.append(b"* %d FETCH (%s)\r\n" % (seq, item))
             elif new is not old:
                 self.records[u] = new
@@ -263,6 +299,7 @@ class SelectedView:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
             out.append(b"* %d RECENT\r\n" % len(self.recent))
         self.uidnext = max(self.uidnext, snapshot.uidnext)
+        self.highestmodseq = max(self.highestmodseq, snapshot.highestmodseq)
         self.keywords = snapshot.keywords
         return out
 
@@ -270,38 +307,50 @@ class SelectedView:
         """
         Drop messages from the view; return their EXPUNGE responses.
         Highest sequence number first, so that each number sent is still
-        valid when the client applies it.
+        valid when the client applies it.  With L{qresync}, one
+        C{* VANISHED uid-set} instead (RFC 7162 section 3.2.10).
         """
         doomed = set(uids)
         self.version += 1
         out = []
+        gone = []
         for i in range(len(self.uids) - 1, -1, -1):
             u = self.uids[i]
             if u in doomed:
                 out.append(b"* %d EXPUNGE\r\n" % (i + 1))
+                gone.append(u)
                 del self.uids[i]
                 self.records.pop(u, None)
                 self.recent.discard(u)
         self.vanished -= doomed
+        if self.qresync:
+            return [b"* VANISHED %s\r\n" % uid_set(sorted(gone)).encode()] if gone else []
         return out
 
     def commit_flags(self, updates: dict[int, frozenset[str]]) -> None:
         """
         Blocking: write new flags for messages of this view in one
         transaction, then show them in the view (STORE, and FETCH setting
-        C{\\Seen}).
+        C{\\Seen}).  The changed messages get their new MODSEQs from a
+        sync right after the commit (the store's modseq log gives them);
+        other changes in that sync are left for the next L{apply}.
         """
         if not updates:
             return
-        tx = self.mailbox.transaction()
-        for uid, flags in updates.items():
-            tx.set_flags(uid, flags)
-        tx.commit()
+        with flag_lock(self.mailbox):
+            tx = self.mailbox.transaction()
+            for uid, flags in updates.items():
+                tx.set_flags(uid, flags)
+            tx.commit()
+            snapshot = self.mailbox.sync()
         self.version += 1
+        fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
         for uid, flags in updates.items():
             record = self.records.get(uid)
             if record is not None:
-                self.records[uid] = dataclasses.replace(record, flags=flags)
+                new = fresh.get(uid)
+                modseq = new.modseq if new is not None else record.modseq
+                self.records[uid] = dataclasses.replace(record, flags=flags, modseq=modseq)
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished

@@ -57,6 +57,9 @@ class MessageRecord:
         it, that is with CRLF line endings.
     @ivar key: the store's own locator (Maildir base name, mbox offset...);
         opaque to the protocol layer.
+    @ivar modseq: RFC 7162 mod-sequence of the message's last change
+        (arrival, flag change), from the store's modseq log
+        (L{storage.modseq}); 0 from a store that keeps none.
     """
 
     uid: int
@@ -64,6 +67,7 @@ class MessageRecord:
     internaldate: datetime
     size: int
     key: str = ""
+    modseq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,9 @@ class MailboxSnapshot:
     @ivar recent: UIDs that this open mailbox is the first to see
         (RFC 3501 section 2.3.2 C{\\Recent}); a store reports each such UID
         to exactly one L{IMailbox}.
+    @ivar highestmodseq: RFC 7162 HIGHESTMODSEQ: the highest mod-sequence
+        ever given in this mailbox, expunges included; never decreases for
+        one UIDVALIDITY.  0 from a store that keeps no MODSEQs.
     """
 
     uidvalidity: int
@@ -82,6 +89,7 @@ class MailboxSnapshot:
     messages: tuple[MessageRecord, ...]
     recent: frozenset[int] = frozenset()
     keywords: tuple[str, ...] = ()
+    highestmodseq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,8 @@ class MailboxStatus:
     uidvalidity: int
     unseen: int
     size: int = 0
+    #: RFC 7162 section 3.1.6 STATUS HIGHESTMODSEQ (0: the store keeps none).
+    highestmodseq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +216,15 @@ class IMailbox(Interface):
         Re-read the store (cheaply when nothing changed) and return its
         current state, including changes made by other sessions, other
         processes and other programs (an MTA dropping a file into new/).
+        """
+
+    def expunged_since(modseq: int) -> list[int] | None:
+        """
+        Optional (stores with MODSEQs): the UIDs expunged with a
+        mod-sequence above C{modseq}, ascending, for RFC 7162 VANISHED
+        (EARLIER); C{None} when the store no longer knows that far back
+        (the caller then reports every UID below UIDNEXT that is absent,
+        which RFC 7162 section 3.2.5.1 allows).
         """
 
     def read(uid: int) -> bytes:

@@ -52,10 +52,24 @@ _AUTH_CAPS = (
     "QUOTA",                  # RFC 9208
     "QUOTA=RES-STORAGE",      # RFC 9208 section 5.1
     "QUOTA=RES-MESSAGE",      # RFC 9208 section 5.2
+    "CONDSTORE",              # RFC 7162 (MODSEQs from storage.modseq)
+    "QRESYNC",                # RFC 7162
 )
 
-#: Extensions that can be enabled with ENABLE (RFC 5161); none yet.
-ENABLEABLE: frozenset[str] = frozenset()
+#: Extensions that can be enabled with ENABLE (RFC 5161).
+ENABLEABLE: frozenset[str] = frozenset({"CONDSTORE", "QRESYNC"})
+
+
+def enable_condstore(session) -> None:
+    """
+    RFC 7162 section 3.1: a CONDSTORE enabling command (SELECT
+    (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE UNCHANGEDSINCE,
+    SEARCH MODSEQ, STATUS HIGHESTMODSEQ) turns CONDSTORE on for the rest
+    of the connection, as if the client had said ENABLE CONDSTORE.
+    """
+    session.enabled.add("CONDSTORE")
+    if session.selected is not None:
+        session.selected.condstore = True
 
 
 def capabilities(session) -> list[str]:
@@ -109,6 +123,16 @@ async def handle_enable(session, cmd: Enable):
     """
     RFC 5161: enable what we support; ignore the rest silently (section 3.1).
     """
-    newly = [c for c in cmd.capabilities if c in ENABLEABLE and c not in session.enabled]
+    newly = []
+    for c in cmd.capabilities:
+        if c in ENABLEABLE and c not in session.enabled and c not in newly:
+            newly.append(c)
     session.enabled.update(newly)
+    if "QRESYNC" in session.enabled:
+        # RFC 7162 section 3.2.3: ENABLE QRESYNC implies CONDSTORE.
+        session.enabled.add("CONDSTORE")
+    view = session.selected
+    if view is not None:
+        view.condstore = "CONDSTORE" in session.enabled
+        view.qresync = "QRESYNC" in session.enabled
     session.send(("* ENABLED" + "".join(" " + c for c in newly) + "\r\n").encode())

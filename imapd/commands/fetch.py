@@ -14,7 +14,7 @@ the header or the MIME structure are answered from the per-node cache
 from __future__ import annotations
 
 
-from imapd.errors import CommandFailed
+from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Fetch, FetchAttr
 from storage.errors import MessageExpunged
 
@@ -23,6 +23,32 @@ __all__ = ["handle_fetch", "mark_seen"]
 #: Messages rendered per trip to the thread pool.
 _BATCH = 200
 _FLAGS = FetchAttr("FLAGS")
+_MODSEQ = FetchAttr("MODSEQ")
+
+
+def _vanished_line(view, cmd: Fetch) -> bytes:
+    """
+    Blocking: RFC 7162 section 3.2.6, the VANISHED UID FETCH modifier:
+    the UIDs of the command's set expunged since CHANGEDSINCE, as
+    C{* VANISHED (EARLIER)}, sent before the FETCH responses.
+    """
+    from imapd.commands.select import _absent, within
+    from imapd.wire import uid_set
+
+    mailbox = view.mailbox
+    largest = max(view.uidnext - 1, view.uids[-1] if view.uids else 0)
+    finder = getattr(mailbox, "expunged_since", None)
+    gone = finder(cmd.changedsince) if finder is not None else None
+    if gone is None:
+        gone = _absent(view.uids, largest + 1, cmd.sequence)
+    else:
+        gone = within(gone, cmd.sequence, largest)
+    # Messages still in this session's view were not yet reported as
+    # expunged to it; they get their VANISHED at the next sync.
+    gone = [u for u in gone if u not in view.records]
+    if not gone:
+        return b""
+    return b"* VANISHED (EARLIER) %s\r\n" % uid_set(gone).encode()
 
 
 def mark_seen(view, uids) -> list[int]:
@@ -90,12 +116,35 @@ async def handle_fetch(session, cmd: Fetch):
     from imapd.fetch import needs_message, sets_seen
 
     view = session.selected
-    pairs = view.resolve(cmd.sequence, cmd.uid)
+    if cmd.vanished and not (cmd.uid and "QRESYNC" in session.enabled):
+        # RFC 7162 section 3.2.6: only with UID FETCH, once QRESYNC is on.
+        raise BadCommand("VANISHED needs UID FETCH and ENABLE QRESYNC")
+    if cmd.sequence.saved and cmd.vanished:
+        raise BadCommand("VANISHED cannot be used with $")
     attrs = cmd.attrs
+    if cmd.changedsince is not None or _MODSEQ in attrs:
+        from imapd.commands.any import enable_condstore
+
+        enable_condstore(session)
+    pairs = view.resolve(cmd.sequence, cmd.uid)
+    if cmd.changedsince is not None:
+        # RFC 7162 section 3.1.4.1: only messages changed since, with
+        # their MODSEQ whether asked for or not.
+        since = cmd.changedsince
+        pairs = [(s, u) for s, u in pairs
+                 if u in view.records and view.records[u].modseq > since]
+        if _MODSEQ not in attrs:
+            attrs = attrs + (_MODSEQ,)
+        if cmd.vanished:
+            session.send(await session.run(_vanished_line, view, cmd))
     changed: set[int] = set()
     if sets_seen(attrs) and not view.readonly:
         changed = set(await session.run(mark_seen, view, [u for _s, u in pairs]))
     with_flags = attrs if any(a.name == "FLAGS" for a in attrs) else attrs + (_FLAGS,)
+    if view.condstore and _MODSEQ not in with_flags:
+        # RFC 7162 section 3.1.4: a flag change (the implied \Seen) is
+        # reported with its MODSEQ once CONDSTORE is on.
+        with_flags = with_flags + (_MODSEQ,)
     need = needs_message(attrs)
     cache = FetchCache.for_fetch(session.account, view.mailbox, attrs) if need else None
     missing = 0

@@ -301,7 +301,7 @@ async def handle_lsub(session, cmd: Lsub):
 
 
 _STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-                 "APPENDLIMIT", "DELETED", "DELETED-STORAGE")
+                 "APPENDLIMIT", "DELETED", "DELETED-STORAGE", "HIGHESTMODSEQ")
 
 
 def _deleted(store, name: str) -> tuple[int, int]:
@@ -361,7 +361,13 @@ async def _status_line(session, name: str, items, quiet: bool = False) -> bytes:
         "SIZE": status.size,
         # RFC 7889 section 3.2: one limit for every mailbox.
         "APPENDLIMIT": session.limits.max_literal,
+        # RFC 7162 section 3.1.6 (a CONDSTORE enabling command).
+        "HIGHESTMODSEQ": status.highestmodseq,
     }
+    if "HIGHESTMODSEQ" in items:
+        from imapd.commands.any import enable_condstore
+
+        enable_condstore(session)
     if "SIZE" in items and status.size == 0 and status.messages > 0:
         values["SIZE"] = await session.run(_mailbox_size, session.account.store, name)
     if "DELETED" in items or "DELETED-STORAGE" in items:

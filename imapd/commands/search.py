@@ -51,11 +51,13 @@ def run_search(view, key, charset) -> list[tuple[int, int]]:
     return hits
 
 
-def esearch_response(tag: str, uid: bool, opts, numbers: list[int]) -> bytes:
+def esearch_response(tag: str, uid: bool, opts, numbers: list[int],
+                     modseq: int | None = None) -> bytes:
     """
     RFC 4731 section 3.1: C{* ESEARCH (TAG "t") [UID] MIN n MAX n ALL set
     COUNT n}.  MIN, MAX and ALL are left out when nothing matched (there
-    is no value to give); COUNT is always given when asked for.
+    is no value to give); COUNT is always given when asked for.  RFC 7162
+    section 3.1.5 adds C{MODSEQ n} when the search used MODSEQ.
     """
     parts = [b"* ESEARCH (TAG " + wire.quoted(tag.encode()) + b")"]
     if uid:
@@ -69,7 +71,36 @@ def esearch_response(tag: str, uid: bool, opts, numbers: list[int]) -> bytes:
             parts.append(b"ALL " + wire.uid_set(numbers).encode())
     if "COUNT" in opts:
         parts.append(b"COUNT %d" % len(numbers))
+    if modseq is not None:
+        parts.append(b"MODSEQ %d" % modseq)
     return b" ".join(parts) + b"\r\n"
+
+
+def uses_modseq(key) -> bool:
+    """Whether the search program has a MODSEQ criterion anywhere."""
+    if key.name == "MODSEQ":
+        return True
+    return any(uses_modseq(k) for k in key.children)
+
+
+def _result_modseq(view, opts, hits: list[tuple[int, int]]) -> int | None:
+    """
+    RFC 7162 section 3.1.5: the highest MODSEQ of the messages returned.
+    With RFC 4731 MIN and/or MAX alone, those are the messages returned
+    (as for SAVE, RFC 5182 section 2.4); otherwise all matches.  None
+    when nothing matched: there is nothing to report.
+    """
+    if not hits:
+        return None
+    if opts is not None and not ({"ALL", "COUNT"} & set(opts)) and {"MIN", "MAX"} & set(opts):
+        picked = []
+        if "MIN" in opts:
+            picked.append(hits[0][1])
+        if "MAX" in opts:
+            picked.append(hits[-1][1])
+    else:
+        picked = [uid for _seq, uid in hits]
+    return max(view.records[u].modseq for u in picked)
 
 
 def _to_save(opts, hits: list[tuple[int, int]]) -> frozenset[int]:
@@ -97,6 +128,11 @@ async def handle_search(session, cmd: Search):
     view = session.selected
     opts = cmd.return_opts
     saving = opts is not None and "SAVE" in opts
+    with_modseq = uses_modseq(cmd.key)
+    if with_modseq:
+        from imapd.commands.any import enable_condstore
+
+        enable_condstore(session)
     try:
         hits = await session.run(run_search, view, cmd.key, cmd.charset)
     except BadCharset as e:
@@ -110,12 +146,14 @@ async def handle_search(session, cmd: Search):
             view.saved_uids = frozenset()
         raise
     numbers = [uid if cmd.uid else seq for seq, uid in hits]
+    modseq = _result_modseq(view, opts, hits) if with_modseq else None
     if opts is None:
-        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        tail = b" (MODSEQ %d)" % modseq if modseq is not None else b""
+        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + tail + b"\r\n")
         return None
     if saving:
         view.saved_uids = _to_save(opts, hits)
     # RFC 5182 section 2.4: SAVE alone returns no ESEARCH response.
     if set(opts) - {"SAVE"}:
-        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers))
+        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers, modseq))
     return None

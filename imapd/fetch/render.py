@@ -29,9 +29,10 @@ Choices where the RFCs leave room, and why:
     (C{~{n}}), which is the only form that may carry NUL.  Other message
     data (C{BODY[...]}, C{RFC822*}) has each NUL replaced by 0x80, as
     Dovecot does: a literal may not carry NUL (RFC 3501 section 9).
-  - C{MODSEQ} (RFC 7162) is answered only when the record carries a
-    C{modseq} attribute; without CONDSTORE there is nothing to report, and
-    the server does not advertise it.
+  - C{MODSEQ} (RFC 7162) comes from the record's C{modseq}, which the
+    store's modseq log sets (L{storage.modseq}); a record without one
+    (C{0}: a store that keeps no MODSEQs, which SELECT reports as
+    C{NOMODSEQ}) has nothing to report and the item is left out.
 """
 
 from __future__ import annotations
@@ -234,8 +235,8 @@ def _internaldate_item(record, flags, message) -> bytes:
 
 def _modseq_item(record, flags, message) -> bytes:
     # RFC 7162 section 3.1.4.1: "MODSEQ (" mod-sequence-value ")".
-    modseq = getattr(record, "modseq", None)
-    return b"" if modseq is None else b"MODSEQ (%d)" % modseq
+    modseq = getattr(record, "modseq", 0)
+    return b"MODSEQ (%d)" % modseq if modseq else b""
 
 
 def _envelope_item(record, flags, message) -> bytes:

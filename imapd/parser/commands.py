@@ -369,17 +369,34 @@ def parse_fetch(tag: str, buf: bytes, pos: int, ctx: Context,
     seqset, pos = parse_sequence_set(buf, _sp(buf, pos))
     attrs, pos = parse_fetch_atts(buf, _sp(buf, pos))
     changedsince: Optional[int] = None
+    vanished = False
     if not at_end(buf, pos):
+        # RFC 7162: fetch-modifier list, "(" fetch-modifier *(SP ...) ")"
+        # with CHANGEDSINCE n (section 3.1.4.1) and VANISHED (3.2.6).
         pos = _sp(buf, pos)
-        if buf[pos:pos + 14].upper() != b"(CHANGEDSINCE ":
+        if buf[pos:pos + 1] != b"(":
             raise NotParseable("Unknown FETCH modifier", pos)
-        changedsince, pos = parse_modseq(buf, pos + 14)
-        if buf[pos:pos + 1] != b")":
-            raise NotParseable(
-                "Expected ')', found %s" % describe(buf, pos), pos)
         pos += 1
+        while True:
+            word = buf[pos:pos + 13].upper()
+            if word == b"CHANGEDSINCE " and changedsince is None:
+                changedsince, pos = parse_modseq(buf, pos + 13)
+            elif word[:8] == b"VANISHED" and not vanished and buf[pos + 8:pos + 9] in (b" ", b")"):
+                vanished = True
+                pos += 8
+            else:
+                raise NotParseable("Unknown FETCH modifier", pos)
+            if buf[pos:pos + 1] == b")":
+                pos += 1
+                break
+            if buf[pos:pos + 1] != b" ":
+                raise NotParseable("Expected ')', found %s" % describe(buf, pos), pos)
+            pos += 1
+        if vanished and changedsince is None:
+            # RFC 7162 section 3.2.6: VANISHED needs CHANGEDSINCE.
+            raise NotParseable("VANISHED requires CHANGEDSINCE", pos)
     parse_end(buf, pos)
-    return Fetch(tag, seqset, attrs, uid, changedsince)
+    return Fetch(tag, seqset, attrs, uid, changedsince, vanished)
 
 
 def parse_store(tag: str, buf: bytes, pos: int, ctx: Context,

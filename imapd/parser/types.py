@@ -24,7 +24,7 @@ __all__ = [
     "Unsubscribe", "List", "Lsub", "Status", "Append", "AppendMessage",
     "CatenatePart",
     "Check", "Close", "Unselect", "Expunge", "Search", "Fetch", "Store",
-    "Copy", "Move", "Idle", "Namespace", "Id", "Enable", "Compress",
+    "Copy", "Move", "Idle", "Namespace", "Id", "Enable", "Compress", "QresyncParam",
     "Event", "ContinuationNeeded", "ParseError", "RawLine",
 ]
 
@@ -357,12 +357,29 @@ class Search(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class QresyncParam:
+    """
+    RFC 7162 section 3.2.5: SELECT/EXAMINE (QRESYNC (...)).
+
+    @ivar known_uids: the UIDs the client knows about, or None (all).
+    @ivar seq_match: C{(known-sequence-set, known-uid-set)} or None.
+    """
+
+    uidvalidity: int
+    modseq: int
+    known_uids: Optional[SequenceSet] = None
+    seq_match: Optional[tuple[SequenceSet, SequenceSet]] = None
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch(Command):
     """RFC 3501 section 6.4.5 (and 6.4.8 for UID FETCH)."""
     sequence: SequenceSet = field(default_factory=lambda: SequenceSet(()))
     attrs: tuple[FetchAttr, ...] = ()
     uid: bool = False
     changedsince: Optional[int] = None
+    #: RFC 7162 section 3.2.6: the VANISHED UID FETCH modifier.
+    vanished: bool = False
     name = "FETCH"
 
 

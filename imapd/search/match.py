@@ -29,8 +29,9 @@ Choices where the RFCs leave room, and why:
     disregarding time and zone (RFC 3501 section 6.4.4).
   - KEYWORD and UNKEYWORD compare case-insensitively (RFC 9051 section
     2.3.2 makes keywords case-insensitive; RFC 3501 was silent).
-  - MODSEQ (RFC 7162) uses the record's C{modseq} attribute; a record
-    without one fails the command rather than silently matching nothing.
+  - MODSEQ (RFC 7162) uses the record's C{modseq}; a record without one
+    (C{0}: the store keeps no MODSEQs) fails the command rather than
+    silently matching nothing.
   - Without a CHARSET, and for US-ASCII, strings are taken as UTF-8: many
     clients send UTF-8 without saying so, and ASCII is a subset.  Bytes
     that are not UTF-8 fall back to ISO-8859-1 rather than failing.
@@ -347,8 +348,8 @@ def _modseq(value: int) -> Matcher:
     # answering "no match" would hide changes from a resynchronizing
     # client, so the command fails instead.
     def match(item: SearchItem) -> bool:
-        modseq = getattr(item.record, "modseq", None)
-        if modseq is None:
+        modseq = getattr(item.record, "modseq", 0)
+        if not modseq:
             raise CommandFailed("This mailbox keeps no mod-sequences")
         return modseq >= value
     return match

@@ -38,8 +38,13 @@ from storage.maildir.keywords import KeywordsFile
 from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
 from storage.maildir.uidlist import Uidlist, UidlistFile
+from storage.modseq import modseq_log
 
-__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW"]
+__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW", "MODSEQ_FILE"]
+
+#: The modseq log (L{storage.modseq}) beside C{dovecot-uidlist}; Dovecot
+#: ignores files it does not know in a Maildir.
+MODSEQ_FILE = "imapd-modseq"
 
 #: A directory changed less than this many seconds before our listing may
 #: change again within the same timestamp tick (NFS servers and some file
@@ -155,6 +160,7 @@ class MaildirMailbox:
         self._new_uidvalidity = new_uidvalidity
         self.uidlist_file = UidlistFile(directory, fsync=fsync)
         self.keywords = KeywordsFile(directory, fsync=fsync)
+        self.modseqs = modseq_log(os.path.join(directory, MODSEQ_FILE), fsync=fsync)
         self._entries: dict[str, Entry] = {}
         self._uidlist: Uidlist | None = None
         self._by_uid: dict[int, str] = {}
@@ -325,13 +331,15 @@ class MaildirMailbox:
             messages.append(rec)
             by_uid[record.uid] = record.base
         self._by_uid = by_uid
-        self._records = {m.uid: m for m in messages}
-        snapshot = MailboxSnapshot(
+        # MODSEQs from the shared modseq log (storage.modseq); the stamped
+        # snapshot is what every open of this listing reuses.
+        snapshot = self.modseqs.stamp(MailboxSnapshot(
             uidvalidity=self._uidlist.uidvalidity,
             uidnext=self._uidlist.next_uid,
             messages=tuple(messages),
             keywords=tuple(keyword_map[i] for i in sorted(keyword_map)),
-        )
+        ))
+        self._records = {m.uid: m for m in snapshot.messages}
         if self._entries is shared.entries:
             shared.snapshot = (shared.generation, dict(keyword_map), snapshot,
                                by_uid, self._records)
@@ -339,6 +347,10 @@ class MaildirMailbox:
             recent = frozenset(u for u, b in by_uid.items() if b in self._recent)
             snapshot = replace(snapshot, recent=recent)
         return snapshot
+
+    def expunged_since(self, modseq: int) -> list[int] | None:
+        """See L{storage.interfaces.IMailbox.expunged_since}."""
+        return self.modseqs.expunged_since(modseq, self.uidvalidity)
 
     # -- files --------------------------------------------------------------
 

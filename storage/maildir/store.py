@@ -301,6 +301,7 @@ class MaildirStore(SubscriptionsMixin):
             uidvalidity=snapshot.uidvalidity,
             unseen=sum(1 for m in snapshot.messages if "\\Seen" not in m.flags),
             size=sum(m.size for m in snapshot.messages),
+            highestmodseq=snapshot.highestmodseq,
         )
 
     def open(self, name: str, readonly: bool = False) -> MaildirMailbox:

@@ -40,6 +40,7 @@ from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, write_changes
 from storage.mbox.save import MboxTransaction
 from storage.mbox.state import Entry, MboxState, parse, reparse_entry
+from storage.modseq import modseq_log
 
 __all__ = ["MboxMailbox", "LockSettings", "EMPTY_STATE"]
 
@@ -111,7 +112,7 @@ class MboxMailbox:
 
     def __init__(self, name: str, path: str, locks: LockSettings, readonly: bool = False,
                  fsync: bool = True, sender: str = "MAILER-DAEMON",
-                 must_exist: bool = True) -> None:
+                 must_exist: bool = True, modseq_path: str | None = None) -> None:
         if must_exist and not os.path.isfile(path):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
         self.name = name
@@ -128,6 +129,8 @@ class MboxMailbox:
         self._closed = False
         self._fixup_failed: tuple | None = None
         self.last_snapshot: MailboxSnapshot | None = None
+        #: The modseq log (L{storage.modseq}); None: no MODSEQs.
+        self.modseqs = modseq_log(modseq_path, fsync=fsync) if modseq_path else None
         if not readonly:
             _clean_temp(path)
         # No fix-up write here: a mailbox opened only to APPEND or COPY
@@ -243,11 +246,20 @@ class MboxMailbox:
         self._records = view.by_uid
         if self._recent:
             self._recent &= view.by_uid.keys()
-        self.last_snapshot = MailboxSnapshot(
+        snapshot = MailboxSnapshot(
             uidvalidity=state.uidvalidity, uidnext=state.uidnext,
             messages=view.records, recent=frozenset(self._recent),
             keywords=view.keywords)
+        if self.modseqs is not None:
+            snapshot = self.modseqs.stamp(snapshot)
+        self.last_snapshot = snapshot
         return self.last_snapshot
+
+    def expunged_since(self, modseq: int) -> list[int] | None:
+        """See L{storage.interfaces.IMailbox.expunged_since}."""
+        if self.modseqs is None:
+            return None
+        return self.modseqs.expunged_since(modseq, self.uidvalidity)
 
     def record(self, uid: int) -> MessageRecord:
         """The record of C{uid} as of the last sync."""

@@ -49,6 +49,10 @@ def pseudo_content(uidvalidity: int, last_uid: int = 0) -> bytes:
     return render_all(b"", state, Changes(), {}, (), last_uid)
 
 
+#: The directory under the mail root that holds the modseq logs.
+MODSEQ_DIR = ".imapd"
+
+
 @implementer(IStore)
 class MboxStore(SubscriptionsMixin):
     """
@@ -231,7 +235,8 @@ class MboxStore(SubscriptionsMixin):
             messages=len(snapshot.messages), recent=recent, uidnext=snapshot.uidnext,
             uidvalidity=snapshot.uidvalidity,
             unseen=sum(1 for m in snapshot.messages if "\\Seen" not in m.flags),
-            size=sum(m.size for m in snapshot.messages))
+            size=sum(m.size for m in snapshot.messages),
+            highestmodseq=snapshot.highestmodseq)
 
     def open(self, name: str, readonly: bool = False) -> MboxMailbox:
         """Open a mailbox; L{MailboxNotFound} if it is not a file."""
@@ -242,7 +247,22 @@ class MboxStore(SubscriptionsMixin):
         elif not os.path.isfile(path):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
         return MboxMailbox(name, path, self.locks, readonly=readonly, fsync=self.fsync,
-                           sender=self.user, must_exist=name != INBOX)
+                           sender=self.user, must_exist=name != INBOX,
+                           modseq_path=self.modseq_path(name))
+
+    def modseq_path(self, name: str) -> str:
+        """
+        Where the modseq log (L{storage.modseq}) of C{name} lives: under
+        C{<root>/.imapd/}, never beside the mbox file, because INBOX is
+        often in a 1777 spool that must not collect our files (and LIST
+        skips dot names).
+        """
+        name = normalize(name)
+        if name == INBOX:
+            rel = INBOX
+        else:
+            rel = os.path.relpath(self.layout.path(name), self.root)
+        return os.path.join(self.root, MODSEQ_DIR, rel + ".modseq")
 
     def close(self) -> None:
         """Nothing is held between calls."""

@@ -38,6 +38,7 @@ def test_append_then_select(authed):
         S: * OK [UIDVALIDITY {uv}] UIDs valid
         S: * OK [UIDNEXT {uid1 + 2}] Predicted next UID
         S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+        S: * OK [HIGHESTMODSEQ {{{{\\d+}}}}] Highest
         S: s1 OK [READ-WRITE] SELECT completed
         """
     )

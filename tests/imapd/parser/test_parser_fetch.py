@@ -15,9 +15,9 @@ S1 = SequenceSet(((1, 1),))
 ALL = SequenceSet(((1, None),))
 
 
-def F(seq, *attrs, uid=False, changedsince=None):
+def F(seq, *attrs, uid=False, changedsince=None, vanished=False):
     """Shorthand for an expected L{Fetch}."""
-    return Fetch("a", seq, attrs, uid, changedsince)
+    return Fetch("a", seq, attrs, uid, changedsince, vanished)
 
 
 VALID = [
@@ -63,6 +63,10 @@ VALID = [
      F(S1, FetchAttr("BINARY.SIZE", Section((1,))))),
     (b"a FETCH 1 (FLAGS MODSEQ) (CHANGEDSINCE 12345)\r\n",
      F(S1, FetchAttr("FLAGS"), FetchAttr("MODSEQ"), changedsince=12345)),
+    (b"a FETCH 1 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
+     F(S1, FetchAttr("FLAGS"), changedsince=12345, vanished=True)),
+    (b"a FETCH 1 (FLAGS) (vanished changedsince 7)\r\n",
+     F(S1, FetchAttr("FLAGS"), changedsince=7, vanished=True)),
     (b"a UID FETCH 1:* FLAGS\r\n", F(ALL, FetchAttr("FLAGS"), uid=True)),
     (b"a uid fetch $ UID\r\n",
      F(SequenceSet((), saved=True), FetchAttr("UID"), uid=True)),
@@ -95,7 +99,9 @@ INVALID = [
     (b"a FETCH 1 BODY.PEEK\r\n", "Expected '[' after BODY.PEEK"),
     (b"a FETCH 1 BINARY[HEADER]\r\n", "Invalid BINARY section"),
     (b"a FETCH 1 FLAGS (CHANGEDSINCE 0)\r\n", "Expected non-zero number"),
-    (b"a FETCH 1 FLAGS (VANISHED)\r\n", "Unknown FETCH modifier"),
+    (b"a FETCH 1 FLAGS (VANISHED)\r\n", "VANISHED requires CHANGEDSINCE"),
+    (b"a FETCH 1 FLAGS (FOO 1)\r\n", "Unknown FETCH modifier"),
+    (b"a FETCH 1 FLAGS (VANISHED VANISHED)\r\n", "Unknown FETCH modifier"),
     (b"a FETCH 1 FLAGS (CHANGEDSINCE 1\r\n", "Expected ')', found end of line"),
 ]
 

@@ -1,0 +1,485 @@
+# -*- test-case-name: tests.storage.test_modseq -*-
+"""
+MODSEQs (RFC 7162) kept in the shared mail store: the per-mailbox modseq
+log.
+
+The issue demands that MODSEQs live in the shared store (or survive an
+index rebuild) and never go backwards, for Maildir and mbox alike, and
+whichever party changed the mail: this server on any node, mutt, an MDA.
+Neither store format has room for a MODSEQ per message (Maildir keeps
+flags in file names, mbox in Status/X-Status/X-Keywords headers), so each
+mailbox gets a small append-only text file beside its mail (the store
+decides where, see L{storage.maildir.mailbox} and L{storage.mbox.store}):
+
+    IMAPD-MODSEQ 1 V<uidvalidity> H<highest> E<floor>
+    <uid> <modseq> F <flag> <flag> ...
+    <uid> <modseq> X
+
+A C{F} line records the flags a message had when it got that MODSEQ; an
+C{X} line is a tombstone (the message was expunged at that MODSEQ).  The
+last line of a UID wins.  A line without its newline is a write torn by a
+crash: it is ignored, and cut off before the next append.
+
+How changes get their MODSEQ: every L{ModseqLog.stamp} of a fresh
+snapshot compares each message's flags with the flags its last line
+recorded.  A message that differs (changed by anyone, anywhere), a new
+message and a message gone from the snapshot get the next MODSEQs, one per
+message, appended under the log's own NFS-safe dotlock after re-reading the
+log under that lock.  So two processes (or nodes) that notice the same
+change agree on one MODSEQ for it, and no two changes share one.  A change
+that is undone before anybody syncs (A -> B -> A) gets no MODSEQ; nobody
+can have seen B, and A is what clients already have.
+
+Never backwards: the header's C{H} keeps the highest MODSEQ ever handed out
+(compaction drops lines, never that).  A log that has to be started from
+nothing (first use, a deleted or unreadable file) starts at the current
+time in microseconds, above any MODSEQ a lost log can have given out
+unless it handed out more than one per microsecond.  A new UIDVALIDITY
+restarts the lines but keeps C{H}.
+
+Compaction: when the file holds more than twice the lines it needs (plus
+slack) it is rewritten by temp file and rename with the last line of each
+UID, keeping the newest tombstones (as many as there are live messages,
+at least L{_KEEP_TOMBSTONES}); C{E} then says "tombstones of MODSEQ <= E
+were dropped", and L{ModseqLog.expunged_since} answers for such a MODSEQ
+with every UID below UIDNEXT that is not in the mailbox, which RFC 7162
+section 3.2.5.1 allows (reporting more UIDs than were expunged is
+harmless).  Keeping recent tombstones spares clients that synced lately
+that long answer.
+
+The per-node index plays no part: delete it and nothing here changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from twisted.logger import Logger
+
+from storage.errors import LockUnavailable, StoreError
+from storage.interfaces import MailboxSnapshot, MessageRecord
+
+__all__ = ["ModseqLog", "modseq_log", "MAGIC"]
+
+_log = Logger(namespace="storage.modseq")
+
+MAGIC = b"IMAPD-MODSEQ"
+_VERSION = b"1"
+
+#: Rewrite the log once it has this many lines more than twice the live ones.
+_SLACK = 64
+
+#: Tombstones a compaction keeps at least (see the module docstring).
+_KEEP_TOMBSTONES = 1024
+
+#: Largest mod-sequence-value (RFC 7162 section 7: unsigned 63-bit).
+_MODSEQ_MAX = 2**63 - 1
+
+
+def _seed() -> int:
+    """The first MODSEQ of a log that starts from nothing (see module doc)."""
+    return max(1, time.time_ns() // 1000)
+
+
+@lru_cache(maxsize=4096)
+def _flag_key(flags: frozenset) -> bytes:
+    """
+    One canonical byte string per flag set, as written in F lines.  Flags
+    are IMAP atoms, but a store may hand us anything (an odd X-Keywords
+    value): whitespace and C{%} are escaped so that a line stays a line.
+    """
+    out = []
+    for flag in sorted(flags):
+        raw = flag.encode("utf-8", "surrogateescape")
+        if any(c <= 0x20 or c == 0x25 or c == 0x7F for c in raw):
+            raw = b"".join(b"%%%02X" % c if c <= 0x20 or c in (0x25, 0x7F) else bytes([c])
+                           for c in raw)
+        out.append(raw)
+    return b" ".join(out)
+
+
+@dataclass
+class _State:
+    """The parsed log: what L{ModseqLog} knows as of C{ident}/C{offset}."""
+
+    ident: tuple = ()
+    offset: int = 0  # bytes parsed (up to the last complete line)
+    uidvalidity: int = 0
+    highest: int = 0
+    floor: int = 0
+    live: dict = field(default_factory=dict)  # uid -> (modseq, flag key)
+    dead: dict = field(default_factory=dict)  # uid -> modseq
+    lines: int = 0
+    valid: bool = False  # a header was read
+    version: int = 0  # bumped whenever the content changes
+
+
+def _identity(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino)
+
+
+def _signature(st: os.stat_result | None) -> tuple | None:
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size)
+
+
+def _parse_header(line: bytes) -> tuple[int, int, int] | None:
+    parts = line.split()
+    if len(parts) < 2 or parts[0] != MAGIC or parts[1] != _VERSION:
+        return None
+    values = {"V": 0, "H": 0, "E": 0}
+    for part in parts[2:]:
+        key = part[:1].decode("ascii", "replace")
+        if key in values and part[1:].isdigit():
+            values[key] = min(int(part[1:]), _MODSEQ_MAX)
+    return values["V"], values["H"], values["E"]
+
+
+def _parse_lines(state: _State, data: bytes) -> None:
+    """Apply the complete lines of C{data} to C{state}."""
+    for line in data.split(b"\n"):
+        parts = line.split(b" ", 3)
+        if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            continue  # garbage (or a torn line somebody completed): skip
+        uid, modseq = int(parts[0]), min(int(parts[1]), _MODSEQ_MAX)
+        state.lines += 1
+        if modseq > state.highest:
+            state.highest = modseq
+        if parts[2] == b"X":
+            state.live.pop(uid, None)
+            state.dead[uid] = modseq
+        elif parts[2] == b"F":
+            state.live[uid] = (modseq, parts[3] if len(parts) > 3 else b"")
+            state.dead.pop(uid, None)
+
+
+class ModseqLog:
+    """
+    The modseq log of one mailbox.  Thread-safe; one object per path per
+    process (L{modseq_log}), shared by every session of that mailbox.
+
+    @ivar path: the log file.
+    """
+
+    def __init__(self, path: str, fsync: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        self._lock = threading.RLock()
+        self._state = _State()
+        self._last: tuple | None = None  # (input snapshot, state version, output)
+        self._stamped: dict[int, tuple[MessageRecord, int, MessageRecord]] = {}
+
+    # -- reading ------------------------------------------------------------
+
+    def _refresh(self, locked: bool = False) -> _State:
+        """
+        Bring the parsed state up to date with the file: nothing to do if
+        it is unchanged (one stat), only the new lines if it grew, else a
+        full parse.
+
+        @param locked: the caller holds the log's lock and is about to
+            hand out MODSEQs: skip the stat shortcut and open the file,
+            which over NFS revalidates its attributes (close-to-open
+            consistency), so lines another node appended are seen.
+        """
+        state = self._state
+        if not locked and (state.valid or state.ident):
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                st = None
+            if (st is not None and _identity(st) == state.ident
+                    and st.st_size == state.offset):
+                return state
+            if state.ident == ("memory", _signature(st)):
+                # MODSEQs kept in memory only (see _record_in_memory) and
+                # nobody else has written the file since: keep them.
+                return state
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if state.valid or state.ident:
+                # The log was removed: keep what we knew (never backwards).
+                self._state = _State(highest=state.highest, version=state.version + 1)
+            return self._state
+        except OSError as e:
+            raise StoreError(f"cannot read {self.path}: {e.strerror or e}") from e
+        try:
+            st = os.fstat(fd)
+            if state.valid and _identity(st) == state.ident and st.st_size == state.offset:
+                return state
+            if state.valid and _identity(st) == state.ident and st.st_size > state.offset:
+                data = os.pread(fd, st.st_size - state.offset, state.offset)
+                end = data.rfind(b"\n") + 1
+                if end:
+                    _parse_lines(state, data[:end])
+                    state.offset += end
+                    state.version += 1
+                return state
+            data = b""
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+        fresh = _State(ident=_identity(st), version=state.version + 1,
+                       highest=state.highest)
+        first = data.find(b"\n")
+        header = _parse_header(data[:first]) if first >= 0 else None
+        if header is not None:
+            fresh.uidvalidity, highest, fresh.floor = header
+            fresh.highest = max(fresh.highest, highest, fresh.floor)
+            end = data.rfind(b"\n") + 1
+            _parse_lines(fresh, data[first + 1:end])
+            fresh.offset = end
+            fresh.valid = True
+        self._state = fresh
+        return fresh
+
+    @property
+    def highest(self) -> int:
+        """The highest MODSEQ handed out (as of the last stamp)."""
+        return max(self._state.highest, 1)
+
+    # -- stamping -------------------------------------------------------------
+
+    def _needs(self, state: _State, snapshot: MailboxSnapshot) -> tuple[list, list]:
+        """The records whose flags the log does not have, and the gone UIDs."""
+        if not state.valid or state.uidvalidity != snapshot.uidvalidity:
+            return list(snapshot.messages), []
+        live = state.live
+        stamped = self._stamped
+        changed = []
+        unknown = 0
+        for record in snapshot.messages:
+            known = live.get(record.uid)
+            if known is None:
+                changed.append(record)
+                unknown += 1
+                continue
+            done = stamped.get(record.uid)
+            if done is not None and done[1] == known[0] and (
+                    done[0] is record or done[0] == record):
+                continue  # this very record was stamped with this line
+            if known[1] != _flag_key(record.flags):
+                changed.append(record)
+        gone: list[int] = []
+        if len(live) > len(snapshot.messages) - unknown:
+            # The log has live UIDs the snapshot lacks: expunged.
+            present = {r.uid for r in snapshot.messages}
+            gone = sorted(u for u in live if u not in present)
+        return changed, gone
+
+    def stamp(self, snapshot: MailboxSnapshot) -> MailboxSnapshot:
+        """
+        The snapshot with every record's C{modseq} and the mailbox's
+        C{highestmodseq} set, first giving new MODSEQs to whatever changed
+        since the log last saw it (see the module docstring).  Blocking.
+
+        If the log cannot be written (a read-only mailbox directory, a full
+        disk), the changes get MODSEQs above the highest in memory only,
+        and a warning is logged: a session still sees increasing MODSEQs, but they are
+        not shared with other processes.
+        """
+        with self._lock:
+            state = self._refresh()
+            last = self._last
+            if last is not None and last[1] == state.version:
+                if last[0] is snapshot:
+                    return last[2]
+                if last[0].messages is snapshot.messages and (
+                        last[0].uidvalidity == snapshot.uidvalidity):
+                    # Same records (an mbox sync of an unchanged file makes
+                    # a new snapshot around the very same tuple).
+                    out = dataclasses.replace(snapshot, messages=last[2].messages,
+                                              highestmodseq=last[2].highestmodseq)
+                    self._last = (snapshot, state.version, out)
+                    return out
+            changed, gone = self._needs(state, snapshot)
+            if changed or gone:
+                try:
+                    state = self._record(snapshot)
+                except (LockUnavailable, StoreError) as e:
+                    # Mail stays readable without a writable log (a shared
+                    # archive, a full disk): MODSEQs are kept in memory.
+                    _log.warn("Cannot record MODSEQs in {path}: {error}",
+                              path=self.path, error=str(e))
+                    state = self._record_in_memory(state, snapshot, changed, gone)
+            out = self._apply(state, snapshot)
+            self._last = (snapshot, state.version, out)
+            return out
+
+    def _record(self, snapshot: MailboxSnapshot) -> _State:
+        """Append MODSEQs for what changed, under the log's dotlock."""
+        from storage.maildir.files import locked
+
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, 0o700, exist_ok=True)
+        except OSError as e:
+            raise LockUnavailable(f"cannot create {directory}: {e.strerror or e}") from e
+        with locked(self.path):
+            state = self._refresh(locked=True)
+            if not state.valid or state.uidvalidity != snapshot.uidvalidity:
+                self._restart(state, snapshot)
+                return self._refresh(locked=True)
+            changed, gone = self._needs(state, snapshot)
+            if not (changed or gone):
+                return state
+            lines = []
+            modseq = state.highest
+            for uid in gone:
+                modseq += 1
+                lines.append(b"%d %d X\n" % (uid, modseq))
+            for record in changed:
+                modseq += 1
+                lines.append(b"%d %d F %s\n" % (record.uid, modseq, _flag_key(record.flags)))
+            self._append(state, b"".join(lines))
+            state = self._refresh(locked=True)
+            keep = max(len(state.live), _KEEP_TOMBSTONES)
+            if (state.lines > 2 * (len(state.live) + len(state.dead)) + _SLACK
+                    or len(state.dead) > 2 * keep):
+                self._compact(state)
+                state = self._refresh(locked=True)
+            return state
+
+    def _append(self, state: _State, data: bytes) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from e
+        try:
+            size = os.fstat(fd).st_size
+            if size != state.offset:
+                # A torn line from a crashed writer: cut it off, or our
+                # first line would complete it with the wrong MODSEQ.
+                os.ftruncate(fd, state.offset)
+            view = memoryview(data)
+            pos = state.offset
+            while view:
+                n = os.pwrite(fd, view, pos)
+                view = view[n:]
+                pos += n
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as e:
+            raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from e
+        finally:
+            os.close(fd)
+
+    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes]) -> None:
+        from storage.maildir.files import atomic_write
+
+        uidvalidity, highest, floor = header
+        data = b"%s %s V%d H%d E%d\n" % (MAGIC, _VERSION, uidvalidity, highest, floor)
+        atomic_write(self.path, data + b"".join(lines), fsync=self.fsync)
+
+    def _restart(self, state: _State, snapshot: MailboxSnapshot) -> None:
+        """
+        A new log (none yet, unreadable, or a new UIDVALIDITY): every
+        message gets a MODSEQ above anything handed out before, and the
+        tombstones of earlier MODSEQs are unknown (C{E}).
+        """
+        base = max(state.highest, _seed())
+        lines = [b"%d %d F %s\n" % (r.uid, base + i, _flag_key(r.flags))
+                 for i, r in enumerate(snapshot.messages, 1)]
+        highest = base + len(snapshot.messages)
+        self._write_whole((snapshot.uidvalidity, highest, base), lines)
+
+    def _compact(self, state: _State) -> None:
+        keep = max(len(state.live), _KEEP_TOMBSTONES)
+        dead = sorted(state.dead.items(), key=lambda item: item[1])
+        dropped, kept = dead[:-keep] if len(dead) > keep else [], dead[-keep:]
+        floor = max([state.floor] + [m for _u, m in dropped])
+        lines = [b"%d %d X\n" % (uid, modseq) for uid, modseq in kept]
+        lines += [b"%d %d F %s\n" % (uid, modseq, key)
+                  for uid, (modseq, key) in sorted(state.live.items())]
+        self._write_whole((state.uidvalidity, state.highest, floor), lines)
+
+    def _record_in_memory(self, state: _State, snapshot, changed, gone) -> _State:
+        if not state.valid or state.uidvalidity != snapshot.uidvalidity:
+            base = max(state.highest, _seed())
+            state = _State(uidvalidity=snapshot.uidvalidity, highest=base, floor=base,
+                           valid=True, version=state.version + 1)
+            changed = list(snapshot.messages)
+        modseq = state.highest
+        for uid in gone:
+            modseq += 1
+            state.live.pop(uid, None)
+            state.dead[uid] = modseq
+        for record in changed:
+            modseq += 1
+            state.live[record.uid] = (modseq, _flag_key(record.flags))
+        state.highest = modseq
+        state.version += 1
+        # Sticky until somebody writes the file: the next stamps reuse
+        # these MODSEQs instead of handing out new ones at every sync.
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        state.ident = ("memory", _signature(st))
+        self._state = state
+        return state
+
+    def _apply(self, state: _State, snapshot: MailboxSnapshot) -> MailboxSnapshot:
+        live = state.live
+        stamped = self._stamped
+        fresh: dict[int, tuple[MessageRecord, int, MessageRecord]] = {}
+        records = []
+        for record in snapshot.messages:
+            modseq = live.get(record.uid, (state.highest, b""))[0]
+            cached = stamped.get(record.uid)
+            # Equal, not only identical: an mbox sync after a change builds
+            # new records for unchanged messages, and copying 10,000 of
+            # them costs more than comparing.
+            if cached is not None and cached[1] == modseq and (
+                    cached[0] is record or cached[0] == record):
+                out = cached[2]
+            else:
+                out = dataclasses.replace(record, modseq=modseq)
+            fresh[record.uid] = (record, modseq, out)
+            records.append(out)
+        self._stamped = fresh
+        return dataclasses.replace(snapshot, messages=tuple(records),
+                                   highestmodseq=max(state.highest, 1))
+
+    # -- QRESYNC --------------------------------------------------------------
+
+    def expunged_since(self, modseq: int, uidvalidity: int) -> list[int] | None:
+        """
+        UIDs expunged with a MODSEQ above C{modseq}, ascending, for
+        VANISHED (EARLIER) (RFC 7162 section 3.2.5.1); C{None} when the log
+        no longer has the tombstones that far back (compaction, a new log,
+        another UIDVALIDITY).  The caller then reports every UID below
+        UIDNEXT that is not in the mailbox: a superset, which the RFC
+        allows.
+        """
+        with self._lock:
+            state = self._refresh()
+            if state.valid and state.uidvalidity == uidvalidity and modseq >= state.floor:
+                return sorted(u for u, m in state.dead.items() if m > modseq)
+            return None
+
+
+_logs_lock = threading.Lock()
+_logs: dict[str, ModseqLog] = {}
+_MAX_LOGS = 4096
+
+
+def modseq_log(path: str, fsync: bool = False) -> ModseqLog:
+    """The process's one L{ModseqLog} for C{path}."""
+    key = os.path.realpath(path)
+    with _logs_lock:
+        log = _logs.get(key)
+        if log is None:
+            if len(_logs) >= _MAX_LOGS:
+                _logs.pop(next(iter(_logs)))
+            log = _logs[key] = ModseqLog(key, fsync=fsync)
+        return log
