@@ -207,6 +207,18 @@ class IMAPServerProtocol(Protocol):
             self.transport.loseConnection()
 
     @property
+    def imap4rev2(self) -> bool:
+        """
+        Whether the client said C{ENABLE IMAP4rev2} (RFC 9051 section
+        6.3.1): the one switch the response formatters consult for what
+        IMAP4rev2 changes on the wire (Appendix E): UTF-8 mailbox names,
+        ESEARCH for every SEARCH, no C{\\Recent}/RECENT/C{[UNSEEN]}, a
+        LIST and C{[CLOSED]} around SELECT.  Off, the session speaks
+        IMAP4rev1 exactly as before.
+        """
+        return "IMAP4rev2" in self.enabled
+
+    @property
     def plaintext_auth_allowed(self) -> bool:
         return self.tls_active or self.context.allow_plaintext_auth
 
