@@ -370,3 +370,27 @@ def test_imap4rev1_unchanged(authed, new_conv):
         """
     )
     assert not authed.proto.imap4rev2
+
+
+def test_utf8_names_in_extended_list_and_quota(authed):
+    """
+    UTF-8 names also in LIST-EXTENDED (RFC 9051 section 6.3.9: SUBSCRIBED
+    with \\NonExistent, RETURN (STATUS)) and in GETQUOTAROOT's answer.
+    """
+    enable(authed)
+    authed.ok('c1 CREATE "Gesendete Objekte/Ärger"')
+    authed.ok('u1 SUBSCRIBE "Gelöscht"')
+    authed.script(
+        """
+        C: l1 LIST (SUBSCRIBED) "" "*"
+        S: * LIST (\\NonExistent \\Subscribed) "/" "Gelöscht"
+        S: l1 OK LIST completed
+        C: l2 LIST "" "Gesendete Objekte/%" RETURN (STATUS (MESSAGES))
+        S: * LIST (\\HasNoChildren{{( \\\\NoInferiors)?}}) "/" "Gesendete Objekte/Ärger"
+        S: * STATUS "Gesendete Objekte/Ärger" (MESSAGES 0)
+        S: l2 OK LIST completed
+        C: q1 GETQUOTAROOT "Gesendete Objekte/Ärger"
+        S: * QUOTAROOT "Gesendete Objekte/Ärger"
+        S: q1 OK GETQUOTAROOT completed
+        """
+    )
