@@ -145,9 +145,10 @@ class SelectedView:
         #: RFC 7162 section 3.2.10: expunges go out as VANISHED, not EXPUNGE.
         self.qresync = False
         #: RFC 9051 (the client enabled IMAP4rev2): no C{\\Recent} in the
-        #: flags it is shown and no C{* n RECENT} (sections 2.3.2, 7.4;
-        #: Appendix E).  The view still tracks C{recent}: SEARCH and
-        #: STATUS keep their IMAP4rev1 meaning for the store.
+        #: flags it is shown, no C{* n RECENT} (section 2.3.2, Appendix E
+        #: item 12) and UID in every unsolicited FETCH (section 7.5.2).
+        #: The view still tracks C{recent}: SEARCH and STATUS keep their
+        #: IMAP4rev1 meaning for the store.
         self.imap4rev2 = False
         self._applied: MailboxSnapshot | None = snapshot
         #: Bumped by every change to uids, records, recent or vanished;
@@ -265,9 +266,11 @@ class SelectedView:
         @param allow_expunge: False while answering FETCH, STORE or SEARCH
             (RFC 3501 section 7.4.1): vanished messages then stay.
         @param report_uid: include UID in FETCH flag updates (also implied
-            by L{condstore}, which adds MODSEQ to them).
+            by L{condstore}, which adds MODSEQ to them, and by
+            L{imap4rev2}: RFC 9051 section 7.5.2 has every unsolicited
+            FETCH carry UID).
         """
-        report_uid = report_uid or self.condstore
+        report_uid = report_uid or self.condstore or self.imap4rev2
         if snapshot is self._applied and not (allow_expunge and self.vanished):
             # The store returned the very snapshot we applied last time:
             # nothing changed, and walking 10,000 records would say so.

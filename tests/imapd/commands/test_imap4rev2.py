@@ -128,10 +128,11 @@ def test_search_always_esearch(authed):
     )
 
 
-def test_no_recent(authed, new_conv):
+def test_no_recent_and_uid_in_unsolicited_fetch(authed, new_conv):
     """
-    RFC 9051 Appendix E: no \\Recent in FETCH or STORE flags, and no
-    RECENT response when new mail is announced.
+    RFC 9051 Appendix E item 12: no \\Recent in FETCH or STORE flags, and
+    no RECENT response when new mail is announced; section 7.5.2: a flag
+    change made elsewhere comes as a FETCH with UID.
     """
     append(authed, 1)
     enable(authed)
@@ -139,22 +140,26 @@ def test_no_recent(authed, new_conv):
     other = new_conv()
     other.login()
     append(other, 1)
+    other.ok("o1 SELECT INBOX")
+    other.ok("o2 STORE 1 +FLAGS.SILENT (\\Flagged)")
     authed.script(
         """
         C: n1 NOOP
+        S: * 1 FETCH (UID 1 FLAGS (\\Flagged))
         S: * 2 EXISTS
         S: n1 OK NOOP completed
         C: f1 FETCH 1:* FLAGS
-        S: * 1 FETCH (FLAGS ())
+        S: * 1 FETCH (FLAGS (\\Flagged))
         S: * 2 FETCH (FLAGS ())
         S: f1 OK FETCH completed
-        C: f2 STORE 2 +FLAGS (\\Seen)
-        S: * 2 FETCH (FLAGS (\\Seen))
+        C: f2 STORE 1 +FLAGS (\\Seen)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Seen))
         S: f2 OK STORE completed
         """
     )
-    # The session still holds \\Recent for the store (SEARCH keeps its meaning).
-    assert authed.proto.selected.recent
+    # Message 1 is this session's \\Recent one (SEARCH keeps its meaning);
+    # it is only not shown.
+    assert authed.proto.selected.recent == {1}
 
 
 def test_utf8_names(authed, new_conv):
@@ -322,7 +327,8 @@ def test_imap4rev1_unchanged(authed, new_conv):
     """
     A client that never enables IMAP4rev2 gets IMAP4rev1 exactly: RECENT
     and [UNSEEN] in SELECT, no LIST there and no [CLOSED], SEARCH answers,
-    \\Recent, RECENT on new mail and modified UTF-7 names.
+    \\Recent, RECENT on new mail, flag updates without UID and modified
+    UTF-7 names.
     """
     append(authed, 1)
     authed.ok('c1 CREATE "Entw&APw-rfe"')
@@ -349,11 +355,14 @@ def test_imap4rev1_unchanged(authed, new_conv):
     other = new_conv()
     other.login()
     append(other, 1)
+    other.ok("o1 SELECT INBOX")
+    other.ok("o2 STORE 1 +FLAGS.SILENT (\\Flagged)")
     authed.script(
         """
         C: n1 NOOP
+        S: * 1 FETCH (FLAGS (\\Flagged \\Recent))
         S: * 2 EXISTS
-        S: * 2 RECENT
+        S: * 1 RECENT
         S: n1 OK NOOP completed
         C: l1 LIST "" Entw*
         S: * LIST (\\HasNoChildren{{( \\\\NoInferiors)?}}) "/" Entw&APw-rfe
