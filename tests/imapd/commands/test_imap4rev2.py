@@ -403,3 +403,19 @@ def test_utf8_names_in_extended_list_and_quota(authed):
         S: q1 OK GETQUOTAROOT completed
         """
     )
+
+
+def test_response_text_utf8_only_after_enable(authed, new_conv):
+    """
+    RFC 9051 Appendix E item 24: human-readable text may hold UTF-8 only
+    after ENABLE IMAP4rev2; IMAP4rev1 text is 7-bit (RFC 3501 TEXT-CHAR),
+    so a mailbox name quoted in an error loses its non-ASCII characters.
+    """
+    authed.ok("c1 CREATE Entw&APw-rfe")
+    authed.send(b"c2 CREATE Entw&APw-rfe\r\n")
+    raw = authed.output()
+    assert raw.isascii() and raw.startswith(b"c2 NO [ALREADYEXISTS] ") and b"Entw?rfe" in raw
+    enable(authed)
+    authed.send('c3 CREATE "Entwürfe"\r\n'.encode())
+    raw = authed.output()
+    assert raw.startswith(b"c3 NO [ALREADYEXISTS] ") and "Entwürfe".encode() in raw
