@@ -207,6 +207,18 @@ class IMAPServerProtocol(Protocol):
             self.transport.loseConnection()
 
     @property
+    def imap4rev2(self) -> bool:
+        """
+        Whether the client said C{ENABLE IMAP4rev2} (RFC 9051 section
+        6.3.1): the one switch the response formatters consult for what
+        IMAP4rev2 changes on the wire (Appendix E): UTF-8 mailbox names,
+        ESEARCH for every SEARCH, no C{\\Recent}/RECENT/C{[UNSEEN]}, a
+        LIST and C{[CLOSED]} around SELECT.  Off, the session speaks
+        IMAP4rev1 exactly as before.
+        """
+        return "IMAP4rev2" in self.enabled
+
+    @property
     def plaintext_auth_allowed(self) -> bool:
         return self.tls_active or self.context.allow_plaintext_auth
 
@@ -303,7 +315,7 @@ class IMAPServerProtocol(Protocol):
         except errors.IMAPError as e:
             status, code, text = errors.to_response(e)
             self.parser.refuse_literal()
-            self.send(_tagged(event.tag, status, code, text))
+            self.send(_tagged(event.tag, status, code, text, self.imap4rev2))
         except Exception:
             self.log.failure("CATENATE URL check failed")
             self.send(b"+ Ready for literal data\r\n")
@@ -360,14 +372,14 @@ class IMAPServerProtocol(Protocol):
         if event.code == "TOOBIG" and event.tag:
             # RFC 7889 section 4: a message over the APPENDLIMIT is a NO
             # [TOOBIG]; the client did nothing wrong syntactically.
-            self.send(_tagged(event.tag, b"NO", event.code, event.reason))
+            self.send(_tagged(event.tag, b"NO", event.code, event.reason, self.imap4rev2))
             return
         self._send_bad(event.tag, code + event.reason)
 
     def _send_bad(self, tag: Optional[str], text: str) -> None:
         self._bad_count += 1
         prefix = tag if tag else "*"
-        self.send(f"{prefix} BAD {text}\r\n".encode())
+        self.send(f"{prefix} BAD ".encode() + _text(text, self.imap4rev2) + b"\r\n")
         if self._bad_count >= self.limits.max_bad_commands:
             self.send(b"* BYE Too many invalid commands\r\n")
             self.disconnect()
@@ -399,7 +411,7 @@ class IMAPServerProtocol(Protocol):
         code = None
         if result is not None:
             code, text = result
-        self.send(_tagged(cmd.tag, b"OK", code, text))
+        self.send(_tagged(cmd.tag, b"OK", code, text, self.imap4rev2))
 
     def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> None:
         if self._closing:
@@ -414,12 +426,12 @@ class IMAPServerProtocol(Protocol):
                 session=self.session_id,
             )
         if status == b"BYE":
-            self.send(_tagged("*", b"BYE", code, text))
+            self.send(_tagged("*", b"BYE", code, text, self.imap4rev2))
             self.disconnect()
         elif status == b"BAD":
             self._send_bad(cmd.tag, (f"[{code}] " if code else "") + text)
         else:
-            self.send(_tagged(cmd.tag, status, code, text))
+            self.send(_tagged(cmd.tag, status, code, text, self.imap4rev2))
 
     async def sync(self, allow_expunge: bool) -> None:
         """Re-sync the selected view with the store; send what changed."""
@@ -455,9 +467,21 @@ class IMAPServerProtocol(Protocol):
         self.disconnect()
 
 
-def _tagged(tag: str, status: bytes, code: Optional[str], text: str) -> bytes:
+def _tagged(tag: str, status: bytes, code: Optional[str], text: str, utf8: bool = False) -> bytes:
     code_part = f"[{code}] " if code else ""
-    return f"{tag} ".encode() + status + f" {code_part}{text}\r\n".encode("utf-8", "replace")
+    return f"{tag} ".encode() + status + b" " + _text(code_part + text, utf8) + b"\r\n"
+
+
+def _text(text: str, utf8: bool) -> bytes:
+    """
+    Human-readable response text.  IMAP4rev1's C{text} is 7-bit (RFC 3501
+    section 9, C{TEXT-CHAR}); only after ENABLE IMAP4rev2 may it carry
+    UTF-8 (RFC 9051 Appendix E item 24).  Error texts can quote a mailbox
+    name or client input, so anything else becomes C{?} for IMAP4rev1.
+    """
+    if utf8:
+        return text.encode("utf-8", "replace")
+    return text.encode("ascii", "replace")
 
 
 def _state_error(key: str, state: str) -> str:

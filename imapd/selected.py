@@ -144,6 +144,12 @@ class SelectedView:
         self.condstore = False
         #: RFC 7162 section 3.2.10: expunges go out as VANISHED, not EXPUNGE.
         self.qresync = False
+        #: RFC 9051 (the client enabled IMAP4rev2): no C{\\Recent} in the
+        #: flags it is shown, no C{* n RECENT} (section 2.3.2, Appendix E
+        #: item 12) and UID in every unsolicited FETCH (section 7.5.2).
+        #: The view still tracks C{recent}: SEARCH and STATUS keep their
+        #: IMAP4rev1 meaning for the store.
+        self.imap4rev2 = False
         self._applied: MailboxSnapshot | None = snapshot
         #: Bumped by every change to uids, records, recent or vanished;
         #: keys the cached L{flag_index}.
@@ -165,6 +171,15 @@ class SelectedView:
         if uid in self.recent:
             return flags | {"\\Recent"}
         return flags
+
+    def shown_flags(self, uid: int) -> frozenset[str]:
+        """
+        The flags to put in a FLAGS response: L{flags}, less C{\\Recent}
+        for an IMAP4rev2 client (RFC 9051 section 2.3.2 has no such flag).
+        """
+        if self.imap4rev2:
+            return self.records[uid].flags
+        return self.flags(uid)
 
     def flag_index(self):
         """
@@ -251,9 +266,11 @@ class SelectedView:
         @param allow_expunge: False while answering FETCH, STORE or SEARCH
             (RFC 3501 section 7.4.1): vanished messages then stay.
         @param report_uid: include UID in FETCH flag updates (also implied
-            by L{condstore}, which adds MODSEQ to them).
+            by L{condstore}, which adds MODSEQ to them, and by
+            L{imap4rev2}: RFC 9051 section 7.5.2 has every unsolicited
+            FETCH carry UID).
         """
-        report_uid = report_uid or self.condstore
+        report_uid = report_uid or self.condstore or self.imap4rev2
         if snapshot is self._applied and not (allow_expunge and self.vanished):
             # The store returned the very snapshot we applied last time:
             # nothing changed, and walking 10,000 records would say so.
@@ -278,7 +295,7 @@ class SelectedView:
                 # made elsewhere is reported with its new MODSEQ, even one
                 # that ended with the flags this session last saw.
                 self.records[u] = new
-                item = b"FLAGS " + format_flag_list(self.flags(u))
+                item = b"FLAGS " + format_flag_list(self.shown_flags(u))
                 if report_uid:
                     item = b"UID %d " % u + item
                 if self.condstore:
@@ -297,7 +314,9 @@ class SelectedView:
                 self.records[r.uid] = r
             self.recent.update(snapshot.recent & {r.uid for r in added})
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
-            out.append(b"* %d RECENT\r\n" % len(self.recent))
+            if not self.imap4rev2:
+                # RFC 9051 Appendix E: IMAP4rev2 has no RECENT response.
+                out.append(b"* %d RECENT\r\n" % len(self.recent))
         self.uidnext = max(self.uidnext, snapshot.uidnext)
         self.highestmodseq = max(self.highestmodseq, snapshot.highestmodseq)
         self.keywords = snapshot.keywords

@@ -2,6 +2,11 @@
 """
 Commands valid in any state: CAPABILITY, NOOP, LOGOUT (RFC 3501 section
 6.1), ID (RFC 2971), and ENABLE (RFC 5161, authenticated state).
+
+We offer IMAP4rev1 and IMAP4rev2 side by side (RFC 9051 section 6.1.1 and
+Appendix E): a client speaks IMAP4rev1 until it says C{ENABLE IMAP4rev2};
+after that C{session.imap4rev2} is true and the formatters it changes
+(mailbox names, SEARCH, SELECT, FLAGS) answer the RFC 9051 way.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ __all__ = ["capabilities", "handle_capability", "handle_noop", "handle_logout",
 #: Extensions advertised once authenticated (and their RFCs).
 _AUTH_CAPS = (
     "IMAP4rev1",
+    "IMAP4rev2",    # RFC 9051, once enabled (ENABLE IMAP4rev2)
     "LITERAL+",     # RFC 7888
     "SASL-IR",      # RFC 4959
     "ID",           # RFC 2971
@@ -56,8 +62,13 @@ _AUTH_CAPS = (
     "QRESYNC",                # RFC 7162
 )
 
-#: Extensions that can be enabled with ENABLE (RFC 5161).
-ENABLEABLE: frozenset[str] = frozenset({"CONDSTORE", "QRESYNC"})
+#: What ENABLE (RFC 5161) can turn on: the upper-case name the parser
+#: gives -> the name kept in C{session.enabled} and echoed in ENABLED.
+ENABLEABLE: dict[str, str] = {
+    "CONDSTORE": "CONDSTORE",   # RFC 7162 section 3.1
+    "QRESYNC": "QRESYNC",       # RFC 7162 section 3.2.3
+    "IMAP4REV2": "IMAP4rev2",   # RFC 9051 section 6.3.1
+}
 
 
 def enable_condstore(session) -> None:
@@ -77,7 +88,7 @@ def capabilities(session) -> list[str]:
     if session.state != "nonauth":
         # RFC 7889: the largest message APPEND accepts is the literal limit.
         return list(_AUTH_CAPS) + [f"APPENDLIMIT={session.limits.max_literal}"]
-    caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+    caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
     if not session.tls_active and session.context.tls is not None:
         caps.append("STARTTLS")
     if session.plaintext_auth_allowed:
@@ -125,14 +136,18 @@ async def handle_enable(session, cmd: Enable):
     """
     newly = []
     for c in cmd.capabilities:
-        if c in ENABLEABLE and c not in session.enabled and c not in newly:
-            newly.append(c)
+        name = ENABLEABLE.get(c)
+        if name is not None and name not in session.enabled and name not in newly:
+            newly.append(name)
     session.enabled.update(newly)
     if "QRESYNC" in session.enabled:
         # RFC 7162 section 3.2.3: ENABLE QRESYNC implies CONDSTORE.
         session.enabled.add("CONDSTORE")
     view = session.selected
     if view is not None:
+        # RFC 5161 section 3.1 asks clients to ENABLE before SELECT but
+        # lets servers accept it after; the view then follows at once.
         view.condstore = "CONDSTORE" in session.enabled
         view.qresync = "QRESYNC" in session.enabled
+        view.imap4rev2 = session.imap4rev2
     session.send(("* ENABLED" + "".join(" " + c for c in newly) + "\r\n").encode())

@@ -78,7 +78,7 @@ async def handle_append(session, cmd: Append):
     RFC 3501 section 6.3.11.  All messages of one command are committed
     together, so a MULTIAPPEND adds all or none (RFC 3502 section 6).
     """
-    name = mailboxname.from_wire(cmd.mailbox)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     batch = []
     for m in cmd.messages:
         if not m.data and not m.catenate:

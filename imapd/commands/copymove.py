@@ -36,7 +36,7 @@ async def _copy_command(session, cmd, move: bool = False):
     view = session.selected
     pairs = view.resolve(cmd.sequence, cmd.uid)
     uids = [u for _s, u in pairs if not view.is_vanished(u)]
-    name = mailboxname.from_wire(cmd.mailbox)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     if not uids:
         return None, []
     if not move:

@@ -96,7 +96,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
                     seq,
                     with_flags if uid in changed else attrs,
                     record,
-                    view.flags(uid),
+                    view.shown_flags(uid),
                     message,
                     include_uid=include_uid,
                 )

@@ -4,6 +4,11 @@ Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST,
 LSUB, STATUS (RFC 3501 sections 6.3.3-6.3.10) and NAMESPACE (RFC 2342),
 with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE and
 CREATE-SPECIAL-USE (RFC 6154).
+
+Names travel in modified UTF-7, or in UTF-8 once the client enabled
+IMAP4rev2 (RFC 9051 section 5.1): every name in or out goes through
+L{imapd.mailboxname} with C{utf8=session.imap4rev2}, and LIST patterns are
+matched against names in the client's encoding.
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ async def handle_create(session, cmd: Create | CreateSpecialUse):
     so a USE list is honoured only when it is what the name gets anyway;
     otherwise nothing is created and the answer is C{NO [USEATTR]}.
     """
-    name = mailboxname.from_wire(cmd.mailbox).rstrip(DELIMITER)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2,
+                                 creating=True).rstrip(DELIMITER)
     if not name:
         raise CommandFailed("Mailbox name is empty", "CANNOT")
     if name == "INBOX":
@@ -98,7 +104,7 @@ async def handle_create(session, cmd: Create | CreateSpecialUse):
 
 async def handle_delete(session, cmd: Delete):
     """RFC 3501 section 6.3.4."""
-    name = mailboxname.from_wire(cmd.mailbox)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     if name == "INBOX":
         raise CommandFailed("INBOX cannot be deleted", "CANNOT")
     await session.run(session.account.store.delete, name)
@@ -106,8 +112,8 @@ async def handle_delete(session, cmd: Delete):
 
 async def handle_rename(session, cmd: Rename):
     """RFC 3501 section 6.3.5, INBOX included (its messages move)."""
-    old = mailboxname.from_wire(cmd.old)
-    new = mailboxname.from_wire(cmd.new)
+    old = mailboxname.from_wire(cmd.old, utf8=session.imap4rev2)
+    new = mailboxname.from_wire(cmd.new, utf8=session.imap4rev2, creating=True)
     if new == "INBOX":
         raise CommandFailed("Cannot rename to INBOX", "ALREADYEXISTS")
     await session.run(session.account.store.rename, old, new)
@@ -115,12 +121,14 @@ async def handle_rename(session, cmd: Rename):
 
 async def handle_subscribe(session, cmd: Subscribe):
     """RFC 3501 section 6.3.6."""
-    await session.run(session.account.store.subscribe, mailboxname.from_wire(cmd.mailbox))
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
+    await session.run(session.account.store.subscribe, name)
 
 
 async def handle_unsubscribe(session, cmd: Unsubscribe):
     """RFC 3501 section 6.3.7."""
-    await session.run(session.account.store.unsubscribe, mailboxname.from_wire(cmd.mailbox))
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
+    await session.run(session.account.store.unsubscribe, name)
 
 
 def pattern_matcher(reference: bytes, pattern: bytes):
@@ -129,9 +137,11 @@ def pattern_matcher(reference: bytes, pattern: bytes):
     6.3.8): C{*} matches anything, C{%} anything but the delimiter.  The
     reference is prefixed to the pattern.  Stores spell INBOX in capitals
     and RFC 3501 section 5.1 makes it case-insensitive, so a pattern that
-    starts with any spelling of INBOX is matched as C{INBOX}.
+    starts with any spelling of INBOX is matched as C{INBOX}.  Pattern
+    and names are compared as text: modified UTF-7 is ASCII, and an
+    IMAP4rev2 client's UTF-8 must match character by character.
     """
-    full = (reference + pattern).decode("ascii", "replace")
+    full = (reference + pattern).decode("utf-8", "replace")
     head = full[:5]
     if head.upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
         full = "INBOX" + full[5:]
@@ -146,7 +156,7 @@ def pattern_matcher(reference: bytes, pattern: bytes):
     regex = re.compile("".join(rx), re.DOTALL)
 
     def matches(name: bytes) -> bool:
-        return regex.fullmatch(name.decode("ascii", "replace")) is not None
+        return regex.fullmatch(name.decode("utf-8", "replace")) is not None
 
     return matches
 
@@ -159,10 +169,10 @@ def _canonical_use(attr: str) -> str:
     return attr
 
 
-def _list_line(kind: bytes, attrs, name: str, extra: bytes = b"") -> bytes:
+def _list_line(session, kind: bytes, attrs, name: str, extra: bytes = b"") -> bytes:
     return (
-        b"* " + kind + b" (" + " ".join(sorted(attrs)).encode() + b") "
-        + _DELIM_WIRE + b" " + wire.astring(mailboxname.to_wire(name)) + extra + b"\r\n"
+        b"* " + kind + b" (" + " ".join(sorted(attrs)).encode() + b") " + _DELIM_WIRE + b" "
+        + mailboxname.astring(name, utf8=session.imap4rev2) + extra + b"\r\n"
     )
 
 
@@ -189,10 +199,26 @@ async def handle_list(session, cmd: List | ListExtended):
     matches = pattern_matcher(cmd.reference, cmd.pattern)
     infos = (await _mailboxes(session)).values()
     out = []
+    utf8 = session.imap4rev2
     for info in sorted(infos, key=lambda i: (i.name != "INBOX", i.name)):
-        if matches(mailboxname.to_wire(info.name)):
-            out.append(_list_line(b"LIST", _list_attrs(session, info), info.name))
+        if matches(mailboxname.to_wire(info.name, utf8)):
+            out.append(_list_line(session, b"LIST", _list_attrs(session, info), info.name))
     session.send(b"".join(out))
+
+
+async def select_list_line(session, name: str) -> bytes:
+    """
+    RFC 9051 section 6.3.2: an IMAP4rev2 SELECT/EXAMINE answers with a
+    C{* LIST} of the mailbox, its attributes accurate: the ones a plain
+    LIST gives.  No OLDNAME: we never normalize a name (L{mailboxname}).
+    """
+    infos = await session.run(session.account.store.list_mailboxes)
+    attrs: frozenset[str] = frozenset()
+    for info in infos:
+        if info.name == name:
+            attrs = _list_attrs(session, info)
+            break
+    return _list_line(session, b"LIST", attrs, name)
 
 
 def _name_order(name: str) -> tuple[bool, str]:
@@ -227,7 +253,7 @@ async def _list_extended(session, cmd: ListExtended) -> None:
     matchers = [pattern_matcher(cmd.reference, p) for p in cmd.patterns if p]
 
     def matches(name: str) -> bool:
-        wire_name = mailboxname.to_wire(name)
+        wire_name = mailboxname.to_wire(name, session.imap4rev2)
         return any(m(wire_name) for m in matchers)
 
     def meets(name: str) -> bool:
@@ -272,7 +298,7 @@ async def _list_extended(session, cmd: ListExtended) -> None:
         if childinfo.get(name):
             extra = (b' ("CHILDINFO" ('
                      + b" ".join(wire.quoted(c.encode()) for c in criteria) + b"))")
-        out.append(_list_line(b"LIST", attrs, name, extra))
+        out.append(_list_line(session, b"LIST", attrs, name, extra))
         if (cmd.status_items and name in infos
                 and "\\Noselect" not in attrs and "\\NonExistent" not in attrs):
             line = await _status_line(session, name, cmd.status_items, quiet=True)
@@ -292,11 +318,11 @@ async def handle_lsub(session, cmd: Lsub):
     infos = {i.name: i for i in await session.run(store.list_mailboxes)}
     out = []
     for name in subscribed:
-        if matches(mailboxname.to_wire(name)):
+        if matches(mailboxname.to_wire(name, session.imap4rev2)):
             attrs = set()
             if name not in infos or "\\Noselect" in infos[name].attributes:
                 attrs.add("\\Noselect")
-            out.append(_list_line(b"LSUB", attrs, name))
+            out.append(_list_line(session, b"LSUB", attrs, name))
     session.send(b"".join(out))
 
 
@@ -333,7 +359,7 @@ def _mailbox_size(store, name: str) -> int:
 
 async def handle_status(session, cmd: Status):
     """RFC 3501 section 6.3.10."""
-    name = mailboxname.from_wire(cmd.mailbox)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     session.send(await _status_line(session, name, cmd.items))
 
 
@@ -376,7 +402,8 @@ async def _status_line(session, name: str, items, quiet: bool = False) -> bytes:
         values["DELETED"], values["DELETED-STORAGE"] = (
             await session.run(_deleted, session.account.store, name))
     text = " ".join(f"{item} {values[item]}" for item in items)
-    return b"* STATUS " + wire.astring(mailboxname.to_wire(name)) + b" (" + text.encode() + b")\r\n"
+    return (b"* STATUS " + mailboxname.astring(name, utf8=session.imap4rev2)
+            + b" (" + text.encode() + b")\r\n")
 
 
 async def handle_namespace(session, cmd: Namespace):

@@ -152,13 +152,13 @@ async def handle_getquotaroot(session, cmd: GetQuotaRoot):
     QUOTA response for each.  Every mailbox has the root C{""} when the
     user has a limit, and no root otherwise.
     """
-    name = mailboxname.from_wire(cmd.mailbox)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     store = session.account.store
     # The mailbox must exist (GETQUOTAROOT answers NO for a mailbox that does not);
     # STATUS raises MailboxNotFound, which the dispatcher maps to NONEXISTENT.
     await session.run(store.status, name)
     limits = _limits(session)
-    line = b"* QUOTAROOT " + wire.astring(mailboxname.to_wire(name))
+    line = b"* QUOTAROOT " + mailboxname.astring(name, utf8=session.imap4rev2)
     if not (limits.storage or limits.messages):
         session.send(line + b"\r\n")
         return None, "GETQUOTAROOT completed"

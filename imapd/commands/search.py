@@ -2,7 +2,8 @@
 """
 SEARCH and UID SEARCH (RFC 3501 sections 6.4.4 and 6.4.8), with RFC 4731
 ESEARCH result options (C{RETURN (MIN MAX ALL COUNT)}) and RFC 5182
-SEARCHRES (C{RETURN (SAVE)} and C{$}).
+SEARCHRES (C{RETURN (SAVE)} and C{$}).  A client that enabled IMAP4rev2
+always gets ESEARCH (RFC 9051 section 6.4.4).
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ async def handle_search(session, cmd: Search):
 
     view = session.selected
     opts = cmd.return_opts
+    if opts is None and session.imap4rev2:
+        # RFC 9051 section 6.4.4 (and Appendix E): the answer is always
+        # ESEARCH, and no result option means ALL; the old SEARCH response
+        # is IMAP4rev1's alone.
+        opts = ("ALL",)
     saving = opts is not None and "SAVE" in opts
     with_modseq = uses_modseq(cmd.key)
     if with_modseq:

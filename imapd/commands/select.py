@@ -2,7 +2,8 @@
 """
 SELECT and EXAMINE (RFC 3501 sections 6.3.1, 6.3.2), CHECK, CLOSE, EXPUNGE
 (6.4.1-6.4.3), UNSELECT (RFC 3691) and UID EXPUNGE (RFC 4315), with the
-RFC 7162 select parameters CONDSTORE and QRESYNC.
+RFC 7162 select parameters CONDSTORE and QRESYNC, and the RFC 9051
+section 6.3.2 answer for IMAP4rev2 clients.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def _qresync_lines(view, mailbox, snapshot, param: QresyncParam) -> bytes:
         record = view.records[uid]
         if record.modseq > param.modseq:
             out.append(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n"
-                       % (seq, uid, format_flag_list(view.flags(uid)), record.modseq))
+                       % (seq, uid, format_flag_list(view.shown_flags(uid)), record.modseq))
     return b"".join(out)
 
 
@@ -181,8 +182,16 @@ async def handle_select(session, cmd: Select):
     """
     RFC 3501 sections 6.3.1/6.3.2.  A failed SELECT leaves no mailbox
     selected, so the previous one is closed first; with QRESYNC enabled
-    the client is told so by C{* OK [CLOSED]} (RFC 7162 section 3.2.11).
+    the client is told so by C{* OK [CLOSED]} (RFC 7162 section 3.2.11),
+    and so is an IMAP4rev2 client (RFC 9051 section 6.3.2).
+
+    For IMAP4rev2 (RFC 9051 section 6.3.2 and Appendix E) the answer
+    drops C{* n RECENT} and C{[UNSEEN n]} and adds the required
+    C{* LIST} of the mailbox with its attributes.
     """
+    from imapd.commands.mailboxes import select_list_line
+
+    rev2 = session.imap4rev2
     condstore, qresync = _select_params(session, cmd)
     if condstore:
         from imapd.commands.any import enable_condstore
@@ -190,9 +199,9 @@ async def handle_select(session, cmd: Select):
         enable_condstore(session)
     if session.selected is not None:
         await close_selected(session, expunge=False)
-        if "QRESYNC" in session.enabled:
+        if "QRESYNC" in session.enabled or rev2:
             session.send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
-    name = mailboxname.from_wire(cmd.mailbox)
+    name = mailboxname.from_wire(cmd.mailbox, utf8=rev2)
     store = session.account.store
     mailbox = await session.run(store.open, name, cmd.readonly)
     try:
@@ -203,15 +212,17 @@ async def handle_select(session, cmd: Select):
     view = SelectedView(mailbox, snapshot, cmd.readonly)
     view.condstore = "CONDSTORE" in session.enabled
     view.qresync = "QRESYNC" in session.enabled
+    view.imap4rev2 = rev2
     flags = sorted(SYSTEM_FLAGS) + list(snapshot.keywords)
     out = [
         b"* FLAGS " + format_flag_list(flags) + b"\r\n",
         b"* %d EXISTS\r\n" % view.exists,
-        b"* %d RECENT\r\n" % len(view.recent),
     ]
-    unseen = view.first_unseen()
-    if unseen is not None:
-        out.append(b"* OK [UNSEEN %d] First unseen.\r\n" % unseen)
+    if not rev2:
+        out.append(b"* %d RECENT\r\n" % len(view.recent))
+        unseen = view.first_unseen()
+        if unseen is not None:
+            out.append(b"* OK [UNSEEN %d] First unseen.\r\n" % unseen)
     out.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % view.uidvalidity)
     out.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % view.uidnext)
     if cmd.readonly:
@@ -219,6 +230,12 @@ async def handle_select(session, cmd: Select):
     else:
         # \* : clients may create new keywords (RFC 3501 section 7.1).
         out.append(b"* OK [PERMANENTFLAGS " + format_flag_list(flags)[:-1] + b" \\*)] Flags permitted.\r\n")
+    if rev2:
+        try:
+            out.append(await select_list_line(session, name))
+        except BaseException:
+            await session.run(mailbox.close)
+            raise
     # RFC 7162 section 3.1.2.1: a server with persistent MODSEQs sends
     # HIGHESTMODSEQ with every successful SELECT/EXAMINE, enabled or not
     # (clients ignore codes they do not know, RFC 3501 section 7.1), and

@@ -117,7 +117,7 @@ async def handle_store(session, cmd: Store):
         if cmd.uid:
             items.append(b"UID %d" % uid)
         if not cmd.action.silent:
-            items.append(b"FLAGS " + format_flag_list(view.flags(uid)))
+            items.append(b"FLAGS " + format_flag_list(view.shown_flags(uid)))
         elif not (view.condstore and since is not None):
             continue
         if view.condstore:

@@ -6,7 +6,7 @@ def test_capability_before_login(conv):
     conv.script(
         """
         C: a1 CAPABILITY
-        S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN AUTH=LOGIN
+        S: * CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN AUTH=LOGIN
         S: a1 OK CAPABILITY completed
         """
     )
@@ -18,7 +18,7 @@ def test_logindisabled_without_tls(conv):
     conv.script(
         """
         C: a1 CAPABILITY
-        S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED
+        S: * CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED
         S: a1 OK CAPABILITY completed
         C: a2 LOGIN demo secret
         S: a2 NO [PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first

@@ -41,7 +41,7 @@ def test_starttls_discards_pipelined_plaintext(conv):
     conv.script(
         """
         C: a3 CAPABILITY
-        S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN
+        S: * CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN
         S: a3 OK CAPABILITY completed
         C: a4 STARTTLS
         S: a4 BAD TLS is already active
