@@ -27,6 +27,12 @@ mailboxes of one account apart, and the store's directory (Maildir) or file
 C{mail_location}, or two users sharing one home).  Renaming a mailbox
 starts a fresh, cold database; the old one is only wasted disk.
 
+SEARCH uses the same rows (L{SearchCache}): the header block answers
+HEADER and the SENT* keys, and per-field search text
+(L{imapd.search.match.SearchItem.field_text}) answers BCC, CC, FROM,
+SUBJECT and TO with one substring test each.  BODY and TEXT read the
+files.
+
 Index connections are kept per thread (SQLite connections belong to their
 thread; FETCH batches run in the storage thread pool), a few per thread.
 """
@@ -41,7 +47,10 @@ from index import MailboxIndex
 from imapd.message import Message
 from imapd.parser.types import FetchAttr
 
-__all__ = ["CachedMessage", "FetchCache", "mailbox_identity", "section_spec", "cached_fields"]
+__all__ = [
+    "CachedMessage", "FetchCache", "SearchCache", "mailbox_identity", "section_spec",
+    "cached_fields", "search_fields",
+]
 
 #: Connections kept open per thread; a thread serves many sessions.
 _PER_THREAD = 16
@@ -296,6 +305,93 @@ class FetchCache:
             record = records.get(uid)
             if message.computed and record is not None:
                 rows[uid] = dict(message.computed, size=record.size)
+        if rows:
+            index, _new = _index_for(self.index_dir, self.identity)
+            index.put_many(view.uidvalidity, rows)
+
+
+def search_fields(key) -> tuple[str, ...]:
+    """
+    The index columns that serve the header keys of the search program
+    C{key}: a column of L{index.SEARCH_FIELDS} for each of BCC, CC, FROM,
+    SUBJECT and TO, the header block for HEADER and SENTBEFORE/ON/SINCE.
+    Empty when no key can use the index.
+    """
+    from imapd.search.match import SEARCH_COLUMNS, _HEADER_KEYS
+
+    fields: set[str] = set()
+
+    def walk(k) -> None:
+        name = k.name
+        if name in _HEADER_KEYS:
+            fields.add(SEARCH_COLUMNS[_HEADER_KEYS[name]])
+        elif name in ("HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"):
+            fields.add("header")
+        for child in k.children:
+            walk(child)
+    walk(key)
+    return tuple(sorted(fields))
+
+
+class SearchCache:
+    """
+    The index of one mailbox as one SEARCH uses it: rows for a batch of
+    UIDs in one query (plus one for the header blocks of rows that lack
+    a wanted search column, so they are filled without the file), and
+    what the batch computed written back in one transaction.
+
+    @param fields: from L{search_fields}.
+    """
+
+    def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...]) -> None:
+        self.index_dir = index_dir
+        self.identity = identity
+        self.fields = fields
+
+    @classmethod
+    def for_search(cls, account, mailbox, key) -> Optional["SearchCache"]:
+        """The cache for the search program C{key}, or None when it has no use."""
+        index_dir = getattr(account, "index_dir", None)
+        if not index_dir:
+            return None
+        fields = search_fields(key)
+        if not fields:
+            return None
+        return cls(index_dir, mailbox_identity(account.user, mailbox), fields)
+
+    def lookup(self, view, uids: list[int]) -> dict[int, dict]:
+        """
+        Rows for C{uids} whose size matches the store's record.  Blocking.
+        """
+        index, new = _index_for(self.index_dir, self.identity)
+        if new:
+            index.prune(view.uidvalidity, list(view.records))
+        records = view.records
+        wanted = self.fields + ("size",)
+        out = {uid: row for uid, row in index.get_many(view.uidvalidity, uids, wanted).items()
+               if uid in records and row.get("size") == records[uid].size}
+        if "header" not in self.fields:
+            lacking = [uid for uid in uids if uid in records and (
+                uid not in out or any(out[uid].get(f) is None for f in self.fields))]
+            if lacking:
+                for uid, row in index.get_many(view.uidvalidity, lacking,
+                                               ("header", "size")).items():
+                    if row["header"] is not None and row["size"] == records[uid].size:
+                        out.setdefault(uid, {"size": row["size"]})["header"] = row["header"]
+        return out
+
+    def store(self, view, items: Iterable) -> None:
+        """
+        Write back, in one transaction, what the search items (see
+        L{imapd.search.SearchItem.computed}) computed.  Blocking.
+        """
+        records = view.records
+        rows = {}
+        for item in items:
+            computed = item.computed
+            uid = item.record.uid
+            if computed and uid in records:
+                rows[uid] = dict(computed, size=records[uid].size)
         if rows:
             index, _new = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)

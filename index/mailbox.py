@@ -43,19 +43,26 @@ from typing import Iterable, Mapping, Optional
 
 from twisted.logger import Logger
 
-__all__ = ["MailboxIndex", "FIELDS", "index_path"]
+__all__ = ["MailboxIndex", "FIELDS", "SEARCH_FIELDS", "index_path"]
 
 _log = Logger()
 
+#: Text columns for the header fields SEARCH names with keys of their own
+#: (RFC 3501 section 6.4.4: BCC, CC, FROM, SUBJECT, TO), in whatever
+#: searchable form the caller computes (this package does not interpret
+#: them); NULL means "not computed yet".
+SEARCH_FIELDS = ("search_from", "search_to", "search_cc", "search_bcc", "search_subject")
+
 #: The cached columns: wire-encoded ENVELOPE, BODY (non-extended),
-#: BODYSTRUCTURE (extended), the header block (BODY[HEADER]) as bytes, and
-#: the message size the store reported when the row was written (which
-#: lets a reader check the row belongs to the message it expects).
-FIELDS = ("envelope", "body", "bodystructure", "header", "size")
+#: BODYSTRUCTURE (extended), the header block (BODY[HEADER]) as bytes, the
+#: message size the store reported when the row was written (which lets a
+#: reader check the row belongs to the message it expects), and
+#: L{SEARCH_FIELDS}.
+FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS
 
 #: Bumped whenever the table layout or the meaning of a column changes; a
 #: file with another version is rebuilt (it is only a cache).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Milliseconds a writer waits for another process's transaction.  Long
 #: enough for one FETCH batch elsewhere, short enough that a stuck peer
@@ -77,6 +84,11 @@ CREATE TABLE IF NOT EXISTS message (
     bodystructure BLOB,
     header BLOB,
     size INTEGER,
+    search_from TEXT,
+    search_to TEXT,
+    search_cc TEXT,
+    search_bcc TEXT,
+    search_subject TEXT,
     PRIMARY KEY (uidvalidity, uid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS section (
