@@ -94,6 +94,14 @@ class IMAPServerProtocol(Protocol):
     # -- connection life -------------------------------------------------
 
     def connectionMade(self) -> None:
+        # A response's untagged data and its tagged line often leave in
+        # two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK (~40 ms).  TLS wrappers pass this through;
+        # a UNIX socket has the method but refuses the option.
+        try:
+            self.transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
         from imapd.commands.any import capabilities
