@@ -49,7 +49,7 @@ from imapd.parser.types import FetchAttr
 
 __all__ = [
     "CachedMessage", "FetchCache", "SearchCache", "mailbox_identity", "section_spec",
-    "cached_fields", "search_fields",
+    "cached_fields", "search_fields", "forget_mailbox",
 ]
 
 #: Connections kept open per thread; a thread serves many sessions.
@@ -123,8 +123,8 @@ def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
     return tuple(sorted(fields))
 
 
-def _index_for(index_dir: str, identity: str) -> tuple[MailboxIndex, bool]:
-    """This thread's open index for C{identity}, and whether it is new."""
+def _index_for(index_dir: str, identity: str) -> MailboxIndex:
+    """This thread's open index for C{identity}."""
     pool = getattr(_local, "indexes", None)
     if pool is None:
         pool = _local.indexes = OrderedDict()
@@ -132,13 +132,116 @@ def _index_for(index_dir: str, identity: str) -> tuple[MailboxIndex, bool]:
     index = pool.get(key)
     if index is not None:
         pool.move_to_end(key)
-        return index, False
+        return index
     index = MailboxIndex.open(index_dir, identity)
     pool[key] = index
     while len(pool) > _PER_THREAD:
         _key, old = pool.popitem(last=False)
         old.close()
-    return index, True
+    return index
+
+
+#: Per mailbox index, the UID set it was last pruned against, as
+#: C{(uidvalidity, count, sum of UIDs)}; bounded, least recently used out.
+_pruned: OrderedDict = OrderedDict()
+_pruned_lock = threading.Lock()
+_PRUNED_KEEP = 4096
+
+
+def _uid_fingerprint(view) -> tuple[int, int, int]:
+    # UIDs only grow (RFC 3501 section 2.3.1.1): every UID added since is
+    # larger than every UID removed, so the same count and sum means the
+    # same set.
+    records = view.records
+    return (view.uidvalidity, len(records), sum(records))
+
+
+def _prune_if_changed(index: MailboxIndex, index_dir: str, identity: str, view) -> None:
+    """
+    Drop the rows of UIDs the store no longer has (EXPUNGE here, or by
+    another process or node) the first time this process sees the
+    mailbox's UID set change, in whichever thread sees it: rows of
+    expunged messages are dead weight, and a sweep by size would throw
+    out live rows before them.
+    """
+    key = (index_dir, identity)
+    fingerprint = _uid_fingerprint(view)
+    with _pruned_lock:
+        if _pruned.get(key) == fingerprint:
+            _pruned.move_to_end(key)
+            return
+        _pruned[key] = fingerprint
+        _pruned.move_to_end(key)
+        while len(_pruned) > _PRUNED_KEEP:
+            _pruned.popitem(last=False)
+    index.prune(view.uidvalidity, list(view.records))
+
+
+def forget_mailbox(account, name: str, inferiors: bool, operation: Callable[[], object]):
+    """
+    Blocking: run C{operation} (the store's DELETE or RENAME of C{name}),
+    then remove the index databases of C{name} and, with C{inferiors},
+    of the mailboxes below it (RFC 3501 section 6.3.5: RENAME moves them
+    too).  The identities are computed before the operation, while the
+    mailboxes are still where they were.
+
+    A renamed mailbox keeps its UIDs, so its cache would stay valid, but
+    moving a WAL database that another process may have open is not
+    safe; the renamed mailbox starts cold instead.
+
+    @return: what C{operation} returned.
+    """
+    from index import remove_index
+
+    index_dir = getattr(account, "index_dir", None)
+    identities = _identities(account, name, inferiors) if index_dir else []
+    result = operation()
+    for identity in identities:
+        remove_index(index_dir, identity)
+    with _pruned_lock:
+        for identity in identities:
+            _pruned.pop((index_dir, identity), None)
+    return result
+
+
+#: The hierarchy delimiter at the storage seam (L{storage.interfaces}).
+_SEP = "/"
+
+
+def _identities(account, name: str, inferiors: bool) -> list[str]:
+    store = account.store
+    layout = getattr(store, "layout", None)
+    if layout is None:
+        return []
+    # The stores spell a first level "inbox" in any case as INBOX
+    # (RFC 3501 section 5.1), and so does mailbox.name.
+    first, sep, rest = name.partition(_SEP)
+    if first.upper() == "INBOX":
+        name = "INBOX" + sep + rest
+    names = [name]
+    if inferiors:
+        try:
+            listed = [info.name for info in store.list_mailboxes()]
+        except Exception:
+            listed = []
+        names += [n for n in listed if n.startswith(name + _SEP)]
+    out = []
+    for n in names:
+        try:
+            path = layout.path(n)
+        except Exception:
+            continue
+        out.append(mailbox_identity(account.user, _Located(n, path)))
+    return out
+
+
+class _Located:
+    # What mailbox_identity reads of a mailbox: its name and location.
+    __slots__ = ("name", "path")
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.path = path
 
 
 class CachedMessage:
@@ -262,11 +365,8 @@ class FetchCache:
         header-field list, and one for the header blocks of messages
         whose answer is missing.  Blocking.
         """
-        index, new = _index_for(self.index_dir, self.identity)
-        if new:
-            # Once per thread and mailbox: forget UIDs expunged while no
-            # process of ours had the index open.
-            index.prune(view.uidvalidity, list(view.records))
+        index = _index_for(self.index_dir, self.identity)
+        _prune_if_changed(index, self.index_dir, self.identity, view)
         rows = index.get_many(view.uidvalidity, uids, self.fields)
         records = view.records
         out = {uid: row for uid, row in rows.items()
@@ -306,7 +406,7 @@ class FetchCache:
             if message.computed and record is not None:
                 rows[uid] = dict(message.computed, size=record.size)
         if rows:
-            index, _new = _index_for(self.index_dir, self.identity)
+            index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)
 
 
@@ -363,9 +463,8 @@ class SearchCache:
         """
         Rows for C{uids} whose size matches the store's record.  Blocking.
         """
-        index, new = _index_for(self.index_dir, self.identity)
-        if new:
-            index.prune(view.uidvalidity, list(view.records))
+        index = _index_for(self.index_dir, self.identity)
+        _prune_if_changed(index, self.index_dir, self.identity, view)
         records = view.records
         wanted = self.fields + ("size",)
         out = {uid: row for uid, row in index.get_many(view.uidvalidity, uids, wanted).items()
@@ -393,5 +492,5 @@ class SearchCache:
             if computed and uid in records:
                 rows[uid] = dict(computed, size=records[uid].size)
         if rows:
-            index, _new = _index_for(self.index_dir, self.identity)
+            index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)

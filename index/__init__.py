@@ -12,6 +12,8 @@ from it.  This package imports nothing from C{storage} or C{imapd}
 (STYLE.md item 9).
 """
 
+from index.cleanup import SweepResult, remove_index, sweep
 from index.mailbox import FIELDS, SEARCH_FIELDS, MailboxIndex, index_path
 
-__all__ = ["MailboxIndex", "FIELDS", "SEARCH_FIELDS", "index_path"]
+__all__ = ["MailboxIndex", "FIELDS", "SEARCH_FIELDS", "index_path", "remove_index", "sweep",
+           "SweepResult"]

@@ -72,6 +72,11 @@ BUSY_TIMEOUT_MS = 5000
 #: Seconds to work uncached after the database could not be opened.
 RETRY_AFTER = 30.0
 
+#: Seconds between touches of a database file in use, which keep its
+#: modification time a "last used" time for L{index.cleanup.sweep} even
+#: when it is only read.
+TOUCH_INTERVAL = 3600.0
+
 #: Host parameters per statement: SQLite before 3.32 allowed only 999.
 _CHUNK = 900
 
@@ -162,6 +167,7 @@ class MailboxIndex:
         self._conn: Optional[sqlite3.Connection] = None
         self._ident: Optional[tuple[int, int]] = None
         self._retry_at = 0.0
+        self._touched = float("-inf")
 
     # -- opening ---------------------------------------------------------
 
@@ -243,6 +249,7 @@ class MailboxIndex:
         """
         ident = self._file_ident()
         if self._conn is not None and ident == self._ident:
+            self._touch()
             return self._conn
         self._drop()
         if time.monotonic() < self._retry_at:
@@ -261,8 +268,20 @@ class MailboxIndex:
                           path=self.path, error=e, delay=RETRY_AFTER)
                 return None
             self._ident = self._file_ident()
+            self._touched = float("-inf")
+            self._touch()
             return self._conn
         return None
+
+    def _touch(self) -> None:
+        now = time.monotonic()
+        if now - self._touched < TOUCH_INTERVAL:
+            return
+        self._touched = now
+        try:
+            os.utime(self.path)
+        except OSError:
+            pass
 
     def _drop(self) -> None:
         conn, self._conn, self._ident = self._conn, None, None
