@@ -166,15 +166,14 @@ class IndexSweepService(service.Service):
 
         if self._running is not None:
             return None
-        d = self.pool.run(self.reactor, ("", "index-sweep"), sweep, self.index_dir,
-                          self.max_age, self.max_bytes)
+        d = self._running = self.pool.run(self.reactor, ("", "index-sweep"), sweep,
+                                          self.index_dir, self.max_age, self.max_bytes)
 
         def done(result):
             self._running = None
             return result
         d.addBoth(done)
         d.addErrback(lambda f: log.failure("index sweep failed", f))
-        self._running = d
         return None
 
     def stopService(self) -> None:

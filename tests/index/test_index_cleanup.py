@@ -110,3 +110,51 @@ def test_removed_while_open_is_rebuilt(tmp_path):
     idx.put_many(1, {1: {"size": 10}})
     assert idx.get_many(1, [1], ("size",)) == {1: {"size": 10}}
     idx.close()
+
+
+class _InlinePool:
+    """Runs the job at once (the sweep's own thread-safety is tested above)."""
+
+    def __init__(self):
+        self.keys = []
+
+    def run(self, reactor, key, fn, *args, **kwargs):
+        from twisted.internet import defer
+        self.keys.append(key)
+        return defer.maybeDeferred(fn, *args, **kwargs)
+
+
+def test_sweep_service_runs_on_its_interval(tmp_path):
+    """The server's sweep waits one interval after start, then sweeps every interval."""
+    from twisted.internet import task
+
+    from imapd.tap import IndexSweepService
+
+    clock = task.Clock()
+    pool = _InlinePool()
+    old = _make(tmp_path, "old", age=40 * 86400)
+    service = IndexSweepService(pool, clock, str(tmp_path / "index"), interval=3600,
+                                max_age=30 * 86400, max_bytes=0)
+    service.startService()
+    assert os.path.exists(old) and pool.keys == []
+    clock.advance(3600)
+    assert not os.path.exists(old) and len(pool.keys) == 1
+    older = _make(tmp_path, "older", age=50 * 86400)
+    clock.advance(3600)
+    assert not os.path.exists(older) and len(pool.keys) == 2
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_sweep_service_off_without_limits(tmp_path):
+    """No age and no size limit (or no interval): no timer at all."""
+    from twisted.internet import task
+
+    from imapd.tap import IndexSweepService
+
+    clock = task.Clock()
+    for interval, age, size in ((3600, 0, 0), (0, 86400, 0)):
+        service = IndexSweepService(_InlinePool(), clock, str(tmp_path), interval, age, size)
+        service.startService()
+        assert not clock.getDelayedCalls()
+        service.stopService()
