@@ -24,8 +24,9 @@ The mailbox identity that names the database is
 C{"<user>\\0<mailbox name>\\0<directory or path>"}: the user and name keep
 mailboxes of one account apart, and the store's directory (Maildir) or file
 (mbox) keeps apart two locations that reuse a name (a changed
-C{mail_location}, or two users sharing one home).  Renaming a mailbox
-starts a fresh, cold database; the old one is only wasted disk.
+C{mail_location}, or two users sharing one home).  DELETE and RENAME
+remove the databases of the names they take away (L{forget_mailbox}); a
+renamed mailbox starts cold.
 
 SEARCH uses the same rows (L{SearchCache}): the header block answers
 HEADER and the SENT* keys, and per-field search text
@@ -39,11 +40,13 @@ thread; FETCH batches run in the storage thread pool), a few per thread.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from typing import Callable, Iterable, Optional
 
 from index import MailboxIndex
+from storage.errors import StoreError
 from imapd.message import Message
 from imapd.parser.types import FetchAttr
 
@@ -142,39 +145,49 @@ def _index_for(index_dir: str, identity: str) -> MailboxIndex:
 
 
 #: Per mailbox index, the UID set it was last pruned against, as
-#: C{(uidvalidity, count, sum of UIDs)}; bounded, least recently used out.
+#: C{(uidvalidity, count, sum of UIDs, largest UID)}; bounded, least
+#: recently used out.
 _pruned: OrderedDict = OrderedDict()
 _pruned_lock = threading.Lock()
 _PRUNED_KEEP = 4096
 
 
-def _uid_fingerprint(view) -> tuple[int, int, int]:
-    # UIDs only grow (RFC 3501 section 2.3.1.1): every UID added since is
-    # larger than every UID removed, so the same count and sum means the
-    # same set.
-    records = view.records
-    return (view.uidvalidity, len(records), sum(records))
+def _uid_fingerprint(view) -> tuple[int, int, int, int]:
+    uids = view.uids
+    return (view.uidvalidity, len(uids), sum(uids), uids[-1] if uids else 0)
+
+
+def _only_added(old: tuple, view) -> bool:
+    # UIDs only grow (RFC 3501 section 2.3.1.1): a UID added since is
+    # larger than every UID the old set had.  So if the UIDs up to the old
+    # largest have the old count and sum, nothing was removed; a wrong
+    # "nothing removed" would only leave dead rows until the next prune.
+    uids = view.uids
+    if old[0] != view.uidvalidity:
+        return False
+    upto = bisect.bisect_right(uids, old[3])
+    return upto == old[1] and sum(uids[:upto]) == old[2]
 
 
 def _prune_if_changed(index: MailboxIndex, index_dir: str, identity: str, view) -> None:
     """
     Drop the rows of UIDs the store no longer has (EXPUNGE here, or by
-    another process or node) the first time this process sees the
-    mailbox's UID set change, in whichever thread sees it: rows of
+    another process or node) the first time this process sees UIDs
+    removed from the mailbox, in whichever thread sees it: rows of
     expunged messages are dead weight, and a sweep by size would throw
-    out live rows before them.
+    out live rows before them.  New mail alone costs no prune.
     """
     key = (index_dir, identity)
     fingerprint = _uid_fingerprint(view)
     with _pruned_lock:
-        if _pruned.get(key) == fingerprint:
-            _pruned.move_to_end(key)
-            return
+        old = _pruned.get(key)
         _pruned[key] = fingerprint
         _pruned.move_to_end(key)
         while len(_pruned) > _PRUNED_KEEP:
             _pruned.popitem(last=False)
-    index.prune(view.uidvalidity, list(view.records))
+    if old == fingerprint or (old is not None and _only_added(old, view)):
+        return
+    index.prune(view.uidvalidity, view.uids)
 
 
 def forget_mailbox(account, name: str, inferiors: bool, operation: Callable[[], object]):
@@ -222,14 +235,15 @@ def _identities(account, name: str, inferiors: bool) -> list[str]:
     if inferiors:
         try:
             listed = [info.name for info in store.list_mailboxes()]
-        except Exception:
+        except (OSError, StoreError):
+            # The RENAME will fail the same way and say why.
             listed = []
         names += [n for n in listed if n.startswith(name + _SEP)]
     out = []
     for n in names:
         try:
             path = layout.path(n)
-        except Exception:
+        except StoreError:  # an invalid name: the store refuses it too
             continue
         out.append(mailbox_identity(account.user, _Located(n, path)))
     return out

@@ -127,3 +127,25 @@ def test_rename_removes_index_of_mailbox_and_children(authed, store_kind):
         authed.ok(f"s SELECT {old.replace('Top', 'Moved')}")
         authed.send(b"f UID FETCH 1:* ENVELOPE\r\n")
         assert authed.output() == answers[old]
+
+
+def test_new_mail_costs_no_prune(authed, monkeypatch):
+    """Only removed UIDs make the index prune; new mail alone does not."""
+    calls = []
+    real = MailboxIndex.prune
+    monkeypatch.setattr(MailboxIndex, "prune",
+                        lambda self, uidvalidity, live: calls.append(sorted(live))
+                        or real(self, uidvalidity, live))
+    for i in range(2):
+        _append(authed, f"a{i}", "INBOX", _message(i))
+    authed.ok("s1 SELECT INBOX")
+    authed.ok("q1 UID SEARCH FROM example")
+    first = len(calls)
+    _append(authed, "a9", "INBOX", _message(9))
+    authed.ok("n1 NOOP")
+    authed.ok("q2 UID SEARCH FROM example")
+    assert len(calls) == first
+    authed.ok("st UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+    authed.ok("ex EXPUNGE")
+    authed.ok("q3 UID SEARCH FROM example")
+    assert calls[-1] == [2, 3] and len(calls) == first + 1
