@@ -232,7 +232,7 @@ def _apply_log_level(level: str) -> None:
         globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
 
 
-def _portal(effective):
+def _portal(effective, pool=None, reactor=None):
     from twisted.cred.portal import Portal
 
     from imapd.account import MailRealm
@@ -245,7 +245,14 @@ def _portal(effective):
         entry = passwd.lookup(user)
         return entry.home if entry is not None else None
 
-    realm = MailRealm(effective.mail_location, home_for, effective.index_dir)
+    runner = None
+    if pool is not None:
+        # Opening a store touches the user's directory: in the storage
+        # pool, under the share the user's other work without a mailbox
+        # uses (imapd.protocol), never on the reactor thread.
+        def runner(user, fn, *args):
+            return pool.run(reactor, (user, None), fn, *args)
+    realm = MailRealm(effective.mail_location, home_for, effective.index_dir, runner=runner)
     return Portal(realm, [PasswdFileChecker(passwd)])
 
 
@@ -279,7 +286,7 @@ def makeService(options: Options) -> service.MultiService:
 
     pool = StoragePool(config.storage.threads)
     context = ServerContext(
-        portal=_portal(effective),
+        portal=_portal(effective, pool, reactor),
         reactor=reactor,
         storage_pool=pool,
         tls=tls,

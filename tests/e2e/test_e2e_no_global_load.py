@@ -9,6 +9,7 @@ modifying calls (audit events), and C{os.stat}/C{os.lstat}/C{os.access}
 time: start-up touches no mail directory at all, and login, SELECT and
 FETCH touch only the user's own (plus a stat() of the mail root on the way
 there), never a listing of the mail root or anything of another user.
+All of it happens in the storage thread pool, none on the reactor thread.
 (The passwd-file is read whole at the first login and then only stat()ed;
 that is the authentication backend's cost, not the store's.)
 """
@@ -49,7 +50,7 @@ if _root and _path:
             p = os.path.join(os.getcwd(), p)
         if p == _root or p.startswith(_root + "/"):
             with _lock:
-                _out.write("%s\t%s\n" % (event, p))
+                _out.write("%s\t%s\t%s\n" % (event, p, threading.current_thread().name))
 
     def _hook(event, args):
         if event in _events:
@@ -65,10 +66,15 @@ if _root and _path:
 '''
 
 
-def _events(log: Path) -> list[tuple[str, str]]:
+def _records(log: Path) -> list[tuple[str, str, str]]:
+    """(event, path, thread name) for each call the hook saw."""
     if not log.exists():
         return []
-    return [tuple(line.split("\t", 1)) for line in log.read_text().splitlines()]
+    return [tuple(line.split("\t", 2)) for line in log.read_text().splitlines()]
+
+
+def _events(log: Path) -> list[tuple[str, str]]:
+    return [(event, path) for event, path, _thread in _records(log)]
 
 
 def test_startup_and_login_touch_only_the_users_directory(tmp_path, tls_files, monkeypatch):
@@ -123,3 +129,7 @@ def test_startup_and_login_touch_only_the_users_directory(tmp_path, tls_files, m
                and not (e in ("os.stat", "os.lstat", "os.access") and p == str(mail))]
     assert outside == []
     assert not any(p.startswith(str(mail / "user")) for _e, p in events)
+    # All of it ran in the storage pool, none on the reactor thread
+    # (issue 6: "disk work runs in dedicated thread pools").
+    threads = {thread for _e, _p, thread in _records(log)}
+    assert threads and all(t.startswith("PoolThread-imapd-storage") for t in threads), threads
