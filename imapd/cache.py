@@ -431,14 +431,14 @@ def search_fields(key) -> tuple[str, ...]:
     SUBJECT and TO, the header block for HEADER and SENTBEFORE/ON/SINCE.
     Empty when no key can use the index.
     """
-    from imapd.search.match import SEARCH_COLUMNS, _HEADER_KEYS
+    from imapd.search.match import KEY_COLUMNS
 
     fields: set[str] = set()
 
     def walk(k) -> None:
         name = k.name
-        if name in _HEADER_KEYS:
-            fields.add(SEARCH_COLUMNS[_HEADER_KEYS[name]])
+        if name in KEY_COLUMNS:
+            fields.add(KEY_COLUMNS[name])
         elif name in ("HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"):
             fields.add("header")
         for child in k.children:

@@ -54,7 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SearchItem", "Matcher", "BadCharset", "compile_search",
-    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS",
+    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS", "SEARCH_COLUMNS",
+    "KEY_COLUMNS", "field_text",
 ]
 
 #: What SEARCH names in C{[BADCHARSET (...)]}: the charsets every client
@@ -114,6 +115,10 @@ class SearchItem:
         None when the caller knows no key does (L{needs_message}).
     @ivar now: the time YOUNGER/OLDER count back from; None means the
         time the search was compiled.
+    @ivar cached: the message's index row (L{imapd.cache.SearchCache}),
+        C{{}} when it has none; None when no index is used.
+    @ivar computed: columns computed here for the index to keep (the
+        header block, L{field_text}s); None when no index is used.
     """
 
     seq: int
@@ -138,7 +143,7 @@ class SearchItem:
             if self.message_loader is None:
                 raise ValueError("SearchItem has no message_loader")
             m = self._message = self.message_loader()
-            if self.computed is not None and not (self.cached or {}).get("header"):
+            if self.computed is not None and (self.cached or {}).get("header") is None:
                 # In memory anyway: the index keeps the header block, so
                 # the next header search needs no file.
                 self.computed.setdefault("header", m.header_bytes())
@@ -480,8 +485,9 @@ _HEADER_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From",
                 "SUBJECT": "Subject", "TO": "To"}
 
 #: The index column (L{index.SEARCH_FIELDS}) holding each field's
-#: L{SearchItem.field_text}.
+#: L{SearchItem.field_text}, by field name and by search key.
 SEARCH_COLUMNS = {name: "search_" + key.lower() for key, name in _HEADER_KEYS.items()}
+KEY_COLUMNS = {key: SEARCH_COLUMNS[name] for key, name in _HEADER_KEYS.items()}
 
 
 # --------------------------------------------------------------------------
