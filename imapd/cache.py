@@ -352,6 +352,7 @@ class FetchCache:
         self.identity = identity
         self.fields = fields
         self.specs = specs
+        self._pruned = False
 
     @classmethod
     def for_fetch(cls, account, mailbox, attrs) -> Optional["FetchCache"]:
@@ -380,7 +381,10 @@ class FetchCache:
         whose answer is missing.  Blocking.
         """
         index = _index_for(self.index_dir, self.identity)
-        _prune_if_changed(index, self.index_dir, self.identity, view)
+        if not self._pruned:
+            # Once per command: the view does not change during one.
+            self._pruned = True
+            _prune_if_changed(index, self.index_dir, self.identity, view)
         rows = index.get_many(view.uidvalidity, uids, self.fields)
         records = view.records
         out = {uid: row for uid, row in rows.items()
@@ -461,6 +465,7 @@ class SearchCache:
         self.index_dir = index_dir
         self.identity = identity
         self.fields = fields
+        self._pruned = False
 
     @classmethod
     def for_search(cls, account, mailbox, key) -> Optional["SearchCache"]:
@@ -478,7 +483,10 @@ class SearchCache:
         Rows for C{uids} whose size matches the store's record.  Blocking.
         """
         index = _index_for(self.index_dir, self.identity)
-        _prune_if_changed(index, self.index_dir, self.identity, view)
+        if not self._pruned:
+            # Once per command: the view does not change during one.
+            self._pruned = True
+            _prune_if_changed(index, self.index_dir, self.identity, view)
         records = view.records
         wanted = self.fields + ("size",)
         out = {uid: row for uid, row in index.get_many(view.uidvalidity, uids, wanted).items()
