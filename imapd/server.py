@@ -99,6 +99,14 @@ class IMAPFactory(Factory):
         return proto
 
 
+def _daemon_thread(*args, **kwargs):
+    import threading
+
+    thread = threading.Thread(*args, **kwargs)
+    thread.daemon = True
+    return thread
+
+
 class StoragePool:
     """
     The storage thread pool, shared fairly (DESIGN.md: "a hung NFS server
@@ -137,8 +145,12 @@ class StoragePool:
         self.per_key = per_key if per_key is not None else max(1, threads // 4)
         self.stuck_after = stuck_after
         self.max_extra = max_extra if max_extra is not None else 4 * threads
-        self.pool = pool if pool is not None else ThreadPool(
-            minthreads=0, maxthreads=threads, name=name)
+        if pool is None:
+            pool = ThreadPool(minthreads=0, maxthreads=threads, name=name)
+            # Daemon threads: a worker stuck in a hung read must not keep
+            # the process alive after the reactor stopped.
+            pool.threadFactory = _daemon_thread
+        self.pool = pool
         self._clock = clock
         self._running: dict[Hashable, int] = {}
         self._waiting: dict[Hashable, deque] = {}
@@ -148,8 +160,24 @@ class StoragePool:
     def start(self) -> None:
         self.pool.start()
 
-    def stop(self) -> None:
-        self.pool.stop()
+    def stop(self, grace: float = 5.0) -> None:
+        """
+        Stop the pool, waiting at most C{grace} seconds for running jobs:
+        ThreadPool.stop joins every worker, and one stuck in a hung read
+        would hold shutdown forever.
+        """
+        import threading
+
+        stopper = threading.Thread(target=self.pool.stop, name="imapd-storage-stop",
+                                   daemon=True)
+        stopper.start()
+        stopper.join(grace)
+        if stopper.is_alive():
+            from twisted.logger import Logger
+
+            Logger(namespace="imapd.server").warn(
+                "Storage jobs still running after {grace}s ({stuck} stuck); not waiting",
+                grace=grace, stuck=self.stuck())
 
     def stuck(self) -> int:
         """Jobs running longer than C{stuck_after} seconds."""

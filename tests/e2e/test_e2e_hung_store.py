@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -144,3 +145,30 @@ def test_hung_mailbox_stalls_only_its_sessions(tmp_path, tls_files):
         for s in sessions:
             s.close()
         daemon.stop()
+
+
+def test_shutdown_with_a_hung_read(tmp_path, tls_files):
+    """SIGTERM stops the daemon cleanly (not killed) while a worker hangs in a read."""
+    inbox = make_maildir(tmp_path / "mail" / USER)
+    fifo = inbox / "cur" / f"1001.M2P1.test,S={len(BODY)},W={len(BODY)}:2,"
+    os.mkfifo(fifo)
+    config, (port, _tls) = write_config(tmp_path, tls_files)
+    daemon = Daemon(["--config", str(config)], tmp_path).start()
+    s = None
+    try:
+        daemon.wait_for_greeting(port)
+        s = RawSession(port)
+        s.ok("l", f'LOGIN {USER} "{PASSWORD}"')
+        s.ok("s", "SELECT INBOX")
+        s.send("f FETCH 1 (BODY.PEEK[])")
+        _wait_for(lambda: _blocked_threads(daemon.process.pid) >= 1,
+                  "a server thread blocked on the FIFO")
+    finally:
+        # Daemon.stop sends SIGTERM and falls back to SIGKILL after 15 s;
+        # twistd ends a SIGTERM shutdown by re-raising the signal, so a
+        # clean stop is status -SIGTERM and a killed one -SIGKILL.
+        status = daemon.stop()
+        if s is not None:
+            s.close()
+    assert status == -signal.SIGTERM, (status, daemon.log()[-300:])
+    assert "not waiting" in daemon.log()

@@ -158,3 +158,37 @@ def test_default_share():
     """By default a key gets a quarter of the threads, at least one."""
     assert StoragePool(8, pool=_FakeThreadPool(8)).per_key == 2
     assert StoragePool(2, pool=_FakeThreadPool(2)).per_key == 1
+
+
+def test_stop_does_not_wait_forever():
+    """Stopping with a job stuck in a hung read gives up after the grace period."""
+    import threading
+
+    release = threading.Event()
+
+    class _StuckPool(_FakeThreadPool):
+        def stop(self):
+            release.wait(30)
+
+    pool = StoragePool(2, pool=_StuckPool(2))
+    pool.stop(grace=0.2)
+    assert not release.is_set()
+    release.set()
+
+
+def test_real_pool_threads_are_daemons():
+    """The real pool's workers do not keep the process alive."""
+    import threading
+
+    pool = StoragePool(2)
+    pool.start()
+    try:
+        seen = []
+        done = threading.Event()
+        pool.pool.callInThreadWithCallback(
+            lambda ok, result: done.set(),
+            lambda: seen.append(threading.current_thread().daemon))
+        assert done.wait(30)
+        assert seen == [True]
+    finally:
+        pool.stop()
