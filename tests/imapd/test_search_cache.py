@@ -200,3 +200,17 @@ def test_search_fields():
         == ("search_cc", "search_from")
     assert search_fields(key("HEADER", (b"X", b"y"))) == ("header",)
     assert search_fields(key("AND", None, key("BODY", b"x"), key("SEEN"))) == ()
+
+
+def test_index_truncated_between_searches(mailbox):
+    """An index cut short (a full disk, a crash) is rebuilt; answers stay identical."""
+    expected = _all(mailbox)
+    path = [f for f in _index_files(mailbox) if f.endswith(".db")][0]
+    for name in glob.glob(path + "-*"):
+        os.unlink(name)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 3)
+    assert _all(mailbox) == expected
+    assert _all(mailbox) == expected
+    assert _uncached(mailbox) == expected
