@@ -227,6 +227,24 @@ class MailSection:
         "any time; it is rebuilt.  Empty: DATA_DIR/index.",
         kind=PATH,
     )
+    index_max_age: float = opt(
+        30,
+        "Days after which the index of a mailbox nobody opened on this node is\n"
+        "removed (it is rebuilt if the mailbox is opened again).  0: never.",
+        _non_negative,
+    )
+    index_max_size: int = opt(
+        0,
+        "Megabytes the index directory may hold; beyond, the indexes of the\n"
+        "least recently used mailboxes are removed.  0: no limit.",
+        _non_negative,
+    )
+    index_sweep_interval: float = opt(
+        3600,
+        "Seconds between sweeps of the index directory for index_max_age and\n"
+        "index_max_size (the first one an interval after start).  0: never sweep.",
+        _non_negative,
+    )
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ What a successful login produces: the avatar of L{twisted.cred}.
 
 The portal's realm (L{MailRealm}) turns an authenticated user name into an
 L{IAccount}: the user's store, opened from the configured mail location
-(Dovecot syntax, L{storage.location}).  Opening a store touches the disk,
-so the realm is called from the protocol layer's storage thread pool.
+(Dovecot syntax, L{storage.location}).  Opening a store touches the disk
+(it creates a missing Maildir), so with a C{runner} the realm opens it in
+the storage thread pool, under the user's share: a user whose mail sits
+on a hung NFS server must not stop the reactor, and so every other login.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class MailRealm:
         file's home field) or None.
     @param index_dir: the per-node local index directory, or None.
     @param open_store: the store registry's opener (a seam for tests).
+    @param runner: C{runner(user, fn, *args)} runs the blocking C{fn} off
+        the reactor and returns a Deferred (L{imapd.server.StoragePool});
+        None runs it inline (tests).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class MailRealm:
         home_for: Callable[[str], Optional[str]],
         index_dir: Optional[str] = None,
         open_store: Optional[Callable] = None,
+        runner: Optional[Callable] = None,
     ) -> None:
         if open_store is None:
             from storage.registry import open_store
@@ -72,11 +78,18 @@ class MailRealm:
         self._home_for = home_for
         self._index_dir = index_dir
         self._open_store = open_store
+        self._runner = runner
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:
             raise NotImplementedError("MailRealm only provides IAccount")
         user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        if self._runner is not None:
+            # twisted.cred's Portal.login chains a Deferred from here.
+            return self._runner(user, self._avatar, user)
+        return self._avatar(user)
+
+    def _avatar(self, user: str):
         store = self._open_store(
             self._location, user, self._home_for(user), self._index_dir
         )

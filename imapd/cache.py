@@ -24,8 +24,15 @@ The mailbox identity that names the database is
 C{"<user>\\0<mailbox name>\\0<directory or path>"}: the user and name keep
 mailboxes of one account apart, and the store's directory (Maildir) or file
 (mbox) keeps apart two locations that reuse a name (a changed
-C{mail_location}, or two users sharing one home).  Renaming a mailbox
-starts a fresh, cold database; the old one is only wasted disk.
+C{mail_location}, or two users sharing one home).  DELETE and RENAME
+remove the databases of the names they take away (L{forget_mailbox}); a
+renamed mailbox starts cold.
+
+SEARCH uses the same rows (L{SearchCache}): the header block answers
+HEADER and the SENT* keys, and per-field search text
+(L{imapd.search.match.SearchItem.field_text}) answers BCC, CC, FROM,
+SUBJECT and TO with one substring test each.  BODY and TEXT read the
+files.
 
 Index connections are kept per thread (SQLite connections belong to their
 thread; FETCH batches run in the storage thread pool), a few per thread.
@@ -33,15 +40,21 @@ thread; FETCH batches run in the storage thread pool), a few per thread.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import threading
 from collections import OrderedDict
 from typing import Callable, Iterable, Optional
 
 from index import MailboxIndex
+from storage.errors import StoreError
 from imapd.message import Message
 from imapd.parser.types import FetchAttr
 
-__all__ = ["CachedMessage", "FetchCache", "mailbox_identity", "section_spec", "cached_fields"]
+__all__ = [
+    "CachedMessage", "FetchCache", "SearchCache", "mailbox_identity", "section_spec",
+    "cached_fields", "search_fields", "forget_mailbox",
+]
 
 #: Connections kept open per thread; a thread serves many sessions.
 _PER_THREAD = 16
@@ -79,6 +92,13 @@ def section_spec(text: str, fields: Iterable) -> Optional[str]:
     sorted and made unique: one cached answer serves every client that
     asks for the same set.
     """
+    return _section_spec(text, tuple(fields))
+
+
+@functools.lru_cache(maxsize=256)
+def _section_spec(text: str, fields: tuple) -> Optional[str]:
+    # Memoized: a FETCH asks the same question for every message (it was
+    # a quarter of a warm 10,000-message HEADER.FIELDS FETCH).
     text = text.upper()
     if text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         return None
@@ -114,8 +134,8 @@ def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
     return tuple(sorted(fields))
 
 
-def _index_for(index_dir: str, identity: str) -> tuple[MailboxIndex, bool]:
-    """This thread's open index for C{identity}, and whether it is new."""
+def _index_for(index_dir: str, identity: str) -> MailboxIndex:
+    """This thread's open index for C{identity}."""
     pool = getattr(_local, "indexes", None)
     if pool is None:
         pool = _local.indexes = OrderedDict()
@@ -123,13 +143,127 @@ def _index_for(index_dir: str, identity: str) -> tuple[MailboxIndex, bool]:
     index = pool.get(key)
     if index is not None:
         pool.move_to_end(key)
-        return index, False
+        return index
     index = MailboxIndex.open(index_dir, identity)
     pool[key] = index
     while len(pool) > _PER_THREAD:
         _key, old = pool.popitem(last=False)
         old.close()
-    return index, True
+    return index
+
+
+#: Per mailbox index, the UID set it was last pruned against, as
+#: C{(uidvalidity, count, sum of UIDs, largest UID)}; bounded, least
+#: recently used out.
+_pruned: OrderedDict = OrderedDict()
+_pruned_lock = threading.Lock()
+_PRUNED_KEEP = 4096
+
+
+def _uid_fingerprint(view) -> tuple[int, int, int, int]:
+    uids = view.uids
+    return (view.uidvalidity, len(uids), sum(uids), uids[-1] if uids else 0)
+
+
+def _only_added(old: tuple, view) -> bool:
+    # UIDs only grow (RFC 3501 section 2.3.1.1): a UID added since is
+    # larger than every UID the old set had.  So if the UIDs up to the old
+    # largest have the old count and sum, nothing was removed; a wrong
+    # "nothing removed" would only leave dead rows until the next prune.
+    uids = view.uids
+    if old[0] != view.uidvalidity:
+        return False
+    upto = bisect.bisect_right(uids, old[3])
+    return upto == old[1] and sum(uids[:upto]) == old[2]
+
+
+def _prune_if_changed(index: MailboxIndex, index_dir: str, identity: str, view) -> None:
+    """
+    Drop the rows of UIDs the store no longer has (EXPUNGE here, or by
+    another process or node) the first time this process sees UIDs
+    removed from the mailbox, in whichever thread sees it: rows of
+    expunged messages are dead weight, and a sweep by size would throw
+    out live rows before them.  New mail alone costs no prune.
+    """
+    key = (index_dir, identity)
+    fingerprint = _uid_fingerprint(view)
+    with _pruned_lock:
+        old = _pruned.get(key)
+        _pruned[key] = fingerprint
+        _pruned.move_to_end(key)
+        while len(_pruned) > _PRUNED_KEEP:
+            _pruned.popitem(last=False)
+    if old == fingerprint or (old is not None and _only_added(old, view)):
+        return
+    index.prune(view.uidvalidity, view.uids)
+
+
+def forget_mailbox(account, name: str, inferiors: bool, operation: Callable[[], object]):
+    """
+    Blocking: run C{operation} (the store's DELETE or RENAME of C{name}),
+    then remove the index databases of C{name} and, with C{inferiors},
+    of the mailboxes below it (RFC 3501 section 6.3.5: RENAME moves them
+    too).  The identities are computed before the operation, while the
+    mailboxes are still where they were.
+
+    A renamed mailbox keeps its UIDs, so its cache would stay valid, but
+    moving a WAL database that another process may have open is not
+    safe; the renamed mailbox starts cold instead.
+
+    @return: what C{operation} returned.
+    """
+    from index import remove_index
+
+    index_dir = getattr(account, "index_dir", None)
+    identities = _identities(account, name, inferiors) if index_dir else []
+    result = operation()
+    for identity in identities:
+        remove_index(index_dir, identity)
+    with _pruned_lock:
+        for identity in identities:
+            _pruned.pop((index_dir, identity), None)
+    return result
+
+
+#: The hierarchy delimiter at the storage seam (L{storage.interfaces}).
+_SEP = "/"
+
+
+def _identities(account, name: str, inferiors: bool) -> list[str]:
+    store = account.store
+    layout = getattr(store, "layout", None)
+    if layout is None:
+        return []
+    # The stores spell a first level "inbox" in any case as INBOX
+    # (RFC 3501 section 5.1), and so does mailbox.name.
+    first, sep, rest = name.partition(_SEP)
+    if first.upper() == "INBOX":
+        name = "INBOX" + sep + rest
+    names = [name]
+    if inferiors:
+        try:
+            listed = [info.name for info in store.list_mailboxes()]
+        except (OSError, StoreError):
+            # The RENAME will fail the same way and say why.
+            listed = []
+        names += [n for n in listed if n.startswith(name + _SEP)]
+    out = []
+    for n in names:
+        try:
+            path = layout.path(n)
+        except StoreError:  # an invalid name: the store refuses it too
+            continue
+        out.append(mailbox_identity(account.user, _Located(n, path)))
+    return out
+
+
+class _Located:
+    # What mailbox_identity reads of a mailbox: its name and location.
+    __slots__ = ("name", "path")
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.path = path
 
 
 class CachedMessage:
@@ -226,6 +360,7 @@ class FetchCache:
         self.identity = identity
         self.fields = fields
         self.specs = specs
+        self._pruned = False
 
     @classmethod
     def for_fetch(cls, account, mailbox, attrs) -> Optional["FetchCache"]:
@@ -253,11 +388,11 @@ class FetchCache:
         header-field list, and one for the header blocks of messages
         whose answer is missing.  Blocking.
         """
-        index, new = _index_for(self.index_dir, self.identity)
-        if new:
-            # Once per thread and mailbox: forget UIDs expunged while no
-            # process of ours had the index open.
-            index.prune(view.uidvalidity, list(view.records))
+        index = _index_for(self.index_dir, self.identity)
+        if not self._pruned:
+            # Once per command: the view does not change during one.
+            self._pruned = True
+            _prune_if_changed(index, self.index_dir, self.identity, view)
         rows = index.get_many(view.uidvalidity, uids, self.fields)
         records = view.records
         out = {uid: row for uid, row in rows.items()
@@ -297,5 +432,95 @@ class FetchCache:
             if message.computed and record is not None:
                 rows[uid] = dict(message.computed, size=record.size)
         if rows:
-            index, _new = _index_for(self.index_dir, self.identity)
+            index = _index_for(self.index_dir, self.identity)
+            index.put_many(view.uidvalidity, rows)
+
+
+def search_fields(key) -> tuple[str, ...]:
+    """
+    The index columns that serve the header keys of the search program
+    C{key}: a column of L{index.SEARCH_FIELDS} for each of BCC, CC, FROM,
+    SUBJECT and TO, the header block for HEADER and SENTBEFORE/ON/SINCE.
+    Empty when no key can use the index.
+    """
+    from imapd.search.match import KEY_COLUMNS
+
+    fields: set[str] = set()
+
+    def walk(k) -> None:
+        name = k.name
+        if name in KEY_COLUMNS:
+            fields.add(KEY_COLUMNS[name])
+        elif name in ("HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"):
+            fields.add("header")
+        for child in k.children:
+            walk(child)
+    walk(key)
+    return tuple(sorted(fields))
+
+
+class SearchCache:
+    """
+    The index of one mailbox as one SEARCH uses it: rows for a batch of
+    UIDs in one query (plus one for the header blocks of rows that lack
+    a wanted search column, so they are filled without the file), and
+    what the batch computed written back in one transaction.
+
+    @param fields: from L{search_fields}.
+    """
+
+    def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...]) -> None:
+        self.index_dir = index_dir
+        self.identity = identity
+        self.fields = fields
+        self._pruned = False
+
+    @classmethod
+    def for_search(cls, account, mailbox, key) -> Optional["SearchCache"]:
+        """The cache for the search program C{key}, or None when it has no use."""
+        index_dir = getattr(account, "index_dir", None)
+        if not index_dir:
+            return None
+        fields = search_fields(key)
+        if not fields:
+            return None
+        return cls(index_dir, mailbox_identity(account.user, mailbox), fields)
+
+    def lookup(self, view, uids: list[int]) -> dict[int, dict]:
+        """
+        Rows for C{uids} whose size matches the store's record.  Blocking.
+        """
+        index = _index_for(self.index_dir, self.identity)
+        if not self._pruned:
+            # Once per command: the view does not change during one.
+            self._pruned = True
+            _prune_if_changed(index, self.index_dir, self.identity, view)
+        records = view.records
+        wanted = self.fields + ("size",)
+        out = {uid: row for uid, row in index.get_many(view.uidvalidity, uids, wanted).items()
+               if uid in records and row.get("size") == records[uid].size}
+        if "header" not in self.fields:
+            lacking = [uid for uid in uids if uid in records and (
+                uid not in out or any(out[uid].get(f) is None for f in self.fields))]
+            if lacking:
+                for uid, row in index.get_many(view.uidvalidity, lacking,
+                                               ("header", "size")).items():
+                    if row["header"] is not None and row["size"] == records[uid].size:
+                        out.setdefault(uid, {"size": row["size"]})["header"] = row["header"]
+        return out
+
+    def store(self, view, items: Iterable) -> None:
+        """
+        Write back, in one transaction, what the search items (see
+        L{imapd.search.SearchItem.computed}) computed.  Blocking.
+        """
+        records = view.records
+        rows = {}
+        for item in items:
+            computed = item.computed
+            uid = item.record.uid
+            if computed and uid in records:
+                rows[uid] = dict(computed, size=records[uid].size)
+        if rows:
+            index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)

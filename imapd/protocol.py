@@ -45,6 +45,7 @@ from twisted.python.failure import Failure
 from imapd import errors
 from imapd.parser import Parser, ParserLimits
 from imapd.parser.types import Command, ContinuationNeeded, ParseError, RawLine
+from imapd.server import StoragePool
 
 __all__ = ["IMAPServerProtocol"]
 
@@ -96,6 +97,14 @@ class IMAPServerProtocol(Protocol):
     # -- connection life -------------------------------------------------
 
     def connectionMade(self) -> None:
+        # A response's untagged data and its tagged line often leave in
+        # two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK (~40 ms).  TLS wrappers pass this through;
+        # a UNIX socket has the method but refuses the option.
+        try:
+            self.transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
         from imapd.commands.any import capabilities
@@ -164,7 +173,20 @@ class IMAPServerProtocol(Protocol):
         pool = self.context.storage_pool
         if pool is None:
             return defer.maybeDeferred(fn, *args, **kwargs)
+        if isinstance(pool, StoragePool):
+            return pool.run(self.clock, self._pool_key(), fn, *args, **kwargs)
         return deferToThreadPool(self.clock, pool, fn, *args, **kwargs)
+
+    def _pool_key(self):
+        """
+        Whose share of the storage pool a call uses (L{StoragePool}): the
+        user and the selected mailbox, so a mailbox whose reads hang
+        stalls the sessions that use it and no others.
+        """
+        if self.account is None:
+            return ("", self.session_id)
+        view = self.selected
+        return (self.account.user, view.mailbox.name if view is not None else None)
 
     def read_line(self, prompt: bytes) -> defer.Deferred:
         """

@@ -10,13 +10,19 @@ configuration; tests build one by hand with a fake clock.
 
 from __future__ import annotations
 
+import itertools
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Hashable, Optional
 
+from twisted.internet import defer
 from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
 
 __all__ = ["SessionLimits", "QuotaLimits", "QuotaPolicy", "MailboxPolicy",
-           "SPECIAL_USE_ATTRIBUTES", "DEFAULT_SPECIAL_USE", "ServerContext", "IMAPFactory"]
+           "SPECIAL_USE_ATTRIBUTES", "DEFAULT_SPECIAL_USE", "ServerContext", "IMAPFactory",
+           "StoragePool"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +163,148 @@ class IMAPFactory(Factory):
         proto = IMAPServerProtocol(self.context, implicit_tls=self.implicit_tls)
         proto.factory = self
         return proto
+
+
+def _daemon_thread(*args, **kwargs):
+    import threading
+
+    thread = threading.Thread(*args, **kwargs)
+    thread.daemon = True
+    return thread
+
+
+class StoragePool:
+    """
+    The storage thread pool, shared fairly (DESIGN.md: "a hung NFS server
+    must not stop logins to other mailboxes"; issue 6: "a mailbox on a
+    hung file system stalls only the sessions that use it").
+
+    A blocked read (a hung NFS server, a FIFO in a Maildir) holds its
+    thread until the kernel gives up, and one pool shared by every
+    session would soon have none left.  Two rules bound what one stuck
+    store can take:
+
+      - Shares: every job has a key (the session's user and selected
+        mailbox, see L{imapd.protocol}); at most C{per_key} jobs of one
+        key run at once, the others wait in that key's queue without
+        holding a thread.  Clients can open many connections to the same
+        mailbox; they still get C{per_key} threads.
+      - Growth: a job running longer than C{stuck_after} seconds no
+        longer counts against the pool, which grows by one thread for it
+        (up to C{max_extra} extra threads) when the next job arrives, and
+        shrinks back as stuck jobs end.  Many stuck keys (a whole NFS
+        server hung, users on it still trying) thus cost threads, bounded,
+        rather than the service of every other user.
+
+    Every method runs on the reactor thread, except the job itself.
+
+    @ivar pool: the underlying L{twisted.python.threadpool.ThreadPool}.
+    """
+
+    def __init__(self, threads: int, per_key: Optional[int] = None,
+                 stuck_after: float = 10.0, max_extra: Optional[int] = None,
+                 name: str = "imapd-storage", pool=None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from twisted.python.threadpool import ThreadPool
+
+        self.threads = threads
+        self.per_key = per_key if per_key is not None else max(1, threads // 4)
+        self.stuck_after = stuck_after
+        self.max_extra = max_extra if max_extra is not None else 4 * threads
+        if pool is None:
+            pool = ThreadPool(minthreads=0, maxthreads=threads, name=name)
+            # Daemon threads: a worker stuck in a hung read must not keep
+            # the process alive after the reactor stopped.
+            pool.threadFactory = _daemon_thread
+        self.pool = pool
+        self._clock = clock
+        self._running: dict[Hashable, int] = {}
+        self._waiting: dict[Hashable, deque] = {}
+        self._started: dict[int, list] = {}
+        self._ids = itertools.count()
+
+    def start(self) -> None:
+        self.pool.start()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """
+        Stop the pool, waiting at most C{grace} seconds for running jobs:
+        ThreadPool.stop joins every worker, and one stuck in a hung read
+        would hold shutdown forever.
+        """
+        import threading
+
+        stopper = threading.Thread(target=self.pool.stop, name="imapd-storage-stop",
+                                   daemon=True)
+        stopper.start()
+        stopper.join(grace)
+        if stopper.is_alive():
+            from twisted.logger import Logger
+
+            Logger(namespace="imapd.server").warn(
+                "Storage jobs still running after {grace}s ({stuck} stuck); not waiting",
+                grace=grace, stuck=self.stuck())
+
+    def stuck(self) -> int:
+        """Jobs running longer than C{stuck_after} seconds."""
+        now = self._clock()
+        return sum(1 for (t,) in self._started.values()
+                   if t is not None and now - t > self.stuck_after)
+
+    def queued(self, key: Hashable) -> int:
+        """Jobs of C{key} waiting for their share."""
+        return len(self._waiting.get(key, ()))
+
+    def run(self, reactor, key: Hashable, fn: Callable, *args, **kwargs) -> defer.Deferred:
+        """
+        Run C{fn(*args, **kwargs)} in a worker thread within C{key}'s
+        share; the Deferred fires on the reactor thread with its result.
+        """
+        d: defer.Deferred = defer.Deferred()
+        if self._running.get(key, 0) >= self.per_key:
+            self._waiting.setdefault(key, deque()).append((d, fn, args, kwargs))
+        else:
+            self._start(reactor, key, d, fn, args, kwargs)
+        return d
+
+    def _start(self, reactor, key, d, fn, args, kwargs) -> None:
+        self._running[key] = self._running.get(key, 0) + 1
+        job = next(self._ids)
+        # The worker writes its start time into the cell: a job still
+        # queued for a thread is not stuck, however long it waits.
+        cell: list = [None]
+        self._started[job] = cell
+        self._resize()
+
+        def on_result(success: bool, result) -> None:
+            reactor.callFromThread(self._finished, reactor, key, job, d, success, result)
+        self.pool.callInThreadWithCallback(on_result, self._work, cell, fn, args, kwargs)
+
+    def _work(self, cell: list, fn: Callable, args, kwargs):
+        cell[0] = self._clock()
+        return fn(*args, **kwargs)
+
+    def _finished(self, reactor, key, job, d, success, result) -> None:
+        del self._started[job]
+        left = self._running[key] - 1
+        waiting = self._waiting.get(key)
+        if waiting:
+            nd, fn, args, kwargs = waiting.popleft()
+            if not waiting:
+                del self._waiting[key]
+            self._running[key] = left
+            self._start(reactor, key, nd, fn, args, kwargs)
+        elif left:
+            self._running[key] = left
+        else:
+            del self._running[key]
+        self._resize()
+        if success:
+            d.callback(result)
+        else:
+            d.errback(result if isinstance(result, Failure) else Failure(result))
+
+    def _resize(self) -> None:
+        want = self.threads + min(self.stuck(), self.max_extra)
+        if want != self.pool.max:
+            self.pool.adjustPoolsize(minthreads=min(self.pool.min, want), maxthreads=want)

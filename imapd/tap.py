@@ -10,6 +10,7 @@ builds:
 
     IMAPService (MultiService)
       ThreadPoolService        the storage thread pool, started first
+      IndexSweepService        removes old index files now and then
       one strports service per listener, each with an IMAPFactory
 """
 
@@ -24,7 +25,7 @@ from twisted.python import usage
 
 from conf import ConfigError, load_config
 
-__all__ = ["Options", "makeService", "IMAPService", "ThreadPoolService"]
+__all__ = ["Options", "makeService", "IMAPService", "ThreadPoolService", "IndexSweepService"]
 
 log = Logger(namespace="imapd.start")
 
@@ -127,6 +128,60 @@ class ThreadPoolService(service.Service):
         self.pool.stop()
 
 
+class IndexSweepService(service.Service):
+    """
+    Every C{interval} seconds, L{index.sweep} the index directory in the
+    storage pool: databases unused for C{max_age} seconds go, then the
+    least recently used ones beyond C{max_bytes}.  The first sweep waits
+    one interval, so start-up does no work that grows with the number of
+    mailboxes (issue 6).
+    """
+
+    def __init__(self, pool, reactor, index_dir: str, interval: float,
+                 max_age: float, max_bytes: int) -> None:
+        self.pool = pool
+        self.reactor = reactor
+        self.index_dir = index_dir
+        self.interval = interval
+        self.max_age = max_age
+        self.max_bytes = max_bytes
+        self._loop = None
+        self._running = None
+
+    def startService(self) -> None:
+        super().startService()
+        if self.interval <= 0 or not (self.max_age or self.max_bytes):
+            return
+        from twisted.internet import task
+
+        self._loop = task.LoopingCall(self.sweep)
+        self._loop.clock = self.reactor
+        self._loop.start(self.interval, now=False).addErrback(
+            lambda f: log.failure("index sweep stopped", f))
+
+    def sweep(self):
+        """One sweep, in the pool (under its own key: a slow index disk
+        holds one share); skipped while the last one still runs."""
+        from index import sweep
+
+        if self._running is not None:
+            return None
+        d = self._running = self.pool.run(self.reactor, ("", "index-sweep"), sweep,
+                                          self.index_dir, self.max_age, self.max_bytes)
+
+        def done(result):
+            self._running = None
+            return result
+        d.addBoth(done)
+        d.addErrback(lambda f: log.failure("index sweep failed", f))
+        return None
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+
 class IMAPService(service.MultiService):
     """The whole server; applies the configured log level when it starts."""
 
@@ -177,7 +232,7 @@ def _apply_log_level(level: str) -> None:
         globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
 
 
-def _portal(effective):
+def _portal(effective, pool=None, reactor=None):
     from twisted.cred.portal import Portal
 
     from imapd.account import MailRealm
@@ -190,7 +245,14 @@ def _portal(effective):
         entry = passwd.lookup(user)
         return entry.home if entry is not None else None
 
-    realm = MailRealm(effective.mail_location, home_for, effective.index_dir)
+    runner = None
+    if pool is not None:
+        # Opening a store touches the user's directory: in the storage
+        # pool, under the share the user's other work without a mailbox
+        # uses (imapd.protocol), never on the reactor thread.
+        def runner(user, fn, *args):
+            return pool.run(reactor, (user, None), fn, *args)
+    realm = MailRealm(effective.mail_location, home_for, effective.index_dir, runner=runner)
     return Portal(realm, [PasswdFileChecker(passwd)])
 
 
@@ -212,11 +274,10 @@ def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
     from twisted.protocols.tls import TLSMemoryBIOFactory
-    from twisted.python.threadpool import ThreadPool
 
     from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
     from imapd.defaults import prepare
-    from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits
+    from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits, StoragePool
     from imapd.tls import TLSError, certificate_options
 
     config = options.config
@@ -237,9 +298,9 @@ def makeService(options: Options) -> service.MultiService:
                 raise _fail(f"{where}: option 'tls.cert': {e}") from None
             raise _fail(f"{e} (generated under option 'data_dir'; delete it to make a new one)") from None
 
-    pool = ThreadPool(minthreads=0, maxthreads=config.storage.threads, name="imapd-storage")
+    pool = StoragePool(config.storage.threads)
     context = ServerContext(
-        portal=_portal(effective),
+        portal=_portal(effective, pool, reactor),
         reactor=reactor,
         storage_pool=pool,
         tls=tls,
@@ -252,6 +313,10 @@ def makeService(options: Options) -> service.MultiService:
 
     top = IMAPService(config.log.level)
     ThreadPoolService(pool).setServiceParent(top)
+    mail = config.mail
+    IndexSweepService(pool, reactor, effective.index_dir, mail.index_sweep_interval,
+                      mail.index_max_age * 86400, mail.index_max_size * 1024 * 1024,
+                      ).setServiceParent(top)
     for description in config.server.listen:
         factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
         if uses_tls_section(description):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from imapd import mailboxname, wire
+from imapd.cache import forget_mailbox
 from imapd.errors import BadCommand, CommandFailed
 from imapd.mailboxname import DELIMITER
 from imapd.parser.listext import CreateSpecialUse, ListExtended
@@ -107,7 +108,10 @@ async def handle_delete(session, cmd: Delete):
     name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     if name == "INBOX":
         raise CommandFailed("INBOX cannot be deleted", "CANNOT")
-    await session.run(session.account.store.delete, name)
+    store = session.account.store
+    # The index of a deleted mailbox is dead weight (issue 6).
+    await session.run(forget_mailbox, session.account, name, False,
+                      lambda: store.delete(name))
 
 
 async def handle_rename(session, cmd: Rename):
@@ -116,7 +120,9 @@ async def handle_rename(session, cmd: Rename):
     new = mailboxname.from_wire(cmd.new, utf8=session.imap4rev2, creating=True)
     if new == "INBOX":
         raise CommandFailed("Cannot rename to INBOX", "ALREADYEXISTS")
-    await session.run(session.account.store.rename, old, new)
+    store = session.account.store
+    await session.run(forget_mailbox, session.account, old, True,
+                      lambda: store.rename(old, new))
 
 
 async def handle_subscribe(session, cmd: Subscribe):

@@ -15,8 +15,17 @@ from imapd.parser.types import Search
 __all__ = ["handle_search", "run_search", "esearch_response"]
 
 
-def run_search(view, key, charset) -> list[tuple[int, int]]:
-    """Blocking: the C{(seq, uid)} pairs matching the search program."""
+#: Messages per index query and write-back transaction in L{run_search}.
+_BATCH = 900
+
+
+def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
+    """
+    Blocking: the C{(seq, uid)} pairs matching the search program.
+
+    @param cache: an L{imapd.cache.SearchCache} for the program, or None
+        to read every message a key needs from the store.
+    """
     from imapd.message import Message
     from imapd.search import SearchItem, compile_search, needs_message
     from imapd.search.sets import search_by_sets
@@ -34,21 +43,32 @@ def run_search(view, key, charset) -> list[tuple[int, int]]:
     max_seq = len(view.uids)
     max_uid = view.uids[-1] if view.uids else 0
     hits = []
-    for seq, uid in enumerate(view.uids, 1):
-        if view.is_vanished(uid):
-            continue
-        record = view.records[uid]
-        loader = None
-        if need:
-            def loader(uid=uid):
-                return Message(view.mailbox.read(uid))
-        try:
-            if matcher(SearchItem(seq=seq, record=record, flags=view.flags(uid),
-                                  max_seq=max_seq, max_uid=max_uid,
-                                  message_loader=loader)):
-                hits.append((seq, uid))
-        except MessageExpunged:
-            continue
+    uids = view.uids
+    for start in range(0, len(uids), _BATCH):
+        batch = [(seq, uid) for seq, uid in enumerate(uids[start:start + _BATCH], start + 1)
+                 if not view.is_vanished(uid)]
+        rows = cache.lookup(view, [uid for _seq, uid in batch]) if cache is not None else None
+        items = []
+        for seq, uid in batch:
+            record = view.records[uid]
+            loader = None
+            if need:
+                def loader(uid=uid):
+                    return Message(view.mailbox.read(uid))
+            item = SearchItem(seq=seq, record=record, flags=view.flags(uid),
+                              max_seq=max_seq, max_uid=max_uid,
+                              message_loader=loader)
+            if rows is not None:
+                item.cached = rows.get(uid, {})
+                item.computed = {}
+                items.append(item)
+            try:
+                if matcher(item):
+                    hits.append((seq, uid))
+            except MessageExpunged:
+                continue
+        if items:
+            cache.store(view, items)
     return hits
 
 
@@ -124,6 +144,7 @@ async def handle_search(session, cmd: Search):
     """
     RFC 3501 section 6.4.4; RFC 4731 when RETURN is given; RFC 5182 SAVE.
     """
+    from imapd.cache import SearchCache
     from imapd.search import BadCharset
 
     view = session.selected
@@ -140,7 +161,8 @@ async def handle_search(session, cmd: Search):
 
         enable_condstore(session)
     try:
-        hits = await session.run(run_search, view, cmd.key, cmd.charset)
+        cache = SearchCache.for_search(session.account, view.mailbox, cmd.key)
+        hits = await session.run(run_search, view, cmd.key, cmd.charset, cache)
     except BadCharset as e:
         if saving:
             # RFC 5182 section 2.1: a failed SEARCH ... SAVE empties $.

@@ -55,7 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SearchItem", "Matcher", "BadCharset", "compile_search",
-    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS",
+    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS", "SEARCH_COLUMNS",
+    "KEY_COLUMNS", "field_text",
 ]
 
 #: What SEARCH names in C{[BADCHARSET (...)]}: the charsets every client
@@ -115,6 +116,10 @@ class SearchItem:
         None when the caller knows no key does (L{needs_message}).
     @ivar now: the time YOUNGER/OLDER count back from; None means the
         time the search was compiled.
+    @ivar cached: the message's index row (L{imapd.cache.SearchCache}),
+        C{{}} when it has none; None when no index is used.
+    @ivar computed: columns computed here for the index to keep (the
+        header block, L{field_text}s); None when no index is used.
     """
 
     seq: int
@@ -124,8 +129,12 @@ class SearchItem:
     max_uid: int
     message_loader: Optional[Callable[[], "Message"]] = None
     now: Optional[datetime] = None
+    cached: Optional[dict] = None
+    computed: Optional[dict] = None
     _message: Optional["Message"] = field(default=None, init=False,
                                           repr=False, compare=False)
+    _header: Optional["Message"] = field(default=None, init=False,
+                                         repr=False, compare=False)
 
     @property
     def message(self) -> "Message":
@@ -135,7 +144,64 @@ class SearchItem:
             if self.message_loader is None:
                 raise ValueError("SearchItem has no message_loader")
             m = self._message = self.message_loader()
+            if self.computed is not None and (self.cached or {}).get("header") is None:
+                # In memory anyway: the index keeps the header block, so
+                # the next header search needs no file.
+                self.computed.setdefault("header", m.header_bytes())
         return m
+
+    @property
+    def header_message(self) -> "Message":
+        """
+        A L{Message} that answers the top-level header questions
+        (C{header_fields}, C{decoded_header}, C{sent_date}) exactly as
+        L{message} does: the cached header block when the index has it,
+        else the message itself.  A header block alone parses to the same
+        top-level header, since its end is where the whole message's
+        header ends.
+        """
+        m = self._header
+        if m is None:
+            block = (self.cached or {}).get("header")
+            if block is not None and self._message is None:
+                from imapd.message import Message
+                m = Message(block)
+            else:
+                m = self.message
+            self._header = m
+        return m
+
+    def field_text(self, name: str) -> str:
+        """
+        The searchable text of header field C{name} (one of
+        L{SEARCH_COLUMNS}): each decoded value folded by L{search_fold}
+        and prefixed with NUL, or "" when the field is absent.  A needle
+        without NUL is a substring of this text exactly when it is a
+        substring of one of the values (a NUL marks every boundary), so
+        one C{in} test stands for the per-value loop.  Taken from the
+        index row when it has it; computed otherwise, and kept in
+        L{computed} for writing back.
+        """
+        column = SEARCH_COLUMNS[name]
+        cached = self.cached
+        if cached is not None:
+            text = cached.get(column)
+            if text is not None:
+                return text
+        computed = self.computed
+        if computed is not None:
+            text = computed.get(column)
+            if text is not None:
+                return text
+        text = field_text(self.header_message, name)
+        if computed is not None:
+            computed[column] = text
+        return text
+
+
+def field_text(message: "Message", name: str) -> str:
+    """See L{SearchItem.field_text}."""
+    return "".join("\0" + search_fold(v) for v in message.decoded_header(name))
 
 
 Matcher = Callable[[SearchItem], bool]
@@ -314,7 +380,7 @@ def _sent_date(op: str, value: date) -> Matcher:
     def match(item: SearchItem) -> bool:
         sent = None
         try:
-            sent = item.message.sent_date()
+            sent = item.header_message.sent_date()
         except (ValueError, TypeError, OverflowError):
             pass
         if sent is None:
@@ -364,9 +430,21 @@ def _contains_any(values: Iterable[str], needle: str) -> bool:
 
 def _header(name: str, needle: str) -> Matcher:
     if not needle:
-        return lambda item: bool(item.message.header_fields(name))
-    return lambda item: _contains_any(item.message.decoded_header(name),
+        return lambda item: bool(item.header_message.header_fields(name))
+    return lambda item: _contains_any(item.header_message.decoded_header(name),
                                       needle)
+
+
+def _field(name: str, needle: str) -> Matcher:
+    # BCC, CC, FROM, SUBJECT, TO: one substring test on the field's
+    # searchable text (L{SearchItem.field_text}), which the index keeps.
+    if "\0" in needle:
+        # The NUL separators would make a needle with NUL match across
+        # values: search value by value instead.
+        return _header(name, needle)
+    if not needle:
+        return lambda item: item.field_text(name) != ""
+    return lambda item: needle in item.field_text(name)
 
 
 def _body(needle: str) -> Matcher:
@@ -406,6 +484,11 @@ def _text(needle: str) -> Matcher:
 
 _HEADER_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From",
                 "SUBJECT": "Subject", "TO": "To"}
+
+#: The index column (L{index.SEARCH_FIELDS}) holding each field's
+#: L{SearchItem.field_text}, by field name and by search key.
+SEARCH_COLUMNS = {name: "search_" + key.lower() for key, name in _HEADER_KEYS.items()}
+KEY_COLUMNS = {key: SEARCH_COLUMNS[name] for key, name in _HEADER_KEYS.items()}
 
 
 # --------------------------------------------------------------------------
@@ -471,7 +554,7 @@ class _Compiler:
         if name == "MODSEQ":
             return _modseq(int(value)), _CHEAP
         if name in _HEADER_KEYS:
-            return (_header(_HEADER_KEYS[name], _needle(value, self.decode)),
+            return (_field(_HEADER_KEYS[name], _needle(value, self.decode)),
                     _HEADER)
         if name == "HEADER":
             field_name, string = value
