@@ -67,19 +67,21 @@ def format_flag_list(flags: Iterable[str]) -> bytes:
 
 class _Derived:
     """
-    What every view made from one L{MailboxSnapshot} starts from.  Stores
-    hand the same snapshot object to every open of an unchanged mailbox,
-    so building these once saves each SELECT of a 10,000-message mailbox
-    a pass over its records.  Views copy C{uids} and C{records} before
-    changing them.
+    The sequence of UIDs and the UID -> record map of one store snapshot's
+    messages, and their flag index, shared read-only by every view whose
+    content equals that snapshot.  Stores hand the same messages tuple to
+    every open of an unchanged mailbox, so a thousand sessions idling in a
+    10,000-message mailbox hold one copy of these instead of a thousand
+    (issue 6: memory per IDLE connection).  A view copies them before it
+    changes them (L{SelectedView._own}).
     """
 
-    __slots__ = ("snapshot", "uids", "records", "_index", "_lock")
+    __slots__ = ("messages", "uids", "records", "_index", "_lock")
 
-    def __init__(self, snapshot: MailboxSnapshot) -> None:
-        self.snapshot = snapshot
-        self.uids = [r.uid for r in snapshot.messages]
-        self.records = {r.uid: r for r in snapshot.messages}
+    def __init__(self, messages: tuple) -> None:
+        self.messages = messages
+        self.uids = [r.uid for r in messages]
+        self.records = {r.uid: r for r in messages}
         self._index = None
         self._lock = threading.Lock()
 
@@ -88,8 +90,7 @@ class _Derived:
 
         with self._lock:
             if self._index is None:
-                self._index = FlagIndex(self.uids, self.records,
-                                        self.snapshot.recent, ())
+                self._index = FlagIndex(self.uids, self.records, ())
             return self._index
 
 
@@ -99,19 +100,21 @@ _DERIVED_MAX = 8
 
 
 def _derived(snapshot: MailboxSnapshot) -> _Derived:
-    """The L{_Derived} of C{snapshot}, from a small LRU keyed by identity."""
-    key = id(snapshot)
+    """
+    The L{_Derived} of C{snapshot}'s messages, from a small LRU keyed by
+    the identity of the messages tuple (\\Recent and MODSEQ headers may
+    differ between snapshots that share it).
+    """
+    messages = snapshot.messages
+    key = id(messages)
     with _derived_lock:
         found = _derived_cache.get(key)
-        # The entry holds the snapshot, so its id cannot be reused while
+        # The entry holds the tuple, so its id cannot be reused while
         # cached; the identity check is for clarity.
-        if found is not None and found.snapshot is snapshot:
+        if found is not None and found.messages is messages:
             _derived_cache.move_to_end(key)
             return found
-    made = _Derived(snapshot)
-    if snapshot.recent:
-        # A snapshot with this session's \\Recent is its alone.
-        return made
+    made = _Derived(messages)
     with _derived_lock:
         _derived_cache[key] = made
         while len(_derived_cache) > _DERIVED_MAX:
@@ -134,8 +137,11 @@ class SelectedView:
         self.uidnext = snapshot.uidnext
         self.keywords: tuple[str, ...] = snapshot.keywords
         self._base = _derived(snapshot)
-        self.uids: list[int] = list(self._base.uids)
-        self.records: dict[int, MessageRecord] = dict(self._base.records)
+        # Shared with other views of the same snapshot until this view
+        # changes them (copy on write, see _own).
+        self.uids: list[int] = self._base.uids
+        self.records: dict[int, MessageRecord] = self._base.records
+        self._owned = False
         self.recent: set[int] = set(snapshot.recent)
         self.vanished: set[int] = set()
         #: RFC 7162 HIGHESTMODSEQ as of the last snapshot applied.
@@ -188,13 +194,13 @@ class SelectedView:
         """
         from imapd.search.sets import FlagIndex
 
-        if self.version == 0:
-            # Unchanged since SELECT: the index of the store's snapshot,
-            # shared by every session that selected the same state.
+        if not self._owned and not self.vanished:
+            # The view is a store snapshot as it is: its index is shared
+            # by every session that sees the same state.
             return self._base.flag_index()
         cached = self._flag_index
         if cached is None or cached[0] != self.version:
-            index = FlagIndex(self.uids, self.records, self.recent, self.vanished)
+            index = FlagIndex(self.uids, self.records, self.vanished)
             cached = self._flag_index = (self.version, index)
         return cached[1]
 
@@ -277,6 +283,7 @@ class SelectedView:
             return []
         self._applied = snapshot
         self.version += 1
+        self._own()
         out: list[bytes] = []
         current = {r.uid: r for r in snapshot.messages}
         gone = [u for u in self.uids if u not in current]
@@ -320,7 +327,31 @@ class SelectedView:
         self.uidnext = max(self.uidnext, snapshot.uidnext)
         self.highestmodseq = max(self.highestmodseq, snapshot.highestmodseq)
         self.keywords = snapshot.keywords
+        self._rebase(snapshot)
         return out
+
+    def _own(self) -> None:
+        """Copy the shared uid list and record map before changing them."""
+        if not self._owned:
+            self.uids = list(self.uids)
+            self.records = dict(self.records)
+            self._owned = True
+
+    def _rebase(self, snapshot: MailboxSnapshot) -> None:
+        """
+        Share C{snapshot}'s lists again once the view shows exactly its
+        messages (nothing expunged is waiting to be announced): an idle
+        session then holds no copy of a large mailbox of its own.
+        """
+        messages = snapshot.messages
+        if self.vanished or len(messages) != len(self.uids):
+            return
+        if messages and (messages[0].uid != self.uids[0] or messages[-1].uid != self.uids[-1]):
+            return
+        self._base = _derived(snapshot)
+        self.uids = self._base.uids
+        self.records = self._base.records
+        self._owned = False
 
     def remove(self, uids: Iterable[int]) -> list[bytes]:
         """
@@ -331,6 +362,7 @@ class SelectedView:
         """
         doomed = set(uids)
         self.version += 1
+        self._own()
         out = []
         gone = []
         for i in range(len(self.uids) - 1, -1, -1):
@@ -363,6 +395,7 @@ class SelectedView:
             tx.commit()
             snapshot = self.mailbox.sync()
         self.version += 1
+        self._own()
         fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
         for uid, flags in updates.items():
             record = self.records.get(uid)

@@ -43,12 +43,13 @@ class FlagIndex:
     @ivar by_flag: case-folded flag or keyword -> UIDs carrying it.  Flags
         are case-insensitive in SEARCH (RFC 3501 section 2.3.2 keywords;
         system flags are compared case-insensitively by the matcher too).
-    @ivar recent: live UIDs this session reports as C{\\Recent}.
+    \\Recent is a session property, not part of the index: the search
+    takes it from the view.
     """
 
-    __slots__ = ("live", "by_flag", "recent")
+    __slots__ = ("live", "by_flag")
 
-    def __init__(self, uids, records, recent, vanished) -> None:
+    def __init__(self, uids, records, vanished) -> None:
         live = set(uids)
         live.difference_update(vanished)
         by_flag: dict[str, set[int]] = {}
@@ -62,7 +63,6 @@ class FlagIndex:
                     found.add(uid)
         self.live = live
         self.by_flag = by_flag
-        self.recent = live & set(recent)
 
     def having(self, flag: str) -> set[int]:
         return self.by_flag.get(flag.casefold(), set())
@@ -92,12 +92,12 @@ def _seqset(value: SequenceSet, uid: bool, uids: list[int], live: set[int],
 
 
 def _evaluate(key: SearchKey, index: FlagIndex, uids: list[int],
-              saved: Optional[frozenset[int]]) -> Optional[set[int]]:
+              saved: Optional[frozenset[int]], recent: set[int]) -> Optional[set[int]]:
     name = key.name
     if name == "AND":
         result: Optional[set[int]] = None
         for child in key.children:
-            part = _evaluate(child, index, uids, saved)
+            part = _evaluate(child, index, uids, saved, recent)
             if part is None:
                 return None
             result = part if result is None else result & part
@@ -105,14 +105,14 @@ def _evaluate(key: SearchKey, index: FlagIndex, uids: list[int],
     if name == "OR":
         result = set()
         for child in key.children:
-            part = _evaluate(child, index, uids, saved)
+            part = _evaluate(child, index, uids, saved, recent)
             if part is None:
                 return None
             result |= part
         return result
     if name == "NOT":
         (child,) = key.children
-        part = _evaluate(child, index, uids, saved)
+        part = _evaluate(child, index, uids, saved, recent)
         return None if part is None else index.live - part
     if name == "ALL":
         return set(index.live)
@@ -121,12 +121,12 @@ def _evaluate(key: SearchKey, index: FlagIndex, uids: list[int],
         having = index.having(flag)
         return set(having) if present else index.live - having
     if name == "RECENT":
-        return set(index.recent)
+        return set(recent)
     if name == "OLD":
-        return index.live - index.recent
+        return index.live - recent
     if name == "NEW":
         # RFC 3501 section 6.4.4: NEW is "(RECENT UNSEEN)".
-        return index.recent - index.having("\\seen")
+        return recent - index.having("\\seen")
     if name in ("KEYWORD", "UNKEYWORD"):
         value = key.value
         word = value if isinstance(value, str) else bytes(value).decode("ascii", "replace")
@@ -143,7 +143,8 @@ def search_by_sets(key: SearchKey, view) -> Optional[list[tuple[int, int]]]:
     when the program uses a key this module does not evaluate.
     """
     uids = view.uids
-    hits = _evaluate(key, view.flag_index(), uids, view.saved_uids)
+    index = view.flag_index()
+    hits = _evaluate(key, index, uids, view.saved_uids, index.live & view.recent)
     if hits is None:
         return None
     if len(hits) * 8 < len(uids):

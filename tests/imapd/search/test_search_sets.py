@@ -91,6 +91,7 @@ def test_sets_equal_matcher(seed):
             assert search_by_sets(key, view) == by_matcher(view, key), key
         # Change the view the ways sessions do, then compare again.
         if round_ == 0:
+            view._own()
             for uid in rng.sample(view.uids, min(3, len(view.uids))):
                 view.records[uid] = MessageRecord(uid, frozenset({"\\Seen", "$Junk"}), WHEN, 1)
             view.version += 1
@@ -108,6 +109,7 @@ def test_unchanged_view_uses_shared_index():
     second = SelectedView(mailbox=None, snapshot=snapshot, readonly=False)
     assert first.flag_index() is second.flag_index()
     uid = first.uids[0]
+    first._own()
     first.records[uid] = MessageRecord(uid, frozenset({"\\Flagged"}), WHEN, 1)
     first.version += 1
     assert first.flag_index() is not second.flag_index()
