@@ -19,6 +19,11 @@ and the write lock makes that happen once.
 Reading a message uses the offsets of the last parse after checking that
 they still hold the same message; files are read with C{pread}, never
 mapped (DESIGN.md rule 3).
+
+A write of ours that a crash interrupted left a journal
+(L{storage.mbox.journal}): the next writer, or a reader when the file
+changed, repairs the file under the write lock before anything else; a
+reader that cannot take the write lock hides a torn append.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeo
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.mbox.headers import client_bytes, read_meta
+from storage.mbox.journal import JOURNAL_DIR, Journal, recover, torn_append
 from storage.mbox.reader import RawMessage, split
-from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, write_changes
+from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_changes
 from storage.mbox.save import MboxTransaction
 from storage.mbox.state import Entry, MboxState, parse, reparse_entry
 
@@ -111,7 +117,8 @@ class MboxMailbox:
 
     def __init__(self, name: str, path: str, locks: LockSettings, readonly: bool = False,
                  fsync: bool = True, sender: str = "MAILER-DAEMON",
-                 must_exist: bool = True) -> None:
+                 must_exist: bool = True, journal_dir: str | None = None,
+                 in_place: bool = False) -> None:
         if must_exist and not os.path.isfile(path):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
         self.name = name
@@ -120,6 +127,11 @@ class MboxMailbox:
         self.readonly = readonly
         self.fsync = fsync
         self.sender = sender
+        #: Recovery journals: in the folder root (the store passes it), else
+        #: beside the file.
+        self.journal = Journal(journal_dir or os.path.join(os.path.dirname(path), JOURNAL_DIR),
+                               name)
+        self.in_place = in_place
         self._state: MboxState | None = None
         self._ident: tuple | None = None
         self._tail = b""
@@ -194,6 +206,7 @@ class MboxMailbox:
         cached = _cached(self.path)
         if cached is not None and cached[0] == _identity(st):
             return self._adopt(cached[0], cached[1], cached[2])
+        repaired = not self.journal.pending() or self._repair()
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -205,6 +218,14 @@ class MboxMailbox:
             if chain is not None:
                 _acquire(chain, self.path, self.locks.timeout)
             try:
+                torn = None if repaired else torn_append(fd, self.journal)
+                if torn is not None:
+                    # Never show a torn append; mail after it waits for a
+                    # writer to repair the file.
+                    st = os.fstat(fd)
+                    data = _pread_all(fd, 0, torn[0])
+                    return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
+                                                            _mtime(st)), b"")
                 return self._load(fd, os.fstat(fd))
             finally:
                 if chain is not None:
@@ -305,6 +326,42 @@ class MboxMailbox:
 
     # -- writing --------------------------------------------------------------
 
+    def _recover(self, fd: int) -> None:
+        """Under the write lock: repair what a crashed write of ours left."""
+        notes = recover(fd, self.journal, self.fsync,
+                        lambda old, new: replace(fd, self.path, old, new, self.fsync,
+                                                 self.journal, self.in_place))
+        if notes:
+            _log.warn("Recovered {path} after an interrupted write: {what}",
+                      path=self.path, what="; ".join(notes))
+
+    def _repair(self) -> bool:
+        """
+        A reader found a journal: repair under the write lock if possible.
+
+        @return: whether the file is whole now.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            chain = self.locks.chain(self.path, write=True)
+            try:
+                _acquire(chain, self.path, self.locks.timeout)
+            except LockUnavailable:
+                return False
+            try:
+                self._recover(fd)
+                return True
+            except OSError as e:
+                _log.warn("Cannot repair {path}: {error}", path=self.path, error=str(e))
+                return False
+            finally:
+                chain.release()
+        finally:
+            os.close(fd)
+
     def _after_write(self, fd: int, state: MboxState, outcome: Outcome) -> None:
         """
         Bring our state (and the process cache) to what we just wrote,
@@ -355,6 +412,8 @@ class MboxMailbox:
             chain = self.locks.chain(self.path, write=True)
             _acquire(chain, self.path, self.locks.timeout)
             try:
+                if self.journal.pending():
+                    self._recover(fd)
                 st = os.fstat(fd)
                 try:
                     current = os.stat(self.path)
@@ -374,7 +433,8 @@ class MboxMailbox:
                     state = self._state
                 else:
                     state = self._load(fd, st)
-                outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync)
+                outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
+                                        journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)
                 return outcome, state.uidvalidity
             finally:

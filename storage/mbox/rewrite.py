@@ -18,9 +18,14 @@ Two ways, chosen per commit:
    are written in UID order, each with fresh metadata lines and a
    C{Content-Length:}; every other header and body byte is kept.  Bytes
    before the first separator and UW's pseudo message are kept.  Where the
-   directory is not writable (a 1777 spool we may not create in), the file
-   is overwritten in place instead, which is not crash-safe: a warning
-   says so.
+   directory is not writable (a 0775 root:mail spool lets us write the file
+   but not create one beside it), the file is overwritten in place instead,
+   from its first changed byte, with a recovery journal in the folder root
+   (L{storage.mbox.journal}).
+
+Appends (ours, in place) go through L{storage.mbox.journal.append_bytes}:
+journaled, and truncated back on an error, so that a crash or a full disk
+never leaves a torn last message.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from twisted.logger import Logger
 
 from storage.errors import StoreError
 from storage.mbox.fromline import make_from_line
+from storage.mbox.journal import Journal, append_bytes, overwrite
 from storage.mbox.headers import (
     ESCAPE,
     META_FIELDS,
@@ -221,10 +227,15 @@ def _fit_block(entry: Entry, uid: int, flags, old: bool) -> bytes | None:
 
 
 def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
-                  fsync: bool = True) -> Outcome:
+                  fsync: bool = True, journal: Journal | None = None,
+                  in_place: bool = False) -> Outcome:
     """
     Apply C{changes} to the mbox open as C{fd} (read-write, locked), whose
     content C{state} describes.
+
+    @param journal: where recovery journals of in-place writes go.
+    @param in_place: rewrite in place even where a rename would work (a
+        store option for spools whose files must keep inode and owner).
 
     @raises StoreError: nothing or, for an in-place write, not everything
         was written; the message says why.
@@ -243,9 +254,12 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
     appended = tuple(range(last_uid + 1, last_uid + 1 + len(changes.appends)))
     last_uid += len(changes.appends)
     try:
-        done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync)
+        done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
+                             journal)
         if done is None:
-            _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync)
+            data = _read_all(fd, state.size)
+            content = render_all(data, state, changes, new_flags, appended, last_uid)
+            replace(fd, path, data, content, fsync, journal, in_place)
     except OSError as e:
         raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
     if done is None:
@@ -255,7 +269,7 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
                    bool(changes.appends))
 
 
-def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
+def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, journal):
     """
     Write in place if possible: C{None} if not (nothing was written), else
     C{(patched UIDs, last UID stored or None)}.
@@ -316,9 +330,7 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
         for i, (msg, uid) in enumerate(zip(changes.appends, appended)):
             base = base_line(state.uidvalidity, last_uid, keywords, b"\n") if empty and i == 0 else b""
             out.append(_render_new(msg, uid, False, base))
-        _pwrite_all(fd, b"".join(out), state.size)
-        if fsync:
-            os.fsync(fd)
+        append_bytes(fd, state.size, b"".join(out), journal, fsync)
     for offset, data in patches:
         _pwrite_all(fd, data, offset)
     if fsync and patches:
@@ -376,24 +388,33 @@ def render_all(data: bytes, state: MboxState, changes: Changes, new_flags, appen
     return b"".join(out)
 
 
-def _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync) -> None:
-    data = _read_all(fd, state.size)
-    content = render_all(data, state, changes, new_flags, appended, last_uid)
+def replace(fd: int, path: str, data: bytes, content: bytes, fsync: bool,
+            journal: Journal | None, in_place: bool = False) -> None:
+    """
+    Replace the whole content C{data} of the mbox open as C{fd} (locked)
+    by C{content}: write-temp-and-rename, or in place with a journal where
+    no file can be created beside it (or C{in_place} asks for it).
+    """
     directory = os.path.dirname(path) or "."
     temp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}."
                                    f"{os.getpid()}.{time.monotonic_ns()}")
     try:
+        if in_place:
+            raise PermissionError(errno.EPERM, "the store rewrites in place")
         tfd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as e:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        _log.warn("Cannot create a temporary file in {directory} ({error}); rewriting "
-                  "{path} in place, which a crash could leave torn",
-                  directory=directory, error=e.strerror, path=path)
-        _pwrite_all(fd, content, 0)
-        os.ftruncate(fd, len(content))
-        if fsync:
-            os.fsync(fd)
+        if journal is None:
+            _log.warn("Cannot create a temporary file in {directory} ({error}); rewriting "
+                      "{path} in place without a journal, which a crash could leave torn",
+                      directory=directory, error=e.strerror, path=path)
+        else:
+            _log.info("Cannot create a temporary file in {directory} ({error}); rewriting "
+                      "{path} in place with the recovery journal {journal}",
+                      directory=directory, error=e.strerror, path=path,
+                      journal=journal.rewrite_path)
+        overwrite(fd, data, content, journal, fsync)
         return
     try:
         st = os.fstat(fd)

@@ -23,6 +23,7 @@ from storage.errors import InvalidMailboxName, MailboxExists, MailboxNotFound, S
 from storage.interfaces import IStore, MailboxInfo, MailboxStatus
 from storage.location import MailLocation
 from storage.mbox.layout import INBOX, SEP, MboxLayout, normalize
+from storage.mbox.journal import JOURNAL_DIR
 from storage.mbox.mailbox import EMPTY_STATE, LockSettings, MboxMailbox
 from storage.mbox.rewrite import Changes, render_all
 from storage.mbox.subscriptions import Subscriptions
@@ -62,12 +63,15 @@ class MboxStore(SubscriptionsMixin):
 
     def __init__(self, root: str, user: str, inbox: str | None = None,
                  index_dir: str | None = None, fsync: bool = True,
-                 locks: LockSettings | None = None) -> None:
+                 locks: LockSettings | None = None, rewrite_in_place: bool = False) -> None:
         self.root = root
         self.user = user
         self.index_dir = index_dir
         self.fsync = fsync
         self.locks = locks or LockSettings()
+        #: Rewrite files in place (with a journal) even where a rename works.
+        self.rewrite_in_place = rewrite_in_place
+        self.journal_dir = os.path.join(root, JOURNAL_DIR)
         self.layout = MboxLayout(root, inbox or os.path.join(root, "inbox"))
         self._subscriptions = Subscriptions(root, fsync=fsync)
 
@@ -196,7 +200,8 @@ class MboxStore(SubscriptionsMixin):
         """
         self._ensure_inbox()
         box = MboxMailbox(INBOX, self.layout.inbox, self.locks, readonly=False,
-                          fsync=self.fsync, must_exist=False)
+                          fsync=self.fsync, must_exist=False, journal_dir=self.journal_dir,
+                          in_place=self.rewrite_in_place)
 
         def move(state):
             # Under INBOX's write lock: copy it out, then empty it.
@@ -242,7 +247,8 @@ class MboxStore(SubscriptionsMixin):
         elif not os.path.isfile(path):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
         return MboxMailbox(name, path, self.locks, readonly=readonly, fsync=self.fsync,
-                           sender=self.user, must_exist=name != INBOX)
+                           sender=self.user, must_exist=name != INBOX,
+                           journal_dir=self.journal_dir, in_place=self.rewrite_in_place)
 
     def close(self) -> None:
         """Nothing is held between calls."""
