@@ -254,17 +254,45 @@ class MboxStore(SubscriptionsMixin):
         """Nothing is held between calls."""
 
 
+#: Folder directories that pine, mutt and Dovecot's autodetection try in
+#: this order; a configured one that is missing falls back to the other.
+FOLDER_DIRS = ("mail", "Mail")
+
+
+def folder_root(root: str) -> str:
+    """
+    The folder directory to use for a configured C{root}: C{root} itself if
+    it exists; if it is missing and is a C{~/mail} or C{~/Mail} (by its last
+    level), the other one when that exists, as pine and mutt users expect
+    (Dovecot's mbox autodetection looks at C{~/mail}, then C{~/Mail}).
+    """
+    if os.path.isdir(root):
+        return root
+    parent, level = os.path.split(root)
+    if level in FOLDER_DIRS:
+        for other in FOLDER_DIRS:
+            candidate = os.path.join(parent, other)
+            if other != level and os.path.isdir(candidate):
+                return candidate
+    return root
+
+
 def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) -> MboxStore:
     """
     The registry's factory (L{storage.registry.STORES}): C{mbox:<root>} with
     INBOX at C{INBOX=} or C{<root>/inbox}.  Options C{READ_LOCKS} and
     C{WRITE_LOCKS} (lock method names separated by C{+} or C{,}) override
-    Dovecot's defaults C{fcntl} and C{dotlock+fcntl}.
+    Dovecot's defaults C{fcntl} and C{dotlock+fcntl}; C{REWRITE_IN_PLACE}
+    rewrites files in place (journaled, keeping inode and owner) even where
+    a rename would work.  A missing C{~/mail} root falls back to an existing
+    C{~/Mail} and the other way round (L{folder_root}); with neither, the
+    configured one is created.
     """
+    root = folder_root(location.root)
     try:
-        os.makedirs(location.root, DIR_MODE, exist_ok=True)
+        os.makedirs(root, DIR_MODE, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"cannot create the mail root {location.root}: {e.strerror or e}") from e
+        raise StoreError(f"cannot create the mail root {root}: {e.strerror or e}") from e
     read = location.option("READ_LOCKS")
     write = location.option("WRITE_LOCKS")
 
@@ -274,4 +302,5 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
         return tuple(n for n in value.replace(",", "+").split("+") if n)
 
     locks = LockSettings(read=names(read, ("fcntl",)), write=names(write, ("dotlock", "fcntl")))
-    return MboxStore(location.root, user, inbox=location.inbox, index_dir=index_dir, locks=locks)
+    return MboxStore(root, user, inbox=location.inbox, index_dir=index_dir, locks=locks,
+                     rewrite_in_place=location.option("REWRITE_IN_PLACE") is not None)
