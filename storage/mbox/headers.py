@@ -7,7 +7,9 @@ mbox, and the client's view of a message without them.
    message (Dovecot, UW-IMAP); UW's pseudo message "DON'T DELETE THIS
    MESSAGE -- FOLDER INTERNAL DATA" carries the same in C{X-IMAP:}.  The
    last UID is written zero-padded to 10 digits so that it can be updated
-   in place.
+   in place, and the line ends in L{BASE_PADDING} spaces, so that a
+   keyword new to the mailbox is added in place too (readers split the
+   keywords on white space).
  - C{X-UID: <uid>} on every message.
  - C{Status:} C{R} = C{\\Seen}, C{O} = old (not C{\\Recent}).
  - C{X-Status:} C{A} C{\\Answered}, C{F} C{\\Flagged}, C{T} C{\\Draft},
@@ -42,6 +44,7 @@ __all__ = [
     "flag_lines",
     "base_line",
     "PADDING",
+    "BASE_PADDING",
 ]
 
 META_FIELDS = frozenset({
@@ -56,6 +59,8 @@ _ESCAPED = ESCAPE.lower()
 
 #: Spaces after C{X-Keywords:} for flag changes in place (Dovecot pads too).
 PADDING = 60
+#: Spaces at the end of C{X-IMAPbase:}/C{X-IMAP:} for new keywords in place.
+BASE_PADDING = 80
 
 _X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _X_STATUS_LETTER = {v.lower(): k for k, v in _X_STATUS.items()}
@@ -206,8 +211,16 @@ def flag_lines(uid: int, flags, old: bool, eol: bytes, padding: int = PADDING) -
     return lines
 
 
-def base_line(uidvalidity: int, last_uid: int, keywords, eol: bytes, pseudo: bool = False) -> bytes:
-    """The C{X-IMAPbase:} (or, in UW's pseudo message, C{X-IMAP:}) line."""
+def base_line(uidvalidity: int, last_uid: int, keywords, eol: bytes, pseudo: bool = False,
+              padding: int = BASE_PADDING) -> bytes:
+    """
+    The C{X-IMAPbase:} (or, in UW's pseudo message, C{X-IMAP:}) line,
+    ending in C{padding} spaces.
+    """
     name = b"X-IMAP" if pseudo else b"X-IMAPbase"
-    words = b"".join(b" " + k.encode("utf-8") for k in keywords)
-    return name + b": %d %010d" % (uidvalidity, last_uid) + words + eol
+    return name + b": %d %010d" % (uidvalidity, last_uid) + keyword_words(keywords, padding) + eol
+
+
+def keyword_words(keywords, padding: int = 0) -> bytes:
+    """The keyword part of C{X-IMAPbase:} after the last UID, with padding."""
+    return b"".join(b" " + k.encode("utf-8") for k in keywords) + b" " * padding

@@ -390,6 +390,8 @@ class MboxMailbox:
         new = dataclasses.replace(state, entries=tuple(entries))
         if outcome.stored_last_uid is not None:
             new = dataclasses.replace(new, stored_last_uid=outcome.stored_last_uid)
+        if outcome.keywords is not None:
+            new = dataclasses.replace(new, keywords=outcome.keywords)
         st = os.fstat(fd)
         if outcome.grew:
             start = new.entries[-1].raw.start

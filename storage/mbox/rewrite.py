@@ -10,7 +10,8 @@ Two ways, chosen per commit:
    MDA does), changed C{X-UID}/C{Status}/C{X-Status}/C{X-Keywords} blocks
    are overwritten with the same length (C{X-Keywords} is padded with
    spaces for this), and the zero-padded last UID of C{X-IMAPbase} is
-   overwritten last.  A crash leaves at worst a message with C{X-UID}
+   overwritten last, with the keyword list after it when a keyword is new
+   to the mailbox and fits into the line's padding.  A crash leaves at worst a message with C{X-UID}
    beyond the stored last UID, which L{storage.mbox.state.parse} accepts.
  - by rewriting the whole file: the new content goes to a temporary file
    in the same directory, which is fsynced and renamed over the mbox
@@ -49,6 +50,7 @@ from storage.mbox.headers import (
     META_FIELDS,
     base_line,
     flag_lines,
+    keyword_words,
     quote_body,
 )
 from storage.mbox.state import Entry, MboxState
@@ -103,6 +105,8 @@ class Outcome:
     patched: tuple[int, ...] = ()
     stored_last_uid: int | None = None
     grew: bool = False
+    #: The keywords X-IMAPbase lists now, if an in-place write changed them.
+    keywords: tuple[str, ...] | None = None
 
 
 def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) -> NewMessage:
@@ -264,15 +268,15 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
         raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
     if done is None:
         return Outcome(appended, expunged, tuple(changed), True)
-    patched, stored = done
+    patched, stored, keywords = done
     return Outcome(appended, expunged, tuple(changed), False, patched, stored,
-                   bool(changes.appends))
+                   bool(changes.appends), keywords)
 
 
 def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, journal):
     """
     Write in place if possible: C{None} if not (nothing was written), else
-    C{(patched UIDs, last UID stored or None)}.
+    C{(patched UIDs, last UID stored or None, new keyword list or None)}.
     """
     if changes.expunge & {e.uid for e in state.entries}:
         return None
@@ -287,11 +291,14 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
         elif seen_unstored:
             return None
     # A keyword new to the mailbox must be listed in X-IMAPbase (Dovecot
-    # ignores X-Keywords names it does not list there): that line has no
-    # padding, so rewrite.
-    known = set(state.keywords)
-    for flags in [f for f, _ in new_flags.values()] + [m.flags for m in changes.appends]:
-        if any(not f.startswith("\\") and f not in known for f in flags) and not empty:
+    # ignores X-Keywords names it does not list there): in place if the
+    # line's padding has room, else rewrite.
+    keywords = _keywords(state, [f for f, _ in new_flags.values()]
+                         + [m.flags for m in changes.appends])
+    base_patch = None
+    if keywords != state.keywords and not empty:
+        base_patch = _fit_base(fd, state, last_uid, keywords)
+        if base_patch is None:
             return None
     patches: list[tuple[int, bytes]] = []
     patched: list[int] = []
@@ -305,7 +312,10 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
             return None
         patches.append((e.block[0], block))
         patched.append(e.uid)
-    if last_uid != state.stored_last_uid and not empty:
+    if base_patch is not None:
+        patches.append(base_patch)
+        stored = last_uid
+    elif last_uid != state.stored_last_uid and not empty:
         if state.base_digits is None:
             return None
         start, end = state.base_digits
@@ -335,7 +345,33 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
         _pwrite_all(fd, data, offset)
     if fsync and patches:
         os.fsync(fd)
-    return tuple(patched), stored
+    return tuple(patched), stored, keywords if base_patch is not None else None
+
+
+def _fit_base(fd: int, state: MboxState, last_uid: int, keywords) -> tuple[int, bytes] | None:
+    """
+    C{(offset, bytes)} that rewrite the C{X-IMAPbase}/C{X-IMAP} field in
+    place with C{last_uid} and C{keywords}, or C{None} if they do not fit.
+    Everything up to the last UID's digits keeps its place (their span is
+    remembered for later updates).
+    """
+    if state.base_span is None or state.base_digits is None:
+        return None
+    start, end = state.base_span
+    field = os.pread(fd, end - start, start)
+    if len(field) != end - start or not field.lower().startswith(b"x-imap"):
+        return None
+    d_start, d_end = state.base_digits
+    digits = b"%0*d" % (d_end - d_start, last_uid)
+    if len(digits) != d_end - d_start:
+        return None
+    eol = b"\r\n" if field.endswith(b"\r\n") else b"\n"
+    head = field[:d_start - start] + digits
+    words = keyword_words(keywords)
+    room = len(field) - len(head) - len(words) - len(eol)
+    if room < 0:
+        return None
+    return start, head + words + b" " * room + eol
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
