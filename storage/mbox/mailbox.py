@@ -3,7 +3,13 @@
 An open mbox (L{IMailbox}).
 
 L{MboxMailbox.sync} is cheap when nothing changed: one C{stat()} compared
-with what the last parse saw (device, inode, size, mtime, ctime).  When the
+with what the last parse saw (device, inode, size, mtime and ctime in
+nanoseconds).  A stat cannot see a same-size change made in the same
+timestamp tick as the one we read (whole seconds on some NFS servers, a
+clock tick on Linux's local file systems): while the file's last change is
+less than L{DIRTY_WINDOW} older than our last look at its content, a sync
+re-reads the flag lines of every message (a few hundred bytes each, as
+before an incremental parse) instead of trusting the stat.  When the
 file only grew and its old last bytes are unchanged, an MDA appended mail:
 only the tail, from the old last message on, is parsed again.  Anything
 else is a full parse under the read lock chain; UIDs come from the file
@@ -31,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -80,6 +87,15 @@ _CACHE: dict[str, tuple[tuple, MboxState, bytes]] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 512
 
+#: A file whose last change (mtime or ctime) is less than this many
+#: seconds older than our last read of its content may have changed again
+#: within the same timestamp tick, invisibly to stat (the same rule as the
+#: Maildir store's).  Our clock is compared with the file's times here:
+#: a file server whose clock is ahead only makes us re-check longer.
+DIRTY_WINDOW = 2.0
+# path -> (identity, time.time() when its content was last read).
+_VERIFIED: dict[str, tuple[tuple, float]] = {}
+
 
 def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -96,6 +112,25 @@ def _remember(path: str, ident: tuple, state: MboxState, tail: bytes) -> None:
         _CACHE[path] = (ident, state, tail)
         while len(_CACHE) > _CACHE_MAX:
             del _CACHE[next(iter(_CACHE))]
+    _verified(path, ident)
+
+
+def _verified(path: str, ident: tuple) -> None:
+    """Note that the content of C{path} at C{ident} was read just now."""
+    with _CACHE_LOCK:
+        _VERIFIED.pop(path, None)
+        _VERIFIED[path] = (ident, time.time())
+        while len(_VERIFIED) > _CACHE_MAX:
+            del _VERIFIED[next(iter(_VERIFIED))]
+
+
+def _dirty(path: str, st: os.stat_result) -> bool:
+    """Whether a stat equal to C{st} may hide a change (see DIRTY_WINDOW)."""
+    with _CACHE_LOCK:
+        seen = _VERIFIED.get(path)
+    if seen is None or seen[0] != _identity(st):
+        return True
+    return seen[1] - max(st.st_mtime, st.st_ctime) <= DIRTY_WINDOW
 
 
 def _default_uidvalidity(st: os.stat_result | None) -> int:
@@ -134,6 +169,8 @@ class MboxMailbox:
         self.in_place = in_place
         self._state: MboxState | None = None
         self._ident: tuple | None = None
+        # The identity of a file whose torn tail our state hides.
+        self._hiding: tuple | None = None
         self._tail = b""
         self._records: dict[int, MessageRecord] = {}
         self._recent: set[int] = set()
@@ -163,7 +200,8 @@ class MboxMailbox:
         ident = _identity(st)
         cached = _cached(self.path)
         if cached is not None and cached[0] == ident:
-            return self._adopt(ident, cached[1], cached[2])
+            self._adopt(ident, cached[1], cached[2])
+            return self._verify(fd, st) if _dirty(self.path, st) else self._state
         for base_ident, old, tail in (cached or (None, None, b""),
                                       (self._ident, self._state, self._tail)):
             if (old is not None and old.entries and base_ident is not None
@@ -187,6 +225,28 @@ class MboxMailbox:
                       problems="; ".join(state.problems))
         return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
 
+    def _verify(self, fd: int, st: os.stat_result) -> MboxState:
+        """
+        Under a lock, with our state at C{st}'s identity: re-read the flag
+        lines (and the last bytes) that a same-tick change could have
+        altered unseen; a moved message or UID means a full parse.
+        """
+        state = self._state
+        assert state is not None
+        fresh = _refresh_headers(fd, state, everything=True) if state.entries else state
+        if fresh is None or _tail(fd, st.st_size) != self._tail:
+            data = _pread_all(fd, 0, st.st_size)
+            _log.warn("Unexpected changes to mailbox {path}: full resync (changed within "
+                      "one timestamp tick)", path=self.path)
+            return self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
+                               _tail(fd, st.st_size), remember=True)
+        if fresh.stored_last_uid != state.stored_last_uid or any(
+                a.flags != b.flags or a.old != b.old
+                for a, b in zip(fresh.entries, state.entries)):
+            return self._adopt(_identity(st), fresh, self._tail, remember=True)
+        _verified(self.path, _identity(st))
+        return state
+
     def _adopt(self, ident: tuple, state: MboxState, tail: bytes,
                remember: bool = False) -> MboxState:
         self._state, self._ident, self._tail = state, ident, tail
@@ -201,11 +261,16 @@ class MboxMailbox:
             self._state = EMPTY_STATE(self._state.uidvalidity if self._state else 1)
             self._ident = None
             return self._state
-        if self._state is not None and _identity(st) == self._ident:
-            return self._state
         cached = _cached(self.path)
         if cached is not None and cached[0] == _identity(st):
-            return self._adopt(cached[0], cached[1], cached[2])
+            # The latest state of this process for exactly this file.
+            self._adopt(cached[0], cached[1], cached[2])
+        if self._state is not None and _identity(st) == self._ident:
+            if self._hiding == self._ident or not _dirty(self.path, st):
+                return self._state
+            return self._with_read_lock(lambda fd: self._verify(fd, os.fstat(fd))
+                                        if _identity(os.fstat(fd)) == self._ident
+                                        else self._load(fd, os.fstat(fd)))
         repaired = not self.journal.pending() or self._repair()
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -224,9 +289,29 @@ class MboxMailbox:
                     # writer to repair the file.
                     st = os.fstat(fd)
                     data = _pread_all(fd, 0, torn[0])
+                    self._hiding = _identity(st)
                     return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
                                                             _mtime(st)), b"")
                 return self._load(fd, os.fstat(fd))
+            finally:
+                if chain is not None:
+                    chain.release()
+        finally:
+            os.close(fd)
+
+    def _with_read_lock(self, work: Callable[[int], MboxState]) -> MboxState:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return self._read_state()
+        except OSError as e:
+            raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
+        try:
+            chain = self.locks.chain(self.path, write=False) if self.locks.read else None
+            if chain is not None:
+                _acquire(chain, self.path, self.locks.timeout)
+            try:
+                return work(fd)
             finally:
                 if chain is not None:
                     chain.release()
@@ -432,7 +517,7 @@ class MboxMailbox:
                     state = EMPTY_STATE(prior or _default_uidvalidity(st))
                     self._adopt(_identity(st), state, b"")
                 elif self._state is not None and _identity(st) == self._ident:
-                    state = self._state
+                    state = self._verify(fd, st) if _dirty(self.path, st) else self._state
                 else:
                     state = self._load(fd, st)
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
@@ -516,19 +601,20 @@ def _all_keywords(state: MboxState) -> tuple[str, ...]:
     return tuple(known)
 
 
-def _refresh_headers(fd: int, old: MboxState) -> MboxState | None:
+def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxState | None:
     """
     Before an incremental parse: re-read what another process may have
     changed in place, without moving anything (flag blocks, or whole
     headers where the flag fields are not contiguous, and the last UID of
     X-IMAPbase), so that an append cannot hide a flag change.  Much less
-    than a parse: a few hundred bytes per message.
+    than a parse: a few hundred bytes per message.  The last message is
+    left to the parse unless C{everything}.
 
     @return: the refreshed state, or C{None} if a UID changed (then only
         a full parse will do).
     """
     entries = list(old.entries)
-    for i, e in enumerate(entries[:-1]):
+    for i, e in enumerate(entries if everything else entries[:-1]):
         start, end = e.block if e.block else (e.raw.header_start, e.raw.header_end)
         data = os.pread(fd, end - start, start)
         meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),

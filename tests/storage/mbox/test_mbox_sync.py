@@ -238,3 +238,79 @@ def test_flag_change_elsewhere_not_hidden_by_append(tmp_path, parses):
     assert parses and parses[0] > 0  # incremental
     assert [(m.uid, set(m.flags)) for m in snap.messages] == [
         (1, {"foreign"}), (2, set()), (3, set())]
+
+
+def _coarse_stat(monkeypatch):
+    """
+    Simulate a file system whose timestamps cannot tell apart two changes
+    (both in one tick): identities without times.
+    """
+    monkeypatch.setattr(mailbox_module, "_identity",
+                        lambda st: (st.st_dev, st.st_ino, st.st_size))
+
+
+def _flag_externally(path: str) -> None:
+    """Another program gives message 1 the keyword $Ext in place (same size)."""
+    data = read(path)
+    changed = data.replace(b"X-Keywords: " + b" " * 5, b"X-Keywords: $Ext ", 1)
+    assert len(changed) == len(data) and changed != data
+    with open(path, "r+b") as f:
+        f.write(changed)
+
+
+@pytest.mark.parametrize("window, seen", [(2.0, True), (-1.0, False)])
+def test_same_tick_same_size_change_is_seen(tmp_path, monkeypatch, window, seen):
+    """
+    A same-size change in place that a stat cannot see is picked up by the
+    next sync while the file changed recently (DIRTY_WINDOW); with no
+    window, as before, it would be missed until the next change.
+    """
+    _coarse_stat(monkeypatch)
+    monkeypatch.setattr(mailbox_module, "DIRTY_WINDOW", window)
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    for i in range(3):
+        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
+    t.commit()
+    assert box.sync().messages[0].flags == frozenset()
+    _flag_externally(store.layout.inbox)
+    flags = box.sync().messages[0].flags
+    assert (flags == {"$Ext"}) is seen
+    # A second session of this process sees what the first one re-read.
+    other = store.open("INBOX", readonly=True)
+    assert (other.sync().messages[0].flags == {"$Ext"}) is seen
+
+
+def test_recheck_only_within_the_window(tmp_path, monkeypatch):
+    """
+    Content is re-read only while the file's last change is recent: once
+    our last look is DIRTY_WINDOW past it, syncs trust the stat again.
+    """
+    _coarse_stat(monkeypatch)
+    calls = []
+    real = mailbox_module._refresh_headers
+
+    def spy(fd, old, everything=False):
+        calls.append(everything)
+        return real(fd, old, everything)
+
+    monkeypatch.setattr(mailbox_module, "_refresh_headers", spy)
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(b"Subject: 1\r\n\r\nbody\r\n")
+    t.commit()
+    box.sync()
+    calls.clear()
+    box.sync()
+    box.sync()
+    assert calls == [True, True]
+    # Our clock is now well past the file's last change: one last re-read
+    # (the last look was still inside the window), then none.
+    later = mailbox_module.time.time() + 10
+    monkeypatch.setattr(mailbox_module.time, "time", lambda: later)
+    calls.clear()
+    for _ in range(4):
+        box.sync()
+    assert calls == [True]
