@@ -625,6 +625,8 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
                 return None
             if meta.flags == e.flags and meta.old == e.old:
                 continue
+        elif not e.flags and not e.old and not e.stored_uid:
+            continue  # still no metadata field at all (fresh mail), as parsed
         data = _pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
         if not data.startswith(e.raw.from_line):
             return None
