@@ -470,8 +470,7 @@ class MboxMailbox:
         patched = set(outcome.patched)
         for i, e in enumerate(entries):
             if e.uid in patched:
-                data = _pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
-                entries[i] = reparse_entry(data, e)
+                entries[i] = _patched_entry(fd, e)
         new = dataclasses.replace(state, entries=tuple(entries))
         if outcome.stored_last_uid is not None:
             new = dataclasses.replace(new, stored_last_uid=outcome.stored_last_uid)
@@ -641,6 +640,22 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
         state = dataclasses.replace(state, stored_last_uid=stored,
                                     last_uid=max(state.last_uid, stored))
     return state
+
+
+def _patched_entry(fd: int, e: Entry) -> Entry:
+    """
+    C{e} after we overwrote its flag block with the same length: only the
+    block is read again (the message's size and other fields are as they
+    were), not the whole message.
+    """
+    assert e.block is not None
+    start, end = e.block
+    data = os.pread(fd, end - start, start)
+    meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
+                                      b"", False))
+    if meta.uid != e.uid:
+        return reparse_entry(_pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
+    return dataclasses.replace(e, flags=meta.flags, old=meta.old, stored_uid=True)
 
 
 def _tail(fd: int, size: int) -> bytes:
