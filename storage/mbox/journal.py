@@ -223,14 +223,15 @@ def append_bytes(fd: int, old_size: int, data: bytes, journal: Journal | None,
         journal.remove(journal.append_path)
 
 
-def overwrite(fd: int, old: bytes, new: bytes, journal: Journal | None, fsync: bool) -> None:
+def overwrite(fd: int, old: bytes, new: bytes, journal: Journal | None, fsync: bool,
+              base: int = 0) -> None:
     """
-    Replace the file's content C{old} (all of it, under the write lock) by
-    C{new} in place, with a journal that makes a crash recoverable (see the
-    module docstring).
+    Replace the file's content C{old} from offset C{base} to its end (under
+    the write lock) by C{new} in place, with a journal that makes a crash
+    recoverable (see the module docstring).
     """
-    start = common_prefix(old, new)
-    old_size, new_size = len(old), len(new)
+    start = base + common_prefix(old, new)
+    old_size, new_size = base + len(old), base + len(new)
     if start == new_size:
         os.ftruncate(fd, new_size)
         if fsync:
@@ -243,16 +244,16 @@ def overwrite(fd: int, old: bytes, new: bytes, journal: Journal | None, fsync: b
         header = {"kind": "grow" if grow else "shrink", "ino": os.fstat(fd).st_ino,
                   "start": start, "old": old_size, "new": new_size}
         if grow:
-            payload = new[start:]
+            payload = new[start - base:]
         else:
-            header["sha"] = _sha(memoryview(new)[start:])
-            payload = old[start:]
+            header["sha"] = _sha(memoryview(new)[start - base:])
+            payload = old[start - base:]
         header["len"] = len(payload)
         journal._write(path, header, payload, fsync)
     try:
         if grow:
             os.ftruncate(fd, new_size)
-        _pwrite_all(fd, memoryview(new)[start:], start)
+        _pwrite_all(fd, memoryview(new)[start - base:], start)
         if not grow:
             os.ftruncate(fd, new_size)
         if fsync:

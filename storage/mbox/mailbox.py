@@ -471,6 +471,9 @@ class MboxMailbox:
         for i, e in enumerate(entries):
             if e.uid in patched:
                 entries[i] = _patched_entry(fd, e)
+        if outcome.cut_from is not None:
+            # Written again from there on: parsed again below.
+            entries = entries[:outcome.cut_from]
         new = dataclasses.replace(state, entries=tuple(entries))
         if outcome.stored_last_uid is not None:
             new = dataclasses.replace(new, stored_last_uid=outcome.stored_last_uid)

@@ -11,7 +11,13 @@ Two ways, chosen per commit:
    are overwritten with the same length (C{X-Keywords} is padded with
    spaces for this), and the zero-padded last UID of C{X-IMAPbase} is
    overwritten last, with the keyword list after it when a keyword is new
-   to the mailbox and fits into the line's padding.  A crash leaves at worst a message with C{X-UID}
+   to the mailbox and fits into the line's padding.
+ - in place from the first message whose new metadata does not fit (mail
+   an MDA appended has no C{X-UID} yet) to the end, when that tail is at
+   most half the file: those messages are written again with
+   L{storage.mbox.journal.overwrite} (journaled), the ones before are
+   patched as above.  Picking up new mail then costs its own size, not
+   a rewrite of the whole file.  A crash leaves at worst a message with C{X-UID}
    beyond the stored last UID, which L{storage.mbox.state.parse} accepts.
  - by rewriting the whole file: the new content goes to a temporary file
    in the same directory, which is fsynced and renamed over the mbox
@@ -107,6 +113,8 @@ class Outcome:
     grew: bool = False
     #: The keywords X-IMAPbase lists now, if an in-place write changed them.
     keywords: tuple[str, ...] | None = None
+    #: The index of the first message written again by a tail rewrite.
+    cut_from: int | None = None
 
 
 def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) -> NewMessage:
@@ -261,6 +269,9 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
         done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
                              journal)
         if done is None:
+            done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
+                                 journal, rewrite_tail=True)
+        if done is None:
             data = _read_all(fd, state.size)
             content = render_all(data, state, changes, new_flags, appended, last_uid)
             replace(fd, path, data, content, fsync, journal, in_place)
@@ -268,15 +279,20 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
         raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
     if done is None:
         return Outcome(appended, expunged, tuple(changed), True)
-    patched, stored, keywords = done
+    patched, stored, keywords, cut_from = done
     return Outcome(appended, expunged, tuple(changed), False, patched, stored,
-                   bool(changes.appends), keywords)
+                   bool(changes.appends) or cut_from is not None, keywords, cut_from)
 
 
-def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, journal):
+def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, journal,
+                  rewrite_tail: bool = False):
     """
     Write in place if possible: C{None} if not (nothing was written), else
-    C{(patched UIDs, last UID stored or None, new keyword list or None)}.
+    C{(patched UIDs, last UID stored or None, new keyword list or None,
+    index of the first message written again or None)}.
+
+    @param rewrite_tail: write the messages again from the first one whose flag
+        block does not fit (see the module docstring).
     """
     if changes.expunge & {e.uid for e in state.entries}:
         return None
@@ -303,15 +319,21 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
     patches: list[tuple[int, bytes]] = []
     patched: list[int] = []
     stored = None
-    for e in state.entries:
+    cut = None
+    for i, e in enumerate(state.entries):
         flags, old = new_flags[e.uid]
         if flags == e.flags and old == e.old and (e.stored_uid or not changes.store_uids):
             continue
         block = _fit_block(e, e.uid, flags, old)
         if block is None:
+            if rewrite_tail and i > 0 and state.size - e.raw.start <= state.size // 2:
+                cut = i
+                break
             return None
         patches.append((e.block[0], block))
         patched.append(e.uid)
+    if rewrite_tail and cut is None:
+        return None
     if base_patch is not None:
         patches.append(base_patch)
         stored = last_uid
@@ -340,12 +362,43 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
         for i, (msg, uid) in enumerate(zip(changes.appends, appended)):
             base = base_line(state.uidvalidity, last_uid, keywords, b"\n") if empty and i == 0 else b""
             out.append(_render_new(msg, uid, False, base))
-        append_bytes(fd, state.size, b"".join(out), journal, fsync)
+        if cut is None:
+            append_bytes(fd, state.size, b"".join(out), journal, fsync)
+    if cut is not None:
+        start = state.entries[cut].raw.start
+        old_tail = _read_range(fd, start, state.size - start)
+        data = _Shifted(old_tail, start)
+        again = [_render_entry(data, e, e.uid, *new_flags[e.uid]) for e in state.entries[cut:]]
+        new_tail = b"".join(again) + b"".join(
+            _render_new(msg, uid, False) for msg, uid in zip(changes.appends, appended))
+        overwrite(fd, old_tail, new_tail, journal, fsync, base=start)
     for offset, data in patches:
         _pwrite_all(fd, data, offset)
     if fsync and patches:
         os.fsync(fd)
-    return tuple(patched), stored, keywords if base_patch is not None else None
+    return tuple(patched), stored, keywords if base_patch is not None else None, cut
+
+
+class _Shifted:
+    """Bytes read from file offset C{base}, sliced with file offsets."""
+
+    def __init__(self, data: bytes, base: int) -> None:
+        self.data, self.base = data, base
+
+    def __getitem__(self, s: slice) -> bytes:
+        return self.data[s.start - self.base:s.stop - self.base]
+
+
+def _read_range(fd: int, offset: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.pread(fd, min(size, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _fit_base(fd: int, state: MboxState, last_uid: int, keywords) -> tuple[int, bytes] | None:

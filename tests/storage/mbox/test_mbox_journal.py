@@ -357,8 +357,12 @@ def test_sigkill_during_in_place_rewrites(tmp_path, logged):
 # -- each recovery branch, at an exact point -----------------------------------
 
 
-def _overwrite_killed(path: str, jdir: str, old: bytes, new: bytes, after: int) -> None:
-    """L{overwrite} in a child that dies after C{after} bytes of its write."""
+def _overwrite_killed(path: str, jdir: str, old: bytes, new: bytes, after: int,
+                      base: int) -> None:
+    """
+    L{overwrite} (of the file from C{base} on) in a child that dies after
+    C{after} bytes of its write.
+    """
     real = journal_module._pwrite_all
 
     def dying(fd, data, offset):
@@ -369,7 +373,7 @@ def _overwrite_killed(path: str, jdir: str, old: bytes, new: bytes, after: int) 
 
     journal_module._pwrite_all = dying
     target = os.open(path, os.O_RDWR)
-    overwrite(target, old, new, Journal(jdir, "box"), fsync=False)
+    overwrite(target, old[base:], new[base:], Journal(jdir, "box"), fsync=False, base=base)
 
 
 def _mbox(n: int, tag: bytes) -> bytes:
@@ -377,10 +381,11 @@ def _mbox(n: int, tag: bytes) -> bytes:
                     % (tag, i, b"x" * (50 * i)) for i in range(n))
 
 
+@pytest.mark.parametrize("base", [0, 200])
 @pytest.mark.parametrize("grow", [False, True])
 @pytest.mark.parametrize("after", [0, 1, 100, 10**9])
 @pytest.mark.parametrize("appended", [b"", b"From mda@x Mon Nov 23 10:00:00 2026\n\nhi\n"])
-def test_overwrite_recovery_branches(tmp_path, grow, after, appended):
+def test_overwrite_recovery_branches(tmp_path, grow, after, appended, base):
     """
     An in-place overwrite killed after C{after} bytes (and maybe followed
     by an MDA's append) is rolled back or finished, never left torn, and
@@ -392,7 +397,7 @@ def test_overwrite_recovery_branches(tmp_path, grow, after, appended):
     new = old[:300] + (_mbox(12, b"grown") if grow else _mbox(3, b"cut"))
     with open(path, "wb") as f:
         f.write(old)
-    _killed_inside(_overwrite_killed, path, jdir, old, new, after)
+    _killed_inside(_overwrite_killed, path, jdir, old, new, after, base)
     journal = Journal(jdir, "box")
     assert journal.pending()
     if appended:

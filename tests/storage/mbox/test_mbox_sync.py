@@ -14,6 +14,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 import storage.mbox.mailbox as mailbox_module
+from storage.mbox.state import parse
 
 from storage_mbox_testutil import fixture_store, new_store, read, write
 
@@ -314,3 +315,40 @@ def test_recheck_only_within_the_window(tmp_path, monkeypatch):
     for _ in range(4):
         box.sync()
     assert calls == [True]
+
+
+def test_new_mail_uids_stored_by_rewriting_only_the_tail(tmp_path, parses):
+    """
+    Storing X-UID and Status into mail an MDA appended writes only those
+    messages again (in place, journaled): the file keeps its inode, every
+    byte before them except flag lines and X-IMAPbase stays, nothing is
+    parsed but the tail, and a fresh reader agrees on UIDs and bytes.
+    """
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    for i in range(6):
+        t.append(b"Subject: %d\r\n\r\n" % i + b"body line\r\n" * 200)
+    t.commit()
+    box.sync()
+    path = store.layout.inbox
+    before = read(path)
+    inode = os.stat(path).st_ino
+    with open(path, "ab") as f:
+        f.write(MDA_MSG % 1 + MDA_MSG % 2)
+    parses.clear()
+    snap = box.sync()
+    assert [m.uid for m in snap.messages] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert {7, 8} <= snap.recent
+    after = read(path)
+    assert os.stat(path).st_ino == inode
+    assert b"X-UID: 7\n" in after and b"X-UID: 8\n" in after
+    state = parse(before, 1)
+    allowed = [state.base_span] + [e.block for e in state.entries]
+    changed = [i for i in range(len(before)) if before[i] != after[i]]
+    assert all(any(s <= i < e for s, e in allowed) for i in changed)
+    assert parses and min(parses) >= state.entries[-1].raw.start
+    fresh = store.open("INBOX", readonly=True)
+    assert [(m.uid, m.flags, fresh.read(m.uid)) for m in fresh.sync().messages] == [
+        (m.uid, m.flags, box.read(m.uid)) for m in snap.messages]
+    assert box.read(8).endswith(b"From the MDA, unquoted but no date\r\n")
