@@ -5,11 +5,13 @@ An open mbox (L{IMailbox}).
 L{MboxMailbox.sync} is cheap when nothing changed: one C{stat()} compared
 with what the last parse saw (device, inode, size, mtime and ctime in
 nanoseconds).  A stat cannot see a same-size change made in the same
-timestamp tick as the one we read (whole seconds on some NFS servers, a
-clock tick on Linux's local file systems): while the file's last change is
-less than L{DIRTY_WINDOW} older than our last look at its content, a sync
-re-reads the flag lines of every message (a few hundred bytes each, as
-before an incremental parse) instead of trusting the stat.  When the
+timestamp tick as the one we read (whole seconds on some NFS servers and
+file systems, a clock tick of a few ms on Linux's local ones): while the
+file's last change is less than L{DIRTY_WINDOW} (L{FINE_WINDOW} where the
+times have sub-second digits) older than our last look at its content, a
+sync re-reads the flag lines of every message (a few hundred bytes each,
+as before an incremental parse) instead of trusting the stat.  Opening a
+mailbox does not: its first sync, or the write, does.  When the
 file only grew and its old last bytes are unchanged, an MDA appended mail:
 only the tail, from the old last message on, is parsed again.  Anything
 else is a full parse under the read lock chain; UIDs come from the file
@@ -93,6 +95,9 @@ _CACHE_MAX = 512
 #: Maildir store's).  Our clock is compared with the file's times here:
 #: a file server whose clock is ahead only makes us re-check longer.
 DIRTY_WINDOW = 2.0
+#: The same where the file's times have sub-second digits: the tick is
+#: then the kernel's clock tick (at most 10 ms on Linux), not a second.
+FINE_WINDOW = 0.05
 # path -> (identity, time.time() when its content was last read).
 _VERIFIED: dict[str, tuple[tuple, float]] = {}
 
@@ -130,7 +135,9 @@ def _dirty(path: str, st: os.stat_result) -> bool:
         seen = _VERIFIED.get(path)
     if seen is None or seen[0] != _identity(st):
         return True
-    return seen[1] - max(st.st_mtime, st.st_ctime) <= DIRTY_WINDOW
+    fine = st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000
+    window = FINE_WINDOW if fine else DIRTY_WINDOW
+    return seen[1] - max(st.st_mtime, st.st_ctime) <= window
 
 
 def _default_uidvalidity(st: os.stat_result | None) -> int:
@@ -181,7 +188,12 @@ class MboxMailbox:
             _clean_temp(path)
         # No fix-up write here: a mailbox opened only to APPEND or COPY
         # into must not take \Recent from the session that has it selected.
-        self._sync(fixup=False)
+        # Nor a same-tick re-check: the first sync, or the write, does it.
+        self._opening = True
+        try:
+            self._sync(fixup=False)
+        finally:
+            self._opening = False
 
     @property
     def uidvalidity(self) -> int:
@@ -201,7 +213,9 @@ class MboxMailbox:
         cached = _cached(self.path)
         if cached is not None and cached[0] == ident:
             self._adopt(ident, cached[1], cached[2])
-            return self._verify(fd, st) if _dirty(self.path, st) else self._state
+            if self._opening or not _dirty(self.path, st):
+                return self._state
+            return self._verify(fd, st)
         for base_ident, old, tail in (cached or (None, None, b""),
                                       (self._ident, self._state, self._tail)):
             if (old is not None and old.entries and base_ident is not None
@@ -266,7 +280,7 @@ class MboxMailbox:
             # The latest state of this process for exactly this file.
             self._adopt(cached[0], cached[1], cached[2])
         if self._state is not None and _identity(st) == self._ident:
-            if self._hiding == self._ident or not _dirty(self.path, st):
+            if self._hiding == self._ident or self._opening or not _dirty(self.path, st):
                 return self._state
             return self._with_read_lock(lambda fd: self._verify(fd, os.fstat(fd))
                                         if _identity(os.fstat(fd)) == self._ident

@@ -268,6 +268,7 @@ def test_same_tick_same_size_change_is_seen(tmp_path, monkeypatch, window, seen)
     """
     _coarse_stat(monkeypatch)
     monkeypatch.setattr(mailbox_module, "DIRTY_WINDOW", window)
+    monkeypatch.setattr(mailbox_module, "FINE_WINDOW", window)
     store = new_store(tmp_path)
     box = store.open("INBOX")
     t = box.transaction()
@@ -289,6 +290,8 @@ def test_recheck_only_within_the_window(tmp_path, monkeypatch):
     our last look is DIRTY_WINDOW past it, syncs trust the stat again.
     """
     _coarse_stat(monkeypatch)
+    # Whole-second times or not, one window, long enough for a slow machine.
+    monkeypatch.setattr(mailbox_module, "FINE_WINDOW", mailbox_module.DIRTY_WINDOW)
     calls = []
     real = mailbox_module._refresh_headers
 
@@ -352,3 +355,26 @@ def test_new_mail_uids_stored_by_rewriting_only_the_tail(tmp_path, parses):
     assert [(m.uid, m.flags, fresh.read(m.uid)) for m in fresh.sync().messages] == [
         (m.uid, m.flags, box.read(m.uid)) for m in snap.messages]
     assert box.read(8).endswith(b"From the MDA, unquoted but no date\r\n")
+
+
+def test_window_follows_timestamp_granularity(monkeypatch):
+    """
+    A change stays "recent" for DIRTY_WINDOW where the file system keeps
+    whole seconds, for FINE_WINDOW where its times have sub-second digits.
+    """
+    from types import SimpleNamespace
+
+    now = 1_700_000_000.0
+
+    def stat(seconds_ago: float, whole: bool):
+        t = now - seconds_ago
+        ns = int(t) * 10**9 if whole else int(t * 1e9) + 123
+        return SimpleNamespace(st_dev=1, st_ino=2, st_size=3, st_mtime_ns=ns, st_ctime_ns=ns,
+                               st_mtime=ns / 1e9, st_ctime=ns / 1e9)
+
+    for ago, whole, dirty in ((1.0, True, True), (3.0, True, False),
+                              (1.0, False, False), (0.01, False, True)):
+        st = stat(ago, whole)
+        # Our last read of the content was "now", at this identity.
+        monkeypatch.setitem(mailbox_module._VERIFIED, "p", (mailbox_module._identity(st), now))
+        assert mailbox_module._dirty("p", st) is dirty, (ago, whole)
