@@ -23,7 +23,7 @@ from storage.errors import InvalidMailboxName, MailboxExists, MailboxNotFound, S
 from storage.interfaces import IStore, MailboxInfo, MailboxStatus
 from storage.location import MailLocation
 from storage.mbox.layout import INBOX, SEP, MboxLayout, normalize
-from storage.mbox.journal import JOURNAL_DIR
+from storage.mbox.journal import JOURNAL_DIR, Journal
 from storage.mbox.mailbox import EMPTY_STATE, LockSettings, MboxMailbox
 from storage.mbox.rewrite import Changes, render_all
 from storage.mbox.subscriptions import Subscriptions
@@ -188,6 +188,10 @@ class MboxStore(SubscriptionsMixin):
         if old == INBOX:
             self._rename_inbox(dst)
             return
+        if os.path.isfile(src) and Journal(self.journal_dir, old).pending():
+            # The journal is kept by name: repair before the name changes.
+            MboxMailbox(old, src, self.locks, fsync=self.fsync, journal_dir=self.journal_dir,
+                        in_place=self.rewrite_in_place).close()
         try:
             os.rename(src, dst)
         except OSError as e:

@@ -423,3 +423,38 @@ def test_common_prefix():
         assert common_prefix(a, b) == i
     assert common_prefix(a, a) == len(a)
     assert common_prefix(a, a[:10]) == 10
+
+
+def _append_torn_to(root: str, name: str) -> None:
+    """Append to mailbox C{name}, dying after 5000 bytes of the message."""
+    real = journal_module._pwrite_all
+
+    def dying(fd, data, offset):
+        if not offset:
+            return real(fd, data, offset)
+        real(fd, bytes(data[:5000]), offset)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    journal_module._pwrite_all = dying
+    box = _store(root).open(name)
+    t = box.transaction()
+    t.append(_message(99))
+    t.commit()
+
+
+def test_rename_repairs_first(tmp_path):
+    """A folder with a torn append is repaired before RENAME moves it."""
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root)
+    store.create("a")
+    box = store.open("a")
+    t = box.transaction()
+    t.append(_message(1))
+    t.commit()
+    _killed_inside(_append_torn_to, root, "a")
+    assert Journal(store.journal_dir, "a").pending()
+    store.rename("a", "b")
+    assert not Journal(store.journal_dir, "a").pending()
+    renamed = _store(root).open("b", readonly=True)
+    assert [renamed.read(m.uid) for m in renamed.sync().messages] == [_message(1)]
