@@ -38,6 +38,7 @@ __all__ = [
     "Meta",
     "read_meta",
     "client_bytes",
+    "client_size",
     "unquote_body",
     "quote_body",
     "split_flags",
@@ -159,6 +160,27 @@ def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
     else:
         out = header
     return _to_crlf(out)
+
+
+def client_size(data: bytes, msg: RawMessage, meta: Meta) -> int:
+    """
+    C{len(client_bytes(data, msg, meta))} (RFC822.SIZE), counted without
+    building the CRLF copy of the body: every bare LF gains a CR, and each
+    mboxrd-quoted C{>From } line loses one C{>} (neither touches the other).
+    """
+    parts = [data[f.start + len(ESCAPE):f.end] if f.name.startswith(_ESCAPED)
+             and f.name[len(_ESCAPED):] in META_FIELDS else data[f.start:f.end]
+             for f in meta.other_fields]
+    header = unquote_body(b"".join(parts))
+    if header and not header.endswith(b"\n"):
+        header += b"\n"
+    size = len(_to_crlf(header))
+    if msg.body_start > msg.header_end:
+        body = data[msg.body_start:msg.end]
+        quoted = len(_UNQUOTE.findall(body)) if b">From " in body else 0
+        # The blank line after the header is one more bare LF.
+        size += 2 + len(body) - quoted + body.count(b"\n") - body.count(b"\r\n")
+    return size
 
 
 _BARE_OR_CRLF = re.compile(rb"\r?\n")

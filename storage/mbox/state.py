@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from storage.mbox.headers import FLAG_FIELDS, Meta, client_bytes, read_meta
+from storage.mbox.headers import FLAG_FIELDS, Meta, client_size, read_meta
 from storage.mbox.fromline import parse_from_line
 from storage.mbox.reader import RawMessage, split
 
@@ -200,7 +200,7 @@ def make_entry(data: bytes, raw: RawMessage, meta: Meta, uid: int, base: int,
     return Entry(
         raw=raw, uid=uid, flags=meta.flags,
         internaldate=parse_from_line(raw.from_line) or fallback_date,
-        size=len(client_bytes(data, local, meta)), old=meta.old,
+        size=client_size(data, local, meta), old=meta.old,
         stored_uid=meta.uid == uid,
         block=_shift_span(_block(meta), base),
         other=tuple((f.start + base, f.end + base) for f in meta.other_fields),
