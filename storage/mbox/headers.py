@@ -7,7 +7,9 @@ mbox, and the client's view of a message without them.
    message (Dovecot, UW-IMAP); UW's pseudo message "DON'T DELETE THIS
    MESSAGE -- FOLDER INTERNAL DATA" carries the same in C{X-IMAP:}.  The
    last UID is written zero-padded to 10 digits so that it can be updated
-   in place.
+   in place, and the line ends in L{BASE_PADDING} spaces, so that a
+   keyword new to the mailbox is added in place too (readers split the
+   keywords on white space).
  - C{X-UID: <uid>} on every message.
  - C{Status:} C{R} = C{\\Seen}, C{O} = old (not C{\\Recent}).
  - C{X-Status:} C{A} C{\\Answered}, C{F} C{\\Flagged}, C{T} C{\\Draft},
@@ -36,12 +38,14 @@ __all__ = [
     "Meta",
     "read_meta",
     "client_bytes",
+    "client_size",
     "unquote_body",
     "quote_body",
     "split_flags",
     "flag_lines",
     "base_line",
     "PADDING",
+    "BASE_PADDING",
 ]
 
 META_FIELDS = frozenset({
@@ -56,6 +60,8 @@ _ESCAPED = ESCAPE.lower()
 
 #: Spaces after C{X-Keywords:} for flag changes in place (Dovecot pads too).
 PADDING = 60
+#: Spaces at the end of C{X-IMAPbase:}/C{X-IMAP:} for new keywords in place.
+BASE_PADDING = 80
 
 _X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _X_STATUS_LETTER = {v.lower(): k for k, v in _X_STATUS.items()}
@@ -156,6 +162,27 @@ def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
     return _to_crlf(out)
 
 
+def client_size(data: bytes, msg: RawMessage, meta: Meta) -> int:
+    """
+    C{len(client_bytes(data, msg, meta))} (RFC822.SIZE), counted without
+    building the CRLF copy of the body: every bare LF gains a CR, and each
+    mboxrd-quoted C{>From } line loses one C{>} (neither touches the other).
+    """
+    parts = [data[f.start + len(ESCAPE):f.end] if f.name.startswith(_ESCAPED)
+             and f.name[len(_ESCAPED):] in META_FIELDS else data[f.start:f.end]
+             for f in meta.other_fields]
+    header = unquote_body(b"".join(parts))
+    if header and not header.endswith(b"\n"):
+        header += b"\n"
+    size = len(_to_crlf(header))
+    if msg.body_start > msg.header_end:
+        body = data[msg.body_start:msg.end]
+        quoted = len(_UNQUOTE.findall(body)) if b">From " in body else 0
+        # The blank line after the header is one more bare LF.
+        size += 2 + len(body) - quoted + body.count(b"\n") - body.count(b"\r\n")
+    return size
+
+
 _BARE_OR_CRLF = re.compile(rb"\r?\n")
 
 
@@ -206,8 +233,16 @@ def flag_lines(uid: int, flags, old: bool, eol: bytes, padding: int = PADDING) -
     return lines
 
 
-def base_line(uidvalidity: int, last_uid: int, keywords, eol: bytes, pseudo: bool = False) -> bytes:
-    """The C{X-IMAPbase:} (or, in UW's pseudo message, C{X-IMAP:}) line."""
+def base_line(uidvalidity: int, last_uid: int, keywords, eol: bytes, pseudo: bool = False,
+              padding: int = BASE_PADDING) -> bytes:
+    """
+    The C{X-IMAPbase:} (or, in UW's pseudo message, C{X-IMAP:}) line,
+    ending in C{padding} spaces.
+    """
     name = b"X-IMAP" if pseudo else b"X-IMAPbase"
-    words = b"".join(b" " + k.encode("utf-8") for k in keywords)
-    return name + b": %d %010d" % (uidvalidity, last_uid) + words + eol
+    return name + b": %d %010d" % (uidvalidity, last_uid) + keyword_words(keywords, padding) + eol
+
+
+def keyword_words(keywords, padding: int = 0) -> bytes:
+    """The keyword part of C{X-IMAPbase:} after the last UID, with padding."""
+    return b"".join(b" " + k.encode("utf-8") for k in keywords) + b" " * padding

@@ -3,7 +3,15 @@
 An open mbox (L{IMailbox}).
 
 L{MboxMailbox.sync} is cheap when nothing changed: one C{stat()} compared
-with what the last parse saw (device, inode, size, mtime, ctime).  When the
+with what the last parse saw (device, inode, size, mtime and ctime in
+nanoseconds).  A stat cannot see a same-size change made in the same
+timestamp tick as the one we read (whole seconds on some NFS servers and
+file systems, a clock tick of a few ms on Linux's local ones): while the
+file's last change is less than L{DIRTY_WINDOW} (L{FINE_WINDOW} where the
+times have sub-second digits) older than our last look at its content, a
+sync re-reads the flag lines of every message (a few hundred bytes each,
+as before an incremental parse) instead of trusting the stat.  Opening a
+mailbox does not: its first sync, or the write, does.  When the
 file only grew and its old last bytes are unchanged, an MDA appended mail:
 only the tail, from the old last message on, is parsed again.  Anything
 else is a full parse under the read lock chain; UIDs come from the file
@@ -19,6 +27,11 @@ and the write lock makes that happen once.
 Reading a message uses the offsets of the last parse after checking that
 they still hold the same message; files are read with C{pread}, never
 mapped (DESIGN.md rule 3).
+
+A write of ours that a crash interrupted left a journal
+(L{storage.mbox.journal}): the next writer, or a reader when the file
+changed, repairs the file under the write lock before anything else; a
+reader that cannot take the write lock hides a torn append.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -36,8 +50,9 @@ from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeo
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.mbox.headers import client_bytes, read_meta
+from storage.mbox.journal import JOURNAL_DIR, Journal, recover, torn_append
 from storage.mbox.reader import RawMessage, split
-from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, write_changes
+from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_changes
 from storage.mbox.save import MboxTransaction
 from storage.mbox.state import Entry, MboxState, parse, reparse_entry
 from storage.modseq import modseq_log
@@ -75,6 +90,18 @@ _CACHE: dict[str, tuple[tuple, MboxState, bytes]] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 512
 
+#: A file whose last change (mtime or ctime) is less than this many
+#: seconds older than our last read of its content may have changed again
+#: within the same timestamp tick, invisibly to stat (the same rule as the
+#: Maildir store's).  Our clock is compared with the file's times here:
+#: a file server whose clock is ahead only makes us re-check longer.
+DIRTY_WINDOW = 2.0
+#: The same where the file's times have sub-second digits: the tick is
+#: then the kernel's clock tick (at most 10 ms on Linux), not a second.
+FINE_WINDOW = 0.05
+# path -> (identity, time.time() when its content was last read).
+_VERIFIED: dict[str, tuple[tuple, float]] = {}
+
 
 def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -91,6 +118,27 @@ def _remember(path: str, ident: tuple, state: MboxState, tail: bytes) -> None:
         _CACHE[path] = (ident, state, tail)
         while len(_CACHE) > _CACHE_MAX:
             del _CACHE[next(iter(_CACHE))]
+    _verified(path, ident)
+
+
+def _verified(path: str, ident: tuple) -> None:
+    """Note that the content of C{path} at C{ident} was read just now."""
+    with _CACHE_LOCK:
+        _VERIFIED.pop(path, None)
+        _VERIFIED[path] = (ident, time.time())
+        while len(_VERIFIED) > _CACHE_MAX:
+            del _VERIFIED[next(iter(_VERIFIED))]
+
+
+def _dirty(path: str, st: os.stat_result) -> bool:
+    """Whether a stat equal to C{st} may hide a change (see DIRTY_WINDOW)."""
+    with _CACHE_LOCK:
+        seen = _VERIFIED.get(path)
+    if seen is None or seen[0] != _identity(st):
+        return True
+    fine = st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000
+    window = FINE_WINDOW if fine else DIRTY_WINDOW
+    return seen[1] - max(st.st_mtime, st.st_ctime) <= window
 
 
 def _default_uidvalidity(st: os.stat_result | None) -> int:
@@ -112,7 +160,8 @@ class MboxMailbox:
 
     def __init__(self, name: str, path: str, locks: LockSettings, readonly: bool = False,
                  fsync: bool = True, sender: str = "MAILER-DAEMON",
-                 must_exist: bool = True, modseq_path: str | None = None) -> None:
+                 must_exist: bool = True, modseq_path: str | None = None,
+                 journal_dir: str | None = None, in_place: bool = False) -> None:
         if must_exist and not os.path.isfile(path):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
         self.name = name
@@ -121,8 +170,15 @@ class MboxMailbox:
         self.readonly = readonly
         self.fsync = fsync
         self.sender = sender
+        #: Recovery journals: in the folder root (the store passes it), else
+        #: beside the file.
+        self.journal = Journal(journal_dir or os.path.join(os.path.dirname(path), JOURNAL_DIR),
+                               name)
+        self.in_place = in_place
         self._state: MboxState | None = None
         self._ident: tuple | None = None
+        # The identity of a file whose torn tail our state hides.
+        self._hiding: tuple | None = None
         self._tail = b""
         self._records: dict[int, MessageRecord] = {}
         self._recent: set[int] = set()
@@ -135,7 +191,12 @@ class MboxMailbox:
             _clean_temp(path)
         # No fix-up write here: a mailbox opened only to APPEND or COPY
         # into must not take \Recent from the session that has it selected.
-        self._sync(fixup=False)
+        # Nor a same-tick re-check: the first sync, or the write, does it.
+        self._opening = True
+        try:
+            self._sync(fixup=False)
+        finally:
+            self._opening = False
 
     @property
     def uidvalidity(self) -> int:
@@ -154,7 +215,10 @@ class MboxMailbox:
         ident = _identity(st)
         cached = _cached(self.path)
         if cached is not None and cached[0] == ident:
-            return self._adopt(ident, cached[1], cached[2])
+            self._adopt(ident, cached[1], cached[2])
+            if self._opening or not _dirty(self.path, st):
+                return self._state
+            return self._verify(fd, st)
         for base_ident, old, tail in (cached or (None, None, b""),
                                       (self._ident, self._state, self._tail)):
             if (old is not None and old.entries and base_ident is not None
@@ -178,6 +242,28 @@ class MboxMailbox:
                       problems="; ".join(state.problems))
         return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
 
+    def _verify(self, fd: int, st: os.stat_result) -> MboxState:
+        """
+        Under a lock, with our state at C{st}'s identity: re-read the flag
+        lines (and the last bytes) that a same-tick change could have
+        altered unseen; a moved message or UID means a full parse.
+        """
+        state = self._state
+        assert state is not None
+        fresh = _refresh_headers(fd, state, everything=True) if state.entries else state
+        if fresh is None or _tail(fd, st.st_size) != self._tail:
+            data = _pread_all(fd, 0, st.st_size)
+            _log.warn("Unexpected changes to mailbox {path}: full resync (changed within "
+                      "one timestamp tick)", path=self.path)
+            return self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
+                               _tail(fd, st.st_size), remember=True)
+        if fresh.stored_last_uid != state.stored_last_uid or any(
+                a.flags != b.flags or a.old != b.old
+                for a, b in zip(fresh.entries, state.entries)):
+            return self._adopt(_identity(st), fresh, self._tail, remember=True)
+        _verified(self.path, _identity(st))
+        return state
+
     def _adopt(self, ident: tuple, state: MboxState, tail: bytes,
                remember: bool = False) -> MboxState:
         self._state, self._ident, self._tail = state, ident, tail
@@ -192,11 +278,17 @@ class MboxMailbox:
             self._state = EMPTY_STATE(self._state.uidvalidity if self._state else 1)
             self._ident = None
             return self._state
-        if self._state is not None and _identity(st) == self._ident:
-            return self._state
         cached = _cached(self.path)
         if cached is not None and cached[0] == _identity(st):
-            return self._adopt(cached[0], cached[1], cached[2])
+            # The latest state of this process for exactly this file.
+            self._adopt(cached[0], cached[1], cached[2])
+        if self._state is not None and _identity(st) == self._ident:
+            if self._hiding == self._ident or self._opening or not _dirty(self.path, st):
+                return self._state
+            return self._with_read_lock(lambda fd: self._verify(fd, os.fstat(fd))
+                                        if _identity(os.fstat(fd)) == self._ident
+                                        else self._load(fd, os.fstat(fd)))
+        repaired = not self.journal.pending() or self._repair()
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -208,7 +300,35 @@ class MboxMailbox:
             if chain is not None:
                 _acquire(chain, self.path, self.locks.timeout)
             try:
+                torn = None if repaired else torn_append(fd, self.journal)
+                if torn is not None:
+                    # Never show a torn append; mail after it waits for a
+                    # writer to repair the file.
+                    st = os.fstat(fd)
+                    data = _pread_all(fd, 0, torn[0])
+                    self._hiding = _identity(st)
+                    return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
+                                                            _mtime(st)), b"")
                 return self._load(fd, os.fstat(fd))
+            finally:
+                if chain is not None:
+                    chain.release()
+        finally:
+            os.close(fd)
+
+    def _with_read_lock(self, work: Callable[[int], MboxState]) -> MboxState:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return self._read_state()
+        except OSError as e:
+            raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
+        try:
+            chain = self.locks.chain(self.path, write=False) if self.locks.read else None
+            if chain is not None:
+                _acquire(chain, self.path, self.locks.timeout)
+            try:
+                return work(fd)
             finally:
                 if chain is not None:
                     chain.release()
@@ -317,6 +437,42 @@ class MboxMailbox:
 
     # -- writing --------------------------------------------------------------
 
+    def _recover(self, fd: int) -> None:
+        """Under the write lock: repair what a crashed write of ours left."""
+        notes = recover(fd, self.journal, self.fsync,
+                        lambda old, new: replace(fd, self.path, old, new, self.fsync,
+                                                 self.journal, self.in_place))
+        if notes:
+            _log.warn("Recovered {path} after an interrupted write: {what}",
+                      path=self.path, what="; ".join(notes))
+
+    def _repair(self) -> bool:
+        """
+        A reader found a journal: repair under the write lock if possible.
+
+        @return: whether the file is whole now.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            chain = self.locks.chain(self.path, write=True)
+            try:
+                _acquire(chain, self.path, self.locks.timeout)
+            except LockUnavailable:
+                return False
+            try:
+                self._recover(fd)
+                return True
+            except OSError as e:
+                _log.warn("Cannot repair {path}: {error}", path=self.path, error=str(e))
+                return False
+            finally:
+                chain.release()
+        finally:
+            os.close(fd)
+
     def _after_write(self, fd: int, state: MboxState, outcome: Outcome) -> None:
         """
         Bring our state (and the process cache) to what we just wrote,
@@ -340,11 +496,15 @@ class MboxMailbox:
         patched = set(outcome.patched)
         for i, e in enumerate(entries):
             if e.uid in patched:
-                data = _pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
-                entries[i] = reparse_entry(data, e)
+                entries[i] = _patched_entry(fd, e)
+        if outcome.cut_from is not None:
+            # Written again from there on: parsed again below.
+            entries = entries[:outcome.cut_from]
         new = dataclasses.replace(state, entries=tuple(entries))
         if outcome.stored_last_uid is not None:
             new = dataclasses.replace(new, stored_last_uid=outcome.stored_last_uid)
+        if outcome.keywords is not None:
+            new = dataclasses.replace(new, keywords=outcome.keywords)
         st = os.fstat(fd)
         if outcome.grew:
             start = new.entries[-1].raw.start
@@ -367,6 +527,8 @@ class MboxMailbox:
             chain = self.locks.chain(self.path, write=True)
             _acquire(chain, self.path, self.locks.timeout)
             try:
+                if self.journal.pending():
+                    self._recover(fd)
                 st = os.fstat(fd)
                 try:
                     current = os.stat(self.path)
@@ -383,10 +545,11 @@ class MboxMailbox:
                     state = EMPTY_STATE(prior or _default_uidvalidity(st))
                     self._adopt(_identity(st), state, b"")
                 elif self._state is not None and _identity(st) == self._ident:
-                    state = self._state
+                    state = self._verify(fd, st) if _dirty(self.path, st) else self._state
                 else:
                     state = self._load(fd, st)
-                outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync)
+                outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
+                                        journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)
                 return outcome, state.uidvalidity
             finally:
@@ -466,19 +629,20 @@ def _all_keywords(state: MboxState) -> tuple[str, ...]:
     return tuple(known)
 
 
-def _refresh_headers(fd: int, old: MboxState) -> MboxState | None:
+def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxState | None:
     """
     Before an incremental parse: re-read what another process may have
     changed in place, without moving anything (flag blocks, or whole
     headers where the flag fields are not contiguous, and the last UID of
     X-IMAPbase), so that an append cannot hide a flag change.  Much less
-    than a parse: a few hundred bytes per message.
+    than a parse: a few hundred bytes per message.  The last message is
+    left to the parse unless C{everything}.
 
     @return: the refreshed state, or C{None} if a UID changed (then only
         a full parse will do).
     """
     entries = list(old.entries)
-    for i, e in enumerate(entries[:-1]):
+    for i, e in enumerate(entries if everything else entries[:-1]):
         start, end = e.block if e.block else (e.raw.header_start, e.raw.header_end)
         data = os.pread(fd, end - start, start)
         meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
@@ -489,6 +653,8 @@ def _refresh_headers(fd: int, old: MboxState) -> MboxState | None:
                 return None
             if meta.flags == e.flags and meta.old == e.old:
                 continue
+        elif not e.flags and not e.old and not e.stored_uid:
+            continue  # still no metadata field at all (fresh mail), as parsed
         data = _pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
         if not data.startswith(e.raw.from_line):
             return None
@@ -503,6 +669,22 @@ def _refresh_headers(fd: int, old: MboxState) -> MboxState | None:
         state = dataclasses.replace(state, stored_last_uid=stored,
                                     last_uid=max(state.last_uid, stored))
     return state
+
+
+def _patched_entry(fd: int, e: Entry) -> Entry:
+    """
+    C{e} after we overwrote its flag block with the same length: only the
+    block is read again (the message's size and other fields are as they
+    were), not the whole message.
+    """
+    assert e.block is not None
+    start, end = e.block
+    data = os.pread(fd, end - start, start)
+    meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
+                                      b"", False))
+    if meta.uid != e.uid:
+        return reparse_entry(_pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
+    return dataclasses.replace(e, flags=meta.flags, old=meta.old, stored_uid=True)
 
 
 def _tail(fd: int, size: int) -> bytes:

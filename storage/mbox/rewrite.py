@@ -10,7 +10,14 @@ Two ways, chosen per commit:
    MDA does), changed C{X-UID}/C{Status}/C{X-Status}/C{X-Keywords} blocks
    are overwritten with the same length (C{X-Keywords} is padded with
    spaces for this), and the zero-padded last UID of C{X-IMAPbase} is
-   overwritten last.  A crash leaves at worst a message with C{X-UID}
+   overwritten last, with the keyword list after it when a keyword is new
+   to the mailbox and fits into the line's padding.
+ - in place from the first message whose new metadata does not fit (mail
+   an MDA appended has no C{X-UID} yet) to the end, when that tail is at
+   most half the file: those messages are written again with
+   L{storage.mbox.journal.overwrite} (journaled), the ones before are
+   patched as above.  Picking up new mail then costs its own size, not
+   a rewrite of the whole file.  A crash leaves at worst a message with C{X-UID}
    beyond the stored last UID, which L{storage.mbox.state.parse} accepts.
  - by rewriting the whole file: the new content goes to a temporary file
    in the same directory, which is fsynced and renamed over the mbox
@@ -18,9 +25,14 @@ Two ways, chosen per commit:
    are written in UID order, each with fresh metadata lines and a
    C{Content-Length:}; every other header and body byte is kept.  Bytes
    before the first separator and UW's pseudo message are kept.  Where the
-   directory is not writable (a 1777 spool we may not create in), the file
-   is overwritten in place instead, which is not crash-safe: a warning
-   says so.
+   directory is not writable (a 0775 root:mail spool lets us write the file
+   but not create one beside it), the file is overwritten in place instead,
+   from its first changed byte, with a recovery journal in the folder root
+   (L{storage.mbox.journal}).
+
+Appends (ours, in place) go through L{storage.mbox.journal.append_bytes}:
+journaled, and truncated back on an error, so that a crash or a full disk
+never leaves a torn last message.
 """
 
 from __future__ import annotations
@@ -38,11 +50,13 @@ from twisted.logger import Logger
 
 from storage.errors import StoreError
 from storage.mbox.fromline import make_from_line
+from storage.mbox.journal import Journal, append_bytes, overwrite
 from storage.mbox.headers import (
     ESCAPE,
     META_FIELDS,
     base_line,
     flag_lines,
+    keyword_words,
     quote_body,
 )
 from storage.mbox.state import Entry, MboxState
@@ -97,6 +111,10 @@ class Outcome:
     patched: tuple[int, ...] = ()
     stored_last_uid: int | None = None
     grew: bool = False
+    #: The keywords X-IMAPbase lists now, if an in-place write changed them.
+    keywords: tuple[str, ...] | None = None
+    #: The index of the first message written again by a tail rewrite.
+    cut_from: int | None = None
 
 
 def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) -> NewMessage:
@@ -221,10 +239,15 @@ def _fit_block(entry: Entry, uid: int, flags, old: bool) -> bytes | None:
 
 
 def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
-                  fsync: bool = True) -> Outcome:
+                  fsync: bool = True, journal: Journal | None = None,
+                  in_place: bool = False) -> Outcome:
     """
     Apply C{changes} to the mbox open as C{fd} (read-write, locked), whose
     content C{state} describes.
+
+    @param journal: where recovery journals of in-place writes go.
+    @param in_place: rewrite in place even where a rename would work (a
+        store option for spools whose files must keep inode and owner).
 
     @raises StoreError: nothing or, for an in-place write, not everything
         was written; the message says why.
@@ -243,22 +266,33 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
     appended = tuple(range(last_uid + 1, last_uid + 1 + len(changes.appends)))
     last_uid += len(changes.appends)
     try:
-        done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync)
+        done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
+                             journal)
         if done is None:
-            _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync)
+            done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
+                                 journal, rewrite_tail=True)
+        if done is None:
+            data = _read_all(fd, state.size)
+            content = render_all(data, state, changes, new_flags, appended, last_uid)
+            replace(fd, path, data, content, fsync, journal, in_place)
     except OSError as e:
         raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
     if done is None:
         return Outcome(appended, expunged, tuple(changed), True)
-    patched, stored = done
+    patched, stored, keywords, cut_from = done
     return Outcome(appended, expunged, tuple(changed), False, patched, stored,
-                   bool(changes.appends))
+                   bool(changes.appends) or cut_from is not None, keywords, cut_from)
 
 
-def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
+def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, journal,
+                  rewrite_tail: bool = False):
     """
     Write in place if possible: C{None} if not (nothing was written), else
-    C{(patched UIDs, last UID stored or None)}.
+    C{(patched UIDs, last UID stored or None, new keyword list or None,
+    index of the first message written again or None)}.
+
+    @param rewrite_tail: write the messages again from the first one whose flag
+        block does not fit (see the module docstring).
     """
     if changes.expunge & {e.uid for e in state.entries}:
         return None
@@ -273,25 +307,37 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
         elif seen_unstored:
             return None
     # A keyword new to the mailbox must be listed in X-IMAPbase (Dovecot
-    # ignores X-Keywords names it does not list there): that line has no
-    # padding, so rewrite.
-    known = set(state.keywords)
-    for flags in [f for f, _ in new_flags.values()] + [m.flags for m in changes.appends]:
-        if any(not f.startswith("\\") and f not in known for f in flags) and not empty:
+    # ignores X-Keywords names it does not list there): in place if the
+    # line's padding has room, else rewrite.
+    keywords = _keywords(state, [f for f, _ in new_flags.values()]
+                         + [m.flags for m in changes.appends])
+    base_patch = None
+    if keywords != state.keywords and not empty:
+        base_patch = _fit_base(fd, state, last_uid, keywords)
+        if base_patch is None:
             return None
     patches: list[tuple[int, bytes]] = []
     patched: list[int] = []
     stored = None
-    for e in state.entries:
+    cut = None
+    for i, e in enumerate(state.entries):
         flags, old = new_flags[e.uid]
         if flags == e.flags and old == e.old and (e.stored_uid or not changes.store_uids):
             continue
         block = _fit_block(e, e.uid, flags, old)
         if block is None:
+            if rewrite_tail and i > 0 and state.size - e.raw.start <= state.size // 2:
+                cut = i
+                break
             return None
         patches.append((e.block[0], block))
         patched.append(e.uid)
-    if last_uid != state.stored_last_uid and not empty:
+    if rewrite_tail and cut is None:
+        return None
+    if base_patch is not None:
+        patches.append(base_patch)
+        stored = last_uid
+    elif last_uid != state.stored_last_uid and not empty:
         if state.base_digits is None:
             return None
         start, end = state.base_digits
@@ -316,14 +362,69 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync):
         for i, (msg, uid) in enumerate(zip(changes.appends, appended)):
             base = base_line(state.uidvalidity, last_uid, keywords, b"\n") if empty and i == 0 else b""
             out.append(_render_new(msg, uid, False, base))
-        _pwrite_all(fd, b"".join(out), state.size)
-        if fsync:
-            os.fsync(fd)
+        if cut is None:
+            append_bytes(fd, state.size, b"".join(out), journal, fsync)
+    if cut is not None:
+        start = state.entries[cut].raw.start
+        old_tail = _read_range(fd, start, state.size - start)
+        data = _Shifted(old_tail, start)
+        again = [_render_entry(data, e, e.uid, *new_flags[e.uid]) for e in state.entries[cut:]]
+        new_tail = b"".join(again) + b"".join(
+            _render_new(msg, uid, False) for msg, uid in zip(changes.appends, appended))
+        overwrite(fd, old_tail, new_tail, journal, fsync, base=start)
     for offset, data in patches:
         _pwrite_all(fd, data, offset)
     if fsync and patches:
         os.fsync(fd)
-    return tuple(patched), stored
+    return tuple(patched), stored, keywords if base_patch is not None else None, cut
+
+
+class _Shifted:
+    """Bytes read from file offset C{base}, sliced with file offsets."""
+
+    def __init__(self, data: bytes, base: int) -> None:
+        self.data, self.base = data, base
+
+    def __getitem__(self, s: slice) -> bytes:
+        return self.data[s.start - self.base:s.stop - self.base]
+
+
+def _read_range(fd: int, offset: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.pread(fd, min(size, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _fit_base(fd: int, state: MboxState, last_uid: int, keywords) -> tuple[int, bytes] | None:
+    """
+    C{(offset, bytes)} that rewrite the C{X-IMAPbase}/C{X-IMAP} field in
+    place with C{last_uid} and C{keywords}, or C{None} if they do not fit.
+    Everything up to the last UID's digits keeps its place (their span is
+    remembered for later updates).
+    """
+    if state.base_span is None or state.base_digits is None:
+        return None
+    start, end = state.base_span
+    field = os.pread(fd, end - start, start)
+    if len(field) != end - start or not field.lower().startswith(b"x-imap"):
+        return None
+    d_start, d_end = state.base_digits
+    digits = b"%0*d" % (d_end - d_start, last_uid)
+    if len(digits) != d_end - d_start:
+        return None
+    eol = b"\r\n" if field.endswith(b"\r\n") else b"\n"
+    head = field[:d_start - start] + digits
+    words = keyword_words(keywords)
+    room = len(field) - len(head) - len(words) - len(eol)
+    if room < 0:
+        return None
+    return start, head + words + b" " * room + eol
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
@@ -376,24 +477,33 @@ def render_all(data: bytes, state: MboxState, changes: Changes, new_flags, appen
     return b"".join(out)
 
 
-def _rewrite(fd, path, state, changes, new_flags, appended, last_uid, fsync) -> None:
-    data = _read_all(fd, state.size)
-    content = render_all(data, state, changes, new_flags, appended, last_uid)
+def replace(fd: int, path: str, data: bytes, content: bytes, fsync: bool,
+            journal: Journal | None, in_place: bool = False) -> None:
+    """
+    Replace the whole content C{data} of the mbox open as C{fd} (locked)
+    by C{content}: write-temp-and-rename, or in place with a journal where
+    no file can be created beside it (or C{in_place} asks for it).
+    """
     directory = os.path.dirname(path) or "."
     temp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}."
                                    f"{os.getpid()}.{time.monotonic_ns()}")
     try:
+        if in_place:
+            raise PermissionError(errno.EPERM, "the store rewrites in place")
         tfd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as e:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        _log.warn("Cannot create a temporary file in {directory} ({error}); rewriting "
-                  "{path} in place, which a crash could leave torn",
-                  directory=directory, error=e.strerror, path=path)
-        _pwrite_all(fd, content, 0)
-        os.ftruncate(fd, len(content))
-        if fsync:
-            os.fsync(fd)
+        if journal is None:
+            _log.warn("Cannot create a temporary file in {directory} ({error}); rewriting "
+                      "{path} in place without a journal, which a crash could leave torn",
+                      directory=directory, error=e.strerror, path=path)
+        else:
+            _log.info("Cannot create a temporary file in {directory} ({error}); rewriting "
+                      "{path} in place with the recovery journal {journal}",
+                      directory=directory, error=e.strerror, path=path,
+                      journal=journal.rewrite_path)
+        overwrite(fd, data, content, journal, fsync)
         return
     try:
         st = os.fstat(fd)

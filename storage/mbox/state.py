@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from storage.mbox.headers import FLAG_FIELDS, Meta, client_bytes, read_meta
+from storage.mbox.headers import FLAG_FIELDS, Meta, client_size, read_meta
 from storage.mbox.fromline import parse_from_line
 from storage.mbox.reader import RawMessage, split
 
@@ -60,6 +60,8 @@ class MboxState:
     @ivar base_in: C{"pseudo"}, C{"first"} or C{None}: where the
         C{X-IMAPbase}/C{X-IMAP} field is.
     @ivar problems: what was found broken (for the "Unexpected changes" log).
+    @ivar base_span: the span of the whole C{X-IMAPbase}/C{X-IMAP} field,
+        for adding keywords in place.
     """
 
     uidvalidity: int
@@ -74,6 +76,7 @@ class MboxState:
     size: int
     stored_uidvalidity: bool
     problems: tuple[str, ...] = field(default=())
+    base_span: tuple[int, int] | None = None
 
     @property
     def uidnext(self) -> int:
@@ -128,6 +131,7 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         uidvalidity, stored_last = previous.uidvalidity, previous.stored_last_uid
         digits, base_in, keywords = previous.base_digits, previous.base_in, previous.keywords
         stored_validity = previous.stored_uidvalidity
+        base_span = previous.base_span
         raws = list(parts.messages)
         if parts.garbage is not None:
             problems.append("bytes before the first From line")
@@ -135,6 +139,7 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         pseudo, garbage = None, parts.garbage
         uidvalidity, stored_last, digits, base_in, keywords = default_uidvalidity, None, None, None, ()
         stored_validity = False
+        base_span = None
         raws = list(parts.messages)
         if garbage is not None:
             problems.append(f"{garbage[1] - garbage[0]} bytes before the first From line (kept)")
@@ -146,6 +151,8 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         digits = _digits_span(data, metas[0])
         if digits is not None:
             digits = (digits[0] + base, digits[1] + base)
+        f = metas[0].base_field
+        base_span = (f.start + base, f.end + base)
         if metas[0].pseudo:
             pseudo = raws.pop(0)
             metas.pop(0)
@@ -180,7 +187,7 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         uidvalidity=uidvalidity, last_uid=last_uid, stored_last_uid=stored_last,
         base_digits=digits, base_in=base_in, keywords=tuple(keywords), pseudo=pseudo,
         garbage=garbage, entries=tuple(kept), size=base + len(data),
-        stored_uidvalidity=stored_validity, problems=tuple(problems))
+        stored_uidvalidity=stored_validity, problems=tuple(problems), base_span=base_span)
 
 
 def make_entry(data: bytes, raw: RawMessage, meta: Meta, uid: int, base: int,
@@ -193,7 +200,7 @@ def make_entry(data: bytes, raw: RawMessage, meta: Meta, uid: int, base: int,
     return Entry(
         raw=raw, uid=uid, flags=meta.flags,
         internaldate=parse_from_line(raw.from_line) or fallback_date,
-        size=len(client_bytes(data, local, meta)), old=meta.old,
+        size=client_size(data, local, meta), old=meta.old,
         stored_uid=meta.uid == uid,
         block=_shift_span(_block(meta), base),
         other=tuple((f.start + base, f.end + base) for f in meta.other_fields),

@@ -23,6 +23,7 @@ from storage.errors import InvalidMailboxName, MailboxExists, MailboxNotFound, S
 from storage.interfaces import IStore, MailboxInfo, MailboxStatus
 from storage.location import MailLocation
 from storage.mbox.layout import INBOX, SEP, MboxLayout, normalize
+from storage.mbox.journal import JOURNAL_DIR, Journal
 from storage.mbox.mailbox import EMPTY_STATE, LockSettings, MboxMailbox
 from storage.mbox.rewrite import Changes, render_all
 from storage.mbox.subscriptions import Subscriptions
@@ -66,12 +67,15 @@ class MboxStore(SubscriptionsMixin):
 
     def __init__(self, root: str, user: str, inbox: str | None = None,
                  index_dir: str | None = None, fsync: bool = True,
-                 locks: LockSettings | None = None) -> None:
+                 locks: LockSettings | None = None, rewrite_in_place: bool = False) -> None:
         self.root = root
         self.user = user
         self.index_dir = index_dir
         self.fsync = fsync
         self.locks = locks or LockSettings()
+        #: Rewrite files in place (with a journal) even where a rename works.
+        self.rewrite_in_place = rewrite_in_place
+        self.journal_dir = os.path.join(root, JOURNAL_DIR)
         self.layout = MboxLayout(root, inbox or os.path.join(root, "inbox"))
         self._subscriptions = Subscriptions(root, fsync=fsync)
 
@@ -188,6 +192,10 @@ class MboxStore(SubscriptionsMixin):
         if old == INBOX:
             self._rename_inbox(dst)
             return
+        if os.path.isfile(src) and Journal(self.journal_dir, old).pending():
+            # The journal is kept by name: repair before the name changes.
+            MboxMailbox(old, src, self.locks, fsync=self.fsync, journal_dir=self.journal_dir,
+                        in_place=self.rewrite_in_place).close()
         try:
             os.rename(src, dst)
         except OSError as e:
@@ -200,7 +208,8 @@ class MboxStore(SubscriptionsMixin):
         """
         self._ensure_inbox()
         box = MboxMailbox(INBOX, self.layout.inbox, self.locks, readonly=False,
-                          fsync=self.fsync, must_exist=False)
+                          fsync=self.fsync, must_exist=False, journal_dir=self.journal_dir,
+                          in_place=self.rewrite_in_place)
 
         def move(state):
             # Under INBOX's write lock: copy it out, then empty it.
@@ -248,7 +257,8 @@ class MboxStore(SubscriptionsMixin):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
         return MboxMailbox(name, path, self.locks, readonly=readonly, fsync=self.fsync,
                            sender=self.user, must_exist=name != INBOX,
-                           modseq_path=self.modseq_path(name))
+                           modseq_path=self.modseq_path(name),
+                           journal_dir=self.journal_dir, in_place=self.rewrite_in_place)
 
     def modseq_path(self, name: str) -> str:
         """
@@ -268,17 +278,45 @@ class MboxStore(SubscriptionsMixin):
         """Nothing is held between calls."""
 
 
+#: Folder directories that pine, mutt and Dovecot's autodetection try in
+#: this order; a configured one that is missing falls back to the other.
+FOLDER_DIRS = ("mail", "Mail")
+
+
+def folder_root(root: str) -> str:
+    """
+    The folder directory to use for a configured C{root}: C{root} itself if
+    it exists; if it is missing and is a C{~/mail} or C{~/Mail} (by its last
+    level), the other one when that exists, as pine and mutt users expect
+    (Dovecot's mbox autodetection looks at C{~/mail}, then C{~/Mail}).
+    """
+    if os.path.isdir(root):
+        return root
+    parent, level = os.path.split(root)
+    if level in FOLDER_DIRS:
+        for other in FOLDER_DIRS:
+            candidate = os.path.join(parent, other)
+            if other != level and os.path.isdir(candidate):
+                return candidate
+    return root
+
+
 def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) -> MboxStore:
     """
     The registry's factory (L{storage.registry.STORES}): C{mbox:<root>} with
     INBOX at C{INBOX=} or C{<root>/inbox}.  Options C{READ_LOCKS} and
     C{WRITE_LOCKS} (lock method names separated by C{+} or C{,}) override
-    Dovecot's defaults C{fcntl} and C{dotlock+fcntl}.
+    Dovecot's defaults C{fcntl} and C{dotlock+fcntl}; C{REWRITE_IN_PLACE}
+    rewrites files in place (journaled, keeping inode and owner) even where
+    a rename would work.  A missing C{~/mail} root falls back to an existing
+    C{~/Mail} and the other way round (L{folder_root}); with neither, the
+    configured one is created.
     """
+    root = folder_root(location.root)
     try:
-        os.makedirs(location.root, DIR_MODE, exist_ok=True)
+        os.makedirs(root, DIR_MODE, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"cannot create the mail root {location.root}: {e.strerror or e}") from e
+        raise StoreError(f"cannot create the mail root {root}: {e.strerror or e}") from e
     read = location.option("READ_LOCKS")
     write = location.option("WRITE_LOCKS")
 
@@ -288,4 +326,5 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
         return tuple(n for n in value.replace(",", "+").split("+") if n)
 
     locks = LockSettings(read=names(read, ("fcntl",)), write=names(write, ("dotlock", "fcntl")))
-    return MboxStore(location.root, user, inbox=location.inbox, index_dir=index_dir, locks=locks)
+    return MboxStore(root, user, inbox=location.inbox, index_dir=index_dir, locks=locks,
+                     rewrite_in_place=location.option("REWRITE_IN_PLACE") is not None)

@@ -133,3 +133,26 @@ def test_dovecot_reads_our_writes_and_we_read_its(dovecot):
     t.append(b"Subject: five\r\n\r\nb5\r\n")
     assert t.commit().appended == (5,)
     assert sorted(_fetch(doveadm)) == [2, 4, 5]
+
+
+def test_dovecot_reads_keywords_we_added_in_place(dovecot):
+    """X-IMAPbase with padding, and a keyword added into it in place, read by Dovecot."""
+    top, doveadm = dovecot
+    store = MboxStore(os.path.join(top, "mail", "u"), "u", fsync=False)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(b"Subject: one\r\n\r\nbody\r\n", ["$Work"])
+    t.append(b"Subject: two\r\n\r\nb2\r\n")
+    t.commit()
+    box.sync()
+    inode = os.stat(store.layout.inbox).st_ino
+    size = os.path.getsize(store.layout.inbox)
+    t = box.transaction()
+    t.set_flags(2, frozenset({"$Later", "\\Seen"}))
+    t.commit()
+    assert (os.stat(store.layout.inbox).st_ino, os.path.getsize(store.layout.inbox)) == (
+        inode, size)
+    assert _fetch(doveadm) == {1: {"$Work"}, 2: {"$Later", "\\Seen"}}
+    doveadm("flags", "add", "-u", "u", "$Later", "mailbox", "INBOX", "uid", "1")
+    assert {m.uid: set(m.flags) for m in box.sync().messages} == {
+        1: {"$Work", "$Later"}, 2: {"$Later", "\\Seen"}}

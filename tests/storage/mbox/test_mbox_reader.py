@@ -149,3 +149,52 @@ def test_metadata_hidden_and_flags_read():
     assert meta.flags == {"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted",
                           "$Junk", "other"}
     assert client_bytes(data, msg, meta) == b"Subject: x\r\nX-Other: kept\r\n\r\nbody\r\n"
+
+
+def _corpus_mboxes():
+    """Every real message of the shared corpus, as mbox bytes (mboxrd files as they are)."""
+    import glob
+    import os
+
+    from storage.mbox.headers import quote_body
+
+    root = "/work/shared/corpus"
+    for path in sorted(glob.glob(f"{root}/*/*.mbox")):
+        with open(path, "rb") as f:
+            yield path, f.read()
+    files = sorted(glob.glob(f"{root}/*/**/cur/*", recursive=True))
+    assert len(files) > 6000
+    chunk = []
+    for i, path in enumerate(files):
+        with open(path, "rb") as f:
+            chunk.append(b"From x@y Mon Nov 23 10:00:00 2026\n" + quote_body(f.read()) + b"\n")
+        if len(chunk) == 500 or i == len(files) - 1:
+            yield path, b"".join(chunk)
+            chunk = []
+    assert os.path.isdir(root)
+
+
+AWKWARD = [
+    b"From a@b Mon Nov 23 10:00:00 2026\nSubject: x\n\n>From quoted\n>>From twice\nFrom-ish\n",
+    b"From a@b Mon Nov 23 10:00:00 2026\r\nSubject: crlf\r\n\r\nbody\r\n\r\nmore\r\n",
+    b"From a@b Mon Nov 23 10:00:00 2026\nSubject: mixed\r\n\nbare\nand\r\ncrlf\r\r\n",
+    b"From a@b Mon Nov 23 10:00:00 2026\nX-IMAPD-Orig-Status: RO\nSubject: esc\n\n\n",
+    b"From a@b Mon Nov 23 10:00:00 2026\n>From header line\nSubject: no body\n",
+    b"From a@b Mon Nov 23 10:00:00 2026\n\n>From only body, empty header",
+]
+
+
+def test_client_size_equals_client_bytes_length():
+    """
+    RFC822.SIZE counted without the CRLF copy equals the length of what
+    FETCH BODY[] sends, for every real message of the corpus and odd cases.
+    """
+    from storage.mbox.headers import client_size
+
+    checked = 0
+    for name, data in [("awkward", a) for a in AWKWARD] + list(_corpus_mboxes()):
+        for msg in split(data).messages:
+            meta = read_meta(data, msg)
+            assert client_size(data, msg, meta) == len(client_bytes(data, msg, meta)), name
+            checked += 1
+    assert checked > 7000

@@ -338,3 +338,51 @@ def test_uw_pseudo_message_read_kept_hidden(tmp_path):
     assert b"X-IMAPbase" not in data
     snap = store.open("uw", readonly=True).sync()
     assert [m.uid for m in snap.messages] == [3, 8] and snap.uidnext == 9
+
+
+def test_new_keyword_added_in_place(tmp_path):
+    """
+    A keyword new to the mailbox goes into X-IMAPbase's padding: the file
+    keeps its inode and size, only that line and the flag block change;
+    once the padding is used up, a rewrite pads the line again.
+    """
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    _append(box, 3)
+    box.sync()
+    path = store.layout.inbox
+    before = read(path)
+    inode = os.stat(path).st_ino
+    t = box.transaction()
+    t.set_flags(2, frozenset({"$Important", "\\Seen"}))
+    t.commit()
+    after = read(path)
+    assert len(after) == len(before) and os.stat(path).st_ino == inode
+    old_state, new_state = parse(before, 1), parse(after, 1)
+    assert new_state.keywords == ("$Important",)
+    spans = [old_state.base_span, old_state.entries[1].block]
+    assert all(any(s <= i < e for s, e in spans)
+               for i in range(len(before)) if before[i] != after[i])
+    fresh = store.open("INBOX", readonly=True)
+    assert {m.uid: m.flags for m in fresh.sync().messages}[2] == {"$Important", "\\Seen"}
+    assert fresh.last_snapshot.keywords[:1] == ("$Important",)
+    # The same object knows the keyword is listed now: a second message
+    # with it is a flag-block write only.
+    t = box.transaction()
+    t.set_flags(3, frozenset({"$Important"}))
+    t.commit()
+    assert len(read(path)) == len(before) and os.stat(path).st_ino == inode
+    # Keywords until the padding runs out: then one rewrite, padded again.
+    for i in range(12):
+        t = box.transaction()
+        t.set_flags(1, frozenset({f"kw{i:02d}longer"}))
+        t.commit()
+    assert os.stat(path).st_ino != inode
+    state = parse(read(path), 1)
+    assert state.keywords[:2] == ("$Important", "kw00longer")
+    assert len(state.keywords) == 13
+    line = read(path)[state.base_span[0]:state.base_span[1]]
+    assert line.endswith(b" " * 20 + b"\n")
+    snap = store.open("INBOX", readonly=True).sync()
+    assert {m.uid: m.flags for m in snap.messages} == {
+        1: {"kw11longer"}, 2: {"$Important", "\\Seen"}, 3: {"$Important"}}

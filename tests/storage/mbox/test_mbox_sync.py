@@ -14,6 +14,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 import storage.mbox.mailbox as mailbox_module
+from storage.mbox.state import parse
 
 from storage_mbox_testutil import fixture_store, new_store, read, write
 
@@ -238,3 +239,142 @@ def test_flag_change_elsewhere_not_hidden_by_append(tmp_path, parses):
     assert parses and parses[0] > 0  # incremental
     assert [(m.uid, set(m.flags)) for m in snap.messages] == [
         (1, {"foreign"}), (2, set()), (3, set())]
+
+
+def _coarse_stat(monkeypatch):
+    """
+    Simulate a file system whose timestamps cannot tell apart two changes
+    (both in one tick): identities without times.
+    """
+    monkeypatch.setattr(mailbox_module, "_identity",
+                        lambda st: (st.st_dev, st.st_ino, st.st_size))
+
+
+def _flag_externally(path: str) -> None:
+    """Another program gives message 1 the keyword $Ext in place (same size)."""
+    data = read(path)
+    changed = data.replace(b"X-Keywords: " + b" " * 5, b"X-Keywords: $Ext ", 1)
+    assert len(changed) == len(data) and changed != data
+    with open(path, "r+b") as f:
+        f.write(changed)
+
+
+@pytest.mark.parametrize("window, seen", [(2.0, True), (-1.0, False)])
+def test_same_tick_same_size_change_is_seen(tmp_path, monkeypatch, window, seen):
+    """
+    A same-size change in place that a stat cannot see is picked up by the
+    next sync while the file changed recently (DIRTY_WINDOW); with no
+    window, as before, it would be missed until the next change.
+    """
+    _coarse_stat(monkeypatch)
+    monkeypatch.setattr(mailbox_module, "DIRTY_WINDOW", window)
+    monkeypatch.setattr(mailbox_module, "FINE_WINDOW", window)
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    for i in range(3):
+        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
+    t.commit()
+    assert box.sync().messages[0].flags == frozenset()
+    _flag_externally(store.layout.inbox)
+    flags = box.sync().messages[0].flags
+    assert (flags == {"$Ext"}) is seen
+    # A second session of this process sees what the first one re-read.
+    other = store.open("INBOX", readonly=True)
+    assert (other.sync().messages[0].flags == {"$Ext"}) is seen
+
+
+def test_recheck_only_within_the_window(tmp_path, monkeypatch):
+    """
+    Content is re-read only while the file's last change is recent: once
+    our last look is DIRTY_WINDOW past it, syncs trust the stat again.
+    """
+    _coarse_stat(monkeypatch)
+    # Whole-second times or not, one window, long enough for a slow machine.
+    monkeypatch.setattr(mailbox_module, "FINE_WINDOW", mailbox_module.DIRTY_WINDOW)
+    calls = []
+    real = mailbox_module._refresh_headers
+
+    def spy(fd, old, everything=False):
+        calls.append(everything)
+        return real(fd, old, everything)
+
+    monkeypatch.setattr(mailbox_module, "_refresh_headers", spy)
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(b"Subject: 1\r\n\r\nbody\r\n")
+    t.commit()
+    box.sync()
+    calls.clear()
+    box.sync()
+    box.sync()
+    assert calls == [True, True]
+    # Our clock is now well past the file's last change: one last re-read
+    # (the last look was still inside the window), then none.
+    later = mailbox_module.time.time() + 10
+    monkeypatch.setattr(mailbox_module.time, "time", lambda: later)
+    calls.clear()
+    for _ in range(4):
+        box.sync()
+    assert calls == [True]
+
+
+def test_new_mail_uids_stored_by_rewriting_only_the_tail(tmp_path, parses):
+    """
+    Storing X-UID and Status into mail an MDA appended writes only those
+    messages again (in place, journaled): the file keeps its inode, every
+    byte before them except flag lines and X-IMAPbase stays, nothing is
+    parsed but the tail, and a fresh reader agrees on UIDs and bytes.
+    """
+    store = new_store(tmp_path)
+    box = store.open("INBOX")
+    t = box.transaction()
+    for i in range(6):
+        t.append(b"Subject: %d\r\n\r\n" % i + b"body line\r\n" * 200)
+    t.commit()
+    box.sync()
+    path = store.layout.inbox
+    before = read(path)
+    inode = os.stat(path).st_ino
+    with open(path, "ab") as f:
+        f.write(MDA_MSG % 1 + MDA_MSG % 2)
+    parses.clear()
+    snap = box.sync()
+    assert [m.uid for m in snap.messages] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert {7, 8} <= snap.recent
+    after = read(path)
+    assert os.stat(path).st_ino == inode
+    assert b"X-UID: 7\n" in after and b"X-UID: 8\n" in after
+    state = parse(before, 1)
+    allowed = [state.base_span] + [e.block for e in state.entries]
+    changed = [i for i in range(len(before)) if before[i] != after[i]]
+    assert all(any(s <= i < e for s, e in allowed) for i in changed)
+    assert parses and min(parses) >= state.entries[-1].raw.start
+    fresh = store.open("INBOX", readonly=True)
+    assert [(m.uid, m.flags, fresh.read(m.uid)) for m in fresh.sync().messages] == [
+        (m.uid, m.flags, box.read(m.uid)) for m in snap.messages]
+    assert box.read(8).endswith(b"From the MDA, unquoted but no date\r\n")
+
+
+def test_window_follows_timestamp_granularity(monkeypatch):
+    """
+    A change stays "recent" for DIRTY_WINDOW where the file system keeps
+    whole seconds, for FINE_WINDOW where its times have sub-second digits.
+    """
+    from types import SimpleNamespace
+
+    now = 1_700_000_000.0
+
+    def stat(seconds_ago: float, whole: bool):
+        t = now - seconds_ago
+        ns = int(t) * 10**9 if whole else int(t * 1e9) + 123
+        return SimpleNamespace(st_dev=1, st_ino=2, st_size=3, st_mtime_ns=ns, st_ctime_ns=ns,
+                               st_mtime=ns / 1e9, st_ctime=ns / 1e9)
+
+    for ago, whole, dirty in ((1.0, True, True), (3.0, True, False),
+                              (1.0, False, False), (0.01, False, True)):
+        st = stat(ago, whole)
+        # Our last read of the content was "now", at this identity.
+        monkeypatch.setitem(mailbox_module._VERIFIED, "p", (mailbox_module._identity(st), now))
+        assert mailbox_module._dirty("p", st) is dirty, (ago, whole)
