@@ -370,6 +370,16 @@ class MaildirMailbox:
             self._entries[base] = entry
         return entry
 
+    def known_entry(self, base: str) -> Entry | None:
+        """The file of a message as of the last listing, unchecked."""
+        return self._entries.get(base)
+
+    def renamed(self, base: str, entry: Entry) -> None:
+        """Remember that this process just renamed a message's file."""
+        if self._entries is self._shared.entries:
+            self._entries = dict(self._entries)
+        self._entries[base] = entry
+
     def _open(self, base: str):
         for _ in range(3):
             entry = self.locate(base)
