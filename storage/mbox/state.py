@@ -5,8 +5,10 @@ last UID given, and for every message its UID, flags, INTERNALDATE, size
 and byte spans.  L{parse} works on bytes only (no I/O).
 
 UIDs (DESIGN.md rule 1) come from the file: C{X-UID} is accepted while it
-grows along the file (as Dovecot requires); a message without one, or with
-one that does not grow (inserted or duplicated by another program), gets
+grows along the file and stays within the last UID C{X-IMAPbase} records
+(as Dovecot requires); a message without one, or with one that does not
+grow (inserted or duplicated by another program) or lies beyond the base
+(a header that came with mail from outside), gets
 the next UIDs after everything the file has ever used, in file order.
 Such UIDs are deterministic, so every reader of the same file gives the
 same ones until a writer stores them.
@@ -165,12 +167,20 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
     pending: list[int] = []
     uids: list[int | None] = []
     for i, meta in enumerate(metas):
-        if meta.uid is not None and meta.uid > highest:
+        # An X-UID counts only below the last UID the file's X-IMAPbase
+        # says was given, as Dovecot requires: an MDA copies a sender's
+        # headers verbatim, so mail from outside may carry any X-UID, and
+        # trusting "X-UID: 4294967290" would push the mailbox to the end
+        # of the UID space.  Without X-IMAPbase the file has no
+        # UIDVALIDITY of its own either, so its X-UIDs promise nothing.
+        if (meta.uid is not None and meta.uid > highest
+                and stored_last is not None and meta.uid <= stored_last):
             highest = meta.uid
             uids.append(meta.uid)
         else:
             if meta.uid is not None:
-                problems.append(f"X-UID {meta.uid} does not grow along the file")
+                problems.append(f"X-UID {meta.uid} ignored: it does not grow along the file "
+                                f"or lies beyond X-IMAPbase")
             uids.append(None)
             pending.append(i)
     last_uid = max(stored_last or 0, highest,
