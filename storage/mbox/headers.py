@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from storage.crlf import to_crlf
 from storage.errors import StoreError
 from storage.mbox.reader import HeaderField, RawMessage, header_fields
 
@@ -135,7 +136,9 @@ def read_meta(data: bytes, msg: RawMessage) -> Meta:
 
 def unquote_body(body: bytes) -> bytes:
     """mboxrd: C{>From }, C{>>From }... lose one C{>}."""
-    return _UNQUOTE.sub(rb"\1", body) if b">" in body else body
+    # Only a line starting with one or more ">" then "From " changes, so
+    # a body without ">From " anywhere is returned as it is (most are).
+    return _UNQUOTE.sub(rb"\1", body) if b">From " in body else body
 
 
 def quote_body(body: bytes) -> bytes:
@@ -183,11 +186,8 @@ def client_size(data: bytes, msg: RawMessage, meta: Meta) -> int:
     return size
 
 
-_BARE_OR_CRLF = re.compile(rb"\r?\n")
-
-
-def _to_crlf(data: bytes) -> bytes:
-    return _BARE_OR_CRLF.sub(b"\r\n", data)
+# One line-ending conversion for both stores.
+_to_crlf = to_crlf
 
 
 def split_flags(flags) -> tuple[frozenset[str], tuple[str, ...]]:
