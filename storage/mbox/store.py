@@ -192,10 +192,15 @@ class MboxStore(SubscriptionsMixin):
         if old == INBOX:
             self._rename_inbox(dst)
             return
-        if os.path.isfile(src) and Journal(self.journal_dir, old).pending():
-            # The journal is kept by name: repair before the name changes.
-            MboxMailbox(old, src, self.locks, fsync=self.fsync, journal_dir=self.journal_dir,
-                        in_place=self.rewrite_in_place).close()
+        # Journals are kept by name: repair the mailbox and its children
+        # before their names change, or a torn write would lose its record.
+        names = [old] + sorted(info.name for info in self.list_mailboxes()
+                               if info.name.startswith(old + SEP))
+        for name in names:
+            path = self.layout.path(name)
+            if os.path.isfile(path) and Journal(self.journal_dir, name).pending():
+                MboxMailbox(name, path, self.locks, fsync=self.fsync,
+                            journal_dir=self.journal_dir, in_place=self.rewrite_in_place).close()
         try:
             os.rename(src, dst)
         except OSError as e:

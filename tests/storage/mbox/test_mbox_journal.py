@@ -458,3 +458,21 @@ def test_rename_repairs_first(tmp_path):
     assert not Journal(store.journal_dir, "a").pending()
     renamed = _store(root).open("b", readonly=True)
     assert [renamed.read(m.uid) for m in renamed.sync().messages] == [_message(1)]
+
+
+def test_rename_repairs_children_first(tmp_path):
+    """A torn child folder is repaired before RENAME of its parent moves it."""
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root)
+    store.create("p/c")
+    box = store.open("p/c")
+    t = box.transaction()
+    t.append(_message(1))
+    t.commit()
+    _killed_inside(_append_torn_to, root, "p/c")
+    assert Journal(store.journal_dir, "p/c").pending()
+    store.rename("p", "q")
+    assert not Journal(store.journal_dir, "p/c").pending()
+    renamed = _store(root).open("q/c", readonly=True)
+    assert [renamed.read(m.uid) for m in renamed.sync().messages] == [_message(1)]
