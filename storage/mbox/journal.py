@@ -167,7 +167,8 @@ def _ours_then_zeros(region: bytes, ours: bytes) -> bool:
     return region.count(0, i) == len(region) - i
 
 
-def _pread_all(fd: int, offset: int, size: int) -> bytes:
+def pread_all(fd: int, offset: int, size: int) -> bytes:
+    """C{size} bytes at C{offset} (fewer at end of file), in 16 MiB reads."""
     chunks = []
     while size > 0:
         chunk = os.pread(fd, min(size, 1 << 24), offset)
@@ -306,7 +307,7 @@ def _recover_rewrite(fd: int, journal: Journal, fsync: bool) -> str | None:
     size = os.fstat(fd).st_size
     if entry.kind == "grow":
         ext = entry.payload[old - start:]
-        region = _pread_all(fd, old, new - old) if size >= new else b""
+        region = pread_all(fd, old, new - old) if size >= new else b""
         if size >= new and _ours_then_zeros(region, ext):
             _pwrite_all(fd, entry.payload, start)
             note = "finished an interrupted rewrite"
@@ -314,10 +315,10 @@ def _recover_rewrite(fd: int, journal: Journal, fsync: bool) -> str | None:
             note = "dropped the journal of a rewrite that had not begun"
     else:
         old_tail = entry.payload
-        if _sha(_pread_all(fd, start, new - start)) == entry.fields["sha"]:
+        if _sha(pread_all(fd, start, new - start)) == entry.fields["sha"]:
             remnant = old_tail[new - start:]
             unfinished = (new < old and size >= old
-                          and _pread_all(fd, new, old - new) == remnant)
+                          and pread_all(fd, new, old - new) == remnant)
             if unfinished and size == old:
                 os.ftruncate(fd, new)
                 note = "finished an interrupted rewrite"
@@ -343,7 +344,7 @@ def _torn(fd: int, entry: _Entry) -> bool:
     old, new = entry.int("old"), entry.int("new")
     if os.fstat(fd).st_size < new:
         return False  # never extended: the append had not begun
-    region = _pread_all(fd, old, new - old)
+    region = pread_all(fd, old, new - old)
     if _sha(region) == entry.fields["sha"]:
         return False  # complete
     # Torn: the last byte was never written (zero) and the region starts
@@ -370,7 +371,7 @@ def _recover_append(fd: int, journal: Journal, fsync: bool,
             os.fsync(fd)
         note = "cut a torn append"
     else:
-        content = _pread_all(fd, 0, size)
+        content = pread_all(fd, 0, size)
         replace(content, content[:old] + content[new:])
         note = "cut a torn append from under mail appended after it"
     journal.remove(journal.append_path)

@@ -50,7 +50,7 @@ from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeo
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.mbox.headers import client_bytes, read_meta
-from storage.mbox.journal import JOURNAL_DIR, Journal, recover, torn_append
+from storage.mbox.journal import JOURNAL_DIR, Journal, pread_all, recover, torn_append
 from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_changes
 from storage.mbox.save import MboxTransaction
@@ -228,10 +228,10 @@ class MboxMailbox:
                 if old is None:
                     break
                 start = old.entries[-1].raw.start
-                data = _pread_all(fd, start, st.st_size - start)
+                data = pread_all(fd, start, st.st_size - start)
                 state = parse(data, old.uidvalidity, _mtime(st), base=start, previous=old)
                 return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
-        data = _pread_all(fd, 0, st.st_size)
+        data = pread_all(fd, 0, st.st_size)
         state = parse(data, _default_uidvalidity(st), _mtime(st))
         if self._state is not None and self._ident != ident:
             why = "; ".join(state.problems) or "the file was rewritten or changed in place"
@@ -252,7 +252,7 @@ class MboxMailbox:
         assert state is not None
         fresh = _refresh_headers(fd, state, everything=True) if state.entries else state
         if fresh is None or _tail(fd, st.st_size) != self._tail:
-            data = _pread_all(fd, 0, st.st_size)
+            data = pread_all(fd, 0, st.st_size)
             _log.warn("Unexpected changes to mailbox {path}: full resync (changed within "
                       "one timestamp tick)", path=self.path)
             return self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
@@ -305,7 +305,7 @@ class MboxMailbox:
                     # Never show a torn append; mail after it waits for a
                     # writer to repair the file.
                     st = os.fstat(fd)
-                    data = _pread_all(fd, 0, torn[0])
+                    data = pread_all(fd, 0, torn[0])
                     self._hiding = _identity(st)
                     return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
                                                             _mtime(st)), b"")
@@ -405,13 +405,13 @@ class MboxMailbox:
         try:
             if entry is not None:
                 raw = entry.raw
-                data = _pread_all(fd, raw.start, raw.next - raw.start)
+                data = pread_all(fd, raw.start, raw.next - raw.start)
                 got = _message_at(data, raw, uid, entry.stored_uid)
                 if got is not None:
                     return got
             # The file was rewritten since our sync: find the UID again.
             st = os.fstat(fd)
-            data = _pread_all(fd, 0, st.st_size)
+            data = pread_all(fd, 0, st.st_size)
         finally:
             os.close(fd)
         fresh = parse(data, self.uidvalidity, _mtime(st))
@@ -486,7 +486,7 @@ class MboxMailbox:
                 return
             try:
                 st = os.fstat(new_fd)
-                data = _pread_all(new_fd, 0, st.st_size)
+                data = pread_all(new_fd, 0, st.st_size)
                 self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
                             _tail(new_fd, st.st_size), remember=True)
             finally:
@@ -508,7 +508,7 @@ class MboxMailbox:
         st = os.fstat(fd)
         if outcome.grew:
             start = new.entries[-1].raw.start
-            data = _pread_all(fd, start, st.st_size - start)
+            data = pread_all(fd, start, st.st_size - start)
             new = parse(data, new.uidvalidity, _mtime(st), base=start, previous=new)
         self._adopt(_identity(st), new, _tail(fd, st.st_size), remember=True)
 
@@ -655,7 +655,7 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
                 continue
         elif not e.flags and not e.old and not e.stored_uid:
             continue  # still no metadata field at all (fresh mail), as parsed
-        data = _pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
+        data = pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
         if not data.startswith(e.raw.from_line):
             return None
         entries[i] = reparse_entry(data, e)
@@ -683,7 +683,7 @@ def _patched_entry(fd: int, e: Entry) -> Entry:
     meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
                                       b"", False))
     if meta.uid != e.uid:
-        return reparse_entry(_pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
+        return reparse_entry(pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
     return dataclasses.replace(e, flags=meta.flags, old=meta.old, stored_uid=True)
 
 
@@ -701,18 +701,6 @@ def _acquire(chain: LockChain, path: str, timeout: float | None) -> None:
         raise LockUnavailable(f"cannot lock {path}: {e}") from e
     except LockError as e:
         raise LockUnavailable(f"cannot lock {path}: {e}") from e
-
-
-def _pread_all(fd: int, offset: int, size: int) -> bytes:
-    chunks = []
-    while size > 0:
-        chunk = os.pread(fd, min(size, 1 << 24), offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
 
 
 def _mtime(st: os.stat_result) -> datetime:

@@ -50,7 +50,7 @@ from twisted.logger import Logger
 
 from storage.errors import StoreError
 from storage.mbox.fromline import make_from_line
-from storage.mbox.journal import Journal, append_bytes, overwrite
+from storage.mbox.journal import Journal, append_bytes, overwrite, pread_all
 from storage.mbox.headers import (
     ESCAPE,
     META_FIELDS,
@@ -366,7 +366,7 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
             append_bytes(fd, state.size, b"".join(out), journal, fsync)
     if cut is not None:
         start = state.entries[cut].raw.start
-        old_tail = _read_range(fd, start, state.size - start)
+        old_tail = pread_all(fd, start, state.size - start)
         data = _Shifted(old_tail, start)
         again = [_render_entry(data, e, e.uid, *new_flags[e.uid]) for e in state.entries[cut:]]
         new_tail = b"".join(again) + b"".join(
@@ -387,18 +387,6 @@ class _Shifted:
 
     def __getitem__(self, s: slice) -> bytes:
         return self.data[s.start - self.base:s.stop - self.base]
-
-
-def _read_range(fd: int, offset: int, size: int) -> bytes:
-    chunks = []
-    while size > 0:
-        chunk = os.pread(fd, min(size, 1 << 24), offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
 
 
 def _fit_base(fd: int, state: MboxState, last_uid: int, keywords) -> tuple[int, bytes] | None:
