@@ -289,32 +289,20 @@ class MboxMailbox:
                                         if _identity(os.fstat(fd)) == self._ident
                                         else self._load(fd, os.fstat(fd)))
         repaired = not self.journal.pending() or self._repair()
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return self._read_state()
-        except OSError as e:
-            raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
-        try:
-            chain = self.locks.chain(self.path, write=False) if self.locks.read else None
-            if chain is not None:
-                _acquire(chain, self.path, self.locks.timeout)
-            try:
-                torn = None if repaired else torn_append(fd, self.journal)
-                if torn is not None:
-                    # Never show a torn append; mail after it waits for a
-                    # writer to repair the file.
-                    st = os.fstat(fd)
-                    data = pread_all(fd, 0, torn[0])
-                    self._hiding = _identity(st)
-                    return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
-                                                            _mtime(st)), b"")
-                return self._load(fd, os.fstat(fd))
-            finally:
-                if chain is not None:
-                    chain.release()
-        finally:
-            os.close(fd)
+
+        def load(fd: int) -> MboxState:
+            torn = None if repaired else torn_append(fd, self.journal)
+            if torn is not None:
+                # Never show a torn append; mail after it waits for a
+                # writer to repair the file.
+                st = os.fstat(fd)
+                data = pread_all(fd, 0, torn[0])
+                self._hiding = _identity(st)
+                return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
+                                                        _mtime(st)), b"")
+            return self._load(fd, os.fstat(fd))
+
+        return self._with_read_lock(load)
 
     def _with_read_lock(self, work: Callable[[int], MboxState]) -> MboxState:
         try:
