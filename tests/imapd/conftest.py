@@ -97,6 +97,13 @@ class Conversation:
         assert lines[-1].startswith(tag + " OK"), lines
         return lines
 
+    def append(self, tag: str, data: bytes, mailbox: str = "INBOX") -> list[str]:
+        """APPEND C{data} with a LITERAL+ literal and assert it is OK."""
+        self.send(f"{tag} APPEND {mailbox} {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+        lines = self.lines()
+        assert lines[-1].startswith(f"{tag} OK"), lines
+        return lines
+
     def login(self) -> None:
         self.ok(f"l1 LOGIN {USER} {PASSWORD}")
 

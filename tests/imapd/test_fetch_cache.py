@@ -63,17 +63,12 @@ ITEMS = [
 ]
 
 
-def _append(conv, tag, data):
-    conv.send(f"{tag} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-    lines = conv.lines()
-    assert lines[-1].startswith(f"{tag} OK"), lines
-
 
 @pytest.fixture
 def mailbox(authed):
     """A selected INBOX holding three messages of different shapes."""
     for i, data in enumerate((SIMPLE, MULTIPART, HEADER_ONLY)):
-        _append(authed, f"a{i}", data)
+        authed.append(f"a{i}", data)
     authed.ok("s1 SELECT INBOX")
     return authed
 

@@ -13,11 +13,6 @@ from imapd.cache import mailbox_identity
 from index import MailboxIndex, index_path
 
 
-def _append(conv, tag, box, data):
-    conv.send(f"{tag} APPEND {box} {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-    lines = conv.lines()
-    assert lines[-1].startswith(f"{tag} OK"), lines
-
 
 def _message(i):
     return b"From: a%d@example.org\r\nSubject: m%d\r\n\r\nbody %d\r\n" % (i, i, i)
@@ -47,7 +42,7 @@ def _rows(conv, identity, uidvalidity):
 def test_expunged_rows_dropped_in_same_thread(authed):
     """After EXPUNGE, the next SEARCH in the same session drops the gone UIDs' rows."""
     for i in range(4):
-        _append(authed, f"a{i}", "INBOX", _message(i))
+        authed.append(f"a{i}", mailbox="INBOX", data=_message(i))
     authed.ok("s1 SELECT INBOX")
     authed.ok("q1 UID SEARCH FROM example")
     identity = _identity(authed, "INBOX")
@@ -62,7 +57,7 @@ def test_expunged_rows_dropped_in_same_thread(authed):
 def test_expunge_by_other_session_dropped(authed, new_conv):
     """An EXPUNGE by another session is noticed at the next FETCH through the index."""
     for i in range(3):
-        _append(authed, f"a{i}", "INBOX", _message(i))
+        authed.append(f"a{i}", mailbox="INBOX", data=_message(i))
     authed.ok("s1 SELECT INBOX")
     authed.ok("f1 UID FETCH 1:* ENVELOPE")
     other = new_conv()
@@ -79,8 +74,8 @@ def test_expunge_by_other_session_dropped(authed, new_conv):
 def test_delete_removes_index(authed):
     """DELETE removes the mailbox's database; other mailboxes keep theirs."""
     authed.ok("c1 CREATE Old")
-    _append(authed, "a1", "Old", _message(1))
-    _append(authed, "a2", "INBOX", _message(2))
+    authed.append("a1", mailbox="Old", data=_message(1))
+    authed.append("a2", mailbox="INBOX", data=_message(2))
     identity = _identity(authed, "Old")
     inbox = _identity(authed, "INBOX")
     authed.ok("s1 SELECT Old")
@@ -96,7 +91,7 @@ def test_delete_removes_index(authed):
 def test_failed_delete_keeps_index(authed):
     """A DELETE the store refuses removes nothing."""
     authed.ok("c1 CREATE Box")
-    _append(authed, "a1", "Box", _message(1))
+    authed.append("a1", mailbox="Box", data=_message(1))
     identity = _identity(authed, "Box")
     authed.ok("s1 SELECT Box")
     authed.ok("f1 UID FETCH 1:* ENVELOPE")
@@ -112,7 +107,7 @@ def test_rename_removes_index_of_mailbox_and_children(authed, store_kind):
     boxes = ["Top/Child"] if store_kind == "mbox" else ["Top", "Top/Child"]
     authed.ok("c1 CREATE Top/Child")
     for i, name in enumerate(boxes):
-        _append(authed, f"a{i}", name, _message(i))
+        authed.append(f"a{i}", mailbox=name, data=_message(i))
     identities = [_identity(authed, name) for name in boxes]
     answers = {}
     for name in boxes:
@@ -137,11 +132,11 @@ def test_new_mail_costs_no_prune(authed, monkeypatch):
                         lambda self, uidvalidity, live: calls.append(sorted(live))
                         or real(self, uidvalidity, live))
     for i in range(2):
-        _append(authed, f"a{i}", "INBOX", _message(i))
+        authed.append(f"a{i}", mailbox="INBOX", data=_message(i))
     authed.ok("s1 SELECT INBOX")
     authed.ok("q1 UID SEARCH FROM example")
     first = len(calls)
-    _append(authed, "a9", "INBOX", _message(9))
+    authed.append("a9", mailbox="INBOX", data=_message(9))
     authed.ok("n1 NOOP")
     authed.ok("q2 UID SEARCH FROM example")
     assert len(calls) == first

@@ -9,15 +9,11 @@ MSG1 = b"Subject: one\r\n\r\nfirst body\r\n"
 MSG2 = b"Subject: two\r\n\r\nthe second, longer body\r\n"
 
 
-def _append(conv, tag, data):
-    conv.send(f"{tag} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-    assert conv.lines()[-1].startswith(f"{tag} OK")
-
 
 def test_rfc8438_status_size(authed):
     """RFC 8438 section 2: SIZE is the total of RFC822.SIZE; 0 for an empty mailbox."""
-    _append(authed, "a1", MSG1)
-    _append(authed, "a2", MSG2)
+    authed.append("a1", MSG1)
+    authed.append("a2", MSG2)
     authed.ok("c1 CREATE Empty")
     total = len(MSG1) + len(MSG2)
     authed.script(
@@ -43,7 +39,7 @@ def test_size_computed_when_store_leaves_it_zero(authed, monkeypatch):
     real = MaildirStore.status
     monkeypatch.setattr(MaildirStore, "status",
                         lambda self, name: dataclasses.replace(real(self, name), size=0))
-    _append(authed, "a1", MSG1)
+    authed.append("a1", MSG1)
     lines = authed.ok("t1 STATUS INBOX (SIZE MESSAGES)")
     assert lines[0] == f"* STATUS INBOX (SIZE {len(MSG1)} MESSAGES 1)"
 
