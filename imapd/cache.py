@@ -402,6 +402,24 @@ class _Memory:
 _memory = _Memory(64 * 1024 * 1024)
 
 
+def _fits(record, size: Optional[int]) -> bool:
+    """
+    Whether an index value stored with C{size} belongs to C{record}'s
+    message.  The key (mailbox, UIDVALIDITY, UID) already names one
+    message for ever (RFC 3501 section 2.3.1.1); the size is a second
+    check where the store knows it.  Where the store has not computed it
+    yet (a Maildir computes sizes on first use), the index's size is the
+    answer, and the record learns it, so RFC822.SIZE needs no read.
+    """
+    if size is None:
+        return False
+    known = record.known_size
+    if known is None:
+        record.learn(size=size)
+        return True
+    return known == size
+
+
 class FetchCache:
     """
     The index of one mailbox as one FETCH command uses it.
@@ -461,7 +479,7 @@ class FetchCache:
             for uid in uids:
                 hit = found.get(uid)
                 record = records.get(uid)
-                if hit is not None and record is not None and hit[0] == record.size:
+                if hit is not None and record is not None and _fits(record, hit[0]):
                     out.setdefault(uid, {"size": hit[0]})[column] = hit[1]
                 else:
                     missing.add(uid)
@@ -471,7 +489,7 @@ class FetchCache:
             fresh: dict[str, dict] = {c: {} for c in columns}
             for uid, row in rows.items():
                 record = records.get(uid)
-                if record is None or row.get("size") != record.size:
+                if record is None or not _fits(record, row.get("size")):
                     continue
                 mine = out.setdefault(uid, {"size": row["size"]})
                 for column in columns:
@@ -488,7 +506,7 @@ class FetchCache:
             for uid in uids:
                 hit = found.get(uid)
                 record = records.get(uid)
-                if hit is not None and record is not None and hit[0] == record.size:
+                if hit is not None and record is not None and _fits(record, hit[0]):
                     row = out.setdefault(uid, {"size": hit[0]})
                     row.setdefault("sections", {})[spec] = hit[1]
                 else:
@@ -498,7 +516,7 @@ class FetchCache:
             fresh_sections = {}
             for uid, (size, data) in index.get_sections(uv, lacking, spec).items():
                 record = records.get(uid)
-                if record is not None and size == record.size:
+                if record is not None and _fits(record, size):
                     row = out.setdefault(uid, {"size": size})
                     row.setdefault("sections", {})[spec] = data
                     if data is not None:
@@ -515,7 +533,7 @@ class FetchCache:
             if lacking:
                 for uid, row in index.get_many(view.uidvalidity, lacking,
                                                ("header", "size")).items():
-                    if row["header"] is not None and row["size"] == records[uid].size:
+                    if row["header"] is not None and _fits(records[uid], row["size"]):
                         out.setdefault(uid, {"size": row["size"]})["header"] = row["header"]
         return out
 
@@ -599,14 +617,14 @@ class SearchCache:
         records = view.records
         wanted = self.fields + ("size",)
         out = {uid: row for uid, row in index.get_many(view.uidvalidity, uids, wanted).items()
-               if uid in records and row.get("size") == records[uid].size}
+               if uid in records and _fits(records[uid], row.get("size"))}
         if "header" not in self.fields:
             lacking = [uid for uid in uids if uid in records and (
                 uid not in out or any(out[uid].get(f) is None for f in self.fields))]
             if lacking:
                 for uid, row in index.get_many(view.uidvalidity, lacking,
                                                ("header", "size")).items():
-                    if row["header"] is not None and row["size"] == records[uid].size:
+                    if row["header"] is not None and _fits(records[uid], row["size"]):
                         out.setdefault(uid, {"size": row["size"]})["header"] = row["header"]
         return out
 

@@ -19,7 +19,6 @@ that allows them.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import weakref
 from collections import OrderedDict
@@ -402,7 +401,7 @@ class SelectedView:
             if record is not None:
                 new = fresh.get(uid)
                 modseq = new.modseq if new is not None else record.modseq
-                self.records[uid] = dataclasses.replace(record, flags=flags, modseq=modseq)
+                self.records[uid] = record.replace(flags=flags, modseq=modseq)
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished

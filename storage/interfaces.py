@@ -27,6 +27,7 @@ from zope.interface import Attribute, Interface
 
 __all__ = [
     "SYSTEM_FLAGS",
+    "IMessageFacts",
     "MessageRecord",
     "MailboxSnapshot",
     "MailboxInfo",
@@ -44,10 +45,42 @@ SYSTEM_FLAGS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+class IMessageFacts(Interface):
+    """
+    Where a store computes the two facts of a message that cost I/O, for
+    a L{MessageRecord} built without them.  A Maildir's SELECT of 10,000
+    messages must not stat and read 10,000 files that the client may
+    never ask about (Dovecot reads them lazily too); the first FETCH
+    RFC822.SIZE or INTERNALDATE does, in the storage thread pool.
+    """
+
+    def internaldate(key: str) -> datetime:
+        """INTERNALDATE of the message whose locator is C{key}.  Blocking.
+
+        @raises storage.errors.MessageExpunged: the message is gone.
+        """
+
+    def size(key: str) -> int:
+        """RFC822.SIZE of the message whose locator is C{key}.  Blocking.
+
+        @raises storage.errors.MessageExpunged: the message is gone.
+        """
+
+
+_new_record = object.__new__
+_set = object.__setattr__
+
+
 class MessageRecord:
     """
     What the store knows about one message without reading its body.
+
+    Immutable, like the frozen dataclasses around it, except that
+    C{internaldate} and C{size} may be computed on first use: a store that
+    cannot give them cheaply passes C{None} and an L{IMessageFacts} that
+    computes them (blocking, so only read them off the reactor thread).
+    They never change for a message (DESIGN.md rule 5), so computing them
+    late, or twice in two threads, gives the same answer.
 
     @ivar uid: the message's UID; never changes for the life of the
         mailbox's UIDVALIDITY (DESIGN.md rule 1).
@@ -62,12 +95,117 @@ class MessageRecord:
         (L{storage.modseq}); 0 from a store that keeps none.
     """
 
-    uid: int
-    flags: frozenset[str]
-    internaldate: datetime
-    size: int
-    key: str = ""
-    modseq: int = 0
+    # A slotted class written out rather than a frozen dataclass: 10,000
+    # of these are built per cold SELECT, and the lazy pair needs
+    # properties, which a slotted dataclass cannot give its fields.
+    __slots__ = ("uid", "flags", "key", "modseq", "_internaldate", "_size", "_facts")
+
+    def __init__(self, uid: int, flags: frozenset[str],
+                 internaldate: datetime | None = None, size: int | None = None,
+                 key: str = "", modseq: int = 0,
+                 facts: IMessageFacts | None = None) -> None:
+        if facts is None and (internaldate is None or size is None):
+            raise TypeError("MessageRecord needs internaldate and size, or facts")
+        setter = object.__setattr__
+        setter(self, "uid", uid)
+        setter(self, "flags", flags)
+        setter(self, "key", key)
+        setter(self, "modseq", modseq)
+        setter(self, "_internaldate", internaldate)
+        setter(self, "_size", size)
+        setter(self, "_facts", facts)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"MessageRecord is immutable (setting {name!r})")
+
+    @property
+    def internaldate(self) -> datetime:
+        value = self._internaldate
+        if value is None:
+            value = self._facts.internaldate(self.key)
+            object.__setattr__(self, "_internaldate", value)
+        return value
+
+    @property
+    def size(self) -> int:
+        value = self._size
+        if value is None:
+            value = self._facts.size(self.key)
+            object.__setattr__(self, "_size", value)
+        return value
+
+    @property
+    def known_size(self) -> int | None:
+        """C{size} if it is known without I/O, else C{None}."""
+        return self._size
+
+    @property
+    def known_internaldate(self) -> datetime | None:
+        """C{internaldate} if it is known without I/O, else C{None}."""
+        return self._internaldate
+
+    def learn(self, size: int | None = None, internaldate: datetime | None = None) -> None:
+        """
+        Fill in a lazy fact found elsewhere (the index, or the message text
+        a FETCH read anyway), sparing the store a second read.  A value
+        already known is kept.
+        """
+        if size is not None and self._size is None:
+            object.__setattr__(self, "_size", size)
+        if internaldate is not None and self._internaldate is None:
+            object.__setattr__(self, "_internaldate", internaldate)
+
+    def replace(self, **changes) -> "MessageRecord":
+        """A copy with C{flags}, C{modseq} (or other fields) changed."""
+        new = MessageRecord.__new__(MessageRecord)
+        setter = object.__setattr__
+        setter(new, "uid", changes.pop("uid", self.uid))
+        setter(new, "flags", changes.pop("flags", self.flags))
+        setter(new, "key", changes.pop("key", self.key))
+        setter(new, "modseq", changes.pop("modseq", self.modseq))
+        setter(new, "_internaldate", changes.pop("internaldate", self._internaldate))
+        setter(new, "_size", changes.pop("size", self._size))
+        setter(new, "_facts", self._facts)
+        if changes:
+            raise TypeError(f"MessageRecord has no field {next(iter(changes))!r}")
+        return new
+
+    def with_modseq(self, modseq: int) -> "MessageRecord":
+        """A copy with another C{modseq} (the hot case of L{replace})."""
+        new = _new_record(MessageRecord)
+        _set(new, "uid", self.uid)
+        _set(new, "flags", self.flags)
+        _set(new, "key", self.key)
+        _set(new, "modseq", modseq)
+        _set(new, "_internaldate", self._internaldate)
+        _set(new, "_size", self._size)
+        _set(new, "_facts", self._facts)
+        return new
+
+    def _identity(self) -> tuple:
+        return (self.uid, self.flags, self.key, self.modseq)
+
+    def __eq__(self, other: object) -> bool:
+        # Messages never change (rule 5), so records with one UID and key
+        # describe one file; a lazy fact is compared only when both sides
+        # know it, so that comparing never does I/O.
+        if not isinstance(other, MessageRecord):
+            return NotImplemented
+        if self._identity() != other._identity():
+            return False
+        for mine, theirs in ((self._size, other._size),
+                             (self._internaldate, other._internaldate)):
+            if mine is not None and theirs is not None and mine != theirs:
+                return False
+        return True
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __repr__(self) -> str:
+        return (f"MessageRecord(uid={self.uid!r}, flags={self.flags!r}, "
+                f"internaldate={self._internaldate!r}, size={self._size!r}, "
+                f"key={self.key!r}, modseq={self.modseq!r})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -443,7 +443,7 @@ class ModseqLog:
                     cached[0] is record or cached[0] == record):
                 out = cached[2]
             else:
-                out = dataclasses.replace(record, modseq=modseq)
+                out = record.with_modseq(modseq)
             fresh[record.uid] = (record, modseq, out)
             records.append(out)
         self._stamped = fresh

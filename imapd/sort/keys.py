@@ -44,9 +44,11 @@ from imapd.message import Message
 from imapd.message._address import MISSING_MAILBOX, parse_addresses
 from imapd.sort.collate import unicode_casemap
 from imapd.sort.subject import base_subject
+from storage.errors import MessageExpunged
 
 __all__ = [
-    "HeaderKeys", "SortItem", "SORT_KEYS", "header_keys", "load_items",
+    "HeaderKeys", "SortItem", "SORT_KEYS", "GROUPS", "CRITERION_GROUPS", "THREAD_GROUPS",
+    "header_keys", "load_items",
     "sort_items", "cache_clear",
 ]
 
@@ -82,9 +84,34 @@ class HeaderKeys:
     display_to: str = ""
     message_id: Optional[str] = None
     references: tuple[str, ...] = ()
+    #: The L{GROUPS} computed; the others hold their defaults.
+    groups: frozenset = frozenset()
 
 
-_EMPTY = HeaderKeys()
+#: The keys come in groups that are computed together.  Parsing addresses
+#: is more than half of a cold SORT's time, so a SORT (DATE) of 10,000
+#: unindexed messages must not pay for FROM, TO and CC.
+GROUPS = frozenset({"subject", "date", "address", "thread"})
+
+#: The groups computed whenever a message is read anyway: cheap, and
+#: what webmail's usual SORT (DATE), SORT (SUBJECT) and THREAD need, so
+#: switching between them reads no message twice.
+_CHEAP = frozenset({"subject", "date", "thread"})
+
+#: The groups each SORT criterion needs (ARRIVAL and SIZE need none).
+CRITERION_GROUPS: dict[str, frozenset] = {
+    "ARRIVAL": frozenset(), "SIZE": frozenset(),
+    "DATE": frozenset({"date"}), "SUBJECT": frozenset({"subject"}),
+    "FROM": frozenset({"address"}), "TO": frozenset({"address"}),
+    "CC": frozenset({"address"}), "DISPLAYFROM": frozenset({"address"}),
+    "DISPLAYTO": frozenset({"address"}),
+}
+
+#: What THREAD uses: base subjects, dates and the id chain (RFC 5256
+#: section 4).
+THREAD_GROUPS = frozenset({"subject", "date", "thread"})
+
+_EMPTY = HeaderKeys(groups=GROUPS)
 
 # RFC 5322 msg-id: "<" id-left "@" id-right ">".  Folding white space
 # may sit between its tokens (RFC 822's obsolete syntax, and mailers that
@@ -138,44 +165,69 @@ def _display_key(addr) -> str:
     return unicode_casemap(decode(spec, None))
 
 
-def header_keys(message: Message) -> HeaderKeys:
-    """Compute the L{HeaderKeys} of a message; never raises on bad input."""
-    subjects = message.decoded_header("subject")
-    subject, reply = base_subject(subjects[0] if subjects else "")
-    sent = message.sent_date()
-    if sent is not None and _UNSIGNED_ZONE.search(
-            (message.header_fields("date") or [b""])[0]):
-        # RFC 5322 section 3.3: a numeric zone has a sign; "0530" without
-        # one is an unknown zone, read as +0000 (section 4.3), as Dovecot.
-        sent = sent.replace(tzinfo=timezone.utc)
-    if sent is not None and sent.year < 1900:
-        # "Sat, 02 Feb 0102": a mangled two-digit year, not a date in the
-        # second century; Dovecot rejects four-digit years before 1900
-        # too, so such messages sort by INTERNALDATE in both servers.
-        sent = None
-    from_ = _first_address(message, "from")
-    to = _first_address(message, "to")
-    cc = _first_address(message, "cc")
-    ids = message.header_fields("message-id")
-    own = _ids(ids[0]) if ids else []
-    refs: list[str] = []
-    for value in message.header_fields("references"):
-        refs.extend(_ids(value))
-    if not refs:
-        for value in message.header_fields("in-reply-to")[:1]:
-            refs = _ids(value)[:1]
-    return HeaderKeys(
-        subject=unicode_casemap(subject),
-        reply=reply,
-        sent=sent.timestamp() if sent is not None else None,
-        from_=_mailbox_key(from_),
-        to=_mailbox_key(to),
-        cc=_mailbox_key(cc),
-        display_from=_display_key(from_),
-        display_to=_display_key(to),
-        message_id=own[0] if own else None,
-        references=tuple(refs),
-    )
+def header_keys(message: Message, groups: frozenset = GROUPS) -> HeaderKeys:
+    """
+    Compute the L{HeaderKeys} of a message, the L{GROUPS} named in
+    C{groups} only; never raises on bad input.
+    """
+    values: dict = {"groups": frozenset(groups)}
+    if "subject" in groups:
+        subjects = message.decoded_header("subject")
+        subject, values["reply"] = base_subject(subjects[0] if subjects else "")
+        values["subject"] = unicode_casemap(subject)
+    if "date" in groups:
+        sent = message.sent_date()
+        if sent is not None and _UNSIGNED_ZONE.search(
+                (message.header_fields("date") or [b""])[0]):
+            # RFC 5322 section 3.3: a numeric zone has a sign; "0530"
+            # without one is an unknown zone, read as +0000 (section
+            # 4.3), as Dovecot.
+            sent = sent.replace(tzinfo=timezone.utc)
+        if sent is not None and sent.year < 1900:
+            # "Sat, 02 Feb 0102": a mangled two-digit year, not a date in
+            # the second century; Dovecot rejects four-digit years before
+            # 1900 too, so such messages sort by INTERNALDATE in both.
+            sent = None
+        values["sent"] = sent.timestamp() if sent is not None else None
+    if "address" in groups:
+        from_ = _first_address(message, "from")
+        to = _first_address(message, "to")
+        values.update(
+            from_=_mailbox_key(from_),
+            to=_mailbox_key(to),
+            cc=_mailbox_key(_first_address(message, "cc")),
+            display_from=_display_key(from_),
+            display_to=_display_key(to),
+        )
+    if "thread" in groups:
+        ids = message.header_fields("message-id")
+        own = _ids(ids[0]) if ids else []
+        refs: list[str] = []
+        for value in message.header_fields("references"):
+            refs.extend(_ids(value))
+        if not refs:
+            for value in message.header_fields("in-reply-to")[:1]:
+                refs = _ids(value)[:1]
+        values.update(message_id=own[0] if own else None, references=tuple(refs))
+    return HeaderKeys(**values)
+
+
+def _merged(old: HeaderKeys, new: HeaderKeys) -> HeaderKeys:
+    """C{old} with the groups of C{new} added."""
+    values = {}
+    for group, names in _GROUP_FIELDS.items():
+        source = new if group in new.groups else old
+        for name in names:
+            values[name] = getattr(source, name)
+    return HeaderKeys(groups=old.groups | new.groups, **values)
+
+
+_GROUP_FIELDS = {
+    "subject": ("subject", "reply"),
+    "date": ("sent",),
+    "address": ("from_", "to", "cc", "display_from", "display_to"),
+    "thread": ("message_id", "references"),
+}
 
 
 # --------------------------------------------------------------------------
@@ -269,17 +321,33 @@ class SortItem:
     @ivar arrival: INTERNALDATE as a POSIX timestamp.
     @ivar size: RFC822.SIZE.
     @ivar keys: the L{HeaderKeys}.
+
+    C{arrival} and C{size} come from the message's record on first use: a
+    Maildir computes them with a stat or a read per message, which SORT
+    (DATE) needs only for messages without a usable Date.
     """
 
-    __slots__ = ("seq", "uid", "arrival", "size", "keys")
+    __slots__ = ("seq", "uid", "record", "keys")
 
-    def __init__(self, seq: int, uid: int, arrival: float, size: int,
-                 keys: HeaderKeys) -> None:
+    def __init__(self, seq: int, uid: int, record, keys: HeaderKeys) -> None:
         self.seq = seq
         self.uid = uid
-        self.arrival = arrival
-        self.size = size
+        self.record = record
         self.keys = keys
+
+    @property
+    def arrival(self) -> float:
+        try:
+            return self.record.internaldate.timestamp()
+        except MessageExpunged:
+            return 0.0  # gone meanwhile: sorted, like its empty keys, first
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.record.size
+        except MessageExpunged:
+            return 0
 
     @property
     def date(self) -> float:
@@ -288,15 +356,15 @@ class SortItem:
         return self.arrival if sent is None else sent
 
 
-def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
+def load_items(view, pairs: Iterable[tuple[int, int]],
+               groups: frozenset = GROUPS) -> list[SortItem]:
     """
     Blocking: the L{SortItem}s of the C{(seq, uid)} pairs of a selected
-    view, reading only messages whose keys are not cached.  A message
-    expunged meanwhile gets empty keys: it still has a sequence number
-    and must be answered for (RFC 3501 section 7.4.1).
+    view, with at least the key C{groups} computed, reading only messages
+    whose keys are not cached.  A message expunged meanwhile gets empty
+    keys: it still has a sequence number and must be answered for (RFC
+    3501 section 7.4.1).
     """
-    from storage.errors import MessageExpunged
-
     mailbox = view.mailbox
     ident = mailbox_identity(view)
     box = _CACHE.mailbox(ident) if ident is not None else {}
@@ -306,17 +374,17 @@ def load_items(view, pairs: Iterable[tuple[int, int]]) -> list[SortItem]:
     for seq, uid in pairs:
         record = records[uid]
         keys = box.get(uid)
-        if keys is None:
+        if keys is None or not groups <= keys.groups:
             try:
                 raw = mailbox.read(uid)
             except MessageExpunged:
                 keys = _EMPTY
             else:
-                keys = header_keys(Message(raw))
+                fresh = header_keys(Message(raw), groups | _CHEAP)
+                keys = fresh if keys is None else _merged(keys, fresh)
                 if ident is not None:
                     _CACHE.add(box, uid, keys)
-        append(SortItem(seq, uid, record.internaldate.timestamp(),
-                        record.size, keys))
+        append(SortItem(seq, uid, record, keys))
     return items
 
 

@@ -31,7 +31,7 @@ from typing import Callable
 from zope.interface import implementer
 
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
-from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
+from storage.interfaces import IMailbox, IMessageFacts, MailboxSnapshot, MessageRecord
 from storage.maildir.content import crlf_size, to_crlf
 from storage.maildir.filename import INFO_SEP, MaildirName, size_field
 from storage.maildir.keywords import KeywordsFile
@@ -83,6 +83,63 @@ class _Shared:
     #: a SELECT of an unchanged 10,000-message mailbox does not build
     #: 10,000 records again.
     snapshot: tuple | None = None
+    #: Computes INTERNALDATE and size on first use (L{_Facts}).
+    facts: "_Facts | None" = None
+
+
+@implementer(IMessageFacts)
+class _Facts:
+    """
+    L{IMessageFacts} for one Maildir: INTERNALDATE is the file's mtime
+    (Dovecot's convention) and RFC822.SIZE the CRLF size of its content
+    (or the C{,W=} of its name), both remembered per base name in the
+    L{_Shared} state, since neither ever changes for a base (rule 5).
+
+    It finds a file through the shared listing and lists the Maildir again
+    when the name it knows is stale (another process changed the flags).
+    """
+
+    def __init__(self, directory: str, shared: "_Shared") -> None:
+        self.directory = directory
+        self.shared = shared
+
+    def _path(self, base: str, fresh: bool) -> str:
+        entries = scan(self.directory) if fresh else self.shared.entries
+        entry = entries.get(base)
+        if entry is None:
+            raise MessageExpunged(f"message {base} is gone from {self.directory}")
+        return entry.path(self.directory)
+
+    def internaldate(self, base: str) -> datetime:
+        date = self.shared.dates.get(base)
+        if date is None:
+            for fresh in (False, True, True):
+                try:
+                    mtime = os.stat(self._path(base, fresh)).st_mtime
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
+                raise MessageExpunged(f"message {base} is gone from {self.directory}")
+            date = self.shared.dates[base] = datetime.fromtimestamp(mtime, timezone.utc)
+        return date
+
+    def size(self, base: str) -> int:
+        size = self.shared.sizes.get(base)
+        if size is None:
+            size = size_field(base, "W")
+            if size is None:
+                for fresh in (False, True, True):
+                    try:
+                        with open(self._path(base, fresh), "rb") as f:
+                            size = crlf_size(f.read())
+                        break
+                    except FileNotFoundError:
+                        continue
+                else:
+                    raise MessageExpunged(f"message {base} is gone from {self.directory}")
+            self.shared.sizes[base] = size
+        return size
 
 
 _shared_lock = threading.Lock()
@@ -94,6 +151,7 @@ def _shared_for(directory: str) -> _Shared:
         state = _shared.get(directory)
         if state is None:
             state = _shared[directory] = _Shared()
+            state.facts = _Facts(directory, state)
             while len(_shared) > _MAX_SHARED:
                 _shared.popitem(last=False)
         else:
@@ -166,8 +224,6 @@ class MaildirMailbox:
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
         self._shared = _shared_for(os.path.realpath(directory))
-        self._sizes: dict[str, int] = self._shared.sizes
-        self._dates: dict[str, datetime] = self._shared.dates
         self._recent: set[str] = set()
         self._closed = False
         #: The snapshot of the last L{sync}.
@@ -304,6 +360,9 @@ class MaildirMailbox:
                     snapshot = replace(snapshot, recent=recent)
                 return snapshot
         cached = shared.records
+        facts = shared.facts
+        dates, sizes = shared.dates, shared.sizes
+        flag_sets: dict[str, frozenset[str]] = {}
         messages: list[MessageRecord] = []
         by_uid: dict[int, str] = {}
         for record in self._uidlist.records:
@@ -315,18 +374,21 @@ class MaildirMailbox:
                 messages.append(known)
                 by_uid[record.uid] = record.base
                 continue
-            try:
-                date = self._internaldate(record.base)
-                size = self._size(record.base)
-            except MessageExpunged:
-                continue
             letters = entry.parsed.letters
-            flags = entry.parsed.system_flags() | frozenset(
-                keyword_map[ord(c) - 97]
-                for c in letters
-                if "a" <= c <= "z" and ord(c) - 97 in keyword_map
-            )
-            rec = MessageRecord(record.uid, flags, date, size, record.base)
+            flags = flag_sets.get(letters)
+            if flags is None:
+                # Most messages share a handful of letter strings.
+                flags = flag_sets[letters] = entry.parsed.system_flags() | frozenset(
+                    keyword_map[ord(c) - 97]
+                    for c in letters
+                    if "a" <= c <= "z" and ord(c) - 97 in keyword_map
+                )
+            # INTERNALDATE and size only when someone asks (or already
+            # known to this process): SELECT reads no message file.
+            base = record.base
+            rec = MessageRecord(record.uid, flags, dates.get(base),
+                                sizes.get(base) or size_field(base, "W"), base,
+                                facts=facts)
             cached[(record.uid, entry.name)] = rec
             messages.append(rec)
             by_uid[record.uid] = record.base
@@ -391,34 +453,6 @@ class MaildirMailbox:
                 continue
         raise MessageExpunged(f"message {base} is gone from {self.name!r}")
 
-    def _internaldate(self, base: str) -> datetime:
-        date = self._dates.get(base)
-        if date is None:
-            for _ in range(3):
-                entry = self.locate(base)
-                if entry is None:
-                    raise MessageExpunged(f"message {base} is gone from {self.name!r}")
-                try:
-                    mtime = os.stat(entry.path(self.directory)).st_mtime
-                    break
-                except FileNotFoundError:
-                    continue
-            else:
-                raise MessageExpunged(f"message {base} is gone from {self.name!r}")
-            # INTERNALDATE is the file's mtime (Dovecot's convention).
-            date = self._dates[base] = datetime.fromtimestamp(mtime, timezone.utc)
-        return date
-
-    def _size(self, base: str) -> int:
-        size = self._sizes.get(base)
-        if size is None:
-            size = size_field(base, "W")
-            if size is None:
-                with self._open(base) as f:
-                    size = crlf_size(f.read())
-            self._sizes[base] = size
-        return size
-
     def record(self, uid: int) -> MessageRecord:
         """
         The record of C{uid} as of the last sync.
@@ -441,7 +475,11 @@ class MaildirMailbox:
         self._check_open()
         base = self.base_of(uid)
         with self._open(base) as f:
-            return to_crlf(f.read())
+            data = to_crlf(f.read())
+        # The size comes free with the content: a FETCH or SORT that read
+        # the message spares RFC822.SIZE a second read.
+        self._shared.sizes.setdefault(base, len(data))
+        return data
 
     def unclaimed(self) -> int:
         """

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from imapd.message import Message
 from imapd.sort.collate import search_fold, unicode_casemap
-from imapd.sort.keys import HeaderKeys, SortItem, _KeyCache, header_keys, sort_items
+from imapd.sort.keys import HeaderKeys, _KeyCache, header_keys, sort_items
+from sort_records import sort_item
 
 CORPUS = str(next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()) / "corpus")
 
@@ -75,15 +76,15 @@ def test_missing_fields():
 
 def test_date_falls_back_to_internaldate():
     """An unparsable Date sorts by INTERNALDATE (RFC 5256 section 3)."""
-    bad = SortItem(1, 1, 500.0, 10, keys_of(b"Date: not a date\r\n"))
-    good = SortItem(2, 2, 0.0, 10, keys_of(b"Date: Thu, 1 Jan 1970 00:01:40 +0000\r\n"))
+    bad = sort_item(1, 1, 500.0, 10, keys_of(b"Date: not a date\r\n"))
+    good = sort_item(2, 2, 0.0, 10, keys_of(b"Date: Thu, 1 Jan 1970 00:01:40 +0000\r\n"))
     assert bad.date == 500.0 and good.date == 100.0
     assert [i.seq for i in sort_items([bad, good], [("DATE", False)])] == [2, 1]
 
 
 def test_sort_items_multiple_criteria():
     """Later criteria break ties of earlier ones; REVERSE applies to one criterion only."""
-    items = [SortItem(s, s, float(a), size, HeaderKeys()) for s, a, size in
+    items = [sort_item(s, s, float(a), size, HeaderKeys()) for s, a, size in
              [(1, 5, 10), (2, 5, 20), (3, 1, 20), (4, 1, 10)]]
     by_size_then_newest = [("SIZE", False), ("ARRIVAL", True)]
     assert [i.seq for i in sort_items(items, by_size_then_newest)] == [1, 4, 2, 3]

@@ -10,7 +10,8 @@ import pytest
 from pathlib import Path
 
 from imapd.message import Message
-from imapd.sort.keys import HeaderKeys, SortItem, header_keys
+from imapd.sort.keys import HeaderKeys, header_keys
+from sort_records import sort_item
 from imapd.sort.collate import unicode_casemap
 from imapd.sort.subject import base_subject
 from imapd.sort.thread import format_threads, thread_items
@@ -24,7 +25,7 @@ def mk(seq, mid=None, refs=(), subject="", date=None):
     keys = HeaderKeys(subject=unicode_casemap(base), reply=reply,
                       sent=float(seq if date is None else date),
                       message_id=mid, references=tuple(refs))
-    return SortItem(seq, seq * 10, 0.0, 100, keys)
+    return sort_item(seq, seq * 10, 0.0, 100, keys)
 
 
 def thread(algorithm, items, uid=False):
@@ -161,7 +162,7 @@ def corpus(folder):
     for seq, name in enumerate(sorted(os.listdir(path)), 1):
         with open(os.path.join(path, name), "rb") as f:
             raw = f.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        items.append(SortItem(seq, seq, 0.0, len(raw), header_keys(Message(raw))))
+        items.append(sort_item(seq, seq, 0.0, len(raw), header_keys(Message(raw))))
     return items
 
 
