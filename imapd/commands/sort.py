@@ -41,13 +41,14 @@ def sorted_search(view, cmd) -> list[tuple[int, int]]:
 
 def run_sort(view, cmd: Sort) -> list[tuple[int, int]]:
     """Blocking: the C{(seq, uid)} pairs of the matches, in SORT order."""
-    from imapd.sort.keys import load_items, mailbox_identity, sort_items
+    from imapd.sort.keys import CRITERION_GROUPS, load_items, mailbox_identity, sort_items
     from imapd.sort.results import cached_answer
 
     hits = sorted_search(view, cmd)
 
     def compute() -> list[tuple[int, int]]:
-        items = sort_items(load_items(view, hits), cmd.criteria)
+        groups = frozenset().union(*(CRITERION_GROUPS[name] for name, _r in cmd.criteria))
+        items = sort_items(load_items(view, hits, groups), cmd.criteria)
         return [(i.seq, i.uid) for i in items]
     # The same criteria over the same messages give the same order
     # (imapd.sort.results): webmail repeats its SORT on every page.

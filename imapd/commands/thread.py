@@ -19,13 +19,13 @@ def run_thread(view, cmd: Thread) -> bytes:
     """Blocking: the C{* THREAD} line for the matching messages."""
     from imapd.commands.sort import sorted_search
     from imapd.sort import format_threads, load_items, thread_items
-    from imapd.sort.keys import mailbox_identity
+    from imapd.sort.keys import THREAD_GROUPS, mailbox_identity
     from imapd.sort.results import cached_answer
 
     hits = sorted_search(view, cmd)
 
     def compute() -> bytes:
-        roots = thread_items(cmd.algorithm, load_items(view, hits))
+        roots = thread_items(cmd.algorithm, load_items(view, hits, THREAD_GROUPS))
         return format_threads(roots, cmd.uid)
     return cached_answer(
         (mailbox_identity(view), "THREAD", cmd.algorithm, cmd.uid),

@@ -167,6 +167,26 @@ def test_second_sort_uses_cache(five, monkeypatch):
     assert five.ok("t2 SORT (REVERSE DATE) UTF-8 ALL")[0] == "* SORT 5 3 1 2 4"
 
 
+def test_date_sort_parses_no_address(five, monkeypatch):
+    """
+    SORT (DATE) of unread messages computes no address key (parsing
+    addresses is most of a cold SORT's cost); a later SORT (FROM) reads
+    the messages again for them and answers right.
+    """
+    import imapd.sort.keys as keys
+
+    real = keys._first_address
+
+    def fail(message, name):
+        raise AssertionError("address parsed for SORT (DATE)")
+    monkeypatch.setattr(keys, "_first_address", fail)
+    assert five.ok("t1 SORT (DATE) UTF-8 ALL")[0] == "* SORT 4 2 1 3 5"
+    assert five.ok("t2 THREAD REFERENCES UTF-8 ALL")[0].startswith("* THREAD ")
+    monkeypatch.setattr(keys, "_first_address", real)
+    # addr-mailbox: carol, alice, bob, dave, eve (as in test_sort_criteria).
+    assert five.ok("t3 SORT (FROM) UTF-8 ALL")[0] == "* SORT 2 3 1 4 5"
+
+
 LATIN1_MESSAGES = [
     message("=?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=", "a@x.org", "b@x.org",
             "Mon, 2 Jan 2023 10:00:00 +0000"),
