@@ -204,7 +204,44 @@ class IMAPService(service.MultiService):
 
     def startService(self) -> None:
         _apply_log_level(self.log_level)
+        warm_up()
         super().startService()
+
+
+#: Modules the command handlers import on first use (to keep start-up of
+#: tests and tools small); the daemon imports them before it serves, so
+#: that the first SEARCH after a restart does not pay 10 ms of imports.
+WARM_MODULES = (
+    "imapd.message", "imapd.search", "imapd.search.sets", "imapd.search.match",
+    "imapd.sort", "imapd.sort.keys", "imapd.sort.results", "imapd.sort.thread",
+    "imapd.fetch", "imapd.cache", "imapd.catenate", "index",
+    "storage.maildir.store", "storage.mbox.store",
+)
+
+#: CPython's first-generation GC threshold for the daemon (the default is
+#: 700).  A cold SELECT of 10,000 messages builds some 100,000 objects, and
+#: with the default every 700 allocations start a collection that walks
+#: the young objects, and every tenth one the older ones: a third of a
+#: cold SEARCH's time.  Nearly all of these objects are not cyclic
+#: garbage, so collecting less often costs little memory.
+GC_THRESHOLD = (50_000, 20, 100)
+
+
+def warm_up() -> None:
+    """
+    Prepare the process to serve: import L{WARM_MODULES}, move everything
+    allocated so far out of the collector's sight (C{gc.freeze}: modules,
+    configuration, nothing that will become garbage) and set
+    L{GC_THRESHOLD}.
+    """
+    import gc
+    import importlib
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def _apply_log_level(level: str) -> None:
