@@ -6,7 +6,7 @@ RFC822.SIZE counts the CRLF form).
 
 from __future__ import annotations
 
-__all__ = ["to_crlf", "crlf_size"]
+__all__ = ["to_crlf", "crlf_size", "header_length"]
 
 
 def to_crlf(data: bytes) -> bytes:
@@ -26,3 +26,27 @@ def to_crlf(data: bytes) -> bytes:
 def crlf_size(data: bytes) -> int:
     """C{len(to_crlf(data))}, without building the copy."""
     return len(data) + data.count(b"\n") - data.count(b"\r\n")
+
+
+def header_length(data: bytes) -> int | None:
+    """
+    The length of the header block at the start of C{data} (LF, CRLF or
+    mixed line endings), including the empty line that ends it (RFC 5322
+    section 2.1); C{None} when C{data} has no empty line, as in the first
+    bytes of a message read so far.
+
+    After L{to_crlf}, C{data[:n]} is exactly the header block the protocol
+    layer's parser finds in the whole converted message: its first empty
+    line, whichever ending it has.
+    """
+    if data.startswith(b"\r\n"):
+        return 2
+    if data.startswith(b"\n"):
+        return 1
+    lf = data.find(b"\n\n")
+    crlf = data.find(b"\n\r\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 3
+    if lf >= 0:
+        return lf + 2
+    return None

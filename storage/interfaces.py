@@ -374,6 +374,16 @@ class IMailbox(Interface):
         @raises MessageExpunged: the message is gone from the store.
         """
 
+    def read_header(uid: int) -> bytes:
+        """
+        The header block of L{read}'s answer: its bytes up to and
+        including the first empty line (all of them when there is none).
+        A store reads no more of the message than it must: SORT, ENVELOPE
+        and header FETCHes of an unindexed mailbox need only this.
+
+        @raises MessageExpunged: the message is gone from the store.
+        """
+
     def transaction() -> "ITransaction":
         """Begin a write transaction on this mailbox."""
 

@@ -32,6 +32,7 @@ from zope.interface import implementer
 
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, IMessageFacts, MailboxSnapshot, MessageRecord
+from storage.crlf import header_length
 from storage.maildir.content import crlf_size, to_crlf
 from storage.maildir.filename import INFO_SEP, MaildirName, size_field
 from storage.maildir.keywords import KeywordsFile
@@ -478,6 +479,26 @@ class MaildirMailbox:
             data = to_crlf(f.read())
         # The size comes free with the content: a FETCH or SORT that read
         # the message spares RFC822.SIZE a second read.
+        self._shared.sizes.setdefault(base, len(data))
+        return data
+
+    def read_header(self, uid: int) -> bytes:
+        """The header block with CRLF line endings; see L{IMailbox.read_header}."""
+        self._check_open()
+        base = self.base_of(uid)
+        with self._open(base) as f:
+            # Most headers fit in the first 8 kB; a message's body is
+            # often many times that (attachments), and is not read.
+            data = f.read(8192)
+            while True:
+                length = header_length(data)
+                if length is not None:
+                    return to_crlf(data[:length])
+                more = f.read(max(len(data), 8192))
+                if not more:
+                    break
+                data += more
+        data = to_crlf(data)  # all header: the whole message was read
         self._shared.sizes.setdefault(base, len(data))
         return data
 

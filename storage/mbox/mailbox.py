@@ -47,6 +47,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout
+from storage.crlf import header_length
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.mbox.headers import client_bytes, read_meta
@@ -380,6 +381,15 @@ class MboxMailbox:
         """Messages no session has had as C{\\Recent} (STATUS RECENT)."""
         assert self._state is not None
         return sum(1 for e in self._state.entries if not e.old)
+
+    def read_header(self, uid: int) -> bytes:
+        """
+        The header block; see L{IMailbox.read_header}.  The message sits
+        in one file with the others, so reading it all costs one pread.
+        """
+        data = self.read(uid)
+        length = header_length(data)
+        return data if length is None else data[:length]
 
     def read(self, uid: int) -> bytes:
         """The message with CRLF line endings; see L{IMailbox.read}."""
