@@ -278,11 +278,13 @@ class CachedMessage:
         C{HEADER.FIELDS[.NOT]} answers by L{section_spec}.
     """
 
-    __slots__ = ("_row", "_load", "_message", "computed")
+    __slots__ = ("_row", "_load", "_load_header", "_message", "computed")
 
-    def __init__(self, row: Optional[dict], load: Callable[[], Message]) -> None:
+    def __init__(self, row: Optional[dict], load: Callable[[], Message],
+                 load_header: Optional[Callable[[], bytes]] = None) -> None:
         self._row = row or {}
         self._load = load
+        self._load_header = load_header
         self._message: Optional[Message] = None
         self.computed: dict[str, bytes] = {}
 
@@ -305,15 +307,22 @@ class CachedMessage:
 
     def header_bytes(self) -> bytes:
         """RFC822.HEADER / BODY[HEADER]; see L{Message.header_bytes}."""
-        return self._get("header", lambda: self._real().header_bytes())
+        def compute() -> bytes:
+            if self._message is None and self._load_header is not None:
+                # The store's header block (IMailbox.read_header) is what
+                # the parser would find: the body is not read at all.
+                return self._load_header()
+            return self._real().header_bytes()
+        return self._get("header", compute)
 
     def envelope(self) -> bytes:
         """The wire-encoded ENVELOPE; see L{Message.envelope}."""
         def compute() -> bytes:
             # The ENVELOPE depends on the top-level header only, and a
             # Message made of just that block finds the same header.
-            if self._message is None and self._row.get("header") is not None:
-                return Message(self._row["header"]).envelope()
+            if self._message is None and (self._row.get("header") is not None
+                                          or self._load_header is not None):
+                return Message(self.header_bytes()).envelope()
             return self._real().envelope()
         return self._get("envelope", compute)
 
@@ -540,7 +549,8 @@ class FetchCache:
     def message(self, view, uid: int, row: Optional[dict]) -> CachedMessage:
         """A L{CachedMessage} for C{uid}, reading the store only if needed."""
         mailbox = view.mailbox
-        return CachedMessage(row, lambda: Message(mailbox.read(uid)))
+        return CachedMessage(row, lambda: Message(mailbox.read(uid)),
+                             lambda: mailbox.read_header(uid))
 
     def store(self, view, messages: Iterable[tuple[int, CachedMessage]]) -> None:
         """Write back, in one transaction, what C{messages} computed.  Blocking."""

@@ -376,7 +376,9 @@ def load_items(view, pairs: Iterable[tuple[int, int]],
         keys = box.get(uid)
         if keys is None or not groups <= keys.groups:
             try:
-                raw = mailbox.read(uid)
+                # Every key is a header field (RFC 5256 section 3): the
+                # body, often most of the file, is not read.
+                raw = mailbox.read_header(uid)
             except MessageExpunged:
                 keys = _EMPTY
             else:
