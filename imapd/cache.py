@@ -418,13 +418,14 @@ def _fits(record, size: Optional[int]) -> bool:
     message for ever (RFC 3501 section 2.3.1.1); the size is a second
     check where the store knows it.  Where the store has not computed it
     yet (a Maildir computes sizes on first use), the index's size is the
-    answer, and the record learns it, so RFC822.SIZE needs no read.
+    answer, and the record learns it, so RFC822.SIZE needs no read.  A
+    row written before the size was known carries none and is taken on
+    the key alone.
     """
-    if size is None:
-        return False
     known = record.known_size
-    if known is None:
-        record.learn(size=size)
+    if size is None or known is None:
+        if size is not None:
+            record.learn(size=size)
         return True
     return known == size
 
@@ -559,7 +560,9 @@ class FetchCache:
         for uid, message in messages:
             record = records.get(uid)
             if message.computed and record is not None:
-                rows[uid] = dict(message.computed, size=record.size)
+                # The size only if known: a header FETCH must not read the
+                # whole file to learn it (the row is checked by its key).
+                rows[uid] = dict(message.computed, size=record.known_size)
         if rows:
             index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)
@@ -649,7 +652,7 @@ class SearchCache:
             computed = item.computed
             uid = item.record.uid
             if computed and uid in records:
-                rows[uid] = dict(computed, size=records[uid].size)
+                rows[uid] = dict(computed, size=records[uid].known_size)
         if rows:
             index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)

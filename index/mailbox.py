@@ -56,7 +56,8 @@ SEARCH_FIELDS = ("search_from", "search_to", "search_cc", "search_bcc", "search_
 #: The cached columns: wire-encoded ENVELOPE, BODY (non-extended),
 #: BODYSTRUCTURE (extended), the header block (BODY[HEADER]) as bytes, the
 #: message size the store reported when the row was written (which lets a
-#: reader check the row belongs to the message it expects), and
+#: reader check the row belongs to the message it expects; NULL when the
+#: store had not computed it yet), and
 #: L{SEARCH_FIELDS}.
 FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS
 

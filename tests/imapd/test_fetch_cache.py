@@ -194,3 +194,31 @@ def test_field_lists_in_any_order(mailbox, monkeypatch):
     monkeypatch.undo()
     mailbox.proto.account.index_dir = None
     assert warm == _fetch(mailbox, "(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])")
+
+
+# mbox messages are read with one pread of the mbox file: nothing to spare.
+@pytest.mark.parametrize("store_kind", ["maildir"])
+def test_cold_header_fetch_reads_only_headers(authed, mail_root, store_kind, monkeypatch):
+    """
+    Messages an MDA dropped in (no size in their names): a cold FETCH of
+    ENVELOPE and header fields reads no whole message and leaves the size
+    unknown; RFC822.SIZE afterwards is still the size of the CRLF text.
+    """
+    from conftest import USER
+
+    cur = mail_root / USER / "cur"
+    authed.ok("s0 SELECT INBOX")  # creates the Maildir
+    body = b"line\n" * 5000
+    for i, data in enumerate((SIMPLE, MULTIPART, HEADER_ONLY)):
+        (cur / f"1700000000.M{i}P1.host:2,").write_bytes(data.replace(b"\r\n", b"\n") + body)
+    authed.ok("s1 SELECT INBOX")
+    _forbid_reads(authed, monkeypatch)
+    out = _fetch(authed, "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert out.count(b" FETCH (") == 3 and b"quokka" in out
+    records = authed.proto.selected.records
+    assert all(r.known_size is None for r in records.values())
+    monkeypatch.undo()
+    sizes = _fetch(authed, "RFC822.SIZE")
+    for i, data in enumerate((SIMPLE, MULTIPART, HEADER_ONLY), 1):
+        crlf = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + body.replace(b"\n", b"\r\n")
+        assert b"UID %d RFC822.SIZE %d)" % (i, len(crlf)) in sizes
