@@ -25,6 +25,10 @@ def to_crlf(data: bytes) -> bytes:
 
 def crlf_size(data: bytes) -> int:
     """C{len(to_crlf(data))}, without building the copy."""
+    if b"\r" not in data:
+        # Nearly every stored message: one scan for CR (memchr) spares
+        # the two-byte count, which is the slower half.
+        return len(data) + data.count(b"\n")
     return len(data) + data.count(b"\n") - data.count(b"\r\n")
 
 
