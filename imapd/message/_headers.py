@@ -68,13 +68,14 @@ class Header:
     @ivar end: offset just after the block, including the empty line.
     """
 
-    __slots__ = ("raw", "start", "end", "_fields")
+    __slots__ = ("raw", "start", "end", "_fields", "_by_name")
 
     def __init__(self, raw: bytes, start: int, end: int) -> None:
         self.raw = raw
         self.start = start
         self.end = end
         self._fields: list[tuple[bytes, int, int, int]] | None = None
+        self._by_name: dict[bytes, list[tuple[int, int]]] | None = None
 
     def fields(self) -> list[tuple[bytes, int, int, int]]:
         """
@@ -118,18 +119,33 @@ class Header:
                 fields.append((name, pos, colon + 1, field_end))
         return fields
 
+    def _spans(self, name: bytes) -> list[tuple[int, int]]:
+        # A BODYSTRUCTURE asks each part for seven Content-* fields, an
+        # ENVELOPE for ten: one pass builds a by-name map, instead of one
+        # scan of all the fields per question.
+        by_name = self._by_name
+        if by_name is None:
+            by_name = self._by_name = {}
+            for n, _, v, e in self.fields():
+                spans = by_name.get(n)
+                if spans is None:
+                    by_name[n] = [(v, e)]
+                else:
+                    spans.append((v, e))
+        return by_name.get(name, ())
+
     def values(self, name: bytes) -> list[bytes]:
         """Raw (folded) values of the fields called C{name} (lowercase)."""
         raw = self.raw
-        return [raw[v:e] for n, _, v, e in self.fields() if n == name]
+        return [raw[v:e] for v, e in self._spans(name)]
 
     def first(self, name: bytes) -> bytes | None:
         """The unfolded value of the first field called C{name}, or C{None}."""
-        raw = self.raw
-        for n, _, v, e in self.fields():
-            if n == name:
-                return unfold(raw[v:e])
-        return None
+        spans = self._spans(name)
+        if not spans:
+            return None
+        v, e = spans[0]
+        return unfold(self.raw[v:e])
 
     def select(self, names: tuple[bytes, ...], exclude: bool) -> bytes:
         """
