@@ -141,20 +141,27 @@ def _parse_header(line: bytes) -> tuple[int, int, int] | None:
 
 def _parse_lines(state: _State, data: bytes) -> None:
     """Apply the complete lines of C{data} to C{state}."""
+    # Locals rather than attributes: a cold SELECT parses 10,000 lines.
+    live, dead = state.live, state.dead
+    highest, lines = state.highest, 0
     for line in data.split(b"\n"):
         parts = line.split(b" ", 3)
         if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
             continue  # garbage (or a torn line somebody completed): skip
         uid, modseq = int(parts[0]), min(int(parts[1]), _MODSEQ_MAX)
-        state.lines += 1
-        if modseq > state.highest:
-            state.highest = modseq
-        if parts[2] == b"X":
-            state.live.pop(uid, None)
-            state.dead[uid] = modseq
-        elif parts[2] == b"F":
-            state.live[uid] = (modseq, parts[3] if len(parts) > 3 else b"")
-            state.dead.pop(uid, None)
+        lines += 1
+        if modseq > highest:
+            highest = modseq
+        kind = parts[2]
+        if kind == b"F":
+            live[uid] = (modseq, parts[3] if len(parts) > 3 else b"")
+            if dead:
+                dead.pop(uid, None)
+        elif kind == b"X":
+            live.pop(uid, None)
+            dead[uid] = modseq
+    state.highest = highest
+    state.lines += lines
 
 
 class ModseqLog:

@@ -51,12 +51,14 @@ def scan(directory: str) -> dict[str, Entry]:
     The message files of a Maildir, by base name.
 
     Dot files are skipped (the Maildir spec reserves them).  If a base shows
-    up twice, C{cur/} wins over C{new/}, then the first name in sorted
-    order, so that every process makes the same choice.
+    up twice, C{cur/} wins over C{new/}, then the name first in sorted
+    order, so that every process makes the same choice.  The result is in
+    directory order.
 
     @raises MailboxNotFound: the Maildir has no C{cur/} any more.
     """
     result: dict[str, Entry] = {}
+    parse = MaildirName.parse
     for subdir in ("new", "cur"):
         try:
             names = os.listdir(os.path.join(directory, subdir))
@@ -64,15 +66,17 @@ def scan(directory: str) -> dict[str, Entry]:
             if subdir == "cur":
                 raise MailboxNotFound(f"{directory} is not a Maildir (no cur/)") from None
             continue
-        for name in sorted(names):
-            if name.startswith("."):
+        for name in names:
+            if name[:1] == ".":
                 continue
-            parsed = MaildirName.parse(name)
-            if not parsed.base:
+            parsed = parse(name)
+            base = parsed.base
+            if not base:
                 continue
-            prev = result.get(parsed.base)
-            if prev is None or (prev.subdir == "new" and subdir == "cur"):
-                result[parsed.base] = Entry(subdir, name, parsed)
+            prev = result.get(base)
+            if prev is None or (prev.subdir == "new" and subdir == "cur") or (
+                    prev.subdir == subdir and name < prev.name):
+                result[base] = Entry(subdir, name, parsed)
     return result
 
 
