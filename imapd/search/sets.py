@@ -52,15 +52,26 @@ class FlagIndex:
     def __init__(self, uids, records, vanished) -> None:
         live = set(uids)
         live.difference_update(vanished)
-        by_flag: dict[str, set[int]] = {}
+        # Messages share a handful of distinct flag sets (stores hand out
+        # one frozenset per combination), so group the UIDs by set first
+        # and fill each flag's UIDs group by group.
+        groups: dict[frozenset, list[int]] = {}
         for uid in live:
-            for flag in records[uid].flags:
+            flags = records[uid].flags
+            group = groups.get(flags)
+            if group is None:
+                groups[flags] = [uid]
+            else:
+                group.append(uid)
+        by_flag: dict[str, set[int]] = {}
+        for flags, group in groups.items():
+            for flag in flags:
                 key = flag.casefold()
                 found = by_flag.get(key)
                 if found is None:
-                    by_flag[key] = {uid}
+                    by_flag[key] = set(group)
                 else:
-                    found.add(uid)
+                    found.update(group)
         self.live = live
         self.by_flag = by_flag
 
