@@ -656,3 +656,42 @@ class SearchCache:
         if rows:
             index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)
+
+
+class SortCache:
+    """
+    The index of one mailbox as SORT and THREAD use it: the stored keys
+    (column C{sortkeys}, see L{imapd.sort.keys.encode_keys}) and, where a
+    row has none, the header block to compute them from without the file.
+    A restarted server sorts a mailbox it sorted before without reading
+    its messages.
+    """
+
+    def __init__(self, index_dir: str, identity: str) -> None:
+        self.index_dir = index_dir
+        self.identity = identity
+
+    @classmethod
+    def for_account(cls, account, mailbox) -> Optional["SortCache"]:
+        """The cache of C{mailbox}, or None without an index directory."""
+        index_dir = getattr(account, "index_dir", None)
+        if not index_dir:
+            return None
+        return cls(index_dir, mailbox_identity(account.user, mailbox))
+
+    def lookup(self, view, uids: list[int]) -> dict[int, dict]:
+        """Rows with C{sortkeys} and C{header} for C{uids}.  Blocking."""
+        index = _index_for(self.index_dir, self.identity)
+        _prune_if_changed(index, self.index_dir, self.identity, view)
+        records = view.records
+        return {uid: row for uid, row in
+                index.get_many(view.uidvalidity, uids, ("sortkeys", "header", "size")).items()
+                if uid in records and _fits(records[uid], row.get("size"))}
+
+    def store(self, view, rows: dict[int, dict]) -> None:
+        """Write C{rows} (C{sortkeys}, maybe C{header}) in one transaction.  Blocking."""
+        records = view.records
+        rows = {uid: dict(row, size=records[uid].known_size)
+                for uid, row in rows.items() if uid in records}
+        if rows:
+            _index_for(self.index_dir, self.identity).put_many(view.uidvalidity, rows)

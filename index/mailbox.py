@@ -58,12 +58,13 @@ SEARCH_FIELDS = ("search_from", "search_to", "search_cc", "search_bcc", "search_
 #: message size the store reported when the row was written (which lets a
 #: reader check the row belongs to the message it expects; NULL when the
 #: store had not computed it yet), and
-#: L{SEARCH_FIELDS}.
-FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS
+#: L{SEARCH_FIELDS}, and C{sortkeys}: the SORT and THREAD keys (RFC 5256)
+#: as text in whatever form the caller chooses.
+FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS + ("sortkeys",)
 
 #: Bumped whenever the table layout or the meaning of a column changes; a
 #: file with another version is rebuilt (it is only a cache).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Milliseconds a writer waits for another process's transaction.  Long
 #: enough for one FETCH batch elsewhere, short enough that a stuck peer
@@ -91,6 +92,7 @@ CREATE TABLE IF NOT EXISTS message (
     search_cc TEXT,
     search_bcc TEXT,
     search_subject TEXT,
+    sortkeys TEXT,
     envelope BLOB,
     body BLOB,
     bodystructure BLOB,

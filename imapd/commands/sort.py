@@ -39,8 +39,12 @@ def sorted_search(view, cmd) -> list[tuple[int, int]]:
         raise BadCharset(KNOWN_CHARSETS, cmd.charset) from None
 
 
-def run_sort(view, cmd: Sort) -> list[tuple[int, int]]:
-    """Blocking: the C{(seq, uid)} pairs of the matches, in SORT order."""
+def run_sort(view, cmd: Sort, index=None) -> list[tuple[int, int]]:
+    """
+    Blocking: the C{(seq, uid)} pairs of the matches, in SORT order.
+
+    @param index: the mailbox's L{imapd.cache.SortCache}, or None.
+    """
     from imapd.sort.keys import CRITERION_GROUPS, load_items, mailbox_identity, sort_items
     from imapd.sort.results import cached_answer
 
@@ -48,7 +52,7 @@ def run_sort(view, cmd: Sort) -> list[tuple[int, int]]:
 
     def compute() -> list[tuple[int, int]]:
         groups = frozenset().union(*(CRITERION_GROUPS[name] for name, _r in cmd.criteria))
-        items = sort_items(load_items(view, hits, groups), cmd.criteria)
+        items = sort_items(load_items(view, hits, groups, index), cmd.criteria)
         return [(i.seq, i.uid) for i in items]
     # The same criteria over the same messages give the same order
     # (imapd.sort.results): webmail repeats its SORT on every page.
@@ -64,13 +68,15 @@ async def handle_sort(session, cmd: Sort):
     messages in sort order (ranges only for ascending runs, so the order
     survives); SAVE keeps the matches for C{$} (RFC 5182 section 2.4).
     """
+    from imapd.cache import SortCache
     from imapd.commands.search import _to_save, esearch_response
 
     view = session.selected
     opts = cmd.return_opts
     saving = opts is not None and "SAVE" in opts
     try:
-        ordered = await session.run(run_sort, view, cmd)
+        ordered = await session.run(run_sort, view, cmd,
+                                    SortCache.for_account(session.account, view.mailbox))
     except BaseException:
         # RFC 5182 section 2.1: a failed SAVE leaves $ empty.
         if saving:

@@ -15,8 +15,12 @@ from imapd.parser.sort import Thread
 __all__ = ["handle_thread", "run_thread"]
 
 
-def run_thread(view, cmd: Thread) -> bytes:
-    """Blocking: the C{* THREAD} line for the matching messages."""
+def run_thread(view, cmd: Thread, index=None) -> bytes:
+    """
+    Blocking: the C{* THREAD} line for the matching messages.
+
+    @param index: the mailbox's L{imapd.cache.SortCache}, or None.
+    """
     from imapd.commands.sort import sorted_search
     from imapd.sort import format_threads, load_items, thread_items
     from imapd.sort.keys import THREAD_GROUPS, mailbox_identity
@@ -25,7 +29,7 @@ def run_thread(view, cmd: Thread) -> bytes:
     hits = sorted_search(view, cmd)
 
     def compute() -> bytes:
-        roots = thread_items(cmd.algorithm, load_items(view, hits, THREAD_GROUPS))
+        roots = thread_items(cmd.algorithm, load_items(view, hits, THREAD_GROUPS, index))
         return format_threads(roots, cmd.uid)
     return cached_answer(
         (mailbox_identity(view), "THREAD", cmd.algorithm, cmd.uid),
@@ -38,5 +42,9 @@ async def handle_thread(session, cmd: Thread):
 
     if cmd.algorithm not in ALGORITHMS:
         raise BadCommand("Unknown thread algorithm %s" % cmd.algorithm[:32])
-    line = await session.run(run_thread, session.selected, cmd)
+    from imapd.cache import SortCache
+
+    view = session.selected
+    line = await session.run(run_thread, view, cmd,
+                             SortCache.for_account(session.account, view.mailbox))
     session.send(line)

@@ -32,6 +32,7 @@ Choices where the RFCs leave room, and why:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -222,6 +223,42 @@ def _merged(old: HeaderKeys, new: HeaderKeys) -> HeaderKeys:
     return HeaderKeys(groups=old.groups | new.groups, **values)
 
 
+def encode_keys(keys: HeaderKeys) -> str:
+    """L{HeaderKeys} as the text the index keeps (C{sortkeys} column)."""
+    return json.dumps([_KEYS_FORMAT, sorted(keys.groups), keys.subject, keys.reply,
+                       keys.sent, keys.from_, keys.to, keys.cc, keys.display_from,
+                       keys.display_to, keys.message_id, list(keys.references)],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_keys(text) -> Optional[HeaderKeys]:
+    """
+    L{encode_keys} undone, or None for anything else: a row from an older
+    format, or one scribbled over (the index is only a cache).
+    """
+    try:
+        (version, groups, subject, reply, sent, from_, to, cc, display_from,
+         display_to, message_id, references) = json.loads(text)
+        if version != _KEYS_FORMAT or not set(groups) <= GROUPS:
+            return None
+        keys = HeaderKeys(subject=subject, reply=reply, sent=sent, from_=from_, to=to,
+                          cc=cc, display_from=display_from, display_to=display_to,
+                          message_id=message_id, references=tuple(references),
+                          groups=frozenset(groups))
+        strings = (subject, from_, to, cc, display_from, display_to, *references)
+        if (not all(isinstance(v, str) for v in strings) or not isinstance(reply, bool)
+                or not (sent is None or isinstance(sent, (int, float)))
+                or not (message_id is None or isinstance(message_id, str))):
+            return None
+        return keys
+    except (TypeError, ValueError):
+        return None
+
+
+#: Bumped when the meaning of a stored key changes (collation, base
+#: subject rules): rows in another format are computed again.
+_KEYS_FORMAT = 1
+
 _GROUP_FIELDS = {
     "subject": ("subject", "reply"),
     "date": ("sent",),
@@ -357,37 +394,65 @@ class SortItem:
 
 
 def load_items(view, pairs: Iterable[tuple[int, int]],
-               groups: frozenset = GROUPS) -> list[SortItem]:
+               groups: frozenset = GROUPS, index=None) -> list[SortItem]:
     """
     Blocking: the L{SortItem}s of the C{(seq, uid)} pairs of a selected
-    view, with at least the key C{groups} computed, reading only messages
-    whose keys are not cached.  A message expunged meanwhile gets empty
-    keys: it still has a sequence number and must be answered for (RFC
-    3501 section 7.4.1).
+    view, with at least the key C{groups} computed.  Keys come from this
+    process's cache, else from the node's index (C{index}: an
+    L{imapd.cache.SortCache}, or None), else from the message's header,
+    taken from the index or read from the store.  A message expunged
+    meanwhile gets empty keys: it still has a sequence number and must be
+    answered for (RFC 3501 section 7.4.1).
     """
-    mailbox = view.mailbox
+    pairs = list(pairs)
     ident = mailbox_identity(view)
     box = _CACHE.mailbox(ident) if ident is not None else {}
+    missing = [uid for _seq, uid in pairs
+               if (keys := box.get(uid)) is None or not groups <= keys.groups]
+    gone: set[int] = set()
+    if missing:
+        gone = _fill(view, missing, groups, box, ident, index)
     records = view.records
-    items = []
-    append = items.append
-    for seq, uid in pairs:
-        record = records[uid]
-        keys = box.get(uid)
-        if keys is None or not groups <= keys.groups:
+    return [SortItem(seq, uid, records[uid], _EMPTY if uid in gone else box[uid])
+            for seq, uid in pairs]
+
+
+def _fill(view, uids: list[int], groups: frozenset, box: dict, ident, index) -> set[int]:
+    """
+    Compute (or find in the index) the keys of C{uids} into C{box}.
+
+    @return: the UIDs whose message is gone from the store (not cached).
+    """
+    gone = set()
+    mailbox = view.mailbox
+    rows = index.lookup(view, uids) if index is not None else {}
+    computed: dict[int, dict] = {}
+    for uid in uids:
+        old = box.get(uid)
+        row = rows.get(uid) or {}
+        stored = decode_keys(row["sortkeys"]) if row.get("sortkeys") else None
+        if stored is not None and groups <= stored.groups:
+            keys = stored if old is None else _merged(old, stored)
+        else:
+            header = row.get("header")
             try:
                 # Every key is a header field (RFC 5256 section 3): the
                 # body, often most of the file, is not read.
-                raw = mailbox.read_header(uid)
+                if header is None:
+                    header = mailbox.read_header(uid)
             except MessageExpunged:
-                keys = _EMPTY
-            else:
-                fresh = header_keys(Message(raw), groups | _CHEAP)
-                keys = fresh if keys is None else _merged(keys, fresh)
-                if ident is not None:
-                    _CACHE.add(box, uid, keys)
-        append(SortItem(seq, uid, record, keys))
-    return items
+                gone.add(uid)
+                continue
+            fresh = header_keys(Message(header), groups | _CHEAP)
+            keys = fresh if old is None else _merged(old, fresh)
+            computed[uid] = {"sortkeys": encode_keys(keys)}
+        if ident is not None:
+            _CACHE.add(box, uid, keys)
+        else:
+            box[uid] = keys
+    if index is not None and computed:
+        index.store(view, computed)
+    return gone
 
 
 # --------------------------------------------------------------------------

@@ -26,7 +26,8 @@ def _row(uid: int, size: int = 100) -> dict:
     return {"envelope": b"(env %d)" % uid, "body": b"(body %d)" % uid,
             "bodystructure": b"(bs %d)" % uid, "header": b"Subject: %d\r\n\r\n" % uid,
             "size": size, "search_from": "\0alice %d" % uid, "search_to": "",
-            "search_cc": "", "search_bcc": "", "search_subject": "\0%d" % uid}
+            "search_cc": "", "search_bcc": "", "search_subject": "\0%d" % uid,
+            "sortkeys": '["%d"]' % uid}
 
 
 def _open(tmp_path, identity="demo\0INBOX\0/mail/demo") -> MailboxIndex:

@@ -269,3 +269,43 @@ def test_repeated_sort_reuses_answer(five, monkeypatch):
     append(five, "a9", message("aardvark", "a@x.org", "b@x.org", None))
     five.ok("n1 NOOP")
     assert five.ok("t3 SORT (SUBJECT) UTF-8 ALL")[0] == "* SORT 6 2 4 1 3 5"
+
+
+def _forbid_store_reads(conv, monkeypatch):
+    mailbox = conv.proto.selected.mailbox
+
+    def fail(uid):
+        raise AssertionError(f"message {uid} read from the store")
+    monkeypatch.setattr(mailbox, "read", fail)
+    monkeypatch.setattr(mailbox, "read_header", fail)
+
+
+def test_keys_survive_a_restart_in_the_index(five, monkeypatch):
+    """
+    A restarted process (empty key cache) sorts and threads from the
+    node's index without reading a message, with the same answers.
+    """
+    commands = ["t1 SORT (DATE) UTF-8 ALL", "t2 SORT (FROM) UTF-8 ALL",
+                "t3 THREAD REFERENCES UTF-8 ALL", "t4 SORT (DISPLAYTO SUBJECT) UTF-8 ALL"]
+    first = [five.ok(c)[0] for c in commands]
+    cache_clear()
+    _forbid_store_reads(five, monkeypatch)
+    assert [five.ok(c)[0] for c in commands] == first
+
+
+def test_scribbled_sort_keys_are_computed_again(five, monkeypatch):
+    """Garbage in the index's sortkeys column costs a re-read, never a wrong order."""
+    import sqlite3
+
+    from imapd.cache import mailbox_identity
+    from index import index_path
+
+    expected = five.ok("t1 SORT (REVERSE SUBJECT) UTF-8 ALL")[0]
+    account = five.proto.account
+    path = index_path(account.index_dir, mailbox_identity(account.user, five.proto.selected.mailbox))
+    with sqlite3.connect(path) as db:
+        changed = db.execute("UPDATE message SET sortkeys = CASE uid % 3 WHEN 0 THEN 'not json' "
+                             "WHEN 1 THEN '[1, [\"subject\"], 7]' ELSE '[1, [\"nope\"]]' END").rowcount
+    assert changed == 5
+    cache_clear()
+    assert five.ok("t2 SORT (REVERSE SUBJECT) UTF-8 ALL")[0] == expected == "* SORT 3 5 1 2 4"
