@@ -318,6 +318,18 @@ class ModseqLog:
             self._last = (snapshot, state.version, out)
             return out
 
+    def is_current(self, stamped: MailboxSnapshot) -> bool:
+        """
+        Whether C{stamped} is what the last L{stamp} gave and the log has
+        not changed since (one stat): then its MODSEQs still hold for the
+        same messages with the same flags.  Blocking.
+        """
+        with self._lock:
+            state = self._refresh()
+            last = self._last
+            return (last is not None and last[1] == state.version
+                    and last[2].messages is stamped.messages)
+
     def _record(self, snapshot: MailboxSnapshot, needs: tuple | None = None) -> _State:
         """
         Append MODSEQs for what changed, under the log's dotlock.

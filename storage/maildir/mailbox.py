@@ -212,7 +212,9 @@ class MaildirMailbox:
             self.last_snapshot = self._snapshot()
             return self.last_snapshot
         uidlist = self.uidlist_file.read()
-        entries = scan(self.directory)
+        # The last listing (with the names our own commits renamed to)
+        # only spares parsing names that did not change; see scan().
+        entries = scan(self.directory, self._entries)
         if not self.readonly:
             self._claim_new(entries)
         complete = True
@@ -235,6 +237,27 @@ class MaildirMailbox:
         # gone, or the session would report an EXPUNGE for a live message.
         vanished = {b for b in self._entries if b not in entries}
         confirm_missing(self.directory, entries, vanished)
+        same_entries, same_uidlist, built = shared.entries, shared.uidlist, shared.snapshot
+        if (
+            complete
+            and built is not None
+            and built[0] == shared.generation
+            and entries == same_entries
+            and (uidlist is same_uidlist or uidlist == same_uidlist)
+            and self.modseqs.is_current(built[2])
+        ):
+            # This listing shows the very files of the shared one (a name
+            # carries all of a message's flags), the uidlist is the same
+            # and nobody wrote the modseq log since its snapshot was
+            # stamped: that snapshot still holds.  Keep it rather than build
+            # and stamp 10,000 records again (the sync right after a STORE's
+            # own).  Only a listing proves "nothing changed" here, never an
+            # mtime.
+            shared.signature = signature
+            self._uidlist = same_uidlist
+            self._entries = same_entries
+            self.last_snapshot = self._snapshot()
+            return self.last_snapshot
         self._uidlist = uidlist
         self._entries = entries
         # The signature taken before listing: a change made while we listed
@@ -362,7 +385,7 @@ class MaildirMailbox:
         entry = self._entries.get(base)
         if entry is not None and os.path.lexists(entry.path(self.directory)):
             return entry
-        fresh = scan(self.directory)
+        fresh = scan(self.directory, self._entries)
         entry = fresh.get(base)
         if entry is not None:
             if self._entries is self._shared.entries:

@@ -46,17 +46,24 @@ class Entry:
         return os.path.join(directory, self.subdir, self.name)
 
 
-def scan(directory: str) -> dict[str, Entry]:
+def scan(directory: str, known: dict[str, Entry] | None = None) -> dict[str, Entry]:
     """
     The message files of a Maildir, by base name.
 
     Dot files are skipped (the Maildir spec reserves them).  If a base shows
-    up twice, C{cur/} wins over C{new/}, then the first name in sorted
-    order, so that every process makes the same choice.
+    up twice, C{cur/} wins over C{new/}, then the smallest name, so that
+    every process makes the same choice whatever the readdir order.
 
+    @param known: an earlier listing.  A file name determines its entry, so
+        an entry of C{known} with the same sub-directory and name is reused
+        instead of parsing the name again: after a flag change on 10,000
+        messages the listings that follow cost a dictionary lookup per
+        unchanged file.  Only names actually listed now are used; C{known}
+        never makes a file appear.
     @raises MailboxNotFound: the Maildir has no C{cur/} any more.
     """
     result: dict[str, Entry] = {}
+    by_name = {e.name: e for e in known.values()} if known else {}
     for subdir in ("new", "cur"):
         try:
             names = os.listdir(os.path.join(directory, subdir))
@@ -64,15 +71,23 @@ def scan(directory: str) -> dict[str, Entry]:
             if subdir == "cur":
                 raise MailboxNotFound(f"{directory} is not a Maildir (no cur/)") from None
             continue
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            parsed = MaildirName.parse(name)
-            if not parsed.base:
-                continue
-            prev = result.get(parsed.base)
-            if prev is None or (prev.subdir == "new" and subdir == "cur"):
-                result[parsed.base] = Entry(subdir, name, parsed)
+        for name in names:
+            entry = by_name.get(name)
+            if entry is None or entry.subdir != subdir:
+                if name.startswith("."):
+                    continue
+                parsed = MaildirName.parse(name)
+                if not parsed.base:
+                    continue
+                entry = Entry(subdir, name, parsed)
+            base = entry.parsed.base
+            prev = result.get(base)
+            if (
+                prev is None
+                or (prev.subdir == "new" and subdir == "cur")
+                or (prev.subdir == subdir and name < prev.name)
+            ):
+                result[base] = entry
     return result
 
 
@@ -88,7 +103,7 @@ def confirm_missing(
     """
     if not bases:
         return set()
-    again = scan(directory)
+    again = scan(directory, entries)
     missing = set()
     for base in bases:
         entry = again.get(base)
