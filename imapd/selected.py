@@ -397,12 +397,18 @@ class SelectedView:
         self.version += 1
         self._own()
         fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
+        records = self.records
         for uid, flags in updates.items():
-            record = self.records.get(uid)
+            record = records.get(uid)
             if record is not None:
                 new = fresh.get(uid)
+                if new is not None and new.flags == flags and new.key == record.key:
+                    # The store's record says just what we wrote: share it
+                    # rather than build another one per message.
+                    records[uid] = new
+                    continue
                 modseq = new.modseq if new is not None else record.modseq
-                self.records[uid] = dataclasses.replace(record, flags=flags, modseq=modseq)
+                records[uid] = dataclasses.replace(record, flags=flags, modseq=modseq)
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished
