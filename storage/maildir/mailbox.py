@@ -33,7 +33,7 @@ from zope.interface import implementer
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.maildir.content import crlf_size, to_crlf
-from storage.maildir.filename import INFO_SEP, MaildirName, size_field
+from storage.maildir.filename import INFO_SEP, size_field
 from storage.maildir.keywords import KeywordsFile
 from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
@@ -299,7 +299,7 @@ class MaildirMailbox:
         for base, entry in list(entries.items()):
             if entry.subdir != "new":
                 continue
-            name = entry.name if entry.parsed.info is not None else f"{base}{INFO_SEP}2,"
+            name = entry.name if entry.info is not None else f"{base}{INFO_SEP}2,"
             try:
                 os.rename(entry.path(self.directory), os.path.join(self.directory, "cur", name))
             except FileNotFoundError:
@@ -308,7 +308,7 @@ class MaildirMailbox:
             except OSError as e:
                 raise StoreError(f"cannot move {entry.path(self.directory)} to cur/: {e}") from e
             self._recent.add(base)
-            entries[base] = Entry("cur", name, MaildirName.parse(name))
+            entries[base] = Entry.of("cur", name)
 
     def _snapshot(self) -> MailboxSnapshot:
         assert self._uidlist is not None

@@ -341,19 +341,19 @@ class MaildirTransaction:
         for _ in range(5):
             if entry is None:
                 return False
-            parsed = entry.parsed
-            ordered = plans.get((letters, parsed.letters))
+            ordered = plans.get((letters, entry.letters))
             if ordered is None:
                 # Keep letters we do not manage (P, other uppercase
                 # letters, lowercase letters with no keyword name);
                 # written once each, in ASCII order (the Maildir spec).
+                parsed = entry.parsed
                 kept = parsed.unknown_letters() + "".join(
                     c for c in parsed.keyword_letters() if ord(c) - 97 not in known
                 )
-                ordered = plans[(letters, parsed.letters)] = "".join(sorted(set(letters + kept)))
+                ordered = plans[(letters, entry.letters)] = "".join(sorted(set(letters + kept)))
             # As MaildirName.with_letters() and .parse() of the new name
             # would give, without parsing what we just built.
-            info = f"2,{ordered}{parsed.extra}"
+            info = f"2,{ordered}{entry.extra}"
             new_name = f"{base}{INFO_SEP}{info}"
             if entry.subdir == "cur" and new_name == entry.name:
                 return True
@@ -366,8 +366,7 @@ class MaildirTransaction:
                 continue
             except OSError as e:
                 raise StoreError(f"cannot rename {src}: {e.strerror or e}") from e
-            parsed = MaildirName(base, info, ordered, parsed.extra)
-            mailbox.renamed(base, Entry("cur", new_name, parsed))
+            mailbox.renamed(base, Entry("cur", new_name, base, info, ordered, entry.extra))
             return True
         return False
 

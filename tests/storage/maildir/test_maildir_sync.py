@@ -152,8 +152,8 @@ def test_scan_reuses_only_names_still_listed(tmp_path):
     _drop(store.root, "cur", "a:2,S")
     _drop(store.root, "cur", "b")
     known = scan(store.root)
-    known["gone"] = Entry("cur", "gone:2,S", MaildirName.parse("gone:2,S"))
-    known["c"] = Entry("new", "c", MaildirName.parse("c"))
+    known["gone"] = Entry.of("cur", "gone:2,S")
+    known["c"] = Entry.of("new", "c")
     _drop(store.root, "cur", "c")  # moved from new/ to cur/ meanwhile
     again = scan(store.root, known)
     assert sorted(again) == ["a", "b", "c"]
@@ -282,3 +282,16 @@ def test_readonly_open_without_lock(tmp_path, monkeypatch):
     # though nothing changed on disk since the incomplete listing.
     monkeypatch.undo()
     assert [m.key for m in store.open("INBOX").sync().messages] == ["a", "b"]
+
+
+def test_entry_parts_are_those_of_the_parsed_name():
+    """An entry keeps its name's parts flat; they are MaildirName's."""
+    from storage.maildir.filename import MaildirName
+    from storage.maildir.sync import Entry
+
+    for name in ("m", "m:2,", "m:2,PSa,XYZ,W=3", "m,S=5:1,odd", "m::2,S", "m:2,S:x"):
+        entry = Entry.of("cur", name)
+        parsed = MaildirName.parse(name)
+        assert entry.parsed == parsed
+        assert (entry.base, entry.info, entry.letters, entry.extra) == (
+            parsed.base, parsed.info, parsed.letters, parsed.extra)
