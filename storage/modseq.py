@@ -53,6 +53,7 @@ The per-node index plays no part: delete it and nothing here changes.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 import threading
 import time
@@ -101,6 +102,35 @@ def _flag_key(flags: frozenset) -> bytes:
                            for c in raw)
         out.append(raw)
     return b" ".join(out)
+
+
+_copiers: dict[type, object] = {}
+
+
+def _with_modseq(record: MessageRecord, modseq: int) -> MessageRecord:
+    """
+    C{dataclasses.replace(record, modseq=modseq)}, about twice as fast: it
+    runs for every message a sync finds changed (10,000 after a STORE 1:*).
+    The other init fields are read with one attrgetter and passed in
+    order; a record class where that would not be the same falls back to
+    C{replace}.
+    """
+    cls = type(record)
+    copier = _copiers.get(cls)
+    if copier is None:
+        fields = [f for f in dataclasses.fields(cls) if f.init]
+        names = [f.name for f in fields[:-1]]
+        if (len(names) >= 2 and fields[-1].name == "modseq"
+                and not any(f.kw_only for f in fields)):
+            get = operator.attrgetter(*names)
+
+            def copier(record, modseq, cls=cls, get=get):
+                return cls(*get(record), modseq=modseq)
+        else:
+            def copier(record, modseq):
+                return dataclasses.replace(record, modseq=modseq)
+        _copiers[cls] = copier
+    return copier(record, modseq)
 
 
 @dataclass
@@ -491,7 +521,6 @@ class ModseqLog:
         new_inputs: dict[int, MessageRecord] = {}
         new_outputs: dict[int, MessageRecord] = {}
         records = []
-        replace = dataclasses.replace
         for record in snapshot.messages:
             uid = record.uid
             known = live.get(uid)
@@ -502,7 +531,7 @@ class ModseqLog:
             # them costs more than comparing.
             if out is None or out.modseq != modseq or not (
                     inputs[uid] is record or inputs[uid] == record):
-                out = replace(record, modseq=modseq)
+                out = _with_modseq(record, modseq)
             new_inputs[uid] = record
             new_outputs[uid] = out
             records.append(out)

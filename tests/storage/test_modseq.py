@@ -413,3 +413,25 @@ def test_lines_appended_by_another_process_before_our_lock_are_seen(tmp_path):
     assert modseqs[0] == start.highestmodseq + 1
     assert len(set(modseqs)) == 3 and out.highestmodseq == max(modseqs)
     assert _parsed(ours._state) == _read_back(path)
+
+
+def test_with_modseq_is_replace():
+    """The fast copy gives what dataclasses.replace gives, for any layout."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from storage.interfaces import MessageRecord
+
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    record = MessageRecord(3, frozenset({"\\Seen"}), when, 10, "k", 4)
+    assert modseq_mod._with_modseq(record, 9) == dataclasses.replace(record, modseq=9)
+    assert modseq_mod._with_modseq(record, 9).modseq == 9
+
+    @dataclasses.dataclass(frozen=True)
+    class Other:  # modseq not last: the positional copy would be wrong
+        uid: int
+        modseq: int = 0
+        key: str = ""
+
+    other = Other(1, 2, "x")
+    assert modseq_mod._with_modseq(other, 5) == Other(1, 5, "x")
