@@ -157,6 +157,12 @@ class SelectedView:
         #: IMAP4rev1 meaning for the store.
         self.imap4rev2 = False
         self._applied: MailboxSnapshot | None = snapshot
+        #: The store's snapshot from the sync that L{commit_flags} made in
+        #: the current command.  The dispatcher applies it after the
+        #: command instead of listing the mailbox a second time, and
+        #: clears it before every command, so that it is never applied
+        #: after a newer one.
+        self.synced: MailboxSnapshot | None = None
         #: Bumped by every change to uids, records, recent or vanished;
         #: keys the cached L{flag_index}.
         self.version = 0
@@ -384,7 +390,8 @@ class SelectedView:
         transaction, then show them in the view (STORE, and FETCH setting
         C{\\Seen}).  The changed messages get their new MODSEQs from a
         sync right after the commit (the store's modseq log gives them);
-        other changes in that sync are left for the next L{apply}.
+        other changes in that sync are left for the next L{apply}, which
+        the dispatcher makes with that very snapshot (L{synced}).
         """
         if not updates:
             return
@@ -394,6 +401,7 @@ class SelectedView:
                 tx.set_flags(uid, flags)
             tx.commit()
             snapshot = self.mailbox.sync()
+        self.synced = snapshot
         self.version += 1
         self._own()
         fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
