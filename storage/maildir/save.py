@@ -294,21 +294,29 @@ class MaildirTransaction:
         known = self.mailbox.keywords.read()
         letter_cache: dict[frozenset[str], str] = {}
         plans: dict[tuple[str, str], str] = {}
-        for uid, flags in self._flags.items():
-            if uid in self._expunge:
-                continue
-            base = by_uid.get(uid)
-            if base is None:
-                continue
-            letters = letter_cache.get(flags)
-            if letters is None:
-                system, keywords = split_flags(flags)
-                letters = letter_cache[flags] = (
-                    system + self.mailbox.keywords.letters_for(keywords))
-                known = self.mailbox.keywords.read()
-                plans.clear()  # they depend on the keywords known
-            if self._rename_flags(base, letters, known, plans):
-                changed.append(uid)
+        # Renames relative to the Maildir: the kernel then walks two path
+        # components per name instead of the whole path (a few per cent
+        # of a STORE on 10,000 messages, more with deep mail paths).
+        dir_fd = _open_dir(directory) if self._flags else None
+        try:
+            for uid, flags in self._flags.items():
+                if uid in self._expunge:
+                    continue
+                base = by_uid.get(uid)
+                if base is None:
+                    continue
+                letters = letter_cache.get(flags)
+                if letters is None:
+                    system, keywords = split_flags(flags)
+                    letters = letter_cache[flags] = (
+                        system + self.mailbox.keywords.letters_for(keywords))
+                    known = self.mailbox.keywords.read()
+                    plans.clear()  # they depend on the keywords known
+                if self._rename_flags(base, letters, known, plans, dir_fd):
+                    changed.append(uid)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
         expunged = []
         for uid in self._expunge:
             base = by_uid.get(uid)
@@ -323,7 +331,12 @@ class MaildirTransaction:
         )
 
     def _rename_flags(
-        self, base: str, letters: str, known: dict[int, str], plans: dict[tuple[str, str], str]
+        self,
+        base: str,
+        letters: str,
+        known: dict[int, str],
+        plans: dict[tuple[str, str], str],
+        dir_fd: int,
     ) -> bool:
         """
         Rename the message's file to carry C{letters}.  The name from the
@@ -357,15 +370,14 @@ class MaildirTransaction:
             new_name = f"{base}{INFO_SEP}{info}"
             if entry.subdir == "cur" and new_name == entry.name:
                 return True
-            src = f"{directory}/{entry.subdir}/{entry.name}"
-            dst = f"{directory}/cur/{new_name}"
+            src = f"{entry.subdir}/{entry.name}"
             try:
-                os.rename(src, dst)
+                os.rename(src, f"cur/{new_name}", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileNotFoundError:
                 entry = mailbox.locate(base)
                 continue
             except OSError as e:
-                raise StoreError(f"cannot rename {src}: {e.strerror or e}") from e
+                raise StoreError(f"cannot rename {directory}/{src}: {e.strerror or e}") from e
             mailbox.renamed(base, Entry("cur", new_name, base, info, ordered, entry.extra))
             return True
         return False
@@ -384,6 +396,13 @@ class MaildirTransaction:
                 raise StoreError(f"cannot remove {entry.path(mailbox.directory)}: {e}") from e
             return True
         return False
+
+
+def _open_dir(directory: str) -> int:
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StoreError(f"cannot open {directory}: {e.strerror or e}") from e
 
 
 def _source_record(source: IMailbox, uid: int):

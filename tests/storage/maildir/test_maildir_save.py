@@ -155,6 +155,21 @@ def test_flags_after_foreign_rename(tmp_path):
     assert files(store.root)["cur"] == ["m1:2,S"]
 
 
+def test_flags_on_a_file_another_program_put_back_in_new(tmp_path):
+    """A file found in new/ at commit is renamed from there into cur/."""
+    store = make_store(tmp_path)
+    cur = os.path.join(store.root, "cur")
+    with open(os.path.join(cur, "m1:2,"), "wb") as f:
+        f.write(b"x\n")
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    os.rename(os.path.join(cur, "m1:2,"), os.path.join(store.root, "new", "m1"))
+    tx = mailbox.transaction()
+    tx.set_flags(1, frozenset({"\\Seen"}))
+    assert tx.commit().flags_changed == (1,)
+    assert files(store.root) == {"new": [], "cur": ["m1:2,S"]}
+
+
 def test_expunge(tmp_path):
     """Expunge unlinks; the UID is never given again."""
     store = make_store(tmp_path)
