@@ -419,6 +419,8 @@ class IMAPServerProtocol(Protocol):
             self._send_bad(cmd.tag, _state_error(key, self.state))
             return
         self.suppress_tagged = False
+        if self.selected is not None:
+            self.selected.synced = None
         try:
             result = await spec.handler(self, cmd)
             if self.selected is not None and spec.sync and not self._closing:
@@ -456,9 +458,19 @@ class IMAPServerProtocol(Protocol):
             self.send(_tagged(cmd.tag, status, code, text, self.imap4rev2))
 
     async def sync(self, allow_expunge: bool) -> None:
-        """Re-sync the selected view with the store; send what changed."""
+        """
+        Re-sync the selected view with the store; send what changed.  A
+        command that already synced with the store after its own flag
+        commit (STORE, FETCH setting C{\\Seen}) has its snapshot applied
+        rather than the mailbox listed again a moment later: that sync
+        came after the commit, so it shows the command's effect and
+        everybody else's changes up to then; later ones are reported at
+        the next command, as any change made after a sync is.
+        """
         view = self.selected
-        snapshot = await self.run(view.mailbox.sync)
+        snapshot, view.synced = view.synced, None
+        if snapshot is None:
+            snapshot = await self.run(view.mailbox.sync)
         if self.selected is not view:
             return
         if snapshot.uidvalidity != view.uidvalidity:

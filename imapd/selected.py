@@ -156,6 +156,12 @@ class SelectedView:
         #: IMAP4rev1 meaning for the store.
         self.imap4rev2 = False
         self._applied: MailboxSnapshot | None = snapshot
+        #: The store's snapshot from the sync that L{commit_flags} made in
+        #: the current command.  The dispatcher applies it after the
+        #: command instead of listing the mailbox a second time, and
+        #: clears it before every command, so that it is never applied
+        #: after a newer one.
+        self.synced: MailboxSnapshot | None = None
         #: Bumped by every change to uids, records, recent or vanished;
         #: keys the cached L{flag_index}.
         self.version = 0
@@ -383,7 +389,8 @@ class SelectedView:
         transaction, then show them in the view (STORE, and FETCH setting
         C{\\Seen}).  The changed messages get their new MODSEQs from a
         sync right after the commit (the store's modseq log gives them);
-        other changes in that sync are left for the next L{apply}.
+        other changes in that sync are left for the next L{apply}, which
+        the dispatcher makes with that very snapshot (L{synced}).
         """
         if not updates:
             return
@@ -393,15 +400,22 @@ class SelectedView:
                 tx.set_flags(uid, flags)
             tx.commit()
             snapshot = self.mailbox.sync()
+        self.synced = snapshot
         self.version += 1
         self._own()
         fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
+        records = self.records
         for uid, flags in updates.items():
-            record = self.records.get(uid)
+            record = records.get(uid)
             if record is not None:
                 new = fresh.get(uid)
+                if new is not None and new.flags == flags and new.key == record.key:
+                    # The store's record says just what we wrote: share it
+                    # rather than build another one per message.
+                    records[uid] = new
+                    continue
                 modseq = new.modseq if new is not None else record.modseq
-                self.records[uid] = record.replace(flags=flags, modseq=modseq)
+                records[uid] = record.replace(flags=flags, modseq=modseq)
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished

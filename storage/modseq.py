@@ -178,7 +178,11 @@ class ModseqLog:
         self._lock = threading.RLock()
         self._state = _State()
         self._last: tuple | None = None  # (input snapshot, state version, output)
-        self._stamped: dict[int, tuple[MessageRecord, int, MessageRecord]] = {}
+        # uid -> the record last stamped, and uid -> that record with its
+        # MODSEQ (two dicts rather than one of pairs: no object per message
+        # for the garbage collector to walk).
+        self._inputs: dict[int, MessageRecord] = {}
+        self._outputs: dict[int, MessageRecord] = {}
 
     # -- reading ------------------------------------------------------------
 
@@ -261,18 +265,17 @@ class ModseqLog:
         if not state.valid or state.uidvalidity != snapshot.uidvalidity:
             return list(snapshot.messages), []
         live = state.live
-        stamped = self._stamped
+        inputs, outputs = self._inputs, self._outputs
         changed = []
         unknown = 0
         for record in snapshot.messages:
-            known = live.get(record.uid)
+            uid = record.uid
+            known = live.get(uid)
             if known is None:
                 changed.append(record)
                 unknown += 1
                 continue
-            done = stamped.get(record.uid)
-            if done is not None and done[1] == known[0] and (
-                    done[0] is record or done[0] == record):
+            if inputs.get(uid) is record and outputs[uid].modseq == known[0]:
                 continue  # this very record was stamped with this line
             if known[1] != _flag_key(record.flags):
                 changed.append(record)
@@ -311,7 +314,7 @@ class ModseqLog:
             changed, gone = self._needs(state, snapshot)
             if changed or gone:
                 try:
-                    state = self._record(snapshot)
+                    state = self._record(snapshot, (state.version, changed, gone))
                 except (LockUnavailable, StoreError) as e:
                     # Mail stays readable without a writable log (a shared
                     # archive, a full disk): MODSEQs are kept in memory.
@@ -322,8 +325,27 @@ class ModseqLog:
             self._last = (snapshot, state.version, out)
             return out
 
-    def _record(self, snapshot: MailboxSnapshot) -> _State:
-        """Append MODSEQs for what changed, under the log's dotlock."""
+    def is_current(self, stamped: MailboxSnapshot) -> bool:
+        """
+        Whether C{stamped} is what the last L{stamp} gave and the log has
+        not changed since (one stat): then its MODSEQs still hold for the
+        same messages with the same flags.  Blocking.
+        """
+        with self._lock:
+            state = self._refresh()
+            last = self._last
+            return (last is not None and last[1] == state.version
+                    and last[2].messages is stamped.messages)
+
+    def _record(self, snapshot: MailboxSnapshot, needs: tuple | None = None) -> _State:
+        """
+        Append MODSEQs for what changed, under the log's dotlock.
+
+        @param needs: C{(state version, changed, gone)} as L{_needs} found
+            them before the lock was taken, if known; used again only if
+            the log, re-read under the lock, has not changed since (a line
+            another process appended meanwhile is never missed).
+        """
         from storage.maildir.files import locked
 
         directory = os.path.dirname(self.path)
@@ -336,24 +358,38 @@ class ModseqLog:
             if not state.valid or state.uidvalidity != snapshot.uidvalidity:
                 self._restart(state, snapshot)
                 return self._refresh(locked=True)
-            changed, gone = self._needs(state, snapshot)
+            version, changed, gone = needs if needs is not None else (None, (), ())
+            if state.version != version:
+                changed, gone = self._needs(state, snapshot)
             if not (changed or gone):
                 return state
-            lines = []
-            modseq = state.highest
-            for uid in gone:
-                modseq += 1
-                lines.append(b"%d %d X\n" % (uid, modseq))
-            for record in changed:
-                modseq += 1
-                lines.append(b"%d %d F %s\n" % (record.uid, modseq, _flag_key(record.flags)))
-            self._append(state, b"".join(lines))
-            state = self._refresh(locked=True)
+            first = state.highest + 1
+            lines = [b"%d %d X\n" % (uid, modseq)
+                     for modseq, uid in enumerate(gone, first)]
+            keys = [(record.uid, _flag_key(record.flags)) for record in changed]
+            lines += [b"%d %d F %s\n" % (uid, modseq, key)
+                      for modseq, (uid, key) in enumerate(keys, first + len(gone))]
+            data = b"".join(lines)
+            self._append(state, data)
+            # We hold the lock and wrote right after what we had read, so
+            # the file is now exactly our state plus these lines: apply
+            # them as _parse_lines would, rather than read back and parse
+            # 10,000 lines after a STORE 1:*.
+            live, dead = state.live, state.dead
+            for modseq, uid in enumerate(gone, first):
+                live.pop(uid, None)
+                dead[uid] = modseq
+            for modseq, (uid, key) in enumerate(keys, first + len(gone)):
+                live[uid] = (modseq, key)
+                dead.pop(uid, None)
+            state.highest = first - 1 + len(lines)
+            state.lines += len(lines)
+            state.offset += len(data)
+            state.version += 1
             keep = max(len(state.live), _KEEP_TOMBSTONES)
             if (state.lines > 2 * (len(state.live) + len(state.dead)) + _SLACK
                     or len(state.dead) > 2 * keep):
-                self._compact(state)
-                state = self._refresh(locked=True)
+                state = self._compact(state)
             return state
 
     def _append(self, state: _State, data: bytes) -> None:
@@ -380,12 +416,15 @@ class ModseqLog:
         finally:
             os.close(fd)
 
-    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes]) -> None:
+    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes]) -> int:
+        """Replace the log by temp file and rename; return its size."""
         from storage.maildir.files import atomic_write
 
         uidvalidity, highest, floor = header
         data = b"%s %s V%d H%d E%d\n" % (MAGIC, _VERSION, uidvalidity, highest, floor)
-        atomic_write(self.path, data + b"".join(lines), fsync=self.fsync)
+        data += b"".join(lines)
+        atomic_write(self.path, data, fsync=self.fsync)
+        return len(data)
 
     def _restart(self, state: _State, snapshot: MailboxSnapshot) -> None:
         """
@@ -399,7 +438,13 @@ class ModseqLog:
         highest = base + len(snapshot.messages)
         self._write_whole((snapshot.uidvalidity, highest, base), lines)
 
-    def _compact(self, state: _State) -> None:
+    def _compact(self, state: _State) -> _State:
+        """
+        Rewrite the log with only the lines it needs (see the module
+        docstring); the caller holds the log's lock.  The new state is
+        built from what was written rather than read back: under the
+        lock nobody else writes the file.
+        """
         keep = max(len(state.live), _KEEP_TOMBSTONES)
         dead = sorted(state.dead.items(), key=lambda item: item[1])
         dropped, kept = dead[:-keep] if len(dead) > keep else [], dead[-keep:]
@@ -407,7 +452,18 @@ class ModseqLog:
         lines = [b"%d %d X\n" % (uid, modseq) for uid, modseq in kept]
         lines += [b"%d %d F %s\n" % (uid, modseq, key)
                   for uid, (modseq, key) in sorted(state.live.items())]
-        self._write_whole((state.uidvalidity, state.highest, floor), lines)
+        size = self._write_whole((state.uidvalidity, state.highest, floor), lines)
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise StoreError(f"cannot read {self.path}: {e.strerror or e}") from e
+        fresh = _State(
+            ident=_identity(st), offset=size, uidvalidity=state.uidvalidity,
+            highest=max(state.highest, floor), floor=floor, live=state.live,
+            dead=dict(kept), lines=len(lines), valid=True, version=state.version + 1,
+        )
+        self._state = fresh
+        return fresh
 
     def _record_in_memory(self, state: _State, snapshot, changed, gone) -> _State:
         if not state.valid or state.uidvalidity != snapshot.uidvalidity:
@@ -437,23 +493,26 @@ class ModseqLog:
 
     def _apply(self, state: _State, snapshot: MailboxSnapshot) -> MailboxSnapshot:
         live = state.live
-        stamped = self._stamped
-        fresh: dict[int, tuple[MessageRecord, int, MessageRecord]] = {}
+        highest = state.highest
+        inputs, outputs = self._inputs, self._outputs
+        new_inputs: dict[int, MessageRecord] = {}
+        new_outputs: dict[int, MessageRecord] = {}
         records = []
         for record in snapshot.messages:
-            modseq = live.get(record.uid, (state.highest, b""))[0]
-            cached = stamped.get(record.uid)
+            uid = record.uid
+            known = live.get(uid)
+            modseq = highest if known is None else known[0]
+            out = outputs.get(uid)
             # Equal, not only identical: an mbox sync after a change builds
             # new records for unchanged messages, and copying 10,000 of
             # them costs more than comparing.
-            if cached is not None and cached[1] == modseq and (
-                    cached[0] is record or cached[0] == record):
-                out = cached[2]
-            else:
+            if out is None or out.modseq != modseq or not (
+                    inputs[uid] is record or inputs[uid] == record):
                 out = record.with_modseq(modseq)
-            fresh[record.uid] = (record, modseq, out)
+            new_inputs[uid] = record
+            new_outputs[uid] = out
             records.append(out)
-        self._stamped = fresh
+        self._inputs, self._outputs = new_inputs, new_outputs
         return dataclasses.replace(snapshot, messages=tuple(records),
                                    highestmodseq=max(state.highest, 1))
 

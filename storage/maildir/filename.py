@@ -23,6 +23,7 @@ __all__ = [
     "LETTER_FLAGS",
     "MaildirName",
     "split",
+    "split_info",
     "size_field",
 ]
 
@@ -52,6 +53,20 @@ def split(name: str) -> tuple[str, str | None]:
     """
     base, sep, info = name.partition(INFO_SEP)
     return base, (info if sep else None)
+
+
+def split_info(name: str) -> tuple[str, str | None, str, str]:
+    """
+    The parts of a file name: C{(base, info, letters, extra)}, as the
+    fields of L{MaildirName} describe them.
+    """
+    base, sep, info = name.partition(INFO_SEP)
+    if not sep:
+        return base, None, "", ""
+    if info.startswith("2,"):
+        letters, comma, tail = info[2:].partition(",")
+        return base, info, letters, comma + tail
+    return base, info, "", ""
 
 
 _SIZE_RE_CACHE: dict[str, re.Pattern[str]] = {}
@@ -89,14 +104,7 @@ class MaildirName:
     @classmethod
     def parse(cls, name: str) -> "MaildirName":
         """Parse a file name from C{new/} or C{cur/}."""
-        base, info = split(name)
-        letters = ""
-        extra = ""
-        if info is not None and info.startswith("2,"):
-            rest = info[2:]
-            letters, comma, tail = rest.partition(",")
-            extra = comma + tail
-        return cls(base, info, letters, extra)
+        return cls(*split_info(name))
 
     @property
     def has_flags(self) -> bool:

@@ -34,7 +34,7 @@ from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, St
 from storage.interfaces import IMailbox, IMessageFacts, MailboxSnapshot, MessageRecord
 from storage.crlf import header_length
 from storage.maildir.content import crlf_size, to_crlf
-from storage.maildir.filename import INFO_SEP, MaildirName, size_field
+from storage.maildir.filename import INFO_SEP, LETTER_FLAGS, size_field
 from storage.maildir.keywords import KeywordsFile
 from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
@@ -84,6 +84,8 @@ class _Shared:
     #: a SELECT of an unchanged 10,000-message mailbox does not build
     #: 10,000 records again.
     snapshot: tuple | None = None
+    #: Flag letters -> flags, valid for one keyword map.
+    flag_sets: dict = field(default_factory=dict)
     #: Computes INTERNALDATE and size on first use (L{_Facts}).
     facts: "_Facts | None" = None
 
@@ -269,7 +271,9 @@ class MaildirMailbox:
             self.last_snapshot = self._snapshot()
             return self.last_snapshot
         uidlist = self.uidlist_file.read()
-        entries = scan(self.directory)
+        # The last listing (with the names our own commits renamed to)
+        # only spares parsing names that did not change; see scan().
+        entries = scan(self.directory, self._entries)
         if not self.readonly:
             self._claim_new(entries)
         complete = True
@@ -292,6 +296,27 @@ class MaildirMailbox:
         # gone, or the session would report an EXPUNGE for a live message.
         vanished = {b for b in self._entries if b not in entries}
         confirm_missing(self.directory, entries, vanished)
+        same_entries, same_uidlist, built = shared.entries, shared.uidlist, shared.snapshot
+        if (
+            complete
+            and built is not None
+            and built[0] == shared.generation
+            and entries == same_entries
+            and (uidlist is same_uidlist or uidlist == same_uidlist)
+            and self.modseqs.is_current(built[2])
+        ):
+            # This listing shows the very files of the shared one (a name
+            # carries all of a message's flags), the uidlist is the same
+            # and nobody wrote the modseq log since its snapshot was
+            # stamped: that snapshot still holds.  Keep it rather than build
+            # and stamp 10,000 records again (the sync right after a STORE's
+            # own).  Only a listing proves "nothing changed" here, never an
+            # mtime.
+            shared.signature = signature
+            self._uidlist = same_uidlist
+            self._entries = same_entries
+            self.last_snapshot = self._snapshot()
+            return self.last_snapshot
         self._uidlist = uidlist
         self._entries = entries
         # The signature taken before listing: a change made while we listed
@@ -333,7 +358,7 @@ class MaildirMailbox:
         for base, entry in list(entries.items()):
             if entry.subdir != "new":
                 continue
-            name = entry.name if entry.parsed.info is not None else f"{base}{INFO_SEP}2,"
+            name = entry.name if entry.info is not None else f"{base}{INFO_SEP}2,"
             try:
                 os.rename(entry.path(self.directory), os.path.join(self.directory, "cur", name))
             except FileNotFoundError:
@@ -342,7 +367,7 @@ class MaildirMailbox:
             except OSError as e:
                 raise StoreError(f"cannot move {entry.path(self.directory)} to cur/: {e}") from e
             self._recent.add(base)
-            entries[base] = Entry("cur", name, MaildirName.parse(name))
+            entries[base] = Entry.of("cur", name)
 
     def _snapshot(self) -> MailboxSnapshot:
         assert self._uidlist is not None
@@ -351,6 +376,7 @@ class MaildirMailbox:
         if keyword_map != shared.keyword_map:
             shared.keyword_map = dict(keyword_map)
             shared.records = {}
+            shared.flag_sets = {}
         if self._entries is shared.entries and shared.snapshot is not None:
             generation, kw, snapshot, by_uid, records = shared.snapshot
             if generation == shared.generation and kw == keyword_map:
@@ -363,7 +389,7 @@ class MaildirMailbox:
         cached = shared.records
         facts = shared.facts
         dates, sizes = shared.dates, shared.sizes
-        flag_sets: dict[str, frozenset[str]] = {}
+        flag_sets = shared.flag_sets
         messages: list[MessageRecord] = []
         by_uid: dict[int, str] = {}
         for record in self._uidlist.records:
@@ -375,11 +401,13 @@ class MaildirMailbox:
                 messages.append(known)
                 by_uid[record.uid] = record.base
                 continue
-            letters = entry.parsed.letters
+            letters = entry.letters
             flags = flag_sets.get(letters)
             if flags is None:
-                # Most messages share a handful of letter strings.
-                flags = flag_sets[letters] = entry.parsed.system_flags() | frozenset(
+                # Most messages share a handful of letter strings: one
+                # frozenset each, for as long as the keyword map holds.
+                flags = flag_sets[letters] = frozenset(
+                    LETTER_FLAGS[c] for c in letters if c in LETTER_FLAGS) | frozenset(
                     keyword_map[ord(c) - 97]
                     for c in letters
                     if "a" <= c <= "z" and ord(c) - 97 in keyword_map
@@ -425,7 +453,7 @@ class MaildirMailbox:
         entry = self._entries.get(base)
         if entry is not None and os.path.lexists(entry.path(self.directory)):
             return entry
-        fresh = scan(self.directory)
+        fresh = scan(self.directory, self._entries)
         entry = fresh.get(base)
         if entry is not None:
             if self._entries is self._shared.entries:

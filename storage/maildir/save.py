@@ -34,7 +34,7 @@ from zope.interface import implementer
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.maildir.content import crlf_size, to_lf
-from storage.maildir.filename import FLAG_LETTERS, MaildirName, size_field
+from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, MaildirName, size_field
 from storage.maildir.files import locked, unique_name
 from storage.maildir.sync import Entry, new_uidlist, rebuild_records, scan
 from storage.maildir.uidlist import UidlistRecord
@@ -86,6 +86,9 @@ class MaildirTransaction:
         self._pending: list[_Pending] = []
         self._flags: dict[int, frozenset[str]] = {}
         self._expunge: dict[int, None] = {}
+        #: Flag sets L{set_flags} already checked (a STORE on many
+        #: messages has few distinct ones).
+        self._valid: set[frozenset[str]] = set()
         self._finished = False
 
     # -- queueing ------------------------------------------------------------
@@ -194,8 +197,11 @@ class MaildirTransaction:
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:
         """Queue a full replacement of the flags of C{uid}."""
         self._check()
-        split_flags(flags)  # refuse bad flags now, not at commit
-        self._flags[uid] = frozenset(flags)
+        flags = frozenset(flags)
+        if flags not in self._valid:
+            split_flags(flags)  # refuse bad flags now, not at commit
+            self._valid.add(flags)
+        self._flags[uid] = flags
 
     def expunge(self, uid: int) -> None:
         """Queue the removal of C{uid}."""
@@ -227,7 +233,7 @@ class MaildirTransaction:
             names = set()
             for pending in self._pending:
                 names |= pending.keywords
-            for flags in self._flags.values():
+            for flags in set(self._flags.values()):
                 names |= split_flags(flags)[1]
             mailbox.keywords.letters_for(names)
             with locked(mailbox.uidlist_file.path):
@@ -287,20 +293,30 @@ class MaildirTransaction:
         # would otherwise stat the keywords file 10,000 times.
         known = self.mailbox.keywords.read()
         letter_cache: dict[frozenset[str], str] = {}
-        for uid, flags in self._flags.items():
-            if uid in self._expunge:
-                continue
-            base = by_uid.get(uid)
-            if base is None:
-                continue
-            letters = letter_cache.get(flags)
-            if letters is None:
-                system, keywords = split_flags(flags)
-                letters = letter_cache[flags] = (
-                    system + self.mailbox.keywords.letters_for(keywords))
-                known = self.mailbox.keywords.read()
-            if self._rename_flags(base, letters, known):
-                changed.append(uid)
+        plans: dict[tuple[str, str], str] = {}
+        # Renames relative to the Maildir: the kernel then walks two path
+        # components per name instead of the whole path (a few per cent
+        # of a STORE on 10,000 messages, more with deep mail paths).
+        dir_fd = _open_dir(directory) if self._flags else None
+        try:
+            for uid, flags in self._flags.items():
+                if uid in self._expunge:
+                    continue
+                base = by_uid.get(uid)
+                if base is None:
+                    continue
+                letters = letter_cache.get(flags)
+                if letters is None:
+                    system, keywords = split_flags(flags)
+                    letters = letter_cache[flags] = (
+                        system + self.mailbox.keywords.letters_for(keywords))
+                    known = self.mailbox.keywords.read()
+                    plans.clear()  # they depend on the keywords known
+                if self._rename_flags(base, letters, known, plans, dir_fd):
+                    changed.append(uid)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
         expunged = []
         for uid in self._expunge:
             base = by_uid.get(uid)
@@ -314,36 +330,55 @@ class MaildirTransaction:
             flags_changed=tuple(changed),
         )
 
-    def _rename_flags(self, base: str, letters: str, known: dict[int, str]) -> bool:
+    def _rename_flags(
+        self,
+        base: str,
+        letters: str,
+        known: dict[int, str],
+        plans: dict[tuple[str, str], str],
+        dir_fd: int,
+    ) -> bool:
         """
         Rename the message's file to carry C{letters}.  The name from the
         last listing is tried first; only when it is gone (another process
         renamed it meanwhile) is the directory looked at again.
+
+        @param plans: (C{letters}, the file's current letters) -> the
+            letters of its new name, shared by the calls of one commit:
+            a STORE on 10,000 messages has few distinct pairs, and this
+            runs once per message next to the rename itself.
         """
         mailbox = self.mailbox
+        directory = mailbox.directory
         entry = mailbox.known_entry(base) or mailbox.locate(base)
         for _ in range(5):
             if entry is None:
                 return False
-            parsed = entry.parsed
-            # Keep letters we do not manage (P, other uppercase letters,
-            # lowercase letters with no keyword name).
-            kept = parsed.unknown_letters() + "".join(
-                c for c in parsed.keyword_letters() if ord(c) - 97 not in known
-            )
-            new_name = parsed.with_letters(letters + kept)
+            ordered = plans.get((letters, entry.letters))
+            if ordered is None:
+                # Keep letters we do not manage (P, other uppercase
+                # letters, lowercase letters with no keyword name);
+                # written once each, in ASCII order (the Maildir spec).
+                parsed = entry.parsed
+                kept = parsed.unknown_letters() + "".join(
+                    c for c in parsed.keyword_letters() if ord(c) - 97 not in known
+                )
+                ordered = plans[(letters, entry.letters)] = "".join(sorted(set(letters + kept)))
+            # As MaildirName.with_letters() and .parse() of the new name
+            # would give, without parsing what we just built.
+            info = f"2,{ordered}{entry.extra}"
+            new_name = f"{base}{INFO_SEP}{info}"
             if entry.subdir == "cur" and new_name == entry.name:
                 return True
-            src = entry.path(mailbox.directory)
-            dst = os.path.join(mailbox.directory, "cur", new_name)
+            src = f"{entry.subdir}/{entry.name}"
             try:
-                os.rename(src, dst)
+                os.rename(src, f"cur/{new_name}", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileNotFoundError:
                 entry = mailbox.locate(base)
                 continue
             except OSError as e:
-                raise StoreError(f"cannot rename {src}: {e.strerror or e}") from e
-            mailbox.renamed(base, Entry("cur", new_name, MaildirName.parse(new_name)))
+                raise StoreError(f"cannot rename {directory}/{src}: {e.strerror or e}") from e
+            mailbox.renamed(base, Entry("cur", new_name, base, info, ordered, entry.extra))
             return True
         return False
 
@@ -361,6 +396,13 @@ class MaildirTransaction:
                 raise StoreError(f"cannot remove {entry.path(mailbox.directory)}: {e}") from e
             return True
         return False
+
+
+def _open_dir(directory: str) -> int:
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StoreError(f"cannot open {directory}: {e.strerror or e}") from e
 
 
 def _source_record(source: IMailbox, uid: int):

@@ -61,3 +61,47 @@ def test_new_mail_is_shared_after_apply():
         assert v.apply(more, allow_expunge=True)[0] == b"* 3 EXISTS\r\n"
     assert views[0].uids == [1, 2, 5]
     assert all(v.uids is views[0].uids for v in views)
+
+
+class _Store:
+    """A mailbox whose sync after a flag commit gives C{after}."""
+
+    def __init__(self, after: MailboxSnapshot) -> None:
+        self.after = after
+        self.written: dict[int, frozenset[str]] = {}
+
+    def transaction(self):
+        return self
+
+    def set_flags(self, uid, flags):
+        self.written[uid] = flags
+
+    def commit(self):
+        return None
+
+    def sync(self):
+        return self.after
+
+
+def test_commit_flags_shares_the_stores_records_and_keeps_what_differs():
+    """
+    After a flag commit the view takes the store's record (with its new
+    MODSEQ) as it is when it shows just what was written, instead of a
+    copy per message; when another program changed the message again
+    before the store's sync, the view keeps what it wrote (with the new
+    MODSEQ) so that the next apply still reports the other change.
+    """
+    before = snapshot((1, ()), (2, ()), (3, ()))
+    after = MailboxSnapshot(7, 4, (
+        before.messages[0].replace(flags=frozenset({"\\Seen"}), modseq=11),
+        before.messages[1].replace(flags=frozenset({"\\Seen", "\\Deleted"}), modseq=12),
+        before.messages[2].replace(modseq=5),
+    ))
+    store = _Store(after)
+    view = SelectedView(store, before, readonly=False)
+    view.commit_flags({1: frozenset({"\\Seen"}), 2: frozenset({"\\Seen"})})
+    assert store.written == {1: {"\\Seen"}, 2: {"\\Seen"}}
+    assert view.records[1] is after.messages[0]
+    assert view.records[2].flags == {"\\Seen"} and view.records[2].modseq == 12
+    assert view.records[3] is before.messages[2]
+    assert view.apply(after, allow_expunge=True) == [b"* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\n"]

@@ -266,7 +266,7 @@ def test_unwritable_log_keeps_modseqs_in_memory(kind, tmp_path, monkeypatch, err
         os.unlink(log_path(kind, str(tmp_path)))
     forget_logs()
 
-    def refuse(self, snapshot):
+    def refuse(self, snapshot, *_needs):
         raise LockUnavailable("read-only") if error == "lock" else StoreError("disk full")
 
     monkeypatch.setattr(modseq_mod.ModseqLog, "_record", refuse)
@@ -325,3 +325,92 @@ def test_compaction_keeps_recent_tombstones(kind, tmp_path, monkeypatch):
     # Older than the dropped tombstones: the caller must report a superset.
     assert box.expunged_since(start) is None
     box.close()
+
+
+# -- the in-memory state after our own writes ------------------------------------
+
+
+def _parsed(state) -> tuple:
+    return (state.ident, state.offset, state.uidvalidity, state.highest, state.floor,
+            state.live, state.dead, state.lines, state.valid)
+
+
+def _read_back(path: str):
+    """What a process that opens the log now parses from it."""
+    return _parsed(modseq_mod.ModseqLog(path)._refresh())
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_state_after_append_and_compaction_is_what_the_file_says(kind, tmp_path, monkeypatch):
+    """
+    After appending its lines (and after compacting) the log keeps the
+    state it wrote instead of reading the file back: that state must be
+    exactly what a fresh reader parses, tombstones included, or the next
+    stamp would give MODSEQs from a wrong base.
+    """
+    monkeypatch.setattr(modseq_mod, "_KEEP_TOMBSTONES", 1)
+    monkeypatch.setattr(modseq_mod, "_SLACK", 0)
+    store = make_store(kind, str(tmp_path))
+    fill(store, 6)
+    path = log_path(kind, str(tmp_path))
+    box = store.open("INBOX")
+    box.sync()
+    log = box.modseqs
+    compactions = 0
+    for i in range(10):
+        tx = box.transaction()
+        if i in (2, 5):
+            tx.expunge(1 + i // 3)
+        for uid in range(3, 7):
+            tx.set_flags(uid, frozenset({"\\Flagged", "Work"}) if i % 2 else frozenset())
+        tx.commit()
+        inode = os.stat(path).st_ino
+        box.sync()
+        compactions += os.stat(path).st_ino != inode
+        assert _parsed(log._state) == _read_back(path)
+    assert compactions  # both paths were taken
+    box.close()
+
+
+def test_lines_appended_by_another_process_before_our_lock_are_seen(tmp_path):
+    """
+    What needs a MODSEQ is worked out before the log's lock is taken; if
+    another process appends in between, it is worked out again under the
+    lock, so neither change is lost and no MODSEQ is handed out twice.
+    """
+    from datetime import datetime, timezone
+
+    from storage.interfaces import MailboxSnapshot, MessageRecord
+
+    path = str(tmp_path / "log")
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+    def snap(*flags):
+        return MailboxSnapshot(1, 4, tuple(
+            MessageRecord(uid, frozenset(f), when, 10, str(uid))
+            for uid, f in enumerate(flags, 1)))
+
+    ours = modseq_mod.ModseqLog(path)
+    theirs = modseq_mod.ModseqLog(path)  # another process: its own state
+    start = ours.stamp(snap((), (), ()))
+    theirs.stamp(snap((), (), ()))
+    record = ours._record
+
+    def racing(snapshot, needs=None):
+        # The other process changes message 1 and message 3 while we wait
+        # for the lock; we changed message 2.
+        theirs.stamp(snap(("\\Seen",), (), ("\\Seen",)))
+        return record(snapshot, needs)
+
+    ours._record = racing
+    out = ours.stamp(snap(("\\Seen",), ("\\Flagged",), ()))
+    modseqs = [r.modseq for r in out.messages]
+    # Ours went after theirs: message 2 above both of theirs; message 3
+    # is back to no flags in our listing, so it changed again; message 1
+    # has the flags they stamped and keeps their MODSEQ.
+    assert modseqs[1] > start.highestmodseq + 2
+    assert modseqs[2] > modseqs[1]
+    assert modseqs[0] == start.highestmodseq + 1
+    assert len(set(modseqs)) == 3 and out.highestmodseq == max(modseqs)
+    assert _parsed(ours._state) == _read_back(path)
+

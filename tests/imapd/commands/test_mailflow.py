@@ -148,6 +148,55 @@ def test_other_session_changes_reach_view(selected, new_conv):
     assert selected.ok("n3 NOOP")[0] == "* 1 EXPUNGE"
 
 
+def test_store_reports_others_changes_from_its_own_sync(selected, new_conv):
+    """
+    STORE syncs with the store once, after its commit, and that sync
+    (not a second listing) brings what other sessions changed before it
+    into this STORE's answer; a change made after it waits for the next
+    command.
+    """
+    append(selected, "a1", "INBOX")
+    append(selected, "a2", "INBOX")
+    selected.ok("n1 NOOP")
+    other = new_conv()
+    other.login()
+    other.ok("s1 SELECT INBOX")
+    other.ok("t1 STORE 2 +FLAGS.SILENT (\\Deleted)")
+    mailbox = selected.proto.selected.mailbox
+    calls = []
+    real_sync = mailbox.sync
+
+    def counting_sync():
+        calls.append(1)
+        return real_sync()
+
+    mailbox.sync = counting_sync
+    lines = selected.ok("t2 STORE 1 +FLAGS.SILENT (\\Flagged)")
+    assert lines[0].startswith("* 2 FETCH (FLAGS (\\Deleted")
+    assert len(calls) == 1
+    assert selected.proto.selected.synced is None  # applied once, then gone
+    other.ok("t3 STORE 2 -FLAGS.SILENT (\\Deleted)")
+    assert selected.ok("n2 NOOP")[0].startswith("* 2 FETCH (FLAGS (")
+    assert len(calls) == 2
+
+
+def test_a_stale_commit_snapshot_is_never_applied(selected, new_conv):
+    """
+    The snapshot a command's flag commit synced to is applied by that
+    command only: one left over (a command that failed after its commit)
+    is dropped before the next command, which lists the store itself.
+    """
+    append(selected, "a1", "INBOX")
+    selected.ok("n1 NOOP")
+    view = selected.proto.selected
+    stale = view.mailbox.sync()
+    other = new_conv()
+    other.login()
+    append(other, "a2", "INBOX")
+    view.synced = stale
+    assert selected.ok("n2 NOOP")[:1] == ["* 2 EXISTS"]
+
+
 def test_idle_reports_new_mail(selected, new_conv):
     """IDLE reports an APPEND from another session at the next poll; DONE ends it."""
     selected.send(b"i1 IDLE\r\n")

@@ -111,6 +111,35 @@ def test_keywords_and_flags(tmp_path):
     assert files(store.root)["cur"] == ["m1:2,P"]
 
 
+def test_renamed_entry_is_what_a_listing_would_give(tmp_path):
+    """
+    After a flag change the transaction records each file's new name
+    without parsing it; the next listing reuses that entry, so it must be
+    exactly what parsing the name gives (unknown letters, a keyword
+    letter with no name, extra info fields, an old 1, info part).
+    """
+    from storage.maildir.filename import MaildirName
+    from storage.maildir.sync import scan
+
+    store = make_store(tmp_path)
+    for name in ("m1:2,PSz,XYZ", "m2:1,odd", "m3", "m4:2,FS"):
+        with open(os.path.join(store.root, "cur", name), "wb") as f:
+            f.write(b"x\n")
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    tx = mailbox.transaction()
+    for uid in (1, 2, 3, 4):
+        tx.set_flags(uid, frozenset({"\\Answered", "Work"}))
+    assert tx.commit().flags_changed == (1, 2, 3, 4)
+    listed = scan(store.root)
+    assert sorted(e.name for e in listed.values()) == [
+        "m1:2,PRaz,XYZ", "m2:2,Ra", "m3:2,Ra", "m4:2,Ra"]
+    for base, entry in listed.items():
+        assert mailbox.known_entry(base) == entry
+        assert entry.parsed == MaildirName.parse(entry.name)
+    assert [m.flags for m in mailbox.sync().messages] == [{"\\Answered", "Work"}] * 4
+
+
 def test_flags_after_foreign_rename(tmp_path):
     """If another program renamed the file, set_flags finds its new name."""
     store = make_store(tmp_path)
@@ -124,6 +153,21 @@ def test_flags_after_foreign_rename(tmp_path):
     tx.set_flags(1, frozenset({"\\Seen"}))
     tx.commit()
     assert files(store.root)["cur"] == ["m1:2,S"]
+
+
+def test_flags_on_a_file_another_program_put_back_in_new(tmp_path):
+    """A file found in new/ at commit is renamed from there into cur/."""
+    store = make_store(tmp_path)
+    cur = os.path.join(store.root, "cur")
+    with open(os.path.join(cur, "m1:2,"), "wb") as f:
+        f.write(b"x\n")
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    os.rename(os.path.join(cur, "m1:2,"), os.path.join(store.root, "new", "m1"))
+    tx = mailbox.transaction()
+    tx.set_flags(1, frozenset({"\\Seen"}))
+    assert tx.commit().flags_changed == (1,)
+    assert files(store.root) == {"new": [], "cur": ["m1:2,S"]}
 
 
 def test_expunge(tmp_path):

@@ -124,6 +124,97 @@ def test_scan_prefers_cur_and_skips_dotfiles(tmp_path):
     assert list(entries) == ["dup"] and entries["dup"].subdir == "cur"
 
 
+def test_scan_keeps_the_same_choice_whatever_the_order(tmp_path):
+    """
+    Of two cur/ names with one base the smallest wins, and cur/ beats
+    new/, whatever order readdir (or an earlier listing) gives them in.
+    """
+    store = make_store(tmp_path)
+    _drop(store.root, "new", "dup")
+    _drop(store.root, "cur", "dup:2,S")
+    _drop(store.root, "cur", "dup:2,F")
+    first = scan(store.root)
+    assert first["dup"].name == "dup:2,F"
+    assert scan(store.root, first)["dup"].name == "dup:2,F"
+    assert scan(store.root, {"dup": scan(store.root)["dup"]})["dup"].name == "dup:2,F"
+
+
+def test_scan_reuses_only_names_still_listed(tmp_path):
+    """
+    An earlier listing only spares parsing names that are still there, in
+    the same sub-directory: it never brings back a file that is gone or
+    keeps a file's old place.
+    """
+    from storage.maildir.filename import MaildirName
+    from storage.maildir.sync import Entry
+
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,S")
+    _drop(store.root, "cur", "b")
+    known = scan(store.root)
+    known["gone"] = Entry.of("cur", "gone:2,S")
+    known["c"] = Entry.of("new", "c")
+    _drop(store.root, "cur", "c")  # moved from new/ to cur/ meanwhile
+    again = scan(store.root, known)
+    assert sorted(again) == ["a", "b", "c"]
+    assert again["a"] is known["a"]
+    assert again["c"].subdir == "cur" and again["c"].parsed == MaildirName.parse("c")
+    assert again == scan(store.root)
+
+
+def test_foreign_rename_seen_right_after_an_unchanged_sync(tmp_path):
+    """
+    A sync whose listing matches the last one reuses its snapshot; the
+    very next listing still catches a rename by another program, even
+    when the directory's mtime is put back (NFS: mtimes prove nothing).
+    """
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,")
+    _drop(store.root, "cur", "b:2,S")
+    mailbox = store.open("INBOX")
+    first = mailbox.sync()
+    again = mailbox.sync()
+    assert again.messages is first.messages  # nothing rebuilt
+    cur = os.path.join(store.root, "cur")
+    st = os.stat(cur)
+    os.rename(os.path.join(cur, "a:2,"), os.path.join(cur, "a:2,F"))
+    os.utime(cur, ns=(st.st_atime_ns, st.st_mtime_ns))
+    snap = mailbox.sync()
+    assert [sorted(m.flags) for m in snap.messages] == [["\\Flagged"], ["\\Seen"]]
+    assert snap.messages[0].modseq > first.highestmodseq
+    assert snap.messages[1].modseq == first.messages[1].modseq
+    # Another open of the mailbox in this process sees the same.
+    assert store.open("INBOX", readonly=True).sync().messages == snap.messages
+
+
+def test_modseq_from_another_node_seen_though_the_listing_is_unchanged(tmp_path):
+    """
+    Another node saw a message go A -> B -> A and gave it two MODSEQs
+    while our listing stayed the same: our next sync must show the
+    log's MODSEQ (RFC 7162: an UNCHANGEDSINCE test against the old one
+    would pass wrongly), not reuse the snapshot it stamped before.
+    """
+    import dataclasses
+
+    from storage.maildir.mailbox import MODSEQ_FILE
+    from storage.modseq import ModseqLog
+
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,")
+    _drop(store.root, "cur", "b:2,S")
+    mailbox = store.open("INBOX")
+    first = mailbox.sync()
+    assert mailbox.sync().messages is first.messages
+    node2 = ModseqLog(os.path.join(store.root, MODSEQ_FILE))  # its own state
+    a, b = first.messages
+    flagged = a.replace(flags=frozenset({"\\Flagged"}))
+    node2.stamp(dataclasses.replace(first, messages=(flagged, b)))
+    node2.stamp(dataclasses.replace(first, messages=(a.replace(), b)))
+    snap = mailbox.sync()
+    assert snap.messages[0].modseq == first.highestmodseq + 2 == snap.highestmodseq
+    assert snap.messages[1].modseq == first.messages[1].modseq
+
+
 def test_missing_uidlist_is_created(tmp_path):
     """A Maildir without a uidlist gets one with a time-based UIDVALIDITY."""
     import time
@@ -191,3 +282,16 @@ def test_readonly_open_without_lock(tmp_path, monkeypatch):
     # though nothing changed on disk since the incomplete listing.
     monkeypatch.undo()
     assert [m.key for m in store.open("INBOX").sync().messages] == ["a", "b"]
+
+
+def test_entry_parts_are_those_of_the_parsed_name():
+    """An entry keeps its name's parts flat; they are MaildirName's."""
+    from storage.maildir.filename import MaildirName
+    from storage.maildir.sync import Entry
+
+    for name in ("m", "m:2,", "m:2,PSa,XYZ,W=3", "m,S=5:1,odd", "m::2,S", "m:2,S:x"):
+        entry = Entry.of("cur", name)
+        parsed = MaildirName.parse(name)
+        assert entry.parsed == parsed
+        assert (entry.base, entry.info, entry.letters, entry.extra) == (
+            parsed.base, parsed.info, parsed.letters, parsed.extra)
