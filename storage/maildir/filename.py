@@ -77,6 +77,8 @@ def size_field(base: str, key: str) -> int | None:
     The value of a C{,<key>=<digits>} field of a base name (C{"S"} is the
     file size, C{"W"} the size with CRLF line endings), or C{None}.
     """
+    if f",{key}=" not in base:
+        return None  # most names: no regular expression needed
     pattern = _SIZE_RE_CACHE.get(key)
     if pattern is None:
         pattern = _SIZE_RE_CACHE[key] = re.compile(r",%s=(\d+)(?=,|$)" % re.escape(key))

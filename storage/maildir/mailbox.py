@@ -390,6 +390,7 @@ class MaildirMailbox:
         facts = shared.facts
         dates, sizes = shared.dates, shared.sizes
         flag_sets = shared.flag_sets
+        modseqs = self.modseqs.current() if len(cached) < len(self._uidlist.records) else {}
         messages: list[MessageRecord] = []
         by_uid: dict[int, str] = {}
         for record in self._uidlist.records:
@@ -417,7 +418,7 @@ class MaildirMailbox:
             base = record.base
             rec = MessageRecord(record.uid, flags, dates.get(base),
                                 sizes.get(base) or size_field(base, "W"), base,
-                                facts=facts)
+                                modseqs.get(record.uid, 0), facts)
             cached[(record.uid, entry.name)] = rec
             messages.append(rec)
             by_uid[record.uid] = record.base

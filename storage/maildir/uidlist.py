@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from storage.errors import BrokenMailbox, StoreError
 from storage.maildir.files import atomic_write
@@ -36,10 +37,9 @@ _ENC = "utf-8"
 _ERR = "surrogateescape"
 
 
-@dataclass(frozen=True, slots=True)
-class UidlistRecord:
+class UidlistRecord(NamedTuple):
     """
-    One message line.
+    One message line (a named tuple: 10,000 are built per uidlist read).
 
     @ivar base: the base name (unique part) of the message file.
     @ivar ext: extension fields as written (C{"W1234"}), unknown ones kept.
