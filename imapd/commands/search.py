@@ -27,7 +27,7 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
         to read every message a key needs from the store.
     """
     from imapd.message import Message
-    from imapd.search import SearchItem, compile_search, needs_message
+    from imapd.search import SearchItem, compile_search, needs_body, needs_message
     from imapd.search.sets import search_by_sets
     from storage.errors import MessageExpunged
 
@@ -40,6 +40,9 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
         hits = search_by_sets(key, view)
         if hits is not None:
             return hits
+    # Header keys need only the header block: an unindexed message's body
+    # (most of the file) is not read for FROM, SUBJECT or HEADER.
+    read = view.mailbox.read if needs_body(key) else view.mailbox.read_header
     max_seq = len(view.uids)
     max_uid = view.uids[-1] if view.uids else 0
     hits = []
@@ -54,7 +57,7 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
             loader = None
             if need:
                 def loader(uid=uid):
-                    return Message(view.mailbox.read(uid))
+                    return Message(read(uid))
             item = SearchItem(seq=seq, record=record, flags=view.flags(uid),
                               max_seq=max_seq, max_uid=max_uid,
                               message_loader=loader)

@@ -6,10 +6,11 @@ and evaluates search programs with these.
 
 from imapd.search.match import (
     KNOWN_CHARSETS, SUPPORTED_CHARSETS, BadCharset, Matcher, SearchItem, compile_search,
+    needs_body,
     needs_message,
 )
 
 __all__ = [
     "compile_search", "SearchItem", "Matcher", "BadCharset",
-    "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS",
+    "needs_message", "needs_body", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS",
 ]

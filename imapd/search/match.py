@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SearchItem", "Matcher", "BadCharset", "compile_search",
     "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS", "SEARCH_COLUMNS",
-    "KEY_COLUMNS", "field_text",
+    "KEY_COLUMNS", "field_text", "needs_body",
 ]
 
 #: What SEARCH names in C{[BADCHARSET (...)]}: the charsets every client
@@ -218,6 +218,16 @@ _CONTENT_KEYS = frozenset({
     "BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER", "BODY", "TEXT",
     "SENTBEFORE", "SENTON", "SENTSINCE",
 })
+
+
+def needs_body(key: SearchKey) -> bool:
+    """
+    Whether C{key} may need more of a message than its header: only BODY
+    and TEXT (RFC 3501 section 6.4.4) look past the header block.
+    """
+    if key.name in ("BODY", "TEXT"):
+        return True
+    return any(needs_body(c) for c in key.children)
 
 
 def needs_message(key: SearchKey) -> bool:

@@ -149,6 +149,21 @@ def test_body_keys_still_read_files(mailbox, monkeypatch):
     assert reads == [2]
 
 
+# An mbox's read_header slices the message it reads with one pread anyway.
+@pytest.mark.parametrize("store_kind", ["maildir"])
+@pytest.mark.parametrize("criteria", [s for s in SEARCHES if "BODY" not in s and "TEXT" not in s])
+def test_cold_header_search_reads_only_headers(mailbox, monkeypatch, criteria, store_kind):
+    """
+    With no index at all, header keys read each message's header block
+    (IMailbox.read_header), never the whole message, and answer the same.
+    """
+    expected = _search(mailbox, criteria)
+    mailbox.proto.account.index_dir = None
+    reads = _count_reads(mailbox, monkeypatch)
+    assert _search(mailbox, criteria) == expected
+    assert reads == []
+
+
 def test_index_deleted_between_searches(mailbox):
     """Deleting the index files between searches costs re-reads, never a different answer."""
     expected = _all(mailbox)
