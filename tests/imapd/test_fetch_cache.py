@@ -204,9 +204,7 @@ def test_cold_header_fetch_reads_only_headers(authed, mail_root, store_kind, mon
     ENVELOPE and header fields reads no whole message and leaves the size
     unknown; RFC822.SIZE afterwards is still the size of the CRLF text.
     """
-    from conftest import USER
-
-    cur = mail_root / USER / "cur"
+    cur = mail_root / authed.proto.account.user / "cur"
     authed.ok("s0 SELECT INBOX")  # creates the Maildir
     body = b"line\n" * 5000
     for i, data in enumerate((SIMPLE, MULTIPART, HEADER_ONLY)):
