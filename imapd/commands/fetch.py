@@ -4,8 +4,10 @@ FETCH and UID FETCH (RFC 3501 sections 6.4.5 and 6.4.8).
 
 The handler stays thin: rendering is L{imapd.fetch}, message structure is
 L{imapd.message}.  Messages are read and rendered in the storage thread
-pool in batches, and each batch is written from the reactor thread, so a
-large FETCH neither blocks the reactor nor builds one huge response.
+pool in batches, in one job that streams each batch to the reactor thread
+as one write (L{imapd.protocol.IMAPServerProtocol.run_streaming}), so a
+large FETCH neither blocks the reactor nor builds one huge response, and
+pays no pool round trip per batch.
 When the account has an index directory, attribute lists that need only
 the header or the MIME structure are answered from the per-node cache
 (L{imapd.cache}): one lookup and one write-back per batch.
@@ -144,6 +146,26 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
     return b"".join(out), missing, done
 
 
+def _render_all(emit, view, pairs, attrs, with_flags, need_message, include_uid, changed,
+                cache, budget) -> int:
+    """
+    Blocking: render C{pairs} batch by batch, handing each batch to
+    C{emit} (L{imapd.protocol.IMAPServerProtocol.run_streaming}) as one
+    write.  Returns how many of the named messages were gone.
+    """
+    missing = 0
+    i = 0
+    while i < len(pairs):
+        data, lost, done = _render_batch(
+            view, pairs[i : i + _BATCH], attrs, with_flags, need_message, include_uid,
+            changed, cache, budget)
+        i += done
+        missing += lost
+        if data and not emit(data):
+            break
+    return missing
+
+
 async def handle_fetch(session, cmd: Fetch):
     """RFC 3501 section 6.4.5."""
     from imapd.cache import FetchCache
@@ -181,17 +203,9 @@ async def handle_fetch(session, cmd: Fetch):
         with_flags = with_flags + (_MODSEQ,)
     need = needs_message(attrs)
     cache = FetchCache.for_fetch(session.account, view.mailbox, attrs) if need else None
-    missing = 0
     budget = _BATCH_BYTES if need and cache is None else None
-    i = 0
-    while i < len(pairs):
-        data, lost, done = await session.run(
-            _render_batch, view, pairs[i : i + _BATCH], attrs, with_flags, need,
-            cmd.uid, changed, cache, budget,
-        )
-        i += done
-        missing += lost
-        session.send(data)
+    missing = await session.run_streaming(
+        _render_all, view, pairs, attrs, with_flags, need, cmd.uid, changed, cache, budget)
     if missing:
         # RFC 2180 section 4.1.2: tell the client some messages it named
         # are gone; the EXPUNGEs follow at the next command that allows
