@@ -376,16 +376,16 @@ class CachedMessage:
             is_header, spec = _header_section(
                 text, fields if fields.__class__ is tuple else tuple(fields))
             if is_header:
+                sections = self._row.get("sections")
+                if sections is not None and spec is not None:
+                    cached = sections.get(spec)
+                    if cached is not None:
+                        return cached
                 return self._header_section(text, fields, spec)
         return self._real().section(part, text, fields)
 
     def _header_section(self, text: str, fields, spec: Optional[str]) -> Optional[bytes]:
-        if spec is not None:
-            sections = self._row.get("sections")
-            if sections is not None:
-                cached = sections.get(spec)
-                if cached is not None:
-                    return cached
+        # The row lacks this header section: compute it from the header.
         # header_end() on the header block alone stops where it did on
         # the whole message, so the block answers these sections.
         data = Message(self.header_bytes()).section((), text, fields)
@@ -626,7 +626,12 @@ class FetchCache:
                 lacking.append(uid)
             elif specs:
                 sections = row.get("sections")
-                if sections is None or any(spec not in sections for spec in specs):
+                if sections is None:
+                    lacking.append(uid)
+                elif len(specs) == 1:
+                    if specs[0] not in sections:
+                        lacking.append(uid)
+                elif any(spec not in sections for spec in specs):
                     lacking.append(uid)
         return lacking
 
