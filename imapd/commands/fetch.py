@@ -22,11 +22,11 @@ from storage.errors import MessageExpunged
 
 __all__ = ["handle_fetch", "mark_seen"]
 
-#: Messages rendered per trip to the thread pool.
+#: Messages rendered per batch: one index lookup and one write each.
 _BATCH = 200
-#: Bytes of message content read per trip when the messages are read
-#: from the store: a batch of long bodies is cut short there, so that the
-#: reactor writes them to the client while the next ones are read.
+#: Bytes of message content per batch when the messages are read from
+#: the store: a batch of long bodies is cut short, so that the reactor
+#: writes them to the client while the next ones are read.
 _BATCH_BYTES = 1 << 20
 _FLAGS = FetchAttr("FLAGS")
 _MODSEQ = FetchAttr("MODSEQ")
@@ -76,7 +76,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
     """
     Blocking: render the FETCH responses of C{pairs} into one C{bytes}
     (one transport write).  With a C{budget}, stop after the message whose
-    response takes the batch past that many bytes, so that long bodies
+    content takes the batch past that many bytes, so that long bodies
     reach the network while the next ones are read.
 
     @return: C{(data, missing, done)}: the responses, how many named

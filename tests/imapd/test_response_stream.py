@@ -164,3 +164,28 @@ def test_long_literal_is_its_own_fragment():
     assert out[1] is Msg.raw
     assert b"".join(out) == b"* 3 FETCH (UID 7 BODY[] {%d}\r\n%s)\r\n" % (len(Msg.raw), Msg.raw)
     assert renderer(3, record, None, Msg()) == b"".join(out)
+
+
+def test_byte_budget_splits_batches_without_changing_the_answer(authed, monkeypatch):
+    """
+    FETCH BODY[] cuts a batch short once its content passes the byte
+    budget; the client sees the same responses, in order, either way.
+    """
+    from imapd.commands import fetch
+
+    for i in range(7):
+        authed.append("a%d" % i, b"Subject: m%d\r\n\r\n" % i + b"x" * (100 * i) + b"\r\n")
+    authed.ok("s SELECT INBOX")
+    authed.output()
+    authed.send(b"f1 FETCH 2:6 (UID BODY.PEEK[])\r\n")
+    whole = authed.output()
+    writes = []
+    real_send = authed.proto.send
+    monkeypatch.setattr(authed.proto, "send", lambda data: (writes.append(data), real_send(data)))
+    monkeypatch.setattr(fetch, "_BATCH", 3)
+    monkeypatch.setattr(fetch, "_BATCH_BYTES", 150)
+    authed.send(b"f1 FETCH 2:6 (UID BODY.PEEK[])\r\n")
+    assert authed.output() == whole
+    assert whole.count(b" FETCH (UID ") == 5
+    # Messages 2 and 3 hold 114 and 214 octets: each batch ends early.
+    assert len([w for w in writes if b" FETCH (" in w]) >= 3
