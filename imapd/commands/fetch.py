@@ -15,6 +15,7 @@ the header or the MIME structure are answered from the per-node cache
 
 from __future__ import annotations
 
+import time
 
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Fetch, FetchAttr
@@ -28,6 +29,11 @@ _BATCH = 200
 #: the store: a batch of long bodies is cut short, so that the reactor
 #: writes them to the client while the next ones are read.
 _BATCH_BYTES = 1 << 20
+#: Seconds one streaming job renders before it gives its pool thread
+#: back: other jobs of the same mailbox (L{imapd.server.StoragePool}
+#: shares) get their turn, and a long FETCH is not taken for a stuck one.
+#: A warm FETCH of 10,000 messages takes one job.
+_SLICE = 0.25
 _FLAGS = FetchAttr("FLAGS")
 _MODSEQ = FetchAttr("MODSEQ")
 
@@ -146,15 +152,20 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
     return b"".join(out), missing, done
 
 
-def _render_all(emit, view, pairs, attrs, with_flags, need_message, include_uid, changed,
-                cache, budget) -> int:
+def _render_all(emit, view, pairs, start, attrs, with_flags, need_message, include_uid,
+                changed, cache, budget) -> tuple[int, int]:
     """
-    Blocking: render C{pairs} batch by batch, handing each batch to
-    C{emit} (L{imapd.protocol.IMAPServerProtocol.run_streaming}) as one
-    write.  Returns how many of the named messages were gone.
+    Blocking: render C{pairs[start:]} batch by batch, handing each batch
+    to C{emit} (L{imapd.protocol.IMAPServerProtocol.run_streaming}) as one
+    write, for at most L{_SLICE} seconds.
+
+    @return: C{(missing, next)}: how many of the named messages were gone,
+        and where the next job starts (C{len(pairs)} when done, or when
+        the connection is closing).
     """
+    deadline = time.monotonic() + _SLICE
     missing = 0
-    i = 0
+    i = start
     while i < len(pairs):
         data, lost, done = _render_batch(
             view, pairs[i : i + _BATCH], attrs, with_flags, need_message, include_uid,
@@ -162,8 +173,10 @@ def _render_all(emit, view, pairs, attrs, with_flags, need_message, include_uid,
         i += done
         missing += lost
         if data and not emit(data):
+            return missing, len(pairs)
+        if time.monotonic() >= deadline:
             break
-    return missing
+    return missing, i
 
 
 async def handle_fetch(session, cmd: Fetch):
@@ -204,8 +217,13 @@ async def handle_fetch(session, cmd: Fetch):
     need = needs_message(attrs)
     cache = FetchCache.for_fetch(session.account, view.mailbox, attrs) if need else None
     budget = _BATCH_BYTES if need and cache is None else None
-    missing = await session.run_streaming(
-        _render_all, view, pairs, attrs, with_flags, need, cmd.uid, changed, cache, budget)
+    missing = 0
+    i = 0
+    while i < len(pairs):
+        lost, i = await session.run_streaming(
+            _render_all, view, pairs, i, attrs, with_flags, need, cmd.uid, changed, cache,
+            budget)
+        missing += lost
     if missing:
         # RFC 2180 section 4.1.2: tell the client some messages it named
         # are gone; the EXPUNGEs follow at the next command that allows

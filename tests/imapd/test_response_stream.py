@@ -189,3 +189,29 @@ def test_byte_budget_splits_batches_without_changing_the_answer(authed, monkeypa
     assert whole.count(b" FETCH (UID ") == 5
     # Messages 2 and 3 hold 114 and 214 octets: each batch ends early.
     assert len([w for w in writes if b" FETCH (" in w]) >= 3
+
+
+def test_time_slices_resume_where_they_stopped(authed, monkeypatch):
+    """
+    A streaming FETCH job gives its pool thread back after a time slice
+    and the next job goes on from where it stopped: same answer, several
+    jobs.
+    """
+    from imapd.commands import fetch
+
+    for i in range(5):
+        authed.append("a%d" % i, b"Subject: m%d\r\n\r\nbody\r\n" % i)
+    authed.ok("s SELECT INBOX")
+    authed.output()
+    authed.send(b"f1 FETCH 1:* (FLAGS BODY.PEEK[])\r\n")
+    whole = authed.output()
+    jobs = []
+    real = authed.proto.run_streaming
+    monkeypatch.setattr(authed.proto, "run_streaming",
+                        lambda fn, *args: (jobs.append(args[2]), real(fn, *args))[1])
+    monkeypatch.setattr(fetch, "_BATCH", 2)
+    monkeypatch.setattr(fetch, "_SLICE", 0.0)
+    authed.send(b"f1 FETCH 1:* (FLAGS BODY.PEEK[])\r\n")
+    assert authed.output() == whole
+    assert whole.count(b" FETCH (FLAGS ") == 5
+    assert jobs == [0, 2, 4]
