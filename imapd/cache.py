@@ -266,6 +266,19 @@ class _Located:
         self.path = path
 
 
+@functools.lru_cache(maxsize=256)
+def _header_section(text: str, fields: tuple) -> tuple[bool, Optional[str]]:
+    # Whether BODY[text] of the whole message is a header section, and its
+    # L{section_spec}; memoized because a FETCH asks it once per message.
+    if text.upper() not in _HEADER_TEXTS:
+        return False, None
+    return True, _section_spec(text, fields)
+
+
+#: The row of a message the index has nothing for; never written to.
+_NO_ROW: dict = {}
+
+
 class CachedMessage:
     """
     A stand-in for L{Message} in the renderer: answers ENVELOPE,
@@ -273,80 +286,112 @@ class CachedMessage:
     cached row, and loads the real message on first need of anything else
     (or of a column the row lacks).
 
+    A warm FETCH makes one per message, so a hit costs one dictionary
+    lookup: nothing else is allocated until a value must be computed.
+
+    @ivar uid: the message's UID.
     @ivar computed: the columns computed here that the row lacked, for
-        writing back; C{computed["sections"]} holds new
-        C{HEADER.FIELDS[.NOT]} answers by L{section_spec}.
+        writing back, or None while there are none;
+        C{computed["sections"]} holds new C{HEADER.FIELDS[.NOT]} answers
+        by L{section_spec}.
     """
 
-    __slots__ = ("_row", "_load", "_load_header", "_message", "computed")
+    __slots__ = ("uid", "_row", "_mailbox", "_message", "computed")
 
-    def __init__(self, row: Optional[dict], load: Callable[[], Message],
-                 load_header: Optional[Callable[[], bytes]] = None) -> None:
-        self._row = row or {}
-        self._load = load
-        self._load_header = load_header
+    def __init__(self, mailbox, uid: int, row: Optional[dict]) -> None:
+        self.uid = uid
+        self._row = _NO_ROW if row is None else row
+        self._mailbox = mailbox
         self._message: Optional[Message] = None
-        self.computed: dict[str, bytes] = {}
+        self.computed: Optional[dict] = None
 
     def _real(self) -> Message:
         if self._message is None:
-            self._message = self._load()
-            if self._row.get("header") is None and "header" not in self.computed:
-                # Cheap once the message is in memory, and it lets the
-                # next ENVELOPE or header FETCH skip the file.
-                self.computed["header"] = self._message.header_bytes()
+            self._message = Message(self._mailbox.read(self.uid))
+            if self._row.get("header") is None:
+                computed = self._computed()
+                if "header" not in computed:
+                    # Cheap once the message is in memory, and it lets
+                    # the next ENVELOPE or header FETCH skip the file.
+                    computed["header"] = self._message.header_bytes()
         return self._message
 
-    def _get(self, field: str, compute: Callable[[], bytes]) -> bytes:
-        value = self._row.get(field)
+    def _computed(self) -> dict:
+        computed = self.computed
+        if computed is None:
+            computed = self.computed = {}
+        return computed
+
+    def _compute(self, field: str, compute: Callable[[], bytes]) -> bytes:
+        # The row lacks field: compute it once and keep it for write-back.
+        computed = self._computed()
+        value = computed.get(field)
         if value is None:
-            value = self.computed.get(field)
-            if value is None:
-                value = self.computed[field] = compute()
+            value = computed[field] = compute()
         return value
 
     def header_bytes(self) -> bytes:
         """RFC822.HEADER / BODY[HEADER]; see L{Message.header_bytes}."""
-        def compute() -> bytes:
-            if self._message is None and self._load_header is not None:
+        value = self._row.get("header")
+        if value is None:
+            value = self._compute("header", self._header)
+        return value
+
+    def _header(self) -> bytes:
+        if self._message is None:
+            read_header = getattr(self._mailbox, "read_header", None)
+            if read_header is not None:
                 # The store's header block (IMailbox.read_header) is what
                 # the parser would find: the body is not read at all.
-                return self._load_header()
-            return self._real().header_bytes()
-        return self._get("header", compute)
+                return read_header(self.uid)
+        return self._real().header_bytes()
 
     def envelope(self) -> bytes:
         """The wire-encoded ENVELOPE; see L{Message.envelope}."""
-        def compute() -> bytes:
-            # The ENVELOPE depends on the top-level header only, and a
-            # Message made of just that block finds the same header.
-            if self._message is None and (self._row.get("header") is not None
-                                          or self._load_header is not None):
-                return Message(self.header_bytes()).envelope()
-            return self._real().envelope()
-        return self._get("envelope", compute)
+        value = self._row.get("envelope")
+        if value is None:
+            value = self._compute("envelope", self._envelope)
+        return value
+
+    def _envelope(self) -> bytes:
+        # The ENVELOPE depends on the top-level header only, and a
+        # Message made of just that block finds the same header.
+        if self._message is None and (self._row.get("header") is not None
+                                      or hasattr(self._mailbox, "read_header")):
+            return Message(self.header_bytes()).envelope()
+        return self._real().envelope()
 
     def bodystructure(self, extended: bool) -> bytes:
         """BODY or BODYSTRUCTURE; see L{Message.bodystructure}."""
-        return self._get("bodystructure" if extended else "body",
-                         lambda: self._real().bodystructure(extended))
+        field = "bodystructure" if extended else "body"
+        value = self._row.get(field)
+        if value is None:
+            value = self._compute(field, lambda: self._real().bodystructure(extended))
+        return value
 
     def section(self, part: tuple[int, ...], text: Optional[str],
                 fields: tuple[bytes, ...] = ()) -> Optional[bytes]:
         """BODY[section]; see L{Message.section}."""
-        if not part and text is not None and text.upper() in _HEADER_TEXTS:
-            spec = section_spec(text, fields)
-            if spec is not None:
-                cached = self._row.get("sections", {}).get(spec)
-                if cached is not None:
-                    return cached
-            # header_end() on the header block alone stops where it did
-            # on the whole message, so the block answers these sections.
-            data = Message(self.header_bytes()).section((), text, fields)
-            if spec is not None and data is not None:
-                self.computed.setdefault("sections", {})[spec] = data
-            return data
+        if not part and text is not None:
+            is_header, spec = _header_section(
+                text, fields if fields.__class__ is tuple else tuple(fields))
+            if is_header:
+                sections = self._row.get("sections")
+                if sections is not None and spec is not None:
+                    cached = sections.get(spec)
+                    if cached is not None:
+                        return cached
+                return self._header_section(text, fields, spec)
         return self._real().section(part, text, fields)
+
+    def _header_section(self, text: str, fields, spec: Optional[str]) -> Optional[bytes]:
+        # The row lacks this header section: compute it from the header.
+        # header_end() on the header block alone stops where it did on
+        # the whole message, so the block answers these sections.
+        data = Message(self.header_bytes()).section((), text, fields)
+        if spec is not None and data is not None:
+            self._computed().setdefault("sections", {})[spec] = data
+        return data
 
     def __getattr__(self, name: str):
         # Everything else (raw, text_bytes, binary_section, ...) needs the
@@ -378,6 +423,21 @@ class _Memory:
         self._groups: "OrderedDict[tuple, dict[int, tuple[int, object]]]" = OrderedDict()
         self._weights: dict[tuple, int] = {}
         self._lock = threading.Lock()
+
+    def group(self, key: tuple) -> dict[int, tuple[int, object]]:
+        """
+        The live dictionary of C{key}'s values (an empty one if there are
+        none), for reading only, without the lock: its values never
+        change, and a single C{dict.get} is atomic in CPython, so a reader
+        sees a value either before or after a concurrent L{put} adds it.
+        A group dropped meanwhile stays readable by whoever holds it.
+        """
+        with self._lock:
+            group = self._groups.get(key)
+            if group is None:
+                return _NO_ROW
+            self._groups.move_to_end(key)
+            return group
 
     def get(self, key: tuple, uids: Iterable[int]) -> dict[int, tuple[int, object]]:
         with self._lock:
@@ -483,14 +543,20 @@ class FetchCache:
         out: dict[int, dict] = {}
         columns = [f for f in self.fields if f != "size"]
         # Memory first; SQLite for the UIDs some wanted column lacks.
+        # The groups are read in place (see _Memory.group); a row is made
+        # once per UID, as a literal, and only then added to.
         missing: set[int] = set()
         for column in columns:
-            found = _memory.get((self.identity, uv, column), uids)
+            found = _memory.group((self.identity, uv, column))
             for uid in uids:
                 hit = found.get(uid)
                 record = records.get(uid)
                 if hit is not None and record is not None and _fits(record, hit[0]):
-                    out.setdefault(uid, {"size": hit[0]})[column] = hit[1]
+                    row = out.get(uid)
+                    if row is None:
+                        out[uid] = {"size": hit[0], column: hit[1]}
+                    else:
+                        row[column] = hit[1]
                 else:
                     missing.add(uid)
         if missing:
@@ -511,14 +577,17 @@ class FetchCache:
                 _memory.put((self.identity, uv, column), values)
         for spec in self.specs:
             key = (self.identity, uv, "sections", spec)
-            found = _memory.get(key, uids)
+            found = _memory.group(key)
             lacking = []
             for uid in uids:
                 hit = found.get(uid)
                 record = records.get(uid)
                 if hit is not None and record is not None and _fits(record, hit[0]):
-                    row = out.setdefault(uid, {"size": hit[0]})
-                    row.setdefault("sections", {})[spec] = hit[1]
+                    row = out.get(uid)
+                    if row is None:
+                        out[uid] = {"size": hit[0], "sections": {spec: hit[1]}}
+                    else:
+                        row.setdefault("sections", {})[spec] = hit[1]
                 else:
                     lacking.append(uid)
             if not lacking:
@@ -535,11 +604,7 @@ class FetchCache:
         if "header" not in self.fields:
             # A cached header block computes a missing ENVELOPE or field
             # list without the file; fetch it only where one is missing.
-            want_envelope = "envelope" in self.fields
-            lacking = [uid for uid in uids if uid in records and (
-                uid not in out
-                or (want_envelope and out[uid].get("envelope") is None)
-                or any(spec not in out[uid].get("sections", ()) for spec in self.specs))]
+            lacking = self._lacking_header(uids, records, out)
             if lacking:
                 for uid, row in index.get_many(view.uidvalidity, lacking,
                                                ("header", "size")).items():
@@ -547,19 +612,51 @@ class FetchCache:
                         out.setdefault(uid, {"size": row["size"]})["header"] = row["header"]
         return out
 
+    def _lacking_header(self, uids: list[int], records, out: dict[int, dict]) -> list[int]:
+        # The UIDs in the view whose row lacks the ENVELOPE or a field
+        # list this FETCH wants (or that have no row at all).
+        want_envelope = "envelope" in self.fields
+        specs = self.specs
+        lacking = []
+        for uid in uids:
+            if uid not in records:
+                continue
+            row = out.get(uid)
+            if row is None or (want_envelope and row.get("envelope") is None):
+                lacking.append(uid)
+            elif specs:
+                sections = row.get("sections")
+                if sections is None:
+                    lacking.append(uid)
+                elif len(specs) == 1:
+                    if specs[0] not in sections:
+                        lacking.append(uid)
+                elif any(spec not in sections for spec in specs):
+                    lacking.append(uid)
+        return lacking
+
+    def message_maker(self, view) -> Callable[[int, Optional[dict]], CachedMessage]:
+        """
+        A function of C{(uid, row)} that makes the L{CachedMessage} for
+        C{uid} from its row (from L{lookup}, or None), reading the store
+        only if needed.
+        """
+        return functools.partial(CachedMessage, view.mailbox)
+
     def message(self, view, uid: int, row: Optional[dict]) -> CachedMessage:
         """A L{CachedMessage} for C{uid}, reading the store only if needed."""
-        mailbox = view.mailbox
-        return CachedMessage(row, lambda: Message(mailbox.read(uid)),
-                             lambda: mailbox.read_header(uid))
+        return CachedMessage(view.mailbox, uid, row)
 
-    def store(self, view, messages: Iterable[tuple[int, CachedMessage]]) -> None:
+    def store(self, view, messages: Iterable[CachedMessage]) -> None:
         """Write back, in one transaction, what C{messages} computed.  Blocking."""
         records = view.records
         rows = {}
-        for uid, message in messages:
+        for message in messages:
+            if not message.computed:
+                continue
+            uid = message.uid
             record = records.get(uid)
-            if message.computed and record is not None:
+            if record is not None:
                 # The size only if known: a header FETCH must not read the
                 # whole file to learn it (the row is checked by its key).
                 rows[uid] = dict(message.computed, size=record.known_size)

@@ -32,6 +32,7 @@ Invariants of the protocol layer (keep them true; handlers rely on them):
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Optional
@@ -53,6 +54,10 @@ _session_ids = itertools.count(1)
 
 #: Queued events beyond which the transport is paused (invariant 1).
 _MAX_QUEUED = 64
+#: Parts of a streamed response (L{IMAPServerProtocol.run_streaming})
+#: that may wait for the reactor, and how long a worker waits for room.
+_STREAM_WINDOW = 4
+_STREAM_STALL = 60.0
 
 
 class IMAPServerProtocol(Protocol):
@@ -176,6 +181,50 @@ class IMAPServerProtocol(Protocol):
         if isinstance(pool, StoragePool):
             return pool.run(self.clock, self._pool_key(), fn, *args, **kwargs)
         return deferToThreadPool(self.clock, pool, fn, *args, **kwargs)
+
+    def run_streaming(self, fn: Callable, *args) -> defer.Deferred:
+        """
+        Like L{run}, for a blocking call that produces a long response in
+        parts: C{fn(emit, *args)} calls C{emit(data)} from its thread for
+        each part, in order, and C{emit} answers whether to go on (False
+        once the connection is closing).  The parts are written from the
+        reactor thread (invariant 3) as they come, all before the returned
+        Deferred fires.
+
+        A large FETCH used one pool round trip per batch, and the reactor
+        and the worker took turns: each hop (queue, wake-up, Deferred,
+        coroutine) cost about as much as rendering 200 messages.  Here the
+        worker keeps rendering while the reactor writes.  At most
+        L{_STREAM_WINDOW} parts wait for the reactor; beyond that the
+        worker waits (which also hands the GIL to the reactor), so memory
+        stays bounded by the transport's buffer as before.
+        """
+        pool = self.context.storage_pool
+        if pool is None:
+            # Unit tests: inline and deterministic.
+            def emit_inline(data: bytes) -> bool:
+                self.send(data)
+                return not self._closing
+            return self.run(fn, emit_inline, *args)
+        window = threading.BoundedSemaphore(_STREAM_WINDOW)
+        call = self.clock.callFromThread
+
+        def deliver(data: bytes) -> None:
+            try:
+                self.send(data)
+            finally:
+                window.release()
+
+        def emit(data: bytes) -> bool:
+            if self._closing:
+                return False
+            if not window.acquire(timeout=_STREAM_STALL):
+                # The reactor has not taken a part for that long: it is
+                # stopping, or wedged; don't hold a pool thread for it.
+                raise errors.ConnectionClosing("Response stream stalled")
+            call(deliver, data)
+            return True
+        return self.run(fn, emit, *args)
 
     def _pool_key(self):
         """

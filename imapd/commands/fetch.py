@@ -4,8 +4,10 @@ FETCH and UID FETCH (RFC 3501 sections 6.4.5 and 6.4.8).
 
 The handler stays thin: rendering is L{imapd.fetch}, message structure is
 L{imapd.message}.  Messages are read and rendered in the storage thread
-pool in batches, and each batch is written from the reactor thread, so a
-large FETCH neither blocks the reactor nor builds one huge response.
+pool in batches, in one job that streams each batch to the reactor thread
+as one write (L{imapd.protocol.IMAPServerProtocol.run_streaming}), so a
+large FETCH neither blocks the reactor nor builds one huge response, and
+pays no pool round trip per batch.
 When the account has an index directory, attribute lists that need only
 the header or the MIME structure are answered from the per-node cache
 (L{imapd.cache}): one lookup and one write-back per batch.
@@ -13,6 +15,7 @@ the header or the MIME structure are answered from the per-node cache
 
 from __future__ import annotations
 
+import time
 
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Fetch, FetchAttr
@@ -20,8 +23,17 @@ from storage.errors import MessageExpunged
 
 __all__ = ["handle_fetch", "mark_seen"]
 
-#: Messages rendered per trip to the thread pool.
+#: Messages rendered per batch: one index lookup and one write each.
 _BATCH = 200
+#: Bytes of message content per batch when the messages are read from
+#: the store: a batch of long bodies is cut short, so that the reactor
+#: writes them to the client while the next ones are read.
+_BATCH_BYTES = 1 << 20
+#: Seconds one streaming job renders before it gives its pool thread
+#: back: other jobs of the same mailbox (L{imapd.server.StoragePool}
+#: shares) get their turn, and a long FETCH is not taken for a stuck one.
+#: A warm FETCH of 10,000 messages takes one job.
+_SLICE = 0.25
 _FLAGS = FetchAttr("FLAGS")
 _MODSEQ = FetchAttr("MODSEQ")
 
@@ -66,48 +78,105 @@ def mark_seen(view, uids) -> list[int]:
 
 
 def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, changed,
-                  cache=None):
-    from imapd.fetch import render_fetch
+                  cache=None, budget=None):
+    """
+    Blocking: render the FETCH responses of C{pairs} into one C{bytes}
+    (one transport write).  With a C{budget}, stop after the message whose
+    content takes the batch past that many bytes, so that long bodies
+    reach the network while the next ones are read.
+
+    @return: C{(data, missing, done)}: the responses, how many named
+        messages were gone, and how many of C{pairs} were handled.
+    """
+    from imapd.fetch import compile_fetch
     from imapd.message import Message
 
-    out = []
+    renderer = compile_fetch(attrs, include_uid)
+    render = renderer.render_into
+    render_changed = compile_fetch(with_flags, include_uid).render_into if changed else render
+    records = view.records
+    shown_flags = view.shown_flags
+    # Without a FLAGS item the renderer never looks at the flags.
+    need_flags = renderer.needs_flags
+    out: list[bytes] = []
     missing = 0
-    rows = cache.lookup(view, [u for _s, u in pairs]) if cache is not None else None
-    cached = []
+    done = 0
+    size = 0
+    if cache is not None:
+        rows = cache.lookup(view, [u for _s, u in pairs])
+        make = cache.message_maker(view)
+        cached = []
+        for seq, uid in pairs:
+            done += 1
+            record = records.get(uid)
+            if record is None:
+                missing += 1
+                continue
+            # Reads the store lazily, only for what the row lacks.
+            message = make(uid, rows.get(uid))
+            cached.append(message)
+            try:
+                if uid in changed:
+                    render_changed(out, seq, record, shown_flags(uid), message)
+                else:
+                    render(out, seq, record, shown_flags(uid) if need_flags else None,
+                           message)
+            except MessageExpunged:
+                missing += 1
+        # One transaction per batch, after rendering: the batch's answer
+        # does not wait on a busy index.
+        cache.store(view, cached)
+        return b"".join(out), missing, done
+    mailbox = view.mailbox
     for seq, uid in pairs:
-        record = view.records.get(uid)
+        done += 1
+        record = records.get(uid)
         if record is None:
             missing += 1
             continue
         message = None
-        if cache is not None:
-            # Reads the store lazily, only for what the row lacks.
-            message = cache.message(view, uid, rows.get(uid))
-            cached.append((uid, message))
-        elif need_message:
-            try:
-                message = Message(view.mailbox.read(uid))
-            except MessageExpunged:
-                missing += 1
-                continue
         try:
-            out.append(
-                render_fetch(
-                    seq,
-                    with_flags if uid in changed else attrs,
-                    record,
-                    view.shown_flags(uid),
-                    message,
-                    include_uid=include_uid,
-                )
-            )
+            if need_message:
+                message = Message(mailbox.read(uid))
+            if uid in changed:
+                render_changed(out, seq, record, shown_flags(uid), message)
+            else:
+                render(out, seq, record, shown_flags(uid) if need_flags else None, message)
         except MessageExpunged:
             missing += 1
-    if cache is not None:
-        # One transaction per batch, after rendering: the batch's answer
-        # does not wait on a busy index.
-        cache.store(view, cached)
-    return b"".join(out), missing
+            continue
+        if budget is not None and message is not None:
+            size += len(message.raw)
+            if size >= budget:
+                break
+    return b"".join(out), missing, done
+
+
+def _render_all(emit, view, pairs, start, attrs, with_flags, need_message, include_uid,
+                changed, cache, budget) -> tuple[int, int]:
+    """
+    Blocking: render C{pairs[start:]} batch by batch, handing each batch
+    to C{emit} (L{imapd.protocol.IMAPServerProtocol.run_streaming}) as one
+    write, for at most L{_SLICE} seconds.
+
+    @return: C{(missing, next)}: how many of the named messages were gone,
+        and where the next job starts (C{len(pairs)} when done, or when
+        the connection is closing).
+    """
+    deadline = time.monotonic() + _SLICE
+    missing = 0
+    i = start
+    while i < len(pairs):
+        data, lost, done = _render_batch(
+            view, pairs[i : i + _BATCH], attrs, with_flags, need_message, include_uid,
+            changed, cache, budget)
+        i += done
+        missing += lost
+        if data and not emit(data):
+            return missing, len(pairs)
+        if time.monotonic() >= deadline:
+            break
+    return missing, i
 
 
 async def handle_fetch(session, cmd: Fetch):
@@ -147,14 +216,14 @@ async def handle_fetch(session, cmd: Fetch):
         with_flags = with_flags + (_MODSEQ,)
     need = needs_message(attrs)
     cache = FetchCache.for_fetch(session.account, view.mailbox, attrs) if need else None
+    budget = _BATCH_BYTES if need and cache is None else None
     missing = 0
-    for i in range(0, len(pairs), _BATCH):
-        data, lost = await session.run(
-            _render_batch, view, pairs[i : i + _BATCH], attrs, with_flags, need,
-            cmd.uid, changed, cache,
-        )
+    i = 0
+    while i < len(pairs):
+        lost, i = await session.run_streaming(
+            _render_all, view, pairs, i, attrs, with_flags, need, cmd.uid, changed, cache,
+            budget)
         missing += lost
-        session.send(data)
     if missing:
         # RFC 2180 section 4.1.2: tell the client some messages it named
         # are gone; the EXPUNGEs follow at the next command that allows

@@ -8,9 +8,11 @@ for and whether to set C{\\Seen}; this module turns one message's data
 into one untagged C{FETCH} response, byte for byte.
 
 A FETCH of 10,000 messages runs the same attribute list 10,000 times, so
-the list is compiled once (L{compile_fetch}) into a tuple of small item
-renderers, and L{render_fetch} only calls them.  Item names are
-pre-encoded at compile time; per message there is no dispatch on names.
+the list is compiled once (L{compile_fetch}) into one C{%}-format with the
+item names built in and a tuple of small value functions; per message
+there is one formatting, a call per item, and no dispatch on names.  A
+batch collects its responses as fragments (L{FetchRenderer.render_into})
+and joins them once: a long body is copied once, into that join.
 
 Choices where the RFCs leave room, and why:
 
@@ -67,10 +69,6 @@ class UnknownCTE(CommandFailed):
     def __init__(self, text: str = "Unknown Content-Transfer-Encoding") -> None:
         super().__init__(text, "UNKNOWN-CTE")
 
-
-# An item renderer: (record, flags, message) -> the encoded item, name
-# included, e.g. b"UID 42".
-_Item = Callable[[MessageRecord, frozenset, "Optional[Message]"], bytes]
 
 # Items whose data comes from the record or the session alone.
 _NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE",
@@ -203,77 +201,84 @@ def item_name(attr: FetchAttr) -> bytes:
 
 
 # --------------------------------------------------------------------------
-# Item renderers
+# Item values
+#
+# Each item compiles to (name, kind, value function); the function takes
+# (record, flags, message) and returns the item's value without its name.
+# The kind says how the renderer puts the value on the wire:
+#
+#   _NUM   an int, written in decimal;
+#   _WIRE  bytes already wire-encoded;
+#   _DATA  message data, Optional[bytes]: NIL for None, "" when empty,
+#          else a literal (see _frame);
+#   _OPT   wire-encoded bytes, or None to leave the whole item out.
+
+_NUM, _WIRE, _DATA, _OPT = "num", "wire", "data", "opt"
+
+# A message data value up to this size is copied into its message's
+# response line; a larger one travels as a fragment of its own, so that a
+# body is copied once (into the batch's single write) and not once per
+# step of framing.
+_INLINE_MAX = 8192
 
 
-def _data(data: bytes) -> bytes:
-    # Message data: always a literal, but "" for nothing (see the module
-    # docstring).  A literal may not hold NUL (RFC 3501 section 9, CHAR8);
-    # a message appended as literal8 (RFC 3516) can, so BODY[] and RFC822*
-    # send NUL as 0x80, as Dovecot does (imap-msgpart.c), keeping sizes;
-    # BINARY[] returns the octets exactly, in a literal8.
-    if b"\x00" in data:
-        data = data.replace(b"\x00", b"\x80")
-    return wire.literal(data) if data else b'""'
+def _flags_value(record, flags, message) -> bytes:
+    return format_flags(flags)
 
 
-def _flags_item(record, flags, message) -> bytes:
-    return b"FLAGS " + format_flags(flags)
+def _uid_value(record, flags, message) -> int:
+    return record.uid
 
 
-def _uid_item(record, flags, message) -> bytes:
-    return b"UID %d" % record.uid
+def _size_value(record, flags, message) -> int:
+    return record.size
 
 
-def _size_item(record, flags, message) -> bytes:
-    return b"RFC822.SIZE %d" % record.size
+def _internaldate_value(record, flags, message) -> bytes:
+    return format_internaldate(record.internaldate)
 
 
-def _internaldate_item(record, flags, message) -> bytes:
-    return b"INTERNALDATE " + format_internaldate(record.internaldate)
-
-
-def _modseq_item(record, flags, message) -> bytes:
+def _modseq_value(record, flags, message) -> Optional[bytes]:
     # RFC 7162 section 3.1.4.1: "MODSEQ (" mod-sequence-value ")".
     modseq = getattr(record, "modseq", 0)
-    return b"MODSEQ (%d)" % modseq if modseq else b""
+    return b"(%d)" % modseq if modseq else None
 
 
-def _envelope_item(record, flags, message) -> bytes:
-    return b"ENVELOPE " + message.envelope()
+def _envelope_value(record, flags, message) -> bytes:
+    return message.envelope()
 
 
-def _body_item(record, flags, message) -> bytes:
-    return b"BODY " + message.bodystructure(False)
+def _body_value(record, flags, message) -> bytes:
+    return message.bodystructure(False)
 
 
-def _bodystructure_item(record, flags, message) -> bytes:
-    return b"BODYSTRUCTURE " + message.bodystructure(True)
+def _bodystructure_value(record, flags, message) -> bytes:
+    return message.bodystructure(True)
 
 
-def _rfc822_item(record, flags, message) -> bytes:
-    return b"RFC822 " + _data(message.raw)
+def _rfc822_value(record, flags, message) -> bytes:
+    return message.raw
 
 
-def _rfc822_header_item(record, flags, message) -> bytes:
-    return b"RFC822.HEADER " + _data(message.header_bytes())
+def _rfc822_header_value(record, flags, message) -> bytes:
+    return message.header_bytes()
 
 
-def _rfc822_text_item(record, flags, message) -> bytes:
-    return b"RFC822.TEXT " + _data(message.text_bytes())
+def _rfc822_text_value(record, flags, message) -> bytes:
+    return message.text_bytes()
 
 
-_SIMPLE_ITEMS: dict[str, _Item] = {
-    "FLAGS": _flags_item,
-    "UID": _uid_item,
-    "RFC822.SIZE": _size_item,
-    "INTERNALDATE": _internaldate_item,
-    "MODSEQ": _modseq_item,
-    "ENVELOPE": _envelope_item,
-    "BODYSTRUCTURE": _bodystructure_item,
-    "RFC822": _rfc822_item,
-    "RFC822.HEADER": _rfc822_header_item,
-    "RFC822.TEXT": _rfc822_text_item,
+_SIMPLE_ITEMS: dict[str, tuple[str, Callable]] = {
+    "FLAGS": (_WIRE, _flags_value),
+    "UID": (_NUM, _uid_value),
+    "RFC822.SIZE": (_NUM, _size_value),
+    "INTERNALDATE": (_WIRE, _internaldate_value),
+    "MODSEQ": (_OPT, _modseq_value),
+    "ENVELOPE": (_WIRE, _envelope_value),
+    "BODYSTRUCTURE": (_WIRE, _bodystructure_value),
+    "RFC822": (_DATA, _rfc822_value),
+    "RFC822.HEADER": (_DATA, _rfc822_header_value),
+    "RFC822.TEXT": (_DATA, _rfc822_text_value),
 }
 
 
@@ -286,19 +291,20 @@ def _cut(data: bytes, partial: Optional[tuple[int, int]]) -> bytes:
     return data[offset:offset + length]
 
 
-def _body_section_item(attr: FetchAttr) -> _Item:
+def _body_section_value(attr: FetchAttr) -> Callable:
     section = attr.section
     assert section is not None
-    prefix = item_name(attr) + b" "
     part, text, fields, partial = (section.part, section.text,
                                    section.fields, attr.partial)
+    if partial is None:
+        def value(record, flags, message) -> Optional[bytes]:
+            return message.section(part, text, fields)
+        return value
 
-    def render(record, flags, message) -> bytes:
+    def value_cut(record, flags, message) -> Optional[bytes]:
         data = message.section(part, text, fields)
-        if data is None:
-            return prefix + wire.NIL
-        return prefix + _data(_cut(data, partial))
-    return render
+        return None if data is None else _cut(data, partial)
+    return value_cut
 
 
 def _binary_data(message, part: tuple[int, ...]) -> Optional[bytes]:
@@ -312,48 +318,47 @@ def _binary_data(message, part: tuple[int, ...]) -> Optional[bytes]:
     return data
 
 
-def _binary_item(attr: FetchAttr) -> _Item:
+def _binary_value(attr: FetchAttr) -> Callable:
     section = attr.section
     assert section is not None
-    name = item_name(attr)
     part, partial = section.part, attr.partial
 
-    def render(record, flags, message) -> bytes:
+    def value(record, flags, message) -> bytes:
         data = _binary_data(message, part)
         if data is None:
-            return name + b" NIL"
+            return wire.NIL
         data = _cut(data, partial)
         if not data:
-            return name + b' ""'
+            return b'""'
         # RFC 3516 section 4.2: only literal8 may carry NUL.
         if b"\x00" in data:
-            return name + b" ~" + wire.literal(data)
-        return name + b" " + wire.literal(data)
-    return render
+            return b"~" + wire.literal(data)
+        return wire.literal(data)
+    return value
 
 
-def _binary_size_item(attr: FetchAttr) -> _Item:
+def _binary_size_value(attr: FetchAttr) -> Callable:
     section = attr.section
     assert section is not None
-    prefix = item_name(attr) + b" "
     part = section.part
 
-    def render(record, flags, message) -> bytes:
+    def value(record, flags, message) -> int:
         data = _binary_data(message, part)
-        return prefix + b"%d" % (0 if data is None else len(data))
-    return render
+        return 0 if data is None else len(data)
+    return value
 
 
-def _item(attr: FetchAttr) -> _Item:
+def _item(attr: FetchAttr) -> tuple[str, Callable]:
+    """The (kind, value function) of one attribute."""
     name = attr.name
     if name == "BODY":
         if attr.section is None:
-            return _body_item
-        return _body_section_item(attr)
+            return _WIRE, _body_value
+        return _DATA, _body_section_value(attr)
     if name == "BINARY":
-        return _binary_item(attr)
+        return _WIRE, _binary_value(attr)
     if name == "BINARY.SIZE":
-        return _binary_size_item(attr)
+        return _NUM, _binary_size_value(attr)
     try:
         return _SIMPLE_ITEMS[name]
     except KeyError:
@@ -364,35 +369,183 @@ def _item(attr: FetchAttr) -> _Item:
 # Compiled attribute lists
 
 
+class _Big:
+    # A framed literal kept out of its line: the "{n}" header and the data.
+    __slots__ = ("head", "data")
+
+    def __init__(self, head: bytes, data: bytes) -> None:
+        self.head = head
+        self.data = data
+
+
+def _frame(data: Optional[bytes]):
+    # A _DATA value on the wire: bytes, or a _Big for a long literal.
+    # Message data is always a literal, but "" for nothing and NIL for a
+    # part that is not there (see the module docstring).  A literal may
+    # not hold NUL (RFC 3501 section 9, CHAR8); a message appended as
+    # literal8 (RFC 3516) can, so BODY[] and RFC822* send NUL as 0x80, as
+    # Dovecot does (imap-msgpart.c), keeping sizes; BINARY[] returns the
+    # octets exactly, in a literal8 (_binary_value).
+    if data is None:
+        return wire.NIL
+    if not data:
+        return b'""'
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"\x80")
+    if len(data) > _INLINE_MAX:
+        return _Big(b"{%d}\r\n" % len(data), data)
+    return b"{%d}\r\n%s" % (len(data), data)
+
+
 class FetchRenderer:
     """
     A compiled FETCH attribute list: call it with one message's data to
-    get the whole untagged response.
+    get the whole untagged response, or use L{render_into} to add the
+    response to a batch's list of fragments.
+
+    Where it can, the list compiles to one C{%}-format with the item names
+    built in (C{b"* %d FETCH (UID %d BODYSTRUCTURE %s)\\r\\n"}), so a
+    message costs one formatting and a call per item.  MODSEQ (which may be
+    left out) and literals too long to copy into a line go the general way.
 
     @ivar needs_message: see L{needs_message}.
     @ivar sets_seen: see L{sets_seen}.
+    @ivar needs_flags: whether the flags argument is used at all (FLAGS is
+        asked for); when it is not, callers may pass None.
     """
 
-    __slots__ = ("_items", "needs_message", "sets_seen", "_has_modseq")
+    __slots__ = ("_names", "_kinds", "_fns", "_data_at", "_format",
+                 "render_into", "needs_message", "sets_seen", "needs_flags")
 
     def __init__(self, attrs: tuple[FetchAttr, ...], include_uid: bool):
-        items: list[_Item] = []
+        names: list[bytes] = []
+        kinds: list[str] = []
+        fns: list[Callable] = []
         seen: set[FetchAttr] = set()
         if include_uid and not any(a.name == "UID" for a in attrs):
             # RFC 3501 section 6.4.8: UID FETCH answers with UID whether
             # asked or not.  First, where clients look for it.
-            items.append(_uid_item)
+            names.append(b"UID")
+            kinds.append(_NUM)
+            fns.append(_uid_value)
         for attr in attrs:
             # A client asking twice for one item gets it once (Dovecot
             # does the same); the response stays well-formed either way.
             if attr in seen:
                 continue
             seen.add(attr)
-            items.append(_item(attr))
-        self._items = tuple(items)
-        self._has_modseq = _modseq_item in self._items
+            kind, fn = _item(attr)
+            names.append(item_name(attr))
+            kinds.append(kind)
+            fns.append(fn)
+        self._names = tuple(names)
+        self._kinds = tuple(kinds)
+        self._fns = tuple(fns)
+        self._data_at = tuple(i for i, k in enumerate(kinds) if k == _DATA)
         self.needs_message = needs_message(attrs)
         self.sets_seen = sets_seen(attrs)
+        self.needs_flags = _flags_value in fns
+        if _OPT in kinds:
+            self._format = None
+            self.render_into = self._render_general
+            return
+        # Item names may hold "%" (a quoted header field name); it must
+        # not be read as a conversion.
+        self._format = b"* %d FETCH (" + b" ".join(
+            name.replace(b"%", b"%%") + (b" %d" if kind == _NUM else b" %s")
+            for name, kind in zip(names, kinds)) + b")\r\n"
+        if not self._data_at:
+            self.render_into = self._plain_renderer()
+        elif len(fns) == 2 and self._data_at == (1,):
+            self.render_into = self._data_renderer2()
+        else:
+            self.render_into = self._render_data
+
+    def _plain_renderer(self) -> Callable:
+        # Unrolled for the common short lists: no list, no unpacking.
+        fmt, fns = self._format, self._fns
+        if len(fns) == 1:
+            (f0,) = fns
+
+            def render1(out, seq, record, flags, message) -> None:
+                out.append(fmt % (seq, f0(record, flags, message)))
+            return render1
+        if len(fns) == 2:
+            f0, f1 = fns
+
+            def render2(out, seq, record, flags, message) -> None:
+                out.append(fmt % (seq, f0(record, flags, message),
+                                  f1(record, flags, message)))
+            return render2
+
+        def render(out, seq, record, flags, message) -> None:
+            out.append(fmt % (seq, *[f(record, flags, message) for f in fns]))
+        return render
+
+    def _data_renderer2(self) -> Callable:
+        # Unrolled for "UID plus one section" (a client's header fetch,
+        # a body download): no value list, framing inline.
+        fmt, emit = self._format, self._emit
+        f0, f1 = self._fns
+
+        def render(out, seq, record, flags, message) -> None:
+            v0 = f0(record, flags, message)
+            data = f1(record, flags, message)
+            if data and len(data) <= _INLINE_MAX and b"\x00" not in data:
+                out.append(fmt % (seq, v0, b"{%d}\r\n%s" % (len(data), data)))
+                return
+            v1 = _frame(data)
+            if v1.__class__ is _Big:
+                emit(out, seq, [v0, v1])
+            else:
+                out.append(fmt % (seq, v0, v1))
+        return render
+
+    def _render_data(self, out: list, seq: int, record: MessageRecord,
+                     flags: frozenset, message) -> None:
+        # Every value is computed before anything is added to out: an
+        # exception (MessageExpunged, UnknownCTE) leaves no half response.
+        values = [f(record, flags, message) for f in self._fns]
+        big = False
+        for i in self._data_at:
+            value = values[i] = _frame(values[i])
+            if value.__class__ is _Big:
+                big = True
+        if big:
+            self._emit(out, seq, values)
+        else:
+            out.append(self._format % (seq, *values))
+
+    def _render_general(self, out: list, seq: int, record: MessageRecord,
+                        flags: frozenset, message) -> None:
+        values = [f(record, flags, message) for f in self._fns]
+        for i in self._data_at:
+            values[i] = _frame(values[i])
+        self._emit(out, seq, values)
+
+    def _emit(self, out: list, seq: int, values: list) -> None:
+        # The general form: items joined by spaces, an _OPT item of None
+        # left out, a long literal's data added as a fragment of its own.
+        line = [b"* %d FETCH (" % seq]
+        sep = b""
+        for name, kind, value in zip(self._names, self._kinds, values):
+            if value is None and kind == _OPT:
+                continue
+            line.append(sep)
+            sep = b" "
+            line.append(name)
+            line.append(b" ")
+            if kind == _NUM:
+                line.append(b"%d" % value)
+            elif value.__class__ is _Big:
+                line.append(value.head)
+                out.append(b"".join(line))
+                out.append(value.data)
+                line = []
+            else:
+                line.append(value)
+        line.append(b")\r\n")
+        out.append(b"".join(line))
 
     def __call__(self, seq: int, record: MessageRecord, flags: frozenset,
                  message: "Optional[Message]" = None) -> bytes:
@@ -401,10 +554,9 @@ class FetchRenderer:
 
         @raises UnknownCTE: a BINARY item met an undecodable part.
         """
-        parts = [item(record, flags, message) for item in self._items]
-        if self._has_modseq:
-            parts = [p for p in parts if p]
-        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
+        out: list[bytes] = []
+        self.render_into(out, seq, record, flags, message)
+        return out[0] if len(out) == 1 else b"".join(out)
 
 
 @lru_cache(maxsize=256)

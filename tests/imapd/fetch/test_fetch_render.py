@@ -504,3 +504,58 @@ def test_unknown_attr() -> None:
     """An attribute this module does not know is a programming error."""
     with pytest.raises(ValueError):
         compile_fetch((FetchAttr("X-NOPE"),))
+
+
+class _Data:
+    """A message whose every section is C{data} (None: no such part)."""
+
+    def __init__(self, data):
+        self.data = data
+        self.raw = data
+
+    def section(self, part, text, fields=()):
+        return self.data
+
+
+@pytest.mark.parametrize("data, wire", [
+    (None, b"NIL"),
+    (b"", b'""'),
+    (b"a\x00b", b"{3}\r\na\x80b"),
+    (b"x" * 9000, b"{9000}\r\n" + b"x" * 9000),
+    (b"x\x00" * 5000, b"{10000}\r\n" + b"x\x80" * 5000),
+])
+@pytest.mark.parametrize("shape", ["alone", "uid", "uid-size", "modseq"])
+def test_message_data_in_every_renderer_form(data, wire, shape) -> None:
+    """
+    Message data is framed the same way whichever compiled form renders
+    the list (one %-format, the unrolled UID-plus-section form, the
+    general form with MODSEQ, a long literal as its own fragment): NIL for
+    no part, "" for nothing, NUL sent as 0x80 (RFC 3501 section 9).
+    """
+    attrs = (body(),)
+    uid = shape != "alone"
+    if shape == "uid-size":
+        attrs += (FetchAttr("RFC822.SIZE"),)
+    record = RECORD
+    if shape == "modseq":
+        attrs += (FetchAttr("MODSEQ"),)
+        record = MessageRecord(uid=42, flags=RECORD.flags, internaldate=RECORD.internaldate,
+                               size=RECORD.size, modseq=9)
+    items = {"alone": b"", "uid": b"UID 42 ", "uid-size": b"UID 42 ",
+             "modseq": b"UID 42 "}[shape] + b"BODY[] " + wire
+    if shape == "uid-size":
+        items += b" RFC822.SIZE %d" % RECORD.size
+    if shape == "modseq":
+        items += b" MODSEQ (9)"
+    expected = b"* 5 FETCH (" + items + b")\r\n"
+    assert fetch(*attrs, message=_Data(data), uid=uid, seq=5, record=record) == expected
+    out: list = []
+    compile_fetch(attrs, uid).render_into(out, 5, record, FLAGS, _Data(data))
+    assert b"".join(out) == expected
+
+
+def test_percent_in_field_name() -> None:
+    """A quoted field name holding "%" is echoed as is, not formatted."""
+    attr = body(Section((), "HEADER.FIELDS", (b"X%d",)))
+    out = fetch(FetchAttr("UID"), attr, message=_Data(b"X%d: 1\r\n\r\n"))
+    assert out == b'* 1 FETCH (UID 42 BODY[HEADER.FIELDS ("X%d")] {10}\r\nX%d: 1\r\n\r\n)\r\n'
