@@ -44,6 +44,7 @@ import bisect
 import functools
 import threading
 from collections import OrderedDict
+from datetime import datetime, timezone
 from typing import Callable, Iterable, Optional
 
 from index import MailboxIndex
@@ -490,6 +491,25 @@ def _fits(record, size: Optional[int]) -> bool:
     return known == size
 
 
+def _date_value(record) -> Optional[float]:
+    """The record's INTERNALDATE for the index (POSIX time), if known."""
+    date = record.known_internaldate
+    return None if date is None else date.timestamp()
+
+
+def _learn_date(record, value) -> None:
+    """
+    Teach C{record} the INTERNALDATE its index row keeps: a restarted
+    server lists a Maildir without a stat per file (DESIGN.md rule 5: it
+    never changes), and the row's key already names the message.
+    """
+    if isinstance(value, (int, float)) and record.known_internaldate is None:
+        try:
+            record.learn(internaldate=datetime.fromtimestamp(value, timezone.utc))
+        except (OverflowError, OSError, ValueError):
+            pass  # a scribbled row: the store computes it
+
+
 class FetchCache:
     """
     The index of one mailbox as one FETCH command uses it.
@@ -561,12 +581,13 @@ class FetchCache:
                     missing.add(uid)
         if missing:
             ask = [u for u in uids if u in missing]
-            rows = index.get_many(uv, ask, self.fields)
+            rows = index.get_many(uv, ask, self.fields + ("internaldate",))
             fresh: dict[str, dict] = {c: {} for c in columns}
             for uid, row in rows.items():
                 record = records.get(uid)
                 if record is None or not _fits(record, row.get("size")):
                     continue
+                _learn_date(record, row.get("internaldate"))
                 mine = out.setdefault(uid, {"size": row["size"]})
                 for column in columns:
                     value = row.get(column)
@@ -659,7 +680,8 @@ class FetchCache:
             if record is not None:
                 # The size only if known: a header FETCH must not read the
                 # whole file to learn it (the row is checked by its key).
-                rows[uid] = dict(message.computed, size=record.known_size)
+                rows[uid] = dict(message.computed, size=record.known_size,
+                                 internaldate=_date_value(record))
         if rows:
             index = _index_for(self.index_dir, self.identity)
             index.put_many(view.uidvalidity, rows)

@@ -58,9 +58,11 @@ SEARCH_FIELDS = ("search_from", "search_to", "search_cc", "search_bcc", "search_
 #: message size the store reported when the row was written (which lets a
 #: reader check the row belongs to the message it expects; NULL when the
 #: store had not computed it yet), and
-#: L{SEARCH_FIELDS}, and C{sortkeys}: the SORT and THREAD keys (RFC 5256)
-#: as text in whatever form the caller chooses.
-FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS + ("sortkeys",)
+#: L{SEARCH_FIELDS}, C{sortkeys}: the SORT and THREAD keys (RFC 5256) as
+#: text in whatever form the caller chooses, and C{internaldate} (POSIX
+#: time) as the store reported it.
+FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS + (
+    "sortkeys", "internaldate")
 
 #: Bumped whenever the table layout or the meaning of a column changes; a
 #: file with another version is rebuilt (it is only a cache).
@@ -87,6 +89,7 @@ CREATE TABLE IF NOT EXISTS message (
     uid INTEGER PRIMARY KEY,
     uidvalidity INTEGER NOT NULL,
     size INTEGER,
+    internaldate REAL,
     search_from TEXT,
     search_to TEXT,
     search_cc TEXT,

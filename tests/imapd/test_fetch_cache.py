@@ -220,3 +220,42 @@ def test_cold_header_fetch_reads_only_headers(authed, mail_root, store_kind, mon
     for i, data in enumerate((SIMPLE, MULTIPART, HEADER_ONLY), 1):
         crlf = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + body.replace(b"\n", b"\r\n")
         assert b"UID %d RFC822.SIZE %d)" % (i, len(crlf)) in sizes
+
+
+@pytest.mark.parametrize("store_kind", ["maildir"])
+def test_restarted_server_lists_sizes_and_dates_from_the_index(
+        authed, new_conv, mail_root, store_kind, monkeypatch):
+    """
+    After a restart (no listing cache, no memory layer), the message list
+    of MDA-delivered mail (no sizes in the names) comes from the index:
+    no message file is statted or read, and the answer is the same.
+    """
+    import imapd.cache as cache_module
+    from imapd.cache import _Memory
+    from storage.maildir import mailbox as maildir_module
+
+    cur = mail_root / authed.proto.account.user / "cur"
+    authed.ok("s0 SELECT INBOX")
+    for i, data in enumerate((SIMPLE, MULTIPART, HEADER_ONLY)):
+        path = cur / f"1700000000.M{i}P1.host:2,"
+        path.write_bytes(data.replace(b"\r\n", b"\n"))
+        os.utime(path, (1_600_000_000 + i * 86400, 1_600_000_000 + i * 86400))
+    authed.ok("s1 SELECT INBOX")
+    items = "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"
+    before = _fetch(authed, items)
+    assert b"INTERNALDATE \"14-Sep-2020 12:26:40 +0000\"" in before
+
+    maildir_module._shared.clear()
+    monkeypatch.setattr(cache_module, "_memory", _Memory(64 * 1024 * 1024))
+    conv = new_conv()
+    conv.login()
+    conv.ok("s2 SELECT INBOX")
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        assert os.path.dirname(str(path)) != str(cur), f"message file statted: {path}"
+        return real_stat(path, *args, **kwargs)
+    monkeypatch.setattr(os, "stat", stat)
+    _forbid_reads(conv, monkeypatch)
+    monkeypatch.setattr(conv.proto.selected.mailbox, "read_header", lambda uid: 1 / 0)
+    assert _fetch(conv, items) == before

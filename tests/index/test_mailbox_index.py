@@ -27,7 +27,7 @@ def _row(uid: int, size: int = 100) -> dict:
             "bodystructure": b"(bs %d)" % uid, "header": b"Subject: %d\r\n\r\n" % uid,
             "size": size, "search_from": "\0alice %d" % uid, "search_to": "",
             "search_cc": "", "search_bcc": "", "search_subject": "\0%d" % uid,
-            "sortkeys": '["%d"]' % uid}
+            "sortkeys": '["%d"]' % uid, "internaldate": 1.7e9 + uid}
 
 
 def _open(tmp_path, identity="demo\0INBOX\0/mail/demo") -> MailboxIndex:
