@@ -472,16 +472,30 @@ class MaildirMailbox:
             self._entries = dict(self._entries)
         self._entries[base] = entry
 
-    def _open(self, base: str):
+    def _open_fd(self, base: str) -> int:
+        """
+        A descriptor of the message's file: the name of the last listing
+        first (no lstat before the open: a cold SORT opens 10,000 files),
+        then, if another process renamed it meanwhile, a fresh listing.
+        """
+        entry = self._entries.get(base)
+        if entry is not None:
+            try:
+                return os.open(entry.path(self.directory), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
         for _ in range(3):
             entry = self.locate(base)
             if entry is None:
                 break
             try:
-                return open(entry.path(self.directory), "rb")
+                return os.open(entry.path(self.directory), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue
         raise MessageExpunged(f"message {base} is gone from {self.name!r}")
+
+    def _open(self, base: str):
+        return os.fdopen(self._open_fd(base), "rb")
 
     def record(self, uid: int) -> MessageRecord:
         """
@@ -515,18 +529,21 @@ class MaildirMailbox:
         """The header block with CRLF line endings; see L{IMailbox.read_header}."""
         self._check_open()
         base = self.base_of(uid)
-        with self._open(base) as f:
+        fd = self._open_fd(base)
+        try:
             # Most headers fit in the first 8 kB; a message's body is
             # often many times that (attachments), and is not read.
-            data = f.read(8192)
+            data = os.read(fd, 8192)
             while True:
                 length = header_length(data)
                 if length is not None:
                     return to_crlf(data[:length])
-                more = f.read(max(len(data), 8192))
+                more = os.read(fd, max(len(data), 8192))
                 if not more:
                     break
                 data += more
+        finally:
+            os.close(fd)
         data = to_crlf(data)  # all header: the whole message was read
         self._shared.sizes.setdefault(base, len(data))
         return data
