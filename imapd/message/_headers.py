@@ -9,6 +9,7 @@ C{bytes.find} calls and its fields are indexed once, on first use.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = [
@@ -59,6 +60,20 @@ def unfold(value: bytes) -> bytes:
 _FIELD_START = re.compile(rb"^[^ \t\r\n]", re.M)
 
 
+#: Marks a header asked one question without being indexed.
+_NOT_YET: list = []
+
+
+@functools.lru_cache(maxsize=64)
+def _first_field(name: bytes) -> re.Pattern:
+    # A field called `name` starts a line (any case; Dovecot, like
+    # Header.fields, ignores blanks before the colon) and runs on over the
+    # lines that start with white space (RFC 5322 section 2.2.3), or with
+    # CR, which Header.fields does not take as a field start either.
+    return re.compile(rb"^" + re.escape(name) + rb"[ \t]*:([^\n]*(?:\n[ \t\r][^\n]*)*)",
+                      re.M | re.I)
+
+
 class Header:
     """
     The fields of one header block, indexed lazily.
@@ -85,7 +100,7 @@ class Header:
         Dovecot's C{message-header-parser.c}, so it is kept in
         HEADER.FIELDS.NOT but matches no name.
         """
-        if self._fields is None:
+        if self._fields is None or self._fields is _NOT_YET:
             self._fields = self._index()
         return self._fields
 
@@ -141,6 +156,13 @@ class Header:
 
     def first(self, name: bytes) -> bytes | None:
         """The unfolded value of the first field called C{name}, or C{None}."""
+        if self._fields is None:
+            # The first question to an unindexed header (a cold SORT (DATE)
+            # asks only this one): search for that field instead of
+            # indexing all of them.  The next question builds the index.
+            self._fields = _NOT_YET
+            m = _first_field(name).search(self.raw, self.start, self.end)
+            return None if m is None else unfold(m.group(1))
         spans = self._spans(name)
         if not spans:
             return None

@@ -81,8 +81,16 @@ class Message:
 
     def sent_date(self) -> datetime | None:
         """The Date field (the first one) parsed, or C{None} (SENTBEFORE, SORT DATE)."""
+        return self.date_field()[1]
+
+    def date_field(self) -> tuple[bytes | None, datetime | None]:
+        """
+        The first Date field's unfolded value (C{None} when there is none)
+        and its parse, asked as one question of the header: SORT (DATE)
+        needs both and nothing else of it.
+        """
         value = self._top().first(b"date")
-        return parse_date(value)
+        return value, parse_date(value)
 
     def envelope(self) -> bytes:
         """The wire-encoded RFC 3501 section 7.4.2 ENVELOPE."""

@@ -80,3 +80,46 @@ def test_rfc2231_mixed_pieces():
     """A plain piece among extended ones is percent-encoded into the extended value."""
     assert parse_params(b"; f*0*=utf-8''%C3%A9; f*1=100%", 0) == [
         (b"f*", b"utf-8''%C3%A9100%25")]
+
+
+FIRST_CASES = [
+    b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nSubject: x\r\n\r\nDate: body\r\n",
+    b"Subject: x\r\nDATE :  folded\r\n\tover two\r\n  lines\r\nX: y\r\n\r\n",
+    b"X-Date: no\r\nDate-Time: no\r\nDate\tX: no\r\n Date: continuation\r\n\r\n",
+    b" Date: leading continuation\r\nDate: second\r\n\r\n",
+    b"Date:\r\n\r\n",
+    b"date: lf only\nsubject: s\n\n",
+    b"Subject: cr\r\n\rodd: line\r\nDate: d\r\n\r\n",
+    b"Subject: no blank line, all header\r\nDate: last",
+    b"Subject: a\r\nSubject: b\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", FIRST_CASES)
+@pytest.mark.parametrize("name", [b"date", b"subject", b"x-date", b"odd", b"missing"])
+def test_first_question_search_equals_the_index(raw, name):
+    """
+    The first first() of an unindexed header searches for the one field;
+    it answers exactly what the full index answers.
+    """
+    end = header_end(raw, 0, len(raw))
+    searched = Header(raw, 0, end)
+    indexed = Header(raw, 0, end)
+    indexed.fields()
+    assert searched.first(name) == indexed.first(name)
+    # The second question goes through the index.
+    assert searched.first(name) == indexed.first(name)
+    assert searched.values(name) == indexed.values(name)
+
+
+def test_first_question_search_on_real_mail():
+    """Every field name of the corpus headers, asked first, as the index answers."""
+    from test_corpus_roundtrip import corpus_messages
+
+    for raw in corpus_messages()[:300]:
+        end = header_end(raw, 0, len(raw))
+        names = {n for n, *_ in Header(raw, 0, end).fields()}
+        for name in names | {b"date", b"nope"}:
+            indexed = Header(raw, 0, end)
+            indexed.fields()
+            assert Header(raw, 0, end).first(name) == indexed.first(name), (name, raw[:200])
