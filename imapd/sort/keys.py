@@ -94,10 +94,7 @@ class HeaderKeys:
 #: unindexed messages must not pay for FROM, TO and CC.
 GROUPS = frozenset({"subject", "date", "address", "thread"})
 
-#: The groups computed whenever a message is read anyway: cheap, and
-#: what webmail's usual SORT (DATE), SORT (SUBJECT) and THREAD need, so
-#: switching between them reads no message twice.
-_CHEAP = frozenset({"subject", "date", "thread"})
+
 
 #: The groups each SORT criterion needs (ARRIVAL and SIZE need none).
 CRITERION_GROUPS: dict[str, frozenset] = {
@@ -177,9 +174,8 @@ def header_keys(message: Message, groups: frozenset = GROUPS) -> HeaderKeys:
         subject, values["reply"] = base_subject(subjects[0] if subjects else "")
         values["subject"] = unicode_casemap(subject)
     if "date" in groups:
-        sent = message.sent_date()
-        if sent is not None and _UNSIGNED_ZONE.search(
-                (message.header_fields("date") or [b""])[0]):
+        value, sent = message.date_field()
+        if sent is not None and _UNSIGNED_ZONE.search(value or b""):
             # RFC 5322 section 3.3: a numeric zone has a sign; "0530"
             # without one is an unknown zone, read as +0000 (section
             # 4.3), as Dovecot.
@@ -443,7 +439,7 @@ def _fill(view, uids: list[int], groups: frozenset, box: dict, ident, index) -> 
             except MessageExpunged:
                 gone.add(uid)
                 continue
-            fresh = header_keys(Message(header), groups | _CHEAP)
+            fresh = header_keys(Message(header), groups)
             keys = fresh if old is None else _merged(old, fresh)
             computed[uid] = {"sortkeys": encode_keys(keys)}
         if ident is not None:
