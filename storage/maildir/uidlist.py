@@ -125,10 +125,17 @@ class Uidlist:
             raise BrokenMailbox(f"{path}: bad uidlist header {lines[0]!r}: {e}") from None
         records: list[UidlistRecord] = []
         last = 0
+        fast = version == 3
         for lineno, line in enumerate(lines[1:], start=2):
             if not line:
                 continue
-            record = _parse_record(line, version)
+            # The common line, "<uid> :<name>", inline (10,000 per read).
+            uid_text, _sp, rest = line.partition(" :")
+            if fast and uid_text.isdigit() and uid_text[0] != "0":
+                base = rest.partition(INFO_SEP)[0]
+                record = UidlistRecord(int(uid_text), base) if base else None
+            else:
+                record = _parse_record(line, version)
             if record is None:
                 raise BrokenMailbox(f"{path}:{lineno}: bad uidlist line {line!r}")
             if record.uid <= last:
