@@ -60,10 +60,6 @@ def unfold(value: bytes) -> bytes:
 _FIELD_START = re.compile(rb"^[^ \t\r\n]", re.M)
 
 
-#: Marks a header asked one question without being indexed.
-_NOT_YET: list = []
-
-
 @functools.lru_cache(maxsize=64)
 def _first_field(name: bytes) -> re.Pattern:
     # A field called `name` starts a line (any case; Dovecot, like
@@ -100,7 +96,7 @@ class Header:
         Dovecot's C{message-header-parser.c}, so it is kept in
         HEADER.FIELDS.NOT but matches no name.
         """
-        if self._fields is None or self._fields is _NOT_YET:
+        if self._fields is None:
             self._fields = self._index()
         return self._fields
 
@@ -154,15 +150,20 @@ class Header:
         raw = self.raw
         return [raw[v:e] for v, e in self._spans(name)]
 
+    def find_first(self, name: bytes) -> bytes | None:
+        """
+        L{first}, for a caller that asks this header one question only (a
+        cold SORT (DATE) asks each header for its Date): unless the header
+        is indexed already, search for that field instead of indexing all
+        of them.
+        """
+        if self._fields is not None:
+            return self.first(name)
+        m = _first_field(name).search(self.raw, self.start, self.end)
+        return None if m is None else unfold(m.group(1))
+
     def first(self, name: bytes) -> bytes | None:
         """The unfolded value of the first field called C{name}, or C{None}."""
-        if self._fields is None:
-            # The first question to an unindexed header (a cold SORT (DATE)
-            # asks only this one): search for that field instead of
-            # indexing all of them.  The next question builds the index.
-            self._fields = _NOT_YET
-            m = _first_field(name).search(self.raw, self.start, self.end)
-            return None if m is None else unfold(m.group(1))
         spans = self._spans(name)
         if not spans:
             return None

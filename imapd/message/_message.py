@@ -89,7 +89,7 @@ class Message:
         and its parse, asked as one question of the header: SORT (DATE)
         needs both and nothing else of it.
         """
-        value = self._top().first(b"date")
+        value = self._top().find_first(b"date")
         return value, parse_date(value)
 
     def envelope(self) -> bytes:
