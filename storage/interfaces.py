@@ -68,15 +68,19 @@ class IMessageFacts(Interface):
 
 
 _new_record = object.__new__
-_set = object.__setattr__
 
 
 class MessageRecord:
     """
     What the store knows about one message without reading its body.
 
-    Immutable, like the frozen dataclasses around it, except that
-    C{internaldate} and C{size} may be computed on first use: a store that
+    Immutable by contract, like the frozen dataclasses around it: records
+    are shared by every session that shows the same snapshot, so nobody
+    assigns to one (L{replace} and L{with_modseq} make changed copies).
+    The contract is not enforced: an overridden C{__setattr__} made
+    building a record three times slower, and a cold SELECT builds
+    10,000.  The exception is C{internaldate} and C{size}, which may be
+    computed on first use: a store that
     cannot give them cheaply passes C{None} and an L{IMessageFacts} that
     computes them (blocking, so only read them off the reactor thread).
     They never change for a message (DESIGN.md rule 5), so computing them
@@ -106,24 +110,20 @@ class MessageRecord:
                  facts: IMessageFacts | None = None) -> None:
         if facts is None and (internaldate is None or size is None):
             raise TypeError("MessageRecord needs internaldate and size, or facts")
-        setter = object.__setattr__
-        setter(self, "uid", uid)
-        setter(self, "flags", flags)
-        setter(self, "key", key)
-        setter(self, "modseq", modseq)
-        setter(self, "_internaldate", internaldate)
-        setter(self, "_size", size)
-        setter(self, "_facts", facts)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"MessageRecord is immutable (setting {name!r})")
+        self.uid = uid
+        self.flags = flags
+        self.key = key
+        self.modseq = modseq
+        self._internaldate = internaldate
+        self._size = size
+        self._facts = facts
 
     @property
     def internaldate(self) -> datetime:
         value = self._internaldate
         if value is None:
             value = self._facts.internaldate(self.key)
-            object.__setattr__(self, "_internaldate", value)
+            self._internaldate = value
         return value
 
     @property
@@ -131,7 +131,7 @@ class MessageRecord:
         value = self._size
         if value is None:
             value = self._facts.size(self.key)
-            object.__setattr__(self, "_size", value)
+            self._size = value
         return value
 
     @property
@@ -151,21 +151,20 @@ class MessageRecord:
         already known is kept.
         """
         if size is not None and self._size is None:
-            object.__setattr__(self, "_size", size)
+            self._size = size
         if internaldate is not None and self._internaldate is None:
-            object.__setattr__(self, "_internaldate", internaldate)
+            self._internaldate = internaldate
 
     def replace(self, **changes) -> "MessageRecord":
         """A copy with C{flags}, C{modseq} (or other fields) changed."""
-        new = MessageRecord.__new__(MessageRecord)
-        setter = object.__setattr__
-        setter(new, "uid", changes.pop("uid", self.uid))
-        setter(new, "flags", changes.pop("flags", self.flags))
-        setter(new, "key", changes.pop("key", self.key))
-        setter(new, "modseq", changes.pop("modseq", self.modseq))
-        setter(new, "_internaldate", changes.pop("internaldate", self._internaldate))
-        setter(new, "_size", changes.pop("size", self._size))
-        setter(new, "_facts", self._facts)
+        new = _new_record(MessageRecord)
+        new.uid = changes.pop("uid", self.uid)
+        new.flags = changes.pop("flags", self.flags)
+        new.key = changes.pop("key", self.key)
+        new.modseq = changes.pop("modseq", self.modseq)
+        new._internaldate = changes.pop("internaldate", self._internaldate)
+        new._size = changes.pop("size", self._size)
+        new._facts = self._facts
         if changes:
             raise TypeError(f"MessageRecord has no field {next(iter(changes))!r}")
         return new
@@ -173,13 +172,13 @@ class MessageRecord:
     def with_modseq(self, modseq: int) -> "MessageRecord":
         """A copy with another C{modseq} (the hot case of L{replace})."""
         new = _new_record(MessageRecord)
-        _set(new, "uid", self.uid)
-        _set(new, "flags", self.flags)
-        _set(new, "key", self.key)
-        _set(new, "modseq", modseq)
-        _set(new, "_internaldate", self._internaldate)
-        _set(new, "_size", self._size)
-        _set(new, "_facts", self._facts)
+        new.uid = self.uid
+        new.flags = self.flags
+        new.key = self.key
+        new.modseq = modseq
+        new._internaldate = self._internaldate
+        new._size = self._size
+        new._facts = self._facts
         return new
 
     def _identity(self) -> tuple:

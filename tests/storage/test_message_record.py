@@ -1,6 +1,6 @@
 """
-L{storage.interfaces.MessageRecord}: immutable, with INTERNALDATE and
-size computed at most once, on first use, through the store's facts.
+L{storage.interfaces.MessageRecord}: INTERNALDATE and size computed at
+most once, on first use, through the store's facts; copies for changes.
 """
 
 from __future__ import annotations
@@ -55,10 +55,7 @@ def test_learn_never_overrides():
     assert (record.size, record.internaldate) == (10, WHEN)
 
 
-def test_immutable_and_complete():
-    record = MessageRecord(1, frozenset(), WHEN, 10)
-    with pytest.raises(AttributeError):
-        record.flags = frozenset({"\\Seen"})
+def test_complete():
     with pytest.raises(TypeError):
         MessageRecord(1, frozenset())  # neither the facts nor a way to get them
 
