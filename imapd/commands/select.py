@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+from twisted.logger import Logger
+
 from imapd import mailboxname
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.primitives import NotParseable
@@ -18,6 +20,8 @@ from imapd.parser.types import Check, Close, Expunge, QresyncParam, Select, Sequ
 from imapd.selected import SelectedView, format_flag_list
 from imapd.wire import uid_set
 from storage.interfaces import SYSTEM_FLAGS
+
+_log = Logger()
 
 __all__ = ["handle_select", "handle_check", "handle_close", "handle_unselect",
            "handle_expunge", "close_selected"]
@@ -249,6 +253,12 @@ async def handle_select(session, cmd: Select):
     session.send(b"".join(out))
     session.selected = view
     session.state = "selected"
+    # A client's next command is nearly always a flag SEARCH (UNSEEN,
+    # NOT DELETED) or a FETCH of flags: build the view's flag index in the
+    # pool now, while the tagged OK travels, not when the SEARCH waits for
+    # it (1 ms for 10,000 messages; shared by every session of the state).
+    session.run(view.flag_index).addErrback(
+        lambda f: _log.failure("Building the flag index of {name!r}", f, name=name))
     key = "EXAMINE" if cmd.readonly else "SELECT"
     return ("READ-ONLY" if cmd.readonly else "READ-WRITE"), f"{key} completed"
 

@@ -131,3 +131,22 @@ def test_run_search_uses_sets_and_agrees():
     key = SearchKey("AND", children=(SearchKey("NOT", children=(SearchKey("SEEN"),)),
                                      SearchKey("UID", value=SequenceSet(((2, None),)))))
     assert run_search(view, key, None) == by_matcher(view, key)
+
+
+def test_select_builds_the_flag_index_before_the_first_search(authed, monkeypatch):
+    """
+    SELECT leaves the flag index built (in the pool, after its answer),
+    so the first UNSEEN search builds nothing.
+    """
+    import imapd.search.sets as sets
+
+    authed.append("a1", b"Subject: one\r\n\r\nx\r\n")
+    authed.append("a2", b"Subject: two\r\n\r\ny\r\n")
+    authed.ok("s2 SELECT INBOX")
+    authed.ok("s3 STORE 1 +FLAGS.SILENT (\\Seen)")
+    authed.ok("s4 SELECT INBOX")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("flag index built by the SEARCH")
+    monkeypatch.setattr(sets.FlagIndex, "__init__", fail)
+    assert authed.ok("s5 SEARCH UNSEEN")[0] == "* SEARCH 2"
