@@ -102,6 +102,14 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
     missing = 0
     done = 0
     size = 0
+
+    def one(seq, uid, record, message) -> None:
+        # RFC 3501 section 6.4.5: a message this FETCH marked \Seen gets
+        # its new FLAGS in its response.
+        if uid in changed:
+            render_changed(out, seq, record, shown_flags(uid), message)
+        else:
+            render(out, seq, record, shown_flags(uid) if need_flags else None, message)
     if cache is not None:
         rows = cache.lookup(view, [u for _s, u in pairs])
         make = cache.message_maker(view)
@@ -116,11 +124,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
             message = make(uid, rows.get(uid))
             cached.append(message)
             try:
-                if uid in changed:
-                    render_changed(out, seq, record, shown_flags(uid), message)
-                else:
-                    render(out, seq, record, shown_flags(uid) if need_flags else None,
-                           message)
+                one(seq, uid, record, message)
             except MessageExpunged:
                 missing += 1
         # One transaction per batch, after rendering: the batch's answer
@@ -138,10 +142,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
         try:
             if need_message:
                 message = Message(mailbox.read(uid))
-            if uid in changed:
-                render_changed(out, seq, record, shown_flags(uid), message)
-            else:
-                render(out, seq, record, shown_flags(uid) if need_flags else None, message)
+            one(seq, uid, record, message)
         except MessageExpunged:
             missing += 1
             continue

@@ -140,14 +140,20 @@ def test_renamed_entry_is_what_a_listing_would_give(tmp_path):
     assert [m.flags for m in mailbox.sync().messages] == [{"\\Answered", "Work"}] * 4
 
 
-def test_flags_after_foreign_rename(tmp_path):
-    """If another program renamed the file, set_flags finds its new name."""
+def _one_message(tmp_path):
+    """A store whose INBOX holds C{cur/m1:2,}, synced: (store, cur, mailbox)."""
     store = make_store(tmp_path)
     cur = os.path.join(store.root, "cur")
     with open(os.path.join(cur, "m1:2,"), "wb") as f:
         f.write(b"x\n")
     mailbox = store.open("INBOX")
     mailbox.sync()
+    return store, cur, mailbox
+
+
+def test_flags_after_foreign_rename(tmp_path):
+    """If another program renamed the file, set_flags finds its new name."""
+    store, cur, mailbox = _one_message(tmp_path)
     os.rename(os.path.join(cur, "m1:2,"), os.path.join(cur, "m1:2,T"))
     tx = mailbox.transaction()
     tx.set_flags(1, frozenset({"\\Seen"}))
@@ -157,12 +163,7 @@ def test_flags_after_foreign_rename(tmp_path):
 
 def test_flags_on_a_file_another_program_put_back_in_new(tmp_path):
     """A file found in new/ at commit is renamed from there into cur/."""
-    store = make_store(tmp_path)
-    cur = os.path.join(store.root, "cur")
-    with open(os.path.join(cur, "m1:2,"), "wb") as f:
-        f.write(b"x\n")
-    mailbox = store.open("INBOX")
-    mailbox.sync()
+    store, cur, mailbox = _one_message(tmp_path)
     os.rename(os.path.join(cur, "m1:2,"), os.path.join(store.root, "new", "m1"))
     tx = mailbox.transaction()
     tx.set_flags(1, frozenset({"\\Seen"}))
