@@ -12,7 +12,7 @@ from imapd import wire
 from imapd.errors import CommandFailed
 from imapd.parser.types import Search
 
-__all__ = ["handle_search", "run_search", "esearch_response"]
+__all__ = ["in_memory", "handle_search", "run_search", "esearch_response"]
 
 
 #: Messages per index query and write-back transaction in L{run_search}.
@@ -143,6 +143,25 @@ def _to_save(opts, hits: list[tuple[int, int]]) -> frozenset[int]:
     return frozenset(saved)
 
 
+def in_memory(view, key, charset) -> list[tuple[int, int]] | None:
+    """
+    The C{(seq, uid)} hits of a flag, sequence and UID program (what
+    clients poll with), answered on the reactor thread from the view's
+    flag index (L{imapd.search.sets}): no store or disk is involved, and
+    a pool round trip would cost more than the answer.  C{None} for any
+    other program, which goes to the pool (L{run_search}).
+    """
+    from imapd.search import compile_search, needs_message
+    from imapd.search.sets import search_by_sets
+
+    if needs_message(key):
+        return None
+    # Checks the charset (RFC 3501 section 6.4.4: BADCHARSET) as the
+    # pool path does.
+    compile_search(key, charset, saved_uids=view.saved_uids)
+    return search_by_sets(key, view)
+
+
 async def handle_search(session, cmd: Search):
     """
     RFC 3501 section 6.4.4; RFC 4731 when RETURN is given; RFC 5182 SAVE.
@@ -164,8 +183,10 @@ async def handle_search(session, cmd: Search):
 
         enable_condstore(session)
     try:
-        cache = SearchCache.for_search(session.account, view.mailbox, cmd.key)
-        hits = await session.run(run_search, view, cmd.key, cmd.charset, cache)
+        hits = in_memory(view, cmd.key, cmd.charset)
+        if hits is None:
+            cache = SearchCache.for_search(session.account, view.mailbox, cmd.key)
+            hits = await session.run(run_search, view, cmd.key, cmd.charset, cache)
     except BadCharset as e:
         if saving:
             # RFC 5182 section 2.1: a failed SEARCH ... SAVE empties $.
@@ -180,7 +201,8 @@ async def handle_search(session, cmd: Search):
     modseq = _result_modseq(view, opts, hits) if with_modseq else None
     if opts is None:
         tail = b" (MODSEQ %d)" % modseq if modseq is not None else b""
-        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + tail + b"\r\n")
+        listed = (" " + " ".join(map(str, numbers))).encode() if numbers else b""
+        session.send(b"* SEARCH" + listed + tail + b"\r\n")
         return None
     if saving:
         view.saved_uids = _to_save(opts, hits)

@@ -150,3 +150,28 @@ def test_select_builds_the_flag_index_before_the_first_search(authed, monkeypatc
         raise AssertionError("flag index built by the SEARCH")
     monkeypatch.setattr(sets.FlagIndex, "__init__", fail)
     assert authed.ok("s5 SEARCH UNSEEN")[0] == "* SEARCH 2"
+
+
+def test_flag_search_needs_no_pool_round_trip(authed, monkeypatch):
+    """
+    Flag and sequence programs are answered from the flag index on the
+    reactor thread; a program with another key still goes to the pool.
+    """
+    from imapd.commands import search as search_command
+
+    authed.append("a1", b"Subject: one\r\n\r\nx\r\n")
+    authed.append("a2", b"Subject: two\r\n\r\ny\r\n")
+    authed.ok("s1 SELECT INBOX")
+    authed.ok("s2 STORE 2 +FLAGS.SILENT (\\Flagged)")
+    sent = []
+    real_run = authed.proto.run
+
+    def run(fn, *args, **kwargs):
+        sent.append(fn)
+        return real_run(fn, *args, **kwargs)
+    monkeypatch.setattr(authed.proto, "run", run)
+    assert authed.ok("s3 UID SEARCH UNSEEN NOT FLAGGED")[0] == "* SEARCH 1"
+    assert search_command.run_search not in sent
+    assert authed.ok("s4 SEARCH LARGER 1 FLAGGED")[0] == "* SEARCH 2"
+    assert search_command.run_search in sent
+    assert authed.transact("s5 SEARCH CHARSET X-NONE SEEN")[-1].startswith("s5 NO [BADCHARSET")
