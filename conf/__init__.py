@@ -173,6 +173,11 @@ def _check_together(config: Config, loader: _Loader) -> None:
             raise ConfigError(loader.where(name), name, f"no such file: {path}")
         if path and not os.access(path, os.R_OK):
             raise ConfigError(loader.where(name), name, f"cannot read {path}")
+    storage = config.storage
+    if storage.threads_per_mailbox > storage.threads:
+        raise ConfigError(loader.where("storage.threads_per_mailbox"), "storage.threads_per_mailbox",
+                          f"is {storage.threads_per_mailbox}, more than 'storage.threads' "
+                          f"({storage.threads}): one mailbox could take the whole pool")
     if not tls.enabled:
         for description in config.server.listen:
             if uses_tls_section(description):

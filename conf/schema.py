@@ -257,6 +257,19 @@ class StorageSection:
         "server ties up threads, not the network loop.",
         _positive,
     )
+    threads_per_mailbox: int = opt(
+        0,
+        "Most pool threads the sessions of one user and mailbox use at once,\n"
+        "so that a mailbox on a hung file system stalls only its own sessions.\n"
+        "0: a quarter of threads (at least 1).",
+        _non_negative,
+    )
+    stuck_after: float = opt(
+        10,
+        "Seconds after which a store call counts as stuck: the pool grows by a\n"
+        "thread in its place (up to 4 x threads extra) until it returns.",
+        _positive,
+    )
 
 
 _LIMIT_DOCS = {

@@ -337,7 +337,9 @@ def makeService(options: Options) -> service.MultiService:
                 raise _fail(f"{where}: option 'tls.cert': {e}") from None
             raise _fail(f"{e} (generated under option 'data_dir'; delete it to make a new one)") from None
 
-    pool = StoragePool(config.storage.threads)
+    storage = config.storage
+    pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
+                       stuck_after=storage.stuck_after)
     context = ServerContext(
         portal=_portal(effective, pool, reactor),
         reactor=reactor,

@@ -51,3 +51,29 @@ def test_service_start_warms_up(gc_state, monkeypatch):
         assert calls == [True]
     finally:
         service.stopService()
+
+
+def test_storage_options_reach_the_pool(tmp_path):
+    """[storage] threads_per_mailbox and stuck_after configure the pool's shares."""
+    import textwrap
+
+    from conf import load_config
+
+    path = tmp_path / "imapd.toml"
+    path.write_text(textwrap.dedent(f"""
+        listen = ["tcp:0:interface=127.0.0.1"]
+        data_dir = "{tmp_path / 'data'}"
+        [tls]
+        enabled = false
+        [mail]
+        location = "maildir:{tmp_path / 'mail'}/%u"
+        [storage]
+        threads = 6
+        threads_per_mailbox = 2
+        stuck_after = 3.5
+    """))
+    options = tap.Options()
+    options.config = load_config(str(path), {})
+    top = tap.makeService(options)
+    pools = [s.pool for s in top if isinstance(s, tap.ThreadPoolService)]
+    assert [(p.threads, p.per_key, p.stuck_after) for p in pools] == [(6, 2, 3.5)]
