@@ -510,7 +510,42 @@ def _learn_date(record, value) -> None:
             pass  # a scribbled row: the store computes it
 
 
-class FetchCache:
+class _MailboxCache:
+    """
+    What the Fetch, Search and Sort caches share: the node's index of one
+    mailbox, opened in this thread and pruned of expunged UIDs once per
+    command, and write-back of computed rows with the facts every row
+    carries (the size and INTERNALDATE the store knew).
+    """
+
+    def __init__(self, index_dir: str, identity: str) -> None:
+        self.index_dir = index_dir
+        self.identity = identity
+        self._pruned = False
+
+    def _index(self, view) -> MailboxIndex:
+        index = _index_for(self.index_dir, self.identity)
+        if not self._pruned:
+            # Once per command: the view does not change during one.
+            self._pruned = True
+            _prune_if_changed(index, self.index_dir, self.identity, view)
+        return index
+
+    def _write(self, view, rows: dict[int, dict]) -> None:
+        """
+        Write C{rows} (UID -> computed columns) in one transaction.  The
+        size only if known: a header FETCH must not read the whole file
+        to learn it (a row is checked by its key).  Blocking.
+        """
+        records = view.records
+        rows = {uid: dict(row, size=records[uid].known_size,
+                          internaldate=_date_value(records[uid]))
+                for uid, row in rows.items() if uid in records}
+        if rows:
+            _index_for(self.index_dir, self.identity).put_many(view.uidvalidity, rows)
+
+
+class FetchCache(_MailboxCache):
     """
     The index of one mailbox as one FETCH command uses it.
 
@@ -521,11 +556,9 @@ class FetchCache:
 
     def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...],
                  specs: tuple[str, ...] = ()) -> None:
-        self.index_dir = index_dir
-        self.identity = identity
+        super().__init__(index_dir, identity)
         self.fields = fields
         self.specs = specs
-        self._pruned = False
 
     @classmethod
     def for_fetch(cls, account, mailbox, attrs) -> Optional["FetchCache"]:
@@ -553,11 +586,7 @@ class FetchCache:
         header-field list, and one for the header blocks of messages
         whose answer is missing.  Blocking.
         """
-        index = _index_for(self.index_dir, self.identity)
-        if not self._pruned:
-            # Once per command: the view does not change during one.
-            self._pruned = True
-            _prune_if_changed(index, self.index_dir, self.identity, view)
+        index = self._index(view)
         records = view.records
         uv = view.uidvalidity
         out: dict[int, dict] = {}
@@ -664,27 +693,9 @@ class FetchCache:
         """
         return functools.partial(CachedMessage, view.mailbox)
 
-    def message(self, view, uid: int, row: Optional[dict]) -> CachedMessage:
-        """A L{CachedMessage} for C{uid}, reading the store only if needed."""
-        return CachedMessage(view.mailbox, uid, row)
-
     def store(self, view, messages: Iterable[CachedMessage]) -> None:
         """Write back, in one transaction, what C{messages} computed.  Blocking."""
-        records = view.records
-        rows = {}
-        for message in messages:
-            if not message.computed:
-                continue
-            uid = message.uid
-            record = records.get(uid)
-            if record is not None:
-                # The size only if known: a header FETCH must not read the
-                # whole file to learn it (the row is checked by its key).
-                rows[uid] = dict(message.computed, size=record.known_size,
-                                 internaldate=_date_value(record))
-        if rows:
-            index = _index_for(self.index_dir, self.identity)
-            index.put_many(view.uidvalidity, rows)
+        self._write(view, {m.uid: m.computed for m in messages if m.computed})
 
 
 def search_fields(key) -> tuple[str, ...]:
@@ -710,7 +721,7 @@ def search_fields(key) -> tuple[str, ...]:
     return tuple(sorted(fields))
 
 
-class SearchCache:
+class SearchCache(_MailboxCache):
     """
     The index of one mailbox as one SEARCH uses it: rows for a batch of
     UIDs in one query (plus one for the header blocks of rows that lack
@@ -721,10 +732,8 @@ class SearchCache:
     """
 
     def __init__(self, index_dir: str, identity: str, fields: tuple[str, ...]) -> None:
-        self.index_dir = index_dir
-        self.identity = identity
+        super().__init__(index_dir, identity)
         self.fields = fields
-        self._pruned = False
 
     @classmethod
     def for_search(cls, account, mailbox, key) -> Optional["SearchCache"]:
@@ -741,11 +750,7 @@ class SearchCache:
         """
         Rows for C{uids} whose size matches the store's record.  Blocking.
         """
-        index = _index_for(self.index_dir, self.identity)
-        if not self._pruned:
-            # Once per command: the view does not change during one.
-            self._pruned = True
-            _prune_if_changed(index, self.index_dir, self.identity, view)
+        index = self._index(view)
         records = view.records
         wanted = self.fields + ("size",)
         out = {uid: row for uid, row in index.get_many(view.uidvalidity, uids, wanted).items()
@@ -765,19 +770,10 @@ class SearchCache:
         Write back, in one transaction, what the search items (see
         L{imapd.search.SearchItem.computed}) computed.  Blocking.
         """
-        records = view.records
-        rows = {}
-        for item in items:
-            computed = item.computed
-            uid = item.record.uid
-            if computed and uid in records:
-                rows[uid] = dict(computed, size=records[uid].known_size)
-        if rows:
-            index = _index_for(self.index_dir, self.identity)
-            index.put_many(view.uidvalidity, rows)
+        self._write(view, {item.record.uid: item.computed for item in items if item.computed})
 
 
-class SortCache:
+class SortCache(_MailboxCache):
     """
     The index of one mailbox as SORT and THREAD use it: the stored keys
     (column C{sortkeys}, see L{imapd.sort.keys.encode_keys}) and, where a
@@ -785,10 +781,6 @@ class SortCache:
     A restarted server sorts a mailbox it sorted before without reading
     its messages.
     """
-
-    def __init__(self, index_dir: str, identity: str) -> None:
-        self.index_dir = index_dir
-        self.identity = identity
 
     @classmethod
     def for_account(cls, account, mailbox) -> Optional["SortCache"]:
@@ -800,17 +792,12 @@ class SortCache:
 
     def lookup(self, view, uids: list[int]) -> dict[int, dict]:
         """Rows with C{sortkeys} and C{header} for C{uids}.  Blocking."""
-        index = _index_for(self.index_dir, self.identity)
-        _prune_if_changed(index, self.index_dir, self.identity, view)
         records = view.records
         return {uid: row for uid, row in
-                index.get_many(view.uidvalidity, uids, ("sortkeys", "header", "size")).items()
+                self._index(view).get_many(view.uidvalidity, uids,
+                                           ("sortkeys", "header", "size")).items()
                 if uid in records and _fits(records[uid], row.get("size"))}
 
     def store(self, view, rows: dict[int, dict]) -> None:
-        """Write C{rows} (C{sortkeys}, maybe C{header}) in one transaction.  Blocking."""
-        records = view.records
-        rows = {uid: dict(row, size=records[uid].known_size)
-                for uid, row in rows.items() if uid in records}
-        if rows:
-            _index_for(self.index_dir, self.identity).put_many(view.uidvalidity, rows)
+        """Write C{rows} (C{sortkeys}) in one transaction.  Blocking."""
+        self._write(view, rows)
