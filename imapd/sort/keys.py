@@ -427,8 +427,12 @@ def _fill(view, uids: list[int], groups: frozenset, box: dict, ident, index) -> 
         old = box.get(uid)
         row = rows.get(uid) or {}
         stored = decode_keys(row["sortkeys"]) if row.get("sortkeys") else None
-        if stored is not None and groups <= stored.groups:
-            keys = stored if old is None else _merged(old, stored)
+        if stored is not None:
+            # What this process and the index know together: a row is
+            # rewritten below with every group, never fewer.
+            old = stored if old is None else _merged(old, stored)
+        if old is not None and groups <= old.groups:
+            keys = old
         else:
             header = row.get("header")
             try:

@@ -313,3 +313,17 @@ def test_scribbled_sort_keys_are_computed_again(five, monkeypatch):
     assert changed == 5
     cache_clear()
     assert five.ok("t2 SORT (REVERSE SUBJECT) UTF-8 ALL")[0] == expected == "* SORT 3 5 1 2 4"
+
+
+def test_index_keeps_every_key_group_computed(five, monkeypatch):
+    """
+    Key groups computed by different SORTs, each in a fresh process,
+    accumulate in the index: a row is never rewritten with fewer groups.
+    """
+    five.ok("t1 SORT (DATE) UTF-8 ALL")
+    cache_clear()
+    five.ok("t2 SORT (FROM) UTF-8 ALL")
+    cache_clear()
+    _forbid_store_reads(five, monkeypatch)
+    assert five.ok("t3 SORT (REVERSE DATE) UTF-8 ALL")[0] == "* SORT 5 3 1 2 4"
+    assert five.ok("t4 SORT (FROM) UTF-8 ALL")[0] == "* SORT 2 3 1 4 5"
