@@ -105,9 +105,17 @@ class _Facts:
     def __init__(self, directory: str, shared: "_Shared") -> None:
         self.directory = directory
         self.shared = shared
+        #: The last listing made here for a stale name: when another
+        #: program renamed many files, one listing serves them all.
+        self._fresh: dict = {}
 
-    def _path(self, base: str, fresh: bool) -> str:
-        entries = scan(self.directory) if fresh else self.shared.entries
+    def _path(self, base: str, attempt: int) -> str:
+        if attempt == 0:
+            entries = self.shared.entries
+        elif attempt == 1 and base in self._fresh:
+            entries = self._fresh
+        else:
+            entries = self._fresh = scan(self.directory)
         entry = entries.get(base)
         if entry is None:
             raise MessageExpunged(f"message {base} is gone from {self.directory}")
@@ -116,9 +124,9 @@ class _Facts:
     def internaldate(self, base: str) -> datetime:
         date = self.shared.dates.get(base)
         if date is None:
-            for fresh in (False, True, True):
+            for attempt in range(3):
                 try:
-                    mtime = os.stat(self._path(base, fresh)).st_mtime
+                    mtime = os.stat(self._path(base, attempt)).st_mtime
                     break
                 except FileNotFoundError:
                     continue
@@ -132,9 +140,9 @@ class _Facts:
         if size is None:
             size = size_field(base, "W")
             if size is None:
-                for fresh in (False, True, True):
+                for attempt in range(3):
                     try:
-                        with open(self._path(base, fresh), "rb") as f:
+                        with open(self._path(base, attempt), "rb") as f:
                             size = crlf_size(f.read())
                         break
                     except FileNotFoundError:
@@ -390,7 +398,7 @@ class MaildirMailbox:
         facts = shared.facts
         dates, sizes = shared.dates, shared.sizes
         flag_sets = shared.flag_sets
-        modseqs = self.modseqs.current() if len(cached) < len(self._uidlist.records) else {}
+        modseqs = None  # the log's MODSEQs, read when a record must be built
         messages: list[MessageRecord] = []
         by_uid: dict[int, str] = {}
         # Locals and tuple unpacking: a cold SELECT runs this 10,000 times.
@@ -424,6 +432,8 @@ class MaildirMailbox:
             size = sizes.get(base)
             if size is None and ",W=" in base:
                 size = size_field(base, "W")
+            if modseqs is None:
+                modseqs = self.modseqs.current()
             rec = make(uid, flags, dates.get(base), size, base, modseqs.get(uid, 0), facts)
             cached[(uid, name)] = rec
             add(rec)

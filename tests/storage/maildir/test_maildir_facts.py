@@ -106,3 +106,18 @@ def test_read_teaches_the_size(tmp_path):
     data = mailbox.read(1)
     os.unlink(path)
     assert record.size == len(data)
+
+
+def test_one_listing_serves_many_foreign_renames(tmp_path, monkeypatch):
+    """Another program renamed every file: the facts list the Maildir once, not per file."""
+    store = make_store(tmp_path)
+    paths = [_deliver(store, f"1700000000.M{i}P1.host:2,", 1_600_000_000 + i) for i in range(5)]
+    records = store.open("INBOX").sync().messages
+    for path in paths:
+        os.rename(path, path + "S")
+    listings = []
+    real_scan = mailbox_module.scan
+    monkeypatch.setattr(mailbox_module, "scan",
+                        lambda *a, **k: listings.append(1) or real_scan(*a, **k))
+    assert [r.size for r in records] == [len(BODY) + BODY.count(b"\n")] * 5
+    assert len(listings) == 1
