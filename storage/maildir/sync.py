@@ -25,7 +25,7 @@ import uuid
 from typing import Callable, NamedTuple
 
 from storage.errors import MailboxNotFound
-from storage.maildir.filename import INFO_SEP, MaildirName, split_info
+from storage.maildir.filename import MaildirName, split_info
 from storage.maildir.files import locked
 from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
 
@@ -85,7 +85,6 @@ def scan(directory: str, known: dict[str, Entry] | None = None) -> dict[str, Ent
     """
     result: dict[str, Entry] = {}
     by_name = {e.name: e for e in known.values()} if known else {}
-    make = Entry._make
     for subdir in ("new", "cur"):
         try:
             names = os.listdir(os.path.join(directory, subdir))
@@ -98,17 +97,9 @@ def scan(directory: str, known: dict[str, Entry] | None = None) -> dict[str, Ent
             if entry is None or entry.subdir != subdir:
                 if name.startswith("."):
                     continue
-                # Entry.of, inlined: a cold SELECT makes 10,000 of these.
-                base, sep, info = name.partition(INFO_SEP)
-                if not base:
+                entry = Entry.of(subdir, name)
+                if not entry.base:
                     continue
-                if not sep:
-                    entry = make((subdir, name, base, None, "", ""))
-                elif info.startswith("2,"):
-                    letters, comma, tail = info[2:].partition(",")
-                    entry = make((subdir, name, base, info, letters, comma + tail))
-                else:
-                    entry = make((subdir, name, base, info, "", ""))
             base = entry.base
             prev = result.get(base)
             if (

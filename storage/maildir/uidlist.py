@@ -168,10 +168,6 @@ def _parse_record(line: str, version: int) -> UidlistRecord | None:
     if not sep or not uid_text.isdigit() or int(uid_text) == 0:
         return None
     uid = int(uid_text)
-    if version == 3 and rest.startswith(":"):
-        # The common line, "<uid> :<name>", without extension fields.
-        base = rest[1:].partition(INFO_SEP)[0]
-        return UidlistRecord(uid, base) if base else None
     if version == 1:
         name = rest
         ext: list[str] = []

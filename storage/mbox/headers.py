@@ -146,11 +146,10 @@ def quote_body(body: bytes) -> bytes:
     return _QUOTE.sub(rb">\1", body) if b"From " in body else body
 
 
-def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
+def _client_header(data: bytes, meta: Meta) -> bytes:
     """
-    The message as the client sees it (CRLF line endings): the header
-    without the C{From } line and our fields, the blank line, the body
-    unquoted (mboxrd).
+    The header fields the client sees (LF line ends, no blank line): ours
+    left out, escaped look-alikes of ours unescaped, mboxrd unquoted.
     """
     parts = [data[f.start + len(ESCAPE):f.end] if f.name.startswith(_ESCAPED)
              and f.name[len(_ESCAPED):] in META_FIELDS else data[f.start:f.end]
@@ -158,6 +157,16 @@ def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
     header = unquote_body(b"".join(parts))
     if header and not header.endswith(b"\n"):
         header += b"\n"
+    return header
+
+
+def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
+    """
+    The message as the client sees it (CRLF line endings): the header
+    without the C{From } line and our fields, the blank line, the body
+    unquoted (mboxrd).
+    """
+    header = _client_header(data, meta)
     if msg.body_start > msg.header_end:
         out = header + b"\n" + unquote_body(data[msg.body_start:msg.end])
     else:
@@ -171,12 +180,7 @@ def client_size(data: bytes, msg: RawMessage, meta: Meta) -> int:
     building the CRLF copy of the body: every bare LF gains a CR, and each
     mboxrd-quoted C{>From } line loses one C{>} (neither touches the other).
     """
-    parts = [data[f.start + len(ESCAPE):f.end] if f.name.startswith(_ESCAPED)
-             and f.name[len(_ESCAPED):] in META_FIELDS else data[f.start:f.end]
-             for f in meta.other_fields]
-    header = unquote_body(b"".join(parts))
-    if header and not header.endswith(b"\n"):
-        header += b"\n"
+    header = _client_header(data, meta)
     size = len(_to_crlf(header))
     if msg.body_start > msg.header_end:
         body = data[msg.body_start:msg.end]
