@@ -65,8 +65,9 @@ FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS
     "sortkeys", "internaldate")
 
 #: Bumped whenever the table layout or the meaning of a column changes; a
-#: file with another version is rebuilt (it is only a cache).
-SCHEMA_VERSION = 5
+#: file with another version is rebuilt (it is only a cache).  6: the
+#: address search columns hold each address in every form.
+SCHEMA_VERSION = 6
 
 #: Milliseconds a writer waits for another process's transaction.  Long
 #: enough for one FETCH batch elsewhere, short enough that a stuck peer
