@@ -458,11 +458,14 @@ class ContinuationNeeded:
     the previous literal (and C{tag} the command's tag): RFC 4469
     Appendix A lets the server check them first and answer a bad one with
     the tagged C{NO [BADURL ...]} in place of the continuation.  Then the
-    protocol calls L{imapd.parser.Parser.refuse_literal}.
+    protocol calls L{imapd.parser.Parser.refuse_literal}.  C{mailbox} is
+    then the APPEND's target as sent, checked first (a missing one is
+    C{NO [TRYCREATE]}, RFC 4469 section 5 and RFC 3501 section 6.3.11).
     """
     size: int
     urls: tuple[bytes, ...] = ()
     tag: Optional[str] = None
+    mailbox: Optional[bytes] = None
 
 
 @dataclass(frozen=True, slots=True)
