@@ -39,7 +39,7 @@ Choices where the RFCs leave room, and why:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "render_fetch", "compile_fetch", "needs_message", "sets_seen",
     "format_internaldate", "format_flags", "item_name", "UnknownCTE",
-    "FetchRenderer",
+    "FetchRenderer", "ExpungedMessage", "expunged_record",
 ]
 
 
@@ -363,6 +363,72 @@ def _item(attr: FetchAttr) -> tuple[str, Callable]:
         return _SIMPLE_ITEMS[name]
     except KeyError:
         raise ValueError("Unknown FETCH attribute %r" % (name,)) from None
+
+
+# --------------------------------------------------------------------------
+# Messages expunged by another session
+
+
+#: INTERNALDATE shown for an expunged message whose date was never read.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class ExpungedMessage:
+    """
+    What FETCH shows of a message another session expunged after this one
+    last synced, when its content can no longer be read (RFC 2180 section
+    4.1.3 lets the server answer with what it still has, and RFC 5530
+    allows C{OK [EXPUNGEISSUED]} for the command).  Dovecot 2.3 answers
+    the same way, checked against a private instance: every section,
+    C{RFC822*} and C{BINARY[...]} is C{NIL}, C{BINARY.SIZE} is 0, the
+    ENVELOPE has every field C{NIL}; ENVELOPE, BODY and BODYSTRUCTURE come
+    from the per-node index when it has them (Dovecot uses its cache).
+    Without a cached structure, BODY and BODYSTRUCTURE are those of an
+    empty message, the only structure that claims nothing.
+
+    @param cached: the message's index row (L{imapd.cache}), or None.
+    """
+
+    __slots__ = ("_cached",)
+
+    raw = None
+
+    def __init__(self, cached: Optional[dict] = None) -> None:
+        self._cached = cached or {}
+
+    def envelope(self) -> bytes:
+        return self._cached.get("envelope") or b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+
+    def bodystructure(self, extended: bool) -> bytes:
+        value = self._cached.get("bodystructure" if extended else "body")
+        if value is None:
+            from imapd.message import Message
+            value = Message(b"").bodystructure(extended)
+        return value
+
+    def header_bytes(self) -> None:
+        return None
+
+    def text_bytes(self) -> None:
+        return None
+
+    def section(self, part, text, fields=()) -> None:
+        return None
+
+    def binary_section(self, part) -> None:
+        return None
+
+
+def expunged_record(record: MessageRecord) -> MessageRecord:
+    """
+    C{record} with the lazy INTERNALDATE and RFC822.SIZE fixed: what was
+    learnt stays, what can no longer be read from the store is the epoch
+    and 0, as Dovecot 2.3 shows them.
+    """
+    date = record.known_internaldate
+    size = record.known_size
+    return record.replace(internaldate=date if date is not None else _EPOCH,
+                          size=size if size is not None else 0)
 
 
 # --------------------------------------------------------------------------
