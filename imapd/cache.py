@@ -69,7 +69,7 @@ _ITEM_FIELDS = {
     "RFC822.HEADER": "header",
 }
 _HEADER_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
-_NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
+_NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "SAVEDATE"})
 
 _local = threading.local()
 

@@ -72,7 +72,7 @@ class UnknownCTE(CommandFailed):
 
 # Items whose data comes from the record or the session alone.
 _NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE",
-                         "MODSEQ"})
+                         "MODSEQ", "SAVEDATE"})
 
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug",
            b"Sep", b"Oct", b"Nov", b"Dec")
@@ -142,7 +142,8 @@ def needs_message(attrs: Iterable[FetchAttr]) -> bool:
     """
     Whether any attribute needs the message content (so the handler must
     read the message and build a L{Message}).  FLAGS, UID, INTERNALDATE,
-    RFC822.SIZE and MODSEQ come from the record; all else needs content.
+    RFC822.SIZE, MODSEQ and SAVEDATE come from the record; all else needs
+    content.
     """
     return any(a.name not in _NO_CONTENT for a in attrs)
 
@@ -238,6 +239,12 @@ def _internaldate_value(record, flags, message) -> bytes:
     return format_internaldate(record.internaldate)
 
 
+def _savedate_value(record, flags, message) -> bytes:
+    # RFC 8514 section 3: NIL where the store keeps no save dates (mbox).
+    saved = record.save_date
+    return wire.NIL if saved is None else format_internaldate(saved)
+
+
 def _modseq_value(record, flags, message) -> Optional[bytes]:
     # RFC 7162 section 3.1.4.1: "MODSEQ (" mod-sequence-value ")".
     modseq = getattr(record, "modseq", 0)
@@ -274,6 +281,7 @@ _SIMPLE_ITEMS: dict[str, tuple[str, Callable]] = {
     "RFC822.SIZE": (_NUM, _size_value),
     "INTERNALDATE": (_WIRE, _internaldate_value),
     "MODSEQ": (_OPT, _modseq_value),
+    "SAVEDATE": (_WIRE, _savedate_value),
     "ENVELOPE": (_WIRE, _envelope_value),
     "BODYSTRUCTURE": (_WIRE, _bodystructure_value),
     "RFC822": (_DATA, _rfc822_value),

@@ -104,14 +104,17 @@ class FetchAttr:
         BODYSTRUCTURE), C{"BODYSTRUCTURE"}, C{"UID"}, C{"RFC822"},
         C{"RFC822.HEADER"}, C{"RFC822.TEXT"}, C{"BODY"} with a section
         (C{BODY[...]}; C{peek} tells BODY.PEEK), C{"BINARY"},
-        C{"BINARY.SIZE"} (RFC 3516, when advertised), C{"MODSEQ"}.
+        C{"BINARY.SIZE"} (RFC 3516, when advertised), C{"MODSEQ"},
+        C{"SAVEDATE"} (RFC 8514), C{"PREVIEW"} (RFC 8970).
     @ivar partial: C{(offset, length)} for C{<o.l>}.
+    @ivar lazy: C{PREVIEW (LAZY)} (RFC 8970 section 3).
     """
 
     name: str
     section: Optional[Section] = None
     partial: Optional[tuple[int, int]] = None
     peek: bool = False
+    lazy: bool = False
 
 
 @dataclass(frozen=True, slots=True)

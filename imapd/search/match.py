@@ -420,6 +420,19 @@ def _internal_date(op: str, value: date) -> Matcher:
     return lambda item: item.record.internaldate.date() >= value
 
 
+def _saved_date(op: str, value: date) -> Matcher:
+    # RFC 8514 section 4.3, "disregarding time and timezone" like BEFORE.
+    # A store without save dates (mbox) is searched on INTERNALDATE, the
+    # nearest thing it keeps; SAVEDATESUPPORTED tells the client so.
+    compare = _COMPARE[op]
+
+    def match(item: SearchItem) -> bool:
+        record = item.record
+        saved = record.save_date
+        return compare((saved if saved is not None else record.internaldate).date(), value)
+    return match
+
+
 def _sent_date(op: str, value: date) -> Matcher:
     compare = _COMPARE[op]
 
@@ -593,6 +606,12 @@ class _Compiler:
             return (lambda item: item.record.size < n), _CHEAP
         if name in ("BEFORE", "ON", "SINCE"):
             return _internal_date(name, value), _CHEAP
+        if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
+            return _saved_date(name[5:], value), _CHEAP
+        if name == "SAVEDATESUPPORTED":
+            # RFC 8514 section 4.3: every message where the mailbox keeps
+            # save dates, none where it does not.
+            return (lambda item: item.record.has_save_dates), _CHEAP
         if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             return _sent_date(name[4:], value), _HEADER
         if name in ("YOUNGER", "OLDER"):
