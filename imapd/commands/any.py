@@ -61,6 +61,7 @@ _AUTH_CAPS = (
     "CONDSTORE",              # RFC 7162 (MODSEQs from storage.modseq)
     "QRESYNC",                # RFC 7162
     "SAVEDATE",               # RFC 8514 (Maildir: from the file name; mbox: NIL)
+    "PREVIEW",                # RFC 8970 (imapd.message._preview, kept in the index)
 )
 
 #: What ENABLE (RFC 5161) can turn on: the upper-case name the parser

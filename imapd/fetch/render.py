@@ -356,9 +356,26 @@ def _binary_size_value(attr: FetchAttr) -> Callable:
     return value
 
 
+def _preview_value(record, flags, message) -> bytes:
+    # RFC 8970 section 3: a string, "" when there is no text; UTF-8, so a
+    # literal unless it is plain ASCII (wire.string decides).
+    text = message.preview()
+    return wire.NIL if text is None else wire.string(text)
+
+
+def _lazy_preview_value(record, flags, message) -> bytes:
+    # PREVIEW (LAZY): what the index already has, else NIL (the client
+    # asks again without LAZY when it wants it computed).  A message read
+    # for other items anyway computes it (Message.cached_preview).
+    text = message.cached_preview()
+    return wire.NIL if text is None else wire.string(text)
+
+
 def _item(attr: FetchAttr) -> tuple[str, Callable]:
     """The (kind, value function) of one attribute."""
     name = attr.name
+    if name == "PREVIEW":
+        return _WIRE, (_lazy_preview_value if attr.lazy else _preview_value)
     if name == "BODY":
         if attr.section is None:
             return _WIRE, _body_value
@@ -422,6 +439,11 @@ class ExpungedMessage:
 
     def section(self, part, text, fields=()) -> None:
         return None
+
+    def preview(self) -> Optional[str]:
+        return self._cached.get("preview")
+
+    cached_preview = preview
 
     def binary_section(self, part) -> None:
         return None

@@ -190,6 +190,16 @@ class Message:
             return None
         return transfer_decode(node.body, cte)
 
+    def preview(self) -> str:
+        """RFC 8970 PREVIEW: see L{imapd.message._preview}."""
+        from imapd.message._preview import preview_text
+
+        return preview_text(self.structure())
+
+    def cached_preview(self) -> str:
+        """PREVIEW (LAZY): the message is in memory, so computing is cheap."""
+        return self.preview()
+
     def decoded_text(self) -> Iterator[str]:
         """
         Every text/* part's content, transfer-decoded and charset-decoded
