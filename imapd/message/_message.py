@@ -113,6 +113,16 @@ class Message:
         """
         return bodystructure(self.structure(), extended)
 
+    def part_structure(self, part: tuple[int, ...]) -> bytes | None:
+        """
+        The extended BODYSTRUCTURE of one part (C{()}: the message), or
+        C{None} when there is no such part (RFC 5524 BODYPARTSTRUCTURE).
+        """
+        if not part:
+            return self.bodystructure(True)
+        node = self._resolve(part)
+        return None if node is None else bodystructure(node, True)
+
     def _resolve(self, part: tuple[int, ...]) -> Part | None:
         node = self.structure()
         numbered = node.numbered_root()
