@@ -20,7 +20,8 @@ writers mean it, as relative to the selected mailbox.
 Refused (the caller answers C{NO [BADURL ...]}): any scheme or
 C{//server} authority, since RFC 4469 section 3 covers only the current
 session's messages ("a server implementing only this specification would
-return NO"); URLAUTH parameters (RFC 4467, not implemented); characters
+return NO"); URLAUTH parameters (RFC 4467: those URLs are for URLFETCH,
+L{imapd.urlauth}); characters
 outside RFC 5092's C{bchar} set; sections the FETCH grammar would refuse.
 
 Mailbox names: RFC 5092 section 3.2 has the name percent-encoded after
@@ -114,7 +115,7 @@ def parse_message_url(url: bytes) -> MessageUrl:
     m = _MESSAGE_URL.match(url)
     if m is None:
         if re.search(rb";(?:EXPIRE|URLAUTH)=", url, re.IGNORECASE):
-            raise BadUrl("URLAUTH is not supported")
+            raise BadUrl("URLAUTH URLs are for URLFETCH, not CATENATE")
         raise BadUrl("URL does not name a message")
     mailbox: Optional[str] = None
     if m.group("mailbox") is not None:

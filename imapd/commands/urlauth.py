@@ -52,9 +52,9 @@ async def handle_resetkey(session, cmd: ResetKey):
     name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     await session.run(_exists, store, name)  # NO [NONEXISTENT] when missing
     await session.run(keys.reset, name)
-    # Section 8: URLMECH names the mechanisms of the mailbox's new key.
-    session.send(f"* OK [{_URLMECH}] Key reset\r\n".encode())
-    return None
+    # Section 8: URLMECH names the mechanisms of the mailbox's new key;
+    # in the tagged OK, as Dovecot sends it.
+    return _URLMECH, "RESETKEY completed"
 
 
 def _literal(data: bytes, binary: bool = False) -> bytes:

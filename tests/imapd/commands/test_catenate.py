@@ -235,7 +235,7 @@ def test_badurl_before_nonsync_literal(authed):
         ("/Nowhere/;UID=1", "No such mailbox"),
         ("imap://other@example.org/INBOX/;UID=1", "Only URLs relative to this server and user are supported"),
         ("//example.org/INBOX/;UID=1", "Only URLs relative to this server and user are supported"),
-        ("/INBOX/;UID=1;EXPIRE=2030-01-01T00:00:00Z;URLAUTH=anonymous", "URLAUTH is not supported"),
+        ("/INBOX/;UID=1;EXPIRE=2030-01-01T00:00:00Z;URLAUTH=anonymous", "URLAUTH URLs are for URLFETCH, not CATENATE"),
         ("/INBOX", "URL does not name a message"),
         ("/INBOX/;UID=0", "Invalid UID"),
         (";UID=1", "No mailbox selected for a relative URL"),
