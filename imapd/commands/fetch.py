@@ -233,7 +233,7 @@ async def handle_fetch(session, cmd: Fetch):
             budget)
         missing += lost
     if missing:
-        # RFC 2180 section 4.1.3 and RFC 5530 section 3: the messages
+        # RFC 2180 section 4.1 and RFC 5530 section 3: the messages
         # another session expunged are answered with what is left of them
         # (ExpungedMessage) and the command completes with OK
         # [EXPUNGEISSUED], as Dovecot 2.3 does; a NO made clients and

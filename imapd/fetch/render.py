@@ -402,7 +402,7 @@ class ExpungedMessage:
     """
     What FETCH shows of a message another session expunged after this one
     last synced, when its content can no longer be read (RFC 2180 section
-    4.1.3 lets the server answer with what it still has, and RFC 5530
+    4.1 lets the server answer with what it still has, and RFC 5530
     allows C{OK [EXPUNGEISSUED]} for the command).  Dovecot 2.3 answers
     the same way, checked against a private instance: every section,
     C{RFC822*} and C{BINARY[...]} is C{NIL}, C{BINARY.SIZE} is 0, the

@@ -1,5 +1,5 @@
 """
-FETCH of messages another session expunged (RFC 2180 section 4.1.3,
+FETCH of messages another session expunged (RFC 2180 section 4.1,
 RFC 5530 section 3): the messages still there are answered in full, the
 gone ones with what is left (NIL data, an all-NIL ENVELOPE, BINARY.SIZE
 0, the flags and UID this session knows), and the command completes with
