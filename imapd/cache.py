@@ -67,9 +67,10 @@ _ITEM_FIELDS = {
     "BODY": "body",
     "BODYSTRUCTURE": "bodystructure",
     "RFC822.HEADER": "header",
+    "PREVIEW": "preview",   # RFC 8970, as text
 }
 _HEADER_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
-_NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
+_NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "SAVEDATE"})
 
 _local = threading.local()
 
@@ -368,6 +369,25 @@ class CachedMessage:
         value = self._row.get(field)
         if value is None:
             value = self._compute(field, lambda: self._real().bodystructure(extended))
+        return value
+
+    def preview(self) -> str:
+        """RFC 8970 PREVIEW; see L{Message.preview}."""
+        value = self._row.get("preview")
+        if value is None:
+            value = self._compute("preview", lambda: self._real().preview())
+        return value
+
+    def cached_preview(self) -> Optional[str]:
+        """
+        PREVIEW (LAZY): the row's preview, or one computed from the message
+        if this FETCH read it anyway; None (NIL) rather than a file read.
+        """
+        value = self._row.get("preview")
+        if value is None and self.computed is not None:
+            value = self.computed.get("preview")
+        if value is None and self._message is not None:
+            value = self.preview()
         return value
 
     def section(self, part: tuple[int, ...], text: Optional[str],

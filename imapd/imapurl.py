@@ -20,7 +20,8 @@ writers mean it, as relative to the selected mailbox.
 Refused (the caller answers C{NO [BADURL ...]}): any scheme or
 C{//server} authority, since RFC 4469 section 3 covers only the current
 session's messages ("a server implementing only this specification would
-return NO"); URLAUTH parameters (RFC 4467, not implemented); characters
+return NO"); URLAUTH parameters (RFC 4467: those URLs are for URLFETCH,
+L{imapd.urlauth}); characters
 outside RFC 5092's C{bchar} set; sections the FETCH grammar would refuse.
 
 Mailbox names: RFC 5092 section 3.2 has the name percent-encoded after
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Optional
 from urllib.parse import unquote_to_bytes
 
@@ -43,7 +45,8 @@ from imapd.parser.fetchatt import parse_section
 from imapd.parser.primitives import NUMBER_MAX, NotParseable
 from imapd.parser.types import Section
 
-__all__ = ["MessageUrl", "BadUrl", "parse_message_url", "MAX_URL"]
+__all__ = ["MessageUrl", "BadUrl", "parse_message_url", "MAX_URL", "AuthorizedUrl",
+           "parse_authorized_url"]
 
 #: Longest URL considered at all (a mailbox name is at most 1024
 #: characters, each at most 12 octets once percent-encoded UTF-8).
@@ -112,7 +115,7 @@ def parse_message_url(url: bytes) -> MessageUrl:
     m = _MESSAGE_URL.match(url)
     if m is None:
         if re.search(rb";(?:EXPIRE|URLAUTH)=", url, re.IGNORECASE):
-            raise BadUrl("URLAUTH is not supported")
+            raise BadUrl("URLAUTH URLs are for URLFETCH, not CATENATE")
         raise BadUrl("URL does not name a message")
     mailbox: Optional[str] = None
     if m.group("mailbox") is not None:
@@ -141,3 +144,92 @@ def parse_message_url(url: bytes) -> MessageUrl:
             length = _number(m.group("length"), "partial length")
         partial = (offset, length)
     return MessageUrl(mailbox, uidvalidity, uid, section, partial)
+
+
+# RFC 5092 section 6 (and RFC 4467 section 3): an absolute URL with the
+# owner's user name, an optional EXPIRE, the access identifier, and (in a
+# full URL) ":" mechanism ":" token.  The rump ends with the access.
+_AUTHORIZED_URL = re.compile(
+    rb"imap://(?P<user>[^;@/]+)(?:;AUTH=[^@/]+)?@(?P<host>[^/]+)/(?P<path>.+?)"
+    rb"(?:;EXPIRE=(?P<expire>[^;]+))?;URLAUTH=(?P<access>[^:;/]+)"
+    rb"(?::(?P<mechanism>[^:;/]+):(?P<token>[^:;/]*))?\Z",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedUrl:
+    """
+    A URLAUTH URL (RFC 4467): rump (GENURLAUTH's argument) or full
+    (URLFETCH's).
+
+    @ivar rump: the URL's octets up to and including the access
+        identifier, as sent: what the token is computed over.
+    @ivar user: the owner (the URL's user name, percent-decoded).
+    @ivar message: the message (part) it names.
+    @ivar expire: the EXPIRE date-time, or None.
+    @ivar access: the access identifier, lower case: C{"anonymous"},
+        C{"authuser"}, C{"user"} or C{"submit"} (with C{access_user}),
+        or another application name.
+    @ivar access_user: the user of C{user+}/C{submit+}, or None.
+    @ivar mechanism: upper case, None in a rump URL.
+    @ivar token: the decoded token, None in a rump URL.
+    """
+
+    rump: bytes
+    user: str
+    message: MessageUrl
+    expire: Optional[datetime]
+    access: str
+    access_user: Optional[str]
+    mechanism: Optional[str] = None
+    token: Optional[bytes] = None
+
+
+def parse_authorized_url(url: bytes) -> AuthorizedUrl:
+    """
+    Parse a URLAUTH URL, rump or full.
+
+    @raises BadUrl: malformed, or not naming one message (part) of a
+        mailbox with a UID (RFC 4467 section 3).
+    """
+    if not url or len(url) > MAX_URL:
+        raise BadUrl("Invalid URL")
+    if not _URL_CHARS.match(url.split(b"://", 1)[-1]):
+        raise BadUrl("Invalid character in URL")
+    m = _AUTHORIZED_URL.match(url)
+    if m is None:
+        raise BadUrl("Not an IMAP URL with URLAUTH")
+    try:
+        user = unquote_to_bytes(m.group("user")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadUrl("Invalid user name") from None
+    message = parse_message_url(b"/" + m.group("path"))
+    expire = None
+    if m.group("expire") is not None:
+        try:
+            expire = datetime.fromisoformat(m.group("expire").decode("ascii"))
+        except ValueError:
+            raise BadUrl("Invalid EXPIRE") from None
+        if expire.tzinfo is None:
+            # RFC 3339 date-time always has an offset.
+            raise BadUrl("Invalid EXPIRE")
+    access, plus, who = m.group("access").decode("ascii").partition("+")
+    access = access.lower()
+    access_user = None
+    if plus:
+        try:
+            access_user = unquote_to_bytes(who).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadUrl("Invalid access identifier") from None
+    elif access in ("user", "submit"):
+        raise BadUrl("Invalid access identifier")
+    mechanism = token = None
+    if m.group("mechanism") is not None:
+        mechanism = m.group("mechanism").decode("ascii").upper()
+        try:
+            token = bytes.fromhex(m.group("token").decode("ascii"))
+        except ValueError:
+            raise BadUrl("Invalid URLAUTH token") from None
+    return AuthorizedUrl(url[:m.end("access")], user, message, expire, access,
+                         access_user, mechanism, token)

@@ -382,7 +382,7 @@ class IMAPServerProtocol(Protocol):
         from imapd.commands.append import check_urls
 
         try:
-            await check_urls(self, event.urls)
+            await check_urls(self, event.urls, event.mailbox)
         except errors.IMAPError as e:
             status, code, text = errors.to_response(e)
             self.parser.refuse_literal()

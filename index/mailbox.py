@@ -60,13 +60,16 @@ SEARCH_FIELDS = ("search_from", "search_to", "search_cc", "search_bcc", "search_
 #: store had not computed it yet), and
 #: L{SEARCH_FIELDS}, C{sortkeys}: the SORT and THREAD keys (RFC 5256) as
 #: text in whatever form the caller chooses, and C{internaldate} (POSIX
-#: time) as the store reported it.
+#: time) as the store reported it, and C{preview}, the RFC 8970 PREVIEW
+#: text.
 FIELDS = ("envelope", "body", "bodystructure", "header", "size") + SEARCH_FIELDS + (
-    "sortkeys", "internaldate")
+    "sortkeys", "internaldate", "preview")
 
 #: Bumped whenever the table layout or the meaning of a column changes; a
-#: file with another version is rebuilt (it is only a cache).
-SCHEMA_VERSION = 5
+#: file with another version is rebuilt (it is only a cache).  6: the
+#: address search columns hold each address in every form; the preview
+#: column (RFC 8970 PREVIEW text).
+SCHEMA_VERSION = 6
 
 #: Milliseconds a writer waits for another process's transaction.  Long
 #: enough for one FETCH batch elsewhere, short enough that a stuck peer
@@ -96,6 +99,7 @@ CREATE TABLE IF NOT EXISTS message (
     search_bcc TEXT,
     search_subject TEXT,
     sortkeys TEXT,
+    preview TEXT,
     envelope BLOB,
     body BLOB,
     bodystructure BLOB,

@@ -66,6 +66,10 @@ class IMessageFacts(Interface):
         @raises storage.errors.MessageExpunged: the message is gone.
         """
 
+    # Optional: a store whose messages have an RFC 8514 save date gives
+    # its facts a C{save_date(key) -> datetime | None} method (None: use
+    # the INTERNALDATE); see L{MessageRecord.save_date}.
+
 
 _new_record = object.__new__
 
@@ -133,6 +137,26 @@ class MessageRecord:
             value = self._facts.size(self.key)
             self._size = value
         return value
+
+    @property
+    def save_date(self) -> datetime | None:
+        """
+        RFC 8514 save date: when the message entered this mailbox (APPEND,
+        COPY, MOVE or delivery), or C{None} where the store keeps none
+        (the protocol then answers C{NIL}).  A store that keeps save dates
+        has facts with C{save_date(key)}; its C{None} for a message means
+        "the INTERNALDATE", which is then the best estimate.
+        """
+        finder = getattr(self._facts, "save_date", None)
+        if finder is None:
+            return None
+        value = finder(self.key)
+        return value if value is not None else self.internaldate
+
+    @property
+    def has_save_dates(self) -> bool:
+        """Whether the store keeps save dates (RFC 8514 SAVEDATESUPPORTED)."""
+        return getattr(self._facts, "save_date", None) is not None
 
     @property
     def known_size(self) -> int | None:

@@ -24,6 +24,7 @@ from imapd.commands import any as any_
 from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, search, select, store
 from imapd.commands import sort, thread
 from imapd.commands import compress, quota
+from imapd.commands import urlauth
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -72,6 +73,9 @@ COMMANDS: dict[str, CommandSpec] = {
     "GETQUOTA": CommandSpec(quota.handle_getquota, AUTH),  # RFC 9208
     "GETQUOTAROOT": CommandSpec(quota.handle_getquotaroot, AUTH),  # RFC 9208
     "SETQUOTA": CommandSpec(quota.handle_setquota, AUTH),  # RFC 9208
+    "GENURLAUTH": CommandSpec(urlauth.handle_genurlauth, AUTH),  # RFC 4467
+    "RESETKEY": CommandSpec(urlauth.handle_resetkey, AUTH),  # RFC 4467
+    "URLFETCH": CommandSpec(urlauth.handle_urlfetch, AUTH),  # RFC 4467, RFC 5524
     # RFC 3501 6.4: selected
     "CHECK": CommandSpec(select.handle_check, SELECTED),
     "CLOSE": CommandSpec(select.handle_close, SELECTED, sync=False),

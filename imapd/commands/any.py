@@ -60,6 +60,10 @@ _AUTH_CAPS = (
     "QUOTA=RES-MESSAGE",      # RFC 9208 section 5.2
     "CONDSTORE",              # RFC 7162 (MODSEQs from storage.modseq)
     "QRESYNC",                # RFC 7162
+    "SAVEDATE",               # RFC 8514 (Maildir: from the file name; mbox: NIL)
+    "PREVIEW",                # RFC 8970 (imapd.message._preview, kept in the index)
+    "URLAUTH",                # RFC 4467 (INTERNAL; own messages, imapd.urlauth)
+    "URLAUTH=BINARY",         # RFC 5524 (URLFETCH BINARY, BODYPARTSTRUCTURE)
 )
 
 #: What ENABLE (RFC 5161) can turn on: the upper-case name the parser

@@ -6,6 +6,8 @@ literal8 RFC 3516 section 4.4; CATENATE RFC 4469).
 
 from __future__ import annotations
 
+from typing import Optional
+
 from imapd import mailboxname, wire
 from imapd.catenate import Catenator
 from imapd.commands import quota
@@ -13,6 +15,7 @@ from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
 from imapd.message import protect_binary_parts
 from imapd.parser.types import Append
+from storage.errors import MailboxNotFound
 
 __all__ = ["handle_append", "check_urls"]
 
@@ -55,22 +58,45 @@ def _catenator(session) -> Catenator:
     return Catenator(session.account.store, selected, session.limits.max_literal)
 
 
-def _check(catenator, urls):
+def _target_exists(store, name: str) -> None:
+    """
+    Blocking: raise L{MailboxNotFound} unless the APPEND target exists.
+    RFC 3501 section 6.3.11 answers a missing target with C{NO
+    [TRYCREATE]}, and the client acts on that code (it creates the
+    mailbox and tries again); CATENATE (RFC 4469 section 3) keeps
+    APPEND's semantics.  So the target is checked before anything else
+    (URLs, quota), or a URL error or an over-quota answer would hide the
+    one the client can fix.  Dovecot answers in this order too.
+    """
+    store.open(name, True).close()
+
+
+def _check(catenator, urls, target: Optional[str]):
     try:
+        if target is not None:
+            _target_exists(catenator.store, target)
         for url in urls:
             catenator.resolve(url)
     finally:
         catenator.close()
 
 
-async def check_urls(session, urls: tuple[bytes, ...]) -> None:
+async def check_urls(session, urls: tuple[bytes, ...], mailbox: Optional[bytes] = None) -> None:
     """
     Resolve CATENATE URLs while the command is still arriving (RFC 4469
     Appendix A); the protocol calls this before the next continuation.
+    C{mailbox}, the APPEND's target as sent, is checked first.
 
-    @raises CommandFailed: C{[BADURL url]} for the first bad one.
+    @raises CommandFailed: C{[TRYCREATE]} for a missing target,
+        C{[BADURL url]} for the first bad URL.
     """
-    await session.run(_check, _catenator(session), urls)
+    target = None
+    if mailbox is not None:
+        target = mailboxname.from_wire(mailbox, utf8=session.imap4rev2)
+    try:
+        await session.run(_check, _catenator(session), urls, target)
+    except MailboxNotFound as e:
+        raise CommandFailed(str(e) or "Mailbox does not exist", "TRYCREATE") from None
 
 
 async def handle_append(session, cmd: Append):
@@ -79,6 +105,8 @@ async def handle_append(session, cmd: Append):
     together, so a MULTIAPPEND adds all or none (RFC 3502 section 6).
     """
     name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
+    # A missing target first (NO [TRYCREATE]), then URLs and quota.
+    await session.run(_target_exists, session.account.store, name)
     batch = []
     for m in cmd.messages:
         if not m.data and not m.catenate:

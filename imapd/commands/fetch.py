@@ -88,7 +88,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
     @return: C{(data, missing, done)}: the responses, how many named
         messages were gone, and how many of C{pairs} were handled.
     """
-    from imapd.fetch import compile_fetch
+    from imapd.fetch import ExpungedMessage, compile_fetch, expunged_record
     from imapd.message import Message
 
     renderer = compile_fetch(attrs, include_uid)
@@ -110,6 +110,11 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
             render_changed(out, seq, record, shown_flags(uid), message)
         else:
             render(out, seq, record, shown_flags(uid) if need_flags else None, message)
+
+    def gone(seq, uid, record, row=None) -> None:
+        # Another session expunged it: answer with what is left (see
+        # handle_fetch), as Dovecot does.
+        one(seq, uid, expunged_record(record), ExpungedMessage(row))
     if cache is not None:
         rows = cache.lookup(view, [u for _s, u in pairs])
         make = cache.message_maker(view)
@@ -127,6 +132,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
                 one(seq, uid, record, message)
             except MessageExpunged:
                 missing += 1
+                gone(seq, uid, record, rows.get(uid))
         # One transaction per batch, after rendering: the batch's answer
         # does not wait on a busy index.
         cache.store(view, cached)
@@ -145,6 +151,7 @@ def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, cha
             one(seq, uid, record, message)
         except MessageExpunged:
             missing += 1
+            gone(seq, uid, record)
             continue
         if budget is not None and message is not None:
             size += len(message.raw)
@@ -226,7 +233,10 @@ async def handle_fetch(session, cmd: Fetch):
             budget)
         missing += lost
     if missing:
-        # RFC 2180 section 4.1.2: tell the client some messages it named
-        # are gone; the EXPUNGEs follow at the next command that allows
-        # them.
-        raise CommandFailed("Some messages were expunged meanwhile", "EXPUNGEISSUED")
+        # RFC 2180 section 4.1 and RFC 5530 section 3: the messages
+        # another session expunged are answered with what is left of them
+        # (ExpungedMessage) and the command completes with OK
+        # [EXPUNGEISSUED], as Dovecot 2.3 does; a NO made clients and
+        # test tools take the whole FETCH for failed.  The EXPUNGEs follow
+        # at the next command that allows them.
+        return "EXPUNGEISSUED", "Some messages were already expunged"

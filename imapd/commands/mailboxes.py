@@ -317,18 +317,35 @@ async def handle_lsub(session, cmd: Lsub):
     """
     RFC 3501 section 6.3.9.  Subscribed names that no longer exist are
     still listed (RFC 3501 allows it), marked C{\\Noselect}.
+
+    A pattern ending in C{%} also lists the levels of hierarchy above a
+    subscribed name it does not reach (C{a/b/c} alone subscribed: C{%}
+    gives C{a}, C{a/%} gives C{a/b}), marked C{\\Noselect} when they
+    are not subscribed themselves: section 6.3.9 requires it, and
+    section 6.3.8 says why only for a trailing C{%}.  Dovecot does the
+    same.
     """
     matches = pattern_matcher(cmd.reference, cmd.pattern)
     store = session.account.store
     subscribed = await session.run(store.subscriptions)
     infos = {i.name: i for i in await session.run(store.list_mailboxes)}
-    out = []
+    levels = (cmd.reference + cmd.pattern).endswith(b"%")
+    wanted = set(subscribed)
+    utf8 = session.imap4rev2
+    listed: dict[str, bool] = {}  # name -> \\Noselect, in answer order
     for name in subscribed:
-        if matches(mailboxname.to_wire(name, session.imap4rev2)):
-            attrs = set()
-            if name not in infos or "\\Noselect" in infos[name].attributes:
-                attrs.add("\\Noselect")
-            out.append(_list_line(session, b"LSUB", attrs, name))
+        if matches(mailboxname.to_wire(name, utf8)):
+            listed[name] = name not in infos or "\\Noselect" in infos[name].attributes
+        elif levels:
+            parts = name.split(DELIMITER)
+            for i in range(len(parts) - 1, 0, -1):
+                parent = DELIMITER.join(parts[:i])
+                if matches(mailboxname.to_wire(parent, utf8)):
+                    if parent not in wanted:
+                        listed.setdefault(parent, True)
+                    break
+    out = [_list_line(session, b"LSUB", {"\\Noselect"} if noselect else set(), name)
+           for name, noselect in listed.items()]
     session.send(b"".join(out))
 
 

@@ -5,12 +5,12 @@ handler stays thin and calls these to render responses.
 """
 
 from imapd.fetch.render import (
-    FetchRenderer, UnknownCTE, compile_fetch, format_flags,
+    ExpungedMessage, FetchRenderer, UnknownCTE, compile_fetch, expunged_record, format_flags,
     format_internaldate, item_name, needs_message, render_fetch, sets_seen,
 )
 
 __all__ = [
     "render_fetch", "compile_fetch", "FetchRenderer", "needs_message",
     "sets_seen", "format_internaldate", "format_flags", "item_name",
-    "UnknownCTE",
+    "UnknownCTE", "ExpungedMessage", "expunged_record",
 ]

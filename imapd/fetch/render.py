@@ -39,7 +39,7 @@ Choices where the RFCs leave room, and why:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "render_fetch", "compile_fetch", "needs_message", "sets_seen",
     "format_internaldate", "format_flags", "item_name", "UnknownCTE",
-    "FetchRenderer",
+    "FetchRenderer", "ExpungedMessage", "expunged_record",
 ]
 
 
@@ -72,7 +72,7 @@ class UnknownCTE(CommandFailed):
 
 # Items whose data comes from the record or the session alone.
 _NO_CONTENT = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE",
-                         "MODSEQ"})
+                         "MODSEQ", "SAVEDATE"})
 
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug",
            b"Sep", b"Oct", b"Nov", b"Dec")
@@ -142,7 +142,8 @@ def needs_message(attrs: Iterable[FetchAttr]) -> bool:
     """
     Whether any attribute needs the message content (so the handler must
     read the message and build a L{Message}).  FLAGS, UID, INTERNALDATE,
-    RFC822.SIZE and MODSEQ come from the record; all else needs content.
+    RFC822.SIZE, MODSEQ and SAVEDATE come from the record; all else needs
+    content.
     """
     return any(a.name not in _NO_CONTENT for a in attrs)
 
@@ -238,6 +239,12 @@ def _internaldate_value(record, flags, message) -> bytes:
     return format_internaldate(record.internaldate)
 
 
+def _savedate_value(record, flags, message) -> bytes:
+    # RFC 8514 section 3: NIL where the store keeps no save dates (mbox).
+    saved = record.save_date
+    return wire.NIL if saved is None else format_internaldate(saved)
+
+
 def _modseq_value(record, flags, message) -> Optional[bytes]:
     # RFC 7162 section 3.1.4.1: "MODSEQ (" mod-sequence-value ")".
     modseq = getattr(record, "modseq", 0)
@@ -274,6 +281,7 @@ _SIMPLE_ITEMS: dict[str, tuple[str, Callable]] = {
     "RFC822.SIZE": (_NUM, _size_value),
     "INTERNALDATE": (_WIRE, _internaldate_value),
     "MODSEQ": (_OPT, _modseq_value),
+    "SAVEDATE": (_WIRE, _savedate_value),
     "ENVELOPE": (_WIRE, _envelope_value),
     "BODYSTRUCTURE": (_WIRE, _bodystructure_value),
     "RFC822": (_DATA, _rfc822_value),
@@ -348,9 +356,26 @@ def _binary_size_value(attr: FetchAttr) -> Callable:
     return value
 
 
+def _preview_value(record, flags, message) -> bytes:
+    # RFC 8970 section 3: a string, "" when there is no text; UTF-8, so a
+    # literal unless it is plain ASCII (wire.string decides).
+    text = message.preview()
+    return wire.NIL if text is None else wire.string(text)
+
+
+def _lazy_preview_value(record, flags, message) -> bytes:
+    # PREVIEW (LAZY): what the index already has, else NIL (the client
+    # asks again without LAZY when it wants it computed).  A message read
+    # for other items anyway computes it (Message.cached_preview).
+    text = message.cached_preview()
+    return wire.NIL if text is None else wire.string(text)
+
+
 def _item(attr: FetchAttr) -> tuple[str, Callable]:
     """The (kind, value function) of one attribute."""
     name = attr.name
+    if name == "PREVIEW":
+        return _WIRE, (_lazy_preview_value if attr.lazy else _preview_value)
     if name == "BODY":
         if attr.section is None:
             return _WIRE, _body_value
@@ -363,6 +388,77 @@ def _item(attr: FetchAttr) -> tuple[str, Callable]:
         return _SIMPLE_ITEMS[name]
     except KeyError:
         raise ValueError("Unknown FETCH attribute %r" % (name,)) from None
+
+
+# --------------------------------------------------------------------------
+# Messages expunged by another session
+
+
+#: INTERNALDATE shown for an expunged message whose date was never read.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class ExpungedMessage:
+    """
+    What FETCH shows of a message another session expunged after this one
+    last synced, when its content can no longer be read (RFC 2180 section
+    4.1 lets the server answer with what it still has, and RFC 5530
+    allows C{OK [EXPUNGEISSUED]} for the command).  Dovecot 2.3 answers
+    the same way, checked against a private instance: every section,
+    C{RFC822*} and C{BINARY[...]} is C{NIL}, C{BINARY.SIZE} is 0, the
+    ENVELOPE has every field C{NIL}; ENVELOPE, BODY and BODYSTRUCTURE come
+    from the per-node index when it has them (Dovecot uses its cache).
+    Without a cached structure, BODY and BODYSTRUCTURE are those of an
+    empty message, the only structure that claims nothing.
+
+    @param cached: the message's index row (L{imapd.cache}), or None.
+    """
+
+    __slots__ = ("_cached",)
+
+    raw = None
+
+    def __init__(self, cached: Optional[dict] = None) -> None:
+        self._cached = cached or {}
+
+    def envelope(self) -> bytes:
+        return self._cached.get("envelope") or b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+
+    def bodystructure(self, extended: bool) -> bytes:
+        value = self._cached.get("bodystructure" if extended else "body")
+        if value is None:
+            from imapd.message import Message
+            value = Message(b"").bodystructure(extended)
+        return value
+
+    def header_bytes(self) -> None:
+        return None
+
+    def text_bytes(self) -> None:
+        return None
+
+    def section(self, part, text, fields=()) -> None:
+        return None
+
+    def preview(self) -> Optional[str]:
+        return self._cached.get("preview")
+
+    cached_preview = preview
+
+    def binary_section(self, part) -> None:
+        return None
+
+
+def expunged_record(record: MessageRecord) -> MessageRecord:
+    """
+    C{record} with the lazy INTERNALDATE and RFC822.SIZE fixed: what was
+    learnt stays, what can no longer be read from the store is the epoch
+    and 0, as Dovecot 2.3 shows them.
+    """
+    date = record.known_internaldate
+    size = record.known_size
+    return record.replace(internaldate=date if date is not None else _EPOCH,
+                          size=size if size is not None else 0)
 
 
 # --------------------------------------------------------------------------

@@ -57,15 +57,32 @@ def _base64(data: bytes) -> bytes:
         return b""
 
 
+# RFC 2045 section 6.7 rule (3): white space at the end of an encoded
+# line was added in transport and is deleted; rule (5): an "=" ending a
+# line (after that deletion) is a soft line break, joined away.
+_QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
+_QP_SOFT_BREAK = re.compile(rb"=\r?\n|=\Z")
+
+
+def _quoted_printable(data: bytes) -> bytes:
+    # binascii.a2b_qp keeps trailing white space and a soft break followed
+    # by white space ("= \r\n"), so BINARY[] and BINARY.SIZE (RFC 3516)
+    # would count octets RFC 2045 says are not there; Dovecot deletes
+    # them too.  What is left is "=XX" escapes, which a2b_qp decodes,
+    # keeping a malformed "=" as it is (section 6.7, note (2)).
+    data = _QP_SOFT_BREAK.sub(b"", _QP_TRAILING_SPACE.sub(b"", data))
+    try:
+        return binascii.a2b_qp(data)
+    except binascii.Error:
+        return data
+
+
 def transfer_decode(data: bytes, cte: bytes | None) -> bytes:
     """Decode C{data} for the normalized C{cte}; unknown ones pass as is."""
     if cte == b"base64":
         return _base64(data)
     if cte == b"quoted-printable":
-        try:
-            return binascii.a2b_qp(data)
-        except binascii.Error:
-            return data
+        return _quoted_printable(data)
     return data
 
 

@@ -113,6 +113,16 @@ class Message:
         """
         return bodystructure(self.structure(), extended)
 
+    def part_structure(self, part: tuple[int, ...]) -> bytes | None:
+        """
+        The extended BODYSTRUCTURE of one part (C{()}: the message), or
+        C{None} when there is no such part (RFC 5524 BODYPARTSTRUCTURE).
+        """
+        if not part:
+            return self.bodystructure(True)
+        node = self._resolve(part)
+        return None if node is None else bodystructure(node, True)
+
     def _resolve(self, part: tuple[int, ...]) -> Part | None:
         node = self.structure()
         numbered = node.numbered_root()
@@ -189,6 +199,16 @@ class Message:
         if cte is None:
             return None
         return transfer_decode(node.body, cte)
+
+    def preview(self) -> str:
+        """RFC 8970 PREVIEW: see L{imapd.message._preview}."""
+        from imapd.message._preview import preview_text
+
+        return preview_text(self.structure())
+
+    def cached_preview(self) -> str:
+        """PREVIEW (LAZY): the message is in memory, so computing is cheap."""
+        return self.preview()
 
     def decoded_text(self) -> Iterator[str]:
         """

@@ -21,6 +21,7 @@ from imapd.parser.datetime_ import parse_date_time
 from imapd.parser.fetchatt import parse_fetch_atts
 from imapd.parser.listext import parse_create, parse_list
 from imapd.parser.quota import parse_getquota, parse_getquotaroot, parse_setquota
+from imapd.parser.urlauth import parse_genurlauth, parse_resetkey, parse_urlfetch
 from imapd.parser.primitives import (
     NotParseable, describe, parse_astring, parse_atom, parse_end,
     parse_flag, parse_flag_list, parse_list_mailbox, parse_literal,
@@ -506,6 +507,9 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"GETQUOTA": parse_getquota,          # RFC 9208
     b"GETQUOTAROOT": parse_getquotaroot,  # RFC 9208
     b"SETQUOTA": parse_setquota,          # RFC 9208
+    b"GENURLAUTH": parse_genurlauth,      # RFC 4467
+    b"RESETKEY": parse_resetkey,          # RFC 4467
+    b"URLFETCH": parse_urlfetch,          # RFC 4467, RFC 5524
 }
 
 #: RFC 3501 6.4.8 UID commands (plus RFC 4315 UID EXPUNGE, RFC 6851 UID MOVE).

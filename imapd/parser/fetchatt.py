@@ -9,7 +9,11 @@ section 9), with RFC 3516 BINARY and RFC 7162 MODSEQ.
                 "BODY" section ["<" number "." nz-number ">"] /
                 "BODY.PEEK" section ["<" number "." nz-number ">"] /
                 "BINARY" [".PEEK"] section-binary [partial] /
-                "BINARY.SIZE" section-binary / "MODSEQ"
+                "BINARY.SIZE" section-binary / "MODSEQ" /
+                "SAVEDATE" / "PREVIEW" [SP "(" "LAZY" ")"]
+
+SAVEDATE is RFC 8514 section 3, PREVIEW RFC 8970 section 3 (LAZY is its
+only modifier).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ MACROS: dict[bytes, tuple[FetchAttr, ...]] = {
 # Items that take no section.
 _SIMPLE = {b"ENVELOPE", b"FLAGS", b"INTERNALDATE", b"RFC822",
            b"RFC822.HEADER", b"RFC822.SIZE", b"RFC822.TEXT",
-           b"BODYSTRUCTURE", b"UID", b"MODSEQ"}
+           b"BODYSTRUCTURE", b"UID", b"MODSEQ", b"SAVEDATE"}
 
 _NAME_CHARS = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
@@ -127,11 +131,30 @@ def _partial(buf: bytes, pos: int) -> tuple[Optional[tuple[int, int]], int]:
     return (offset, length), p + 1
 
 
+def _preview(buf: bytes, pos: int) -> tuple[FetchAttr, int]:
+    # RFC 8970 section 3: "PREVIEW" [SP "(" preview-mod *(SP preview-mod)
+    # ")"], preview-mod = "LAZY".  The space before "(" is part of the
+    # item, so "PREVIEW (LAZY)" is one item inside the attribute list.
+    # "FETCH 1 PREVIEW (CHANGEDSINCE 5)" is PREVIEW then FETCH modifiers
+    # (RFC 4466 section 2.4): a list that is not all LAZY is left to them.
+    if buf[pos:pos + 2] != b" (":
+        return FetchAttr("PREVIEW"), pos
+    try:
+        mods, end = parse_paren_list(buf, pos + 1, _name, empty=False)
+    except NotParseable:
+        return FetchAttr("PREVIEW"), pos
+    if any(mod != b"LAZY" for mod in mods):
+        return FetchAttr("PREVIEW"), pos
+    return FetchAttr("PREVIEW", lazy=True), end
+
+
 def parse_fetch_att(buf: bytes, pos: int) -> tuple[FetchAttr, int]:
     """One C{fetch-att}; names are upper-cased in the result."""
     start = pos
     name, pos = _name(buf, pos)
     bracket = buf[pos:pos + 1] == b"["
+    if name == b"PREVIEW":
+        return _preview(buf, pos)
     if name in _SIMPLE or (name == b"BODY" and not bracket):
         # Plain BODY is the non-extensible BODYSTRUCTURE.
         return FetchAttr(name.decode()), pos

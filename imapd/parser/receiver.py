@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from imapd.parser.commands import Context, parse_command_args
-from imapd.parser.primitives import TAG_CHARS, Incomplete, NotParseable
+from imapd.parser.primitives import TAG_CHARS, Incomplete, NotParseable, parse_mailbox
 from imapd.parser.types import ContinuationNeeded, ParseError, RawLine
 
 __all__ = ["Parser", "ParserLimits"]
@@ -211,41 +211,44 @@ class Parser:
                     self._end_command()
                     events.append(error)
                     return
-            urls = self._new_urls()
+            urls, target = self._new_urls()
             if urls:
-                events.append(ContinuationNeeded(size, urls, tag))
+                events.append(ContinuationNeeded(size, urls, tag, target))
             else:
                 events.append(ContinuationNeeded(size))
         self._literal_left = size
 
-    def _new_urls(self) -> tuple[bytes, ...]:
+    def _new_urls(self) -> tuple[tuple[bytes, ...], Optional[bytes]]:
         """
         The CATENATE URLs (RFC 4469) of an APPEND that arrived since the
         last synchronizing literal, so that the protocol can check them
-        before it invites the next one (RFC 4469 Appendix A).  Only when a
+        before it invites the next one (RFC 4469 Appendix A), and the
+        APPEND's target mailbox as sent (checked before them: a missing
+        target is C{NO [TRYCREATE]} whatever the URLs are).  Only when a
         line since then mentions URL, and only while the command is small
         enough that parsing it again costs little: the handler checks every
         URL in any case.
         """
         if not self._url_seen or len(self._cmd) > _URL_CHECK_MAX:
-            return ()
+            return (), None
         self._url_seen = False
         command = bytes(self._cmd)
         start = command.find(b" ") + 1
         if command[start:start + 7].upper() != b"APPEND ":
-            return ()
+            return (), None
         urls: list[bytes] = []
         try:
+            target = parse_mailbox(command, start + 7)[0]
             parse_command_args("", command, start,
                                Context(self.limits.max_depth, urls))
         except Incomplete:
             pass
         except Exception:
             # Already invalid: the final parse answers it.
-            return ()
+            return (), None
         new = tuple(urls[self._urls_seen:])
         self._urls_seen = len(urls)
-        return new
+        return new, target
 
     def refuse_literal(self) -> None:
         """

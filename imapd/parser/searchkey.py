@@ -72,6 +72,7 @@ _FLAG_KEYS = frozenset({
     b"ALL", b"ANSWERED", b"DELETED", b"DRAFT", b"FLAGGED", b"NEW", b"OLD",
     b"RECENT", b"SEEN", b"UNANSWERED", b"UNDELETED", b"UNDRAFT",
     b"UNFLAGGED", b"UNSEEN",
+    b"SAVEDATESUPPORTED",  # RFC 8514 section 4.3
 })
 
 # Keys with one argument, and how to read it.
@@ -88,6 +89,8 @@ _ARG_KEYS: dict[bytes, _Parser] = {
     b"HEADER": _header,
     b"YOUNGER": _interval, b"OLDER": _interval,
     b"MODSEQ": _modseq,
+    # RFC 8514 section 4.3.
+    b"SAVEDBEFORE": parse_date, b"SAVEDON": parse_date, b"SAVEDSINCE": parse_date,
 }
 
 

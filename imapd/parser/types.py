@@ -104,14 +104,17 @@ class FetchAttr:
         BODYSTRUCTURE), C{"BODYSTRUCTURE"}, C{"UID"}, C{"RFC822"},
         C{"RFC822.HEADER"}, C{"RFC822.TEXT"}, C{"BODY"} with a section
         (C{BODY[...]}; C{peek} tells BODY.PEEK), C{"BINARY"},
-        C{"BINARY.SIZE"} (RFC 3516, when advertised), C{"MODSEQ"}.
+        C{"BINARY.SIZE"} (RFC 3516, when advertised), C{"MODSEQ"},
+        C{"SAVEDATE"} (RFC 8514), C{"PREVIEW"} (RFC 8970).
     @ivar partial: C{(offset, length)} for C{<o.l>}.
+    @ivar lazy: C{PREVIEW (LAZY)} (RFC 8970 section 3).
     """
 
     name: str
     section: Optional[Section] = None
     partial: Optional[tuple[int, int]] = None
     peek: bool = False
+    lazy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,11 +461,14 @@ class ContinuationNeeded:
     the previous literal (and C{tag} the command's tag): RFC 4469
     Appendix A lets the server check them first and answer a bad one with
     the tagged C{NO [BADURL ...]} in place of the continuation.  Then the
-    protocol calls L{imapd.parser.Parser.refuse_literal}.
+    protocol calls L{imapd.parser.Parser.refuse_literal}.  C{mailbox} is
+    then the APPEND's target as sent, checked first (a missing one is
+    C{NO [TRYCREATE]}, RFC 4469 section 5 and RFC 3501 section 6.3.11).
     """
     size: int
     urls: tuple[bytes, ...] = ()
     tag: Optional[str] = None
+    mailbox: Optional[bytes] = None
 
 
 @dataclass(frozen=True, slots=True)

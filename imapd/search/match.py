@@ -200,8 +200,44 @@ class SearchItem:
 
 
 def field_text(message: "Message", name: str) -> str:
-    """See L{SearchItem.field_text}."""
-    return "".join("\0" + search_fold(v) for v in message.decoded_header(name))
+    """
+    See L{SearchItem.field_text}.  For the address fields the decoded
+    values are followed by each address written out (L{_address_forms}).
+    """
+    values = message.decoded_header(name)
+    if name in _ADDRESS_FIELDS and values:
+        values.extend(_address_forms(message, name))
+    return "".join("\0" + search_fold(v) for v in values)
+
+
+#: Header fields holding address lists (RFC 5322 section 3.6.3).
+_ADDRESS_FIELDS = frozenset({"From", "To", "Cc", "Bcc"})
+
+
+def _address_forms(message: "Message", name: str) -> Iterable[str]:
+    # RFC 3501 section 6.4.4 asks for a substring of the field, and
+    # clients search for the address the way they show it: "addr",
+    # "Name <addr>" or "<addr>".  One address may be written as any of
+    # "addr", "Name <addr>" or the older "addr (Comment)" (RFC 5322
+    # section 3.4, the comment read as the name, as ENVELOPE does), so
+    # beside the field as written each address is searched in every form:
+    # "Name <addr>" and "addr (Name)" when it has a name, "<addr>" when
+    # not.  Group markers and addresses without a local part or domain
+    # add nothing.
+    from imapd.charset import decode_words
+    from imapd.message._address import MISSING_DOMAIN, MISSING_MAILBOX, parse_addresses
+
+    for raw in message.header_fields(name):
+        for a in parse_addresses(raw):
+            if a.host in (None, MISSING_DOMAIN) or a.mailbox in (None, MISSING_MAILBOX):
+                continue
+            addr = decode_words(a.mailbox + b"@" + a.host, "latin-1")
+            display = decode_words(a.name, "latin-1").strip() if a.name else ""
+            if display:
+                yield f"{display} <{addr}>"
+                yield f"{addr} ({display})"
+            else:
+                yield f"<{addr}>"
 
 
 Matcher = Callable[[SearchItem], bool]
@@ -384,6 +420,19 @@ def _internal_date(op: str, value: date) -> Matcher:
     return lambda item: item.record.internaldate.date() >= value
 
 
+def _saved_date(op: str, value: date) -> Matcher:
+    # RFC 8514 section 4.3, "disregarding time and timezone" like BEFORE.
+    # A store without save dates (mbox) is searched on INTERNALDATE, the
+    # nearest thing it keeps; SAVEDATESUPPORTED tells the client so.
+    compare = _COMPARE[op]
+
+    def match(item: SearchItem) -> bool:
+        record = item.record
+        saved = record.save_date
+        return compare((saved if saved is not None else record.internaldate).date(), value)
+    return match
+
+
 def _sent_date(op: str, value: date) -> Matcher:
     compare = _COMPARE[op]
 
@@ -557,6 +606,12 @@ class _Compiler:
             return (lambda item: item.record.size < n), _CHEAP
         if name in ("BEFORE", "ON", "SINCE"):
             return _internal_date(name, value), _CHEAP
+        if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
+            return _saved_date(name[5:], value), _CHEAP
+        if name == "SAVEDATESUPPORTED":
+            # RFC 8514 section 4.3: every message where the mailbox keeps
+            # save dates, none where it does not.
+            return (lambda item: item.record.has_save_dates), _CHEAP
         if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             return _sent_date(name[4:], value), _HEADER
         if name in ("YOUNGER", "OLDER"):

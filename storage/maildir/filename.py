@@ -25,6 +25,7 @@ __all__ = [
     "split",
     "split_info",
     "size_field",
+    "save_time",
 ]
 
 #: The separator between the base and the info part (Dovecot's
@@ -143,3 +144,36 @@ class MaildirName:
 
     def __str__(self) -> str:
         return self.base if self.info is None else f"{self.base}{INFO_SEP}{self.info}"
+
+
+# The time a Maildir unique name starts with: seconds, a dot, and in the
+# names Dovecot, qmail and we write ("<secs>.M<usecs>P<pid>..."), the
+# microseconds.  Nine or more digits: a 1973-or-later time.
+_SAVE_TIME = re.compile(r"(\d{9,11})\.(?:M(\d{1,6})(?=P))?")
+
+
+def save_time(base: str):
+    """
+    The RFC 8514 save date of the message whose base name is C{base}, or
+    C{None} when the name does not start with a time.
+
+    The Maildir convention (followed by Dovecot, qmail, procmail,
+    maildrop and our own L{storage.maildir.files.unique_name}) starts a
+    unique name with the time the file was created, and a file is created
+    in a folder when a message enters it: delivery, APPEND, and COPY or
+    MOVE, which give the copy a new name (Dovecot does the same).  So the
+    name carries the save date, as shared as the file itself: every node
+    agrees, no index is needed, and it never changes (rule 5).  We never
+    order or number messages by it (procmail's names are not sorted).
+    """
+    from datetime import datetime, timezone
+
+    m = _SAVE_TIME.match(base)
+    if m is None:
+        return None
+    seconds = int(m.group(1))
+    micros = int(m.group(2)) if m.group(2) else 0
+    try:
+        return datetime.fromtimestamp(seconds + micros / 1_000_000, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None

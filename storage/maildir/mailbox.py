@@ -34,7 +34,7 @@ from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, St
 from storage.interfaces import IMailbox, IMessageFacts, MailboxSnapshot, MessageRecord
 from storage.crlf import header_length
 from storage.maildir.content import crlf_size, to_crlf
-from storage.maildir.filename import INFO_SEP, LETTER_FLAGS, size_field
+from storage.maildir.filename import INFO_SEP, LETTER_FLAGS, save_time, size_field
 from storage.maildir.keywords import KeywordsFile
 from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
@@ -134,6 +134,15 @@ class _Facts:
                 raise MessageExpunged(f"message {base} is gone from {self.directory}")
             date = self.shared.dates[base] = datetime.fromtimestamp(mtime, timezone.utc)
         return date
+
+    def save_date(self, base: str):
+        """
+        RFC 8514: the time the unique name starts with (see
+        L{storage.maildir.filename.save_time}); C{None} (the record then
+        gives the INTERNALDATE, the file's mtime at delivery) for a name
+        without one.  No I/O.
+        """
+        return save_time(base)
 
     def size(self, base: str) -> int:
         size = self.shared.sizes.get(base)

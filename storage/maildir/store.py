@@ -78,6 +78,14 @@ class MaildirStore(SubscriptionsMixin):
         self.layout = MaildirLayout(root, inbox)
         self._subscriptions = SubscriptionsFile(root, fsync=fsync)
 
+    def private_file(self, name: str) -> str:
+        """
+        A file of the store's own (URLAUTH keys, L{storage.urlauthkeys}):
+        in the Maildir root beside C{dovecot-uidlist}, where only dot
+        directories are mailboxes.
+        """
+        return os.path.join(self.root, "imapd-" + name)
+
     # -- helpers -------------------------------------------------------------
 
     def _new_uidvalidity(self) -> int:

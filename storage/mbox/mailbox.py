@@ -403,8 +403,17 @@ class MboxMailbox:
         try:
             if entry is not None:
                 raw = entry.raw
-                data = pread_all(fd, raw.start, raw.next - raw.start)
-                got = _message_at(data, raw, uid, entry.stored_uid)
+                length = raw.next - raw.start
+                # Five octets more: the old extent holds the message only
+                # if the next one (or the end of the file) still follows
+                # it.  A rewrite elsewhere can leave our From line at the
+                # same offset with the message grown or shrunk around it,
+                # and the old extent would then cut it short.
+                data = pread_all(fd, raw.start, length + 5)
+                tail, data = data[length:], data[:length]
+                got = None
+                if not tail or tail.startswith(b"From "):
+                    got = _message_at(data, raw, uid, entry.stored_uid)
                 if got is not None:
                     return got
             # The file was rewritten since our sync: find the UID again.

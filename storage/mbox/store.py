@@ -265,6 +265,13 @@ class MboxStore(SubscriptionsMixin):
                            modseq_path=self.modseq_path(name),
                            journal_dir=self.journal_dir, in_place=self.rewrite_in_place)
 
+    def private_file(self, name: str) -> str:
+        """
+        A file of the store's own (URLAUTH keys, L{storage.urlauthkeys}):
+        under C{<root>/.imapd/}, which LIST skips, like the modseq logs.
+        """
+        return os.path.join(self.root, MODSEQ_DIR, name)
+
     def modseq_path(self, name: str) -> str:
         """
         Where the modseq log (L{storage.modseq}) of C{name} lives: under

@@ -127,3 +127,39 @@ def test_catenator_limits_open_mailboxes():
     assert len(store.opened) == Catenator.MAX_MAILBOXES
     cat.close()
     assert store.opened == []
+
+
+def test_authorized_url_full_and_rump():
+    """RFC 4467 URLs: rump ends at the access identifier; mechanism, token, EXPIRE, user+ parsed."""
+    from datetime import datetime, timezone
+
+    from imapd.imapurl import parse_authorized_url
+
+    full = (b"imap://joe@example.com/INBOX;UIDVALIDITY=5/;uid=20/;section=1.2"
+            b";urlauth=submit+fred:internal:91354a473744909de610943775f92038")
+    u = parse_authorized_url(full)
+    assert u.rump == full.split(b":internal:")[0]
+    assert (u.user, u.access, u.access_user, u.mechanism) == ("joe", "submit", "fred", "INTERNAL")
+    assert u.token == bytes.fromhex("91354a473744909de610943775f92038")
+    assert (u.message.mailbox, u.message.uidvalidity, u.message.uid,
+            u.message.section.part) == ("INBOX", 5, 20, (1, 2))
+    r = parse_authorized_url(b"IMAP://j%40x;AUTH=*@h:143/Sent/;UID=3;EXPIRE=2030-01-01T00:00:00Z"
+                             b";URLAUTH=anonymous")
+    assert (r.user, r.access, r.mechanism, r.token) == ("j@x", "anonymous", None, None)
+    assert r.expire == datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("url", [
+    b"/INBOX/;UID=1;URLAUTH=anonymous",                         # not absolute
+    b"imap://joe@h/INBOX/;UID=1",                               # no URLAUTH
+    b"imap://joe@h/INBOX;URLAUTH=anonymous",                    # no UID
+    b"imap://joe@h/INBOX/;UID=1;URLAUTH=user",                  # user+ without a user
+    b"imap://joe@h/INBOX/;UID=1;EXPIRE=2030-01-01T00:00:00;URLAUTH=anonymous",  # no zone
+    b"imap://joe@h/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:zz",  # token not hex
+])
+def test_authorized_url_invalid(url):
+    """Malformed URLAUTH URLs are refused with a reason."""
+    from imapd.imapurl import parse_authorized_url
+
+    with pytest.raises(BadUrl):
+        parse_authorized_url(url)

@@ -27,7 +27,8 @@ def _row(uid: int, size: int = 100) -> dict:
             "bodystructure": b"(bs %d)" % uid, "header": b"Subject: %d\r\n\r\n" % uid,
             "size": size, "search_from": "\0alice %d" % uid, "search_to": "",
             "search_cc": "", "search_bcc": "", "search_subject": "\0%d" % uid,
-            "sortkeys": '["%d"]' % uid, "internaldate": 1.7e9 + uid}
+            "sortkeys": '["%d"]' % uid, "internaldate": 1.7e9 + uid,
+            "preview": "preview %d" % uid}
 
 
 def _open(tmp_path, identity="demo\0INBOX\0/mail/demo") -> MailboxIndex:

@@ -235,7 +235,7 @@ def test_badurl_before_nonsync_literal(authed):
         ("/Nowhere/;UID=1", "No such mailbox"),
         ("imap://other@example.org/INBOX/;UID=1", "Only URLs relative to this server and user are supported"),
         ("//example.org/INBOX/;UID=1", "Only URLs relative to this server and user are supported"),
-        ("/INBOX/;UID=1;EXPIRE=2030-01-01T00:00:00Z;URLAUTH=anonymous", "URLAUTH is not supported"),
+        ("/INBOX/;UID=1;EXPIRE=2030-01-01T00:00:00Z;URLAUTH=anonymous", "URLAUTH URLs are for URLFETCH, not CATENATE"),
         ("/INBOX", "URL does not name a message"),
         ("/INBOX/;UID=0", "Invalid UID"),
         (";UID=1", "No mailbox selected for a relative URL"),
@@ -389,3 +389,37 @@ def test_refused_literal_then_next_command(authed):
     assert authed.lines() == ["a1 NO [BADURL /INBOX/;UID=5] No such message"]
     authed.send(b"n1 NOOP\r\n")
     assert authed.lines() == ["n1 OK NOOP completed"]
+
+
+def test_missing_target_is_trycreate_before_urls(authed):
+    """
+    RFC 3501 section 6.3.11: APPEND to a mailbox that does not exist is NO
+    [TRYCREATE], the code the client acts on (it creates the mailbox and
+    tries again), even when a URL is bad too: the target is checked first,
+    as Dovecot does, both in the early check before a continuation (RFC
+    4469 Appendix A) and when the whole command is in.
+    """
+    fill_to(authed, "INBOX", {1: b"Subject: one\r\n\r\nbody\r\n"})
+    # Early: in place of the continuation for the TEXT literal.
+    authed.send(b'a1 APPEND Nowhere CATENATE (URL "/INBOX/;UID=9" TEXT {2}\r\n')
+    out = authed.lines()
+    assert len(out) == 1 and out[0].startswith("a1 NO [TRYCREATE] "), out
+    # Late: no synchronizing literal, the whole command at once.
+    authed.send(b'a2 APPEND Nowhere CATENATE (TEXT {3+}\r\nabc URL "/INBOX/;UID=9")\r\n')
+    out = authed.lines()
+    assert len(out) == 1 and out[0].startswith("a2 NO [TRYCREATE] "), out
+    # Good URLs, missing target: TRYCREATE as well, and nothing created.
+    authed.send(b'a3 APPEND Nowhere CATENATE (URL "/INBOX/;UID=1")\r\n')
+    out = authed.lines()
+    assert len(out) == 1 and out[0].startswith("a3 NO [TRYCREATE] "), out
+    # A bad URL into an existing mailbox is still BADURL.
+    authed.send(b'a4 APPEND INBOX CATENATE (URL "/INBOX/;UID=9" TEXT {2}\r\n')
+    assert authed.lines() == ["a4 NO [BADURL /INBOX/;UID=9] No such message"]
+    assert not any("Nowhere" in l for l in authed.ok('l1 LIST "" "*"'))
+
+
+def test_plain_append_missing_target_is_trycreate(authed):
+    """Without CATENATE too, after the target check moved to the start of APPEND: TRYCREATE."""
+    authed.send(b"a1 APPEND Nowhere {3+}\r\nabc\r\n")
+    out = authed.lines()
+    assert len(out) == 1 and out[0].startswith("a1 NO [TRYCREATE] "), out

@@ -230,3 +230,37 @@ def test_parser_extended_forms():
     assert _parse(b'a LIST "" %\r\n') == List("a", b"", b"%")
     assert _parse(b"a CREATE Sent (USE (\\Sent))\r\n") == CreateSpecialUse("a", b"Sent", ("\\Sent",))
     assert _parse(b"a CREATE Sent\r\n") == Create("a", b"Sent")
+
+
+def test_rfc5258_example_9_recursivematch_childinfo(authed):
+    """
+    RFC 5258 section 5 example 9: CHILDINFO goes to a level with a
+    subscribed descendant the pattern misses (foo2, eps2), not to one whose
+    subscribed descendants all match (baz2, qux2); with "%" every level
+    with a subscribed descendant below it gets it.
+    """
+    for name in ("foo2", "foo2/bar1", "foo2/bar2", "baz2", "baz2/bar2", "baz2/bar22",
+                 "baz2/bar222", "eps2", "eps2/mamba", "qux2/bar2"):
+        authed.ok(f"c CREATE {name}")
+    for name in ("foo2/bar1", "foo2/bar2", "baz2/bar2", "baz2/bar22", "baz2/bar222",
+                 "eps2", "eps2/mamba", "qux2/bar2"):
+        authed.ok(f"s SUBSCRIBE {name}")
+    authed.script(
+        """
+        C: D03 LIST (RECURSIVEMATCH SUBSCRIBED) "" "*2"
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar2
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar22
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar222
+        S: * LIST (\\HasChildren \\Subscribed) "/" eps2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasChildren) "/" foo2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" foo2/bar2
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" qux2/bar2
+        S: D03 OK LIST completed
+        C: D04 LSUB "" "%"
+        S: * LSUB (\\Noselect) "/" foo2
+        S: * LSUB (\\Noselect) "/" baz2
+        S: * LSUB () "/" eps2
+        S: * LSUB (\\Noselect) "/" qux2
+        S: D04 OK LSUB completed
+        """
+    )

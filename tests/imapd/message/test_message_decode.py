@@ -61,6 +61,13 @@ def test_transfer_decode_tolerant():
     assert transfer_decode(b"as is", None) == b"as is"
 
 
+def test_quoted_printable_deletes_transport_white_space():
+    """RFC 2045 section 6.7 rule (3): trailing white space goes, also before a soft break; =20 stays."""
+    assert transfer_decode(b"a  \r\nb=20\r\nc= \t\r\nd\t", b"quoted-printable") == b"a\r\nb \r\ncd"
+    # A malformed escape is kept as it is (section 6.7, note (2)).
+    assert transfer_decode(b"x =ZZ y=4", b"quoted-printable") == b"x =ZZ y=4"
+
+
 def test_decoded_text():
     """Every text part, nested or encapsulated, is transfer- and charset-decoded."""
     raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"

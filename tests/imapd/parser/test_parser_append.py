@@ -124,13 +124,14 @@ def test_catenate_urls_come_with_the_continuation():
     """
     RFC 4469 Appendix A: the URLs received since the last literal travel
     with the next continuation request, so the server can check them
-    first; after refuse_literal the next line is a new command.
+    first, with the target mailbox (checked before them, for TRYCREATE);
+    after refuse_literal the next line is a new command.
     """
     p = Parser()
     assert p.feed(b'a APPEND x CATENATE (URL "/x/;UID=1" TEXT {2}\r\n') == [
-        ContinuationNeeded(2, (b"/x/;UID=1",), "a")]
+        ContinuationNeeded(2, (b"/x/;UID=1",), "a", b"x")]
     assert p.feed(b'ab URL /y/;UID=2 url "/z/;UID=3" TEXT {1}\r\n') == [
-        ContinuationNeeded(1, (b"/y/;UID=2", b"/z/;UID=3"), "a")]
+        ContinuationNeeded(1, (b"/y/;UID=2", b"/z/;UID=3"), "a", b"x")]
     p.refuse_literal()
     assert p.feed(b"b NOOP\r\n") == [Noop("b")]
 
@@ -140,5 +141,5 @@ def test_no_urls_no_check():
     p = Parser()
     assert p.feed(b"a APPEND URL {3}\r\n") == [ContinuationNeeded(3)]
     assert p.feed(b"abc CATENATE (URL /x/;UID=1 TEXT {1+}\r\nx TEXT {2}\r\n") == [
-        ContinuationNeeded(2, (b"/x/;UID=1",), "a")]
+        ContinuationNeeded(2, (b"/x/;UID=1",), "a", b"URL")]
     assert p.feed(b"xy TEXT {1}\r\n") == [ContinuationNeeded(1)]

@@ -67,6 +67,14 @@ VALID = [
      F(S1, FetchAttr("FLAGS"), changedsince=12345, vanished=True)),
     (b"a FETCH 1 (FLAGS) (vanished changedsince 7)\r\n",
      F(S1, FetchAttr("FLAGS"), changedsince=7, vanished=True)),
+    # RFC 8514 SAVEDATE; RFC 8970 PREVIEW and PREVIEW (LAZY), also bare
+    # and before FETCH modifiers.
+    (b"a FETCH 1 (UID SAVEDATE preview (lazy) PREVIEW)\r\n",
+     F(S1, FetchAttr("UID"), FetchAttr("SAVEDATE"), FetchAttr("PREVIEW", lazy=True),
+       FetchAttr("PREVIEW"))),
+    (b"a FETCH 1 PREVIEW (LAZY)\r\n", F(S1, FetchAttr("PREVIEW", lazy=True))),
+    (b"a FETCH 1 PREVIEW (CHANGEDSINCE 5)\r\n",
+     F(S1, FetchAttr("PREVIEW"), changedsince=5)),
     (b"a UID FETCH 1:* FLAGS\r\n", F(ALL, FetchAttr("FLAGS"), uid=True)),
     (b"a uid fetch $ UID\r\n",
      F(SequenceSet((), saved=True), FetchAttr("UID"), uid=True)),
@@ -98,6 +106,7 @@ INVALID = [
     (b"a FETCH 1 BODY[]<1>\r\n", "Invalid partial"),
     (b"a FETCH 1 BODY.PEEK\r\n", "Expected '[' after BODY.PEEK"),
     (b"a FETCH 1 BINARY[HEADER]\r\n", "Invalid BINARY section"),
+    (b"a FETCH 1 (PREVIEW (FUZZY))\r\n", "Expected FETCH item, found '('"),
     (b"a FETCH 1 FLAGS (CHANGEDSINCE 0)\r\n", "Expected non-zero number"),
     (b"a FETCH 1 FLAGS (VANISHED)\r\n", "VANISHED requires CHANGEDSINCE"),
     (b"a FETCH 1 FLAGS (FOO 1)\r\n", "Unknown FETCH modifier"),

@@ -86,6 +86,10 @@ VALID = [
     (b'a SEARCH MODSEQ "/flags/\\\\draft" all 620162338\r\n',
      S(K("MODSEQ", 620162338))),
     (b"a SEARCH MODSEQ 0\r\n", S(K("MODSEQ", 0))),
+    # RFC 8514 section 4.3.
+    (b"a SEARCH SAVEDBEFORE 1-Feb-1994 SAVEDON 2-Feb-1994 savedsince 3-Feb-1994 SAVEDATESUPPORTED\r\n",
+     S(K("SAVEDBEFORE", date(1994, 2, 1)), K("SAVEDON", date(1994, 2, 2)),
+       K("SAVEDSINCE", date(1994, 2, 3)), K("SAVEDATESUPPORTED"))),
     (b"a SEARCH CHARSET UTF-8 SUBJECT {4}\r\n\xc3\xa9t\xc3\r\n",
      S(K("SUBJECT", b"\xc3\xa9t\xc3"), charset="UTF-8")),
     (b"a SEARCH charset \"ISO-8859-1\" TEXT x\r\n",

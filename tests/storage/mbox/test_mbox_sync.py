@@ -157,6 +157,28 @@ def test_read_after_other_session_rewrote(tmp_path):
     assert [m.uid for m in a.sync().messages] == [2, 3]
 
 
+def test_read_first_message_after_other_session_expunged_the_second(tmp_path):
+    """
+    The first message keeps its From line at offset 0 when another session
+    rewrites the file, but its extent changes (the UID headers are
+    rewritten): a stale view must not read it cut short.
+    """
+    store = new_store(tmp_path)
+    a = store.open("INBOX")
+    t = a.transaction()
+    for i in range(1, 4):
+        t.append(b"Subject: m%d\r\n\r\nbody %d\r\n" % (i, i))
+    t.commit()
+    a.sync()
+    b = store.open("INBOX")
+    b.sync()
+    t = b.transaction()
+    t.expunge(2)
+    t.commit()
+    for uid in (1, 3):
+        assert a.read(uid) == b"Subject: m%d\r\n\r\nbody %d\r\n" % (uid, uid)
+
+
 def test_garbage_before_first_message_kept(tmp_path, logged):
     """Bytes before the first From line are reported and survive a rewrite."""
     store = new_store(tmp_path)
