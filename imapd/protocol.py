@@ -530,6 +530,14 @@ class IMAPServerProtocol(Protocol):
             return
         for line in view.apply(snapshot, allow_expunge, "CONDSTORE" in self.enabled):
             self.send(line)
+        if allow_expunge and view.contexts:
+            # RFC 5267 section 4.3: updated SEARCH/SORT results, after the
+            # EXISTS their new message numbers rely on; never while a
+            # command that uses sequence numbers is answered.
+            from imapd.search.updates import refresh
+
+            for line in await refresh(self, view):
+                self.send(line)
 
     # -- timers --------------------------------------------------------------
 

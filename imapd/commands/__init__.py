@@ -24,6 +24,7 @@ from imapd.commands import any as any_
 from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, search, select, store
 from imapd.commands import sort, thread
 from imapd.commands import compress, quota
+from imapd.commands import context
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -92,6 +93,7 @@ COMMANDS: dict[str, CommandSpec] = {
     "UID SORT": CommandSpec(sort.handle_sort, SELECTED),
     "THREAD": CommandSpec(thread.handle_thread, SELECTED, uses_seqs=True),  # RFC 5256
     "UID THREAD": CommandSpec(thread.handle_thread, SELECTED),
+    "CANCELUPDATE": CommandSpec(context.handle_cancelupdate, SELECTED),  # RFC 5267
 }
 
 
