@@ -55,6 +55,14 @@ class SessionLimits:
     max_failed_logins: int = 3
     #: How often a session in IDLE re-syncs its mailbox against the store.
     idle_poll_interval: float = 2.0
+    #: RFC 5465 NOTIFY: how often a session re-checks the mailboxes it
+    #: watches for changes made by other processes, nodes or an MDA
+    #: (changes by sessions of this process are noticed at once).
+    notify_poll_interval: float = 30.0
+    #: RFC 5465 NOTIFY: most mailboxes one session may watch besides the
+    #: selected one (each costs a STATUS read per poll); beyond it, NO
+    #: [NOTIFICATIONOVERFLOW].
+    max_notify_mailboxes: int = 64
 
 
 @dataclass(frozen=True)

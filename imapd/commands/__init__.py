@@ -24,7 +24,7 @@ from imapd.commands import any as any_
 from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, search, select, store
 from imapd.commands import sort, thread
 from imapd.commands import compress, quota
-from imapd.commands import context
+from imapd.commands import context, notify
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -94,6 +94,9 @@ COMMANDS: dict[str, CommandSpec] = {
     "THREAD": CommandSpec(thread.handle_thread, SELECTED, uses_seqs=True),  # RFC 5256
     "UID THREAD": CommandSpec(thread.handle_thread, SELECTED),
     "CANCELUPDATE": CommandSpec(context.handle_cancelupdate, SELECTED),  # RFC 5267
+    "NOTIFY": CommandSpec(notify.handle_notify, AUTH),  # RFC 5465
+    # The server's own NOTIFY re-check (never parsed: not a command name).
+    "NOTIFY POLL": CommandSpec(notify.handle_poll, AUTH, sync=False),
 }
 
 

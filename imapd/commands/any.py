@@ -45,6 +45,7 @@ _AUTH_CAPS = (
     "SEARCHRES",              # RFC 5182
     "CONTEXT=SEARCH",         # RFC 5267 section 4 (imapd.search.updates)
     "CONTEXT=SORT",           # RFC 5267 section 4, for SORT
+    "NOTIFY",                 # RFC 5465 (imapd.commands.notify)
     "LIST-EXTENDED",          # RFC 5258
     "LIST-STATUS",            # RFC 5819
     "SPECIAL-USE",            # RFC 6154

@@ -21,6 +21,7 @@ from imapd.parser.context import parse_cancelupdate, parse_return_options
 from imapd.parser.datetime_ import parse_date_time
 from imapd.parser.fetchatt import parse_fetch_atts
 from imapd.parser.listext import parse_create, parse_list
+from imapd.parser.notify import parse_notify
 from imapd.parser.quota import parse_getquota, parse_getquotaroot, parse_setquota
 from imapd.parser.primitives import (
     NotParseable, describe, parse_astring, parse_atom, parse_end,
@@ -497,6 +498,7 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"GETQUOTAROOT": parse_getquotaroot,  # RFC 9208
     b"SETQUOTA": parse_setquota,          # RFC 9208
     b"CANCELUPDATE": parse_cancelupdate,  # RFC 5267 section 4.3.5
+    b"NOTIFY": parse_notify,              # RFC 5465
 }
 
 #: RFC 3501 6.4.8 UID commands (plus RFC 4315 UID EXPUNGE, RFC 6851 UID MOVE).
