@@ -473,7 +473,10 @@ async def handle_notify(session, cmd: Notify):
         # Section 3.1: the implicit NOOP reports whatever the settings so
         # far held back; the dispatcher's re-sync then uses the new ones.
         session.notify = None
-        await session.sync(allow_expunge=True)
+        try:
+            await session.sync(allow_expunge=True)
+        finally:
+            session.notify = old
     session.notify = watch
     try:
         await _look(session, watch, initial=True)
