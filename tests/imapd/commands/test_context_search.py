@@ -7,36 +7,12 @@ against Dovecot 2.3.19 where it behaves the same (see the docstrings).
 """
 
 import os
-import re
 import subprocess
 import sys
 
 from imapd.search.updates import MAX_UPDATING
 
-#: Stands for a "* n RECENT" line in a list of expected lines (the count
-#: depends on which session saw the messages first).
-class _Recent:
-    def __eq__(self, other):
-        return isinstance(other, str) and re.fullmatch(r"\* \d+ RECENT", other) is not None
-
-    def __repr__(self):
-        return "'* n RECENT'"
-
-
-RECENT = _Recent()
-
-
-def msg(n, subject=None):
-    subject = subject or f"message {n}"
-    return (f"From: a{n}@example.org\r\nTo: b@example.org\r\nSubject: {subject}\r\n"
-            f"Date: Mon, {n} Jan 2024 10:00:00 +0000\r\n\r\nBody {n}.\r\n").encode()
-
-
-def append(conv, tag, n, flags="", subject=None):
-    data = msg(n, subject)
-    conv.send(f"{tag} APPEND INBOX {flags}{{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-    lines = conv.lines()
-    assert lines[-1].startswith(f"{tag} OK"), lines
+from conversation_helpers import RECENT, append, second
 
 
 def fill(conv, count, seen=()):
@@ -44,14 +20,6 @@ def fill(conv, count, seen=()):
     for n in range(1, count + 1):
         append(conv, f"a{n}", n, "(\\Seen) " if n in seen else "")
     conv.ok("s1 SELECT INBOX")
-
-
-def second(new_conv):
-    """Another session of the same user with INBOX selected."""
-    other = new_conv()
-    other.login()
-    other.ok("o0 SELECT INBOX")
-    return other
 
 
 def test_capability_advertised(authed):

@@ -13,40 +13,7 @@ import re
 import subprocess
 import sys
 
-
-
-class _Recent:
-    """Equal to any "* n RECENT" line (the count depends on who saw the messages first)."""
-
-    def __eq__(self, other):
-        return isinstance(other, str) and re.fullmatch(r"\* \d+ RECENT", other) is not None
-
-    def __repr__(self):
-        return "'* n RECENT'"
-
-
-RECENT = _Recent()
-
-
-def msg(n, subject=None):
-    subject = subject or f"message {n}"
-    return (f"From: a{n}@example.org\r\nSubject: {subject}\r\n"
-            f"Date: Mon, {n} Jan 2024 10:00:00 +0000\r\n\r\nBody {n}.\r\n").encode()
-
-
-def append(conv, tag, n, mailbox="INBOX", flags=""):
-    data = msg(n)
-    conv.send(f"{tag} APPEND {mailbox} {flags}{{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-    lines = conv.lines()
-    assert lines[-1].startswith(f"{tag} OK"), lines
-
-
-def second(new_conv, select="INBOX"):
-    other = new_conv()
-    other.login()
-    if select:
-        other.ok(f"o0 SELECT {select}")
-    return other
+from conversation_helpers import RECENT, append, second
 
 
 def poll(conv):
