@@ -526,7 +526,8 @@ class IMAPServerProtocol(Protocol):
         else:
             self.send(_tagged(cmd.tag, status, code, text, self.imap4rev2))
 
-    async def sync(self, allow_expunge: bool, keep=None, own: bool = False) -> None:
+    async def sync(self, allow_expunge: bool, keep=None, own: bool = False,
+                   after_apply=None) -> None:
         """
         Re-sync the selected view with the store; send what changed.  A
         command that already synced with the store after its own flag
@@ -538,7 +539,9 @@ class IMAPServerProtocol(Protocol):
 
         Once the client said NOTIFY (RFC 5465), what it asked for about the
         selected mailbox decides (L{imapd.commands.notify.sync_selected});
-        that calls back here with C{own} and a C{keep} test for the lines.
+        that calls back here with C{own}, a C{keep} test for the lines and
+        C{after_apply}, run between the view's responses and the updated
+        search results (RFC 5465 section 7: EXISTS, FETCH, then ESEARCH).
         """
         if self.notify is not None and not own:
             from imapd.commands.notify import sync_selected
@@ -562,6 +565,8 @@ class IMAPServerProtocol(Protocol):
         for line in view.apply(snapshot, allow_expunge, report_uid):
             if keep is None or keep(line):
                 self.send(line)
+        if after_apply is not None:
+            await after_apply()
         if allow_expunge and view.contexts:
             # RFC 5267 section 4.3: updated SEARCH/SORT results, after the
             # EXISTS their new message numbers rely on; never while a

@@ -244,16 +244,20 @@ async def sync_selected(session, allow_expunge: bool) -> None:
         # The view's own lines: FETCH ones are flag updates only.
         return flags or b" FETCH (" not in line
 
-    await session.sync(allow_expunge, keep=keep, own=True)
-    if group.fetch_atts and session.selected is view:
+    async def fetch_new() -> None:
+        # Section 5.2: after EXISTS, a FETCH of what MessageNew asked for;
+        # section 7: before the ESEARCH updates.  UID FETCH gives UID
+        # first, as section 5.2's example shows.
+        if not group.fetch_atts or session.selected is not view:
+            return
         new = view.uids[bisect_right(view.uids, last):]
         if new:
             from imapd.commands.fetch import handle_fetch
 
-            # UID FETCH gives UID first, as section 5.2's example shows.
-            fetch = Fetch("*", SequenceSet(tuple((u, u) for u in new)), group.fetch_atts,
-                          uid=True)
-            await handle_fetch(session, fetch)
+            await handle_fetch(session, Fetch(
+                "*", SequenceSet(tuple((u, u) for u in new)), group.fetch_atts, uid=True))
+
+    await session.sync(allow_expunge, keep=keep, own=True, after_apply=fetch_new)
 
 
 # -- other mailboxes -----------------------------------------------------

@@ -304,3 +304,18 @@ def test_overflow(authed, new_conv, store_kind):
     append(other, "b2", 1, mailbox="Other")
     authed.clock.advance(0)
     assert poll(authed) == []
+
+
+def test_messagenew_fetch_comes_before_search_updates(authed, new_conv):
+    """
+    Section 7 with CONTEXT=SEARCH: a new message is told by EXISTS, then
+    the FETCH MessageNew asked for, then the ESEARCH ADDTO.
+    """
+    setup(authed)
+    other = second(new_conv)
+    authed.ok("x1 UID SEARCH RETURN (UPDATE) ALL")
+    authed.ok("n1 NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge))")
+    append(other, "b1", 3)
+    authed.clock.advance(0)
+    assert authed.lines() == ["* 3 EXISTS", RECENT, "* 3 FETCH (UID 3)",
+                              '* ESEARCH (TAG "x1") UID ADDTO (0 3)']
