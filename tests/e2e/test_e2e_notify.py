@@ -9,67 +9,13 @@ store of its own, as an MDA: at the next re-check, here every second).
 
 from __future__ import annotations
 
-import imaplib
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from e2e_helpers import REPO, start_server
-
-
-class Raw:
-    """A line-level client (imaplib for STARTTLS and LOGIN only)."""
-
-    def __init__(self, server) -> None:
-        self.imap = imaplib.IMAP4(server.host, server.port, timeout=60)
-        self.imap.starttls(server.ssl_context())
-        self.imap.login(server.user, server.password)
-        self.n = 0
-
-    def cmd(self, text: str) -> list[str]:
-        self.n += 1
-        tag = f"r{self.n}"
-        self.imap.send(f"{tag} {text}\r\n".encode())
-        lines = []
-        while True:
-            line = self.imap.readline().decode("utf-8", "replace").rstrip("\r\n")
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), (text, line, lines)
-                return lines
-            lines.append(line)
-
-    def append(self, mailbox: str, n: int) -> None:
-        data = f"From: e2e@example.org\r\nSubject: msg {n}\r\n\r\nbody {n}\r\n".encode()
-        self.n += 1
-        tag = f"r{self.n}"
-        self.imap.send(f"{tag} APPEND {mailbox} {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-        while True:
-            line = self.imap.readline().decode()
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), line
-                return
-
-    def unsolicited(self, want: int, seconds: float = 20.0) -> list[str]:
-        """Read lines sent with no command in progress until C{want} arrived."""
-        sock = self.imap.sock
-        lines: list[str] = []
-        deadline = time.monotonic() + seconds
-        while len(lines) < want and time.monotonic() < deadline:
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                lines.append(self.imap.readline().decode("utf-8", "replace").rstrip("\r\n"))
-            except (socket.timeout, TimeoutError):
-                break
-        sock.settimeout(60)
-        return lines
-
-    def close(self) -> None:
-        self.imap.send(b"z LOGOUT\r\n")
-        self.imap.shutdown()
+from e2e_helpers import REPO, LineClient, start_server
 
 
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])
@@ -80,19 +26,19 @@ def test_notify_and_search_updates(tmp_path, tls_files, kind):
                 "limits": {"notify_poll_interval": 1.0}}
     server = start_server(tmp_path, tls_files, settings)
     try:
-        a, b = Raw(server), Raw(server)
+        a, b = LineClient(server), LineClient(server)
         a.cmd("CREATE Other")
-        a.append("INBOX", 1)
+        a.append(1)
         a.cmd("SELECT INBOX")
         assert a.cmd("UID SEARCH RETURN (UPDATE) ALL") == ['* ESEARCH (TAG "r4") UID']
         a.cmd("NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge)) "
               "(PERSONAL (MessageNew MessageExpunge))")
 
-        b.append("INBOX", 2)
+        b.append(2)
         got = a.unsolicited(4)
         assert got[0] == "* 2 EXISTS" and got[2:] == [
             "* 2 FETCH (UID 2)", '* ESEARCH (TAG "r4") UID ADDTO (0 2)'], got
-        b.append("Other", 3)
+        b.append(3, mailbox="Other")
         assert a.unsolicited(1) == ["* STATUS Other (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"]
 
         # Another process writes to Other with a store of its own.
