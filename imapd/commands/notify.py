@@ -17,7 +17,9 @@ never in-process callbacks only):
 
  - every session of a user that set NOTIFY is registered with L{changes};
    when any session of this process finishes a command that may change
-   mail or mailboxes (L{MUTATING}), the others are told to look at once;
+   mail or mailboxes (L{MUTATING}), the others are told to look at once,
+   at just the mailboxes that command touched (one STATUS read after a
+   STORE or APPEND; everything after CREATE, DELETE, RENAME, SUBSCRIBE);
  - each such session also re-checks every
    C{limits.notify_poll_interval} seconds (30 by default), which is how
    changes by other processes, other nodes and an MDA are found;
@@ -33,8 +35,10 @@ Bounds: at most C{limits.max_notify_mailboxes} (64) watched mailboxes
 besides the selected one: a NOTIFY SET that names more is refused with
 C{NO [NOTIFICATIONOVERFLOW]}; if the set grows past it later (mailboxes
 created under PERSONAL or SUBTREE), the session gets an untagged
-C{OK [NOTIFICATIONOVERFLOW]} and NOTIFY NONE (section 5.8).  A re-check
-costs one store listing and one STATUS read per watched mailbox.
+C{OK [NOTIFICATIONOVERFLOW]} and NOTIFY NONE (section 5.8).  A periodic
+re-check costs one store listing and one STATUS read per watched mailbox
+(64 every 30 seconds at most); at most one look per session waits at a
+time, however many notices come.
 
 Decisions where the RFC leaves room, and differences from Dovecot 2.3:
 
@@ -110,6 +114,8 @@ class Watch:
     @ivar subscribed: the subscriptions last time (SubscriptionChange).
     @ivar renames: old -> new names renamed by sessions of this process
         since the last look.
+    @ivar touched: what in-process notices said changed since the last
+        look (L{_Changes.post}).
     """
 
     groups: tuple[NotifyGroup, ...] = ()
@@ -117,6 +123,9 @@ class Watch:
     names: frozenset[str] = frozenset()
     subscribed: frozenset[str] = frozenset()
     renames: dict = field(default_factory=dict)
+    #: Mailboxes other sessions of this process changed since the last
+    #: look (only those are read then); None: look at everything.
+    touched: Optional[set] = field(default_factory=set)
     timer: object = None
     queued: bool = False
 
@@ -186,14 +195,39 @@ class _Changes:
     def post(self, origin, key: str, cmd) -> None:
         if key not in MUTATING:
             return
-        for session in list(self._sessions.get(origin.account.user, ())):
+        watchers = [s for s in self._sessions.get(origin.account.user, ())
+                    if s.notify is not None and s.notify.groups and not s._closing]
+        if not watchers:
+            return
+        touched = _touched(origin, key, cmd)
+        for session in watchers:
             watch = session.notify
-            if watch is None or session._closing or not watch.groups:
-                continue
             if key == "RENAME":
                 watch.renames[_name(session, cmd.old)] = _name(session, cmd.new)
-            if session is not origin:
-                _look_soon(session)
+            if session is origin:
+                continue
+            if touched is None or watch.touched is None:
+                watch.touched = None
+            else:
+                watch.touched |= touched
+            _look_soon(session)
+
+
+def _touched(origin, key: str, cmd) -> Optional[set]:
+    """
+    The mailboxes a command of C{origin} may have changed, or None when
+    mailbox names or subscriptions may have changed (or we cannot tell):
+    then the next look reads everything.  This keeps a look after another
+    session's STORE to one STATUS read, not one per watched mailbox.
+    """
+    names = set()
+    if key in ("APPEND", "COPY", "UID COPY", "MOVE", "UID MOVE"):
+        names.add(_name(origin, cmd.mailbox))
+    if key != "APPEND":
+        if origin.selected is None:
+            return None
+        names.add(origin.selected.mailbox.name)
+    return names
 
 
 #: The process's change notices.
@@ -214,11 +248,19 @@ def _look_soon(session, delay: float = 0) -> None:
 
 
 def _schedule(session) -> None:
+    """Plan the periodic look, which reads everything (other processes)."""
     watch = session.notify
     watch.cancel()
     if watch.groups:
         watch.timer = session.clock.callLater(
-            session.limits.notify_poll_interval, _look_soon, session)
+            session.limits.notify_poll_interval, _look_everything, session)
+
+
+def _look_everything(session) -> None:
+    watch = session.notify
+    if watch is not None:
+        watch.touched = None
+        _look_soon(session)
 
 
 # -- the selected mailbox ------------------------------------------------
@@ -374,13 +416,38 @@ class _Overflow(Exception):
     """More watched mailboxes than C{limits.max_notify_mailboxes}."""
 
 
+def _read_some(store, names) -> dict:
+    """Blocking: the status of each of C{names} that can still be read."""
+    from storage.errors import StoreError
+
+    statuses = {}
+    for name in names:
+        try:
+            statuses[name] = store.status(name)
+        except StoreError:
+            continue
+    return statuses
+
+
 async def _look(session, watch: Watch, initial: bool = False) -> list[bytes]:
     """
     Read the mailboxes, compare with what was last told, remember the new
-    state; the responses to send.  C{initial}: only remember.
+    state; the responses to send.  C{initial}: only remember.  When only
+    in-process notices about some mailboxes came since the last look
+    (L{Watch.touched}), only those are read.
 
     @raises _Overflow: too many mailboxes are watched.
     """
+    touched, watch.touched = watch.touched, set()
+    if touched is not None and not initial:
+        watched = _watched(session, watch)
+        some = sorted(n for n in touched if watched(n, watch.subscribed))
+        statuses = await session.run(_read_some, session.account.store, some)
+        if session.notify is not watch:
+            return []
+        out = _status_changes(session, watch, statuses, watch.subscribed)
+        watch.statuses.update(statuses)
+        return out
     names, subscribed, statuses = await session.run(
         _read_state, session.account.store, _watched(session, watch),
         session.limits.max_notify_mailboxes)
@@ -436,6 +503,7 @@ async def look_during_idle(session) -> None:
     """
     watch = session.notify
     if watch is not None and watch.groups:
+        watch.touched = None
         await _look_and_tell(session, watch)
 
 

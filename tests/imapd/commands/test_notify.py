@@ -319,3 +319,24 @@ def test_messagenew_fetch_comes_before_search_updates(authed, new_conv):
     authed.clock.advance(0)
     assert authed.lines() == ["* 3 EXISTS", RECENT, "* 3 FETCH (UID 3)",
                               '* ESEARCH (TAG "x1") UID ADDTO (0 3)']
+
+
+def test_a_notice_reads_only_what_the_command_touched(authed, new_conv):
+    """
+    After another session's APPEND, the look reads the STATUS of that one
+    mailbox, not of every watched one; the periodic re-check reads them all.
+    """
+    setup(authed)
+    other = second(new_conv, select=None)
+    authed.ok("n1 NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+    store = authed.proto.account.store
+    read = []
+    status = store.status
+    store.status = lambda name: read.append(name) or status(name)
+    append(other, "b1", 1, mailbox="Other")
+    authed.clock.advance(0)
+    assert authed.lines() == ["* STATUS Other (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"]
+    assert read == ["Other"]
+    del read[:]
+    assert poll(authed) == []
+    assert "Other" in read and "Work" in read and len(read) >= 4
