@@ -573,8 +573,7 @@ class IMAPServerProtocol(Protocol):
             # command that uses sequence numbers is answered.
             from imapd.search.updates import refresh
 
-            for line in await refresh(self, view):
-                self.send(line)
+            await refresh(self, view)
 
     # -- timers --------------------------------------------------------------
 

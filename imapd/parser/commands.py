@@ -332,11 +332,10 @@ def parse_search(tag: str, buf: bytes, pos: int, ctx: Context,
     An empty RETURN list means RETURN (ALL) (RFC 4731 section 3.1).
     """
     pos = _sp(buf, pos)
-    return_opts: Optional[tuple[str, ...]] = None
-    partial = None
+    ret = None
     charset: Optional[str] = None
     if buf[pos:pos + 7].upper() == b"RETURN ":
-        (return_opts, partial), pos = parse_return_options(buf, pos + 7)
+        ret, pos = parse_return_options(buf, pos + 7)
         pos = _sp(buf, pos)
     if buf[pos:pos + 8].upper() == b"CHARSET ":
         value, pos = parse_astring(buf, pos + 8)
@@ -347,8 +346,10 @@ def parse_search(tag: str, buf: bytes, pos: int, ctx: Context,
         pos = _sp(buf, pos)
     keys, pos = parse_search_keys(buf, pos, ctx.max_depth)
     parse_end(buf, pos)
+    if ret is None:
+        return Search(tag, charset, SearchKey("AND", children=keys), uid)
     return Search(tag, charset, SearchKey("AND", children=keys), uid,
-                  return_opts, partial)
+                  ret.names, ret.partial, ret.update_atts)
 
 
 def parse_fetch(tag: str, buf: bytes, pos: int, ctx: Context,

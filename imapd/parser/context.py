@@ -8,8 +8,11 @@ Shared by L{imapd.parser.commands} (SEARCH) and L{imapd.parser.sort}
     search-return-opts = SP "RETURN" SP "(" [search-return-opt
                          *(SP search-return-opt)] ")"
     search-return-opt  = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE" /
-                         "CONTEXT" / "UPDATE" / "PARTIAL" SP partial-range
+                         "CONTEXT" / modifier-update /
+                         "PARTIAL" SP partial-range
     partial-range      = nz-number ":" nz-number   ; RFC 5267 section 5
+    modifier-update    = "UPDATE" [SP "(" fetch-att *(SP fetch-att) ")"]
+                                                  ; RFC 5465 section 7
     command-select    =/ "CANCELUPDATE" 1*(SP quoted)
 """
 
@@ -22,9 +25,10 @@ from imapd.parser.primitives import (
     NotParseable, at_end, parse_atom, parse_end, parse_nz_number,
     parse_paren_list, parse_quoted, parse_space,
 )
-from imapd.parser.types import Command
+from imapd.parser.fetchatt import parse_fetch_att
+from imapd.parser.types import Command, FetchAttr
 
-__all__ = ["RETURN_OPTIONS", "CancelUpdate", "parse_return_options",
+__all__ = ["RETURN_OPTIONS", "CancelUpdate", "ReturnOptions", "parse_return_options",
            "parse_cancelupdate"]
 
 #: RFC 4731 section 3.1 (MIN MAX ALL COUNT), RFC 5182 (SAVE) and RFC 5267
@@ -56,12 +60,25 @@ def _partial_range(buf: bytes, pos: int) -> tuple[tuple[int, int], int]:
     return (min(low, high), max(low, high)), pos
 
 
-def parse_return_options(
-    buf: bytes, pos: int,
-) -> tuple[tuple[tuple[str, ...], Optional[tuple[int, int]]], int]:
+@dataclass(frozen=True, slots=True)
+class ReturnOptions:
     """
-    The parenthesized RETURN list at C{pos}: the upper-case option names
-    in the order given (each once) and the PARTIAL range, if any.
+    A parsed RETURN list.
+
+    @ivar names: the upper-case option names in the order given, each once.
+    @ivar partial: the PARTIAL range, ascending, or None.
+    @ivar update_atts: RFC 5465 section 7, the FETCH attributes sent for
+        each message an UPDATE adds to the result.
+    """
+
+    names: tuple[str, ...]
+    partial: Optional[tuple[int, int]] = None
+    update_atts: tuple[FetchAttr, ...] = ()
+
+
+def parse_return_options(buf: bytes, pos: int) -> tuple[ReturnOptions, int]:
+    """
+    The parenthesized RETURN list at C{pos} (L{ReturnOptions}).
 
     An empty list means ALL (RFC 4731 section 3.1); so does a list whose
     only option is the CONTEXT hint, which asks for no particular result
@@ -69,6 +86,7 @@ def parse_return_options(
     section 4.4: at most one of PARTIAL and ALL.
     """
     partial: list[tuple[int, int]] = []
+    atts: list[FetchAttr] = []
 
     def option(b: bytes, p: int) -> tuple[str, int]:
         atom, end = parse_atom(b, p)
@@ -78,6 +96,9 @@ def parse_return_options(
         if name == "PARTIAL":
             window, end = _partial_range(b, parse_space(b, end)[1])
             partial.append(window)
+        elif name == "UPDATE" and b[end:end + 2] == b" (":
+            found, end = parse_paren_list(b, end + 1, parse_fetch_att, empty=False)
+            atts.extend(found)
         return name, end
 
     opts, pos = parse_paren_list(buf, pos, option)
@@ -86,7 +107,7 @@ def parse_return_options(
         raise NotParseable("RETURN may have only one of PARTIAL and ALL", pos)
     if not set(names) - {"CONTEXT"}:
         names += ("ALL",)
-    return (names, partial[0] if partial else None), pos
+    return ReturnOptions(names, partial[0] if partial else None, tuple(atts)), pos
 
 
 def parse_cancelupdate(tag: str, buf: bytes, pos: int, ctx) -> Command:

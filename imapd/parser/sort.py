@@ -26,7 +26,7 @@ from imapd.parser.primitives import (
 )
 from imapd.parser.context import parse_return_options
 from imapd.parser.searchkey import parse_search_keys
-from imapd.parser.types import Command, SearchKey
+from imapd.parser.types import Command, FetchAttr, SearchKey
 
 __all__ = ["Sort", "Thread", "parse_sort", "parse_thread", "SORT_KEYS"]
 
@@ -49,6 +49,7 @@ class Sort(Command):
         C{None} without RETURN: then the answer is a plain C{* SORT}.
     @ivar partial: the RFC 5267 section 4.4 C{PARTIAL low:high} range
         (CONTEXT=SORT), ascending, or None.
+    @ivar update_atts: RFC 5465 section 7's C{UPDATE (fetch-atts)}.
     """
     criteria: tuple[tuple[str, bool], ...] = ()
     charset: str = "UTF-8"
@@ -56,6 +57,7 @@ class Sort(Command):
     uid: bool = False
     return_opts: Optional[tuple[str, ...]] = None
     partial: Optional[tuple[int, int]] = None
+    update_atts: tuple[FetchAttr, ...] = ()
     name = "SORT"
 
 
@@ -115,18 +117,21 @@ def parse_sort(tag: str, buf: bytes, pos: int, ctx, uid: bool = False) -> Comman
     section 4's CONTEXT, UPDATE and PARTIAL: CONTEXT=SORT).
     """
     pos = _sp(buf, pos)
-    return_opts = partial = None
+    ret = None
     if buf[pos:pos + 7].upper() == b"RETURN ":
         # RFC 4731 section 3.1, which RFC 5267 section 3 follows:
         # RETURN () means RETURN (ALL).  A repeated option counts once.
-        (return_opts, partial), pos = parse_return_options(buf, pos + 7)
+        ret, pos = parse_return_options(buf, pos + 7)
         pos = _sp(buf, pos)
     if buf[pos:pos + 1] != b"(":
         raise NotParseable(
             "Expected sort criteria, found %s" % describe(buf, pos), pos)
     criteria, pos = parse_paren_list(buf, pos, _criterion, empty=False)
     charset, key, pos = _search_criteria(buf, _sp(buf, pos), ctx.max_depth)
-    return Sort(tag, tuple(criteria), charset, key, uid, return_opts, partial)
+    if ret is None:
+        return Sort(tag, tuple(criteria), charset, key, uid)
+    return Sort(tag, tuple(criteria), charset, key, uid, ret.names, ret.partial,
+                ret.update_atts)
 
 
 def parse_thread(tag: str, buf: bytes, pos: int, ctx,

@@ -62,11 +62,14 @@ class Updating:
     @ivar uids: the result as the client knows it, as UIDs, in result
         order (mailbox order for SEARCH, sort order for SORT).
     @ivar version: the view version the result was computed at.
+    @ivar upto: the highest UID of the mailbox then: messages above it
+        are new to the mailbox, not just to the result.
     """
 
     cmd: object
     uids: list[int]
     version: int
+    upto: int = 0
 
     @property
     def sorted(self) -> bool:
@@ -221,16 +224,16 @@ async def evaluate(session, view, cmd) -> list[int]:
     return [uid for _seq, uid in pairs]
 
 
-async def refresh(session, view) -> list[bytes]:
+async def refresh(session, view) -> None:
     """
-    The ADDTO/REMOVEFROM responses for every result of C{view} whose
+    Send the ADDTO/REMOVEFROM responses for every result of C{view} whose
     content may have changed since it was last told (the view changed).
     A result that can no longer be computed (the store failed) is dropped
     with a C{* NO [NOUPDATE]}, rather than failing the command that
-    happened to re-sync.
+    happened to re-sync.  With RFC 5465 section 7's C{UPDATE (fetch-atts)}
+    the messages added get a FETCH of those first.
     """
     contexts = view.contexts
-    out: list[bytes] = []
     for tag, c in list(contexts.by_tag.items()):
         if c.version == view.version:
             continue
@@ -239,24 +242,35 @@ async def refresh(session, view) -> list[bytes]:
         except Exception:
             session.log.failure("updating search {tag} failed", tag=tag)
             contexts.by_tag.pop(tag, None)
-            out.append(b"* NO [NOUPDATE " + wire.quoted(tag.encode())
-                       + b"] Search result can no longer be updated\r\n")
+            session.send(b"* NO [NOUPDATE " + wire.quoted(tag.encode())
+                         + b"] Search result can no longer be updated\r\n")
             continue
         if session.selected is not view or contexts.by_tag.get(tag) is not c:
             continue
         c.version = view.version
+        upto, c.upto = c.upto, view.uids[-1] if view.uids else 0
         keep = set(new)
+        known = set(c.uids)
         items = [c.removal(view, {u for u in c.uids if u not in keep})]
-        kept = set(c.uids)
-        if c.sorted and [u for u in new if u in kept] != c.uids:
+        if c.sorted and [u for u in new if u in known] != c.uids:
             # Sort keys do not change, so the messages that stay keep
             # their order; if they did not, start the result afresh.
             items.append(c.removal(view, set(c.uids)))
+            known = set()
         items.append(c.addition(view, new))
         items = [i for i in items if i is not None]
+        # RFC 5465 section 7: the FETCH is for new messages, not for old
+        # ones that a flag change brought into the result.
+        added = [u for u in new if u not in known and u > upto]
+        if added and c.cmd.update_atts:
+            from imapd.commands.fetch import handle_fetch
+            from imapd.parser.types import Fetch, SequenceSet
+
+            await handle_fetch(session, Fetch(
+                "*", SequenceSet(tuple((u, u) for u in sorted(added))), c.cmd.update_atts,
+                uid=True))
         if items:
-            out.append(esearch_line(c.cmd, items))
-    return out
+            session.send(esearch_line(c.cmd, items))
 
 
 def check_tag(view, cmd) -> None:
@@ -283,4 +297,5 @@ def start_updating(session, view, cmd, uids: list[int]) -> None:
         session.send(b"* NO [NOUPDATE " + wire.quoted(cmd.tag.encode()) + b"] "
                      + why.encode() + b"\r\n")
         return
-    contexts_of(view).by_tag[cmd.tag] = Updating(cmd, list(uids), view.version)
+    contexts_of(view).by_tag[cmd.tag] = Updating(cmd, list(uids), view.version,
+                                                 view.uids[-1] if view.uids else 0)

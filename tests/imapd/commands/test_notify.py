@@ -340,3 +340,25 @@ def test_a_notice_reads_only_what_the_command_touched(authed, new_conv):
     del read[:]
     assert poll(authed) == []
     assert "Other" in read and "Work" in read and len(read) >= 4
+
+
+def test_update_with_fetch_attributes(authed, new_conv):
+    """
+    Section 7: SEARCH RETURN (UPDATE (fetch-atts)): a new message that
+    joins the result is sent with a FETCH of those attributes, after
+    EXISTS and before the ESEARCH ADDTO; one that joins by a flag change
+    gets no FETCH.
+    """
+    setup(authed)
+    other = second(new_conv)
+    authed.ok("x1 UID SEARCH RETURN (UPDATE (UID FLAGS) COUNT) UNFLAGGED")
+    append(other, "b1", 3)
+    other.ok("b2 STORE 1 +FLAGS.SILENT (\\Flagged)")
+    assert authed.ok("n1 NOOP") == [
+        "* 1 FETCH (FLAGS (\\Flagged \\Recent))", "* 3 EXISTS", RECENT,
+        "* 3 FETCH (UID 3 FLAGS ())", '* ESEARCH (TAG "x1") UID REMOVEFROM (0 1) ADDTO (0 3)',
+        "n1 OK NOOP completed"]
+    other.ok("b3 STORE 1 -FLAGS.SILENT (\\Flagged)")
+    assert authed.ok("n2 NOOP") == [
+        "* 1 FETCH (FLAGS (\\Recent))", '* ESEARCH (TAG "x1") UID ADDTO (0 1)',
+        "n2 OK NOOP completed"]

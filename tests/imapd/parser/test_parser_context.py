@@ -71,3 +71,13 @@ def test_cancelupdate(one, raw, expected):
         assert isinstance(got, ParseError)
     else:
         assert got == expected
+
+
+def test_update_fetch_atts(one):
+    """RFC 5465 section 7: UPDATE may carry FETCH attributes."""
+    from imapd.parser.types import FetchAttr
+
+    cmd = one(b"a SEARCH RETURN (COUNT UPDATE (UID FLAGS)) ALL\r\n")
+    assert cmd == Search("a", None, ALL, False, ("COUNT", "UPDATE"), None,
+                         (FetchAttr("UID"), FetchAttr("FLAGS")))
+    assert isinstance(one(b"a SEARCH RETURN (UPDATE ()) ALL\r\n"), ParseError)
