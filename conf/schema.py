@@ -291,6 +291,9 @@ _LIMIT_DOCS = {
     "(changes by sessions of the same process are noticed at once).",
     "max_notify_mailboxes": "Most mailboxes one NOTIFY session may watch besides the selected\n"
     "one; each costs a STATUS read per re-check (more: NOTIFICATIONOVERFLOW).",
+    "max_updating_searches": "Most SEARCH/SORT results (RFC 5267 UPDATE) one session has kept up\n"
+    "to date at once; each is evaluated again after every change of the\n"
+    "mailbox (more: NOUPDATE).",
 }
 
 

@@ -63,6 +63,10 @@ class SessionLimits:
     #: selected one (each costs a STATUS read per poll); beyond it, NO
     #: [NOTIFICATIONOVERFLOW].
     max_notify_mailboxes: int = 64
+    #: RFC 5267 CONTEXT=SEARCH/SORT: most search results one session has
+    #: kept up to date at once (each is evaluated again after every change
+    #: of the mailbox); beyond it, NO [NOUPDATE].
+    max_updating_searches: int = 8
 
 
 @dataclass(frozen=True)

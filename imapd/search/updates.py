@@ -28,8 +28,9 @@ or during IDLE.  That is when Dovecot 2.3 sends them too.
 Cost: a result is evaluated again only when the view changed (its
 C{version}), with the same code as the command (flag, sequence and UID
 programs on the reactor from the flag index; others in the storage pool,
-helped by the search and sort caches).  At most L{MAX_UPDATING} results
-per session are kept up to date; past that, and for programs whose
+helped by the search and sort caches).  At most
+C{limits.max_updating_searches} (8) results per session are kept up to
+date; past that, and for programs whose
 result changes with the clock (YOUNGER, OLDER) or with the saved result
 C{$}, the command says C{* NO [NOUPDATE "tag"]} and still answers its
 other options (section 4.3.1).
@@ -42,14 +43,9 @@ from typing import Optional
 
 from imapd import wire
 
-__all__ = ["MAX_UPDATING", "Updating", "UpdateContexts", "refusal",
+__all__ = ["Updating", "UpdateContexts", "refusal",
            "contexts_of", "refresh", "esearch_line", "check_tag",
            "start_updating"]
-
-#: Results one session may have kept up to date at once (RFC 5267
-#: section 4.3.1: at least one; each costs a re-evaluation per change).
-MAX_UPDATING = 8
-
 
 @dataclass
 class Updating:
@@ -188,7 +184,7 @@ def _uses(key, test) -> bool:
     return test(key) or any(_uses(k, test) for k in key.children)
 
 
-def refusal(view, cmd) -> Optional[str]:
+def refusal(session, view, cmd) -> Optional[str]:
     """
     Why the result of C{cmd} cannot be kept up to date, or None.
     RFC 5267 section 4.3.1 lets the server refuse (NOUPDATE).
@@ -200,8 +196,11 @@ def refusal(view, cmd) -> Optional[str]:
     if _uses(cmd.key, lambda k: k.name in ("SEQSET", "UID")
              and getattr(k.value, "saved", False)):
         return "Results using $ are not updated"
-    if view.contexts is not None and len(view.contexts) >= MAX_UPDATING:
-        return f"Too many updating searches (at most {MAX_UPDATING})"
+    # Section 4.3.1: at least one per client; each costs a re-evaluation
+    # per change of the mailbox.
+    most = max(1, session.limits.max_updating_searches)
+    if view.contexts is not None and len(view.contexts) >= most:
+        return f"Too many updating searches (at most {most})"
     return None
 
 
@@ -292,7 +291,7 @@ def start_updating(session, view, cmd, uids: list[int]) -> None:
     the client why not: C{* NO [NOUPDATE "tag"]} (section 4.3.1), after
     which the command still answers its other options and succeeds.
     """
-    why = refusal(view, cmd)
+    why = refusal(session, view, cmd)
     if why is not None:
         session.send(b"* NO [NOUPDATE " + wire.quoted(cmd.tag.encode()) + b"] "
                      + why.encode() + b"\r\n")

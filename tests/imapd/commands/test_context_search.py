@@ -10,7 +10,10 @@ import os
 import subprocess
 import sys
 
-from imapd.search.updates import MAX_UPDATING
+from imapd.server import SessionLimits
+
+#: The default bound on updating searches per session.
+MAX_UPDATING = SessionLimits().max_updating_searches
 
 from conversation_helpers import RECENT, append, second
 
