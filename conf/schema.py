@@ -286,6 +286,14 @@ _LIMIT_DOCS = {
     "failed_login_delay": "Seconds before answering a failed login.",
     "max_failed_logins": "Failed logins on one connection before BYE.",
     "idle_poll_interval": "Seconds between mailbox re-syncs of a session in IDLE.",
+    "notify_poll_interval": "Seconds between re-checks of the mailboxes a NOTIFY (RFC 5465)\n"
+    "session watches, for changes by other processes, nodes or an MDA\n"
+    "(changes by sessions of the same process are noticed at once).",
+    "max_notify_mailboxes": "Most mailboxes one NOTIFY session may watch besides the selected\n"
+    "one; each costs a STATUS read per re-check (more: NOTIFICATIONOVERFLOW).",
+    "max_updating_searches": "Most SEARCH/SORT results (RFC 5267 UPDATE) one session has kept up\n"
+    "to date at once; each is evaluated again after every change of the\n"
+    "mailbox (more: NOUPDATE).",
 }
 
 

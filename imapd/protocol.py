@@ -98,6 +98,9 @@ class IMAPServerProtocol(Protocol):
         self.peer = "unknown"
         #: RFC 4978 COMPRESS=DEFLATE state (L{imapd.compress.Deflate}).
         self.compression = None
+        #: RFC 5465 NOTIFY state (L{imapd.commands.notify.Watch}), or None
+        #: before the first NOTIFY command.
+        self.notify = None
 
     # -- connection life -------------------------------------------------
 
@@ -410,6 +413,16 @@ class IMAPServerProtocol(Protocol):
                 waiter.callback(event.data)
                 return
 
+    def enqueue_internal(self, cmd: Command) -> None:
+        """
+        Queue a command the server made itself (RFC 5465 NOTIFY's
+        re-check), so that it runs between the client's commands, one at
+        a time like them (invariant 1).
+        """
+        if not self._closing:
+            self._queue.append(cmd)
+            self._pump()
+
     def _pump(self) -> None:
         while not self._busy and self._queue and not self._closing:
             event = self._queue.popleft()
@@ -477,6 +490,13 @@ class IMAPServerProtocol(Protocol):
         except BaseException as exc:  # noqa: B902 - mapped in one place
             self._answer_error(cmd, key, exc, spec.trycreate)
             return
+        finally:
+            if self.account is not None:
+                # RFC 5465: other sessions of this user that asked for
+                # NOTIFY look at once rather than at their next poll.
+                from imapd.commands.notify import changes
+
+                changes.post(self, key, cmd)
         if self._closing or self.suppress_tagged:
             return
         self._bad_count = 0
@@ -506,7 +526,8 @@ class IMAPServerProtocol(Protocol):
         else:
             self.send(_tagged(cmd.tag, status, code, text, self.imap4rev2))
 
-    async def sync(self, allow_expunge: bool) -> None:
+    async def sync(self, allow_expunge: bool, keep=None, own: bool = False,
+                   after_apply=None) -> None:
         """
         Re-sync the selected view with the store; send what changed.  A
         command that already synced with the store after its own flag
@@ -515,7 +536,18 @@ class IMAPServerProtocol(Protocol):
         came after the commit, so it shows the command's effect and
         everybody else's changes up to then; later ones are reported at
         the next command, as any change made after a sync is.
+
+        Once the client said NOTIFY (RFC 5465), what it asked for about the
+        selected mailbox decides (L{imapd.commands.notify.sync_selected});
+        that calls back here with C{own}, a C{keep} test for the lines and
+        C{after_apply}, run between the view's responses and the updated
+        search results (RFC 5465 section 7: EXISTS, FETCH, then ESEARCH).
         """
+        if self.notify is not None and not own:
+            from imapd.commands.notify import sync_selected
+
+            await sync_selected(self, allow_expunge)
+            return
         view = self.selected
         snapshot, view.synced = view.synced, None
         if snapshot is None:
@@ -528,8 +560,20 @@ class IMAPServerProtocol(Protocol):
             self.send(b"* BYE [UIDVALIDITY] Mailbox UIDVALIDITY changed\r\n")
             self.disconnect()
             return
-        for line in view.apply(snapshot, allow_expunge, "CONDSTORE" in self.enabled):
-            self.send(line)
+        # RFC 5465 section 5.1: NOTIFY's flag updates carry UID.
+        report_uid = "CONDSTORE" in self.enabled or own
+        for line in view.apply(snapshot, allow_expunge, report_uid):
+            if keep is None or keep(line):
+                self.send(line)
+        if after_apply is not None:
+            await after_apply()
+        if allow_expunge and view.contexts:
+            # RFC 5267 section 4.3: updated SEARCH/SORT results, after the
+            # EXISTS their new message numbers rely on; never while a
+            # command that uses sequence numbers is answered.
+            from imapd.search.updates import refresh
+
+            await refresh(self, view)
 
     # -- timers --------------------------------------------------------------
 

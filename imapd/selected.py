@@ -169,6 +169,10 @@ class SelectedView:
         #: RFC 5182 search result variable, as UIDs.  It lives in the view,
         #: so SELECT, EXAMINE, CLOSE and UNSELECT reset it (section 2.1).
         self.saved_uids: frozenset[int] = frozenset()
+        #: RFC 5267 section 4.3 results kept up to date
+        #: (L{imapd.search.updates.UpdateContexts}), or None: they live
+        #: in the view, so they end with the selection.
+        self.contexts = None
 
     # -- queries ---------------------------------------------------------
 
@@ -366,22 +370,25 @@ class SelectedView:
         C{* VANISHED uid-set} instead (RFC 7162 section 3.2.10).
         """
         doomed = set(uids)
+        # RFC 5267 section 4.3.4: an updated search result loses them
+        # before their EXPUNGEs, numbered as the client still numbers them.
+        out = self.contexts.removing(self, doomed) if self.contexts else []
         self.version += 1
         self._own()
-        out = []
+        expunges = []
         gone = []
         for i in range(len(self.uids) - 1, -1, -1):
             u = self.uids[i]
             if u in doomed:
-                out.append(b"* %d EXPUNGE\r\n" % (i + 1))
+                expunges.append(b"* %d EXPUNGE\r\n" % (i + 1))
                 gone.append(u)
                 del self.uids[i]
                 self.records.pop(u, None)
                 self.recent.discard(u)
         self.vanished -= doomed
         if self.qresync:
-            return [b"* VANISHED %s\r\n" % uid_set(sorted(gone)).encode()] if gone else []
-        return out
+            return out + ([b"* VANISHED %s\r\n" % uid_set(sorted(gone)).encode()] if gone else [])
+        return out + expunges
 
     def commit_flags(self, updates: dict[int, frozenset[str]]) -> None:
         """

@@ -55,6 +55,18 @@ class SessionLimits:
     max_failed_logins: int = 3
     #: How often a session in IDLE re-syncs its mailbox against the store.
     idle_poll_interval: float = 2.0
+    #: RFC 5465 NOTIFY: how often a session re-checks the mailboxes it
+    #: watches for changes made by other processes, nodes or an MDA
+    #: (changes by sessions of this process are noticed at once).
+    notify_poll_interval: float = 30.0
+    #: RFC 5465 NOTIFY: most mailboxes one session may watch besides the
+    #: selected one (each costs a STATUS read per poll); beyond it, NO
+    #: [NOTIFICATIONOVERFLOW].
+    max_notify_mailboxes: int = 64
+    #: RFC 5267 CONTEXT=SEARCH/SORT: most search results one session has
+    #: kept up to date at once (each is evaluated again after every change
+    #: of the mailbox); beyond it, NO [NOUPDATE].
+    max_updating_searches: int = 8
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from imapd.commands import append, auth, copymove, fetch, idle, mailboxes, searc
 from imapd.commands import sort, thread
 from imapd.commands import compress, quota
 from imapd.commands import urlauth
+from imapd.commands import context, notify
 from imapd.parser.types import Command
 
 __all__ = ["CommandSpec", "COMMANDS", "lookup"]
@@ -96,6 +97,10 @@ COMMANDS: dict[str, CommandSpec] = {
     "UID SORT": CommandSpec(sort.handle_sort, SELECTED),
     "THREAD": CommandSpec(thread.handle_thread, SELECTED, uses_seqs=True),  # RFC 5256
     "UID THREAD": CommandSpec(thread.handle_thread, SELECTED),
+    "CANCELUPDATE": CommandSpec(context.handle_cancelupdate, SELECTED),  # RFC 5267
+    "NOTIFY": CommandSpec(notify.handle_notify, AUTH),  # RFC 5465
+    # The server's own NOTIFY re-check (never parsed: not a command name).
+    "NOTIFY POLL": CommandSpec(notify.handle_poll, AUTH, sync=False),
 }
 
 

@@ -33,7 +33,7 @@ _AUTH_CAPS = (
     "CHILDREN",     # RFC 3348
     "SORT",         # RFC 5256
     "SORT=DISPLAY", # RFC 5957
-    "ESORT",        # RFC 5267 section 3 (not CONTEXT=SORT: no PARTIAL/UPDATE)
+    "ESORT",        # RFC 5267 section 3
     "THREAD=ORDEREDSUBJECT",  # RFC 5256
     "THREAD=REFERENCES",      # RFC 5256
     "THREAD=REFS",            # draft-ietf-morg-inthread, as Dovecot
@@ -43,6 +43,9 @@ _AUTH_CAPS = (
     # LITERAL+ rather than an addition; we accept {n+} of any size.
     "ESEARCH",                # RFC 4731
     "SEARCHRES",              # RFC 5182
+    "CONTEXT=SEARCH",         # RFC 5267 section 4 (imapd.search.updates)
+    "CONTEXT=SORT",           # RFC 5267 section 4, for SORT
+    "NOTIFY",                 # RFC 5465 (imapd.commands.notify)
     "LIST-EXTENDED",          # RFC 5258
     "LIST-STATUS",            # RFC 5819
     "SPECIAL-USE",            # RFC 6154

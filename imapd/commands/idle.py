@@ -34,6 +34,11 @@ async def handle_idle(session, cmd: Idle):
             break
         if session.selected is not None:
             await session.sync(allow_expunge=True)
+        if session.notify is not None:
+            # RFC 5465 section 4: the other mailboxes NOTIFY watches.
+            from imapd.commands.notify import look_during_idle
+
+            await look_during_idle(session)
     if line.strip().upper() != b"DONE":
         raise BadCommand("Expected DONE to end IDLE")
     return None, "IDLE terminated"

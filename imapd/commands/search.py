@@ -1,9 +1,11 @@
 # -*- test-case-name: tests.imapd.commands.test_esearch -*-
 """
 SEARCH and UID SEARCH (RFC 3501 sections 6.4.4 and 6.4.8), with RFC 4731
-ESEARCH result options (C{RETURN (MIN MAX ALL COUNT)}) and RFC 5182
-SEARCHRES (C{RETURN (SAVE)} and C{$}).  A client that enabled IMAP4rev2
-always gets ESEARCH (RFC 9051 section 6.4.4).
+ESEARCH result options (C{RETURN (MIN MAX ALL COUNT)}), RFC 5182
+SEARCHRES (C{RETURN (SAVE)} and C{$}) and RFC 5267 CONTEXT=SEARCH
+(C{PARTIAL n:m}, C{UPDATE}, the C{CONTEXT} hint; updates are kept by
+L{imapd.search.updates}).  A client that enabled IMAP4rev2 always gets
+ESEARCH (RFC 9051 section 6.4.4).
 """
 
 from __future__ import annotations
@@ -76,12 +78,19 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
 
 
 def esearch_response(tag: str, uid: bool, opts, numbers: list[int],
-                     modseq: int | None = None) -> bytes:
+                     modseq: int | None = None,
+                     partial: tuple[int, int] | None = None) -> bytes:
     """
     RFC 4731 section 3.1: C{* ESEARCH (TAG "t") [UID] MIN n MAX n ALL set
     COUNT n}.  MIN, MAX and ALL are left out when nothing matched (there
     is no value to give); COUNT is always given when asked for.  RFC 7162
     section 3.1.5 adds C{MODSEQ n} when the search used MODSEQ.
+
+    RFC 5267 section 4.4: C{PARTIAL (low:high set)} gives the results at
+    positions low to high of C{numbers} (result order), C{NIL} when there
+    are none there; the range is echoed even where it reaches past the
+    end.  Ranges in sets fold ascending runs only, so a SORT order
+    survives (RFC 5267 section 3.2).
     """
     parts = [b"* ESEARCH (TAG " + wire.quoted(tag.encode()) + b")"]
     if uid:
@@ -93,6 +102,10 @@ def esearch_response(tag: str, uid: bool, opts, numbers: list[int],
             parts.append(b"MAX %d" % numbers[-1])
         if "ALL" in opts:
             parts.append(b"ALL " + wire.uid_set(numbers).encode())
+    if partial is not None:
+        low, high = partial
+        window = wire.uid_set(numbers[low - 1:high]).encode() or b"NIL"
+        parts.append(b"PARTIAL (%d:%d %s)" % (low, high, window))
     if "COUNT" in opts:
         parts.append(b"COUNT %d" % len(numbers))
     if modseq is not None:
@@ -127,12 +140,17 @@ def _result_modseq(view, opts, hits: list[tuple[int, int]]) -> int | None:
     return max(view.records[u].modseq for u in picked)
 
 
-def _to_save(opts, hits: list[tuple[int, int]]) -> frozenset[int]:
+def _to_save(opts, hits: list[tuple[int, int]],
+             partial: tuple[int, int] | None = None) -> frozenset[int]:
     """
     RFC 5182 section 2.4: with MIN and/or MAX but neither ALL nor COUNT,
     only the minimum and/or maximum message is saved; otherwise all of
-    them.  Saved as UIDs, so that expunges do not shift them.
+    them.  Saved as UIDs, so that expunges do not shift them.  With
+    RFC 5267 PARTIAL, the window returned is saved (as Dovecot 2.3 does;
+    RFC 9394 section 3.1 says the same for its PARTIAL).
     """
+    if partial is not None:
+        hits = hits[partial[0] - 1:partial[1]]
     if not hits or {"ALL", "COUNT"} & set(opts) or not {"MIN", "MAX"} & set(opts):
         return frozenset(uid for _seq, uid in hits)
     saved = set()
@@ -177,6 +195,11 @@ async def handle_search(session, cmd: Search):
         # is IMAP4rev1's alone.
         opts = ("ALL",)
     saving = opts is not None and "SAVE" in opts
+    updating = opts is not None and "UPDATE" in opts
+    if updating:
+        from imapd.search.updates import check_tag
+
+        check_tag(view, cmd)
     with_modseq = uses_modseq(cmd.key)
     if with_modseq:
         from imapd.commands.any import enable_condstore
@@ -205,8 +228,13 @@ async def handle_search(session, cmd: Search):
         session.send(b"* SEARCH" + listed + tail + b"\r\n")
         return None
     if saving:
-        view.saved_uids = _to_save(opts, hits)
+        view.saved_uids = _to_save(opts, hits, cmd.partial)
+    if updating:
+        from imapd.search.updates import start_updating
+
+        start_updating(session, view, cmd, [uid for _seq, uid in hits])
     # RFC 5182 section 2.4: SAVE alone returns no ESEARCH response.
     if set(opts) - {"SAVE"}:
-        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers, modseq))
+        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers, modseq,
+                                      cmd.partial))
     return None

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.imapd.commands.test_sort -*-
 """
 SORT and UID SORT (RFC 5256 section 3, RFC 5957 SORT=DISPLAY), with
-RFC 5267 ESORT result options and RFC 5182 SAVE.
+RFC 5267 ESORT result options, RFC 5182 SAVE and RFC 5267 CONTEXT=SORT
+(C{PARTIAL n:m} of the sorted result, C{UPDATE}: ADDTO/REMOVEFROM with
+positions in sort order, kept by L{imapd.search.updates}).
 
 Command: C{SORT [RETURN (options)] (criteria) charset search-keys}.
 Example: C{a1 SORT (REVERSE DATE SUBJECT) UTF-8 ALL} answers
@@ -74,6 +76,11 @@ async def handle_sort(session, cmd: Sort):
     view = session.selected
     opts = cmd.return_opts
     saving = opts is not None and "SAVE" in opts
+    updating = opts is not None and "UPDATE" in opts
+    if updating:
+        from imapd.search.updates import check_tag
+
+        check_tag(view, cmd)
     try:
         ordered = await session.run(run_sort, view, cmd,
                                     SortCache.for_account(session.account, view.mailbox))
@@ -89,7 +96,12 @@ async def handle_sort(session, cmd: Sort):
     if saving:
         # Given the sorted pairs, RFC 5182's MIN/MAX-only rule saves the
         # first and last in sort order, as MIN and MAX report them.
-        view.saved_uids = _to_save(opts, ordered)
+        view.saved_uids = _to_save(opts, ordered, cmd.partial)
+    if updating:
+        from imapd.search.updates import start_updating
+
+        start_updating(session, view, cmd, [uid for _seq, uid in ordered])
     # RFC 5182 section 2.4: SAVE alone returns no ESEARCH response.
     if set(opts) - {"SAVE"}:
-        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers))
+        session.send(esearch_response(cmd.tag, cmd.uid, opts, numbers,
+                                      partial=cmd.partial))

@@ -17,9 +17,11 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from imapd.parser.context import parse_cancelupdate, parse_return_options
 from imapd.parser.datetime_ import parse_date_time
 from imapd.parser.fetchatt import parse_fetch_atts
 from imapd.parser.listext import parse_create, parse_list
+from imapd.parser.notify import parse_notify
 from imapd.parser.quota import parse_getquota, parse_getquotaroot, parse_setquota
 from imapd.parser.urlauth import parse_genurlauth, parse_resetkey, parse_urlfetch
 from imapd.parser.primitives import (
@@ -322,31 +324,19 @@ def parse_uid_expunge(tag: str, buf: bytes, pos: int,
     return Expunge(tag, uids)
 
 
-# RFC 4731 section 3.1 (and RFC 5182 SAVE).
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
-
-
 def parse_search(tag: str, buf: bytes, pos: int, ctx: Context,
                  uid: bool = False) -> Command:
     """
     RFC 3501 6.4.4: SEARCH [SP "CHARSET" SP astring] 1*(SP search-key),
-    with RFC 4731's C{[SP "RETURN" SP "(" [options] ")"]} first.
+    with RFC 4731's C{[SP "RETURN" SP "(" [options] ")"]} first (the
+    options of L{imapd.parser.context}, RFC 5267 PARTIAL and UPDATE too).
     An empty RETURN list means RETURN (ALL) (RFC 4731 section 3.1).
     """
     pos = _sp(buf, pos)
-    return_opts: Optional[tuple[str, ...]] = None
+    ret = None
     charset: Optional[str] = None
     if buf[pos:pos + 7].upper() == b"RETURN ":
-        pos += 7
-
-        def option(b: bytes, p: int) -> tuple[str, int]:
-            name, end = _upper_atom(b, p)
-            if name not in RETURN_OPTIONS:
-                raise NotParseable("Unknown RETURN option %s" % name[:32], p)
-            return name, end
-
-        opts, pos = parse_paren_list(buf, pos, option)
-        return_opts = tuple(opts) or ("ALL",)
+        ret, pos = parse_return_options(buf, pos + 7)
         pos = _sp(buf, pos)
     if buf[pos:pos + 8].upper() == b"CHARSET ":
         value, pos = parse_astring(buf, pos + 8)
@@ -357,8 +347,10 @@ def parse_search(tag: str, buf: bytes, pos: int, ctx: Context,
         pos = _sp(buf, pos)
     keys, pos = parse_search_keys(buf, pos, ctx.max_depth)
     parse_end(buf, pos)
+    if ret is None:
+        return Search(tag, charset, SearchKey("AND", children=keys), uid)
     return Search(tag, charset, SearchKey("AND", children=keys), uid,
-                  return_opts)
+                  ret.names, ret.partial, ret.update_atts)
 
 
 def parse_fetch(tag: str, buf: bytes, pos: int, ctx: Context,
@@ -510,6 +502,8 @@ COMMANDS: dict[bytes, CommandParser] = {
     b"GENURLAUTH": parse_genurlauth,      # RFC 4467
     b"RESETKEY": parse_resetkey,          # RFC 4467
     b"URLFETCH": parse_urlfetch,          # RFC 4467, RFC 5524
+    b"CANCELUPDATE": parse_cancelupdate,  # RFC 5267 section 4.3.5
+    b"NOTIFY": parse_notify,              # RFC 5465
 }
 
 #: RFC 3501 6.4.8 UID commands (plus RFC 4315 UID EXPUNGE, RFC 6851 UID MOVE).

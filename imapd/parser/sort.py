@@ -24,23 +24,17 @@ from imapd.parser.primitives import (
     NotParseable, describe, parse_astring, parse_atom, parse_end,
     parse_paren_list, parse_space,
 )
+from imapd.parser.context import parse_return_options
 from imapd.parser.searchkey import parse_search_keys
-from imapd.parser.types import Command, SearchKey
+from imapd.parser.types import Command, FetchAttr, SearchKey
 
-__all__ = ["Sort", "Thread", "parse_sort", "parse_thread", "SORT_KEYS",
-           "SORT_RETURN_OPTIONS"]
+__all__ = ["Sort", "Thread", "parse_sort", "parse_thread", "SORT_KEYS"]
 
 #: RFC 5256 section 3 sort keys and RFC 5957 section 3 additions.
 SORT_KEYS = frozenset({
     "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
     "DISPLAYFROM", "DISPLAYTO",
 })
-
-#: RFC 5267 section 3 (ESORT): the RFC 4731 options, and RFC 5182 SAVE.
-#: PARTIAL and UPDATE/CONTEXT belong to CONTEXT=SORT, which we do not
-#: offer, so they are unknown options (BAD).
-SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
-
 
 @dataclass(frozen=True, slots=True)
 class Sort(Command):
@@ -53,12 +47,17 @@ class Sort(Command):
     @ivar return_opts: the RFC 5267 ESORT C{RETURN} options, upper case
         (an empty list is C{("ALL",)}, as in RFC 4731 section 3.1), or
         C{None} without RETURN: then the answer is a plain C{* SORT}.
+    @ivar partial: the RFC 5267 section 4.4 C{PARTIAL low:high} range
+        (CONTEXT=SORT), ascending, or None.
+    @ivar update_atts: RFC 5465 section 7's C{UPDATE (fetch-atts)}.
     """
     criteria: tuple[tuple[str, bool], ...] = ()
     charset: str = "UTF-8"
     key: SearchKey = field(default_factory=lambda: SearchKey("ALL"))
     uid: bool = False
     return_opts: Optional[tuple[str, ...]] = None
+    partial: Optional[tuple[int, int]] = None
+    update_atts: tuple[FetchAttr, ...] = ()
     name = "SORT"
 
 
@@ -111,32 +110,28 @@ def _search_criteria(buf: bytes, pos: int,
     return charset, SearchKey("AND", children=keys), pos
 
 
-def _return_option(buf: bytes, pos: int) -> tuple[str, int]:
-    name, end = _upper_atom(buf, pos)
-    if name not in SORT_RETURN_OPTIONS:
-        raise NotParseable("Unknown RETURN option %s" % name[:32], pos)
-    return name, end
-
-
 def parse_sort(tag: str, buf: bytes, pos: int, ctx, uid: bool = False) -> Command:
     """
     RFC 5256 section 5: SORT SP sort-criteria SP search-criteria, with
-    RFC 5267 section 3's C{RETURN (options)} before the criteria.
+    RFC 5267 section 3's C{RETURN (options)} before the criteria (with
+    section 4's CONTEXT, UPDATE and PARTIAL: CONTEXT=SORT).
     """
     pos = _sp(buf, pos)
-    return_opts = None
+    ret = None
     if buf[pos:pos + 7].upper() == b"RETURN ":
-        opts, pos = parse_paren_list(buf, pos + 7, _return_option)
         # RFC 4731 section 3.1, which RFC 5267 section 3 follows:
         # RETURN () means RETURN (ALL).  A repeated option counts once.
-        return_opts = tuple(dict.fromkeys(opts)) or ("ALL",)
+        ret, pos = parse_return_options(buf, pos + 7)
         pos = _sp(buf, pos)
     if buf[pos:pos + 1] != b"(":
         raise NotParseable(
             "Expected sort criteria, found %s" % describe(buf, pos), pos)
     criteria, pos = parse_paren_list(buf, pos, _criterion, empty=False)
     charset, key, pos = _search_criteria(buf, _sp(buf, pos), ctx.max_depth)
-    return Sort(tag, tuple(criteria), charset, key, uid, return_opts)
+    if ret is None:
+        return Sort(tag, tuple(criteria), charset, key, uid)
+    return Sort(tag, tuple(criteria), charset, key, uid, ret.names, ret.partial,
+                ret.update_atts)
 
 
 def parse_thread(tag: str, buf: bytes, pos: int, ctx,

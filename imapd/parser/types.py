@@ -350,12 +350,16 @@ class Search(Command):
     """
     RFC 3501 section 6.4.4.  C{key} is an AND node of the top-level keys.
     C{charset} is None when absent.  C{return_opts} holds RFC 4731 RETURN
-    options when given (None: a plain SEARCH response).
+    options when given (None: a plain SEARCH response); C{partial} the
+    RFC 5267 section 4.4 C{PARTIAL low:high} range, ascending;
+    C{update_atts} RFC 5465 section 7's C{UPDATE (fetch-atts)}.
     """
     charset: Optional[str] = None
     key: SearchKey = field(default_factory=lambda: SearchKey("ALL"))
     uid: bool = False
     return_opts: Optional[tuple[str, ...]] = None
+    partial: Optional[tuple[int, int]] = None
+    update_atts: tuple[FetchAttr, ...] = ()
     name = "SEARCH"
 
 

@@ -243,6 +243,66 @@ def start_server(root: Path, tls_files, settings: dict | None = None, name: str 
     )
 
 
+class LineClient:
+    """
+    A minimal line-level IMAP client over STARTTLS (imaplib only for
+    STARTTLS and LOGIN): commands, APPEND with LITERAL+, and the lines a
+    server sends unasked (IDLE, NOTIFY).
+    """
+
+    def __init__(self, server) -> None:
+        import imaplib
+
+        self.imap = imaplib.IMAP4(server.host, server.port, timeout=60)
+        self.imap.starttls(server.ssl_context())
+        self.imap.login(server.user, server.password)
+        self.n = 0
+
+    def cmd(self, text: str) -> list[str]:
+        """Send one command; return its untagged lines (asserts OK)."""
+        self.n += 1
+        tag = f"r{self.n}"
+        self.imap.send(f"{tag} {text}\r\n".encode())
+        lines = []
+        while True:
+            line = self.imap.readline().decode("utf-8", "replace").rstrip("\r\n")
+            if line.startswith(tag + " "):
+                assert line.startswith(tag + " OK"), (text, line, lines)
+                return lines
+            lines.append(line)
+
+    def append(self, n: int, flags: str = "", mailbox: str = "INBOX") -> None:
+        """APPEND a small message numbered C{n}; asserts OK."""
+        data = f"From: e2e@example.org\r\nSubject: msg {n}\r\n\r\nbody {n}\r\n".encode()
+        self.n += 1
+        tag = f"r{self.n}"
+        self.imap.send(f"{tag} APPEND {mailbox} ({flags}) {{{len(data)}+}}\r\n".encode()
+                       + data + b"\r\n")
+        while True:
+            line = self.imap.readline().decode()
+            if line.startswith(tag + " "):
+                assert line.startswith(tag + " OK"), line
+                return
+
+    def unsolicited(self, want: int, seconds: float = 20.0) -> list[str]:
+        """Read lines sent with no command in progress until C{want} arrived."""
+        sock = self.imap.sock
+        lines: list[str] = []
+        deadline = time.monotonic() + seconds
+        while len(lines) < want and time.monotonic() < deadline:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                lines.append(self.imap.readline().decode("utf-8", "replace").rstrip("\r\n"))
+            except (socket.timeout, TimeoutError):
+                break
+        sock.settimeout(60)
+        return lines
+
+    def close(self) -> None:
+        self.imap.send(b"z LOGOUT\r\n")
+        self.imap.shutdown()
+
+
 def openssl_session(
     args: list[str], commands: list[str], greeting: bool = True, timeout: float = 30
 ) -> str:

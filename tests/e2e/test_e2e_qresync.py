@@ -12,54 +12,14 @@ the index, so the resync is still exact and still incremental.
 
 from __future__ import annotations
 
-import imaplib
 import re
 import shutil
 
 import pytest
 
-from e2e_helpers import start_server
+from e2e_helpers import LineClient as Raw, start_server
 
 COUNT = 30
-
-
-class Raw:
-    """A minimal line-level client (imaplib for STARTTLS and LOGIN only)."""
-
-    def __init__(self, server) -> None:
-        self.imap = imaplib.IMAP4(server.host, server.port, timeout=60)
-        self.imap.starttls(server.ssl_context())
-        self.imap.login(server.user, server.password)
-        self.n = 0
-
-    def cmd(self, text: str) -> list[str]:
-        """Send one command; return its untagged lines (asserts OK)."""
-        self.n += 1
-        tag = f"r{self.n}"
-        self.imap.send(f"{tag} {text}\r\n".encode())
-        lines = []
-        while True:
-            line = self.imap.readline().decode("utf-8", "replace").rstrip("\r\n")
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), (text, line, lines)
-                return lines
-            lines.append(line)
-
-    def append(self, n: int, flags: str) -> None:
-        data = f"From: e2e@example.org\r\nSubject: msg {n}\r\n\r\nbody {n}\r\n".encode()
-        self.n += 1
-        tag = f"r{self.n}"
-        self.imap.send(f"{tag} APPEND INBOX ({flags}) {{{len(data)}+}}\r\n".encode()
-                       + data + b"\r\n")
-        while True:
-            line = self.imap.readline().decode()
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), line
-                return
-
-    def close(self) -> None:
-        self.imap.send(b"z LOGOUT\r\n")
-        self.imap.shutdown()
 
 
 def fetched_flags(lines) -> dict[int, frozenset[str]]:

@@ -25,10 +25,9 @@ def fill(conv, flagged=()):
 
 
 def test_capability_advertises_esort(authed):
-    """ESORT is advertised next to SORT; CONTEXT=SORT (PARTIAL, UPDATE) is not."""
+    """ESORT is advertised next to SORT, and CONTEXT=SORT (PARTIAL, UPDATE) with them."""
     caps = authed.ok("c1 CAPABILITY")[0].split()
-    assert "ESORT" in caps and "SORT" in caps
-    assert not [c for c in caps if c.startswith("CONTEXT=")]
+    assert "ESORT" in caps and "SORT" in caps and "CONTEXT=SORT" in caps
 
 
 def test_dollar_in_sort_and_thread(authed):
@@ -188,12 +187,12 @@ def test_failed_esort_save_empties_dollar(authed):
 
 
 def test_bad_return_options(authed):
-    """Unknown options (CONTEXT=SORT's PARTIAL, UPDATE) and malformed RETURN are BAD; $ is kept."""
+    """Unknown options, PARTIAL with ALL and malformed RETURN are BAD; $ is kept."""
     fill(authed, flagged=(2,))
     authed.ok("t0 SEARCH RETURN (SAVE) FLAGGED")
     for n, line in enumerate([
-            "SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL",
-            "SORT RETURN (UPDATE) (DATE) UTF-8 ALL",
+            "SORT RETURN (PARTIAL 1:2 ALL) (DATE) UTF-8 ALL",
+            "SORT RETURN (BOGUS) (DATE) UTF-8 ALL",
             "SORT RETURN (SAVE (DATE) UTF-8 ALL",
             "SORT RETURN (MIN) UTF-8 ALL",
             "SORT RETURN MIN (DATE) UTF-8 ALL",
