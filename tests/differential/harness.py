@@ -15,7 +15,8 @@ scripts do not see each other's mailboxes.  In a command:
     HIGHESTMODSEQ that server sent in this script (each server has its own);
   - C{IDLE} starts IDLE and returns once the continuation came;
     C{DONE ~REGEX} waits (at most L{IDLE_WAIT} seconds) for an untagged
-    line matching REGEX, sends DONE and reads the IDLE command's reply.
+    line matching REGEX, sends DONE and reads the IDLE command's reply,
+    then sends a NOOP and adds its untagged lines to that reply.
 
 A step's verdict is C{same}, C{allowed} (different, and listed in
 L{allowed.ALLOWED} with the RFC text that lets us differ) or C{differs}.
@@ -140,6 +141,11 @@ def _step(run: _Run, session: str, command: str) -> Reply:
         c.send(b"DONE\r\n")
         reply = c.read_reply(tag)
         reply.untagged[:0] = lines
+        # RFC 2177 leaves it to the server when, during IDLE, it reports a
+        # change (Dovecot, too, is sometimes later than IDLE_WAIT); RFC
+        # 3501 section 6.1.2 makes NOOP the latest point.  So the step's
+        # reply is everything up to the end of a NOOP sent after DONE.
+        reply.untagged += c.command("NOOP").untagged
         return reply
     tag = c.next_tag()
     data = _expand(run, command)

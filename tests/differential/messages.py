@@ -87,6 +87,14 @@ M=FCnchen =3D Munich, =
 soft break.=20
 """
 
+#: Quoted-printable with white space at line ends, which a decoder must
+#: drop (RFC 2045 section 6.7 rule 3), and a soft line break.
+QP_SPACES = (b"From: qp@example.org\r\nSubject: qp spaces\r\n"
+             b"Date: Thu, 05 Feb 2026 12:30:00 +0000\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: text/plain; charset=us-ascii\r\n"
+             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+             b"trailing spaces   \r\nand a tab\t\r\nsoft=\r\nbreak =3D done\r\n")
+
 #: An address with an RFC 5322 comment (issue 13, SEARCH FROM rule).
 COMMENT = """\
 From: carol@example.com (Carol Commenter)
@@ -113,6 +121,7 @@ MESSAGES: dict[str, bytes] = {
     "qp": _crlf(QP),
     "comment": _crlf(COMMENT),
     "small": _crlf(SMALL),
+    "qp-spaces": QP_SPACES,
 }
 
 #: Real mail: name -> path under the corpus.

@@ -78,9 +78,11 @@ RULES = [
     # a quoted-printable part.
     Script("rules-5-binary-size-qp", "rules", (
         "a: EXAMINE INBOX",
+        "a: FETCH 6 (BINARY.SIZE[1])",
+        "a: FETCH 6 (BINARY.PEEK[1])",
         "a: FETCH 4 (BINARY.SIZE[1] BINARY.PEEK[1])",
         "a: FETCH 3 (BINARY.SIZE[1])",
-    ), setup=_SETUP),
+    ), setup=_SETUP + (("INBOX", "qp-spaces", "", "07-Feb-2026 12:00:00 +0000"),)),
     # Rule 6 (RFC 3501 section 6.4.4): SEARCH FROM is a substring match
     # on the header; an address written with a comment is found.
     Script("rules-6-search-from-comment", "rules", (
@@ -105,6 +107,8 @@ RULES = [
         "a: APPEND Missing {msg:small}",
         "a: APPEND Missing (\\Seen) CATENATE (TEXT {msg:small})",
         "a: APPEND Missing CATENATE (URL \"/INBOX/;UID=1\")",
+        "a: APPEND Missing CATENATE (URL \"/Nowhere/;UID=99\")",
+        "a: APPEND Missing (\\Seen) CATENATE (TEXT {msg:small} URL \"/INBOX/;UID=77\")",
         "b: STATUS Missing (MESSAGES)",
     ), setup=_SETUP),
     # Rule 9 (RFC 2180 section 4.1.2; RFC 5530 EXPUNGEISSUED): a FETCH of a
