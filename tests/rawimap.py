@@ -5,6 +5,10 @@ C{tests/stress}): it sends command text as given and returns every
 response line as the server wrote it, literals included, so that nothing
 is reinterpreted on the way (imaplib parses, merges and drops lines).
 
+Unlike C{tests/e2e/e2e_sessions.RawSession}, which reads up to a tagged
+line in a byte buffer, it follows literals, so a message body whose text
+starts with the tag cannot end a reply early, and it returns the lines.
+
 A response "line" is the logical line: when a line ends with a literal
 announcement C{{n}}, the literal's bytes and the rest of the line are
 part of it, as in C{* 1 FETCH (BODY[] {3}\\r\\nabc)}.
