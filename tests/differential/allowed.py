@@ -38,6 +38,9 @@ EXTRA_LINES = (
      "RFC 7162 section 3.1.2.1: a server with persistent mod-sequences MUST send "
      "HIGHESTMODSEQ with every successful SELECT/EXAMINE; Dovecot sends it only once "
      "CONDSTORE is enabled"),
+    ("ours", "* 0 RECENT",
+     "RFC 3501 section 7.3.2: RECENT is sent when the mailbox size changes, also when the "
+     "count is 0; Dovecot leaves it out when the count did not change"),
     ("theirs", "* OK [CLOSED]",
      "RFC 7162 section 3.2.11 (CLOSED belongs to QRESYNC): we send it once QRESYNC or "
      "IMAP4rev2 is enabled; Dovecot sends it to every client"),
@@ -187,6 +190,13 @@ ALLOWED: dict[tuple[str, int, tuple[str, ...]], Allowed] = {
     ("mailbox-manage", 12, MBOX): Allowed(
         "Follows from step 7 (RFC 3501 section 6.3.5): Old still exists with us", "OK",
         "NO [NONEXISTENT]"),
+    ("rules-6-search-from-comment", 1, BOTH): Allowed(
+        "RFC 3501 section 6.4.4: FROM matches messages whose From field contains the string; "
+        "\"carol@example.com (Carol Commenter)\" is the field as written, which Dovecot's "
+        "address-wise matching does not find", "* SEARCH 5", "* SEARCH"),
+    ("rules-6-search-from-comment", 5, BOTH): Allowed(
+        "RFC 3501 section 6.4.4, as step 1: the From field is \"Alice Example "
+        "<alice@example.org>\" verbatim", "* SEARCH 1", "* SEARCH"),
     ("condstore-basics", 5, BOTH): Allowed(
         "RFC 3501 section 7.4.2: an unsolicited FETCH may carry more items; we add UID to "
         "flag updates once CONDSTORE is on (RFC 7162 section 3.2.4 requires it with QRESYNC)",

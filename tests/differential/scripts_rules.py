@@ -50,7 +50,8 @@ RULES = [
         "a: FETCH 1:* (FLAGS)",
     ), setup=_SETUP),
     # Rule 3 (RFC 3501 section 2.3.2): \Recent goes to exactly one
-    # session, and stays with it.
+    # session, and stays with it; a message appended with flags is as
+    # recent as any other new message.
     Script("rules-3-recent", "rules", (
         "a: SELECT INBOX",
         "b: SELECT INBOX",
@@ -62,6 +63,13 @@ RULES = [
         "b: SEARCH RECENT",
         "a: SEARCH RECENT",
         "c: STATUS INBOX (RECENT)",
+        "c: APPEND INBOX (\\Seen $Kw) {msg:small}",
+        "c: APPEND INBOX (\\Flagged) {msg:small} (\\Draft) {msg:small}",
+        "b: NOOP",
+        "a: NOOP",
+        "a: FETCH 6:* (FLAGS)",
+        "b: FETCH 6:* (FLAGS)",
+        "c: STATUS INBOX (RECENT MESSAGES)",
     ), setup=_SETUP),
     # Rule 4 (RFC 7162 section 3.1): a command that enables CONDSTORE in a
     # selected mailbox (FETCH MODSEQ here) makes the server send
@@ -90,6 +98,9 @@ RULES = [
         "a: SEARCH FROM \"carol@example.com (Carol Commenter)\"",
         "a: SEARCH FROM \"Carol Commenter\"",
         "a: SEARCH FROM carol@example.com",
+        "a: SEARCH FROM \"Carol Commenter <carol@example.com>\"",
+        "a: SEARCH FROM \"Alice Example <alice@example.org>\"",
+        "a: SEARCH TO \"Bob <bob@example.net>\"",
     ), setup=_SETUP),
     # Rule 7 (RFC 3501 section 6.3.9; RFC 5258 section 3.5): LSUB % shows
     # an unsubscribed parent of a subscribed mailbox as \Noselect, and
