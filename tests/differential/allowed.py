@@ -42,8 +42,11 @@ EXTRA_LINES = (
      "RFC 3501 section 7.3.2: RECENT is sent when the mailbox size changes, also when the "
      "count is 0; Dovecot leaves it out when the count did not change"),
     ("theirs", "* OK [CLOSED]",
-     "RFC 7162 section 3.2.11 (CLOSED belongs to QRESYNC): we send it once QRESYNC or "
-     "IMAP4rev2 is enabled; Dovecot sends it to every client"),
+     "RFC 7162 section 3.2.11: a server implementing QRESYNC MUST return CLOSED when SELECT "
+     "closes the previous mailbox; we read that, as the rest of QRESYNC, as applying once "
+     "the client enabled QRESYNC (or IMAP4rev2, RFC 9051 section 7.1), Dovecot sends it to "
+     "every client; a client ignores a response code it does not know (RFC 3501 section "
+     "7.1), so neither breaks one"),
 )
 
 #: RFC 5530 section 3: response codes that only add detail to a NO (or an
