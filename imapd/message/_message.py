@@ -210,6 +210,28 @@ class Message:
         """PREVIEW (LAZY): the message is in memory, so computing is cheap."""
         return self.preview()
 
+    def part_header_text(self, fallback: str = "latin-1") -> Iterator[str]:
+        """
+        Every header field below the top-level header, as C{"name:
+        value"} with encoded words decoded: the MIME headers of the parts
+        and the headers of encapsulated messages.  They are part of the
+        message body (RFC 5322 section 2.1), which SEARCH TEXT looks into
+        (RFC 3501 section 6.4.4); a filename in a Content-Disposition is
+        found that way, as in Dovecot.
+        """
+        top = self.structure()
+        stack = [top.message] if top.message is not None else list(reversed(top.children))
+        while stack:
+            node = stack.pop()
+            header = node.header
+            for name, _start, value_start, end in header.fields():
+                value = unfold(header.raw[value_start:end])
+                yield "%s: %s" % (name.decode("latin-1"), charset.decode_words(value, fallback))
+            if node.children:
+                stack.extend(reversed(node.children))
+            elif node.message is not None:
+                stack.append(node.message)
+
     def decoded_text(self) -> Iterator[str]:
         """
         Every text/* part's content, transfer-decoded and charset-decoded

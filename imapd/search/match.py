@@ -533,11 +533,13 @@ def _header_text(message: "Message") -> Iterable[str]:
 def _text(needle: str) -> Matcher:
     # RFC 3501 section 6.4.4 TEXT: "in the header or body".  Headers are
     # searched as "name: decoded value", so a search for "subject: hi"
-    # works as users expect.
+    # works as users expect; the body's own headers (MIME parts,
+    # encapsulated messages) are searched last, as the rarest hit.
     def match(item: SearchItem) -> bool:
         message = item.message
         return _contains_any(_header_text(message), needle) \
-            or _contains_any(message.decoded_text(), needle)
+            or _contains_any(message.decoded_text(), needle) \
+            or _contains_any(message.part_header_text(), needle)
     return match
 
 

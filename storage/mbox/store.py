@@ -134,12 +134,11 @@ class MboxStore(SubscriptionsMixin):
         parent = os.path.dirname(path)
         try:
             os.makedirs(parent, DIR_MODE, exist_ok=True)
-        except FileExistsError:
-            raise StoreError(f"a parent of {name!r} is a mailbox, which cannot hold "
-                             f"other mailboxes in the mbox layout") from None
-        except NotADirectoryError:
-            raise StoreError(f"a parent of {name!r} is a mailbox, which cannot hold "
-                             f"other mailboxes in the mbox layout") from None
+        except (FileExistsError, NotADirectoryError):
+            # Permanent, not a failing subsystem: RFC 5530 CANNOT (the
+            # layout's invariant), as Dovecot answers, not UNAVAILABLE.
+            raise InvalidMailboxName(f"a parent of {name!r} is a mailbox, which cannot hold "
+                                     f"other mailboxes in the mbox layout") from None
         except OSError as e:
             raise StoreError(f"cannot create {parent}: {e.strerror or e}") from e
         if os.path.isdir(path):
@@ -168,7 +167,9 @@ class MboxStore(SubscriptionsMixin):
             return
         try:
             os.unlink(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # A name below a mailbox file ("box/child") cannot exist in the
+            # mbox layout: it is missing (NONEXISTENT), not an I/O failure.
             raise MailboxNotFound(f"mailbox {name!r} does not exist") from None
         except OSError as e:
             raise StoreError(f"cannot delete {path}: {e.strerror or e}") from e

@@ -192,20 +192,25 @@ def toml_text(settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_config(root: Path, tls_files, settings: dict | None = None) -> tuple[Path, list[int]]:
+def write_config(root: Path, tls_files, settings: dict | None = None,
+                 users: dict[str, str] | None = None) -> tuple[Path, list[int]]:
     """
     A configuration for tests under C{root}: a passwd-file with L{USER},
     Maildirs and index in C{root}, free loopback ports; C{settings} (option
     -> value, tables as dicts) is merged over it.
+
+    @param users: more users (name -> password), stored as PLAIN so that
+        tests with many logins do not spend their time in SHA512-CRYPT.
     """
     from imapd.auth.schemes import hash_password
 
     port, tls_port = free_ports(2)
     cert, key = tls_files
     passwd = root / "passwd"
-    passwd.write_text(
-        f"{USER}:{hash_password(PASSWORD, 'SHA512-CRYPT')}::::{root / 'home' / USER}::\n"
-    )
+    lines = [f"{USER}:{hash_password(PASSWORD, 'SHA512-CRYPT')}::::{root / 'home' / USER}::\n"]
+    lines += [f"{name}:{hash_password(secret, 'PLAIN')}::::{root / 'home' / name}::\n"
+              for name, secret in (users or {}).items()]
+    passwd.write_text("".join(lines))
     config = {
         "listen": [f"tcp:{port}:interface=127.0.0.1", f"tls:{tls_port}:interface=127.0.0.1"],
         "hostname": "imapd.test",
@@ -226,8 +231,9 @@ def write_config(root: Path, tls_files, settings: dict | None = None) -> tuple[P
     return path, [port, tls_port]
 
 
-def start_server(root: Path, tls_files, settings: dict | None = None, name: str = "imapd") -> Server:
-    config, (port, tls_port) = write_config(root, tls_files, settings)
+def start_server(root: Path, tls_files, settings: dict | None = None, name: str = "imapd",
+                 users: dict[str, str] | None = None) -> Server:
+    config, (port, tls_port) = write_config(root, tls_files, settings, users)
     daemon = Daemon(["--config", str(config)], root, name).start()
     daemon.wait_for_greeting(port)
     return Server(

@@ -60,6 +60,9 @@ class FakeMessage:
     def decoded_text(self) -> Iterator[str]:
         return iter(self.body)
 
+    def part_header_text(self) -> Iterator[str]:
+        return iter(())
+
 
 @dataclass
 class Msg:

@@ -86,6 +86,48 @@ def test_real_message(program: bytes, charset, expected: bool) -> None:
     assert matches(program, charset=charset) is expected
 
 
+ATTACHED = (b"From: a@example.org\r\n"
+            b"Subject: files\r\n"
+            b"Content-Type: multipart/mixed; boundary=B\r\n"
+            b"\r\n"
+            b"--B\r\n"
+            b"Content-Type: text/plain\r\n"
+            b"\r\n"
+            b"see attached\r\n"
+            b"--B\r\n"
+            b"Content-Type: message/rfc822\r\n"
+            b"\r\n"
+            b"Subject: =?utf-8?q?inner_K=C3=B6ln?=\r\n"
+            b"Content-Type: multipart/mixed; boundary=C\r\n"
+            b"\r\n"
+            b"--C\r\n"
+            b"Content-Type: application/pdf; name=\"report.pdf\"\r\n"
+            b"Content-Disposition: attachment; filename=\"report.pdf\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n"
+            b"\r\n"
+            b"JVBERi0=\r\n"
+            b"--C--\r\n"
+            b"--B--\r\n")
+
+
+@pytest.mark.parametrize("program,charset,expected", [
+    (b"TEXT report.pdf", None, True),
+    (b'TEXT "disposition: attachment"', None, True),
+    ("TEXT \"inner köln\"".encode(), "UTF-8", True),
+    (b"TEXT see", None, True),
+    (b"TEXT JVBERi0", None, False),
+    (b"BODY report.pdf", None, False),
+])
+def test_text_searches_the_body_headers(program: bytes, charset, expected: bool) -> None:
+    """
+    TEXT (RFC 3501 section 6.4.4: "in the header or body") finds the
+    headers inside the body, MIME part headers and those of an attached
+    message, decoded (a file name, as Dovecot does); BODY stays on the
+    decoded text, and a non-text part's content is not searched.
+    """
+    assert matches(program, ATTACHED, charset=charset) is expected
+
+
 def test_sent_date_falls_back_to_internaldate() -> None:
     """Without a Date header, SENT* keys use INTERNALDATE (1 Feb 2024)."""
     assert matches(b"SENTON 1-Feb-2024", NO_DATE)

@@ -22,77 +22,15 @@ independently of Dovecot, by C{test_sort_golden}.
 """
 
 import difflib
-import grp
 import imaplib
 import os
-import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 
 import pytest
 
 import sort_corpus
-
-DOVECOT = "/usr/sbin/dovecot"
-
-#: The unprivileged user Dovecot runs as when the tests run as root.
-DOVECOT_USER = "benchu"
-
-
-def _dovecot_user():
-    """The C{DOVECOT_USER} account, created (system user, no login) if missing."""
-    try:
-        return pwd.getpwnam(DOVECOT_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", DOVECOT_USER], check=True)
-        return pwd.getpwnam(DOVECOT_USER)
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-default_internal_user = {user}
-default_internal_group = {group}
-default_login_user = {user}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {d}/users
-}}
-userdb {{
-  driver = static
-  args = uid={user} gid={group} home={d}/mail/%u
-}}
-mail_location = maildir:{d}/mail/%u
-first_valid_uid = 1
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"""
+from tests.dovecot_helpers import start_dovecot
 
 
 def _start_dovecot(maildirs):
@@ -102,47 +40,21 @@ def _start_dovecot(maildirs):
     logged-in C{imaplib} connection, stop Dovecot when resumed.
     """
     root = tempfile.mkdtemp(prefix="sortdovecot-", dir="/tmp")
-    os.chmod(root, 0o755)
     home = os.path.join(root, "mail", "bench")
     for sub in ("cur", "new", "tmp"):
         os.makedirs(os.path.join(home, sub))
     for name, path in maildirs.items():
         shutil.copytree(path, os.path.join(home, "." + name))
-    port = _free_port()
-    if os.geteuid() == 0:
-        pw = _dovecot_user()
-        user = group = DOVECOT_USER
-        for base, dirs, files in os.walk(root):
-            for entry in dirs + files:
-                os.lchown(os.path.join(base, entry), pw.pw_uid, pw.pw_gid)
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        start = ["su", DOVECOT_USER, "-s", "/bin/sh", "-c"]
-    else:
-        user = pwd.getpwuid(os.getuid()).pw_name
-        group = grp.getgrgid(os.getgid()).gr_name
-        start = ["/bin/sh", "-c"]
-    conf = os.path.join(root, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(CONF.format(d=root, user=user, group=group, port=port))
-    with open(os.path.join(root, "users"), "w") as f:
-        f.write("bench:{PLAIN}pass\n")
-    if os.geteuid() == 0:
-        for path in (conf, os.path.join(root, "users")):
-            os.chown(path, pw.pw_uid, pw.pw_gid)
-    subprocess.run(start + [f"{DOVECOT} -c {conf}"], check=True)
+    server = None
     try:
-        for _ in range(100):
-            try:
-                imap = imaplib.IMAP4("127.0.0.1", port)
-                break
-            except OSError:
-                time.sleep(0.1)
+        server = start_dovecot(root, {"bench": "pass"})
+        imap = imaplib.IMAP4(server.host, server.port)
         imap.login("bench", "pass")
         yield imap
         imap.logout()
     finally:
-        subprocess.run(start + [f"/usr/bin/doveadm -c {conf} stop"], check=False,
-                       capture_output=True)
+        if server is not None:
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

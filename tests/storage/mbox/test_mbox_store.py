@@ -235,6 +235,23 @@ def test_hierarchy_create_delete_rename(tmp_path):
     assert os.path.isfile(os.path.join(store.root, "&ANw-n&AO8-code"))
 
 
+def test_no_mailbox_below_a_mailbox_file(tmp_path):
+    """
+    A name below an mbox file can neither be created (a permanent refusal,
+    NO [CANNOT], not the temporary UNAVAILABLE) nor exist (DELETE says
+    NONEXISTENT), as Dovecot answers; found by the differential harness.
+    """
+    store = new_store(tmp_path)
+    store.create("Archive")
+    with pytest.raises(InvalidMailboxName):
+        store.create("Archive/2026")
+    with pytest.raises(InvalidMailboxName):
+        store.create("Archive/2026/Q1")
+    with pytest.raises(MailboxNotFound):
+        store.delete("Archive/2026")
+    assert [i.name for i in store.list_mailboxes() if i.name.startswith("Archive")] == ["Archive"]
+
+
 def test_rename_inbox(tmp_path):
     """INBOX's messages move, INBOX stays with its UIDVALIDITY and next UID."""
     store = new_store(tmp_path)
