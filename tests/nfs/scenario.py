@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import os
 import random
@@ -164,6 +165,8 @@ class Ledger:
     #: Message-IDs whose last STORE got no answer (flags unknown)
     uncertain: set = field(default_factory=set)
     expunged: set = field(default_factory=set)
+    #: Message-IDs whose EXPUNGE was asked for but not acknowledged
+    maybe_gone: set = field(default_factory=set)
     uidvalidities: set = field(default_factory=set)
     #: Message-ID -> highest MODSEQ a client was shown for it
     modseqs: dict = field(default_factory=dict)
@@ -205,7 +208,7 @@ def client_worker(server, name: str, deadline: float, ledger: Ledger) -> None:
     """
     rnd = random.Random(name)
     mine: dict[str, int] = {}     # Message-ID -> APPENDUID, still not expunged
-    n = 0
+    seq = itertools.count(1)
     try:
         c = connect(server)
         c.enable("CONDSTORE")
@@ -213,56 +216,67 @@ def client_worker(server, name: str, deadline: float, ledger: Ledger) -> None:
         with ledger.mu:
             ledger.uidvalidities.add(int(info[b"UIDVALIDITY"]))
         while time.monotonic() < deadline:
-            op = rnd.random()
-            if op < 0.5 or len(mine) < 2:
-                n += 1
-                mid = f"<{name}-{n}@scenario.test>"
-                flags = rnd.choice(FLAG_CHOICES[:3])
-                msg = (f"From: {name}@example.org\r\nSubject: {name} {n}\r\n"
-                       f"Message-ID: {mid}\r\n\r\nbody {n}\r\n").encode()
-                resp = c.append("INBOX", msg, flags=flags)
-                validity, uid = _appenduid(resp)
-                mine[mid] = uid
+            try:
+                _one_operation(c, rnd, name, mine, seq, ledger)
+            except c.Error as e:
+                # A NO or BAD: the connection goes on; what it asked for
+                # stays uncertain (see Ledger.uncertain).
                 with ledger.mu:
-                    ledger.appended[mid] = uid
-                    ledger.flags[mid] = _norm(flags)
-                    ledger.uidvalidities.add(validity)
-                    ledger.operations["append"] += 1
-            elif op < 0.85:
-                mid = rnd.choice(sorted(mine))
-                flags = rnd.choice(FLAG_CHOICES)
-                with ledger.mu:
-                    ledger.uncertain.add(mid)
-                answer = c.set_flags([mine[mid]], list(flags), silent=False)
-                modseqs = c.fetch([mine[mid]], ["MODSEQ"])
-                with ledger.mu:
-                    ledger.uncertain.discard(mid)
-                    ledger.flags[mid] = _norm(flags)
-                    ledger.operations["store"] += 1
-                    if not answer:
-                        ledger.operations["store_ok_without_fetch"] += 1
-                    for data in modseqs.values():
-                        seen = int(data[b"MODSEQ"][0])
-                        ledger.modseqs[mid] = max(seen, ledger.modseqs.get(mid, 0))
-            else:
-                mid = rnd.choice(sorted(mine))
-                uid = mine.pop(mid)
-                with ledger.mu:
-                    ledger.uncertain.add(mid)
-                c.add_flags([uid], ["\\Deleted"])
-                c.uid_expunge([uid])
-                with ledger.mu:
-                    ledger.expunged.add(mid)
-                    ledger.operations["expunge"] += 1
-            if rnd.random() < 0.2:
-                status = c.folder_status("INBOX", ["HIGHESTMODSEQ"])
-                with ledger.mu:
-                    ledger.highest_modseq = max(ledger.highest_modseq,
-                                                int(status[b"HIGHESTMODSEQ"]))
+                    ledger.errors.append(f"{name}: {e!r}")
         c.logout()
     except Exception as e:
         with ledger.mu:
             ledger.errors.append(f"{name}: {e!r}")
+
+
+def _one_operation(c, rnd: random.Random, name: str, mine: dict, seq, ledger: Ledger) -> None:
+    """One APPEND, STORE or EXPUNGE (and sometimes a STATUS) of a client."""
+    op = rnd.random()
+    if op < 0.5 or len(mine) < 2:
+        n = next(seq)
+        mid = f"<{name}-{n}@scenario.test>"
+        flags = rnd.choice(FLAG_CHOICES[:3])
+        msg = (f"From: {name}@example.org\r\nSubject: {name} {n}\r\n"
+               f"Message-ID: {mid}\r\n\r\nbody {n}\r\n").encode()
+        resp = c.append("INBOX", msg, flags=flags)
+        validity, uid = _appenduid(resp)
+        mine[mid] = uid
+        with ledger.mu:
+            ledger.appended[mid] = uid
+            ledger.flags[mid] = _norm(flags)
+            ledger.uidvalidities.add(validity)
+            ledger.operations["append"] += 1
+    elif op < 0.85:
+        mid = rnd.choice(sorted(mine))
+        flags = rnd.choice(FLAG_CHOICES)
+        with ledger.mu:
+            ledger.uncertain.add(mid)
+        answer = c.set_flags([mine[mid]], list(flags), silent=False)
+        modseqs = c.fetch([mine[mid]], ["MODSEQ"])
+        with ledger.mu:
+            ledger.uncertain.discard(mid)
+            ledger.flags[mid] = _norm(flags)
+            ledger.operations["store"] += 1
+            if not answer:
+                ledger.operations["store_ok_without_fetch"] += 1
+            for data in modseqs.values():
+                seen = int(data[b"MODSEQ"][0])
+                ledger.modseqs[mid] = max(seen, ledger.modseqs.get(mid, 0))
+    else:
+        mid = rnd.choice(sorted(mine))
+        uid = mine.pop(mid)
+        with ledger.mu:
+            ledger.uncertain.add(mid)
+            ledger.maybe_gone.add(mid)
+        c.add_flags([uid], ["\\Deleted"])
+        c.uid_expunge([uid])
+        with ledger.mu:
+            ledger.expunged.add(mid)
+            ledger.operations["expunge"] += 1
+    if rnd.random() < 0.2:
+        status = c.folder_status("INBOX", ["HIGHESTMODSEQ"])
+        with ledger.mu:
+            ledger.highest_modseq = max(ledger.highest_modseq, int(status[b"HIGHESTMODSEQ"]))
 
 
 # -- the check ------------------------------------------------------------------
@@ -299,7 +313,7 @@ def check(ledger: Ledger, views: list[dict]) -> dict:
         if len(examples[kind]) < 5:
             examples[kind].append(what)
 
-    acknowledged = (set(ledger.appended) | ledger.delivered) - ledger.expunged
+    acknowledged = (set(ledger.appended) | ledger.delivered) - ledger.expunged - ledger.maybe_gone
     for i, view in enumerate(views):
         by_mid = defaultdict(list)
         for uid, mid, flags, modseq in view["rows"]:
