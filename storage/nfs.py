@@ -19,7 +19,11 @@ those caches, as Dovecot's C{mail_nfs_storage} does:
 L{configure} sets the two switches once at start-up from C{[mail]
 nfs_storage} and C{nfs_index} (C{true}, C{false} or C{"auto"}); "auto"
 asks L{is_shared} of the mail root or index directory.  The stores then
-ask L{storage_flush} (or L{index_flush}) for the path they work on.
+ask L{storage_flush} (or L{index_flush}) for the path they work on.  The
+default lock methods of mbox files (C{[mail] mbox_read_locks},
+C{mbox_write_locks}) are decided the same way, by L{mbox_locks}: on a
+shared filesystem readers take the dotlock too, since fcntl and flock
+locks may stay on one client (NFS without a lock manager).
 """
 
 from __future__ import annotations
@@ -29,8 +33,16 @@ import threading
 
 __all__ = [
     "SHARED_FSTYPES", "fstype", "is_shared", "configure", "storage_flush", "index_flush",
-    "flush_dir", "fresh_stat", "decide",
+    "flush_dir", "fresh_stat", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
+    "SHARED_READ_LOCKS", "DEFAULT_WRITE_LOCKS",
 ]
+
+#: Dovecot's mbox_read_locks and mbox_write_locks defaults.
+DEFAULT_READ_LOCKS = ("fcntl",)
+DEFAULT_WRITE_LOCKS = ("dotlock", "fcntl")
+#: Readers on a shared filesystem: the dotlock is the lock that reaches
+#: the other nodes (DESIGN.md rule 3).
+SHARED_READ_LOCKS = ("dotlock", "fcntl")
 
 #: Filesystem types whose clients cache attributes or listings, or whose
 #: locks are not those of one kernel: network filesystems and FUSE (a FUSE
@@ -43,7 +55,8 @@ SHARED_FSTYPES = frozenset({
 
 _mu = threading.Lock()
 #: "storage" / "index" -> True, False or "auto"
-_settings: dict[str, object] = {"storage": "auto", "index": "auto"}
+_settings: dict[str, object] = {"storage": "auto", "index": "auto",
+                                "read_locks": "auto", "write_locks": "auto"}
 #: device number -> shared?
 _by_device: dict[int, bool] = {}
 
@@ -124,14 +137,41 @@ def decide(value: object, path: str) -> bool:
     return bool(value)
 
 
-def configure(storage: object = "auto", index: object = "auto") -> None:
-    """Set C{[mail] nfs_storage} and C{nfs_index} for this process."""
+def _lock_names(value: object) -> tuple[str, ...] | str:
+    if value == "auto":
+        return "auto"
+    return tuple(n for n in str(value).replace(",", "+").split("+") if n)
+
+
+def configure(storage: object = "auto", index: object = "auto",
+              read_locks: object = "auto", write_locks: object = "auto") -> None:
+    """
+    Set C{[mail] nfs_storage}, C{nfs_index}, C{mbox_read_locks} and
+    C{mbox_write_locks} for this process.
+    """
     for name, value in (("storage", storage), ("index", index)):
         if value not in (True, False, "auto"):
             raise ValueError(f"nfs_{name} must be true, false or \"auto\", not {value!r}")
     with _mu:
         _settings["storage"] = storage
         _settings["index"] = index
+        _settings["read_locks"] = _lock_names(read_locks)
+        _settings["write_locks"] = _lock_names(write_locks)
+
+
+def mbox_locks(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """
+    The default (read, write) lock methods for mbox files under C{path}:
+    the configured ones, or for "auto" Dovecot's defaults on a local
+    filesystem and L{SHARED_READ_LOCKS} for readers on a shared one.
+    """
+    with _mu:
+        read, write = _settings["read_locks"], _settings["write_locks"]
+    if read == "auto":
+        read = SHARED_READ_LOCKS if is_shared(path) else DEFAULT_READ_LOCKS
+    if write == "auto":
+        write = DEFAULT_WRITE_LOCKS
+    return read, write
 
 
 def storage_flush(path: str) -> bool:
