@@ -35,7 +35,7 @@ from storage.maildir.layout import (
 )
 from storage.maildir.mailbox import MaildirMailbox
 from storage.maildir.subscriptions import SubscriptionsFile
-from storage.nfs import storage_flush
+from storage.nfs import flush_dir, storage_flush
 from storage.maildir.sync import new_uidlist, scan
 from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
 from storage.maildir.uidvalidity import next_uidvalidity
@@ -85,6 +85,9 @@ class MaildirStore(SubscriptionsMixin):
         return next_uidvalidity(self.root, fsync=self.fsync)
 
     def _existing(self) -> dict[str, bool]:
+        if storage_flush(self.root):
+            # A folder another node made or removed is listed as it is now.
+            flush_dir(self.root)
         return self.layout.scan()
 
     def _trash_path(self) -> str:

@@ -107,3 +107,15 @@ def test_without_nfs_storage_the_cache_shows(nfs_mounts):
     _append(_open(a), b"Subject: from A\n\nbody\n", ["\\Seen"])
     time.sleep(0.1)
     assert node_b.sync().messages == ()
+
+
+def test_a_folder_another_node_made_is_listed(nfs_mounts):
+    from storage.maildir.store import MaildirStore
+
+    a, b = nfs_mounts(2, LONG)
+    _maildir(a.source)
+    store_a = MaildirStore(str(a.path / "box"), "alice")
+    store_b = MaildirStore(str(b.path / "box"), "alice")
+    assert [m.name for m in store_b.list_mailboxes()] == ["INBOX"]
+    store_a.create("Archive")
+    assert sorted(m.name for m in store_b.list_mailboxes()) == ["Archive", "INBOX"]
