@@ -476,13 +476,17 @@ class MaildirMailbox:
 
     # -- files --------------------------------------------------------------
 
-    def locate(self, base: str) -> Entry | None:
+    def locate(self, base: str, fresh: bool = False) -> Entry | None:
         """
         The current file of a message, looking again on disk if the name we
         know is stale (another process renamed it to change flags).
+
+        @param fresh: the name we know just failed (ENOENT): list at once.
+            An C{lstat} of it could still succeed from an NFS client's
+            attribute cache, and the caller would retry the same dead name.
         """
         entry = self._entries.get(base)
-        if entry is not None and os.path.lexists(entry.path(self.directory)):
+        if not fresh and entry is not None and os.path.lexists(entry.path(self.directory)):
             return entry
         fresh = scan(self.directory, self._entries, flush=self.nfs)
         entry = fresh.get(base)
@@ -515,7 +519,7 @@ class MaildirMailbox:
             except FileNotFoundError:
                 pass
         for _ in range(3):
-            entry = self.locate(base)
+            entry = self.locate(base, fresh=True)
             if entry is None:
                 break
             try:

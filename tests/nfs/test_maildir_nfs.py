@@ -119,3 +119,34 @@ def test_a_folder_another_node_made_is_listed(nfs_mounts):
     assert [m.name for m in store_b.list_mailboxes()] == ["INBOX"]
     store_a.create("Archive")
     assert sorted(m.name for m in store_b.list_mailboxes()) == ["Archive", "INBOX"]
+
+
+def test_a_flag_change_is_not_fooled_by_cached_attributes(nfs_mounts):
+    """
+    As above, but B has also looked at the file by its old name (a FETCH
+    INTERNALDATE stats it), so its attribute cache still says the old name
+    exists after A renamed it: the retry must list, not trust an lstat,
+    or all five attempts rename the same dead name and the STORE and the
+    EXPUNGE silently do nothing.
+    """
+    a, b = nfs_mounts(2, LONG)
+    _maildir(a.source)
+    node_a = _open(a)
+    first = _append(node_a, b"Subject: x\n\nbody\n", ["\\Seen"])
+    second = _append(node_a, b"Subject: y\n\nbody\n", ["\\Seen"])
+    node_b = _open(b)
+    node_b.sync()
+    for uid in (first, second):
+        node_b.record(uid).internaldate       # B stats cur/<base>:2,S
+    node_a.sync()
+    tx = node_a.transaction()
+    for uid in (first, second):
+        tx.set_flags(uid, frozenset({"\\Seen", "\\Answered"}))
+    tx.commit()
+    tx = node_b.transaction()
+    tx.set_flags(first, frozenset({"\\Seen", "\\Flagged"}))
+    tx.expunge(second)
+    result = tx.commit()
+    assert result.flags_changed == (first,) and result.expunged == (second,)
+    names = os.listdir(a.source / "box" / "cur")
+    assert len(names) == 1 and names[0].endswith(":2,FS"), names
