@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.test_nfs -*-
+# -*- test-case-name: tests.nfs.test_nfs_options,tests.nfs.test_maildir_nfs -*-
 """
 Coherence on shared filesystems (NFS, SMB, FUSE): when the stores may
 trust what the kernel tells them about files other nodes change.

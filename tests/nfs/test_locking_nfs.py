@@ -90,8 +90,12 @@ def test_fcntl_alone_does_not_exclude_across_mounts(nfs_mounts):
     (a.source / "counter").write_text("0")
     first = LockChain.from_names(["fcntl"], str(a.path / "counter"), SETTINGS)
     second = LockChain.from_names(["fcntl"], str(b.path / "counter"), SETTINGS)
+    same_mount = LockChain.from_names(["fcntl"], str(a.path / "counter"), SETTINGS)
     first.acquire(timeout=1)
     try:
+        # The control: through the same mount the lock does exclude.
+        with pytest.raises(LockTimeout):
+            same_mount.acquire(timeout=0.5)
         second.acquire(timeout=1)      # would time out if the locks were shared
         second.release()
     finally:
