@@ -17,10 +17,12 @@ can only succeed once.  Read-only opens (EXAMINE, STATUS) never move files,
 so they never take C{\\Recent} away from anyone.
 
 On a shared filesystem (C{[mail] nfs_storage}, L{storage.nfs}) every
-listing is made through flushed caches, a message is called gone only
-after a flushed re-check, and the "nothing changed, the directories
-settled" shortcut is off: it trusts directory mtimes, which an NFS client
-caches and which the file server stamps by its own clock (issue 20).
+listing is made through flushed caches and a message is called gone only
+after a flushed re-check.  The "nothing changed, the directories settled"
+shortcut then takes the directories' attributes as the server has them
+(flushed), and judges "settled" by how long we have seen them unchanged on
+our own clock, never by comparing our clock with the server's mtimes
+(issue 20: the server stamps files by its own clock).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
 from storage.maildir.uidlist import Uidlist, UidlistFile
 from storage.modseq import modseq_log
-from storage.nfs import storage_flush
+from storage.nfs import flush_dir, fresh_stat, storage_flush
 
 __all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW", "MODSEQ_FILE"]
 
@@ -95,6 +97,11 @@ class _Shared:
     flag_sets: dict = field(default_factory=dict)
     #: Computes INTERNALDATE and size on first use (L{_Facts}).
     facts: "_Facts | None" = None
+    #: (signature, monotonic time this process first saw it), for the
+    #: NFS test of L{MaildirMailbox._settled_nfs}.
+    first_seen: tuple | None = None
+    #: Whether C{entries} was listed once C{signature} had settled (NFS).
+    settled_listing: bool = False
 
 
 @implementer(IMessageFacts)
@@ -182,6 +189,15 @@ def _shared_for(directory: str, flush: bool = False) -> _Shared:
 def _stat_key(path: str) -> tuple:
     try:
         st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fresh_key(path: str) -> tuple:
+    """L{_stat_key} by open and fstat: revalidated over NFS (close-to-open)."""
+    try:
+        st = fresh_stat(path)
     except FileNotFoundError:
         return (0, 0, 0)
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -276,11 +292,11 @@ class MaildirMailbox:
         self._check_open()
         signature = self._signature()
         shared = self._shared
+        settled = self._settled_nfs(signature) if self.nfs else True
         if (
-            not self.nfs
-            and signature == shared.signature
+            signature == shared.signature
             and shared.uidlist is not None
-            and self._settled(signature)
+            and (shared.settled_listing if self.nfs else self._settled(signature))
             and (self.readonly or not shared.has_new)
         ):
             # Nothing changed since a listing made after the directories
@@ -335,6 +351,7 @@ class MaildirMailbox:
             # own).  Only a listing proves "nothing changed" here, never an
             # mtime.
             shared.signature = signature
+            shared.settled_listing = settled
             self._uidlist = same_uidlist
             self._entries = same_entries
             self.last_snapshot = self._snapshot()
@@ -346,6 +363,7 @@ class MaildirMailbox:
         # A listing with files still waiting for UIDs must not be reused:
         # the next sync has to try to give them UIDs again.
         shared.signature = signature if complete else ()
+        shared.settled_listing = settled
         # Generation first: a thread that still sees the old entries then
         # cannot pair them with a snapshot of the new generation.
         shared.generation += 1
@@ -357,14 +375,42 @@ class MaildirMailbox:
         return self.last_snapshot
 
     def _signature(self) -> tuple:
-        """Identity and mtimes of cur/, new/, the uidlist and keywords."""
+        """
+        Identity and mtimes of cur/, new/, the uidlist and keywords; with
+        NFS, as the file server has them now (flushed directories, files
+        opened), never from the client's attribute cache.
+        """
         d = self.directory
+        if self.nfs:
+            cur, new = os.path.join(d, "cur"), os.path.join(d, "new")
+            flush_dir(cur)
+            flush_dir(new)
+            return (_stat_key(cur), _stat_key(new), _fresh_key(self.uidlist_file.path),
+                    _fresh_key(self.keywords.path))
         return (
             _stat_key(os.path.join(d, "cur")),
             _stat_key(os.path.join(d, "new")),
             _stat_key(self.uidlist_file.path),
             _stat_key(self.keywords.path),
         )
+
+    def _settled_nfs(self, signature: tuple) -> bool:
+        """
+        Whether a listing made now shows every change that leaves the
+        directories with C{signature}, judged without comparing our clock
+        with the file server's: changes within one timestamp tick of the
+        server can share an mtime, so a signature proves nothing until it
+        has stayed the same for L{DIRTY_WINDOW} seconds of our own
+        (monotonic) clock.  By then the server's clock has passed that
+        tick too, whatever its offset from ours, and every change with
+        that mtime happened before the listing that follows.
+        """
+        shared = self._shared
+        now = time.monotonic()
+        seen = shared.first_seen
+        if seen is None or seen[0] != signature:
+            shared.first_seen = seen = (signature, now)
+        return now - seen[1] >= DIRTY_WINDOW
 
     @staticmethod
     def _settled(signature: tuple) -> bool:

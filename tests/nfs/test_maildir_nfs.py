@@ -150,3 +150,31 @@ def test_a_flag_change_is_not_fooled_by_cached_attributes(nfs_mounts):
     assert result.flags_changed == (first,) and result.expunged == (second,)
     names = os.listdir(a.source / "box" / "cur")
     assert len(names) == 1 and names[0].endswith(":2,FS"), names
+
+
+def test_an_unchanged_maildir_is_not_listed_again_but_a_change_is_seen(nfs_mounts, monkeypatch):
+    """
+    Once the directories have looked the same (as the server has them) for
+    DIRTY_WINDOW seconds of B's own clock, B reuses its listing instead of
+    listing every file at every command; a change through A is still seen
+    at B's next sync, whatever B's attribute cache holds.
+    """
+    import storage.maildir.mailbox as mailbox_module
+
+    a, b = nfs_mounts(2, NFSOptions(acregmin=30, acdirmin=30, link_replay=0, clock_offset=-50))
+    _maildir(a.source)
+    node_a = _open(a)
+    _append(node_a, b"Subject: one\n\nbody\n", ["\\Seen"])
+    node_b = _open(b)
+    node_b.sync()
+    time.sleep(mailbox_module.DIRTY_WINDOW + 0.2)
+    node_b.sync()                 # listed once the signature had settled
+    listings = []
+    real_scan = mailbox_module.scan
+    monkeypatch.setattr(mailbox_module, "scan",
+                        lambda *args, **kw: listings.append(1) or real_scan(*args, **kw))
+    assert len(node_b.sync().messages) == 1
+    assert listings == []
+    uid = _append(node_a, b"Subject: two\n\nbody\n", ["\\Seen"])
+    assert [m.uid for m in node_b.sync().messages] == [1, uid]
+    assert listings
