@@ -265,6 +265,9 @@ class MaildirMailbox:
         self._records: dict[int, MessageRecord] = {}
         self._shared = _shared_for(os.path.realpath(directory), self.nfs)
         self._recent: set[str] = set()
+        #: Set by L{_signature} with NFS: the server's times show both
+        #: directories unchanged for L{DIRTY_WINDOW} seconds.
+        self._server_quiet = False
         self._closed = False
         #: The snapshot of the last L{sync}.
         self.last_snapshot: MailboxSnapshot | None = None
@@ -382,11 +385,23 @@ class MaildirMailbox:
         """
         d = self.directory
         if self.nfs:
-            cur, new = os.path.join(d, "cur"), os.path.join(d, "new")
-            flush_dir(cur)
-            flush_dir(new)
-            return (_stat_key(cur), _stat_key(new), _fresh_key(self.uidlist_file.path),
-                    _fresh_key(self.keywords.path))
+            keys = []
+            quiet = True
+            for sub in ("cur", "new"):
+                path = os.path.join(d, sub)
+                flush_dir(path)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    keys.append((0, 0, 0))
+                    continue
+                keys.append((st.st_ino, st.st_size, st.st_mtime_ns))
+                # The chown of flush_dir() made the ctime the server's
+                # "now": a ctime well after the mtime is the server's own
+                # word that the directory's last change is past.
+                quiet = quiet and st.st_ctime_ns - st.st_mtime_ns > DIRTY_WINDOW * 1e9
+            self._server_quiet = quiet
+            return (*keys, _fresh_key(self.uidlist_file.path), _fresh_key(self.keywords.path))
         return (
             _stat_key(os.path.join(d, "cur")),
             _stat_key(os.path.join(d, "new")),
@@ -403,14 +418,18 @@ class MaildirMailbox:
         has stayed the same for L{DIRTY_WINDOW} seconds of our own
         (monotonic) clock.  By then the server's clock has passed that
         tick too, whatever its offset from ours, and every change with
-        that mtime happened before the listing that follows.
+        that mtime happened before the listing that follows.  L{_signature}
+        may already know that from the server's own times.
         """
         shared = self._shared
         now = time.monotonic()
         seen = shared.first_seen
         if seen is None or seen[0] != signature:
             shared.first_seen = seen = (signature, now)
-        return now - seen[1] >= DIRTY_WINDOW
+        # Or the server says so itself: both directories' ctimes, just set
+        # to its "now" by the flush, are past their mtimes by the window
+        # (two times of the server's clock, so no offset matters).
+        return self._server_quiet or now - seen[1] >= DIRTY_WINDOW
 
     @staticmethod
     def _settled(signature: tuple) -> bool:

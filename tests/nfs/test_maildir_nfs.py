@@ -178,3 +178,34 @@ def test_an_unchanged_maildir_is_not_listed_again_but_a_change_is_seen(nfs_mount
     uid = _append(node_a, b"Subject: two\n\nbody\n", ["\\Seen"])
     assert [m.uid for m in node_b.sync().messages] == [1, uid]
     assert listings
+
+
+def test_the_servers_own_times_say_when_a_maildir_is_quiet(nfs_mounts, monkeypatch):
+    """
+    Directories last changed long ago by the server's clock (their ctime,
+    which the flush sets to the server's now, is far past their mtime) are
+    reused at once; a directory changed a moment ago is listed again until
+    it has been quiet for DIRTY_WINDOW.  B's times run 300 s off: only the
+    difference of two server times is used.
+    """
+    import storage.maildir.mailbox as mailbox_module
+
+    a, b = nfs_mounts(2, NFSOptions(acregmin=30, acdirmin=30, link_replay=0, clock_offset=300))
+    _maildir(a.source)
+    _append(_open(a), b"Subject: one\n\nbody\n", ["\\Seen"])
+    old = time.time() - 600
+    for sub in ("cur", "new"):
+        os.utime(a.source / "box" / sub, (old, old))
+    node_b = _open(b)
+    node_b.sync()
+    listings = []
+    real_scan = mailbox_module.scan
+    monkeypatch.setattr(mailbox_module, "scan",
+                        lambda *args, **kw: listings.append(1) or real_scan(*args, **kw))
+    node_b.sync()
+    assert listings == []
+    uid = _append(_open(a), b"Subject: two\n\nbody\n", ["\\Seen"])   # cur/ changes now
+    assert [m.uid for m in node_b.sync().messages] == [1, uid]
+    count = len(listings)
+    node_b.sync()
+    assert len(listings) == count + 1      # changed a moment ago: listed again
