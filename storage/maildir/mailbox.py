@@ -186,9 +186,9 @@ def _shared_for(directory: str, flush: bool = False) -> _Shared:
         return state
 
 
-def _stat_key(path: str) -> tuple:
+def _stat_key(path: str, stat_=os.stat) -> tuple:
     try:
-        st = os.stat(path)
+        st = stat_(path)
     except FileNotFoundError:
         return (0, 0, 0)
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -196,11 +196,7 @@ def _stat_key(path: str) -> tuple:
 
 def _fresh_key(path: str) -> tuple:
     """L{_stat_key} by open and fstat: revalidated over NFS (close-to-open)."""
-    try:
-        st = fresh_stat(path)
-    except FileNotFoundError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return _stat_key(path, fresh_stat)
 
 #: The Maildir spec: a file in tmp/ untouched for 36 hours is left over
 #: from a crashed delivery and may be removed.
