@@ -284,9 +284,12 @@ class MaildirMailbox:
         """
         Re-read the directories and the uidlist; see L{IMailbox.sync}.
 
-        Every call lists C{new/} and C{cur/}: a directory's mtime is not a
-        safe "nothing changed" test over NFS (coarse timestamps, attribute
-        caching), and a per-node index will make this cheaper later.
+        C{new/} and C{cur/} are listed unless the directories, the uidlist
+        and the keywords file look exactly as they did at a listing made
+        once they had settled: locally by their mtimes' age, over NFS by
+        their attributes as the server has them now and by the server's
+        own times or our monotonic clock (L{_settled_nfs}), never by an
+        attribute cache or a comparison of our clock with the server's.
         """
         self._check_open()
         signature = self._signature()
