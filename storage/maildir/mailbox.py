@@ -15,6 +15,14 @@ it".  In a Maildir that is the file's move from C{new/} to C{cur/}: the
 object whose rename succeeds owns the message's C{\\Recent}, and a rename
 can only succeed once.  Read-only opens (EXAMINE, STATUS) never move files,
 so they never take C{\\Recent} away from anyone.
+
+On a shared filesystem (C{[mail] nfs_storage}, L{storage.nfs}) every
+listing is made through flushed caches and a message is called gone only
+after a flushed re-check.  The "nothing changed, the directories settled"
+shortcut then takes the directories' attributes as the server has them
+(flushed), and judges "settled" by how long we have seen them unchanged on
+our own clock, never by comparing our clock with the server's mtimes
+(issue 20: the server stamps files by its own clock).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
 from storage.maildir.uidlist import Uidlist, UidlistFile
 from storage.modseq import modseq_log
+from storage.nfs import flush_dir, fresh_stat, storage_flush
 
 __all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW", "MODSEQ_FILE"]
 
@@ -88,6 +97,11 @@ class _Shared:
     flag_sets: dict = field(default_factory=dict)
     #: Computes INTERNALDATE and size on first use (L{_Facts}).
     facts: "_Facts | None" = None
+    #: (signature, monotonic time this process first saw it), for the
+    #: NFS test of L{MaildirMailbox._settled_nfs}.
+    first_seen: tuple | None = None
+    #: Whether C{entries} was listed once C{signature} had settled (NFS).
+    settled_listing: bool = False
 
 
 @implementer(IMessageFacts)
@@ -102,9 +116,11 @@ class _Facts:
     when the name it knows is stale (another process changed the flags).
     """
 
-    def __init__(self, directory: str, shared: "_Shared") -> None:
+    def __init__(self, directory: str, shared: "_Shared", flush: bool = False) -> None:
         self.directory = directory
         self.shared = shared
+        #: List through flushed NFS caches (L{storage.nfs}).
+        self.flush = flush
         #: The last listing made here for a stale name: when another
         #: program renamed many files, one listing serves them all.
         self._fresh: dict = {}
@@ -115,7 +131,7 @@ class _Facts:
         elif attempt == 1 and base in self._fresh:
             entries = self._fresh
         else:
-            entries = self._fresh = scan(self.directory)
+            entries = self._fresh = scan(self.directory, flush=self.flush)
         entry = entries.get(base)
         if entry is None:
             raise MessageExpunged(f"message {base} is gone from {self.directory}")
@@ -166,12 +182,12 @@ _shared_lock = threading.Lock()
 _shared: "OrderedDict[str, _Shared]" = OrderedDict()
 
 
-def _shared_for(directory: str) -> _Shared:
+def _shared_for(directory: str, flush: bool = False) -> _Shared:
     with _shared_lock:
         state = _shared.get(directory)
         if state is None:
             state = _shared[directory] = _Shared()
-            state.facts = _Facts(directory, state)
+            state.facts = _Facts(directory, state, flush)
             while len(_shared) > _MAX_SHARED:
                 _shared.popitem(last=False)
         else:
@@ -179,12 +195,17 @@ def _shared_for(directory: str) -> _Shared:
         return state
 
 
-def _stat_key(path: str) -> tuple:
+def _stat_key(path: str, stat_=os.stat) -> tuple:
     try:
-        st = os.stat(path)
+        st = stat_(path)
     except FileNotFoundError:
         return (0, 0, 0)
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fresh_key(path: str) -> tuple:
+    """L{_stat_key} by open and fstat: revalidated over NFS (close-to-open)."""
+    return _stat_key(path, fresh_stat)
 
 #: The Maildir spec: a file in tmp/ untouched for 36 hours is left over
 #: from a crashed delivery and may be removed.
@@ -228,6 +249,7 @@ class MaildirMailbox:
         new_uidvalidity: Callable[[], int],
         readonly: bool = False,
         fsync: bool = True,
+        nfs: bool | None = None,
     ) -> None:
         if not os.path.isdir(os.path.join(directory, "cur")):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
@@ -235,16 +257,22 @@ class MaildirMailbox:
         self.directory = directory
         self.readonly = readonly
         self.fsync = fsync
+        #: Flush NFS caches before trusting a listing or a stat
+        #: (C{[mail] nfs_storage}; C{None}: as configured for this path).
+        self.nfs = storage_flush(directory) if nfs is None else nfs
         self._new_uidvalidity = new_uidvalidity
         self.uidlist_file = UidlistFile(directory, fsync=fsync)
-        self.keywords = KeywordsFile(directory, fsync=fsync)
+        self.keywords = KeywordsFile(directory, fsync=fsync, nfs=self.nfs)
         self.modseqs = modseq_log(os.path.join(directory, MODSEQ_FILE), fsync=fsync)
         self._entries: dict[str, Entry] = {}
         self._uidlist: Uidlist | None = None
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
-        self._shared = _shared_for(os.path.realpath(directory))
+        self._shared = _shared_for(os.path.realpath(directory), self.nfs)
         self._recent: set[str] = set()
+        #: Set by L{_signature} with NFS: the server's times show both
+        #: directories unchanged for L{DIRTY_WINDOW} seconds.
+        self._server_quiet = False
         self._closed = False
         #: The snapshot of the last L{sync}.
         self.last_snapshot: MailboxSnapshot | None = None
@@ -265,17 +293,21 @@ class MaildirMailbox:
         """
         Re-read the directories and the uidlist; see L{IMailbox.sync}.
 
-        Every call lists C{new/} and C{cur/}: a directory's mtime is not a
-        safe "nothing changed" test over NFS (coarse timestamps, attribute
-        caching), and a per-node index will make this cheaper later.
+        C{new/} and C{cur/} are listed unless the directories, the uidlist
+        and the keywords file look exactly as they did at a listing made
+        once they had settled: locally by their mtimes' age, over NFS by
+        their attributes as the server has them now and by the server's
+        own times or our monotonic clock (L{_settled_nfs}), never by an
+        attribute cache or a comparison of our clock with the server's.
         """
         self._check_open()
         signature = self._signature()
         shared = self._shared
+        settled = self._settled_nfs(signature) if self.nfs else True
         if (
             signature == shared.signature
             and shared.uidlist is not None
-            and self._settled(signature)
+            and (shared.settled_listing if self.nfs else self._settled(signature))
             and (self.readonly or not shared.has_new)
         ):
             # Nothing changed since a listing made after the directories
@@ -290,14 +322,14 @@ class MaildirMailbox:
         uidlist = self.uidlist_file.read()
         # The last listing (with the names our own commits renamed to)
         # only spares parsing names that did not change; see scan().
-        entries = scan(self.directory, self._entries)
+        entries = scan(self.directory, self._entries, flush=self.nfs)
         if not self.readonly:
             self._claim_new(entries)
         complete = True
         if uidlist is None or not entries.keys() <= self._listed(uidlist):
             try:
                 uidlist, entries = update_uidlist(
-                    self.directory, self.uidlist_file, self._new_uidvalidity
+                    self.directory, self.uidlist_file, self._new_uidvalidity, self.nfs
                 )
             except LockUnavailable:
                 # A read-only open of a Maildir we may not write (a shared
@@ -312,7 +344,7 @@ class MaildirMailbox:
         # hidden by a concurrent flag rename: look again before calling it
         # gone, or the session would report an EXPUNGE for a live message.
         vanished = {b for b in self._entries if b not in entries}
-        confirm_missing(self.directory, entries, vanished)
+        confirm_missing(self.directory, entries, vanished, self.nfs)
         same_entries, same_uidlist, built = shared.entries, shared.uidlist, shared.snapshot
         if (
             complete
@@ -330,6 +362,7 @@ class MaildirMailbox:
             # own).  Only a listing proves "nothing changed" here, never an
             # mtime.
             shared.signature = signature
+            shared.settled_listing = settled
             self._uidlist = same_uidlist
             self._entries = same_entries
             self.last_snapshot = self._snapshot()
@@ -341,6 +374,7 @@ class MaildirMailbox:
         # A listing with files still waiting for UIDs must not be reused:
         # the next sync has to try to give them UIDs again.
         shared.signature = signature if complete else ()
+        shared.settled_listing = settled
         # Generation first: a thread that still sees the old entries then
         # cannot pair them with a snapshot of the new generation.
         shared.generation += 1
@@ -352,14 +386,58 @@ class MaildirMailbox:
         return self.last_snapshot
 
     def _signature(self) -> tuple:
-        """Identity and mtimes of cur/, new/, the uidlist and keywords."""
+        """
+        Identity and mtimes of cur/, new/, the uidlist and keywords; with
+        NFS, as the file server has them now (flushed directories, files
+        opened), never from the client's attribute cache.
+        """
         d = self.directory
+        if self.nfs:
+            keys = []
+            quiet = True
+            for sub in ("cur", "new"):
+                path = os.path.join(d, sub)
+                flush_dir(path)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    keys.append((0, 0, 0))
+                    continue
+                keys.append((st.st_ino, st.st_size, st.st_mtime_ns))
+                # The chown of flush_dir() made the ctime the server's
+                # "now": a ctime well after the mtime is the server's own
+                # word that the directory's last change is past.
+                quiet = quiet and st.st_ctime_ns - st.st_mtime_ns > DIRTY_WINDOW * 1e9
+            self._server_quiet = quiet
+            return (*keys, _fresh_key(self.uidlist_file.path), _fresh_key(self.keywords.path))
         return (
             _stat_key(os.path.join(d, "cur")),
             _stat_key(os.path.join(d, "new")),
             _stat_key(self.uidlist_file.path),
             _stat_key(self.keywords.path),
         )
+
+    def _settled_nfs(self, signature: tuple) -> bool:
+        """
+        Whether a listing made now shows every change that leaves the
+        directories with C{signature}, judged without comparing our clock
+        with the file server's: changes within one timestamp tick of the
+        server can share an mtime, so a signature proves nothing until it
+        has stayed the same for L{DIRTY_WINDOW} seconds of our own
+        (monotonic) clock.  By then the server's clock has passed that
+        tick too, whatever its offset from ours, and every change with
+        that mtime happened before the listing that follows.  L{_signature}
+        may already know that from the server's own times.
+        """
+        shared = self._shared
+        now = time.monotonic()
+        seen = shared.first_seen
+        if seen is None or seen[0] != signature:
+            shared.first_seen = seen = (signature, now)
+        # Or the server says so itself: both directories' ctimes, just set
+        # to its "now" by the flush, are past their mtimes by the window
+        # (two times of the server's clock, so no offset matters).
+        return self._server_quiet or now - seen[1] >= DIRTY_WINDOW
 
     @staticmethod
     def _settled(signature: tuple) -> bool:
@@ -471,15 +549,19 @@ class MaildirMailbox:
 
     # -- files --------------------------------------------------------------
 
-    def locate(self, base: str) -> Entry | None:
+    def locate(self, base: str, fresh: bool = False) -> Entry | None:
         """
         The current file of a message, looking again on disk if the name we
         know is stale (another process renamed it to change flags).
+
+        @param fresh: the name we know just failed (ENOENT): list at once.
+            An C{lstat} of it could still succeed from an NFS client's
+            attribute cache, and the caller would retry the same dead name.
         """
         entry = self._entries.get(base)
-        if entry is not None and os.path.lexists(entry.path(self.directory)):
+        if not fresh and entry is not None and os.path.lexists(entry.path(self.directory)):
             return entry
-        fresh = scan(self.directory, self._entries)
+        fresh = scan(self.directory, self._entries, flush=self.nfs)
         entry = fresh.get(base)
         if entry is not None:
             if self._entries is self._shared.entries:
@@ -510,7 +592,7 @@ class MaildirMailbox:
             except FileNotFoundError:
                 pass
         for _ in range(3):
-            entry = self.locate(base)
+            entry = self.locate(base, fresh=True)
             if entry is None:
                 break
             try:

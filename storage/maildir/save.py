@@ -163,8 +163,8 @@ class MaildirTransaction:
                 sizes.append(f",{key}={value}")
         base = unique_name() + "".join(sizes)
         tmp = self._tmp_path(base)
-        for _ in range(3):
-            entry = source.locate(src_base)
+        for attempt in range(3):
+            entry = source.locate(src_base, fresh=attempt > 0)
             if entry is None:
                 break
             letters += entry.parsed.unknown_letters()
@@ -374,7 +374,7 @@ class MaildirTransaction:
             try:
                 os.rename(src, f"cur/{new_name}", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileNotFoundError:
-                entry = mailbox.locate(base)
+                entry = mailbox.locate(base, fresh=True)
                 continue
             except OSError as e:
                 raise StoreError(f"cannot rename {directory}/{src}: {e.strerror or e}") from e
@@ -384,8 +384,8 @@ class MaildirTransaction:
 
     def _unlink(self, base: str) -> bool:
         mailbox = self.mailbox
-        for _ in range(5):
-            entry = mailbox.locate(base)
+        for attempt in range(5):
+            entry = mailbox.locate(base, fresh=attempt > 0)
             if entry is None:
                 return False
             try:

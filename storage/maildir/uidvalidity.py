@@ -20,6 +20,7 @@ import os
 import time
 
 from storage.maildir.files import atomic_write, locked, read_file
+from storage.nfs import flush_dir, storage_flush
 
 __all__ = ["UIDVALIDITY_NAME", "next_uidvalidity"]
 
@@ -46,6 +47,9 @@ def next_uidvalidity(root: str, fsync: bool = True) -> int:
     """Claim and return the next UIDVALIDITY for a mailbox under C{root}."""
     path = os.path.join(root, UIDVALIDITY_NAME)
     with locked(path):
+        if storage_flush(root):
+            # Markers another node renamed are listed as they are now.
+            flush_dir(root)
         last, markers = _last(root)
         value = max(int(time.time()), last + 1) & 0xFFFFFFFF or 1
         new_marker = os.path.join(root, f"{UIDVALIDITY_NAME}.{value:08x}")

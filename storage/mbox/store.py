@@ -27,6 +27,7 @@ from storage.mbox.journal import JOURNAL_DIR, Journal
 from storage.mbox.mailbox import EMPTY_STATE, LockSettings, MboxMailbox
 from storage.mbox.rewrite import Changes, render_all
 from storage.mbox.subscriptions import Subscriptions
+from storage.nfs import mbox_locks
 
 __all__ = ["MboxStore", "open_mbox_store"]
 
@@ -319,7 +320,8 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
     The registry's factory (L{storage.registry.STORES}): C{mbox:<root>} with
     INBOX at C{INBOX=} or C{<root>/inbox}.  Options C{READ_LOCKS} and
     C{WRITE_LOCKS} (lock method names separated by C{+} or C{,}) override
-    Dovecot's defaults C{fcntl} and C{dotlock+fcntl}; C{REWRITE_IN_PLACE}
+    the defaults of L{storage.nfs.mbox_locks} (Dovecot's C{fcntl} and
+    C{dotlock+fcntl}; readers take the dotlock too on a shared filesystem); C{REWRITE_IN_PLACE}
     rewrites files in place (journaled, keeping inode and owner) even where
     a rename would work.  A missing C{~/mail} root falls back to an existing
     C{~/Mail} and the other way round (L{folder_root}); with neither, the
@@ -338,6 +340,8 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
             return default
         return tuple(n for n in value.replace(",", "+").split("+") if n)
 
-    locks = LockSettings(read=names(read, ("fcntl",)), write=names(write, ("dotlock", "fcntl")))
+    # Defaults: [mail] mbox_read_locks / mbox_write_locks (storage.nfs).
+    default_read, default_write = mbox_locks(root)
+    locks = LockSettings(read=names(read, default_read), write=names(write, default_write))
     return MboxStore(root, user, inbox=location.inbox, index_dir=index_dir, locks=locks,
                      rewrite_in_place=location.option("REWRITE_IN_PLACE") is not None)
