@@ -312,7 +312,12 @@ class MaildirMailbox:
         ):
             # Nothing changed since a listing made after the directories
             # settled: reuse it rather than list 10,000 files again.
-            if shared.uidlist is self._uidlist and self.last_snapshot is not None:
+            # Our own snapshot is current only if it was made from this very
+            # listing: another session of this process may have refreshed the
+            # shared listing (seeing flag changes or expunges) while the
+            # uidlist stayed the same object.
+            if (shared.uidlist is self._uidlist and self._entries is shared.entries
+                    and self.last_snapshot is not None):
                 return self.last_snapshot
             self._uidlist = shared.uidlist
             # Shared until locate() needs to change it (copy on write).
