@@ -25,6 +25,7 @@ from collections import OrderedDict
 from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
 
+from storage.flagchange import FlagChange
 from storage.interfaces import MailboxSnapshot, MessageRecord
 from imapd.parser.types import SequenceSet
 from imapd.errors import BadCommand
@@ -383,39 +384,53 @@ class SelectedView:
             return [b"* VANISHED %s\r\n" % uid_set(sorted(gone)).encode()] if gone else []
         return out
 
-    def commit_flags(self, updates: dict[int, frozenset[str]]) -> None:
+    def commit_flags(self, changes: dict[int, FlagChange]) -> tuple[list[int], set[int]]:
         """
-        Blocking: write new flags for messages of this view in one
-        transaction, then show them in the view (STORE, and FETCH setting
-        C{\\Seen}).  The changed messages get their new MODSEQs from a
-        sync right after the commit (the store's modseq log gives them);
-        other changes in that sync are left for the next L{apply}, which
-        the dispatcher makes with that very snapshot (L{synced}).
+        Blocking: hand flag changes of messages of this view to the store
+        in one transaction, then show the result in the view (STORE, and
+        FETCH setting C{\\Seen}).
+
+        The store applies each change to the flags it holds under its
+        lock, never to this view's copy, which may be stale (another
+        session, process or program changed them since our last sync):
+        RFC 3501 section 6.4.6, DESIGN.md "Flag changes".  So the flags a
+        message ends with come from the sync right after the commit, with
+        their new MODSEQs; other changes in that sync are left for the
+        next L{apply}, which the dispatcher makes with that very snapshot
+        (L{synced}).
+
+        @return: the UIDs the store left alone because their MODSEQ was
+            above the change's UNCHANGEDSINCE (RFC 7162 section 3.1.3),
+            and the UIDs whose flags now differ from what the client can
+            work out from what it was told and its own change (another
+            party changed them too): those need a FETCH even after a
+            C{.SILENT} STORE.
         """
-        if not updates:
-            return
+        if not changes:
+            return [], set()
         with flag_lock(self.mailbox):
             tx = self.mailbox.transaction()
-            for uid, flags in updates.items():
-                tx.set_flags(uid, flags)
-            tx.commit()
+            for uid, change in changes.items():
+                tx.change_flags(uid, change)
+            result = tx.commit()
             snapshot = self.mailbox.sync()
         self.synced = snapshot
         self.version += 1
         self._own()
-        fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
+        modified = set(result.modified) if result is not None else set()
+        wanted = changes.keys() - modified
+        fresh = {r.uid: r for r in snapshot.messages if r.uid in wanted}
         records = self.records
-        for uid, flags in updates.items():
+        surprised = set()
+        for uid in wanted:
             record = records.get(uid)
-            if record is not None:
-                new = fresh.get(uid)
-                if new is not None and new.flags == flags and new.key == record.key:
-                    # The store's record says just what we wrote: share it
-                    # rather than build another one per message.
-                    records[uid] = new
-                    continue
-                modseq = new.modseq if new is not None else record.modseq
-                records[uid] = record.replace(flags=flags, modseq=modseq)
+            new = fresh.get(uid)
+            if record is None or new is None:
+                continue  # expunged meanwhile: the next apply says so
+            if new.flags != changes[uid].apply(record.flags):
+                surprised.add(uid)
+            records[uid] = new
+        return sorted(modified), surprised
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished

@@ -274,6 +274,9 @@ class CommitResult:
     source_uids: tuple[int, ...] = ()
     expunged: tuple[int, ...] = ()
     flags_changed: tuple[int, ...] = field(default=())
+    #: UIDs whose flag change was not made because their MODSEQ was above
+    #: its UNCHANGEDSINCE (RFC 7162 section 3.1.3), checked under the lock.
+    modified: tuple[int, ...] = ()
 
 
 class IStore(Interface):
@@ -411,6 +414,15 @@ class ITransaction(Interface):
 
     def set_flags(uid: int, flags: frozenset[str]) -> None:
         """Queue a full replacement of one message's flags."""
+
+    def change_flags(uid: int, change) -> None:
+        """
+        Queue a L{storage.flagchange.FlagChange}: at commit, under the
+        store's lock, it is applied to the flags the message has in the
+        store then (never to a caller's copy, which may be stale), and its
+        UNCHANGEDSINCE is checked there; a message that fails it is left
+        alone and named in L{CommitResult.modified}.
+        """
 
     def expunge(uid: int) -> None:
         """Queue the removal of one message."""

@@ -58,6 +58,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 from twisted.logger import Logger
 
@@ -263,6 +264,37 @@ class ModseqLog:
         with self._lock:
             state = self._refresh()
             return {uid: known[0] for uid, known in state.live.items()}
+
+    def judge(self, uidvalidity: int, uids) -> "Callable[[int, frozenset[str]], int]":
+        """
+        For RFC 7162 UNCHANGEDSINCE checked by a store under its own lock:
+        a function giving the MODSEQ of message C{uid} whose stored flags
+        are C{flags} now.  That is the MODSEQ of the log's last line for
+        it when the line records these very flags; otherwise the flags
+        changed since the log last saw them (another session, process or
+        program wrote them and nobody stamped it yet), and the change
+        will get a MODSEQ above every one handed out, so the answer is
+        the highest plus one.  A message the log does not know is judged
+        the same way.  Blocking; the log is re-read by opening it (not by
+        stat), so that over NFS lines another node appended are seen.
+        """
+        with self._lock:
+            memory = self._state.ident[:1] == ("memory",)
+            state = self._refresh(locked=not memory)
+            above = min(state.highest + 1, _MODSEQ_MAX)
+            if state.valid and state.uidvalidity == uidvalidity:
+                live = state.live
+                known = {uid: live[uid] for uid in uids if uid in live}
+            else:
+                known = {}
+
+        def modseq(uid: int, flags: frozenset[str]) -> int:
+            line = known.get(uid)
+            if line is not None and line[1] == _flag_key(frozenset(flags)):
+                return line[0]
+            return above
+
+        return modseq
 
     @property
     def highest(self) -> int:
