@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlagChange"]
+__all__ = ["FlagChange", "read_with_flags"]
 
 _EMPTY: frozenset[str] = frozenset()
 
@@ -75,3 +75,16 @@ class FlagChange:
     def named(self) -> frozenset[str]:
         """Every flag this change may write (for keyword bookkeeping)."""
         return self.replace if self.replace is not None else self.add
+
+
+def read_with_flags(source, uid: int, known: frozenset[str]) -> tuple[bytes, frozenset[str]]:
+    """
+    A message of the open mailbox C{source} and the flags it has in the
+    store now, read together (a store's C{read_with_flags}), for COPY and
+    MOVE (RFC 3501 section 6.4.7: the copy keeps the flags); C{known}, the
+    flags of the caller's last sync, only from a store that cannot say.
+    """
+    reader = getattr(source, "read_with_flags", None)
+    if reader is not None:
+        return reader(uid)
+    return source.read(uid), known

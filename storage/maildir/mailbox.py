@@ -541,6 +541,31 @@ class MaildirMailbox:
         self._shared.sizes.setdefault(base, len(data))
         return data
 
+    def flags_of(self, entry: Entry) -> frozenset[str]:
+        """The flags a message file's name carries (keywords by name)."""
+        keywords = self.keywords.names(entry.letters) if entry.letters else frozenset()
+        return entry.parsed.system_flags() | keywords
+
+    def read_with_flags(self, uid: int) -> tuple[bytes, frozenset[str]]:
+        """
+        L{read}, and the flags of the very file read, from its name: what
+        COPY must give the copy (RFC 3501 section 6.4.7) even when another
+        session or program changed them since our last sync.
+        """
+        self._check_open()
+        base = self.base_of(uid)
+        for _ in range(3):
+            entry = self.locate(base)
+            if entry is None:
+                break
+            try:
+                with open(entry.path(self.directory), "rb") as f:
+                    data = to_crlf(f.read())
+            except FileNotFoundError:
+                continue
+            return data, self.flags_of(entry)
+        raise MessageExpunged(f"message {base} is gone from {self.name!r}")
+
     def read_header(self, uid: int) -> bytes:
         """The header block with CRLF line endings; see L{IMailbox.read_header}."""
         self._check_open()

@@ -32,7 +32,7 @@ from typing import Iterable
 from zope.interface import implementer
 
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
-from storage.flagchange import FlagChange
+from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.maildir.content import crlf_size, to_lf
 from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, LETTER_FLAGS, MaildirName, size_field
@@ -153,13 +153,13 @@ class MaildirTransaction:
                 self._copy_maildir(source, uid)
             else:
                 record = _source_record(source, uid)
-                self.append(source.read(uid), record.flags, record.internaldate)
+                data, flags = read_with_flags(source, uid, record.flags)
+                self.append(data, flags, record.internaldate)
                 self._pending[-1].source_uid = uid
 
     def _copy_maildir(self, source, uid: int) -> None:
         record = source.record(uid)
         src_base = record.key
-        letters, keywords = split_flags(record.flags)
         sizes = []
         for key in ("S", "W"):
             value = size_field(src_base, key)
@@ -173,7 +173,6 @@ class MaildirTransaction:
             entry = source.locate(src_base)
             if entry is None:
                 break
-            letters += entry.parsed.unknown_letters()
             src = entry.path(source.directory)
             try:
                 try:
@@ -196,6 +195,11 @@ class MaildirTransaction:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise StoreError(f"cannot copy {src}: {e.strerror or e}") from e
+            # The flags of the file just linked, from its name (the link
+            # found it under that name), not those of our last sync, which
+            # another session or program may have changed since.
+            letters, keywords = split_flags(source.flags_of(entry))
+            letters += entry.parsed.unknown_letters()
             self._pending.append(_Pending(tmp, base, letters, keywords, uid))
             return
         raise MessageExpunged(f"message UID {uid} is gone from {source.name!r}")
@@ -383,6 +387,16 @@ class MaildirTransaction:
                 self._modified.append(uid)
                 return False
             if before == after and entry.subdir == "cur":
+                # Nothing to write, if the name is still the file's: a name
+                # from an old listing may carry flags it no longer has.
+                try:
+                    os.stat(f"cur/{entry.name}", dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    entry = mailbox.locate(base)
+                    continue
+                except OSError as e:
+                    raise StoreError(f"cannot stat {directory}/cur/{entry.name}: "
+                                     f"{e.strerror or e}") from e
                 return False
             # As MaildirName.with_letters() and .parse() of the new name
             # would give, without parsing what we just built.

@@ -393,6 +393,14 @@ class MboxMailbox:
 
     def read(self, uid: int) -> bytes:
         """The message with CRLF line endings; see L{IMailbox.read}."""
+        return self.read_with_flags(uid)[0]
+
+    def read_with_flags(self, uid: int) -> tuple[bytes, frozenset[str]]:
+        """
+        L{read}, and the flags the message's header holds in the same
+        bytes: what COPY must give the copy (RFC 3501 section 6.4.7) even
+        when another session or program changed them since our last sync.
+        """
         self._check_open()
         self.record(uid)
         entry = self._view.entries.get(uid)
@@ -416,7 +424,8 @@ class MboxMailbox:
         if fresh.uidvalidity == self.uidvalidity:
             for e in fresh.entries:
                 if e.uid == uid:
-                    return client_bytes(data, e.raw, read_meta(data, e.raw))
+                    meta = read_meta(data, e.raw)
+                    return client_bytes(data, e.raw, meta), meta.flags
         raise MessageExpunged(f"message UID {uid} is gone from {self.name!r}")
 
     def transaction(self) -> MboxTransaction:
@@ -705,10 +714,12 @@ def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, timezone.utc)
 
 
-def _message_at(data: bytes, raw: RawMessage, uid: int, stored: bool) -> bytes | None:
+def _message_at(data: bytes, raw: RawMessage, uid: int,
+                stored: bool) -> tuple[bytes, frozenset[str]] | None:
     """
-    The client bytes of the message that should start C{data} (read at the
-    offsets of the last parse), or C{None} if it is not there any more.
+    The client bytes and the flags of the message that should start
+    C{data} (read at the offsets of the last parse), or C{None} if it is
+    not there any more.
     """
     if not data.startswith(raw.from_line):
         return None
@@ -721,4 +732,4 @@ def _message_at(data: bytes, raw: RawMessage, uid: int, stored: bool) -> bytes |
         return None
     if not stored and meta.uid is not None:
         return None
-    return client_bytes(data, msg, meta)
+    return client_bytes(data, msg, meta), meta.flags

@@ -17,7 +17,7 @@ from zope.interface import implementer
 import dataclasses
 
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
-from storage.flagchange import FlagChange
+from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.mbox.headers import split_flags
 from storage.mbox.rewrite import Changes, prepare_new
@@ -59,9 +59,11 @@ class MboxTransaction:
         self._check()
         for uid in uids:
             record = _record(source, uid)
+            # The flags stored now, read with the message, not those of
+            # the source's last sync (another session may have changed them).
+            data, flags = read_with_flags(source, uid, record.flags)
             self._changes.appends.append(prepare_new(
-                source.read(uid), _stored(record.flags), record.internaldate,
-                self.mailbox.sender))
+                data, _stored(flags), record.internaldate, self.mailbox.sender))
             self._sources.append(uid)
 
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:
