@@ -193,18 +193,19 @@ async def handle_select(session, cmd: Select):
     drops C{* n RECENT} and C{[UNSEEN n]} and adds the required
     C{* LIST} of the mailbox with its attributes.
     """
+    from imapd.commands.any import enable_condstore, highestmodseq_line
     from imapd.commands.mailboxes import select_list_line
 
     rev2 = session.imap4rev2
     condstore, qresync = _select_params(session, cmd)
-    if condstore:
-        from imapd.commands.any import enable_condstore
-
-        enable_condstore(session)
     if session.selected is not None:
         await close_selected(session, expunge=False)
         if "QRESYNC" in session.enabled or rev2:
             session.send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
+    if condstore:
+        # After the close: the HIGHESTMODSEQ below is the new mailbox's,
+        # never the one being left (RFC 7162 section 3.1).
+        enable_condstore(session)
     name = mailboxname.from_wire(cmd.mailbox, utf8=rev2)
     store = session.account.store
     mailbox = await session.run(store.open, name, cmd.readonly)
@@ -244,10 +245,7 @@ async def handle_select(session, cmd: Select):
     # HIGHESTMODSEQ with every successful SELECT/EXAMINE, enabled or not
     # (clients ignore codes they do not know, RFC 3501 section 7.1), and
     # NOMODSEQ (section 3.1.2.2) for a store without them.
-    if snapshot.highestmodseq:
-        out.append(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % snapshot.highestmodseq)
-    else:
-        out.append(b"* OK [NOMODSEQ] No permanent modsequences\r\n")
+    out.append(highestmodseq_line(snapshot.highestmodseq))
     if qresync is not None:
         out.append(await session.run(_qresync_lines, view, mailbox, snapshot, qresync))
     session.send(b"".join(out))

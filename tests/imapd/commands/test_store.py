@@ -107,8 +107,8 @@ def test_unchangedsince_is_checked_with_the_write(selected, new_conv):
     conditional STORE fail with MODIFIED, and is kept.
     """
     other = two_sessions(selected, new_conv, flags="")
-    line = selected.ok("f1 FETCH 1 (MODSEQ)")[0]
-    modseq = int(re.search(r"MODSEQ \((\d+)\)", line).group(1))
+    line = selected.ok("f1 FETCH 1 (MODSEQ)")[-2]
+    modseq = int(re.search(r"FETCH \(MODSEQ \((\d+)\)", line).group(1))
     view = selected.proto.selected
     mailbox = view.mailbox
     store = selected.proto.account.store
