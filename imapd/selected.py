@@ -26,12 +26,12 @@ from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
 
 from storage.flagchange import FlagChange
-from storage.interfaces import MailboxSnapshot, MessageRecord
+from storage.interfaces import SYSTEM_FLAGS, MailboxSnapshot, MessageRecord
 from imapd.parser.types import SequenceSet
 from imapd.errors import BadCommand
 from imapd.wire import uid_set
 
-__all__ = ["SelectedView", "flag_lock"]
+__all__ = ["SelectedView", "flag_lock", "flags_lines"]
 
 _flag_locks_guard = threading.Lock()
 #: Weak: a lock lives as long as some caller holds or waits on it.
@@ -63,6 +63,21 @@ def format_flag_list(flags: Iterable[str]) -> bytes:
     from imapd.fetch import format_flags
 
     return format_flags(flags)
+
+
+def flags_lines(keywords: Iterable[str], readonly: bool) -> tuple[bytes, bytes]:
+    """
+    C{* FLAGS} (RFC 3501 section 7.2.6) and C{* OK [PERMANENTFLAGS]}
+    (section 7.1) for a mailbox whose keywords are C{keywords}: what
+    SELECT says, and what the client is told again before it sees a
+    keyword these did not name.  C{\\*}: clients may create keywords.
+    """
+    flags = format_flag_list(sorted(SYSTEM_FLAGS) + list(keywords))
+    if readonly:
+        permanent = b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+    else:
+        permanent = b"* OK [PERMANENTFLAGS " + flags[:-1] + b" \\*)] Flags permitted.\r\n"
+    return b"* FLAGS " + flags + b"\r\n", permanent
 
 
 class _Derived:
@@ -136,6 +151,10 @@ class SelectedView:
         self.uidvalidity = snapshot.uidvalidity
         self.uidnext = snapshot.uidnext
         self.keywords: tuple[str, ...] = snapshot.keywords
+        #: The keywords the client was told about by FLAGS, in that order
+        #: (SELECT tells it C{keywords}), and the same in lower case.
+        self.told: tuple[str, ...] = snapshot.keywords
+        self._told_lower = {k.lower() for k in snapshot.keywords}
         self._base = _derived(snapshot)
         # Shared with other views of the same snapshot until this view
         # changes them (copy on write, see _own).
@@ -334,7 +353,29 @@ class SelectedView:
         self.highestmodseq = max(self.highestmodseq, snapshot.highestmodseq)
         self.keywords = snapshot.keywords
         self._rebase(snapshot)
+        told = self.announce()
+        if told:
+            # Before the FETCH and EXISTS that may show the new keywords.
+            out.insert(0, told)
         return out
+
+    def announce(self) -> bytes:
+        """
+        C{* FLAGS} and C{* OK [PERMANENTFLAGS]} naming every keyword of
+        the mailbox, if it has one the client was not told about yet; else
+        nothing.  RFC 3501 sections 7.2.6 and 7.1: clients build their
+        flag lists from these, so they must come before any response that
+        shows such a keyword (after STORE, COPY, APPEND, or a change made
+        by another session or program).
+        """
+        told = self._told_lower
+        new = [k for k in self.keywords if k.lower() not in told]
+        if not new:
+            return b""
+        for k in new:
+            told.add(k.lower())
+        self.told = self.told + tuple(new)
+        return b"".join(flags_lines(self.told, self.readonly))
 
     def _own(self) -> None:
         """Copy the shared uid list and record map before changing them."""
@@ -417,6 +458,9 @@ class SelectedView:
         self.synced = snapshot
         self.version += 1
         self._own()
+        # The records below may carry keywords new to the client: the
+        # caller sends L{announce} before showing them.
+        self.keywords = snapshot.keywords
         modified = set(result.modified) if result is not None else set()
         wanted = changes.keys() - modified
         fresh = {r.uid: r for r in snapshot.messages if r.uid in wanted}

@@ -216,6 +216,9 @@ async def handle_fetch(session, cmd: Fetch):
     changed: set[int] = set()
     if sets_seen(attrs) and not view.readonly:
         changed = set(await session.run(mark_seen, view, [u for _s, u in pairs]))
+        # Its sync may have brought keywords new to the client (RFC 3501
+        # section 7.2.6): announced before the FETCHes show them.
+        session.send(view.announce())
     with_flags = attrs if any(a.name == "FLAGS" for a in attrs) else attrs + (_FLAGS,)
     if view.condstore and _MODSEQ not in with_flags:
         # RFC 7162 section 3.1.4: a flag change (the implied \Seen) is

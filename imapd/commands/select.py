@@ -17,9 +17,8 @@ from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.primitives import NotParseable
 from imapd.parser.qresync import parse_qresync_param
 from imapd.parser.types import Check, Close, Expunge, QresyncParam, Select, SequenceSet, Unselect
-from imapd.selected import SelectedView, format_flag_list
+from imapd.selected import SelectedView, flags_lines, format_flag_list
 from imapd.wire import uid_set
-from storage.interfaces import SYSTEM_FLAGS
 
 _log = Logger()
 
@@ -218,11 +217,8 @@ async def handle_select(session, cmd: Select):
     view.condstore = "CONDSTORE" in session.enabled
     view.qresync = "QRESYNC" in session.enabled
     view.imap4rev2 = rev2
-    flags = sorted(SYSTEM_FLAGS) + list(snapshot.keywords)
-    out = [
-        b"* FLAGS " + format_flag_list(flags) + b"\r\n",
-        b"* %d EXISTS\r\n" % view.exists,
-    ]
+    flags_line, permanent_line = flags_lines(snapshot.keywords, cmd.readonly)
+    out = [flags_line, b"* %d EXISTS\r\n" % view.exists]
     if not rev2:
         out.append(b"* %d RECENT\r\n" % len(view.recent))
         unseen = view.first_unseen()
@@ -230,11 +226,7 @@ async def handle_select(session, cmd: Select):
             out.append(b"* OK [UNSEEN %d] First unseen.\r\n" % unseen)
     out.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % view.uidvalidity)
     out.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % view.uidnext)
-    if cmd.readonly:
-        out.append(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n")
-    else:
-        # \* : clients may create new keywords (RFC 3501 section 7.1).
-        out.append(b"* OK [PERMANENTFLAGS " + format_flag_list(flags)[:-1] + b" \\*)] Flags permitted.\r\n")
+    out.append(permanent_line)
     if rev2:
         try:
             out.append(await select_list_line(session, name))

@@ -91,7 +91,8 @@ async def handle_store(session, cmd: Store):
     change = _change(cmd.action.mode, flags, since)
     modified, surprised = await session.run(_apply, view, pairs, change)
     failed = set(modified)
-    out = []
+    # A keyword new to the client is announced before it shows up below.
+    out = [view.announce()]
     for seq, uid in pairs:
         if uid not in view.records or uid in failed:
             continue
