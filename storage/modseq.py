@@ -118,6 +118,9 @@ class _State:
     lines: int = 0
     valid: bool = False  # a header was read
     version: int = 0  # bumped whenever the content changes
+    #: The first UID no session has claimed as \Recent (R lines), or
+    #: None while the log has no R line yet (see L{ModseqLog.claim_recent}).
+    recent: int | None = None
 
 
 def _identity(st: os.stat_result) -> tuple:
@@ -128,16 +131,16 @@ def _signature(st: os.stat_result | None) -> tuple | None:
     return None if st is None else (st.st_dev, st.st_ino, st.st_size)
 
 
-def _parse_header(line: bytes) -> tuple[int, int, int] | None:
+def _parse_header(line: bytes) -> tuple[int, int, int, int | None] | None:
     parts = line.split()
     if len(parts) < 2 or parts[0] != MAGIC or parts[1] != _VERSION:
         return None
-    values = {"V": 0, "H": 0, "E": 0}
+    values = {"V": 0, "H": 0, "E": 0, "R": None}
     for part in parts[2:]:
         key = part[:1].decode("ascii", "replace")
         if key in values and part[1:].isdigit():
             values[key] = min(int(part[1:]), _MODSEQ_MAX)
-    return values["V"], values["H"], values["E"]
+    return values["V"], values["H"], values["E"], values["R"]
 
 
 def _parse_lines(state: _State, data: bytes) -> None:
@@ -161,6 +164,10 @@ def _parse_lines(state: _State, data: bytes) -> None:
         elif kind == b"X":
             live.pop(uid, None)
             dead[uid] = modseq
+        elif kind == b"R":
+            # "<first unclaimed uid> 0 R": the \Recent floor only grows.
+            if state.recent is None or uid > state.recent:
+                state.recent = uid
     state.highest = highest
     state.lines += lines
 
@@ -245,7 +252,7 @@ class ModseqLog:
         first = data.find(b"\n")
         header = _parse_header(data[:first]) if first >= 0 else None
         if header is not None:
-            fresh.uidvalidity, highest, fresh.floor = header
+            fresh.uidvalidity, highest, fresh.floor, fresh.recent = header
             fresh.highest = max(fresh.highest, highest, fresh.floor)
             end = data.rfind(b"\n") + 1
             _parse_lines(fresh, data[first + 1:end])
@@ -295,6 +302,110 @@ class ModseqLog:
             return above
 
         return modseq
+
+    # -- \Recent ---------------------------------------------------------------
+
+    def recent_floor(self, uidvalidity: int) -> int | None:
+        """
+        The first UID no session has claimed as C{\\Recent} yet, as far as
+        the log says (one stat); C{None} if it says nothing for this
+        UIDVALIDITY.  Messages from there on are recent to a read-only
+        session (EXAMINE) and count in STATUS RECENT.  Blocking.
+        """
+        with self._lock:
+            state = self._refresh()
+            if state.valid and state.uidvalidity == uidvalidity:
+                return state.recent
+            return None
+
+    def claim_recent(self, uidvalidity: int, uids: list[int],
+                     fallback: "Callable[[], list[int]]") -> list[int]:
+        """
+        RFC 3501 section 2.3.2: take C{\\Recent} for the messages of
+        C{uids} (ascending, a writable session's newest ones) that no
+        session took yet, and return them.  The log keeps the first UID
+        not yet claimed (Dovecot keeps the same in its index header); it
+        is compared and raised under the log's dotlock, so across
+        sessions, processes and nodes each message is recent to exactly
+        one session.  UIDs only grow, so one number says it all.
+
+        A log with no floor yet (made before this rule, or by a store
+        that kept it elsewhere) claims what C{fallback()} says is new
+        (a Maildir's files its caller moved out of C{new/}) and records
+        the floor above C{uids}, so that no old message becomes recent
+        again.  Blocking.
+        """
+        from storage.maildir.files import locked
+
+        with self._lock:
+            state = self._refresh()
+            if (state.valid and state.uidvalidity == uidvalidity and state.recent is not None
+                    and (not uids or uids[-1] < state.recent)):
+                return []
+            try:
+                with locked(self.path):
+                    state = self._refresh(locked=True)
+                    if not state.valid or state.uidvalidity != uidvalidity:
+                        if uids:
+                            return fallback()
+                        # An empty mailbox nobody stamped yet: start its log
+                        # now, so that its first messages have a floor.
+                        self._restart(state, MailboxSnapshot(uidvalidity, 1, ()))
+                        self._refresh(locked=True)
+                        return []
+                    if state.recent is None:
+                        claimed = fallback()
+                    else:
+                        claimed = [u for u in uids if u >= state.recent]
+                    top = max([uids[-1] + 1 if uids else 1] + [u + 1 for u in claimed])
+                    if state.recent is not None and top <= state.recent:
+                        return claimed
+                    line = b"%d 0 R\n" % top
+                    self._append(state, line)
+                    state.recent = top
+                    state.offset += len(line)
+                    state.lines += 1
+                    return claimed
+            except (LockUnavailable, StoreError) as e:
+                # A log we cannot write (a shared archive): \Recent is
+                # then this process's guess, as it was before the floor.
+                _log.warn("Cannot record \\Recent in {path}: {error}",
+                          path=self.path, error=str(e))
+                return fallback()
+
+    def start_recent(self, uidvalidity: int, first: int) -> None:
+        """
+        Before a store adds messages from UID C{first} on (APPEND, COPY,
+        MOVE): give a log without a C{\\Recent} floor one, so that those
+        messages are unclaimed whatever the store's own sign says (a
+        Maildir message saved with flags goes straight to cur/).  A floor
+        already there stays.  Blocking; a log that cannot be written is
+        left alone (L{claim_recent} then falls back).
+        """
+        from storage.maildir.files import locked
+
+        with self._lock:
+            state = self._refresh()
+            if state.valid and state.uidvalidity == uidvalidity and state.recent is not None:
+                return
+            try:
+                with locked(self.path):
+                    state = self._refresh(locked=True)
+                    if not state.valid or state.uidvalidity != uidvalidity:
+                        # No log yet: one with no lines; the next stamp
+                        # gives the messages their MODSEQs.
+                        base = max(state.highest, _seed())
+                        self._write_whole((uidvalidity, base, base), [], recent=first)
+                    elif state.recent is None:
+                        line = b"%d 0 R\n" % first
+                        self._append(state, line)
+                        state.recent = first
+                        state.offset += len(line)
+                        state.lines += 1
+                    self._refresh(locked=True)
+            except (LockUnavailable, StoreError) as e:
+                _log.warn("Cannot record \\Recent in {path}: {error}",
+                          path=self.path, error=str(e))
 
     @property
     def highest(self) -> int:
@@ -459,12 +570,18 @@ class ModseqLog:
         finally:
             os.close(fd)
 
-    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes]) -> int:
-        """Replace the log by temp file and rename; return its size."""
+    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes],
+                     recent: int | None) -> int:
+        """
+        Replace the log by temp file and rename; return its size.  The
+        header's C{R} is the C{\\Recent} floor (L{claim_recent}); a log
+        from before that rule has none.
+        """
         from storage.maildir.files import atomic_write
 
         uidvalidity, highest, floor = header
-        data = b"%s %s V%d H%d E%d\n" % (MAGIC, _VERSION, uidvalidity, highest, floor)
+        data = b"%s %s V%d H%d E%d" % (MAGIC, _VERSION, uidvalidity, highest, floor)
+        data += b"\n" if recent is None else b" R%d\n" % recent
         data += b"".join(lines)
         atomic_write(self.path, data, fsync=self.fsync)
         return len(data)
@@ -479,7 +596,11 @@ class ModseqLog:
         lines = [b"%d %d F %s\n" % (r.uid, base + i, _flag_key(r.flags))
                  for i, r in enumerate(snapshot.messages, 1)]
         highest = base + len(snapshot.messages)
-        self._write_whole((snapshot.uidvalidity, highest, base), lines)
+        # No \Recent floor unless the mailbox is empty (nothing to claim
+        # yet): which of its messages a reader saw, the log cannot know,
+        # and the store's own sign says (a Maildir's new/, claim_recent).
+        self._write_whole((snapshot.uidvalidity, highest, base), lines,
+                          recent=None if snapshot.messages else 1)
 
     def _compact(self, state: _State) -> _State:
         """
@@ -495,7 +616,8 @@ class ModseqLog:
         lines = [b"%d %d X\n" % (uid, modseq) for uid, modseq in kept]
         lines += [b"%d %d F %s\n" % (uid, modseq, key)
                   for uid, (modseq, key) in sorted(state.live.items())]
-        size = self._write_whole((state.uidvalidity, state.highest, floor), lines)
+        size = self._write_whole((state.uidvalidity, state.highest, floor), lines,
+                                 recent=state.recent)
         try:
             st = os.stat(self.path)
         except OSError as e:
@@ -504,6 +626,7 @@ class ModseqLog:
             ident=_identity(st), offset=size, uidvalidity=state.uidvalidity,
             highest=max(state.highest, floor), floor=floor, live=state.live,
             dead=dict(kept), lines=len(lines), valid=True, version=state.version + 1,
+            recent=state.recent,
         )
         self._state = fresh
         return fresh

@@ -170,6 +170,17 @@ def _shared_for(directory: str) -> _Shared:
         return state
 
 
+def _newest(messages, floor: int) -> list[int]:
+    """The UIDs at or above C{floor} of UID-ordered C{messages}, ascending."""
+    out = []
+    for record in reversed(messages):
+        if record.uid < floor:
+            break
+        out.append(record.uid)
+    out.reverse()
+    return out
+
+
 def _stat_key(path: str) -> tuple:
     try:
         st = os.stat(path)
@@ -235,7 +246,10 @@ class MaildirMailbox:
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
         self._shared = _shared_for(os.path.realpath(directory))
+        #: Base names this object has as \Recent.
         self._recent: set[str] = set()
+        #: Base names the last sync moved out of new/ (see _claim_new).
+        self._moved: set[str] = set()
         self._closed = False
         #: The snapshot of the last L{sync}.
         self.last_snapshot: MailboxSnapshot | None = None
@@ -255,6 +269,47 @@ class MaildirMailbox:
     def sync(self) -> MailboxSnapshot:
         """
         Re-read the directories and the uidlist; see L{IMailbox.sync}.
+        Then C{\\Recent} (RFC 3501 section 2.3.2): a writable open takes
+        the messages no session has taken yet, as the modseq log's floor
+        says (L{storage.modseq.ModseqLog.claim_recent}); a read-only one
+        (EXAMINE, STATUS) shows them as recent and takes nothing, so the
+        next SELECT still gets them.
+        """
+        snapshot = self._sync_files()
+        messages = snapshot.messages
+        moved, self._moved = self._moved, set()
+        floor = self.modseqs.recent_floor(snapshot.uidvalidity)
+        if self.readonly:
+            if floor is None:
+                # No floor yet: files still in new/ are the unclaimed ones.
+                entries = self._entries
+                by_uid = self._by_uid
+                unclaimed = frozenset(u for u, b in by_uid.items()
+                                      if entries.get(b) is not None
+                                      and entries[b].subdir == "new")
+            else:
+                unclaimed = frozenset(_newest(messages, floor))
+            if not unclaimed:
+                return snapshot
+            snapshot = replace(snapshot, recent=snapshot.recent | unclaimed)
+        else:
+            if floor is not None and (not messages or messages[-1].uid < floor):
+                return snapshot
+            newest = _newest(messages, floor or 0)
+            by_uid = self._by_uid
+            claimed = self.modseqs.claim_recent(
+                snapshot.uidvalidity, newest,
+                lambda: [u for u in newest if by_uid.get(u) in moved])
+            if not claimed:
+                return snapshot
+            self._recent.update(by_uid[u] for u in claimed if u in by_uid)
+            snapshot = replace(snapshot, recent=snapshot.recent | frozenset(claimed))
+        self.last_snapshot = snapshot
+        return snapshot
+
+    def _sync_files(self) -> MailboxSnapshot:
+        """
+        The listing part of L{sync}.
 
         Every call lists C{new/} and C{cur/}: a directory's mtime is not a
         safe "nothing changed" test over NFS (coarse timestamps, attribute
@@ -362,7 +417,12 @@ class MaildirMailbox:
         return {r.base for r in uidlist.records}
 
     def _claim_new(self, entries: dict[str, Entry]) -> None:
-        """Move files from new/ to cur/; those we move are our \\Recent."""
+        """
+        Move files from new/ to cur/ (the Maildir way of saying "a mail
+        reader has seen it").  Which session has them as C{\\Recent} is
+        the modseq log's floor's to say; these are the candidates only
+        while a log has no floor yet (L{sync}).
+        """
         for base, entry in list(entries.items()):
             if entry.subdir != "new":
                 continue
@@ -374,7 +434,7 @@ class MaildirMailbox:
                 continue
             except OSError as e:
                 raise StoreError(f"cannot move {entry.path(self.directory)} to cur/: {e}") from e
-            self._recent.add(base)
+            self._moved.add(base)
             entries[base] = Entry.of("cur", name)
 
     def _snapshot(self) -> MailboxSnapshot:
@@ -591,15 +651,15 @@ class MaildirMailbox:
 
     def unclaimed(self) -> int:
         """
-        How many messages were still in C{new/} at the last sync: no
-        session has taken them as C{\\Recent} yet (STATUS RECENT).
+        How many messages of the last sync no session has taken as
+        C{\\Recent} yet (STATUS RECENT): those at or above the modseq
+        log's floor, or, while it has none, those still in C{new/}.
         """
-        return sum(1 for e in self._entries.values() if e.subdir == "new")
-
-    def add_recent(self, base: str) -> None:
-        """Count a message this object added as its own \\Recent."""
-        if not self.readonly:
-            self._recent.add(base)
+        snapshot = self.last_snapshot
+        floor = self.modseqs.recent_floor(snapshot.uidvalidity) if snapshot else None
+        if floor is None:
+            return sum(1 for e in self._entries.values() if e.subdir == "new")
+        return len(_newest(snapshot.messages, floor))
 
     # -- transactions --------------------------------------------------------
 

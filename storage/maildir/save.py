@@ -274,6 +274,9 @@ class MaildirTransaction:
             # listing of the whole Maildir is needed here, so an APPEND
             # does not slow down as the mailbox grows.
             first = uidlist.next_uid
+            # RFC 3501 section 2.3.2: what we add is recent to the first
+            # session that syncs, by the modseq log's floor.
+            mailbox.modseqs.start_recent(uidlist.uidvalidity, first)
             added = tuple(
                 UidlistRecord(first + i, p.base) for i, p in enumerate(self._pending)
             )
@@ -297,8 +300,6 @@ class MaildirTransaction:
                 appended.append(record.uid)
                 if pending.source_uid is not None:
                     source_uids.append(pending.source_uid)
-                if letters:
-                    mailbox.add_recent(pending.base)
             self._pending.clear()
             if failed:
                 raise StoreError("cannot move new messages into place: " + "; ".join(failed))

@@ -355,9 +355,15 @@ class MboxMailbox:
         self._records = view.by_uid
         if self._recent:
             self._recent &= view.by_uid.keys()
+        recent = frozenset(self._recent)
+        if self.readonly:
+            # RFC 3501 section 2.3.2 for EXAMINE: what no session took yet
+            # (no C{Status: O}) is shown as recent and left for the next
+            # writable open, as Dovecot does.
+            recent = frozenset(e.uid for e in state.entries if not e.old)
         snapshot = MailboxSnapshot(
             uidvalidity=state.uidvalidity, uidnext=state.uidnext,
-            messages=view.records, recent=frozenset(self._recent),
+            messages=view.records, recent=recent,
             keywords=view.keywords)
         if self.modseqs is not None:
             snapshot = self.modseqs.stamp(snapshot)
