@@ -13,19 +13,12 @@ import random
 import threading
 
 import pytest
-from imapclient import IMAPClient
 
 from conftest import start_server
+from test_e2e_two_nodes import client
 
 MESSAGES = 6
 ROUNDS = 30
-
-
-def client(server):
-    c = IMAPClient(server.host, port=server.port, ssl=False, timeout=60)
-    c.starttls(server.ssl_context())
-    c.login(server.user, server.password)
-    return c
 
 
 def flags_of(server) -> dict[int, set[bytes]]:

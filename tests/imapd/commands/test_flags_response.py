@@ -9,6 +9,7 @@ MULTIAPPEND, COPY; another session; another process).  On both stores.
 from __future__ import annotations
 
 from tests.imapd.commands.test_mailflow import MSG, append
+from tests.imapd.commands.test_store import two_sessions
 
 SYSTEM = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -41,11 +42,7 @@ def test_own_store_announces_a_new_keyword_first(selected):
 
 def test_another_sessions_keyword_is_announced_before_its_fetch(selected, new_conv):
     """A keyword another session set is announced before the unsolicited FETCH."""
-    append(selected, "a1", "INBOX")
-    selected.ok("n1 NOOP")
-    other = new_conv()
-    other.login()
-    other.ok("s1 SELECT INBOX")
+    other = two_sessions(selected, new_conv, flags="")
     other.ok("t1 STORE 1 +FLAGS.SILENT ($Elsewhere)")
     lines = selected.ok("n2 NOOP")
     i = announced(lines, "$Elsewhere")
@@ -99,11 +96,7 @@ def test_fetch_setting_seen_announces_a_keyword_set_elsewhere(selected, new_conv
     FETCH BODY[] sets \\Seen and shows the message's stored flags, which
     may carry a keyword another session just set: FLAGS comes first.
     """
-    append(selected, "a1", "INBOX")
-    selected.ok("n1 NOOP")
-    other = new_conv()
-    other.login()
-    other.ok("s1 SELECT INBOX")
+    other = two_sessions(selected, new_conv, flags="")
     other.ok("t1 STORE 1 +FLAGS.SILENT ($Elsewhere)")
     selected.send(b"f1 FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY[TEXT])\r\n")
     lines = [l for l in selected.output().decode().split("\r\n") if l]
