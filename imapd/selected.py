@@ -40,11 +40,13 @@ _flag_locks: "weakref.WeakValueDictionary[str, threading.RLock]" = weakref.WeakV
 
 def flag_lock(mailbox) -> threading.RLock:
     """
-    The lock this process's sessions hold while they change flags in one
-    mailbox, so that a STORE (UNCHANGEDSINCE) check and its write are one
-    step against every other session of this process (RFC 7162 section
-    3.1.3).  With user/node affinity (DESIGN.md rule 7) that is every
-    session of the user; other processes and programs are not covered.
+    The lock this process's sessions hold while they commit flag changes
+    in one mailbox and sync right after, so that the sync a session shows
+    its STORE's result from follows its own commit without another
+    session's commit of this process in between.  Correctness against
+    every writer does not rest on it: the store applies the change (and
+    checks UNCHANGEDSINCE) under the mailbox's own lock
+    (L{storage.flagchange}).
     """
     key = getattr(mailbox, "directory", None) or getattr(mailbox, "path", None) or str(id(mailbox))
     with _flag_locks_guard:

@@ -214,8 +214,10 @@ class MailboxSnapshot:
 
     @ivar messages: every message, sorted by UID ascending.
     @ivar recent: UIDs that this open mailbox is the first to see
-        (RFC 3501 section 2.3.2 C{\\Recent}); a store reports each such UID
-        to exactly one L{IMailbox}.
+        (RFC 3501 section 2.3.2 C{\\Recent}); a store gives each such UID
+        to exactly one writable L{IMailbox}, in any process.  A read-only
+        one (EXAMINE) also reports the UIDs nobody took yet, and takes
+        none (as Dovecot does).
     @ivar highestmodseq: RFC 7162 HIGHESTMODSEQ: the highest mod-sequence
         ever given in this mailbox, expunges included; never decreases for
         one UIDVALIDITY.  0 from a store that keeps no MODSEQs.
