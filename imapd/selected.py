@@ -468,12 +468,19 @@ class SelectedView:
         fresh = {r.uid: r for r in snapshot.messages if r.uid in wanted}
         records = self.records
         surprised = set()
+        # A STORE 1:* has few distinct (change, flags) pairs.
+        expected: dict[tuple, frozenset[str]] = {}
         for uid in wanted:
             record = records.get(uid)
             new = fresh.get(uid)
             if record is None or new is None:
                 continue  # expunged meanwhile: the next apply says so
-            if new.flags != changes[uid].apply(record.flags):
+            change = changes[uid]
+            key = (id(change), record.flags)  # one change object per STORE
+            result = expected.get(key)
+            if result is None:
+                result = expected[key] = change.apply(record.flags)
+            if new.flags != result:
                 surprised.add(uid)
             records[uid] = new
         return sorted(modified), surprised

@@ -538,6 +538,10 @@ class MaildirMailbox:
             self._entries[base] = entry
         return entry
 
+    def known_entries(self) -> dict[str, Entry]:
+        """The last listing (read only): lets a new listing reuse its entries."""
+        return self._entries
+
     def known_entry(self, base: str) -> Entry | None:
         """The file of a message as of the last listing, unchecked."""
         return self._entries.get(base)

@@ -45,6 +45,10 @@ __all__ = ["MaildirTransaction", "split_flags"]
 
 _CANONICAL = {f.lower(): f for f in FLAG_LETTERS}
 
+#: A flag commit naming more messages than this lists the Maildir once
+#: under the lock rather than checking names one by one.
+_LIST_ABOVE = 32
+
 
 def split_flags(flags: Iterable[str]) -> tuple[str, frozenset[str]]:
     """
@@ -310,10 +314,15 @@ class MaildirTransaction:
         # keyword a change names got its letter before the lock was taken.
         known = self.mailbox.keywords.read()
         letter_of = {name: chr(97 + i) for i, name in known.items()}
-        plans: dict[tuple[FlagChange, str], tuple[str, frozenset[str], frozenset[str]]] = {}
+        plans: dict[tuple[int, str], tuple[str, frozenset[str], frozenset[str]]] = {}
         judge = None
         if any(c.unchangedsince is not None for c in self._flags.values()):
             judge = mailbox.modseqs.judge(uidlist.uidvalidity, self._flags)
+        # The names the files have now, under the lock: one listing for a
+        # change of many messages (a STORE 1:* that changes few of them
+        # would otherwise stat every file to prove the no-ops), else the
+        # last listing's names, checked one by one.
+        listing = scan(directory, mailbox.known_entries()) if len(self._flags) > _LIST_ABOVE else None
         # Renames relative to the Maildir: the kernel then walks two path
         # components per name instead of the whole path (a few per cent
         # of a STORE on 10,000 messages, more with deep mail paths).
@@ -326,7 +335,7 @@ class MaildirTransaction:
                 if base is None:
                     continue
                 if self._rename_flags(uid, base, change, known, letter_of, plans, judge,
-                                      dir_fd):
+                                      dir_fd, listing):
                     changed.append(uid)
         finally:
             if dir_fd is not None:
@@ -355,6 +364,7 @@ class MaildirTransaction:
         plans: dict,
         judge,
         dir_fd: int,
+        listing: dict[str, Entry] | None = None,
     ) -> bool:
         """
         Apply C{change} to the flags the message's file name carries and
@@ -371,29 +381,37 @@ class MaildirTransaction:
             rename itself.
         @param judge: L{storage.modseq.ModseqLog.judge}'s function when a
             change carries UNCHANGEDSINCE, else C{None}.
+        @param listing: a listing made under the lock, if any: its names
+            need no check before a no-op.
         @return: whether the flags changed.
         """
         mailbox = self.mailbox
         directory = mailbox.directory
-        entry = mailbox.known_entry(base) or mailbox.locate(base)
+        fresh = listing is not None
+        entry = listing.get(base) if fresh else mailbox.known_entry(base) or mailbox.locate(base)
         for _ in range(5):
             if entry is None:
                 return False
-            plan = plans.get((change, entry.letters))
+            # By identity: a STORE queues one change object for every
+            # message, and hashing its fields 10,000 times is not free.
+            plan = plans.get((id(change), entry.letters))
             if plan is None:
-                plan = plans[(change, entry.letters)] = _plan(entry, change, known, letter_of)
+                plan = plans[(id(change), entry.letters)] = _plan(entry, change, known,
+                                                                  letter_of)
             ordered, before, after = plan
             since = change.unchangedsince
             if since is not None and judge is not None and judge(uid, before) > since:
                 self._modified.append(uid)
                 return False
             if before == after and entry.subdir == "cur":
+                if fresh:
+                    return False
                 # Nothing to write, if the name is still the file's: a name
                 # from an old listing may carry flags it no longer has.
                 try:
                     os.stat(f"cur/{entry.name}", dir_fd=dir_fd, follow_symlinks=False)
                 except FileNotFoundError:
-                    entry = mailbox.locate(base)
+                    entry, fresh = mailbox.locate(base), True
                     continue
                 except OSError as e:
                     raise StoreError(f"cannot stat {directory}/cur/{entry.name}: "
@@ -409,7 +427,7 @@ class MaildirTransaction:
             try:
                 os.rename(src, f"cur/{new_name}", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileNotFoundError:
-                entry = mailbox.locate(base)
+                entry, fresh = mailbox.locate(base), True
                 continue
             except OSError as e:
                 raise StoreError(f"cannot rename {directory}/{src}: {e.strerror or e}") from e

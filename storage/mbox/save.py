@@ -36,6 +36,8 @@ class MboxTransaction:
         #: uid -> the change queued for it, applied in L{commit} to the
         #: flags the file holds under the write lock.
         self._flag_changes: dict[int, FlagChange] = {}
+        self._normalized: dict[int, FlagChange] = {}
+        self._keep: list[FlagChange] = []
         self._finished = False
 
     def _check(self) -> None:
@@ -73,10 +75,17 @@ class MboxTransaction:
     def change_flags(self, uid: int, change: FlagChange) -> None:
         """Queue a flag change; see L{ITransaction.change_flags}."""
         self._check()
-        if change.replace is not None:
-            change = dataclasses.replace(change, replace=_stored(change.replace))
-        elif change.add:
-            change = dataclasses.replace(change, add=_stored(change.add))
+        # Normalised once per change object (a STORE queues one for all).
+        given = change
+        change = self._normalized.get(id(given))
+        if change is None:
+            change = given
+            if given.replace is not None:
+                change = dataclasses.replace(given, replace=_stored(given.replace))
+            elif given.add:
+                change = dataclasses.replace(given, add=_stored(given.add))
+            self._normalized[id(given)] = change
+            self._keep.append(given)  # so that its id is not reused
         earlier = self._flag_changes.get(uid)
         self._flag_changes[uid] = change if earlier is None else earlier.then(change)
 
@@ -116,6 +125,8 @@ class MboxTransaction:
                     c.unchangedsince is not None for c in flag_changes.values()):
                 judge = self.mailbox.modseqs.judge(state.uidvalidity, entries)
             flags = {}
+            # A STORE 1:* has few distinct (change, flags) pairs.
+            results: dict[tuple, frozenset[str]] = {}
             for uid, change in flag_changes.items():
                 entry = entries.get(uid)
                 if entry is None:
@@ -124,7 +135,11 @@ class MboxTransaction:
                 if since is not None and judge is not None and judge(uid, entry.flags) > since:
                     modified.append(uid)
                     continue
-                flags[uid] = change.apply(entry.flags)
+                new = results.get((id(change), entry.flags))
+                if new is None:
+                    new = results[(id(change), entry.flags)] = change.apply(entry.flags)
+                if new != entry.flags:
+                    flags[uid] = new
             return dataclasses.replace(changes, flags=flags)
 
         outcome, uidvalidity = self.mailbox.write(make)
