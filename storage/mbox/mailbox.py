@@ -360,7 +360,7 @@ class MboxMailbox:
             # RFC 3501 section 2.3.2 for EXAMINE: what no session took yet
             # (no C{Status: O}) is shown as recent and left for the next
             # writable open, as Dovecot does.
-            recent = frozenset(e.uid for e in state.entries if not e.old)
+            recent = view.unclaimed
         snapshot = MailboxSnapshot(
             uidvalidity=state.uidvalidity, uidnext=state.uidnext,
             messages=view.records, recent=recent,
@@ -604,6 +604,8 @@ class _View:
     by_uid: dict[int, MessageRecord]
     entries: dict[int, Entry]
     keywords: tuple[str, ...]
+    #: UIDs without C{Status: O}: no session took them as \Recent yet.
+    unclaimed: frozenset[int]
 
 
 _RECORDS: dict[str, _View] = {}
@@ -621,7 +623,8 @@ def _records_of(path: str, state: MboxState):
     records = tuple(MessageRecord(e.uid, e.flags, e.internaldate, e.size, str(e.raw.start))
                     for e in sorted(state.entries, key=lambda e: e.uid))
     view = _View(state, records, {r.uid: r for r in records},
-                 {e.uid: e for e in state.entries}, _all_keywords(state))
+                 {e.uid: e for e in state.entries}, _all_keywords(state),
+                 frozenset(e.uid for e in state.entries if not e.old))
     with _CACHE_LOCK:
         _RECORDS.pop(path, None)
         _RECORDS[path] = view
