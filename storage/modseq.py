@@ -11,13 +11,18 @@ flags in file names, mbox in Status/X-Status/X-Keywords headers), so each
 mailbox gets a small append-only text file beside its mail (the store
 decides where, see L{storage.maildir.mailbox} and L{storage.mbox.store}):
 
-    IMAPD-MODSEQ 1 V<uidvalidity> H<highest> E<floor>
+    IMAPD-MODSEQ 1 V<uidvalidity> H<highest> E<floor> [R<first recent>]
     <uid> <modseq> F <flag> <flag> ...
     <uid> <modseq> X
+    <first recent> 0 R
 
 A C{F} line records the flags a message had when it got that MODSEQ; an
 C{X} line is a tombstone (the message was expunged at that MODSEQ).  The
-last line of a UID wins.  A line without its newline is a write torn by a
+last line of a UID wins.  C{R} (a header field, then lines that raise it)
+is the first UID no session has taken as C{\\Recent} (RFC 3501 section
+2.3.2), which a store may keep here (L{ModseqLog.claim_recent}; the
+Maildir store does, mbox keeps C{Status: O} in the messages instead).
+Older readers skip C{R}.  A line without its newline is a write torn by a
 crash: it is ignored, and cut off before the next append.
 
 How changes get their MODSEQ: every L{ModseqLog.stamp} of a fresh
