@@ -125,3 +125,28 @@ def test_concurrent_flag_changes_on_two_nodes_lose_nothing(nodes):
             for uid, present in last.items():
                 assert (keyword in flags[uid]) == present, (keyword, uid, flags[uid])
         assert all(b"\\seen" in f for f in flags.values())
+
+
+def test_new_mail_is_recent_on_exactly_one_node(nodes):
+    """
+    Issue 13 rule 3 across processes: sessions on both nodes have INBOX
+    selected; mail APPENDed (with flags and without) through node 0 is
+    \\Recent to exactly one of them, and a later SELECT gets none.
+    """
+    a, b = client(nodes[0]), client(nodes[1])
+    a.select_folder("INBOX")
+    b.select_folder("INBOX")
+    writer = client(nodes[0])
+    writer.append("INBOX", b"Subject: one\r\n\r\nbody\r\n", flags=[b"\\Seen"])
+    writer.append("INBOX", b"Subject: two\r\n\r\nbody\r\n")
+    writer.logout()
+    recent = []
+    for c in (a, b):
+        c.noop()
+        data = c.fetch(c.search("ALL"), ["FLAGS"])
+        recent.append({uid for uid, v in data.items() if b"\\Recent" in v[b"FLAGS"]})
+        c.logout()
+    assert len(recent[0] | recent[1]) == 2 and not recent[0] & recent[1], recent
+    late = client(nodes[1])
+    assert late.select_folder("INBOX")[b"RECENT"] == 0
+    late.logout()
