@@ -403,19 +403,20 @@ class MaildirTransaction:
             if since is not None and judge is not None and judge(uid, before) > since:
                 self._modified.append(uid)
                 return False
-            if before == after and entry.subdir == "cur":
+            if before == after:
+                # Nothing to write (a file in new/ stays there for the
+                # mail readers that look), if the name is still the file's:
+                # a name from an old listing may carry flags it lost since.
                 if fresh:
                     return False
-                # Nothing to write, if the name is still the file's: a name
-                # from an old listing may carry flags it no longer has.
+                src = f"{entry.subdir}/{entry.name}"
                 try:
-                    os.stat(f"cur/{entry.name}", dir_fd=dir_fd, follow_symlinks=False)
+                    os.stat(src, dir_fd=dir_fd, follow_symlinks=False)
                 except FileNotFoundError:
                     entry, fresh = mailbox.locate(base), True
                     continue
                 except OSError as e:
-                    raise StoreError(f"cannot stat {directory}/cur/{entry.name}: "
-                                     f"{e.strerror or e}") from e
+                    raise StoreError(f"cannot stat {directory}/{src}: {e.strerror or e}") from e
                 return False
             # As MaildirName.with_letters() and .parse() of the new name
             # would give, without parsing what we just built.
