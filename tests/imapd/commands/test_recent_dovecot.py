@@ -10,15 +10,13 @@ to the first SELECT, EXAMINE and STATUS show it without taking it.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from tests.storage.mbox.test_mbox_dovecot import CONF, DOVEADM, DOVECOT, MAIL_UID
+from tests.storage.mbox.test_mbox_dovecot import DOVEADM, chown_mail, start_dovecot
 
 MSG = "Subject: hello\r\n\r\nbody\r\n"
 
@@ -54,28 +52,12 @@ def facts(text: str) -> list[str]:
 @pytest.fixture
 def dovecot_sessions(store_kind):
     """Run L{SESSIONS} against a private Dovecot; return each one's facts."""
-    assert os.path.exists(DOVECOT) and os.path.exists(DOVEADM), "Dovecot is not installed"
-    assert os.geteuid() == 0, "Dovecot's mail processes run as another user: run as root"
-    top = tempfile.mkdtemp(prefix="dvr", dir="/tmp")
-    os.chmod(top, 0o755)
-    os.makedirs(os.path.join(top, "run"))
-    os.makedirs(os.path.join(top, "mail", "u"))
-    conf_text = CONF.format(top=top, uid=MAIL_UID)
-    if store_kind == "maildir":
-        conf_text = re.sub(r"mail_location = .*", f"mail_location = maildir:{top}/mail/%u/Maildir",
-                           conf_text)
-    conf = os.path.join(top, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(conf_text)
-    subprocess.run([DOVECOT, "-c", conf], check=True, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    location = "maildir:{top}/mail/%u/Maildir" if store_kind == "maildir" else None
+    top, conf = start_dovecot(location)
     try:
         results = []
         for commands in SESSIONS:
-            for dirpath, dirnames, filenames in os.walk(os.path.join(top, "mail")):
-                for name in dirnames + filenames:
-                    os.chown(os.path.join(dirpath, name), MAIL_UID, MAIL_UID)
-            os.chown(os.path.join(top, "mail"), MAIL_UID, MAIL_UID)
+            chown_mail(top)
             script = "".join(c + "\r\n" for c in commands) + "z LOGOUT\r\n"
             run = subprocess.run([DOVEADM, "-c", conf, "exec", "imap", "-u", "u"], input=script,
                                  capture_output=True, text=True, timeout=30)
