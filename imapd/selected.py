@@ -25,12 +25,13 @@ from collections import OrderedDict
 from bisect import bisect_left, bisect_right
 from typing import Iterable, Optional
 
-from storage.interfaces import MailboxSnapshot, MessageRecord
+from storage.flagchange import FlagChange
+from storage.interfaces import SYSTEM_FLAGS, MailboxSnapshot, MessageRecord
 from imapd.parser.types import SequenceSet
 from imapd.errors import BadCommand
 from imapd.wire import uid_set
 
-__all__ = ["SelectedView", "flag_lock"]
+__all__ = ["SelectedView", "flag_lock", "flags_lines"]
 
 _flag_locks_guard = threading.Lock()
 #: Weak: a lock lives as long as some caller holds or waits on it.
@@ -39,11 +40,13 @@ _flag_locks: "weakref.WeakValueDictionary[str, threading.RLock]" = weakref.WeakV
 
 def flag_lock(mailbox) -> threading.RLock:
     """
-    The lock this process's sessions hold while they change flags in one
-    mailbox, so that a STORE (UNCHANGEDSINCE) check and its write are one
-    step against every other session of this process (RFC 7162 section
-    3.1.3).  With user/node affinity (DESIGN.md rule 7) that is every
-    session of the user; other processes and programs are not covered.
+    The lock this process's sessions hold while they commit flag changes
+    in one mailbox and sync right after, so that the sync a session shows
+    its STORE's result from follows its own commit without another
+    session's commit of this process in between.  Correctness against
+    every writer does not rest on it: the store applies the change (and
+    checks UNCHANGEDSINCE) under the mailbox's own lock
+    (L{storage.flagchange}).
     """
     key = getattr(mailbox, "directory", None) or getattr(mailbox, "path", None) or str(id(mailbox))
     with _flag_locks_guard:
@@ -62,6 +65,21 @@ def format_flag_list(flags: Iterable[str]) -> bytes:
     from imapd.fetch import format_flags
 
     return format_flags(flags)
+
+
+def flags_lines(keywords: Iterable[str], readonly: bool) -> tuple[bytes, bytes]:
+    """
+    C{* FLAGS} (RFC 3501 section 7.2.6) and C{* OK [PERMANENTFLAGS]}
+    (section 7.1) for a mailbox whose keywords are C{keywords}: what
+    SELECT says, and what the client is told again before it sees a
+    keyword these did not name.  C{\\*}: clients may create keywords.
+    """
+    flags = format_flag_list(sorted(SYSTEM_FLAGS) + list(keywords))
+    if readonly:
+        permanent = b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+    else:
+        permanent = b"* OK [PERMANENTFLAGS " + flags[:-1] + b" \\*)] Flags permitted.\r\n"
+    return b"* FLAGS " + flags + b"\r\n", permanent
 
 
 class _Derived:
@@ -135,6 +153,10 @@ class SelectedView:
         self.uidvalidity = snapshot.uidvalidity
         self.uidnext = snapshot.uidnext
         self.keywords: tuple[str, ...] = snapshot.keywords
+        #: The keywords the client was told about by FLAGS, in that order
+        #: (SELECT tells it C{keywords}), and the same in lower case.
+        self.told: tuple[str, ...] = snapshot.keywords
+        self._told_lower = {k.lower() for k in snapshot.keywords}
         self._base = _derived(snapshot)
         # Shared with other views of the same snapshot until this view
         # changes them (copy on write, see _own).
@@ -337,7 +359,29 @@ class SelectedView:
         self.highestmodseq = max(self.highestmodseq, snapshot.highestmodseq)
         self.keywords = snapshot.keywords
         self._rebase(snapshot)
+        told = self.announce()
+        if told:
+            # Before the FETCH and EXISTS that may show the new keywords.
+            out.insert(0, told)
         return out
+
+    def announce(self) -> bytes:
+        """
+        C{* FLAGS} and C{* OK [PERMANENTFLAGS]} naming every keyword of
+        the mailbox, if it has one the client was not told about yet; else
+        nothing.  RFC 3501 sections 7.2.6 and 7.1: clients build their
+        flag lists from these, so they must come before any response that
+        shows such a keyword (after STORE, COPY, APPEND, or a change made
+        by another session or program).
+        """
+        told = self._told_lower
+        new = [k for k in self.keywords if k.lower() not in told]
+        if not new:
+            return b""
+        for k in new:
+            told.add(k.lower())
+        self.told = self.told + tuple(new)
+        return b"".join(flags_lines(self.told, self.readonly))
 
     def _own(self) -> None:
         """Copy the shared uid list and record map before changing them."""
@@ -390,39 +434,63 @@ class SelectedView:
             return out + ([b"* VANISHED %s\r\n" % uid_set(sorted(gone)).encode()] if gone else [])
         return out + expunges
 
-    def commit_flags(self, updates: dict[int, frozenset[str]]) -> None:
+    def commit_flags(self, changes: dict[int, FlagChange]) -> tuple[list[int], set[int]]:
         """
-        Blocking: write new flags for messages of this view in one
-        transaction, then show them in the view (STORE, and FETCH setting
-        C{\\Seen}).  The changed messages get their new MODSEQs from a
-        sync right after the commit (the store's modseq log gives them);
-        other changes in that sync are left for the next L{apply}, which
-        the dispatcher makes with that very snapshot (L{synced}).
+        Blocking: hand flag changes of messages of this view to the store
+        in one transaction, then show the result in the view (STORE, and
+        FETCH setting C{\\Seen}).
+
+        The store applies each change to the flags it holds under its
+        lock, never to this view's copy, which may be stale (another
+        session, process or program changed them since our last sync):
+        RFC 3501 section 6.4.6, DESIGN.md "Flag changes".  So the flags a
+        message ends with come from the sync right after the commit, with
+        their new MODSEQs; other changes in that sync are left for the
+        next L{apply}, which the dispatcher makes with that very snapshot
+        (L{synced}).
+
+        @return: the UIDs the store left alone because their MODSEQ was
+            above the change's UNCHANGEDSINCE (RFC 7162 section 3.1.3),
+            and the UIDs whose flags now differ from what the client can
+            work out from what it was told and its own change (another
+            party changed them too): those need a FETCH even after a
+            C{.SILENT} STORE.
         """
-        if not updates:
-            return
+        if not changes:
+            return [], set()
         with flag_lock(self.mailbox):
             tx = self.mailbox.transaction()
-            for uid, flags in updates.items():
-                tx.set_flags(uid, flags)
-            tx.commit()
+            for uid, change in changes.items():
+                tx.change_flags(uid, change)
+            result = tx.commit()
             snapshot = self.mailbox.sync()
         self.synced = snapshot
         self.version += 1
         self._own()
-        fresh = {r.uid: r for r in snapshot.messages if r.uid in updates}
+        # The records below may carry keywords new to the client: the
+        # caller sends L{announce} before showing them.
+        self.keywords = snapshot.keywords
+        modified = set(result.modified) if result is not None else set()
+        wanted = changes.keys() - modified
+        fresh = {r.uid: r for r in snapshot.messages if r.uid in wanted}
         records = self.records
-        for uid, flags in updates.items():
+        surprised = set()
+        # A STORE 1:* has few distinct (change, flags) pairs.
+        expected: dict[tuple, frozenset[str]] = {}
+        for uid in wanted:
             record = records.get(uid)
-            if record is not None:
-                new = fresh.get(uid)
-                if new is not None and new.flags == flags and new.key == record.key:
-                    # The store's record says just what we wrote: share it
-                    # rather than build another one per message.
-                    records[uid] = new
-                    continue
-                modseq = new.modseq if new is not None else record.modseq
-                records[uid] = record.replace(flags=flags, modseq=modseq)
+            new = fresh.get(uid)
+            if record is None or new is None:
+                continue  # expunged meanwhile: the next apply says so
+            change = changes[uid]
+            key = (id(change), record.flags)  # one change object per STORE
+            result = expected.get(key)
+            if result is None:
+                result = expected[key] = change.apply(record.flags)
+            if new.flags != result:
+                surprised.add(uid)
+            records[uid] = new
+        return sorted(modified), surprised
 
     def is_vanished(self, uid: int) -> bool:
         return uid in self.vanished

@@ -238,8 +238,10 @@ class MailboxSnapshot:
 
     @ivar messages: every message, sorted by UID ascending.
     @ivar recent: UIDs that this open mailbox is the first to see
-        (RFC 3501 section 2.3.2 C{\\Recent}); a store reports each such UID
-        to exactly one L{IMailbox}.
+        (RFC 3501 section 2.3.2 C{\\Recent}); a store gives each such UID
+        to exactly one writable L{IMailbox}, in any process.  A read-only
+        one (EXAMINE) also reports the UIDs nobody took yet, and takes
+        none (as Dovecot does).
     @ivar highestmodseq: RFC 7162 HIGHESTMODSEQ: the highest mod-sequence
         ever given in this mailbox, expunges included; never decreases for
         one UIDVALIDITY.  0 from a store that keeps no MODSEQs.
@@ -298,6 +300,9 @@ class CommitResult:
     source_uids: tuple[int, ...] = ()
     expunged: tuple[int, ...] = ()
     flags_changed: tuple[int, ...] = field(default=())
+    #: UIDs whose flag change was not made because their MODSEQ was above
+    #: its UNCHANGEDSINCE (RFC 7162 section 3.1.3), checked under the lock.
+    modified: tuple[int, ...] = ()
 
 
 class IStore(Interface):
@@ -435,6 +440,15 @@ class ITransaction(Interface):
 
     def set_flags(uid: int, flags: frozenset[str]) -> None:
         """Queue a full replacement of one message's flags."""
+
+    def change_flags(uid: int, change) -> None:
+        """
+        Queue a L{storage.flagchange.FlagChange}: at commit, under the
+        store's lock, it is applied to the flags the message has in the
+        store then (never to a caller's copy, which may be stale), and its
+        UNCHANGEDSINCE is checked there; a message that fails it is left
+        alone and named in L{CommitResult.modified}.
+        """
 
     def expunge(uid: int) -> None:
         """Queue the removal of one message."""

@@ -11,13 +11,18 @@ flags in file names, mbox in Status/X-Status/X-Keywords headers), so each
 mailbox gets a small append-only text file beside its mail (the store
 decides where, see L{storage.maildir.mailbox} and L{storage.mbox.store}):
 
-    IMAPD-MODSEQ 1 V<uidvalidity> H<highest> E<floor>
+    IMAPD-MODSEQ 1 V<uidvalidity> H<highest> E<floor> [R<first recent>]
     <uid> <modseq> F <flag> <flag> ...
     <uid> <modseq> X
+    <first recent> 0 R
 
 A C{F} line records the flags a message had when it got that MODSEQ; an
 C{X} line is a tombstone (the message was expunged at that MODSEQ).  The
-last line of a UID wins.  A line without its newline is a write torn by a
+last line of a UID wins.  C{R} (a header field, then lines that raise it)
+is the first UID no session has taken as C{\\Recent} (RFC 3501 section
+2.3.2), which a store may keep here (L{ModseqLog.claim_recent}; the
+Maildir store does, mbox keeps C{Status: O} in the messages instead).
+Older readers skip C{R}.  A line without its newline is a write torn by a
 crash: it is ignored, and cut off before the next append.
 
 How changes get their MODSEQ: every L{ModseqLog.stamp} of a fresh
@@ -58,6 +63,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 from twisted.logger import Logger
 
@@ -117,6 +123,9 @@ class _State:
     lines: int = 0
     valid: bool = False  # a header was read
     version: int = 0  # bumped whenever the content changes
+    #: The first UID no session has claimed as \Recent (R lines), or
+    #: None while the log has no R line yet (see L{ModseqLog.claim_recent}).
+    recent: int | None = None
 
 
 def _identity(st: os.stat_result) -> tuple:
@@ -127,16 +136,16 @@ def _signature(st: os.stat_result | None) -> tuple | None:
     return None if st is None else (st.st_dev, st.st_ino, st.st_size)
 
 
-def _parse_header(line: bytes) -> tuple[int, int, int] | None:
+def _parse_header(line: bytes) -> tuple[int, int, int, int | None] | None:
     parts = line.split()
     if len(parts) < 2 or parts[0] != MAGIC or parts[1] != _VERSION:
         return None
-    values = {"V": 0, "H": 0, "E": 0}
+    values = {"V": 0, "H": 0, "E": 0, "R": None}
     for part in parts[2:]:
         key = part[:1].decode("ascii", "replace")
         if key in values and part[1:].isdigit():
             values[key] = min(int(part[1:]), _MODSEQ_MAX)
-    return values["V"], values["H"], values["E"]
+    return values["V"], values["H"], values["E"], values["R"]
 
 
 def _parse_lines(state: _State, data: bytes) -> None:
@@ -160,6 +169,10 @@ def _parse_lines(state: _State, data: bytes) -> None:
         elif kind == b"X":
             live.pop(uid, None)
             dead[uid] = modseq
+        elif kind == b"R":
+            # "<first unclaimed uid> 0 R": the \Recent floor only grows.
+            if state.recent is None or uid > state.recent:
+                state.recent = uid
     state.highest = highest
     state.lines += lines
 
@@ -244,7 +257,7 @@ class ModseqLog:
         first = data.find(b"\n")
         header = _parse_header(data[:first]) if first >= 0 else None
         if header is not None:
-            fresh.uidvalidity, highest, fresh.floor = header
+            fresh.uidvalidity, highest, fresh.floor, fresh.recent = header
             fresh.highest = max(fresh.highest, highest, fresh.floor)
             end = data.rfind(b"\n") + 1
             _parse_lines(fresh, data[first + 1:end])
@@ -263,6 +276,141 @@ class ModseqLog:
         with self._lock:
             state = self._refresh()
             return {uid: known[0] for uid, known in state.live.items()}
+
+    def judge(self, uidvalidity: int, uids) -> "Callable[[int, frozenset[str]], int]":
+        """
+        For RFC 7162 UNCHANGEDSINCE checked by a store under its own lock:
+        a function giving the MODSEQ of message C{uid} whose stored flags
+        are C{flags} now.  That is the MODSEQ of the log's last line for
+        it when the line records these very flags; otherwise the flags
+        changed since the log last saw them (another session, process or
+        program wrote them and nobody stamped it yet), and the change
+        will get a MODSEQ above every one handed out, so the answer is
+        the highest plus one.  A message the log does not know is judged
+        the same way.  Blocking; the log is re-read by opening it (not by
+        stat), so that over NFS lines another node appended are seen.
+        """
+        with self._lock:
+            memory = self._state.ident[:1] == ("memory",)
+            state = self._refresh(locked=not memory)
+            above = min(state.highest + 1, _MODSEQ_MAX)
+            if state.valid and state.uidvalidity == uidvalidity:
+                live = state.live
+                known = {uid: live[uid] for uid in uids if uid in live}
+            else:
+                known = {}
+
+        def modseq(uid: int, flags: frozenset[str]) -> int:
+            line = known.get(uid)
+            if line is not None and line[1] == _flag_key(frozenset(flags)):
+                return line[0]
+            return above
+
+        return modseq
+
+    # -- \Recent ---------------------------------------------------------------
+
+    def recent_floor(self, uidvalidity: int) -> int | None:
+        """
+        The first UID no session has claimed as C{\\Recent} yet, as far as
+        the log says (one stat); C{None} if it says nothing for this
+        UIDVALIDITY.  Messages from there on are recent to a read-only
+        session (EXAMINE) and count in STATUS RECENT.  Blocking.
+        """
+        with self._lock:
+            state = self._refresh()
+            if state.valid and state.uidvalidity == uidvalidity:
+                return state.recent
+            return None
+
+    def claim_recent(self, uidvalidity: int, uids: list[int],
+                     fallback: "Callable[[], list[int]]") -> list[int]:
+        """
+        RFC 3501 section 2.3.2: take C{\\Recent} for the messages of
+        C{uids} (ascending, a writable session's newest ones) that no
+        session took yet, and return them.  The log keeps the first UID
+        not yet claimed (Dovecot keeps the same in its index header); it
+        is compared and raised under the log's dotlock, so across
+        sessions, processes and nodes each message is recent to exactly
+        one session.  UIDs only grow, so one number says it all.
+
+        A log with no floor yet (made before this rule, or by a store
+        that kept it elsewhere) claims what C{fallback()} says is new
+        (a Maildir's files its caller moved out of C{new/}) and records
+        the floor above C{uids}, so that no old message becomes recent
+        again.  Blocking.
+        """
+        from storage.maildir.files import locked
+
+        with self._lock:
+            state = self._refresh()
+            if (state.valid and state.uidvalidity == uidvalidity and state.recent is not None
+                    and (not uids or uids[-1] < state.recent)):
+                return []
+            try:
+                with locked(self.path):
+                    state = self._refresh(locked=True)
+                    if not state.valid or state.uidvalidity != uidvalidity:
+                        if uids:
+                            return fallback()
+                        # An empty mailbox nobody stamped yet: start its log
+                        # now, so that its first messages have a floor.
+                        self._restart(state, MailboxSnapshot(uidvalidity, 1, ()))
+                        self._refresh(locked=True)
+                        return []
+                    if state.recent is None:
+                        claimed = fallback()
+                    else:
+                        claimed = [u for u in uids if u >= state.recent]
+                    top = max([uids[-1] + 1 if uids else 1] + [u + 1 for u in claimed])
+                    if state.recent is not None and top <= state.recent:
+                        return claimed
+                    line = b"%d 0 R\n" % top
+                    self._append(state, line)
+                    state.recent = top
+                    state.offset += len(line)
+                    state.lines += 1
+                    return claimed
+            except (LockUnavailable, StoreError) as e:
+                # A log we cannot write (a shared archive): \Recent is
+                # then this process's guess, as it was before the floor.
+                _log.warn("Cannot record \\Recent in {path}: {error}",
+                          path=self.path, error=str(e))
+                return fallback()
+
+    def start_recent(self, uidvalidity: int, first: int) -> None:
+        """
+        Before a store adds messages from UID C{first} on (APPEND, COPY,
+        MOVE): give a log without a C{\\Recent} floor one, so that those
+        messages are unclaimed whatever the store's own sign says (a
+        Maildir message saved with flags goes straight to cur/).  A floor
+        already there stays.  Blocking; a log that cannot be written is
+        left alone (L{claim_recent} then falls back).
+        """
+        from storage.maildir.files import locked
+
+        with self._lock:
+            state = self._refresh()
+            if state.valid and state.uidvalidity == uidvalidity and state.recent is not None:
+                return
+            try:
+                with locked(self.path):
+                    state = self._refresh(locked=True)
+                    if not state.valid or state.uidvalidity != uidvalidity:
+                        # No log yet: one with no lines; the next stamp
+                        # gives the messages their MODSEQs.
+                        base = max(state.highest, _seed())
+                        self._write_whole((uidvalidity, base, base), [], recent=first)
+                    elif state.recent is None:
+                        line = b"%d 0 R\n" % first
+                        self._append(state, line)
+                        state.recent = first
+                        state.offset += len(line)
+                        state.lines += 1
+                    self._refresh(locked=True)
+            except (LockUnavailable, StoreError) as e:
+                _log.warn("Cannot record \\Recent in {path}: {error}",
+                          path=self.path, error=str(e))
 
     @property
     def highest(self) -> int:
@@ -427,12 +575,18 @@ class ModseqLog:
         finally:
             os.close(fd)
 
-    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes]) -> int:
-        """Replace the log by temp file and rename; return its size."""
+    def _write_whole(self, header: tuple[int, int, int], lines: list[bytes],
+                     recent: int | None) -> int:
+        """
+        Replace the log by temp file and rename; return its size.  The
+        header's C{R} is the C{\\Recent} floor (L{claim_recent}); a log
+        from before that rule has none.
+        """
         from storage.maildir.files import atomic_write
 
         uidvalidity, highest, floor = header
-        data = b"%s %s V%d H%d E%d\n" % (MAGIC, _VERSION, uidvalidity, highest, floor)
+        data = b"%s %s V%d H%d E%d" % (MAGIC, _VERSION, uidvalidity, highest, floor)
+        data += b"\n" if recent is None else b" R%d\n" % recent
         data += b"".join(lines)
         atomic_write(self.path, data, fsync=self.fsync)
         return len(data)
@@ -447,7 +601,11 @@ class ModseqLog:
         lines = [b"%d %d F %s\n" % (r.uid, base + i, _flag_key(r.flags))
                  for i, r in enumerate(snapshot.messages, 1)]
         highest = base + len(snapshot.messages)
-        self._write_whole((snapshot.uidvalidity, highest, base), lines)
+        # No \Recent floor unless the mailbox is empty (nothing to claim
+        # yet): which of its messages a reader saw, the log cannot know,
+        # and the store's own sign says (a Maildir's new/, claim_recent).
+        self._write_whole((snapshot.uidvalidity, highest, base), lines,
+                          recent=None if snapshot.messages else 1)
 
     def _compact(self, state: _State) -> _State:
         """
@@ -463,7 +621,8 @@ class ModseqLog:
         lines = [b"%d %d X\n" % (uid, modseq) for uid, modseq in kept]
         lines += [b"%d %d F %s\n" % (uid, modseq, key)
                   for uid, (modseq, key) in sorted(state.live.items())]
-        size = self._write_whole((state.uidvalidity, state.highest, floor), lines)
+        size = self._write_whole((state.uidvalidity, state.highest, floor), lines,
+                                 recent=state.recent)
         try:
             st = os.stat(self.path)
         except OSError as e:
@@ -472,6 +631,7 @@ class ModseqLog:
             ident=_identity(st), offset=size, uidvalidity=state.uidvalidity,
             highest=max(state.highest, floor), floor=floor, live=state.live,
             dead=dict(kept), lines=len(lines), valid=True, version=state.version + 1,
+            recent=state.recent,
         )
         self._state = fresh
         return fresh

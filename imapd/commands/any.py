@@ -14,7 +14,7 @@ from __future__ import annotations
 from imapd import wire
 from imapd.parser.types import Capability, Enable, Id, Logout, Noop
 
-__all__ = ["capabilities", "handle_capability", "handle_noop", "handle_logout",
+__all__ = ["capabilities", "highestmodseq_line", "handle_capability", "handle_noop", "handle_logout",
            "handle_id", "handle_enable"]
 
 #: Extensions advertised once authenticated (and their RFCs).
@@ -86,8 +86,23 @@ def enable_condstore(session) -> None:
     of the connection, as if the client had said ENABLE CONDSTORE.
     """
     session.enabled.add("CONDSTORE")
-    if session.selected is not None:
-        session.selected.condstore = True
+    view = session.selected
+    if view is not None and not view.condstore:
+        view.condstore = True
+        # RFC 7162 section 3.1: enabled while a mailbox is selected, the
+        # client learns that mailbox's HIGHESTMODSEQ before anything else
+        # of the command (it missed it at SELECT, or ignored it).
+        session.send(highestmodseq_line(view.highestmodseq))
+
+
+def highestmodseq_line(highest: int) -> bytes:
+    """
+    RFC 7162 section 3.1.2.1 C{OK [HIGHESTMODSEQ n]}, or section 3.1.2.2
+    C{OK [NOMODSEQ]} for a mailbox whose store keeps no MODSEQs.
+    """
+    if highest:
+        return b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % highest
+    return b"* OK [NOMODSEQ] No permanent modsequences\r\n"
 
 
 def capabilities(session) -> list[str]:
@@ -151,6 +166,7 @@ async def handle_enable(session, cmd: Enable):
         # RFC 7162 section 3.2.3: ENABLE QRESYNC implies CONDSTORE.
         session.enabled.add("CONDSTORE")
     view = session.selected
+    was_condstore = view is not None and view.condstore
     if view is not None:
         # RFC 5161 section 3.1 asks clients to ENABLE before SELECT but
         # lets servers accept it after; the view then follows at once.
@@ -158,3 +174,7 @@ async def handle_enable(session, cmd: Enable):
         view.qresync = "QRESYNC" in session.enabled
         view.imap4rev2 = session.imap4rev2
     session.send(("* ENABLED" + "".join(" " + c for c in newly) + "\r\n").encode())
+    if view is not None and view.condstore and not was_condstore:
+        # RFC 7162 section 3.1: ENABLE CONDSTORE (or QRESYNC) is a
+        # CONDSTORE enabling command like the others.
+        session.send(highestmodseq_line(view.highestmodseq))

@@ -20,6 +20,7 @@ import time
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Fetch, FetchAttr
 from storage.errors import MessageExpunged
+from storage.flagchange import FlagChange
 
 __all__ = ["handle_fetch", "mark_seen"]
 
@@ -63,18 +64,23 @@ def _vanished_line(view, cmd: Fetch) -> bytes:
     return b"* VANISHED (EARLIER) %s\r\n" % uid_set(gone).encode()
 
 
+_ADD_SEEN = FlagChange(add=frozenset({"\\Seen"}))
+
+
 def mark_seen(view, uids) -> list[int]:
     """
     Set C{\\Seen} on the messages that lack it (RFC 3501 section 6.4.5:
-    BODY[] without .PEEK).  Blocking; returns the UIDs that changed.
+    BODY[] without .PEEK).  Blocking; returns the UIDs asked for.  The
+    store adds C{\\Seen} to the flags it holds (never writes back this
+    view's copy, which would undo another session's change).
     """
-    updates = {
-        u: view.records[u].flags | {"\\Seen"}
+    changes = {
+        u: _ADD_SEEN
         for u in uids
         if u in view.records and "\\Seen" not in view.records[u].flags and not view.is_vanished(u)
     }
-    view.commit_flags(updates)
-    return list(updates)
+    view.commit_flags(changes)
+    return list(changes)
 
 
 def _render_batch(view, pairs, attrs, with_flags, need_message, include_uid, changed,
@@ -217,6 +223,9 @@ async def handle_fetch(session, cmd: Fetch):
     changed: set[int] = set()
     if sets_seen(attrs) and not view.readonly:
         changed = set(await session.run(mark_seen, view, [u for _s, u in pairs]))
+        # Its sync may have brought keywords new to the client (RFC 3501
+        # section 7.2.6): announced before the FETCHes show them.
+        session.send(view.announce())
     with_flags = attrs if any(a.name == "FLAGS" for a in attrs) else attrs + (_FLAGS,)
     if view.condstore and _MODSEQ not in with_flags:
         # RFC 7162 section 3.1.4: a flag change (the implied \Seen) is

@@ -17,9 +17,8 @@ from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.primitives import NotParseable
 from imapd.parser.qresync import parse_qresync_param
 from imapd.parser.types import Check, Close, Expunge, QresyncParam, Select, SequenceSet, Unselect
-from imapd.selected import SelectedView, format_flag_list
+from imapd.selected import SelectedView, flags_lines, format_flag_list
 from imapd.wire import uid_set
-from storage.interfaces import SYSTEM_FLAGS
 
 _log = Logger()
 
@@ -193,18 +192,19 @@ async def handle_select(session, cmd: Select):
     drops C{* n RECENT} and C{[UNSEEN n]} and adds the required
     C{* LIST} of the mailbox with its attributes.
     """
+    from imapd.commands.any import enable_condstore, highestmodseq_line
     from imapd.commands.mailboxes import select_list_line
 
     rev2 = session.imap4rev2
     condstore, qresync = _select_params(session, cmd)
-    if condstore:
-        from imapd.commands.any import enable_condstore
-
-        enable_condstore(session)
     if session.selected is not None:
         await close_selected(session, expunge=False)
         if "QRESYNC" in session.enabled or rev2:
             session.send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
+    if condstore:
+        # After the close: the HIGHESTMODSEQ below is the new mailbox's,
+        # never the one being left (RFC 7162 section 3.1).
+        enable_condstore(session)
     name = mailboxname.from_wire(cmd.mailbox, utf8=rev2)
     store = session.account.store
     mailbox = await session.run(store.open, name, cmd.readonly)
@@ -217,11 +217,8 @@ async def handle_select(session, cmd: Select):
     view.condstore = "CONDSTORE" in session.enabled
     view.qresync = "QRESYNC" in session.enabled
     view.imap4rev2 = rev2
-    flags = sorted(SYSTEM_FLAGS) + list(snapshot.keywords)
-    out = [
-        b"* FLAGS " + format_flag_list(flags) + b"\r\n",
-        b"* %d EXISTS\r\n" % view.exists,
-    ]
+    flags_line, permanent_line = flags_lines(snapshot.keywords, cmd.readonly)
+    out = [flags_line, b"* %d EXISTS\r\n" % view.exists]
     if not rev2:
         out.append(b"* %d RECENT\r\n" % len(view.recent))
         unseen = view.first_unseen()
@@ -229,11 +226,7 @@ async def handle_select(session, cmd: Select):
             out.append(b"* OK [UNSEEN %d] First unseen.\r\n" % unseen)
     out.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % view.uidvalidity)
     out.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % view.uidnext)
-    if cmd.readonly:
-        out.append(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n")
-    else:
-        # \* : clients may create new keywords (RFC 3501 section 7.1).
-        out.append(b"* OK [PERMANENTFLAGS " + format_flag_list(flags)[:-1] + b" \\*)] Flags permitted.\r\n")
+    out.append(permanent_line)
     if rev2:
         try:
             out.append(await select_list_line(session, name))
@@ -244,10 +237,7 @@ async def handle_select(session, cmd: Select):
     # HIGHESTMODSEQ with every successful SELECT/EXAMINE, enabled or not
     # (clients ignore codes they do not know, RFC 3501 section 7.1), and
     # NOMODSEQ (section 3.1.2.2) for a store without them.
-    if snapshot.highestmodseq:
-        out.append(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % snapshot.highestmodseq)
-    else:
-        out.append(b"* OK [NOMODSEQ] No permanent modsequences\r\n")
+    out.append(highestmodseq_line(snapshot.highestmodseq))
     if qresync is not None:
         out.append(await session.run(_qresync_lines, view, mailbox, snapshot, qresync))
     session.send(b"".join(out))

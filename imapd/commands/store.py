@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from imapd.errors import BadCommand, CommandFailed
 from imapd.parser.types import Store
-from imapd.selected import flag_lock, format_flag_list
+from imapd.selected import format_flag_list
 from imapd.wire import uid_set
+from storage.flagchange import FlagChange
 from storage.interfaces import SYSTEM_FLAGS
 
 __all__ = ["handle_store", "validate_flags"]
@@ -37,62 +38,34 @@ def validate_flags(flags) -> frozenset[str]:
     return frozenset(out)
 
 
-def _apply(view, pairs, mode, flags, unchangedsince=None):
+def _change(mode: str, flags: frozenset[str], unchangedsince: int | None) -> FlagChange:
+    """The store-level change a STORE action asks for (RFC 3501 6.4.6)."""
+    if mode == "+":
+        return FlagChange(add=flags, unchangedsince=unchangedsince)
+    if mode == "-":
+        return FlagChange(remove=flags, unchangedsince=unchangedsince)
+    return FlagChange(replace=flags, unchangedsince=unchangedsince)
+
+
+def _apply(view, pairs, change: FlagChange):
     """
-    Blocking: compute and commit the new flags.
+    Blocking: have the store apply C{change} to every named message.
 
-    With C{unchangedsince} (RFC 7162 section 3.1.3) the MODSEQs are read
-    fresh from the store first, and a message whose MODSEQ is above it is
-    left alone and returned in the "modified" list.  Against the other
-    sessions of this process the check and the write are one step (every
-    flag change takes the same L{flag_lock}); against other processes and
-    programs there remains a window of one sync between them.
+    Every named message goes to the store, not only those whose flags
+    this session's view says would change: the view may be stale, and
+    C{-FLAGS (\\Seen)} must clear a C{\\Seen} another session set since.
+    The store applies the change to the flags it holds, under its lock,
+    and checks UNCHANGEDSINCE there (RFC 7162 section 3.1.3), so that the
+    check and the write are one step against every process and node that
+    writes through the store.
 
-    @return: the UIDs changed, and the UIDs that failed UNCHANGEDSINCE.
+    @return: the UIDs that failed UNCHANGEDSINCE, and those whose flags
+        ended other than the client can work out (see
+        L{imapd.selected.SelectedView.commit_flags}).
     """
-    if unchangedsince is None:
-        return _apply_locked(view, pairs, mode, flags, None)
-    with flag_lock(view.mailbox):
-        return _apply_locked(view, pairs, mode, flags, unchangedsince)
-
-
-def _apply_locked(view, pairs, mode, flags, unchangedsince):
-    current = view.records
-    if unchangedsince is not None:
-        current = {r.uid: r for r in view.mailbox.sync().messages}
-    updates = {}
-    modified = []
-    # One result per distinct flag set: a STORE 1:* on 10,000 messages
-    # would otherwise make 10,000 equal frozensets that live until the
-    # commit ends, long enough to count as long-lived for the garbage
-    # collector and bring on a full collection.
-    results: dict[frozenset[str], frozenset[str]] = {}
-    for _seq, uid in pairs:
-        rec = view.records.get(uid)
-        if rec is None or view.is_vanished(uid):
-            continue
-        base = rec.flags
-        if unchangedsince is not None:
-            fresh = current.get(uid)
-            if fresh is None or fresh.modseq > unchangedsince:
-                modified.append(uid)
-                continue
-            # The store's flags as of the check, which passed: the change
-            # applies to what the client's MODSEQ stands for.
-            base = fresh.flags
-        new = results.get(base)
-        if new is None:
-            if mode == "+":
-                new = base | flags
-            elif mode == "-":
-                new = base - flags
-            else:
-                new = flags
-            results[base] = new
-        if new != base:
-            updates[uid] = new
-    view.commit_flags(updates)
-    return list(updates), modified
+    changes = {uid: change for _seq, uid in pairs
+               if uid in view.records and not view.is_vanished(uid)}
+    return view.commit_flags(changes)
 
 
 async def handle_store(session, cmd: Store):
@@ -115,16 +88,20 @@ async def handle_store(session, cmd: Store):
         enable_condstore(session)
     pairs = view.resolve(cmd.sequence, cmd.uid)
     flags = validate_flags(cmd.action.flags)
-    _changed, modified = await session.run(_apply, view, pairs, cmd.action.mode, flags, since)
+    change = _change(cmd.action.mode, flags, since)
+    modified, surprised = await session.run(_apply, view, pairs, change)
     failed = set(modified)
-    out = []
+    # A keyword new to the client is announced before it shows up below.
+    out = [view.announce()]
     for seq, uid in pairs:
         if uid not in view.records or uid in failed:
             continue
         items = []
         if cmd.uid:
             items.append(b"UID %d" % uid)
-        if not cmd.action.silent:
+        if not cmd.action.silent or uid in surprised:
+            # .SILENT spares the client the flags it can work out itself;
+            # flags another party changed too it must still be told.
             items.append(b"FLAGS " + format_flag_list(view.shown_flags(uid)))
         elif not (view.condstore and since is not None):
             continue

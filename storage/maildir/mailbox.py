@@ -195,6 +195,17 @@ def _shared_for(directory: str, flush: bool = False) -> _Shared:
         return state
 
 
+def _newest(messages, floor: int) -> list[int]:
+    """The UIDs at or above C{floor} of UID-ordered C{messages}, ascending."""
+    out = []
+    for record in reversed(messages):
+        if record.uid < floor:
+            break
+        out.append(record.uid)
+    out.reverse()
+    return out
+
+
 def _stat_key(path: str, stat_=os.stat) -> tuple:
     try:
         st = stat_(path)
@@ -269,7 +280,10 @@ class MaildirMailbox:
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
         self._shared = _shared_for(os.path.realpath(directory), self.nfs)
+        #: Base names this object has as \Recent.
         self._recent: set[str] = set()
+        #: Base names the last sync moved out of new/ (see _claim_new).
+        self._moved: set[str] = set()
         #: Set by L{_signature} with NFS: the server's times show both
         #: directories unchanged for L{DIRTY_WINDOW} seconds.
         self._server_quiet = False
@@ -292,6 +306,47 @@ class MaildirMailbox:
     def sync(self) -> MailboxSnapshot:
         """
         Re-read the directories and the uidlist; see L{IMailbox.sync}.
+        Then C{\\Recent} (RFC 3501 section 2.3.2): a writable open takes
+        the messages no session has taken yet, as the modseq log's floor
+        says (L{storage.modseq.ModseqLog.claim_recent}); a read-only one
+        (EXAMINE, STATUS) shows them as recent and takes nothing, so the
+        next SELECT still gets them.
+        """
+        snapshot = self._sync_files()
+        messages = snapshot.messages
+        moved, self._moved = self._moved, set()
+        floor = self.modseqs.recent_floor(snapshot.uidvalidity)
+        if self.readonly:
+            if floor is None:
+                # No floor yet: files still in new/ are the unclaimed ones.
+                entries = self._entries
+                by_uid = self._by_uid
+                unclaimed = frozenset(u for u, b in by_uid.items()
+                                      if entries.get(b) is not None
+                                      and entries[b].subdir == "new")
+            else:
+                unclaimed = frozenset(_newest(messages, floor))
+            if not unclaimed:
+                return snapshot
+            snapshot = replace(snapshot, recent=snapshot.recent | unclaimed)
+        else:
+            if floor is not None and (not messages or messages[-1].uid < floor):
+                return snapshot
+            newest = _newest(messages, floor or 0)
+            by_uid = self._by_uid
+            claimed = self.modseqs.claim_recent(
+                snapshot.uidvalidity, newest,
+                lambda: [u for u in newest if by_uid.get(u) in moved])
+            if not claimed:
+                return snapshot
+            self._recent.update(by_uid[u] for u in claimed if u in by_uid)
+            snapshot = replace(snapshot, recent=snapshot.recent | frozenset(claimed))
+        self.last_snapshot = snapshot
+        return snapshot
+
+    def _sync_files(self) -> MailboxSnapshot:
+        """
+        The listing part of L{sync}.
 
         C{new/} and C{cur/} are listed unless the directories, the uidlist
         and the keywords file look exactly as they did at a listing made
@@ -454,7 +509,12 @@ class MaildirMailbox:
         return {r.base for r in uidlist.records}
 
     def _claim_new(self, entries: dict[str, Entry]) -> None:
-        """Move files from new/ to cur/; those we move are our \\Recent."""
+        """
+        Move files from new/ to cur/ (the Maildir way of saying "a mail
+        reader has seen it").  Which session has them as C{\\Recent} is
+        the modseq log's floor's to say; these are the candidates only
+        while a log has no floor yet (L{sync}).
+        """
         for base, entry in list(entries.items()):
             if entry.subdir != "new":
                 continue
@@ -466,7 +526,7 @@ class MaildirMailbox:
                 continue
             except OSError as e:
                 raise StoreError(f"cannot move {entry.path(self.directory)} to cur/: {e}") from e
-            self._recent.add(base)
+            self._moved.add(base)
             entries[base] = Entry.of("cur", name)
 
     def _snapshot(self) -> MailboxSnapshot:
@@ -574,6 +634,10 @@ class MaildirMailbox:
             self._entries[base] = entry
         return entry
 
+    def known_entries(self) -> dict[str, Entry]:
+        """The last listing (read only): lets a new listing reuse its entries."""
+        return self._entries
+
     def known_entry(self, base: str) -> Entry | None:
         """The file of a message as of the last listing, unchecked."""
         return self._entries.get(base)
@@ -637,6 +701,31 @@ class MaildirMailbox:
         self._shared.sizes.setdefault(base, len(data))
         return data
 
+    def flags_of(self, entry: Entry) -> frozenset[str]:
+        """The flags a message file's name carries (keywords by name)."""
+        keywords = self.keywords.names(entry.letters) if entry.letters else frozenset()
+        return entry.parsed.system_flags() | keywords
+
+    def read_with_flags(self, uid: int) -> tuple[bytes, frozenset[str]]:
+        """
+        L{read}, and the flags of the very file read, from its name: what
+        COPY must give the copy (RFC 3501 section 6.4.7) even when another
+        session or program changed them since our last sync.
+        """
+        self._check_open()
+        base = self.base_of(uid)
+        for _ in range(3):
+            entry = self.locate(base)
+            if entry is None:
+                break
+            try:
+                with open(entry.path(self.directory), "rb") as f:
+                    data = to_crlf(f.read())
+            except FileNotFoundError:
+                continue
+            return data, self.flags_of(entry)
+        raise MessageExpunged(f"message {base} is gone from {self.name!r}")
+
     def read_header(self, uid: int) -> bytes:
         """The header block with CRLF line endings; see L{IMailbox.read_header}."""
         self._check_open()
@@ -662,15 +751,15 @@ class MaildirMailbox:
 
     def unclaimed(self) -> int:
         """
-        How many messages were still in C{new/} at the last sync: no
-        session has taken them as C{\\Recent} yet (STATUS RECENT).
+        How many messages of the last sync no session has taken as
+        C{\\Recent} yet (STATUS RECENT): those at or above the modseq
+        log's floor, or, while it has none, those still in C{new/}.
         """
-        return sum(1 for e in self._entries.values() if e.subdir == "new")
-
-    def add_recent(self, base: str) -> None:
-        """Count a message this object added as its own \\Recent."""
-        if not self.readonly:
-            self._recent.add(base)
+        snapshot = self.last_snapshot
+        floor = self.modseqs.recent_floor(snapshot.uidvalidity) if snapshot else None
+        if floor is None:
+            return sum(1 for e in self._entries.values() if e.subdir == "new")
+        return len(_newest(snapshot.messages, floor))
 
     # -- transactions --------------------------------------------------------
 

@@ -32,16 +32,22 @@ from typing import Iterable
 from zope.interface import implementer
 
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
+from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.maildir.content import crlf_size, to_lf
-from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, MaildirName, size_field
+from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, LETTER_FLAGS, MaildirName, size_field
 from storage.maildir.files import locked, unique_name
+from storage.maildir.keywords import KEYWORDS_NAME
 from storage.maildir.sync import Entry, new_uidlist, rebuild_records, scan
 from storage.maildir.uidlist import UidlistRecord
 
 __all__ = ["MaildirTransaction", "split_flags"]
 
 _CANONICAL = {f.lower(): f for f in FLAG_LETTERS}
+
+#: A flag commit naming more messages than this lists the Maildir once
+#: under the lock rather than checking names one by one.
+_LIST_ABOVE = 32
 
 
 def split_flags(flags: Iterable[str]) -> tuple[str, frozenset[str]]:
@@ -84,11 +90,15 @@ class MaildirTransaction:
     def __init__(self, mailbox) -> None:
         self.mailbox = mailbox
         self._pending: list[_Pending] = []
-        self._flags: dict[int, frozenset[str]] = {}
+        #: uid -> the change queued for it, applied in L{commit} to the
+        #: flags the file's name carries under the uidlist lock.
+        self._flags: dict[int, FlagChange] = {}
         self._expunge: dict[int, None] = {}
-        #: Flag sets L{set_flags} already checked (a STORE on many
+        #: Flag sets L{change_flags} already checked (a STORE on many
         #: messages has few distinct ones).
         self._valid: set[frozenset[str]] = set()
+        #: UIDs whose UNCHANGEDSINCE failed at commit.
+        self._modified: list[int] = []
         self._finished = False
 
     # -- queueing ------------------------------------------------------------
@@ -147,13 +157,13 @@ class MaildirTransaction:
                 self._copy_maildir(source, uid)
             else:
                 record = _source_record(source, uid)
-                self.append(source.read(uid), record.flags, record.internaldate)
+                data, flags = read_with_flags(source, uid, record.flags)
+                self.append(data, flags, record.internaldate)
                 self._pending[-1].source_uid = uid
 
     def _copy_maildir(self, source, uid: int) -> None:
         record = source.record(uid)
         src_base = record.key
-        letters, keywords = split_flags(record.flags)
         sizes = []
         for key in ("S", "W"):
             value = size_field(src_base, key)
@@ -167,7 +177,6 @@ class MaildirTransaction:
             entry = source.locate(src_base, fresh=attempt > 0)
             if entry is None:
                 break
-            letters += entry.parsed.unknown_letters()
             src = entry.path(source.directory)
             try:
                 try:
@@ -190,18 +199,28 @@ class MaildirTransaction:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise StoreError(f"cannot copy {src}: {e.strerror or e}") from e
+            # The flags of the file just linked, from its name (the link
+            # found it under that name), not those of our last sync, which
+            # another session or program may have changed since.
+            letters, keywords = split_flags(source.flags_of(entry))
+            letters += entry.parsed.unknown_letters()
             self._pending.append(_Pending(tmp, base, letters, keywords, uid))
             return
         raise MessageExpunged(f"message UID {uid} is gone from {source.name!r}")
 
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:
         """Queue a full replacement of the flags of C{uid}."""
+        self.change_flags(uid, FlagChange(frozenset(flags)))
+
+    def change_flags(self, uid: int, change: FlagChange) -> None:
+        """Queue a flag change; see L{ITransaction.change_flags}."""
         self._check()
-        flags = frozenset(flags)
-        if flags not in self._valid:
-            split_flags(flags)  # refuse bad flags now, not at commit
-            self._valid.add(flags)
-        self._flags[uid] = flags
+        named = change.named()
+        if named not in self._valid:
+            split_flags(named)  # refuse bad flags now, not at commit
+            self._valid.add(named)
+        earlier = self._flags.get(uid)
+        self._flags[uid] = change if earlier is None else earlier.then(change)
 
     def expunge(self, uid: int) -> None:
         """Queue the removal of C{uid}."""
@@ -233,8 +252,8 @@ class MaildirTransaction:
             names = set()
             for pending in self._pending:
                 names |= pending.keywords
-            for flags in set(self._flags.values()):
-                names |= split_flags(flags)[1]
+            for change in set(self._flags.values()):
+                names |= split_flags(change.named())[1]
             mailbox.keywords.letters_for(names)
             with locked(mailbox.uidlist_file.path):
                 return self._commit_locked()
@@ -259,6 +278,9 @@ class MaildirTransaction:
             # listing of the whole Maildir is needed here, so an APPEND
             # does not slow down as the mailbox grows.
             first = uidlist.next_uid
+            # RFC 3501 section 2.3.2: what we add is recent to the first
+            # session that syncs, by the modseq log's floor.
+            mailbox.modseqs.start_recent(uidlist.uidvalidity, first)
             added = tuple(
                 UidlistRecord(first + i, p.base) for i, p in enumerate(self._pending)
             )
@@ -282,37 +304,38 @@ class MaildirTransaction:
                 appended.append(record.uid)
                 if pending.source_uid is not None:
                     source_uids.append(pending.source_uid)
-                if letters:
-                    mailbox.add_recent(pending.base)
             self._pending.clear()
             if failed:
                 raise StoreError("cannot move new messages into place: " + "; ".join(failed))
         by_uid = {r.uid: r.base for r in uidlist.records}
         changed = []
         # Per commit, not per message: a STORE 1:* on 10,000 messages
-        # would otherwise stat the keywords file 10,000 times.
+        # would otherwise stat the keywords file 10,000 times.  Every
+        # keyword a change names got its letter before the lock was taken.
         known = self.mailbox.keywords.read()
-        letter_cache: dict[frozenset[str], str] = {}
-        plans: dict[tuple[str, str], str] = {}
+        letter_of = {name: chr(97 + i) for i, name in known.items()}
+        plans: dict[tuple[int, str], tuple[str, frozenset[str], frozenset[str]]] = {}
+        judge = None
+        if any(c.unchangedsince is not None for c in self._flags.values()):
+            judge = mailbox.modseqs.judge(uidlist.uidvalidity, self._flags)
+        # The names the files have now, under the lock: one listing for a
+        # change of many messages (a STORE 1:* that changes few of them
+        # would otherwise stat every file to prove the no-ops), else the
+        # last listing's names, checked one by one.
+        listing = scan(directory, mailbox.known_entries()) if len(self._flags) > _LIST_ABOVE else None
         # Renames relative to the Maildir: the kernel then walks two path
         # components per name instead of the whole path (a few per cent
         # of a STORE on 10,000 messages, more with deep mail paths).
         dir_fd = _open_dir(directory) if self._flags else None
         try:
-            for uid, flags in self._flags.items():
+            for uid, change in self._flags.items():
                 if uid in self._expunge:
                     continue
                 base = by_uid.get(uid)
                 if base is None:
                     continue
-                letters = letter_cache.get(flags)
-                if letters is None:
-                    system, keywords = split_flags(flags)
-                    letters = letter_cache[flags] = (
-                        system + self.mailbox.keywords.letters_for(keywords))
-                    known = self.mailbox.keywords.read()
-                    plans.clear()  # they depend on the keywords known
-                if self._rename_flags(base, letters, known, plans, dir_fd):
+                if self._rename_flags(uid, base, change, known, letter_of, plans, judge,
+                                      dir_fd, listing):
                     changed.append(uid)
         finally:
             if dir_fd is not None:
@@ -328,58 +351,89 @@ class MaildirTransaction:
             source_uids=tuple(source_uids) if source_uids else (),
             expunged=tuple(expunged),
             flags_changed=tuple(changed),
+            modified=tuple(sorted(self._modified)),
         )
 
     def _rename_flags(
         self,
+        uid: int,
         base: str,
-        letters: str,
+        change: FlagChange,
         known: dict[int, str],
-        plans: dict[tuple[str, str], str],
+        letter_of: dict[str, str],
+        plans: dict,
+        judge,
         dir_fd: int,
+        listing: dict[str, Entry] | None = None,
     ) -> bool:
         """
-        Rename the message's file to carry C{letters}.  The name from the
-        last listing is tried first; only when it is gone (another process
-        renamed it meanwhile) is the directory looked at again.
+        Apply C{change} to the flags the message's file name carries and
+        rename the file to carry the result.  The name is the stored
+        state: a rename from it succeeds only while the file still has
+        it, so a name another process or program changed meanwhile makes
+        the rename fail and we read the new name and apply the change to
+        it instead (never to a session's copy of the flags).
 
-        @param plans: (C{letters}, the file's current letters) -> the
-            letters of its new name, shared by the calls of one commit:
-            a STORE on 10,000 messages has few distinct pairs, and this
-            runs once per message next to the rename itself.
+        @param plans: (change, the file's current letters) -> (the letters
+            of its new name, the flags it has, the flags it gets), shared
+            by the calls of one commit: a STORE on 10,000 messages has few
+            distinct pairs, and this runs once per message next to the
+            rename itself.
+        @param judge: L{storage.modseq.ModseqLog.judge}'s function when a
+            change carries UNCHANGEDSINCE, else C{None}.
+        @param listing: a listing made under the lock, if any: its names
+            need no check before a no-op.
+        @return: whether the flags changed.
         """
         mailbox = self.mailbox
         directory = mailbox.directory
-        entry = mailbox.known_entry(base) or mailbox.locate(base)
+        fresh = listing is not None
+        entry = listing.get(base) if fresh else mailbox.known_entry(base) or mailbox.locate(base)
         for _ in range(5):
             if entry is None:
                 return False
-            ordered = plans.get((letters, entry.letters))
-            if ordered is None:
-                # Keep letters we do not manage (P, other uppercase
-                # letters, lowercase letters with no keyword name);
-                # written once each, in ASCII order (the Maildir spec).
-                parsed = entry.parsed
-                kept = parsed.unknown_letters() + "".join(
-                    c for c in parsed.keyword_letters() if ord(c) - 97 not in known
-                )
-                ordered = plans[(letters, entry.letters)] = "".join(sorted(set(letters + kept)))
+            # By identity: a STORE queues one change object for every
+            # message, and hashing its fields 10,000 times is not free.
+            plan = plans.get((id(change), entry.letters))
+            if plan is None:
+                plan = plans[(id(change), entry.letters)] = _plan(entry, change, known,
+                                                                  letter_of)
+            ordered, before, after = plan
+            since = change.unchangedsince
+            if since is not None and judge is not None and judge(uid, before) > since:
+                self._modified.append(uid)
+                return False
+            if before == after:
+                # Nothing to write (a file in new/ stays there for the
+                # mail readers that look), if the name is still the file's:
+                # a name from an old listing may carry flags it lost since.
+                if fresh:
+                    return False
+                src = f"{entry.subdir}/{entry.name}"
+                try:
+                    os.stat(src, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    entry, fresh = mailbox.locate(base, fresh=True), True
+                    continue
+                except OSError as e:
+                    raise StoreError(f"cannot stat {directory}/{src}: {e.strerror or e}") from e
+                return False
             # As MaildirName.with_letters() and .parse() of the new name
             # would give, without parsing what we just built.
             info = f"2,{ordered}{entry.extra}"
             new_name = f"{base}{INFO_SEP}{info}"
             if entry.subdir == "cur" and new_name == entry.name:
-                return True
+                return before != after
             src = f"{entry.subdir}/{entry.name}"
             try:
                 os.rename(src, f"cur/{new_name}", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileNotFoundError:
-                entry = mailbox.locate(base, fresh=True)
+                entry, fresh = mailbox.locate(base, fresh=True), True
                 continue
             except OSError as e:
                 raise StoreError(f"cannot rename {directory}/{src}: {e.strerror or e}") from e
             mailbox.renamed(base, Entry("cur", new_name, base, info, ordered, entry.extra))
-            return True
+            return before != after
         return False
 
     def _unlink(self, base: str) -> bool:
@@ -396,6 +450,40 @@ class MaildirTransaction:
                 raise StoreError(f"cannot remove {entry.path(mailbox.directory)}: {e}") from e
             return True
         return False
+
+
+def _plan(entry: Entry, change: FlagChange, known: dict[int, str],
+          letter_of: dict[str, str]) -> tuple[str, frozenset[str], frozenset[str]]:
+    """
+    The letters of C{entry}'s new name after C{change}, with the flags
+    the name carries now and the flags it will carry.  Letters we do not
+    manage (P, other uppercase letters, lowercase letters with no keyword
+    name) are kept; all are written once each, in ASCII order (the
+    Maildir spec).
+    """
+    before = set()
+    kept = []
+    for c in entry.letters:
+        flag = LETTER_FLAGS.get(c)
+        if flag is None and "a" <= c <= "z":
+            flag = known.get(ord(c) - 97)
+        if flag is None:
+            kept.append(c)
+        else:
+            before.add(flag)
+    stored = frozenset(before)
+    after = change.apply(stored)
+    letters = []
+    for flag in after:
+        letter_ = FLAG_LETTERS.get(flag) or letter_of.get(flag)
+        if letter_ is None:
+            # Matched case-insensitively, as KeywordsFile.letters_for does.
+            lower = flag.lower()
+            letter_ = next((l for n, l in letter_of.items() if n.lower() == lower), None)
+        if letter_ is None:
+            raise StoreError(f"keyword {flag!r} has no letter in {KEYWORDS_NAME}")
+        letters.append(letter_)
+    return "".join(sorted(set(letters + kept))), stored, after
 
 
 def _open_dir(directory: str) -> int:

@@ -355,9 +355,15 @@ class MboxMailbox:
         self._records = view.by_uid
         if self._recent:
             self._recent &= view.by_uid.keys()
+        recent = frozenset(self._recent)
+        if self.readonly:
+            # RFC 3501 section 2.3.2 for EXAMINE: what no session took yet
+            # (no C{Status: O}) is shown as recent and left for the next
+            # writable open, as Dovecot does.
+            recent = view.unclaimed
         snapshot = MailboxSnapshot(
             uidvalidity=state.uidvalidity, uidnext=state.uidnext,
-            messages=view.records, recent=frozenset(self._recent),
+            messages=view.records, recent=recent,
             keywords=view.keywords)
         if self.modseqs is not None:
             snapshot = self.modseqs.stamp(snapshot)
@@ -393,6 +399,14 @@ class MboxMailbox:
 
     def read(self, uid: int) -> bytes:
         """The message with CRLF line endings; see L{IMailbox.read}."""
+        return self.read_with_flags(uid)[0]
+
+    def read_with_flags(self, uid: int) -> tuple[bytes, frozenset[str]]:
+        """
+        L{read}, and the flags the message's header holds in the same
+        bytes: what COPY must give the copy (RFC 3501 section 6.4.7) even
+        when another session or program changed them since our last sync.
+        """
         self._check_open()
         self.record(uid)
         entry = self._view.entries.get(uid)
@@ -425,7 +439,8 @@ class MboxMailbox:
         if fresh.uidvalidity == self.uidvalidity:
             for e in fresh.entries:
                 if e.uid == uid:
-                    return client_bytes(data, e.raw, read_meta(data, e.raw))
+                    meta = read_meta(data, e.raw)
+                    return client_bytes(data, e.raw, meta), meta.flags
         raise MessageExpunged(f"message UID {uid} is gone from {self.name!r}")
 
     def transaction(self) -> MboxTransaction:
@@ -598,6 +613,8 @@ class _View:
     by_uid: dict[int, MessageRecord]
     entries: dict[int, Entry]
     keywords: tuple[str, ...]
+    #: UIDs without C{Status: O}: no session took them as \Recent yet.
+    unclaimed: frozenset[int]
 
 
 _RECORDS: dict[str, _View] = {}
@@ -615,7 +632,8 @@ def _records_of(path: str, state: MboxState):
     records = tuple(MessageRecord(e.uid, e.flags, e.internaldate, e.size, str(e.raw.start))
                     for e in sorted(state.entries, key=lambda e: e.uid))
     view = _View(state, records, {r.uid: r for r in records},
-                 {e.uid: e for e in state.entries}, _all_keywords(state))
+                 {e.uid: e for e in state.entries}, _all_keywords(state),
+                 frozenset(e.uid for e in state.entries if not e.old))
     with _CACHE_LOCK:
         _RECORDS.pop(path, None)
         _RECORDS[path] = view
@@ -714,10 +732,12 @@ def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, timezone.utc)
 
 
-def _message_at(data: bytes, raw: RawMessage, uid: int, stored: bool) -> bytes | None:
+def _message_at(data: bytes, raw: RawMessage, uid: int,
+                stored: bool) -> tuple[bytes, frozenset[str]] | None:
     """
-    The client bytes of the message that should start C{data} (read at the
-    offsets of the last parse), or C{None} if it is not there any more.
+    The client bytes and the flags of the message that should start
+    C{data} (read at the offsets of the last parse), or C{None} if it is
+    not there any more.
     """
     if not data.startswith(raw.from_line):
         return None
@@ -730,4 +750,4 @@ def _message_at(data: bytes, raw: RawMessage, uid: int, stored: bool) -> bytes |
         return None
     if not stored and meta.uid is not None:
         return None
-    return client_bytes(data, msg, meta)
+    return client_bytes(data, msg, meta), meta.flags

@@ -14,7 +14,10 @@ from typing import Iterable
 
 from zope.interface import implementer
 
+import dataclasses
+
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
+from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.mbox.headers import split_flags
 from storage.mbox.rewrite import Changes, prepare_new
@@ -30,6 +33,11 @@ class MboxTransaction:
         self.mailbox = mailbox
         self._changes = Changes()
         self._sources: list[int | None] = []
+        #: uid -> the change queued for it, applied in L{commit} to the
+        #: flags the file holds under the write lock.
+        self._flag_changes: dict[int, FlagChange] = {}
+        self._normalized: dict[int, FlagChange] = {}
+        self._keep: list[FlagChange] = []
         self._finished = False
 
     def _check(self) -> None:
@@ -53,16 +61,33 @@ class MboxTransaction:
         self._check()
         for uid in uids:
             record = _record(source, uid)
+            # The flags stored now, read with the message, not those of
+            # the source's last sync (another session may have changed them).
+            data, flags = read_with_flags(source, uid, record.flags)
             self._changes.appends.append(prepare_new(
-                source.read(uid), _stored(record.flags), record.internaldate,
-                self.mailbox.sender))
+                data, _stored(flags), record.internaldate, self.mailbox.sender))
             self._sources.append(uid)
 
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:
         """Queue a full replacement of the flags of C{uid}."""
+        self.change_flags(uid, FlagChange(frozenset(flags)))
+
+    def change_flags(self, uid: int, change: FlagChange) -> None:
+        """Queue a flag change; see L{ITransaction.change_flags}."""
         self._check()
-        split_flags(flags)
-        self._changes.flags[uid] = _stored(flags)
+        # Normalised once per change object (a STORE queues one for all).
+        given = change
+        change = self._normalized.get(id(given))
+        if change is None:
+            change = given
+            if given.replace is not None:
+                change = dataclasses.replace(given, replace=_stored(given.replace))
+            elif given.add:
+                change = dataclasses.replace(given, add=_stored(given.add))
+            self._normalized[id(given)] = change
+            self._keep.append(given)  # so that its id is not reused
+        earlier = self._flag_changes.get(uid)
+        self._flag_changes[uid] = change if earlier is None else earlier.then(change)
 
     def expunge(self, uid: int) -> None:
         """Queue the removal of C{uid}."""
@@ -73,6 +98,7 @@ class MboxTransaction:
         """Forget everything queued."""
         self._changes = Changes()
         self._sources = []
+        self._flag_changes = {}
         self._finished = True
 
     def commit(self) -> CommitResult:
@@ -81,9 +107,42 @@ class MboxTransaction:
             raise StoreError("the transaction is finished")
         self._finished = True
         changes = self._changes
-        if not (changes.appends or changes.flags or changes.expunge):
+        flag_changes = self._flag_changes
+        if not (changes.appends or flag_changes or changes.expunge):
             return CommitResult(uidvalidity=self.mailbox.uidvalidity)
-        outcome, uidvalidity = self.mailbox.write(lambda state: changes)
+        modified: list[int] = []
+
+        def make(state) -> Changes:
+            # Under the write lock, with the state just brought up to date
+            # with the file: each change applies to the flags stored now.
+            # (Called again if the file was replaced before we locked it.)
+            modified.clear()
+            if not flag_changes:
+                return changes
+            entries = {e.uid: e for e in state.entries if e.uid in flag_changes}
+            judge = None
+            if self.mailbox.modseqs is not None and any(
+                    c.unchangedsince is not None for c in flag_changes.values()):
+                judge = self.mailbox.modseqs.judge(state.uidvalidity, entries)
+            flags = {}
+            # A STORE 1:* has few distinct (change, flags) pairs.
+            results: dict[tuple, frozenset[str]] = {}
+            for uid, change in flag_changes.items():
+                entry = entries.get(uid)
+                if entry is None:
+                    continue
+                since = change.unchangedsince
+                if since is not None and judge is not None and judge(uid, entry.flags) > since:
+                    modified.append(uid)
+                    continue
+                new = results.get((id(change), entry.flags))
+                if new is None:
+                    new = results[(id(change), entry.flags)] = change.apply(entry.flags)
+                if new != entry.flags:
+                    flags[uid] = new
+            return dataclasses.replace(changes, flags=flags)
+
+        outcome, uidvalidity = self.mailbox.write(make)
         copies = [s for s in self._sources if s is not None]
         return CommitResult(
             uidvalidity=uidvalidity,
@@ -91,6 +150,7 @@ class MboxTransaction:
             source_uids=tuple(copies) if copies else (),
             expunged=outcome.expunged,
             flags_changed=outcome.flags_changed,
+            modified=tuple(sorted(modified)),
         )
 
 

@@ -244,6 +244,8 @@ def test_restarted_server_lists_sizes_and_dates_from_the_index(
     items = "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"
     before = _fetch(authed, items)
     assert b"INTERNALDATE \"14-Sep-2020 12:26:40 +0000\"" in before
+    # The first session took the new files as \Recent; the second does not.
+    before = before.replace(b"\\Recent", b"")
 
     maildir_module._shared.clear()
     monkeypatch.setattr(cache_module, "_memory", _Memory(64 * 1024 * 1024))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from imapd.selected import SelectedView
-from storage.interfaces import MailboxSnapshot, MessageRecord
+from storage.flagchange import FlagChange
+from storage.interfaces import CommitResult, MailboxSnapshot, MessageRecord
 
 WHEN = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -68,28 +69,28 @@ class _Store:
 
     def __init__(self, after: MailboxSnapshot) -> None:
         self.after = after
-        self.written: dict[int, frozenset[str]] = {}
+        self.written: dict[int, FlagChange] = {}
 
     def transaction(self):
         return self
 
-    def set_flags(self, uid, flags):
-        self.written[uid] = flags
+    def change_flags(self, uid, change):
+        self.written[uid] = change
 
     def commit(self):
-        return None
+        return CommitResult(uidvalidity=7)
 
     def sync(self):
         return self.after
 
 
-def test_commit_flags_shares_the_stores_records_and_keeps_what_differs():
+def test_commit_flags_takes_the_stores_records_and_names_surprises():
     """
-    After a flag commit the view takes the store's record (with its new
-    MODSEQ) as it is when it shows just what was written, instead of a
-    copy per message; when another program changed the message again
-    before the store's sync, the view keeps what it wrote (with the new
-    MODSEQ) so that the next apply still reports the other change.
+    A flag commit hands the store the change itself (never the view's
+    result), then shows the store's records (with their new MODSEQs) as
+    they are.  A message whose flags ended other than the view's flags
+    plus the change (another program set \\Deleted meanwhile) is named,
+    so that even a .SILENT STORE tells the client.
     """
     before = snapshot((1, ()), (2, ()), (3, ()))
     after = MailboxSnapshot(7, 4, (
@@ -99,9 +100,12 @@ def test_commit_flags_shares_the_stores_records_and_keeps_what_differs():
     ))
     store = _Store(after)
     view = SelectedView(store, before, readonly=False)
-    view.commit_flags({1: frozenset({"\\Seen"}), 2: frozenset({"\\Seen"})})
-    assert store.written == {1: {"\\Seen"}, 2: {"\\Seen"}}
+    seen = FlagChange(add=frozenset({"\\Seen"}))
+    modified, surprised = view.commit_flags({1: seen, 2: seen})
+    assert store.written == {1: seen, 2: seen}
+    assert modified == [] and surprised == {2}
     assert view.records[1] is after.messages[0]
-    assert view.records[2].flags == {"\\Seen"} and view.records[2].modseq == 12
+    assert view.records[2] is after.messages[1]
     assert view.records[3] is before.messages[2]
-    assert view.apply(after, allow_expunge=True) == [b"* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\n"]
+    # Nothing left to report for 1 and 2; 3 only changed its MODSEQ.
+    assert view.apply(after, allow_expunge=True) == []

@@ -8,6 +8,8 @@ examples are followed in shape; their MODSEQ numbers are the server's own
 
 import re
 
+import pytest
+
 MSG = b"From: a@example.org\r\nSubject: m{n}\r\n\r\nBody {n}.\r\n"
 
 
@@ -32,7 +34,9 @@ def modseqs(conv) -> dict[int, int]:
 
 
 def highest(conv) -> int:
-    line = conv.ok("hs STATUS INBOX (HIGHESTMODSEQ)")[0]
+    # The STATUS line; the first STATUS HIGHESTMODSEQ while INBOX is
+    # selected also enables CONDSTORE, whose OK [HIGHESTMODSEQ] comes first.
+    line = conv.ok("hs STATUS INBOX (HIGHESTMODSEQ)")[-2]
     return int(re.fullmatch(r'\* STATUS INBOX \(HIGHESTMODSEQ (\d+)\)', line).group(1))
 
 
@@ -77,6 +81,7 @@ def test_every_select_reports_highestmodseq(authed):
         """
         C: e1 ENABLE CONDSTORE
         S: * ENABLED CONDSTORE
+        S: * OK [HIGHESTMODSEQ {{\\d+}}] Highest
         S: e1 OK ENABLE completed
         """
     )
@@ -258,3 +263,40 @@ def test_unchangedsince_check_and_write_are_one_step_in_process(authed, new_conv
         t.start()
         t.join()
     assert got == [False]  # another thread could not take it meanwhile
+
+
+ENABLING = [
+    "FETCH 1 (MODSEQ)",
+    "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+    "SEARCH MODSEQ 1",
+    "STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)",
+    "STATUS INBOX (HIGHESTMODSEQ)",
+    "ENABLE CONDSTORE",
+]
+
+
+@pytest.mark.parametrize("command", ENABLING)
+def test_enabling_command_while_selected_reports_highestmodseq(authed, command):
+    """
+    RFC 7162 section 3.1: a CONDSTORE enabling command issued while a
+    mailbox is selected answers, before its own data, an untagged
+    OK [HIGHESTMODSEQ] of that mailbox; once only.
+    """
+    fill(authed, 2)
+    lines = authed.ok("s1 SELECT INBOX")
+    [selected_highest] = [l for l in lines if "HIGHESTMODSEQ" in l]
+    lines = authed.ok(f"c1 {command}")
+    # After ENABLE's own ENABLED line, else first.
+    assert lines[1 if command.startswith("ENABLE") else 0] == selected_highest, lines
+    assert [l for l in lines if "[HIGHESTMODSEQ" in l] == [selected_highest], lines
+    lines = authed.ok("c2 FETCH 1 (MODSEQ)")
+    assert not any("[HIGHESTMODSEQ" in l for l in lines), lines
+
+
+def test_select_condstore_reports_only_the_new_mailbox(authed):
+    """SELECT (CONDSTORE) over another selected mailbox says the new mailbox's HIGHESTMODSEQ, once."""
+    fill(authed, 1)
+    authed.ok("c0 CREATE Other")
+    authed.ok("s1 SELECT INBOX")
+    lines = authed.ok("s2 SELECT Other (CONDSTORE)")
+    assert sum("[HIGHESTMODSEQ" in l for l in lines) == 1, lines

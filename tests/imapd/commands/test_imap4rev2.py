@@ -122,6 +122,7 @@ def test_search_always_esearch(authed):
         S: * ESEARCH (TAG "t7") UID ALL 2
         S: t7 OK UID SEARCH completed
         C: t8 SEARCH MODSEQ 1
+        S: * OK [HIGHESTMODSEQ {{\\d+}}] Highest
         S: * ESEARCH (TAG "t8") ALL 1:3 MODSEQ {{\\d+}}
         S: t8 OK SEARCH completed
         """

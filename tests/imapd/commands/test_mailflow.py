@@ -78,6 +78,8 @@ def test_store_and_search(selected):
     selected.script(
         """
         C: t1 STORE 1 +FLAGS (\\Flagged $Work)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted.
         S: * 1 FETCH (FLAGS (\\Flagged \\Recent $Work))
         S: t1 OK STORE completed
         C: t2 SEARCH FLAGGED

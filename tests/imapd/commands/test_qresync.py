@@ -184,6 +184,7 @@ def test_vanished_modifier_errors(authed):
         S: b1 BAD {{.*}}QRESYNC{{.*}}
         C: e1 ENABLE QRESYNC
         S: * ENABLED QRESYNC
+        S: * OK [HIGHESTMODSEQ {{\\d+}}] Highest
         S: e1 OK ENABLE completed
         C: b2 FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)
         S: b2 BAD {{.*}}UID FETCH{{.*}}

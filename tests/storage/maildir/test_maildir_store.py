@@ -183,14 +183,14 @@ def test_version1_subscriptions_read(tmp_path):
 
 
 def test_status(tmp_path):
-    """STATUS counts messages, unseen, recent (new/) and sizes."""
+    """STATUS counts messages, unseen, recent (not yet claimed, with flags or not) and sizes."""
     store = make_store(tmp_path)
     tx = store.open("INBOX").transaction()
     tx.append(b"a\r\n", ["\\Seen"])
     tx.append(b"bb\nbb\n")
     tx.commit()
     status = store.status("INBOX")
-    assert (status.messages, status.unseen, status.recent, status.uidnext) == (2, 1, 1, 3)
+    assert (status.messages, status.unseen, status.recent, status.uidnext) == (2, 1, 2, 3)
     assert status.size == 3 + 8
 
 

@@ -84,22 +84,30 @@ def test_foreign_delete_picked_up(tmp_path):
 
 
 def test_file_dropped_into_cur_with_flags(tmp_path):
-    """A file another program puts straight into cur/ keeps its flags."""
+    """
+    A file another program puts straight into cur/ keeps its flags, and
+    is new to this server: \\Recent for the first session that syncs
+    (RFC 3501 section 2.3.2; the modseq log's floor says so), once.
+    """
     store = make_store(tmp_path)
     mailbox = store.open("INBOX")
     mailbox.sync()
     _drop(store.root, "cur", "mutt.1:2,RS")
     (rec,) = mailbox.sync().messages
     assert rec.flags == {"\\Answered", "\\Seen"}
-    assert mailbox.sync().recent == frozenset()
+    assert mailbox.sync().recent == {1}
+    assert store.open("INBOX").sync().recent == frozenset()
 
 
 def test_readonly_sync_does_not_move(tmp_path):
-    """EXAMINE-style opens give UIDs but leave new/ alone (no \\Recent)."""
+    """
+    EXAMINE-style opens give UIDs but leave new/ alone: they show the
+    unclaimed message as \\Recent without taking it (as Dovecot does).
+    """
     store = make_store(tmp_path)
     _drop(store.root, "new", "n1")
     snap = store.open("INBOX", readonly=True).sync()
-    assert [m.uid for m in snap.messages] == [1] and snap.recent == frozenset()
+    assert [m.uid for m in snap.messages] == [1] and snap.recent == {1}
     assert files(store.root)["new"] == ["n1"]
     assert store.open("INBOX").sync().recent == {1}
 

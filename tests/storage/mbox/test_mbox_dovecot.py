@@ -48,9 +48,12 @@ service anvil {{
 """
 
 
-@pytest.fixture
-def dovecot():
-    """A private Dovecot instance; yields (top directory, doveadm runner)."""
+def start_dovecot(location: str | None = None) -> tuple[str, str]:
+    """
+    Start a private Dovecot instance on L{CONF}, with C{location} (where
+    C{{top}} is its directory) as mail_location if given; return its
+    directory and configuration file.
+    """
     # .ci/run installs Dovecot and runs as root; anywhere else a missing
     # Dovecot is a failure to look at, not a silent skip.
     assert os.path.exists(DOVECOT) and os.path.exists(DOVEADM), "Dovecot is not installed"
@@ -60,8 +63,13 @@ def dovecot():
     os.makedirs(os.path.join(top, "run"))
     os.makedirs(os.path.join(top, "mail", "u"))
     conf = os.path.join(top, "dovecot.conf")
+    text = CONF.format(top=top, uid=MAIL_UID)
+    if location is not None:
+        text = "\n".join(f"mail_location = {location.format(top=top)}"
+                         if line.startswith("mail_location =") else line
+                         for line in text.split("\n"))
     with open(conf, "w") as f:
-        f.write(CONF.format(top=top, uid=MAIL_UID))
+        f.write(text)
     # The daemon keeps inherited descriptors: give it none of our pipes.
     with open(os.path.join(top, "start.log"), "w") as err:
         started = subprocess.run([DOVECOT, "-c", conf], stdin=subprocess.DEVNULL,
@@ -71,12 +79,24 @@ def dovecot():
             why = err.read().strip()
         shutil.rmtree(top, ignore_errors=True)
         pytest.fail(f"dovecot did not start: {why}")
+    return top, conf
+
+
+def chown_mail(top: str) -> None:
+    """Give Dovecot's mail user what we wrote under C{top}/mail."""
+    for dirpath, dirnames, filenames in os.walk(os.path.join(top, "mail")):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), MAIL_UID, MAIL_UID)
+    os.chown(os.path.join(top, "mail"), MAIL_UID, MAIL_UID)
+
+
+@pytest.fixture
+def dovecot():
+    """A private Dovecot instance; yields (top directory, doveadm runner)."""
+    top, conf = start_dovecot()
 
     def doveadm(*args, stdin=None):
-        for dirpath, dirnames, filenames in os.walk(os.path.join(top, "mail")):
-            for name in dirnames + filenames:
-                os.chown(os.path.join(dirpath, name), MAIL_UID, MAIL_UID)
-        os.chown(os.path.join(top, "mail"), MAIL_UID, MAIL_UID)
+        chown_mail(top)
         r = subprocess.run([DOVEADM, "-c", conf, *args], input=stdin, capture_output=True,
                            text=True, timeout=30)
         assert r.returncode == 0, r.stderr
