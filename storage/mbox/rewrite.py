@@ -128,7 +128,11 @@ def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) 
     # can make the two disagree.
     header, body = split_header(text)
     if header and not header.endswith(b"\n"):
-        header += b"\n"
+        # The last line has no line end (a message that is all header):
+        # give it CRLF, which reads back as CRLF whatever the line holds.
+        # A bare LF after a lone CR would make an empty line, which the
+        # reader takes for the end of the header (found by fuzzing).
+        header += b"\r\n"
     kept = []
     # Lines end at LF only, as the reader splits them (bytes.splitlines
     # would also cut at a bare CR).

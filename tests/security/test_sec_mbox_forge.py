@@ -52,6 +52,9 @@ def _messages():
     out.append(b"Subject: a\r\nX-A: b\n\nX-UID: 2\r\nX-Status: D\r\n\r\nbody\r\n")
     out.append(b"Subject: a\r\n\n\r\nX-UID: 2\r\n")
     out.append(b"X-UID: 5")
+    # All header, its last line a lone CR (found by fuzzing: the line end
+    # added for it made an empty line, which ended the header early).
+    out += [b"\r", b"Subject: x\n\r", b"Subject: x\r"]
     return out
 
 
