@@ -131,3 +131,64 @@ def test_no_message_content_forges_state(tmp_path):
     t.commit()
     expected[first] = (expected[first][0], frozenset({"\\Seen", "$Mine"}))
     _check(_store(tmp_path, index=False).open("INBOX"), expected)
+
+
+def test_daemon_multiappend_cannot_forge(tmp_path, tls_files):
+    """
+    The real daemon on an mbox store: a MULTIAPPEND of three messages
+    whose headers carry forged state behind control bytes gets the UIDs
+    it announced, only the flags given, its bytes back, survives EXPUNGE,
+    and reads the same after a restart with the index removed.
+    """
+    import re
+
+    from sec_content_helpers import Client, start_server
+
+    forged = [
+        b"Subject: one\r\n\x0bX-UID: 1\r\n\x0cStatus: RO\r\n\r\nbody one\r\n",
+        b"Subject: two\r\n\x0bX-Status: DF\r\n\x0bX-Keywords: $Forged\r\n\r\nbody two\r\n",
+        b"Subject: three\r\r\nX-A: b\n\nX-UID: 1\r\nX-Status: D\r\n\r\nbody three\r\n",
+    ]
+    settings = {"mail": {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"}}
+    (tmp_path / "spool").mkdir()
+
+    def check(server) -> None:
+        c = Client(server)
+        assert b"OK" in c.login()
+        assert b"OK" in c.command("s", b"SELECT INBOX")
+        out = c.command("f", b"UID FETCH 1:* (FLAGS BODY.PEEK[])")
+        got = {}
+        for m in re.finditer(rb"UID (\d+) FLAGS \(([^)]*)\) BODY\[\] \{(\d+)\}\r\n", out):
+            start = m.end()
+            flags = b" ".join(f for f in m[2].split() if f != b"\\Recent")
+            got[int(m[1])] = (flags, out[start:start + int(m[3])])
+        assert got == {uids[0]: (b"\\Seen", forged[0]), uids[1]: (b"", forged[1]),
+                       uids[2]: (b"\\Flagged", to_crlf(forged[2]))}, out
+        c.command("e", b"EXPUNGE")
+        assert b"* 3 EXISTS" in c.command("n", b"NOOP") + c.command("s2", b"SELECT INBOX")
+        c.close()
+
+    server = start_server(tmp_path, tls_files, settings)
+    try:
+        c = Client(server)
+        assert b"OK" in c.login()
+        cmd = b"a APPEND INBOX"
+        for data, flags in zip(forged, (b"(\\Seen)", b"()", b"(\\Flagged)")):
+            cmd += b" " + flags + b" {%d+}\r\n" % len(data) + data
+        out = c.command("a", cmd[2:])
+        m = re.search(rb"APPENDUID \d+ (\d+):(\d+)", out)
+        assert m, out
+        uids = list(range(int(m[1]), int(m[2]) + 1))
+        assert len(uids) == 3
+        c.close()
+        check(server)
+    finally:
+        server.daemon.stop()
+    import shutil
+    shutil.rmtree(tmp_path / "index", ignore_errors=True)
+    shutil.rmtree(tmp_path / "data", ignore_errors=True)
+    server = start_server(tmp_path, tls_files, settings)
+    try:
+        check(server)
+    finally:
+        server.daemon.stop()
