@@ -7,8 +7,6 @@ copied), a raw line client, and the daemon's memory as the kernel counts it.
 
 from __future__ import annotations
 
-import re
-import socket
 import sys
 import time
 from pathlib import Path
@@ -16,38 +14,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from e2e_helpers import PASSWORD, USER, start_server  # noqa: E402
+from test_e2e_catenate import Client as _TLSClient  # noqa: E402
 
 __all__ = ["start_server", "USER", "PASSWORD", "Client", "peak_rss", "rss"]
 
 
-class Client:
-    """A plain-text IMAP client on loopback that reads up to what it expects."""
+class Client(_TLSClient):
+    """
+    The end-to-end tests' raw client over implicit TLS
+    (tests/e2e/test_e2e_catenate.py), with command helpers.
+    """
 
     def __init__(self, server, timeout: float = 30) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
-        self.buf = b""
-        self.expect(rb"\* OK [^\n]*\n")
-
-    def expect(self, pattern: bytes) -> bytes:
-        """Read until C{pattern} matches; return and consume everything up to its end."""
-        rx = re.compile(pattern)
-        while True:
-            m = rx.search(self.buf)
-            if m:
-                out, self.buf = self.buf[:m.end()], self.buf[m.end():]
-                return out
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(self.buf)
-            self.buf += chunk
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        super().__init__(server)
+        self.sock.settimeout(timeout)
 
     def command(self, tag: str, text: bytes) -> bytes:
-        """Send C{tag text} and return everything up to the tagged answer."""
+        """
+        Send C{tag text}; return everything up to its tagged answer, or up
+        to a C{* BYE} (after which the server closes the connection).
+        """
         self.send(tag.encode() + b" " + text + b"\r\n")
-        return self.expect(rb"(?m)^" + tag.encode() + rb" [^\n]*\n")
+        return self.expect(rb"(?m)^(?:" + tag.encode() + rb" |\* BYE )[^\n]*\n")
 
     def login(self, user: str = USER, password: str = PASSWORD) -> bytes:
         return self.command("l1", b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
@@ -59,7 +47,7 @@ class Client:
 
     def close(self) -> None:
         try:
-            self.sock.close()
+            super().close()
         except OSError:
             pass
 
