@@ -328,6 +328,10 @@ _LIMIT_DOCS = {
     "max_bad_commands": "Consecutive BAD commands before the server says BYE.",
     "failed_login_delay": "Seconds before answering a failed login.",
     "max_failed_logins": "Failed logins on one connection before BYE.",
+    "max_failed_logins_per_address": "Failed logins from one remote address, over all its\n"
+    "connections, before it is refused with BYE until some are forgotten\n"
+    "(see failed_login_decay).  0: no limit.",
+    "failed_login_decay": "Seconds after which one failed login of an address is forgotten.",
     "idle_poll_interval": "Seconds between mailbox re-syncs of a session in IDLE.",
     "notify_poll_interval": "Seconds between re-checks of the mailboxes a NOTIFY (RFC 5465)\n"
     "session watches, for changes by other processes, nodes or an MDA\n"
@@ -340,6 +344,12 @@ _LIMIT_DOCS = {
 }
 
 
+#: Limits where 0 means "no limit"; and limits that must be above 0 although
+#: their names do not say so.
+_ZERO_DISABLES = frozenset({"max_failed_logins_per_address"})
+_POSITIVE_LIMITS = frozenset({"failed_login_decay"})
+
+
 def _limits_section():
     """
     Mirror L{SessionLimits} field by field, so a limit added to the
@@ -348,7 +358,9 @@ def _limits_section():
     fields = []
     for f in dataclasses.fields(SessionLimits):
         doc = _LIMIT_DOCS.get(f.name, f"See imapd.server.SessionLimits.{f.name}.")
-        check = _positive if f.name.startswith(("max_", "idle_")) else _non_negative
+        positive = (f.name.startswith(("max_", "idle_")) and f.name not in _ZERO_DISABLES
+                    or f.name in _POSITIVE_LIMITS)
+        check = _positive if positive else _non_negative
         fields.append((f.name, f.type, opt(f.default, doc, check)))
     cls = dataclasses.make_dataclass("LimitsSection", fields, frozen=True)
     cls.__module__ = __name__

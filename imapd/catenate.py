@@ -6,7 +6,22 @@ from TEXT literals and the octets IMAP URLs point at.
 Runs in the storage thread pool (it opens mailboxes and reads messages).
 Every source mailbox is opened read-only once per command and closed at
 the end, so a MULTIAPPEND naming one mailbox a hundred times opens it
-once.  Nothing here writes: the APPEND handler commits all messages of
+once.
+
+A URL costs the client a few dozen octets and the server the whole
+message it names, so URL parts are bounded before they are fetched
+(issue 18: 2 kB naming one 4 MB message 120 times once assembled 480 MB):
+L{Catenator.plan} learns every URL's size from the source mailbox's
+records (no message is read) and refuses a message over APPENDLIMIT
+(C{[TOOBIG]}, RFC 4469 section 4.2) and a command whose URL parts add up
+to more than APPENDLIMIT in all (C{[LIMIT]}, RFC 5530 section 3: a limit
+of this server, not of the message; split such a MULTIAPPEND).  The APPEND
+handler checks the quota with those sizes before anything is assembled,
+and L{Catenator.build} keeps counting while it fetches (a section's size is
+only known once its message is read).  One command thus holds at most
+APPENDLIMIT octets taken from URLs, plus one source message.
+
+Nothing here writes: the APPEND handler commits all messages of
 the command together, so a bad URL anywhere appends nothing (RFC 3502
 section 6.3.11 for MULTIAPPEND; RFC 4469 section 3 for the command).
 """
@@ -50,6 +65,9 @@ class Catenator:
     #: Most distinct source mailboxes one command may name; each stays
     #: open until the command ends.
     MAX_MAILBOXES = 32
+    #: Most URL parts in one command: each costs a lookup and a section
+    #: copy, and a message of the command may name each at most once per part.
+    MAX_URLS = 1000
 
     def __init__(self, store, selected: Optional[str], max_size: int) -> None:
         self.store = store
@@ -61,6 +79,49 @@ class Catenator:
         # parts of one message in a row (RFC 4469's examples), and keeping
         # every source would hold far more than the message being built.
         self._last: Optional[tuple[tuple[str, int], Message]] = None
+        #: Octets taken from URLs by this command so far (see the module
+        #: docstring): one APPENDLIMIT for the whole command.
+        self._from_urls = 0
+
+    def _too_big(self, size: int) -> None:
+        if size > self.max_size:
+            raise CommandFailed("Catenated message is too large", "TOOBIG")
+
+    def _charge(self, octets: int) -> None:
+        """Count C{octets} more taken from URLs against the command's budget."""
+        self._from_urls += octets
+        if self._from_urls > self.max_size:
+            raise CommandFailed(
+                f"URL parts of one APPEND may add up to {self.max_size} octets; "
+                f"append fewer messages per command", "LIMIT")
+
+    def plan(self, messages: list[tuple[CatenatePart, ...]]) -> list[int]:
+        """
+        Before anything is fetched: each message's size as far as it is
+        known without reading a message (TEXT parts and whole-message or
+        partial URLs; a section counts 0 until it is read).
+
+        @raises CommandFailed: C{[BADURL url]}, C{[TOOBIG]} or C{[LIMIT]}.
+        """
+        urls = sum(part.url is not None for parts in messages for part in parts)
+        if urls > self.MAX_URLS:
+            raise CommandFailed(f"More than {self.MAX_URLS} URLs in one APPEND", "LIMIT")
+        sizes = []
+        from_urls = 0
+        for parts in messages:
+            size = 0
+            for part in parts:
+                if part.url is None:
+                    size += len(part.text or b"")
+                    continue
+                known = self._known_size(part.url)
+                size += known
+                from_urls += known
+                self._too_big(size)
+                if from_urls > self.max_size:
+                    self._charge(from_urls)
+            sizes.append(size)
+        return sizes
 
     def build(self, parts: tuple[CatenatePart, ...]) -> bytes:
         """
@@ -68,18 +129,50 @@ class Catenator:
 
         @raises CommandFailed: C{[BADURL url]} for the first URL that does
             not resolve; C{[TOOBIG]} once the message outgrows C{max_size}
-            (RFC 4469 section 4.2), checked before each piece is added.
+            (RFC 4469 section 4.2), C{[LIMIT]} once the command's URL parts
+            outgrow it (see the module docstring); both checked before a
+            piece is added, and, where its size is known, before it is read.
         """
         pieces: list[bytes] = []
         size = 0
         for part in parts:
-            data = part.text if part.url is None else self.resolve(part.url)
+            if part.url is None:
+                data = part.text
+            else:
+                known = self._known_size(part.url)
+                self._too_big(size + known)
+                if self._from_urls + known > self.max_size:
+                    self._charge(known)
+                data = self.resolve(part.url)
+                self._charge(len(data))
             assert data is not None
             size += len(data)
-            if size > self.max_size:
-                raise CommandFailed("Catenated message is too large", "TOOBIG")
+            self._too_big(size)
             pieces.append(data)
         return b"".join(pieces)
+
+    def _known_size(self, raw: bytes) -> int:
+        """
+        The octets C{raw} names as far as the source's records tell (its
+        RFC822.SIZE, cut by a partial), without reading the message; 0 for
+        a section, whose size needs the message.
+
+        @raises CommandFailed: C{[BADURL url]}.
+        """
+        try:
+            url = parse_message_url(raw)
+            _, mailbox, record = self._locate(url)
+        except BadUrl as e:
+            raise CommandFailed(e.reason, badurl_code(raw)) from None
+        if url.section is not None:
+            return 0
+        size = record.size
+        if url.partial is not None:
+            offset, length = url.partial
+            size = max(0, size - offset)
+            if length is not None:
+                size = min(size, length)
+        return size
 
     def close(self) -> None:
         """Close every source mailbox."""
@@ -102,16 +195,22 @@ class Catenator:
         except BadUrl as e:
             raise CommandFailed(e.reason, badurl_code(raw)) from None
 
-    def _fetch(self, url: MessageUrl) -> bytes:
-        """The octets of FETCH BODY[section]<partial> of the URL's message."""
+    def _locate(self, url: MessageUrl):
+        """C{(mailbox name, mailbox, record)} of the URL's message."""
         name = url.mailbox if url.mailbox is not None else self.selected
         if name is None:
             raise BadUrl("No mailbox selected for a relative URL")
         mailbox, records = self._mailbox(name)
         if url.uidvalidity is not None and url.uidvalidity != mailbox.uidvalidity:
             raise BadUrl("UIDVALIDITY mismatch")
-        if url.uid not in records:
+        record = records.get(url.uid)
+        if record is None:
             raise BadUrl("No such message")
+        return name, mailbox, record
+
+    def _fetch(self, url: MessageUrl) -> bytes:
+        """The octets of FETCH BODY[section]<partial> of the URL's message."""
+        name, mailbox, _ = self._locate(url)
         if self._last is not None and self._last[0] == (name, url.uid):
             message = self._last[1]
         else:

@@ -43,7 +43,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from imapd import errors
+from imapd import cancel, errors
 from imapd.parser import Parser, ParserLimits
 from imapd.parser.types import Command, ContinuationNeeded, ParseError, RawLine
 from imapd.server import StoragePool
@@ -179,11 +179,16 @@ class IMAPServerProtocol(Protocol):
         stay deterministic.
         """
         pool = self.context.storage_pool
+        # Per-message loops stop once the client is gone (imapd.cancel).
+        fn = cancel.bound(self._is_closing, fn)
         if pool is None:
             return defer.maybeDeferred(fn, *args, **kwargs)
         if isinstance(pool, StoragePool):
             return pool.run(self.clock, self._pool_key(), fn, *args, **kwargs)
         return deferToThreadPool(self.clock, pool, fn, *args, **kwargs)
+
+    def _is_closing(self) -> bool:
+        return self._closing
 
     def run_streaming(self, fn: Callable, *args) -> defer.Deferred:
         """

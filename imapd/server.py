@@ -53,6 +53,11 @@ class SessionLimits:
     failed_login_delay: float = 2.0
     #: Failed logins on one connection before BYE.
     max_failed_logins: int = 3
+    #: Failed logins from one remote address, over all its connections,
+    #: before it is refused (BYE) until some are forgotten; 0: no limit.
+    max_failed_logins_per_address: int = 20
+    #: Seconds after which one failed login of an address is forgotten.
+    failed_login_decay: float = 60.0
     #: How often a session in IDLE re-syncs its mailbox against the store.
     idle_poll_interval: float = 2.0
     #: RFC 5465 NOTIFY: how often a session re-checks the mailboxes it
@@ -160,6 +165,14 @@ class ServerContext:
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
     #: RFC 6154 special-use mailboxes.
     mailboxes: MailboxPolicy = field(default_factory=MailboxPolicy)
+    #: Failed logins per remote address, shared by all listeners.
+    login_failures: Any = field(default_factory=lambda: _failure_ledger())
+
+
+def _failure_ledger():
+    from imapd.auth.throttle import FailureLedger
+
+    return FailureLedger()
 
 
 class IMAPFactory(Factory):

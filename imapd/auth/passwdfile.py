@@ -43,6 +43,9 @@ _log = Logger()
 # unchanged.  A file modified this recently is re-read on the next lookup
 # too, until its mtime is safely in the past.
 _UNSTABLE_NS = 2_000_000_000
+#: Most distinct password costs sampled for login timing (each costs one
+#: verification when the file changes).
+_MAX_SAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class PasswdFile:
         self._key: tuple[int, ...] | None = None
         self._error: str | None = None
         self._data: bytes | None = None
+        self._samples: tuple[dict, tuple[str, ...]] | None = None
 
     def lookup(self, user: str) -> PasswdEntry | None:
         """
@@ -163,6 +167,28 @@ class PasswdFile:
         with self._lock:
             self._refresh()
             return self._entries.get(user)
+
+    def samples(self) -> tuple[str, ...]:
+        """
+        One stored password per password scheme (and cost parameters) in
+        the file, for timing: the checker makes a refusal cost as much as
+        the slowest of them (L{imapd.auth.checker}).
+        """
+        with self._lock:
+            self._refresh()
+            entries = self._entries
+            if self._samples is None or self._samples[0] is not entries:
+                seen: dict[str, str] = {}
+                for entry in entries.values():
+                    stored = entry.password
+                    if stored:
+                        # The scheme and its parameters ($2b$12$, m=65536,t=3):
+                        # what the cost depends on, not the salt or hash.
+                        seen.setdefault(_cost_class(stored), stored)
+                        if len(seen) >= _MAX_SAMPLES:
+                            break
+                self._samples = (entries, tuple(seen.values()))
+            return self._samples[1]
 
     def _refresh(self) -> None:
         """
@@ -238,6 +264,18 @@ class PasswdFile:
         """
         _log.warn("passwd-file {path}:{lineno}: {reason}", path=self.path,
                   lineno=lineno, reason=reason)
+
+
+def _cost_class(stored: str) -> str:
+    """
+    What the verification cost of a stored password depends on: its
+    C{{SCHEME}} and, for crypt and PHC strings, the fields before the salt
+    (C{$2b$12$}, C{$6$rounds=5000$}, C{$argon2id$v=19$m=65536,t=3,p=4$}).
+    """
+    scheme, _, rest = stored.partition("}") if stored.startswith("{") else ("", "", stored)
+    fields = rest.split("$")[1:-1]
+    params = [f for i, f in enumerate(fields) if i == 0 or "=" in f or f.isdigit()]
+    return scheme + "$" + "$".join(params)
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, ...]:

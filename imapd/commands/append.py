@@ -20,9 +20,19 @@ from storage.errors import MailboxNotFound
 __all__ = ["handle_append", "check_urls"]
 
 
-def _build(messages, catenator) -> list:
-    """Blocking: the messages' final bytes, CATENATE parts assembled."""
+def _build(messages, catenator, check_quota=None) -> list:
+    """
+    Blocking: the messages' final bytes, CATENATE parts assembled.  URL
+    sizes are checked against the limits, and the batch against the
+    quota, before any URL is fetched (L{imapd.catenate}).
+    """
     try:
+        planned = iter(catenator.plan([parts for _f, _d, _data, parts, _b in messages
+                                       if parts]))
+        if check_quota is not None:
+            check_quota(len(messages), sum(
+                next(planned) if parts else quota.message_size(data)
+                for _f, _d, data, parts, _b in messages))
         # CATENATE sources are read before the target is opened or
         # anything is queued: a bad URL leaves no trace (RFC 4469 section 3).
         batch = []
@@ -112,7 +122,7 @@ async def handle_append(session, cmd: Append):
         if not m.data and not m.catenate:
             raise CommandFailed("Cannot append an empty message")
         batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
-    built = await session.run(_build, batch, _catenator(session))
+    built = await session.run(_build, batch, _catenator(session), quota.adder(session))
     # RFC 9208: the whole batch fits, or nothing is appended.  Checked on
     # the assembled messages, so CATENATE sources count too.
     await quota.check_add(session, len(built), sum(quota.message_size(d) for _f, _d, d in built))

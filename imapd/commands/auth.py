@@ -4,8 +4,12 @@ Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE (RFC 3501 section
 6.2; SASL-IR RFC 4959).
 
 Logins go through the cred portal (L{imapd.account.MailRealm}); failures
-are answered only after L{SessionLimits.failed_login_delay} to slow down
-guessing, and too many failures end the connection.
+are answered L{SessionLimits.failed_login_delay} after the attempt began
+(not after the check ended, so that the time of the check, which depends
+on the user's password scheme, does not show), and too many failures end
+the connection.  Failures are also counted per remote address across
+connections (L{imapd.auth.throttle}): an address over
+C{max_failed_logins_per_address} gets BYE without a password check.
 """
 
 from __future__ import annotations
@@ -53,20 +57,37 @@ async def _login(session, user: bytes, password: bytes):
         name = user.decode("utf-8")
     except UnicodeDecodeError:
         raise BadCommand("User name is not valid UTF-8")
+    limits = session.limits
+    ledger = session.context.login_failures
+    address = _address(session)
+    started = session.clock.seconds()
+    if ledger.blocked(address, started, limits.max_failed_logins_per_address,
+                      limits.failed_login_decay):
+        session.log_event("login refused", name, reason="too many failures from address")
+        raise ConnectionClosing("Too many failed logins from your address; try again later")
     try:
         _iface, account, _logout = await session.context.portal.login(
             UsernamePassword(user, password), None, IAccount
         )
     except (UnauthorizedLogin, LoginFailed):
         session._failed_logins += 1
+        ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)
         session.log_event("login failed", name)
-        await task.deferLater(session.clock, session.limits.failed_login_delay, lambda: None)
+        # The same deadline for every failure, from the attempt's start.
+        left = started + limits.failed_login_delay - session.clock.seconds()
+        await task.deferLater(session.clock, max(0.0, left), lambda: None)
         if session._failed_logins >= session.limits.max_failed_logins:
             raise ConnectionClosing("Too many failed logins")
         raise CommandFailed("Authentication failed.", "AUTHENTICATIONFAILED")
     session.set_authenticated(account)
     session.log_event("login", account.user, tls=session.tls_active)
     return "CAPABILITY " + " ".join(capabilities(session)), "Logged in"
+
+
+def _address(session) -> str:
+    """The remote address failures are counted by (the host, without the port)."""
+    peer = session.transport.getPeer() if session.transport is not None else None
+    return str(getattr(peer, "host", peer))
 
 
 async def handle_login(session, cmd: Login):

@@ -10,7 +10,7 @@ ESEARCH (RFC 9051 section 6.4.4).
 
 from __future__ import annotations
 
-from imapd import wire
+from imapd import cancel, wire
 from imapd.errors import CommandFailed
 from imapd.parser.types import Search
 
@@ -50,6 +50,7 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
     hits = []
     uids = view.uids
     for start in range(0, len(uids), _BATCH):
+        cancel.check()  # the client may be gone (imapd.cancel)
         batch = [(seq, uid) for seq, uid in enumerate(uids[start:start + _BATCH], start + 1)
                  if not view.is_vanished(uid)]
         rows = cache.lookup(view, [uid for _seq, uid in batch]) if cache is not None else None

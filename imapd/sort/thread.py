@@ -16,13 +16,28 @@ Sibling order is (sent date, sequence number) everywhere: RFC 5256 step 6
 says to use the mailbox order when dates are equal.  All tree walks are
 iterative, so a mailbox with a 10,000-deep References chain cannot exhaust
 the Python stack.
+
+Cost (issue 18: one message with 64,000 References took 41 s, because
+every link walked up the chain built so far).  Each message keeps at most
+L{imapd.sort.keys.MAX_REFERENCES} ids, and the loop check of steps 1.A
+and 1.B ("is this container an ancestor of that one?") is a question
+about roots only: a container is linked only when it has no parent, so
+linking C{c} under C{prev} makes a loop exactly when C{prev}'s root is
+C{c}.  L{_Roots} answers it with cached ancestor hints compressed along
+the walked path (union-find style: linking a root under a node keeps
+every cached ancestor an ancestor), so a message's References chain costs
+time linear in its length.  Only moving a container that has children
+to another parent (step 1.B, at most once per message) can make a hint
+wrong; that drops all hints at once.  Every message ends with
+L{imapd.cancel.check}, so the work stops when the client leaves.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from imapd.sort.keys import SortItem
+from imapd import cancel
+from imapd.sort.keys import MAX_REFERENCES, SortItem
 
 __all__ = ["ALGORITHMS", "thread_items", "format_threads", "Node"]
 
@@ -33,12 +48,15 @@ class Node:
     (C{item} is None) standing for a referenced message we don't have.
     """
 
-    __slots__ = ("item", "parent", "children")
+    __slots__ = ("item", "parent", "children", "hint", "epoch")
 
     def __init__(self, item: Optional[SortItem] = None) -> None:
         self.item = item
         self.parent: Optional[Node] = None
         self.children: list[Node] = []
+        #: An ancestor of this node when L{_Roots} cached it in C{epoch}.
+        self.hint: Optional[Node] = None
+        self.epoch = -1
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return "Node(%s, %r)" % (self.item.seq if self.item else "dummy",
@@ -53,14 +71,41 @@ def _date_key(node: Node) -> tuple[float, int]:
     return (node.item.date, node.item.seq)
 
 
-def _is_ancestor(candidate: Node, node: Node) -> bool:
-    """Whether C{candidate} is C{node} or one of its ancestors."""
-    n: Optional[Node] = node
-    while n is not None:
-        if n is candidate:
-            return True
-        n = n.parent
-    return False
+class _Roots:
+    """
+    The root of a container's tree, found by walking up cached ancestor
+    hints (see the module docstring).  Valid while containers are only
+    linked as roots under other containers; L{cut} keeps it valid when one
+    is moved.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def root(self, node: Node) -> Node:
+        path = []
+        n = node
+        while True:
+            up = n.hint if n.epoch == self.epoch else None
+            if up is None:
+                up = n.parent
+            if up is None:
+                break
+            path.append(n)
+            n = up
+        for p in path:
+            p.hint, p.epoch = n, self.epoch
+        return n
+
+    def cut(self, child: Node) -> None:
+        """Take C{child} from its parent (L{_unlink}), keeping hints right."""
+        if child.parent is None:
+            return
+        if child.children:
+            # Hints below it may point above it: drop every hint.
+            self.epoch += 1
+        child.hint = None
+        _unlink(child)
 
 
 def _link(parent: Node, child: Node) -> None:
@@ -100,7 +145,9 @@ def _build(items: list[SortItem]) -> list[Node]:
     """REFERENCES steps 1 to 4: link, gather the roots, prune dummies."""
     table: dict[str, Node] = {}
     nodes: list[Node] = []
+    roots = _Roots()
     for item in sorted(items, key=lambda i: i.seq):
+        cancel.check()
         keys = item.keys
         mid = keys.message_id
         node = table.get(mid) if mid is not None else None
@@ -113,25 +160,33 @@ def _build(items: list[SortItem]) -> list[Node]:
             nodes.append(node)
         node.item = item
         # (1.A) Link the references in order, never changing an existing
-        # parent and never making a loop.
+        # parent and never making a loop: c has no parent, so linking it
+        # under prev loops exactly when c is prev's root.  Once c is
+        # linked, prev's root is c's too, so a chain of new ids costs no
+        # walk at all.
         prev: Optional[Node] = None
-        for ref in keys.references:
+        top: Optional[Node] = None  # prev's root, once known
+        for ref in keys.references[-MAX_REFERENCES:]:
             c = table.get(ref)
             if c is None:
                 c = table[ref] = Node()
                 nodes.append(c)
-            if prev is not None and c.parent is None \
-                    and not _is_ancestor(c, prev):
-                _link(prev, c)
-            prev = c
+            if prev is not None and c.parent is None:
+                if top is None:
+                    top = roots.root(prev)
+                if top is not c:
+                    _link(prev, c)
+                    prev = c
+                    continue
+            prev, top = c, None
         # (1.B) The last reference is the parent; an existing parent came
         # from a truncated References and gives way.
-        _unlink(node)
-        if prev is not None and not _is_ancestor(node, prev):
-            _link(prev, node)
+        if node.parent is not prev:
+            roots.cut(node)
+            if prev is not None and roots.root(prev) is not node:
+                _link(prev, node)
     # (2) The root set; (3) the id table is dropped with this function.
-    roots = [n for n in nodes if n.parent is None]
-    return _prune(roots)
+    return _prune([n for n in nodes if n.parent is None])
 
 
 def _prune(roots: list[Node]) -> list[Node]:

@@ -22,7 +22,9 @@ None of these, nor the C{From } line, is ever shown to a client.  A
 message APPENDed with such fields of its own (mail once kept in an mbox
 often has them) must neither fake our state nor lose bytes: its fields
 are stored renamed with the prefix L{ESCAPE} (which other programs show as
-an ordinary header) and shown to our clients as they were.
+an ordinary header) and shown to our clients as they were.  What counts as
+one of these fields, and where a header ends, is defined once, in
+L{storage.mbox.syntax}, for the writer and the reader alike.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from storage.crlf import to_crlf
 from storage.errors import StoreError
 from storage.mbox.reader import HeaderField, RawMessage, header_fields
+from storage.mbox.syntax import ESCAPE, META_FIELDS, unescape_length
 
 __all__ = [
     "META_FIELDS",
@@ -47,17 +50,11 @@ __all__ = [
     "base_line",
     "PADDING",
     "BASE_PADDING",
+    "ESCAPE",
 ]
 
-META_FIELDS = frozenset({
-    b"x-imapbase", b"x-imap", b"x-uid", b"status", b"x-status", b"x-keywords",
-    b"content-length",
-})
 #: The fields that L{flag_lines} writes, which an in-place update replaces.
 FLAG_FIELDS = frozenset({b"x-uid", b"status", b"x-status", b"x-keywords"})
-#: Prefix of the client's own metadata fields on disk (see above).
-ESCAPE = b"X-IMAPD-Orig-"
-_ESCAPED = ESCAPE.lower()
 
 #: Spaces after C{X-Keywords:} for flag changes in place (Dovecot pads too).
 PADDING = 60
@@ -151,9 +148,7 @@ def _client_header(data: bytes, meta: Meta) -> bytes:
     The header fields the client sees (LF line ends, no blank line): ours
     left out, escaped look-alikes of ours unescaped, mboxrd unquoted.
     """
-    parts = [data[f.start + len(ESCAPE):f.end] if f.name.startswith(_ESCAPED)
-             and f.name[len(_ESCAPED):] in META_FIELDS else data[f.start:f.end]
-             for f in meta.other_fields]
+    parts = [data[f.start + unescape_length(f.name):f.end] for f in meta.other_fields]
     header = unquote_body(b"".join(parts))
     if header and not header.endswith(b"\n"):
         header += b"\n"

@@ -25,10 +25,10 @@ import re
 from dataclasses import dataclass
 
 from storage.mbox.fromline import is_from_line
+from storage.mbox.syntax import HEADER_END, field_name
 
 __all__ = ["RawMessage", "Split", "split", "header_fields", "HeaderField"]
 
-_HEADER_END = re.compile(rb"\n\r?\n")
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
 
 
@@ -136,7 +136,7 @@ def split(data: bytes, base: int = 0) -> Split:
         from_line = from_line.rstrip(b"\r")
         # The header ends at the first empty line (the From line's own
         # newline may precede it: an empty header).
-        m = _HEADER_END.search(data, header_start - 1) if header_start <= size else None
+        m = HEADER_END.search(data, header_start - 1) if header_start <= size else None
         if m is not None:
             header_end, body_start = m.start() + 1, m.end()
             limit = m.start() + 6
@@ -203,7 +203,10 @@ class HeaderField:
 
 
 def header_fields(data: bytes, start: int, end: int) -> list[HeaderField]:
-    """The header fields in C{data[start:end]}, with absolute spans."""
+    """
+    The header fields in C{data[start:end]}, with absolute spans, named by
+    L{storage.mbox.syntax.field_name} (the writer's definition).
+    """
     fields: list[HeaderField] = []
     pos = start
     while pos < end:
@@ -212,12 +215,12 @@ def header_fields(data: bytes, start: int, end: int) -> list[HeaderField]:
         line = data[pos:line_end]
         if line[:1] in (b" ", b"\t") and fields:
             last = fields[-1]
-            fields[-1] = HeaderField(last.name, data[last.start:line_end].split(b":", 1)[1]
+            fields[-1] = HeaderField(last.name, data[last.start:line_end].split(b":", 1)[-1]
                                      .rstrip(b"\r\n"), last.start, line_end)
         else:
-            name, colon, value = line.partition(b":")
-            if colon:
-                fields.append(HeaderField(name.strip().lower(), value.rstrip(b"\r\n"),
+            name = field_name(line)
+            if name is not None:
+                fields.append(HeaderField(name, line.partition(b":")[2].rstrip(b"\r\n"),
                                           pos, line_end))
             else:
                 fields.append(HeaderField(b"", b"", pos, line_end))

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -51,14 +50,8 @@ from twisted.logger import Logger
 from storage.errors import StoreError
 from storage.mbox.fromline import make_from_line
 from storage.mbox.journal import Journal, append_bytes, overwrite, pread_all
-from storage.mbox.headers import (
-    ESCAPE,
-    META_FIELDS,
-    base_line,
-    flag_lines,
-    keyword_words,
-    quote_body,
-)
+from storage.mbox.headers import base_line, flag_lines, keyword_words, quote_body
+from storage.mbox.syntax import ESCAPE, field_name, needs_escape, split_header
 from storage.mbox.state import Entry, MboxState
 
 __all__ = ["NewMessage", "Changes", "Outcome", "write_changes", "prepare_new", "TEMP_PREFIX"]
@@ -67,7 +60,6 @@ _log = Logger(namespace="storage.mbox")
 
 #: Temporary files of full rewrites; the layout never lists dot files.
 TEMP_PREFIX = ".imapd-rewrite."
-_FIELD_NAME = re.compile(rb"^([^:\s]+)[ \t]*:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,27 +120,25 @@ def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) 
         # A CR before a CRLF (seen in real spam) would come back one CR
         # short from LF storage: keep such a message in CRLF (the reader
         # judges each line on its own), so BODY[] stays what was appended.
-        text, blank = data, b"\r\n\r\n"
+        text = data
     else:
-        text, blank = data.replace(b"\r\n", b"\n"), b"\n\n"
-    nl = blank[: len(blank) // 2]
-    if text.startswith(nl):
-        header, body = b"", text[len(nl):]
-    else:
-        cut = text.find(blank)
-        if cut < 0:
-            header, body = text, None
-        else:
-            header, body = text[:cut + len(nl)], text[cut + len(blank):]
+        text = data.replace(b"\r\n", b"\n")
+    # Where the header ends and which fields are ours: the reader's own
+    # definitions (storage.mbox.syntax), so that no byte of the client's
+    # can make the two disagree.
+    header, body = split_header(text)
     if header and not header.endswith(b"\n"):
-        header += b"\n"
+        # The last line has no line end (a message that is all header):
+        # give it CRLF, which reads back as CRLF whatever the line holds.
+        # A bare LF after a lone CR would make an empty line, which the
+        # reader takes for the end of the header (found by fuzzing).
+        header += b"\r\n"
     kept = []
-    for line in header.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):
-            kept.append(line)
-            continue
-        name = _FIELD_NAME.match(line)
-        if name and name.group(1).lower() in META_FIELDS:
+    # Lines end at LF only, as the reader splits them (bytes.splitlines
+    # would also cut at a bare CR).
+    for line in header.split(b"\n")[:-1]:
+        line += b"\n"
+        if needs_escape(field_name(line)):
             line = ESCAPE + line
         # A header line that looks like a separator: quote it like a body line.
         kept.append(_quote_line(line))

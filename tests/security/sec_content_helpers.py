@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.security -*-
+"""
+Helpers of the content-hardening tests (issue 18 items 4-7): the real
+daemon of the end-to-end tests (tests/e2e/e2e_helpers.py, imported, not
+copied), a raw line client, and the daemon's memory as the kernel counts it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+
+from e2e_helpers import PASSWORD, USER, start_server  # noqa: E402
+from test_e2e_catenate import Client as _TLSClient  # noqa: E402
+
+__all__ = ["start_server", "USER", "PASSWORD", "Client", "peak_rss", "rss"]
+
+
+class Client(_TLSClient):
+    """
+    The end-to-end tests' raw client over implicit TLS
+    (tests/e2e/test_e2e_catenate.py), with command helpers.
+    """
+
+    def __init__(self, server, timeout: float = 30) -> None:
+        super().__init__(server)
+        self.sock.settimeout(timeout)
+
+    def command(self, tag: str, text: bytes) -> bytes:
+        """
+        Send C{tag text}; return everything up to its tagged answer, or up
+        to a C{* BYE} (after which the server closes the connection).
+        """
+        self.send(tag.encode() + b" " + text + b"\r\n")
+        return self.expect(rb"(?m)^(?:" + tag.encode() + rb" |\* BYE )[^\n]*\n")
+
+    def login(self, user: str = USER, password: str = PASSWORD) -> bytes:
+        return self.command("l1", b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
+
+    def timed(self, tag: str, text: bytes) -> tuple[float, bytes]:
+        start = time.monotonic()
+        out = self.command(tag, text)
+        return time.monotonic() - start, out
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            pass
+
+
+def _status(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def rss(server) -> int:
+    """The daemon's resident memory now, in octets."""
+    return _status(server.daemon.process.pid, "VmRSS")
+
+
+def peak_rss(server) -> int:
+    """The daemon's peak resident memory so far (VmHWM), in octets."""
+    return _status(server.daemon.process.pid, "VmHWM")
