@@ -15,10 +15,9 @@ Three kinds:
     our side is noticed, and an entry whose difference went away fails the
     harness ("stale-allowed") until it is removed.
 
-L{KNOWN_RULES} strips what issue 13's rules 2 and 3 are about (keyword
-announcements, \\Recent) so that a family script is not failed for them:
-those rules are judged by the rule scripts, which these strips never apply
-to.
+Issue 13's rules (keyword announcements, \\Recent, HIGHESTMODSEQ, ...)
+are judged by their own scripts and by every family script alike: no
+difference is set aside for them any more.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Allowed", "ALLOWED", "EXTRA_LINES", "OPTIONAL_CODES", "KNOWN_RULES"]
+__all__ = ["Allowed", "ALLOWED", "EXTRA_LINES", "OPTIONAL_CODES"]
 
 BOTH = ("maildir", "mbox")
 MAILDIR = ("maildir",)
@@ -41,6 +40,9 @@ EXTRA_LINES = (
     ("ours", "* 0 RECENT",
      "RFC 3501 section 7.3.2: RECENT is sent when the mailbox size changes, also when the "
      "count is 0; Dovecot leaves it out when the count did not change"),
+    ("theirs", "* OK",
+     "RFC 3501 section 7.1.1: an untagged OK without a response code is information only "
+     "(Dovecot's keep-alive during IDLE); a client acts on nothing in it"),
     ("theirs", "* OK [CLOSED]",
      "RFC 7162 section 3.2.11: a server implementing QRESYNC MUST return CLOSED when SELECT "
      "closes the previous mailbox; we read that, as the rest of QRESYNC, as applying once "
@@ -53,35 +55,6 @@ EXTRA_LINES = (
 #: OK); a server MAY send them.  TRYCREATE is not here: RFC 3501 section
 #: 6.3.11 requires it.
 OPTIONAL_CODES = ("NONEXISTENT", "ALREADYEXISTS", "CANNOT", "CLIENTBUG", "INUSE")
-
-
-def _strip_recent(lines: list[str]) -> list[str]:
-    out = []
-    for line in lines:
-        if re.fullmatch(r"\* \d+ RECENT", line):
-            continue
-        line = re.sub(r" ?\\Recent", "", line).replace("FLAGS ( ", "FLAGS (")
-        line = re.sub(r" ?RECENT \d+", "", line).replace("( ", "(")
-        out.append(line)
-    return out
-
-
-def _strip_flag_announcements(lines: list[str]) -> list[str]:
-    return [line for line in lines
-            if not line.startswith(("* FLAGS (", "* OK [PERMANENTFLAGS"))]
-
-
-def _strip_highestmodseq(lines: list[str]) -> list[str]:
-    return [line.replace(" [HIGHESTMODSEQ <modseq>]", "") for line in lines
-            if line != "* OK [HIGHESTMODSEQ <modseq>]"]
-
-
-#: Rule of issue 13 -> (owner, what it strips from both sides).
-KNOWN_RULES = {
-    "rule-3-recent": ("conf-flags", _strip_recent),
-    "rule-2-keywords-announced": ("conf-flags", _strip_flag_announcements),
-    "rule-4-highestmodseq": ("conf-flags", _strip_highestmodseq),
-}
 
 
 @dataclass(frozen=True)
@@ -120,6 +93,9 @@ _RECENT_FLAG = ("RFC 3501 section 2.3.2: \\Recent cannot be altered by the clien
 
 _CHILDINFO_TAG = ("RFC 5258 section 9: the extended-item tag is an astring; we quote it as the "
                   "RFC's own examples do, Dovecot sends an atom")
+_RECENT_WITH_EXISTS = ("RFC 3501 section 7.3.2: RECENT goes with the change of the mailbox's "
+                       "size; we send it with the EXISTS (during a FETCH here), Dovecot at the "
+                       "next command that is not a FETCH, STORE or SEARCH")
 _LAST_KNOWN = ("RFC 2180 section 4.1: a server may go on answering FETCH for a message another "
                "session expunged until it can send the EXPUNGE; which flags it then shows is "
                "not specified: we show the flags this session last saw, Dovecot the flags the "
@@ -226,6 +202,8 @@ ALLOWED: dict[tuple[str, int, tuple[str, ...]], Allowed] = {
         "RFC 3501 section 7.3.2: RECENT is sent when the size of the mailbox changes, with "
         "the session's count (here unchanged, 1); Dovecot leaves it out when the count did "
         "not change", "* 1 RECENT"),
+    ("copy-move", 11, BOTH): Allowed(_RECENT_WITH_EXISTS, "* 5 RECENT"),
+    ("copy-move", 13, BOTH): Allowed(_RECENT_WITH_EXISTS, "", "* 5 RECENT"),
     ("store-keywords", 9, BOTH): Allowed(
         "RFC 3501 section 6.4.6: after STORE FLAGS.SILENT the flags of message 3 are what "
         "this session set, so its state is determinate without the FETCH the note asks for "

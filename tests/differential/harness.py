@@ -204,9 +204,8 @@ def _without_allowed(ours: list[str], theirs: list[str]) -> tuple[list, list, li
 def judge(script: Script, step: int, ours: list[str], theirs: list[str],
           per_step: dict) -> tuple[str, str]:
     """
-    The verdict on one step: C{same}, C{allowed}, C{rule-...} (only in a
-    family script: the difference is one that an issue-13 rule script
-    judges), C{differs}, or C{stale-allowed}.
+    The verdict on one step: C{same}, C{allowed}, C{differs}, or
+    C{stale-allowed}.
     """
     entry = per_step.get((script.name, step))
     if ours == theirs:
@@ -216,15 +215,6 @@ def judge(script: Script, step: int, ours: list[str], theirs: list[str],
         return "allowed", "; ".join(why)
     if entry is not None and entry.matches(ours, theirs):
         return "allowed", entry.why
-    if script.family != "rules":
-        for rule, (owner, strip) in allowed.KNOWN_RULES.items():
-            if strip(a) == strip(b):
-                return rule, f"issue 13 {rule} ({owner})"
-        a2, b2 = a, b
-        for rule, (owner, strip) in allowed.KNOWN_RULES.items():
-            a2, b2 = strip(a2), strip(b2)
-        if a2 == b2:
-            return "rule-2/3/4", "issue 13 rules 2-4 together (conf-flags)"
     return "differs", ""
 
 
@@ -241,10 +231,8 @@ def compare(script: Script, ours: list, theirs: list, per_step: dict) -> list[Ou
 
 
 def column(verdict: str) -> int:
-    """Counting column of a verdict: 2 same, 3 allowed, 4 known rule, 5 failing."""
-    if verdict in ("same", "allowed"):
-        return {"same": 2, "allowed": 3}[verdict]
-    return 4 if verdict.startswith("rule-") else 5
+    """Counting column of a verdict: 2 same, 3 allowed, 4 failing."""
+    return {"same": 2, "allowed": 3}.get(verdict, 4)
 
 
 def describe(o: Outcome) -> str:
@@ -282,19 +270,18 @@ def main(argv=None) -> int:
                 for script in chosen:
                     outcomes = compare(script, run_script(script, *ours), run_script(script, *theirs),
                                        script_module.allowed_for(store))
-                    row = table.setdefault(script.family, [0, 0, 0, 0, 0, 0])
+                    row = table.setdefault(script.family, [0, 0, 0, 0, 0])
                     row[0] += 1
                     row[1] += len(outcomes)
                     for o in outcomes:
                         row[column(o.verdict)] += 1
-                        if column(o.verdict) == 5:
+                        if column(o.verdict) == 4:
                             failed += 1
                         if args.verbose and o.verdict not in ("same", "allowed"):
                             print(describe(o))
-                print(f"\n{store}: family        scripts  steps  same  allowed  rule-2/3/4  failing")
-                for family, (n, steps, same, ok, rule, bad) in table.items():
-                    print(f"{store}: {family:<14} {n:>7} {steps:>6} {same:>5} {ok:>8}"
-                          f" {rule:>11} {bad:>8}")
+                print(f"\n{store}: family        scripts  steps  same  allowed  failing")
+                for family, (n, steps, same, ok, bad) in table.items():
+                    print(f"{store}: {family:<14} {n:>7} {steps:>6} {same:>5} {ok:>8} {bad:>8}")
     return 1 if failed else 0
 
 
