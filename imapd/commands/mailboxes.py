@@ -17,6 +17,7 @@ from imapd import mailboxname, wire
 from imapd.cache import forget_mailbox
 from imapd.errors import BadCommand, CommandFailed
 from imapd.listpattern import check_patterns, compile_pattern
+from imapd.logtext import log_safe
 from imapd.mailboxname import DELIMITER
 from imapd.parser.listext import CreateSpecialUse, ListExtended
 from imapd.parser.types import (Create, Delete, List, Lsub, Namespace, Rename,
@@ -61,7 +62,7 @@ async def _auto_create(session, infos: dict) -> bool:
             pass
         except StoreError as e:
             session.log.warn("auto_create {name!r} failed for {user}: {error}",
-                             name=name, user=session.account.user, error=e)
+                             name=name, user=log_safe(session.account.user), error=e)
             continue
         created = True
     return created

@@ -30,11 +30,10 @@ class Attacker(RawSession):
     """A raw session that can switch to COMPRESS=DEFLATE (RFC 4978)."""
 
     def __init__(self, port: int, timeout: float = 30.0) -> None:
-        super().__init__(port)
-        self.sock.settimeout(timeout)
         self.deflate = None
         self.inflate = None
-        self.plain = b""
+        super().__init__(port)
+        self.sock.settimeout(timeout)
 
     def compress(self) -> None:
         self.ok("z1", "COMPRESS DEFLATE")
