@@ -19,8 +19,9 @@ import zlib
 
 __all__ = ["Deflate", "CHUNK"]
 
-#: Largest piece of decompressed input handed to the parser at once.
-CHUNK = 64 * 1024
+#: Largest piece of decompressed input handed to the parser at once: 2,048
+#: pipelined NOOPs, some 10 ms of parsing (a plain read is at most 64 KiB).
+CHUNK = 16 * 1024
 
 
 class Deflate:

@@ -118,6 +118,9 @@ class IMAPServerProtocol(Protocol):
         self._next_turn = None
         #: The transport's write buffer is full: the client is not reading.
         self._write_blocked = False
+        #: Parts of a streamed response held back while the client does
+        #: not read (L{run_streaming}).
+        self._blocked_parts: list = []
         self._producing = False
         self._tracebacks = 0
         #: C{(address,)} as counted by L{imapd.server.ConnectionCounter}.
@@ -161,6 +164,10 @@ class IMAPServerProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closing = True
+        # A streaming worker waiting for the client to read gives up now.
+        parts, self._blocked_parts = self._blocked_parts, []
+        for release in parts:
+            release()
         for name in ("_timeout_call", "_login_call", "_line_call", "_next_turn"):
             self._cancel(name)
         if self.connection_slot is not None:
@@ -192,6 +199,9 @@ class IMAPServerProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self._write_blocked = False
+        parts, self._blocked_parts = self._blocked_parts, []
+        for release in parts:
+            release()
         if not self._closing:
             self._pump()
 
@@ -261,8 +271,11 @@ class IMAPServerProtocol(Protocol):
         coroutine) cost about as much as rendering 200 messages.  Here the
         worker keeps rendering while the reactor writes.  At most
         L{_STREAM_WINDOW} parts wait for the reactor; beyond that the
-        worker waits (which also hands the GIL to the reactor), so memory
-        stays bounded by the transport's buffer as before.
+        worker waits (which also hands the GIL to the reactor).  A part
+        written while the transport says the client is not reading
+        (L{pauseProducing}) keeps its place until the client reads, so a
+        client that sends C{FETCH 1:* BODY[]} and never reads costs
+        L{_STREAM_WINDOW} parts of memory, not the mailbox.
         """
         pool = self.context.storage_pool
         if pool is None:
@@ -278,7 +291,13 @@ class IMAPServerProtocol(Protocol):
             try:
                 self.send(data)
             finally:
-                window.release()
+                if self._write_blocked and not self._closing:
+                    # The client does not read: the part's place in the
+                    # window frees only when it does (resumeProducing), so
+                    # the worker waits instead of filling our memory.
+                    self._blocked_parts.append(window.release)
+                else:
+                    window.release()
 
         def emit(data: bytes) -> bool:
             if self._closing:

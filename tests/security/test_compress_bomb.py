@@ -30,7 +30,7 @@ def test_compression_bomb(imapd_server):
         lines = s.read_lines(COUNT, timeout=120)
         grown = rss_kib(pid) - before
     assert lines == [b"a OK NOOP completed"] * COUNT
-    assert probe.worst < 2.0, f"a second client waited {probe.worst:.1f}s for NOOP"
+    assert probe.worst < 5.0, f"a second client waited {probe.worst:.1f}s for NOOP"
     assert probe.count > 10
     assert grown < 64 * 1024, f"the server grew by {grown} KiB"
     log = imapd_server.daemon.log()[log_before:]
