@@ -114,6 +114,7 @@ class IMAPServerProtocol(Protocol):
         #: The pump is running (a command that completes at once must not
         #: call it again: pipelining would recurse, invariant 1).
         self._pumping = False
+        self._inflating = False
         #: A later reactor turn is scheduled to go on with queued work.
         self._next_turn = None
         #: The transport's write buffer is full: the client is not reading.
@@ -430,18 +431,27 @@ class IMAPServerProtocol(Protocol):
         """
         import zlib
 
-        for _ in range(_TURN_INFLATE):
-            if (self._closing or self._held is not None or len(self._queue) >= _MAX_QUEUED
-                    or not self.compression.pending):
-                return
-            try:
-                plain = self.compression.inflate()
-            except zlib.error:
-                self.send(b"* BYE Invalid compressed data\r\n")
-                self.disconnect()
-                return
-            if plain:
-                self._feed(plain)
+        if self._inflating:
+            # A raw line fed below finished a command (IDLE's DONE), whose
+            # pump came back here: the rest of this piece must be queued
+            # before the next piece is inflated.
+            return
+        self._inflating = True
+        try:
+            for _ in range(_TURN_INFLATE):
+                if (self._closing or self._held is not None or len(self._queue) >= _MAX_QUEUED
+                        or not self.compression.pending):
+                    return
+                try:
+                    plain = self.compression.inflate()
+                except zlib.error:
+                    self.send(b"* BYE Invalid compressed data\r\n")
+                    self.disconnect()
+                    return
+                if plain:
+                    self._feed(plain)
+        finally:
+            self._inflating = False
 
     def _feed(self, data: bytes) -> None:
         if self._held is not None:

@@ -206,3 +206,21 @@ def test_defaults_leave_room_and_bound():
     limits = SessionLimits()
     assert 0 < limits.line_timeout <= limits.login_timeout <= 300
     assert 10 <= limits.max_connections_per_ip <= 50 < limits.max_connections
+
+
+def test_compressed_done_then_pipeline(selected):
+    """IDLE's DONE followed by more than one inflated piece of commands: all answered, in order."""
+    selected.ok("c1 COMPRESS DEFLATE")
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    inflate = zlib.decompressobj(-15)
+
+    def send(data):
+        selected.send(deflate.compress(data) + deflate.flush(zlib.Z_SYNC_FLUSH))
+
+    send(b"i1 IDLE\r\n")
+    assert inflate.decompress(selected.output()).startswith(b"+ ")
+    send(b"DONE\r\n" + noops(5000))
+    drain(selected)
+    lines = [l for l in inflate.decompress(selected.output()).decode().split("\r\n") if l]
+    assert lines[0] == "i1 OK IDLE terminated"
+    tags_in_order(lines[1:], 5000)
