@@ -9,3 +9,4 @@ its report.
 from e2e_helpers import (  # noqa: F401 - fixtures and a hook, registered by name
     _track_daemons, imapd_server, pytest_runtest_makereport, start_imapd,
 )
+from e2e_helpers import start_server  # noqa: F401 - some tests import it from here

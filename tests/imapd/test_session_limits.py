@@ -16,8 +16,6 @@ from twisted.internet.testing import StringTransport
 from imapd import protocol
 from imapd.server import IMAPFactory, SessionLimits
 
-from conftest import Conversation
-
 
 def drain(conv, turns: int = 100_000) -> None:
     """Let the fake reactor run the turns the session scheduled."""
@@ -192,9 +190,9 @@ def test_connection_limits(server):
     assert server.connections.by_host == {"192.0.2.1": 2, "192.0.2.2": 1, "127.0.0.1": 2}
 
 
-def test_conversation_counts_released(server):
+def test_conversation_counts_released(server, new_conv):
     """Every connection the harness opens is released when it is lost."""
-    conv = Conversation(server, server.reactor)
+    conv = new_conv()
     assert server.connections.total == 1
     conv.proto.connectionLost(None)
     assert server.connections.total == 0
