@@ -603,14 +603,15 @@ class IMAPServerProtocol(Protocol):
             return
         self._pump()
 
-    def _log_traceback(self, failure: Failure, what: str, **fields) -> None:
+    def _log_traceback(self, error, what: str, **fields) -> None:
         """
-        Log an unexpected error with its traceback, at most
-        L{_MAX_TRACEBACKS} per connection (then one line saying so): a
-        client that can cause one can cause thousands.
+        Log an unexpected error (a L{Failure} or an exception) with its
+        traceback, at most L{_MAX_TRACEBACKS} per connection (then one
+        line saying so): a client that can cause one can cause thousands.
         """
         self._tracebacks += 1
         if self._tracebacks <= _MAX_TRACEBACKS:
+            failure = error if isinstance(error, Failure) else Failure(error)
             self.log.failure(what + " session={session}", failure,
                              session=self.session_id, **fields)
         elif self._tracebacks == _MAX_TRACEBACKS + 1:
@@ -674,7 +675,7 @@ class IMAPServerProtocol(Protocol):
             return
         status, code, text = errors.to_response(exc, trycreate=trycreate)
         if code == "SERVERBUG":
-            self._log_traceback(Failure(exc), "{command} failed for user={user}",
+            self._log_traceback(exc, "{command} failed for user={user}",
                                 command=log_safe(key),
                                 user=log_safe(getattr(self.account, "user", None)))
         if status == b"BYE":

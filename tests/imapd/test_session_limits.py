@@ -222,3 +222,29 @@ def test_compressed_done_then_pipeline(selected):
     lines = [l for l in inflate.decompress(selected.output()).decode().split("\r\n") if l]
     assert lines[0] == "i1 OK IDLE terminated"
     tags_in_order(lines[1:], 5000)
+
+
+def test_unexpected_errors_do_not_flood_the_log(conv, monkeypatch):
+    """A client that triggers a server bug 1,000 times gets 1,000 NO [SERVERBUG] but the log a few tracebacks."""
+    import dataclasses
+
+    from twisted.logger import globalLogPublisher
+
+    from imapd import commands
+
+    async def broken(session, cmd):
+        raise RuntimeError("a bug")
+
+    spec = commands.COMMANDS["NOOP"]
+    monkeypatch.setitem(commands.COMMANDS, "NOOP", dataclasses.replace(spec, handler=broken))
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        conv.send(noops(1000))
+        drain(conv)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = conv.lines()
+    assert len(lines) == 1000 and all("NO [SERVERBUG]" in l for l in lines)
+    assert sum(1 for e in events if "log_failure" in e) == protocol._MAX_TRACEBACKS
+    assert len(events) == protocol._MAX_TRACEBACKS + 1
