@@ -39,7 +39,7 @@ class SessionLimits:
     #: From connect to a successful login, however busy the client keeps
     #: the connection (the idle timer restarts at every octet, so a client
     #: trickling one octet at a time would hold it for ever: slowloris).
-    #: Dovecot gives up after 3 minutes without authentication as well.
+    #: Three minutes leave a person with a slow password manager time.
     login_timeout: float = 180
     #: From the first octet of a command line to its CRLF (literal data
     #: excluded: its progress is bounded by the idle timeouts and the
