@@ -319,6 +319,16 @@ _LIMIT_DOCS = {
     "idle_timeout_auth": "Seconds of silence before an authenticated session is closed\n"
     "(RFC 3501 asks for at least 30 minutes).",
     "idle_timeout_unauth": "Seconds of silence before a not yet authenticated session is closed.",
+    "login_timeout": "Seconds from connect to a successful login, however active the client\n"
+    "is; then BYE.  Bounds connections that trickle octets to stay open.",
+    "line_timeout": "Seconds a client may take from the first octet of a command line to\n"
+    "its end (literal data excluded); then BYE.",
+    "max_connections": "Connections open at once, in total; the next one gets\n"
+    "\"* BYE [UNAVAILABLE]\" and is closed.",
+    "max_connections_per_ip": "Connections open at once from one IP address; the next one gets\n"
+    "\"* BYE [UNAVAILABLE]\" and is closed.  Loopback addresses and UNIX\n"
+    "sockets are not limited (local webmail, proxies).  Raise it for an office\n"
+    "behind one NAT address or a webmail on another host.",
     "max_line": "Longest command line in octets, literals excluded.",
     "max_literal": "Largest literal after login in octets (APPEND size, APPENDLIMIT).",
     "max_literal_unauth": "Largest literal before login in octets.",
@@ -359,7 +369,7 @@ def _limits_section():
     for f in dataclasses.fields(SessionLimits):
         doc = _LIMIT_DOCS.get(f.name, f"See imapd.server.SessionLimits.{f.name}.")
         positive = (f.name.startswith(("max_", "idle_")) and f.name not in _ZERO_DISABLES
-                    or f.name in _POSITIVE_LIMITS)
+                    or f.name.endswith("_timeout") or f.name in _POSITIVE_LIMITS)
         check = _positive if positive else _non_negative
         fields.append((f.name, f.type, opt(f.default, doc, check)))
     cls = dataclasses.make_dataclass("LimitsSection", fields, frozen=True)

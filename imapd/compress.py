@@ -5,20 +5,23 @@ C{wbits=-15}) in both directions once the server's tagged OK has been
 written.  Each write is flushed with C{Z_SYNC_FLUSH} (RFC 4978 section 4)
 so the client can decode every response as soon as it arrives.
 
-The inflater yields bounded chunks, so a few compressed octets that
-expand to gigabytes reach the parser a piece at a time and meet its line
-and literal limits before they can fill memory.
+The client controls how much plain text a few compressed octets become
+(3 kB of DEFLATE inflate to 262,144 NOOPs), so input is stored compressed
+and inflated a bounded piece at a time (C{max_length} and
+C{unconsumed_tail}), only as fast as the session consumes commands
+(L{imapd.protocol}, invariant 1): a small stream that expands to
+gigabytes costs neither memory nor a long reactor turn.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Iterator
 
 __all__ = ["Deflate", "CHUNK"]
 
-#: Largest piece of decompressed input handed to the parser at once.
-CHUNK = 64 * 1024
+#: Largest piece of decompressed input handed to the parser at once: 2,048
+#: pipelined NOOPs, some 10 ms of parsing (a plain read is at most 64 KiB).
+CHUNK = 16 * 1024
 
 
 class Deflate:
@@ -27,26 +30,36 @@ class Deflate:
     def __init__(self, level: int = zlib.Z_DEFAULT_COMPRESSION) -> None:
         self._deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
         self._inflate = zlib.decompressobj(-15)
+        #: Compressed input not inflated yet.
+        self._tail = b""
+        #: The last L{inflate} filled its output: zlib may hold more.
+        self._full = False
 
     def compress(self, data: bytes) -> bytes:
         """Compress one write and flush it to a byte boundary."""
         return self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
 
-    def decompress(self, data: bytes) -> Iterator[bytes]:
-        """
-        Yield the plain input in pieces of at most L{CHUNK} octets.
+    def feed(self, data: bytes) -> None:
+        """Keep compressed input for L{inflate} (nothing is inflated here)."""
+        self._tail = self._tail + data if self._tail else data
 
-        @raises zlib.error: the client's stream is not valid DEFLATE.
+    @property
+    def pending(self) -> bool:
+        """Whether L{inflate} may have more plain input to give."""
+        return bool(self._tail) or self._full
+
+    def inflate(self, limit: int = CHUNK) -> bytes:
         """
-        pending = data
-        while pending:
-            out = self._inflate.decompress(pending, CHUNK)
-            pending = self._inflate.unconsumed_tail
-            if out:
-                yield out
-            elif not pending:
-                break
+        At most C{limit} octets of plain input from what L{feed} kept.
+
+        @raises zlib.error: the client's stream is not valid DEFLATE, or
+            went on after its end (RFC 4978 gives no way back to plain
+            text).
+        """
+        out = self._inflate.decompress(self._tail, limit)
+        self._tail = self._inflate.unconsumed_tail
+        self._full = len(out) == limit
         if self._inflate.eof:
-            # The client ended its stream (RFC 4978 gives no way back to
-            # plain text): anything after it is not DEFLATE.
+            self._tail, self._full = b"", False
             raise zlib.error("compressed stream ended")
+        return out

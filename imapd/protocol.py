@@ -3,12 +3,22 @@
 The IMAP server protocol: bytes in, typed commands to handlers, responses
 out.
 
+Standing rule (issue 18): work and memory that a client or a message
+controls are linear in their input, bounded by a limit, or run in the
+storage pool with a deadline.  Never a backtracking regular expression
+over client text, never recursion whose depth the client picks, never an
+unbounded loop in one reactor turn, never a buffer without a limit.
+
 Invariants of the protocol layer (keep them true; handlers rely on them):
 
  1. One command at a time per connection.  Commands the client pipelines
     are parsed as they arrive and queued; the next starts only when the
     previous one's tagged response has been written.  Too much queued
-    input pauses the transport.
+    input (or compressed input not yet inflated) pauses the transport,
+    and so does a client that does not read its responses.  The command
+    pump is a loop, never a recursion, and yields to the reactor after
+    L{_TURN_COMMANDS} commands, so that one connection's pipeline (or
+    its compression bomb, L{imapd.compress}) cannot starve the others.
  2. The parser does no I/O and the handlers do no parsing: the parser turns
     bytes into L{imapd.parser.types} objects, handlers turn those into
     responses.  The dispatcher (L{IMAPServerProtocol._dispatch}) checks the
@@ -44,6 +54,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd import cancel, errors
+from imapd.logtext import log_safe
 from imapd.parser import Parser, ParserLimits
 from imapd.parser.types import Command, ContinuationNeeded, ParseError, RawLine
 from imapd.server import StoragePool
@@ -54,6 +65,15 @@ _session_ids = itertools.count(1)
 
 #: Queued events beyond which the transport is paused (invariant 1).
 _MAX_QUEUED = 64
+#: Commands one connection runs in one reactor turn before it lets the
+#: other connections have theirs (invariant 1).
+_TURN_COMMANDS = 32
+#: Pieces of compressed input (L{imapd.compress.CHUNK} octets of plain
+#: text each) inflated at most per reactor turn while no command is queued.
+_TURN_INFLATE = 4
+#: Tracebacks of unexpected errors logged per connection; a client that
+#: can trigger one can trigger thousands (issue 18 item 2).
+_MAX_TRACEBACKS = 3
 #: Parts of a streamed response (L{IMAPServerProtocol.run_streaming})
 #: that may wait for the reactor, and how long a worker waits for room.
 _STREAM_WINDOW = 4
@@ -87,6 +107,25 @@ class IMAPServerProtocol(Protocol):
         #: Input that arrived while a CATENATE URL check was running.
         self._held: Optional[list[bytes]] = None
         self._timeout_call = None
+        #: Deadline from connect to login (C{limits.login_timeout}).
+        self._login_call = None
+        #: Deadline for the partial command line (C{limits.line_timeout}).
+        self._line_call = None
+        #: The pump is running (a command that completes at once must not
+        #: call it again: pipelining would recurse, invariant 1).
+        self._pumping = False
+        self._inflating = False
+        #: A later reactor turn is scheduled to go on with queued work.
+        self._next_turn = None
+        #: The transport's write buffer is full: the client is not reading.
+        self._write_blocked = False
+        #: Parts of a streamed response held back while the client does
+        #: not read (L{run_streaming}).
+        self._blocked_parts: list = []
+        self._producing = False
+        self._tracebacks = 0
+        #: C{(address,)} as counted by L{imapd.server.ConnectionCounter}.
+        self.connection_slot: Optional[tuple] = None
         self._bad_count = 0
         self._failed_logins = 0
         self._closing = False
@@ -119,13 +158,25 @@ class IMAPServerProtocol(Protocol):
 
         caps = " ".join(capabilities(self))
         self.send(f"* OK [CAPABILITY {caps}] imapd ready.\r\n".encode())
+        # The write side: Twisted pauses us when the client does not read
+        # what we write, and no further command runs until it does.
+        self.transport.registerProducer(self, True)
+        self._producing = True
         self._reset_timeout()
+        self._login_call = self.clock.callLater(self.limits.login_timeout,
+                                                self._login_timed_out)
 
     def connectionLost(self, reason=None) -> None:
         self._closing = True
-        if self._timeout_call is not None and self._timeout_call.active():
-            self._timeout_call.cancel()
-        self._timeout_call = None
+        # A streaming worker waiting for the client to read gives up now.
+        parts, self._blocked_parts = self._blocked_parts, []
+        for release in parts:
+            release()
+        for name in ("_timeout_call", "_login_call", "_line_call", "_next_turn"):
+            self._cancel(name)
+        if self.connection_slot is not None:
+            (host,), self.connection_slot = self.connection_slot, None
+            self.context.connections.release(host)
         if self._line_waiter is not None:
             waiter, self._line_waiter = self._line_waiter, None
             waiter.errback(Failure(errors.ConnectionClosing("connection lost")))
@@ -138,17 +189,42 @@ class IMAPServerProtocol(Protocol):
             account, self.account = self.account, None
             self._close_quietly(account, "logout")
 
+    def _cancel(self, name: str) -> None:
+        call = getattr(self, name)
+        setattr(self, name, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    # -- the write side (IPushProducer for our transport) ----------------
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: start no command until it drains."""
+        self._write_blocked = True
+
+    def resumeProducing(self) -> None:
+        self._write_blocked = False
+        parts, self._blocked_parts = self._blocked_parts, []
+        for release in parts:
+            release()
+        if not self._closing:
+            self._pump()
+
+    def stopProducing(self) -> None:
+        self._closing = True
+
     def log_event(self, event: str, user: str, **extra) -> None:
         """
         One log line for a login, a failed login or a logout, with the
-        same fields every time (never a password).
+        same fields every time (never a password).  The user name may be
+        anything a client sent: escaped (L{log_safe}).
         """
+        extra = {k: log_safe(v) for k, v in extra.items()}
         fields = "".join(f" {k}={{{k}}}" for k in extra)
         self.log.info(
             "{event} user={user} session={session} remote={remote} "
             "in={bytes_in} out={bytes_out} duration={duration:.1f}s" + fields,
             event=event,
-            user=user,
+            user=log_safe(user),
             session=self.session_id,
             remote=self.peer,
             bytes_in=self.bytes_in,
@@ -204,8 +280,11 @@ class IMAPServerProtocol(Protocol):
         coroutine) cost about as much as rendering 200 messages.  Here the
         worker keeps rendering while the reactor writes.  At most
         L{_STREAM_WINDOW} parts wait for the reactor; beyond that the
-        worker waits (which also hands the GIL to the reactor), so memory
-        stays bounded by the transport's buffer as before.
+        worker waits (which also hands the GIL to the reactor).  A part
+        written while the transport says the client is not reading
+        (L{pauseProducing}) keeps its place until the client reads, so a
+        client that sends C{FETCH 1:* BODY[]} and never reads costs
+        L{_STREAM_WINDOW} parts of memory, not the mailbox.
         """
         pool = self.context.storage_pool
         if pool is None:
@@ -221,7 +300,13 @@ class IMAPServerProtocol(Protocol):
             try:
                 self.send(data)
             finally:
-                window.release()
+                if self._write_blocked and not self._closing:
+                    # The client does not read: the part's place in the
+                    # window frees only when it does (resumeProducing), so
+                    # the worker waits instead of filling our memory.
+                    self._blocked_parts.append(window.release)
+                else:
+                    window.release()
 
         def emit(data: bytes) -> bool:
             if self._closing:
@@ -269,6 +354,7 @@ class IMAPServerProtocol(Protocol):
         self.account = account
         self.state = "auth"
         self.parser.limits = self._parser_limits()
+        self._cancel("_login_call")
         self._reset_timeout()
 
     def start_tls(self) -> None:
@@ -282,7 +368,11 @@ class IMAPServerProtocol(Protocol):
 
     def disconnect(self) -> None:
         self._closing = True
+        self._cancel("_next_turn")
         if self.transport is not None:
+            if self._producing:
+                self._producing = False
+                self.transport.unregisterProducer()
             self.transport.loseConnection()
 
     @property
@@ -325,7 +415,8 @@ class IMAPServerProtocol(Protocol):
     @property
     def input_pending(self) -> bool:
         """Whether the client sent anything after the current command."""
-        return bool(self._queue) or bool(getattr(self.parser, "_buf", b""))
+        return (bool(self._queue) or bool(getattr(self.parser, "_buf", b""))
+                or (self.compression is not None and self.compression.pending))
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -335,21 +426,40 @@ class IMAPServerProtocol(Protocol):
         if self.compression is None:
             self._feed(data)
         else:
-            import zlib
-
-            try:
-                for chunk in self.compression.decompress(data):
-                    self._feed(chunk)
-                    if self._closing:
-                        return
-            except zlib.error:
-                self.send(b"* BYE Invalid compressed data\r\n")
-                self.disconnect()
-                return
-        if len(self._queue) > _MAX_QUEUED and not self._paused:
-            self._paused = True
-            self.transport.pauseProducing()
+            # Kept compressed; inflated as commands are consumed (invariant 1).
+            self.compression.feed(data)
+            self._inflate()
         self._pump()
+
+    def _inflate(self) -> None:
+        """
+        Inflate pending compressed input, a L{imapd.compress.CHUNK} at a
+        time, at most L{_TURN_INFLATE} pieces, and only while few commands
+        wait (a CATENATE check holding input stops it too).
+        """
+        import zlib
+
+        if self._inflating:
+            # A raw line fed below finished a command (IDLE's DONE), whose
+            # pump came back here: the rest of this piece must be queued
+            # before the next piece is inflated.
+            return
+        self._inflating = True
+        try:
+            for _ in range(_TURN_INFLATE):
+                if (self._closing or self._held is not None or len(self._queue) >= _MAX_QUEUED
+                        or not self.compression.pending):
+                    return
+                try:
+                    plain = self.compression.inflate()
+                except zlib.error:
+                    self.send(b"* BYE Invalid compressed data\r\n")
+                    self.disconnect()
+                    return
+                if plain:
+                    self._feed(plain)
+        finally:
+            self._inflating = False
 
     def _feed(self, data: bytes) -> None:
         if self._held is not None:
@@ -429,28 +539,102 @@ class IMAPServerProtocol(Protocol):
             self._pump()
 
     def _pump(self) -> None:
-        while not self._busy and self._queue and not self._closing:
-            event = self._queue.popleft()
-            if self._paused and len(self._queue) < _MAX_QUEUED // 2:
-                self._paused = False
-                self.transport.resumeProducing()
-            if isinstance(event, ParseError):
-                self._parse_error(event)
-                continue
-            if isinstance(event, RawLine):
-                self._send_bad(None, "Unexpected continuation data")
-                continue
-            self._busy = True
-            d = defer.Deferred.fromCoroutine(self._dispatch(event))
-            d.addBoth(self._command_done)
+        """
+        Run queued commands, one at a time (invariant 1).  A command that
+        completes at once calls back into L{_pump} through
+        L{_command_done}; that call returns at once and this loop goes on,
+        so that 10,000 pipelined commands are a loop, not a recursion.
+        After L{_TURN_COMMANDS} commands the rest waits for a later
+        reactor turn (L{_flow}).
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            ran = 0
+            while not self._busy and not self._closing and not self._write_blocked:
+                if not self._queue:
+                    if self.compression is None or not self.compression.pending:
+                        break
+                    self._inflate()
+                    if not self._queue:
+                        break
+                    continue
+                if ran >= _TURN_COMMANDS:
+                    break
+                ran += 1
+                event = self._queue.popleft()
+                if isinstance(event, ParseError):
+                    self._parse_error(event)
+                    continue
+                if isinstance(event, RawLine):
+                    self._send_bad(None, "Unexpected continuation data")
+                    continue
+                self._busy = True
+                d = defer.Deferred.fromCoroutine(self._dispatch(event))
+                d.addBoth(self._command_done)
+        finally:
+            self._pumping = False
+        self._flow()
+
+    def _flow(self) -> None:
+        """
+        After the pump: pause reading while input waits (queued commands
+        or compressed input), resume when it is consumed, schedule another
+        turn if there is work this one left, and watch the time the client
+        takes to finish a command line (C{limits.line_timeout}).
+        """
+        if self._closing or self.transport is None:
+            return
+        pending = self.compression is not None and self.compression.pending
+        if not self._paused and (len(self._queue) > _MAX_QUEUED or pending):
+            self._paused = True
+            self.transport.pauseProducing()
+        elif self._paused and len(self._queue) < _MAX_QUEUED // 2 and not pending:
+            self._paused = False
+            self.transport.resumeProducing()
+        more = ((self._queue and not self._busy and not self._write_blocked)
+                or (pending and len(self._queue) < _MAX_QUEUED and self._held is None))
+        if more and self._next_turn is None:
+            self._next_turn = self.clock.callLater(0, self._turn)
+        if self.parser.partial_line:
+            if self._line_call is None:
+                self._line_call = self.clock.callLater(self.limits.line_timeout,
+                                                       self._line_timed_out)
+        else:
+            self._cancel("_line_call")
+
+    def _turn(self) -> None:
+        """A later reactor turn: go on with queued or compressed input."""
+        self._next_turn = None
+        if self._closing:
+            return
+        if self.compression is not None:
+            self._inflate()
+        self._pump()
 
     def _command_done(self, result) -> None:
         self._busy = False
         if isinstance(result, Failure):
-            self.log.failure("command dispatch failed", result)
+            self._log_traceback(result, "command dispatch failed")
             self.disconnect()
             return
         self._pump()
+
+    def _log_traceback(self, error, what: str, **fields) -> None:
+        """
+        Log an unexpected error (a L{Failure} or an exception) with its
+        traceback, at most L{_MAX_TRACEBACKS} per connection (then one
+        line saying so): a client that can cause one can cause thousands.
+        """
+        self._tracebacks += 1
+        if self._tracebacks <= _MAX_TRACEBACKS:
+            failure = error if isinstance(error, Failure) else Failure(error)
+            self.log.failure(what + " session={session}", failure,
+                             session=self.session_id, **fields)
+        elif self._tracebacks == _MAX_TRACEBACKS + 1:
+            self.log.error("session={session}: more unexpected errors, not logged",
+                           session=self.session_id)
 
     def _parse_error(self, event: ParseError) -> None:
         code = f"[{event.code}] " if event.code else ""
@@ -516,13 +700,9 @@ class IMAPServerProtocol(Protocol):
             return
         status, code, text = errors.to_response(exc, trycreate=trycreate)
         if code == "SERVERBUG":
-            self.log.failure(
-                "{command} failed for user={user} session={session}",
-                Failure(exc),
-                command=key,
-                user=getattr(self.account, "user", None),
-                session=self.session_id,
-            )
+            self._log_traceback(exc, "{command} failed for user={user}",
+                                command=log_safe(key),
+                                user=log_safe(getattr(self.account, "user", None)))
         if status == b"BYE":
             self.send(_tagged("*", b"BYE", code, text, self.imap4rev2))
             self.disconnect()
@@ -596,6 +776,20 @@ class IMAPServerProtocol(Protocol):
     def _timed_out(self) -> None:
         # RFC 3501 section 5.4: the autologout timer.
         self.send(b"* BYE Autologout; idle for too long\r\n")
+        self.disconnect()
+
+    def _login_timed_out(self) -> None:
+        # Any octet resets the idle timer, so a client sending one every
+        # few seconds would hold the connection for ever (slowloris): the
+        # time before login is bounded as a whole.
+        self._login_call = None
+        self.send(b"* BYE Login timeout; authenticate sooner\r\n")
+        self.disconnect()
+
+    def _line_timed_out(self) -> None:
+        # A command line trickled in an octet at a time (slowloris).
+        self._line_call = None
+        self.send(b"* BYE Command line not completed in time\r\n")
         self.disconnect()
 
 

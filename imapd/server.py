@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional
 
 from twisted.internet import defer
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
 __all__ = ["SessionLimits", "QuotaLimits", "QuotaPolicy", "MailboxPolicy",
            "SPECIAL_USE_ATTRIBUTES", "DEFAULT_SPECIAL_USE", "ServerContext", "IMAPFactory",
-           "StoragePool"]
+           "StoragePool", "ConnectionCounter"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,24 @@ class SessionLimits:
     idle_timeout_auth: float = 30 * 60
     #: Before login a connection has no business lingering.
     idle_timeout_unauth: float = 60
+    #: From connect to a successful login, however busy the client keeps
+    #: the connection (the idle timer restarts at every octet, so a client
+    #: trickling one octet at a time would hold it for ever: slowloris).
+    #: Three minutes leave a person with a slow password manager time.
+    login_timeout: float = 180
+    #: From the first octet of a command line to its CRLF (literal data
+    #: excluded: its progress is bounded by the idle timeouts and the
+    #: literal size limits).  A person typing in telnet needs seconds.
+    line_timeout: float = 60
+    #: Open connections the process accepts in total; the next one gets
+    #: C{* BYE [UNAVAILABLE]} and is closed.  Each costs a descriptor and
+    #: some memory, and the common soft limit is 1024 descriptors.
+    max_connections: int = 1000
+    #: Open connections from one IP address (loopback addresses and UNIX
+    #: sockets are not counted: local webmail, proxies and tests).  A
+    #: desktop client opens 2 to 5; an office behind one NAT address or a
+    #: webmail host needs this raised.
+    max_connections_per_ip: int = 20
     #: Longest command line, literal contents excluded.
     max_line: int = 64 * 1024
     #: Largest literal after login (APPEND size limit, APPENDLIMIT).
@@ -134,6 +152,88 @@ class MailboxPolicy:
     auto_create: tuple[str, ...] = ()
 
 
+class ConnectionCounter:
+    """
+    Open connections in total and per client address, shared by every
+    listener of the process (C{limits.max_connections},
+    C{limits.max_connections_per_ip}).  Runs on the reactor thread.
+    """
+
+    #: Seconds between two log lines about refused connections: a flood of
+    #: connections must not become a flood of log lines.
+    LOG_INTERVAL = 60.0
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_host: dict[str, int] = {}
+        self._refused = 0
+        self._logged_at: Optional[float] = None
+
+    def admit(self, host: Optional[str], limits: SessionLimits, now: float) -> Optional[str]:
+        """
+        Count a new connection from C{host} (None: no IP address), or
+        say why it is refused (and count nothing).
+        """
+        if self.total >= limits.max_connections:
+            return self._refuse("Too many connections to this server", host, now)
+        limited = host is not None and not _is_loopback(host)
+        if limited and self.by_host.get(host, 0) >= limits.max_connections_per_ip:
+            return self._refuse("Too many connections from your address", host, now)
+        self.total += 1
+        if host is not None:
+            self.by_host[host] = self.by_host.get(host, 0) + 1
+        return None
+
+    def release(self, host: Optional[str]) -> None:
+        """A connection counted by L{admit} has ended."""
+        self.total -= 1
+        if host is not None:
+            left = self.by_host[host] - 1
+            if left:
+                self.by_host[host] = left
+            else:
+                del self.by_host[host]
+
+    def _refuse(self, reason: str, host: Optional[str], now: float) -> str:
+        self._refused += 1
+        if self._logged_at is None or now - self._logged_at >= self.LOG_INTERVAL:
+            from twisted.logger import Logger
+
+            Logger(namespace="imapd.server").warn(
+                "Refused {count} connection(s) ({reason}; latest from {host}; "
+                "{total} open)", count=self._refused, reason=reason, host=host,
+                total=self.total)
+            self._refused = 0
+            self._logged_at = now
+        return reason
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+class _Refused(Protocol):
+    """
+    A connection beyond the limits: a BYE greeting (RFC 3501 section
+    7.1.5, the server will not accept the connection) with
+    C{[UNAVAILABLE]} (RFC 5530 section 3), then close.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def connectionMade(self) -> None:
+        self.transport.write(f"* BYE [UNAVAILABLE] {self.reason}\r\n".encode())
+        self.transport.loseConnection()
+
+
 @dataclass
 class ServerContext:
     """
@@ -165,6 +265,8 @@ class ServerContext:
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
     #: RFC 6154 special-use mailboxes.
     mailboxes: MailboxPolicy = field(default_factory=MailboxPolicy)
+    #: Open connections of every listener (L{ConnectionCounter}).
+    connections: "ConnectionCounter" = field(default_factory=ConnectionCounter)
     #: Failed logins per remote address, shared by all listeners.
     login_failures: Any = field(default_factory=lambda: _failure_ledger())
 
@@ -185,8 +287,15 @@ class IMAPFactory(Factory):
     def buildProtocol(self, addr):
         from imapd.protocol import IMAPServerProtocol
 
+        host = getattr(addr, "host", None)
+        refused = self.context.connections.admit(host, self.context.limits,
+                                                 self.context.reactor.seconds())
+        if refused is not None:
+            return _Refused(refused)
         proto = IMAPServerProtocol(self.context, implicit_tls=self.implicit_tls)
         proto.factory = self
+        # Released in connectionLost.
+        proto.connection_slot = (host,)
         return proto
 
 

@@ -249,8 +249,10 @@ def warm_up() -> None:
 def _apply_log_level(level: str) -> None:
     """
     Drop events below C{level} before they reach the observers twistd set
-    up (--logfile, --syslog).  twistd offers no hook between "where" and
-    "what", so the observers it registered are wrapped in place.
+    up (--logfile, --syslog), and escape control characters in what
+    reaches them (L{imapd.logtext.escaping_observer}).  twistd offers no
+    hook between "where" and "what", so the observers it registered are
+    wrapped in place.
     """
     from twisted.logger import (
         FilteringLogObserver,
@@ -263,12 +265,17 @@ def _apply_log_level(level: str) -> None:
     if observers is None:
         log.warn("log.level is not supported by this Twisted; logging everything")
         return
+    from imapd.logtext import escaping_observer
+
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
     for observer in list(observers):
         if isinstance(observer, FilteringLogObserver):
             continue
         globalLogPublisher.removeObserver(observer)
-        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
+        # Client text in any event is escaped before it is written
+        # (issue 18 item 9; imapd.logtext).
+        globalLogPublisher.addObserver(
+            FilteringLogObserver(escaping_observer(observer), [predicate]))
 
 
 def _portal(effective, pool=None, reactor=None):

@@ -12,6 +12,7 @@ after that C{session.imap4rev2} is true and the formatters it changes
 from __future__ import annotations
 
 from imapd import wire
+from imapd.logtext import log_safe
 from imapd.parser.types import Capability, Enable, Id, Logout, Noop
 
 __all__ = ["capabilities", "highestmodseq_line", "handle_capability", "handle_noop", "handle_logout",
@@ -140,11 +141,12 @@ async def handle_logout(session, cmd: Logout):
 async def handle_id(session, cmd: Id):
     """RFC 2971: say who we are; the client's parameters are only logged."""
     if cmd.params:
+        # Client text: escaped (issue 18 item 9).
         session.log.info(
             "client id session={session} {params}",
             session=session.session_id,
-            params={k.decode("utf-8", "replace"): (v or b"").decode("utf-8", "replace")
-                    for k, v in cmd.params[:30]},
+            params=" ".join(f'{log_safe(k)}="{log_safe(v or b"")}"'
+                            for k, v in cmd.params[:30]),
         )
     items = []
     for key, value in session.context.server_id.items():

@@ -13,11 +13,11 @@ matched against names in the client's encoding.
 
 from __future__ import annotations
 
-import re
-
 from imapd import mailboxname, wire
 from imapd.cache import forget_mailbox
 from imapd.errors import BadCommand, CommandFailed
+from imapd.listpattern import check_patterns, compile_pattern
+from imapd.logtext import log_safe
 from imapd.mailboxname import DELIMITER
 from imapd.parser.listext import CreateSpecialUse, ListExtended
 from imapd.parser.types import (Create, Delete, List, Lsub, Namespace, Rename,
@@ -62,7 +62,7 @@ async def _auto_create(session, infos: dict) -> bool:
             pass
         except StoreError as e:
             session.log.warn("auto_create {name!r} failed for {user}: {error}",
-                             name=name, user=session.account.user, error=e)
+                             name=name, user=log_safe(session.account.user), error=e)
             continue
         created = True
     return created
@@ -146,23 +146,21 @@ def pattern_matcher(reference: bytes, pattern: bytes):
     starts with any spelling of INBOX is matched as C{INBOX}.  Pattern
     and names are compared as text: modified UTF-7 is ASCII, and an
     IMAP4rev2 client's UTF-8 must match character by character.
+
+    The client controls the pattern: matching is linear in the name
+    (L{imapd.listpattern}), never a backtracking regular expression.
+
+    @raises BadCommand: C{[LIMIT]}, the pattern is too long.
     """
+    check_patterns(reference, (pattern,))
     full = (reference + pattern).decode("utf-8", "replace")
     head = full[:5]
     if head.upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
         full = "INBOX" + full[5:]
-    rx = []
-    for ch in full:
-        if ch == "*":
-            rx.append(".*")
-        elif ch == "%":
-            rx.append("[^" + re.escape(DELIMITER) + "]*")
-        else:
-            rx.append(re.escape(ch))
-    regex = re.compile("".join(rx), re.DOTALL)
+    match = compile_pattern(full, DELIMITER)
 
     def matches(name: bytes) -> bool:
-        return regex.fullmatch(name.decode("utf-8", "replace")) is not None
+        return match(name.decode("utf-8", "replace"))
 
     return matches
 
@@ -256,6 +254,7 @@ async def _list_extended(session, cmd: ListExtended) -> None:
     subscribed: set[str] = set()
     if show_subscribed:
         subscribed = set(await session.run(store.subscriptions))
+    check_patterns(cmd.reference, cmd.patterns)
     matchers = [pattern_matcher(cmd.reference, p) for p in cmd.patterns if p]
 
     def matches(name: str) -> bool:

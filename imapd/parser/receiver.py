@@ -259,6 +259,14 @@ class Parser:
         """
         self._end_command()
 
+    @property
+    def partial_line(self) -> bool:
+        """
+        Whether part of a line (not literal data) has arrived without its
+        end: the protocol bounds how long that may last (C{line_timeout}).
+        """
+        return bool(self._buf) and not self._literal_left and not self._dead
+
     def awaiting_literal(self, size: int) -> bool:
         """Whether not one octet of the announced C{size}-octet literal has arrived yet."""
         return self._literal_left == size and not self._buf

@@ -1,8 +1,9 @@
 """
 End-to-end helpers: run the real C{twistd -n imapd} as a subprocess on free
-loopback ports and talk to it over the network.  The fixtures are in
-conftest.py; tests import the rest from here (a conftest module is not
-meant to be imported).
+loopback ports and talk to it over the network.  The fixtures are defined
+at the end of this module and registered by the conftest.py of each
+directory that uses them (tests/e2e, tests/security); tests import the
+rest from here (a conftest module is not meant to be imported).
 
 The daemon is the C{twistd} of the venv running pytest, with the checkout
 first on C{PYTHONPATH} (so a development venv without an install works too;
@@ -355,3 +356,50 @@ def openssl_session(
         process.kill()
         process.wait()
     return output.decode(errors="replace")
+
+
+# -- fixtures (registered by importing them into a conftest.py) -------------
+
+
+@pytest.fixture(autouse=True)
+def _track_daemons():
+    STARTED.clear()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        daemons = list(STARTED)
+        for value in item.funcargs.values():
+            daemon = getattr(value, "daemon", None)
+            if isinstance(daemon, Daemon) and daemon not in daemons:
+                daemons.append(daemon)
+        for daemon in daemons:
+            report.sections.append((f"{daemon.name} log ({daemon.log_path})", daemon.log()))
+
+
+@pytest.fixture(scope="module")
+def imapd_server(tmp_path_factory, tls_files):
+    """A daemon shared by a test module, configured by L{write_config}."""
+    server = start_server(tmp_path_factory.mktemp("imapd"), tls_files)
+    yield server
+    server.daemon.stop()
+
+
+@pytest.fixture
+def start_imapd(tmp_path, tls_files):
+    """Start a daemon of one's own: C{start_imapd(settings)} -> L{Server}."""
+    servers = []
+
+    def start(settings: dict | None = None) -> Server:
+        root = tmp_path / f"server{len(servers)}"
+        root.mkdir()
+        servers.append(start_server(root, tls_files, settings))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.daemon.stop()

@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.imapd.test_logtext -*-
+"""
+Client-controlled text in log lines (issue 18 item 9).
+
+A user name, an ID field, a tag or a mailbox name can hold CR, LF, ESC
+or any other control character.  Written raw, a CR-LF forges a log line
+that a log reader or a fail2ban filter believes, and ESC sequences
+rewrite the terminal of whoever reads the log.  Every log call that
+includes client data passes it through L{log_safe}; L{escaping_observer}
+applies the same to every event the daemon logs, as a second line of
+defence for what a call site forgot (a path made from a mailbox name, an
+exception whose text quotes the client).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+__all__ = ["log_safe", "escaping_observer"]
+
+#: C0 controls, DEL, C1 controls and the Unicode line and paragraph
+#: separators: everything that can end a line or drive a terminal.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def log_safe(value: Any) -> Any:
+    """
+    C{value} with every control character written as C{\\xNN}
+    (C{\\uNNNN} for the Unicode separators).  Text and bytes (decoded as
+    UTF-8, undecodable octets as C{\\xNN} too) come back as text; C{None}
+    and numbers unchanged; anything else as its escaped C{str()}.
+    Idempotent: escaped text has no control characters left.
+    """
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "backslashreplace")
+    elif not isinstance(value, str):
+        value = str(value)
+    return _UNSAFE.sub(_escape, value)
+
+
+def escaping_observer(observer):
+    """
+    Wrap a Twisted log observer so that the text, path and exception
+    values of every event reach it escaped (L{log_safe}).  The event's
+    own C{log_*} keys (format, level, failure) pass unchanged.
+    """
+
+    def observe(event: dict) -> None:
+        clean = None
+        for key, value in event.items():
+            if key.startswith("log_") or not isinstance(
+                    value, (str, os.PathLike, BaseException)):
+                continue
+            safe = log_safe(os.fspath(value) if isinstance(value, os.PathLike) else value)
+            if safe != value:
+                if clean is None:
+                    clean = dict(event)
+                clean[key] = safe
+        observer(event if clean is None else clean)
+
+    return observe
