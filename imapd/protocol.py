@@ -131,6 +131,8 @@ class IMAPServerProtocol(Protocol):
         self._closing = False
         #: Set by a handler that wrote its own tagged response (STARTTLS).
         self.suppress_tagged = False
+        #: A VANISHED went out during the current command (RFC 7162 3.2.10).
+        self._vanished_sent = False
         self.bytes_in = 0
         self.bytes_out = 0
         self._started = time.monotonic()
@@ -670,6 +672,7 @@ class IMAPServerProtocol(Protocol):
             self._send_bad(cmd.tag, _state_error(key, self.state))
             return
         self.suppress_tagged = False
+        self._vanished_sent = False
         if self.selected is not None:
             self.selected.synced = None
         try:
@@ -693,6 +696,12 @@ class IMAPServerProtocol(Protocol):
         code = None
         if result is not None:
             code, text = result
+        if code is None and self._vanished_sent and self.selected is not None:
+            # RFC 7162 section 3.2.10: after VANISHED, the client stores the
+            # HIGHESTMODSEQ it is now in step with for its next resync; the
+            # tagged OK says it, as EXPUNGE's does (section 3.2.7), and as
+            # Dovecot's does for NOOP.
+            code = f"HIGHESTMODSEQ {self.selected.highestmodseq}"
         self.send(_tagged(cmd.tag, b"OK", code, text, self.imap4rev2))
 
     def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> None:
@@ -750,6 +759,8 @@ class IMAPServerProtocol(Protocol):
         for line in view.apply(snapshot, allow_expunge, report_uid):
             if keep is None or keep(line):
                 self.send(line)
+                if line.startswith(b"* VANISHED "):
+                    self._vanished_sent = True
         if after_apply is not None:
             await after_apply()
         if allow_expunge and view.contexts:

@@ -245,8 +245,8 @@ def test_qresync_removefrom_before_vanished(authed, new_conv):
     other.ok("b1 UID STORE 2 +FLAGS.SILENT (\\Deleted)")
     other.ok("b2 EXPUNGE")
     lines = authed.ok("n1 NOOP")
-    assert lines == ['* ESEARCH (TAG "x1") UID REMOVEFROM (0 2)', "* VANISHED 2",
-                     "n1 OK NOOP completed"], lines
+    assert lines[:2] == ['* ESEARCH (TAG "x1") UID REMOVEFROM (0 2)', "* VANISHED 2"], lines
+    assert lines[2].startswith("n1 OK [HIGHESTMODSEQ ") and len(lines) == 3, lines
 
 
 def test_idle_brings_updates(authed, new_conv):

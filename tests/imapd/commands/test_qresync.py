@@ -142,11 +142,16 @@ def test_expunge_elsewhere_is_vanished_on_noop(authed, new_conv):
     other = other_session(new_conv)
     other.ok("o1 STORE 1,4 +FLAGS.SILENT (\\Deleted)")
     other.ok("o2 EXPUNGE")
+    status = other.ok("o3 STATUS INBOX (HIGHESTMODSEQ)")
+    highest = next(re.search(r"HIGHESTMODSEQ (\d+)\)", line).group(1) for line in status
+                   if line.startswith("* STATUS"))
     authed.script(
-        """
+        f"""
         C: n1 NOOP
         S: * VANISHED 1,4
-        S: n1 OK NOOP completed
+        S: n1 OK [HIGHESTMODSEQ {highest}] NOOP completed
+        C: n2 NOOP
+        S: n2 OK NOOP completed
         """
     )
 
@@ -251,4 +256,10 @@ def test_idle_reports_vanished_and_modseq(authed, new_conv):
     assert re.fullmatch(r"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", lines[1])
     assert len(lines) == 2
     authed.send(b"DONE\r\n")
-    assert authed.lines() == ["i1 OK IDLE terminated"]
+    # RFC 7162 section 3.2.10: the VANISHED sent during IDLE brings the
+    # mailbox's HIGHESTMODSEQ into the tagged OK.
+    (done,) = authed.lines()
+    status = other.ok("o4 STATUS INBOX (HIGHESTMODSEQ)")
+    highest = next(re.search(r"HIGHESTMODSEQ (\d+)\)", line).group(1) for line in status
+                   if line.startswith("* STATUS"))
+    assert done == f"i1 OK [HIGHESTMODSEQ {highest}] IDLE terminated"
