@@ -1,0 +1,204 @@
+# -*- test-case-name: tests.nfs.test_mbox_nfs -*-
+"""
+The mbox store on NFS-like mounts (issue 20): two "nodes", each a pair of
+processes with the store on its own nfsfuse mount (3 s attribute caches,
+link replay, opposite clock offsets, fcntl locks not shared), append, flag
+and expunge in one INBOX while an MDA delivers through a third mount
+(L{mbox_mda}).  Afterwards the file itself (read on the exported
+directory) must hold every acknowledged message once, under the UID it was
+acknowledged with, with its headers whole, and both nodes must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+from mbox_mda import USER, deliver, mbox_path
+from nfsmount import NFSOptions
+
+from storage.location import parse_location
+from storage.mbox.state import parse
+from storage.mbox.store import open_mbox_store
+
+SECONDS = 8.0
+_MID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]+>)")
+
+
+def _store(mount: Path):
+    root = mbox_path(mount).parent
+    location = parse_location(f"mbox:{root}:INBOX={root}/inbox", USER)
+    return open_mbox_store(location, USER, None)
+
+
+def _node_worker(mount: str, name: str, seconds: float, out: str) -> None:
+    """One client of a node: append, flag and expunge its own mail."""
+    rnd = random.Random(name)
+    store = _store(Path(mount))
+    store.fsync = False
+    log = {"appended": {}, "expunged": [], "flagged": [], "errors": [], "uidvalidity": set()}
+    mine: dict[int, str] = {}
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        try:
+            box = store.open("INBOX")
+            try:
+                snap = box.sync()
+                log["uidvalidity"].add(snap.uidvalidity)
+                present = {r.uid for r in snap.messages}
+                for uid in list(mine):
+                    if uid not in present:
+                        log["errors"].append(f"{name}: acknowledged UID {uid} "
+                                             f"({mine[uid]}) missing from a sync")
+                        del mine[uid]
+                roll = rnd.random()
+                tx = box.transaction()
+                if roll < 0.7 or not mine:
+                    n += 1
+                    mid = f"<{name}-{n}@nfs.test>"
+                    tx.append(b"From: a@example.org\r\nSubject: %s %d\r\nMessage-ID: %s\r\n\r\n"
+                              b"body %d\r\n" % (name.encode(), n, mid.encode(), n),
+                              {"\\Seen"})
+                    result = tx.commit()
+                    (uid,) = result.appended
+                    log["appended"][mid] = [result.uidvalidity, uid]
+                    mine[uid] = mid
+                elif roll < 0.85:
+                    uid = rnd.choice(sorted(mine))
+                    tx.set_flags(uid, frozenset({"\\Seen", "\\Flagged"}))
+                    tx.commit()
+                    log["flagged"].append(mine[uid])
+                else:
+                    uid = rnd.choice(sorted(mine))
+                    tx.expunge(uid)
+                    tx.commit()
+                    log["expunged"].append(mine.pop(uid))
+            finally:
+                box.close()
+        except Exception as e:  # noqa: BLE001 - reported, the checker counts it
+            log["errors"].append(f"{name}: {type(e).__name__}: {e}")
+    log["uidvalidity"] = sorted(log["uidvalidity"])
+    Path(out).write_text(json.dumps(log))
+
+
+def _mda_worker(mount: str, seconds: float, out: str) -> None:
+    delivered, errors = [], []
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        mid = f"<mda-{n}@nfs.test>"
+        try:
+            deliver(Path(mount), b"From: mda@example.org\nSubject: delivery %d\n"
+                                 b"Message-ID: %s\n\nbody %d\n" % (n, mid.encode(), n))
+            delivered.append(mid)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"mda: {type(e).__name__}: {e}")
+        time.sleep(0.05)
+    Path(out).write_text(json.dumps({"delivered": delivered, "errors": errors}))
+
+
+def _file_view(path: Path) -> tuple[int, dict[str, list[int]], int]:
+    """(UIDVALIDITY, Message-ID -> UIDs, messages without one) of the mbox file."""
+    data = path.read_bytes()
+    state = parse(data, 1)
+    by_mid: dict[str, list[int]] = {}
+    headless = 0
+    for e in state.entries:
+        m = _MID.search(data, e.raw.header_start, e.raw.header_end)
+        if m is None:
+            headless += 1
+            continue
+        by_mid.setdefault(m.group(1).decode(), []).append(e.uid)
+    return state.uidvalidity, by_mid, headless
+
+
+def run_nodes(nfs_mounts, tmp_path: Path, seconds: float = SECONDS,
+              clients_per_node: int = 2) -> dict:
+    """Run the two nodes and the MDA; return the violations by kind."""
+    opts = NFSOptions()
+    mounts = nfs_mounts(3, [opts, NFSOptions(clock_offset=-opts.clock_offset),
+                            NFSOptions(clock_offset=0)])
+    source = mounts[0].source
+    (source / USER).mkdir()
+    _store(mounts[0].path).open("INBOX").close()   # INBOX made before mail arrives
+    ctx = multiprocessing.get_context("fork")
+    procs, outs = [], []
+    for i in range(2):
+        for k in range(clients_per_node):
+            out = str(tmp_path / f"n{i}c{k}.json")
+            outs.append(out)
+            procs.append(ctx.Process(target=_node_worker,
+                                     args=(str(mounts[i].path), f"n{i}c{k}", seconds, out)))
+    mda_out = str(tmp_path / "mda.json")
+    procs.append(ctx.Process(target=_mda_worker, args=(str(mounts[2].path), seconds, mda_out)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(seconds + 240)
+    logs = [json.loads(Path(o).read_text()) for o in outs]
+    mda = json.loads(Path(mda_out).read_text())
+    uidvalidity, by_mid, headless = _file_view(mbox_path(source))
+    v: dict[str, list] = {k: [] for k in (
+        "lost", "renumbered", "duplicated", "expunged_back", "uidvalidity", "headless",
+        "errors", "mda_lost", "disagree")}
+    if headless:
+        v["headless"].append(headless)
+    for mid, uids in by_mid.items():
+        if len(uids) > 1:
+            v["duplicated"].append((mid, uids))
+    expunged = {m for log in logs for m in log["expunged"]}
+    for log in logs:
+        v["errors"].extend(log["errors"])
+        if set(log["uidvalidity"]) - {uidvalidity}:
+            v["uidvalidity"].append(log["uidvalidity"])
+        for mid, (validity, uid) in log["appended"].items():
+            if validity != uidvalidity:
+                v["uidvalidity"].append((mid, validity))
+            if mid in expunged:
+                if mid in by_mid:
+                    v["expunged_back"].append(mid)
+            elif mid not in by_mid:
+                v["lost"].append(mid)
+            elif by_mid[mid][0] != uid:
+                v["renumbered"].append((mid, uid, by_mid[mid]))
+    v["errors"].extend(mda["errors"])
+    v["mda_lost"] = [m for m in mda["delivered"] if m not in by_mid]
+    # Both nodes, once their caches have expired, see what the file holds.
+    time.sleep(opts.acregmin + 0.5)
+    file_uids = sorted(u for uids in by_mid.values() for u in uids)
+    for m in mounts[:2]:
+        box = _store(m.path).open("INBOX", readonly=True)
+        try:
+            snap = box.sync()
+        finally:
+            box.close()
+        if snap.uidvalidity != uidvalidity or sorted(r.uid for r in snap.messages) != file_uids:
+            v["disagree"].append(str(m.path))
+    figures = {
+        "appended": sum(len(log["appended"]) for log in logs),
+        "flagged": sum(len(log["flagged"]) for log in logs),
+        "expunged": len(expunged), "mda_delivered": len(mda["delivered"]),
+        "messages": len(file_uids),
+        "violations": sum(len(x) for x in v.values()),
+        "by_kind": {k: len(x) for k, x in v.items() if x},
+    }
+    return {"violations": v, "figures": figures}
+
+
+def test_two_nodes_and_an_mda_lose_nothing(nfs_mounts, tmp_path):
+    """
+    Acknowledged appends stay with their UIDs, expunged mail stays gone, no
+    header is cut, the MDA's mail is all there, and both nodes agree.
+    """
+    result = run_nodes(nfs_mounts, tmp_path)
+    print(json.dumps(result["figures"]))
+    bad = {k: x[:5] for k, x in result["violations"].items() if x}
+    assert not bad, (result["figures"], bad)
+    assert result["figures"]["mda_delivered"] >= SECONDS   # not starved: > 1 per second
