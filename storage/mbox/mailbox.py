@@ -67,14 +67,24 @@ _TAIL = 256
 
 
 class LockSettings:
-    """The lock chains of a store (Dovecot's mbox_read_locks/mbox_write_locks)."""
+    """
+    The lock chains of a store (Dovecot's mbox_read_locks/mbox_write_locks).
+
+    @ivar shared: the files are on a shared filesystem (NFS): their
+        attributes are cached by the client and may be stale, so every
+        decision is made from an C{fstat()} of a descriptor opened just
+        before (close-to-open revalidates), and the content is checked
+        under the lock; see L{MboxMailbox}.
+    """
 
     def __init__(self, read=("fcntl",), write=("dotlock", "fcntl"),
-                 dotlock: DotlockSettings | None = None, timeout: float | None = None):
+                 dotlock: DotlockSettings | None = None, timeout: float | None = None,
+                 shared: bool = False):
         self.read = tuple(read)
         self.write = tuple(write)
         self.dotlock = dotlock
         self.timeout = timeout
+        self.shared = shared
 
     def chain(self, path: str, write: bool) -> LockChain:
         """A new (unheld) read or write chain for C{path}."""
@@ -265,6 +275,27 @@ class MboxMailbox:
         _verified(self.path, _identity(st))
         return state
 
+    def _same_bytes(self, fd: int, st: os.stat_result) -> bool:
+        """
+        On a shared filesystem, under the lock, before a write trusts a
+        state whose identity (size, times) still matches: whether the
+        bytes say so too, the file's last bytes and the last UID of
+        C{X-IMAPbase} (two small reads).  Attributes can be stale or,
+        from a server with coarse times, equal across a change; the
+        content cannot.  Always true on a local filesystem.
+        """
+        state = self._state
+        if not self.locks.shared or state is None:
+            return True
+        if _tail(fd, st.st_size) != self._tail:
+            return False
+        if state.base_digits is not None:
+            start, end = state.base_digits
+            digits = os.pread(fd, end - start, start)
+            if not digits.isdigit() or int(digits) != state.stored_last_uid:
+                return False
+        return True
+
     def _adopt(self, ident: tuple, state: MboxState, tail: bytes,
                remember: bool = False) -> MboxState:
         self._state, self._ident, self._tail = state, ident, tail
@@ -272,9 +303,25 @@ class MboxMailbox:
             _remember(self.path, ident, state, tail)
         return state
 
+    def _stat(self) -> os.stat_result:
+        """
+        The file's attributes, fresh: on a shared filesystem a C{stat()}
+        answers from the client's attribute cache (seconds old: an append
+        or rewrite by another node unseen), so open the file and C{fstat()}
+        it, which revalidates them (close-to-open consistency, as Dovecot's
+        C{mail_nfs_storage} flushes them).
+        """
+        if not self.locks.shared:
+            return os.stat(self.path)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
     def _read_state(self) -> MboxState:
         try:
-            st = os.stat(self.path)
+            st = self._stat()
         except FileNotFoundError:
             self._state = EMPTY_STATE(self._state.uidvalidity if self._state else 1)
             self._ident = None
@@ -306,23 +353,31 @@ class MboxMailbox:
         return self._with_read_lock(load)
 
     def _with_read_lock(self, work: Callable[[int], MboxState]) -> MboxState:
+        """
+        C{work(fd)} under the read lock chain, with the file opened after
+        the lock was taken: a descriptor (and the size it shows) from
+        before the lock may predate a writer that held it, and over NFS
+        only an open revalidates what the client cached.
+        """
+        chain = self.locks.chain(self.path, write=False) if self.locks.read else None
+        if chain is not None:
+            _acquire(chain, self.path, self.locks.timeout)
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return self._read_state()
-        except OSError as e:
-            raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
-        try:
-            chain = self.locks.chain(self.path, write=False) if self.locks.read else None
-            if chain is not None:
-                _acquire(chain, self.path, self.locks.timeout)
             try:
-                return work(fd)
-            finally:
-                if chain is not None:
-                    chain.release()
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                fd = None
+            except OSError as e:
+                raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
+            if fd is not None:
+                try:
+                    return work(fd)
+                finally:
+                    os.close(fd)
         finally:
-            os.close(fd)
+            if chain is not None:
+                chain.release()
+        return self._read_state()
 
     # -- IMailbox -------------------------------------------------------------
 
@@ -517,13 +572,24 @@ class MboxMailbox:
 
         @return: what was written, and the UIDVALIDITY.
         """
+        if not os.path.exists(self.path):
+            # The kernel locks of the chain need the file: create it (empty).
+            try:
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            except OSError as e:
+                raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
+        chain = self.locks.chain(self.path, write=True)
+        _acquire(chain, self.path, self.locks.timeout)
+        # Opened only now, under the lock: never a descriptor or a size from
+        # before it (another node may have written while we waited, and over
+        # NFS the open is what revalidates the size; an append at a stale
+        # size overwrites the mail appended meanwhile).
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
+            chain.release()
             raise StoreError(f"cannot open {self.path} for writing: {e.strerror or e}") from e
         try:
-            chain = self.locks.chain(self.path, write=True)
-            _acquire(chain, self.path, self.locks.timeout)
             try:
                 if self.journal.pending():
                     self._recover(fd)
@@ -533,7 +599,7 @@ class MboxMailbox:
                 except FileNotFoundError:
                     current = None
                 if current is None or _identity(current)[:2] != _identity(st)[:2]:
-                    # Replaced between our open and our lock: start again.
+                    # Replaced (renamed over) right after our open: start again.
                     chain.release()
                     chain = None
                     return self.write(make)
@@ -543,7 +609,9 @@ class MboxMailbox:
                     state = EMPTY_STATE(prior or _default_uidvalidity(st))
                     self._adopt(_identity(st), state, b"")
                 elif self._state is not None and _identity(st) == self._ident:
-                    state = self._verify(fd, st) if _dirty(self.path, st) else self._state
+                    state = (self._verify(fd, st)
+                             if _dirty(self.path, st) or not self._same_bytes(fd, st)
+                             else self._state)
                 else:
                     state = self._load(fd, st)
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
