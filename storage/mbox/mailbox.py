@@ -104,13 +104,16 @@ _CACHE_MAX = 512
 #: A file whose last change (mtime or ctime) is less than this many
 #: seconds older than our last read of its content may have changed again
 #: within the same timestamp tick, invisibly to stat (the same rule as the
-#: Maildir store's).  Our clock is compared with the file's times here:
-#: a file server whose clock is ahead only makes us re-check longer.
+#: Maildir store's).  The time of the read is the file server's clock
+#: where a dotlock was held (its mtime, L{LockChain.server_time}), so that
+#: a server clock seconds ahead does not make every sync re-read every
+#: flag line, nor one behind hide a change; else our own clock.
 DIRTY_WINDOW = 2.0
 #: The same where the file's times have sub-second digits: the tick is
 #: then the kernel's clock tick (at most 10 ms on Linux), not a second.
 FINE_WINDOW = 0.05
-# path -> (identity, time.time() when its content was last read).
+# path -> (identity, when its content was last read: the file server's
+# clock, from our dotlock's mtime, where we held one; else time.time()).
 _VERIFIED: dict[str, tuple[tuple, float]] = {}
 
 
@@ -123,20 +126,24 @@ def _cached(path: str) -> tuple[tuple, MboxState, bytes] | None:
         return _CACHE.get(path)
 
 
-def _remember(path: str, ident: tuple, state: MboxState, tail: bytes) -> None:
+def _remember(path: str, ident: tuple, state: MboxState, tail: bytes,
+              when: float | None = None) -> None:
     with _CACHE_LOCK:
         _CACHE.pop(path, None)
         _CACHE[path] = (ident, state, tail)
         while len(_CACHE) > _CACHE_MAX:
             del _CACHE[next(iter(_CACHE))]
-    _verified(path, ident)
+    _verified(path, ident, when)
 
 
-def _verified(path: str, ident: tuple) -> None:
-    """Note that the content of C{path} at C{ident} was read just now."""
+def _verified(path: str, ident: tuple, when: float | None = None) -> None:
+    """
+    Note that the content of C{path} at C{ident} was read just now
+    (C{when}, by the file server's clock if known).
+    """
     with _CACHE_LOCK:
         _VERIFIED.pop(path, None)
-        _VERIFIED[path] = (ident, time.time())
+        _VERIFIED[path] = (ident, time.time() if when is None else when)
         while len(_VERIFIED) > _CACHE_MAX:
             del _VERIFIED[next(iter(_VERIFIED))]
 
@@ -195,6 +202,9 @@ class MboxMailbox:
         self._recent: set[int] = set()
         self._closed = False
         self._fixup_failed: tuple | None = None
+        #: While a lock chain with a dotlock is held: the server's clock
+        #: at its acquisition (see DIRTY_WINDOW).
+        self._read_at: float | None = None
         self.last_snapshot: MailboxSnapshot | None = None
         #: The modseq log (L{storage.modseq}); None: no MODSEQs.
         self.modseqs = modseq_log(modseq_path, fsync=fsync) if modseq_path else None
@@ -272,7 +282,7 @@ class MboxMailbox:
                 a.flags != b.flags or a.old != b.old
                 for a, b in zip(fresh.entries, state.entries)):
             return self._adopt(_identity(st), fresh, self._tail, remember=True)
-        _verified(self.path, _identity(st))
+        _verified(self.path, _identity(st), self._read_at)
         return state
 
     def _same_bytes(self, fd: int, st: os.stat_result) -> bool:
@@ -300,7 +310,7 @@ class MboxMailbox:
                remember: bool = False) -> MboxState:
         self._state, self._ident, self._tail = state, ident, tail
         if remember:
-            _remember(self.path, ident, state, tail)
+            _remember(self.path, ident, state, tail, self._read_at)
         return state
 
     def _stat(self) -> os.stat_result:
@@ -362,6 +372,7 @@ class MboxMailbox:
         chain = self.locks.chain(self.path, write=False) if self.locks.read else None
         if chain is not None:
             _acquire(chain, self.path, self.locks.timeout)
+            self._read_at = chain.server_time
         try:
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -375,6 +386,7 @@ class MboxMailbox:
                 finally:
                     os.close(fd)
         finally:
+            self._read_at = None
             if chain is not None:
                 chain.release()
         return self._read_state()
@@ -399,7 +411,9 @@ class MboxMailbox:
 
                 self.write(claim_all)
                 self._recent |= claimed
-                state = self._read_state()
+                # The write left our state as it wrote it, under the lock:
+                # no second look (a change since is the next sync's).
+                state = self._state if self._ident is not None else self._read_state()
             except (LockUnavailable, StoreError) as e:
                 # Try again only once the file changed: no warning per sync.
                 self._fixup_failed = self._ident
@@ -580,6 +594,7 @@ class MboxMailbox:
                 raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
         chain = self.locks.chain(self.path, write=True)
         _acquire(chain, self.path, self.locks.timeout)
+        self._read_at = chain.server_time
         # Opened only now, under the lock: never a descriptor or a size from
         # before it (another node may have written while we waited, and over
         # NFS the open is what revalidates the size; an append at a stale
@@ -587,6 +602,7 @@ class MboxMailbox:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
+            self._read_at = None
             chain.release()
             raise StoreError(f"cannot open {self.path} for writing: {e.strerror or e}") from e
         try:
@@ -619,6 +635,7 @@ class MboxMailbox:
                 self._after_write(fd, state, outcome)
                 return outcome, state.uidvalidity
             finally:
+                self._read_at = None
                 if chain is not None:
                     chain.release()
         finally:
@@ -708,9 +725,11 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
         a full parse will do).
     """
     entries = list(old.entries)
-    for i, e in enumerate(entries if everything else entries[:-1]):
-        start, end = e.block if e.block else (e.raw.header_start, e.raw.header_end)
-        data = os.pread(fd, end - start, start)
+    todo = entries if everything else entries[:-1]
+    spans = _Spans(fd, [e.block if e.block else (e.raw.header_start, e.raw.header_end)
+                        for e in todo])
+    for i, e in enumerate(todo):
+        data = spans.read(i)
         meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
                                           b"", False))
         if e.block is not None or meta.fields:
@@ -735,6 +754,32 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
         state = dataclasses.replace(state, stored_last_uid=stored,
                                     last_uid=max(state.last_uid, stored))
     return state
+
+
+class _Spans:
+    """
+    Small spans of a file, read in few C{pread}s: neighbours less than
+    L{_SPAN_GROUP} bytes apart share one read (a round trip each over NFS
+    made re-checking the flag lines of every message cost one per message).
+    """
+
+    def __init__(self, fd: int, spans: list[tuple[int, int]]) -> None:
+        self.fd, self.spans = fd, spans
+        self.base, self.data, self.upto = 0, b"", 0
+
+    def read(self, i: int) -> bytes:
+        start, end = self.spans[i]
+        if i >= self.upto:
+            j = i + 1
+            while j < len(self.spans) and self.spans[j][1] - start <= _SPAN_GROUP:
+                j += 1
+            last = max(e for _, e in self.spans[i:j])
+            self.base, self.data, self.upto = start, pread_all(self.fd, start, last - start), j
+        return self.data[start - self.base:end - self.base]
+
+
+#: Bytes one read of L{_Spans} may cover.
+_SPAN_GROUP = 1 << 16
 
 
 def _patched_entry(fd: int, e: Entry) -> Entry:

@@ -17,11 +17,13 @@ import os
 import random
 import re
 import time
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 from mbox_mda import USER, deliver, mbox_path
 from nfsmount import NFSOptions
 
+from locking import DotLock
 from storage.location import parse_location
 from storage.mbox.state import parse
 from storage.mbox.store import open_mbox_store
@@ -32,7 +34,8 @@ _MID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]+>)")
 
 def _store(mount: Path):
     root = mbox_path(mount).parent
-    location = parse_location(f"mbox:{root}:INBOX={root}/inbox", USER)
+    extra = os.environ.get("MBOX_NFS_EXTRA", "")
+    location = parse_location(f"mbox:{root}:INBOX={root}/inbox{extra}", USER)
     return open_mbox_store(location, USER, None)
 
 
@@ -88,20 +91,23 @@ def _node_worker(mount: str, name: str, seconds: float, out: str) -> None:
 
 
 def _mda_worker(mount: str, seconds: float, out: str) -> None:
-    delivered, errors = [], []
+    delivered, errors, waits = [], [], []
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline:
         n += 1
         mid = f"<mda-{n}@nfs.test>"
+        t0 = time.monotonic()
         try:
             deliver(Path(mount), b"From: mda@example.org\nSubject: delivery %d\n"
                                  b"Message-ID: %s\n\nbody %d\n" % (n, mid.encode(), n))
             delivered.append(mid)
+            waits.append(time.monotonic() - t0)
         except Exception as e:  # noqa: BLE001
             errors.append(f"mda: {type(e).__name__}: {e}")
         time.sleep(0.05)
-    Path(out).write_text(json.dumps({"delivered": delivered, "errors": errors}))
+    Path(out).write_text(json.dumps({"delivered": delivered, "errors": errors,
+                                      "waits": waits}))
 
 
 def _file_view(path: Path) -> tuple[int, dict[str, list[int]], int]:
@@ -185,6 +191,8 @@ def run_nodes(nfs_mounts, tmp_path: Path, seconds: float = SECONDS,
         "appended": sum(len(log["appended"]) for log in logs),
         "flagged": sum(len(log["flagged"]) for log in logs),
         "expunged": len(expunged), "mda_delivered": len(mda["delivered"]),
+        "mda_seconds_max": round(max(mda["waits"], default=0), 2),
+        "mda_seconds_mean": round(sum(mda["waits"]) / max(1, len(mda["waits"])), 2),
         "messages": len(file_uids),
         "violations": sum(len(x) for x in v.values()),
         "by_kind": {k: len(x) for k, x in v.items() if x},
@@ -202,3 +210,89 @@ def test_two_nodes_and_an_mda_lose_nothing(nfs_mounts, tmp_path):
     bad = {k: x[:5] for k, x in result["violations"].items() if x}
     assert not bad, (result["figures"], bad)
     assert result["figures"]["mda_delivered"] >= SECONDS   # not starved: > 1 per second
+
+
+def _append_raw(path: Path, data: bytes) -> None:
+    """Append C{data} as an MDA holding the dotlock already would."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, data, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _message(mid: str) -> bytes:
+    return (b"From other@example.org  Mon Dec  7 00:00:00 2026\nFrom: other@example.org\n"
+            b"Message-ID: %s\n\nbody\n\n" % mid.encode())
+
+
+def _mids(path: Path) -> list[str]:
+    return sorted(m for m, uids in _file_view(path)[1].items() for _ in uids)
+
+
+def test_writer_opens_the_file_only_under_the_lock(nfs_mounts):
+    """
+    A commit that waited for the dotlock while another node rewrote the
+    mailbox by rename does not write into the file it opened before the
+    lock (gone, and over NFS its cached attributes even look like the new
+    one's): both the other node's message and ours are in the file.
+    """
+    a, b = nfs_mounts(2, NFSOptions(link_replay=0, clock_offset=0))
+    (a.source / USER).mkdir()
+    store = _store(a.path)
+    box = store.open("INBOX")
+    box.sync()
+    other = mbox_path(b.path)
+    lock = DotLock(str(other))
+    lock.acquire()
+    try:
+        tx = box.transaction()
+        tx.append(b"From: a@example.org\r\nMessage-ID: <ours@nfs.test>\r\n\r\nbody\r\n")
+        worker = ThreadPool(1)
+        pending = worker.apply_async(tx.commit)
+        time.sleep(0.5)                       # the commit waits for the lock
+        assert not pending.ready()
+        # The other node rewrites the mailbox by rename (as an expunge
+        # does) while A waits: A's early descriptor is the old file.
+        content = other.read_bytes() + b"\n" + _message("<theirs@nfs.test>")
+        temp = other.with_name("inbox.new")
+        temp.write_bytes(content)
+        os.rename(temp, other)
+    finally:
+        lock.release()
+    pending.get(30)
+    worker.close()
+    box.close()
+    assert _mids(mbox_path(a.source)) == ["<ours@nfs.test>", "<theirs@nfs.test>"]
+
+
+def test_reader_waits_for_a_writer_on_another_node(nfs_mounts):
+    """
+    On a shared filesystem a reader takes the dotlock (fcntl locks are
+    not seen by other NFS clients), so it never parses a file that another
+    node is writing: its sync waits until the write is whole.
+    """
+    a, b = nfs_mounts(2, NFSOptions(link_replay=0, clock_offset=0))
+    (a.source / USER).mkdir()
+    store = _store(a.path)
+    store.open("INBOX").close()
+    other = mbox_path(b.path)
+    lock = DotLock(str(other))
+    lock.acquire()
+    try:
+        # The other node is half-way through an append (as append_bytes
+        # extends the file before writing, or any MDA writes in pieces).
+        half = b"\n" + _message("<late@nfs.test>")
+        _append_raw(other, half[:40])
+        worker = ThreadPool(1)
+        pending = worker.apply_async(lambda: store.open("INBOX", readonly=True).sync())
+        time.sleep(0.5)
+        assert not pending.ready()
+        _append_raw(other, half[40:])
+    finally:
+        lock.release()
+    snapshot = pending.get(30)
+    worker.close()
+    assert len(snapshot.messages) == 1
+    assert _mids(mbox_path(a.source)) == ["<late@nfs.test>"]
+    assert store.locks.shared and "dotlock" in store.locks.read
