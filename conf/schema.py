@@ -96,6 +96,16 @@ def _tristate(value) -> None:
         raise ValueError(f"must be true, false or {AUTO!r}, not {value!r}")
 
 
+def _lock_methods(value) -> None:
+    if value == AUTO:
+        return
+    names = [n for n in str(value).replace(",", "+").split("+") if n]
+    bad = [n for n in names if n not in ("dotlock", "fcntl", "flock")]
+    if not names or bad:
+        raise ValueError(f"{value!r}: lock methods are dotlock, fcntl and flock joined "
+                         f"by '+', or {AUTO!r}")
+
+
 def _listen(value) -> None:
     if not value:
         raise ValueError("at least one listener is needed")
@@ -226,6 +236,39 @@ class MailSection:
         "Per-node index cache on local disk (never on NFS).  It may be deleted at\n"
         "any time; it is rebuilt.  Empty: DATA_DIR/index.",
         kind=PATH,
+    )
+    nfs_storage: Any = opt(
+        AUTO,
+        "Mail on a shared filesystem (NFS, SMB, FUSE): flush the client's attribute\n"
+        "and directory caches before trusting a listing or a stat, and never call\n"
+        "a message gone without a flushed re-check (Dovecot's mail_nfs_storage).\n"
+        "Costs a few system calls per sync.  true, false, or \"auto\" (true when\n"
+        "the mail root is on nfs, nfs4, cifs/smb3, 9p, ceph, glusterfs, lustre,\n"
+        "gpfs, ocfs2, gfs2, afs or any FUSE filesystem, by /proc/self/mountinfo).",
+        check=_tristate,
+    )
+    nfs_index: Any = opt(
+        AUTO,
+        "The index directory is on a shared filesystem (Dovecot's mail_nfs_index):\n"
+        "each node then keeps its index files in a subdirectory named after its\n"
+        "host name, so that no two nodes ever open one SQLite file.  true, false,\n"
+        "or \"auto\" (true when index_dir is on a shared filesystem, as above).",
+        check=_tristate,
+    )
+    mbox_read_locks: str = opt(
+        AUTO,
+        "Lock methods an mbox reader takes, joined by '+' (dotlock, fcntl, flock),\n"
+        "unless the mail location says READ_LOCKS=.  \"auto\": fcntl (Dovecot's\n"
+        "default) on a local filesystem; dotlock+fcntl on a shared one, where fcntl\n"
+        "and flock locks may not reach the other nodes (NFS without a lock manager).",
+        check=_lock_methods,
+    )
+    mbox_write_locks: str = opt(
+        AUTO,
+        "Lock methods an mbox writer takes (see mbox_read_locks), unless the mail\n"
+        "location says WRITE_LOCKS=.  \"auto\": dotlock+fcntl.  The dotlock is the\n"
+        "one every MDA and MUA honours and the only one safe over NFS.",
+        check=_lock_methods,
     )
     index_max_age: float = opt(
         30,

@@ -117,6 +117,61 @@ def _needs_data_dir(config: Config) -> bool:
     )
 
 
+def _static_root(location: str) -> str | None:
+    """
+    The part of a mail location's path that is the same for every user
+    (C{/srv/mail} of C{maildir:/srv/mail/%u}); C{None} when it starts at
+    a home directory (C{~}), which is only known per user.
+    """
+    path = location.split(":", 1)[-1].split(":", 1)[0]
+    if not path or path.startswith("~"):
+        return None
+    if "%" in path:
+        prefix = path[: path.index("%")]
+        path = prefix[: prefix.rfind("/")] or "/"
+    return path
+
+
+def _shared_storage(config: Config, location: str, index_dir: str, hostname: str) -> str:
+    """
+    Decide C{[mail] nfs_storage}, C{nfs_index} and the mbox lock defaults
+    (L{storage.nfs}), log what was decided and why, and return the index
+    directory to use (a per-host subdirectory when it is shared).
+    """
+    from storage import nfs
+
+    mail = config.mail
+    nfs.configure(mail.nfs_storage, mail.nfs_index, mail.mbox_read_locks,
+                  mail.mbox_write_locks)
+    root = _static_root(location)
+    if root is None:
+        log.info("NFS-safe mail storage: decided per user at first use "
+                 "(mail.nfs_storage = {value!r}; the mail root is under each home)",
+                 value=mail.nfs_storage)
+    else:
+        on = nfs.storage_flush(root)
+        read, write = nfs.mbox_locks(root)
+        log.info("NFS-safe mail storage {state}: {root} is on {kind} (mail.nfs_storage = "
+                 "{value!r}); mbox locks: read {read}, write {write}",
+                 state="on" if on else "off", root=root,
+                 kind=nfs.fstype(root) or "an unknown filesystem", value=mail.nfs_storage,
+                 read="+".join(read), write="+".join(write))
+    shared_index = nfs.index_flush(index_dir)
+    log.info("Index on shared storage {state}: {index} is on {kind} (mail.nfs_index = {value!r})",
+             state="on" if shared_index else "off", index=index_dir,
+             kind=nfs.fstype(index_dir) or "an unknown filesystem", value=mail.nfs_index)
+    if shared_index:
+        # One SQLite file is never opened by two nodes: their locks would
+        # not meet (DESIGN.md rule 2: the index is per node).  The
+        # machine's name, not the configured one, which nodes behind one
+        # balancer often share.
+        node = socket.gethostname() or hostname
+        index_dir = os.path.join(index_dir, node.replace("/", "_"))
+        _makedirs(index_dir)
+        log.info("Index files of this node go to {index}", index=index_dir)
+    return index_dir
+
+
 def prepare(config: Config) -> Effective:
     """
     Fill in what C{config} leaves empty from C{data_dir}, creating it as
@@ -152,6 +207,7 @@ def prepare(config: Config) -> Effective:
 
     index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
     _makedirs(index_dir)
+    index_dir = _shared_storage(config, location, index_dir, hostname)
 
     listen = config.server.listen
     if config.auth.allow_plaintext == AUTO:

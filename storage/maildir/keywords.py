@@ -17,6 +17,7 @@ import os
 
 from storage.errors import StoreError
 from storage.maildir.files import atomic_write, locked, read_file
+from storage.nfs import fresh_stat
 
 __all__ = ["KEYWORDS_NAME", "MAX_KEYWORDS", "parse", "serialize", "KeywordsFile"]
 
@@ -58,16 +59,19 @@ def index(letter_: str) -> int:
 class KeywordsFile:
     """The C{dovecot-keywords} file of one Maildir."""
 
-    def __init__(self, directory: str, fsync: bool = True) -> None:
+    def __init__(self, directory: str, fsync: bool = True, nfs: bool = False) -> None:
         self.path = os.path.join(directory, KEYWORDS_NAME)
         self.fsync = fsync
+        #: Revalidate by opening (close-to-open), not by stat of the name,
+        #: whose answer an NFS client may have cached (L{storage.nfs}).
+        self.nfs = nfs
         self._key: tuple[int, int, int] | None = None
         self._map: dict[int, str] = {}
 
     def read(self) -> dict[int, str]:
         """C{index -> name}, re-read only when the file changed."""
         try:
-            st = os.stat(self.path)
+            st = fresh_stat(self.path) if self.nfs else os.stat(self.path)
         except FileNotFoundError:
             self._key, self._map = None, {}
             return self._map

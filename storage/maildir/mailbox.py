@@ -15,6 +15,12 @@ it".  In a Maildir that is the file's move from C{new/} to C{cur/}: the
 object whose rename succeeds owns the message's C{\\Recent}, and a rename
 can only succeed once.  Read-only opens (EXAMINE, STATUS) never move files,
 so they never take C{\\Recent} away from anyone.
+
+On a shared filesystem (C{[mail] nfs_storage}, L{storage.nfs}) every
+listing is made through flushed caches, a message is called gone only
+after a flushed re-check, and the "nothing changed, the directories
+settled" shortcut is off: it trusts directory mtimes, which an NFS client
+caches and which the file server stamps by its own clock (issue 20).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from storage.maildir.save import MaildirTransaction
 from storage.maildir.sync import Entry, confirm_missing, scan, update_uidlist
 from storage.maildir.uidlist import Uidlist, UidlistFile
 from storage.modseq import modseq_log
+from storage.nfs import storage_flush
 
 __all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW", "MODSEQ_FILE"]
 
@@ -102,9 +109,11 @@ class _Facts:
     when the name it knows is stale (another process changed the flags).
     """
 
-    def __init__(self, directory: str, shared: "_Shared") -> None:
+    def __init__(self, directory: str, shared: "_Shared", flush: bool = False) -> None:
         self.directory = directory
         self.shared = shared
+        #: List through flushed NFS caches (L{storage.nfs}).
+        self.flush = flush
         #: The last listing made here for a stale name: when another
         #: program renamed many files, one listing serves them all.
         self._fresh: dict = {}
@@ -115,7 +124,7 @@ class _Facts:
         elif attempt == 1 and base in self._fresh:
             entries = self._fresh
         else:
-            entries = self._fresh = scan(self.directory)
+            entries = self._fresh = scan(self.directory, flush=self.flush)
         entry = entries.get(base)
         if entry is None:
             raise MessageExpunged(f"message {base} is gone from {self.directory}")
@@ -157,12 +166,12 @@ _shared_lock = threading.Lock()
 _shared: "OrderedDict[str, _Shared]" = OrderedDict()
 
 
-def _shared_for(directory: str) -> _Shared:
+def _shared_for(directory: str, flush: bool = False) -> _Shared:
     with _shared_lock:
         state = _shared.get(directory)
         if state is None:
             state = _shared[directory] = _Shared()
-            state.facts = _Facts(directory, state)
+            state.facts = _Facts(directory, state, flush)
             while len(_shared) > _MAX_SHARED:
                 _shared.popitem(last=False)
         else:
@@ -219,6 +228,7 @@ class MaildirMailbox:
         new_uidvalidity: Callable[[], int],
         readonly: bool = False,
         fsync: bool = True,
+        nfs: bool | None = None,
     ) -> None:
         if not os.path.isdir(os.path.join(directory, "cur")):
             raise MailboxNotFound(f"mailbox {name!r} does not exist")
@@ -226,15 +236,18 @@ class MaildirMailbox:
         self.directory = directory
         self.readonly = readonly
         self.fsync = fsync
+        #: Flush NFS caches before trusting a listing or a stat
+        #: (C{[mail] nfs_storage}; C{None}: as configured for this path).
+        self.nfs = storage_flush(directory) if nfs is None else nfs
         self._new_uidvalidity = new_uidvalidity
         self.uidlist_file = UidlistFile(directory, fsync=fsync)
-        self.keywords = KeywordsFile(directory, fsync=fsync)
+        self.keywords = KeywordsFile(directory, fsync=fsync, nfs=self.nfs)
         self.modseqs = modseq_log(os.path.join(directory, MODSEQ_FILE), fsync=fsync)
         self._entries: dict[str, Entry] = {}
         self._uidlist: Uidlist | None = None
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
-        self._shared = _shared_for(os.path.realpath(directory))
+        self._shared = _shared_for(os.path.realpath(directory), self.nfs)
         self._recent: set[str] = set()
         self._closed = False
         #: The snapshot of the last L{sync}.
@@ -264,7 +277,8 @@ class MaildirMailbox:
         signature = self._signature()
         shared = self._shared
         if (
-            signature == shared.signature
+            not self.nfs
+            and signature == shared.signature
             and shared.uidlist is not None
             and self._settled(signature)
             and (self.readonly or not shared.has_new)
@@ -281,14 +295,14 @@ class MaildirMailbox:
         uidlist = self.uidlist_file.read()
         # The last listing (with the names our own commits renamed to)
         # only spares parsing names that did not change; see scan().
-        entries = scan(self.directory, self._entries)
+        entries = scan(self.directory, self._entries, flush=self.nfs)
         if not self.readonly:
             self._claim_new(entries)
         complete = True
         if uidlist is None or not entries.keys() <= self._listed(uidlist):
             try:
                 uidlist, entries = update_uidlist(
-                    self.directory, self.uidlist_file, self._new_uidvalidity
+                    self.directory, self.uidlist_file, self._new_uidvalidity, self.nfs
                 )
             except LockUnavailable:
                 # A read-only open of a Maildir we may not write (a shared
@@ -303,7 +317,7 @@ class MaildirMailbox:
         # hidden by a concurrent flag rename: look again before calling it
         # gone, or the session would report an EXPUNGE for a live message.
         vanished = {b for b in self._entries if b not in entries}
-        confirm_missing(self.directory, entries, vanished)
+        confirm_missing(self.directory, entries, vanished, self.nfs)
         same_entries, same_uidlist, built = shared.entries, shared.uidlist, shared.snapshot
         if (
             complete
@@ -470,7 +484,7 @@ class MaildirMailbox:
         entry = self._entries.get(base)
         if entry is not None and os.path.lexists(entry.path(self.directory)):
             return entry
-        fresh = scan(self.directory, self._entries)
+        fresh = scan(self.directory, self._entries, flush=self.nfs)
         entry = fresh.get(base)
         if entry is not None:
             if self._entries is self._shared.entries:

@@ -35,6 +35,7 @@ from storage.maildir.layout import (
 )
 from storage.maildir.mailbox import MaildirMailbox
 from storage.maildir.subscriptions import SubscriptionsFile
+from storage.nfs import storage_flush
 from storage.maildir.sync import new_uidlist, scan
 from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
 from storage.maildir.uidvalidity import next_uidvalidity
@@ -254,7 +255,7 @@ class MaildirStore(SubscriptionsMixin):
         with locked(src_list.path), locked(dst_list.path):
             inbox = src_list.read()
             target = dst_list.read() or new_uidlist(self._new_uidvalidity())
-            entries = scan(src_dir)
+            entries = scan(src_dir, flush=storage_flush(src_dir))
             keywords = os.path.join(src_dir, KEYWORDS_NAME)
             if os.path.exists(keywords):
                 # The keyword letters of the moved files refer to INBOX's

@@ -12,6 +12,12 @@ processes (and other nodes, over NFS) do all of that too.  So:
  - A rename happening while C{cur/} is being read may hide the file from
    that listing (readdir gives no promise for entries changed during the
    scan).  A message is only taken as gone once a second listing agrees.
+ - Over NFS (C{flush}, see L{storage.nfs}) a listing may be seconds old:
+   a file renamed into C{new/} or C{cur/} by another node is not listed
+   yet, one removed is still listed.  With C{flush} every listing is made
+   after dropping the client's cache of the directory, so that "not
+   listed" never comes from a stale cache (issue 20: a uidlist line was
+   dropped as dead because the re-check listed the same stale cache).
  - UIDs come from the uidlist only (DESIGN.md rule 1).  Files that are not
    listed get the next UIDs under the uidlist dotlock, after a listing made
    under that lock; their order (by mtime, then name) is a courtesy, not
@@ -25,6 +31,7 @@ import uuid
 from typing import Callable, NamedTuple
 
 from storage.errors import MailboxNotFound
+from storage.nfs import flush_dir
 from storage.maildir.filename import MaildirName, split_info
 from storage.maildir.files import locked
 from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
@@ -67,7 +74,9 @@ class Entry(NamedTuple):
         return os.path.join(directory, self.subdir, self.name)
 
 
-def scan(directory: str, known: dict[str, Entry] | None = None) -> dict[str, Entry]:
+def scan(
+    directory: str, known: dict[str, Entry] | None = None, flush: bool = False
+) -> dict[str, Entry]:
     """
     The message files of a Maildir, by base name.
 
@@ -81,13 +90,18 @@ def scan(directory: str, known: dict[str, Entry] | None = None) -> dict[str, Ent
         messages the listings that follow cost a dictionary lookup per
         unchanged file.  Only names actually listed now are used; C{known}
         never makes a file appear.
+    @param flush: drop the NFS client's cached listing of each directory
+        first (L{storage.nfs.flush_dir}).
     @raises MailboxNotFound: the Maildir has no C{cur/} any more.
     """
     result: dict[str, Entry] = {}
     by_name = {e.name: e for e in known.values()} if known else {}
     for subdir in ("new", "cur"):
+        path = os.path.join(directory, subdir)
+        if flush:
+            flush_dir(path)
         try:
-            names = os.listdir(os.path.join(directory, subdir))
+            names = os.listdir(path)
         except FileNotFoundError:
             if subdir == "cur":
                 raise MailboxNotFound(f"{directory} is not a Maildir (no cur/)") from None
@@ -112,18 +126,22 @@ def scan(directory: str, known: dict[str, Entry] | None = None) -> dict[str, Ent
 
 
 def confirm_missing(
-    directory: str, entries: dict[str, Entry], bases: set[str]
+    directory: str, entries: dict[str, Entry], bases: set[str], flush: bool = False
 ) -> set[str]:
     """
     Re-list the Maildir to check that C{bases}, absent from C{entries},
     really are gone; C{entries} is updated with any that were only hidden
     by a concurrent rename.
 
+    @param flush: the re-listing is made after flushing the NFS client's
+        caches of C{new/} and C{cur/}: listing the same cache again would
+        only "confirm" what the cache said.
+
     @return: the bases still missing.
     """
     if not bases:
         return set()
-    again = scan(directory, entries)
+    again = scan(directory, entries, flush=flush)
     missing = set()
     for base in bases:
         entry = again.get(base)
@@ -151,6 +169,7 @@ def rebuild_records(
     uidlist: Uidlist,
     entries: dict[str, Entry],
     extra: list[UidlistRecord] | None = None,
+    flush: bool = False,
 ) -> tuple[Uidlist, list[UidlistRecord]]:
     """
     The uidlist with dead lines dropped and UIDs given to unlisted files.
@@ -158,10 +177,12 @@ def rebuild_records(
 
     @param extra: records for files the caller is adding (their UIDs are
         taken from C{uidlist.next_uid} first, in order).
+    @param flush: see L{confirm_missing}: a line is dropped only when a
+        flushed listing does not show its file either.
     @return: the new uidlist and the records added for unlisted files.
     """
     listed = {r.base for r in uidlist.records}
-    dead = confirm_missing(directory, entries, listed - entries.keys())
+    dead = confirm_missing(directory, entries, listed - entries.keys(), flush)
     kept = [r for r in uidlist.records if r.base not in dead]
     next_uid = uidlist.next_uid
     added: list[UidlistRecord] = []
@@ -185,11 +206,14 @@ def update_uidlist(
     directory: str,
     uidfile: UidlistFile,
     new_uidvalidity: Callable[[], int],
+    flush: bool = False,
 ) -> tuple[Uidlist, dict[str, Entry]]:
     """
     Give UIDs to the files the uidlist does not list yet (creating the
     uidlist if the Maildir has none), under the uidlist dotlock.
 
+    @param flush: list through flushed NFS caches (L{scan}).  The
+        uidlist itself is always read by opening it, which revalidates it.
     @return: the uidlist as written (or found, if another process got there
         first) and the listing made under the lock.
     """
@@ -198,10 +222,10 @@ def update_uidlist(
         created = uidlist is None
         if uidlist is None:
             uidlist = new_uidlist(new_uidvalidity())
-        entries = scan(directory)
+        entries = scan(directory, flush=flush)
         listed = {r.base for r in uidlist.records}
         if not created and entries.keys() <= listed:
             return uidlist, entries
-        uidlist, _ = rebuild_records(directory, uidlist, entries)
+        uidlist, _ = rebuild_records(directory, uidlist, entries, flush=flush)
         uidfile.write(uidlist)
         return uidlist, entries

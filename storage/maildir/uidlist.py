@@ -237,8 +237,12 @@ class UidlistFile:
         lines = "".join(
             " ".join([str(r.uid), *r.ext, ":" + r.base]) + "\n" for r in added
         ).encode(_ENC, _ERR)
+        # Written at the size fstat() reports after open(), not with
+        # O_APPEND: over NFS an append goes to the offset the client
+        # believes is the end, and open() is what revalidates that size
+        # (close-to-open).  We hold the lock, so nobody else writes.
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+            fd = os.open(self.path, os.O_RDWR)
         except FileNotFoundError:
             self.write(uidlist)
             return
@@ -249,8 +253,10 @@ class UidlistFile:
             clean = size > 0 and os.pread(fd, 1, size - 1) == b"\n"
             if clean:
                 view = memoryview(lines)
+                pos = size
                 while view:
-                    view = view[os.write(fd, view):]
+                    n = os.pwrite(fd, view, pos)
+                    view, pos = view[n:], pos + n
                 if self.fsync:
                     os.fsync(fd)
         except OSError as e:

@@ -57,6 +57,7 @@ from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_c
 from storage.mbox.save import MboxTransaction
 from storage.mbox.state import Entry, MboxState, parse, reparse_entry
 from storage.modseq import modseq_log
+from storage.nfs import fresh_stat
 
 __all__ = ["MboxMailbox", "LockSettings", "EMPTY_STATE"]
 
@@ -321,13 +322,7 @@ class MboxMailbox:
         it, which revalidates them (close-to-open consistency, as Dovecot's
         C{mail_nfs_storage} flushes them).
         """
-        if not self.locks.shared:
-            return os.stat(self.path)
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return os.fstat(fd)
-        finally:
-            os.close(fd)
+        return fresh_stat(self.path) if self.locks.shared else os.stat(self.path)
 
     def _read_state(self) -> MboxState:
         try:

@@ -27,7 +27,7 @@ from storage.mbox.journal import JOURNAL_DIR, Journal
 from storage.mbox.mailbox import EMPTY_STATE, LockSettings, MboxMailbox
 from storage.mbox.rewrite import Changes, render_all
 from storage.mbox.subscriptions import Subscriptions
-from storage.sharedfs import shared_filesystem
+from storage.nfs import mbox_locks, storage_flush
 
 __all__ = ["MboxStore", "open_mbox_store"]
 
@@ -307,35 +307,15 @@ def folder_root(root: str) -> str:
     return root
 
 
-#: The read lock chain where the mail is on a shared filesystem: fcntl
-#: locks are not seen by the other NFS clients (without a lock manager),
-#: so a reader holding only one could parse a file that another node is
-#: rewriting in place, and take torn bytes for mail without UIDs.  Readers
-#: hold the dotlock as briefly as writers (DESIGN.md rule 6).
-SHARED_READ_LOCKS = ("dotlock", "fcntl")
-
-
-def mbox_on_shared_filesystem(root: str, inbox: str | None) -> str | None:
-    """
-    The shared filesystem type (L{storage.sharedfs}) of the mail root or
-    of INBOX's directory (often another mount: C{/var/mail}), or C{None}.
-    """
-    for path in (root, os.path.dirname(inbox) if inbox else None):
-        if path:
-            kind = shared_filesystem(path)
-            if kind:
-                return kind
-    return None
-
-
 def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) -> MboxStore:
     """
     The registry's factory (L{storage.registry.STORES}): C{mbox:<root>} with
     INBOX at C{INBOX=} or C{<root>/inbox}.  Options C{READ_LOCKS} and
     C{WRITE_LOCKS} (lock method names separated by C{+} or C{,}) override
-    Dovecot's defaults C{fcntl} and C{dotlock+fcntl}, except that where the
-    root or INBOX is on a shared filesystem (L{mbox_on_shared_filesystem})
-    readers take the dotlock too (L{SHARED_READ_LOCKS}); C{REWRITE_IN_PLACE}
+    the defaults of L{storage.nfs.mbox_locks} (Dovecot's C{fcntl} and
+    C{dotlock+fcntl}; readers take the dotlock too on a shared filesystem,
+    judged for the root and for INBOX's directory, often another mount
+    such as C{/var/mail}); C{REWRITE_IN_PLACE}
     rewrites files in place (journaled, keeping inode and owner) even where
     a rename would work.  A missing C{~/mail} root falls back to an existing
     C{~/Mail} and the other way round (L{folder_root}); with neither, the
@@ -354,8 +334,13 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
             return default
         return tuple(n for n in value.replace(",", "+").split("+") if n)
 
-    shared = mbox_on_shared_filesystem(root, location.inbox)
-    locks = LockSettings(read=names(read, SHARED_READ_LOCKS if shared else ("fcntl",)),
-                         write=names(write, ("dotlock", "fcntl")), shared=shared)
+    # Defaults: [mail] mbox_read_locks / mbox_write_locks (storage.nfs).
+    # With [mail] nfs_storage (or "auto" on a shared filesystem) the
+    # mailboxes also trust no cached attribute (LockSettings.shared).
+    places = [root] + ([os.path.dirname(location.inbox)] if location.inbox else [])
+    defaults = [mbox_locks(p) for p in places]
+    default_read = next((r for r, _ in defaults if "dotlock" in r), defaults[0][0])
+    locks = LockSettings(read=names(read, default_read), write=names(write, defaults[0][1]),
+                         shared=any(storage_flush(p) for p in places))
     return MboxStore(root, user, inbox=location.inbox, index_dir=index_dir, locks=locks,
                      rewrite_in_place=location.option("REWRITE_IN_PLACE") is not None)
