@@ -37,6 +37,7 @@ reader that cannot take the write lock hides a torn append.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import threading
 import time
@@ -322,7 +323,19 @@ class MboxMailbox:
         it, which revalidates them (close-to-open consistency, as Dovecot's
         C{mail_nfs_storage} flushes them).
         """
-        return fresh_stat(self.path) if self.locks.shared else os.stat(self.path)
+        if not self.locks.shared:
+            return os.stat(self.path)
+        try:
+            return fresh_stat(self.path)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+        # A symlinked mbox (fresh_stat will not follow): open it through the link.
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def _read_state(self) -> MboxState:
         try:

@@ -22,7 +22,8 @@ from locking import DotLock, DotlockSettings
 
 __all__ = ["deliver", "deliver_to", "mbox_path", "USER"]
 
-USER = "user"
+#: The scenario's user (L{scenario.USER}): INBOX is C{<mount>/alice/inbox}.
+USER = "alice"
 #: How long a delivery waits for the dotlock before it fails (the MTA
 #: would defer the message and retry later).
 LOCK_TIMEOUT = 30.0
