@@ -31,6 +31,10 @@ from storage.mbox.state import parse
 from storage.mbox.store import open_mbox_store
 
 SECONDS = 8.0
+#: A client's pause between two commands (its round trip and its own work):
+#: without one, four processes looping on the lock leave an MDA, which
+#: polls the dotlock with a growing back-off, only the rare free moment.
+THINK = 0.02
 _MID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]+>)")
 
 
@@ -88,6 +92,7 @@ def _node_worker(mount: str, name: str, seconds: float, out: str) -> None:
                 box.close()
         except Exception as e:  # noqa: BLE001 - reported, the checker counts it
             log["errors"].append(f"{name}: {type(e).__name__}: {e}")
+        time.sleep(THINK)
     log["uidvalidity"] = sorted(log["uidvalidity"])
     Path(out).write_text(json.dumps(log))
 
@@ -388,3 +393,26 @@ def test_qresync_client_moving_between_nodes(nfs_mounts, tmp_path, tls_files):
     finally:
         for node in nodes:
             node.daemon.stop()
+
+
+def test_spool_made_by_the_mda_has_one_uidvalidity_on_every_node(nfs_mounts):
+    """
+    INBOX created by the MDA holds no X-IMAPbase yet: both nodes (whose
+    mounts see the file's times through clocks 4 s apart) give the same
+    UIDVALIDITY, and it is the one a writer then stores (DESIGN.md rule 1).
+    """
+    opts = NFSOptions(link_replay=0)
+    mounts = nfs_mounts(3, [opts, NFSOptions(link_replay=0, clock_offset=-opts.clock_offset),
+                            NFSOptions(link_replay=0, clock_offset=0)])
+    (mounts[0].source / USER).mkdir()
+    deliver(mounts[2].path, b"From: mda@example.org\nMessage-ID: <first@nfs.test>\n\nbody\n")
+    seen = []
+    for m in mounts[:2]:
+        box = _store(m.path).open("INBOX", readonly=True)
+        seen.append(box.sync().uidvalidity)
+        box.close()
+    box = _store(mounts[0].path).open("INBOX")
+    stored = box.sync().uidvalidity                  # writes X-IMAPbase
+    box.close()
+    assert b"X-IMAPbase: %d " % stored in mbox_path(mounts[0].source).read_bytes()
+    assert seen == [stored, stored]
