@@ -407,26 +407,18 @@ class MboxMailbox:
 
     def _sync(self, fixup: bool) -> MailboxSnapshot:
         self._check_open()
-        state = self._read_state()
-        if (fixup and not self.readonly and self._fixup_failed != self._ident
-                and any(not e.old or not e.stored_uid for e in state.entries)):
-            try:
-                claimed: set[int] = set()
-
-                def claim_all(fresh: MboxState) -> Changes:
-                    claimed.update(e.uid for e in fresh.entries if not e.old)
-                    return Changes(claim=set(claimed))
-
-                self.write(claim_all)
-                self._recent |= claimed
-                # The write left our state as it wrote it, under the lock:
-                # no second look (a change since is the next sync's).
-                state = self._state if self._ident is not None else self._read_state()
-            except (LockUnavailable, StoreError) as e:
-                # Try again only once the file changed: no warning per sync.
-                self._fixup_failed = self._ident
-                _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
-                          path=self.path, error=str(e))
+        fixup = fixup and not self.readonly
+        state = self._changed_shared() if fixup and self.locks.shared else None
+        if state is not None:
+            # Shared storage, changed file: read and store UIDs and \Recent
+            # in one hold of the write lock, not a read lock then a write
+            # lock (each a dotlock there, which an MDA waits for).
+            state = self._fixup()
+        if state is None:
+            state = self._read_state()
+            if (fixup and self._fixup_failed != self._ident
+                    and any(not e.old or not e.stored_uid for e in state.entries)):
+                state = self._fixup() or state
         view = _records_of(self.path, state)
         self._view = view
         self._records = view.by_uid
@@ -440,6 +432,53 @@ class MboxMailbox:
             snapshot = self.modseqs.stamp(snapshot)
         self.last_snapshot = snapshot
         return self.last_snapshot
+
+    def _changed_shared(self) -> os.stat_result | None:
+        """
+        The fresh stat of the file if it changed since our state (and not
+        into a state another session of this process already parsed), and
+        a fix-up was not refused for this very version; else C{None}.
+        """
+        try:
+            st = self._stat()
+        except FileNotFoundError:
+            return None
+        ident = _identity(st)
+        cached = _cached(self.path)
+        if ident == self._ident or (cached is not None and cached[0] == ident):
+            return None
+        return st if self._fixup_failed != ident else None
+
+    def _fixup(self) -> MboxState | None:
+        """
+        Under the write lock, with the state read there: store the UIDs of
+        new mail (C{X-UID}) and claim C{\\Recent} (C{Status: O}) of every
+        message nobody had yet.
+
+        @return: the state as written, or C{None} if the write failed
+            (logged; not tried again until the file changes).
+        """
+        claimed: set[int] = set()
+
+        def claim_all(fresh: MboxState) -> Changes:
+            claimed.update(e.uid for e in fresh.entries if not e.old)
+            return Changes(claim=set(claimed))
+
+        try:
+            self.write(claim_all)
+        except (LockUnavailable, StoreError) as e:
+            # Try again only once the file changed: no warning per sync.
+            try:
+                self._fixup_failed = _identity(self._stat())
+            except OSError:
+                self._fixup_failed = self._ident
+            _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
+                      path=self.path, error=str(e))
+            return None
+        self._recent |= claimed
+        # The write left our state as it wrote it, under the lock: no
+        # second look (a change since is the next sync's).
+        return self._state if self._ident is not None else None
 
     def expunged_since(self, modseq: int) -> list[int] | None:
         """See L{storage.interfaces.IMailbox.expunged_since}."""
