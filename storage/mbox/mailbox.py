@@ -408,16 +408,15 @@ class MboxMailbox:
     def _sync(self, fixup: bool) -> MailboxSnapshot:
         self._check_open()
         fixup = fixup and not self.readonly
-        state = self._changed_shared() if fixup and self.locks.shared else None
-        if state is not None:
-            # Shared storage, changed file: read and store UIDs and \Recent
-            # in one hold of the write lock, not a read lock then a write
-            # lock (each a dotlock there, which an MDA waits for).
+        state = None
+        if fixup and self.locks.shared and self._lock_needed():
+            # Shared storage: read (or re-check) the file and store UIDs and
+            # \Recent in one hold of the write lock, not a read lock and
+            # then a write lock (each a dotlock there, which an MDA waits for).
             state = self._fixup()
         if state is None:
             state = self._read_state()
-            if (fixup and self._fixup_failed != self._ident
-                    and any(not e.old or not e.stored_uid for e in state.entries)):
+            if fixup and self._fixup_failed != self._ident and _unclaimed(state):
                 state = self._fixup() or state
         view = _records_of(self.path, state)
         self._view = view
@@ -433,21 +432,27 @@ class MboxMailbox:
         self.last_snapshot = snapshot
         return self.last_snapshot
 
-    def _changed_shared(self) -> os.stat_result | None:
+    def _lock_needed(self) -> bool:
         """
-        The fresh stat of the file if it changed since our state (and not
-        into a state another session of this process already parsed), and
-        a fix-up was not refused for this very version; else C{None}.
+        For a writable sync on shared storage: whether this sync needs the
+        file's lock at all (it changed into a version no session of this
+        process has read, or may have changed unseen within a timestamp
+        tick, or holds mail whose UID or \\Recent is not stored yet), and
+        a fix-up was not refused for this very version.
         """
         try:
             st = self._stat()
         except FileNotFoundError:
-            return None
+            return False
         ident = _identity(st)
+        if self._fixup_failed == ident:
+            return False
         cached = _cached(self.path)
-        if ident == self._ident or (cached is not None and cached[0] == ident):
-            return None
-        return st if self._fixup_failed != ident else None
+        if cached is not None and cached[0] == ident != self._ident:
+            self._adopt(cached[0], cached[1], cached[2])
+        if self._state is None or ident != self._ident:
+            return True
+        return _dirty(self.path, st) or _unclaimed(self._state)
 
     def _fixup(self) -> MboxState | None:
         """
@@ -757,6 +762,11 @@ def _all_keywords(state: MboxState) -> tuple[str, ...]:
                 seen.add(f)
                 known.append(f)
     return tuple(known)
+
+
+def _unclaimed(state: MboxState) -> bool:
+    """Whether a message of C{state} has no stored UID or no C{Status: O} yet."""
+    return any(not e.old or not e.stored_uid for e in state.entries)
 
 
 def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxState | None:
