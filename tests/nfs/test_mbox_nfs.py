@@ -307,13 +307,25 @@ def test_reader_waits_for_a_writer_on_another_node(nfs_mounts):
 
 # -- through the daemons ----------------------------------------------------------
 
+def test_mbox_scenario_on_a_plain_directory(tmp_path, tls_files):
+    """The control: the same run on the exported directory itself is clean."""
+    from scenario import run_scenario
+
+    result = run_scenario(tmp_path, tls_files, "mbox", seconds=8, clients_per_node=2,
+                          plain=True)
+    assert not result.errors, result.summary()
+    assert result.operations.get("append", 0) > 10 and result.delivered > 5, result.summary()
+    assert result.total == 0, result.summary()
+
+
 def test_mbox_scenario_through_nfs_mounts(tmp_path, tls_files):
     """
     Issue 20's scenario on mbox (L{scenario}): two daemons and an MDA on
     three nfsfuse mounts (3 s caches, 5% link replay, +-2 s clocks); every
     storage rule holds and the MDA is not starved by the servers' dotlocks.
-    Before this branch the same run lost acknowledged mail (see the report
-    figures in the commit log).
+    Before this branch the same run (20 s, 2 clients a node) had 40-54
+    violations: acknowledged APPENDs and deliveries missing, EXPUNGEs
+    undone, flags lost.
     """
     from scenario import run_scenario
 
