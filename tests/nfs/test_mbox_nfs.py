@@ -40,8 +40,7 @@ _MID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]+>)")
 
 def _store(mount: Path):
     root = mbox_path(mount).parent
-    extra = os.environ.get("MBOX_NFS_EXTRA", "")
-    location = parse_location(f"mbox:{root}:INBOX={root}/inbox{extra}", USER)
+    location = parse_location(f"mbox:{root}:INBOX={root}/inbox", USER)
     return open_mbox_store(location, USER, None)
 
 
