@@ -153,6 +153,19 @@ class LockChain:
         """
         return bool(self.locks) and len(self._taken) == len(self.locks)
 
+    @property
+    def server_time(self) -> float | None:
+        """
+        The L{DotLock.server_time} of the chain's dotlock while held (the
+        file server's clock at acquisition), or C{None} if the chain has
+        no dotlock held.
+        """
+        for lock in self._taken:
+            inner = lock.lock if isinstance(lock, _DotlockTry) else lock
+            if isinstance(inner, DotLock) and inner.held:
+                return inner.server_time
+        return None
+
     def acquire(self, timeout: float | None = None) -> None:
         """
         Take every lock in order within one deadline; on any failure release

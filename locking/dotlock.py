@@ -210,6 +210,17 @@ class DotLock:
         """
         return self._ident is not None
 
+    @property
+    def server_time(self) -> float | None:
+        """
+        While held: the lock file's mtime in seconds, that is the file
+        server's clock when we took (or last refreshed) the lock.  What
+        is read under the lock was read no earlier than this; comparing
+        it with the protected file's times needs no local clock, which
+        may be seconds off the server's.  C{None} when not held.
+        """
+        return None if self._ident is None else self._ident[2] / 1e9
+
     # -- ILock ---------------------------------------------------------------
 
     def acquire(self, timeout: float | None = None) -> None:

@@ -37,6 +37,7 @@ reader that cannot take the write lock hides a torn append.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import threading
 import time
@@ -57,6 +58,7 @@ from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_c
 from storage.mbox.save import MboxTransaction
 from storage.mbox.state import Entry, MboxState, parse, reparse_entry
 from storage.modseq import modseq_log
+from storage.nfs import fresh_stat
 
 __all__ = ["MboxMailbox", "LockSettings", "EMPTY_STATE"]
 
@@ -67,14 +69,24 @@ _TAIL = 256
 
 
 class LockSettings:
-    """The lock chains of a store (Dovecot's mbox_read_locks/mbox_write_locks)."""
+    """
+    The lock chains of a store (Dovecot's mbox_read_locks/mbox_write_locks).
+
+    @ivar shared: the files are on a shared filesystem (NFS): their
+        attributes are cached by the client and may be stale, so every
+        decision is made from an C{fstat()} of a descriptor opened just
+        before (close-to-open revalidates), and the content is checked
+        under the lock; see L{MboxMailbox}.
+    """
 
     def __init__(self, read=("fcntl",), write=("dotlock", "fcntl"),
-                 dotlock: DotlockSettings | None = None, timeout: float | None = None):
+                 dotlock: DotlockSettings | None = None, timeout: float | None = None,
+                 shared: bool = False):
         self.read = tuple(read)
         self.write = tuple(write)
         self.dotlock = dotlock
         self.timeout = timeout
+        self.shared = shared
 
     def chain(self, path: str, write: bool) -> LockChain:
         """A new (unheld) read or write chain for C{path}."""
@@ -94,13 +106,16 @@ _CACHE_MAX = 512
 #: A file whose last change (mtime or ctime) is less than this many
 #: seconds older than our last read of its content may have changed again
 #: within the same timestamp tick, invisibly to stat (the same rule as the
-#: Maildir store's).  Our clock is compared with the file's times here:
-#: a file server whose clock is ahead only makes us re-check longer.
+#: Maildir store's).  The time of the read is the file server's clock
+#: where a dotlock was held (its mtime, L{LockChain.server_time}), so that
+#: a server clock seconds ahead does not make every sync re-read every
+#: flag line, nor one behind hide a change; else our own clock.
 DIRTY_WINDOW = 2.0
 #: The same where the file's times have sub-second digits: the tick is
 #: then the kernel's clock tick (at most 10 ms on Linux), not a second.
 FINE_WINDOW = 0.05
-# path -> (identity, time.time() when its content was last read).
+# path -> (identity, when its content was last read: the file server's
+# clock, from our dotlock's mtime, where we held one; else time.time()).
 _VERIFIED: dict[str, tuple[tuple, float]] = {}
 
 
@@ -113,20 +128,24 @@ def _cached(path: str) -> tuple[tuple, MboxState, bytes] | None:
         return _CACHE.get(path)
 
 
-def _remember(path: str, ident: tuple, state: MboxState, tail: bytes) -> None:
+def _remember(path: str, ident: tuple, state: MboxState, tail: bytes,
+              when: float | None = None) -> None:
     with _CACHE_LOCK:
         _CACHE.pop(path, None)
         _CACHE[path] = (ident, state, tail)
         while len(_CACHE) > _CACHE_MAX:
             del _CACHE[next(iter(_CACHE))]
-    _verified(path, ident)
+    _verified(path, ident, when)
 
 
-def _verified(path: str, ident: tuple) -> None:
-    """Note that the content of C{path} at C{ident} was read just now."""
+def _verified(path: str, ident: tuple, when: float | None = None) -> None:
+    """
+    Note that the content of C{path} at C{ident} was read just now
+    (C{when}, by the file server's clock if known).
+    """
     with _CACHE_LOCK:
         _VERIFIED.pop(path, None)
-        _VERIFIED[path] = (ident, time.time())
+        _VERIFIED[path] = (ident, time.time() if when is None else when)
         while len(_VERIFIED) > _CACHE_MAX:
             del _VERIFIED[next(iter(_VERIFIED))]
 
@@ -185,6 +204,9 @@ class MboxMailbox:
         self._recent: set[int] = set()
         self._closed = False
         self._fixup_failed: tuple | None = None
+        #: While a lock chain with a dotlock is held: the server's clock
+        #: at its acquisition (see DIRTY_WINDOW).
+        self._read_at: float | None = None
         self.last_snapshot: MailboxSnapshot | None = None
         #: The modseq log (L{storage.modseq}); None: no MODSEQs.
         self.modseqs = modseq_log(modseq_path, fsync=fsync) if modseq_path else None
@@ -262,19 +284,62 @@ class MboxMailbox:
                 a.flags != b.flags or a.old != b.old
                 for a, b in zip(fresh.entries, state.entries)):
             return self._adopt(_identity(st), fresh, self._tail, remember=True)
-        _verified(self.path, _identity(st))
+        _verified(self.path, _identity(st), self._read_at)
         return state
+
+    def _same_bytes(self, fd: int, st: os.stat_result) -> bool:
+        """
+        On a shared filesystem, under the lock, before a write trusts a
+        state whose identity (size, times) still matches: whether the
+        bytes say so too, the file's last bytes and the last UID of
+        C{X-IMAPbase} (two small reads).  Attributes can be stale or,
+        from a server with coarse times, equal across a change; the
+        content cannot.  Always true on a local filesystem.
+        """
+        state = self._state
+        if not self.locks.shared or state is None:
+            return True
+        if _tail(fd, st.st_size) != self._tail:
+            return False
+        if state.base_digits is not None:
+            start, end = state.base_digits
+            digits = os.pread(fd, end - start, start)
+            if not digits.isdigit() or int(digits) != state.stored_last_uid:
+                return False
+        return True
 
     def _adopt(self, ident: tuple, state: MboxState, tail: bytes,
                remember: bool = False) -> MboxState:
         self._state, self._ident, self._tail = state, ident, tail
         if remember:
-            _remember(self.path, ident, state, tail)
+            _remember(self.path, ident, state, tail, self._read_at)
         return state
+
+    def _stat(self) -> os.stat_result:
+        """
+        The file's attributes, fresh: on a shared filesystem a C{stat()}
+        answers from the client's attribute cache (seconds old: an append
+        or rewrite by another node unseen), so open the file and C{fstat()}
+        it, which revalidates them (close-to-open consistency, as Dovecot's
+        C{mail_nfs_storage} flushes them).
+        """
+        if not self.locks.shared:
+            return os.stat(self.path)
+        try:
+            return fresh_stat(self.path)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+        # A symlinked mbox (fresh_stat will not follow): open it through the link.
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def _read_state(self) -> MboxState:
         try:
-            st = os.stat(self.path)
+            st = self._stat()
         except FileNotFoundError:
             self._state = EMPTY_STATE(self._state.uidvalidity if self._state else 1)
             self._ident = None
@@ -306,23 +371,33 @@ class MboxMailbox:
         return self._with_read_lock(load)
 
     def _with_read_lock(self, work: Callable[[int], MboxState]) -> MboxState:
+        """
+        C{work(fd)} under the read lock chain, with the file opened after
+        the lock was taken: a descriptor (and the size it shows) from
+        before the lock may predate a writer that held it, and over NFS
+        only an open revalidates what the client cached.
+        """
+        chain = self.locks.chain(self.path, write=False) if self.locks.read else None
+        if chain is not None:
+            _acquire(chain, self.path, self.locks.timeout)
+            self._read_at = chain.server_time
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return self._read_state()
-        except OSError as e:
-            raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
-        try:
-            chain = self.locks.chain(self.path, write=False) if self.locks.read else None
-            if chain is not None:
-                _acquire(chain, self.path, self.locks.timeout)
             try:
-                return work(fd)
-            finally:
-                if chain is not None:
-                    chain.release()
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                fd = None
+            except OSError as e:
+                raise StoreError(f"cannot open {self.path}: {e.strerror or e}") from e
+            if fd is not None:
+                try:
+                    return work(fd)
+                finally:
+                    os.close(fd)
         finally:
-            os.close(fd)
+            self._read_at = None
+            if chain is not None:
+                chain.release()
+        return self._read_state()
 
     # -- IMailbox -------------------------------------------------------------
 
@@ -332,24 +407,17 @@ class MboxMailbox:
 
     def _sync(self, fixup: bool) -> MailboxSnapshot:
         self._check_open()
-        state = self._read_state()
-        if (fixup and not self.readonly and self._fixup_failed != self._ident
-                and any(not e.old or not e.stored_uid for e in state.entries)):
-            try:
-                claimed: set[int] = set()
-
-                def claim_all(fresh: MboxState) -> Changes:
-                    claimed.update(e.uid for e in fresh.entries if not e.old)
-                    return Changes(claim=set(claimed))
-
-                self.write(claim_all)
-                self._recent |= claimed
-                state = self._read_state()
-            except (LockUnavailable, StoreError) as e:
-                # Try again only once the file changed: no warning per sync.
-                self._fixup_failed = self._ident
-                _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
-                          path=self.path, error=str(e))
+        fixup = fixup and not self.readonly
+        state = None
+        if fixup and self.locks.shared and self._lock_needed():
+            # Shared storage: read (or re-check) the file and store UIDs and
+            # \Recent in one hold of the write lock, not a read lock and
+            # then a write lock (each a dotlock there, which an MDA waits for).
+            state = self._fixup()
+        if state is None:
+            state = self._read_state()
+            if fixup and self._fixup_failed != self._ident and _unclaimed(state):
+                state = self._fixup() or state
         view = _records_of(self.path, state)
         self._view = view
         self._records = view.by_uid
@@ -369,6 +437,59 @@ class MboxMailbox:
             snapshot = self.modseqs.stamp(snapshot)
         self.last_snapshot = snapshot
         return self.last_snapshot
+
+    def _lock_needed(self) -> bool:
+        """
+        For a writable sync on shared storage: whether this sync needs the
+        file's lock at all (it changed into a version no session of this
+        process has read, or may have changed unseen within a timestamp
+        tick, or holds mail whose UID or \\Recent is not stored yet), and
+        a fix-up was not refused for this very version.
+        """
+        try:
+            st = self._stat()
+        except FileNotFoundError:
+            return False
+        ident = _identity(st)
+        if self._fixup_failed == ident:
+            return False
+        cached = _cached(self.path)
+        if cached is not None and cached[0] == ident != self._ident:
+            self._adopt(cached[0], cached[1], cached[2])
+        if self._state is None or ident != self._ident:
+            return True
+        return _dirty(self.path, st) or _unclaimed(self._state)
+
+    def _fixup(self) -> MboxState | None:
+        """
+        Under the write lock, with the state read there: store the UIDs of
+        new mail (C{X-UID}) and claim C{\\Recent} (C{Status: O}) of every
+        message nobody had yet.
+
+        @return: the state as written, or C{None} if the write failed
+            (logged; not tried again until the file changes).
+        """
+        claimed: set[int] = set()
+
+        def claim_all(fresh: MboxState) -> Changes:
+            claimed.update(e.uid for e in fresh.entries if not e.old)
+            return Changes(claim=set(claimed))
+
+        try:
+            self.write(claim_all)
+        except (LockUnavailable, StoreError) as e:
+            # Try again only once the file changed: no warning per sync.
+            try:
+                self._fixup_failed = _identity(self._stat())
+            except OSError:
+                self._fixup_failed = self._ident
+            _log.warn("Cannot store UIDs and \\Recent in {path}: {error}",
+                      path=self.path, error=str(e))
+            return None
+        self._recent |= claimed
+        # The write left our state as it wrote it, under the lock: no
+        # second look (a change since is the next sync's).
+        return self._state if self._ident is not None else None
 
     def expunged_since(self, modseq: int) -> list[int] | None:
         """See L{storage.interfaces.IMailbox.expunged_since}."""
@@ -541,13 +662,26 @@ class MboxMailbox:
 
         @return: what was written, and the UIDVALIDITY.
         """
+        if not os.path.exists(self.path):
+            # The kernel locks of the chain need the file: create it (empty).
+            try:
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            except OSError as e:
+                raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
+        chain = self.locks.chain(self.path, write=True)
+        _acquire(chain, self.path, self.locks.timeout)
+        self._read_at = chain.server_time
+        # Opened only now, under the lock: never a descriptor or a size from
+        # before it (another node may have written while we waited, and over
+        # NFS the open is what revalidates the size; an append at a stale
+        # size overwrites the mail appended meanwhile).
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
+            self._read_at = None
+            chain.release()
             raise StoreError(f"cannot open {self.path} for writing: {e.strerror or e}") from e
         try:
-            chain = self.locks.chain(self.path, write=True)
-            _acquire(chain, self.path, self.locks.timeout)
             try:
                 if self.journal.pending():
                     self._recover(fd)
@@ -557,7 +691,7 @@ class MboxMailbox:
                 except FileNotFoundError:
                     current = None
                 if current is None or _identity(current)[:2] != _identity(st)[:2]:
-                    # Replaced between our open and our lock: start again.
+                    # Replaced (renamed over) right after our open: start again.
                     chain.release()
                     chain = None
                     return self.write(make)
@@ -567,7 +701,9 @@ class MboxMailbox:
                     state = EMPTY_STATE(prior or _default_uidvalidity(st))
                     self._adopt(_identity(st), state, b"")
                 elif self._state is not None and _identity(st) == self._ident:
-                    state = self._verify(fd, st) if _dirty(self.path, st) else self._state
+                    state = (self._verify(fd, st)
+                             if _dirty(self.path, st) or not self._same_bytes(fd, st)
+                             else self._state)
                 else:
                     state = self._load(fd, st)
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
@@ -575,6 +711,7 @@ class MboxMailbox:
                 self._after_write(fd, state, outcome)
                 return outcome, state.uidvalidity
             finally:
+                self._read_at = None
                 if chain is not None:
                     chain.release()
         finally:
@@ -654,6 +791,11 @@ def _all_keywords(state: MboxState) -> tuple[str, ...]:
     return tuple(known)
 
 
+def _unclaimed(state: MboxState) -> bool:
+    """Whether a message of C{state} has no stored UID or no C{Status: O} yet."""
+    return any(not e.old or not e.stored_uid for e in state.entries)
+
+
 def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxState | None:
     """
     Before an incremental parse: re-read what another process may have
@@ -667,9 +809,11 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
         a full parse will do).
     """
     entries = list(old.entries)
-    for i, e in enumerate(entries if everything else entries[:-1]):
-        start, end = e.block if e.block else (e.raw.header_start, e.raw.header_end)
-        data = os.pread(fd, end - start, start)
+    todo = entries if everything else entries[:-1]
+    spans = _Spans(fd, [e.block if e.block else (e.raw.header_start, e.raw.header_end)
+                        for e in todo])
+    for i, e in enumerate(todo):
+        data = spans.read(i)
         meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
                                           b"", False))
         if e.block is not None or meta.fields:
@@ -694,6 +838,32 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
         state = dataclasses.replace(state, stored_last_uid=stored,
                                     last_uid=max(state.last_uid, stored))
     return state
+
+
+class _Spans:
+    """
+    Small spans of a file, read in few C{pread}s: neighbours less than
+    L{_SPAN_GROUP} bytes apart share one read (a round trip each over NFS
+    made re-checking the flag lines of every message cost one per message).
+    """
+
+    def __init__(self, fd: int, spans: list[tuple[int, int]]) -> None:
+        self.fd, self.spans = fd, spans
+        self.base, self.data, self.upto = 0, b"", 0
+
+    def read(self, i: int) -> bytes:
+        start, end = self.spans[i]
+        if i >= self.upto:
+            j = i + 1
+            while j < len(self.spans) and self.spans[j][1] - start <= _SPAN_GROUP:
+                j += 1
+            last = max(e for _, e in self.spans[i:j])
+            self.base, self.data, self.upto = start, pread_all(self.fd, start, last - start), j
+        return self.data[start - self.base:end - self.base]
+
+
+#: Bytes one read of L{_Spans} may cover.
+_SPAN_GROUP = 1 << 16
 
 
 def _patched_entry(fd: int, e: Entry) -> Entry:

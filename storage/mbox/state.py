@@ -161,6 +161,15 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
             base_in = "pseudo"
         else:
             base_in = "first"
+    if previous is None and not stored_validity and raws:
+        # No X-IMAPbase yet (a spool an MDA created): every reader must
+        # give the same UIDVALIDITY until a writer stores one, on every
+        # node, so it comes from the bytes (the first message's From_
+        # line date), not from the file's mtime, which each NFS client
+        # may see through another clock.
+        first = parse_from_line(raws[0].from_line)
+        if first is not None:
+            uidvalidity = int(first.timestamp())
     if uidvalidity <= 0 or uidvalidity >= 2**32:
         uidvalidity = default_uidvalidity
     highest = kept[-1].uid if kept else 0

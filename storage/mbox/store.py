@@ -27,7 +27,7 @@ from storage.mbox.journal import JOURNAL_DIR, Journal
 from storage.mbox.mailbox import EMPTY_STATE, LockSettings, MboxMailbox
 from storage.mbox.rewrite import Changes, render_all
 from storage.mbox.subscriptions import Subscriptions
-from storage.nfs import mbox_locks
+from storage.nfs import mbox_locks, storage_flush
 
 __all__ = ["MboxStore", "open_mbox_store"]
 
@@ -321,7 +321,9 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
     INBOX at C{INBOX=} or C{<root>/inbox}.  Options C{READ_LOCKS} and
     C{WRITE_LOCKS} (lock method names separated by C{+} or C{,}) override
     the defaults of L{storage.nfs.mbox_locks} (Dovecot's C{fcntl} and
-    C{dotlock+fcntl}; readers take the dotlock too on a shared filesystem); C{REWRITE_IN_PLACE}
+    C{dotlock+fcntl}; readers take the dotlock too on a shared filesystem,
+    judged for the root and for INBOX's directory, often another mount
+    such as C{/var/mail}); C{REWRITE_IN_PLACE}
     rewrites files in place (journaled, keeping inode and owner) even where
     a rename would work.  A missing C{~/mail} root falls back to an existing
     C{~/Mail} and the other way round (L{folder_root}); with neither, the
@@ -341,7 +343,12 @@ def open_mbox_store(location: MailLocation, user: str, index_dir: str | None) ->
         return tuple(n for n in value.replace(",", "+").split("+") if n)
 
     # Defaults: [mail] mbox_read_locks / mbox_write_locks (storage.nfs).
-    default_read, default_write = mbox_locks(root)
-    locks = LockSettings(read=names(read, default_read), write=names(write, default_write))
+    # With [mail] nfs_storage (or "auto" on a shared filesystem) the
+    # mailboxes also trust no cached attribute (LockSettings.shared).
+    places = [root] + ([os.path.dirname(location.inbox)] if location.inbox else [])
+    defaults = [mbox_locks(p) for p in places]
+    default_read = next((r for r, _ in defaults if "dotlock" in r), defaults[0][0])
+    locks = LockSettings(read=names(read, default_read), write=names(write, defaults[0][1]),
+                         shared=any(storage_flush(p) for p in places))
     return MboxStore(root, user, inbox=location.inbox, index_dir=index_dir, locks=locks,
                      rewrite_in_place=location.option("REWRITE_IN_PLACE") is not None)

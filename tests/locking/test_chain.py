@@ -255,3 +255,24 @@ def test_not_reentrant(target):
     with LockChain.from_names(["fcntl"], target) as chain:
         with pytest.raises(LockError):
             chain.acquire(0)
+
+
+def test_server_time_is_the_dotlock_files_mtime_while_held(tmp_path):
+    """
+    A chain with a dotlock tells the file server's clock at acquisition
+    (the lock file's mtime), which mbox syncs compare with file times
+    instead of the local clock; without a held dotlock it is None.
+    """
+    target = tmp_path / "mbox"
+    target.write_bytes(b"")
+    chain = LockChain.from_names(["dotlock", "fcntl"], str(target))
+    assert chain.server_time is None
+    chain.acquire(5)
+    try:
+        assert chain.server_time == os.stat(str(target) + ".lock").st_mtime_ns / 1e9
+    finally:
+        chain.release()
+    assert chain.server_time is None
+    fcntl_only = LockChain.from_names(["fcntl"], str(target))
+    with fcntl_only:
+        assert fcntl_only.server_time is None

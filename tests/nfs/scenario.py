@@ -112,12 +112,28 @@ class StoreSpec:
     mail_settings: dict = field(default_factory=dict)
 
 
+def mbox_prepare(source: Path) -> None:
+    """
+    The user's mail directory, nothing in it: the first delivery (or the
+    first server to open INBOX) creates the INBOX file, as on a spool.
+    """
+    (source / USER).mkdir(parents=True, exist_ok=True)
+
+
 STORES = {
     "maildir": StoreSpec(
         name="maildir",
         prepare=maildir_prepare,
         location=lambda mount: f"maildir:{mount}/%u",
         mda="scenario:maildir_deliver",
+    ),
+    # INBOX is the file <mount>/alice/inbox, which the MDA (mbox_mda:
+    # dotlock, append a From_ message) delivers to, as procmail would.
+    "mbox": StoreSpec(
+        name="mbox",
+        prepare=mbox_prepare,
+        location=lambda mount: f"mbox:{mount}/%u:INBOX={mount}/%u/inbox",
+        mda="mbox_mda:deliver",
     ),
 }
 
@@ -194,7 +210,9 @@ def _appenduid(resp) -> tuple[int, int]:
 def _norm(flags) -> tuple[str, ...]:
     out = []
     for f in flags:
-        f = f.decode() if isinstance(f, bytes) else f
+        # (A damaged mailbox may show a number as a keyword; imapclient
+        # gives it as an int, which is then simply a wrong flag.)
+        f = f.decode() if isinstance(f, bytes) else str(f)
         if f.lower() != "\\recent":
             out.append(f)
     return tuple(sorted(out))

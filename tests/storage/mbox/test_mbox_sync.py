@@ -51,6 +51,16 @@ def logged():
     globalLogPublisher.removeObserver(observer)
 
 
+def _three_messages(store):
+    """INBOX of C{store}, open, after one commit appended three messages."""
+    box = store.open("INBOX")
+    t = box.transaction()
+    for i in range(3):
+        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
+    t.commit()
+    return box
+
+
 def test_unchanged_sync_does_not_parse(tmp_path, parses):
     """sync() of an unchanged mailbox compares a stat and parses nothing."""
     box = fixture_store(tmp_path).open("INBOX")
@@ -118,11 +128,7 @@ def test_external_uid_damage_renumbers_only_the_damaged(tmp_path, logged):
     one) gets a new UID beyond all others; the others keep theirs.
     """
     store = new_store(tmp_path)
-    box = store.open("INBOX")
-    t = box.transaction()
-    for i in range(3):
-        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
-    t.commit()
+    box = _three_messages(store)
     box.sync()
     data = read(store.layout.inbox)
     starts = [m.start() for m in re.finditer(rb"(?m)^From ", data)]
@@ -292,11 +298,7 @@ def test_same_tick_same_size_change_is_seen(tmp_path, monkeypatch, window, seen)
     monkeypatch.setattr(mailbox_module, "DIRTY_WINDOW", window)
     monkeypatch.setattr(mailbox_module, "FINE_WINDOW", window)
     store = new_store(tmp_path)
-    box = store.open("INBOX")
-    t = box.transaction()
-    for i in range(3):
-        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
-    t.commit()
+    box = _three_messages(store)
     assert box.sync().messages[0].flags == frozenset()
     _flag_externally(store.layout.inbox)
     flags = box.sync().messages[0].flags
@@ -400,3 +402,31 @@ def test_window_follows_timestamp_granularity(monkeypatch):
         # Our last read of the content was "now", at this identity.
         monkeypatch.setitem(mailbox_module._VERIFIED, "p", (mailbox_module._identity(st), now))
         assert mailbox_module._dirty("p", st) is dirty, (ago, whole)
+
+
+@pytest.mark.parametrize("shared, seen", [(True, True), (False, False)])
+def test_shared_writer_checks_the_bytes_under_the_lock(tmp_path, monkeypatch, shared, seen):
+    """
+    On a shared filesystem (LockSettings.shared) a writer whose state still
+    matches the file's attributes checks the file's last bytes under the
+    lock before trusting it: a same-size change there (a flag set on the
+    last message by another node, with times a coarse NFS server does not
+    tell apart) is re-read instead of hidden.  A local file trusts its
+    attributes outside the dirty window, as before.
+    """
+    from storage.mbox.mailbox import LockSettings
+
+    _coarse_stat(monkeypatch)
+    monkeypatch.setattr(mailbox_module, "DIRTY_WINDOW", -1.0)
+    monkeypatch.setattr(mailbox_module, "FINE_WINDOW", -1.0)
+    store = new_store(tmp_path, locks=LockSettings(shared=shared))
+    box = _three_messages(store)
+    box.sync()
+    data = read(store.layout.inbox)
+    at = data.rindex(b"X-Keywords: " + b" " * 5)
+    write(store.layout.inbox, data[:at] + b"X-Keywords: $Ext " + data[at + 17:])
+    t = box.transaction()
+    t.set_flags(1, frozenset({"\\Seen"}))
+    t.commit()
+    flags = box.sync().messages[-1].flags
+    assert (flags == {"$Ext"}) is seen
