@@ -545,6 +545,18 @@ class MailboxesSection:
     )
 
 
+@dataclass(frozen=True)
+class UrlauthSection:
+    """C{[urlauth]}: URLAUTH (RFC 4467) URLs fetched by others."""
+
+    submit_user: str = opt(
+        "",
+        "The user name the submission server (RFC 4468 BURL) logs in with to\n"
+        "fetch URLAUTH URLs whose access is submit+<user> on that user's behalf\n"
+        "(Dovecot's imap_urlauth_submit_user).  Empty: no one may fetch them.",
+    )
+
+
 #: Table name ("" for the top level) -> section class, in documentation order.
 SECTIONS: dict[str, type] = {
     "": ServerSection,
@@ -555,6 +567,7 @@ SECTIONS: dict[str, type] = {
     "limits": LimitsSection,
     "quota": QuotaSection,
     "mailboxes": MailboxesSection,
+    "urlauth": UrlauthSection,
     "log": LogSection,
 }
 
@@ -576,6 +589,7 @@ class Config:
     limits: Any = field(default_factory=LimitsSection)
     quota: QuotaSection = field(default_factory=QuotaSection)
     mailboxes: MailboxesSection = field(default_factory=MailboxesSection)
+    urlauth: UrlauthSection = field(default_factory=UrlauthSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
 

@@ -29,6 +29,13 @@ class IAccount(Interface):
     def logout() -> None:
         """Release the store."""
 
+    def other_store(user: str):
+        """
+        Blocking: the existing store of another user, to read (URLAUTH,
+        RFC 4467 section 7.3), or None when there is no such user or
+        store; the caller closes it.
+        """
+
 
 @implementer(IAccount)
 class Account:
@@ -39,13 +46,20 @@ class Account:
         2), or None for no index; read by L{imapd.cache}.
     """
 
-    def __init__(self, user: str, store, index_dir: Optional[str] = None) -> None:
+    def __init__(self, user: str, store, index_dir: Optional[str] = None,
+                 open_other: Optional[Callable] = None) -> None:
         self.user = user
         self.store = store
         self.index_dir = index_dir
+        self._open_other = open_other
 
     def logout(self) -> None:
         self.store.close()
+
+    def other_store(self, user: str):
+        if self._open_other is None or user == self.user:
+            return None
+        return self._open_other(user)
 
 
 @implementer(IRealm)
@@ -62,6 +76,10 @@ class MailRealm:
     @param runner: C{runner(user, fn, *args)} runs the blocking C{fn} off
         the reactor and returns a Deferred (L{imapd.server.StoragePool});
         None runs it inline (tests).
+    @param user_exists: whether a name is a user of the user database
+        (the passwd-file); with it, an account may open other users'
+        existing stores for reading (L{Account.other_store}), without it
+        it opens none.
     """
 
     def __init__(
@@ -71,6 +89,7 @@ class MailRealm:
         index_dir: Optional[str] = None,
         open_store: Optional[Callable] = None,
         runner: Optional[Callable] = None,
+        user_exists: Optional[Callable[[str], bool]] = None,
     ) -> None:
         if open_store is None:
             from storage.registry import open_store
@@ -79,6 +98,7 @@ class MailRealm:
         self._index_dir = index_dir
         self._open_store = open_store
         self._runner = runner
+        self._user_exists = user_exists
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:
@@ -93,5 +113,23 @@ class MailRealm:
         store = self._open_store(
             self._location, user, self._home_for(user), self._index_dir
         )
-        account = Account(user, store, self._index_dir)
+        other = self._open_existing if self._user_exists is not None else None
+        account = Account(user, store, self._index_dir, other)
         return IAccount, account, account.logout
+
+    def _open_existing(self, user: str):
+        """
+        Blocking: C{user}'s store as a login would open it (same location,
+        home and index), if the user is in the user database and the store
+        exists; None otherwise.  Nothing is created for a user who never
+        logged in.
+        """
+        from storage.errors import StoreError
+
+        if not self._user_exists(user):
+            return None
+        try:
+            return self._open_store(self._location, user, self._home_for(user),
+                                    self._index_dir, existing=True)
+        except StoreError:
+            return None

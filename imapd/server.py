@@ -269,6 +269,9 @@ class ServerContext:
     connections: "ConnectionCounter" = field(default_factory=ConnectionCounter)
     #: Failed logins per remote address, shared by all listeners.
     login_failures: Any = field(default_factory=lambda: _failure_ledger())
+    #: The login of the submission server (RFC 4468 BURL), which may fetch
+    #: C{submit+} URLAUTH URLs (RFC 4467 section 3); "" for none.
+    urlauth_submit_user: str = ""
 
 
 def _failure_ledger():

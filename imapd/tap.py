@@ -298,7 +298,10 @@ def _portal(effective, pool=None, reactor=None):
         # uses (imapd.protocol), never on the reactor thread.
         def runner(user, fn, *args):
             return pool.run(reactor, (user, None), fn, *args)
-    realm = MailRealm(effective.mail_location, home_for, effective.index_dir, runner=runner)
+    # URLFETCH of another user's URL (RFC 4467) opens that user's store
+    # only for a name in the passwd-file.
+    realm = MailRealm(effective.mail_location, home_for, effective.index_dir, runner=runner,
+                      user_exists=lambda user: passwd.lookup(user) is not None)
     return Portal(realm, [PasswdFileChecker(passwd)])
 
 
@@ -357,6 +360,7 @@ def makeService(options: Options) -> service.MultiService:
         hostname=effective.hostname,
         quota=_quota_policy(config.quota),
         mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
+        urlauth_submit_user=config.urlauth.submit_user,
     )
 
     top = IMAPService(config.log.level)

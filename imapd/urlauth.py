@@ -17,15 +17,17 @@ silent or leaves them to the server):
     which must exist (as Dovecot checks); any host name is accepted,
     since a server behind a proxy or several names cannot know which one
     clients use (Dovecot's C{imap_urlauth_host = *}).
-  - URLFETCH resolves only URLs whose owner is the logged-in user: the
-    mail of another user lives in another worker process, under another
-    uid (DESIGN.md "Processes"), which this process cannot open.  Access
-    identifiers are checked as section 3 says: C{anonymous} and
-    C{authuser} for any session, C{user+X} only for user X; C{submit+X}
-    needs a submission server's identity, of which this server has none
-    configured, so such URLs are not fetched.  Every failure is C{NIL}
-    (section 7.3), after the same HMAC work as a success (section 8:
-    no timing oracle for mailbox names).
+  - URLFETCH resolves the URLs of any user of the user database: the
+    owner's existing store is opened for reading as a login would open
+    it (L{imapd.account.Account.other_store}) and the token is checked
+    with the owner's key.  Access identifiers are checked as section 3
+    says: C{anonymous} and C{authuser} for any session (URLFETCH needs
+    a login), C{user+X} only for user X, C{submit+X} only for the
+    configured submission server login (C{[urlauth] submit_user},
+    fetching on behalf of X, RFC 4468).  Every failure is C{NIL}
+    (section 7.3), whether the owner, mailbox or message is missing or
+    the token is wrong, after the same HMAC work as a success (section
+    8: no timing oracle for mailbox names).
 """
 
 from __future__ import annotations
@@ -152,11 +154,13 @@ class Resolved:
         return self.message.part_structure(() if section is None else section.part)
 
 
-def resolve(store, user: str, raw: bytes, now: Optional[datetime] = None) -> Resolved:
+def resolve(account, raw: bytes, now: Optional[datetime] = None,
+            submit_user: str = "") -> Resolved:
     """
     Blocking: RFC 4467 section 7.3, the data of a full URL for the
-    session of C{user}.
+    session of C{account} (an L{imapd.account.IAccount}).
 
+    @param submit_user: the submission server's login, or "" for none.
     @raises BadUrl: the URL does not verify or cannot be fetched here
         (the caller answers NIL; the reason is for the log).
     """
@@ -165,10 +169,25 @@ def resolve(store, user: str, raw: bytes, now: Optional[datetime] = None) -> Res
         raise BadUrl("Not a full URLAUTH URL")
     if url.mechanism not in MECHANISMS:
         raise BadUrl("Unsupported mechanism")
-    key = None
+    user = account.user
     if url.user == user:
+        store, other = account.store, None
+    else:
+        store = other = account.other_store(url.user)
+    try:
+        return _resolve(store, user, url, now, submit_user)
+    finally:
+        if other is not None:
+            other.close()
+
+
+def _resolve(store, user: str, url: AuthorizedUrl, now: Optional[datetime],
+             submit_user: str) -> Resolved:
+    key = None
+    if store is not None:
         key = keys_of(store).get(url.message.mailbox)
-    # Section 8: compute a token whether or not the mailbox (key) exists.
+    # Section 8: compute a token whether or not the owner or the mailbox
+    # (key) exists.
     good = hmac.compare_digest(token_for(url.rump, key or secrets.token_bytes(KEY_BYTES)),
                                url.token)
     if key is None or not good:
@@ -178,6 +197,11 @@ def resolve(store, user: str, raw: bytes, now: Optional[datetime] = None) -> Res
     if url.access == "user":
         if url.access_user != user:
             raise BadUrl("Access is for another user")
+    elif url.access == "submit":
+        # Section 3: only the submission entity, on behalf of the user
+        # named after "submit+" (RFC 4468 section 5: BURL).
+        if not submit_user or user != submit_user:
+            raise BadUrl("Access is for the submission server")
     elif url.access not in ("anonymous", "authuser"):
         raise BadUrl(f"No {url.access} access is configured here")
     message = _open_message(store, url)

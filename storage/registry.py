@@ -35,6 +35,15 @@ def _open_mbox(location: MailLocation, user: str, index_dir: str | None) -> ISto
     return open_mbox_store(location, user, index_dir)
 
 
+def _present(location: MailLocation) -> bool:
+    if location.driver == "mbox":
+        # mbox falls back between ~/mail and ~/Mail (folder_root).
+        from storage.mbox.store import folder_root
+
+        return os.path.isdir(folder_root(location.root))
+    return os.path.isdir(location.root)
+
+
 #: driver name -> factory(location, user, index_dir)
 STORES: dict[str, Callable[[MailLocation, str, str | None], IStore]] = {
     "maildir": _open_maildir,
@@ -47,6 +56,7 @@ def open_store(
     user: str,
     home: str | None,
     index_dir: str | None = None,
+    existing: bool = False,
 ) -> IStore:
     """
     Open the store of C{user} at C{location}.
@@ -55,8 +65,11 @@ def open_store(
         expanded for C{user} and C{home}.
     @param index_dir: the per-node index directory; defaults to the
         location's C{INDEX=}.
+    @param existing: open only a store that is there already; the
+        factories create a missing root for a login, which a reader of
+        another user's mail (URLAUTH) must not do.
     @raises StoreError: no store is registered for the driver, or the
-        location is unusable.
+        location is unusable (or, with C{existing}, missing).
     """
     if isinstance(location, str):
         location = parse_location(location, user, home)
@@ -68,4 +81,6 @@ def open_store(
         )
     if not os.path.isabs(location.root):
         raise StoreError(f"mail root {location.root!r} is not an absolute path")
+    if existing and not _present(location):
+        raise StoreError(f"mail root {location.root!r} does not exist")
     return factory(location, user, index_dir or location.index)

@@ -72,12 +72,15 @@ async def handle_urlfetch(session, cmd: UrlFetch):
     answered as C{(BODYPARTSTRUCTURE (...) BINARY ~{n}...)}, BODY when no
     data item is named, as Dovecot does).
     """
-    store = session.account.store
-    user = session.account.user
+    account = session.account
+    user = account.user
+    submit_user = session.context.urlauth_submit_user
     for arg in cmd.args:
         head = b"* URLFETCH " + wire.string(arg.url) + b" "
         try:
-            found = await session.run(resolve, store, user, arg.url)
+            # The owner's store, when it is another user's, is opened and
+            # read in the pool too (imapd.urlauth.resolve).
+            found = await session.run(resolve, account, arg.url, None, submit_user)
         except BadUrl as e:
             session.log.info("URLFETCH refused for {user}: {reason}", user=user, reason=e.reason)
             session.send(head + b"NIL\r\n")

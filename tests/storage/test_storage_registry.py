@@ -52,3 +52,21 @@ def test_relative_root_refused(tmp_path):
     """A relative mail root is refused."""
     with pytest.raises(StoreError, match="absolute"):
         open_store("maildir:Maildir", "joe", None)
+
+
+@pytest.mark.parametrize("driver", ["maildir", "mbox"])
+def test_existing_only_creates_nothing(tmp_path, driver):
+    """existing=True (a reader of another user's mail): a missing root is an error, not made."""
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"{driver}:{tmp_path}/joe", "joe", None, existing=True)
+    assert not (tmp_path / "joe").exists()
+    open_store(f"{driver}:{tmp_path}/joe", "joe", None).close()
+    open_store(f"{driver}:{tmp_path}/joe", "joe", None, existing=True).close()
+
+
+def test_existing_mbox_root_falls_back_to_Mail(tmp_path):
+    """An mbox ~/mail that is missing while ~/Mail exists counts as existing, as a login uses it."""
+    (tmp_path / "Mail").mkdir()
+    store = open_store("mbox:~/mail", "joe", str(tmp_path), existing=True)
+    store.close()
+    assert not (tmp_path / "mail").exists()

@@ -173,3 +173,136 @@ def test_expired_url_is_nil(authed, mail_root, store_kind):
     fresh = fresh_rump + ":INTERNAL:" + (b"\x01" + hmac.new(
         bytes.fromhex(keys["INBOX"]), fresh_rump.encode(), hashlib.sha1).digest()).hex()
     assert authed.ok(f'f2 URLFETCH "{fresh}"')[0] == f'* URLFETCH "{fresh}" {{{len(QP)}}}'
+
+
+# -- URLs fetched by users other than the owner (RFC 4467 sections 3, 7.3) --
+
+PEOPLE = {"alice": b"pa", "bob": b"pb", "carol": b"pc", "dave": b"pd", "submit": b"ps"}
+
+
+@pytest.fixture
+def people(mail_root, store_kind, tmp_path):
+    """
+    A server with users alice, bob, carol, dave (who never logs in) and
+    submit, the configured submission server login; C{login(name)} gives
+    a logged-in conversation.  The realm knows its users as the daemon's
+    does from the passwd-file.
+    """
+    from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+    from twisted.cred.portal import Portal
+    from twisted.internet import task
+
+    from imapd.account import MailRealm
+    from imapd.server import ServerContext, SessionLimits
+    from tests.imapd.conftest import Conversation
+
+    def make(submit_user="submit"):
+        checker = InMemoryUsernamePasswordDatabaseDontUse(**PEOPLE)
+        realm = MailRealm(f"{store_kind}:{mail_root}/%u", home_for=lambda user: None,
+                          index_dir=str(tmp_path / "index"), user_exists=PEOPLE.__contains__)
+        context = ServerContext(portal=Portal(realm, [checker]), reactor=task.Clock(),
+                                allow_plaintext_auth=True,
+                                limits=SessionLimits(failed_login_delay=1.0),
+                                urlauth_submit_user=submit_user)
+
+        def login(name):
+            c = Conversation(context, context.reactor)
+            c.output()
+            c.ok(f"l1 LOGIN {name} {PEOPLE[name].decode()}")
+            return c
+
+        return login
+
+    return make
+
+
+def _alice_url(alice, access, section="1"):
+    v = _setup(alice)
+    return _gen(alice, f"imap://alice@example.org/INBOX;UIDVALIDITY={v}/;UID=1"
+                       f"/;SECTION={section};URLAUTH={access}")
+
+
+def _fetch(conv, url):
+    """The URLFETCH answer for C{url}: its data (str) or None for NIL."""
+    lines = conv.ok(f'f1 URLFETCH "{url}"')
+    if lines[0] == f'* URLFETCH "{url}" NIL':
+        return None
+    assert lines[0].startswith(f'* URLFETCH "{url}" {{'), lines
+    return lines[1]
+
+
+def test_user_access_is_for_that_user_until_resetkey(people):
+    """user+bob: bob fetches alice's URL, carol and alice get NIL; alice's RESETKEY ends it."""
+    login = people()
+    alice = login("alice")
+    url = _alice_url(alice, "user+bob")
+    bob, carol = login("bob"), login("carol")
+    assert _fetch(bob, url) == "first part"
+    assert _fetch(carol, url) is None
+    assert _fetch(alice, url) is None
+    alice.ok("r1 RESETKEY INBOX")
+    assert _fetch(bob, url) is None
+
+
+def test_authuser_and_anonymous_for_any_logged_in_user(people, mail_root, store_kind):
+    """authuser and anonymous URLs of alice: every other user fetches them, in every form."""
+    login = people()
+    alice = login("alice")
+    authuser = _alice_url(alice, "authuser")
+    anonymous = _gen(alice, authuser.split(";URLAUTH=")[0].replace("SECTION=1", "SECTION=2")
+                     + ";URLAUTH=anonymous", "g2")
+    for name in ("bob", "carol", "submit"):
+        other = login(name)
+        assert _fetch(other, authuser) == "first part", name
+        other.send(f'f2 URLFETCH ("{anonymous}" BINARY)\r\n'.encode())
+        assert other.output() == (f'* URLFETCH "{anonymous}" (BINARY ~{{4}}\r\n'.encode()
+                                  + b"\x00\x01\x02\x03)\r\nf2 OK URLFETCH completed\r\n"), name
+    # Reading alice's store wrote nothing into it for the readers.
+    assert sorted(p.name for p in mail_root.iterdir()) == ["alice", "bob", "carol", "submit"]
+
+
+def test_submit_access_only_for_the_configured_submit_user(people):
+    """submit+alice: the configured submission login fetches it; alice, bob, and submit unconfigured: NIL."""
+    login = people()
+    alice = login("alice")
+    url = _alice_url(alice, "submit+alice")
+    assert _fetch(login("submit"), url) == "first part"
+    assert _fetch(alice, url) is None
+    assert _fetch(login("bob"), url) is None
+    # submit+bob on alice's URL: the submission server fetches on bob's behalf.
+    for_bob = _gen(alice, url.split(";URLAUTH=")[0] + ";URLAUTH=submit+bob", "g2")
+    assert _fetch(login("submit"), for_bob) == "first part"
+    assert _fetch(login("bob"), for_bob) is None
+    # Without [urlauth] submit_user nobody is the submission server.
+    assert _fetch(people(submit_user="")("submit"), url) is None
+
+
+def test_forged_tokens_are_nil(people):
+    """A changed token, or bob's own key's token with alice named as owner: NIL for bob."""
+    login = people()
+    alice, bob = login("alice"), login("bob")
+    url = _alice_url(alice, "authuser")
+    assert _fetch(bob, url) == "first part"
+    tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+    assert _fetch(bob, tampered) is None
+    # bob signs a URL of his own message and claims it is alice's.
+    v = _setup(bob)
+    own = _gen(bob, f"imap://bob@example.org/INBOX;UIDVALIDITY={v}/;UID=1/;SECTION=1"
+                    ";URLAUTH=authuser")
+    assert _fetch(bob, own) == "first part"
+    claimed = own.replace("imap://bob@", "imap://alice@")
+    assert _fetch(bob, claimed) is None
+    assert _fetch(login("carol"), claimed) is None
+
+
+def test_missing_owner_mailbox_or_message_is_nil(people, mail_root):
+    """An owner not in the user database, one who never logged in, a missing mailbox: NIL, nothing created."""
+    login = people()
+    alice, bob = login("alice"), login("bob")
+    url = _alice_url(alice, "authuser")
+    assert _fetch(bob, url) == "first part"
+    for owner in ("nobody", "dave", "..%2Falice"):
+        assert _fetch(bob, url.replace("imap://alice@", f"imap://{owner}@")) is None, owner
+    assert not (mail_root / "dave").exists() and not (mail_root / "nobody").exists()
+    for wrong in (url.replace("/INBOX;", "/Nowhere;"), url.replace(";UID=1/", ";UID=7/")):
+        assert _fetch(bob, wrong) is None, wrong
