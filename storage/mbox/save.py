@@ -10,7 +10,7 @@ transaction become visible together.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from zope.interface import implementer
 
@@ -55,6 +55,16 @@ class MboxTransaction:
         self._changes.appends.append(
             prepare_new(data, _stored(flags), internaldate, self.mailbox.sender))
         self._sources.append(None)
+
+    def append_file(self, file: BinaryIO, flags: Iterable[str] = (),
+                    internaldate: datetime | None = None) -> None:
+        """
+        As L{append} of the file's content.  The mbox writer renders and
+        writes a new message from memory at commit (L{storage.mbox.rewrite}),
+        so the content is read whole here: only the Maildir store copies
+        it without holding it.
+        """
+        self.append(file.read(), flags, internaldate)
 
     def copy_from(self, source: IMailbox, uids: Iterable[int]) -> None:
         """Queue copies, keeping flags and INTERNALDATE (read now)."""
