@@ -20,7 +20,7 @@ from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
 from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.mbox.headers import split_flags
-from storage.mbox.rewrite import Changes, prepare_new
+from storage.mbox.rewrite import Changes, prepare_new, prepare_new_file
 
 __all__ = ["MboxTransaction"]
 
@@ -59,12 +59,16 @@ class MboxTransaction:
     def append_file(self, file: BinaryIO, flags: Iterable[str] = (),
                     internaldate: datetime | None = None) -> None:
         """
-        As L{append} of the file's content.  The mbox writer renders and
-        writes a new message from memory at commit (L{storage.mbox.rewrite}),
-        so the content is read whole here: only the Maildir store copies
-        it without holding it.
+        As L{append} of the file's content, read in chunks: the body waits
+        for the commit quoted in a temporary file of its own
+        (L{storage.mbox.rewrite.prepare_new_file}).
         """
-        self.append(file.read(), flags, internaldate)
+        self._check()
+        flags = frozenset(flags)
+        split_flags(flags)
+        self._changes.appends.append(
+            prepare_new_file(file, _stored(flags), internaldate, self.mailbox.sender))
+        self._sources.append(None)
 
     def copy_from(self, source: IMailbox, uids: Iterable[int]) -> None:
         """Queue copies, keeping flags and INTERNALDATE (read now)."""
