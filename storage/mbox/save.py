@@ -49,12 +49,7 @@ class MboxTransaction:
     def append(self, data: bytes, flags: Iterable[str] = (),
                internaldate: datetime | None = None) -> None:
         """Queue a new message (converted now, written at commit)."""
-        self._check()
-        flags = frozenset(flags)
-        split_flags(flags)
-        self._changes.appends.append(
-            prepare_new(data, _stored(flags), internaldate, self.mailbox.sender))
-        self._sources.append(None)
+        self._queue(prepare_new, data, flags, internaldate)
 
     def append_file(self, file: BinaryIO, flags: Iterable[str] = (),
                     internaldate: datetime | None = None) -> None:
@@ -63,11 +58,15 @@ class MboxTransaction:
         for the commit quoted in a temporary file of its own
         (L{storage.mbox.rewrite.prepare_new_file}).
         """
+        self._queue(prepare_new_file, file, flags, internaldate)
+
+    def _queue(self, prepare, content, flags: Iterable[str],
+               internaldate: datetime | None) -> None:
         self._check()
         flags = frozenset(flags)
         split_flags(flags)
         self._changes.appends.append(
-            prepare_new_file(file, _stored(flags), internaldate, self.mailbox.sender))
+            prepare(content, _stored(flags), internaldate, self.mailbox.sender))
         self._sources.append(None)
 
     def copy_from(self, source: IMailbox, uids: Iterable[int]) -> None:
