@@ -17,13 +17,18 @@ records (no message is read) and refuses a message over APPENDLIMIT
 to more than APPENDLIMIT in all (C{[LIMIT]}, RFC 5530 section 3: a limit
 of this server, not of the message; split such a MULTIAPPEND).  The APPEND
 handler checks the quota with those sizes before anything is assembled,
-and L{Catenator.build} keeps counting while it fetches (a section's size is
-only known once its message is read).  One command thus holds at most
-APPENDLIMIT octets taken from URLs, plus one source message.
+and L{Catenator.build_into} keeps counting while it fetches (a section's
+size is only known once its message is read).  One command thus takes at
+most APPENDLIMIT octets from URLs.
 
-Nothing here writes: the APPEND handler commits all messages of
-the command together, so a bad URL anywhere appends nothing (RFC 3502
-section 6.3.11 for MULTIAPPEND; RFC 4469 section 3 for the command).
+Messages are not assembled in memory: L{Catenator.build_into} writes each
+part, in chunks of L{Spool.CHUNK}, to an anonymous temporary file (in
+C{TMPDIR}), which the store copies in chunk by chunk
+(L{storage.interfaces.ITransaction.append_file}); memory holds one source
+message and a chunk.  Nothing here writes to a mailbox: the APPEND handler
+commits all messages of the command together, so a bad URL anywhere
+appends nothing (RFC 3502 section 6.3.11 for MULTIAPPEND; RFC 4469
+section 3 for the command).
 """
 
 from __future__ import annotations
