@@ -94,3 +94,25 @@ def _uid_order(store):
         uid, rest = line.split(" ", 1)
         uid_of[rest.split(":")[-1].strip()] = int(uid)
     return lambda name: uid_of.get(name.split(":")[0], 0)
+
+
+def test_mbox_rewrite_writes_a_spooled_body(tmp_path, monkeypatch):
+    """
+    A commit that rewrites the whole mbox (here: an expunge with the
+    append) writes a body appended from a file too, not only the in-place
+    append.
+    """
+    monkeypatch.setattr(storage.crlf, "CHUNK", 5)
+    store = new_store(tmp_path)
+    mailbox = store.open("INBOX", False)
+    tx = mailbox.transaction()
+    tx.append(b"Subject: old\r\n\r\nold\r\n")
+    tx.commit()
+    data = MESSAGES[0]
+    tx = mailbox.transaction()
+    tx.expunge(1)
+    tx.append_file(io.BytesIO(data), ["\\Seen"], WHEN)
+    assert tx.commit().appended == (2,)
+    (record,) = mailbox.sync().messages
+    assert record.uid == 2 and mailbox.read(2) == data and record.size == len(data)
+    mailbox.close()
