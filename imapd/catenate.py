@@ -17,17 +17,23 @@ records (no message is read) and refuses a message over APPENDLIMIT
 to more than APPENDLIMIT in all (C{[LIMIT]}, RFC 5530 section 3: a limit
 of this server, not of the message; split such a MULTIAPPEND).  The APPEND
 handler checks the quota with those sizes before anything is assembled,
-and L{Catenator.build} keeps counting while it fetches (a section's size is
-only known once its message is read).  One command thus holds at most
-APPENDLIMIT octets taken from URLs, plus one source message.
+and L{Catenator.build_into} keeps counting while it fetches (a section's
+size is only known once its message is read).  One command thus takes at
+most APPENDLIMIT octets from URLs.
 
-Nothing here writes: the APPEND handler commits all messages of
-the command together, so a bad URL anywhere appends nothing (RFC 3502
-section 6.3.11 for MULTIAPPEND; RFC 4469 section 3 for the command).
+Messages are not assembled in memory: L{Catenator.build_into} writes each
+part, in chunks of L{Spool.CHUNK}, to an anonymous temporary file (in
+C{TMPDIR}), which the store copies in chunk by chunk
+(L{storage.interfaces.ITransaction.append_file}); memory holds one source
+message and a chunk.  Nothing here writes to a mailbox: the APPEND handler
+commits all messages of the command together, so a bad URL anywhere
+appends nothing (RFC 3502 section 6.3.11 for MULTIAPPEND; RFC 4469
+section 3 for the command).
 """
 
 from __future__ import annotations
 
+import tempfile
 from typing import Optional
 
 from imapd.errors import CommandFailed
@@ -36,7 +42,7 @@ from imapd.message import Message
 from imapd.parser.types import CatenatePart
 from storage.errors import InvalidMailboxName, MailboxNotFound, MessageExpunged
 
-__all__ = ["Catenator", "badurl_code"]
+__all__ = ["Catenator", "Spool", "badurl_code"]
 
 
 def badurl_code(url: bytes) -> str:
@@ -50,6 +56,53 @@ def badurl_code(url: bytes) -> str:
         chr(b) if 0x20 < b < 0x7F and b != 0x5D else "%%%02X" % b for b in url[:1024]
     )
     return "BADURL " + (text or "%20")
+
+
+class Spool:
+    """
+    One assembled message in an anonymous temporary file (gone when
+    closed, or when the process dies), written in bounded chunks; the
+    store copies it in with L{storage.interfaces.ITransaction.append_file}.
+
+    @ivar size: octets written.
+    @ivar stored_size: its RFC822.SIZE once stored (every bare LF becomes
+        CRLF), as L{imapd.commands.quota.message_size} counts, for the quota.
+    """
+
+    #: Octets per write: what one write may copy, not the message's size.
+    CHUNK = 1 << 20
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="imapd-catenate-")
+        self.size = 0
+        self.stored_size = 0
+        self._cr = False
+
+    def write(self, data) -> None:
+        """Append C{data} (bytes or a view of a source message)."""
+        view = memoryview(data).cast("B")
+        for i in range(0, view.nbytes, self.CHUNK):
+            piece = view[i:i + self.CHUNK].tobytes()
+            bare = piece.count(b"\n") - piece.count(b"\r\n")
+            if self._cr and piece.startswith(b"\n"):
+                bare -= 1  # a CRLF split between two writes is no bare LF
+            self._cr = piece.endswith(b"\r")
+            self.file.write(piece)
+            self.size += len(piece)
+            self.stored_size += len(piece) + bare
+
+    def rewind(self):
+        """The file, flushed and at its start, for the store to read."""
+        self.file.flush()
+        self.file.seek(0)
+        return self.file
+
+    def read(self) -> bytes:
+        """The whole message (only where a conversion needs it whole)."""
+        return self.rewind().read()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class Catenator:
@@ -123,9 +176,13 @@ class Catenator:
             sizes.append(size)
         return sizes
 
-    def build(self, parts: tuple[CatenatePart, ...]) -> bytes:
+    def build_into(self, parts: tuple[CatenatePart, ...], spool: "Spool") -> None:
         """
-        The catenated message.
+        Write the catenated message to C{spool}, part by part: TEXT
+        literals as they came, URL parts from the source message in
+        chunks, so the message itself is never held in memory (issue 18:
+        a 64 MB APPENDLIMIT once meant 64 MB of RAM per message, more for
+        a MULTIAPPEND).  At most one source message is held (L{_fetch}).
 
         @raises CommandFailed: C{[BADURL url]} for the first URL that does
             not resolve; C{[TOOBIG]} once the message outgrows C{max_size}
@@ -133,23 +190,19 @@ class Catenator:
             outgrow it (see the module docstring); both checked before a
             piece is added, and, where its size is known, before it is read.
         """
-        pieces: list[bytes] = []
-        size = 0
         for part in parts:
             if part.url is None:
                 data = part.text
             else:
                 known = self._known_size(part.url)
-                self._too_big(size + known)
+                self._too_big(spool.size + known)
                 if self._from_urls + known > self.max_size:
                     self._charge(known)
                 data = self.resolve(part.url)
                 self._charge(len(data))
             assert data is not None
-            size += len(data)
-            self._too_big(size)
-            pieces.append(data)
-        return b"".join(pieces)
+            self._too_big(spool.size + len(data))
+            spool.write(data)
 
     def _known_size(self, raw: bytes) -> int:
         """
@@ -183,7 +236,7 @@ class Catenator:
             except Exception:
                 pass
 
-    def resolve(self, raw: bytes) -> bytes:
+    def resolve(self, raw: bytes) -> bytes | memoryview:
         """
         The octets C{raw} (a URL as the client sent it) names.
 
@@ -208,7 +261,7 @@ class Catenator:
             raise BadUrl("No such message")
         return name, mailbox, record
 
-    def _fetch(self, url: MessageUrl) -> bytes:
+    def _fetch(self, url: MessageUrl) -> bytes | memoryview:
         """The octets of FETCH BODY[section]<partial> of the URL's message."""
         name, mailbox, _ = self._locate(url)
         if self._last is not None and self._last[0] == (name, url.uid):
@@ -228,7 +281,9 @@ class Catenator:
             raise BadUrl("No such section")
         if url.partial is not None:
             offset, length = url.partial
-            data = data[offset:] if length is None else data[offset:offset + length]
+            # A view, not a copy of up to the whole source message.
+            view = memoryview(data)
+            data = view[offset:] if length is None else view[offset:offset + length]
         return data
 
     def _mailbox(self, name: str):

@@ -6,7 +6,12 @@ RFC822.SIZE counts the CRLF form).
 
 from __future__ import annotations
 
-__all__ = ["to_crlf", "crlf_size", "header_length"]
+from typing import BinaryIO, Iterator
+
+__all__ = ["to_crlf", "crlf_size", "header_length", "lf_chunks"]
+
+#: Octets read at a time by L{lf_chunks}.
+CHUNK = 1 << 20
 
 
 def to_crlf(data: bytes) -> bytes:
@@ -54,3 +59,36 @@ def header_length(data: bytes) -> int | None:
     if lf >= 0:
         return lf + 2
     return None
+
+
+def lf_chunks(file: BinaryIO) -> Iterator[bytes]:
+    """
+    What C{file} holds from where it stands with CRLF turned into LF, as
+    the stores keep messages (L{storage.maildir.content.to_lf}), in chunks
+    of about L{CHUNK} octets, never the whole content at once.  The file is
+    read twice: once for C{"\\r\\r\\n"}, which keeps the content as it is.
+    A chunk never ends in a CR but the last, so no CRLF is split between
+    two and L{crlf_size} of each chunk adds up to that of the whole.
+    """
+    start = file.tell()
+    keep = False
+    tail = b""
+    while not keep:
+        chunk = file.read(CHUNK)
+        if not chunk:
+            break
+        keep = b"\r\r\n" in tail + chunk
+        tail = (tail + chunk)[-2:]
+    file.seek(start)
+    carry = b""
+    while True:
+        chunk = file.read(CHUNK)
+        if not chunk:
+            break
+        chunk = carry + chunk
+        carry = b""
+        if chunk.endswith(b"\r"):
+            chunk, carry = chunk[:-1], b"\r"
+        yield chunk if keep else chunk.replace(b"\r\n", b"\n")
+    if carry:
+        yield carry

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from zope.interface import Attribute, Interface
 
@@ -430,6 +430,16 @@ class ITransaction(Interface):
         data: bytes, flags: Iterable[str] = (), internaldate: datetime | None = None
     ) -> None:
         """Queue a new message (bytes as the client sent them)."""
+
+    def append_file(
+        file: BinaryIO, flags: Iterable[str] = (), internaldate: datetime | None = None
+    ) -> None:
+        """
+        Queue a new message read from the binary C{file}, from where it
+        stands to its end, in bounded chunks: a message assembled on disk
+        (CATENATE) is never held whole in memory.  The same message as
+        L{append} of those bytes.  C{file} may be closed once this returns.
+        """
 
     def copy_from(source: IMailbox, uids: Iterable[int]) -> None:
         """

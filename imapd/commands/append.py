@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from imapd import mailboxname, wire
-from imapd.catenate import Catenator
+from imapd.catenate import Catenator, Spool
 from imapd.commands import quota
 from imapd.commands.store import validate_flags
 from imapd.errors import CommandFailed
@@ -22,34 +22,58 @@ __all__ = ["handle_append", "check_urls"]
 
 def _build(messages, catenator, check_quota=None) -> list:
     """
-    Blocking: the messages' final bytes, CATENATE parts assembled.  URL
-    sizes are checked against the limits, and the batch against the
-    quota, before any URL is fetched (L{imapd.catenate}).
+    Blocking: the messages to append, as bytes or, for CATENATE, as a
+    L{Spool} the parts were streamed into (never the whole message in
+    memory).  URL sizes are checked against the limits, and the batch
+    against the quota, before any URL is fetched (L{imapd.catenate}).
     """
+    batch = []
     try:
-        planned = iter(catenator.plan([parts for _f, _d, _data, parts, _b in messages
-                                       if parts]))
-        if check_quota is not None:
-            check_quota(len(messages), sum(
-                next(planned) if parts else quota.message_size(data)
-                for _f, _d, data, parts, _b in messages))
-        # CATENATE sources are read before the target is opened or
-        # anything is queued: a bad URL leaves no trace (RFC 4469 section 3).
-        batch = []
-        for flags, date, data, parts, binary in messages:
-            if parts:
-                data = catenator.build(parts)
-                if not data:
-                    raise CommandFailed("Cannot append an empty message")
-            if binary:
-                # RFC 3516 section 4.4: binary content comes back exactly;
-                # the encoding may change where the stores' CRLF line ends
-                # would otherwise alter it.
-                data = protect_binary_parts(data)
-            batch.append((flags, date, data))
-    finally:
-        catenator.close()
+        try:
+            planned = iter(catenator.plan([parts for _f, _d, _data, parts, _b in messages
+                                           if parts]))
+            if check_quota is not None:
+                check_quota(len(messages), sum(
+                    next(planned) if parts else quota.message_size(data)
+                    for _f, _d, data, parts, _b in messages))
+            # CATENATE sources are read before the target is opened or
+            # anything is queued: a bad URL leaves no trace (RFC 4469 section 3).
+            for flags, date, data, parts, binary in messages:
+                if parts:
+                    spool = Spool()
+                    batch.append((flags, date, spool))
+                    catenator.build_into(parts, spool)
+                    if not spool.size:
+                        raise CommandFailed("Cannot append an empty message")
+                    if not binary:
+                        continue
+                    # BINARY parts need the message whole (below).
+                    data = spool.read()
+                    spool.close()
+                    batch.pop()
+                if binary:
+                    # RFC 3516 section 4.4: binary content comes back exactly;
+                    # the encoding may change where the stores' CRLF line ends
+                    # would otherwise alter it.
+                    data = protect_binary_parts(data)
+                batch.append((flags, date, data))
+        finally:
+            catenator.close()
+    except BaseException:
+        _release(batch)
+        raise
     return batch
+
+
+def _release(batch) -> None:
+    """Close the spools of a batch (their files go with them)."""
+    for _f, _d, data in batch:
+        if isinstance(data, Spool):
+            data.close()
+
+
+def _stored_size(data) -> int:
+    return data.stored_size if isinstance(data, Spool) else quota.message_size(data)
 
 
 def _append(store, name, batch):
@@ -57,7 +81,10 @@ def _append(store, name, batch):
     try:
         tx = mailbox.transaction()
         for flags, date, data in batch:
-            tx.append(data, flags, date)
+            if isinstance(data, Spool):
+                tx.append_file(data.rewind(), flags, date)
+            else:
+                tx.append(data, flags, date)
         return tx.commit()
     finally:
         mailbox.close()
@@ -123,8 +150,11 @@ async def handle_append(session, cmd: Append):
             raise CommandFailed("Cannot append an empty message")
         batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
     built = await session.run(_build, batch, _catenator(session), quota.adder(session))
-    # RFC 9208: the whole batch fits, or nothing is appended.  Checked on
-    # the assembled messages, so CATENATE sources count too.
-    await quota.check_add(session, len(built), sum(quota.message_size(d) for _f, _d, d in built))
-    result = await session.run(_append, session.account.store, name, built)
+    try:
+        # RFC 9208: the whole batch fits, or nothing is appended.  Checked on
+        # the assembled messages, so CATENATE sources count too.
+        await quota.check_add(session, len(built), sum(_stored_size(d) for _f, _d, d in built))
+        result = await session.run(_append, session.account.store, name, built)
+    finally:
+        _release(built)
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

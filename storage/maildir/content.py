@@ -11,9 +11,9 @@ the size we record (C{,W=}) always equals the length of what we serve
 
 from __future__ import annotations
 
-from storage.crlf import crlf_size, to_crlf
+from storage.crlf import crlf_size, lf_chunks, to_crlf
 
-__all__ = ["to_crlf", "to_lf", "crlf_size"]
+__all__ = ["to_crlf", "to_lf", "crlf_size", "lf_chunks"]
 
 
 def to_lf(data: bytes) -> bytes:
@@ -26,3 +26,4 @@ def to_lf(data: bytes) -> bytes:
     if b"\r\r\n" in data:
         return data
     return data.replace(b"\r\n", b"\n")
+

@@ -27,14 +27,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from zope.interface import implementer
 
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
 from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
-from storage.maildir.content import crlf_size, to_lf
+from storage.maildir.content import crlf_size, lf_chunks, to_lf
 from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, LETTER_FLAGS, MaildirName, size_field
 from storage.maildir.files import locked, unique_name
 from storage.maildir.keywords import KEYWORDS_NAME
@@ -121,20 +121,52 @@ class MaildirTransaction:
         its base name so that sizes never need the file to be read.
         """
         self._check()
-        letters, keywords = split_flags(flags)
         body = to_lf(data)
         base = f"{unique_name()},S={len(body)},W={crlf_size(body)}"
+        self._write_new(base, (body,), flags, internaldate)
+
+    def append_file(
+        self, file: BinaryIO, flags: Iterable[str] = (), internaldate: datetime | None = None
+    ) -> None:
+        """
+        As L{append}, copying C{file} to C{tmp/} chunk by chunk.  Its sizes
+        are known only once it is written, so it is written under a name
+        without them and renamed, still in C{tmp/}, to one with them.
+        """
+        self._check()
+        self._write_new(unique_name(), lf_chunks(file), flags, internaldate, sized=False)
+
+    def _write_new(self, base: str, chunks: Iterable[bytes], flags: Iterable[str],
+                   internaldate: datetime | None, sized: bool = True) -> None:
+        """
+        Write C{chunks} (LF content) to C{tmp/base} and queue it; without
+        C{sized}, C{,S=} and C{,W=} are added to C{base} after writing.
+        """
+        letters, keywords = split_flags(flags)
         path = self._tmp_path(base)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            size = wsize = 0
             try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view) :]
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    if not sized:
+                        size += len(chunk)
+                        wsize += crlf_size(chunk)
                 if self.mailbox.fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
+            if not sized:
+                written, base = path, f"{base},S={size},W={wsize}"
+                path = self._tmp_path(base)
+                try:
+                    os.rename(written, path)
+                except OSError:
+                    path = written
+                    raise
             if internaldate is not None:
                 # INTERNALDATE is the file's mtime (Dovecot's convention).
                 ts = internaldate.timestamp()

@@ -168,8 +168,18 @@ def _ours_then_zeros(region: bytes, ours: bytes) -> bool:
 
 
 def pread_all(fd: int, offset: int, size: int) -> bytes:
-    """C{size} bytes at C{offset} (fewer at end of file), in 16 MiB reads."""
-    chunks = []
+    """
+    C{size} bytes at C{offset} (fewer at end of file).  One read into one
+    string where the kernel allows (Linux reads at most 2 GiB per call):
+    reading in pieces and joining them held the region twice, which for
+    a large message just appended (or a large mbox) doubled the peak.
+    """
+    chunk = os.pread(fd, min(size, _MAX_READ), offset) if size > 0 else b""
+    if len(chunk) >= size or not chunk:
+        return chunk
+    chunks = [chunk]
+    offset += len(chunk)
+    size -= len(chunk)
     while size > 0:
         chunk = os.pread(fd, min(size, 1 << 24), offset)
         if not chunk:
@@ -178,6 +188,10 @@ def pread_all(fd: int, offset: int, size: int) -> bytes:
         offset += len(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+#: The most one read returns on Linux (MAX_RW_COUNT).
+_MAX_READ = 0x7FFFF000
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
@@ -190,27 +204,49 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 # -- writing --------------------------------------------------------------------
 
 
-def append_bytes(fd: int, old_size: int, data: bytes, journal: Journal | None,
+def append_bytes(fd: int, old_size: int, data, journal: Journal | None,
                  fsync: bool) -> None:
     """
     Append C{data} at C{old_size} (the file's size, under the write lock):
     journal, extend, write, fsync, remove the journal.  An error truncates
     the file back before it is raised.
+
+    @param data: bytes, or a list of pieces, each bytes or an object with
+        C{len()} and C{chunks()} (a L{storage.mbox.rewrite.SpooledBody}),
+        written in order without being joined.
     """
-    new_size = old_size + len(data)
+    pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
+
+    def chunks():
+        for piece in pieces:
+            if isinstance(piece, (bytes, bytearray, memoryview)):
+                yield piece
+            else:
+                yield from piece.chunks()
+
+    new_size = old_size + sum(len(p) for p in pieces)
     if journal is not None:
+        sha = hashlib.sha256()
+        head = b""
+        for chunk in chunks():
+            sha.update(chunk)
+            if len(head) < _HEAD:
+                head += bytes(chunk[:_HEAD - len(head)])
         try:
             journal._write(journal.append_path, {
                 "kind": "append", "ino": os.fstat(fd).st_ino, "old": old_size,
-                "new": new_size, "sha": _sha(data), "len": min(_HEAD, len(data))},
-                data[:_HEAD], fsync)
+                "new": new_size, "sha": sha.hexdigest(), "len": len(head)},
+                head, fsync)
         except OSError as e:
             _log.warn("Cannot write the journal {path} ({error}): appending without one",
                       path=journal.append_path, error=e.strerror or str(e))
             journal = None
     try:
         os.ftruncate(fd, new_size)
-        _pwrite_all(fd, data, old_size)
+        offset = old_size
+        for chunk in chunks():
+            _pwrite_all(fd, chunk, offset)
+            offset += len(chunk)
         if fsync:
             os.fsync(fd)
     except BaseException:

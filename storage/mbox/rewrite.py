@@ -41,12 +41,14 @@ import contextlib
 import errno
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from twisted.logger import Logger
 
+from storage.crlf import CHUNK, lf_chunks
 from storage.errors import StoreError
 from storage.mbox.fromline import make_from_line
 from storage.mbox.journal import Journal, append_bytes, overwrite, pread_all
@@ -54,7 +56,8 @@ from storage.mbox.headers import base_line, flag_lines, keyword_words, quote_bod
 from storage.mbox.syntax import ESCAPE, field_name, needs_escape, split_header
 from storage.mbox.state import Entry, MboxState
 
-__all__ = ["NewMessage", "Changes", "Outcome", "write_changes", "prepare_new", "TEMP_PREFIX"]
+__all__ = ["NewMessage", "SpooledBody", "Changes", "Outcome", "write_changes", "prepare_new",
+           "prepare_new_file", "TEMP_PREFIX"]
 
 _log = Logger(namespace="storage.mbox")
 
@@ -62,12 +65,45 @@ _log = Logger(namespace="storage.mbox")
 TEMP_PREFIX = ".imapd-rewrite."
 
 
+class SpooledBody:
+    """
+    The body of a new message (LF, mboxrd-quoted) in an anonymous
+    temporary file, for a message that arrived as a file
+    (L{prepare_new_file}): an in-place append writes it chunk by chunk;
+    a commit that renders the whole file in memory reads it whole.
+    """
+
+    __slots__ = ("file", "length")
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="imapd-mbox-new-")
+        self.length = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.length += len(data)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def chunks(self):
+        """Its content, from the start, in chunks of L{CHUNK} octets."""
+        self.file.flush()
+        self.file.seek(0)
+        while chunk := self.file.read(CHUNK):
+            yield chunk
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to append, already converted by L{prepare_new}."""
 
     header: bytes  # LF, without our fields, ending in LF
-    body: bytes | None  # LF, mboxrd-quoted; None: the message had no blank line
+    # LF, mboxrd-quoted; None: the message had no blank line
+    body: bytes | SpooledBody | None
     flags: frozenset[str]
     internaldate: datetime
     sender: str
@@ -127,6 +163,73 @@ def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) 
     # definitions (storage.mbox.syntax), so that no byte of the client's
     # can make the two disagree.
     header, body = split_header(text)
+    return _new(header, None if body is None else quote_body(body), flags, internaldate,
+                sender)
+
+
+def prepare_new_file(file, flags, internaldate: datetime | None, sender: str) -> NewMessage:
+    """
+    L{prepare_new} of what the binary C{file} holds from where it stands,
+    read in chunks: the header is held (it ends at the first empty line,
+    or is the whole message if there is none), the body goes quoted to a
+    L{SpooledBody}, so a large message is never whole in memory.
+    """
+    chunks = lf_chunks(file)  # the same CRLF rule as prepare_new
+    text = b""
+    for chunk in chunks:
+        text += chunk
+        header, rest = split_header(text)
+        if rest is not None:
+            break
+    else:
+        return _new(text, None, flags, internaldate, sender)
+    body = SpooledBody()
+    quoter = _Quoter(body)
+    quoter.feed(rest)
+    for chunk in chunks:
+        quoter.feed(chunk)
+    quoter.close()
+    return _new(header, body, flags, internaldate, sender)
+
+
+class _Quoter:
+    """
+    L{quote_body} of text fed in pieces that may end anywhere in a line:
+    a line is quoted by its start only, so a piece's last line is held
+    back only while its start could still become C{>*From }.
+    """
+
+    def __init__(self, out: SpooledBody) -> None:
+        self.out = out
+        self.held = b""
+        self.at_line_start = True
+
+    def feed(self, text: bytes) -> None:
+        text, self.held = self.held + text, b""
+        if not self.at_line_start:
+            end = text.find(b"\n") + 1
+            if not end:
+                self.out.write(text)
+                return
+            self.out.write(text[:end])
+            text, self.at_line_start = text[end:], True
+        tail = text[text.rfind(b"\n") + 1:]
+        if b"From ".startswith(tail.lstrip(b">")) and tail.lstrip(b">") != b"From ":
+            # "", ">>", "Fro": not decided until more of the line comes.
+            self.held, text = tail, text[:len(text) - len(tail)]
+        if text:
+            self.out.write(quote_body(text))
+            self.at_line_start = text.endswith(b"\n")
+
+    def close(self) -> None:
+        if self.held:
+            self.out.write(quote_body(self.held))
+            self.held = b""
+
+
+def _new(header: bytes, body, flags, internaldate: datetime | None,
+         sender: str) -> NewMessage:
+    """The L{NewMessage} of a split message (C{body} already quoted)."""
     if header and not header.endswith(b"\n"):
         # The last line has no line end (a message that is all header):
         # give it CRLF, which reads back as CRLF whatever the line holds.
@@ -144,8 +247,7 @@ def prepare_new(data: bytes, flags, internaldate: datetime | None, sender: str) 
         kept.append(_quote_line(line))
     if internaldate is None:
         internaldate = datetime.now(timezone.utc)
-    return NewMessage(b"".join(kept), None if body is None else quote_body(body),
-                      frozenset(flags), internaldate, sender)
+    return NewMessage(b"".join(kept), body, frozenset(flags), internaldate, sender)
 
 
 def _quote_line(line: bytes) -> bytes:
@@ -171,13 +273,20 @@ def _render_entry(data: bytes, entry: Entry, uid: int, flags, old: bool,
 
 
 def _render_new(msg: NewMessage, uid: int, old: bool, base: bytes = b"") -> bytes:
+    return b"".join(p if isinstance(p, bytes) else p.read()
+                    for p in _render_new_parts(msg, uid, old, base))
+
+
+def _render_new_parts(msg: NewMessage, uid: int, old: bool,
+                      base: bytes = b"") -> list:
+    """The pieces of a new message as written: bytes, and a L{SpooledBody}."""
     head = make_from_line(msg.sender, msg.internaldate) + b"\n" + msg.header
     meta = base + b"".join(flag_lines(uid, msg.flags, old, b"\n"))
     if msg.body is None:
         # No blank line: the separator's blank line ends the header.
-        return head + meta + b"\n"
+        return [head + meta + b"\n"]
     body = msg.body
-    return head + meta + b"Content-Length: %d\n\n" % len(body) + body + b"\n"
+    return [head + meta + b"Content-Length: %d\n\n" % len(body), body, b"\n"]
 
 
 def _render_pseudo(data: bytes, state: MboxState, last_uid: int, keywords) -> bytes:
@@ -351,9 +460,10 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
         out = [sep]
         for i, (msg, uid) in enumerate(zip(changes.appends, appended)):
             base = base_line(state.uidvalidity, last_uid, keywords, b"\n") if empty and i == 0 else b""
-            out.append(_render_new(msg, uid, False, base))
+            out.extend(_render_new_parts(msg, uid, False, base))
         if cut is None:
-            append_bytes(fd, state.size, b"".join(out), journal, fsync)
+            # Pieces, not one string: a spooled body is copied in chunks.
+            append_bytes(fd, state.size, out, journal, fsync)
     if cut is not None:
         start = state.entries[cut].raw.start
         old_tail = pread_all(fd, start, state.size - start)

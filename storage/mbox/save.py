@@ -10,7 +10,7 @@ transaction become visible together.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from zope.interface import implementer
 
@@ -20,7 +20,7 @@ from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
 from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.mbox.headers import split_flags
-from storage.mbox.rewrite import Changes, prepare_new
+from storage.mbox.rewrite import Changes, prepare_new, prepare_new_file
 
 __all__ = ["MboxTransaction"]
 
@@ -49,11 +49,24 @@ class MboxTransaction:
     def append(self, data: bytes, flags: Iterable[str] = (),
                internaldate: datetime | None = None) -> None:
         """Queue a new message (converted now, written at commit)."""
+        self._queue(prepare_new, data, flags, internaldate)
+
+    def append_file(self, file: BinaryIO, flags: Iterable[str] = (),
+                    internaldate: datetime | None = None) -> None:
+        """
+        As L{append} of the file's content, read in chunks: the body waits
+        for the commit quoted in a temporary file of its own
+        (L{storage.mbox.rewrite.prepare_new_file}).
+        """
+        self._queue(prepare_new_file, file, flags, internaldate)
+
+    def _queue(self, prepare, content, flags: Iterable[str],
+               internaldate: datetime | None) -> None:
         self._check()
         flags = frozenset(flags)
         split_flags(flags)
         self._changes.appends.append(
-            prepare_new(data, _stored(flags), internaldate, self.mailbox.sender))
+            prepare(content, _stored(flags), internaldate, self.mailbox.sender))
         self._sources.append(None)
 
     def copy_from(self, source: IMailbox, uids: Iterable[int]) -> None:
