@@ -265,11 +265,17 @@ class LineClient:
         self.imap.login(server.user, server.password)
         self.n = 0
 
-    def cmd(self, text: str) -> list[str]:
-        """Send one command; return its untagged lines (asserts OK)."""
+    def cmd(self, text: str, literal: bytes | None = None) -> list[str]:
+        """
+        Send one command (UTF-8), with C{literal} after it as a LITERAL+
+        literal if given; return its untagged lines (asserts OK).
+        """
         self.n += 1
         tag = f"r{self.n}"
-        self.imap.send(f"{tag} {text}\r\n".encode())
+        data = f"{tag} {text}".encode("utf-8")
+        if literal is not None:
+            data += b" {%d+}\r\n" % len(literal) + literal
+        self.imap.send(data + b"\r\n")
         lines = []
         while True:
             line = self.imap.readline().decode("utf-8", "replace").rstrip("\r\n")

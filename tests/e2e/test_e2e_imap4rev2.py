@@ -10,44 +10,11 @@ which client created it).
 
 from __future__ import annotations
 
-import imaplib
 import os
 
 import pytest
 
-from e2e_helpers import start_server
-
-
-class Line:
-    """A minimal line-level client (imaplib only for STARTTLS and LOGIN)."""
-
-    def __init__(self, server) -> None:
-        self.imap = imaplib.IMAP4(server.host, server.port, timeout=60)
-        self.imap.starttls(server.ssl_context())
-        self.imap.login(server.user, server.password)
-        self.n = 0
-
-    def cmd(self, text: str, literal: bytes | None = None) -> list[str]:
-        """Send one command (UTF-8); return its untagged lines (asserts OK)."""
-        self.n += 1
-        tag = f"r{self.n}"
-        data = f"{tag} {text}".encode("utf-8")
-        if literal is not None:
-            data += b" {%d+}\r\n" % len(literal) + literal
-        self.imap.send(data + b"\r\n")
-        lines = []
-        while True:
-            line = self.imap.readline().decode("utf-8", "replace").rstrip("\r\n")
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), (text, line, lines)
-                return lines
-            lines.append(line)
-
-    def close(self) -> None:
-        try:
-            self.imap.logout()
-        except Exception:
-            pass
+from e2e_helpers import LineClient, start_server
 
 
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])
@@ -56,7 +23,7 @@ def test_rev2_and_rev1_clients_side_by_side(tmp_path, tls_files, kind):
     server = start_server(tmp_path, tls_files, settings)
     rev2 = rev1 = None
     try:
-        rev2 = Line(server)
+        rev2 = LineClient(server)
         caps = rev2.cmd("CAPABILITY")[0].split()
         assert "IMAP4rev1" in caps and "IMAP4rev2" in caps
         assert rev2.cmd("ENABLE IMAP4rev2") == ["* ENABLED IMAP4rev2"]
@@ -71,7 +38,7 @@ def test_rev2_and_rev1_clients_side_by_side(tmp_path, tls_files, kind):
         assert rev2.cmd("UID SEARCH ALL") == ['* ESEARCH (TAG "r7") UID ALL 1:2']
         assert rev2.cmd("FETCH 1:* (FLAGS)") == ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"]
 
-        rev1 = Line(server)
+        rev1 = LineClient(server)
         listed = rev1.cmd('LIST "" "*"')
         assert any(l.endswith('"/" Entw&APw-rfe') for l in listed), listed
         sel = rev1.cmd("EXAMINE Entw&APw-rfe")

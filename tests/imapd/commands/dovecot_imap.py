@@ -11,40 +11,14 @@ import os
 import select
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-DOVECOT = "/usr/sbin/dovecot"
-IMAP = "/usr/lib/dovecot/imap"
-DOVEADM = "/usr/bin/doveadm"
-MAIL_UID = 65534
+from tests.storage.mbox.test_mbox_dovecot import DOVEADM, chown_mail, start_dovecot
 
-CONF = """\
-base_dir = {top}/run
-log_path = {top}/log
-mail_location = maildir:{top}/mail/%u/Maildir
-passdb {{
-  driver = static
-  args = password=pass
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={uid} home={top}/mail/%u
-}}
-mail_uid = {uid}
-mail_gid = {uid}
-first_valid_uid = 1
-ssl = no
-listen = 127.0.0.1
-protocols =
-default_internal_user = root
-default_login_user = root
-service anvil {{
-  chroot =
-}}
-"""
+IMAP = "/usr/lib/dovecot/imap"
+
 
 class DovecotSession:
     """One Dovecot C{imap} process in PREAUTH mode, on pipes."""
@@ -103,21 +77,10 @@ class DovecotSession:
 
 @pytest.fixture
 def dovecot_conf():
-    assert os.path.exists(DOVECOT) and os.path.exists(IMAP), "Dovecot is not installed"
-    assert os.geteuid() == 0, "Dovecot's mail processes run as another user: run as root"
-    top = tempfile.mkdtemp(prefix="dvctx", dir="/tmp")
-    os.chmod(top, 0o755)
-    os.makedirs(os.path.join(top, "run"))
-    os.makedirs(os.path.join(top, "mail", "u"))
-    os.chown(os.path.join(top, "mail"), MAIL_UID, MAIL_UID)
-    os.chown(os.path.join(top, "mail", "u"), MAIL_UID, MAIL_UID)
-    conf = os.path.join(top, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(CONF.format(top=top, uid=MAIL_UID))
-    with open(os.path.join(top, "start.log"), "w") as err:
-        started = subprocess.run([DOVECOT, "-c", conf], stdin=subprocess.DEVNULL,
-                                 stdout=err, stderr=err, timeout=30)
-    assert started.returncode == 0, open(os.path.join(top, "start.log")).read()
+    """A private Dovecot on Maildir (the mbox test's instance, another location)."""
+    assert os.path.exists(IMAP), "Dovecot is not installed"
+    top, conf = start_dovecot("maildir:{top}/mail/%u/Maildir")
+    chown_mail(top)
     try:
         yield conf
     finally:
