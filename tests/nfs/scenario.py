@@ -343,7 +343,11 @@ def check(ledger: Ledger, views: list[dict]) -> dict:
             if len(rows) > 1:
                 bad("duplicated", f"node{i}: {mid} as UIDs {[r[0] for r in rows]}")
             if mid in ledger.expunged:
-                bad("expunged_back", f"node{i}: {mid} as UID {rows[0][0]}")
+                # The APPENDUID says which UID the client expunged: if it is
+                # not the UID the message has now, the expunge hit another
+                # message that had been given this one's UID.
+                bad("expunged_back", f"node{i}: {mid} as UID {rows[0][0]}, "
+                                     f"APPENDUID {ledger.appended.get(mid)}")
                 continue
             if mid in ledger.appended and any(r[0] != ledger.appended[mid] for r in rows):
                 bad("renumbered", f"node{i}: {mid} APPENDUID {ledger.appended[mid]}, "
