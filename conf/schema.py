@@ -36,6 +36,8 @@ __all__ = [
     "LogSection",
     "QuotaSection",
     "MailboxesSection",
+    "UserdbSection",
+    "ServiceSection",
     "parse_size",
     "SECTIONS",
     "Spec",
@@ -216,6 +218,76 @@ class AuthSection:
         "(allowed only when every listener is on a loopback address or a UNIX\n"
         "socket).",
         check=_tristate,
+    )
+    pam: str = opt(
+        "",
+        "Check passwords with PAM under this service name (a file in /etc/pam.d,\n"
+        "e.g. \"imapd\"), instead of the passwd-file.  Reading /etc/shadow through\n"
+        "pam_unix needs the master to start as root.  Empty: no PAM.",
+    )
+
+
+@dataclass(frozen=True)
+class UserdbSection:
+    """C{[userdb]}: where a logged-in user's uid, gid and home come from."""
+
+    system: bool = opt(
+        False,
+        "Take uid, gid and home from the system's password database (getpwnam):\n"
+        "system users whose mail is owned by themselves, as UW-IMAP served them.\n"
+        "false: the passwd-file's fields (or the server's own uid when empty).",
+    )
+    first_valid_uid: int = opt(
+        1000,
+        "Lowest uid a user may have; root and system accounts below it are\n"
+        "refused at login, with a log line.",
+        _non_negative,
+    )
+
+
+@dataclass(frozen=True)
+class ServiceSection:
+    """C{[service]}: the processes (master, login processes, mail workers)."""
+
+    single_process: bool = opt(
+        False,
+        "Serve everything in the twistd process itself (debugging, tests).\n"
+        "false: a master supervises login processes and mail workers.",
+    )
+    login_processes: int = opt(
+        0,
+        "Login processes (greeting, TLS, LOGIN/AUTHENTICATE); 0: one per core.",
+        _non_negative,
+    )
+    mail_workers: int = opt(
+        0,
+        "Mail worker processes for users who share the server's uid (virtual\n"
+        "users); a user's sessions all go to one of them.  0: one per core.\n"
+        "System users (userdb.system, or passwd-file uids) get a worker of\n"
+        "their own, running as them.",
+        _non_negative,
+    )
+    login_user: str = opt(
+        "nobody",
+        "The unprivileged user login processes run as when the master starts\n"
+        "as root.",
+    )
+    login_chroot: str = opt(
+        "",
+        "Directory login processes chroot into when the master starts as root.\n"
+        "Empty: no chroot.",
+        kind=PATH,
+    )
+    mail_privileged_group: str = opt(
+        "",
+        "Group a mail worker may switch to only while it dotlocks in a spool\n"
+        "directory such as a 2775 root:mail /var/mail (Dovecot's setting of the\n"
+        "same name).  Empty: none.",
+    )
+    user_worker_grace: float = opt(
+        10.0,
+        "Seconds a system user's worker stays after that user's last session.",
+        _non_negative,
     )
 
 
@@ -568,6 +640,8 @@ SECTIONS: dict[str, type] = {
     "quota": QuotaSection,
     "mailboxes": MailboxesSection,
     "urlauth": UrlauthSection,
+    "userdb": UserdbSection,
+    "service": ServiceSection,
     "log": LogSection,
 }
 
@@ -590,6 +664,8 @@ class Config:
     quota: QuotaSection = field(default_factory=QuotaSection)
     mailboxes: MailboxesSection = field(default_factory=MailboxesSection)
     urlauth: UrlauthSection = field(default_factory=UrlauthSection)
+    userdb: UserdbSection = field(default_factory=UserdbSection)
+    service: ServiceSection = field(default_factory=ServiceSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
 
