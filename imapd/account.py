@@ -17,6 +17,8 @@ from typing import Callable, Optional
 from twisted.cred.portal import IRealm
 from zope.interface import Attribute, Interface, implementer
 
+from imapd.auth.userdb import UserRecord
+
 __all__ = ["IAccount", "Account", "MailRealm"]
 
 
@@ -67,6 +69,11 @@ class MailRealm:
     """
     Build accounts from a mail location.
 
+    The avatar id is the L{UserRecord} of L{imapd.auth.authenticator}
+    (its home is C{~} and C{%h}; an extra field C{userdb_mail} replaces
+    the location for that user, as Dovecot's does), or a plain user name,
+    whose home C{home_for} gives.
+
     @param location: a Dovecot-style mail location string, such as
         C{maildir:~/Maildir} or C{maildir:/srv/mail/%u}.
     @param home_for: returns the user's home directory (from the passwd
@@ -80,6 +87,10 @@ class MailRealm:
         (the passwd-file); with it, an account may open other users'
         existing stores for reading (L{Account.other_store}), without it
         it opens none.
+    @param lookup: blocking, a name's L{UserRecord} or None (the user
+        database, L{imapd.auth.authenticator.Authenticator.user}); when
+        given, it replaces C{home_for} and C{user_exists} for other
+        users' stores.
     """
 
     def __init__(
@@ -90,6 +101,7 @@ class MailRealm:
         open_store: Optional[Callable] = None,
         runner: Optional[Callable] = None,
         user_exists: Optional[Callable[[str], bool]] = None,
+        lookup: Optional[Callable[[str], Optional[UserRecord]]] = None,
     ) -> None:
         if open_store is None:
             from storage.registry import open_store
@@ -99,21 +111,30 @@ class MailRealm:
         self._open_store = open_store
         self._runner = runner
         self._user_exists = user_exists
+        self._lookup = lookup
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:
             raise NotImplementedError("MailRealm only provides IAccount")
-        user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        if isinstance(avatarId, UserRecord):
+            record = avatarId
+        else:
+            user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+            record = UserRecord(user, home=self._home_for(user))
         if self._runner is not None:
             # twisted.cred's Portal.login chains a Deferred from here.
-            return self._runner(user, self._avatar, user)
-        return self._avatar(user)
+            return self._runner(record.name, self._avatar, record)
+        return self._avatar(record)
 
-    def _avatar(self, user: str):
-        store = self._open_store(
-            self._location, user, self._home_for(user), self._index_dir
-        )
-        other = self._open_existing if self._user_exists is not None else None
+    def _where(self, record: UserRecord) -> str:
+        """The mail location of C{record}'s user."""
+        return record.extra.get("userdb_mail") or self._location
+
+    def _avatar(self, record: UserRecord):
+        user = record.name
+        store = self._open_store(self._where(record), user, record.home, self._index_dir)
+        other = (self._open_existing
+                 if self._user_exists is not None or self._lookup is not None else None)
         account = Account(user, store, self._index_dir, other)
         return IAccount, account, account.logout
 
@@ -126,10 +147,16 @@ class MailRealm:
         """
         from storage.errors import StoreError
 
-        if not self._user_exists(user):
+        if self._lookup is not None:
+            record = self._lookup(user)
+            if record is None:
+                return None
+        elif self._user_exists(user):
+            record = UserRecord(user, home=self._home_for(user))
+        else:
             return None
         try:
-            return self._open_store(self._location, user, self._home_for(user),
+            return self._open_store(self._where(record), user, record.home,
                                     self._index_dir, existing=True)
         except StoreError:
             return None

@@ -46,6 +46,7 @@ class Effective:
     hostname: str
     cert: Optional[str]
     key: Optional[str]
+    #: Empty when PAM checks passwords and there is no passwd-file.
     passwd_file: str
     mail_location: str
     index_dir: str
@@ -111,7 +112,7 @@ def _self_signed(data_dir: str, hostname: str) -> tuple[str, str]:
 def _needs_data_dir(config: Config) -> bool:
     return not (
         (config.tls.cert or not config.tls.enabled)
-        and config.auth.passwd_file
+        and (config.auth.passwd_file or config.auth.pam)
         and config.mail.location
         and config.mail.index_dir
     )
@@ -196,7 +197,9 @@ def prepare(config: Config) -> Effective:
                  cert=cert, fp=fingerprint(cert))
 
     passwd_file = config.auth.passwd_file
-    if not passwd_file:
+    if not passwd_file and not config.auth.pam:
+        # With PAM the users are the system's (imapd.auth.build_authenticator):
+        # no demo user.
         passwd_file = _demo_passwd(data_dir)
 
     location = config.mail.location

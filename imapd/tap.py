@@ -278,18 +278,20 @@ def _apply_log_level(level: str) -> None:
             FilteringLogObserver(escaping_observer(observer), [predicate]))
 
 
-def _portal(effective, pool=None, reactor=None):
+def _portal(config, effective, pool=None, reactor=None):
+    """
+    The single-process server's portal: the configured L{Authenticator}
+    (L{imapd.auth.build_authenticator}, the call the auth process makes
+    too) in front of the mail realm.
+
+    @raises conf.ConfigError: the authentication options do not fit.
+    """
     from twisted.cred.portal import Portal
 
     from imapd.account import MailRealm
-    from imapd.auth.checker import PasswdFileChecker
-    from imapd.auth.passwdfile import PasswdFile
+    from imapd.auth.authenticator import AuthenticatorChecker, build_authenticator
 
-    passwd = PasswdFile(effective.passwd_file)
-
-    def home_for(user: str):
-        entry = passwd.lookup(user)
-        return entry.home if entry is not None else None
+    authenticator = build_authenticator(config, effective)
 
     runner = None
     if pool is not None:
@@ -298,11 +300,24 @@ def _portal(effective, pool=None, reactor=None):
         # uses (imapd.protocol), never on the reactor thread.
         def runner(user, fn, *args):
             return pool.run(reactor, (user, None), fn, *args)
+
+    def home_for(user: str):
+        record = authenticator.user(user)
+        return record.home if record is not None else None
+
     # URLFETCH of another user's URL (RFC 4467) opens that user's store
-    # only for a name in the passwd-file.
+    # only for a user of the user database who may be served.
     realm = MailRealm(effective.mail_location, home_for, effective.index_dir, runner=runner,
-                      user_exists=lambda user: passwd.lookup(user) is not None)
-    return Portal(realm, [PasswdFileChecker(passwd)])
+                      lookup=authenticator.user)
+    return Portal(realm, [AuthenticatorChecker(authenticator)])
+
+
+def _users_from(config, effective) -> str:
+    """Where passwords and users come from, for the start-up log."""
+    passwords = f"PAM service {config.auth.pam!r}" if config.auth.pam else effective.passwd_file
+    if config.userdb.system or not effective.passwd_file:
+        return f"{passwords} (uid, gid and home from the system password database)"
+    return passwords
 
 
 def _quota_policy(section):
@@ -350,8 +365,12 @@ def makeService(options: Options) -> service.MultiService:
     storage = config.storage
     pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
                        stuck_after=storage.stuck_after)
+    try:
+        portal = _portal(config, effective, pool, reactor)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
     context = ServerContext(
-        portal=_portal(effective, pool, reactor),
+        portal=portal,
         reactor=reactor,
         storage_pool=pool,
         tls=tls,
@@ -377,5 +396,5 @@ def makeService(options: Options) -> service.MultiService:
         log.info("Listener {description}", description=description)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
-             passwd=effective.passwd_file)
+             passwd=_users_from(config, effective))
     return top

@@ -8,6 +8,7 @@ The realm that turns an authenticated user into a mailbox account lives in
 C{imapd.auth.realm}, which this package does not import.
 """
 
+from imapd.auth.authenticator import Authenticator, build_authenticator
 from imapd.auth.checker import PasswdFileChecker
 from imapd.auth.passwdfile import PasswdEntry, PasswdFile
 from imapd.auth.sasl import (
@@ -21,6 +22,8 @@ from imapd.auth.sasl import (
 from imapd.auth.schemes import hash_password, verify_password
 
 __all__ = [
+    "Authenticator",
+    "build_authenticator",
     "MECHANISMS",
     "Challenge",
     "Credentials",

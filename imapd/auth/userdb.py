@@ -12,12 +12,13 @@ system users have their own, and their mail worker runs as them
 
 from __future__ import annotations
 
+import pwd
 from dataclasses import dataclass, field
 from typing import Optional
 
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
-__all__ = ["UserRecord", "IUserDB"]
+__all__ = ["UserRecord", "IUserDB", "SystemUserDB"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,31 @@ class IUserDB(Interface):
         The user called C{name}, or None if there is none.  Blocking (it may
         read a file or the system's password database).
         """
+
+
+@implementer(IUserDB)
+class SystemUserDB:
+    """
+    Users from the system's password database (C{getpwnam(3)}: C{/etc/passwd},
+    or whatever NSS is configured to ask): the C{[userdb] system = true}
+    setting, for hosts whose mail users are Unix accounts (UW-IMAP's
+    setting, Dovecot's C{userdb passwd}).
+
+    Whether a uid may be served at all (root, C{first_valid_uid}) is the
+    L{imapd.auth.authenticator.Authenticator}'s decision, so that it is
+    logged the same way for every user database.
+    """
+
+    def __init__(self, getpwnam=pwd.getpwnam) -> None:
+        self._getpwnam = getpwnam
+
+    def lookup(self, name: str) -> Optional[UserRecord]:
+        if not name or "\0" in name:
+            return None
+        try:
+            entry = self._getpwnam(name)
+        except KeyError:
+            return None
+        # The name as the database spells it; the home may be empty for
+        # odd accounts (then C{~} in a mail location cannot be used).
+        return UserRecord(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or None)
