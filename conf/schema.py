@@ -223,7 +223,9 @@ class AuthSection:
         "",
         "Check passwords with PAM under this service name (a file in /etc/pam.d,\n"
         "e.g. \"imapd\"), instead of the passwd-file.  Reading /etc/shadow through\n"
-        "pam_unix needs the master to start as root.  Empty: no PAM.",
+        "pam_unix needs the master to start as root.  Without a passwd_file the\n"
+        "users' uid, gid and home come from the system password database.\n"
+        "Empty: no PAM.",
     )
 
 
