@@ -25,6 +25,13 @@ pid that no longer runs is stale at once.  Holders that keep a lock for long
 call L{DotLock.refresh} (or set C{refresh_interval} for a background thread)
 so they never look stale while alive.
 
+In a spool directory the user may not write (Debian's 2775 C{root:mail}
+C{/var/mail}), a process that has a privileged group as its saved gid
+(C{[service] mail_privileged_group}, L{locking.privgroup}) takes it as its
+effective gid only around the calls that create or remove entries of the
+directory: after a first attempt was refused, for the rest of that lock's
+life.
+
 Every call here blocks (it sleeps between retries and NFS may hang): the
 server calls it from a thread pool (C{deferToThreadPool}), never from the
 reactor thread.
@@ -40,12 +47,14 @@ import stat
 import threading
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from locking import privgroup
 from locking._retry import Backoff
 from locking.errors import CannotLock, LockError, LockLost, LockTimeout
 from locking.interfaces import ILock
@@ -199,6 +208,9 @@ class DotLock:
         # object but must never remove its parent's lock.
         self._pid = 0
         self.lost = False
+        # Whether the directory needs the privileged group (learnt from a
+        # refused attempt; see locking.privgroup).
+        self._privileged = False
 
     def __repr__(self) -> str:
         return f"<DotLock {self.lock_path!r} held={self.held}>"
@@ -244,7 +256,7 @@ class DotLock:
         backoff = Backoff(timeout, self.settings.retry_min, self.settings.retry_max)
         last: _Observation | None = None
         while True:
-            owned, probe = self._attempt()
+            owned, probe = self._attempt_as_needed()
             if owned:
                 self.lost = False
                 self._pid = os.getpid()
@@ -294,7 +306,8 @@ class DotLock:
                 self._lost("replaced")
                 return
             try:
-                self._os.unlink(self.lock_path)
+                with self._directory_writes():
+                    self._os.unlink(self.lock_path)
             except FileNotFoundError:
                 self._lost("removed")
             except OSError as e:
@@ -321,6 +334,33 @@ class DotLock:
         self.release()
 
     # -- one attempt -----------------------------------------------------------
+
+    def _directory_writes(self):
+        """
+        A context for calls that create or remove entries of the lock's
+        directory: the privileged group held if this directory needs it.
+        """
+        return privgroup.held() if self._privileged else nullcontext()
+
+    def _attempt_as_needed(self) -> tuple[bool, os.stat_result]:
+        """
+        L{_attempt}, under the privileged group if the directory refuses
+        us without it and we have one.
+        """
+        if not self._privileged:
+            try:
+                return self._attempt()
+            except CannotLock as e:
+                cause = e.__cause__
+                if (not isinstance(cause, OSError)
+                        or cause.errno not in (errno.EACCES, errno.EPERM)
+                        or privgroup.available() is None):
+                    raise
+                self._privileged = True
+                self._log.debug("Dotlocking in {dir} with the privileged group",
+                                dir=self._dir)
+        with privgroup.held():
+            return self._attempt()
 
     def _attempt(self) -> tuple[bool, os.stat_result]:
         """
@@ -522,6 +562,7 @@ class DotLock:
                 self.lock_path,
                 replace(self.settings, lock_suffix=".break", refresh_interval=None),
                 _os=o, _level=1)
+            breaker._privileged = self._privileged
             try:
                 breaker.acquire(timeout=min(backoff.remaining(), 5.0))
             except LockTimeout:
@@ -534,40 +575,46 @@ class DotLock:
             if _identity(now) != _identity(seen.stat):
                 return False
             grave = self._unique_name(secrets.token_hex(6)) + ".stale"
-            try:
-                o.rename(self.lock_path, grave)
-            except FileNotFoundError:
-                return True
-            except OSError as e:
-                # E.g. a sticky (1777) spool where the stale lock belongs to
-                # another user: we cannot remove it, only wait or time out.
-                self._log.warn(
-                    "Cannot break stale lock {lock} ({why}; held by {holder!r}):"
-                    " {err}", lock=self.lock_path, why=seen.stale,
-                    holder=seen.holder, err=e)
-                return False
-            try:
-                moved = o.lstat(grave)
-                # rename() changes the ctime only, so the identity holds.
-                if _identity(moved) == _identity(seen.stat):
-                    self._log.warn(
-                        "Broke stale lock {lock}: {why}; held by {holder!r}",
-                        lock=self.lock_path, why=seen.stale, holder=seen.holder)
-                    return True
-                # Not the stale file: a fresh lock appeared in between.
-                try:
-                    o.link(grave, self.lock_path)
-                except OSError:
-                    pass
-                self._log.warn(
-                    "Did not break {lock}: it was replaced while breaking it",
-                    lock=self.lock_path)
-                return False
-            finally:
-                self._unlink_quietly(grave)
+            with self._directory_writes():
+                return self._break_by_rename(seen, grave)
         finally:
             if breaker is not None:
                 breaker.release()
+
+    def _break_by_rename(self, seen: _Observation, grave: str) -> bool:
+        """The rename and inode check of L{_break}, inside the break-lock."""
+        o = self._os
+        try:
+            o.rename(self.lock_path, grave)
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            # E.g. a sticky (1777) spool where the stale lock belongs to
+            # another user: we cannot remove it, only wait or time out.
+            self._log.warn(
+                "Cannot break stale lock {lock} ({why}; held by {holder!r}):"
+                " {err}", lock=self.lock_path, why=seen.stale,
+                holder=seen.holder, err=e)
+            return False
+        try:
+            moved = o.lstat(grave)
+            # rename() changes the ctime only, so the identity holds.
+            if _identity(moved) == _identity(seen.stat):
+                self._log.warn(
+                    "Broke stale lock {lock}: {why}; held by {holder!r}",
+                    lock=self.lock_path, why=seen.stale, holder=seen.holder)
+                return True
+            # Not the stale file: a fresh lock appeared in between.
+            try:
+                o.link(grave, self.lock_path)
+            except OSError:
+                pass
+            self._log.warn(
+                "Did not break {lock}: it was replaced while breaking it",
+                lock=self.lock_path)
+            return False
+        finally:
+            self._unlink_quietly(grave)
 
     # -- helpers ---------------------------------------------------------------
 
