@@ -215,3 +215,26 @@ def test_the_group_is_the_locking_threads_alone(make_system_user):
 def test_become_user_without_uid_refused():
     with pytest.raises(PrivilegeError):
         become_user(UserRecord("virtual"))
+
+
+def test_stale_dotlock_in_the_spool_broken_through_the_group(make_system_user, mail_spool):
+    """A lock left by a dead process is removed (renamed away) with the group too."""
+    import socket
+
+    alice = make_system_user("alice")
+    mbox = spool_mbox(mail_spool, alice)
+    stale = mail_spool / (alice.name + ".lock")
+    # A pid above pid_max never runs.
+    stale.write_text(f"{socket.gethostname()} 4194305 dead\n")
+
+    def check():
+        become_user(record_of(alice), MAIL_GROUP)
+        lock = DotLock(str(mbox))
+        lock.acquire(timeout=5)
+        mine = open(stale).read().split()[1]
+        lock.release()
+        return {"holder": int(mine), "left": sorted(os.listdir(mail_spool))}
+
+    seen = in_child(check)
+    assert seen["holder"] != 4194305
+    assert seen["left"] == [alice.name]
