@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""
+Memory and login latency of a running IMAP server's processes (issue 14's
+"Measure and report"), for our server and Dovecot alike.
+
+A script, not a test.  Given a server's loopback port and credentials it
+measures:
+
+  (a) the PSS of every process of the server (from
+      C{/proc/PID/smaps_rollup}), grouped by process title: C{imapd:
+      login}, C{imapd: worker pool-1}, ..., or Dovecot's C{dovecot},
+      C{imap-login}, C{imap}, C{auth}, ...  The server's processes are the
+      process tree of the one that listens on the port (the master, or the
+      single process), so other servers on the machine are not counted;
+  (b) the PSS growth per IDLE connection: the tree's total PSS before and
+      after N connections (default 200) have logged in, selected INBOX
+      and entered IDLE, divided by N;
+  (c) the time from connect to the tagged OK of LOGIN, median (and
+      spread) of M sequential logins (default 100).
+
+Usage (as root, so that every process's smaps_rollup is readable)::
+
+    python3 tests/bench/procmeasure.py --port 1143 --user 'bench{n}' --users 200 \\
+        --password pass
+
+C{{n}} in the user name is replaced by the connection's number modulo
+C{--users}: Dovecot allows 10 connections per user and address by default
+(C{mail_max_userip_connections}), our server 20 per address
+(C{limits.max_connections_per_ip}); raise those, or spread the
+connections over users.
+
+It can also start the server itself, on a scratch directory, with users
+C{bench0} ... C{bench<users-1>} (password C{--password}) and limits raised
+for the IDLE connections:
+
+    python3 tests/bench/procmeasure.py --start-dovecot /tmp/pm-dovecot
+    python3 tests/bench/procmeasure.py --start-imapd /tmp/pm-imapd
+
+(C{--start-imapd} starts C{twistd -n imapd} of this checkout in
+single-process mode unless C{--multi-process}.)  C{--json FILE} writes
+the figures for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import select
+import socket
+import ssl
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Title prefixes of the processes (a) reports by name; other processes of
+#: the tree (the single-process twistd, Dovecot's helpers) are reported
+#: too, under their program's name.
+TITLES = ("imapd:", "dovecot", "imap-login", "imap")
+
+
+# -- processes -----------------------------------------------------------------
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def listener_pids(port: int) -> set[int]:
+    """The processes holding a socket that listens on C{port}."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    found = set()
+    for pid in _pids():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    found.add(pid)
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def server_tree(port: int) -> set[int]:
+    """The process tree rooted at the top process that listens on C{port}."""
+    holders = listener_pids(port)
+    if not holders:
+        raise SystemExit(f"no process listens on port {port} (run as root to see them all)")
+    roots = {pid for pid in holders if _parent(pid) not in holders}
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        parent = _parent(pid)
+        if parent is not None:
+            children.setdefault(parent, []).append(pid)
+    tree, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in tree:
+            tree.add(pid)
+            todo.extend(children.get(pid, ()))
+    return tree
+
+
+def title(pid: int) -> str:
+    """A process's title (its command line as C{ps} shows it)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def group_of(text: str) -> str:
+    """
+    The group a title is counted in: C{imapd: login}, C{imapd: worker
+    pool-1}, C{imapd: worker USER} (without the address), Dovecot's
+    service names, else the program's name.
+    """
+    words = text.split()
+    if not words:
+        return "?"
+    if words[0] == "imapd:":
+        return " ".join(words[:3] if len(words) > 2 and words[1] == "worker" else words[:2])
+    first = words[0]
+    if first.startswith("dovecot/"):
+        return first.split("/", 1)[1]
+    if any(w.endswith("twistd") for w in words[:2]):
+        return "twistd imapd (single process)"
+    return os.path.basename(first)
+
+
+def pss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def measure_processes(port: int) -> dict:
+    """(a): PSS per process and per group of the server's tree."""
+    processes = []
+    for pid in sorted(server_tree(port)):
+        kb = pss_kb(pid)
+        if kb is None:
+            continue
+        text = title(pid)
+        processes.append({"pid": pid, "title": text, "group": group_of(text), "pss_kb": kb,
+                          "named": text.startswith(TITLES)
+                          or os.path.basename(text.split()[0] if text.split() else "")
+                          .startswith(TITLES)})
+    groups: dict[str, dict] = {}
+    for p in processes:
+        g = groups.setdefault(p["group"], {"count": 0, "pss_kb": 0, "max_kb": 0})
+        g["count"] += 1
+        g["pss_kb"] += p["pss_kb"]
+        g["max_kb"] = max(g["max_kb"], p["pss_kb"])
+    return {"processes": processes, "groups": groups,
+            "total_pss_kb": sum(p["pss_kb"] for p in processes)}
+
+
+# -- IMAP ------------------------------------------------------------------------
+
+
+class Session:
+    """A raw IMAP connection, enough for LOGIN, SELECT, IDLE and LOGOUT."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: float):
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
+        self.buffer = b""
+        self.n = 0
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"server closed the connection; last: {self.buffer!r}")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def greeting(self) -> None:
+        line = self.line()
+        if not line.startswith(b"* OK"):
+            raise ConnectionError(f"greeting: {line!r}")
+
+    def command(self, text: str) -> bytes:
+        """Send a command; return its tagged line (raises unless OK)."""
+        self.n += 1
+        tag = b"p%d" % self.n
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        while True:
+            line = self.line()
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise ConnectionError(f"{text.split()[0]}: {line!r}")
+                return line
+
+    def login(self, user: str, password: str) -> None:
+        self.command(f"LOGIN {quote(user)} {quote(password)}")
+
+    def idle(self) -> None:
+        self.n += 1
+        self.idle_tag = b"p%d" % self.n
+        self.sock.sendall(self.idle_tag + b" IDLE\r\n")
+        while True:
+            line = self.line()
+            if line.startswith(b"+"):
+                return
+            if line.startswith(self.idle_tag + b" "):
+                raise ConnectionError(f"IDLE: {line!r}")
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "idle_tag", None):
+                self.sock.sendall(b"DONE\r\n")
+            self.sock.sendall(b"z LOGOUT\r\n")
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def user_for(pattern: str, n: int, users: int) -> str:
+    return pattern.replace("{n}", str(n % max(users, 1)))
+
+
+def measure_idle(args, tls) -> dict:
+    """(b): total PSS before and after N IDLE connections."""
+    before = measure_processes(args.port)
+    sessions = []
+    try:
+        for n in range(args.connections):
+            s = Session(args.host, args.port, tls, args.timeout)
+            sessions.append(s)
+            s.greeting()
+            s.login(user_for(args.user, n, args.users), args.password)
+            s.command("SELECT INBOX")
+            s.idle()
+        time.sleep(args.settle)
+        after = measure_processes(args.port)
+    finally:
+        for s in sessions:
+            s.close()
+    grown = after["total_pss_kb"] - before["total_pss_kb"]
+    return {"connections": args.connections, "before_kb": before["total_pss_kb"],
+            "after_kb": after["total_pss_kb"], "per_connection_kb": grown / args.connections,
+            "processes_before": len(before["processes"]),
+            "processes_after": len(after["processes"]), "groups_after": after["groups"]}
+
+
+def measure_logins(args, tls) -> dict:
+    """(c): connect to tagged OK of LOGIN, M times one after another."""
+    times = []
+    for n in range(args.logins):
+        started = time.perf_counter()
+        s = Session(args.host, args.port, tls, args.timeout)
+        try:
+            s.greeting()
+            s.login(user_for(args.user, n, args.users), args.password)
+            times.append(time.perf_counter() - started)
+        finally:
+            s.close()
+    ms = sorted(t * 1000 for t in times)
+    return {"logins": len(ms), "median_ms": statistics.median(ms), "min_ms": ms[0],
+            "p90_ms": ms[int(len(ms) * 0.9) - 1] if len(ms) >= 10 else ms[-1], "max_ms": ms[-1]}
+
+
+# -- starting a server -------------------------------------------------------------
+
+
+def start_dovecot(args):
+    sys.path.insert(0, str(REPO))
+    from tests.dovecot_helpers import start_dovecot as start
+
+    root = Path(args.start_dovecot)
+    root.mkdir(parents=True, exist_ok=True)
+    users = {f"bench{n}": args.password for n in range(args.users)}
+    # Room for the IDLE connections: Dovecot's defaults are 100 processes
+    # per service and 10 connections per user and address.
+    extra = ("default_process_limit = 2000\n"
+             "default_client_limit = 4000\n"
+             "protocol imap {\n  mail_max_userip_connections = 1000\n}\n")
+    server = start(root, users, extra=extra)
+    args.port = server.port
+    args.user = "bench{n}"
+    return server.stop
+
+
+def start_imapd(args):
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from e2e_helpers import start_server
+
+    from imapd.tls import generate_self_signed
+
+    root = Path(args.start_imapd)
+    root.mkdir(parents=True, exist_ok=True)
+    cert, key = str(root / "cert.pem"), str(root / "key.pem")
+    if not os.path.exists(cert):
+        generate_self_signed(cert, key, "localhost")
+    settings = {
+        "limits": {"max_connections_per_ip": args.connections + 50,
+                   "max_connections": args.connections + 100},
+        "service": {"single_process": not args.multi_process},
+        "log": {"level": "warn"},
+    }
+    users = {f"bench{n}": args.password for n in range(args.users)}
+    server = start_server(root, (cert, key), settings, users=users)
+    args.port = server.port
+    args.user = "bench{n}"
+    return lambda: server.daemon.stop()
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def report(result: dict) -> None:
+    print(f"(a) PSS by process group ({result['label']}, port {result['port']})")
+    for name, g in sorted(result["processes"]["groups"].items()):
+        print(f"    {name:36} {g['count']:4} process(es)  {g['pss_kb'] / 1024:8.1f} MB"
+              f"  (largest {g['max_kb'] / 1024:.1f} MB)")
+    print(f"    {'total':36} {'':17} {result['processes']['total_pss_kb'] / 1024:8.1f} MB")
+    idle = result.get("idle")
+    if idle:
+        print(f"(b) {idle['connections']} IDLE connections: {idle['before_kb'] / 1024:.1f} MB -> "
+              f"{idle['after_kb'] / 1024:.1f} MB, {idle['per_connection_kb']:.1f} kB per "
+              f"connection ({idle['processes_before']} -> {idle['processes_after']} processes)")
+    logins = result.get("logins")
+    if logins:
+        print(f"(c) connect to LOGIN OK, {logins['logins']} sequential: median "
+              f"{logins['median_ms']:.2f} ms (min {logins['min_ms']:.2f}, p90 "
+              f"{logins['p90_ms']:.2f}, max {logins['max_ms']:.2f})")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--user", default="bench{n}",
+                        help="user name; {n} is the connection number modulo --users")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--password", default="pass")
+    parser.add_argument("--tls", action="store_true", help="the port is implicit TLS")
+    parser.add_argument("--cafile", help="trust anchor for --tls (default: no verification)")
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--logins", type=int, default=100)
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds to wait after the last IDLE before measuring")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--skip", action="append", default=[], choices=["idle", "logins"])
+    parser.add_argument("--label", default="")
+    parser.add_argument("--json", help="write the figures to this file")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--start-dovecot", metavar="DIR",
+                       help="start a private Dovecot on DIR with users bench0..")
+    start.add_argument("--start-imapd", metavar="DIR",
+                       help="start this checkout's imapd on DIR with users bench0..")
+    parser.add_argument("--multi-process", action="store_true",
+                        help="with --start-imapd: the multi-process server")
+    args = parser.parse_args(argv)
+
+    stop = None
+    if args.start_dovecot:
+        stop = start_dovecot(args)
+        args.label = args.label or "dovecot"
+    elif args.start_imapd:
+        stop = start_imapd(args)
+        args.label = args.label or ("imapd" if args.multi_process else "imapd single-process")
+    elif args.port is None:
+        parser.error("--port (or --start-dovecot / --start-imapd) is needed")
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context(cafile=args.cafile)
+        if not args.cafile:
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+    try:
+        result = {"label": args.label or f"port {args.port}", "port": args.port,
+                  "processes": measure_processes(args.port)}
+        if "logins" not in args.skip:
+            result["logins"] = measure_logins(args, tls)
+        if "idle" not in args.skip:
+            result["idle"] = measure_idle(args, tls)
+    finally:
+        if stop is not None:
+            stop()
+    report(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
