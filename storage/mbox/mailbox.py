@@ -47,7 +47,7 @@ from typing import Callable
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout
+from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout, privgroup
 from storage.crlf import header_length
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
@@ -117,6 +117,23 @@ FINE_WINDOW = 0.05
 # path -> (identity, when its content was last read: the file server's
 # clock, from our dotlock's mtime, where we held one; else time.time()).
 _VERIFIED: dict[str, tuple[tuple, float]] = {}
+
+
+def _create_empty(path: str) -> None:
+    """
+    Create a missing mbox, empty.  In a spool the user may not write (a
+    2775 root:mail /var/mail before any mail was delivered), with the
+    privileged group if the process has one (L{locking.privgroup}; what
+    Dovecot's mail_privileged_group is for besides dotlocks).
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    try:
+        os.close(os.open(path, flags, 0o600))
+    except PermissionError:
+        if privgroup.available() is None:
+            raise
+        with privgroup.held():
+            os.close(os.open(path, flags, 0o600))
 
 
 def _identity(st: os.stat_result) -> tuple:
@@ -665,7 +682,7 @@ class MboxMailbox:
         if not os.path.exists(self.path):
             # The kernel locks of the chain need the file: create it (empty).
             try:
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+                _create_empty(self.path)
             except OSError as e:
                 raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
         chain = self.locks.chain(self.path, write=True)

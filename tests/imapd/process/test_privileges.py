@@ -238,3 +238,49 @@ def test_stale_dotlock_in_the_spool_broken_through_the_group(make_system_user, m
     seen = in_child(check)
     assert seen["holder"] != 4194305
     assert seen["left"] == [alice.name]
+
+
+def append_to_spool_inbox(user, spool):
+    """In the child: APPEND to the user's mbox INBOX in the spool, as a worker does."""
+    from storage.registry import open_store
+
+    def check():
+        become_user(record_of(user), MAIL_GROUP)
+        store = open_store(f"mbox:{user.home}/mail:INBOX={spool}/%u", user.name, str(user.home))
+        try:
+            box = store.open("INBOX")
+            t = box.transaction()
+            t.append(b"From: a@example.org\r\nSubject: spool\r\n\r\nhello\r\n")
+            t.commit()
+            box.close()
+        finally:
+            store.close()
+        st = os.stat(spool / user.name)
+        return {"owner": [st.st_uid, st.st_gid], "left": sorted(os.listdir(spool)),
+                "gid": os.getresgid(), "data": open(spool / user.name, "rb").read().decode()}
+
+    return in_child(check)
+
+
+def test_append_to_the_spool_inbox(make_system_user, mail_spool):
+    """The mbox store locks and appends in the 2775 spool as the user."""
+    alice = make_system_user("alice")
+    spool_mbox(mail_spool, alice)
+    seen = append_to_spool_inbox(alice, mail_spool)
+    assert "Subject: spool" in seen["data"]
+    assert seen["left"] == [alice.name]  # no lock or temporary file left
+    assert seen["owner"] == [alice.uid, grp.getgrnam(MAIL_GROUP).gr_gid]
+    assert seen["gid"][1] == alice.gid
+
+
+def test_missing_spool_inbox_created_through_the_group(make_system_user, mail_spool):
+    """
+    A user whose spool mbox does not exist yet (no mail delivered): the
+    INBOX is created with the privileged group, as Dovecot does, and is
+    the user's.
+    """
+    alice = make_system_user("alice")
+    seen = append_to_spool_inbox(alice, mail_spool)
+    assert "Subject: spool" in seen["data"]
+    assert seen["left"] == [alice.name]
+    assert seen["owner"][0] == alice.uid
