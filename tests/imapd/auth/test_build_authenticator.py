@@ -105,3 +105,17 @@ def test_system_users_without_any_password_check(tmp_path):
     with pytest.raises(ConfigError) as caught:
         build(config, effective)
     assert (caught.value.source, caught.value.option) == (path, "userdb.system")
+
+
+def test_pam_without_passwd_file_makes_no_demo_user(tmp_path, monkeypatch):
+    """The embedded default's demo passwd-file is not made when PAM checks passwords."""
+    from imapd.defaults import prepare
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, {"auth.pam": "imapd", "tls.enabled": False,
+                                "listen": ["tcp:1143:interface=127.0.0.1"],
+                                "mail.location": "maildir:~/Maildir"})
+    effective = prepare(config)
+    assert effective.passwd_file == ""
+    assert not (tmp_path / "imapd-data" / "passwd").exists()
+    assert not (tmp_path / "imapd-data" / "demo-password").exists()
