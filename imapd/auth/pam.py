@@ -127,21 +127,30 @@ class PamChecker:
 
     def _check(self, username: str | bytes, password: str | bytes) -> str:
         started = self.clock()
-        user = _text(username, "user name")
+        try:
+            user = _text(username, "user name")
+        except UnauthorizedLogin:
+            self._pad(started)
+            raise
         if isinstance(password, str):
             password = password.encode("utf-8")
         ok, reason = self._check_pam(user, password, self.service)
         took = self.clock() - started
         with self._lock:
             self._slowest = min(max(self._slowest, took), _MAX_PAD)
-            pad = self._slowest * _MARGIN + _MARGIN_S
         if ok:
             return user
-        left = started + pad - self.clock()
-        if left > 0:
-            self.sleep(left)
+        self._pad(started)
         # PAM's reason ("Authentication failure", "User not known to the
         # underlying authentication module") is for the log only.
         _log.info("Authentication refused for {user!r}: PAM service {service!r}: {reason}",
                   user=user, service=self.service, reason=reason)
         raise UnauthorizedLogin("Authentication failed")
+
+    def _pad(self, started: float) -> None:
+        """Wait until a refusal started at C{started} took as long as the slowest check."""
+        with self._lock:
+            pad = self._slowest * _MARGIN + _MARGIN_S
+        left = started + pad - self.clock()
+        if left > 0:
+            self.sleep(left)

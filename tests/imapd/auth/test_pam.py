@@ -102,3 +102,18 @@ def test_service_names_that_are_no_service(service):
         pam_service_file(service)
     with pytest.raises(ValueError):
         PamChecker(service, runner=synchronous, check=lambda *a: (True, ""))
+
+
+def test_user_name_not_utf8_refused_after_the_same_time():
+    clock = Clock()
+
+    def pam(user, password, service):
+        clock.now += 0.3
+        return True, "Success"
+
+    checker = PamChecker("imapd", runner=synchronous, check=pam)
+    checker.clock, checker.sleep = clock, clock.sleep
+    assert check(checker, b"known", b"pw") == "known"
+    start = clock.now
+    assert isinstance(check(checker, b"\xff\xfe", b"pw"), UnauthorizedLogin)
+    assert clock.now - start == pytest.approx(0.3 * 1.1 + 0.01)
