@@ -5,6 +5,10 @@ database, synchronously through the runner seams.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from twisted.cred.error import UnauthorizedLogin
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,7 +25,11 @@ def synchronous(f, *args):
 
 class AuthenticatorTests(SynchronousTestCase):
     def setUp(self):
-        path = self.mktemp()
+        # Not trial's mktemp(): under pytest it writes below the working
+        # directory, i.e. into the checkout.
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "passwd")
         stored = hash_password(b"secret")
         with open(path, "w") as f:
             f.write(f"alice:{stored}:1001:1002::/home/alice::userdb_mail=maildir:~/M\n"
