@@ -284,3 +284,34 @@ def test_missing_spool_inbox_created_through_the_group(make_system_user, mail_sp
     assert "Subject: spool" in seen["data"]
     assert seen["left"] == [alice.name]
     assert seen["owner"][0] == alice.uid
+
+
+def test_process_wide_fallback_off_linux(make_system_user, mail_spool):
+    """
+    Without the per-thread system call (another kernel), the whole
+    process takes the group, one window at a time, and gives it back.
+    """
+    alice = make_system_user("alice")
+    mbox = spool_mbox(mail_spool, alice)
+    mail = grp.getgrnam(MAIL_GROUP).gr_gid
+
+    def check():
+        become_user(record_of(alice), MAIL_GROUP)
+        privgroup._syscall = None  # this child only
+        lock = DotLock(str(mbox))
+        lock.acquire(timeout=5)
+        owner = os.stat(str(mbox) + ".lock").st_gid
+        lock.release()
+        with privgroup.held():
+            inside = os.getresgid()
+            with privgroup.held():  # nested (a break-lock inside a lock)
+                nested = os.getresgid()
+            still = os.getresgid()
+        return {"owner": owner, "inside": inside, "nested": nested, "still": still,
+                "after": os.getresgid(), "left": sorted(os.listdir(mail_spool))}
+
+    seen = in_child(check)
+    assert seen["owner"] == mail
+    assert seen["inside"] == seen["nested"] == seen["still"] == [alice.gid, mail, mail]
+    assert seen["after"] == [alice.gid, alice.gid, mail]
+    assert seen["left"] == [alice.name]
