@@ -28,6 +28,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +63,17 @@ def need_root() -> None:
 
 
 def _run(*argv: str, stdin: str | None = None) -> None:
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): "
-                           f"{result.stderr.strip()}")
+    for attempt in range(20):
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
+        if result.returncode == 0:
+            return
+        # Another process (a test run beside this one) holds the lock of
+        # /etc/passwd or /etc/group for a moment: try again.
+        if "lock" not in result.stderr:
+            break
+        time.sleep(0.1 * (attempt + 1))
+    raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): "
+                       f"{result.stderr.strip()}")
 
 
 def _unique(role: str) -> str:
