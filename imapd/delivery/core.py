@@ -29,10 +29,10 @@ from typing import BinaryIO, Callable, Optional
 
 from twisted.logger import Logger
 
-from storage.errors import LockUnavailable, MailboxNotFound, StoreError
+from storage.errors import InvalidMailboxName, LockUnavailable, MailboxNotFound, StoreError
 
 __all__ = ["DeliveryError", "UnknownUser", "BadAddress", "OverQuota", "TemporaryFailure",
-           "Recipient", "Message", "Deliverer", "userdb_lookup", "split_address",
+           "CannotCreate", "Recipient", "Message", "Deliverer", "userdb_lookup", "split_address",
            "INBOX"]
 
 _log = Logger(namespace="imapd.delivery")
@@ -83,6 +83,13 @@ class OverQuota(DeliveryError):
 
     code = 552
     status = "5.2.2"
+
+
+class CannotCreate(DeliveryError):
+    """A folder named explicitly (the LDA's C{-m}) that cannot exist."""
+
+    code = 550
+    status = "5.2.0"
 
 
 class TemporaryFailure(DeliveryError):
@@ -172,19 +179,22 @@ class Message:
         return message
 
     @classmethod
-    def from_file(cls, file: BinaryIO, limit: int = 0) -> "Message":
+    def from_file(cls, file: BinaryIO, limit: int = 0, first: bytes = b"") -> "Message":
         """
-        Read C{file} to its end.
+        C{first}, then C{file} read to its end.
 
         @param limit: the largest message accepted (0: none).
-        @raises OverQuota: with C{5.3.4} when C{file} holds more.
+        @raises DeliveryError: 552 5.3.4 when there is more.
         """
         message = cls()
+        chunk = first
         while True:
-            chunk = file.read(cls.CHUNK)
+            if not chunk:
+                chunk = file.read(cls.CHUNK)
             if not chunk:
                 return message
             message.write(chunk)
+            chunk = b""
             if limit and message.size > limit:
                 message.close()
                 raise DeliveryError(f"Message larger than {limit} octets", 552, "5.3.4")
@@ -310,9 +320,11 @@ class Deliverer:
         (RFC 5321 section 4.4, the envelope sender) and C{Delivered-To:}
         (the address as given, as Postfix and Dovecot add it) in front.
 
-        @param strict_folder: refuse (temporarily) when the folder asked
-            for does not exist; otherwise INBOX takes the message, as for
-            a C{user+detail} that names no folder.
+        @param strict_folder: the folder was named explicitly (C{-m}): a
+            name no store accepts is an error (L{CannotCreate}).  A folder
+            that does not exist is never one: INBOX takes the message, as
+            for a C{user+detail} that names no folder (Dovecot's LDA does
+            the same).
         @return: (mailbox name, UID).
         @raises DeliveryError: see the module docstring.
         """
@@ -338,13 +350,11 @@ class Deliverer:
                 store.open(recipient.folder, True).close()
                 name = recipient.folder
             except MailboxNotFound:
+                pass
+            except InvalidMailboxName as e:
+                # A detail that is no folder name is no reason to bounce.
                 if strict_folder:
-                    raise TemporaryFailure(f"Folder {recipient.folder!r} does not exist",
-                                           451, "4.2.0") from None
-            except StoreError:
-                # An unusable name (InvalidMailboxName) is no reason to bounce.
-                if strict_folder:
-                    raise
+                    raise CannotCreate(f"Folder {recipient.folder!r}: {e}") from None
         self._check_quota(store, recipient.user, message.stored_size(prefix))
         data = message.with_prefix(prefix)
         try:
