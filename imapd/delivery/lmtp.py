@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd.delivery.core import DeliveryError, Message, TemporaryFailure
+from imapd.mailwatch import watcher_for
 from imapd.delivery.syntax import Lhlo, MailFrom, RcptTo, Simple, SyntaxProblem, Vrfy, parse_command
 
 __all__ = ["LMTPSettings", "LMTPFactory", "LMTPServer", "build_lmtp_factory"]
@@ -388,6 +389,8 @@ class LMTPServer(Protocol):
             _log.info("Delivered to {user} ({mailbox} UID {uid}), from <{sender}>",
                       user=recipient.user, mailbox=mailbox, uid=uid, sender=sender)
             self._send(_reply(250, "2.0.0", f"<{recipient.address}> Saved"))
+            # Sessions of this user in IDLE look now, not at their poll.
+            watcher_for(self.factory.reactor).changed(recipient.user)
 
     # -- pausing while the pool works --------------------------------------
 

@@ -142,6 +142,39 @@ def test_idle_session_sees_delivery_quickly(lmtp_server):
         # Far below the 30 s poll; generous for a loaded 2-core machine.
         assert seen - started < 5.0, (seen - started, delivered - started)
         client.imap.send(b"DONE\r\n")
-        assert client.imap.readline().startswith(b"i1 OK")
+        while not (line := client.imap.readline()).startswith(b"i1 "):
+            assert line.startswith(b"* "), line
+        assert line.startswith(b"i1 OK")
+        print(f"EXISTS {seen - delivered:.3f}s after the LMTP reply")
+    finally:
+        client.close()
+
+
+def test_idle_session_sees_lda_delivery_quickly(lmtp_server):
+    """
+    A delivery by another process (imapd-deliver, the LDA) also wakes an
+    IDLE session well before its 30 s poll: inotify on the mailbox's
+    files, not a notice from within the daemon.
+    """
+    import subprocess
+    import sys
+
+    from e2e_helpers import REPO, LineClient, daemon_env
+
+    client = LineClient(lmtp_server)
+    try:
+        client.cmd("SELECT INBOX")
+        client.imap.send(b"i1 IDLE\r\n")
+        assert client.imap.readline().startswith(b"+ ")
+        result = subprocess.run(
+            [sys.executable, "-m", "imapd.delivery.lda", "-c", str(lmtp_server.config),
+             "-d", "alice"], input=MESSAGE, env=daemon_env(), cwd=REPO,
+            capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        delivered = time.monotonic()
+        lines = client.unsolicited(1, seconds=10)
+        assert lines and lines[0] == "* 1 EXISTS", lines
+        assert time.monotonic() - delivered < 5.0
+        print(f"EXISTS {time.monotonic() - delivered:.3f}s after the LDA exited")
     finally:
         client.close()
