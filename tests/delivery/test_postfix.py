@@ -137,6 +137,8 @@ def setup(request, tmp_path, tls_files):
     server = start_server(tmp_path, tls_files, {
         "lmtp_listen": [f"tcp:{lmtp_port}:interface=127.0.0.1", f"unix:{socket_path}"],
         "mail": {"location": location},
+        # IDLE's poll far away: only the delivery's wake-up can be quick.
+        "limits": {"idle_poll_interval": 30.0},
     })
     postfix_dir = shared / "postfix"
     postfix_dir.mkdir()
@@ -214,3 +216,29 @@ def test_postfix_bounces_unknown_user(setup):
         assert time.monotonic() < deadline, postfix.maillog()
         time.sleep(0.3)
     assert "550 5.1.1" in postfix.maillog()
+
+
+def test_idle_sees_mail_postfix_delivered_within_seconds(setup):
+    """
+    An IDLE session sees a message submitted to Postfix (queue, LMTP
+    client, our LMTP) long before its 30 s poll.
+    """
+    from e2e_helpers import LineClient
+
+    server, postfix = setup
+    client = LineClient(server)
+    try:
+        client.cmd("SELECT INBOX")
+        client.imap.send(b"i1 IDLE\r\n")
+        assert client.imap.readline().startswith(b"+ ")
+        started = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as smtp:
+            smtp.sendmail("sender@outside.test", ["alice@example.org"],
+                          b"Subject: idle\r\n\r\nhello\r\n")
+        lines = client.unsolicited(1, seconds=15)
+        elapsed = time.monotonic() - started
+        assert lines and lines[0] == "* 1 EXISTS", (lines, postfix.maillog())
+        assert elapsed < 10, elapsed
+        print(f"EXISTS {elapsed:.3f}s after the SMTP submission to Postfix")
+    finally:
+        client.close()
