@@ -99,3 +99,39 @@ def test_over_quota_and_tempfail(config, tmp_path, location, passwd_file):
         f.write("not a directory")
     result = lda("-c", config, "-d", "alice")
     assert result.returncode == 75, result.stderr
+
+
+def test_failed_write_leaves_nothing_half_written(config, location, tmp_path):
+    """
+    A write that fails half-way (here the file size limit, RLIMIT_FSIZE,
+    standing in for a full disk) is a temporary failure (75) and leaves the
+    mailbox exactly as it was: no partial message, no stray temporary file.
+    """
+    import resource
+    import signal
+
+    assert lda("-c", config, "-d", "alice").returncode == 0
+    before = messages_of(location, "alice", tmp_path)
+    mail_root = tmp_path / "mail"
+    files_before = {p: p.stat().st_size for p in mail_root.rglob("*") if p.is_file()}
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    big = MESSAGE + b"".join(b"line %06d of a message that will not fit\n" % i
+                             for i in range(1500))
+    roomy = tmp_path / "roomy.toml"
+    roomy.write_text(open(config).read().replace("max_message_size = 2000", ""))
+    result = subprocess.run([sys.executable, "-m", "imapd.delivery.lda", "-c", str(roomy),
+                             "-d", "alice"], input=big, env=daemon_env(), cwd=REPO,
+                            capture_output=True, timeout=60, preexec_fn=limit)
+    assert result.returncode == 75, result.stderr
+    assert b"4.3.0 Temporary store failure" in result.stderr
+    assert messages_of(location, "alice", tmp_path) == before
+    leftovers = {p: p.stat().st_size for p in mail_root.rglob("*") if p.is_file()}
+    changed = {p for p in set(leftovers) | set(files_before)
+               if leftovers.get(p) != files_before.get(p)}
+    # Only bookkeeping of the store may differ (nothing was delivered).
+    assert not {p for p in changed if "tmp" in p.parts or p.parent.name in ("new", "cur")
+                or p.name.endswith(".inbox") or p.name == "alice"}, changed
