@@ -663,6 +663,12 @@ class LmtpSection:
         "answered 451 and the MTA tries again later.",
         _positive,
     )
+    max_connections: int = opt(
+        100,
+        "Open LMTP connections accepted at once; beyond them the MTA hears 421\n"
+        "and tries again later (Postfix opens up to 20 per destination).",
+        _positive,
+    )
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ class LMTPSettings:
     #: Seconds one delivery may take before the recipient gets 451: a hung
     #: store must not hold the MTA for ever.
     delivery_timeout: float = 60.0
+    #: Open LMTP connections; the next one is answered 421 and closed (the
+    #: MTA tries again later).  Postfix opens up to 20 per destination.
+    max_connections: int = 100
 
 
 class LMTPFactory(Factory):
@@ -80,7 +83,12 @@ class LMTPFactory(Factory):
         self.pool = pool
         self.hostname = hostname
 
+        #: Open connections (L{LMTPSettings.max_connections}).
+        self.connections = 0
+
     def buildProtocol(self, addr):
+        if self.connections >= self.settings.max_connections:
+            return _Busy(self.hostname)
         proto = LMTPServer(self)
         proto.factory = self
         return proto
@@ -90,6 +98,18 @@ class LMTPFactory(Factory):
         if self.pool is None:
             return defer.maybeDeferred(fn, *args)
         return self.pool.run(self.reactor, (user, None), fn, *args)
+
+
+class _Busy(Protocol):
+    """A connection beyond the limit: RFC 5321 section 3.8's 421, then close."""
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+
+    def connectionMade(self) -> None:
+        self.transport.write(f"421 4.3.2 {self.hostname} Too many connections, try again "
+                             f"later\r\n".encode("utf-8", "replace"))
+        self.transport.loseConnection()
 
 
 def _reply(code: int, status: str, text: str) -> bytes:
@@ -123,11 +143,13 @@ class LMTPServer(Protocol):
     # -- connection --------------------------------------------------------
 
     def connectionMade(self) -> None:
+        self.factory.connections += 1
         # RFC 2034 section 3: no enhanced status code in the greeting.
         self._send(f"220 {self.factory.hostname} LMTP ready\r\n".encode("utf-8", "replace"))
         self._touch()
 
     def connectionLost(self, reason=None) -> None:
+        self.factory.connections -= 1
         self._closed = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
@@ -431,5 +453,6 @@ def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
         max_recipients=section.max_recipients,
         timeout=section.timeout,
         delivery_timeout=section.delivery_timeout,
+        max_connections=section.max_connections,
     )
     return LMTPFactory(deliverer, settings, reactor, pool, hostname=effective.hostname)

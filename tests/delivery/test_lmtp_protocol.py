@@ -251,3 +251,20 @@ def test_hung_delivery_answers_451_after_timeout(deliverer, clock, make_lmtp, mo
     assert lmtp.lines() == ["451 4.3.0 <alice> Mail store not responding, try again later",
                             "250 2.0.0 Ok"]
     hung.callback(("INBOX", 1))  # late: only logged
+
+
+def test_connections_beyond_the_limit_get_421(make_lmtp):
+    """Past max_connections, a new connection hears 421 4.3.2; a closed one frees a place."""
+    from twisted.internet.testing import StringTransport
+
+    first = make_lmtp(max_connections=1)
+    factory = first.proto.factory
+    extra = factory.buildProtocol(None)
+    transport = StringTransport()
+    extra.makeConnection(transport)
+    assert transport.value() == b"421 4.3.2 lmtp.test Too many connections, try again later\r\n"
+    assert transport.disconnecting
+    first.proto.connectionLost(None)
+    again = factory.buildProtocol(None)
+    again.makeConnection(StringTransport())
+    assert factory.connections == 1
