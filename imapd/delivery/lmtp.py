@@ -222,29 +222,37 @@ class LMTPServer(Protocol):
         was seen (False: more input is needed).
         """
         buf = self._buffer
-        while buf:
-            if self._at_line_start and buf[:1] == b".":
-                if len(buf) < 3 and b".\r\n".startswith(buf):
-                    break  # maybe the end, maybe not: wait for more
-                if buf.startswith(b".\r\n"):
-                    self._buffer = buf[3:]
-                    self._end_of_data()
-                    return True
-                buf = buf[1:]  # a stuffed dot
+        pos, size = 0, len(buf)
+        while pos < size:
+            if self._at_line_start:
+                if buf[pos:pos + 1] == b".":
+                    if size - pos < 3 and b".\r\n".startswith(buf[pos:]):
+                        break  # maybe the end, maybe not: wait for more
+                    if buf.startswith(b".\r\n", pos):
+                        self._buffer = buf[pos + 3:]
+                        self._end_of_data()
+                        return True
+                    pos += 1  # a stuffed dot
                 self._at_line_start = False
-            end = buf.find(b"\r\n")
-            if end < 0:
-                # No line end yet: keep a trailing CR (maybe half of one).
+            # Whole runs of lines at once: only a line that starts with a
+            # dot needs a look (per line, a large message would cost
+            # a copy of the rest of the buffer for each of its lines).
+            found = buf.find(b"\r\n.", pos)
+            if found >= 0:
+                self._store(buf[pos:found + 2])
+                pos = found + 2
+                self._at_line_start = True
+            elif buf.endswith(b"\r\n"):
+                self._store(buf[pos:])
+                pos = size
+                self._at_line_start = True
+            else:
+                # Keep a trailing CR: it may begin the CRLF before a dot.
                 keep = 1 if buf.endswith(b"\r") else 0
-                if len(buf) > keep:
-                    self._store(buf[:len(buf) - keep])
-                    self._at_line_start = False
-                buf = buf[len(buf) - keep:]
+                self._store(buf[pos:size - keep])
+                pos = size - keep
                 break
-            self._store(buf[:end + 2])
-            buf = buf[end + 2:]
-            self._at_line_start = True
-        self._buffer = buf
+        self._buffer = buf[pos:]
         return False
 
     def _store(self, data: bytes) -> None:
