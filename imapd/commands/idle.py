@@ -33,7 +33,10 @@ async def _subscribe(session, wake):
     if session.selected is not None:
         # Deciding (and stat-ing) the paths may touch shared storage: in
         # the pool, never on the reactor thread.
-        dirs, files = await session.run(watch_paths, session.selected.mailbox)
+        try:
+            dirs, files = await session.run(watch_paths, session.selected.mailbox)
+        except Exception as e:  # a mailbox gone or unreadable: the poll still runs
+            session.log.debug("No watch for IDLE: {error}", error=str(e))
     return watcher_for(session.clock).subscribe(session.account.user, wake, dirs, files)
 
 
