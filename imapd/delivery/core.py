@@ -344,26 +344,15 @@ class Deliverer:
             store.close()
 
     def _deliver(self, store, recipient, message, sender, prefix, strict_folder):
-        name = INBOX
-        if recipient.folder and recipient.folder.upper() != INBOX:
-            try:
-                store.open(recipient.folder, True).close()
-                name = recipient.folder
-            except MailboxNotFound:
-                pass
-            except InvalidMailboxName as e:
-                # A detail that is no folder name is no reason to bounce.
-                if strict_folder:
-                    raise CannotCreate(f"Folder {recipient.folder!r}: {e}") from None
-        self._check_quota(store, recipient.user, message.stored_size(prefix))
-        data = message.with_prefix(prefix)
+        mailbox = self._open_target(store, recipient, strict_folder)
         try:
-            mailbox = store.open(name, False)
+            self._check_quota(store, recipient.user, message.stored_size(prefix))
+            # mbox: the From_ line names the envelope sender, as every local
+            # delivery agent writes it.
+            if hasattr(mailbox, "sender"):
+                mailbox.sender = sender or "MAILER-DAEMON"
+            data = message.with_prefix(prefix)
             try:
-                # mbox: the From_ line names the envelope sender, as every
-                # local delivery agent writes it.
-                if hasattr(mailbox, "sender"):
-                    mailbox.sender = sender or "MAILER-DAEMON"
                 tx = mailbox.transaction()
                 try:
                     if isinstance(data, bytes):
@@ -377,11 +366,29 @@ class Deliverer:
                     _rollback(tx)
                     raise
             finally:
-                mailbox.close()
+                if not isinstance(data, bytes):
+                    data.close()
         finally:
-            if not isinstance(data, bytes):
-                data.close()
-        return name, result.appended[-1] if result.appended else 0
+            mailbox.close()
+        return mailbox.name, result.appended[-1] if result.appended else 0
+
+    def _open_target(self, store, recipient: Recipient, strict_folder: bool):
+        """
+        The mailbox to append to, opened for writing: the folder asked for
+        if it exists, else INBOX (opened once: for mbox an open reads the
+        file's state).
+        """
+        folder = recipient.folder
+        if folder and folder.upper() != INBOX:
+            try:
+                return store.open(folder, False)
+            except MailboxNotFound:
+                pass
+            except InvalidMailboxName as e:
+                # A detail that is no folder name is no reason to bounce.
+                if strict_folder:
+                    raise CannotCreate(f"Folder {folder!r}: {e}") from None
+        return store.open(INBOX, False)
 
     def _check_quota(self, store, user: str, octets: int) -> None:
         from imapd.commands import quota
