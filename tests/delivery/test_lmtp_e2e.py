@@ -7,7 +7,9 @@ UNIX socket, on Maildir and mbox; the messages are then read over IMAP.
 from __future__ import annotations
 
 import imaplib
+import os
 import smtplib
+import stat
 import time
 
 import pytest
@@ -178,3 +180,41 @@ def test_idle_session_sees_lda_delivery_quickly(lmtp_server):
         print(f"EXISTS {time.monotonic() - delivered:.3f}s after the LDA exited")
     finally:
         client.close()
+
+
+def test_hung_store_answers_451_and_spares_other_users(tmp_path, tls_files):
+    """
+    A recipient whose mailbox hangs (its mbox INBOX is a FIFO: opening it
+    blocks as a read from a dead NFS server does) gets 451 4.3.0 after
+    lmtp.delivery_timeout; the other recipient of the same message gets
+    250, later deliveries to others go through at once, and nothing was
+    written for the hung one.
+    """
+    (port,) = free_ports(1)
+    server = start_server(tmp_path, tls_files, {
+        "lmtp_listen": [f"tcp:{port}:interface=127.0.0.1"],
+        "mail": {"location": location_for("mbox", tmp_path)},
+        "lmtp": {"delivery_timeout": 2.0},
+    }, users={"bob": "pw"})
+    try:
+        (tmp_path / "mail").mkdir(exist_ok=True)
+        fifo = tmp_path / "mail" / "alice.inbox"
+        os.mkfifo(fifo)
+        with smtplib.LMTP(server.host, port) as lmtp:
+            lmtp.ehlo("mta.test")
+            assert lmtp.mail("sender@example.net")[0] == 250
+            assert lmtp.rcpt("alice@example.org")[0] == 250
+            assert lmtp.rcpt("bob@example.org")[0] == 250
+            started = time.monotonic()
+            code, text = lmtp.data(MESSAGE)
+            assert (code, text[:5]) == (451, b"4.3.0"), text
+            assert 1.5 < time.monotonic() - started < 30
+            assert lmtp.getreply() == (250, b"2.0.0 <bob@example.org> Saved")
+            for _ in range(3):
+                started = time.monotonic()
+                assert lmtp.sendmail("sender@example.net", ["bob@example.org"], MESSAGE) == {}
+                assert time.monotonic() - started < 1.5
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        assert "Delivery to alice has taken 2.0s; answered 451" in server.daemon.log()
+    finally:
+        server.daemon.stop()
