@@ -62,3 +62,17 @@ class LMTPClient:
         return [line for line in data.decode("utf-8", "replace").split("\r\n") if line]
 
 
+
+
+def idling(server):
+    """
+    An IMAP session (L{e2e_helpers.LineClient}) of the daemon C{server}'s
+    user with INBOX selected and IDLE started; the caller closes it.
+    """
+    from e2e_helpers import LineClient
+
+    client = LineClient(server)
+    client.cmd("SELECT INBOX")
+    client.imap.send(b"i1 IDLE\r\n")
+    assert client.imap.readline().startswith(b"+ ")
+    return client

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from e2e_helpers import free_ports, start_server
+from tests.delivery.delivery_helpers import idling
 
 MESSAGE = (b"From: Sender <sender@example.net>\r\nTo: alice@example.org\r\n"
            b"Subject: over LMTP\r\n\r\nHello over LMTP.\r\n.leading dot\r\n")
@@ -127,13 +128,8 @@ def test_idle_session_sees_delivery_quickly(lmtp_server):
     A session in IDLE gets EXISTS well before its poll (30 s here) after
     an LMTP delivery: the delivery wakes it (inotify on the mailbox).
     """
-    from e2e_helpers import LineClient
-
-    client = LineClient(lmtp_server)
+    client = idling(lmtp_server)
     try:
-        client.cmd("SELECT INBOX")
-        client.imap.send(b"i1 IDLE\r\n")
-        assert client.imap.readline().startswith(b"+ ")
         started = time.monotonic()
         with smtplib.LMTP(lmtp_server.host, lmtp_server.lmtp_port) as lmtp:
             lmtp.sendmail("sender@example.net", ["alice@example.org"], MESSAGE)
@@ -161,13 +157,10 @@ def test_idle_session_sees_lda_delivery_quickly(lmtp_server):
     import subprocess
     import sys
 
-    from e2e_helpers import REPO, LineClient, daemon_env
+    from e2e_helpers import REPO, daemon_env
 
-    client = LineClient(lmtp_server)
+    client = idling(lmtp_server)
     try:
-        client.cmd("SELECT INBOX")
-        client.imap.send(b"i1 IDLE\r\n")
-        assert client.imap.readline().startswith(b"+ ")
         result = subprocess.run(
             [sys.executable, "-m", "imapd.delivery.lda", "-c", str(lmtp_server.config),
              "-d", "alice"], input=MESSAGE, env=daemon_env(), cwd=REPO,

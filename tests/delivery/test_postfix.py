@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from e2e_helpers import free_ports, start_server
+from tests.delivery.delivery_helpers import idling
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 
@@ -223,14 +224,9 @@ def test_idle_sees_mail_postfix_delivered_within_seconds(setup):
     An IDLE session sees a message submitted to Postfix (queue, LMTP
     client, our LMTP) long before its 30 s poll.
     """
-    from e2e_helpers import LineClient
-
     server, postfix = setup
-    client = LineClient(server)
+    client = idling(server)
     try:
-        client.cmd("SELECT INBOX")
-        client.imap.send(b"i1 IDLE\r\n")
-        assert client.imap.readline().startswith(b"+ ")
         started = time.monotonic()
         with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as smtp:
             smtp.sendmail("sender@outside.test", ["alice@example.org"],
