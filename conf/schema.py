@@ -37,6 +37,7 @@ __all__ = [
     "QuotaSection",
     "MailboxesSection",
     "UserdbSection",
+    "LmtpSection",
     "ServiceSection",
     "parse_size",
     "SECTIONS",
@@ -117,6 +118,15 @@ def _listen(value) -> None:
         check_endpoint(description)
 
 
+def _lmtp_listen(value) -> None:
+    from conf.endpoints import check_endpoint, uses_tls_section
+
+    for description in value:
+        check_endpoint(description)
+        if uses_tls_section(description):
+            raise ValueError(f"{description!r}: LMTP listeners are plain (tcp: or unix:)")
+
+
 def _mail_location(value) -> None:
     """
     Parse the location as the store will (for a made-up user with a home),
@@ -159,6 +169,14 @@ class ServerSection:
         "implicit TLS with its own certificate; unix:/path/to/socket also works.\n"
         "No interface means every address.",
         check=_listen,
+    )
+    lmtp_listen: tuple[str, ...] = opt(
+        (),
+        "Where to accept LMTP (RFC 2033) deliveries from the MTA, as endpoint\n"
+        "strings like listen: unix:/run/imapd/lmtp, tcp:24:interface=127.0.0.1.\n"
+        "LMTP has no authentication: listen only where the MTA alone can\n"
+        "connect.  Empty: no LMTP.  See [lmtp].",
+        check=_lmtp_listen,
     )
     hostname: str = opt(
         "",
@@ -620,6 +638,42 @@ class MailboxesSection:
 
 
 @dataclass(frozen=True)
+class LmtpSection:
+    """C{[lmtp]}: delivery over LMTP (the listeners are C{lmtp_listen})."""
+
+    recipient_delimiter: str = opt(
+        "",
+        "Characters that separate a user from a detail, as Postfix's option of\n"
+        "the same name: with \"+\", mail to alice+lists@example.org goes to\n"
+        "alice's folder \"lists\" if it exists, else to her INBOX.  Empty: none.",
+    )
+    max_message_size: int = opt(
+        0,
+        "Largest message accepted, in octets (advertised as SIZE).  0: the same\n"
+        "as limits.max_literal, the largest APPEND.",
+        _non_negative,
+    )
+    max_recipients: int = opt(
+        100, "Recipients accepted in one transaction (RFC 5321 asks for 100).", _positive
+    )
+    timeout: float = opt(
+        300.0, "Seconds an LMTP connection may stay silent before it is closed.", _positive
+    )
+    delivery_timeout: float = opt(
+        60.0,
+        "Seconds one delivery may take (a hung store) before the recipient is\n"
+        "answered 451 and the MTA tries again later.",
+        _positive,
+    )
+    max_connections: int = opt(
+        100,
+        "Open LMTP connections accepted at once; beyond them the MTA hears 421\n"
+        "and tries again later (Postfix opens up to 20 per destination).",
+        _positive,
+    )
+
+
+@dataclass(frozen=True)
 class UrlauthSection:
     """C{[urlauth]}: URLAUTH (RFC 4467) URLs fetched by others."""
 
@@ -642,6 +696,7 @@ SECTIONS: dict[str, type] = {
     "quota": QuotaSection,
     "mailboxes": MailboxesSection,
     "urlauth": UrlauthSection,
+    "lmtp": LmtpSection,
     "userdb": UserdbSection,
     "service": ServiceSection,
     "log": LogSection,
@@ -666,6 +721,7 @@ class Config:
     quota: QuotaSection = field(default_factory=QuotaSection)
     mailboxes: MailboxesSection = field(default_factory=MailboxesSection)
     urlauth: UrlauthSection = field(default_factory=UrlauthSection)
+    lmtp: LmtpSection = field(default_factory=LmtpSection)
     userdb: UserdbSection = field(default_factory=UserdbSection)
     service: ServiceSection = field(default_factory=ServiceSection)
     log: LogSection = field(default_factory=LogSection)

@@ -234,3 +234,23 @@ def prepare(config: Config) -> Effective:
         index_dir=index_dir,
         allow_plaintext_auth=allow,
     )
+
+
+def prepare_delivery(config: Config) -> Effective:
+    """
+    What the LDA (C{imapd-deliver}) needs of L{prepare}: the passwd-file,
+    mail location and index directory the daemon uses, with the same
+    shared-storage decisions (NFS flushing, mbox lock methods), but
+    nothing generated: a delivery creates no certificate and no demo user.
+
+    @raises OSError: the index directory cannot be created.
+    """
+    data_dir = config.server.data_dir
+    hostname = config.server.hostname or socket.gethostname() or "localhost"
+    passwd_file = config.auth.passwd_file or os.path.join(data_dir, "passwd")
+    location = config.mail.location or f"maildir:{os.path.join(data_dir, 'mail')}/%u"
+    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
+    _makedirs(index_dir)
+    index_dir = _shared_storage(config, location, index_dir, hostname)
+    return Effective(hostname=hostname, cert=None, key=None, passwd_file=passwd_file,
+                     mail_location=location, index_dir=index_dir, allow_plaintext_auth=False)

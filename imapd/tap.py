@@ -12,6 +12,7 @@ builds:
       ThreadPoolService        the storage thread pool, started first
       IndexSweepService        removes old index files now and then
       one strports service per listener, each with an IMAPFactory
+      one strports service per LMTP listener (imapd.delivery.lmtp)
 """
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["lmtp-listen"] = []
 
     def opt_listen(self, description: str) -> None:
         "Listen here (repeatable; replaces option listen): a Twisted endpoint such as tcp:143:interface=0.0.0.0, tls:993 (implicit TLS with the configured certificate), ssl:993:privateKey=KEY:certKey=CERT or unix:/run/imapd.sock."
         self["listen"].append(description)
+
+    def opt_lmtp_listen(self, description: str) -> None:
+        "Accept LMTP deliveries here (repeatable; replaces option lmtp_listen): unix:/run/imapd/lmtp or tcp:24:interface=127.0.0.1."
+        self["lmtp-listen"].append(description)
 
     def opt_example_config(self) -> None:
         "Print an example configuration file that documents every option, and exit."
@@ -102,6 +108,8 @@ class Options(usage.Options):
         }
         if self["listen"]:
             result["listen"] = list(self["listen"])
+        if self["lmtp-listen"]:
+            result["lmtp_listen"] = list(self["lmtp-listen"])
         if self["allow-plaintext-auth"]:
             result["auth.allow_plaintext"] = True
         return result
@@ -334,6 +342,22 @@ def _quota_policy(section):
     return QuotaPolicy(default, users)
 
 
+def _lmtp_services(config, effective, context, top) -> None:
+    """
+    One strports service per C{lmtp_listen} endpoint, delivering through
+    the server's storage pool (L{imapd.delivery.lmtp.build_lmtp_factory}).
+    """
+    if not config.server.lmtp_listen:
+        return
+    from conf.endpoints import twisted_description
+    from imapd.delivery.lmtp import build_lmtp_factory
+
+    factory = build_lmtp_factory(config, effective, context.reactor, context.storage_pool)
+    for description in config.server.lmtp_listen:
+        strports.service(twisted_description(description), factory).setServiceParent(top)
+        log.info("LMTP listener {description}", description=description)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
@@ -394,6 +418,7 @@ def makeService(options: Options) -> service.MultiService:
             factory = TLSMemoryBIOFactory(tls, False, factory)
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("Listener {description}", description=description)
+    _lmtp_services(config, effective, context, top)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=_users_from(config, effective))

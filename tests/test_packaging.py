@@ -135,6 +135,19 @@ def test_twistd_imapd_help(installed):
     assert example.returncode == 0 and "[limits]" in example.stdout
 
 
+def test_imapd_deliver_script_installed(installed):
+    """The install puts the LDA's console script beside the venv's python; it runs."""
+    python, _, root = installed
+    script = python.parent / "imapd-deliver"
+    assert script.exists()
+    result = subprocess.run([str(script), "--help"], cwd=root, env=_clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "-d USER" in result.stdout
+    assert subprocess.run([str(script)], cwd=root, env=_clean_env(), capture_output=True,
+                          timeout=60).returncode == 64
+
+
 def test_unwritable_plugin_cache_only_warns(installed):
     """
     When Twisted can't rewrite dropin.cache (read-only site-packages), it

@@ -36,7 +36,7 @@ from imapd.errors import CommandFailed
 from imapd.parser.quota import GetQuota, GetQuotaRoot, SetQuota
 from storage.errors import MailboxNotFound
 
-__all__ = ["ROOT", "Usage", "usage", "message_size", "check_add", "adder", "check_copy",
+__all__ = ["ROOT", "Usage", "usage", "message_size", "check_add", "adder", "refuse", "check_copy",
            "handle_getquota", "handle_getquotaroot", "handle_setquota"]
 
 #: The one quota root of every user (see the module docstring).
@@ -112,7 +112,7 @@ async def check_add(session, messages: int, octets: int) -> None:
     if not (limits.storage or limits.messages) or messages == 0:
         return
     used = await session.run(usage, session.account.store)
-    _refuse(limits, used, messages, octets)
+    refuse(limits, used, messages, octets)
 
 
 def adder(session):
@@ -127,11 +127,16 @@ def adder(session):
 
     def check(messages: int, octets: int) -> None:
         if messages:
-            _refuse(limits, usage(store), messages, octets)
+            refuse(limits, usage(store), messages, octets)
     return check
 
 
-def _refuse(limits, used: Usage, messages: int, octets: int) -> None:
+def refuse(limits, used: Usage, messages: int, octets: int) -> None:
+    """
+    Raise C{NO [OVERQUOTA]} when C{messages} more messages of C{octets}
+    octets would take C{used} over C{limits} (also used by delivery,
+    L{imapd.delivery.core}).
+    """
     if limits.messages and used.messages + messages > limits.messages:
         raise CommandFailed(
             f"Quota exceeded: {used.messages} of {limits.messages} messages used, "

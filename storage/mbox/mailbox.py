@@ -831,13 +831,11 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
                         for e in todo])
     for i, e in enumerate(todo):
         data = spans.read(i)
-        meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
-                                          b"", False))
-        if e.block is not None or meta.fields:
-            uid_now = meta.uid if meta.uid is not None else None
+        has_fields, uid_now, flags, is_old = _block_meta(data)
+        if e.block is not None or has_fields:
             if (e.stored_uid and uid_now != e.uid) or (not e.stored_uid and uid_now is not None):
                 return None
-            if meta.flags == e.flags and meta.old == e.old:
+            if flags == e.flags and is_old == e.old:
                 continue
         elif not e.flags and not e.old and not e.stored_uid:
             continue  # still no metadata field at all (fresh mail), as parsed
@@ -855,6 +853,36 @@ def _refresh_headers(fd: int, old: MboxState, everything: bool = False) -> MboxS
         state = dataclasses.replace(state, stored_last_uid=stored,
                                     last_uid=max(state.last_uid, stored))
     return state
+
+
+#: What L{read_meta} said of flag blocks (or headers) read before: block
+#: bytes -> (any metadata field, X-UID, flags, Status O).  read_meta is a
+#: function of the bytes alone, so an unchanged block needs no new parse.
+#: After every write the file is within DIRTY_WINDOW of its last read, so
+#: the next write re-checks every message's flags (L{MboxMailbox._verify});
+#: without this, that check parsed 10,000 headers for each LMTP delivery
+#: into a 10,000-message mbox.  Bounded by L{_BLOCK_META_BYTES} of keys
+#: (emptied when full); shared by the storage threads (dict operations are
+#: atomic; a lost entry only costs a parse).
+_BLOCK_META: dict[bytes, tuple] = {}
+_BLOCK_META_BYTES = 16 << 20
+_block_meta_size = 0
+
+
+def _block_meta(data: bytes) -> tuple:
+    """L{read_meta} of one flag block, as L{_refresh_headers} compares it."""
+    global _block_meta_size
+    known = _BLOCK_META.get(data)
+    if known is None:
+        meta = read_meta(data, RawMessage(0, 0, len(data), len(data), len(data), len(data),
+                                          b"", False))
+        known = (bool(meta.fields), meta.uid, meta.flags, meta.old)
+        if _block_meta_size + len(data) > _BLOCK_META_BYTES:
+            _BLOCK_META.clear()
+            _block_meta_size = 0
+        _BLOCK_META[data] = known
+        _block_meta_size += len(data)
+    return known
 
 
 class _Spans:

@@ -308,6 +308,36 @@ def test_same_tick_same_size_change_is_seen(tmp_path, monkeypatch, window, seen)
     assert (other.sync().messages[0].flags == {"$Ext"}) is seen
 
 
+def test_recheck_parses_only_blocks_not_seen_before(tmp_path, monkeypatch):
+    """
+    The re-check within the window (after every write, so before every
+    LMTP delivery into a busy mbox) parses only flag blocks whose bytes it
+    has not parsed before: unchanged ones are looked up, and a same-size
+    change in place is still parsed and seen.
+    """
+    _coarse_stat(monkeypatch)
+    monkeypatch.setattr(mailbox_module, "DIRTY_WINDOW", 2.0)
+    monkeypatch.setattr(mailbox_module, "FINE_WINDOW", 2.0)
+    # Blocks other tests made (the same bytes) are no longer known.
+    monkeypatch.setattr(mailbox_module, "_BLOCK_META", {}, raising=False)
+    store = new_store(tmp_path)
+    box = _three_messages(store)
+    box.sync()
+    box.sync()  # a re-check: every block parsed once
+    parsed = []
+    real = mailbox_module.read_meta
+
+    def spy(data, msg):
+        parsed.append(data)
+        return real(data, msg)
+    monkeypatch.setattr(mailbox_module, "read_meta", spy)
+    box.sync()
+    assert parsed == []
+    _flag_externally(store.layout.inbox)
+    assert box.sync().messages[0].flags == {"$Ext"}
+    assert len(parsed) == 1 and b"$Ext" in parsed[0]
+
+
 def test_recheck_only_within_the_window(tmp_path, monkeypatch):
     """
     Content is re-read only while the file's last change is recent: once

@@ -1,0 +1,161 @@
+"""
+LMTP deliveries per second into a large mailbox: our daemon against
+Dovecot's LMTP, same machine, same run (not a test: run it by hand)::
+
+    /work/venv/bin/python tests/delivery/bench_lmtp.py [--messages 10000]
+        [--deliveries 300] [--connections 1 4]
+
+For each store (Maildir, mbox) it fills one user's INBOX with
+C{--messages} messages for each server, delivers a few to warm up (the
+first delivery makes both servers read the whole mailbox once), then
+times C{--deliveries} deliveries of a 2 KB message, one transaction per
+message, over C{--connections} parallel LMTP connections.  Loopback
+only; everything lives in a scratch directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import smtplib
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "e2e")]
+
+from e2e_helpers import Daemon, free_ports, write_config  # noqa: E402
+from tests.dovecot_helpers import start_dovecot  # noqa: E402
+
+USER = "bench"
+BODY = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30 + "\n")
+
+
+def message(n: int) -> bytes:
+    return (f"From: Sender <sender@example.net>\nTo: {USER}@example.org\n"
+            f"Subject: message {n}\nMessage-ID: <{n}.{time.time()}@bench>\n\n{BODY}").encode()
+
+
+def fill_maildir(path: Path, count: int) -> None:
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        data = message(n)
+        (path / "cur" / f"1700000000.M{n}P1.bench,S={len(data)}:2,S").write_bytes(data)
+
+
+def fill_mbox(path: Path, count: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        for n in range(count):
+            f.write(b"From sender@example.net Mon Dec  7 00:00:00 2026\n" + message(n) + b"\n")
+
+
+def deliver(port: int, total: int, connections: int) -> float:
+    """Seconds for C{total} deliveries over C{connections} connections."""
+    per = [total // connections + (1 if i < total % connections else 0)
+           for i in range(connections)]
+    errors = []
+
+    def worker(count: int) -> None:
+        try:
+            with smtplib.LMTP("127.0.0.1", port) as lmtp:
+                lmtp.ehlo("bench")
+                for n in range(count):
+                    refused = lmtp.sendmail("sender@example.net", [f"{USER}@example.org"],
+                                            message(n).replace(b"\n", b"\r\n"))
+                    assert not refused, refused
+        except Exception as e:  # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(c,)) for c in per]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def ours(root: Path, kind: str, count: int):
+    from imapd.tls import generate_self_signed
+
+    root.mkdir()
+    cert, key = str(root / "cert.pem"), str(root / "key.pem")
+    generate_self_signed(cert, key, "localhost")
+    (lmtp_port,) = free_ports(1)
+    if kind == "maildir":
+        fill_maildir(root / "mail" / USER, count)
+        location = f"maildir:{root}/mail/%u"
+    else:
+        fill_mbox(root / "mail" / f"{USER}.inbox", count)
+        (root / "mail" / USER).mkdir()
+        location = f"mbox:{root}/mail/%u:INBOX={root}/mail/%u.inbox"
+    config, (port, _tls) = write_config(root, (cert, key), {
+        "lmtp_listen": [f"tcp:{lmtp_port}:interface=127.0.0.1"],
+        "mail": {"location": location},
+        "log": {"level": "info"},
+    }, users={USER: "pw"})
+    daemon = Daemon(["--config", str(config)], root).start()
+    daemon.wait_for_greeting(port)
+    return lmtp_port, daemon.stop
+
+
+def dovecot(root: Path, kind: str, count: int):
+    root.mkdir()
+    (lmtp_port,) = free_ports(1)
+    if kind == "maildir":
+        fill_maildir(root / "mail" / USER, count)
+        location = "maildir:{d}/mail/%u"
+    else:
+        fill_mbox(root / "mail" / f"{USER}.inbox", count)
+        (root / "mail" / USER).mkdir()
+        location = "mbox:{d}/mail/%u:INBOX={d}/mail/%u.inbox"
+    extra = (f"protocols = imap lmtp\nservice lmtp {{\n  inet_listener lmtp {{\n"
+             f"    address = 127.0.0.1\n    port = {lmtp_port}\n  }}\n}}\n"
+             "lmtp_rcpt_check_quota = no\nauth_username_format = %Ln\n")
+    server = start_dovecot(root, {USER: "pw"}, mail_location=location, extra=extra)
+    return lmtp_port, server.stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--deliveries", type=int, default=300)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--stores", nargs="+", default=["maildir", "mbox"])
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="imapd-bench-lmtp-"))
+    os.chmod(scratch, 0o755)
+    rows = []
+    try:
+        for kind in args.stores:
+            for name, start in (("imapd", ours), ("dovecot", dovecot)):
+                port, stop = start(scratch / f"{name}-{kind}", kind, args.messages)
+                try:
+                    warm = deliver(port, 3, 1)
+                    for conns in args.connections:
+                        seconds = deliver(port, args.deliveries, conns)
+                        rows.append((kind, name, conns, args.deliveries / seconds))
+                        print(f"{kind:8} {name:8} {conns} conn: "
+                              f"{args.deliveries / seconds:7.1f} deliveries/s "
+                              f"(first 3 with the cold mailbox: {warm:.2f}s)", flush=True)
+                finally:
+                    stop()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("\n| store | connections | imapd /s | Dovecot /s |\n|---|---|---|---|")
+    for kind in args.stores:
+        for conns in args.connections:
+            got = {name: rate for k, name, c, rate in rows if k == kind and c == conns}
+            print(f"| {kind} | {conns} | {got.get('imapd', 0):.0f} | {got.get('dovecot', 0):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
