@@ -1,0 +1,94 @@
+# -*- test-case-name: tests.imapd.cluster.test_owner -*-
+"""
+Which host serves a user: the placement if it still holds, else the ring.
+
+    directory = Directory(HostsFile(path), placements)
+    host = directory.owner("alice@example.org")     # a HostEntry or None
+
+Every call blocks (the host table and the placements are files on the
+shared store): services call it from a thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple, Optional
+
+from imapd.cluster.hashing import DEFAULT_FORMAT, expand_key, hash32
+from imapd.cluster.placement import Placements
+from imapd.cluster.table import HostEntry, HostsFile, HostTable
+
+__all__ = ["Directory", "Status"]
+
+
+class Status(NamedTuple):
+    """
+    A user's placement.
+
+    @ivar key: the hash key (C{director_username_hash} expanded).
+    @ivar hash: the director hash.
+    @ivar current: the host serving the user now (placed or hashed), or None.
+    @ivar hashed: the host the ring gives the user, or None.
+    @ivar placed: whether C{current} comes from a placement that holds.
+    @ivar epoch: the host table's epoch.
+    """
+
+    key: str
+    hash: int
+    current: Optional[HostEntry]
+    hashed: Optional[HostEntry]
+    placed: bool
+    epoch: int
+
+
+class Directory:
+    """
+    @param hosts: the host table file.
+    @param placements: the placement records, or None to follow the ring
+        only (a site without placement memory).
+    @param fmt: C{director_username_hash}, default C{%Lu}.
+    """
+
+    def __init__(self, hosts: HostsFile, placements: Optional[Placements] = None,
+                 fmt: str = DEFAULT_FORMAT, clock=time.time) -> None:
+        self.hosts = hosts
+        self.placements = placements
+        self.fmt = fmt
+        self.clock = clock
+
+    def _placed(self, table: HostTable, key: str, now: float) -> Optional[HostEntry]:
+        if self.placements is None:
+            return None
+        p = self.placements.lookup(key, now)
+        if p is None:
+            return None
+        host = table.get(p.host)
+        # A placement made before the host last went down, came back or was
+        # flushed no longer holds (imapd.cluster.table).
+        if host is None or not host.up or p.epoch < host.changed:
+            return None
+        return host
+
+    def status(self, user: str, now: Optional[float] = None) -> Status:
+        """Where C{user} is and where the ring would put it; records nothing."""
+        now = self.clock() if now is None else now
+        table = self.hosts.table()
+        key = expand_key(user, self.fmt)
+        h = hash32(key.encode("utf-8"))
+        hashed = table.hashed_owner(h)
+        placed = self._placed(table, key, now)
+        current = placed if placed is not None else hashed
+        return Status(key, h, current, hashed, placed is not None, table.epoch)
+
+    def owner(self, user: str, now: Optional[float] = None,
+              record: bool = True) -> Optional[HostEntry]:
+        """
+        The host serving C{user}, or None when no host is up.  With
+        C{record}, the answer is remembered (a new placement, or the
+        refresh of the one that holds) for C{user_expire}.
+        """
+        now = self.clock() if now is None else now
+        status = self.status(user, now)
+        if record and status.current is not None and self.placements is not None:
+            self.placements.record(status.key, status.current.address, status.epoch, now)
+        return status.current
