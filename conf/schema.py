@@ -38,6 +38,7 @@ __all__ = [
     "MailboxesSection",
     "UserdbSection",
     "ServiceSection",
+    "ClusterSection",
     "parse_size",
     "SECTIONS",
     "Spec",
@@ -629,6 +630,110 @@ class UrlauthSection:
     )
 
 
+def _hash_format(value) -> None:
+    from imapd.cluster.hashing import check_format
+
+    check_format(value)
+
+
+def _plain_listeners(value) -> None:
+    """Endpoint strings for a service without TLS (tls: is refused)."""
+    from conf.endpoints import check_endpoint, uses_tls_section
+
+    for description in value:
+        check_endpoint(description)
+        if uses_tls_section(description):
+            raise ValueError(f"{description!r}: this service has no TLS; use tcp: or unix:")
+
+
+def _export_files(value) -> None:
+    from imapd.cluster.exports import FORMATS
+
+    for item in value:
+        kind, sep, path = item.partition(":")
+        if not sep or kind not in FORMATS or not path.startswith("/"):
+            raise ValueError(f"{item!r}: write FORMAT:/absolute/path, FORMAT one of "
+                             f"{', '.join(FORMATS)}")
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    """C{[cluster]}: several nodes on one shared store (CLUSTER.md)."""
+
+    hosts_file: str = opt(
+        "",
+        "The host table on the shared store (JSON: hosts, weights, up/down, an\n"
+        "epoch), changed with imapd-admin cluster ...; placements are kept in the\n"
+        "directory HOSTS_FILE.placements beside it.  Empty: no cluster.",
+        kind=PATH,
+    )
+    node: str = opt(
+        "",
+        "This node's name for its placement records (its address in the host\n"
+        "table, say).  Empty: the machine's host name.",
+    )
+    username_hash: str = opt(
+        "%Lu",
+        "The hash key of a user, as Dovecot's director_username_hash: %u the\n"
+        "name, %n the part before the first @, %d the part after, %L lowercases\n"
+        "(ASCII only).  Every node, MTA and proxy must use the same.",
+        _hash_format,
+    )
+    user_expire: float = opt(
+        900.0,
+        "Seconds a placed user stays on its host after its last lookup\n"
+        "(Dovecot's director_user_expire); only users not placed follow the ring.",
+        _non_negative,
+    )
+    recipient_delimiter: str = opt(
+        "+",
+        "Socketmap lookups drop the local part's extension from this character\n"
+        "on (user+detail@example.org is user@example.org).  Empty: none.",
+    )
+    socketmap_listen: tuple[str, ...] = opt(
+        (),
+        "Where the Postfix socketmap server listens (tcp:PORT:interface=ADDR or\n"
+        "unix:PATH); it answers lmtp:inet:<owner>:<lmtp port> for the map name\n"
+        "\"transport\" and the owner's address for \"host\".  Empty: none.",
+        _plain_listeners,
+    )
+    auth_http_listen: tuple[str, ...] = opt(
+        (),
+        "Where the nginx mail auth_http service listens (tcp:PORT:interface=ADDR).\n"
+        "It checks the password and answers the owner's Auth-Server/Auth-Port.\n"
+        "Empty: none.",
+        _plain_listeners,
+    )
+    auth_http_key: str = opt(
+        "",
+        "When set, auth_http requests must carry this value in an X-Auth-Key\n"
+        "header (nginx: auth_http_header X-Auth-Key \"...\").",
+    )
+    auth_http_wait: int = opt(
+        3,
+        "Seconds nginx waits (Auth-Wait) before the client may try again after a\n"
+        "failed login.",
+        _non_negative,
+    )
+    auth_http_max_attempts: int = opt(
+        10,
+        "After this many failed attempts in one connection nginx is told to\n"
+        "close it (no Auth-Wait), as nginx's documentation asks.",
+        _positive,
+    )
+    export_files: tuple[str, ...] = opt(
+        (),
+        "Files rewritten atomically by imapd-admin on every change of the table,\n"
+        "as FORMAT:/path (tsv, json, transport, qgrp), e.g.\n"
+        "[\"transport:/etc/postfix/imapd_transport\"].",
+        _export_files,
+    )
+    export_domain: str = opt(
+        "",
+        "Domain appended to user names without one in transport and qgrp exports.",
+    )
+
+
 #: Table name ("" for the top level) -> section class, in documentation order.
 SECTIONS: dict[str, type] = {
     "": ServerSection,
@@ -642,6 +747,7 @@ SECTIONS: dict[str, type] = {
     "urlauth": UrlauthSection,
     "userdb": UserdbSection,
     "service": ServiceSection,
+    "cluster": ClusterSection,
     "log": LogSection,
 }
 
@@ -666,6 +772,7 @@ class Config:
     urlauth: UrlauthSection = field(default_factory=UrlauthSection)
     userdb: UserdbSection = field(default_factory=UserdbSection)
     service: ServiceSection = field(default_factory=ServiceSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
 

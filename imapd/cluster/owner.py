@@ -92,3 +92,24 @@ class Directory:
         if record and status.current is not None and self.placements is not None:
             self.placements.record(status.key, status.current.address, status.epoch, now)
         return status.current
+
+
+def directory_from_config(section, writer: Optional[str] = None) -> Directory:
+    """
+    The L{Directory} of a C{[cluster]} configuration section.
+
+    @param writer: the placement record file name; default the section's
+        C{node}, else this machine's host name.
+    @raises ValueError: C{hosts_file} is not set.
+    """
+    import socket
+
+    from imapd.cluster.placement import Placements, placements_dir
+
+    if not section.hosts_file:
+        raise ValueError("option 'cluster.hosts_file' is not set: there is no host table")
+    if writer is None:
+        writer = section.node or socket.gethostname()
+    hosts = HostsFile(section.hosts_file)
+    places = Placements(placements_dir(section.hosts_file), writer, section.user_expire)
+    return Directory(hosts, places, section.username_hash)
