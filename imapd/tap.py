@@ -319,6 +319,13 @@ def _quota_policy(section):
     return QuotaPolicy(default, users)
 
 
+def _cluster_services(config, effective, top) -> None:
+    """The socketmap and auth_http listeners of C{[cluster]} (CLUSTER.md)."""
+    from imapd.cluster.service import add_cluster_services
+
+    add_cluster_services(config, effective.passwd_file, top)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
@@ -375,6 +382,7 @@ def makeService(options: Options) -> service.MultiService:
             factory = TLSMemoryBIOFactory(tls, False, factory)
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("Listener {description}", description=description)
+    _cluster_services(config, effective, top)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=effective.passwd_file)

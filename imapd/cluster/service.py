@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.imapd.cluster.test_service -*-
+"""
+The cluster's network services in the daemon: the Postfix socketmap
+server (C{[cluster] socketmap_listen}) and the nginx auth_http service
+(C{[cluster] auth_http_listen}), sharing one L{Directory} whose
+placements are written to the shared store once a second when they
+changed (L{PlacementFlushService}).
+"""
+
+from __future__ import annotations
+
+from twisted.application import service, strports
+from twisted.internet import task, threads
+from twisted.logger import Logger
+
+__all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator"]
+
+log = Logger(namespace="imapd.cluster")
+
+
+class PlacementFlushService(service.Service):
+    """Writes this node's placement records when they changed (in a thread)."""
+
+    def __init__(self, placements, interval: float = 1.0, clock=None) -> None:
+        self.placements = placements
+        self.interval = interval
+        self.clock = clock
+        self._loop = None
+        self._running = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = task.LoopingCall(self.flush)
+        if self.clock is not None:
+            self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False)
+
+    def flush(self):
+        if self._running is not None:
+            return None
+        d = self._running = threads.deferToThread(self.placements.flush)
+
+        def done(result):
+            self._running = None
+            return result
+        d.addBoth(done)
+        d.addErrback(lambda f: log.failure("cannot write placements", f))
+        return None
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        try:
+            self.placements.flush()
+        except OSError as e:
+            log.error("cannot write placements at shutdown: {e}", e=e)
+
+
+def build_authenticator(passwd_file: str):
+    """
+    The password check for auth_http: the passwd-file, as the daemon's
+    own LOGIN (kept to this one function: C{imapd.auth} is growing a
+    shared builder that this should call once it exists).
+    """
+    from imapd.auth.authenticator import Authenticator, PasswdFileUserDB
+    from imapd.auth.checker import PasswdFileChecker
+    from imapd.auth.passwdfile import PasswdFile
+
+    passwd = PasswdFile(passwd_file)
+    return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
+
+
+def add_cluster_services(config, passwd_file: str, parent) -> bool:
+    """
+    Add the configured cluster listeners to C{parent}.
+
+    @return: whether any was configured.
+    """
+    from conf.endpoints import twisted_description
+    from imapd.cluster.authhttp import AuthHTTPResource, auth_http_site
+    from imapd.cluster.owner import directory_from_config
+    from imapd.cluster.socketmap import SocketmapFactory
+
+    section = config.cluster
+    if not (section.socketmap_listen or section.auth_http_listen):
+        return False
+    directory = directory_from_config(section)
+    PlacementFlushService(directory.placements).setServiceParent(parent)
+    for description in section.socketmap_listen:
+        factory = SocketmapFactory(directory, section.recipient_delimiter)
+        strports.service(twisted_description(description), factory).setServiceParent(parent)
+        log.info("Postfix socketmap on {description}", description=description)
+    if section.auth_http_listen:
+        resource = AuthHTTPResource(build_authenticator(passwd_file), directory,
+                                    key=section.auth_http_key, wait=section.auth_http_wait,
+                                    max_attempts=section.auth_http_max_attempts,
+                                    limits=config.limits)
+        site = auth_http_site(resource)
+        for description in section.auth_http_listen:
+            strports.service(twisted_description(description), site).setServiceParent(parent)
+            log.info("nginx auth_http on {description}", description=description)
+    return True
