@@ -1,0 +1,135 @@
+"""
+The cluster lookup services in the real daemon: the Postfix socketmap
+server asked by Python and by Postfix's own postmap, and the nginx
+auth_http service asked over HTTP as nginx asks, all agreeing with the
+ring of CLUSTER.md.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import urllib.request
+
+import pytest
+from e2e_helpers import PASSWORD, free_ports
+
+from imapd.admin import main as admin
+from imapd.cluster.hashing import user_hash
+from imapd.cluster.ring import Ring
+
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+USERS = [f"user{i}@example.org" for i in range(100)]
+
+
+@pytest.fixture
+def cluster(start_imapd, tmp_path):
+    """A daemon serving socketmap and auth_http over a 3-host table."""
+    store = tmp_path / "store"
+    hosts_file = store / "hosts.json"
+    socketmap_port, auth_port = free_ports(2)
+    conf = tmp_path / "admin.toml"
+    conf.write_text(f'[cluster]\nhosts_file = "{hosts_file}"\n')
+    for host in HOSTS:
+        assert admin(["--config", str(conf), "cluster", "add", host, "--port", "10143"],
+                     io.StringIO(), io.StringIO()) == 0
+    server = start_imapd({"cluster": {
+        "hosts_file": str(hosts_file),
+        "node": "node1",
+        "socketmap_listen": [f"tcp:{socketmap_port}:interface=127.0.0.1"],
+        "auth_http_listen": [f"tcp:{auth_port}:interface=127.0.0.1"],
+    }})
+    return server, socketmap_port, auth_port, conf
+
+
+def netstring(text: str) -> bytes:
+    data = text.encode()
+    return b"%d:%s," % (len(data), data)
+
+
+def read_netstring(f) -> str:
+    length = b""
+    while (c := f.read(1)) != b":":
+        assert c.isdigit(), (length, c)
+        length += c
+    data = f.read(int(length))
+    assert f.read(1) == b","
+    return data.decode()
+
+
+def expected_owner(user: str) -> str:
+    return Ring((h, 100) for h in HOSTS).lookup(user_hash(user))
+
+
+def test_socketmap_python_client(cluster):
+    """100 addresses on one connection: each answer is the ring's owner."""
+    _, port, _, _ = cluster
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        f = s.makefile("rb")
+        s.sendall(b"".join(netstring(f"transport {u}") for u in USERS))
+        replies = [read_netstring(f) for _ in USERS]
+    assert replies == [f"OK lmtp:inet:{expected_owner(u)}:24" for u in USERS]
+    assert len({r for r in replies}) == 3
+
+
+def test_postmap_agrees(cluster, tmp_path):
+    """Postfix's own client: postmap -q USER socketmap:inet:...:transport."""
+    _, port, _, _ = cluster
+    config_dir = tmp_path / "postfix"
+    config_dir.mkdir()
+    (config_dir / "main.cf").write_text("compatibility_level = 3.6\n")
+    for user in ("alice@example.org", "Dave@INFN.it", "user620@example.org", "nobody.org"):
+        result = subprocess.run(
+            ["postmap", "-c", str(config_dir), "-q", user,
+             f"socketmap:inet:127.0.0.1:{port}:transport"],
+            capture_output=True, text=True, timeout=60)
+        if "@" in user:
+            assert (result.returncode, result.stdout) == \
+                (0, f"lmtp:inet:{expected_owner(user.lower())}:24\n"), result.stderr
+        else:
+            assert (result.returncode, result.stdout) == (1, ""), result.stderr
+
+
+def auth_http(port: int, **headers) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/auth", headers={
+        k.replace("_", "-"): v for k, v in headers.items()})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(response.headers)
+
+
+def test_auth_http_answers_the_owner(cluster):
+    """A good login is sent to the owner; a bad one waits and is refused."""
+    server, _, port, conf = cluster
+    escaped = urllib.request.quote(PASSWORD)
+    headers = auth_http(port, Auth_Method="plain", Auth_User=server.user, Auth_Pass=escaped,
+                        Auth_Protocol="imap", Auth_Login_Attempt="1", Client_IP="192.0.2.1")
+    assert (headers["Auth-Status"], headers["Auth-Server"], headers["Auth-Port"]) == \
+        ("OK", expected_owner(server.user), "10143")
+    headers = auth_http(port, Auth_Method="plain", Auth_User=server.user, Auth_Pass="wrong",
+                        Auth_Protocol="imap", Auth_Login_Attempt="1", Client_IP="192.0.2.1")
+    assert headers["Auth-Status"] != "OK" and headers["Auth-Wait"] == "3"
+    assert "Auth-Server" not in headers
+
+
+def test_placement_outlives_a_host_coming_back(cluster):
+    """alice logs in while .3 is down (-> .4); .3 back: she stays on .4."""
+    server, _, port, conf = cluster
+    quiet = (io.StringIO(), io.StringIO())
+    assert admin(["--config", str(conf), "cluster", "down", "127.0.0.3"], *quiet) == 0
+    login = dict(Auth_Method="plain", Auth_User=server.user,
+                 Auth_Pass=urllib.request.quote(PASSWORD))
+    assert auth_http(port, **login)["Auth-Server"] == "127.0.0.4"
+    assert admin(["--config", str(conf), "cluster", "up", "127.0.0.3"], *quiet) == 0
+    assert auth_http(port, **login)["Auth-Server"] == "127.0.0.4"
+    # The daemon wrote its placement records; the admin command sees them.
+    import time
+
+    out = io.StringIO()
+    for _ in range(50):
+        out = io.StringIO()
+        admin(["--config", str(conf), "cluster", "owner", server.user], out, io.StringIO())
+        if out.getvalue() == "127.0.0.4\n":
+            break
+        time.sleep(0.1)
+    assert out.getvalue() == "127.0.0.4\n"
