@@ -319,11 +319,14 @@ def _quota_policy(section):
     return QuotaPolicy(default, users)
 
 
-def _cluster_services(config, effective, top) -> None:
-    """The socketmap and auth_http listeners of C{[cluster]} (CLUSTER.md)."""
+def _cluster_services(config, effective, top, portal) -> None:
+    """
+    The socketmap and auth_http listeners of C{[cluster]}, and placement
+    refreshes for the users with sessions on this node (CLUSTER.md).
+    """
     from imapd.cluster.service import add_cluster_services
 
-    add_cluster_services(config, effective.passwd_file, top)
+    add_cluster_services(config, effective.passwd_file, top, portal)
 
 
 def makeService(options: Options) -> service.MultiService:
@@ -382,7 +385,7 @@ def makeService(options: Options) -> service.MultiService:
             factory = TLSMemoryBIOFactory(tls, False, factory)
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("Listener {description}", description=description)
-    _cluster_services(config, effective, top)
+    _cluster_services(config, effective, top, context.portal)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=effective.passwd_file)

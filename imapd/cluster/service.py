@@ -71,11 +71,13 @@ def build_authenticator(passwd_file: str):
     return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
 
 
-def add_cluster_services(config, passwd_file: str, parent) -> bool:
+def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
     """
-    Add the configured cluster listeners to C{parent}.
+    Add the configured cluster listeners to C{parent}; on a node named in
+    the host table (C{[cluster] node}) with a C{portal}, also keep its
+    users with sessions placed here (L{imapd.cluster.sessions}).
 
-    @return: whether any was configured.
+    @return: whether anything was added.
     """
     from conf.endpoints import twisted_description
     from imapd.cluster.authhttp import AuthHTTPResource, auth_http_site
@@ -83,10 +85,20 @@ def add_cluster_services(config, passwd_file: str, parent) -> bool:
     from imapd.cluster.socketmap import SocketmapFactory
 
     section = config.cluster
-    if not (section.socketmap_listen or section.auth_http_listen):
+    tracking = bool(section.hosts_file and section.node and portal is not None)
+    if not (section.socketmap_listen or section.auth_http_listen or tracking):
         return False
     directory = directory_from_config(section)
     PlacementFlushService(directory.placements).setServiceParent(parent)
+    if tracking:
+        from imapd.cluster.sessions import SessionRefreshService, SessionTracker, TrackingRealm
+
+        tracker = SessionTracker()
+        portal.realm = TrackingRealm(portal.realm, tracker)
+        SessionRefreshService(directory, tracker, section.node,
+                              section.user_expire / 3).setServiceParent(parent)
+        log.info("Cluster node {node}: users with sessions here stay placed here",
+                 node=section.node)
     for description in section.socketmap_listen:
         factory = SocketmapFactory(directory, section.recipient_delimiter)
         strports.service(twisted_description(description), factory).setServiceParent(parent)

@@ -133,3 +133,44 @@ def test_placement_outlives_a_host_coming_back(cluster):
             break
         time.sleep(0.1)
     assert out.getvalue() == "127.0.0.4\n"
+
+
+def test_sessions_keep_a_user_placed(start_imapd, tmp_path):
+    """
+    A backend (cluster.node = its address) keeps a user with an open
+    session placed on itself past user_expire, though the ring moved on;
+    after logout the placement expires.
+    """
+    import imaplib
+    import time
+
+    store = tmp_path / "store"
+    conf = tmp_path / "admin.toml"
+    conf.write_text(f'[cluster]\nhosts_file = "{store / "hosts.json"}"\nuser_expire = 3\n')
+    quiet = (io.StringIO(), io.StringIO())
+    for host in HOSTS:
+        assert admin(["--config", str(conf), "cluster", "add", host], *quiet) == 0
+    me = expected_owner("alice")
+    server = start_imapd({"cluster": {"hosts_file": str(store / "hosts.json"), "node": me,
+                                      "user_expire": 3}})
+
+    def owner_line():
+        out = io.StringIO()
+        assert admin(["--config", str(conf), "cluster", "owner", "-v", "alice"],
+                     out, io.StringIO()) == 0
+        return out.getvalue()
+
+    client = imaplib.IMAP4(server.host, server.port, timeout=30)
+    client.login(server.user, server.password)
+    deadline = time.monotonic() + 20
+    while " placed " not in owner_line() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert owner_line().startswith(f"{me} placed ")
+    # Weight 0: the ring gives alice to another host; her session keeps her.
+    assert admin(["--config", str(conf), "cluster", "weight", me, "0"], *quiet) == 0
+    time.sleep(4)
+    assert owner_line().startswith(f"{me} placed ")
+    client.logout()
+    time.sleep(4)
+    line = owner_line()
+    assert " hashed " in line and not line.startswith(me)
