@@ -721,6 +721,27 @@ class ClusterSection:
         "close it (no Auth-Wait), as nginx's documentation asks.",
         _positive,
     )
+    health_interval: float = opt(
+        0.0,
+        "Seconds between health checks of every host in the table by this node\n"
+        "(an IMAP greeting, and a test login with health_login).  0: no checks.",
+        _non_negative,
+    )
+    health_timeout: float = opt(
+        5.0, "Seconds a probe may take before the host counts as failing.", _positive)
+    health_fall: int = opt(
+        3, "Failed probes in a row after which an up host is marked down.", _positive)
+    health_rise: int = opt(
+        2,
+        "Good probes in a row after which a host the checks marked down is up\n"
+        "again (a host an admin took down stays down).",
+        _positive,
+    )
+    health_login: str = opt(
+        "",
+        "\"user:password\" of a test account the probes log in with.  Empty:\n"
+        "the greeting is enough.",
+    )
     export_files: tuple[str, ...] = opt(
         (),
         "Files rewritten atomically by imapd-admin on every change of the table,\n"

@@ -13,7 +13,8 @@ from twisted.application import service, strports
 from twisted.internet import task, threads
 from twisted.logger import Logger
 
-__all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator"]
+__all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator",
+           "health_checker"]
 
 log = Logger(namespace="imapd.cluster")
 
@@ -57,6 +58,18 @@ class PlacementFlushService(service.Service):
             log.error("cannot write placements at shutdown: {e}", e=e)
 
 
+def health_checker(section, hosts):
+    """The L{HealthChecker} of a C{[cluster]} section."""
+    from imapd.cluster.health import HealthChecker
+
+    login = None
+    if section.health_login:
+        user, _, password = section.health_login.partition(":")
+        login = (user, password)
+    return HealthChecker(hosts, section.health_interval, section.health_timeout,
+                         section.health_fall, section.health_rise, login)
+
+
 def build_authenticator(passwd_file: str):
     """
     The password check for auth_http: the passwd-file, as the daemon's
@@ -86,10 +99,14 @@ def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
 
     section = config.cluster
     tracking = bool(section.hosts_file and section.node and portal is not None)
-    if not (section.socketmap_listen or section.auth_http_listen or tracking):
+    checking = bool(section.hosts_file and section.health_interval > 0)
+    if not (section.socketmap_listen or section.auth_http_listen or tracking or checking):
         return False
     directory = directory_from_config(section)
     PlacementFlushService(directory.placements).setServiceParent(parent)
+    if checking:
+        health_checker(section, directory.hosts).setServiceParent(parent)
+        log.info("Health checks of the hosts every {n:g}s", n=section.health_interval)
     if tracking:
         from imapd.cluster.sessions import SessionRefreshService, SessionTracker, TrackingRealm
 

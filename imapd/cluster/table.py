@@ -40,6 +40,9 @@ __all__ = ["HostEntry", "HostTable", "HostsFile", "TableError", "DEFAULT_IMAP_PO
 DEFAULT_IMAP_PORT = 143
 DEFAULT_LMTP_PORT = 24
 
+#: Who may have taken a host down ("" while it is up).
+DOWN_BY = ("", "admin", "health")
+
 # A file modified this recently may still change within the same mtime
 # tick (coarse timestamps on NFS): its stat() is not trusted as a cache key.
 _UNSTABLE_NS = 2_000_000_000
@@ -74,6 +77,9 @@ class HostEntry:
     @ivar weight: its vhost count (ring points).
     @ivar up: whether it takes users.
     @ivar changed: the epoch of its last add, up, down or flush.
+    @ivar down_by: who took it down: "admin" (stays down until an admin
+        puts it up) or "health" (the health checks put it up again when
+        it answers); "" while up.
     """
 
     address: str
@@ -82,6 +88,7 @@ class HostEntry:
     weight: int = DEFAULT_VHOST_COUNT
     up: bool = True
     changed: int = 0
+    down_by: str = ""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -100,10 +107,14 @@ class HostEntry:
             raise TableError(f"host {address}: up must be true or false, not {up!r}")
         if not isinstance(changed, int) or isinstance(changed, bool) or changed < 0:
             raise TableError(f"host {address}: changed must be an epoch, not {changed!r}")
+        down_by = data.get("down_by", "")
+        if down_by not in DOWN_BY:
+            raise TableError(f"host {address}: down_by must be one of {DOWN_BY}, not {down_by!r}")
         return cls(address,
                    _port(data.get("port", DEFAULT_IMAP_PORT), f"host {address}: port"),
                    _port(data.get("lmtp_port", DEFAULT_LMTP_PORT), f"host {address}: lmtp_port"),
-                   check_weight(data.get("weight", DEFAULT_VHOST_COUNT)), up, changed)
+                   check_weight(data.get("weight", DEFAULT_VHOST_COUNT)), up, changed,
+                   "" if up else down_by)
 
 
 @dataclass(frozen=True)
@@ -165,11 +176,19 @@ class HostTable:
         old = self._need(address)
         return self._with([h for h in self.hosts if h is not old])
 
-    def set_up(self, address: str, up: bool) -> "HostTable":
-        """Mark a host up or down; a host already so is left alone."""
-        if self._need(address).up == up:
+    def set_up(self, address: str, up: bool, by: str = "admin") -> "HostTable":
+        """
+        Mark a host up or down; a host already so is left alone, except
+        that an admin's down overrides a health check's (so that the
+        checks no longer bring it back).
+        """
+        host = self._need(address)
+        if host.up == up and (up or host.down_by == by or by == "health"):
             return self
-        return self._replace(address, up=up, changed=self.epoch + 1)
+        if host.up == up:
+            return self._replace(address, down_by=by)
+        return self._replace(address, up=up, changed=self.epoch + 1,
+                             down_by="" if up else by)
 
     def set_weight(self, address: str, weight: int) -> "HostTable":
         if self._need(address).weight == weight:

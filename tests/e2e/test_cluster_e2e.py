@@ -174,3 +174,67 @@ def test_sessions_keep_a_user_placed(start_imapd, tmp_path):
     time.sleep(4)
     line = owner_line()
     assert " hashed " in line and not line.startswith(me)
+
+
+def test_health_checks_mark_hosts(start_imapd, tmp_path):
+    """
+    The daemon probes the table's hosts: itself stays up, a refused port
+    and a listener that never greets go down (the hung one by timeout);
+    a greeting server on the refused port brings that host back up.
+    """
+    import threading
+    import time
+
+    from imapd.cluster.table import HostsFile
+
+    store = tmp_path / "store"
+    hosts = HostsFile(str(store / "hosts.json"))
+    refused, hung_port = free_ports(2)
+    hung = socket.socket()
+    hung.bind(("127.0.0.3", hung_port))
+    hung.listen(5)  # accepts in the kernel, never greets
+    server = start_imapd({"cluster": {
+        "hosts_file": str(store / "hosts.json"), "health_interval": 0.3,
+        "health_timeout": 1.0, "health_fall": 2, "health_rise": 2}})
+    hosts.update(lambda t: t.add("127.0.0.1", port=server.port))
+    hosts.update(lambda t: t.add("127.0.0.2", port=refused))
+    hosts.update(lambda t: t.add("127.0.0.3", port=hung_port))
+
+    def state():
+        return {h.address: (h.up, h.down_by) for h in hosts.table().hosts}
+
+    def wait_for(expected):
+        deadline = time.monotonic() + 30
+        while state() != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return state()
+
+    assert wait_for({"127.0.0.1": (True, ""), "127.0.0.2": (False, "health"),
+                     "127.0.0.3": (False, "health")}) == \
+        {"127.0.0.1": (True, ""), "127.0.0.2": (False, "health"),
+         "127.0.0.3": (False, "health")}
+    greeter = socket.socket()
+    greeter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    greeter.bind(("127.0.0.2", refused))
+    greeter.listen(5)
+    stop = threading.Event()
+
+    def greet():
+        greeter.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = greeter.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"* OK fake backend\r\n")
+    thread = threading.Thread(target=greet, daemon=True)
+    thread.start()
+    try:
+        assert wait_for({"127.0.0.1": (True, ""), "127.0.0.2": (True, ""),
+                         "127.0.0.3": (False, "health")})["127.0.0.2"] == (True, "")
+    finally:
+        stop.set()
+        thread.join(5)
+        greeter.close()
+        hung.close()

@@ -35,7 +35,7 @@ def test_add_writes_sorted_hosts_and_counts_epochs(tmp_path):
     assert data["epoch"] == 3
     assert [h["address"] for h in data["hosts"]] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     assert data["hosts"][0] == {"address": "127.0.0.2", "port": 143, "lmtp_port": 24,
-                                "weight": 100, "up": True, "changed": 2}
+                                "weight": 100, "up": True, "changed": 2, "down_by": ""}
     assert hosts.table().epoch == 3
     assert not os.path.exists(str(path) + ".lock")
 
