@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from twisted.application import service
-from twisted.internet import defer, error, protocol, task, threads
+from twisted.internet import defer, error, protocol, threads
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
+
+from imapd.cluster.periodic import Periodic
 
 __all__ = ["probe", "HealthChecker"]
 
@@ -102,18 +103,20 @@ def probe(reactor, address: str, port: int, timeout: float,
     return result
 
 
-class HealthChecker(service.Service):
+class HealthChecker(Periodic):
     """
     Probes every host of the table each C{interval} and marks hosts down
     and up (see the module docstring).
     """
 
+    failure_message = "health check round failed"
+
     def __init__(self, hosts, interval: float, timeout: float, fall: int, rise: int,
                  login: Optional[tuple[str, str]] = None, reactor=None, runner=None) -> None:
         if reactor is None:
             from twisted.internet import reactor
+        super().__init__(interval, reactor, now=True)
         self.hosts = hosts
-        self.interval = interval
         self.timeout = timeout
         self.fall = fall
         self.rise = rise
@@ -123,32 +126,9 @@ class HealthChecker(service.Service):
         self.probe = probe
         #: address -> (consecutive good, consecutive bad)
         self.streaks: dict[str, tuple[int, int]] = {}
-        self._loop = None
-        self._running = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = task.LoopingCall(self.check)
-        self._loop.clock = self.reactor
-        self._loop.start(self.interval, now=True)
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
-    def check(self):
-        """One round (skipped while the last one still runs)."""
-        if self._running is not None:
-            return None
-        d = self._running = defer.ensureDeferred(self._round())
-
-        def done(result):
-            self._running = None
-            return result
-        d.addBoth(done)
-        d.addErrback(lambda f: log.failure("health check round failed", f))
-        return d
+    def work(self):
+        return defer.ensureDeferred(self._round())
 
     async def _round(self) -> None:
         table = await self.runner(self.hosts.table)

@@ -9,9 +9,11 @@ changed (L{PlacementFlushService}).
 
 from __future__ import annotations
 
-from twisted.application import service, strports
-from twisted.internet import task, threads
+from twisted.application import strports
+from twisted.internet import threads
 from twisted.logger import Logger
+
+from imapd.cluster.periodic import Periodic
 
 __all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator",
            "health_checker"]
@@ -19,39 +21,20 @@ __all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator
 log = Logger(namespace="imapd.cluster")
 
 
-class PlacementFlushService(service.Service):
+class PlacementFlushService(Periodic):
     """Writes this node's placement records when they changed (in a thread)."""
 
+    failure_message = "cannot write placements"
+
     def __init__(self, placements, interval: float = 1.0, clock=None) -> None:
+        super().__init__(interval, clock)
         self.placements = placements
-        self.interval = interval
-        self.clock = clock
-        self._loop = None
-        self._running = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = task.LoopingCall(self.flush)
-        if self.clock is not None:
-            self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
-
-    def flush(self):
-        if self._running is not None:
-            return None
-        d = self._running = threads.deferToThread(self.placements.flush)
-
-        def done(result):
-            self._running = None
-            return result
-        d.addBoth(done)
-        d.addErrback(lambda f: log.failure("cannot write placements", f))
-        return None
+    def work(self):
+        return threads.deferToThread(self.placements.flush)
 
     def stopService(self) -> None:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
         try:
             self.placements.flush()
         except OSError as e:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 
-from twisted.application import service
 from twisted.cred.portal import IRealm
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 from zope.interface import implementer
+
+from imapd.cluster.periodic import Periodic
 
 __all__ = ["SessionTracker", "TrackingRealm", "SessionRefreshService", "refresh_placements"]
 
@@ -95,44 +96,21 @@ def refresh_placements(directory, me: str, users, now: float) -> int:
     return count
 
 
-class SessionRefreshService(service.Service):
+class SessionRefreshService(Periodic):
     """Every C{interval} seconds, L{refresh_placements} in a thread."""
+
+    failure_message = "cannot refresh placements"
 
     def __init__(self, directory, tracker: SessionTracker, me: str, interval: float,
                  clock=None, runner=None) -> None:
+        super().__init__(interval, clock)
         self.directory = directory
         self.tracker = tracker
         self.me = me
-        self.interval = interval
-        self.clock = clock
         self.runner = threads.deferToThread if runner is None else runner
-        self._loop = None
-        self._running = None
 
-    def startService(self) -> None:
-        super().startService()
-        if self.interval <= 0:
-            return
-        self._loop = task.LoopingCall(self.refresh)
-        if self.clock is not None:
-            self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
-
-    def refresh(self):
+    def work(self):
         users = self.tracker.active()
-        if self._running is not None or not users:
+        if not users:
             return None
-        d = self._running = self.runner(refresh_placements, self.directory, self.me, users,
-                                        time.time())
-
-        def done(result):
-            self._running = None
-            return result
-        d.addBoth(done)
-        d.addErrback(lambda f: log.failure("cannot refresh placements", f))
-        return None
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        return self.runner(refresh_placements, self.directory, self.me, users, time.time())
