@@ -118,6 +118,12 @@ def _listen(value) -> None:
         check_endpoint(description)
 
 
+def _networks(value) -> None:
+    from imapd.proxyprotocol import parse_networks
+
+    parse_networks(value)
+
+
 def _mail_location(value) -> None:
     """
     Parse the location as the store will (for a made-up user with a home),
@@ -158,8 +164,17 @@ class ServerSection:
         "tls:PORT[:interface=ADDR] is implicit TLS (port 993 style) with the\n"
         "certificate of [tls]; ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem is\n"
         "implicit TLS with its own certificate; unix:/path/to/socket also works.\n"
-        "No interface means every address.",
+        "No interface means every address.  haproxy: before any of them reads\n"
+        "a PROXY protocol header from haproxy_trusted_networks.",
         check=_listen,
+    )
+    haproxy_trusted_networks: tuple[str, ...] = opt(
+        (),
+        "Networks of proxies that send a PROXY protocol header (v1 or v2) on\n"
+        "listeners written haproxy:tcp:..., e.g. [\"10.0.0.0/8\", \"127.0.0.1\"].\n"
+        "Connections from them must start with the header, whose client\n"
+        "address the log and the login limits then use; others connect as usual.",
+        check=_networks,
     )
     hostname: str = opt(
         "",

@@ -319,6 +319,17 @@ def _quota_policy(section):
     return QuotaPolicy(default, users)
 
 
+def _proxy_protocol(config, description: str, factory):
+    """A C{haproxy:} listener reads PROXY headers from trusted networks."""
+    from conf.endpoints import proxy_protocol
+
+    if not proxy_protocol(description)[0]:
+        return factory
+    from imapd.proxyprotocol import TrustedProxyFactory, parse_networks
+
+    return TrustedProxyFactory(factory, parse_networks(config.server.haproxy_trusted_networks))
+
+
 def _cluster_services(config, effective, top, portal) -> None:
     """
     The socketmap and auth_http listeners of C{[cluster]}, and placement
@@ -383,6 +394,7 @@ def makeService(options: Options) -> service.MultiService:
         factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
         if uses_tls_section(description):
             factory = TLSMemoryBIOFactory(tls, False, factory)
+        factory = _proxy_protocol(config, description, factory)
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("Listener {description}", description=description)
     _cluster_services(config, effective, top, context.portal)

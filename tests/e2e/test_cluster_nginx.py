@@ -2,13 +2,16 @@
 A real nginx mail proxy (Debian nginx + libnginx-mod-mail, on its own
 configuration and a free loopback port) in front of two real backends on
 one shared Maildir tree, asking our auth_http service: each login lands on
-the backend the ring predicts, and after `cluster down` on the next one.
+the backend the ring predicts, and after `cluster down` on the next one.  nginx
+sends a PROXY header (`proxy_protocol on`): the backends log the client's
+address, not nginx's.
 """
 
 from __future__ import annotations
 
 import imaplib
 import io
+import re
 import subprocess
 import time
 
@@ -32,7 +35,7 @@ def owner(user: str, hosts=BACKENDS) -> str:
 
 @pytest.fixture
 def site(tmp_path):
-    imap_port, auth_port, proxy_port = free_ports(3)
+    imap_port, auth_port, proxy_port, direct_port = free_ports(4)
     passwd = tmp_path / "passwd"
     passwd.write_text("".join(f"{u}:{hash_password(p, 'PLAIN')}::::{tmp_path / 'home' / u}::\n"
                               for u, p in USERS.items()))
@@ -47,7 +50,11 @@ def site(tmp_path):
         root = tmp_path / address
         root.mkdir()
         settings = {
-            "listen": [f"tcp:{imap_port}:interface={address}"],
+            # nginx connects to the haproxy: listener with a PROXY header;
+            # the plain one is for the start-up check.
+            "listen": [f"haproxy:tcp:{imap_port}:interface={address}",
+                       f"tcp:{direct_port}:interface={address}"],
+            "haproxy_trusted_networks": ["127.0.0.0/8"],
             "data_dir": "data",
             "tls": {"enabled": False},
             "auth": {"passwd_file": str(passwd), "allow_plaintext": True},
@@ -63,7 +70,7 @@ def site(tmp_path):
         daemons[address] = Daemon(["--config", str(root / "imapd.toml")], root,
                                   f"imapd-{address}").start()
     for address, daemon in daemons.items():
-        daemon.wait_for_greeting(imap_port, host=address)
+        daemon.wait_for_greeting(direct_port, host=address)
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     (prefix / "nginx.conf").write_text(f"""
@@ -78,6 +85,7 @@ mail {{
     server {{
         listen 127.0.0.1:{proxy_port};
         protocol imap;
+        proxy_protocol on;
     }}
 }}
 """)
@@ -100,8 +108,21 @@ mail {{
         daemon.stop()
 
 
+#: The client's source address: not nginx's, so the backend's log shows
+#: which one it learnt.
+CLIENT = "127.0.0.9"
+
+
+class FromClient(imaplib.IMAP4):
+    def _create_socket(self, timeout):
+        import socket
+
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(CLIENT, 0))
+
+
 def login_through(proxy_port: int, user: str) -> list:
-    client = imaplib.IMAP4("127.0.0.1", proxy_port, timeout=30)
+    client = FromClient("127.0.0.1", proxy_port, timeout=30)
     try:
         client.login(user, USERS[user])
         return list(client.select("INBOX"))
@@ -110,7 +131,9 @@ def login_through(proxy_port: int, user: str) -> list:
 
 
 def logged_in_on(daemons, user: str) -> list[str]:
-    return [address for address, d in daemons.items() if f"login user={user} " in d.log()]
+    return [address for address, d in daemons.items()
+            if re.search(rf"\] login user={user} session=\S+ remote={re.escape(CLIENT)}:",
+                         d.log())]
 
 
 def wait_for_log(daemons, user: str) -> list[str]:
@@ -121,7 +144,10 @@ def wait_for_log(daemons, user: str) -> list[str]:
 
 
 def test_logins_land_on_the_owner(site):
-    """Every user's login through nginx reaches the backend the ring names."""
+    """
+    Every user's login through nginx reaches the backend the ring names,
+    which logs the client's address from the PROXY header.
+    """
     proxy_port, daemons, admin_conf, _ = site
     expected = {u: owner(u) for u in USERS}
     assert set(expected.values()) == set(BACKENDS)  # both backends are used
