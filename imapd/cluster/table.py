@@ -9,7 +9,7 @@ The host table: one small JSON file on the shared store.
 Every node, MTA lookup and proxy reads it and computes the same owner for
 a user (L{imapd.cluster.owner}), so there is no protocol between nodes
 (the part of Dovecot's director that 2.4 dropped as too costly).  Readers
-only C{stat()} it per lookup and re-read it when it changed.  Writers
+only open and C{fstat()} it per lookup and re-read it when it changed.  Writers
 change it only under the NFS-safe dotlock (C{hosts_file.lock}, DESIGN.md
 rule 3) by writing a temporary file, C{fsync}ing it and renaming it over
 the old one (rule 4): a reader sees the old table or the new one, never
@@ -256,39 +256,44 @@ class HostsFile:
 
     def table(self) -> HostTable:
         """
-        The current table: one C{stat()}, and a read only when the file
-        changed.  A missing file is an empty table (no host: no owner).
+        The current table: an C{open} and C{fstat}, and a read only when
+        the file changed.  Opening (not a bare C{stat}) makes an NFS client
+        revalidate its cached attributes (close-to-open consistency, the
+        flush DESIGN.md uses for mail files), so a change made on another
+        node is seen at the next lookup, not after the attribute cache
+        times out.  A missing file is an empty table (no host: no owner).
 
         @raises TableError: the file cannot be read or parsed.
         """
         with self._mutex:
             try:
-                st = os.stat(self.path)
+                with open(self.path, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    if self._key is not None and self._key == _identity(st):
+                        return self._table
+                    data = f.read()
             except FileNotFoundError:
                 self._key, self._table = None, HostTable()
                 return self._table
             except OSError as e:
                 raise TableError(f"cannot read {self.path}: {e.strerror}") from None
-            if self._key is not None and self._key == _identity(st):
-                return self._table
-            table, st = self._read()
-            recent = st is not None and st.st_mtime_ns > time.time_ns() - _UNSTABLE_NS
-            self._key = None if st is None or recent else _identity(st)
+            table = HostTable.from_bytes(data, self.path)
+            # A file changed within the mtime granularity may change again
+            # with the same identity: not trusted as a cache key yet.
+            recent = st.st_mtime_ns > time.time_ns() - _UNSTABLE_NS
+            self._key = None if recent else _identity(st)
             self._table = table
             return table
 
-    def _read(self) -> tuple[HostTable, Optional[os.stat_result]]:
+    def _read(self) -> HostTable:
         try:
             with open(self.path, "rb") as f:
-                # Identify what was read, not what was stat()ed before:
-                # a rename in between must not be missed.
-                st = os.fstat(f.fileno())
                 data = f.read()
         except FileNotFoundError:
-            return HostTable(), None
+            return HostTable()
         except OSError as e:
             raise TableError(f"cannot read {self.path}: {e.strerror}") from None
-        return HostTable.from_bytes(data, self.path), st
+        return HostTable.from_bytes(data, self.path)
 
     def update(self, change: Callable[[HostTable], HostTable]) -> HostTable:
         """
@@ -307,7 +312,7 @@ class HostsFile:
         try:
             os.makedirs(directory, exist_ok=True)
             with locked(self.path, self.lock_timeout):
-                old, _ = self._read()
+                old = self._read()
                 new = change(old)
                 if new is old or new == old:
                     return old

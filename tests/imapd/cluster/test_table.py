@@ -97,22 +97,40 @@ def test_broken_file_is_reported_with_its_path(tmp_path, content, message):
 
 
 def test_reread_only_when_the_file_changed(tmp_path, monkeypatch):
-    """A stable file is stat()ed, not read again; a renamed-in one is read."""
+    """A stable file is opened and fstat()ed, not read again; a renamed-in one is read."""
     path = tmp_path / "hosts.json"
     writer = three(path)
     old = os.stat(path).st_mtime_ns - 10_000_000_000
     os.utime(path, ns=(old, old))
     reader = HostsFile(str(path))
     first = reader.table()
-    opened = []
+    reads = []
     real_open = open
-    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def read(self, *args):
+            reads.append(self.f.name)
+            return self.f.read(*args)
+
+    monkeypatch.setattr("builtins.open", lambda *a, **k: Counting(real_open(*a, **k)))
     assert reader.table() is first
-    assert opened == []
+    assert reads == []
     writer.update(lambda t: t.set_up("127.0.0.4", False))
-    del opened[:]
+    del reads[:]
     assert reader.table().get("127.0.0.4").up is False
-    assert opened == [str(path)]
+    assert reads == [str(path)]
 
 
 def test_entry_round_trip():
