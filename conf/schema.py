@@ -173,7 +173,8 @@ class ServerSection:
         "Networks of proxies that send a PROXY protocol header (v1 or v2) on\n"
         "listeners written haproxy:tcp:..., e.g. [\"10.0.0.0/8\", \"127.0.0.1\"].\n"
         "Connections from them must start with the header, whose client\n"
-        "address the log and the login limits then use; others connect as usual.",
+        "address the log and the login limits then use; others connect as usual.\n"
+        "Their ID x-originating-ip before login is believed too.",
         check=_networks,
     )
     hostname: str = opt(

@@ -137,6 +137,9 @@ class IMAPServerProtocol(Protocol):
         self.bytes_out = 0
         self._started = time.monotonic()
         self.peer = "unknown"
+        #: The client's address named by a trusted proxy (ID
+        #: x-originating-ip), or None: the transport's peer is the client.
+        self.client_address = None
         #: RFC 4978 COMPRESS=DEFLATE state (L{imapd.compress.Deflate}).
         self.compression = None
         #: RFC 5465 NOTIFY state (L{imapd.commands.notify.Watch}), or None

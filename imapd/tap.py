@@ -319,15 +319,21 @@ def _quota_policy(section):
     return QuotaPolicy(default, users)
 
 
+def _trusted_proxies(config) -> tuple:
+    from imapd.proxyprotocol import parse_networks
+
+    return parse_networks(config.server.haproxy_trusted_networks)
+
+
 def _proxy_protocol(config, description: str, factory):
     """A C{haproxy:} listener reads PROXY headers from trusted networks."""
     from conf.endpoints import proxy_protocol
 
     if not proxy_protocol(description)[0]:
         return factory
-    from imapd.proxyprotocol import TrustedProxyFactory, parse_networks
+    from imapd.proxyprotocol import TrustedProxyFactory
 
-    return TrustedProxyFactory(factory, parse_networks(config.server.haproxy_trusted_networks))
+    return TrustedProxyFactory(factory, _trusted_proxies(config))
 
 
 def _cluster_services(config, effective, top, portal) -> None:
@@ -382,6 +388,7 @@ def makeService(options: Options) -> service.MultiService:
         quota=_quota_policy(config.quota),
         mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
         urlauth_submit_user=config.urlauth.submit_user,
+        trusted_proxies=_trusted_proxies(config),
     )
 
     top = IMAPService(config.log.level)

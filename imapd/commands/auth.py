@@ -85,7 +85,13 @@ async def _login(session, user: bytes, password: bytes):
 
 
 def _address(session) -> str:
-    """The remote address failures are counted by (the host, without the port)."""
+    """
+    The remote address failures are counted by (the host, without the
+    port): the client a trusted proxy named (ID x-originating-ip), else
+    the transport's peer.
+    """
+    if session.client_address is not None:
+        return session.client_address
     peer = session.transport.getPeer() if session.transport is not None else None
     return str(getattr(peer, "host", peer))
 
