@@ -37,7 +37,8 @@ from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 
-__all__ = ["TrustedProxyFactory", "parse_networks", "HEADER_TIMEOUT"]
+__all__ = ["TrustedProxyFactory", "parse_networks", "HEADER_TIMEOUT", "trusted_proxies",
+           "proxy_protocol_factory"]
 
 log = Logger(namespace="imapd.proxyprotocol")
 
@@ -194,3 +195,17 @@ class TrustedProxyFactory(policies.WrappingFactory):
 
     def logPrefix(self) -> str:
         return "PROXY"
+
+
+def trusted_proxies(config) -> tuple:
+    """The networks of C{haproxy_trusted_networks}, parsed."""
+    return parse_networks(config.server.haproxy_trusted_networks)
+
+
+def proxy_protocol_factory(config, description: str, factory):
+    """A C{haproxy:} listener's factory reads PROXY headers; others stay."""
+    from conf.endpoints import proxy_protocol
+
+    if not proxy_protocol(description)[0]:
+        return factory
+    return TrustedProxyFactory(factory, trusted_proxies(config))

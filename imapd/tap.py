@@ -319,23 +319,6 @@ def _quota_policy(section):
     return QuotaPolicy(default, users)
 
 
-def _trusted_proxies(config) -> tuple:
-    from imapd.proxyprotocol import parse_networks
-
-    return parse_networks(config.server.haproxy_trusted_networks)
-
-
-def _proxy_protocol(config, description: str, factory):
-    """A C{haproxy:} listener reads PROXY headers from trusted networks."""
-    from conf.endpoints import proxy_protocol
-
-    if not proxy_protocol(description)[0]:
-        return factory
-    from imapd.proxyprotocol import TrustedProxyFactory
-
-    return TrustedProxyFactory(factory, _trusted_proxies(config))
-
-
 def _cluster_services(config, effective, top, portal) -> None:
     """
     The socketmap and auth_http listeners of C{[cluster]}, and placement
@@ -353,6 +336,7 @@ def makeService(options: Options) -> service.MultiService:
 
     from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
     from imapd.defaults import prepare
+    from imapd.proxyprotocol import proxy_protocol_factory, trusted_proxies
     from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits, StoragePool
     from imapd.tls import TLSError, certificate_options
 
@@ -388,7 +372,7 @@ def makeService(options: Options) -> service.MultiService:
         quota=_quota_policy(config.quota),
         mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
         urlauth_submit_user=config.urlauth.submit_user,
-        trusted_proxies=_trusted_proxies(config),
+        trusted_proxies=trusted_proxies(config),
     )
 
     top = IMAPService(config.log.level)
@@ -401,7 +385,7 @@ def makeService(options: Options) -> service.MultiService:
         factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
         if uses_tls_section(description):
             factory = TLSMemoryBIOFactory(tls, False, factory)
-        factory = _proxy_protocol(config, description, factory)
+        factory = proxy_protocol_factory(config, description, factory)
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("Listener {description}", description=description)
     _cluster_services(config, effective, top, context.portal)
