@@ -787,6 +787,19 @@ class IMAPServerProtocol(Protocol):
         else:
             self._timeout_call = self.clock.callLater(timeout, self._timed_out)
 
+    def kick(self, reason: str) -> None:
+        """
+        End the session from outside (its user was moved to another node,
+        L{imapd.cluster.sessions}): BYE between commands (never inside a
+        response being written), then close once the output is sent.
+        """
+        if self._closing:
+            return
+        if not self._busy:
+            self.send(b"* BYE [UNAVAILABLE] " + reason.encode("ascii", "replace") + b"\r\n")
+        self.log_event("kicked", self.account.user if self.account else "", reason=reason)
+        self.disconnect()
+
     def _timed_out(self) -> None:
         # RFC 3501 section 5.4: the autologout timer.
         self.send(b"* BYE Autologout; idle for too long\r\n")

@@ -26,11 +26,10 @@ from imapd.cluster.table import TableError
 
 __all__ = ["add_commands"]
 
-#: What flush and move cannot do yet, said plainly (no kick interface in
-#: the daemon; issue 15 "flush a host (kick its users' sessions ...)").
-NOT_KICKED = ("not yet: sessions already open on {host} are not kicked (the daemon has no "
-              "kick command yet); they stay there until they log out or time out, while "
-              "new logins go to the new owner")
+#: Who ends the sessions left on the old host: that node itself, when it
+#: runs with [cluster] node = its address (imapd.cluster.sessions).
+NOT_KICKED = ("sessions open on {host} end within seconds if that node runs with "
+              "[cluster] node = \"{host}\"; otherwise they stay there until they log out")
 
 
 class _Refused(Exception):
@@ -101,11 +100,14 @@ def _add(config, directory, args, out, err):
 
 def _change(name):
     def run(config, directory, args, out, err):
+        placed = directory.placements.users_on(_canonical(args.host), time.time())
         if name == "remove":
             table = directory.hosts.update(lambda t: t.remove(args.host))
         else:
             table = directory.hosts.update(lambda t: t.set_up(args.host, name == "up"))
         _changed(config, directory, table, out, f"{args.host} {name}")
+        if placed and name != "up":
+            print(NOT_KICKED.format(host=_canonical(args.host)), file=err)
     return run
 
 
@@ -121,7 +123,7 @@ def _flush(config, directory, args, out, err):
              f"flushed {args.host}: {len(users)} placed users are placed again at their "
              f"next lookup")
     if users:
-        print(NOT_KICKED.format(host=args.host), file=err)
+        print(NOT_KICKED.format(host=_canonical(args.host)), file=err)
 
 
 def _canonical(host: str) -> str:

@@ -56,10 +56,8 @@ class Directory:
         self.fmt = fmt
         self.clock = clock
 
-    def _placed(self, table: HostTable, key: str, now: float) -> Optional[HostEntry]:
-        if self.placements is None:
-            return None
-        p = self.placements.lookup(key, now)
+    @staticmethod
+    def _placed(table: HostTable, p) -> Optional[HostEntry]:
         if p is None:
             return None
         host = table.get(p.host)
@@ -71,14 +69,23 @@ class Directory:
 
     def status(self, user: str, now: Optional[float] = None) -> Status:
         """Where C{user} is and where the ring would put it; records nothing."""
+        return self.statuses([user], now)[0]
+
+    def statuses(self, users, now: Optional[float] = None) -> list[Status]:
+        """L{status} of several users, reading the table and placements once."""
         now = self.clock() if now is None else now
         table = self.hosts.table()
-        key = expand_key(user, self.fmt)
-        h = hash32(key.encode("utf-8"))
-        hashed = table.hashed_owner(h)
-        placed = self._placed(table, key, now)
-        current = placed if placed is not None else hashed
-        return Status(key, h, current, hashed, placed is not None, table.epoch)
+        keys = [expand_key(user, self.fmt) for user in users]
+        placed = (self.placements.lookup_many(keys, now) if self.placements is not None
+                  else dict.fromkeys(keys))
+        result = []
+        for key in keys:
+            h = hash32(key.encode("utf-8"))
+            hashed = table.hashed_owner(h)
+            host = self._placed(table, placed[key])
+            current = host if host is not None else hashed
+            result.append(Status(key, h, current, hashed, host is not None, table.epoch))
+        return result
 
     def owner(self, user: str, now: Optional[float] = None,
               record: bool = True) -> Optional[HostEntry]:

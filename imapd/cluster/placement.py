@@ -132,15 +132,21 @@ class Placements:
 
     def lookup(self, key: str, now: float) -> Optional[Placement]:
         """The latest unexpired placement of C{key}, by any writer."""
+        return self.lookup_many([key], now)[key]
+
+    def lookup_many(self, keys: Iterable[str], now: float) -> dict[str, Optional[Placement]]:
+        """L{lookup} of several keys, reading the other writers' files once."""
         with self._mutex:
-            best = self._load_own().get(key)
-            for records in self._read_others():
+            tables = [self._load_own()] + self._read_others()
+        result: dict[str, Optional[Placement]] = {}
+        for key in keys:
+            best = None
+            for records in tables:
                 p = records.get(key)
                 if p is not None and (best is None or p.when > best.when):
                     best = p
-        if best is None or now - best.when >= self.user_expire:
-            return None
-        return best
+            result[key] = None if best is None or now - best.when >= self.user_expire else best
+        return result
 
     def record(self, key: str, host: str, epoch: int, now: float) -> None:
         """Remember that C{key} is on C{host} now (written by L{flush})."""

@@ -41,6 +41,15 @@ class PlacementFlushService(Periodic):
             log.error("cannot write placements at shutdown: {e}", e=e)
 
 
+def session_check_interval(user_expire: float) -> float:
+    """
+    How often a node checks its users' placements: often enough that a
+    flush or move ends sessions within seconds, and at least three times
+    per C{user_expire} so refreshed placements never lapse.
+    """
+    return max(0.5, min(2.0, user_expire / 3))
+
+
 def health_checker(section, hosts):
     """The L{HealthChecker} of a C{[cluster]} section."""
     from imapd.cluster.health import HealthChecker
@@ -91,14 +100,14 @@ def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
         health_checker(section, directory.hosts).setServiceParent(parent)
         log.info("Health checks of the hosts every {n:g}s", n=section.health_interval)
     if tracking:
-        from imapd.cluster.sessions import SessionRefreshService, SessionTracker, TrackingRealm
+        from imapd.cluster.sessions import NodeSessionsService, SessionTracker, TrackingRealm
 
         tracker = SessionTracker()
         portal.realm = TrackingRealm(portal.realm, tracker)
-        SessionRefreshService(directory, tracker, section.node,
-                              section.user_expire / 3).setServiceParent(parent)
-        log.info("Cluster node {node}: users with sessions here stay placed here",
-                 node=section.node)
+        NodeSessionsService(directory, tracker, section.node,
+                            session_check_interval(section.user_expire)).setServiceParent(parent)
+        log.info("Cluster node {node}: users with sessions here stay placed here, and "
+                 "their sessions end when they are moved away", node=section.node)
     for description in section.socketmap_listen:
         factory = SocketmapFactory(directory, section.recipient_delimiter)
         strports.service(twisted_description(description), factory).setServiceParent(parent)

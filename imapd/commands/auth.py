@@ -66,8 +66,10 @@ async def _login(session, user: bytes, password: bytes):
         session.log_event("login refused", name, reason="too many failures from address")
         raise ConnectionClosing("Too many failed logins from your address; try again later")
     try:
+        # The session is the mind: a realm may keep it to end it later
+        # (imapd.cluster.sessions).
         _iface, account, _logout = await session.context.portal.login(
-            UsernamePassword(user, password), None, IAccount
+            UsernamePassword(user, password), session, IAccount
         )
     except (UnauthorizedLogin, LoginFailed):
         session._failed_logins += 1

@@ -238,3 +238,40 @@ def test_health_checks_mark_hosts(start_imapd, tmp_path):
         thread.join(5)
         greeter.close()
         hung.close()
+
+
+def test_down_ends_the_sessions_of_moved_users(start_imapd, tmp_path):
+    """
+    `cluster down` of a node ends the sessions its users have there (BYE
+    within seconds), so their clients reconnect to the new owner; a stray
+    session of a user owned elsewhere is left alone.
+    """
+    import imaplib
+    import time
+
+    store = tmp_path / "store"
+    conf = tmp_path / "admin.toml"
+    conf.write_text(f'[cluster]\nhosts_file = "{store / "hosts.json"}"\n')
+    quiet = (io.StringIO(), io.StringIO())
+    for host in HOSTS:
+        assert admin(["--config", str(conf), "cluster", "add", host], *quiet) == 0
+    me = expected_owner("alice")
+    server = start_imapd({"cluster": {"hosts_file": str(store / "hosts.json"), "node": me}})
+    client = imaplib.IMAP4(server.host, server.port, timeout=30)
+    client.login(server.user, server.password)
+    client.select("INBOX")
+    # Wait until the node has placed alice on itself.
+    out = io.StringIO()
+    deadline = time.monotonic() + 20
+    while " placed " not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        out = io.StringIO()
+        admin(["--config", str(conf), "cluster", "owner", "-v", "alice"], out, io.StringIO())
+    err = io.StringIO()
+    assert admin(["--config", str(conf), "cluster", "down", me], io.StringIO(), err) == 0
+    assert "end within seconds" in err.getvalue()
+    client.sock.settimeout(15)
+    line = client.readline()
+    assert line.startswith(b"* BYE [UNAVAILABLE]"), line
+    assert client.readline() == b""  # closed
+    assert "kicked user=alice" in server.daemon.log()
