@@ -6,6 +6,7 @@ C{imapd-admin cluster ...}: change and inspect the host table.
     cluster remove|down|up|flush HOST
     cluster weight HOST N
     cluster owner USER [--verbose]      the owner's address
+    cluster status USER                 current and hashed host, hash, epoch
     cluster move USER HOST              place USER on HOST now
     cluster map [--users]               the host table (and every user)
     cluster export tsv|json|transport|qgrp [--domain D] [--output FILE]
@@ -16,11 +17,11 @@ after it, the files of C{[cluster] export_files} are rewritten atomically.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
-from imapd.cluster.exports import FORMATS, export
+from imapd.cluster.exports import (FORMATS, ExportError, export, users_of, write_export_files,
+                                   write_file)
 from imapd.cluster.owner import Directory, directory_from_config
 from imapd.cluster.table import TableError
 
@@ -62,6 +63,7 @@ def add_commands(areas) -> None:
     command("owner", _owner, "print the address of a user's host", user,
             (("--verbose", "-v"), {"action": "store_true",
                                    "help": "also the hash, the ring's host and the epoch"}))
+    command("status", _status, "a user's current and hashed host, hash and epoch", user)
     command("move", _move, "place a user on a host now", user, host)
     command("map", _map, "print the host table", (("--users",), {
         "action": "store_true", "help": "and every user of the passwd-file with its owner"}))
@@ -145,6 +147,11 @@ def _owner(config, directory, args, out, err):
           f"hash={status.hash} ring={hashed} epoch={status.epoch}", file=out)
 
 
+def _status(config, directory, args, out, err):
+    args.verbose = True
+    return _owner(config, directory, args, out, err)
+
+
 def _move(config, directory, args, out, err):
     table = directory.hosts.table()
     host = table.get(_canonical(args.host))
@@ -187,39 +194,24 @@ def _map(config, directory, args, out, err):
         out.write(export("tsv", _users(config), directory))
 
 
-def _users(config) -> tuple[str, ...]:
-    from imapd.auth.passwdfile import PasswdFile
-
-    path = config.auth.passwd_file or os.path.join(config.server.data_dir, "passwd")
-    if not os.path.isfile(path):
-        raise _Refused(f"no passwd-file at {path} to list users from (option auth.passwd_file)")
-    return PasswdFile(path).users()
-
-
 def _export(config, directory, args, out, err):
     domain = config.cluster.export_domain if args.domain is None else args.domain
     text = export(args.format, _users(config), directory, domain)
     if args.output:
-        _write_file(args.output, text)
+        write_file(args.output, text)
     else:
         out.write(text)
 
 
-def _write_exports(config, directory) -> None:
-    """Rewrite C{[cluster] export_files} after a change of the table."""
-    if not config.cluster.export_files:
-        return
-    users = _users(config)
-    for item in config.cluster.export_files:
-        fmt, _, path = item.partition(":")
-        _write_file(path, export(fmt, users, directory, config.cluster.export_domain))
-
-
-def _write_file(path: str, text: str) -> None:
-    from storage.errors import StoreError
-    from storage.maildir.files import atomic_write
-
+def _users(config) -> tuple[str, ...]:
     try:
-        atomic_write(path, text.encode("utf-8"), mode=0o644)
-    except StoreError as e:
+        return users_of(config)
+    except ExportError as e:
+        raise _Refused(str(e)) from None
+
+
+def _write_exports(config, directory) -> None:
+    try:
+        write_export_files(config, directory)
+    except ExportError as e:
         raise _Refused(str(e)) from None

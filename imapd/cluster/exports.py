@@ -17,11 +17,13 @@ its default and queues.
 from __future__ import annotations
 
 import json
+import os
 from typing import Iterable, Optional
 
 from imapd.cluster.owner import Directory
 
-__all__ = ["FORMATS", "export", "queue_group", "transport_nexthop"]
+__all__ = ["FORMATS", "ExportError", "export", "queue_group", "transport_nexthop", "users_of",
+           "write_export_files", "write_file"]
 
 FORMATS = ("tsv", "json", "transport", "qgrp")
 
@@ -77,3 +79,43 @@ def export(fmt: str, users: Iterable[str], directory: Directory, domain: str = "
             if s.current is not None:
                 lines.append(f"QGRP:{_address(user, domain)}\t{queue_group(s.current.address)}")
     return "\n".join(lines) + "\n"
+
+
+class ExportError(Exception):
+    """An export cannot be made or written; the text says why."""
+
+
+def users_of(config) -> tuple[str, ...]:
+    """The users to export: every name of the passwd-file."""
+    from imapd.auth.passwdfile import PasswdFile
+
+    path = config.auth.passwd_file or os.path.join(config.server.data_dir, "passwd")
+    if not os.path.isfile(path):
+        raise ExportError(f"no passwd-file at {path} to list users from "
+                          f"(option auth.passwd_file)")
+    return PasswdFile(path).users()
+
+
+def write_file(path: str, text: str) -> None:
+    """Replace C{path} atomically (temporary file, fsync, rename)."""
+    from storage.errors import StoreError
+    from storage.maildir.files import atomic_write
+
+    try:
+        atomic_write(path, text.encode("utf-8"), mode=0o644)
+    except StoreError as e:
+        raise ExportError(str(e)) from None
+
+
+def write_export_files(config, directory) -> None:
+    """
+    Rewrite the files of C{[cluster] export_files} (after a change of the
+    host table: by imapd-admin, or by the health checks).  Blocking.
+    """
+    section = config.cluster
+    if not section.export_files:
+        return
+    users = users_of(config)
+    for item in section.export_files:
+        fmt, _, path = item.partition(":")
+        write_file(path, export(fmt, users, directory, section.export_domain))

@@ -112,7 +112,12 @@ class HealthChecker(Periodic):
     failure_message = "health check round failed"
 
     def __init__(self, hosts, interval: float, timeout: float, fall: int, rise: int,
-                 login: Optional[tuple[str, str]] = None, reactor=None, runner=None) -> None:
+                 login: Optional[tuple[str, str]] = None, reactor=None, runner=None,
+                 on_change=None) -> None:
+        """
+        @param on_change: called (in the runner) after the checks changed
+            the table, e.g. to rewrite the export files.
+        """
         if reactor is None:
             from twisted.internet import reactor
         super().__init__(interval, reactor, now=True)
@@ -124,6 +129,7 @@ class HealthChecker(Periodic):
         self.reactor = reactor
         self.runner = threads.deferToThread if runner is None else runner
         self.probe = probe
+        self.on_change = on_change
         #: address -> (consecutive good, consecutive bad)
         self.streaks: dict[str, tuple[int, int]] = {}
 
@@ -138,6 +144,7 @@ class HealthChecker(Periodic):
              for h in hosts])
         for address in set(self.streaks) - {h.address for h in hosts}:
             del self.streaks[address]
+        changed = False
         for host, (ok, why) in zip(hosts, results):
             good, bad = self.streaks.get(host.address, (0, 0))
             good, bad = (good + 1, 0) if ok else (0, bad + 1)
@@ -147,10 +154,14 @@ class HealthChecker(Periodic):
                          host=host.address, n=bad, why=why)
                 await self.runner(self.hosts.update,
                                   lambda t, a=host.address: t.set_up(a, False, by="health"))
+                changed = True
             elif not host.up and host.down_by == "health" and good >= self.rise:
                 log.warn("Host {host} passed {n} health checks: marking it up",
                          host=host.address, n=good)
                 await self.runner(self.hosts.update, lambda t, a=host.address: _health_up(t, a))
+                changed = True
+        if changed and self.on_change is not None:
+            await self.runner(self.on_change)
 
 
 def _health_up(table, address: str):

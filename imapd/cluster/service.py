@@ -97,7 +97,11 @@ def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
     directory = directory_from_config(section)
     PlacementFlushService(directory.placements).setServiceParent(parent)
     if checking:
-        health_checker(section, directory.hosts).setServiceParent(parent)
+        from imapd.cluster.exports import write_export_files
+
+        checker = health_checker(section, directory.hosts)
+        checker.on_change = lambda: write_export_files(config, directory)
+        checker.setServiceParent(parent)
         log.info("Health checks of the hosts every {n:g}s", n=section.health_interval)
     if tracking:
         from imapd.cluster.sessions import NodeSessionsService, SessionTracker, TrackingRealm

@@ -144,3 +144,12 @@ def test_console_script_module(site):
          "--config", config, "cluster", "owner", "heidi"],
         capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "127.0.0.4\n")
+
+
+def test_status(site):
+    """status prints the current and the hashed host, the hash and the epoch."""
+    _, config = site
+    three(config)
+    admin(config, "move", "heidi", "127.0.0.2")
+    assert admin(config, "status", "heidi")[1] == (
+        "127.0.0.2 placed user=heidi key=heidi hash=1044502141 ring=127.0.0.4 epoch=3\n")

@@ -108,3 +108,16 @@ def test_admin_down_overrides_health_down(tmp_path):
     c.health["127.0.0.2"] = True
     c.rounds(5)
     assert not c.up("127.0.0.2")
+
+
+def test_changes_call_on_change(tmp_path):
+    """A round that changed the table calls on_change once (export files)."""
+    c = Checker(tmp_path)
+    calls = []
+    c.checker.on_change = lambda: calls.append(c.hosts.table().epoch)
+    c.rounds(2)
+    assert calls == []  # all healthy: nothing changed
+    c.health["127.0.0.2"] = False
+    c.health["127.0.0.4"] = False
+    c.rounds(2)
+    assert calls == [5]  # both went down in one round: one call, after both
