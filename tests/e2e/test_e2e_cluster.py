@@ -23,17 +23,29 @@ HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 USERS = [f"user{i}@example.org" for i in range(100)]
 
 
+def host_table(tmp_path, *add_args: str, extra: str = ""):
+    """A 3-host table made with imapd-admin: (its admin config, the table file)."""
+    hosts_file = tmp_path / "store" / "hosts.json"
+    conf = tmp_path / "admin.toml"
+    conf.write_text(f'[cluster]\nhosts_file = "{hosts_file}"\n{extra}')
+    for host in HOSTS:
+        assert admin(["--config", str(conf), "cluster", "add", host, *add_args],
+                     io.StringIO(), io.StringIO()) == 0
+    return conf, hosts_file
+
+
+def owner_line(conf, user: str) -> str:
+    out = io.StringIO()
+    assert admin(["--config", str(conf), "cluster", "owner", "-v", user],
+                 out, io.StringIO()) == 0
+    return out.getvalue()
+
+
 @pytest.fixture
 def cluster(start_imapd, tmp_path):
     """A daemon serving socketmap and auth_http over a 3-host table."""
-    store = tmp_path / "store"
-    hosts_file = store / "hosts.json"
     socketmap_port, auth_port = free_ports(2)
-    conf = tmp_path / "admin.toml"
-    conf.write_text(f'[cluster]\nhosts_file = "{hosts_file}"\n')
-    for host in HOSTS:
-        assert admin(["--config", str(conf), "cluster", "add", host, "--port", "10143"],
-                     io.StringIO(), io.StringIO()) == 0
+    conf, hosts_file = host_table(tmp_path, "--port", "10143")
     server = start_imapd({"cluster": {
         "hosts_file": str(hosts_file),
         "node": "node1",
@@ -125,14 +137,11 @@ def test_placement_outlives_a_host_coming_back(cluster):
     # The daemon wrote its placement records; the admin command sees them.
     import time
 
-    out = io.StringIO()
-    for _ in range(50):
-        out = io.StringIO()
-        admin(["--config", str(conf), "cluster", "owner", server.user], out, io.StringIO())
-        if out.getvalue() == "127.0.0.4\n":
-            break
+    deadline = time.monotonic() + 5
+    while not owner_line(conf, server.user).startswith("127.0.0.4 placed ") \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert out.getvalue() == "127.0.0.4\n"
+    assert owner_line(conf, server.user).startswith("127.0.0.4 placed ")
 
 
 def test_sessions_keep_a_user_placed(start_imapd, tmp_path):
@@ -144,35 +153,24 @@ def test_sessions_keep_a_user_placed(start_imapd, tmp_path):
     import imaplib
     import time
 
-    store = tmp_path / "store"
-    conf = tmp_path / "admin.toml"
-    conf.write_text(f'[cluster]\nhosts_file = "{store / "hosts.json"}"\nuser_expire = 3\n')
+    conf, hosts_file = host_table(tmp_path, extra="user_expire = 3\n")
     quiet = (io.StringIO(), io.StringIO())
-    for host in HOSTS:
-        assert admin(["--config", str(conf), "cluster", "add", host], *quiet) == 0
     me = expected_owner("alice")
-    server = start_imapd({"cluster": {"hosts_file": str(store / "hosts.json"), "node": me,
+    server = start_imapd({"cluster": {"hosts_file": str(hosts_file), "node": me,
                                       "user_expire": 3}})
-
-    def owner_line():
-        out = io.StringIO()
-        assert admin(["--config", str(conf), "cluster", "owner", "-v", "alice"],
-                     out, io.StringIO()) == 0
-        return out.getvalue()
-
     client = imaplib.IMAP4(server.host, server.port, timeout=30)
     client.login(server.user, server.password)
     deadline = time.monotonic() + 20
-    while " placed " not in owner_line() and time.monotonic() < deadline:
+    while " placed " not in owner_line(conf, "alice") and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert owner_line().startswith(f"{me} placed ")
+    assert owner_line(conf, "alice").startswith(f"{me} placed ")
     # Weight 0: the ring gives alice to another host; her session keeps her.
     assert admin(["--config", str(conf), "cluster", "weight", me, "0"], *quiet) == 0
     time.sleep(4)
-    assert owner_line().startswith(f"{me} placed ")
+    assert owner_line(conf, "alice").startswith(f"{me} placed ")
     client.logout()
     time.sleep(4)
-    line = owner_line()
+    line = owner_line(conf, "alice")
     assert " hashed " in line and not line.startswith(me)
 
 
@@ -243,30 +241,21 @@ def test_health_checks_mark_hosts(start_imapd, tmp_path):
 def test_down_ends_the_sessions_of_moved_users(start_imapd, tmp_path):
     """
     `cluster down` of a node ends the sessions its users have there (BYE
-    within seconds), so their clients reconnect to the new owner; a stray
-    session of a user owned elsewhere is left alone.
+    within seconds), so their clients reconnect to the new owner.
     """
     import imaplib
     import time
 
-    store = tmp_path / "store"
-    conf = tmp_path / "admin.toml"
-    conf.write_text(f'[cluster]\nhosts_file = "{store / "hosts.json"}"\n')
-    quiet = (io.StringIO(), io.StringIO())
-    for host in HOSTS:
-        assert admin(["--config", str(conf), "cluster", "add", host], *quiet) == 0
+    conf, hosts_file = host_table(tmp_path)
     me = expected_owner("alice")
-    server = start_imapd({"cluster": {"hosts_file": str(store / "hosts.json"), "node": me}})
+    server = start_imapd({"cluster": {"hosts_file": str(hosts_file), "node": me}})
     client = imaplib.IMAP4(server.host, server.port, timeout=30)
     client.login(server.user, server.password)
     client.select("INBOX")
     # Wait until the node has placed alice on itself.
-    out = io.StringIO()
     deadline = time.monotonic() + 20
-    while " placed " not in out.getvalue() and time.monotonic() < deadline:
+    while " placed " not in owner_line(conf, "alice") and time.monotonic() < deadline:
         time.sleep(0.2)
-        out = io.StringIO()
-        admin(["--config", str(conf), "cluster", "owner", "-v", "alice"], out, io.StringIO())
     err = io.StringIO()
     assert admin(["--config", str(conf), "cluster", "down", me], io.StringIO(), err) == 0
     assert "end within seconds" in err.getvalue()
