@@ -41,6 +41,21 @@ class PlacementFlushService(Periodic):
             log.error("cannot write placements at shutdown: {e}", e=e)
 
 
+def _check_node(directory, node: str) -> None:
+    """Say at start when C{[cluster] node} names no host of the table."""
+    from imapd.cluster.table import TableError
+
+    try:
+        known = directory.hosts.table().get(node) is not None
+    except TableError as e:
+        log.warn("Cannot read the host table: {e}", e=e)
+        return
+    if not known:
+        log.warn("cluster.node {node!r} is not a host of the table {path}: no user is "
+                 "placed here until it is added (imapd-admin cluster add)", node=node,
+                 path=directory.hosts.path)
+
+
 def session_check_interval(user_expire: float) -> float:
     """
     How often a node checks its users' placements: often enough that a
@@ -112,6 +127,7 @@ def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
                             session_check_interval(section.user_expire)).setServiceParent(parent)
         log.info("Cluster node {node}: users with sessions here stay placed here, and "
                  "their sessions end when they are moved away", node=section.node)
+        _check_node(directory, section.node)
     for description in section.socketmap_listen:
         factory = SocketmapFactory(directory, section.recipient_delimiter)
         strports.service(twisted_description(description), factory).setServiceParent(parent)

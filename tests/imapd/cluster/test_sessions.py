@@ -163,3 +163,16 @@ def test_login_passes_the_session_as_mind(conv):
     assert tracker.sessions("demo") == [conv.proto]
     conv.proto.connectionLost(None)
     assert tracker.active() == []
+
+
+def test_node_not_in_table_is_reported(directory):
+    """A node name that is no host of the table is said at start."""
+    from twisted.logger import capturedLogs
+
+    from imapd.cluster.service import _check_node
+
+    with capturedLogs() as events:
+        _check_node(directory, "127.0.0.3")
+        _check_node(directory, "mail1")
+    texts = [e.get("log_format", "") for e in events]
+    assert len([t for t in texts if "is not a host of the table" in t]) == 1
