@@ -182,6 +182,9 @@ def _check_together(config: Config, loader: _Loader) -> None:
                                   f"{description!r} reads PROXY headers, but "
                                   "'haproxy_trusted_networks' is empty")
     cluster = config.cluster
+    if cluster.relay and not (cluster.node and cluster.hosts_file):
+        raise ConfigError(loader.where("cluster.relay"), "cluster.relay",
+                          "needs 'cluster.node' and 'cluster.hosts_file'")
     for name in ("socketmap_listen", "auth_http_listen"):
         if getattr(cluster, name) and not cluster.hosts_file:
             raise ConfigError(loader.where(f"cluster.{name}"), f"cluster.{name}",

@@ -688,6 +688,13 @@ class ClusterSection:
         "This node's name for its placement records (its address in the host\n"
         "table, say).  Empty: the machine's host name.",
     )
+    relay: bool = opt(
+        False,
+        "Relay the login of a user owned by another node to it (proxy when not\n"
+        "ours), so that a TCP balancer or DNS round robin can front equal nodes.\n"
+        "Needs node.  The owner believes the client address this node sends when\n"
+        "this node is in its haproxy_trusted_networks.",
+    )
     username_hash: str = opt(
         "%Lu",
         "The hash key of a user, as Dovecot's director_username_hash: %u the\n"

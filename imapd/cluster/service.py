@@ -122,6 +122,11 @@ def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
         from imapd.cluster.sessions import NodeSessionsService, SessionTracker, TrackingRealm
 
         tracker = SessionTracker()
+        if section.relay:
+            from imapd.cluster.relay import RelayingRealm
+
+            portal.realm = RelayingRealm(portal.realm, directory, section.node)
+            log.info("Logins of users owned by other nodes are relayed to them")
         portal.realm = TrackingRealm(portal.realm, tracker)
         NodeSessionsService(directory, tracker, section.node,
                             session_check_interval(section.user_expire)).setServiceParent(parent)

@@ -145,7 +145,8 @@ def _originating(session, params) -> None:
     A trusted proxy (C{haproxy_trusted_networks}) relaying a client tells
     us the client's address in ID's C{x-originating-ip} and
     C{x-originating-port} before login, as Dovecot's and other IMAP
-    proxies do; the log and the failed-login ledger then use it.  From
+    proxies do; the log and the failed-login ledger then use it (and
+    C{x-proxy-ttl} bounds further relays, L{imapd.cluster.relay}).  From
     anyone else, or after login, the fields are only logged.
     """
     if session.account is not None or not session.context.trusted_proxies:
@@ -166,6 +167,10 @@ def _originating(session, params) -> None:
     port = port.decode("ascii") if port.isdigit() else ""
     session.client_address = str(client)
     session.peer = f"{client}:{port}"
+    ttl = fields.get(b"x-proxy-ttl", b"")
+    if ttl.isdigit():
+        # Hops left for a relayed login (imapd.cluster.relay).
+        session.proxy_ttl = int(ttl)
 
 
 async def handle_id(session, cmd: Id):

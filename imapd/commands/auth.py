@@ -22,6 +22,7 @@ from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.internet import task
 
 from imapd.account import IAccount
+from imapd.cluster.relay import NotOurs, relay_login
 from imapd.commands.any import capabilities
 from imapd.errors import BadCommand, CommandFailed, ConnectionClosing
 from imapd.parser.types import Authenticate, Login, StartTLS
@@ -71,6 +72,10 @@ async def _login(session, user: bytes, password: bytes):
         _iface, account, _logout = await session.context.portal.login(
             UsernamePassword(user, password), session, IAccount
         )
+    except NotOurs as e:
+        # Issue 15 proxy-when-not-ours: the password is good, the user
+        # lives on another node; the session becomes a relay to it.
+        return await relay_login(session, e.host, user, password)
     except (UnauthorizedLogin, LoginFailed):
         session._failed_logins += 1
         ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)

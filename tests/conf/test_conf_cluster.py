@@ -17,6 +17,8 @@ from conf import ConfigError, load_config
     ({"cluster.export_files": ["postfix:/etc/x"]}, "cluster.export_files", "FORMAT:/absolute"),
     ({"cluster.export_files": ["tsv:relative"]}, "cluster.export_files", "FORMAT:/absolute"),
     ({"cluster.health_fall": 0}, "cluster.health_fall", "greater than 0"),
+    ({"cluster.relay": True, "cluster.hosts_file": "/x"}, "cluster.relay",
+     "needs 'cluster.node'"),
     ({"haproxy_trusted_networks": ["10.0.0.0/33"]}, "haproxy_trusted_networks",
      "is not a network"),
 ])
