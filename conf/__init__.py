@@ -173,6 +173,22 @@ def _check_together(config: Config, loader: _Loader) -> None:
             raise ConfigError(loader.where(name), name, f"no such file: {path}")
         if path and not os.access(path, os.R_OK):
             raise ConfigError(loader.where(name), name, f"cannot read {path}")
+    from conf.endpoints import proxy_protocol
+
+    if not config.server.haproxy_trusted_networks:
+        for description in config.server.listen:
+            if proxy_protocol(description)[0]:
+                raise ConfigError(loader.where("listen"), "listen",
+                                  f"{description!r} reads PROXY headers, but "
+                                  "'haproxy_trusted_networks' is empty")
+    cluster = config.cluster
+    if cluster.relay and not (cluster.node and cluster.hosts_file):
+        raise ConfigError(loader.where("cluster.relay"), "cluster.relay",
+                          "needs 'cluster.node' and 'cluster.hosts_file'")
+    for name in ("socketmap_listen", "auth_http_listen"):
+        if getattr(cluster, name) and not cluster.hosts_file:
+            raise ConfigError(loader.where(f"cluster.{name}"), f"cluster.{name}",
+                              "needs 'cluster.hosts_file' (the host table)")
     storage = config.storage
     if storage.threads_per_mailbox > storage.threads:
         raise ConfigError(loader.where("storage.threads_per_mailbox"), "storage.threads_per_mailbox",

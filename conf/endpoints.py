@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 
 __all__ = [
+    "proxy_protocol",
     "split_endpoint",
     "check_endpoint",
     "twisted_description",
@@ -30,13 +31,27 @@ _IMPLICIT_TLS = ("ssl", "tls")
 _INTERFACE_POSITION = {"tcp": 1, "tcp6": 1, "tls": 1, "ssl": 4}
 
 
+#: The prefix of a listener that reads a PROXY protocol header from
+#: trusted proxies (L{imapd.proxyprotocol}); the rest is the endpoint.
+PROXY_PREFIX = "haproxy:"
+
+
+def proxy_protocol(description: str) -> tuple[bool, str]:
+    """C{("haproxy:tcp:143")} -> C{(True, "tcp:143")}; others unchanged."""
+    if description[:len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
+        return True, description[len(PROXY_PREFIX):]
+    return False, description
+
+
 def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
     """
     Split an endpoint string the way Twisted does: C{:} separates fields,
     the first C{=} of a field makes it a keyword, C{\\} escapes a character.
 
     @return: (type in lower case, positional arguments, keyword arguments)
+        of the endpoint (after a C{haproxy:} prefix)
     """
+    description = proxy_protocol(description)[1]
     fields: list[list[str]] = [[""]]  # each field: [text] or [key, value]
     chars = iter(description)
     for char in chars:
@@ -55,7 +70,11 @@ def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
 
 
 def twisted_description(description: str) -> str:
-    """What to give L{serverFromString}: C{tls:} becomes C{tcp:}."""
+    """
+    What to give L{serverFromString}: C{tls:} becomes C{tcp:}, and a
+    C{haproxy:} prefix goes (the server wraps the factory itself).
+    """
+    description = proxy_protocol(description)[1]
     kind, sep, rest = description.partition(":")
     if kind.lower() == "tls":
         return "tcp:" + rest

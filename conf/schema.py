@@ -39,6 +39,7 @@ __all__ = [
     "UserdbSection",
     "LmtpSection",
     "ServiceSection",
+    "ClusterSection",
     "parse_size",
     "SECTIONS",
     "Spec",
@@ -127,6 +128,12 @@ def _lmtp_listen(value) -> None:
             raise ValueError(f"{description!r}: LMTP listeners are plain (tcp: or unix:)")
 
 
+def _networks(value) -> None:
+    from imapd.proxyprotocol import parse_networks
+
+    parse_networks(value)
+
+
 def _mail_location(value) -> None:
     """
     Parse the location as the store will (for a made-up user with a home),
@@ -167,7 +174,8 @@ class ServerSection:
         "tls:PORT[:interface=ADDR] is implicit TLS (port 993 style) with the\n"
         "certificate of [tls]; ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem is\n"
         "implicit TLS with its own certificate; unix:/path/to/socket also works.\n"
-        "No interface means every address.",
+        "No interface means every address.  haproxy: before any of them reads\n"
+        "a PROXY protocol header from haproxy_trusted_networks.",
         check=_listen,
     )
     lmtp_listen: tuple[str, ...] = opt(
@@ -177,6 +185,15 @@ class ServerSection:
         "LMTP has no authentication: listen only where the MTA alone can\n"
         "connect.  Empty: no LMTP.  See [lmtp].",
         check=_lmtp_listen,
+    )
+    haproxy_trusted_networks: tuple[str, ...] = opt(
+        (),
+        "Networks of proxies that send a PROXY protocol header (v1 or v2) on\n"
+        "listeners written haproxy:tcp:..., e.g. [\"10.0.0.0/8\", \"127.0.0.1\"].\n"
+        "Connections from them must start with the header, whose client\n"
+        "address the log and the login limits then use; others connect as usual.\n"
+        "Their ID x-originating-ip before login is believed too.",
+        check=_networks,
     )
     hostname: str = opt(
         "",
@@ -685,6 +702,138 @@ class UrlauthSection:
     )
 
 
+def _hash_format(value) -> None:
+    from imapd.cluster.hashing import check_format
+
+    check_format(value)
+
+
+def _plain_listeners(value) -> None:
+    """Endpoint strings for a service without TLS (tls: is refused)."""
+    from conf.endpoints import check_endpoint, uses_tls_section
+
+    for description in value:
+        check_endpoint(description)
+        if uses_tls_section(description):
+            raise ValueError(f"{description!r}: this service has no TLS; use tcp: or unix:")
+
+
+def _export_files(value) -> None:
+    from imapd.cluster.exports import FORMATS
+
+    for item in value:
+        kind, sep, path = item.partition(":")
+        if not sep or kind not in FORMATS or not path.startswith("/"):
+            raise ValueError(f"{item!r}: write FORMAT:/absolute/path, FORMAT one of "
+                             f"{', '.join(FORMATS)}")
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    """C{[cluster]}: several nodes on one shared store (CLUSTER.md)."""
+
+    hosts_file: str = opt(
+        "",
+        "The host table on the shared store (JSON: hosts, weights, up/down, an\n"
+        "epoch), changed with imapd-admin cluster ...; placements are kept in the\n"
+        "directory HOSTS_FILE.placements beside it.  Empty: no cluster.",
+        kind=PATH,
+    )
+    node: str = opt(
+        "",
+        "This node's name for its placement records (its address in the host\n"
+        "table, say).  Empty: the machine's host name.",
+    )
+    relay: bool = opt(
+        False,
+        "Relay the login of a user owned by another node to it (proxy when not\n"
+        "ours), so that a TCP balancer or DNS round robin can front equal nodes.\n"
+        "Needs node.  The owner believes the client address this node sends when\n"
+        "this node is in its haproxy_trusted_networks.",
+    )
+    username_hash: str = opt(
+        "%Lu",
+        "The hash key of a user, as Dovecot's director_username_hash: %u the\n"
+        "name, %n the part before the first @, %d the part after, %L lowercases\n"
+        "(ASCII only).  Every node, MTA and proxy must use the same.",
+        _hash_format,
+    )
+    user_expire: float = opt(
+        900.0,
+        "Seconds a placed user stays on its host after its last lookup\n"
+        "(Dovecot's director_user_expire); only users not placed follow the ring.",
+        _non_negative,
+    )
+    recipient_delimiter: str = opt(
+        "+",
+        "Socketmap lookups drop the local part's extension from this character\n"
+        "on (user+detail@example.org is user@example.org).  Empty: none.",
+    )
+    socketmap_listen: tuple[str, ...] = opt(
+        (),
+        "Where the Postfix socketmap server listens (tcp:PORT:interface=ADDR or\n"
+        "unix:PATH); it answers lmtp:inet:<owner>:<lmtp port> for the map name\n"
+        "\"transport\" and the owner's address for \"host\".  Empty: none.",
+        _plain_listeners,
+    )
+    auth_http_listen: tuple[str, ...] = opt(
+        (),
+        "Where the nginx mail auth_http service listens (tcp:PORT:interface=ADDR).\n"
+        "It checks the password and answers the owner's Auth-Server/Auth-Port.\n"
+        "Empty: none.",
+        _plain_listeners,
+    )
+    auth_http_key: str = opt(
+        "",
+        "When set, auth_http requests must carry this value in an X-Auth-Key\n"
+        "header (nginx: auth_http_header X-Auth-Key \"...\").",
+    )
+    auth_http_wait: int = opt(
+        3,
+        "Seconds nginx waits (Auth-Wait) before the client may try again after a\n"
+        "failed login.",
+        _non_negative,
+    )
+    auth_http_max_attempts: int = opt(
+        10,
+        "After this many failed attempts in one connection nginx is told to\n"
+        "close it (no Auth-Wait), as nginx's documentation asks.",
+        _positive,
+    )
+    health_interval: float = opt(
+        0.0,
+        "Seconds between health checks of every host in the table by this node\n"
+        "(an IMAP greeting, and a test login with health_login).  0: no checks.",
+        _non_negative,
+    )
+    health_timeout: float = opt(
+        5.0, "Seconds a probe may take before the host counts as failing.", _positive)
+    health_fall: int = opt(
+        3, "Failed probes in a row after which an up host is marked down.", _positive)
+    health_rise: int = opt(
+        2,
+        "Good probes in a row after which a host the checks marked down is up\n"
+        "again (a host an admin took down stays down).",
+        _positive,
+    )
+    health_login: str = opt(
+        "",
+        "\"user:password\" of a test account the probes log in with.  Empty:\n"
+        "the greeting is enough.",
+    )
+    export_files: tuple[str, ...] = opt(
+        (),
+        "Files rewritten atomically by imapd-admin on every change of the table,\n"
+        "as FORMAT:/path (tsv, json, transport, qgrp), e.g.\n"
+        "[\"transport:/etc/postfix/imapd_transport\"].",
+        _export_files,
+    )
+    export_domain: str = opt(
+        "",
+        "Domain appended to user names without one in transport and qgrp exports.",
+    )
+
+
 #: Table name ("" for the top level) -> section class, in documentation order.
 SECTIONS: dict[str, type] = {
     "": ServerSection,
@@ -699,6 +848,7 @@ SECTIONS: dict[str, type] = {
     "lmtp": LmtpSection,
     "userdb": UserdbSection,
     "service": ServiceSection,
+    "cluster": ClusterSection,
     "log": LogSection,
 }
 
@@ -724,6 +874,7 @@ class Config:
     lmtp: LmtpSection = field(default_factory=LmtpSection)
     userdb: UserdbSection = field(default_factory=UserdbSection)
     service: ServiceSection = field(default_factory=ServiceSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
 

@@ -137,6 +137,16 @@ class IMAPServerProtocol(Protocol):
         self.bytes_out = 0
         self._started = time.monotonic()
         self.peer = "unknown"
+        #: The client's address named by a trusted proxy (ID
+        #: x-originating-ip), or None: the transport's peer is the client.
+        self.client_address = None
+        #: Hops a relayed login may still make (ID x-proxy-ttl from a
+        #: trusted proxy), or None (L{imapd.cluster.relay}).
+        self.proxy_ttl = None
+        #: The owner's connection, once LOGIN was relayed to it: set by the
+        #: handler, started after the tagged OK (L{start_relay}).
+        self.relay_pending = None
+        self._relay = None
         #: RFC 4978 COMPRESS=DEFLATE state (L{imapd.compress.Deflate}).
         self.compression = None
         #: RFC 5465 NOTIFY state (L{imapd.commands.notify.Watch}), or None
@@ -170,6 +180,10 @@ class IMAPServerProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closing = True
+        if self._relay is not None:
+            relay, self._relay = self._relay, None
+            relay.transport.loseConnection()
+            self.log_event("relay closed", relay.user.decode("utf-8", "replace"))
         # A streaming worker waiting for the client to read gives up now.
         parts, self._blocked_parts = self._blocked_parts, []
         for release in parts:
@@ -424,6 +438,9 @@ class IMAPServerProtocol(Protocol):
         if self._closing:
             return
         self.bytes_in += len(data)
+        if self._relay is not None:
+            self._relay.transport.write(data)
+            return
         self._reset_timeout()
         if self.compression is None:
             self._feed(data)
@@ -703,6 +720,9 @@ class IMAPServerProtocol(Protocol):
             # Dovecot's does for NOOP.
             code = f"HIGHESTMODSEQ {self.selected.highestmodseq}"
         self.send(_tagged(cmd.tag, b"OK", code, text, self.imap4rev2))
+        if self.relay_pending is not None:
+            backend, self.relay_pending = self.relay_pending, None
+            self.start_relay(backend)
 
     def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> None:
         if self._closing:
@@ -783,6 +803,55 @@ class IMAPServerProtocol(Protocol):
             self._timeout_call.reset(timeout)
         else:
             self._timeout_call = self.clock.callLater(timeout, self._timed_out)
+
+    def start_relay(self, backend) -> None:
+        """
+        Hand the session to the node that owns its user (issue 15,
+        L{imapd.cluster.relay}), once the tagged OK of the relayed LOGIN
+        is written: the client's bytes go to C{backend}'s transport, and
+        C{backend} passes the owner's bytes to L{relay_received}.  What
+        the client pipelined after LOGIN was parsed here and cannot be
+        passed on: such a client is told so and disconnected.
+        """
+        for name in ("_timeout_call", "_login_call", "_line_call", "_next_turn"):
+            self._cancel(name)
+        if self._queue or self.parser.partial_line:
+            self.send(b"* BYE Commands pipelined after a relayed LOGIN; reconnect\r\n")
+            backend.transport.loseConnection()
+            self.disconnect()
+            return
+        self.state = "relayed"
+        self._relay = backend
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
+        # Each side stops reading while the other cannot keep up.
+        self.transport.registerProducer(backend.transport, True)
+        backend.transport.registerProducer(self.transport, True)
+        backend.start(self)
+
+    def relay_received(self, data: bytes) -> None:
+        """The owner's bytes, for the client."""
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    def relay_lost(self) -> None:
+        """The owner closed the relayed session: so do we."""
+        if not self._closing:
+            self.disconnect()
+
+    def kick(self, reason: str) -> None:
+        """
+        End the session from outside (its user was moved to another node,
+        L{imapd.cluster.sessions}): BYE between commands (never inside a
+        response being written), then close once the output is sent.
+        """
+        if self._closing:
+            return
+        if not self._busy:
+            self.send(b"* BYE [UNAVAILABLE] " + reason.encode("ascii", "replace") + b"\r\n")
+        self.log_event("kicked", self.account.user if self.account else "", reason=reason)
+        self.disconnect()
 
     def _timed_out(self) -> None:
         # RFC 3501 section 5.4: the autologout timer.

@@ -272,6 +272,10 @@ class ServerContext:
     #: The login of the submission server (RFC 4468 BURL), which may fetch
     #: C{submit+} URLAUTH URLs (RFC 4467 section 3); "" for none.
     urlauth_submit_user: str = ""
+    #: Networks (L{ipaddress} networks) of trusted proxies, whose ID
+    #: C{x-originating-ip} before login names the client (RFC 2971 fields
+    #: as Dovecot's proxies send them).
+    trusted_proxies: tuple = ()
 
 
 def _failure_ledger():

@@ -358,6 +358,16 @@ def _lmtp_services(config, effective, context, top) -> None:
         log.info("LMTP listener {description}", description=description)
 
 
+def _cluster_services(config, effective, top, portal) -> None:
+    """
+    The socketmap and auth_http listeners of C{[cluster]}, and placement
+    refreshes for the users with sessions on this node (CLUSTER.md).
+    """
+    from imapd.cluster.service import add_cluster_services
+
+    add_cluster_services(config, effective.passwd_file, top, portal)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
@@ -365,6 +375,7 @@ def makeService(options: Options) -> service.MultiService:
 
     from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
     from imapd.defaults import prepare
+    from imapd.proxyprotocol import proxy_protocol_factory, trusted_proxies
     from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits, StoragePool
     from imapd.tls import TLSError, certificate_options
 
@@ -404,6 +415,7 @@ def makeService(options: Options) -> service.MultiService:
         quota=_quota_policy(config.quota),
         mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
         urlauth_submit_user=config.urlauth.submit_user,
+        trusted_proxies=trusted_proxies(config),
     )
 
     top = IMAPService(config.log.level)
@@ -416,9 +428,11 @@ def makeService(options: Options) -> service.MultiService:
         factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
         if uses_tls_section(description):
             factory = TLSMemoryBIOFactory(tls, False, factory)
+        factory = proxy_protocol_factory(config, description, factory)
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("Listener {description}", description=description)
     _lmtp_services(config, effective, context, top)
+    _cluster_services(config, effective, top, context.portal)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=_users_from(config, effective))

@@ -183,3 +183,15 @@ def test_unwritable_plugin_cache_only_warns(installed):
         assert help_run.returncode == 0 and "--listen" in help_run.stdout
     finally:
         cache.rmdir()
+
+
+def test_imapd_admin_console_script(installed):
+    """pip installs the imapd-admin command (setup.cfg console_scripts)."""
+    python, _, root = installed
+    script = Path(python).parent / "imapd-admin"
+    assert script.exists()
+    result = subprocess.run([str(script), "cluster", "--help"], cwd=root, env=_clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for command in ("add", "down", "up", "remove", "owner", "map", "flush", "export"):
+        assert command in result.stdout

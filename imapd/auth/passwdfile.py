@@ -168,6 +168,12 @@ class PasswdFile:
             self._refresh()
             return self._entries.get(user)
 
+    def users(self) -> tuple[str, ...]:
+        """Every user name in the file (re-read first if it changed)."""
+        with self._lock:
+            self._refresh()
+            return tuple(self._entries)
+
     def samples(self) -> tuple[str, ...]:
         """
         One stored password per password scheme (and cost parameters) in

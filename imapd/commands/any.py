@@ -11,6 +11,8 @@ after that C{session.imap4rev2} is true and the formatters it changes
 
 from __future__ import annotations
 
+import ipaddress
+
 from imapd import wire
 from imapd.logtext import log_safe
 from imapd.parser.types import Capability, Enable, Id, Logout, Noop
@@ -138,6 +140,39 @@ async def handle_logout(session, cmd: Logout):
     session.disconnect()
 
 
+def _originating(session, params) -> None:
+    """
+    A trusted proxy (C{haproxy_trusted_networks}) relaying a client tells
+    us the client's address in ID's C{x-originating-ip} and
+    C{x-originating-port} before login, as Dovecot's and other IMAP
+    proxies do; the log and the failed-login ledger then use it (and
+    C{x-proxy-ttl} bounds further relays, L{imapd.cluster.relay}).  From
+    anyone else, or after login, the fields are only logged.
+    """
+    if session.account is not None or not session.context.trusted_proxies:
+        return
+    fields = {k.lower(): v for k, v in params if v is not None}
+    ip = fields.get(b"x-originating-ip")
+    if ip is None:
+        return
+    peer = session.transport.getPeer() if session.transport is not None else None
+    try:
+        proxy = ipaddress.ip_address(getattr(peer, "host", ""))
+        client = ipaddress.ip_address(ip.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return
+    if not any(proxy in net for net in session.context.trusted_proxies):
+        return
+    port = fields.get(b"x-originating-port", b"")
+    port = port.decode("ascii") if port.isdigit() else ""
+    session.client_address = str(client)
+    session.peer = f"{client}:{port}"
+    ttl = fields.get(b"x-proxy-ttl", b"")
+    if ttl.isdigit():
+        # Hops left for a relayed login (imapd.cluster.relay).
+        session.proxy_ttl = int(ttl)
+
+
 async def handle_id(session, cmd: Id):
     """RFC 2971: say who we are; the client's parameters are only logged."""
     if cmd.params:
@@ -148,6 +183,7 @@ async def handle_id(session, cmd: Id):
             params=" ".join(f'{log_safe(k)}="{log_safe(v or b"")}"'
                             for k, v in cmd.params[:30]),
         )
+    _originating(session, cmd.params or ())
     items = []
     for key, value in session.context.server_id.items():
         items += [wire.string(key), wire.string(value)]

@@ -22,6 +22,7 @@ from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.internet import task
 
 from imapd.account import IAccount
+from imapd.cluster.relay import NotOurs, relay_login
 from imapd.commands.any import capabilities
 from imapd.errors import BadCommand, CommandFailed, ConnectionClosing
 from imapd.parser.types import Authenticate, Login, StartTLS
@@ -66,9 +67,15 @@ async def _login(session, user: bytes, password: bytes):
         session.log_event("login refused", name, reason="too many failures from address")
         raise ConnectionClosing("Too many failed logins from your address; try again later")
     try:
+        # The session is the mind: a realm may keep it to end it later
+        # (imapd.cluster.sessions).
         _iface, account, _logout = await session.context.portal.login(
-            UsernamePassword(user, password), None, IAccount
+            UsernamePassword(user, password), session, IAccount
         )
+    except NotOurs as e:
+        # Issue 15 proxy-when-not-ours: the password is good, the user
+        # lives on another node; the session becomes a relay to it.
+        return await relay_login(session, e.host, user, password)
     except (UnauthorizedLogin, LoginFailed):
         session._failed_logins += 1
         ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)
@@ -85,7 +92,13 @@ async def _login(session, user: bytes, password: bytes):
 
 
 def _address(session) -> str:
-    """The remote address failures are counted by (the host, without the port)."""
+    """
+    The remote address failures are counted by (the host, without the
+    port): the client a trusted proxy named (ID x-originating-ip), else
+    the transport's peer.
+    """
+    if session.client_address is not None:
+        return session.client_address
     peer = session.transport.getPeer() if session.transport is not None else None
     return str(getattr(peer, "host", peer))
 

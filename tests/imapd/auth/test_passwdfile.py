@@ -254,3 +254,13 @@ def passwd_path(passwd: PasswdFile):
     from pathlib import Path
 
     return Path(passwd.path)
+
+
+def test_users_lists_every_name(passwd, tmp_path):
+    """
+    users() names every user of the file, and follows edits (the cluster
+    exports list users from it).
+    """
+    assert set(passwd.users()) == {"alice@example.org", "bob", "carol"}
+    _write(tmp_path / "users", "dave:{PLAIN}x\n")
+    assert passwd.users() == ("dave",)

@@ -1,0 +1,149 @@
+# -*- test-case-name: tests.imapd.cluster.test_service -*-
+"""
+The cluster's network services in the daemon: the Postfix socketmap
+server (C{[cluster] socketmap_listen}) and the nginx auth_http service
+(C{[cluster] auth_http_listen}), sharing one L{Directory} whose
+placements are written to the shared store once a second when they
+changed (L{PlacementFlushService}).
+"""
+
+from __future__ import annotations
+
+from twisted.application import strports
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from imapd.cluster.periodic import Periodic
+
+__all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator",
+           "health_checker"]
+
+log = Logger(namespace="imapd.cluster")
+
+
+class PlacementFlushService(Periodic):
+    """Writes this node's placement records when they changed (in a thread)."""
+
+    failure_message = "cannot write placements"
+
+    def __init__(self, placements, interval: float = 1.0, clock=None) -> None:
+        super().__init__(interval, clock)
+        self.placements = placements
+
+    def work(self):
+        return threads.deferToThread(self.placements.flush)
+
+    def stopService(self) -> None:
+        super().stopService()
+        try:
+            self.placements.flush()
+        except OSError as e:
+            log.error("cannot write placements at shutdown: {e}", e=e)
+
+
+def _check_node(directory, node: str) -> None:
+    """Say at start when C{[cluster] node} names no host of the table."""
+    from imapd.cluster.table import TableError
+
+    try:
+        known = directory.hosts.table().get(node) is not None
+    except TableError as e:
+        log.warn("Cannot read the host table: {e}", e=e)
+        return
+    if not known:
+        log.warn("cluster.node {node!r} is not a host of the table {path}: no user is "
+                 "placed here until it is added (imapd-admin cluster add)", node=node,
+                 path=directory.hosts.path)
+
+
+def session_check_interval(user_expire: float) -> float:
+    """
+    How often a node checks its users' placements: often enough that a
+    flush or move ends sessions within seconds, and at least three times
+    per C{user_expire} so refreshed placements never lapse.
+    """
+    return max(0.5, min(2.0, user_expire / 3))
+
+
+def health_checker(section, hosts):
+    """The L{HealthChecker} of a C{[cluster]} section."""
+    from imapd.cluster.health import HealthChecker
+
+    login = None
+    if section.health_login:
+        user, _, password = section.health_login.partition(":")
+        login = (user, password)
+    return HealthChecker(hosts, section.health_interval, section.health_timeout,
+                         section.health_fall, section.health_rise, login)
+
+
+def build_authenticator(passwd_file: str):
+    """
+    The password check for auth_http: the passwd-file, as the daemon's
+    own LOGIN (kept to this one function: C{imapd.auth} is growing a
+    shared builder that this should call once it exists).
+    """
+    from imapd.auth.authenticator import Authenticator, PasswdFileUserDB
+    from imapd.auth.checker import PasswdFileChecker
+    from imapd.auth.passwdfile import PasswdFile
+
+    passwd = PasswdFile(passwd_file)
+    return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
+
+
+def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
+    """
+    Add the configured cluster listeners to C{parent}; on a node named in
+    the host table (C{[cluster] node}) with a C{portal}, also keep its
+    users with sessions placed here (L{imapd.cluster.sessions}).
+
+    @return: whether anything was added.
+    """
+    from conf.endpoints import twisted_description
+    from imapd.cluster.authhttp import AuthHTTPResource, auth_http_site
+    from imapd.cluster.owner import directory_from_config
+    from imapd.cluster.socketmap import SocketmapFactory
+
+    section = config.cluster
+    tracking = bool(section.hosts_file and section.node and portal is not None)
+    checking = bool(section.hosts_file and section.health_interval > 0)
+    if not (section.socketmap_listen or section.auth_http_listen or tracking or checking):
+        return False
+    directory = directory_from_config(section)
+    PlacementFlushService(directory.placements).setServiceParent(parent)
+    if checking:
+        from imapd.cluster.exports import write_export_files
+
+        checker = health_checker(section, directory.hosts)
+        checker.on_change = lambda: write_export_files(config, directory)
+        checker.setServiceParent(parent)
+        log.info("Health checks of the hosts every {n:g}s", n=section.health_interval)
+    if tracking:
+        from imapd.cluster.sessions import NodeSessionsService, SessionTracker, TrackingRealm
+
+        tracker = SessionTracker()
+        if section.relay:
+            from imapd.cluster.relay import RelayingRealm
+
+            portal.realm = RelayingRealm(portal.realm, directory, section.node)
+            log.info("Logins of users owned by other nodes are relayed to them")
+        portal.realm = TrackingRealm(portal.realm, tracker)
+        NodeSessionsService(directory, tracker, section.node,
+                            session_check_interval(section.user_expire)).setServiceParent(parent)
+        log.info("Cluster node {node}: users with sessions here stay placed here, and "
+                 "their sessions end when they are moved away", node=section.node)
+        _check_node(directory, section.node)
+    for description in section.socketmap_listen:
+        factory = SocketmapFactory(directory, section.recipient_delimiter)
+        strports.service(twisted_description(description), factory).setServiceParent(parent)
+        log.info("Postfix socketmap on {description}", description=description)
+    if section.auth_http_listen:
+        resource = AuthHTTPResource(build_authenticator(passwd_file), directory,
+                                    key=section.auth_http_key, wait=section.auth_http_wait,
+                                    max_attempts=section.auth_http_max_attempts,
+                                    limits=config.limits)
+        site = auth_http_site(resource)
+        for description in section.auth_http_listen:
+            strports.service(twisted_description(description), site).setServiceParent(parent)
+            log.info("nginx auth_http on {description}", description=description)
+    return True

@@ -1,0 +1,137 @@
+"""
+Proxy-when-not-ours with two real nodes on one shared Maildir tree: a
+login that lands on the node that does not own the user is relayed to the
+owner, which serves it and logs the client's own address; a login on the
+owner is served there.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import io
+import socket
+import time
+
+import pytest
+from e2e_helpers import Daemon, free_ports, toml_text
+
+from imapd.admin import main as admin
+from imapd.auth.schemes import hash_password
+from imapd.cluster.hashing import user_hash
+from imapd.cluster.ring import Ring
+
+NODES = ("127.0.0.3", "127.0.0.4")
+USERS = {f"user{i}": f"pw {i}" for i in range(12)}
+CLIENT = "127.0.0.9"
+
+
+def owner(user: str) -> str:
+    return Ring((h, 100) for h in NODES).lookup(user_hash(user))
+
+
+class FromClient(imaplib.IMAP4):
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(CLIENT, 0))
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    port, direct = free_ports(2)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("".join(f"{u}:{hash_password(p, 'PLAIN')}::::{tmp_path / 'home' / u}::\n"
+                              for u, p in USERS.items()))
+    hosts_file = tmp_path / "store" / "hosts.json"
+    conf = tmp_path / "admin.toml"
+    conf.write_text(f'[cluster]\nhosts_file = "{hosts_file}"\n')
+    for node in NODES:
+        assert admin(["--config", str(conf), "cluster", "add", node, "--port", str(port)],
+                     io.StringIO(), io.StringIO()) == 0
+    daemons = {}
+    for node in NODES:
+        root = tmp_path / node
+        root.mkdir()
+        (root / "imapd.toml").write_text(toml_text({
+            "listen": [f"tcp:{port}:interface={node}", f"tcp:{direct}:interface={node}"],
+            "haproxy_trusted_networks": ["127.0.0.0/8"],
+            "data_dir": "data",
+            "tls": {"enabled": False},
+            "auth": {"passwd_file": str(passwd), "allow_plaintext": True},
+            "mail": {"location": f"maildir:{tmp_path}/mail/%u", "index_dir": "index"},
+            "log": {"level": "info"},
+            "cluster": {"hosts_file": str(hosts_file), "node": node, "relay": True},
+        }))
+        daemons[node] = Daemon(["--config", str(root / "imapd.toml")], root,
+                               f"imapd-{node}").start()
+    for node, daemon in daemons.items():
+        daemon.wait_for_greeting(direct, host=node)
+    yield port, daemons, tmp_path
+    for daemon in daemons.values():
+        daemon.stop()
+
+
+def wait_for(daemon, pattern: str) -> bool:
+    deadline = time.monotonic() + 10
+    while pattern not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pattern in daemon.log()
+
+
+def test_login_on_the_other_node_is_relayed(nodes):
+    """The owner serves the session; the first node only passes bytes."""
+    port, daemons, root = nodes
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    client = FromClient(NODES[0], port, timeout=30)
+    typ, data = client.login(user, USERS[user])
+    assert typ == "OK"
+    assert client.select("INBOX")[0] == "OK"
+    message = b"Subject: relayed\r\n\r\nthrough the other node\r\n"
+    assert client.append("INBOX", None, None, message)[0] == "OK"
+    typ, data = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"relayed" in data[0][1]
+    client.logout()
+    assert wait_for(daemons[NODES[0]], f"relayed user={user} ")
+    assert wait_for(daemons[NODES[1]], f"login user={user} ")
+    # The owner logged the client's address, sent in ID by the relay.
+    assert f"login user={user} " in daemons[NODES[1]].log()
+    line = next(l for l in daemons[NODES[1]].log().splitlines() if f"login user={user} " in l)
+    assert f"remote={CLIENT}:" in line
+    assert f"login user={user} " not in daemons[NODES[0]].log()
+    assert len(list((root / "mail" / user / "new").iterdir())
+               + list((root / "mail" / user / "cur").iterdir())) == 1
+
+
+def test_login_on_the_owner_is_served_there(nodes):
+    """No relay when the user lands on its owner."""
+    port, daemons, _ = nodes
+    user = next(u for u in USERS if owner(u) == NODES[0])
+    client = FromClient(NODES[0], port, timeout=30)
+    client.login(user, USERS[user])
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
+    assert wait_for(daemons[NODES[0]], f"login user={user} ")
+    assert "relayed user=" not in daemons[NODES[0]].log()
+
+
+def test_wrong_password_is_refused_without_a_relay(nodes):
+    """The password is checked where the client landed; nothing is relayed."""
+    port, daemons, _ = nodes
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    client = FromClient(NODES[0], port, timeout=30)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        client.login(user, "wrong")
+    assert "relayed user=" not in daemons[NODES[0]].log()
+
+
+def test_owner_unreachable_is_a_temporary_failure(nodes):
+    """The owner is gone (not yet marked down): NO [UNAVAILABLE], not a wrong password."""
+    port, daemons, _ = nodes
+    daemons[NODES[1]].stop()
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    client = FromClient(NODES[0], port, timeout=30)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+        client.login(user, USERS[user])
+    # The connection stays usable: a user owned here logs in on it.
+    local = next(u for u in USERS if owner(u) == NODES[0])
+    assert client.login(local, USERS[local])[0] == "OK"
+    client.logout()
