@@ -14,7 +14,10 @@ those caches, as Dovecot's C{mail_nfs_storage} does:
     ones, which drops the cached listing with them.  Nothing changes on
     disk.
   - a file: open it and C{fstat} the descriptor (close-to-open), never
-    C{stat} the name.
+    C{stat} the name.  An open descriptor's attributes are flushed the
+    way a directory's are, by C{fchown} to the file's own owner
+    (L{flush_fd}): after a read, that is what tells whether the read
+    stopped at the file's real end or at a size the client had cached.
 
 L{configure} sets the two switches once at start-up from C{[mail]
 nfs_storage} and C{nfs_index} (C{true}, C{false} or C{"auto"}); "auto"
@@ -33,7 +36,7 @@ import threading
 
 __all__ = [
     "SHARED_FSTYPES", "fstype", "is_shared", "configure", "storage_flush", "index_flush",
-    "flush_dir", "fresh_stat", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
+    "flush_dir", "flush_fd", "fresh_stat", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
     "SHARED_READ_LOCKS", "DEFAULT_WRITE_LOCKS",
 ]
 
@@ -200,6 +203,22 @@ def flush_dir(path: str) -> None:
         os.chown(path, st.st_uid, st.st_gid)
     except OSError:
         pass
+
+
+def flush_fd(fd: int) -> os.stat_result:
+    """
+    Drop the client's cached attributes of the open file C{fd} and return
+    them as the server has them now: C{fchown} to its own owner and group
+    (a SETATTR whose reply carries the server's attributes, as for
+    L{flush_dir}), then C{fstat}.  A file we may not chown is only
+    C{fstat}ed, which is what a local filesystem gives anyway.
+    """
+    st = os.fstat(fd)
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+    except OSError:
+        return st
+    return os.fstat(fd)
 
 
 def fresh_stat(path: str) -> os.stat_result:

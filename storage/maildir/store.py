@@ -261,11 +261,11 @@ class MaildirStore(SubscriptionsMixin):
         self.create(new)
         src_dir = self.layout.path(INBOX)
         dst_dir = self.layout.path(new)
-        src_list = UidlistFile(src_dir, fsync=self.fsync)
-        dst_list = UidlistFile(dst_dir, fsync=self.fsync)
+        src_list = UidlistFile(src_dir, fsync=self.fsync, nfs=storage_flush(src_dir))
+        dst_list = UidlistFile(dst_dir, fsync=self.fsync, nfs=storage_flush(dst_dir))
         with locked(src_list.path), locked(dst_list.path):
-            inbox = src_list.read()
-            target = dst_list.read() or new_uidlist(self._new_uidvalidity())
+            inbox = src_list.read_locked()
+            target = dst_list.read_locked() or new_uidlist(self._new_uidvalidity())
             entries = scan(src_dir, flush=storage_flush(src_dir))
             keywords = os.path.join(src_dir, KEYWORDS_NAME)
             if os.path.exists(keywords):
