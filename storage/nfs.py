@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 __all__ = [
     "SHARED_FSTYPES", "fstype", "is_shared", "configure", "storage_flush", "index_flush",
-    "flush_dir", "flush_fd", "fresh_stat", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
+    "flush_dir", "flush_fd", "fresh_stat", "STALE_READS", "STALE_PAUSES", "stale_pause", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
     "SHARED_READ_LOCKS", "DEFAULT_WRITE_LOCKS",
 ]
 
@@ -55,6 +56,15 @@ SHARED_FSTYPES = frozenset({
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre",
     "gpfs", "ocfs2", "gfs2", "afs", "beegfs", "fuse", "fuseblk",
 })
+
+#: A file read under its lock that came out shorter or older than what the
+#: process knows of it (a stale size served by the client): how many reads
+#: are made, with the caches flushed before each, before the store gives
+#: up (L{storage.errors.StaleRead}), and the pause before each retry.  A
+#: stale size put back by a racing attribute fetch is gone at the next
+#: flush; a lagging server within a second.
+STALE_READS = 4
+STALE_PAUSES = (0.0, 0.1, 0.5)
 
 _mu = threading.Lock()
 #: "storage" / "index" -> True, False or "auto"
@@ -233,3 +243,10 @@ def fresh_stat(path: str) -> os.stat_result:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def stale_pause(attempt: int) -> None:
+    """Wait before read number C{attempt} (from 1) of a file that looked stale."""
+    pause = STALE_PAUSES[min(attempt, len(STALE_PAUSES)) - 1]
+    if pause > 0:
+        time.sleep(pause)

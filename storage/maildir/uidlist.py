@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,7 @@ from typing import NamedTuple
 from storage.errors import BrokenMailbox, StaleRead, StoreError
 from storage.maildir.files import atomic_write
 from storage.maildir.filename import INFO_SEP
+from storage import nfs
 from storage.nfs import flush_dir, flush_fd
 
 __all__ = ["UIDLIST_NAME", "UidlistRecord", "Uidlist", "UidlistFile"]
@@ -197,14 +197,6 @@ def _parse_record(line: str, version: int) -> UidlistRecord | None:
     return UidlistRecord(uid, base, tuple(ext))
 
 
-#: How many times a read under the lock is made (with the caches flushed
-#: before each) before a contradiction is called lasting (L{StaleRead}),
-#: and the pause before each retry: a stale size put back by a racing
-#: attribute fetch is gone at the next flush, a lagging server within a
-#: second.
-LOCKED_READS = 4
-_RETRY_PAUSES = (0.0, 0.1, 0.5)
-
 #: Uidlist files this process keeps a high-water mark for (LRU).
 _MAX_SEEN = 4096
 
@@ -330,15 +322,16 @@ class UidlistFile:
             UIDVALIDITY, so a file pairing one with another base is not
             the truth.
         @raises StaleRead: the read stayed short or older than what this
-            process knows after L{LOCKED_READS} flushed reads.  A uidlist
+            process knows after L{storage.nfs.STALE_READS} flushed reads.  A uidlist
             that vanished after we had read it is reported once this way,
             and forgotten: the next attempt starts a new UIDVALIDITY,
             never a renumbering of the old one.
         """
         problem = ""
-        for attempt in range(LOCKED_READS):
+        reads = nfs.STALE_READS
+        for attempt in range(reads):
             if attempt:
-                time.sleep(_RETRY_PAUSES[min(attempt, len(_RETRY_PAUSES)) - 1])
+                nfs.stale_pause(attempt)
             found = self._read_checked()
             if isinstance(found, str):
                 problem = found
@@ -354,7 +347,7 @@ class UidlistFile:
             with _seen_lock:
                 _seen.pop(self._seen_key, None)
         raise StaleRead(
-            f"{self.path}: {problem} ({LOCKED_READS} reads under the lock, caches "
+            f"{self.path}: {problem} ({reads} reads under the lock, caches "
             f"flushed); nothing was changed, try again"
         )
 

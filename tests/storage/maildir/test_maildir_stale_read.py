@@ -27,9 +27,8 @@ import storage.maildir.uidlist as uidlist_mod
 from imapd.errors import to_response
 from storage.errors import StaleRead
 from storage.maildir.mailbox import MaildirMailbox
-from storage.maildir.uidlist import (
-    LOCKED_READS, UIDLIST_NAME, Uidlist, UidlistFile, UidlistRecord,
-)
+from storage import nfs
+from storage.maildir.uidlist import UIDLIST_NAME, Uidlist, UidlistFile, UidlistRecord
 
 from storage_maildir_testutil import make_store
 
@@ -280,14 +279,14 @@ def test_an_expunge_never_removes_a_message_the_session_did_not_mean(setup):
 
 def test_reads_under_the_lock_are_flushed_and_retried_a_bounded_number_of_times(
         tmp_path, monkeypatch):
-    """L{LOCKED_READS} reads, each to the end of the file, then L{StaleRead}."""
+    """L{nfs.STALE_READS} reads, each to the end of the file, then L{StaleRead}."""
     store = make_store(tmp_path)
     box = store.open("INBOX")
     _append(box, b"Subject: a\n\n1\n")
     _append(box, b"Subject: b\n\n2\n")
     size = os.path.getsize(os.path.join(store.root, UIDLIST_NAME))
-    monkeypatch.setattr(uidlist_mod, "_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(nfs, "STALE_PAUSES", (0.0,))
     stale = StaleSize(monkeypatch, size - 3, reads=None)
     with pytest.raises(StaleRead, match="short read"):
         UidlistFile(store.root).read_locked()
-    assert stale.cuts == LOCKED_READS
+    assert stale.cuts == nfs.STALE_READS
