@@ -53,6 +53,9 @@ class NFSOptions:
     lag_seconds: float = 0.1
     #: With C{getattr_lag}: a file of the thread ids whose stats are late.
     lag_tids: str = ""
+    #: With C{getattr_lag}: opens return up to this late after dropping
+    #: the cached attributes.
+    open_lag: float = 0.0
 
     def argv(self) -> list[str]:
         extra = []
@@ -63,6 +66,8 @@ class NFSOptions:
                 extra += ["--lag-only", self.lag_only]
             if self.lag_tids:
                 extra += ["--lag-tids", self.lag_tids]
+            if self.open_lag > 0:
+                extra += ["--open-lag", str(self.open_lag)]
         return ["--acregmin", str(self.acregmin), "--acdirmin", str(self.acdirmin),
                 "--link-replay", str(self.link_replay), "--clock-offset", str(self.clock_offset),
                 *extra]

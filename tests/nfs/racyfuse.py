@@ -14,13 +14,15 @@ a regular file waits up to C{--lag-seconds} after it is taken, so that the
 race happens often enough to test a store against it::
 
     racyfuse.py SOURCE MOUNTPOINT [nfsfuse options] --getattr-lag P [--lag-seconds S]
-                [--lag-only NAME] [--lag-tids FILE]
+                [--lag-only NAME] [--lag-tids FILE] [--open-lag S]
 
 C{--lag-only} limits the late stats to files of one name (the uidlist):
 a late stat of every message file slows a whole node down, not the race.
 C{--lag-tids} limits them to requests of the threads listed in FILE (read
 at each stat), each then late by exactly C{--lag-seconds}: a test picks
-which thread's attribute fetch loses the race.
+which thread's attribute fetch loses the race.  C{--open-lag} makes an
+open of such a file (with the same probability) return up to S seconds
+after it dropped the cached attributes, which widens the other side.
 
 Only the timing changes: every answer is one nfsfuse could give.
 """
@@ -101,16 +103,38 @@ def _text_option(argv: list[str], name: str) -> str:
     return ""
 
 
+def _late_opens(layer_class, lagging: _LaggingOs, seconds: float):
+    """
+    nfsfuse's layer, with an C{open} (of a file C{lagging} would make
+    late) that returns up to C{seconds} after it dropped the file's cached
+    attributes: the other side of the race, the window between that drop
+    and the reader's first attribute fetch, made wide.
+    """
+
+    class LateOpens(layer_class):
+        def open(self, path, flags):
+            fd = super().open(path, flags)
+            if (seconds > 0 and lagging.rng.random() < lagging.probability
+                    and (not lagging.only or os.path.basename(path) == lagging.only)):
+                time.sleep(lagging.rng.uniform(0, seconds))
+            return fd
+
+    return LateOpens
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     probability = _option(argv, "--getattr-lag", 0.0)
     seconds = _option(argv, "--lag-seconds", 0.2)
+    open_lag = _option(argv, "--open-lag", 0.0)
     only = _text_option(argv, "--lag-only")
     tids = _text_option(argv, "--lag-tids")
     spec = importlib.util.spec_from_file_location("nfsfuse", NFSFUSE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.os = _LaggingOs(probability, seconds, only, tids, module.fuse.fuse_get_context)
+    module.os = lagging = _LaggingOs(probability, seconds, only, tids,
+                                     module.fuse.fuse_get_context)
+    module.NFSLayer = _late_opens(module.NFSLayer, lagging, open_lag)
     module.main(argv)
 
 

@@ -400,7 +400,7 @@ class Result:
             "cache_seconds": [self.options.acregmin, self.options.acdirmin],
             "link_replay": self.options.link_replay, "clock_offset": self.options.clock_offset,
             "getattr_lag": [self.options.getattr_lag, self.options.lag_only,
-                            self.options.lag_seconds],
+                            self.options.lag_seconds, self.options.open_lag],
             "errors": self.errors[:10], "examples": self.examples,
         }, indent=1, sort_keys=True)
 
@@ -497,6 +497,8 @@ def main(argv=None) -> int:
                     help="with --getattr-lag: only stats of files of this name are late")
     ap.add_argument("--lag-seconds", type=float, default=0.1,
                     help="with --getattr-lag: how late at most")
+    ap.add_argument("--open-lag", type=float, default=0.0,
+                    help="with --getattr-lag: opens return up to this late")
     ap.add_argument("--plain", action="store_true", help="no mounts: the local-filesystem control")
     ap.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=JSON",
                     help="an extra daemon setting, e.g. mail.nfs_storage=false")
@@ -514,7 +516,8 @@ def main(argv=None) -> int:
         generate_self_signed(cert, key, "localhost")
         result = run_scenario(tmp / "run", (cert, key), a.store, a.duration, a.clients,
                               NFSOptions(a.cache, a.cache, a.link_replay, a.clock_offset,
-                                         a.getattr_lag, a.lag_only, a.lag_seconds),
+                                         a.getattr_lag, a.lag_only, a.lag_seconds,
+                                         open_lag=a.open_lag),
                               settings, a.plain)
     print(result.summary())
     return 1 if result.total else 0
