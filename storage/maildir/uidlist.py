@@ -34,7 +34,7 @@ from storage.maildir.filename import INFO_SEP
 from storage import nfs
 from storage.nfs import flush_dir, flush_fd
 
-__all__ = ["UIDLIST_NAME", "UidlistRecord", "Uidlist", "UidlistFile"]
+__all__ = ["UIDLIST_NAME", "UidlistRecord", "Uidlist", "UidlistFile", "forget"]
 
 UIDLIST_NAME = "dovecot-uidlist"
 
@@ -215,6 +215,20 @@ class _Seen(NamedTuple):
 
 _seen_lock = threading.Lock()
 _seen: "OrderedDict[str, _Seen]" = OrderedDict()
+
+
+def forget(directory: str) -> None:
+    """
+    Drop what this process saw of the uidlists of the Maildir
+    C{directory} and of the Maildirs below it: the store deleted or
+    renamed them, and a Maildir made there later (by us or by a program
+    that leaves the uidlist to us) starts afresh, not "missing".
+    """
+    top = os.path.abspath(directory)
+    inside = top.rstrip(os.sep) + os.sep
+    with _seen_lock:
+        for key in [k for k in _seen if k.startswith(inside)]:
+            del _seen[key]
 
 
 def _record_of(uidlist: Uidlist, uid: int) -> UidlistRecord | None:

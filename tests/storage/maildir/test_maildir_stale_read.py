@@ -290,3 +290,38 @@ def test_reads_under_the_lock_are_flushed_and_retried_a_bounded_number_of_times(
     with pytest.raises(StaleRead, match="short read"):
         UidlistFile(store.root).read_locked()
     assert stale.cuts == nfs.STALE_READS
+
+
+def test_a_missing_uidlist_is_refused_once_then_the_mailbox_starts_afresh(tmp_path, monkeypatch):
+    """
+    A uidlist this process read that is gone under the lock may be a
+    stale lookup: refused (the old store made a new UIDVALIDITY and wrote
+    it over the real file).  The refusal forgets what was seen, so a
+    Maildir whose uidlist really went is numbered again at the next try.
+    """
+    monkeypatch.setattr(nfs, "STALE_PAUSES", (0.0,))
+    store = make_store(tmp_path)
+    box = store.open("INBOX")
+    _append(box, b"Subject: a\n\n1\n")
+    os.unlink(os.path.join(store.root, UIDLIST_NAME))
+    with pytest.raises(StaleRead, match="missing"):
+        store.open("INBOX").sync()
+    assert not os.path.exists(os.path.join(store.root, UIDLIST_NAME))
+    assert [m.uid for m in store.open("INBOX").sync().messages] == [1]
+
+
+def test_a_deleted_mailbox_made_again_without_a_uidlist_is_not_refused(tmp_path):
+    """
+    DELETE forgets the mailbox's uidlist: a program that makes the Maildir
+    again at that path and leaves the uidlist to us is not "missing".
+    """
+    store = make_store(tmp_path)
+    store.create("Folder")
+    box = store.open("Folder")
+    _append(box, b"Subject: a\n\n1\n")
+    path = box.directory
+    store.delete("Folder")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub))
+    _deliver(path, MDA1, 1_600_000_000)
+    assert [m.key for m in store.open("Folder").sync().messages] == [MDA1]
