@@ -386,11 +386,12 @@ class UidlistFile:
             # lock we hold: a size other than what we read means the read
             # ended where a stale cached size said, not at the end.
             return f"short read: {len(data)} bytes of {st.st_size}"
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if self.nfs or key != self._key or self._cached is None:
-            # With NFS the flush itself moves the ctime: parse what we read.
-            parsed = Uidlist.parse(data, self.path)
-            self._key, self._cached = (None if self.nfs else key), parsed
+        # With NFS the flush itself moves the ctime: the key leaves it out
+        # (writers replace the file or append to it, which moves the
+        # inode or the size, never the ctime alone).
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, 0 if self.nfs else st.st_ctime_ns)
+        if key != self._key or self._cached is None:
+            self._key, self._cached = key, Uidlist.parse(data, self.path)
         return self._cached, len(data)
 
     def _contradiction(

@@ -325,3 +325,25 @@ def test_a_deleted_mailbox_made_again_without_a_uidlist_is_not_refused(tmp_path)
         os.makedirs(os.path.join(path, sub))
     _deliver(path, MDA1, 1_600_000_000)
     assert [m.key for m in store.open("Folder").sync().messages] == [MDA1]
+
+
+def test_a_locked_read_of_an_unchanged_uidlist_parses_nothing_with_nfs(tmp_path, monkeypatch):
+    """
+    The flush moves the file's ctime, so with C{nfs} the parse cache is
+    keyed without it: an APPEND to a 10,000-message Maildir must not parse
+    10,000 lines again because of our own flush.
+    """
+    store = make_store(tmp_path)
+    _append(store.open("INBOX"), b"Subject: a\n\n1\n")
+    uidfile = UidlistFile(store.root, nfs=True)
+    first = uidfile.read_locked()
+    parses = []
+    real = Uidlist.parse
+    monkeypatch.setattr(Uidlist, "parse", lambda data, path="": parses.append(path)
+                        or real(data, path))
+    assert uidfile.read_locked() is first
+    assert parses == []
+    with open(os.path.join(store.root, UIDLIST_NAME), "ab") as f:
+        f.write(b"9 :appended-elsewhere\n")
+    assert [r.uid for r in uidfile.read_locked().records] == [1, 9]
+    assert len(parses) == 1
