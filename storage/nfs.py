@@ -37,7 +37,8 @@ import time
 
 __all__ = [
     "SHARED_FSTYPES", "fstype", "is_shared", "configure", "storage_flush", "index_flush",
-    "flush_dir", "flush_fd", "fresh_stat", "STALE_READS", "STALE_PAUSES", "stale_pause", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
+    "flush_dir", "flush_fd", "fresh_stat", "STALE_READS", "STALE_PAUSES",
+    "stale_pause", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
     "SHARED_READ_LOCKS", "DEFAULT_WRITE_LOCKS",
 ]
 

@@ -28,10 +28,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from storage import nfs
 from storage.errors import BrokenMailbox, StaleRead, StoreError
 from storage.maildir.files import atomic_write
 from storage.maildir.filename import INFO_SEP
-from storage import nfs
 from storage.nfs import flush_dir, flush_fd
 
 __all__ = ["UIDLIST_NAME", "UidlistRecord", "Uidlist", "UidlistFile", "forget"]
@@ -336,10 +336,10 @@ class UidlistFile:
             UIDVALIDITY, so a file pairing one with another base is not
             the truth.
         @raises StaleRead: the read stayed short or older than what this
-            process knows after L{storage.nfs.STALE_READS} flushed reads.  A uidlist
-            that vanished after we had read it is reported once this way,
-            and forgotten: the next attempt starts a new UIDVALIDITY,
-            never a renumbering of the old one.
+            process knows after L{storage.nfs.STALE_READS} flushed reads.
+            A uidlist that vanished after we had read it is reported once
+            this way, and forgotten: the next attempt starts a new
+            UIDVALIDITY, never a renumbering of the old one.
         """
         problem = ""
         reads = nfs.STALE_READS
