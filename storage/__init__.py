@@ -13,6 +13,7 @@ from storage.errors import (
     MailboxNotFound,
     MailboxReadOnly,
     MessageExpunged,
+    StaleRead,
     StoreError,
 )
 from storage.interfaces import (
@@ -44,5 +45,6 @@ __all__ = [
     "MailboxStatus",
     "MessageExpunged",
     "MessageRecord",
+    "StaleRead",
     "StoreError",
 ]

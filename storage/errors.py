@@ -16,6 +16,7 @@ __all__ = [
     "MessageExpunged",
     "BrokenMailbox",
     "LockUnavailable",
+    "StaleRead",
 ]
 
 
@@ -55,3 +56,14 @@ class BrokenMailbox(StoreError):
 
 class LockUnavailable(StoreError):
     """The store could not take the lock it needs (timeout or permission)."""
+
+
+class StaleRead(StoreError):
+    """
+    A file read under its lock is older or shorter than what this process
+    already saw of it (an NFS client serving an old size or a short read),
+    and stayed so after its caches were flushed and it was read again.
+    Nothing was changed: acting on such a read would give UIDs out twice
+    or drop lines (DESIGN.md rule 1), so the operation fails instead and
+    may simply be tried again.
+    """

@@ -14,7 +14,10 @@ those caches, as Dovecot's C{mail_nfs_storage} does:
     ones, which drops the cached listing with them.  Nothing changes on
     disk.
   - a file: open it and C{fstat} the descriptor (close-to-open), never
-    C{stat} the name.
+    C{stat} the name.  An open descriptor's attributes are flushed the
+    way a directory's are, by C{fchown} to the file's own owner
+    (L{flush_fd}): after a read, that is what tells whether the read
+    stopped at the file's real end or at a size the client had cached.
 
 L{configure} sets the two switches once at start-up from C{[mail]
 nfs_storage} and C{nfs_index} (C{true}, C{false} or C{"auto"}); "auto"
@@ -30,10 +33,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 __all__ = [
     "SHARED_FSTYPES", "fstype", "is_shared", "configure", "storage_flush", "index_flush",
-    "flush_dir", "fresh_stat", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
+    "flush_dir", "flush_fd", "fresh_stat", "STALE_READS", "STALE_PAUSES",
+    "stale_pause", "decide", "mbox_locks", "DEFAULT_READ_LOCKS",
     "SHARED_READ_LOCKS", "DEFAULT_WRITE_LOCKS",
 ]
 
@@ -52,6 +57,15 @@ SHARED_FSTYPES = frozenset({
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre",
     "gpfs", "ocfs2", "gfs2", "afs", "beegfs", "fuse", "fuseblk",
 })
+
+#: A file read under its lock that came out shorter or older than what the
+#: process knows of it (a stale size served by the client): how many reads
+#: are made, with the caches flushed before each, before the store gives
+#: up (L{storage.errors.StaleRead}), and the pause before each retry.  A
+#: stale size put back by a racing attribute fetch is gone at the next
+#: flush; a lagging server within a second.
+STALE_READS = 4
+STALE_PAUSES = (0.0, 0.1, 0.5)
 
 _mu = threading.Lock()
 #: "storage" / "index" -> True, False or "auto"
@@ -202,6 +216,22 @@ def flush_dir(path: str) -> None:
         pass
 
 
+def flush_fd(fd: int) -> os.stat_result:
+    """
+    Drop the client's cached attributes of the open file C{fd} and return
+    them as the server has them now: C{fchown} to its own owner and group
+    (a SETATTR whose reply carries the server's attributes, as for
+    L{flush_dir}), then C{fstat}.  A file we may not chown is only
+    C{fstat}ed, which is what a local filesystem gives anyway.
+    """
+    st = os.fstat(fd)
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+    except OSError:
+        return st
+    return os.fstat(fd)
+
+
 def fresh_stat(path: str) -> os.stat_result:
     """
     The attributes of the file C{path} as the server has them now: open
@@ -214,3 +244,10 @@ def fresh_stat(path: str) -> os.stat_result:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def stale_pause(attempt: int) -> None:
+    """Wait before read number C{attempt} (from 1) of a file that looked stale."""
+    pause = STALE_PAUSES[min(attempt, len(STALE_PAUSES)) - 1]
+    if pause > 0:
+        time.sleep(pause)

@@ -272,7 +272,7 @@ class MaildirMailbox:
         #: (C{[mail] nfs_storage}; C{None}: as configured for this path).
         self.nfs = storage_flush(directory) if nfs is None else nfs
         self._new_uidvalidity = new_uidvalidity
-        self.uidlist_file = UidlistFile(directory, fsync=fsync)
+        self.uidlist_file = UidlistFile(directory, fsync=fsync, nfs=self.nfs)
         self.keywords = KeywordsFile(directory, fsync=fsync, nfs=self.nfs)
         self.modseqs = modseq_log(os.path.join(directory, MODSEQ_FILE), fsync=fsync)
         self._entries: dict[str, Entry] = {}
@@ -386,7 +386,11 @@ class MaildirMailbox:
         if not self.readonly:
             self._claim_new(entries)
         complete = True
-        if uidlist is None or not entries.keys() <= self._listed(uidlist):
+        # A lock-free read older than what this process already saw (a
+        # short read through an NFS client's stale size) is not shown:
+        # the read under the lock decides.
+        if (uidlist is None or self.uidlist_file.behind(uidlist)
+                or not entries.keys() <= self._listed(uidlist)):
             try:
                 uidlist, entries = update_uidlist(
                     self.directory, self.uidlist_file, self._new_uidvalidity, self.nfs
@@ -685,6 +689,16 @@ class MaildirMailbox:
         if record is None:
             raise MessageExpunged(f"no message with UID {uid} in {self.name!r}")
         return record
+
+    def shown(self, uids) -> tuple[int | None, dict[int, str]]:
+        """
+        The UIDVALIDITY of the last sync and the base name it showed for
+        each of C{uids} it knew (L{UidlistFile.read_locked} checks them).
+        """
+        if self._uidlist is None:
+            return None, {}
+        by_uid = self._by_uid
+        return self._uidlist.uidvalidity, {u: by_uid[u] for u in uids if u in by_uid}
 
     def base_of(self, uid: int) -> str:
         """The base name of C{uid} as of the last sync."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import shutil
 from dataclasses import dataclass
@@ -298,7 +299,11 @@ class MaildirTransaction:
     def _commit_locked(self) -> CommitResult:
         mailbox = self.mailbox
         directory = mailbox.directory
-        uidlist = mailbox.uidlist_file.read()
+        # Checked against the UIDs this session acts on, as it was shown
+        # them: an EXPUNGE must remove the message the client saw as that
+        # UID, never one a short read renumbered into it (issue 20).
+        validity, shown = mailbox.shown(itertools.chain(self._flags, self._expunge))
+        uidlist = mailbox.uidlist_file.read_locked(shown, validity)
         if uidlist is None:
             uidlist = new_uidlist(mailbox._new_uidvalidity())
         appended: list[int] = []

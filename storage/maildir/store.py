@@ -38,6 +38,7 @@ from storage.maildir.subscriptions import SubscriptionsFile
 from storage.nfs import flush_dir, storage_flush
 from storage.maildir.sync import new_uidlist, scan
 from storage.maildir.uidlist import Uidlist, UidlistFile, UidlistRecord
+from storage.maildir.uidlist import forget as forget_uidlists
 from storage.maildir.uidvalidity import next_uidvalidity
 
 __all__ = ["MaildirStore", "make_maildir"]
@@ -192,6 +193,7 @@ class MaildirStore(SubscriptionsMixin):
             if has_children:
                 raise StoreError(f"mailbox {name!r} has children and is \\Noselect")
             shutil.rmtree(path, ignore_errors=True)
+            forget_uidlists(path)
             return
         trash = self._trash_path()
         try:
@@ -210,6 +212,9 @@ class MaildirStore(SubscriptionsMixin):
             raise StoreError(f"cannot delete {path}: {e.strerror or e}") from e
         finally:
             shutil.rmtree(trash, ignore_errors=True)
+            # A Maildir made at this path later is a new one, not ours
+            # with its uidlist "missing" (storage.maildir.uidlist.forget).
+            forget_uidlists(path)
 
     def rename(self, old: str, new: str) -> None:
         """Rename a mailbox and its children (RFC 3501 section 6.3.5)."""
@@ -238,6 +243,7 @@ class MaildirStore(SubscriptionsMixin):
                 if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     raise MailboxExists(f"{dst} exists already") from None
                 raise StoreError(f"cannot rename {src}: {e.strerror or e}") from e
+            forget_uidlists(src)
         self._create_parents(new)
 
     def _create_parents(self, name: str) -> None:
@@ -261,11 +267,11 @@ class MaildirStore(SubscriptionsMixin):
         self.create(new)
         src_dir = self.layout.path(INBOX)
         dst_dir = self.layout.path(new)
-        src_list = UidlistFile(src_dir, fsync=self.fsync)
-        dst_list = UidlistFile(dst_dir, fsync=self.fsync)
+        src_list = UidlistFile(src_dir, fsync=self.fsync, nfs=storage_flush(src_dir))
+        dst_list = UidlistFile(dst_dir, fsync=self.fsync, nfs=storage_flush(dst_dir))
         with locked(src_list.path), locked(dst_list.path):
-            inbox = src_list.read()
-            target = dst_list.read() or new_uidlist(self._new_uidvalidity())
+            inbox = src_list.read_locked()
+            target = dst_list.read_locked() or new_uidlist(self._new_uidvalidity())
             entries = scan(src_dir, flush=storage_flush(src_dir))
             keywords = os.path.join(src_dir, KEYWORDS_NAME)
             if os.path.exists(keywords):

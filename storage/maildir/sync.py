@@ -213,12 +213,18 @@ def update_uidlist(
     uidlist if the Maildir has none), under the uidlist dotlock.
 
     @param flush: list through flushed NFS caches (L{scan}).  The
-        uidlist itself is always read by opening it, which revalidates it.
+        uidlist itself is read to its end and checked against its flushed
+        size and what this process saw of it before
+        (L{UidlistFile.read_locked}): a short read would make the files
+        added after its end look unlisted and give them UIDs a second time
+        (issue 20).
+    @raises StaleRead: the uidlist stayed short or older than what this
+        process knows; nothing was written.
     @return: the uidlist as written (or found, if another process got there
         first) and the listing made under the lock.
     """
     with locked(uidfile.path):
-        uidlist = uidfile.read()
+        uidlist = uidfile.read_locked()
         created = uidlist is None
         if uidlist is None:
             uidlist = new_uidlist(new_uidvalidity())
@@ -226,6 +232,6 @@ def update_uidlist(
         listed = {r.base for r in uidlist.records}
         if not created and entries.keys() <= listed:
             return uidlist, entries
-        uidlist, _ = rebuild_records(directory, uidlist, entries, flush=flush)
-        uidfile.write(uidlist)
+        uidlist, added = rebuild_records(directory, uidlist, entries, flush=flush)
+        uidfile.write(uidlist, tuple(added))
         return uidlist, entries

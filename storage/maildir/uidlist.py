@@ -14,20 +14,27 @@ Version 1 files (C{1 <uidvalidity> <nextuid>} and C{<uid> <name>} lines) are
 read and rewritten as version 3, as Dovecot does.
 
 Writers hold the dotlock C{dovecot-uidlist.lock} (the lock Dovecot takes)
-and replace the file by rename, so readers never need a lock.
+and replace the file by rename or append whole lines, so readers never
+need a lock; what a writer reads under the lock is checked before any UID
+is given from it (L{UidlistFile.read_locked}).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from bisect import bisect_left
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from storage.errors import BrokenMailbox, StoreError
+from storage import nfs
+from storage.errors import BrokenMailbox, StaleRead, StoreError
 from storage.maildir.files import atomic_write
 from storage.maildir.filename import INFO_SEP
+from storage.nfs import flush_dir, flush_fd
 
-__all__ = ["UIDLIST_NAME", "UidlistRecord", "Uidlist", "UidlistFile"]
+__all__ = ["UIDLIST_NAME", "UidlistRecord", "Uidlist", "UidlistFile", "forget"]
 
 UIDLIST_NAME = "dovecot-uidlist"
 
@@ -190,39 +197,291 @@ def _parse_record(line: str, version: int) -> UidlistRecord | None:
     return UidlistRecord(uid, base, tuple(ext))
 
 
+#: Uidlist files this process keeps a high-water mark for (LRU).
+_MAX_SEEN = 4096
+
+
+class _Seen(NamedTuple):
+    """
+    What this process has seen of one uidlist in one UIDVALIDITY: UIDs
+    below C{next_uid} were given (read, assigned or announced), and
+    C{last} is the highest line it read or wrote.
+    """
+
+    uidvalidity: int
+    next_uid: int
+    last: UidlistRecord | None
+
+
+_seen_lock = threading.Lock()
+_seen: "OrderedDict[str, _Seen]" = OrderedDict()
+
+
+def forget(directory: str) -> None:
+    """
+    Drop what this process saw of the uidlists of the Maildir
+    C{directory} and of the Maildirs below it: the store deleted or
+    renamed them, and a Maildir made there later (by us or by a program
+    that leaves the uidlist to us) starts afresh, not "missing".
+    """
+    top = os.path.abspath(directory)
+    inside = top.rstrip(os.sep) + os.sep
+    with _seen_lock:
+        for key in [k for k in _seen if k.startswith(inside)]:
+            del _seen[key]
+
+
+def _record_of(uidlist: Uidlist, uid: int) -> UidlistRecord | None:
+    records = uidlist.records
+    i = bisect_left(records, uid, key=_uid_of)
+    if i < len(records) and records[i].uid == uid:
+        return records[i]
+    return None
+
+
+def _uid_of(record: UidlistRecord) -> int:
+    return record.uid
+
+
+def _read_to_eof(fd: int) -> bytes:
+    # Until read() says end of file, whatever size fstat() gave: the size
+    # is only the client's belief (a cached attribute over NFS).
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 class UidlistFile:
     """
     The C{dovecot-uidlist} file of one Maildir, with a parse cache keyed
     on the file's identity (inode, size, mtime, ctime): the file is only
     ever replaced by rename, so a new version always has a new inode.
+
+    Reads under the uidlist lock (L{read_locked}) are the ones UIDs are
+    given from, so they are checked (issue 20): the bytes read must reach
+    the file's end as the server has it after a flush, and the content
+    must not be older than what this process already saw of the file (a
+    high-water mark per file and UIDVALIDITY, L{_Seen}).  A read that
+    fails either check is flushed and made again; one that keeps failing
+    raises L{StaleRead} and nothing is written.  L{write} and L{append}
+    refuse to give a UID below the mark in any case.
+
+    @ivar nfs: flush the client's attribute cache of the file before
+        trusting its size (C{[mail] nfs_storage}, L{storage.nfs}).
     """
 
-    def __init__(self, directory: str, fsync: bool = True) -> None:
+    def __init__(self, directory: str, fsync: bool = True, nfs: bool = False) -> None:
         self.path = os.path.join(directory, UIDLIST_NAME)
         self.fsync = fsync
+        self.nfs = nfs
         self._key: tuple[int, int, int, int] | None = None
         self._cached: Uidlist | None = None
+        self._seen_key = os.path.abspath(self.path)
+        #: The size of the file as the last L{read_locked} found it: where
+        #: an append under the same lock must start.
+        self._locked_size: int | None = None
 
     def read(self) -> Uidlist | None:
-        """The current file, or C{None} if there is none yet."""
+        """
+        The current file, or C{None} if there is none yet.  Without the
+        lock: good for showing, never for giving UIDs (L{read_locked}).
+        """
         try:
             with open(self.path, "rb") as f:
                 st = os.fstat(f.fileno())
                 key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                 if key == self._key and self._cached is not None:
+                    self._observe(self._cached)
                     return self._cached
                 data = f.read()
         except FileNotFoundError:
             self._key = self._cached = None
             return None
         parsed = Uidlist.parse(data, self.path)
-        self._key, self._cached = key, parsed
+        # Kept only when the bytes read reach the size the key has: a read
+        # cut short by a stale size must not stand for the whole file.
+        self._key, self._cached = (key if len(data) == key[1] else None), parsed
+        self._observe(parsed)
         return parsed
 
-    def write(self, uidlist: Uidlist) -> None:
-        """Replace the file; the caller holds the uidlist dotlock."""
+    def behind(self, uidlist: Uidlist) -> bool:
+        """
+        Whether C{uidlist} (a read without the lock) is older than what
+        this process already saw of the file in its UIDVALIDITY: a stale
+        view that must not be shown as the mailbox's state.
+        """
+        with _seen_lock:
+            seen = _seen.get(self._seen_key)
+        return (
+            seen is not None
+            and seen.uidvalidity == uidlist.uidvalidity
+            and uidlist.next_uid < seen.next_uid
+        )
+
+    def read_locked(
+        self, known: dict[int, str] | None = None, uidvalidity: int | None = None
+    ) -> Uidlist | None:
+        """
+        The current file, read by a caller holding the uidlist dotlock, to
+        give UIDs or act on them: read to its end, then checked against
+        the file's size as the server has it (after a flush, L{flush_fd})
+        and against what this process saw of it before (L{_Seen}).
+
+        @param known: UID -> base name pairs the caller acts on (the UIDs
+            a session expunges or flags, as it was shown them) in
+            C{uidvalidity}: a UID never changes its message within one
+            UIDVALIDITY, so a file pairing one with another base is not
+            the truth.
+        @raises StaleRead: the read stayed short or older than what this
+            process knows after L{storage.nfs.STALE_READS} flushed reads.
+            A uidlist that vanished after we had read it is reported once
+            this way, and forgotten: the next attempt starts a new
+            UIDVALIDITY, never a renumbering of the old one.
+        """
+        problem = ""
+        reads = nfs.STALE_READS
+        for attempt in range(reads):
+            if attempt:
+                nfs.stale_pause(attempt)
+            found = self._read_checked()
+            if isinstance(found, str):
+                problem = found
+                continue
+            uidlist, size = found
+            problem = self._contradiction(uidlist, known, uidvalidity)
+            if not problem:
+                self._locked_size = size
+                if uidlist is not None:
+                    self._observe(uidlist, locked=True)
+                return uidlist
+        if problem.startswith("missing"):
+            with _seen_lock:
+                _seen.pop(self._seen_key, None)
+        raise StaleRead(
+            f"{self.path}: {problem} ({reads} reads under the lock, caches "
+            f"flushed); nothing was changed, try again"
+        )
+
+    def _read_checked(self) -> tuple[Uidlist | None, int] | str:
+        """One read under the lock: (uidlist, size) or what was wrong."""
+        if self.nfs:
+            # The directory's cached lookup of the name, then the file's
+            # own attributes after the read.
+            flush_dir(os.path.dirname(self.path))
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._key = self._cached = None
+            return None, 0
+        try:
+            data = _read_to_eof(fd)
+            st = flush_fd(fd) if self.nfs else os.fstat(fd)
+        finally:
+            os.close(fd)
+        if st.st_size != len(data):
+            # Writers replace the file or append whole lines under the
+            # lock we hold: a size other than what we read means the read
+            # ended where a stale cached size said, not at the end.
+            return f"short read: {len(data)} bytes of {st.st_size}"
+        # With NFS the flush itself moves the ctime: the key leaves it out
+        # (writers replace the file or append to it, which moves the
+        # inode or the size, never the ctime alone).
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, 0 if self.nfs else st.st_ctime_ns)
+        if key != self._key or self._cached is None:
+            self._key, self._cached = key, Uidlist.parse(data, self.path)
+        return self._cached, len(data)
+
+    def _contradiction(
+        self, uidlist: Uidlist | None, known: dict[int, str] | None, uidvalidity: int | None
+    ) -> str:
+        """What in C{uidlist} contradicts what this process saw, or ""."""
+        with _seen_lock:
+            seen = _seen.get(self._seen_key)
+        if uidlist is None:
+            if seen is not None:
+                return (f"missing, though this process read it before (UIDVALIDITY "
+                        f"{seen.uidvalidity}, next UID {seen.next_uid})")
+            return ""
+        if seen is not None and seen.uidvalidity == uidlist.uidvalidity:
+            if uidlist.next_uid < seen.next_uid:
+                return (f"next UID {uidlist.next_uid} read, but this process already "
+                        f"saw UIDs up to {seen.next_uid - 1} (UIDVALIDITY {seen.uidvalidity})")
+            last = seen.last
+            if last is not None:
+                record = _record_of(uidlist, last.uid)
+                if record is not None and record.base != last.base:
+                    return (f"UID {last.uid} is {record.base}, but this process saw it "
+                            f"as {last.base}")
+        if known and uidvalidity == uidlist.uidvalidity:
+            if len(known) > 32:
+                # A STORE 1:* on 10,000 messages: one dictionary, not
+                # 10,000 binary searches.
+                base_of = {r.uid: r.base for r in uidlist.records}.get
+            else:
+                def base_of(uid: int) -> str | None:
+                    record = _record_of(uidlist, uid)
+                    return None if record is None else record.base
+            for uid, base in known.items():
+                now = base_of(uid)
+                if now is not None and now != base:
+                    return f"UID {uid} is {now}, but the session was shown {base}"
+        return ""
+
+    def _observe(self, uidlist: Uidlist, locked: bool = False) -> None:
+        """
+        Raise the high-water mark with a read or written C{uidlist}.  A
+        different UIDVALIDITY replaces the mark only from a read under the
+        lock or a write (a lock-free read may be stale).
+        """
+        last = uidlist.records[-1] if uidlist.records else None
+        key = self._seen_key
+        with _seen_lock:
+            seen = _seen.get(key)
+            if seen is None or (locked and seen.uidvalidity != uidlist.uidvalidity):
+                _seen[key] = _Seen(uidlist.uidvalidity, uidlist.next_uid, last)
+            elif seen.uidvalidity == uidlist.uidvalidity:
+                if last is None or (seen.last is not None and seen.last.uid > last.uid):
+                    last = seen.last
+                if uidlist.next_uid > seen.next_uid or last is not seen.last:
+                    _seen[key] = _Seen(seen.uidvalidity, max(seen.next_uid, uidlist.next_uid),
+                                       last)
+            else:
+                return
+            _seen.move_to_end(key)
+            while len(_seen) > _MAX_SEEN:
+                _seen.popitem(last=False)
+
+    def _guard(self, uidlist: Uidlist, added: tuple[UidlistRecord, ...]) -> None:
+        """
+        Refuse to give a UID this process has already seen given (read,
+        written or shown) in this UIDVALIDITY, whatever the caller read.
+        """
+        if not added:
+            return
+        with _seen_lock:
+            seen = _seen.get(self._seen_key)
+        low = min(r.uid for r in added)
+        if seen is not None and seen.uidvalidity == uidlist.uidvalidity and low < seen.next_uid:
+            raise StaleRead(
+                f"{self.path}: refusing to give UID {low}: this process already saw UIDs up "
+                f"to {seen.next_uid - 1} (UIDVALIDITY {seen.uidvalidity}); nothing was changed"
+            )
+
+    def write(self, uidlist: Uidlist, added: tuple[UidlistRecord, ...] = ()) -> None:
+        """
+        Replace the file; the caller holds the uidlist dotlock.
+
+        @param added: the records of C{uidlist} that get their UIDs now
+            (L{_guard}).
+        """
+        self._guard(uidlist, added)
         atomic_write(self.path, uidlist.serialize(), fsync=self.fsync)
         self._key = None
+        self._locked_size = None
+        self._observe(uidlist, locked=True)
 
     def append(self, uidlist: Uidlist, added: tuple[UidlistRecord, ...]) -> None:
         """
@@ -231,16 +490,22 @@ class UidlistFile:
         the same in a mailbox of 10 messages or of 100,000.  The header's
         C{N} is left as it is; readers take the larger of C{N} and the last
         UID + 1 (L{Uidlist.next_uid}).  The caller holds the uidlist
-        dotlock.  A file that does not end in a newline (a torn append) or
-        is missing is rewritten whole instead.
+        dotlock and read C{uidlist} under it (L{read_locked}).  A file
+        that does not end in a newline (a torn append) or is missing is
+        rewritten whole instead.
+
+        @raises StaleRead: the file's size (flushed) is not the size that
+            read found: the lines would land elsewhere than after the
+            lines C{uidlist} was read from.
         """
+        self._guard(uidlist, added)
         lines = "".join(
             " ".join([str(r.uid), *r.ext, ":" + r.base]) + "\n" for r in added
         ).encode(_ENC, _ERR)
-        # Written at the size fstat() reports after open(), not with
-        # O_APPEND: over NFS an append goes to the offset the client
-        # believes is the end, and open() is what revalidates that size
-        # (close-to-open).  We hold the lock, so nobody else writes.
+        # Written at the size fstat() reports after open() (and a flush),
+        # not with O_APPEND: over NFS an append goes to the offset the
+        # client believes is the end, and open() is what revalidates that
+        # size (close-to-open).  We hold the lock, so nobody else writes.
         try:
             fd = os.open(self.path, os.O_RDWR)
         except FileNotFoundError:
@@ -249,7 +514,15 @@ class UidlistFile:
         except OSError as e:
             raise StoreError(f"cannot append to {self.path}: {e.strerror or e}") from e
         try:
-            size = os.fstat(fd).st_size
+            size = (flush_fd(fd) if self.nfs else os.fstat(fd)).st_size
+            expected = self._locked_size
+            if expected is not None and size != expected:
+                # Never write at a size we did not read up to: at a stale
+                # smaller one the lines would overwrite others' lines.
+                raise StaleRead(
+                    f"{self.path}: {size} bytes now, {expected} read under the same lock; "
+                    f"nothing was changed, try again"
+                )
             clean = size > 0 and os.pread(fd, 1, size - 1) == b"\n"
             if clean:
                 view = memoryview(lines)
@@ -267,3 +540,5 @@ class UidlistFile:
             self.write(uidlist)
             return
         self._key = None
+        self._locked_size = None
+        self._observe(uidlist, locked=True)

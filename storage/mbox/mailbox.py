@@ -48,8 +48,11 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout, privgroup
+from storage import nfs
 from storage.crlf import header_length
-from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
+from storage.errors import (
+    LockUnavailable, MailboxNotFound, MessageExpunged, StaleRead, StoreError,
+)
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
 from storage.mbox.headers import client_bytes, read_meta
 from storage.mbox.journal import JOURNAL_DIR, Journal, pread_all, recover, torn_append
@@ -672,6 +675,59 @@ class MboxMailbox:
             new = parse(data, new.uidvalidity, _mtime(st), base=start, previous=new)
         self._adopt(_identity(st), new, _tail(fd, st.st_size), remember=True)
 
+    def _locked_stat(self, fd: int) -> os.stat_result:
+        """
+        The attributes of the file open (under the write lock) as C{fd}.
+        On a shared filesystem the name is opened once more first
+        (L{fresh_stat}: close-to-open revalidation), so that an old size
+        the client put back in its cache after our own open is dropped
+        again: a write planned on a size short of the file's end appends
+        over another node's mail, or renames a copy without it over the
+        file (issue 20).
+        """
+        if self.locks.shared:
+            try:
+                fresh_stat(self.path)
+            except OSError:
+                pass
+        return os.fstat(fd)
+
+    def _state_to_end(self, fd: int, st: os.stat_result) -> MboxState:
+        """
+        Under the write lock: the state of the file, checked to reach its
+        end.  The size C{fstat} gives is the client's word; a byte past it
+        means the size was stale, and the file is looked at again (flushed,
+        L{_locked_stat}), a bounded number of times.
+
+        @raises StaleRead: the size stayed short of the file's end; nothing
+            was written.
+        """
+        for attempt in range(nfs.STALE_READS):
+            if attempt:
+                nfs.stale_pause(attempt)
+                st = self._locked_stat(fd)
+            if st.st_size == 0:
+                prior = (self._state.uidvalidity
+                         if self._state and self._state.stored_uidvalidity else None)
+                state = EMPTY_STATE(prior or _default_uidvalidity(st))
+                self._adopt(_identity(st), state, b"")
+            elif self._state is not None and _identity(st) == self._ident:
+                state = (self._verify(fd, st)
+                         if _dirty(self.path, st) or not self._same_bytes(fd, st)
+                         else self._state)
+            else:
+                state = self._load(fd, st)
+            # Read, not stat: nothing may follow the bytes the state covers.
+            if not os.pread(fd, 1, st.st_size):
+                return state
+            # Forget the short state: it must not stand for this file.
+            self._ident = None
+        raise StaleRead(
+            f"{self.path}: the file goes on past the {st.st_size} bytes its attributes "
+            f"say ({nfs.STALE_READS} looks under the lock, caches flushed); nothing was "
+            f"changed, try again"
+        )
+
     def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
         """
         Take the write lock chain, bring the state up to date with the file
@@ -702,7 +758,7 @@ class MboxMailbox:
             try:
                 if self.journal.pending():
                     self._recover(fd)
-                st = os.fstat(fd)
+                st = self._locked_stat(fd)
                 try:
                     current = os.stat(self.path)
                 except FileNotFoundError:
@@ -712,17 +768,7 @@ class MboxMailbox:
                     chain.release()
                     chain = None
                     return self.write(make)
-                if st.st_size == 0:
-                    prior = (self._state.uidvalidity
-                             if self._state and self._state.stored_uidvalidity else None)
-                    state = EMPTY_STATE(prior or _default_uidvalidity(st))
-                    self._adopt(_identity(st), state, b"")
-                elif self._state is not None and _identity(st) == self._ident:
-                    state = (self._verify(fd, st)
-                             if _dirty(self.path, st) or not self._same_bytes(fd, st)
-                             else self._state)
-                else:
-                    state = self._load(fd, st)
+                state = self._state_to_end(fd, st)
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
                                         journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)

@@ -28,6 +28,7 @@ from pathlib import Path
 SHARED = next(p / "shared" for p in Path(__file__).resolve().parents
               if (p / "shared" / "nfsfuse").is_dir())
 NFSFUSE = SHARED / "nfsfuse" / "nfsfuse.py"
+RACYFUSE = Path(__file__).resolve().with_name("racyfuse.py")
 #: Seconds a mount may take to appear.
 MOUNT_TIMEOUT = 20.0
 
@@ -43,10 +44,38 @@ class NFSOptions:
     acdirmin: float = 3.0
     link_replay: float = 0.05
     clock_offset: float = 2.0
+    #: Above 0: mount with racyfuse.py, whose attribute fetches are late
+    #: with this probability (nfsfuse's getattr race made wide).
+    getattr_lag: float = 0.0
+    #: With C{getattr_lag}: only files of this name are late ("": all),
+    #: by up to this many seconds.
+    lag_only: str = ""
+    lag_seconds: float = 0.1
+    #: With C{getattr_lag}: a file of the thread ids whose stats are late.
+    lag_tids: str = ""
+    #: With C{getattr_lag}: opens return up to this late after dropping
+    #: the cached attributes.
+    open_lag: float = 0.0
 
     def argv(self) -> list[str]:
+        extra = []
+        if self.getattr_lag > 0:
+            extra = ["--getattr-lag", str(self.getattr_lag),
+                     "--lag-seconds", str(self.lag_seconds)]
+            if self.lag_only:
+                extra += ["--lag-only", self.lag_only]
+            if self.lag_tids:
+                extra += ["--lag-tids", self.lag_tids]
+            if self.open_lag > 0:
+                extra += ["--open-lag", str(self.open_lag)]
         return ["--acregmin", str(self.acregmin), "--acdirmin", str(self.acdirmin),
-                "--link-replay", str(self.link_replay), "--clock-offset", str(self.clock_offset)]
+                "--link-replay", str(self.link_replay), "--clock-offset", str(self.clock_offset),
+                *extra]
+
+    @property
+    def program(self) -> Path:
+        """nfsfuse itself, or the project's racyfuse.py around it."""
+        return RACYFUSE if self.getattr_lag > 0 else NFSFUSE
 
 
 def missing_requirements() -> list[str]:
@@ -82,7 +111,7 @@ class NFSMount:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(NFSFUSE), str(self.source), str(self.path),
+                [sys.executable, str(self.options.program), str(self.source), str(self.path),
                  *self.options.argv()],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + MOUNT_TIMEOUT

@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -399,6 +399,8 @@ class Result:
             "messages_at_end": self.messages, "seconds": self.seconds,
             "cache_seconds": [self.options.acregmin, self.options.acdirmin],
             "link_replay": self.options.link_replay, "clock_offset": self.options.clock_offset,
+            "getattr_lag": [self.options.getattr_lag, self.options.lag_only,
+                            self.options.lag_seconds, self.options.open_lag],
             "errors": self.errors[:10], "examples": self.examples,
         }, indent=1, sort_keys=True)
 
@@ -418,9 +420,8 @@ def run_scenario(tmp: Path, tls_files, store: str = "maildir", seconds: float = 
     spec.prepare(source)
     # Two nodes get clock offsets of opposite sign, the MDA's mount none.
     per_mount = [options,
-                 NFSOptions(options.acregmin, options.acdirmin, options.link_replay,
-                            -options.clock_offset),
-                 NFSOptions(options.acregmin, options.acdirmin, options.link_replay, 0)]
+                 replace(options, clock_offset=-options.clock_offset),
+                 replace(options, clock_offset=0)]
     started = [] if plain else mounts(source, tmp / "mnt", 3, per_mount)
     paths = [source] * 3 if plain else [m.path for m in started]
     nodes, mda = [], None
@@ -490,6 +491,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=float, default=3.0, help="acregmin = acdirmin seconds")
     ap.add_argument("--link-replay", type=float, default=0.05)
     ap.add_argument("--clock-offset", type=float, default=2.0)
+    ap.add_argument("--getattr-lag", type=float, default=0.0,
+                    help="mount with racyfuse.py: this share of file stats is late")
+    ap.add_argument("--lag-only", default="",
+                    help="with --getattr-lag: only stats of files of this name are late")
+    ap.add_argument("--lag-seconds", type=float, default=0.1,
+                    help="with --getattr-lag: how late at most")
+    ap.add_argument("--open-lag", type=float, default=0.0,
+                    help="with --getattr-lag: opens return up to this late")
     ap.add_argument("--plain", action="store_true", help="no mounts: the local-filesystem control")
     ap.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=JSON",
                     help="an extra daemon setting, e.g. mail.nfs_storage=false")
@@ -506,7 +515,9 @@ def main(argv=None) -> int:
         cert, key = str(tmp / "cert.pem"), str(tmp / "key.pem")
         generate_self_signed(cert, key, "localhost")
         result = run_scenario(tmp / "run", (cert, key), a.store, a.duration, a.clients,
-                              NFSOptions(a.cache, a.cache, a.link_replay, a.clock_offset),
+                              NFSOptions(a.cache, a.cache, a.link_replay, a.clock_offset,
+                                         a.getattr_lag, a.lag_only, a.lag_seconds,
+                                         open_lag=a.open_lag),
                               settings, a.plain)
     print(result.summary())
     return 1 if result.total else 0

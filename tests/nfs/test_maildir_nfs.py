@@ -8,12 +8,13 @@ when the store trusts a cached listing or stat.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from nfsmount import NFSOptions
 
 from storage.maildir.mailbox import MaildirMailbox
-from storage.maildir.uidlist import UidlistFile
+from storage.maildir.uidlist import UIDLIST_NAME, UidlistFile
 
 #: Long caches, so that only a flush can make a change elsewhere visible.
 LONG = NFSOptions(acregmin=30, acdirmin=30, link_replay=0, clock_offset=0)
@@ -209,3 +210,94 @@ def test_the_servers_own_times_say_when_a_maildir_is_quiet(nfs_mounts, monkeypat
     count = len(listings)
     node_b.sync()
     assert len(listings) == count + 1      # changed a moment ago: listed again
+
+
+def _racy(tmp_path) -> NFSOptions:
+    """
+    racyfuse: the uidlist's attribute fetches made by the threads listed
+    in C{tmp_path/late-tids} store their answer 0.8 s after taking it.
+    """
+    tids = tmp_path / "late-tids"
+    tids.write_text("")
+    return NFSOptions(acregmin=30, acdirmin=30, link_replay=0, clock_offset=0,
+                      getattr_lag=1.0, lag_only=UIDLIST_NAME, lag_seconds=0.8,
+                      lag_tids=str(tids))
+
+
+def _lose_the_race(options: NFSOptions, path, source, uid: int, read):
+    """
+    On the node of C{path}: a session's fresh stat of the uidlist (open,
+    then fstat: the sync's signature) takes the file's attributes; another
+    node appends UID C{uid}'s line (to C{source}); this node's reader
+    opens the file (close-to-open: the cached attributes are dropped), and
+    only then does the session's fetch store the old ones.  Returns
+    C{read()}, which opens the file at once and reads once they are stored.
+    """
+    tids = options.lag_tids
+
+    def session():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with open(tids, "w") as f:
+                f.write(str(threading.get_native_id()))
+            os.fstat(fd)                  # late: stored 0.8 s after it is taken
+        finally:
+            os.close(fd)
+
+    late = threading.Thread(target=session)
+    late.start()
+    time.sleep(0.2)
+    with open(source, "ab") as f:
+        f.write(f"{uid} :m{uid}\n".encode())
+    time.sleep(0.1)
+    try:
+        return read()
+    finally:
+        late.join()
+        with open(tids, "w"):
+            pass
+
+
+def test_a_locked_read_is_not_cut_short_by_the_getattr_race(nfs_mounts, tmp_path, monkeypatch):
+    """
+    Issue 20's one unexplained Maildir failure, its likely path step by
+    step: nfsfuse takes attributes outside its lock and stores them after,
+    so a fetch that loses a race with this node's open puts an old size
+    back, and a read through the fresh descriptor ends there (the plain
+    read below shows the mount doing it).  From such a read the old store
+    gave the missing line's UID a second time.  L{UidlistFile.read_locked}
+    reads to the end, flushes the file's attributes, finds the size
+    differs and reads again.
+    """
+    import storage.maildir.uidlist as uidlist_mod
+
+    options = _racy(tmp_path)
+    (b,) = nfs_mounts(1, options)
+    _maildir(b.source)
+    source = b.source / "box" / UIDLIST_NAME
+    source.write_bytes(b"3 V1234 N1 Gg\n1 :m1\n")
+    path = b.path / "box" / UIDLIST_NAME
+
+    def plain():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            time.sleep(0.9)                  # the late fetch stores meanwhile
+            return uidlist_mod._read_to_eof(fd)
+        finally:
+            os.close(fd)
+
+    data = _lose_the_race(options, path, source, 2, plain)
+    assert data == b"3 V1234 N1 Gg\n1 :m1\n"              # short: line 2 is missing
+    assert source.read_bytes().endswith(b"2 :m2\n")
+
+    real = uidlist_mod._read_to_eof
+
+    def slow_read(fd):
+        time.sleep(0.9)
+        return real(fd)
+
+    monkeypatch.setattr(uidlist_mod, "_read_to_eof", slow_read)
+    uidfile = UidlistFile(str(b.path / "box"), fsync=False, nfs=True)
+    uidlist = _lose_the_race(options, path, source, 3, uidfile.read_locked)
+    assert [r.uid for r in uidlist.records] == [1, 2, 3]
+    assert uidlist.next_uid == 4
