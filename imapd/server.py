@@ -272,6 +272,10 @@ class ServerContext:
     #: The login of the submission server (RFC 4468 BURL), which may fetch
     #: C{submit+} URLAUTH URLs (RFC 4467 section 3); "" for none.
     urlauth_submit_user: str = ""
+    #: In a login process (L{imapd.process.login.LoginRole}): checks
+    #: passwords through the master and hands a logged-in session to its
+    #: mail worker; None in the single process, where the portal does.
+    handoff: Any = None
 
 
 def _failure_ledger():

@@ -347,6 +347,16 @@ def makeService(options: Options) -> service.MultiService:
                 raise _fail(f"{where}: option 'tls.cert': {e}") from None
             raise _fail(f"{e} (generated under option 'data_dir'; delete it to make a new one)") from None
 
+    if not config.service.single_process:
+        # Issue 14: a master, login processes and mail workers
+        # (imapd.process.master); the same checks above stopped start-up.
+        from imapd.process.master import MasterService
+
+        log.info("Mail location {location}, index {index}, users from {passwd}",
+                 location=effective.mail_location, index=effective.index_dir,
+                 passwd=effective.passwd_file)
+        return MasterService(config, effective, (options["config"], options.overrides()))
+
     storage = config.storage
     pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
                        stuck_after=storage.stuck_after)
