@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.process.test_wire -*-
+# -*- test-case-name: tests.process.test_process_wire -*-
 """
 The reactor side of a control socket: L{Channel} sends and receives the
 messages of L{imapd.process.wire}, descriptors included

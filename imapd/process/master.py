@@ -218,6 +218,7 @@ class MasterService(service.Service):
         self.slots: dict[int, list] = {}
         self._slot_ids = itertools.count(1)
         self._stopped: Optional[defer.Deferred] = None
+        self._spawner_timer = None
         self._set_config(config, effective)
         from imapd.server import ConnectionCounter
 
@@ -292,13 +293,23 @@ class MasterService(service.Service):
             self._finish_stop()
 
     def _finish_stop(self) -> None:
+        """Every child is gone: end the spawner (it goes at end of input)."""
         if self._stopped is None or self._stopped.called:
+            return
+        for _d, sock in self.listeners:
+            sock.close()
+        self.listeners = []
+        if self.spawner is None:
+            self._stopped.callback(None)
             return
         if self.spawner_channel is not None:
             self.spawner_channel.close()
-        for _d, sock in self.listeners:
-            sock.close()
-        self._stopped.callback(None)
+        if self._spawner_timer is None:
+            self._spawner_timer = self.reactor.callLater(3.0, self._kill_spawner)
+
+    def _kill_spawner(self) -> None:
+        if self.spawner is not None and self.spawner.pid is not None:
+            _kill(self.spawner.pid, signal.SIGKILL)
 
     # -- the spawner -------------------------------------------------------------
 
@@ -333,6 +344,8 @@ class MasterService(service.Service):
         for child in list(self.children.values()):
             self.child_exited(child, "the spawner ended")
         if self.stopping:
+            if self._spawner_timer is not None and self._spawner_timer.active():
+                self._spawner_timer.cancel()
             self._finish_stop()
             return
         log.error("The spawner ended ({reason}); starting it again",

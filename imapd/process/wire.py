@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.process.test_wire -*-
+# -*- test-case-name: tests.process.test_process_wire -*-
 """
 What the processes say to each other (issue 14): length-prefixed JSON
 messages on UNIX stream sockets, a descriptor travelling with the message
