@@ -319,3 +319,64 @@ def test_pipelined_commands_after_login(start_imapd, tls):
     assert tags == [b"a", b"b", b"c", b"d", b"e", b"f"], buf
     assert b"b OK [CAPABILITY " in buf and b"hello" in buf and b"d OK [APPENDUID" in buf
     raw.close()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="serving a system user needs root")  # CI is root
+def test_system_user_gets_a_worker_of_its_own(tmp_path, tls_files):
+    """
+    A passwd-file user with a uid of its own: a worker forked for that
+    user, running as its uid, storing mail it owns under ~ (its home),
+    gone user_worker_grace seconds after its last session.
+    """
+    import pwd
+    import shutil
+    import tempfile
+
+    from e2e_helpers import Daemon, write_config
+
+    account = pwd.getpwnam("games")
+    # Outside pytest's private (0700) temporary directory, which the user
+    # could not enter.
+    top = tempfile.mkdtemp(prefix="imapd-sysuser-", dir="/tmp")
+    try:
+        os.chmod(top, 0o755)
+        home = os.path.join(top, "home")
+        os.mkdir(home, 0o700)
+        os.chown(home, account.pw_uid, account.pw_gid)
+        config, (port, _tls) = write_config(
+            tmp_path, tls_files, dict(SHAPE, service={**SHAPE["service"], "user_worker_grace": 1.0},
+                                      mail={"location": "maildir:~/Maildir"}), users=USERS)
+        with open(tmp_path / "passwd", "a") as f:
+            f.write(f"games:{{PLAIN}}gpw:{account.pw_uid}:{account.pw_gid}::{home}::\n")
+        daemon = Daemon(["--config", str(config)], tmp_path).start()
+        try:
+            daemon.wait_for_greeting(port)
+            s = RawSession(port)
+            s.ok("l", "LOGIN games gpw")
+            msg = b"Subject: mine\r\n\r\nowned\r\n"
+            s.send("a APPEND INBOX {%d+}" % len(msg))
+            s.sock.sendall(msg + b"\r\n")
+            assert b"a OK" in s.read_until(RawSession.tagged_done("a"), 30)
+            (worker,) = wait_for(lambda: titled(daemon.process.pid, "imapd: worker games 127.0.0.1"),
+                                 "the user's worker")
+            assert worker.uid == account.pw_uid
+            files = [os.path.join(d, n) for d, _s, names in os.walk(os.path.join(home, "Maildir"))
+                     for n in names]
+            assert files and {os.stat(p).st_uid for p in files} == {account.pw_uid}
+            assert any(b"owned" in open(p, "rb").read() for p in files if "/new/" in p or "/cur/" in p)
+            # A virtual user is still served by the pool, as root.
+            v = _login(port, "u1")
+            v.ok("s", "SELECT INBOX")
+            v.close()
+            s.ok("o", "LOGOUT")
+            s.close()
+            wait_for(lambda: not alive(worker.pid), "the user's worker to go", timeout=15)
+            # The next login gets a new one.
+            s = RawSession(port)
+            s.ok("l", "LOGIN games gpw")
+            s.ok("s", "SELECT INBOX")
+            s.close()
+        finally:
+            daemon.stop()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
