@@ -421,6 +421,9 @@ class LoginRole:
             session.log_event("login refused", user.decode("utf-8", "replace"),
                               reason="too many failures from address")
             raise ConnectionClosing("Too many failed logins from your address; try again later")
+        if result == "error":
+            # The auth process ended during the check: not the client's fault.
+            raise CommandFailed("Authentication is unavailable now; try again", "UNAVAILABLE")
         if result != "ok":
             raise UnauthorizedLogin("Authentication failed")
         session.auth_token = reply["token"]

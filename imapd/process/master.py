@@ -569,9 +569,11 @@ class MasterService(service.Service):
         if entry is None:
             return
         login, lreq, host, _auth = entry
+        if error:
+            self._reply(login, lreq, result="error")
+            return
         if record is None:
-            if not error:
-                self.failures.failed(host, self.reactor.seconds(), self.limits.failed_login_decay)
+            self.failures.failed(host, self.reactor.seconds(), self.limits.failed_login_decay)
             self._reply(login, lreq, result="fail")
             return
         token = secrets.token_hex(16)

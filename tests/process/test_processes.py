@@ -380,3 +380,13 @@ def test_system_user_gets_a_worker_of_its_own(tmp_path, tls_files):
             daemon.stop()
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_single_process_keeps_one_process(start_imapd):
+    """[service] single_process = true: today's server, all in the twistd process."""
+    server = _start(start_imapd, {"service": {"single_process": True}})
+    s = _login(server.port, "u1")
+    s.ok("s", "SELECT INBOX")
+    (only,) = tree(server.daemon.process.pid)
+    assert "twistd" in only.title and "imapd: master" not in only.title
+    s.close()
