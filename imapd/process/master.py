@@ -330,8 +330,10 @@ class MasterService(service.Service):
             self.reactor, ours.detach(),
             Channel(self.on_spawner_message, self.spawner_lost, name="spawner"))
         queue, self.spawn_queue = self.spawn_queue, []
-        for message, fds, keep in queue:
-            self.spawner_channel.send(message, fds)
+        for message, fds, child in queue:
+            # (A child that ended meanwhile closed its socket: not sent.)
+            if not child.dead:
+                self.spawner_channel.send(message, fds)
 
     def spawner_lost(self, channel) -> None:
         if self.spawner_channel is channel:

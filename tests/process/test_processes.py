@@ -86,6 +86,10 @@ def test_process_tree_titles_and_users(start_imapd):
     assert spawner.ppid == server.daemon.process.pid
     assert all(p.ppid == spawner.pid for p in procs if p.title not in
                ("imapd: master", "imapd: spawner"))
+    # The master and the spawner run no thread (the spawner forks).
+    for proc in procs:
+        if proc.title in ("imapd: master", "imapd: spawner"):
+            assert len(os.listdir(f"/proc/{proc.pid}/task")) == 1, proc
     if os.getuid() == 0:
         import pwd
 
@@ -390,3 +394,20 @@ def test_single_process_keeps_one_process(start_imapd):
     (only,) = tree(server.daemon.process.pid)
     assert "twistd" in only.title and "imapd: master" not in only.title
     s.close()
+
+
+def test_a_killed_spawner_is_started_again_with_every_child(start_imapd):
+    server = _start(start_imapd)
+    _children_up(server)
+    pid = server.daemon.process.pid
+    (spawner,) = titled(pid, "imapd: spawner")
+    before = {p.pid for p in tree(pid)} - {pid}
+    os.kill(spawner.pid, signal.SIGKILL)
+    # Its children die with it (PR_SET_PDEATHSIG) ...
+    wait_for(lambda: not any(alive(p) for p in before), "the old children to go", timeout=10)
+    # ... and the master starts it again, and them.
+    wait_for(lambda: [p for p in titled(pid, "imapd: spawner") if p.pid != spawner.pid],
+             "a new spawner")
+    _children_up(server)
+    _assert_new_login_within(server, "u1", 10.0)
+    assert "The spawner ended" in server.daemon.log()
