@@ -331,6 +331,14 @@ class LoginRole:
                                    is_implicit_tls(description)))
         if self.args.get("drop"):
             service = self.config.service
+            if service.login_chroot:
+                # Twisted's listening ports keep /dev/null open to survive
+                # running out of descriptors; a chroot has no /dev/null.
+                from twisted.internet import tcp
+
+                reserved = getattr(tcp, "_reservedFD", None)
+                if reserved is not None:
+                    reserved.reserve()
             drop_privileges(service.login_user, service.login_chroot)
 
     def start(self, reactor, control) -> None:

@@ -28,14 +28,24 @@ __all__ = ["main"]
 
 #: Modules imported before serving, besides L{imapd.tap.WARM_MODULES}.
 PRELOAD = (
-    "imapd.protocol", "imapd.commands", "imapd.commands.any", "imapd.commands.auth",
-    "imapd.commands.select", "imapd.commands.fetch", "imapd.commands.mailboxes",
-    "imapd.commands.append", "imapd.commands.store", "imapd.commands.search",
-    "imapd.commands.idle", "imapd.commands.notify", "imapd.account", "imapd.server",
-    "imapd.tls", "imapd.auth.authenticator", "imapd.auth.checker", "imapd.auth.sasl",
-    "imapd.process.child", "imapd.process.login", "imapd.process.worker",
-    "imapd.process.authproc", "twisted.internet.epollreactor", "twisted.protocols.tls",
-    "twisted.internet.ssl", "storage.registry",
+    # every command module (imapd.commands.lookup imports them on first use)
+    *(f"imapd.commands.{name}" for name in (
+        "any", "append", "auth", "compress", "context", "copymove", "fetch", "idle",
+        "mailboxes", "notify", "quota", "search", "select", "sort", "store", "thread",
+        "urlauth")),
+    "imapd.protocol", "imapd.commands", "imapd.account", "imapd.server", "imapd.errors",
+    "imapd.logtext", "imapd.tls", "imapd.auth.authenticator", "imapd.auth.checker",
+    "imapd.auth.sasl", "imapd.auth.throttle",
+    "imapd.process.channel", "imapd.process.child", "imapd.process.login",
+    "imapd.process.worker", "imapd.process.authproc", "imapd.process.privileges",
+    "imapd.process.sysutil", "imapd.process.wire",
+    # what the reactor and TLS import when they start (a chrooted login
+    # process cannot import anything any more)
+    "twisted.internet.epollreactor", "twisted.internet.tcp", "twisted.internet.unix",
+    "twisted.internet.task", "twisted.internet.threads", "twisted.internet.ssl",
+    "twisted.internet._sslverify", "twisted.internet._newtls", "twisted.protocols.tls",
+    "twisted.internet.endpoints", "twisted.logger", "twisted.python.sendmsg",
+    "storage.registry", "encodings.idna",
 )
 
 

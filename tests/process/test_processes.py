@@ -411,3 +411,30 @@ def test_a_killed_spawner_is_started_again_with_every_child(start_imapd):
     _children_up(server)
     _assert_new_login_within(server, "u1", 10.0)
     assert "The spawner ended" in server.daemon.log()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="chroot needs root")  # CI is root
+def test_login_processes_in_a_chroot(start_imapd, tmp_path):
+    """login_chroot: an empty directory is enough (everything was imported before)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    server = _start(start_imapd, {"service": {"login_chroot": str(empty)}})
+    _children_up(server)
+    for proc in titled(server.daemon.process.pid, "imapd: login"):
+        assert os.readlink(f"/proc/{proc.pid}/root") == str(empty)
+    s = RawSession(server.port)
+    s.ok("c", "CAPABILITY")
+    s.ok("i", 'ID ("name" "chroot test")')
+    assert b"x BAD" in s.command("x", "FROB")
+    assert b"f NO" in s.command("f", "LOGIN u1 wrong")
+    s.ok("a", "AUTHENTICATE PLAIN AHUxAHB3MQ==")  # \0u1\0pw1
+    s.ok("s", "SELECT INBOX")
+    s.close()
+    imap = imaplib.IMAP4(server.host, server.port)
+    imap.starttls(server.ssl_context())
+    imap.login("u2", "pw2")
+    imap.logout()
+    imap = imaplib.IMAP4_SSL(server.host, server.tls_port, ssl_context=server.ssl_context())
+    imap.login("u3", "pw3")
+    imap.logout()
+    assert "#error" not in server.daemon.log() and "Traceback" not in server.daemon.log()
