@@ -6,7 +6,10 @@ L{Options} reads and checks the configuration (L{conf.load_config}) while
 the command line is parsed, so a bad option stops C{twistd} before it
 daemonizes, with a message that names the option and the file.
 L{makeService} then fills in the embedded default (L{imapd.defaults}) and
-builds:
+builds, by default, the master of several processes
+(L{imapd.process.master.MasterService}: login processes and mail workers,
+issue 14), or with C{[service] single_process = true} the whole server in
+this process:
 
     IMAPService (MultiService)
       ThreadPoolService        the storage thread pool, started first
