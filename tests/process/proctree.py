@@ -79,3 +79,27 @@ def wait_for(predicate, what: str, timeout: float = 30.0, step: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(step)
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process C{pid} has open."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(int(target[8:-1]))
+    return found
+
+
+def established_to(port: int) -> set[int]:
+    """Inodes of established IPv4 TCP connections whose local port is C{port}."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], int(fields[9])
+        if state == "01" and int(local.split(":")[1], 16) == port and inode:
+            found.add(inode)
+    return found

@@ -17,7 +17,7 @@ import time
 import pytest
 from e2e_helpers import start_server
 from e2e_sessions import RawSession
-from proctree import alive, titled, tree, wait_for
+from proctree import alive, established_to, socket_inodes, titled, tree, wait_for
 
 from imapd.process.wire import pool_index
 
@@ -195,16 +195,32 @@ def test_sigkill_a_worker_under_load(start_imapd):
 
 
 def test_sigkill_a_login_process(start_imapd):
-    """Logged-in plain sessions live in workers: killing a login process spares them."""
+    """
+    The TLS sessions the killed login process relays drop, every other
+    goes on (plain ones live in workers); a new login works within a second.
+    """
     server = _start(start_imapd)
     _children_up(server)
     sessions = [_login(server.port, user) for user in USERS]
+    tls_sessions = []
+    for _ in range(6):
+        imap = imaplib.IMAP4_SSL(server.host, server.tls_port, ssl_context=server.ssl_context())
+        imap.login("u1", "pw1")
+        tls_sessions.append(imap)
     unauthenticated = [RawSession(server.port) for _ in range(6)]
     logins = titled(server.daemon.process.pid, "imapd: login")
+    relayed = len(socket_inodes(logins[0].pid) & established_to(server.tls_port))
     os.kill(logins[0].pid, signal.SIGKILL)
     _assert_new_login_within(server, "u2", 1.0)
     for i, s in enumerate(sessions):
         s.ok(f"n{i}", "NOOP")
+    dropped = 0
+    for imap in tls_sessions:
+        try:
+            imap.noop()
+        except (imaplib.IMAP4.abort, OSError):
+            dropped += 1
+    assert dropped == relayed
     # Those not yet logged in that the killed process held are gone; the
     # others can still log in.
     # (Which process accepted which connection is the kernel's choice.)
