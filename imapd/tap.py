@@ -308,6 +308,28 @@ def _portal(effective, pool=None, reactor=None):
     return Portal(realm, [PasswdFileChecker(passwd)])
 
 
+def _check_login_user(config, where: str) -> None:
+    """
+    As root, login processes become C{service.login_user} (in
+    C{login_chroot}): both must exist, or start-up stops here rather than
+    with login processes that die one after another.
+    """
+    import os
+    import pwd
+
+    service_ = config.service
+    if os.getuid() != 0:
+        return
+    try:
+        pwd.getpwnam(service_.login_user)
+    except KeyError:
+        raise _fail(f"{where}: option 'service.login_user': no user "
+                    f"{service_.login_user!r}") from None
+    if service_.login_chroot and not os.path.isdir(service_.login_chroot):
+        raise _fail(f"{where}: option 'service.login_chroot': {service_.login_chroot} "
+                    "is not a directory") from None
+
+
 def _quota_policy(section):
     """The C{[quota]} options as an L{imapd.server.QuotaPolicy}."""
     from imapd.server import QuotaLimits, QuotaPolicy
@@ -355,6 +377,7 @@ def makeService(options: Options) -> service.MultiService:
         # (imapd.process.master); the same checks above stopped start-up.
         from imapd.process.master import MasterService
 
+        _check_login_user(config, where)
         log.info("Mail location {location}, index {index}, users from {passwd}",
                  location=effective.mail_location, index=effective.index_dir,
                  passwd=effective.passwd_file)

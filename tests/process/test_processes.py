@@ -454,3 +454,18 @@ def test_login_processes_in_a_chroot(start_imapd, tmp_path):
     imap.login("u3", "pw3")
     imap.logout()
     assert "#error" not in server.daemon.log() and "Traceback" not in server.daemon.log()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="login_user is used only as root")  # CI is root
+@pytest.mark.parametrize("service, option", [
+    ({"login_user": "no-such-imapd-user"}, "service.login_user"),
+    ({"login_chroot": "/nonexistent/chroot"}, "service.login_chroot"),
+])
+def test_a_missing_login_user_or_chroot_stops_startup(tmp_path, tls_files, service, option):
+    from e2e_helpers import run_twistd, write_config
+
+    config, _ = write_config(tmp_path, tls_files, {"service": service})
+    result = run_twistd(["--config", str(config)], cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"imapd: {config}: option '{option}': " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
