@@ -469,3 +469,17 @@ def test_a_missing_login_user_or_chroot_stops_startup(tmp_path, tls_files, servi
     assert result.returncode != 0
     assert f"imapd: {config}: option '{option}': " in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_authenticate_with_a_continuation_then_pipelined_commands(start_imapd):
+    """The SASL response line is the login process's; what follows it, the worker's."""
+    server = _start(start_imapd)
+    _children_up(server)
+    s = RawSession(server.port)
+    s.send("a AUTHENTICATE PLAIN")
+    s.read_until(lambda d: d.startswith(b"+"), 30)
+    s.sock.sendall(b"AHUxAHB3MQ==\r\nb SELECT INBOX\r\nc NOOP\r\n")  # \0u1\0pw1
+    data = s.read_until(RawSession.tagged_done("c"), 30)
+    assert b"a OK [CAPABILITY " in data and b"b OK [READ-WRITE]" in data, data
+    assert data.index(b"a OK") < data.index(b"b OK") < data.index(b"c OK")
+    s.close()
