@@ -510,16 +510,26 @@ class MasterService(service.Service):
 
     # -- messages from children ----------------------------------------------------
 
+    #: What each kind of child may ask: a login process that went wrong
+    #: cannot pose as the auth process, nor a worker as a login process.
+    ALLOWED_OPS = {
+        "auth": {"ready", "auth-result"},
+        "login": {"ready", "admit", "release", "auth", "handoff"},
+        "pool": {"ready", "adopted", "release"},
+        "user": {"ready", "adopted", "release", "idle"},
+    }
+
     def on_child_message(self, child: Child, message: dict, fds) -> None:
         op = message.get("op")
-        handler = getattr(self, "_on_" + str(op).replace("-", "_"), None)
-        if handler is None or child.dead:
+        allowed = op in self.ALLOWED_OPS.get(child.kind, ())
+        if not allowed or child.dead:
             for fd in fds:
                 os.close(fd)
-            if handler is None:
-                log.warn("{title} sent an unknown message {op!r}", title=child.title, op=op)
+            if not allowed:
+                log.warn("{title} sent a message it may not send: {op!r}", title=child.title,
+                         op=op)
             return
-        handler(child, message, fds)
+        getattr(self, "_on_" + op.replace("-", "_"))(child, message, fds)
 
     def _reply(self, child: Child, req, **fields) -> None:
         child.send(dict({"op": "reply", "req": req}, **fields))

@@ -163,3 +163,22 @@ def test_failed_logins_and_connections_count_over_all_login_processes(master):
     master._on_release(logins[0], {"op": "release", "slot": slots[0]["slot"]}, [])
     master._on_release(logins[0], {"op": "release", "slot": slots[0]["slot"]}, [])
     assert master.connections.total == 2
+
+
+def test_a_child_may_send_only_what_its_kind_sends(master, monkeypatch):
+    warned = []
+    monkeypatch.setattr(master_module.log, "warn", lambda fmt, **kw: warned.append(kw["op"]))
+    worker = master.pool[0]
+    r, w = os.pipe()
+    os.close(w)
+    # A worker posing as a login process: ignored, descriptor closed.
+    master.on_child_message(worker, {"op": "handoff", "req": 1, "token": "x"}, [r])
+    master.on_child_message(worker, {"op": "admit", "req": 2, "host": "192.0.2.1"}, [])
+    master.on_child_message(worker, {"op": "auth-result", "req": 3, "record": None}, [])
+    assert warned == ["handoff", "admit", "auth-result"]
+    assert worker.sent == [] and master.connections.total == 0
+    with pytest.raises(OSError):
+        os.fstat(r)
+    login = FakeChild("login", "login")
+    master.on_child_message(login, {"op": "admit", "req": 4, "host": "192.0.2.1"}, [])
+    assert "slot" in login.sent[-1][0]
