@@ -39,8 +39,11 @@ def start_imapd(tmp_path, tls_files):
         started.append(server)
         return server
     yield start
-    for server in started:
-        server.daemon.stop()
+    import e2e_helpers
+
+    # Also a daemon whose start failed (it may still run).
+    for daemon in {id(d): d for d in [s.daemon for s in started] + e2e_helpers.STARTED}.values():
+        daemon.stop()
 
 
 def _start(start_imapd, settings=None):
