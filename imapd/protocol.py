@@ -98,6 +98,8 @@ class IMAPServerProtocol(Protocol):
         self.account = None
         self.selected = None
         self.enabled: set[str] = set()
+        #: The parameters of the client's ID command (RFC 2971), escaped.
+        self.client_id: tuple = ()
         self.session_id = "%x-%d" % (int(time.time()), next(_session_ids))
         self.parser = Parser(self._parser_limits())
         self._queue: deque = deque()

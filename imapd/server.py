@@ -277,6 +277,11 @@ class ServerContext:
     #: as Dovecot's proxies send them).
     trusted_proxies: tuple = ()
 
+    #: In a login process (L{imapd.process.login.LoginRole}): checks
+    #: passwords through the master and hands a logged-in session to its
+    #: mail worker; None in the single process, where the portal does.
+    handoff: Any = None
+
 
 def _failure_ledger():
     from imapd.auth.throttle import FailureLedger

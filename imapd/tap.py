@@ -6,7 +6,10 @@ L{Options} reads and checks the configuration (L{conf.load_config}) while
 the command line is parsed, so a bad option stops C{twistd} before it
 daemonizes, with a message that names the option and the file.
 L{makeService} then fills in the embedded default (L{imapd.defaults}) and
-builds:
+builds, by default, the master of several processes
+(L{imapd.process.master.MasterService}: login processes and mail workers,
+issue 14), or with C{[service] single_process = true} the whole server in
+this process:
 
     IMAPService (MultiService)
       ThreadPoolService        the storage thread pool, started first
@@ -328,6 +331,28 @@ def _users_from(config, effective) -> str:
     return passwords
 
 
+def _check_login_user(config, where: str) -> None:
+    """
+    As root, login processes become C{service.login_user} (in
+    C{login_chroot}): both must exist, or start-up stops here rather than
+    with login processes that die one after another.
+    """
+    import os
+    import pwd
+
+    service_ = config.service
+    if os.getuid() != 0:
+        return
+    try:
+        pwd.getpwnam(service_.login_user)
+    except KeyError:
+        raise _fail(f"{where}: option 'service.login_user': no user "
+                    f"{service_.login_user!r}") from None
+    if service_.login_chroot and not os.path.isdir(service_.login_chroot):
+        raise _fail(f"{where}: option 'service.login_chroot': {service_.login_chroot} "
+                    "is not a directory") from None
+
+
 def _quota_policy(section):
     """The C{[quota]} options as an L{imapd.server.QuotaPolicy}."""
     from imapd.server import QuotaLimits, QuotaPolicy
@@ -396,6 +421,17 @@ def makeService(options: Options) -> service.MultiService:
             if config.tls.cert:
                 raise _fail(f"{where}: option 'tls.cert': {e}") from None
             raise _fail(f"{e} (generated under option 'data_dir'; delete it to make a new one)") from None
+
+    if not config.service.single_process:
+        # Issue 14: a master, login processes and mail workers
+        # (imapd.process.master); the same checks above stopped start-up.
+        from imapd.process.master import MasterService
+
+        _check_login_user(config, where)
+        log.info("Mail location {location}, index {index}, users from {passwd}",
+                 location=effective.mail_location, index=effective.index_dir,
+                 passwd=effective.passwd_file)
+        return MasterService(config, effective, (options["config"], options.overrides()))
 
     storage = config.storage
     pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,

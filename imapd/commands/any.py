@@ -176,6 +176,10 @@ def _originating(session, params) -> None:
 async def handle_id(session, cmd: Id):
     """RFC 2971: say who we are; the client's parameters are only logged."""
     if cmd.params:
+        # Kept for the logs of the mail worker a login process hands the
+        # session to (issue 14, L{imapd.process.wire.SessionState}).
+        session.client_id = tuple(
+            (log_safe(k), None if v is None else log_safe(v)) for k, v in cmd.params[:30])
         # Client text: escaped (issue 18 item 9).
         session.log.info(
             "client id session={session} {params}",

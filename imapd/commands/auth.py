@@ -52,14 +52,20 @@ def _require_secure(session) -> None:
         )
 
 
-async def _login(session, user: bytes, password: bytes):
-    """Authenticate through the portal; set up the session on success."""
+async def _login(session, tag: str, user: bytes, password: bytes):
+    """
+    Authenticate through the portal; set up the session on success.  In a
+    login process (C{context.handoff}, issue 14) the master's auth process
+    checks the password, and the session then goes to its mail worker,
+    which answers the command.
+    """
     try:
         name = user.decode("utf-8")
     except UnicodeDecodeError:
         raise BadCommand("User name is not valid UTF-8")
     limits = session.limits
     ledger = session.context.login_failures
+    handoff = session.context.handoff
     address = _address(session)
     started = session.clock.seconds()
     if ledger.blocked(address, started, limits.max_failed_logins_per_address,
@@ -67,11 +73,14 @@ async def _login(session, user: bytes, password: bytes):
         session.log_event("login refused", name, reason="too many failures from address")
         raise ConnectionClosing("Too many failed logins from your address; try again later")
     try:
-        # The session is the mind: a realm may keep it to end it later
-        # (imapd.cluster.sessions).
-        _iface, account, _logout = await session.context.portal.login(
-            UsernamePassword(user, password), session, IAccount
-        )
+        if handoff is None:
+            # The session is the mind: a realm may keep it to end it later
+            # (imapd.cluster.sessions).
+            _iface, account, _logout = await session.context.portal.login(
+                UsernamePassword(user, password), session, IAccount
+            )
+        else:
+            record = await handoff.authenticate(session, user, password)
     except NotOurs as e:
         # Issue 15 proxy-when-not-ours: the password is good, the user
         # lives on another node; the session becomes a relay to it.
@@ -86,6 +95,12 @@ async def _login(session, user: bytes, password: bytes):
         if session._failed_logins >= session.limits.max_failed_logins:
             raise ConnectionClosing("Too many failed logins")
         raise CommandFailed("Authentication failed.", "AUTHENTICATIONFAILED")
+    if handoff is not None:
+        session.log_event("login", record.name, tls=session.tls_active)
+        await handoff.hand_off(session, tag, record)
+        # The worker wrote the tagged response.
+        session.suppress_tagged = True
+        return None
     session.set_authenticated(account)
     session.log_event("login", account.user, tls=session.tls_active)
     return "CAPABILITY " + " ".join(capabilities(session)), "Logged in"
@@ -106,7 +121,7 @@ def _address(session) -> str:
 async def handle_login(session, cmd: Login):
     """RFC 3501 section 6.2.3."""
     _require_secure(session)
-    return await _login(session, cmd.user, cmd.password)
+    return await _login(session, cmd.tag, cmd.user, cmd.password)
 
 
 def _b64(data: bytes) -> bytes:
@@ -146,5 +161,5 @@ async def handle_authenticate(session, cmd: Authenticate):
         if line.strip() == b"*":
             raise BadCommand("Authentication cancelled")
         response = _b64(line.strip())
-    return await _login(session, step.authcid.encode("utf-8") if isinstance(step.authcid, str) else step.authcid,
+    return await _login(session, cmd.tag, step.authcid.encode("utf-8") if isinstance(step.authcid, str) else step.authcid,
                         step.password.encode("utf-8") if isinstance(step.password, str) else step.password)

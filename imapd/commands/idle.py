@@ -41,7 +41,13 @@ async def _subscribe(session, wake):
 
 
 async def handle_idle(session, cmd: Idle):
-    """RFC 2177 section 3."""
+    """
+    RFC 2177 section 3.  Besides the poll, a change made by another
+    session of this process to the selected mailbox wakes us at once
+    (L{imapd.commands.notify.changes}).
+    """
+    from imapd.commands.notify import changes
+
     line_d = session.read_line(b"idling")
     interval = session.limits.idle_poll_interval
     woken = [defer.Deferred()]
@@ -50,6 +56,7 @@ async def handle_idle(session, cmd: Idle):
         if not woken[0].called:
             woken[0].callback(None)
     subscription = await _subscribe(session, wake)
+    changes.idling(session, wake)
     try:
         while True:
             tick = defer.Deferred()
@@ -73,6 +80,7 @@ async def handle_idle(session, cmd: Idle):
 
                 await look_during_idle(session)
     finally:
+        changes.idle_done(session)
         if subscription is not None:
             subscription.cancel()
     if line.strip().upper() != b"DONE":

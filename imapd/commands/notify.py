@@ -183,6 +183,22 @@ class _Changes:
 
     def __init__(self) -> None:
         self._sessions: dict[str, weakref.WeakSet] = {}
+        #: Sessions in IDLE (RFC 2177) per user: session -> wake().
+        self._idlers: dict[str, weakref.WeakKeyDictionary] = {}
+
+    def idling(self, session, wake) -> None:
+        """
+        C{session} is in IDLE: C{wake()} when another session of the user
+        may have changed its selected mailbox, so that the change is
+        reported at once rather than at the next poll (issue 14: all
+        sessions of a user share a worker process for this).
+        """
+        self._idlers.setdefault(session.account.user, weakref.WeakKeyDictionary())[session] = wake
+
+    def idle_done(self, session) -> None:
+        found = self._idlers.get(getattr(session.account, "user", None))
+        if found is not None:
+            found.pop(session, None)
 
     def watch(self, session) -> None:
         self._sessions.setdefault(session.account.user, weakref.WeakSet()).add(session)
@@ -197,9 +213,14 @@ class _Changes:
             return
         watchers = [s for s in self._sessions.get(origin.account.user, ())
                     if s.notify is not None and s.notify.groups and not s._closing]
-        if not watchers:
+        idlers = [(s, wake) for s, wake in list(self._idlers.get(origin.account.user, {}).items())
+                  if s is not origin and s.selected is not None and not s._closing]
+        if not watchers and not idlers:
             return
         touched = _touched(origin, key, cmd)
+        for session, wake in idlers:
+            if touched is None or session.selected.mailbox.name in touched:
+                wake()
         for session in watchers:
             watch = session.notify
             if key == "RENAME":

@@ -33,6 +33,11 @@ MBOX = ("mbox",)
 
 #: (side, normalised line, why).
 EXTRA_LINES = (
+    ("ours", "* (expunged) FETCH (FLAGS (\\Deleted))",
+     "RFC 2177 section 3: while idling, the server sends untagged responses as changes "
+     "happen; another session of the same mail worker wakes our IDLE at once (issue 14), "
+     "so a \\Deleted set just before an EXPUNGE may be reported on its own first, where "
+     "Dovecot (and we, when the two changes land in one look) report only the EXPUNGE"),
     ("ours", "* OK [HIGHESTMODSEQ <modseq>]",
      "RFC 7162 section 3.1.2.1: a server with persistent mod-sequences MUST send "
      "HIGHESTMODSEQ with every successful SELECT/EXAMINE; Dovecot sends it only once "

@@ -61,6 +61,27 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def daemon_pids(pid: int) -> list[int]:
+    """
+    C{pid} and its descendants: the daemon's processes (with several
+    processes, issue 14, the mail is served by children of the master).
+    """
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                # pid (comm) state ppid ...: comm may hold spaces
+                parents[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found = [pid]
+    for parent in found:
+        found += [child for child, ppid in parents.items() if ppid == parent]
+    return found
+
+
 def run_twistd(args: list[str], cwd, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run C{twistd -n imapd ARGS} to completion (for runs that must stop)."""
     return subprocess.run(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_helpers import USER, PASSWORD, Daemon, write_config
+from e2e_helpers import USER, PASSWORD, Daemon, daemon_pids, write_config
 from e2e_sessions import TIMEOUT, RawSession, add_users, make_maildir
 
 THREADS = 4
@@ -32,16 +32,24 @@ BODY = b"From: x@example.org\r\nSubject: from the fifo\r\n\r\nit came through\r\
 
 
 def _blocked_threads(pid: int) -> int:
-    """Threads of C{pid} waiting in the kernel for a FIFO's other end."""
+    """
+    Threads of the daemon C{pid} (its processes: the mail workers, issue
+    14) waiting in the kernel for a FIFO's other end.
+    """
     count = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for process in daemon_pids(pid):
         try:
-            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
-                wchan = f.read().strip()
+            tids = os.listdir(f"/proc/{process}/task")
         except OSError:
             continue
-        if wchan in ("wait_for_partner", "fifo_open", "pipe_read", "pipe_wait"):
-            count += 1
+        for tid in tids:
+            try:
+                with open(f"/proc/{process}/task/{tid}/wchan") as f:
+                    wchan = f.read().strip()
+            except OSError:
+                continue
+            if wchan in ("wait_for_partner", "fifo_open", "pipe_read", "pipe_wait"):
+                count += 1
     return count
 
 

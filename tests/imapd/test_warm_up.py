@@ -54,7 +54,11 @@ def test_service_start_warms_up(gc_state, monkeypatch):
 
 
 def test_storage_options_reach_the_pool(tmp_path):
-    """[storage] threads_per_mailbox and stuck_after configure the pool's shares."""
+    """
+    [storage] threads_per_mailbox and stuck_after configure the pool's
+    shares (the single process's service tree; a mail worker builds its
+    pool from the same options, imapd.process.worker).
+    """
     import textwrap
 
     from conf import load_config
@@ -67,6 +71,8 @@ def test_storage_options_reach_the_pool(tmp_path):
         enabled = false
         [mail]
         location = "maildir:{tmp_path / 'mail'}/%u"
+        [service]
+        single_process = true
         [storage]
         threads = 6
         threads_per_mailbox = 2

@@ -53,11 +53,19 @@ class Client(_TLSClient):
 
 
 def _status(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """C{field} of /proc/PID/status summed over the daemon's processes, in octets."""
+    from e2e_helpers import daemon_pids
+
+    total = 0
+    for process in daemon_pids(pid):
+        try:
+            with open(f"/proc/{process}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
 
 
 def rss(server) -> int:

@@ -112,11 +112,22 @@ class Prober(threading.Thread):
 
 
 def rss_kib(pid: int) -> int:
-    """The resident set size of process C{pid}, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    """
+    The resident set size of the daemon C{pid}, in KiB: summed over its
+    processes (the master's children serve the mail, issue 14).
+    """
+    from e2e_helpers import daemon_pids
+
+    total = 0
+    for process in daemon_pids(pid):
+        try:
+            lines = Path(f"/proc/{process}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    if not total:
+        raise RuntimeError(f"no VmRSS for {pid}")
+    return total
 
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:

@@ -212,6 +212,25 @@ def test_idle_reports_new_mail(selected, new_conv):
     assert selected.lines() == ["i1 OK IDLE terminated"]
 
 
+def test_idle_woken_at_once_by_another_session_of_the_process(selected, new_conv):
+    """
+    Issue 14: an APPEND by another session of the same process (all of a
+    user's sessions share a worker) is reported to IDLE at once, without
+    waiting for the poll; a change to another mailbox wakes nothing.
+    """
+    selected.send(b"i1 IDLE\r\n")
+    assert selected.lines() == ["+ idling"]
+    other = new_conv()
+    other.login()
+    other.ok("c1 CREATE Other")
+    append(other, "a0", "Other")
+    assert selected.lines() == []
+    append(other, "a1", "INBOX")
+    assert selected.lines() == ["* 1 EXISTS", "* 1 RECENT"]
+    selected.send(b"DONE\r\n")
+    assert selected.lines() == ["i1 OK IDLE terminated"]
+
+
 def test_list_and_subscriptions(authed):
     """LIST shows INBOX and created folders with CHILDREN attributes; LSUB the subscribed."""
     authed.ok("c1 CREATE Work/Projects")

@@ -1,0 +1,93 @@
+# -*- test-case-name: tests.process.test_processes -*-
+"""
+C{imapd: auth}: checks passwords for the login processes.
+
+It runs L{imapd.auth.authenticator.Authenticator} under the master's uid
+(root when the master started as root, so that a 0600 passwd-file or the
+shadow file are readable), and answers the C{auth} requests the master
+relays from login processes with the user's record, or none.  Login
+processes never read the passwd-file themselves.
+"""
+
+from __future__ import annotations
+
+from twisted.cred.error import LoginFailed, UnauthorizedLogin
+from twisted.logger import Logger
+
+from imapd.process.wire import record_to_json, unb64
+
+__all__ = ["AuthRole", "build_authenticator"]
+
+log = Logger(namespace="imapd.auth")
+
+
+def build_authenticator(config, effective):
+    """
+    The L{Authenticator} of the configuration: passwd-file check, then the
+    passwd-file's user record.
+
+    The one place to swap for C{imapd.auth.build_authenticator(config,
+    effective)} (PAM, system userdb) once it exists.
+    """
+    try:
+        from imapd.auth import build_authenticator as configured
+    except ImportError:
+        configured = None
+    if configured is not None:
+        return configured(config, effective)
+    from imapd.auth.authenticator import Authenticator, PasswdFileUserDB
+    from imapd.auth.checker import PasswdFileChecker
+    from imapd.auth.passwdfile import PasswdFile
+
+    passwd = PasswdFile(effective.passwd_file)
+    return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
+
+
+class AuthRole:
+    def __init__(self, config, effective, args) -> None:
+        self.config = config
+        self.effective = effective
+        self.pending = 0
+        self.retiring = False
+
+    def prepare(self) -> None:
+        self.authenticator = build_authenticator(self.config, self.effective)
+
+    def start(self, reactor, control) -> None:
+        self.reactor = reactor
+        self.control = control
+        control.send({"op": "ready"})
+
+    def control_lost(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def on_message(self, channel, message: dict, fds) -> None:
+        op = message.get("op")
+        if op == "auth":
+            self._authenticate(message)
+        elif op == "retire":
+            self.retiring = True
+            self._maybe_exit()
+
+    def _authenticate(self, message: dict) -> None:
+        req = message["req"]
+        self.pending += 1
+        d = self.authenticator.authenticate(unb64(message["user"]), unb64(message["password"]))
+
+        def ok(record):
+            self.control.send({"op": "auth-result", "req": req, "record": record_to_json(record)})
+
+        def failed(failure):
+            if not failure.check(UnauthorizedLogin, LoginFailed):
+                log.failure("authentication error", failure)
+            self.control.send({"op": "auth-result", "req": req, "record": None})
+
+        def done(_):
+            self.pending -= 1
+            self._maybe_exit()
+        d.addCallbacks(ok, failed).addBoth(done)
+
+    def _maybe_exit(self) -> None:
+        if self.retiring and not self.pending and self.reactor.running:
+            self.reactor.stop()

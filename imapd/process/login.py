@@ -1,0 +1,504 @@
+# -*- test-case-name: tests.process.test_processes -*-
+"""
+C{imapd: login}: the not-authenticated state, then a handoff.
+
+A login process adopts the master's listening sockets and runs the
+existing L{IMAPServerProtocol} up to a successful LOGIN or AUTHENTICATE
+(greeting, CAPABILITY, ID, STARTTLS, implicit TLS, every limit, delay and
+throttle).  Passwords are checked by the auth process, through the master
+(L{LoginRole.authenticate}); the master also keeps the connection counts
+and the failed logins per address for all login processes, so the limits
+hold for the server as a whole.  On success the session goes to the
+user's mail worker (L{LoginRole.hand_off}), with a L{SessionState}:
+
+  - plain text: the client socket itself travels (SCM_RIGHTS); this
+    process closes its copy without shutting the connection down;
+  - TLS: TLS stays here.  A socketpair's other end goes to the worker as
+    "the client", and this process relays plain text both ways, each side
+    pausing the other when its buffer is full (Dovecot's login proxy).
+
+The process never opens mail.  When the master starts as root it runs as
+C{[service] login_user} (optionally chrooted into C{login_chroot}).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+
+from imapd.errors import CommandFailed, ConnectionClosing
+from imapd.process.wire import SessionState, b64, record_from_json
+from imapd.protocol import IMAPServerProtocol
+
+__all__ = ["LoginRole", "LoginProtocol"]
+
+log = Logger(namespace="imapd.login")
+
+#: Input held back from the parser beyond which reading pauses: before
+#: login only one command at a time is parsed, so that what follows a
+#: successful LOGIN reaches the worker unparsed (pipelining).
+_MAX_UNFED = 64 * 1024
+
+
+class _NoCounting:
+    """Connections and failed logins are counted by the master."""
+
+    def admit(self, host, limits, now):
+        return None
+
+    def release(self, host):
+        pass
+
+    def blocked(self, *args):
+        return False
+
+    def failed(self, *args):
+        pass
+
+
+def _address(addr) -> tuple:
+    host = getattr(addr, "host", None)
+    if host is None:
+        name = getattr(addr, "name", None)
+        return (os.fsdecode(name) if name else "unix", 0)
+    return (str(host), int(getattr(addr, "port", 0)))
+
+
+class LoginProtocol(IMAPServerProtocol):
+    """L{IMAPServerProtocol} before login, in a login process."""
+
+    def __init__(self, context, implicit_tls: bool, role: "LoginRole") -> None:
+        super().__init__(context, implicit_tls=implicit_tls)
+        # Unique across the login processes: the pid makes it so.
+        self.session_id += f".{os.getpid()}"
+        self.role = role
+        self._unfed = bytearray()
+        self._unfed_paused = False
+        self.handing_off = False
+        self.handed_off = False
+        self.relay = None
+        self.slot = None
+        self.gone = False
+        self.auth_token = None
+
+    # -- admission by the master ------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.role.sessions.add(self)
+        host = getattr(self.transport.getPeer(), "host", None)
+        self.transport.pauseProducing()
+        d = self.role.request({"op": "admit", "host": host})
+        d.addCallbacks(self._admitted, self._not_admitted)
+
+    def _admitted(self, reply) -> None:
+        if reply.get("refused"):
+            if not self.gone:
+                self.transport.write(f"* BYE [UNAVAILABLE] {reply['refused']}\r\n".encode())
+                self.transport.loseConnection()
+            return
+        self.slot = reply.get("slot")
+        if self.gone:
+            self._release_slot()
+            return
+        self.transport.resumeProducing()
+        super().connectionMade()
+
+    def _not_admitted(self, failure) -> None:
+        if not self.gone:
+            self.transport.write(b"* BYE [UNAVAILABLE] Server restarting\r\n")
+            self.transport.loseConnection()
+
+    def _release_slot(self) -> None:
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            self.role.send({"op": "release", "slot": slot})
+
+    def connectionLost(self, reason=None) -> None:
+        self.gone = True
+        if self.relay is not None:
+            self.relay.close()
+        if not self.handed_off:
+            self._release_slot()
+        super().connectionLost(reason)
+        self.role.session_ended(self)
+
+    # -- one command at a time before login ---------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.relay is not None:
+            self.relay.forward(data)
+            return
+        if self._closing:
+            return
+        self.bytes_in += len(data)
+        self._reset_timeout()
+        self._unfed += data
+        self._pump()
+
+    def _pump(self) -> None:
+        if self.handing_off or self.relay is not None:
+            return
+        self._feed_lines()
+        super()._pump()
+
+    def _feed_lines(self) -> None:
+        """
+        Give the parser the next line only once the previous command is
+        done (or its handler waits for a line: AUTHENTICATE), so that at a
+        successful login everything after the command is still raw.
+        """
+        while (self._unfed and not self._queue and not self._closing and self.state == "nonauth"
+               and (not self._busy or self._line_waiter is not None)):
+            end = self._unfed.find(b"\n")
+            end = len(self._unfed) if end < 0 else end + 1
+            chunk = bytes(self._unfed[:end])
+            del self._unfed[:end]
+            self._feed(chunk)
+            if self._busy and self._line_waiter is None:
+                break
+        if self.transport is None or self.gone:
+            return
+        if not self._unfed_paused and len(self._unfed) > _MAX_UNFED:
+            self._unfed_paused = True
+            self.transport.pauseProducing()
+        elif self._unfed_paused and len(self._unfed) < _MAX_UNFED // 4:
+            self._unfed_paused = False
+            self.transport.resumeProducing()
+
+    def start_tls(self) -> None:
+        # RFC 3501 section 6.2.1: what was pipelined after STARTTLS in
+        # clear text is dropped (here it was not parsed yet).
+        self._unfed.clear()
+        super().start_tls()
+
+    # -- the handoff -----------------------------------------------------------
+
+    def session_state(self, tag: str, record) -> SessionState:
+        return SessionState(
+            tag=tag, record=record,
+            peer=_address(self.transport.getPeer()), local=_address(self.transport.getHost()),
+            tls=self.tls_active, enabled=tuple(sorted(self.enabled)),
+            client_id=tuple(getattr(self, "client_id", ())),
+            pending=bytes(self._unfed), session_id=self.session_id, slot=self.slot,
+            bytes_in=self.bytes_in - len(self._unfed), bytes_out=self.bytes_out)
+
+    def _flushed(self) -> bool:
+        t = self.transport
+        return not (len(getattr(t, "dataBuffer", b"")) - getattr(t, "offset", 0)
+                    + getattr(t, "_tempDataLen", 0))
+
+    def detach(self) -> None:
+        """The worker has the client socket: close our copy, quietly."""
+        self.handed_off = True
+        self._closing = True
+        self.slot = None
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
+        # No shutdown(2): it would end the connection for the worker too.
+        self.transport._shouldShutdown = False
+        self.transport.loseConnection()
+
+    def start_relay(self, sock: socket.socket) -> None:
+        """Relay between the TLS client and the worker's end of C{sock}."""
+        self.handed_off = True
+        self.slot = None
+        for name in ("_timeout_call", "_login_call", "_line_call", "_next_turn"):
+            self._cancel(name)
+        self._closing = True
+        relay = Relay(self)
+        sock.setblocking(False)
+        try:
+            self.clock.adoptStreamConnection(sock.fileno(), socket.AF_UNIX,
+                                             Factory.forProtocol(lambda: relay))
+        finally:
+            sock.close()
+        self.relay = relay
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
+        # Each side stops reading while the other does not take its writes.
+        self.transport.registerProducer(relay.transport, True)
+        relay.transport.registerProducer(self.transport, True)
+        self.handing_off = False
+        self.transport.resumeProducing()
+
+
+class Relay(Protocol):
+    """The login process's end of a TLS session's socketpair."""
+
+    def __init__(self, session: LoginProtocol) -> None:
+        self.session = session
+        self.closed = False
+
+    def dataReceived(self, data: bytes) -> None:
+        session = self.session
+        if not session.gone:
+            session.bytes_out += len(data)
+            session.transport.write(data)
+
+    def forward(self, data: bytes) -> None:
+        self.session.bytes_in += len(data)
+        if not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason=None) -> None:
+        self.closed = True
+        session = self.session
+        if not session.gone:
+            session.transport.loseConnection()
+
+
+class LoginFactory(Factory):
+    noisy = False
+
+    def __init__(self, role: "LoginRole", implicit_tls: bool) -> None:
+        self.role = role
+        self.implicit_tls = implicit_tls
+
+    def buildProtocol(self, addr):
+        proto = LoginProtocol(self.role.context, self.implicit_tls, self.role)
+        proto.factory = self
+        return proto
+
+
+def drop_privileges(user: str, chroot: str = "") -> None:
+    """Become C{user} for good (and chroot first, if asked)."""
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise SystemExit(f"imapd: option 'service.login_user': no user {user!r}") from None
+    if chroot:
+        os.chroot(chroot)
+        os.chdir("/")
+    os.setgroups([])
+    os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
+    os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)
+
+
+class LoginRole:
+    """
+    The login process: its listeners, its sessions, and the requests to
+    the master (admission, authentication, handoff).
+
+    @ivar context: the L{ServerContext} of its sessions; its C{handoff}
+        is this object.
+    """
+
+    def __init__(self, config, effective, args: dict, listener_fds: list[int]) -> None:
+        self.config = config
+        self.effective = effective
+        self.args = args
+        self.listener_fds = listener_fds
+        self.sessions: set = set()
+        self.retiring = False
+        self.ports: list = []
+        self._pending: dict[int, defer.Deferred] = {}
+        self._ids = itertools.count(1)
+
+    def prepare(self) -> None:
+        """Read the certificates, then become C{login_user} if root."""
+        from conf.endpoints import is_implicit_tls, uses_tls_section
+        from imapd.tls import certificate_options
+
+        tls = None
+        if self.effective.cert is not None:
+            tls = certificate_options(self.effective.cert, self.effective.key,
+                                      self.config.tls.min_version)
+        self.tls = tls
+        self.listeners = []
+        for spec, fd in zip(self.args["listeners"], self.listener_fds):
+            description = spec["description"]
+            wrap = None
+            if uses_tls_section(description):
+                wrap = tls
+            elif is_implicit_tls(description):
+                wrap = _ssl_context(description)
+            self.listeners.append((description, spec["family"], fd, wrap,
+                                   is_implicit_tls(description)))
+        if self.args.get("drop"):
+            service = self.config.service
+            if service.login_chroot:
+                # Twisted's listening ports keep /dev/null open to survive
+                # running out of descriptors; a chroot has no /dev/null.
+                from twisted.internet import tcp
+
+                reserved = getattr(tcp, "_reservedFD", None)
+                if reserved is not None:
+                    reserved.reserve()
+            drop_privileges(service.login_user, service.login_chroot)
+
+    def start(self, reactor, control) -> None:
+        import dataclasses
+
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from imapd.server import ServerContext, SessionLimits
+        from imapd.tap import _quota_policy
+
+        config = self.config
+        self.reactor = reactor
+        self.control = control
+        self.context = ServerContext(
+            portal=None, reactor=reactor, tls=self.tls,
+            allow_plaintext_auth=self.effective.allow_plaintext_auth,
+            limits=SessionLimits(**dataclasses.asdict(config.limits)),
+            hostname=self.effective.hostname, quota=_quota_policy(config.quota),
+            connections=_NoCounting(), login_failures=_NoCounting(), handoff=self)
+        for description, family, fd, wrap, implicit in self.listeners:
+            factory = LoginFactory(self, implicit)
+            if wrap is not None:
+                factory = TLSMemoryBIOFactory(wrap, False, factory)
+            try:
+                self.ports.append(reactor.adoptStreamPort(fd, family, factory))
+            finally:
+                os.close(fd)
+        control.send({"op": "ready"})
+
+    # -- the master ----------------------------------------------------------
+
+    def send(self, message: dict, fds=()) -> None:
+        self.control.send(message, fds)
+
+    def request(self, message: dict, fds=()) -> defer.Deferred:
+        req = next(self._ids)
+        d = self._pending[req] = defer.Deferred()
+        self.control.send(dict(message, req=req), fds)
+        return d
+
+    def on_message(self, channel, message: dict, fds) -> None:
+        op = message.get("op")
+        if op == "reply":
+            d = self._pending.pop(message.get("req"), None)
+            if d is not None:
+                d.callback(message)
+        elif op == "retire":
+            self.retire()
+        for fd in fds:
+            os.close(fd)
+
+    def control_lost(self) -> None:
+        pending, self._pending = self._pending, {}
+        for d in pending.values():
+            d.errback(ConnectionError("the master is gone"))
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def retire(self) -> None:
+        """A new generation took over: accept nothing more, go when idle."""
+        self.retiring = True
+        for port in self.ports:
+            port.stopListening()
+        self.ports = []
+        self._maybe_exit()
+
+    def session_ended(self, session) -> None:
+        self.sessions.discard(session)
+        self._maybe_exit()
+
+    def _maybe_exit(self) -> None:
+        if self.retiring and not self.sessions and self.reactor.running:
+            self.reactor.stop()
+
+    # -- called by imapd.commands.auth ---------------------------------------
+
+    @defer.inlineCallbacks
+    def authenticate(self, session, user: bytes, password: bytes):
+        """
+        The user's record, from the auth process through the master, which
+        also counts the failure per address (or refuses the address).
+        """
+        host = getattr(session.transport.getPeer(), "host", None)
+        reply = yield self.request({"op": "auth", "user": b64(user), "password": b64(password),
+                                    "host": host})
+        result = reply.get("result")
+        if result == "blocked":
+            session.log_event("login refused", user.decode("utf-8", "replace"),
+                              reason="too many failures from address")
+            raise ConnectionClosing("Too many failed logins from your address; try again later")
+        if result == "error":
+            # The auth process ended during the check: not the client's fault.
+            raise CommandFailed("Authentication is unavailable now; try again", "UNAVAILABLE")
+        if result != "ok":
+            raise UnauthorizedLogin("Authentication failed")
+        session.auth_token = reply["token"]
+        return record_from_json(reply["record"])
+
+    @defer.inlineCallbacks
+    def hand_off(self, session, tag: str, record):
+        """
+        Give the logged-in session to its worker, which answers the login
+        command; fails with L{CommandFailed} (the session stays here, not
+        authenticated) if no worker takes it.
+        """
+        session.handing_off = True
+        session.transport.pauseProducing()
+        if not session.tls_active:
+            # Our answers so far must reach the client before the worker's.
+            waited = 0
+            while not session._flushed() and not session.gone and waited < 600:
+                yield _sleep(self.reactor, 0.01)
+                waited += 1
+        if session.gone:
+            return
+        state = session.session_state(tag, record)
+        ours = None
+        if session.tls_active:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            fd, family = theirs.fileno(), socket.AF_UNIX
+        else:
+            theirs = None
+            fd, family = session.transport.fileno(), session.transport.socket.family
+        try:
+            reply = yield self.request({"op": "handoff", "token": session.auth_token,
+                                        "state": state.to_json(), "family": int(family)}, [fd])
+        except ConnectionError:
+            reply = {"ok": False, "reason": "Server restarting"}
+        finally:
+            if theirs is not None:
+                theirs.close()
+        if not reply.get("ok"):
+            if ours is not None:
+                ours.close()
+            session.handing_off = False
+            if not session.gone:
+                session.transport.resumeProducing()
+            raise CommandFailed(reply.get("reason") or "Login unavailable", "UNAVAILABLE")
+        if ours is None:
+            if not session.gone:
+                session.detach()
+        elif session.gone:
+            ours.close()
+        else:
+            session.start_relay(ours)
+
+
+def _sleep(reactor, seconds: float) -> defer.Deferred:
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def _ssl_context(description: str):
+    """The TLS context an C{ssl:} listener description names."""
+    from twisted.internet.endpoints import serverFromString
+
+    endpoint = serverFromString(_NoReactor(), description)
+    return endpoint._sslContextFactory
+
+
+class _NoReactor:
+    """The endpoint parser only stores the reactor."""

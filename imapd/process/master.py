@@ -1,0 +1,676 @@
+# -*- test-case-name: tests.process.test_processes -*-
+"""
+C{imapd: master}: the twistd process of the multi-process server (issue 14).
+
+    master (twistd; binds the listeners, supervises, runs no protocol code)
+      spawner             python -m imapd.process.spawner: forks the rest
+        auth              passwords (Authenticator), under the master's uid
+        login x N         greeting .. LOGIN, TLS; as login_user when root
+        worker pool-1..M  sessions of users under the server's uid
+        worker alice ...  one per system user, as that user
+
+The master binds every listener itself (privilegedStartService, so that
+ports below 1024 work when it starts as root) and hands them to the login
+processes; it keeps the connection counts and the failed logins per
+address for all of them (a login process asks it before greeting and
+before checking a password), relays password checks to the auth process,
+and routes each logged-in session to its worker, descriptor included.
+A child that dies is started again (after a growing delay, logged);
+SIGHUP reads the configuration again and starts a new generation of
+processes with it while the old ones finish their sessions; SIGTERM ends
+every child.  It runs no thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import secrets
+import signal
+import socket
+import stat
+import sys
+from typing import Optional
+
+from twisted.application import service
+from twisted.internet import defer, protocol
+from twisted.logger import Logger, LogLevel
+
+from imapd.process.channel import Channel, adopt_channel
+from imapd.process.wire import b64, pool_index, record_from_json, record_to_json, unb64
+
+__all__ = ["MasterService", "bind_listener", "ListenError"]
+
+log = Logger(namespace="imapd.master")
+
+#: Restart delays of a child that keeps dying: the first restart is at
+#: once (a killed worker's users log in again within a second), then
+#: each one waits twice as long, up to the last; a child that ran for
+#: L{_STABLE} seconds starts over from the first.
+_BACKOFF = (0.05, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_STABLE = 30.0
+#: Seconds children get to end after SIGTERM before SIGKILL.
+_STOP_GRACE = 12.0
+
+
+class ListenError(Exception):
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+def bind_listener(description: str) -> socket.socket:
+    """
+    A listening socket for a listener description (C{tcp:}, C{tcp6:},
+    C{tls:}, C{ssl:}, C{unix:}, as L{conf.endpoints} reads them).
+
+    @raises ListenError: the address is in use, or not ours to use.
+    @raises ValueError: a kind of listener the master cannot bind.
+    """
+    from conf.endpoints import interface_of, split_endpoint
+
+    kind, args, kwargs = split_endpoint(description)
+    backlog = int(kwargs.get("backlog", 50))
+    if kind in ("tcp", "tcp6", "tls", "ssl"):
+        port = int(kwargs.get("port") or args[0])
+        interface = (interface_of(description) or "").strip("[]")
+        family = socket.AF_INET6 if kind == "tcp6" or ":" in interface else socket.AF_INET
+        if not interface and family == socket.AF_INET6:
+            interface = "::"
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((interface, port))
+            sock.listen(backlog)
+        except OSError as e:
+            sock.close()
+            raise ListenError(f"{interface or '*'}:{port}", e.strerror or str(e)) from None
+    elif kind == "unix":
+        path = kwargs.get("address") or args[0]
+        mode = int(kwargs.get("mode", "666"), 8)
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                probe = socket.socket(socket.AF_UNIX)
+                try:
+                    probe.connect(path)
+                except OSError:
+                    os.unlink(path)  # left by a server that is gone
+                else:
+                    raise ListenError(path, "Address already in use")
+                finally:
+                    probe.close()
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, mode)
+            sock.listen(backlog)
+        except OSError as e:
+            sock.close()
+            raise ListenError(path, e.strerror or str(e)) from None
+    else:
+        raise ValueError(f"{description!r}: a {kind or 'plugin'} listener needs "
+                         "[service] single_process = true")
+    sock.setblocking(False)
+    return sock
+
+
+class Child:
+    """One child as the master knows it."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, kind: str, name: str, generation: int, args: dict) -> None:
+        self.id = next(Child._ids)
+        self.kind = kind
+        self.name = name
+        self.generation = generation
+        self.args = args
+        self.channel: Optional[Channel] = None
+        self.pid: Optional[int] = None
+        self.ready = False
+        self.dead = False
+        self.retiring = False
+        self.started = 0.0
+        self.queue: list = []        # (message, fds) until ready
+        self.keep: list = []         # sockets to close once the spawner has them
+        self.restarts = 0
+
+    @property
+    def title(self) -> str:
+        return f"imapd: {self.name}"
+
+    def send(self, message: dict, fds=()) -> None:
+        if self.ready and self.channel is not None:
+            self.channel.send(message, fds)
+        else:
+            self.queue.append((message, list(fds)))
+
+
+class _SpawnerProcess(protocol.ProcessProtocol):
+    """The spawner's stdout and stderr (the children's too): their log."""
+
+    def __init__(self, master: "MasterService") -> None:
+        self.master = master
+        self._partial = {1: b"", 2: b""}
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        lines = (self._partial.get(fd, b"") + data).split(b"\n")
+        self._partial[fd] = lines.pop()
+        for line in lines:
+            relay_log_line(line, fd)
+
+    def processEnded(self, reason) -> None:
+        self.master.spawner_ended(reason)
+
+
+def relay_log_line(line: bytes, fd: int = 1) -> None:
+    """Log a child's log line (L{imapd.process.child.child_log_observer})."""
+    import json
+
+    if not line.strip():
+        return
+    try:
+        record = json.loads(line)
+        level = LogLevel.levelWithName(record["l"])
+        namespace, text = record.get("ns") or "imapd.child", record["t"]
+    except (ValueError, KeyError, TypeError):
+        level = LogLevel.error if fd == 2 else LogLevel.info
+        namespace, text = "imapd.child", line.decode("utf-8", "backslashreplace")
+    child_log = Logger(namespace=namespace)
+    for part in text.split("\n"):
+        if part:
+            child_log.emit(level, "{text}", text=part)
+
+
+class MasterService(service.Service):
+    """
+    @param config: the checked L{conf.Config}.
+    @param effective: its L{imapd.defaults.Effective}.
+    @param reload_args: (configuration file, command-line overrides), for
+        SIGHUP.
+    """
+
+    def __init__(self, config, effective, reload_args=(None, {}), reactor=None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.reload_args = reload_args
+        self.listeners: list = []   # (description, socket)
+        self.children: dict[int, Child] = {}
+        self.auth: Optional[Child] = None
+        self.logins: list[Child] = []
+        self.pool: list[Child] = []
+        self.users: dict[str, Child] = {}
+        self.generation = 0
+        self.stopping = False
+        self.spawner = None
+        self.spawner_channel: Optional[Channel] = None
+        self.spawn_queue: list = []
+        self.spawner_restarts = 0
+        self._reqs = itertools.count(1)
+        self.auth_pending: dict[int, tuple] = {}
+        self.granted: dict[str, tuple] = {}
+        self.handoffs: dict[int, tuple] = {}
+        self.slots: dict[int, list] = {}
+        self._slot_ids = itertools.count(1)
+        self._stopped: Optional[defer.Deferred] = None
+        self._spawner_timer = None
+        self._set_config(config, effective)
+        from imapd.server import ConnectionCounter
+
+        self.connections = ConnectionCounter()
+        self.failures = _failure_ledger()
+
+    def _set_config(self, config, effective) -> None:
+        import dataclasses
+
+        from imapd.server import SessionLimits
+
+        self.config = config
+        self.effective = effective
+        self.limits = SessionLimits(**dataclasses.asdict(config.limits))
+        self.blobs = (b64(pickle.dumps(config)), b64(pickle.dumps(effective)))
+
+    # -- start and stop --------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        from imapd.tap import _fail
+
+        super().privilegedStartService()
+        for description in self.config.server.listen:
+            try:
+                sock = bind_listener(description)
+            except ListenError as e:
+                log.critical("Cannot listen on {address}: {reason}", address=e.address,
+                             reason=e.reason)
+                for _d, s in self.listeners:
+                    s.close()
+                raise _fail(f"option 'listen': {e}") from None
+            except ValueError as e:
+                raise _fail(f"option 'listen': {e}") from None
+            self.listeners.append((description, sock))
+            log.info("Listener {description}", description=description)
+
+    def startService(self) -> None:
+        from imapd.process.sysutil import set_title
+        from imapd.tap import _apply_log_level
+
+        super().startService()
+        _apply_log_level(self.config.log.level)
+        if not self.listeners:
+            self.privilegedStartService()
+        set_title("imapd: master")
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self.start_spawner()
+        self.start_generation()
+
+    def stopService(self):
+        super().stopService()
+        self.stopping = True
+        self._stopped = defer.Deferred()
+        for child in list(self.children.values()):
+            if child.pid is not None:
+                _kill(child.pid, signal.SIGTERM)
+        self._check_stopped()
+        timer = self.reactor.callLater(_STOP_GRACE, self._kill_all)
+        self._stopped.addBoth(lambda r: timer.cancel() if timer.active() else None)
+        return self._stopped
+
+    def _kill_all(self) -> None:
+        for child in list(self.children.values()):
+            if child.pid is not None:
+                log.warn("{title} (pid {pid}) did not stop; killing it", title=child.title,
+                         pid=child.pid)
+                _kill(child.pid, signal.SIGKILL)
+        self._finish_stop()
+
+    def _check_stopped(self) -> None:
+        if self.stopping and not any(c.pid is not None for c in self.children.values()):
+            self._finish_stop()
+
+    def _finish_stop(self) -> None:
+        """Every child is gone: end the spawner (it goes at end of input)."""
+        if self._stopped is None or self._stopped.called:
+            return
+        for _d, sock in self.listeners:
+            sock.close()
+        self.listeners = []
+        if self.spawner is None:
+            self._stopped.callback(None)
+            return
+        if self.spawner_channel is not None:
+            self.spawner_channel.close()
+        if self._spawner_timer is None:
+            self._spawner_timer = self.reactor.callLater(3.0, self._kill_spawner)
+
+    def _kill_spawner(self) -> None:
+        if self.spawner is not None and self.spawner.pid is not None:
+            _kill(self.spawner.pid, signal.SIGKILL)
+
+    # -- the spawner -------------------------------------------------------------
+
+    def start_spawner(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ)
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join([top] + ([env["PYTHONPATH"]]
+                                                      if env.get("PYTHONPATH") else []))
+        try:
+            self.spawner = self.reactor.spawnProcess(
+                _SpawnerProcess(self), sys.executable,
+                [sys.executable, "-m", "imapd.process.spawner", str(os.getpid())],
+                env=env, childFDs={0: "w", 1: "r", 2: "r", 3: theirs.fileno()})
+        finally:
+            theirs.close()
+        self.spawner_channel = adopt_channel(
+            self.reactor, ours.detach(),
+            Channel(self.on_spawner_message, self.spawner_lost, name="spawner"))
+        queue, self.spawn_queue = self.spawn_queue, []
+        for message, fds, child in queue:
+            # (A child that ended meanwhile closed its socket: not sent.)
+            if not child.dead:
+                self.spawner_channel.send(message, fds)
+
+    def spawner_lost(self, channel) -> None:
+        if self.spawner_channel is channel:
+            self.spawner_channel = None
+
+    def spawner_ended(self, reason) -> None:
+        self.spawner = None
+        self.spawner_channel = None
+        # Its children died with it (PR_SET_PDEATHSIG).
+        for child in list(self.children.values()):
+            self.child_exited(child, "the spawner ended")
+        if self.stopping:
+            if self._spawner_timer is not None and self._spawner_timer.active():
+                self._spawner_timer.cancel()
+            self._finish_stop()
+            return
+        log.error("The spawner ended ({reason}); starting it again",
+                  reason=reason.getErrorMessage())
+        delay = _BACKOFF[min(self.spawner_restarts, len(_BACKOFF) - 1)]
+        self.spawner_restarts += 1
+        self.reactor.callLater(delay, self.start_spawner)
+
+    def on_spawner_message(self, channel, message: dict, fds) -> None:
+        for fd in fds:
+            os.close(fd)
+        op = message.get("op")
+        child = self.children.get(message.get("id"))
+        if op == "spawned" and child is not None:
+            child.pid = message["pid"]
+            child.started = self.reactor.seconds()
+            for sock in child.keep:
+                sock.close()
+            child.keep = []
+            log.info("{title} started (pid {pid})", title=child.title, pid=child.pid)
+        elif op == "exited" and child is not None:
+            self.child_exited(child, message.get("text", "exited"), message.get("code"))
+
+    def spawn(self, child: Child) -> Child:
+        """Ask the spawner for C{child} (which is queued until it is up)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        child.channel = adopt_channel(
+            self.reactor, ours.detach(),
+            Channel(lambda ch, m, f: self.on_child_message(child, m, f),
+                    lambda ch: None, name=child.name))
+        child.keep = [theirs]
+        self.children[child.id] = child
+        fds = [theirs.fileno()]
+        if child.kind == "login":
+            fds += [sock.fileno() for _d, sock in self.listeners]
+        config, effective = child.args.pop("_blobs", self.blobs)
+        message = {"op": "spawn", "id": child.id, "kind": child.kind, "title": child.title,
+                   "config": config, "effective": effective, "args": child.args}
+        child.blobs = (config, effective)
+        if self.spawner_channel is None:
+            self.spawn_queue.append((message, fds, child))
+        else:
+            self.spawner_channel.send(message, fds)
+        return child
+
+    # -- generations ---------------------------------------------------------------
+
+    def start_generation(self) -> None:
+        """Start auth, login processes and pool workers with the current config."""
+        self.generation += 1
+        gen = self.generation
+        cpus = os.cpu_count() or 1
+        service_ = self.config.service
+        root = os.getuid() == 0
+        self.auth = self.spawn(Child("auth", "auth", gen, {}))
+        listeners = [{"description": d, "family": int(s.family)} for d, s in self.listeners]
+        self.logins = [self.spawn(Child("login", "login", gen,
+                                        {"listeners": listeners, "drop": root, "index": i}))
+                       for i in range(service_.login_processes or cpus)]
+        self.pool = [self.spawn(Child("pool", f"worker pool-{i + 1}", gen,
+                                      {"index": i, "sweep": i == 0}))
+                     for i in range(service_.mail_workers or cpus)]
+        self.users = {}
+
+    def reload(self) -> None:
+        """SIGHUP: the configuration again; a new generation if it is good."""
+        from conf import ConfigError, load_config
+        from imapd.defaults import prepare
+        from imapd.tls import TLSError
+
+        if self.stopping:
+            return
+        path, overrides = self.reload_args
+        try:
+            config = load_config(path, overrides)
+            effective = prepare(config)
+        except (ConfigError, TLSError, OSError) as e:
+            log.error("Reload: {error}; keeping the configuration in use", error=e)
+            return
+        if list(config.server.listen) != [d for d, _s in self.listeners]:
+            log.warn("Reload: option 'listen' changed; the listeners change at the next start")
+        old = [c for c in self.children.values() if not c.retiring]
+        self._set_config(config, effective)
+        from imapd.tap import _apply_log_level
+
+        _apply_log_level(config.log.level)
+        self.start_generation()
+        for child in old:
+            self.retire(child)
+        log.info("Reloaded {source}: generation {gen}", source=path or "command line",
+                 gen=self.generation)
+
+    def retire(self, child: Child) -> None:
+        """Stop giving C{child} work; it exits once its sessions ended."""
+        child.retiring = True
+        if not child.dead:
+            child.send({"op": "retire"})
+
+    # -- supervision --------------------------------------------------------------
+
+    def child_exited(self, child: Child, text: str, code=None) -> None:
+        if child.dead:
+            return
+        child.dead = True
+        self.children.pop(child.id, None)
+        for sock in child.keep:
+            sock.close()
+        child.keep = []
+        if child.channel is not None:
+            child.channel.close()
+        expected = self.stopping or child.retiring
+        (log.info if expected else log.warn)(
+            "{title} (pid {pid}) ended: {text}", title=child.title, pid=child.pid, text=text)
+        child.pid = None
+        self._fail_work_of(child)
+        for slot, (host, holder) in list(self.slots.items()):
+            if holder == child.id:
+                self._release(slot)
+        if self.stopping:
+            self._check_stopped()
+            return
+        if expected or child.kind == "user":
+            if child.kind == "user" and self.users.get(child.name_key) is child:
+                del self.users[child.name_key]
+            return
+        lived = self.reactor.seconds() - child.started if child.started else 0
+        restarts = 0 if lived >= _STABLE else child.restarts + 1
+        delay = _BACKOFF[min(max(restarts - 1, 0), len(_BACKOFF) - 1)]
+        again = Child(child.kind, child.name, child.generation, dict(child.args))
+        again.restarts = restarts
+        again.args["_blobs"] = child.blobs
+        if child.kind == "auth":
+            self.auth = again
+        elif child.kind == "login":
+            self.logins[self.logins.index(child)] = again
+        elif child.kind == "pool":
+            self.pool[self.pool.index(child)] = again
+        log.info("Starting {title} again in {delay}s", title=child.title, delay=delay)
+        # In the meantime, work for it waits in its queue.
+        self.reactor.callLater(delay, self._respawn, again)
+
+    def _respawn(self, child: Child) -> None:
+        if not self.stopping and not child.retiring:
+            self.spawn(child)
+
+    def _fail_work_of(self, child: Child) -> None:
+        for message, fds in child.queue:
+            req = message.get("req")
+            if message.get("op") == "session" and req in self.handoffs:
+                self._handoff_done(req, False, "The mail worker ended; try again")
+            elif message.get("op") == "auth" and req in self.auth_pending:
+                self._auth_done(req, None, error=True)
+        child.queue = []
+        for req, (_login, _lreq, _fd, worker, _slot) in list(self.handoffs.items()):
+            if worker is child:
+                self._handoff_done(req, False, "The mail worker ended; try again")
+        for req, entry in list(self.auth_pending.items()):
+            if entry[3] is child:
+                self._auth_done(req, None, error=True)
+
+    # -- messages from children ----------------------------------------------------
+
+    #: What each kind of child may ask: a login process that went wrong
+    #: cannot pose as the auth process, nor a worker as a login process.
+    ALLOWED_OPS = {
+        "auth": {"ready", "auth-result"},
+        "login": {"ready", "admit", "release", "auth", "handoff"},
+        "pool": {"ready", "adopted", "release"},
+        "user": {"ready", "adopted", "release", "idle"},
+    }
+
+    def on_child_message(self, child: Child, message: dict, fds) -> None:
+        op = message.get("op")
+        allowed = op in self.ALLOWED_OPS.get(child.kind, ())
+        if not allowed or child.dead:
+            for fd in fds:
+                os.close(fd)
+            if not allowed:
+                log.warn("{title} sent a message it may not send: {op!r}", title=child.title,
+                         op=op)
+            return
+        getattr(self, "_on_" + op.replace("-", "_"))(child, message, fds)
+
+    def _reply(self, child: Child, req, **fields) -> None:
+        child.send(dict({"op": "reply", "req": req}, **fields))
+
+    def _on_ready(self, child: Child, message, fds) -> None:
+        child.ready = True
+        queue, child.queue = child.queue, []
+        for queued, qfds in queue:
+            child.channel.send(queued, qfds)
+
+    def _on_admit(self, child: Child, message, fds) -> None:
+        host = message.get("host")
+        refused = self.connections.admit(host, self.limits, self.reactor.seconds())
+        if refused is not None:
+            self._reply(child, message["req"], refused=refused)
+            return
+        slot = next(self._slot_ids)
+        self.slots[slot] = [host, child.id]
+        self._reply(child, message["req"], slot=slot)
+
+    def _on_release(self, child: Child, message, fds) -> None:
+        slot = message.get("slot")
+        entry = self.slots.get(slot)
+        if entry is not None and entry[1] == child.id:
+            self._release(slot)
+
+    def _release(self, slot: int) -> None:
+        entry = self.slots.pop(slot, None)
+        if entry is not None:
+            self.connections.release(entry[0])
+
+    def _on_auth(self, child: Child, message, fds) -> None:
+        host = message.get("host")
+        limits = self.limits
+        if self.failures.blocked(host, self.reactor.seconds(), limits.max_failed_logins_per_address,
+                                 limits.failed_login_decay):
+            self._reply(child, message["req"], result="blocked")
+            return
+        req = next(self._reqs)
+        self.auth_pending[req] = (child, message["req"], host, self.auth)
+        self.auth.send({"op": "auth", "req": req, "user": message["user"],
+                        "password": message["password"]})
+
+    def _on_auth_result(self, child: Child, message, fds) -> None:
+        self._auth_done(message.get("req"), message.get("record"))
+
+    def _auth_done(self, req, record, error: bool = False) -> None:
+        entry = self.auth_pending.pop(req, None)
+        if entry is None:
+            return
+        login, lreq, host, _auth = entry
+        if error:
+            self._reply(login, lreq, result="error")
+            return
+        if record is None:
+            self.failures.failed(host, self.reactor.seconds(), self.limits.failed_login_decay)
+            self._reply(login, lreq, result="fail")
+            return
+        token = secrets.token_hex(16)
+        # Only a session this master authenticated can be handed off, and
+        # only by the login process that asked (a login process that went
+        # wrong cannot make up a user).
+        self.granted[token] = (login.id, record, self.reactor.seconds())
+        self._expire_grants()
+        self._reply(login, lreq, result="ok", record=record, token=token)
+
+    def _expire_grants(self) -> None:
+        old = self.reactor.seconds() - 600
+        for token, (_cid, _record, when) in list(self.granted.items()):
+            if when < old:
+                del self.granted[token]
+
+    def _on_handoff(self, child: Child, message, fds) -> None:
+        req = message.get("req")
+        grant = self.granted.pop(message.get("token"), None)
+        if len(fds) != 1 or grant is None or grant[0] != child.id:
+            for fd in fds:
+                os.close(fd)
+            log.error("{title} handed off a session it did not log in", title=child.title)
+            self._reply(child, req, ok=False, reason="Login failed")
+            return
+        record = record_from_json(grant[1])
+        state = dict(message["state"], record=grant[1])
+        worker, refusal = self._worker_for(record, state)
+        if worker is None:
+            os.close(fds[0])
+            self._reply(child, req, ok=False, reason=refusal)
+            return
+        wreq = next(self._reqs)
+        self.handoffs[wreq] = (child, req, fds[0], worker, state.get("slot"))
+        worker.send({"op": "session", "req": wreq, "state": state,
+                     "family": message.get("family")}, [fds[0]])
+
+    def _worker_for(self, record, state: dict):
+        """The worker of C{record} (started if needed), or (None, why not)."""
+        if record.uid is None or record.uid == os.getuid():
+            return self.pool[pool_index(record.name, len(self.pool))], None
+        if os.getuid() != 0:
+            log.error("Login of {user} refused: uid {uid} is not the server's, and serving "
+                      "other uids needs the master to start as root", user=record.name,
+                      uid=record.uid)
+            return None, "This server cannot serve this user"
+        worker = self.users.get(record.name)
+        if worker is None or worker.dead or worker.retiring:
+            peer = (state.get("peer") or ["?"])[0]
+            worker = Child("user", f"worker {record.name} {peer}", self.generation,
+                           {"user": record_to_json(record)})
+            worker.name_key = record.name
+            self.users[record.name] = worker
+            self.spawn(worker)
+        return worker, None
+
+    def _on_adopted(self, child: Child, message, fds) -> None:
+        self._handoff_done(message.get("req"), bool(message.get("ok")),
+                           "The mail worker cannot take the session")
+
+    def _handoff_done(self, req, ok: bool, reason: str) -> None:
+        entry = self.handoffs.pop(req, None)
+        if entry is None:
+            return
+        login, lreq, fd, worker, slot = entry
+        os.close(fd)
+        if ok and slot in self.slots:
+            self.slots[slot][1] = worker.id
+        self._reply(login, lreq, ok=ok, reason=None if ok else reason)
+
+    def _on_idle(self, child: Child, message, fds) -> None:
+        """A system user's worker had no session for the grace period."""
+        if self.users.get(getattr(child, "name_key", None)) is child:
+            del self.users[child.name_key]
+        self.retire(child)
+
+
+def _failure_ledger():
+    from imapd.auth.throttle import FailureLedger
+
+    return FailureLedger()
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

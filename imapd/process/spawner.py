@@ -1,0 +1,184 @@
+# -*- test-case-name: tests.process.test_processes -*-
+"""
+C{imapd: spawner}: forks the master's children from an imported image.
+
+The master starts it once (C{python -m imapd.process.spawner MASTER_PID},
+its control socket on descriptor 3).  It imports everything a child needs
+but installs no reactor and starts no thread, so that a fork of it is a
+consistent process that starts serving in milliseconds (a system user's
+worker is forked at that user's login).  Then it waits on its control
+socket for C{spawn} requests (the child's control socket and listeners
+travel with them), forks, answers C{spawned} with the pid, reaps its
+children and reports each exit (C{exited}).  It dies with the master
+(PR_SET_PDEATHSIG), and its children die with it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+
+from imapd.process.wire import Decoder, frame
+
+__all__ = ["main"]
+
+#: Modules imported before serving, besides L{imapd.tap.WARM_MODULES}.
+PRELOAD = (
+    # every command module (imapd.commands.lookup imports them on first use)
+    *(f"imapd.commands.{name}" for name in (
+        "any", "append", "auth", "compress", "context", "copymove", "fetch", "idle",
+        "mailboxes", "notify", "quota", "search", "select", "sort", "store", "thread",
+        "urlauth")),
+    "imapd.protocol", "imapd.commands", "imapd.account", "imapd.server", "imapd.errors",
+    "imapd.logtext", "imapd.tls", "imapd.auth.authenticator", "imapd.auth.checker",
+    "imapd.auth.sasl", "imapd.auth.throttle",
+    "imapd.process.channel", "imapd.process.child", "imapd.process.login",
+    "imapd.process.worker", "imapd.process.authproc", "imapd.process.privileges",
+    "imapd.process.sysutil", "imapd.process.wire",
+    # what the reactor and TLS import when they start (a chrooted login
+    # process cannot import anything any more)
+    "twisted.internet.epollreactor", "twisted.internet.tcp", "twisted.internet.unix",
+    "twisted.internet.task", "twisted.internet.threads", "twisted.internet.ssl",
+    "twisted.internet._sslverify", "twisted.internet._newtls", "twisted.protocols.tls",
+    "twisted.internet.endpoints", "twisted.logger", "twisted.python.sendmsg",
+    "storage.registry", "encodings.idna",
+)
+
+
+def _preload() -> None:
+    import importlib
+
+    from imapd import tap
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    # imports, gc.freeze and the GC threshold, as the single process does
+    tap.warm_up()
+    assert "twisted.internet.reactor" not in sys.modules, "the spawner must not have a reactor"
+
+
+def _status(status: int) -> tuple[int, str]:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return -sig, f"killed by {signal.Signals(sig).name}"
+    code = os.WEXITSTATUS(status)
+    return code, f"exit status {code}"
+
+
+class Spawner:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.decoder = Decoder()
+        self.children: dict[int, object] = {}  # pid -> child id
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+
+    def send(self, message: dict) -> None:
+        self.sock.sendall(frame(message))
+
+    def run(self) -> int:
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w)
+        # The master ends its children itself (it knows their pids); the
+        # spawner goes when its control socket closes.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        while True:
+            self.reap()
+            try:
+                ready, _, _ = select.select([self.sock, self.wake_r], [], [])
+            except InterruptedError:
+                continue
+            if self.wake_r in ready:
+                try:
+                    os.read(self.wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            if self.sock in ready:
+                try:
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 64)
+                except InterruptedError:
+                    continue
+                for fd in fds:
+                    self.decoder.add_fd(fd)
+                if not data:
+                    return 0
+                self.decoder.feed(data)
+                for message, mfds in self.decoder.messages():
+                    self.handle(message, mfds)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            cid = self.children.pop(pid, None)
+            code, text = _status(status)
+            self.send({"op": "exited", "id": cid, "pid": pid, "code": code, "text": text})
+
+    def handle(self, message: dict, fds: list[int]) -> None:
+        try:
+            if message.get("op") != "spawn":
+                sys.stderr.write(f"imapd spawner: unknown request {message.get('op')!r}\n")
+                return
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                self._child(message, fds)
+            self.children[pid] = message.get("id")
+            self.send({"op": "spawned", "id": message.get("id"), "pid": pid})
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _child(self, message: dict, fds: list[int]) -> None:
+        code = 70
+        try:
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            self.sock.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            from imapd.process.child import run
+
+            code = run(message, fds, spawner=os.getppid())
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+
+def main(argv: list[str]) -> int:
+    from imapd.process.sysutil import die_with_parent, set_title
+
+    master = int(argv[1])
+    die_with_parent(master)
+    set_title("imapd: spawner")
+    sock = socket.socket(fileno=3)
+    sock.setblocking(True)
+    _preload()
+    return Spawner(sock).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

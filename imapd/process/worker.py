@@ -1,0 +1,236 @@
+# -*- test-case-name: tests.process.test_processes -*-
+"""
+C{imapd: worker}: logged-in sessions.
+
+A worker receives sessions from login processes (through the master): a
+descriptor (the client's socket, or the worker's end of a TLS relay) and
+a L{SessionState}.  It adopts the connection, opens the user's store from
+the mail location (the record's home is C{~}), answers the login
+command itself (C{OK [CAPABILITY ...] Logged in}, or NO when the store
+cannot be opened), then parses what the client sent after the login
+command.  From there it is the ordinary L{IMAPServerProtocol}.
+
+Two kinds: pool workers (C{imapd: worker pool-N}) serve the users who
+share the server's uid, a user always in the same one
+(L{imapd.process.wire.pool_index}); a system user's worker (C{imapd:
+worker alice 192.0.2.5}) is forked for that user, becomes the user
+(L{imapd.process.privileges.become_user}) before anything else, and asks
+to go C{user_worker_grace} seconds after its last session ends (the
+master stops sending it sessions first, so no handoff races the exit).
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from imapd.process.wire import SessionState, record_from_json
+from imapd.protocol import IMAPServerProtocol, _tagged
+
+__all__ = ["WorkerRole", "WorkerProtocol"]
+
+log = Logger(namespace="imapd.worker")
+
+
+class WorkerProtocol(IMAPServerProtocol):
+    """A session that logged in elsewhere: no greeting, starts authenticated."""
+
+    def __init__(self, context, handed: SessionState, role: "WorkerRole") -> None:
+        super().__init__(context, implicit_tls=handed.tls)
+        self.handed = handed
+        self.role = role
+        self.session_id = handed.session_id or self.session_id
+        self.enabled = set(handed.enabled)
+        self.bytes_in = handed.bytes_in
+        self.bytes_out = handed.bytes_out
+
+    def connectionMade(self) -> None:
+        try:
+            self.transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass
+        handed = self.handed
+        self.peer = f"{handed.peer[0]}:{handed.peer[1] or ''}"
+        self.transport.registerProducer(self, True)
+        self._producing = True
+        # Authenticated from the first octet on; commands wait (busy)
+        # until the store is open and the login command is answered.
+        self.state = "auth"
+        self.parser.limits = self._parser_limits()
+        self._busy = True
+        self._reset_timeout()
+        if handed.pending:
+            self._feed(handed.pending)
+        d = self.role.open_account(handed.record)
+        d.addCallbacks(self._opened, self._not_opened)
+
+    def _opened(self, result) -> None:
+        _iface, account, _logout = result
+        if self._closing:
+            self._close_quietly(account, "logout")
+            return
+        self.set_authenticated(account)
+        from imapd.commands.any import capabilities
+
+        caps = "CAPABILITY " + " ".join(capabilities(self))
+        self.send(_tagged(self.handed.tag, b"OK", caps, "Logged in", self.imap4rev2))
+        self._busy = False
+        self._pump()
+
+    def _not_opened(self, failure) -> None:
+        self.log.failure("opening the store of user={user} failed", failure,
+                         user=self.handed.record.name)
+        self.send(_tagged(self.handed.tag, b"NO", "UNAVAILABLE",
+                          "Your mail cannot be opened now; try again later"))
+        self.send(b"* BYE Closing\r\n")
+        self.disconnect()
+
+    def connectionLost(self, reason=None) -> None:
+        super().connectionLost(reason)
+        self.role.session_ended(self)
+
+
+class WorkerRole:
+    def __init__(self, config, effective, args: dict) -> None:
+        self.config = config
+        self.effective = effective
+        self.args = args
+        self.user = record_from_json(args["user"]) if args.get("user") else None
+        self.sessions: set = set()
+        self.retiring = False
+        self.homes: dict[str, str] = {}
+        self._idle_call = None
+
+    def prepare(self) -> None:
+        if self.user is not None:
+            from imapd.process.privileges import become_user
+
+            become_user(self.user, self.config.service.mail_privileged_group or None)
+
+    def start(self, reactor, control) -> None:
+        import dataclasses
+
+        from imapd.account import MailRealm
+        from imapd.auth.passwdfile import PasswdFile
+        from imapd.server import MailboxPolicy, ServerContext, SessionLimits, StoragePool
+        from imapd.tap import IndexSweepService, _quota_policy
+
+        config, effective = self.config, self.effective
+        self.reactor = reactor
+        self.control = control
+        storage = config.storage
+        pool = self.pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
+                                       stuck_after=storage.stuck_after)
+        pool.start()
+        reactor.addSystemEventTrigger("before", "shutdown", pool.stop)
+        passwd = PasswdFile(effective.passwd_file)
+
+        def passwd_entry(user):
+            try:
+                return passwd.lookup(user)
+            except OSError:  # a system user's worker may not read it
+                return None
+
+        def home_for(user):
+            if user in self.homes:
+                return self.homes[user]
+            entry = passwd_entry(user)
+            return entry.home if entry is not None else None
+
+        def runner(user, fn, *args):
+            return pool.run(reactor, (user, None), fn, *args)
+        self.realm = MailRealm(effective.mail_location, home_for, effective.index_dir,
+                               runner=runner,
+                               user_exists=lambda user: passwd_entry(user) is not None)
+        self.context = ServerContext(
+            portal=None, reactor=reactor, storage_pool=pool, tls=None,
+            allow_plaintext_auth=effective.allow_plaintext_auth,
+            limits=SessionLimits(**dataclasses.asdict(config.limits)),
+            hostname=effective.hostname, quota=_quota_policy(config.quota),
+            mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
+            urlauth_submit_user=config.urlauth.submit_user)
+        if self.args.get("sweep"):
+            mail = config.mail
+            sweep = IndexSweepService(pool, reactor, effective.index_dir,
+                                      mail.index_sweep_interval, mail.index_max_age * 86400,
+                                      mail.index_max_size * 1024 * 1024)
+            sweep.startService()
+            reactor.addSystemEventTrigger("before", "shutdown", sweep.stopService)
+        control.send({"op": "ready"})
+        self._check_idle()
+
+    def open_account(self, record):
+        from imapd.account import IAccount
+
+        if record.home:
+            self.homes[record.name] = record.home
+        return self.realm.requestAvatar(record.name, None, IAccount)
+
+    # -- the master ------------------------------------------------------------
+
+    def on_message(self, channel, message: dict, fds) -> None:
+        op = message.get("op")
+        if op == "session":
+            self._adopt(message, fds)
+            return
+        for fd in fds:
+            os.close(fd)
+        if op == "retire":
+            self.retiring = True
+            self._maybe_exit()
+
+    def _adopt(self, message: dict, fds) -> None:
+        ok = False
+        try:
+            if len(fds) != 1:
+                raise ValueError("a session comes with one descriptor")
+            handed = SessionState.from_json(message["state"])
+            proto = WorkerProtocol(self.context, handed, self)
+            self.sessions.add(proto)
+            self._cancel_idle()
+            self.reactor.adoptStreamConnection(fds[0], int(message["family"]),
+                                               Factory.forProtocol(lambda: proto))
+            ok = True
+        except Exception:
+            log.failure("cannot adopt a session")
+        finally:
+            for fd in fds:
+                os.close(fd)
+            self.control.send({"op": "adopted", "req": message.get("req"), "ok": ok})
+
+    def control_lost(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def session_ended(self, session) -> None:
+        if session not in self.sessions:
+            return
+        self.sessions.discard(session)
+        if session.handed.slot is not None:
+            self.control.send({"op": "release", "slot": session.handed.slot})
+        self._maybe_exit()
+        self._check_idle()
+
+    def _maybe_exit(self) -> None:
+        if self.retiring and not self.sessions and self.reactor.running:
+            self.reactor.stop()
+
+    def _check_idle(self) -> None:
+        """A system user's worker asks to go after a grace without sessions."""
+        if self.user is None or self.sessions or self.retiring or self._idle_call is not None:
+            return
+        self._idle_call = self.reactor.callLater(self.config.service.user_worker_grace,
+                                                 self._idle)
+
+    def _cancel_idle(self) -> None:
+        call, self._idle_call = self._idle_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _idle(self) -> None:
+        self._idle_call = None
+        if not self.sessions and not self.retiring:
+            # The master stops routing to us, then says retire.
+            self.control.send({"op": "idle"})

@@ -1,0 +1,184 @@
+"""
+Issue 14: the master's decisions without processes: where a logged-in
+session goes (pool worker by name, a system user's own worker, or a
+refusal), that only sessions the master authenticated can be handed off,
+and the connection counts it keeps for every login process.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from twisted.internet import task
+
+from conf import load_config
+from imapd.auth.userdb import UserRecord
+from imapd.defaults import Effective
+from imapd.process import master as master_module
+from imapd.process.master import Child, MasterService
+from imapd.process.wire import pool_index, record_to_json
+
+
+class FakeChild(Child):
+    """A child whose messages are kept instead of sent."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(kind, name, 1, {})
+        self.ready = True
+        self.sent: list = []
+
+    def send(self, message, fds=()):
+        self.sent.append((message, list(fds)))
+
+
+@pytest.fixture
+def master(monkeypatch):
+    config = load_config(None, {"limits.max_connections": 3,
+                                "limits.max_failed_logins_per_address": 2})
+    effective = Effective("localhost", None, None, "/nonexistent/passwd", "maildir:/m/%u",
+                          "/nonexistent/index", True)
+    m = MasterService(config, effective, reactor=task.Clock())
+    m.pool = [FakeChild("pool", f"worker pool-{i + 1}") for i in range(3)]
+    m.auth = FakeChild("auth", "auth")
+    spawned = []
+
+    def spawn(child):
+        spawned.append(child)
+        child.sent = []
+        child.send = lambda message, fds=(): child.sent.append((message, list(fds)))
+        return child
+    monkeypatch.setattr(m, "spawn", spawn)
+    m.spawned = spawned
+    return m
+
+
+def test_virtual_users_go_to_their_pool_worker(master):
+    for name in ("alice", "bob", "carol@example.org"):
+        worker, why = master._worker_for(UserRecord(name), {})
+        assert worker is master.pool[pool_index(name, 3)] and why is None
+    # A uid that is the server's own is a virtual user too.
+    worker, _ = master._worker_for(UserRecord("dave", uid=os.getuid()), {})
+    assert worker is master.pool[pool_index("dave", 3)]
+    assert master.spawned == []
+
+
+def test_system_user_gets_its_own_worker_when_root(master, monkeypatch):
+    monkeypatch.setattr(master_module.os, "getuid", lambda: 0)
+    record = UserRecord("alice", uid=1001, gid=1001, home="/home/alice")
+    worker, why = master._worker_for(record, {"peer": ["192.0.2.5", 4000]})
+    assert why is None and worker.kind == "user"
+    assert worker.title == "imapd: worker alice 192.0.2.5"
+    assert worker.args["user"] == record_to_json(record)
+    # Her second session joins the same worker.
+    again, _ = master._worker_for(record, {"peer": ["198.51.100.1", 4000]})
+    assert again is worker and master.spawned == [worker]
+    # Once it asked to go (idle), it gets no more sessions: a new one is made.
+    master._on_idle(worker, {"op": "idle"}, [])
+    assert worker.retiring and worker.sent == [({"op": "retire"}, [])]
+    third, _ = master._worker_for(record, {"peer": ["192.0.2.5", 1]})
+    assert third is not worker and master.spawned == [worker, third]
+
+
+def test_system_user_refused_when_not_root(master, monkeypatch):
+    monkeypatch.setattr(master_module.os, "getuid", lambda: 1000)
+    logged = []
+    monkeypatch.setattr(master_module.log, "error", lambda fmt, **kw: logged.append(kw))
+    worker, why = master._worker_for(UserRecord("alice", uid=1001), {})
+    assert worker is None and why
+    assert logged == [{"user": "alice", "uid": 1001}]
+    assert master.spawned == []
+
+
+def _authenticate(master, login, name="alice"):
+    master._on_auth(login, {"op": "auth", "req": 7, "user": "", "password": "", "host": "192.0.2.9"}, [])
+    (message, _fds), = master.auth.sent[-1:]
+    master._on_auth_result(master.auth, {"op": "auth-result", "req": message["req"],
+                                         "record": record_to_json(UserRecord(name))}, [])
+    reply = login.sent[-1][0]
+    assert reply["result"] == "ok" and reply["req"] == 7
+    return reply["token"]
+
+
+def test_only_a_session_the_master_authenticated_is_handed_off(master):
+    login = FakeChild("login", "login")
+    other_login = FakeChild("login", "login")
+    state = {"tag": "a", "record": record_to_json(UserRecord("root", uid=0)), "slot": None}
+    r, w = os.pipe()
+    os.close(w)
+    # A made-up token: refused, descriptor closed.
+    master._on_handoff(login, {"op": "handoff", "req": 1, "token": "nope", "state": state,
+                               "family": 1}, [r])
+    assert login.sent[-1][0] == {"op": "reply", "req": 1, "ok": False, "reason": "Login failed"}
+    with pytest.raises(OSError):
+        os.fstat(r)
+    # A token granted to another login process: refused too.
+    token = _authenticate(master, other_login)
+    r, w = os.pipe()
+    os.close(w)
+    master._on_handoff(login, {"op": "handoff", "req": 2, "token": token, "state": state,
+                               "family": 1}, [r])
+    assert login.sent[-1][0]["ok"] is False
+    # The right one: the master's record (not the login process's) goes to alice's worker.
+    token = _authenticate(master, login)
+    r, w = os.pipe()
+    os.close(w)
+    master._on_handoff(login, {"op": "handoff", "req": 3, "token": token, "state": state,
+                               "family": 1}, [r])
+    worker = master.pool[pool_index("alice", 3)]
+    (message, fds), = worker.sent
+    assert message["op"] == "session" and message["state"]["record"]["name"] == "alice"
+    assert fds == [r]
+    master._on_adopted(worker, {"op": "adopted", "req": message["req"], "ok": True}, [])
+    assert login.sent[-1][0] == {"op": "reply", "req": 3, "ok": True, "reason": None}
+    with pytest.raises(OSError):
+        os.fstat(r)
+    # A token is good once.
+    master._on_handoff(login, {"op": "handoff", "req": 4, "token": token, "state": state,
+                               "family": 1}, [os.dup(0)])
+    assert login.sent[-1][0]["ok"] is False
+
+
+def test_failed_logins_and_connections_count_over_all_login_processes(master):
+    logins = [FakeChild("login", "login") for _ in range(2)]
+    for n, login in enumerate(logins):
+        master._on_auth(login, {"op": "auth", "req": n, "user": "", "password": "",
+                                "host": "192.0.2.9"}, [])
+        areq = master.auth.sent[-1][0]["req"]
+        master._on_auth_result(master.auth, {"op": "auth-result", "req": areq, "record": None}, [])
+        assert login.sent[-1][0]["result"] == "fail"
+    # Two failures from two login processes: the address is over its limit.
+    master._on_auth(logins[0], {"op": "auth", "req": 9, "user": "", "password": "",
+                                "host": "192.0.2.9"}, [])
+    assert logins[0].sent[-1][0]["result"] == "blocked"
+    # max_connections = 3, whichever process asks.
+    slots = []
+    for n in range(4):
+        login = logins[n % 2]
+        master._on_admit(login, {"op": "admit", "req": n, "host": "192.0.2.1"}, [])
+        slots.append(login.sent[-1][0])
+    assert [("slot" in s, s.get("refused")) for s in slots] == [
+        (True, None), (True, None), (True, None), (False, "Too many connections to this server")]
+    # A slot is released by its holder, once; a worker that ends releases its own.
+    master._on_release(logins[0], {"op": "release", "slot": slots[0]["slot"]}, [])
+    master._on_release(logins[0], {"op": "release", "slot": slots[0]["slot"]}, [])
+    assert master.connections.total == 2
+
+
+def test_a_child_may_send_only_what_its_kind_sends(master, monkeypatch):
+    warned = []
+    monkeypatch.setattr(master_module.log, "warn", lambda fmt, **kw: warned.append(kw["op"]))
+    worker = master.pool[0]
+    r, w = os.pipe()
+    os.close(w)
+    # A worker posing as a login process: ignored, descriptor closed.
+    master.on_child_message(worker, {"op": "handoff", "req": 1, "token": "x"}, [r])
+    master.on_child_message(worker, {"op": "admit", "req": 2, "host": "192.0.2.1"}, [])
+    master.on_child_message(worker, {"op": "auth-result", "req": 3, "record": None}, [])
+    assert warned == ["handoff", "admit", "auth-result"]
+    assert worker.sent == [] and master.connections.total == 0
+    with pytest.raises(OSError):
+        os.fstat(r)
+    login = FakeChild("login", "login")
+    master.on_child_message(login, {"op": "admit", "req": 4, "host": "192.0.2.1"}, [])
+    assert "slot" in login.sent[-1][0]
