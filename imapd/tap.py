@@ -428,6 +428,14 @@ def makeService(options: Options) -> service.MultiService:
         from imapd.process.master import MasterService
 
         _check_login_user(config, where)
+        # The auth process builds the same; its option errors (PAM service,
+        # userdb) stop start-up here, in one line, not in a child.
+        from imapd.auth import build_authenticator
+
+        try:
+            build_authenticator(config, effective)
+        except ConfigError as e:
+            raise _fail(str(e)) from None
         log.info("Mail location {location}, index {index}, users from {passwd}",
                  location=effective.mail_location, index=effective.index_dir,
                  passwd=effective.passwd_file)

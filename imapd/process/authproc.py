@@ -23,24 +23,13 @@ log = Logger(namespace="imapd.auth")
 
 def build_authenticator(config, effective):
     """
-    The L{Authenticator} of the configuration: passwd-file check, then the
-    passwd-file's user record.
-
-    The one place to swap for C{imapd.auth.build_authenticator(config,
-    effective)} (PAM, system userdb) once it exists.
+    The L{Authenticator} of the configuration
+    (L{imapd.auth.build_authenticator}: passwd-file or PAM passwords,
+    passwd-file or system users), as the single-process portal builds it.
     """
-    try:
-        from imapd.auth import build_authenticator as configured
-    except ImportError:
-        configured = None
-    if configured is not None:
-        return configured(config, effective)
-    from imapd.auth.authenticator import Authenticator, PasswdFileUserDB
-    from imapd.auth.checker import PasswdFileChecker
-    from imapd.auth.passwdfile import PasswdFile
+    from imapd.auth import build_authenticator as configured
 
-    passwd = PasswdFile(effective.passwd_file)
-    return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
+    return configured(config, effective)
 
 
 class AuthRole:

@@ -166,7 +166,9 @@ class WorkerRole:
 
         if record.home:
             self.homes[record.name] = record.home
-        return self.realm.requestAvatar(record.name, None, IAccount)
+        # The record itself: its home is ~ and its userdb_mail extra field
+        # overrides the mail location (imapd.account.MailRealm).
+        return self.realm.requestAvatar(record, None, IAccount)
 
     # -- the master ------------------------------------------------------------
 
