@@ -368,7 +368,9 @@ def test_system_user_gets_a_worker_of_its_own(tmp_path, tls_files):
         os.chown(home, account.pw_uid, account.pw_gid)
         config, (port, _tls) = write_config(
             tmp_path, tls_files, dict(SHAPE, service={**SHAPE["service"], "user_worker_grace": 1.0},
-                                      mail={"location": "maildir:~/Maildir"}), users=USERS)
+                                      mail={"location": "maildir:~/Maildir"},
+                                      # games is a system account (uid 5)
+                                      userdb={"first_valid_uid": 1}), users=USERS)
         with open(tmp_path / "passwd", "a") as f:
             f.write(f"games:{{PLAIN}}gpw:{account.pw_uid}:{account.pw_gid}::{home}::\n")
         daemon = Daemon(["--config", str(config)], tmp_path).start()
