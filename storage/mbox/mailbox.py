@@ -56,7 +56,7 @@ from storage.mbox.journal import JOURNAL_DIR, Journal, pread_all, recover, torn_
 from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_changes
 from storage.mbox.save import MboxTransaction
-from storage.mbox.state import Entry, MboxState, parse, reparse_entry
+from storage.mbox.state import Entry, MboxState, parse_file, reparse_entry
 from storage.modseq import modseq_log
 from storage.nfs import fresh_stat
 
@@ -251,11 +251,10 @@ class MboxMailbox:
                 if old is None:
                     break
                 start = old.entries[-1].raw.start
-                data = pread_all(fd, start, st.st_size - start)
-                state = parse(data, old.uidvalidity, _mtime(st), base=start, previous=old)
+                state = parse_file(fd, start, st.st_size, old.uidvalidity, _mtime(st),
+                                   previous=old)
                 return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
-        data = pread_all(fd, 0, st.st_size)
-        state = parse(data, _default_uidvalidity(st), _mtime(st))
+        state = parse_file(fd, 0, st.st_size, _default_uidvalidity(st), _mtime(st))
         if self._state is not None and self._ident != ident:
             why = "; ".join(state.problems) or "the file was rewritten or changed in place"
             _log.warn("Unexpected changes to mailbox {path}: full resync ({why})",
@@ -275,11 +274,10 @@ class MboxMailbox:
         assert state is not None
         fresh = _refresh_headers(fd, state, everything=True) if state.entries else state
         if fresh is None or _tail(fd, st.st_size) != self._tail:
-            data = pread_all(fd, 0, st.st_size)
             _log.warn("Unexpected changes to mailbox {path}: full resync (changed within "
                       "one timestamp tick)", path=self.path)
-            return self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
-                               _tail(fd, st.st_size), remember=True)
+            return self._adopt(_identity(st), _parse_all(fd, st), _tail(fd, st.st_size),
+                               remember=True)
         if fresh.stored_last_uid != state.stored_last_uid or any(
                 a.flags != b.flags or a.old != b.old
                 for a, b in zip(fresh.entries, state.entries)):
@@ -362,10 +360,9 @@ class MboxMailbox:
                 # Never show a torn append; mail after it waits for a
                 # writer to repair the file.
                 st = os.fstat(fd)
-                data = pread_all(fd, 0, torn[0])
                 self._hiding = _identity(st)
-                return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
-                                                        _mtime(st)), b"")
+                return self._adopt(_identity(st), parse_file(
+                    fd, 0, torn[0], _default_uidvalidity(st), _mtime(st)), b"")
             return self._load(fd, os.fstat(fd))
 
         return self._with_read_lock(load)
@@ -553,15 +550,16 @@ class MboxMailbox:
                     return got
             # The file was rewritten since our sync: find the UID again.
             st = os.fstat(fd)
-            data = pread_all(fd, 0, st.st_size)
+            fresh = parse_file(fd, 0, st.st_size, self.uidvalidity, _mtime(st))
+            if fresh.uidvalidity == self.uidvalidity:
+                for e in fresh.entries:
+                    if e.uid == uid:
+                        data = pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
+                        got = _message_at(data, e.raw, uid, e.stored_uid)
+                        if got is not None:
+                            return got
         finally:
             os.close(fd)
-        fresh = parse(data, self.uidvalidity, _mtime(st))
-        if fresh.uidvalidity == self.uidvalidity:
-            for e in fresh.entries:
-                if e.uid == uid:
-                    meta = read_meta(data, e.raw)
-                    return client_bytes(data, e.raw, meta), meta.flags
         raise MessageExpunged(f"message UID {uid} is gone from {self.name!r}")
 
     def transaction(self) -> MboxTransaction:
@@ -629,9 +627,8 @@ class MboxMailbox:
                 return
             try:
                 st = os.fstat(new_fd)
-                data = pread_all(new_fd, 0, st.st_size)
-                self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
-                            _tail(new_fd, st.st_size), remember=True)
+                self._adopt(_identity(st), _parse_all(new_fd, st), _tail(new_fd, st.st_size),
+                            remember=True)
             finally:
                 os.close(new_fd)
             return
@@ -650,9 +647,11 @@ class MboxMailbox:
             new = dataclasses.replace(new, keywords=outcome.keywords)
         st = os.fstat(fd)
         if outcome.grew:
+            # Only the appended tail (and our last message before it) is
+            # parsed, a window at a time: an APPEND of 100 MB costs a few
+            # MB here, not a copy of what it wrote.
             start = new.entries[-1].raw.start
-            data = pread_all(fd, start, st.st_size - start)
-            new = parse(data, new.uidvalidity, _mtime(st), base=start, previous=new)
+            new = parse_file(fd, start, st.st_size, new.uidvalidity, _mtime(st), previous=new)
         self._adopt(_identity(st), new, _tail(fd, st.st_size), remember=True)
 
     def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
@@ -880,6 +879,11 @@ def _patched_entry(fd: int, e: Entry) -> Entry:
     if meta.uid != e.uid:
         return reparse_entry(pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
     return dataclasses.replace(e, flags=meta.flags, old=meta.old, stored_uid=True)
+
+
+def _parse_all(fd: int, st: os.stat_result) -> MboxState:
+    """A full parse of the file open as C{fd} (a window at a time)."""
+    return parse_file(fd, 0, st.st_size, _default_uidvalidity(st), _mtime(st))
 
 
 def _tail(fd: int, size: int) -> bytes:

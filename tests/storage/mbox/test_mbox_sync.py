@@ -24,15 +24,15 @@ MDA_MSG = (b"\nFrom mta@example.org Wed Jan 10 10:00:00 2024\n"
 
 @pytest.fixture
 def parses(monkeypatch):
-    """Record the C{base} of every parse the mailbox does."""
+    """Record the offset from which each parse the mailbox does starts."""
     calls = []
-    real = mailbox_module.parse
+    real = mailbox_module.parse_file
 
-    def spy(data, *args, **kw):
-        calls.append(kw.get("base", 0))
-        return real(data, *args, **kw)
+    def spy(fd, start, *args, **kw):
+        calls.append(start)
+        return real(fd, start, *args, **kw)
 
-    monkeypatch.setattr(mailbox_module, "parse", spy)
+    monkeypatch.setattr(mailbox_module, "parse_file", spy)
     return calls
 
 
