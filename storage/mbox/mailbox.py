@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -156,9 +157,54 @@ def _dirty(path: str, st: os.stat_result) -> bool:
         seen = _VERIFIED.get(path)
     if seen is None or seen[0] != _identity(st):
         return True
-    fine = st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000
-    window = FINE_WINDOW if fine else DIRTY_WINDOW
+    window = FINE_WINDOW if _fine_times(st) else DIRTY_WINDOW
     return seen[1] - max(st.st_mtime, st.st_ctime) <= window
+
+
+def _fine_times(st: os.stat_result) -> bool:
+    """Whether the file system keeps sub-second digits in the file's times."""
+    return bool(st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000)
+
+
+def _settle(fd: int, shared: bool) -> os.stat_result | None:
+    """
+    After a write of ours, still under the write lock: wait until the
+    kernel's file clock has ticked past the file's new times (a few ms at
+    most), so that any later change, which must wait for our lock, gets
+    later times and a stat tells it apart.  Our state of the file is then
+    conclusive, and the next APPEND need not re-read every flag line, as
+    it did while the change was recent (L{DIRTY_WINDOW}): that made each
+    APPEND of a burst cost the size of the mailbox.
+
+    Only where the file's times come from this kernel's clock (not a
+    shared file system, whose server stamps them) and have sub-second
+    digits (waiting a whole second per write would cost more than the
+    re-read).
+
+    @return: the file's attributes if settled, else C{None}.
+    """
+    if shared or _COARSE_CLOCK is None:
+        return None
+    st = os.fstat(fd)
+    if not _fine_times(st):
+        return None
+    last = max(st.st_mtime_ns, st.st_ctime_ns)
+    give_up = time.monotonic() + FINE_WINDOW
+    while time.clock_gettime_ns(_COARSE_CLOCK) <= last:
+        if time.monotonic() > give_up:
+            return None  # the clock went back: keep the re-read
+        time.sleep(0.0005)
+    return st
+
+
+#: Linux's CLOCK_REALTIME_COARSE (not named by the time module): the clock
+#: the kernel stamps file times with.  Elsewhere no settling.
+_COARSE_CLOCK = 5 if sys.platform.startswith("linux") else None
+
+
+def _conclusive(path: str, ident: tuple) -> None:
+    """Note that our state of C{path} at C{ident} cannot hide a change (L{_settle})."""
+    _verified(path, ident, float("inf"))
 
 
 def _default_uidvalidity(st: os.stat_result | None) -> int:
@@ -207,7 +253,7 @@ class MboxMailbox:
         #: While a lock chain with a dotlock is held: the server's clock
         #: at its acquisition (see DIRTY_WINDOW).
         self._read_at: float | None = None
-        self.last_snapshot: MailboxSnapshot | None = None
+        self._snapshot: MailboxSnapshot | None = None
         #: The modseq log (L{storage.modseq}); None: no MODSEQs.
         self.modseqs = modseq_log(modseq_path, fsync=fsync) if modseq_path else None
         if not readonly:
@@ -217,7 +263,12 @@ class MboxMailbox:
         # Nor a same-tick re-check: the first sync, or the write, does it.
         self._opening = True
         try:
-            self._sync(fixup=False)
+            self._check_open()
+            # The records and the snapshot (MODSEQs) wait until someone
+            # asks (L{last_snapshot}, L{record}, L{read}): a mailbox opened
+            # to APPEND never does, and building them cost the size of the
+            # mailbox per APPEND.
+            self._unbuilt: MboxState | None = self._read_state()
         finally:
             self._opening = False
 
@@ -415,6 +466,23 @@ class MboxMailbox:
             state = self._read_state()
             if fixup and self._fixup_failed != self._ident and _unclaimed(state):
                 state = self._fixup() or state
+        return self._build(state)
+
+    @property
+    def last_snapshot(self) -> MailboxSnapshot:
+        """The snapshot of the last sync (or of the open)."""
+        self._built()
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _built(self) -> None:
+        """Build the records and snapshot of the state read at the open, if not yet."""
+        if self._unbuilt is not None:
+            self._build(self._unbuilt)
+
+    def _build(self, state: MboxState) -> MailboxSnapshot:
+        """The records and the snapshot of C{state}, kept as the last sync's."""
+        self._unbuilt = None
         view = _records_of(self.path, state)
         self._view = view
         self._records = view.by_uid
@@ -432,8 +500,8 @@ class MboxMailbox:
             keywords=view.keywords)
         if self.modseqs is not None:
             snapshot = self.modseqs.stamp(snapshot)
-        self.last_snapshot = snapshot
-        return self.last_snapshot
+        self._snapshot = snapshot
+        return snapshot
 
     def _lock_needed(self) -> bool:
         """
@@ -496,6 +564,7 @@ class MboxMailbox:
 
     def record(self, uid: int) -> MessageRecord:
         """The record of C{uid} as of the last sync."""
+        self._built()
         record = self._records.get(uid)
         if record is None:
             raise MessageExpunged(f"no message with UID {uid} in {self.name!r}")
@@ -654,6 +723,21 @@ class MboxMailbox:
             new = parse_file(fd, start, st.st_size, new.uidvalidity, _mtime(st), previous=new)
         self._adopt(_identity(st), new, _tail(fd, st.st_size), remember=True)
 
+    def _settle(self) -> None:
+        """After our write, under its lock: see L{_settle}."""
+        if self._ident is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            st = _settle(fd, self.locks.shared)
+        finally:
+            os.close(fd)
+        if st is not None and _identity(st) == self._ident:
+            _conclusive(self.path, self._ident)
+
     def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
         """
         Take the write lock chain, bring the state up to date with the file
@@ -708,6 +792,7 @@ class MboxMailbox:
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
                                         journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)
+                self._settle()
                 return outcome, state.uidvalidity
             finally:
                 self._read_at = None
