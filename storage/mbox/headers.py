@@ -45,6 +45,7 @@ __all__ = [
     "client_bytes",
     "client_size",
     "unquote_body",
+    "unquote_chunks",
     "quote_body",
     "split_flags",
     "flag_lines",
@@ -136,6 +137,36 @@ def unquote_body(body: bytes) -> bytes:
     # Only a line starting with one or more ">" then "From " changes, so
     # a body without ">From " anywhere is returned as it is (most are).
     return QUOTED_FROM.sub(rb"\1", body) if b">From " in body else body
+
+
+def unquote_chunks(chunks):
+    """
+    L{unquote_body} of the concatenation of C{chunks} (a body, from a line
+    start), piece by piece: a piece's last line is held back only while
+    its start could still turn out to be C{>+From } (as
+    L{storage.mbox.rewrite} quotes a body fed in pieces).
+    """
+    held = b""
+    at_line_start = True
+    for chunk in chunks:
+        text, held = held + chunk, b""
+        if not at_line_start:
+            nl = text.find(b"\n") + 1
+            if not nl:
+                yield text
+                continue
+            yield text[:nl]
+            text, at_line_start = text[nl:], True
+        last = text[text.rfind(b"\n") + 1:]
+        rest = last.lstrip(b">")
+        if last.startswith(b">") and len(rest) < 5 and b"From ".startswith(rest):
+            # ">>Fro": not decided until more of the line comes.
+            held, text = last, text[:len(text) - len(last)]
+        if text:
+            yield unquote_body(text)
+            at_line_start = text.endswith(b"\n")
+    if held:
+        yield unquote_body(held)
 
 
 def quote_body(body: bytes) -> bytes:

@@ -49,10 +49,10 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout
-from storage.crlf import header_length
+from storage.crlf import CHUNK, crlf_chunks, cut_chunks, header_length
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
-from storage.mbox.headers import client_bytes, read_meta
+from storage.mbox.headers import client_bytes, read_meta, unquote_chunks
 from storage.mbox.journal import JOURNAL_DIR, Journal, pread_all, recover, torn_append
 from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_changes
@@ -588,6 +588,44 @@ class MboxMailbox:
         """The message with CRLF line endings; see L{IMailbox.read}."""
         return self.read_with_flags(uid)[0]
 
+    def read_chunks(self, uid: int, offset: int = 0, length: int | None = None):
+        """
+        L{read}'s octets C{[offset, offset + length)}, a chunk at a time;
+        see L{IMailbox.read_chunks}.  The header is read and checked at
+        once (the message must still be where our last sync saw it, with
+        its UID: else the whole L{read}, which finds it again); the body
+        is read, unquoted (mboxrd) and given CRLFs as it is consumed.
+        """
+        self._check_open()
+        self.record(uid)
+        entry = self._view.entries.get(uid)
+        fd = None
+        if entry is not None:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise MessageExpunged(f"mailbox {self.name!r} is gone") from None
+            raw = entry.raw
+            head = pread_all(fd, raw.start, raw.body_start - raw.start)
+            # The header alone (client_bytes then gives it without a body).
+            h_end = raw.header_end - raw.start
+            local = dataclasses.replace(raw, start=0, header_start=raw.header_start - raw.start,
+                                        header_end=h_end, body_start=h_end, end=h_end,
+                                        next=h_end)
+            meta = read_meta(head, local)
+            after = os.pread(fd, 5, raw.next)
+            if (len(head) == raw.body_start - raw.start and head.startswith(raw.from_line)
+                    and (meta.uid == uid if entry.stored_uid else meta.uid is None)
+                    and (not after or after == b"From ")):
+                header = client_bytes(head, local, meta)
+                body = raw.body_start > raw.header_end
+                chunks = _MessageChunks(fd, header + (b"\r\n" if body else b""),
+                                        raw.body_start, raw.end if body else raw.body_start)
+                return cut_chunks(chunks, offset, length)
+            os.close(fd)
+        data = self.read(uid)
+        return iter([data[offset:] if length is None else data[offset:offset + length]])
+
     def read_with_flags(self, uid: int) -> tuple[bytes, frozenset[str]]:
         """
         L{read}, and the flags the message's header holds in the same
@@ -964,6 +1002,41 @@ def _patched_entry(fd: int, e: Entry) -> Entry:
     if meta.uid != e.uid:
         return reparse_entry(pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
     return dataclasses.replace(e, flags=meta.flags, old=meta.old, stored_uid=True)
+
+
+class _MessageChunks:
+    """
+    C{header} (already as the client sees it), then the body C{[start,
+    end)} of the file open as C{fd} as the client sees it (mboxrd
+    unquoted, CRLF), read a chunk at a time.  C{fd} is closed once all is
+    read, or when the object goes, read or not.
+    """
+
+    def __init__(self, fd: int, header: bytes, start: int, end: int) -> None:
+        self._fd, self._header, self._span = fd, header, (start, end)
+
+    def __iter__(self):
+        try:
+            yield self._header
+            yield from crlf_chunks(unquote_chunks(_body_chunks(self._fd, *self._span)))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    __del__ = close
+
+
+def _body_chunks(fd: int, start: int, end: int):
+    while start < end:
+        chunk = os.pread(fd, min(CHUNK, end - start), start)
+        if not chunk:
+            raise MessageExpunged("the message was cut short while read")
+        start += len(chunk)
+        yield chunk
 
 
 def _parse_all(fd: int, st: os.stat_result) -> MboxState:

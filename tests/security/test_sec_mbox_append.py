@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sec_content_helpers import Client, fetch_body, peak_rss, reset_peak, start_server
 
 MB = 1024 * 1024
@@ -67,6 +69,47 @@ def test_large_mbox_append_is_parsed_in_bounded_memory(tmp_path, tls_files):
         got = fetch_body(c, "f2", uids[0])
         assert len(got) == len(big)
         assert got == big
+        c.close()
+    finally:
+        server.daemon.stop()
+
+
+@pytest.mark.parametrize("store", ["maildir", "mbox"])
+def test_large_url_part_is_copied_in_chunks(tmp_path, tls_files, store):
+    """
+    Issue 18: a CATENATE URL part naming a 120 MB message (whole, and a
+    range of it) is copied from the store a chunk at a time
+    (IMailbox.read_chunks): the APPEND grows the daemon's peak memory by
+    far less than the source's size (before: by more than its size, the
+    source read whole), into an mbox folder too, and the new message reads
+    back byte for byte.
+    """
+    settings = {"limits": {"max_literal": 200 * MB}}
+    if store == "mbox":
+        settings["mail"] = {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"}
+    server = start_server(tmp_path, tls_files, settings)
+    try:
+        c = Client(server, timeout=300)
+        assert b"l1 OK" in c.login()
+        assert b"c1 OK" in c.command("c1", b"CREATE Big")
+        line = b"".join(b"%076d\r\n" % i for i in range(1000))
+        body = (b"From the start of a line\r\n>From quoted\r\n" + line) * (120 * MB // len(line))
+        source = b"Subject: big\r\n\r\n" + body
+        uid = _append(c, "s1", b"INBOX", source)
+        m = re.search(rb"UIDVALIDITY (\d+)", c.command("st", b"STATUS INBOX (UIDVALIDITY)"))
+        url = b"/INBOX;UIDVALIDITY=%s/;UID=%d" % (m[1], uid)
+        text = b"X-Part: 1\r\n"
+        base = reset_peak(server)
+        c.send(b'a1 APPEND Big CATENATE (TEXT {%d+}\r\n%s URL "%s" URL "%s/;PARTIAL=7.1000")\r\n'
+               % (len(text), text, url, url))
+        out = c.expect(rb"(?m)^a1 [^\n]*\n")
+        grown = peak_rss(server) - base
+        new_uid = int(re.search(rb"a1 OK \[APPENDUID \d+ (\d+)\]", out)[1])
+        print(f"{store}: peak RSS grew by {grown / MB:.1f} MB for a CATENATE of a "
+              f"{len(source) / MB:.1f} MB URL part")
+        assert grown < 24 * MB, grown
+        assert b"s2 OK" in c.command("s2", b"SELECT Big")
+        assert fetch_body(c, "f1", new_uid) == text + source + source[7:1007]
         c.close()
     finally:
         server.daemon.stop()
