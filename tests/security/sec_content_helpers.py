@@ -18,7 +18,7 @@ from e2e_helpers import PASSWORD, USER, start_server  # noqa: E402
 from test_e2e_catenate import Client as _TLSClient  # noqa: E402
 
 __all__ = ["start_server", "USER", "PASSWORD", "Client", "peak_rss", "rss", "reset_peak",
-           "fetch_body"]
+           "fetch_body", "start_store_server"]
 
 
 class Client(_TLSClient):
@@ -95,3 +95,14 @@ def fetch_body(c: Client, tag: str, uid: int) -> bytes:
         data += chunk
     assert b"%s OK" % tag.encode() in c.expect(rb"(?m)^" + tag.encode() + rb" [^\n]*\n")
     return bytes(data)
+
+
+def start_store_server(tmp_path, tls_files, store: str, max_literal: int):
+    """
+    The daemon with APPENDLIMIT C{max_literal}, its mail in Maildir (the
+    default) or, for C{store="mbox"}, in mbox files with an INBOX spool.
+    """
+    settings: dict = {"limits": {"max_literal": max_literal}}
+    if store == "mbox":
+        settings["mail"] = {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"}
+    return start_server(tmp_path, tls_files, settings)

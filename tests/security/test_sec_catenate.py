@@ -12,7 +12,9 @@ import re
 
 import pytest
 
-from sec_content_helpers import Client, fetch_body, peak_rss, reset_peak, rss, start_server
+from sec_content_helpers import (
+    Client, fetch_body, peak_rss, reset_peak, rss, start_server, start_store_server,
+)
 
 MB = 1024 * 1024
 
@@ -102,10 +104,7 @@ def test_catenate_streams_to_the_store(tmp_path, tls_files, store):
     between, grows the daemon's peak memory by far less than 40 MB on
     either store, and reads back byte for byte as the concatenation.
     """
-    settings = {"limits": {"max_literal": 48 * MB}}
-    if store == "mbox":
-        settings["mail"] = {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"}
-    server = start_server(tmp_path, tls_files, settings)
+    server = start_store_server(tmp_path, tls_files, store, 48 * MB)
     try:
         c = Client(server, timeout=120)
         assert b"l1 OK" in c.login()

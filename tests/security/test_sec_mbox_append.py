@@ -14,9 +14,27 @@ import re
 
 import pytest
 
-from sec_content_helpers import Client, fetch_body, peak_rss, reset_peak, start_server
+from sec_content_helpers import Client, fetch_body, peak_rss, reset_peak, start_store_server
 
 MB = 1024 * 1024
+
+
+def _body() -> bytes:
+    """
+    120 MB of body: 78-octet lines (chunks end inside CRLFs), with "From "
+    lines an mbox quotes and ">From " lines it quotes once more.
+    """
+    lines = b"".join(b"%076d\r\n" % i for i in range(1000))
+    return (b"From the start of a line\r\n>From quoted\r\n" + lines) * (120 * MB // len(lines))
+
+
+def _start(tmp_path, tls_files, store: str):
+    """The daemon (APPENDLIMIT 200 MB) and a logged-in client with a folder "Big"."""
+    server = start_store_server(tmp_path, tls_files, store, 200 * MB)
+    c = Client(server, timeout=300)
+    assert b"l1 OK" in c.login()
+    assert b"c1 OK" in c.command("c1", b"CREATE Big")
+    return server, c
 
 
 def _append(c: Client, tag: str, mailbox: bytes, msg: bytes) -> int:
@@ -36,18 +54,9 @@ def test_large_mbox_append_is_parsed_in_bounded_memory(tmp_path, tls_files):
     than the large message's size (before: by about its size); both read
     back byte for byte, quoted C{From } lines and CRLFs included.
     """
-    settings = {
-        "limits": {"max_literal": 200 * MB},
-        "mail": {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"},
-    }
-    server = start_server(tmp_path, tls_files, settings)
+    server, c = _start(tmp_path, tls_files, "mbox")
     try:
-        c = Client(server, timeout=300)
-        assert b"l1 OK" in c.login()
-        assert b"c1 OK" in c.command("c1", b"CREATE Big")
-        line = b"".join(b"%076d\r\n" % i for i in range(1000))
-        body = (b"From the start of a line\r\n>From quoted\r\n" + line) * (120 * MB // len(line))
-        big = b"Subject: big\r\nFrom: a@example.org\r\n\r\n" + body
+        big = b"Subject: big\r\nFrom: a@example.org\r\n\r\n" + _body()
         small = b"Subject: small\r\n\r\nafter the big one\r\n"
         grown = []
         uids = []
@@ -84,17 +93,9 @@ def test_large_url_part_is_copied_in_chunks(tmp_path, tls_files, store):
     source read whole), into an mbox folder too, and the new message reads
     back byte for byte.
     """
-    settings = {"limits": {"max_literal": 200 * MB}}
-    if store == "mbox":
-        settings["mail"] = {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"}
-    server = start_server(tmp_path, tls_files, settings)
+    server, c = _start(tmp_path, tls_files, store)
     try:
-        c = Client(server, timeout=300)
-        assert b"l1 OK" in c.login()
-        assert b"c1 OK" in c.command("c1", b"CREATE Big")
-        line = b"".join(b"%076d\r\n" % i for i in range(1000))
-        body = (b"From the start of a line\r\n>From quoted\r\n" + line) * (120 * MB // len(line))
-        source = b"Subject: big\r\n\r\n" + body
+        source = b"Subject: big\r\n\r\n" + _body()
         uid = _append(c, "s1", b"INBOX", source)
         m = re.search(rb"UIDVALIDITY (\d+)", c.command("st", b"STATUS INBOX (UIDVALIDITY)"))
         url = b"/INBOX;UIDVALIDITY=%s/;UID=%d" % (m[1], uid)
