@@ -182,7 +182,8 @@ class Catenator:
         literals as they came, URL parts from the source message in
         chunks, so the message itself is never held in memory (issue 18:
         a 64 MB APPENDLIMIT once meant 64 MB of RAM per message, more for
-        a MULTIAPPEND).  At most one source message is held (L{_fetch}).
+        a MULTIAPPEND).  A whole source message, or a range of one, is copied a chunk
+        at a time; at most one is held whole, for a section (L{_fetch}).
 
         @raises CommandFailed: C{[BADURL url]} for the first URL that does
             not resolve; C{[TOOBIG]} once the message outgrows C{max_size}
@@ -199,6 +200,14 @@ class Catenator:
                 if self._from_urls + known > self.max_size:
                     self._charge(known)
                 data = self.resolve(part.url)
+                if not isinstance(data, (bytes, memoryview)):
+                    # A whole message or a range of one, read from the
+                    # store a chunk at a time (never whole in memory).
+                    for piece in data:
+                        self._charge(len(piece))
+                        self._too_big(spool.size + len(piece))
+                        spool.write(piece)
+                    continue
                 self._charge(len(data))
             assert data is not None
             self._too_big(spool.size + len(data))
@@ -236,9 +245,10 @@ class Catenator:
             except Exception:
                 pass
 
-    def resolve(self, raw: bytes) -> bytes | memoryview:
+    def resolve(self, raw: bytes):
         """
-        The octets C{raw} (a URL as the client sent it) names.
+        The octets C{raw} (a URL as the client sent it) names: bytes, or
+        an iterable of pieces (L{_fetch}).
 
         @raises CommandFailed: C{[BADURL url]}.
         """
@@ -261,9 +271,21 @@ class Catenator:
             raise BadUrl("No such message")
         return name, mailbox, record
 
-    def _fetch(self, url: MessageUrl) -> bytes | memoryview:
-        """The octets of FETCH BODY[section]<partial> of the URL's message."""
+    def _fetch(self, url: MessageUrl):
+        """
+        The octets of FETCH BODY[section]<partial> of the URL's message:
+        for a whole message or a range of one, the store's pieces as it
+        reads them (L{storage.interfaces.IMailbox.read_chunks}); for a
+        section, bytes of the message parsed whole (the MIME structure
+        needs it).
+        """
         name, mailbox, _ = self._locate(url)
+        if url.section is None:
+            offset, length = url.partial if url.partial is not None else (0, None)
+            try:
+                return mailbox.read_chunks(url.uid, offset, length)
+            except MessageExpunged:
+                raise BadUrl("No such message") from None
         if self._last is not None and self._last[0] == (name, url.uid):
             message = self._last[1]
         else:

@@ -9,7 +9,9 @@ rewrite the terminal of whoever reads the log.  Every log call that
 includes client data passes it through L{log_safe}; L{escaping_observer}
 applies the same to every event the daemon logs, as a second line of
 defence for what a call site forgot (a path made from a mailbox name, an
-exception whose text quotes the client).
+exception whose text quotes the client), and to the traceback of a logged
+failure: its exception's text is escaped whole (a CR-LF in it is not one
+of the traceback's own line ends), every other line's controls too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import os
 import re
 from typing import Any
 
-__all__ = ["log_safe", "escaping_observer"]
+from twisted.python.failure import Failure
+
+__all__ = ["log_safe", "escaping_observer", "escape_traceback"]
 
 #: C0 controls, DEL, C1 controls and the Unicode line and paragraph
 #: separators: everything that can end a line or drive a terminal.
@@ -47,15 +51,56 @@ def log_safe(value: Any) -> Any:
     return _UNSAFE.sub(_escape, value)
 
 
+class _EscapedFailure(Failure):
+    """
+    A logged L{Failure} whose traceback text comes out escaped: log
+    observers write C{getTraceback()} as it is.  Made by copying the
+    original's attributes, never by calling C{Failure()}, which would
+    capture the current exception instead.
+    """
+
+    def getTraceback(self, *args: Any, **kwargs: Any) -> str:
+        return escape_traceback(super().getTraceback(*args, **kwargs), self.value)
+
+
+def escape_traceback(text: str, value: object = None) -> str:
+    """
+    A formatted traceback with every control character escaped but the
+    line ends between its lines.  The text of the exception C{value}
+    (which may quote the client, and hold line ends of its own) is
+    escaped whole first, so that it stays on its one line.
+    """
+    if value is not None:
+        try:
+            message = str(value)
+        except Exception:
+            message = ""
+        safe = log_safe(message)
+        if message and safe != message:
+            text = text.replace(message, safe)
+    return "\n".join(log_safe(line) for line in text.split("\n"))
+
+
+def _escaped_failure(failure: Failure) -> Failure:
+    escaped = _EscapedFailure.__new__(_EscapedFailure)
+    escaped.__dict__.update(failure.__dict__)
+    return escaped
+
+
 def escaping_observer(observer):
     """
     Wrap a Twisted log observer so that the text, path and exception
-    values of every event reach it escaped (L{log_safe}).  The event's
-    own C{log_*} keys (format, level, failure) pass unchanged.
+    values of every event reach it escaped (L{log_safe}), and the
+    traceback of its failure too (L{escape_traceback}).  The event's
+    other C{log_*} keys (format, level) pass unchanged.
     """
 
     def observe(event: dict) -> None:
         clean = None
+        failure = event.get("log_failure")
+        if isinstance(failure, Failure) and not isinstance(failure, _EscapedFailure):
+            clean = dict(event)
+            clean["log_failure"] = _escaped_failure(failure)
         for key, value in event.items():
             if key.startswith("log_") or not isinstance(
                     value, (str, os.PathLike, BaseException)):

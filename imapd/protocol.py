@@ -45,7 +45,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
@@ -78,6 +78,8 @@ _MAX_TRACEBACKS = 3
 #: that may wait for the reactor, and how long a worker waits for room.
 _STREAM_WINDOW = 4
 _STREAM_STALL = 60.0
+#: Octets per part of a long response written by L{IMAPServerProtocol.send_parts}.
+_SEND_PART = 1 << 16
 
 
 class IMAPServerProtocol(Protocol):
@@ -265,6 +267,40 @@ class IMAPServerProtocol(Protocol):
             data = self.compression.compress(data)
         self.bytes_out += len(data)
         self.transport.write(data)
+
+    async def send_parts(self, pieces: Iterable[bytes]) -> None:
+        """
+        Write a long response made on the reactor thread (a SEARCH of a
+        large mailbox, a LIST of very many names), gathered into parts of
+        about L{_SEND_PART} octets, waiting after a part while the
+        transport says the client is not reading (L{pauseProducing}).  A
+        client that sends such commands and never reads then costs a part
+        beyond the transport's buffer, not the response text (issue 18);
+        the pieces are only made as they are sent.  Stops when the
+        connection closes.
+        """
+        part: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            part.append(piece)
+            size += len(piece)
+            if size >= _SEND_PART:
+                if not await self._send_part(b"".join(part)):
+                    return
+                part, size = [], 0
+        if part:
+            await self._send_part(b"".join(part))
+
+    async def _send_part(self, data: bytes) -> bool:
+        """L{send}, then wait while the client does not read; False once closing."""
+        if self._closing:
+            return False
+        self.send(data)
+        while self._write_blocked and not self._closing:
+            drained: defer.Deferred = defer.Deferred()
+            self._blocked_parts.append(lambda: drained.callback(None))
+            await drained
+        return not self._closing
 
     def run(self, fn: Callable, *args, **kwargs) -> defer.Deferred:
         """

@@ -6,9 +6,9 @@ RFC822.SIZE counts the CRLF form).
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
-__all__ = ["to_crlf", "crlf_size", "header_length", "lf_chunks"]
+__all__ = ["to_crlf", "crlf_size", "header_length", "lf_chunks", "crlf_chunks", "cut_chunks"]
 
 #: Octets read at a time by L{lf_chunks}.
 CHUNK = 1 << 20
@@ -92,3 +92,37 @@ def lf_chunks(file: BinaryIO) -> Iterator[bytes]:
         yield chunk if keep else chunk.replace(b"\r\n", b"\n")
     if carry:
         yield carry
+
+
+def crlf_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """
+    L{to_crlf} of the concatenation of C{chunks}, piece by piece: a CR
+    that ends a piece waits for the next one, so that no CRLF is split and
+    converted twice.
+    """
+    carry = b""
+    for chunk in chunks:
+        chunk = carry + chunk
+        carry = b""
+        if chunk.endswith(b"\r"):
+            chunk, carry = chunk[:-1], b"\r"
+        if chunk:
+            yield to_crlf(chunk)
+    if carry:
+        yield carry
+
+
+def cut_chunks(chunks: Iterable[bytes], offset: int = 0,
+               length: int | None = None) -> Iterator[bytes]:
+    """The octets C{[offset, offset + length)} of the concatenation of C{chunks}."""
+    pos = 0
+    end = None if length is None else offset + length
+    for chunk in chunks:
+        start, pos = pos, pos + len(chunk)
+        if pos <= offset:
+            continue
+        if end is not None and start >= end:
+            break
+        piece = chunk[max(offset - start, 0):None if end is None else end - start]
+        if piece:
+            yield piece

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Iterable, Iterator
 
 from zope.interface import Attribute, Interface
 
@@ -400,6 +400,18 @@ class IMailbox(Interface):
         the record's C{size}.
 
         @raises MessageExpunged: the message is gone from the store.
+        """
+
+    def read_chunks(uid: int, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """
+        The octets C{[offset, offset + length)} of L{read}'s answer (to
+        its end if C{length} is None), in pieces of about
+        L{storage.crlf.CHUNK} octets, read from the store as they are
+        consumed: a large message is never held whole (CATENATE URL parts,
+        issue 18).
+
+        @raises MessageExpunged: the message is gone from the store (when
+            the first piece is asked for).
         """
 
     def read_header(uid: int) -> bytes:

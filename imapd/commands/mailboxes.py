@@ -202,12 +202,13 @@ async def handle_list(session, cmd: List | ListExtended):
         return
     matches = pattern_matcher(cmd.reference, cmd.pattern)
     infos = (await _mailboxes(session)).values()
-    out = []
     utf8 = session.imap4rev2
-    for info in sorted(infos, key=lambda i: (i.name != "INBOX", i.name)):
-        if matches(mailboxname.to_wire(info.name, utf8)):
-            out.append(_list_line(session, b"LIST", _list_attrs(session, info), info.name))
-    session.send(b"".join(out))
+    # Made as they are sent, in parts with flow control (issue 18: a LIST
+    # of very many names is megabytes).
+    await session.send_parts(
+        _list_line(session, b"LIST", _list_attrs(session, info), info.name)
+        for info in sorted(infos, key=lambda i: (i.name != "INBOX", i.name))
+        if matches(mailboxname.to_wire(info.name, utf8)))
 
 
 async def select_list_line(session, name: str) -> bytes:

@@ -78,6 +78,18 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
     return hits
 
 
+#: Numbers per piece of an untagged SEARCH response (L{_search_line}).
+_PIECE = 4096
+
+
+def _search_line(numbers: list[int], tail: bytes):
+    """The pieces of C{* SEARCH n n ...}, L{_PIECE} numbers each."""
+    yield b"* SEARCH"
+    for i in range(0, len(numbers), _PIECE):
+        yield (" " + " ".join(map(str, numbers[i:i + _PIECE]))).encode()
+    yield tail + b"\r\n"
+
+
 def esearch_response(tag: str, uid: bool, opts, numbers: list[int],
                      modseq: int | None = None,
                      partial: tuple[int, int] | None = None) -> bytes:
@@ -225,8 +237,8 @@ async def handle_search(session, cmd: Search):
     modseq = _result_modseq(view, opts, hits) if with_modseq else None
     if opts is None:
         tail = b" (MODSEQ %d)" % modseq if modseq is not None else b""
-        listed = (" " + " ".join(map(str, numbers))).encode() if numbers else b""
-        session.send(b"* SEARCH" + listed + tail + b"\r\n")
+        # In parts, with flow control: a large mailbox's result is megabytes.
+        await session.send_parts(_search_line(numbers, tail))
         return None
     if saving:
         view.saved_uids = _to_save(opts, hits, cmd.partial)

@@ -333,29 +333,35 @@ def thread_items(algorithm: str, items: list[SortItem]) -> list[Node]:
     return ALGORITHMS[algorithm](list(items))
 
 
-def _format(node: Node, number: Callable[[SortItem], int],
-            out: list[str]) -> None:
+def _format(root: Node, number: Callable[[SortItem], int], out: list[str]) -> None:
     # thread-members = nz-number *(SP nz-number) [SP thread-nested]: a
     # chain of only children is a flat run; a fork nests a list per child.
-    # Depth grows only at forks, so recursion is bounded by those.
-    first = True
-    while True:
-        if node.item is not None:
-            if not first:
-                out.append(" ")
-            out.append(str(number(node.item)))
-            first = False
-        if len(node.children) == 1:
-            node = node.children[0]
+    # Iterative, with the pending parentheses and subtrees on a stack:
+    # nesting grows at every fork, and a mailbox crafted with a fork at
+    # each of thousands of levels (a reply and a follow-up to every
+    # message) exhausted Python's stack (issue 18).
+    stack: list = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            out.append(node)
             continue
-        if node.children:
-            if not first:
-                out.append(" ")
-            for child in node.children:
-                out.append("(")
-                _format(child, number, out)
-                out.append(")")
-        return
+        first = True
+        while True:
+            if node.item is not None:
+                if not first:
+                    out.append(" ")
+                out.append(str(number(node.item)))
+                first = False
+            if len(node.children) == 1:
+                node = node.children[0]
+                continue
+            if node.children:
+                if not first:
+                    out.append(" ")
+                for child in reversed(node.children):
+                    stack += (")", child, "(")
+            break
 
 
 def format_threads(roots: list[Node], uid: bool) -> bytes:

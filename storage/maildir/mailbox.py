@@ -40,7 +40,7 @@ from zope.interface import implementer
 
 from storage.errors import LockUnavailable, MailboxNotFound, MessageExpunged, StoreError
 from storage.interfaces import IMailbox, IMessageFacts, MailboxSnapshot, MessageRecord
-from storage.crlf import header_length
+from storage.crlf import CHUNK, crlf_chunks, cut_chunks, header_length
 from storage.maildir.content import crlf_size, to_crlf
 from storage.maildir.filename import INFO_SEP, LETTER_FLAGS, save_time, size_field
 from storage.maildir.keywords import KeywordsFile
@@ -715,6 +715,16 @@ class MaildirMailbox:
         self._shared.sizes.setdefault(base, len(data))
         return data
 
+    def read_chunks(self, uid: int, offset: int = 0, length: int | None = None):
+        """
+        L{read}'s octets C{[offset, offset + length)}, a chunk at a time;
+        see L{IMailbox.read_chunks}.  The file is opened at once (a gone
+        message raises here), read as the pieces are consumed.
+        """
+        self._check_open()
+        f = self._open(self.base_of(uid))
+        return cut_chunks(crlf_chunks(_file_chunks(f)), offset, length)
+
     def flags_of(self, entry: Entry) -> frozenset[str]:
         """The flags a message file's name carries (keywords by name)."""
         keywords = self.keywords.names(entry.letters) if entry.letters else frozenset()
@@ -791,3 +801,10 @@ class MaildirMailbox:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"mailbox {self.name!r} is closed")
+
+
+def _file_chunks(f):
+    """The content of the open file C{f}, a chunk at a time; closed at the end."""
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from storage.crlf import to_crlf
 from storage.errors import StoreError
 from storage.mbox.reader import HeaderField, RawMessage, header_fields
-from storage.mbox.syntax import ESCAPE, META_FIELDS, unescape_length
+from storage.mbox.source import body_counts
+from storage.mbox.syntax import ESCAPE, META_FIELDS, QUOTED_FROM, unescape_length
 
 __all__ = [
     "META_FIELDS",
@@ -44,6 +45,7 @@ __all__ = [
     "client_bytes",
     "client_size",
     "unquote_body",
+    "unquote_chunks",
     "quote_body",
     "split_flags",
     "flag_lines",
@@ -64,7 +66,6 @@ BASE_PADDING = 80
 _X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _X_STATUS_LETTER = {v.lower(): k for k, v in _X_STATUS.items()}
 _CANONICAL = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
-_UNQUOTE = re.compile(rb"(?m)^>(>*From )")
 _QUOTE = re.compile(rb"(?m)^(>*From )")
 
 
@@ -135,7 +136,37 @@ def unquote_body(body: bytes) -> bytes:
     """mboxrd: C{>From }, C{>>From }... lose one C{>}."""
     # Only a line starting with one or more ">" then "From " changes, so
     # a body without ">From " anywhere is returned as it is (most are).
-    return _UNQUOTE.sub(rb"\1", body) if b">From " in body else body
+    return QUOTED_FROM.sub(rb"\1", body) if b">From " in body else body
+
+
+def unquote_chunks(chunks):
+    """
+    L{unquote_body} of the concatenation of C{chunks} (a body, from a line
+    start), piece by piece: a piece's last line is held back only while
+    its start could still turn out to be C{>+From } (as
+    L{storage.mbox.rewrite} quotes a body fed in pieces).
+    """
+    held = b""
+    at_line_start = True
+    for chunk in chunks:
+        text, held = held + chunk, b""
+        if not at_line_start:
+            nl = text.find(b"\n") + 1
+            if not nl:
+                yield text
+                continue
+            yield text[:nl]
+            text, at_line_start = text[nl:], True
+        last = text[text.rfind(b"\n") + 1:]
+        rest = last.lstrip(b">")
+        if last.startswith(b">") and len(rest) < 5 and b"From ".startswith(rest):
+            # ">>Fro": not decided until more of the line comes.
+            held, text = last, text[:len(text) - len(last)]
+        if text:
+            yield unquote_body(text)
+            at_line_start = text.endswith(b"\n")
+    if held:
+        yield unquote_body(held)
 
 
 def quote_body(body: bytes) -> bytes:
@@ -169,11 +200,16 @@ def client_bytes(data: bytes, msg: RawMessage, meta: Meta) -> bytes:
     return _to_crlf(out)
 
 
-def client_size(data: bytes, msg: RawMessage, meta: Meta) -> int:
+def client_size(data: bytes, msg: RawMessage, meta: Meta,
+                counts: tuple[int, int, int] | None = None) -> int:
     """
     C{len(client_bytes(data, msg, meta))} (RFC822.SIZE), counted without
     building the CRLF copy of the body: every bare LF gains a CR, and each
     mboxrd-quoted C{>From } line loses one C{>} (neither touches the other).
+
+    @param counts: the body's L{storage.mbox.source.body_counts}, if
+        counted elsewhere (a streamed parse: C{data} then need not hold
+        the body, only the header).
     """
     header = _client_header(data, meta)
     size = len(_to_crlf(header))
@@ -182,11 +218,9 @@ def client_size(data: bytes, msg: RawMessage, meta: Meta) -> int:
         # just appended cost 40 MB more at every parse).  The body starts
         # after an LF, so the pattern's ^ holds at body_start as in a slice.
         start, end = msg.body_start, msg.end
-        quoted = (len(_UNQUOTE.findall(data, start, end))
-                  if data.find(b">From ", start, end) >= 0 else 0)
+        lf, crlf, quoted = counts if counts is not None else body_counts(data, start, end)
         # The blank line after the header is one more bare LF.
-        size += (2 + end - start - quoted + data.count(b"\n", start, end)
-                 - data.count(b"\r\n", start, end))
+        size += 2 + end - start - quoted + lf - crlf
     return size
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -49,17 +50,17 @@ from zope.interface import implementer
 
 from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout, privgroup
 from storage import nfs
-from storage.crlf import header_length
+from storage.crlf import CHUNK, crlf_chunks, cut_chunks, header_length
 from storage.errors import (
     LockUnavailable, MailboxNotFound, MessageExpunged, StaleRead, StoreError,
 )
 from storage.interfaces import IMailbox, MailboxSnapshot, MessageRecord
-from storage.mbox.headers import client_bytes, read_meta
+from storage.mbox.headers import client_bytes, read_meta, unquote_chunks
 from storage.mbox.journal import JOURNAL_DIR, Journal, pread_all, recover, torn_append
 from storage.mbox.reader import RawMessage, split
 from storage.mbox.rewrite import TEMP_PREFIX, Changes, Outcome, replace, write_changes
 from storage.mbox.save import MboxTransaction
-from storage.mbox.state import Entry, MboxState, parse, reparse_entry
+from storage.mbox.state import Entry, MboxState, parse_file, reparse_entry
 from storage.modseq import modseq_log
 from storage.nfs import fresh_stat
 
@@ -176,9 +177,54 @@ def _dirty(path: str, st: os.stat_result) -> bool:
         seen = _VERIFIED.get(path)
     if seen is None or seen[0] != _identity(st):
         return True
-    fine = st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000
-    window = FINE_WINDOW if fine else DIRTY_WINDOW
+    window = FINE_WINDOW if _fine_times(st) else DIRTY_WINDOW
     return seen[1] - max(st.st_mtime, st.st_ctime) <= window
+
+
+def _fine_times(st: os.stat_result) -> bool:
+    """Whether the file system keeps sub-second digits in the file's times."""
+    return bool(st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000)
+
+
+def _settle(fd: int, shared: bool) -> os.stat_result | None:
+    """
+    After a write of ours, still under the write lock: wait until the
+    kernel's file clock has ticked past the file's new times (a few ms at
+    most), so that any later change, which must wait for our lock, gets
+    later times and a stat tells it apart.  Our state of the file is then
+    conclusive, and the next APPEND need not re-read every flag line, as
+    it did while the change was recent (L{DIRTY_WINDOW}): that made each
+    APPEND of a burst cost the size of the mailbox.
+
+    Only where the file's times come from this kernel's clock (not a
+    shared file system, whose server stamps them) and have sub-second
+    digits (waiting a whole second per write would cost more than the
+    re-read).
+
+    @return: the file's attributes if settled, else C{None}.
+    """
+    if shared or _COARSE_CLOCK is None:
+        return None
+    st = os.fstat(fd)
+    if not _fine_times(st):
+        return None
+    last = max(st.st_mtime_ns, st.st_ctime_ns)
+    give_up = time.monotonic() + FINE_WINDOW
+    while time.clock_gettime_ns(_COARSE_CLOCK) <= last:
+        if time.monotonic() > give_up:
+            return None  # the clock went back: keep the re-read
+        time.sleep(0.0005)
+    return st
+
+
+#: Linux's CLOCK_REALTIME_COARSE (not named by the time module): the clock
+#: the kernel stamps file times with.  Elsewhere no settling.
+_COARSE_CLOCK = 5 if sys.platform.startswith("linux") else None
+
+
+def _conclusive(path: str, ident: tuple) -> None:
+    """Note that our state of C{path} at C{ident} cannot hide a change (L{_settle})."""
+    _verified(path, ident, float("inf"))
 
 
 def _default_uidvalidity(st: os.stat_result | None) -> int:
@@ -227,7 +273,7 @@ class MboxMailbox:
         #: While a lock chain with a dotlock is held: the server's clock
         #: at its acquisition (see DIRTY_WINDOW).
         self._read_at: float | None = None
-        self.last_snapshot: MailboxSnapshot | None = None
+        self._snapshot: MailboxSnapshot | None = None
         #: The modseq log (L{storage.modseq}); None: no MODSEQs.
         self.modseqs = modseq_log(modseq_path, fsync=fsync) if modseq_path else None
         if not readonly:
@@ -237,7 +283,12 @@ class MboxMailbox:
         # Nor a same-tick re-check: the first sync, or the write, does it.
         self._opening = True
         try:
-            self._sync(fixup=False)
+            self._check_open()
+            # The records and the snapshot (MODSEQs) wait until someone
+            # asks (L{last_snapshot}, L{record}, L{read}): a mailbox opened
+            # to APPEND never does, and building them cost the size of the
+            # mailbox per APPEND.
+            self._unbuilt: MboxState | None = self._read_state()
         finally:
             self._opening = False
 
@@ -271,11 +322,10 @@ class MboxMailbox:
                 if old is None:
                     break
                 start = old.entries[-1].raw.start
-                data = pread_all(fd, start, st.st_size - start)
-                state = parse(data, old.uidvalidity, _mtime(st), base=start, previous=old)
+                state = parse_file(fd, start, st.st_size, old.uidvalidity, _mtime(st),
+                                   previous=old)
                 return self._adopt(ident, state, _tail(fd, st.st_size), remember=True)
-        data = pread_all(fd, 0, st.st_size)
-        state = parse(data, _default_uidvalidity(st), _mtime(st))
+        state = parse_file(fd, 0, st.st_size, _default_uidvalidity(st), _mtime(st))
         if self._state is not None and self._ident != ident:
             why = "; ".join(state.problems) or "the file was rewritten or changed in place"
             _log.warn("Unexpected changes to mailbox {path}: full resync ({why})",
@@ -295,11 +345,10 @@ class MboxMailbox:
         assert state is not None
         fresh = _refresh_headers(fd, state, everything=True) if state.entries else state
         if fresh is None or _tail(fd, st.st_size) != self._tail:
-            data = pread_all(fd, 0, st.st_size)
             _log.warn("Unexpected changes to mailbox {path}: full resync (changed within "
                       "one timestamp tick)", path=self.path)
-            return self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
-                               _tail(fd, st.st_size), remember=True)
+            return self._adopt(_identity(st), _parse_all(fd, st), _tail(fd, st.st_size),
+                               remember=True)
         if fresh.stored_last_uid != state.stored_last_uid or any(
                 a.flags != b.flags or a.old != b.old
                 for a, b in zip(fresh.entries, state.entries)):
@@ -382,10 +431,9 @@ class MboxMailbox:
                 # Never show a torn append; mail after it waits for a
                 # writer to repair the file.
                 st = os.fstat(fd)
-                data = pread_all(fd, 0, torn[0])
                 self._hiding = _identity(st)
-                return self._adopt(_identity(st), parse(data, _default_uidvalidity(st),
-                                                        _mtime(st)), b"")
+                return self._adopt(_identity(st), parse_file(
+                    fd, 0, torn[0], _default_uidvalidity(st), _mtime(st)), b"")
             return self._load(fd, os.fstat(fd))
 
         return self._with_read_lock(load)
@@ -438,6 +486,23 @@ class MboxMailbox:
             state = self._read_state()
             if fixup and self._fixup_failed != self._ident and _unclaimed(state):
                 state = self._fixup() or state
+        return self._build(state)
+
+    @property
+    def last_snapshot(self) -> MailboxSnapshot:
+        """The snapshot of the last sync (or of the open)."""
+        self._built()
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _built(self) -> None:
+        """Build the records and snapshot of the state read at the open, if not yet."""
+        if self._unbuilt is not None:
+            self._build(self._unbuilt)
+
+    def _build(self, state: MboxState) -> MailboxSnapshot:
+        """The records and the snapshot of C{state}, kept as the last sync's."""
+        self._unbuilt = None
         view = _records_of(self.path, state)
         self._view = view
         self._records = view.by_uid
@@ -455,8 +520,8 @@ class MboxMailbox:
             keywords=view.keywords)
         if self.modseqs is not None:
             snapshot = self.modseqs.stamp(snapshot)
-        self.last_snapshot = snapshot
-        return self.last_snapshot
+        self._snapshot = snapshot
+        return snapshot
 
     def _lock_needed(self) -> bool:
         """
@@ -519,6 +584,7 @@ class MboxMailbox:
 
     def record(self, uid: int) -> MessageRecord:
         """The record of C{uid} as of the last sync."""
+        self._built()
         record = self._records.get(uid)
         if record is None:
             raise MessageExpunged(f"no message with UID {uid} in {self.name!r}")
@@ -541,6 +607,44 @@ class MboxMailbox:
     def read(self, uid: int) -> bytes:
         """The message with CRLF line endings; see L{IMailbox.read}."""
         return self.read_with_flags(uid)[0]
+
+    def read_chunks(self, uid: int, offset: int = 0, length: int | None = None):
+        """
+        L{read}'s octets C{[offset, offset + length)}, a chunk at a time;
+        see L{IMailbox.read_chunks}.  The header is read and checked at
+        once (the message must still be where our last sync saw it, with
+        its UID: else the whole L{read}, which finds it again); the body
+        is read, unquoted (mboxrd) and given CRLFs as it is consumed.
+        """
+        self._check_open()
+        self.record(uid)
+        entry = self._view.entries.get(uid)
+        fd = None
+        if entry is not None:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise MessageExpunged(f"mailbox {self.name!r} is gone") from None
+            raw = entry.raw
+            head = pread_all(fd, raw.start, raw.body_start - raw.start)
+            # The header alone (client_bytes then gives it without a body).
+            h_end = raw.header_end - raw.start
+            local = dataclasses.replace(raw, start=0, header_start=raw.header_start - raw.start,
+                                        header_end=h_end, body_start=h_end, end=h_end,
+                                        next=h_end)
+            meta = read_meta(head, local)
+            after = os.pread(fd, 5, raw.next)
+            if (len(head) == raw.body_start - raw.start and head.startswith(raw.from_line)
+                    and (meta.uid == uid if entry.stored_uid else meta.uid is None)
+                    and (not after or after == b"From ")):
+                header = client_bytes(head, local, meta)
+                body = raw.body_start > raw.header_end
+                chunks = _MessageChunks(fd, header + (b"\r\n" if body else b""),
+                                        raw.body_start, raw.end if body else raw.body_start)
+                return cut_chunks(chunks, offset, length)
+            os.close(fd)
+        data = self.read(uid)
+        return iter([data[offset:] if length is None else data[offset:offset + length]])
 
     def read_with_flags(self, uid: int) -> tuple[bytes, frozenset[str]]:
         """
@@ -573,15 +677,16 @@ class MboxMailbox:
                     return got
             # The file was rewritten since our sync: find the UID again.
             st = os.fstat(fd)
-            data = pread_all(fd, 0, st.st_size)
+            fresh = parse_file(fd, 0, st.st_size, self.uidvalidity, _mtime(st))
+            if fresh.uidvalidity == self.uidvalidity:
+                for e in fresh.entries:
+                    if e.uid == uid:
+                        data = pread_all(fd, e.raw.start, e.raw.next - e.raw.start)
+                        got = _message_at(data, e.raw, uid, e.stored_uid)
+                        if got is not None:
+                            return got
         finally:
             os.close(fd)
-        fresh = parse(data, self.uidvalidity, _mtime(st))
-        if fresh.uidvalidity == self.uidvalidity:
-            for e in fresh.entries:
-                if e.uid == uid:
-                    meta = read_meta(data, e.raw)
-                    return client_bytes(data, e.raw, meta), meta.flags
         raise MessageExpunged(f"message UID {uid} is gone from {self.name!r}")
 
     def transaction(self) -> MboxTransaction:
@@ -649,9 +754,8 @@ class MboxMailbox:
                 return
             try:
                 st = os.fstat(new_fd)
-                data = pread_all(new_fd, 0, st.st_size)
-                self._adopt(_identity(st), parse(data, _default_uidvalidity(st), _mtime(st)),
-                            _tail(new_fd, st.st_size), remember=True)
+                self._adopt(_identity(st), _parse_all(new_fd, st), _tail(new_fd, st.st_size),
+                            remember=True)
             finally:
                 os.close(new_fd)
             return
@@ -670,9 +774,11 @@ class MboxMailbox:
             new = dataclasses.replace(new, keywords=outcome.keywords)
         st = os.fstat(fd)
         if outcome.grew:
+            # Only the appended tail (and our last message before it) is
+            # parsed, a window at a time: an APPEND of 100 MB costs a few
+            # MB here, not a copy of what it wrote.
             start = new.entries[-1].raw.start
-            data = pread_all(fd, start, st.st_size - start)
-            new = parse(data, new.uidvalidity, _mtime(st), base=start, previous=new)
+            new = parse_file(fd, start, st.st_size, new.uidvalidity, _mtime(st), previous=new)
         self._adopt(_identity(st), new, _tail(fd, st.st_size), remember=True)
 
     def _locked_stat(self, fd: int) -> os.stat_result:
@@ -728,6 +834,21 @@ class MboxMailbox:
             f"changed, try again"
         )
 
+    def _settle(self) -> None:
+        """After our write, under its lock: see L{_settle}."""
+        if self._ident is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            st = _settle(fd, self.locks.shared)
+        finally:
+            os.close(fd)
+        if st is not None and _identity(st) == self._ident:
+            _conclusive(self.path, self._ident)
+
     def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
         """
         Take the write lock chain, bring the state up to date with the file
@@ -772,6 +893,7 @@ class MboxMailbox:
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
                                         journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)
+                self._settle()
                 return outcome, state.uidvalidity
             finally:
                 self._read_at = None
@@ -971,6 +1093,46 @@ def _patched_entry(fd: int, e: Entry) -> Entry:
     if meta.uid != e.uid:
         return reparse_entry(pread_all(fd, e.raw.start, e.raw.next - e.raw.start), e)
     return dataclasses.replace(e, flags=meta.flags, old=meta.old, stored_uid=True)
+
+
+class _MessageChunks:
+    """
+    C{header} (already as the client sees it), then the body C{[start,
+    end)} of the file open as C{fd} as the client sees it (mboxrd
+    unquoted, CRLF), read a chunk at a time.  C{fd} is closed once all is
+    read, or when the object goes, read or not.
+    """
+
+    def __init__(self, fd: int, header: bytes, start: int, end: int) -> None:
+        self._fd, self._header, self._span = fd, header, (start, end)
+
+    def __iter__(self):
+        try:
+            yield self._header
+            yield from crlf_chunks(unquote_chunks(_body_chunks(self._fd, *self._span)))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    __del__ = close
+
+
+def _body_chunks(fd: int, start: int, end: int):
+    while start < end:
+        chunk = os.pread(fd, min(CHUNK, end - start), start)
+        if not chunk:
+            raise MessageExpunged("the message was cut short while read")
+        start += len(chunk)
+        yield chunk
+
+
+def _parse_all(fd: int, st: os.stat_result) -> MboxState:
+    """A full parse of the file open as C{fd} (a window at a time)."""
+    return parse_file(fd, 0, st.st_size, _default_uidvalidity(st), _mtime(st))
 
 
 def _tail(fd: int, size: int) -> bytes:

@@ -25,9 +25,10 @@ import re
 from dataclasses import dataclass
 
 from storage.mbox.fromline import is_from_line
-from storage.mbox.syntax import HEADER_END, field_name
+from storage.mbox.source import MAX_FROM_LINE, MemorySource
+from storage.mbox.syntax import field_name
 
-__all__ = ["RawMessage", "Split", "split", "header_fields", "HeaderField"]
+__all__ = ["RawMessage", "Split", "split", "split_source", "header_fields", "HeaderField"]
 
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
 
@@ -68,43 +69,50 @@ class Split:
     garbage: tuple[int, int] | None
 
 
-def _separator_at(data: bytes, pos: int) -> bool:
-    """Whether a valid C{From } line starts at C{pos}."""
-    if not data.startswith(b"From ", pos):
+def _separator_at(src, pos: int) -> bool:
+    """Whether a valid C{From } line starts at C{pos} (one of L{MAX_FROM_LINE} at most)."""
+    head = src.get(pos, pos + MAX_FROM_LINE + 2)
+    if not head.startswith(b"From "):
         return False
-    eol = data.find(b"\n", pos)
-    line = data[pos:] if eol < 0 else data[pos:eol]
-    return is_from_line(line.rstrip(b"\r"))
+    eol = head.find(b"\n")
+    if eol < 0:
+        if pos + len(head) < src.size:
+            return False  # longer than any separator
+        eol = len(head)
+    line = head[:eol].rstrip(b"\r")
+    return len(line) <= MAX_FROM_LINE and is_from_line(line)
 
 
-def _find_separator(data: bytes, pos: int, limit: int) -> int:
+def _find_separator(src, pos: int, limit: int) -> int:
     """The offset of the next separator line after C{pos}, or C{-1}."""
     while True:
-        i = data.find(b"\nFrom ", pos, limit)
+        i = src.find(b"\nFrom ", pos, limit)
         if i < 0:
             return -1
-        if _separator_at(data, i + 1):
+        if _separator_at(src, i + 1):
             return i + 1
         pos = i + 1
 
 
-def _content_end(data: bytes, sep: int) -> int:
+def _content_end(src, sep: int) -> int:
     """
     Where the content of the message before the separator at C{sep} ends:
     the blank line before a separator is not part of the message.
     """
-    if data.endswith(b"\n\r\n", 0, sep) and sep >= 3:
+    before = src.get(sep - 3, sep)
+    if before.endswith(b"\n\r\n") and sep >= 3:
         return sep - 2
-    if data.endswith(b"\n\n", 0, sep):
+    if before.endswith(b"\n\n"):
         return sep - 1
     return sep
 
 
-def _trailing_end(data: bytes, start: int, end: int) -> int:
+def _trailing_end(src, start: int, end: int) -> int:
     """The end of the file's last message: drop a final separator blank line."""
-    if end - start >= 3 and data.endswith(b"\n\r\n", start, end):
+    last = src.get(max(start, end - 3), end)
+    if end - start >= 3 and last.endswith(b"\n\r\n"):
         return end - 2
-    if end - start >= 2 and data.endswith(b"\n\n", start, end):
+    if end - start >= 2 and last.endswith(b"\n\n"):
         return end - 1
     return end
 
@@ -116,52 +124,64 @@ def split(data: bytes, base: int = 0) -> Split:
     @param base: the file offset of C{data[0]} (for an incremental parse
         that reads only the tail of the file).
     """
-    size = len(data)
+    return split_source(MemorySource(data), base)
+
+
+def split_source(src, base: int = 0) -> Split:
+    """
+    L{split} of the bytes of a L{storage.mbox.source} source: in memory,
+    or read from the file a window at a time (only separator lines and
+    headers are read whole).
+    """
+    size = src.size
     messages: list[RawMessage] = []
     garbage = None
     pos = 0
-    if size and not _separator_at(data, 0):
-        first = _find_separator(data, 0, size)
+    if size and not _separator_at(src, 0):
+        first = _find_separator(src, 0, size)
         end = size if first < 0 else first
         garbage = (base, base + end)
         pos = end
     while pos < size:
-        eol = data.find(b"\n", pos)
+        # pos is a separator line (checked), at most MAX_FROM_LINE long.
+        head = src.get(pos, pos + MAX_FROM_LINE + 2)
+        eol = head.find(b"\n")
         if eol < 0:
             line_end = header_start = size
+            from_line = head
         else:
-            line_end, header_start = eol, eol + 1
-        from_line = data[pos:line_end]
+            line_end, header_start = pos + eol, pos + eol + 1
+            from_line = head[:eol]
         crlf = from_line.endswith(b"\r")
         from_line = from_line.rstrip(b"\r")
         # The header ends at the first empty line (the From line's own
         # newline may precede it: an empty header).
-        m = HEADER_END.search(data, header_start - 1) if header_start <= size else None
+        m = src.header_end(header_start - 1) if header_start <= size else None
         if m is not None:
-            header_end, body_start = m.start() + 1, m.end()
-            limit = m.start() + 6
+            header_end, body_start = m[0] + 1, m[1]
+            limit = m[0] + 6
         else:
             header_end = body_start = limit = size
         sep = None
-        inside = _find_separator(data, header_start - 1, limit) if header_start < size else -1
+        inside = _find_separator(src, header_start - 1, limit) if header_start < size else -1
         if inside >= 0:
             # A separator before the header ended: a message with no blank
             # line and no body.
             header_end = body_start = sep = inside
         trusted = None
         if sep is None:
-            trusted = _trusted_length(data, header_start, header_end, body_start)
+            trusted = _trusted_length(src, header_start, header_end, body_start)
         if trusted is not None:
             end, nxt = trusted
         else:
             if sep is None:
-                found = _find_separator(data, max(body_start - 1, header_start), size)
+                found = _find_separator(src, max(body_start - 1, header_start), size)
                 sep = size if found < 0 else found
             if sep >= size:
-                end = _trailing_end(data, header_start, size)
+                end = _trailing_end(src, header_start, size)
                 nxt = size
             else:
-                end = max(_content_end(data, sep), header_start)
+                end = max(_content_end(src, sep), header_start)
                 nxt = sep
         header_end = min(header_end, end)
         body_start = min(body_start, end)
@@ -172,22 +192,22 @@ def split(data: bytes, base: int = 0) -> Split:
     return Split(tuple(messages), garbage)
 
 
-def _trusted_length(data: bytes, header_start: int, header_end: int, body_start: int):
+def _trusted_length(src, header_start: int, header_end: int, body_start: int):
     """
     C{(end, next)} according to C{Content-Length:}, or C{None} if the
     header has none or it does not point at a separator.
     """
-    m = _CONTENT_LENGTH.search(data, header_start, header_end)
+    m = _CONTENT_LENGTH.search(src.get(header_start, header_end))
     if m is None:
         return None
     target = body_start + int(m.group(1))
-    size = len(data)
-    # (Compare the end without slicing the rest of the file: a copy per
-    # message made a parse quadratic.)
-    if target == size or (size - target <= 2 and data[target:] in (b"\n", b"\r\n")):
+    size = src.size
+    if target == size or (target < size and size - target <= 2
+                          and src.get(target, size) in (b"\n", b"\r\n")):
         return target, size
+    after = src.get(target, target + 2)
     for blank in (b"\n", b"\r\n"):
-        if data.startswith(blank, target) and _separator_at(data, target + len(blank)):
+        if after.startswith(blank) and _separator_at(src, target + len(blank)):
             return target, target + len(blank)
     return None
 

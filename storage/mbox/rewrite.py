@@ -317,7 +317,9 @@ def _render_pseudo(data: bytes, state: MboxState, last_uid: int, keywords) -> by
 
 def _keywords(state: MboxState, flag_sets) -> tuple[str, ...]:
     known = list(state.keywords)
-    for flags in flag_sets:
+    # Each distinct set once, in order of first use (a mailbox has few):
+    # sorting every message's flags made each APPEND cost the mailbox's size.
+    for flags in dict.fromkeys(flag_sets):
         for f in sorted(flags):
             if not f.startswith("\\") and f not in known:
                 known.append(f)
@@ -351,16 +353,20 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
     @raises StoreError: nothing or, for an in-place write, not everything
         was written; the message says why.
     """
-    by_uid = {e.uid: e for e in state.entries}
+    by_uid = {e.uid: e for e in state.entries} if changes.expunge else {}
     expunged = tuple(sorted(u for u in changes.expunge if u in by_uid))
-    new_flags: dict[int, tuple[frozenset[str], bool]] = {}
     changed: list[int] = []
-    for e in state.entries:
-        flags = changes.flags.get(e.uid, e.flags)
-        old = e.old or e.uid in changes.claim
-        if e.uid in changes.flags and flags != e.flags:
-            changed.append(e.uid)
-        new_flags[e.uid] = (flags, old)
+    if changes.flags or changes.claim:
+        new_flags: dict[int, tuple[frozenset[str], bool]] = {}
+        for e in state.entries:
+            flags = changes.flags.get(e.uid, e.flags)
+            old = e.old or e.uid in changes.claim
+            if e.uid in changes.flags and flags != e.flags:
+                changed.append(e.uid)
+            new_flags[e.uid] = (flags, old)
+    else:
+        # No flag change (an APPEND): every message keeps its own.
+        new_flags = {e.uid: (e.flags, e.old) for e in state.entries}
     last_uid = state.last_uid
     appended = tuple(range(last_uid + 1, last_uid + 1 + len(changes.appends)))
     last_uid += len(changes.appends)

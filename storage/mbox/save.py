@@ -9,6 +9,7 @@ transaction become visible together.
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from typing import BinaryIO, Iterable
 
@@ -16,6 +17,7 @@ from zope.interface import implementer
 
 import dataclasses
 
+from storage.crlf import CHUNK
 from storage.errors import MailboxReadOnly, MessageExpunged, StoreError
 from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
@@ -49,7 +51,7 @@ class MboxTransaction:
     def append(self, data: bytes, flags: Iterable[str] = (),
                internaldate: datetime | None = None) -> None:
         """Queue a new message (converted now, written at commit)."""
-        self._queue(prepare_new, data, flags, internaldate)
+        self._queue(*_preparation(data), flags, internaldate)
 
     def append_file(self, file: BinaryIO, flags: Iterable[str] = (),
                     internaldate: datetime | None = None) -> None:
@@ -77,8 +79,9 @@ class MboxTransaction:
             # The flags stored now, read with the message, not those of
             # the source's last sync (another session may have changed them).
             data, flags = read_with_flags(source, uid, record.flags)
-            self._changes.appends.append(prepare_new(
-                data, _stored(flags), record.internaldate, self.mailbox.sender))
+            prepare, content = _preparation(data)
+            self._changes.appends.append(prepare(
+                content, _stored(flags), record.internaldate, self.mailbox.sender))
             self._sources.append(uid)
 
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:
@@ -165,6 +168,19 @@ class MboxTransaction:
             flags_changed=outcome.flags_changed,
             modified=tuple(sorted(modified)),
         )
+
+
+def _preparation(data: bytes):
+    """
+    How to prepare C{data} for the file: a large message as a file is
+    (L{prepare_new_file}: its body quoted into a temporary file a chunk at
+    a time), not by L{prepare_new}, whose line-end conversion, header split
+    and mboxrd quoting each made one more copy of it in memory (an APPEND
+    of 120 MB cost 355 MB more on an mbox than on a Maildir).
+    """
+    if len(data) > CHUNK:
+        return prepare_new_file, io.BytesIO(data)
+    return prepare_new, data
 
 
 def _stored(flags) -> frozenset[str]:

@@ -16,14 +16,17 @@ same ones until a writer stores them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from storage.mbox.headers import FLAG_FIELDS, Meta, client_size, read_meta
 from storage.mbox.fromline import parse_from_line
-from storage.mbox.reader import RawMessage, split
+from storage.mbox.reader import RawMessage, split_source
+from storage.mbox.source import FileSource, MemorySource
 
-__all__ = ["Entry", "MboxState", "parse", "make_entry", "reparse_entry"]
+__all__ = ["Entry", "MboxState", "parse", "parse_file", "parse_source", "make_entry",
+           "reparse_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +125,51 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
     Parse C{data} (the whole file, or with C{previous}, the file's tail from
     C{base}, which must be the offset of C{previous}'s last message).
     """
+    return parse_source(MemorySource(data), default_uidvalidity, fallback_date, base, previous)
+
+
+def parse_file(fd: int, start: int, end: int, default_uidvalidity: int,
+               fallback_date: datetime | None = None,
+               previous: MboxState | None = None) -> MboxState:
+    """
+    L{parse} of the bytes C{[start, end)} of the file open as C{fd}, read a
+    window at a time: memory holds the headers and one window, never the
+    bodies (a message of 100 MB just appended is parsed in a few MB).
+    """
+    return parse_source(FileSource(fd, start, end - start), default_uidvalidity,
+                        fallback_date, start, previous)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one message's header says, with spans from its C{From } line."""
+
+    raw: RawMessage
+    head: bytes  # from the From line to the body
+    meta: Meta
+    size: int
+
+
+def _read_message(src, raw: RawMessage, base: int) -> _Read:
+    """
+    Read C{raw} (absolute offsets) from C{src}, which starts at file
+    offset C{base}: its header whole, its body only counted.
+    """
+    head = src.get(raw.start - base, raw.body_start - base)
+    local = _shift(raw, raw.start)
+    meta = read_meta(head, local)
+    counts = None
+    if raw.body_start > raw.header_end:
+        counts = src.body_counts(raw.body_start - base, raw.end - base)
+    return _Read(raw, head, meta, client_size(head, local, meta, counts))
+
+
+def parse_source(src, default_uidvalidity: int, fallback_date: datetime | None = None,
+                 base: int = 0, previous: MboxState | None = None) -> MboxState:
+    """L{parse} of the bytes of a L{storage.mbox.source} source."""
     if fallback_date is None:
         fallback_date = datetime.fromtimestamp(0, timezone.utc)
-    parts = split(data, base)
+    parts = split_source(src, base)
     problems: list[str] = []
     kept: list[Entry] = []
     if previous is not None:
@@ -134,7 +179,6 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         digits, base_in, keywords = previous.base_digits, previous.base_in, previous.keywords
         stored_validity = previous.stored_uidvalidity
         base_span = previous.base_span
-        raws = list(parts.messages)
         if parts.garbage is not None:
             problems.append("bytes before the first From line")
     else:
@@ -142,40 +186,44 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
         uidvalidity, stored_last, digits, base_in, keywords = default_uidvalidity, None, None, None, ()
         stored_validity = False
         base_span = None
-        raws = list(parts.messages)
         if garbage is not None:
             problems.append(f"{garbage[1] - garbage[0]} bytes before the first From line (kept)")
-    # The header that holds UIDVALIDITY: the first message of the file.
-    metas = [read_meta(data, _shift(r, base)) for r in raws]
-    if previous is None and raws and metas[0].base is not None:
-        uidvalidity, stored_last, keywords = metas[0].base
+    # Only the first header is kept whole (it holds UIDVALIDITY); of the
+    # others, what read_meta took from them.
+    reads = []
+    for i, raw in enumerate(parts.messages):
+        r = _read_message(src, raw, base)
+        reads.append(r if i == 0 else dataclasses.replace(r, head=b""))
+    if previous is None and reads and reads[0].meta.base is not None:
+        first = reads[0]
+        uidvalidity, stored_last, keywords = first.meta.base
         stored_validity = True
-        digits = _digits_span(data, metas[0])
+        digits = _digits_span(first.head, first.meta)
         if digits is not None:
-            digits = (digits[0] + base, digits[1] + base)
-        f = metas[0].base_field
-        base_span = (f.start + base, f.end + base)
-        if metas[0].pseudo:
-            pseudo = raws.pop(0)
-            metas.pop(0)
+            digits = (digits[0] + first.raw.start, digits[1] + first.raw.start)
+        f = first.meta.base_field
+        base_span = (f.start + first.raw.start, f.end + first.raw.start)
+        if first.meta.pseudo:
+            pseudo = reads.pop(0).raw
             base_in = "pseudo"
         else:
             base_in = "first"
-    if previous is None and not stored_validity and raws:
+    if previous is None and not stored_validity and reads:
         # No X-IMAPbase yet (a spool an MDA created): every reader must
         # give the same UIDVALIDITY until a writer stores one, on every
         # node, so it comes from the bytes (the first message's From_
         # line date), not from the file's mtime, which each NFS client
         # may see through another clock.
-        first = parse_from_line(raws[0].from_line)
-        if first is not None:
-            uidvalidity = int(first.timestamp())
+        first_date = parse_from_line(reads[0].raw.from_line)
+        if first_date is not None:
+            uidvalidity = int(first_date.timestamp())
     if uidvalidity <= 0 or uidvalidity >= 2**32:
         uidvalidity = default_uidvalidity
     highest = kept[-1].uid if kept else 0
     pending: list[int] = []
     uids: list[int | None] = []
-    for i, meta in enumerate(metas):
+    for i, r in enumerate(reads):
+        meta = r.meta
         # An X-UID counts only below the last UID the file's X-IMAPbase
         # says was given, as Dovecot requires: an MDA copies a sender's
         # headers verbatim, so mail from outside may carry any X-UID, and
@@ -194,35 +242,33 @@ def parse(data: bytes, default_uidvalidity: int, fallback_date: datetime | None 
             pending.append(i)
     last_uid = max(stored_last or 0, highest,
                    previous.last_uid if previous is not None else 0)
+    # (The last stored X-UID's index, not a scan of the rest per message:
+    # that made parsing a file without X-UIDs quadratic.)
+    last_stored = max((i for i, u in enumerate(uids) if u is not None), default=-1)
     for i in pending:
-        later = [u for u in uids[i + 1:] if u is not None]
-        if later:
+        if i < last_stored:
             problems.append("a message without X-UID between messages with one")
         last_uid += 1
         uids[i] = last_uid
-    for raw, meta, uid in zip(raws, metas, uids):
-        kept.append(make_entry(data, raw, meta, uid, base, fallback_date))
+    for r, uid in zip(reads, uids):
+        kept.append(make_entry(r, uid, fallback_date))
     return MboxState(
         uidvalidity=uidvalidity, last_uid=last_uid, stored_last_uid=stored_last,
         base_digits=digits, base_in=base_in, keywords=tuple(keywords), pseudo=pseudo,
-        garbage=garbage, entries=tuple(kept), size=base + len(data),
+        garbage=garbage, entries=tuple(kept), size=base + src.size,
         stored_uidvalidity=stored_validity, problems=tuple(problems), base_span=base_span)
 
 
-def make_entry(data: bytes, raw: RawMessage, meta: Meta, uid: int, base: int,
-               fallback_date: datetime) -> Entry:
-    """
-    The L{Entry} of C{raw} (absolute offsets) whose bytes are in C{data},
-    which starts at file offset C{base}; C{meta} was read from C{data}.
-    """
-    local = _shift(raw, base)
+def make_entry(r: _Read, uid: int, fallback_date: datetime) -> Entry:
+    """The L{Entry} of a message read by L{_read_message}."""
+    raw, meta, at = r.raw, r.meta, r.raw.start
     return Entry(
         raw=raw, uid=uid, flags=meta.flags,
         internaldate=parse_from_line(raw.from_line) or fallback_date,
-        size=client_size(data, local, meta), old=meta.old,
+        size=r.size, old=meta.old,
         stored_uid=meta.uid == uid,
-        block=_shift_span(_block(meta), base),
-        other=tuple((f.start + base, f.end + base) for f in meta.other_fields),
+        block=_shift_span(_block(meta), at),
+        other=tuple((f.start + at, f.end + at) for f in meta.other_fields),
     )
 
 
@@ -232,10 +278,9 @@ def reparse_entry(data: bytes, entry: Entry) -> Entry:
     message, after its header was changed in place (same length).
     """
     base = entry.raw.start
-    parts = split(data, base)
-    raw = parts.messages[0]
-    meta = read_meta(data, _shift(raw, base))
-    return make_entry(data, raw, meta, entry.uid, base, entry.internaldate)
+    src = MemorySource(data)
+    raw = split_source(src, base).messages[0]
+    return make_entry(_read_message(src, raw, base), entry.uid, entry.internaldate)
 
 
 def _shift(raw: RawMessage, base: int) -> RawMessage:

@@ -40,6 +40,7 @@ __all__ = [
     "META_FIELDS",
     "ESCAPE",
     "HEADER_END",
+    "QUOTED_FROM",
     "field_name",
     "split_header",
     "needs_escape",
@@ -58,6 +59,10 @@ _ESCAPED = ESCAPE.lower()
 #: The empty line that ends a header, searched from the end of the line
 #: before it (LF, CRLF, and mixed files: each line is judged on its own).
 HEADER_END = re.compile(rb"\n\r?\n")
+
+#: A body line quoted by mboxrd (C{>From }, C{>>From }...): group 1 is
+#: the line without its first C{>}.  Searched from a line start only.
+QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
 
 
 def field_name(line: bytes) -> bytes | None:

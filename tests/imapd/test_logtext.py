@@ -54,3 +54,34 @@ def test_login_lines_escape_the_user(conv):
     assert conv.lines()[-1].startswith("a1 NO")
     texts = [formatEvent(e) for e in events if e.get("event") == "login failed"]
     assert len(texts) == 1 and "user=x\\x0d\\x1b[2Jroot " in texts[0], texts
+
+
+def test_logged_failure_traceback_is_escaped():
+    """
+    Issue 18: the traceback of a logged failure reaches the log file with
+    the exception's text escaped whole (its CR-LF cannot start a forged
+    line, its ESC cannot drive a terminal), its own lines still lines, and
+    the failure still a Failure of the same exception.
+    """
+    from twisted.logger import formatEventAsClassicLogText
+    from twisted.python.failure import Failure
+
+    try:
+        raise ValueError("no mailbox 'x\r\n2026-01-01 [forged] root logged in\x1b[2J'")
+    except ValueError:
+        failure = Failure()
+    seen = []
+    observe = escaping_observer(seen.append)
+    observe({"log_format": "Unhandled error", "log_failure": failure, "log_time": 0.0})
+    text = formatEventAsClassicLogText(seen[0])
+    assert "\r" not in text and "\x1b" not in text
+    assert "x\\x0d\\x0a2026-01-01 [forged] root logged in\\x1b[2J" in text
+    # The traceback's own structure is kept: its lines, the raising line.
+    lines = text.splitlines()
+    assert lines[1].strip() == "Traceback (most recent call last):"
+    assert any('raise ValueError("no mailbox' in line for line in lines)
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    got = seen[0]["log_failure"]
+    assert isinstance(got, Failure) and got.value is failure.value
+    # The original is left as it was, for other observers.
+    assert "\r\n2026-01-01" in failure.getTraceback()

@@ -7,6 +7,7 @@ copied), a raw line client, and the daemon's memory as the kernel counts it.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from e2e_helpers import PASSWORD, USER, start_server  # noqa: E402
 from test_e2e_catenate import Client as _TLSClient  # noqa: E402
 
-__all__ = ["start_server", "USER", "PASSWORD", "Client", "peak_rss", "rss"]
+__all__ = ["start_server", "USER", "PASSWORD", "Client", "peak_rss", "rss", "reset_peak",
+           "fetch_body", "start_store_server"]
 
 
 class Client(_TLSClient):
@@ -76,3 +78,39 @@ def rss(server) -> int:
 def peak_rss(server) -> int:
     """The daemon's peak resident memory so far (VmHWM), in octets."""
     return _status(server.daemon.process.pid, "VmHWM")
+
+
+def reset_peak(server) -> int:
+    """
+    Reset the daemon's peak (VmHWM) to its resident memory now (Linux
+    4.0+: C{5} to C{/proc/PID/clear_refs}); return that memory, from
+    which a later peak is measured.
+    """
+    with open(f"/proc/{server.daemon.process.pid}/clear_refs", "w") as f:
+        f.write("5")
+    return rss(server)
+
+
+def fetch_body(c: Client, tag: str, uid: int) -> bytes:
+    """BODY.PEEK[] of C{uid}, its literal read by length (it may be large)."""
+    c.send(b"%s UID FETCH %d (BODY.PEEK[])\r\n" % (tag.encode(), uid))
+    size = int(re.search(rb"\{(\d+)\}\r\n$", c.expect(rb"\{\d+\}\r\n"))[1])
+    data = bytearray(c.buf[:size])
+    c.buf = c.buf[size:]
+    while len(data) < size:
+        chunk = c.sock.recv(min(1 << 20, size - len(data)))
+        assert chunk
+        data += chunk
+    assert b"%s OK" % tag.encode() in c.expect(rb"(?m)^" + tag.encode() + rb" [^\n]*\n")
+    return bytes(data)
+
+
+def start_store_server(tmp_path, tls_files, store: str, max_literal: int):
+    """
+    The daemon with APPENDLIMIT C{max_literal}, its mail in Maildir (the
+    default) or, for C{store="mbox"}, in mbox files with an INBOX spool.
+    """
+    settings: dict = {"limits": {"max_literal": max_literal}}
+    if store == "mbox":
+        settings["mail"] = {"location": f"mbox:{tmp_path}/mail/%u:INBOX={tmp_path}/spool/%u"}
+    return start_server(tmp_path, tls_files, settings)

@@ -99,3 +99,111 @@ def test_base_subject_corpus_is_stable():
         again, reply = base_subject(base)
         # A base subject has no leader or trailer left to remove.
         assert again == base and not reply, (path, subject, base)
+
+
+def _regex_base_subject(subject: str) -> tuple[str, bool]:
+    """
+    The RFC 5256 section 2.1 steps as the ABNF reads, with regular
+    expressions and a copy per step (the implementation before issue 18):
+    the oracle the linear scanner must agree with.
+    """
+    import re
+
+    blob = r"\[[^\[\]]*\] *"
+    leader = re.compile(r"(?:%s)*(?:re|fwd?) *(?:%s)?:" % (blob, blob), re.IGNORECASE)
+    blob_re = re.compile(blob)
+    s = re.sub(r"[ \t\r\n]+", " ", subject)
+    reply = False
+    while True:
+        while True:
+            if s.endswith(" "):
+                s = s.rstrip(" ")
+            elif s[-5:].lower() == "(fwd)":
+                s, reply = s[:-5], True
+            else:
+                break
+        while True:
+            before = s
+            while True:
+                if s.startswith(" "):
+                    s = s.lstrip(" ")
+                    continue
+                m = leader.match(s)
+                if m is None:
+                    break
+                s, reply = s[m.end():], True
+            m = blob_re.match(s)
+            if m is not None and s[m.end():].strip(" "):
+                s = s[m.end():]
+            if s == before:
+                break
+        if s[:5].lower() == "[fwd:" and s.endswith("]"):
+            s, reply = s[5:-1], True
+            continue
+        return s, reply
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from([
+    "re", "Re", "RE", "fw", "FW", "fwd", "Fwd", "d", ":", " ", "  ", "\t", "[", "]", "x", "ü",
+    "(fwd)", "(FWD)", "[fwd:", "[a]", "[2]", "e", "r", "f", "w",
+]), max_size=30))
+def test_scanner_agrees_with_the_abnf(pieces):
+    """
+    The hand-written scanner gives what the ABNF's regular expressions
+    give, for subjects made of every token the steps care about.
+    """
+    subject = "".join(pieces)
+    assert base_subject(subject) == _regex_base_subject(subject), subject
+
+
+@pytest.mark.parametrize("subject", [
+    "[x]" * 20000 + "y",                      # step (4) removes blob after blob
+    "[x] " * 20000 + "re y",                  # a chain that ends in no subj-refwd
+    "[fwd: " * 5000 + "x" + "]" * 5000,       # nested step (6) wrappers
+    "y" + "(fwd)" * 20000,                    # step (2) trailers
+    "re:" * 20000 + "y",                      # step (3) leaders
+    "[" + "[x]" * 20000,                      # an unclosed bracket before a chain
+    "[a]" * 10000 + "[" + "x" * 60000,        # a chain, then a blob never closed
+])
+def test_work_is_linear_in_the_subject(monkeypatch, subject):
+    """
+    Issue 18, timing-free: on subjects crafted against each step, the
+    scanner looks at each position a bounded number of times: it tries a
+    blob at each position at most three times (a chain step (3) failed on
+    is not scanned again when step (4) removes its blobs), its searches
+    for brackets cover at most a few times the subject's length in all,
+    and it reaches the same answer as the ABNF's expressions (which,
+    around a linear match, were quadratic: each blob removed re-ran the
+    match on the whole rest).
+    """
+    import collections
+
+    from imapd.sort import subject as module
+
+    tries = collections.Counter()
+    real = module._blob_end
+    scanned = [0]
+    bracket = module._BRACKET
+
+    class CountedBracket:
+        @staticmethod
+        def search(s, pos, endpos):
+            m = bracket.search(s, pos, endpos)
+            scanned[0] += (m.end() if m else endpos) - pos
+            return m
+
+    def counted(s, i, j):
+        tries[i] += 1
+        return real(s, i, j)
+
+    monkeypatch.setattr(module, "_blob_end", counted)
+    monkeypatch.setattr(module, "_BRACKET", CountedBracket)
+    got = base_subject(subject)
+    assert max(tries.values(), default=0) <= 3, tries.most_common(3)
+    assert scanned[0] <= 3 * len(subject), scanned[0]
+    if len(subject) < 40000:
+        assert got == _regex_base_subject(subject)

@@ -204,3 +204,27 @@ def test_lkml_threads_every_message_once():
         line = thread(algorithm, items)
         numbers = [int(t) for t in line[len("* THREAD "):].replace("(", " ").replace(")", " ").split()]
         assert sorted(numbers) == list(range(1, len(items) + 1)), algorithm
+
+
+@pytest.mark.parametrize("algorithm", ["REFERENCES", "REFS"])
+def test_deep_forks_do_not_recurse(algorithm):
+    """
+    Issue 18: a mailbox crafted with a fork at each of 5,000 levels (every
+    message has a follow-up and a reply of its own) threads and formats
+    without exhausting the stack (the response's nesting grows at every
+    fork), and the response nests as RFC 5256 section 5 says.
+    """
+    depth = 5000
+    items = [mk(1, "m1@x", subject="s")]
+    for i in range(2, depth + 1):
+        items.append(mk(2 * i - 2, "m%d@x" % i, ["m%d@x" % (i - 1)], "Re: s"))
+        items.append(mk(2 * i - 1, "l%d@x" % i, ["m%d@x" % (i - 1)], "Re: s"))
+    # Level i: "m_i (m_{i+1} ...)(l_{i+1})"; the follow-up is older.
+    head, tail = [], []
+    for i in range(1, depth):
+        head.append("%d (" % (1 if i == 1 else 2 * i - 2))
+        tail.append(")(%d)" % (2 * i + 1))
+    expected = "* THREAD (" + "".join(head) + "%d" % (2 * depth - 2) + "".join(
+        reversed(tail)) + ")"
+    assert thread(algorithm, items) == expected
+    assert thread(algorithm, items[:3]) == "* THREAD (1 (2)(3))"

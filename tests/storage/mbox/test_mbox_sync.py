@@ -24,15 +24,15 @@ MDA_MSG = (b"\nFrom mta@example.org Wed Jan 10 10:00:00 2024\n"
 
 @pytest.fixture
 def parses(monkeypatch):
-    """Record the C{base} of every parse the mailbox does."""
+    """Record the offset from which each parse the mailbox does starts."""
     calls = []
-    real = mailbox_module.parse
+    real = mailbox_module.parse_file
 
-    def spy(data, *args, **kw):
-        calls.append(kw.get("base", 0))
-        return real(data, *args, **kw)
+    def spy(fd, start, *args, **kw):
+        calls.append(start)
+        return real(fd, start, *args, **kw)
 
-    monkeypatch.setattr(mailbox_module, "parse", spy)
+    monkeypatch.setattr(mailbox_module, "parse_file", spy)
     return calls
 
 
@@ -276,6 +276,9 @@ def _coarse_stat(monkeypatch):
     """
     monkeypatch.setattr(mailbox_module, "_identity",
                         lambda st: (st.st_dev, st.st_ino, st.st_size))
+    # Nor do they have sub-second digits (so a writer cannot wait for the
+    # next tick to make its own state conclusive).
+    monkeypatch.setattr(mailbox_module, "_fine_times", lambda st: False)
 
 
 def _flag_externally(path: str) -> None:
@@ -460,3 +463,48 @@ def test_shared_writer_checks_the_bytes_under_the_lock(tmp_path, monkeypatch, sh
     t.commit()
     flags = box.sync().messages[-1].flags
     assert (flags == {"$Ext"}) is seen
+
+
+def test_append_burst_costs_no_more_in_a_larger_mailbox(tmp_path, monkeypatch, parses):
+    """
+    Issue 18: each APPEND of a burst (open, append, commit, close, as the
+    APPEND command does) neither re-reads the flag lines of every message
+    (the writer waits for the file clock's next tick under its lock, so its
+    own state is conclusive: L{mailbox_module._settle}) nor builds the
+    mailbox's records and MODSEQs, and parses only from the old last
+    message on: its work does not grow with the mailbox.  Before, each one
+    re-read every header and built every record.
+    """
+    refreshed, built = [], []
+    real_refresh, real_records = mailbox_module._refresh_headers, mailbox_module._records_of
+
+    def refresh(fd, old, everything=False):
+        refreshed.append(len(old.entries))
+        return real_refresh(fd, old, everything)
+
+    def records_of(path, state):
+        built.append(len(state.entries))
+        return real_records(path, state)
+
+    monkeypatch.setattr(mailbox_module, "_refresh_headers", refresh)
+    monkeypatch.setattr(mailbox_module, "_records_of", records_of)
+    store = new_store(tmp_path)
+
+    def append(i):
+        box = store.open("INBOX")
+        t = box.transaction()
+        t.append(b"Subject: %d\r\n\r\nbody\r\n" % i)
+        t.commit()
+        box.close()
+
+    for i in range(40):
+        append(i)
+    starts = [e.raw.start for e in mailbox_module._cached(store.layout.inbox)[1].entries]
+    assert len(starts) == 40
+    assert refreshed == [] and built == []
+    # Each APPEND after the first parses from the message before its own.
+    assert parses[-39:] == starts[:-1]
+    # The records are still there for whoever asks.
+    box = store.open("INBOX")
+    assert [m.uid for m in box.last_snapshot.messages] == list(range(1, 41))
+    assert built == [40]
