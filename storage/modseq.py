@@ -712,9 +712,15 @@ _logs: dict[str, ModseqLog] = {}
 _MAX_LOGS = 4096
 
 
-def modseq_log(path: str, fsync: bool = False) -> ModseqLog:
-    """The process's one L{ModseqLog} for C{path}."""
-    key = os.path.realpath(path)
+def modseq_log(path: str, fsync: bool = False, resolved: bool = False) -> ModseqLog:
+    """
+    The process's one L{ModseqLog} for C{path}.
+
+    @param resolved: C{path} is already free of symbolic links (the caller
+        ran C{realpath} on its directory): spares the C{lstat} of every
+        component at each open of a mailbox.
+    """
+    key = path if resolved else os.path.realpath(path)
     with _logs_lock:
         log = _logs.get(key)
         if log is None:

@@ -50,7 +50,8 @@ from storage.maildir.uidlist import Uidlist, UidlistFile
 from storage.modseq import modseq_log
 from storage.nfs import flush_dir, fresh_stat, storage_flush
 
-__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW", "MODSEQ_FILE"]
+__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "TMP_CLEAN_INTERVAL", "DIRTY_WINDOW",
+           "MODSEQ_FILE"]
 
 #: The modseq log (L{storage.modseq}) beside C{dovecot-uidlist}; Dovecot
 #: ignores files it does not know in a Maildir.
@@ -102,6 +103,8 @@ class _Shared:
     first_seen: tuple | None = None
     #: Whether C{entries} was listed once C{signature} had settled (NFS).
     settled_listing: bool = False
+    #: When (monotonic) a writable open last ran L{clean_tmp} here.
+    tmp_cleaned: float | None = None
 
 
 @implementer(IMessageFacts)
@@ -222,6 +225,10 @@ def _fresh_key(path: str) -> tuple:
 #: from a crashed delivery and may be removed.
 TMP_MAX_AGE = 36 * 3600
 
+#: Seconds between two L{clean_tmp} runs on one Maildir in one process
+#: (see L{MaildirMailbox._clean_tmp}).
+TMP_CLEAN_INTERVAL = 3600.0
+
 
 def clean_tmp(directory: str) -> None:
     """
@@ -274,12 +281,15 @@ class MaildirMailbox:
         self._new_uidvalidity = new_uidvalidity
         self.uidlist_file = UidlistFile(directory, fsync=fsync)
         self.keywords = KeywordsFile(directory, fsync=fsync, nfs=self.nfs)
-        self.modseqs = modseq_log(os.path.join(directory, MODSEQ_FILE), fsync=fsync)
+        # One realpath for both process-wide caches: it costs an lstat per
+        # component of the path, at every open.
+        real = os.path.realpath(directory)
+        self.modseqs = modseq_log(os.path.join(real, MODSEQ_FILE), fsync=fsync, resolved=True)
         self._entries: dict[str, Entry] = {}
         self._uidlist: Uidlist | None = None
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
-        self._shared = _shared_for(os.path.realpath(directory), self.nfs)
+        self._shared = _shared_for(real, self.nfs)
         #: Base names this object has as \Recent.
         self._recent: set[str] = set()
         #: Base names the last sync moved out of new/ (see _claim_new).
@@ -291,7 +301,21 @@ class MaildirMailbox:
         #: The snapshot of the last L{sync}.
         self.last_snapshot: MailboxSnapshot | None = None
         if not readonly:
-            clean_tmp(directory)
+            self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        """
+        L{clean_tmp} at most once per L{TMP_CLEAN_INTERVAL} per Maildir in
+        this process: it lists C{tmp/}, and files become stale only after
+        L{TMP_MAX_AGE}, so looking at every writable open (each SELECT,
+        APPEND and COPY) finds nothing new.  Dovecot looks every 8 hours.
+        """
+        shared = self._shared
+        now = time.monotonic()
+        if shared.tmp_cleaned is not None and now - shared.tmp_cleaned < TMP_CLEAN_INTERVAL:
+            return
+        shared.tmp_cleaned = now
+        clean_tmp(self.directory)
 
     @property
     def uidvalidity(self) -> int:

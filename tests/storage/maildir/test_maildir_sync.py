@@ -248,10 +248,39 @@ def test_stale_tmp_files_removed(tmp_path, monkeypatch):
     assert os.path.exists(fresh)
     # A file's ctime cannot be set back: move the limit instead.
     monkeypatch.setattr(mailbox_mod, "TMP_MAX_AGE", -10)
+    monkeypatch.setattr(mailbox_mod, "TMP_CLEAN_INTERVAL", 0.0)
     store.open("INBOX", readonly=True)
     assert os.path.exists(fresh)
     store.open("INBOX")
     assert not os.path.exists(fresh)
+
+
+def test_tmp_looked_at_once_per_interval(tmp_path, monkeypatch):
+    """
+    tmp/ is listed for stale files at most once per TMP_CLEAN_INTERVAL per
+    Maildir: not at every SELECT, APPEND and COPY.  Once the interval has
+    passed, the next writable open removes what went stale meanwhile.
+    """
+    from storage.maildir import mailbox as mailbox_mod
+
+    store = make_store(tmp_path)
+    store.open("INBOX")
+    stale = _drop(store.root, "tmp", "left-over")
+    monkeypatch.setattr(mailbox_mod, "TMP_MAX_AGE", -10)
+    cleaned = []
+    real_clean = mailbox_mod.clean_tmp
+    monkeypatch.setattr(mailbox_mod, "clean_tmp",
+                        lambda d: cleaned.append(d) or real_clean(d))
+    store.open("INBOX")
+    store.open("INBOX")
+    assert os.path.exists(stale)
+    assert cleaned == []
+    # The interval passes (as this process's clock sees it).
+    shared = mailbox_mod._shared_for(os.path.realpath(store.root))
+    shared.tmp_cleaned -= mailbox_mod.TMP_CLEAN_INTERVAL
+    store.open("INBOX")
+    assert len(cleaned) == 1
+    assert not os.path.exists(stale)
 
 
 def test_readonly_open_without_lock(tmp_path, monkeypatch):
