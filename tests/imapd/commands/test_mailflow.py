@@ -230,3 +230,26 @@ def test_mailbox_name_escape_refused(authed):
     for name in ["../etc", "a/../../b", "/abs", "~root"]:
         lines = authed.transact(f'c1 CREATE "{name}"')
         assert lines[-1].startswith("c1 NO [CANNOT]"), (name, lines)
+
+
+def test_append_is_one_storage_trip(authed, monkeypatch):
+    """
+    APPEND does its blocking work (target check, assembly, quota, commit)
+    in one call into the storage pool: each trip costs a queue, a thread
+    wake-up and a coroutine step, about as much as the append itself for
+    a small message.  The sync of the selected mailbox after it is a trip
+    of its own; with nothing selected there is none.
+    """
+    trips = []
+    real_run = type(authed.proto).run
+
+    def counting_run(self, fn, *args, **kwargs):
+        trips.append(fn)
+        return real_run(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(type(authed.proto), "run", counting_run)
+    append(authed, "a1", "INBOX")
+    assert len(trips) == 1
+    authed.send(b"a2 APPEND Nowhere {3+}\r\nabc\r\n")
+    assert authed.lines()[-1].startswith("a2 NO [TRYCREATE] ")
+    assert len(trips) == 2
