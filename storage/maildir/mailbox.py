@@ -51,7 +51,7 @@ from storage.modseq import modseq_log
 from storage.nfs import flush_dir, fresh_stat, storage_flush
 
 __all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "TMP_CLEAN_INTERVAL", "DIRTY_WINDOW",
-           "MODSEQ_FILE"]
+           "FINE_WINDOW", "MODSEQ_FILE"]
 
 #: The modseq log (L{storage.modseq}) beside C{dovecot-uidlist}; Dovecot
 #: ignores files it does not know in a Maildir.
@@ -62,6 +62,15 @@ MODSEQ_FILE = "imapd-modseq"
 #: systems keep whole seconds), so an unchanged mtime proves nothing for
 #: that long: such a directory is listed again at every sync.
 DIRTY_WINDOW = 2.0
+#: The same where the newest mtime has digits below 10 ms: the file system
+#: keeps fine times, and the tick is the kernel's clock tick (at most 10 ms
+#: on Linux), as for the mbox store's C{FINE_WINDOW}.  A Maildir written a
+#: few times a second is then listed again only after it changed, not at
+#: every sync for two seconds.
+FINE_WINDOW = 0.05
+
+#: The clock L{MaildirMailbox._settled} compares local mtimes with.
+_now = time.time
 
 #: Maildirs whose listing this process keeps, most recently used last.
 _MAX_SHARED = 4096
@@ -382,11 +391,13 @@ class MaildirMailbox:
         self._check_open()
         signature = self._signature()
         shared = self._shared
-        settled = self._settled_nfs(signature) if self.nfs else True
+        # Judged now, before listing: what matters is whether a change
+        # made after the listing starts must show in the signature.
+        settled = self._settled_nfs(signature) if self.nfs else self._settled(signature)
         if (
             signature == shared.signature
             and shared.uidlist is not None
-            and (shared.settled_listing if self.nfs else self._settled(signature))
+            and shared.settled_listing
             and (self.readonly or not shared.has_new)
         ):
             # Nothing changed since a listing made after the directories
@@ -525,8 +536,19 @@ class MaildirMailbox:
 
     @staticmethod
     def _settled(signature: tuple) -> bool:
-        newest = max(key[2] for key in signature) / 1e9
-        return time.time() - newest > DIRTY_WINDOW
+        """
+        On a local file system: whether every change from now on gets an
+        mtime other than those of C{signature}, so that a listing started
+        now can be trusted for as long as the signature stays the same.
+        That holds once the newest mtime is a timestamp tick in the past:
+        L{FINE_WINDOW} where it has digits below 10 ms (the tick is then
+        the kernel's clock tick), else L{DIRTY_WINDOW}.  It must hold when
+        the listing is made, not merely later: a change in the tick of a
+        listing made too early leaves the signature as it was.
+        """
+        newest = max(key[2] for key in signature)
+        window = FINE_WINDOW if newest % 10_000_000 else DIRTY_WINDOW
+        return _now() - newest / 1e9 > window
 
     @staticmethod
     def _listed(uidlist: Uidlist) -> set[str]:
