@@ -181,6 +181,20 @@ def _qresync_lines(view, mailbox, snapshot, param: QresyncParam) -> bytes:
     return b"".join(out)
 
 
+def _open_synced(store, name: str, readonly: bool):
+    """
+    Blocking: open the mailbox and make its first sync, in one trip to the
+    storage pool (each trip is a queue, a thread wake-up and a coroutine
+    step); closed again if the sync fails.
+    """
+    mailbox = store.open(name, readonly)
+    try:
+        return mailbox, mailbox.sync()
+    except BaseException:
+        mailbox.close()
+        raise
+
+
 async def handle_select(session, cmd: Select):
     """
     RFC 3501 sections 6.3.1/6.3.2.  A failed SELECT leaves no mailbox
@@ -207,12 +221,7 @@ async def handle_select(session, cmd: Select):
         enable_condstore(session)
     name = mailboxname.from_wire(cmd.mailbox, utf8=rev2)
     store = session.account.store
-    mailbox = await session.run(store.open, name, cmd.readonly)
-    try:
-        snapshot = await session.run(mailbox.sync)
-    except BaseException:
-        await session.run(mailbox.close)
-        raise
+    mailbox, snapshot = await session.run(_open_synced, store, name, cmd.readonly)
     view = SelectedView(mailbox, snapshot, cmd.readonly)
     view.condstore = "CONDSTORE" in session.enabled
     view.qresync = "QRESYNC" in session.enabled

@@ -232,6 +232,19 @@ def test_mailbox_name_escape_refused(authed):
         assert lines[-1].startswith("c1 NO [CANNOT]"), (name, lines)
 
 
+def _count_trips(conv, monkeypatch) -> list:
+    """The blocking calls C{conv}'s session hands to the storage pool from now on."""
+    trips = []
+    real_run = type(conv.proto).run
+
+    def counting_run(self, fn, *args, **kwargs):
+        trips.append(fn)
+        return real_run(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(type(conv.proto), "run", counting_run)
+    return trips
+
+
 def test_append_is_one_storage_trip(authed, monkeypatch):
     """
     APPEND does its blocking work (target check, assembly, quota, commit)
@@ -240,16 +253,23 @@ def test_append_is_one_storage_trip(authed, monkeypatch):
     a small message.  The sync of the selected mailbox after it is a trip
     of its own; with nothing selected there is none.
     """
-    trips = []
-    real_run = type(authed.proto).run
-
-    def counting_run(self, fn, *args, **kwargs):
-        trips.append(fn)
-        return real_run(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(type(authed.proto), "run", counting_run)
+    trips = _count_trips(authed, monkeypatch)
     append(authed, "a1", "INBOX")
     assert len(trips) == 1
     authed.send(b"a2 APPEND Nowhere {3+}\r\nabc\r\n")
     assert authed.lines()[-1].startswith("a2 NO [TRYCREATE] ")
     assert len(trips) == 2
+
+
+def test_select_opens_and_syncs_in_one_storage_trip(authed, monkeypatch):
+    """
+    SELECT opens the mailbox and makes its first sync in one trip into the
+    storage pool (the flag index it builds after its answer, for the first
+    SEARCH, is another); a SELECT of a missing mailbox leaves nothing open.
+    """
+    append(authed, "a1", "INBOX")
+    trips = _count_trips(authed, monkeypatch)
+    authed.ok("s1 SELECT INBOX")
+    assert len(trips) == 2
+    assert authed.transact("s2 SELECT Nowhere")[-1].startswith("s2 NO ")
+    assert authed.transact("f1 FETCH 1 FLAGS")[-1].startswith("f1 BAD ")
