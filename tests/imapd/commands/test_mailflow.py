@@ -273,3 +273,23 @@ def test_select_opens_and_syncs_in_one_storage_trip(authed, monkeypatch):
     assert len(trips) == 2
     assert authed.transact("s2 SELECT Nowhere")[-1].startswith("s2 NO ")
     assert authed.transact("f1 FETCH 1 FLAGS")[-1].startswith("f1 BAD ")
+
+
+def test_fetch_of_flags_is_answered_without_a_storage_trip(selected, monkeypatch):
+    """
+    UID, FLAGS and MODSEQ come from the session's view: a FETCH of only
+    those (a client refreshing its flags) needs no trip into the storage
+    pool for its answer; the sync after the command is the one trip.  A
+    FETCH that reads the message still goes to the pool.
+    """
+    append(selected, "a1", "INBOX")
+    append(selected, "a2", "INBOX", flags="(\\Seen) ")
+    selected.ok("n1 NOOP")
+    trips = _count_trips(selected, monkeypatch)
+    lines = selected.ok("f1 UID FETCH 1:* (UID FLAGS)")
+    assert [l.split(" FLAGS ")[0] for l in lines[:-1]] == ["* 1 FETCH (UID 1", "* 2 FETCH (UID 2"]
+    assert "\\Seen" in lines[1]
+    assert len(trips) == 1
+    lines = selected.ok("f2 FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert "Subject: Hello quokka" in "".join(lines)
+    assert len(trips) == 3
