@@ -293,3 +293,33 @@ def test_fetch_of_flags_is_answered_without_a_storage_trip(selected, monkeypatch
     lines = selected.ok("f2 FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert "Subject: Hello quokka" in "".join(lines)
     assert len(trips) == 3
+
+
+def test_disconnect_closes_mailbox_and_account_in_one_storage_trip(selected, monkeypatch):
+    """
+    A dropped connection closes its selected mailbox and logs its account
+    out in one trip into the storage pool; a mailbox that fails to close
+    still lets the account log out, and the failure is logged.
+    """
+    from twisted.logger import globalLogPublisher
+
+    account = selected.proto.account
+    mailbox = selected.proto.selected.mailbox
+    calls = []
+
+    def broken_close():
+        calls.append("close")
+        raise OSError("close failed")
+    monkeypatch.setattr(mailbox, "close", broken_close)
+    monkeypatch.setattr(account, "logout", lambda: calls.append("logout"))
+    trips = _count_trips(selected, monkeypatch)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        selected.proto.connectionLost(None)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len(trips) == 1
+    assert calls == ["close", "logout"]
+    failures = [e for e in events if e.get("log_failure") is not None]
+    assert len(failures) == 1 and "close failed" in str(failures[0]["log_failure"].value)
