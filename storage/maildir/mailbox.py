@@ -345,6 +345,12 @@ class MaildirMailbox:
         (EXAMINE, STATUS) shows them as recent and takes nothing, so the
         next SELECT still gets them.
         """
+        # A sync that gives new messages their MODSEQs and then claims them
+        # as \Recent appends to the modseq log twice: one fsync for both.
+        with self.modseqs.one_fsync():
+            return self._sync_and_claim()
+
+    def _sync_and_claim(self) -> MailboxSnapshot:
         snapshot = self._sync_files()
         messages = snapshot.messages
         moved, self._moved = self._moved, set()

@@ -397,3 +397,33 @@ def test_settled_listing_reused_after_the_fine_window(tmp_path, monkeypatch):
             assert [m.key for m in store.open("INBOX").sync().messages] == ["a"]
         fine = tick % 1_000_000_000 != 0
         assert len(scans) == (1 if fine else 3), (tick, scans)
+
+
+def test_new_message_stamped_and_claimed_with_one_fsync_of_the_log(tmp_path, monkeypatch):
+    """
+    A writable sync that finds a new message gives it its MODSEQ and
+    claims it as \\Recent: two appends to the modseq log, made durable by
+    one fsync before the sync returns (not one each).  Both lines are in
+    the file.
+    """
+    from storage.maildir.mailbox import MODSEQ_FILE
+
+    store = make_store(tmp_path, fsync=True)
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    log = os.path.realpath(os.path.join(store.root, MODSEQ_FILE))
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    _drop(store.root, "new", "1700000000.1_1.host")
+    snap = mailbox.sync()
+    assert snap.recent == {1}
+    assert synced.count(log) == 1, synced
+    with open(log, "rb") as f:
+        lines = f.read().splitlines()
+    assert any(l.startswith(b"1 ") and b" F" in l for l in lines)
+    assert lines[-1] == b"2 0 R", lines
