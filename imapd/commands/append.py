@@ -12,7 +12,7 @@ from imapd import mailboxname, wire
 from imapd.catenate import Catenator, Spool
 from imapd.commands import quota
 from imapd.commands.store import validate_flags
-from imapd.errors import CommandFailed
+from imapd.errors import BadCommand, CommandFailed
 from imapd.message import protect_binary_parts
 from imapd.parser.types import Append
 from storage.errors import MailboxNotFound
@@ -158,14 +158,15 @@ async def handle_append(session, cmd: Append):
     """
     name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
     batch = []
-    empty = False
-    for m in cmd.messages:
-        empty = empty or (not m.data and not m.catenate)
-        batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
-    if empty:
-        # A missing target first (NO [TRYCREATE]), then the rest.
+    try:
+        for m in cmd.messages:
+            if not m.data and not m.catenate:
+                raise CommandFailed("Cannot append an empty message")
+            batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
+    except (CommandFailed, BadCommand):
+        # A missing target first (NO [TRYCREATE]), then this.
         await session.run(_target_exists, session.account.store, name)
-        raise CommandFailed("Cannot append an empty message")
+        raise
     result = await session.run(_append, session.account.store, name, batch,
                                _catenator(session), quota.adder(session))
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

@@ -331,3 +331,11 @@ def test_disconnect_closes_mailbox_and_account_in_one_storage_trip(selected, mon
     assert calls == ["close", "logout"]
     failures = [e for e in events if e.get("log_failure") is not None]
     assert len(failures) == 1 and "close failed" in str(failures[0]["log_failure"].value)
+
+
+def test_append_with_a_bad_flag_into_a_missing_mailbox_is_trycreate(authed):
+    """The target is checked first: a bad flag into a missing mailbox is TRYCREATE, not BAD."""
+    authed.send(b"a1 APPEND Nowhere (\\Bogus) {3+}\r\nabc\r\n")
+    assert authed.lines()[-1].startswith("a1 NO [TRYCREATE] ")
+    authed.send(b"a2 APPEND INBOX (\\Bogus) {3+}\r\nabc\r\n")
+    assert authed.lines()[-1].startswith("a2 BAD ")
