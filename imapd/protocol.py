@@ -200,14 +200,16 @@ class IMAPServerProtocol(Protocol):
         if self._line_waiter is not None:
             waiter, self._line_waiter = self._line_waiter, None
             waiter.errback(Failure(errors.ConnectionClosing("connection lost")))
+        closing = []
         if self.selected is not None:
-            mailbox = self.selected.mailbox
+            closing.append((self.selected.mailbox, "close"))
             self.selected = None
-            self._close_quietly(mailbox)
         if self.account is not None:
             self.log_event("logout", self.account.user)
-            account, self.account = self.account, None
-            self._close_quietly(account, "logout")
+            closing.append((self.account, "logout"))
+            self.account = None
+        if closing:
+            self._close_quietly(*closing)
 
     def _cancel(self, name: str) -> None:
         call = getattr(self, name)
@@ -253,9 +255,28 @@ class IMAPServerProtocol(Protocol):
             **extra,
         )
 
-    def _close_quietly(self, obj, method: str = "close") -> None:
-        d = self.run(getattr(obj, method))
-        d.addErrback(lambda f: self.log.failure("closing {obj}", f, obj=obj))
+    def _close_quietly(self, *closing: tuple[Any, str]) -> None:
+        """
+        Call each C{(object, method name)} of C{closing} in order, all in
+        one storage-pool trip (a disconnect closes the mailbox, then logs
+        the account out), each whatever the others did; failures are
+        logged, on the reactor thread.
+        """
+        def close_all() -> list:
+            failed = []
+            for obj, method in closing:
+                try:
+                    getattr(obj, method)()
+                except Exception:
+                    failed.append((obj, Failure()))
+            return failed
+
+        def log(failed) -> None:
+            for obj, failure in failed:
+                self.log.failure("closing {obj}", failure, obj=obj)
+        d = self.run(close_all)
+        d.addCallback(log)
+        d.addErrback(lambda f: self.log.failure("closing {obj}", f, obj=closing))
 
     # -- the small API handlers use ---------------------------------------
 

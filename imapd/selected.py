@@ -477,11 +477,18 @@ class SelectedView:
         surprised = set()
         # A STORE 1:* has few distinct (change, flags) pairs.
         expected: dict[tuple, frozenset[str]] = {}
+        gone = set()
         for uid in wanted:
             record = records.get(uid)
             new = fresh.get(uid)
-            if record is None or new is None:
-                continue  # expunged meanwhile: the next apply says so
+            if record is None:
+                continue
+            if new is None:
+                # Expunged meanwhile, so the change was not made: the next
+                # apply says EXPUNGE, and until then nothing shows the
+                # message's old flags as if they were the change's result.
+                gone.add(uid)
+                continue
             change = changes[uid]
             key = (id(change), record.flags)  # one change object per STORE
             result = expected.get(key)
@@ -490,6 +497,9 @@ class SelectedView:
             if new.flags != result:
                 surprised.add(uid)
             records[uid] = new
+        if gone:
+            self.vanished |= gone
+            self.version += 1
         return sorted(modified), surprised
 
     def is_vanished(self, uid: int) -> bool:

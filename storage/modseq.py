@@ -61,9 +61,10 @@ import dataclasses
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 from twisted.logger import Logger
 
@@ -189,6 +190,8 @@ class ModseqLog:
         self.path = path
         self.fsync = fsync
         self._lock = threading.RLock()
+        # Per thread: inside one_fsync(), appends wait for its single fsync.
+        self._batch = threading.local()
         self._state = _State()
         self._last: tuple | None = None  # (input snapshot, state version, output)
         # uid -> the record last stamped, and uid -> that record with its
@@ -551,12 +554,30 @@ class ModseqLog:
                 state = self._compact(state)
             return state
 
-    def _append(self, state: _State, data: bytes) -> None:
+    def _writing(self, work: "Callable[[int], None]", missing_ok: bool = False) -> None:
+        """
+        Open the log for writing, run C{work(fd)}, close it; an C{OSError}
+        becomes a L{StoreError} that names the file.
+
+        @param missing_ok: a log that is not there is left alone.
+        """
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError as e:
+            if missing_ok:
+                return
+            raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from e
         except OSError as e:
             raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from e
         try:
+            work(fd)
+        except OSError as e:
+            raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from e
+        finally:
+            os.close(fd)
+
+    def _append(self, state: _State, data: bytes) -> None:
+        def write(fd: int) -> None:
             size = os.fstat(fd).st_size
             if size != state.offset:
                 # A torn line from a crashed writer: cut it off, or our
@@ -569,11 +590,32 @@ class ModseqLog:
                 view = view[n:]
                 pos += n
             if self.fsync:
-                os.fsync(fd)
-        except OSError as e:
-            raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from e
+                if getattr(self._batch, "depth", 0):
+                    self._batch.dirty = True
+                else:
+                    os.fsync(fd)
+        self._writing(write)
+
+    @contextmanager
+    def one_fsync(self) -> Iterator[None]:
+        """
+        Within the block, this thread's appends to the log (a L{stamp} of
+        new messages, then L{claim_recent} of them, in one sync) are made
+        durable by one C{fsync} when the block ends, not one each: the
+        caller answers nobody before the block ends.  Another reader may
+        see the lines before that C{fsync}, as it may between a write and
+        its C{fsync} without the block.  A log replaced meanwhile by a
+        compaction was written whole and fsynced by it.  Blocking.
+        """
+        batch = self._batch
+        batch.depth = getattr(batch, "depth", 0) + 1
+        try:
+            yield
         finally:
-            os.close(fd)
+            batch.depth -= 1
+            if not batch.depth and getattr(batch, "dirty", False):
+                batch.dirty = False
+                self._writing(os.fsync, missing_ok=True)
 
     def _write_whole(self, header: tuple[int, int, int], lines: list[bytes],
                      recent: int | None) -> int:
@@ -712,9 +754,15 @@ _logs: dict[str, ModseqLog] = {}
 _MAX_LOGS = 4096
 
 
-def modseq_log(path: str, fsync: bool = False) -> ModseqLog:
-    """The process's one L{ModseqLog} for C{path}."""
-    key = os.path.realpath(path)
+def modseq_log(path: str, fsync: bool = False, resolved: bool = False) -> ModseqLog:
+    """
+    The process's one L{ModseqLog} for C{path}.
+
+    @param resolved: C{path} is already free of symbolic links (the caller
+        ran C{realpath} on its directory): spares the C{lstat} of every
+        component at each open of a mailbox.
+    """
+    key = path if resolved else os.path.realpath(path)
     with _logs_lock:
         log = _logs.get(key)
         if log is None:

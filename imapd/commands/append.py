@@ -12,7 +12,7 @@ from imapd import mailboxname, wire
 from imapd.catenate import Catenator, Spool
 from imapd.commands import quota
 from imapd.commands.store import validate_flags
-from imapd.errors import CommandFailed
+from imapd.errors import BadCommand, CommandFailed
 from imapd.message import protect_binary_parts
 from imapd.parser.types import Append
 from storage.errors import MailboxNotFound
@@ -76,16 +76,31 @@ def _stored_size(data) -> int:
     return data.stored_size if isinstance(data, Spool) else quota.message_size(data)
 
 
-def _append(store, name, batch):
+def _append(store, name, messages, catenator, check_quota):
+    """
+    Blocking, all of APPEND's work in one trip to the storage pool (each
+    trip costs a queue, a wake-up and a coroutine step): open the target,
+    which raises L{MailboxNotFound} (C{NO [TRYCREATE]}) before any URL or
+    quota is looked at, as L{_target_exists} explains; assemble the
+    messages (L{_build}); check the assembled batch against the quota
+    (RFC 9208: the whole batch fits, or nothing is appended; CATENATE
+    sources count too); then commit them in one transaction.
+    """
     mailbox = store.open(name, False)
     try:
-        tx = mailbox.transaction()
-        for flags, date, data in batch:
-            if isinstance(data, Spool):
-                tx.append_file(data.rewind(), flags, date)
-            else:
-                tx.append(data, flags, date)
-        return tx.commit()
+        built = _build(messages, catenator, check_quota)
+        try:
+            if check_quota is not None:
+                check_quota(len(built), sum(_stored_size(d) for _f, _d, d in built))
+            tx = mailbox.transaction()
+            for flags, date, data in built:
+                if isinstance(data, Spool):
+                    tx.append_file(data.rewind(), flags, date)
+                else:
+                    tx.append(data, flags, date)
+            return tx.commit()
+        finally:
+            _release(built)
     finally:
         mailbox.close()
 
@@ -142,19 +157,16 @@ async def handle_append(session, cmd: Append):
     together, so a MULTIAPPEND adds all or none (RFC 3502 section 6).
     """
     name = mailboxname.from_wire(cmd.mailbox, utf8=session.imap4rev2)
-    # A missing target first (NO [TRYCREATE]), then URLs and quota.
-    await session.run(_target_exists, session.account.store, name)
     batch = []
-    for m in cmd.messages:
-        if not m.data and not m.catenate:
-            raise CommandFailed("Cannot append an empty message")
-        batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
-    built = await session.run(_build, batch, _catenator(session), quota.adder(session))
     try:
-        # RFC 9208: the whole batch fits, or nothing is appended.  Checked on
-        # the assembled messages, so CATENATE sources count too.
-        await quota.check_add(session, len(built), sum(_stored_size(d) for _f, _d, d in built))
-        result = await session.run(_append, session.account.store, name, built)
-    finally:
-        _release(built)
+        for m in cmd.messages:
+            if not m.data and not m.catenate:
+                raise CommandFailed("Cannot append an empty message")
+            batch.append((validate_flags(m.flags), m.date, m.data, m.catenate, m.binary))
+    except (CommandFailed, BadCommand):
+        # A missing target first (NO [TRYCREATE]), then this.
+        await session.run(_target_exists, session.account.store, name)
+        raise
+    result = await session.run(_append, session.account.store, name, batch,
+                               _catenator(session), quota.adder(session))
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

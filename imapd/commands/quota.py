@@ -117,8 +117,9 @@ async def check_add(session, messages: int, octets: int) -> None:
 
 def adder(session):
     """
-    A blocking L{check_add} for code already in the storage pool (CATENATE
-    checks before it assembles anything), or C{None} without limits.
+    A blocking L{check_add} for code already in the storage pool (APPEND
+    checks the planned sizes before CATENATE assembles anything, then the
+    assembled batch), or C{None} without limits.
     """
     limits = _limits(session)
     if not (limits.storage or limits.messages):

@@ -94,8 +94,8 @@ async def handle_store(session, cmd: Store):
     # A keyword new to the client is announced before it shows up below.
     out = [view.announce()]
     for seq, uid in pairs:
-        if uid not in view.records or uid in failed:
-            continue
+        if uid not in view.records or uid in failed or view.is_vanished(uid):
+            continue  # gone, or left alone: no FETCH (RFC 2180 section 4.2.1)
         items = []
         if cmd.uid:
             items.append(b"UID %d" % uid)

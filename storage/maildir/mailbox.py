@@ -50,7 +50,8 @@ from storage.maildir.uidlist import Uidlist, UidlistFile
 from storage.modseq import modseq_log
 from storage.nfs import flush_dir, fresh_stat, storage_flush
 
-__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "DIRTY_WINDOW", "MODSEQ_FILE"]
+__all__ = ["MaildirMailbox", "clean_tmp", "TMP_MAX_AGE", "TMP_CLEAN_INTERVAL", "DIRTY_WINDOW",
+           "FINE_WINDOW", "MODSEQ_FILE"]
 
 #: The modseq log (L{storage.modseq}) beside C{dovecot-uidlist}; Dovecot
 #: ignores files it does not know in a Maildir.
@@ -61,6 +62,15 @@ MODSEQ_FILE = "imapd-modseq"
 #: systems keep whole seconds), so an unchanged mtime proves nothing for
 #: that long: such a directory is listed again at every sync.
 DIRTY_WINDOW = 2.0
+#: The same where the newest mtime has digits below 10 ms: the file system
+#: keeps fine times, and the tick is the kernel's clock tick (at most 10 ms
+#: on Linux), as for the mbox store's C{FINE_WINDOW}.  A Maildir written a
+#: few times a second is then listed again only after it changed, not at
+#: every sync for two seconds.
+FINE_WINDOW = 0.05
+
+#: The clock L{MaildirMailbox._settled} compares local mtimes with.
+_now = time.time
 
 #: Maildirs whose listing this process keeps, most recently used last.
 _MAX_SHARED = 4096
@@ -102,6 +112,8 @@ class _Shared:
     first_seen: tuple | None = None
     #: Whether C{entries} was listed once C{signature} had settled (NFS).
     settled_listing: bool = False
+    #: When (monotonic) a writable open last ran L{clean_tmp} here.
+    tmp_cleaned: float | None = None
 
 
 @implementer(IMessageFacts)
@@ -222,6 +234,10 @@ def _fresh_key(path: str) -> tuple:
 #: from a crashed delivery and may be removed.
 TMP_MAX_AGE = 36 * 3600
 
+#: Seconds between two L{clean_tmp} runs on one Maildir in one process
+#: (see L{MaildirMailbox._clean_tmp}).
+TMP_CLEAN_INTERVAL = 3600.0
+
 
 def clean_tmp(directory: str) -> None:
     """
@@ -274,12 +290,15 @@ class MaildirMailbox:
         self._new_uidvalidity = new_uidvalidity
         self.uidlist_file = UidlistFile(directory, fsync=fsync, nfs=self.nfs)
         self.keywords = KeywordsFile(directory, fsync=fsync, nfs=self.nfs)
-        self.modseqs = modseq_log(os.path.join(directory, MODSEQ_FILE), fsync=fsync)
+        # One realpath for both process-wide caches: it costs an lstat per
+        # component of the path, at every open.
+        real = os.path.realpath(directory)
+        self.modseqs = modseq_log(os.path.join(real, MODSEQ_FILE), fsync=fsync, resolved=True)
         self._entries: dict[str, Entry] = {}
         self._uidlist: Uidlist | None = None
         self._by_uid: dict[int, str] = {}
         self._records: dict[int, MessageRecord] = {}
-        self._shared = _shared_for(os.path.realpath(directory), self.nfs)
+        self._shared = _shared_for(real, self.nfs)
         #: Base names this object has as \Recent.
         self._recent: set[str] = set()
         #: Base names the last sync moved out of new/ (see _claim_new).
@@ -291,7 +310,21 @@ class MaildirMailbox:
         #: The snapshot of the last L{sync}.
         self.last_snapshot: MailboxSnapshot | None = None
         if not readonly:
-            clean_tmp(directory)
+            self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        """
+        L{clean_tmp} at most once per L{TMP_CLEAN_INTERVAL} per Maildir in
+        this process: it lists C{tmp/}, and files become stale only after
+        L{TMP_MAX_AGE}, so looking at every writable open (each SELECT,
+        APPEND and COPY) finds nothing new.  Dovecot looks every 8 hours.
+        """
+        shared = self._shared
+        now = time.monotonic()
+        if shared.tmp_cleaned is not None and now - shared.tmp_cleaned < TMP_CLEAN_INTERVAL:
+            return
+        shared.tmp_cleaned = now
+        clean_tmp(self.directory)
 
     @property
     def uidvalidity(self) -> int:
@@ -312,6 +345,12 @@ class MaildirMailbox:
         (EXAMINE, STATUS) shows them as recent and takes nothing, so the
         next SELECT still gets them.
         """
+        # A sync that gives new messages their MODSEQs and then claims them
+        # as \Recent appends to the modseq log twice: one fsync for both.
+        with self.modseqs.one_fsync():
+            return self._sync_and_claim()
+
+    def _sync_and_claim(self) -> MailboxSnapshot:
         snapshot = self._sync_files()
         messages = snapshot.messages
         moved, self._moved = self._moved, set()
@@ -358,11 +397,13 @@ class MaildirMailbox:
         self._check_open()
         signature = self._signature()
         shared = self._shared
-        settled = self._settled_nfs(signature) if self.nfs else True
+        # Judged now, before listing: what matters is whether a change
+        # made after the listing starts must show in the signature.
+        settled = self._settled_nfs(signature) if self.nfs else self._settled(signature)
         if (
             signature == shared.signature
             and shared.uidlist is not None
-            and (shared.settled_listing if self.nfs else self._settled(signature))
+            and shared.settled_listing
             and (self.readonly or not shared.has_new)
         ):
             # Nothing changed since a listing made after the directories
@@ -505,8 +546,19 @@ class MaildirMailbox:
 
     @staticmethod
     def _settled(signature: tuple) -> bool:
-        newest = max(key[2] for key in signature) / 1e9
-        return time.time() - newest > DIRTY_WINDOW
+        """
+        On a local file system: whether every change from now on gets an
+        mtime other than those of C{signature}, so that a listing started
+        now can be trusted for as long as the signature stays the same.
+        That holds once the newest mtime is a timestamp tick in the past:
+        L{FINE_WINDOW} where it has digits below 10 ms (the tick is then
+        the kernel's clock tick), else L{DIRTY_WINDOW}.  It must hold when
+        the listing is made, not merely later: a change in the tick of a
+        listing made too early leaves the signature as it was.
+        """
+        newest = max(key[2] for key in signature)
+        window = FINE_WINDOW if newest % 10_000_000 else DIRTY_WINDOW
+        return _now() - newest / 1e9 > window
 
     @staticmethod
     def _listed(uidlist: Uidlist) -> set[str]:

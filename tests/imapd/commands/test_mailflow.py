@@ -249,3 +249,112 @@ def test_mailbox_name_escape_refused(authed):
     for name in ["../etc", "a/../../b", "/abs", "~root"]:
         lines = authed.transact(f'c1 CREATE "{name}"')
         assert lines[-1].startswith("c1 NO [CANNOT]"), (name, lines)
+
+
+def _count_trips(conv, monkeypatch) -> list:
+    """The blocking calls C{conv}'s session hands to the storage pool from now on."""
+    trips = []
+    real_run = type(conv.proto).run
+
+    def counting_run(self, fn, *args, **kwargs):
+        trips.append(fn)
+        return real_run(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(type(conv.proto), "run", counting_run)
+    return trips
+
+
+def test_append_is_one_storage_trip(authed, monkeypatch):
+    """
+    APPEND does its blocking work (target check, assembly, quota, commit)
+    in one call into the storage pool: each trip costs a queue, a thread
+    wake-up and a coroutine step, about as much as the append itself for
+    a small message.  The sync of the selected mailbox after it is a trip
+    of its own; with nothing selected there is none.
+    """
+    trips = _count_trips(authed, monkeypatch)
+    append(authed, "a1", "INBOX")
+    assert len(trips) == 1
+    authed.send(b"a2 APPEND Nowhere {3+}\r\nabc\r\n")
+    assert authed.lines()[-1].startswith("a2 NO [TRYCREATE] ")
+    assert len(trips) == 2
+
+
+def test_select_opens_and_syncs_in_one_storage_trip(authed, monkeypatch):
+    """
+    SELECT opens the mailbox and makes its first sync in one trip into the
+    storage pool; the flag index it builds for the first SEARCH costs a
+    trip of its own only for a large mailbox.  A SELECT of a missing
+    mailbox leaves nothing open.
+    """
+    from imapd.commands import select
+
+    append(authed, "a1", "INBOX")
+    append(authed, "a2", "INBOX")
+    trips = _count_trips(authed, monkeypatch)
+    authed.ok("s1 SELECT INBOX")
+    assert len(trips) == 1
+    assert authed.proto.selected._base._index is not None
+    monkeypatch.setattr(select, "_INLINE_INDEX", 1)
+    authed.ok("s3 SELECT INBOX")
+    assert len(trips) == 4  # the close of the first, the open, the index
+    assert authed.transact("s2 SELECT Nowhere")[-1].startswith("s2 NO ")
+    assert authed.transact("f1 FETCH 1 FLAGS")[-1].startswith("f1 BAD ")
+
+
+def test_fetch_of_flags_is_answered_without_a_storage_trip(selected, monkeypatch):
+    """
+    UID, FLAGS and MODSEQ come from the session's view: a FETCH of only
+    those (a client refreshing its flags) needs no trip into the storage
+    pool for its answer; the sync after the command is the one trip.  A
+    FETCH that reads the message still goes to the pool.
+    """
+    append(selected, "a1", "INBOX")
+    append(selected, "a2", "INBOX", flags="(\\Seen) ")
+    selected.ok("n1 NOOP")
+    trips = _count_trips(selected, monkeypatch)
+    lines = selected.ok("f1 UID FETCH 1:* (UID FLAGS)")
+    assert [l.split(" FLAGS ")[0] for l in lines[:-1]] == ["* 1 FETCH (UID 1", "* 2 FETCH (UID 2"]
+    assert "\\Seen" in lines[1]
+    assert len(trips) == 1
+    lines = selected.ok("f2 FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert "Subject: Hello quokka" in "".join(lines)
+    assert len(trips) == 3
+
+
+def test_disconnect_closes_mailbox_and_account_in_one_storage_trip(selected, monkeypatch):
+    """
+    A dropped connection closes its selected mailbox and logs its account
+    out in one trip into the storage pool; a mailbox that fails to close
+    still lets the account log out, and the failure is logged.
+    """
+    from twisted.logger import globalLogPublisher
+
+    account = selected.proto.account
+    mailbox = selected.proto.selected.mailbox
+    calls = []
+
+    def broken_close():
+        calls.append("close")
+        raise OSError("close failed")
+    monkeypatch.setattr(mailbox, "close", broken_close)
+    monkeypatch.setattr(account, "logout", lambda: calls.append("logout"))
+    trips = _count_trips(selected, monkeypatch)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        selected.proto.connectionLost(None)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len(trips) == 1
+    assert calls == ["close", "logout"]
+    failures = [e for e in events if e.get("log_failure") is not None]
+    assert len(failures) == 1 and "close failed" in str(failures[0]["log_failure"].value)
+
+
+def test_append_with_a_bad_flag_into_a_missing_mailbox_is_trycreate(authed):
+    """The target is checked first: a bad flag into a missing mailbox is TRYCREATE, not BAD."""
+    authed.send(b"a1 APPEND Nowhere (\\Bogus) {3+}\r\nabc\r\n")
+    assert authed.lines()[-1].startswith("a1 NO [TRYCREATE] ")
+    authed.send(b"a2 APPEND INBOX (\\Bogus) {3+}\r\nabc\r\n")
+    assert authed.lines()[-1].startswith("a2 BAD ")

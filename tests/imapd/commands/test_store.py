@@ -130,3 +130,25 @@ def test_unchangedsince_is_checked_with_the_write(selected, new_conv):
     lines = selected.transact(f"t1 STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Answered)")
     assert lines[-1].startswith("t1 OK [MODIFIED 1]"), lines
     assert flags(other) == {"\\Flagged"}
+
+
+def test_store_on_a_message_expunged_meanwhile_shows_no_stale_flags(selected, new_conv):
+    """
+    Another session expunged the message before this session's STORE
+    reached it: the change cannot be made, so no FETCH shows the message
+    without it (a client would take that for the store's answer and think
+    its flag lost); the EXPUNGE follows, as UID STORE allows (RFC 3501
+    section 7.4.1), and the command completes (RFC 2180 section 4.2.1).
+    """
+    other = two_sessions(selected, new_conv, flags="")
+    append(selected, "a2", "INBOX")
+    selected.ok("n2 NOOP")
+    other.ok("n3 NOOP")
+    other.ok("t1 STORE 1 +FLAGS.SILENT (\\Deleted)")
+    other.ok("e1 EXPUNGE")
+    lines = selected.ok("t2 UID STORE 1:2 +FLAGS ($Mine)")
+    assert not [l for l in lines if re.match(r"\* 1 FETCH .*UID 1\b", l)], lines
+    assert "* 1 EXPUNGE" in lines, lines
+    fetched = [l for l in lines if "FETCH" in l]
+    assert len(fetched) == 1 and re.fullmatch(r"\* 2 FETCH \(UID 2 FLAGS \((\\Recent )?\$Mine\)\)",
+                                              fetched[0]), lines

@@ -248,10 +248,39 @@ def test_stale_tmp_files_removed(tmp_path, monkeypatch):
     assert os.path.exists(fresh)
     # A file's ctime cannot be set back: move the limit instead.
     monkeypatch.setattr(mailbox_mod, "TMP_MAX_AGE", -10)
+    monkeypatch.setattr(mailbox_mod, "TMP_CLEAN_INTERVAL", 0.0)
     store.open("INBOX", readonly=True)
     assert os.path.exists(fresh)
     store.open("INBOX")
     assert not os.path.exists(fresh)
+
+
+def test_tmp_looked_at_once_per_interval(tmp_path, monkeypatch):
+    """
+    tmp/ is listed for stale files at most once per TMP_CLEAN_INTERVAL per
+    Maildir: not at every SELECT, APPEND and COPY.  Once the interval has
+    passed, the next writable open removes what went stale meanwhile.
+    """
+    from storage.maildir import mailbox as mailbox_mod
+
+    store = make_store(tmp_path)
+    store.open("INBOX")
+    stale = _drop(store.root, "tmp", "left-over")
+    monkeypatch.setattr(mailbox_mod, "TMP_MAX_AGE", -10)
+    cleaned = []
+    real_clean = mailbox_mod.clean_tmp
+    monkeypatch.setattr(mailbox_mod, "clean_tmp",
+                        lambda d: cleaned.append(d) or real_clean(d))
+    store.open("INBOX")
+    store.open("INBOX")
+    assert os.path.exists(stale)
+    assert cleaned == []
+    # The interval passes (as this process's clock sees it).
+    shared = mailbox_mod._shared_for(os.path.realpath(store.root))
+    shared.tmp_cleaned -= mailbox_mod.TMP_CLEAN_INTERVAL
+    store.open("INBOX")
+    assert len(cleaned) == 1
+    assert not os.path.exists(stale)
 
 
 def test_readonly_open_without_lock(tmp_path, monkeypatch):
@@ -303,3 +332,98 @@ def test_entry_parts_are_those_of_the_parsed_name():
         assert entry.parsed == parsed
         assert (entry.base, entry.info, entry.letters, entry.extra) == (
             parsed.base, parsed.info, parsed.letters, parsed.extra)
+
+
+def _pin(root, when_ns):
+    """Give cur/, new/ and the uidlist the mtime C{when_ns} (ns)."""
+    for path in ("cur", "new", "dovecot-uidlist"):
+        os.utime(os.path.join(root, path), ns=(when_ns, when_ns))
+
+
+def _counting_scans(monkeypatch):
+    from storage.maildir import mailbox as mailbox_mod
+
+    scans = []
+    real_scan = mailbox_mod.scan
+    monkeypatch.setattr(mailbox_mod, "scan",
+                        lambda *a, **k: scans.append(a[0]) or real_scan(*a, **k))
+    return scans
+
+
+def test_listing_made_in_the_tick_of_a_change_is_not_trusted_later(tmp_path, monkeypatch):
+    """
+    A listing made while the directories' last change was less than a
+    tick old may miss a change made right after it in the same tick (the
+    mtime stays).  That listing must not be reused once the mtimes look
+    old, as long as nothing else changed: "settled" is judged when the
+    listing is made, not when it is reused.
+    """
+    from storage.maildir import mailbox as mailbox_mod
+
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,")
+    assert store.open("INBOX").sync().messages[0].flags == frozenset()
+    tick = 1_700_000_000_123_456_789
+    _pin(store.root, tick)
+    # Listed 10 ms after the change: within the tick's window.
+    monkeypatch.setattr(mailbox_mod, "_now", lambda: tick / 1e9 + 0.01)
+    assert store.open("INBOX").sync().messages[0].flags == frozenset()
+    # Another program sets \Seen in the same tick: cur/ keeps its mtime.
+    os.rename(os.path.join(store.root, "cur", "a:2,"), os.path.join(store.root, "cur", "a:2,S"))
+    _pin(store.root, tick)
+    monkeypatch.setattr(mailbox_mod, "_now", lambda: tick / 1e9 + 10)
+    assert store.open("INBOX").sync().messages[0].flags == {"\\Seen"}
+
+
+def test_settled_listing_reused_after_the_fine_window(tmp_path, monkeypatch):
+    """
+    Where the file system keeps sub-second mtimes (a clock tick of a few
+    ms), a listing made FINE_WINDOW after the last change is reused while
+    nothing changes, instead of listing again at every sync for
+    DIRTY_WINDOW seconds.  With whole-second mtimes (a coarse file system)
+    the long window still applies.
+    """
+    from storage.maildir import mailbox as mailbox_mod
+
+    store = make_store(tmp_path)
+    _drop(store.root, "cur", "a:2,")
+    store.open("INBOX").sync()
+    for tick in (1_700_000_000_123_456_789, 1_700_000_001_000_000_000):
+        _pin(store.root, tick)
+        monkeypatch.setattr(mailbox_mod, "_now",
+                            lambda: tick / 1e9 + 2 * mailbox_mod.FINE_WINDOW)
+        scans = _counting_scans(monkeypatch)
+        for _ in range(3):
+            assert [m.key for m in store.open("INBOX").sync().messages] == ["a"]
+        fine = tick % 1_000_000_000 != 0
+        assert len(scans) == (1 if fine else 3), (tick, scans)
+
+
+def test_new_message_stamped_and_claimed_with_one_fsync_of_the_log(tmp_path, monkeypatch):
+    """
+    A writable sync that finds a new message gives it its MODSEQ and
+    claims it as \\Recent: two appends to the modseq log, made durable by
+    one fsync before the sync returns (not one each).  Both lines are in
+    the file.
+    """
+    from storage.maildir.mailbox import MODSEQ_FILE
+
+    store = make_store(tmp_path, fsync=True)
+    mailbox = store.open("INBOX")
+    mailbox.sync()
+    log = os.path.realpath(os.path.join(store.root, MODSEQ_FILE))
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    _drop(store.root, "new", "1700000000.1_1.host")
+    snap = mailbox.sync()
+    assert snap.recent == {1}
+    assert synced.count(log) == 1, synced
+    with open(log, "rb") as f:
+        lines = f.read().splitlines()
+    assert any(l.startswith(b"1 ") and b" F" in l for l in lines)
+    assert lines[-1] == b"2 0 R", lines
