@@ -353,8 +353,9 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m tests.stress.stress",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--server", choices=["ours", "dovecot"], action="append",
-                   help="server(s) to load (default: both, one after the other)")
+    p.add_argument("--server", choices=["ours", "ours-single", "dovecot"], action="append",
+                   help="server(s) to load (default: ours and dovecot, one after the "
+                        "other); ours-single is ours with [service] single_process")
     p.add_argument("--store", choices=["maildir", "mbox"], default="maildir")
     p.add_argument("--seconds", type=float, default=SECONDS)
     p.add_argument("--clients", type=int, default=CLIENTS)
@@ -365,8 +366,11 @@ def main(argv=None) -> int:
     failed = False
     for name in args.server or ["ours", "dovecot"]:
         with tempfile.TemporaryDirectory(prefix="stress-") as tmp:
-            server = (our_server(Path(tmp), args.store, users) if name == "ours"
-                      else dovecot_server(args.store, users))
+            if name == "dovecot":
+                server = dovecot_server(args.store, users)
+            else:
+                single = {"service": {"single_process": True}} if name == "ours-single" else {}
+                server = our_server(Path(tmp), args.store, users, settings=single)
             with server as (host, port):
                 populate(host, port, args.accounts)
                 result = run(host, port, args.seconds, args.clients, args.accounts, args.seed)
