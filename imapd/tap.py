@@ -16,6 +16,10 @@ this process:
       IndexSweepService        removes old index files now and then
       one strports service per listener, each with an IMAPFactory
       one strports service per LMTP listener (imapd.delivery.lmtp)
+      the cluster's listeners and work (imapd.cluster.service)
+
+(In the multi-process server the LMTP and cluster listeners are served by
+the C{imapd: services} child: L{imapd.process.services}.)
 """
 
 from __future__ import annotations
@@ -353,6 +357,24 @@ def _check_login_user(config, where: str) -> None:
                     "is not a directory") from None
 
 
+def _check_cluster_multi_process(config, where: str) -> None:
+    """
+    Relaying logins (C{[cluster] relay}) and keeping the users with
+    sessions here placed here (C{[cluster] node} with C{hosts_file}) wrap
+    the realm the sessions log in through, which lives in the login and
+    worker processes of the multi-process server: not done there yet, so
+    start-up says so rather than running a node that does neither.
+    """
+    section = config.cluster
+    if section.relay:
+        option = "cluster.relay"
+    elif section.hosts_file and section.node:
+        option = "cluster.node"
+    else:
+        return
+    raise _fail(f"{where}: option {option!r} needs [service] single_process = true")
+
+
 def _quota_policy(section):
     """The C{[quota]} options as an L{imapd.server.QuotaPolicy}."""
     from imapd.server import QuotaLimits, QuotaPolicy
@@ -428,6 +450,7 @@ def makeService(options: Options) -> service.MultiService:
         from imapd.process.master import MasterService
 
         _check_login_user(config, where)
+        _check_cluster_multi_process(config, where)
         # The auth process builds the same; its option errors (PAM service,
         # userdb) stop start-up here, in one line, not in a child.
         from imapd.auth import build_authenticator
