@@ -359,20 +359,14 @@ def _check_login_user(config, where: str) -> None:
 
 def _check_cluster_multi_process(config, where: str) -> None:
     """
-    Relaying logins (C{[cluster] relay}) and keeping the users with
-    sessions here placed here (C{[cluster] node} with C{hosts_file}) wrap
-    the realm the sessions log in through, which lives in the login and
-    worker processes of the multi-process server: not done there yet, so
-    start-up says so rather than running a node that does neither.
+    Relaying logins to the node that owns the user (C{[cluster] relay},
+    L{imapd.cluster.relay}) wraps the realm the login opens the account
+    with; in the multi-process server the password is checked in the
+    login process and the account opened in a worker, and neither can
+    relay: start-up says so rather than serving users owned elsewhere.
     """
-    section = config.cluster
-    if section.relay:
-        option = "cluster.relay"
-    elif section.hosts_file and section.node:
-        option = "cluster.node"
-    else:
-        return
-    raise _fail(f"{where}: option {option!r} needs [service] single_process = true")
+    if config.cluster.relay:
+        raise _fail(f"{where}: option 'cluster.relay' needs [service] single_process = true")
 
 
 def _quota_policy(section):
