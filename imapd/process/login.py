@@ -201,8 +201,9 @@ class LoginProtocol(IMAPServerProtocol):
         if self._producing:
             self._producing = False
             self.transport.unregisterProducer()
-        # No shutdown(2): it would end the connection for the worker too.
-        self.transport._shouldShutdown = False
+        # No shutdown(2): it would end the connection for the worker too
+        # (on the socket's own transport, under a PROXY header reader).
+        _socket_transport(self.transport)._shouldShutdown = False
         self.transport.loseConnection()
 
     def start_relay(self, sock: socket.socket) -> None:
@@ -346,6 +347,7 @@ class LoginRole:
 
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
+        from imapd.proxyprotocol import proxy_protocol_factory
         from imapd.server import ServerContext, SessionLimits
         from imapd.tap import _quota_policy
 
@@ -362,6 +364,10 @@ class LoginRole:
             factory = LoginFactory(self, implicit)
             if wrap is not None:
                 factory = TLSMemoryBIOFactory(wrap, False, factory)
+            # A haproxy: listener reads the PROXY header first, as in the
+            # single process (imapd.tap): the client's address is the
+            # header's, for the limits, the log and the worker.
+            factory = proxy_protocol_factory(config, description, factory)
             try:
                 self.ports.append(reactor.adoptStreamPort(fd, family, factory))
             finally:
@@ -461,7 +467,8 @@ class LoginRole:
             fd, family = theirs.fileno(), socket.AF_UNIX
         else:
             theirs = None
-            fd, family = session.transport.fileno(), session.transport.socket.family
+            transport = _socket_transport(session.transport)
+            fd, family = transport.fileno(), transport.socket.family
         try:
             reply = yield self.request({"op": "handoff", "token": session.auth_token,
                                         "state": state.to_json(), "family": int(family)}, [fd])
@@ -484,6 +491,15 @@ class LoginRole:
             ours.close()
         else:
             session.start_relay(ours)
+
+
+def _socket_transport(transport):
+    """The TCP or UNIX transport under wrappers (a PROXY header reader)."""
+    from twisted.protocols.policies import ProtocolWrapper
+
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return transport
 
 
 def _sleep(reactor, seconds: float) -> defer.Deferred:
