@@ -348,6 +348,7 @@ class LoginRole:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
         from imapd.proxyprotocol import proxy_protocol_factory
+        from imapd.process.sysutil import adopt_listener
         from imapd.server import ServerContext, SessionLimits
         from imapd.tap import _quota_policy
 
@@ -369,7 +370,7 @@ class LoginRole:
             # header's, for the limits, the log and the worker.
             factory = proxy_protocol_factory(config, description, factory)
             try:
-                self.ports.append(reactor.adoptStreamPort(fd, family, factory))
+                self.ports.append(adopt_listener(reactor, fd, family, factory))
             finally:
                 os.close(fd)
         control.send({"op": "ready"})

@@ -65,6 +65,7 @@ class ServicesRole:
             log_cluster_listener,
         )
         from imapd.delivery.lmtp import build_lmtp_factory
+        from imapd.process.sysutil import adopt_listener
         from imapd.server import StoragePool
 
         config, effective = self.config, self.effective
@@ -97,7 +98,7 @@ class ServicesRole:
                              "nothing until the next start", option=option,
                              description=description)
                     continue
-                self.ports.append(reactor.adoptStreamPort(fd, spec["family"], factory))
+                self.ports.append(adopt_listener(reactor, fd, spec["family"], factory))
             finally:
                 os.close(fd)
             if option == "lmtp_listen":
