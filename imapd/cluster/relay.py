@@ -73,7 +73,9 @@ class RelayingRealm:
         self.runner = threads.deferToThread if runner is None else runner
 
     def requestAvatar(self, avatarId, mind, *interfaces):
-        user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        # The checker's avatar id is the user's record (imapd.auth), or a name.
+        user = getattr(avatarId, "name", avatarId)
+        user = user.decode("utf-8") if isinstance(user, bytes) else user
         d = defer.maybeDeferred(self.runner, self._owner_elsewhere, user, mind)
 
         def decide(host):

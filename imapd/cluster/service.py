@@ -15,7 +15,8 @@ from twisted.logger import Logger
 
 from imapd.cluster.periodic import Periodic
 
-__all__ = ["PlacementFlushService", "add_cluster_services", "build_authenticator",
+__all__ = ["PlacementFlushService", "add_cluster_services", "add_cluster_work",
+           "build_authenticator", "cluster_listener_factories", "cluster_wanted",
            "health_checker"]
 
 log = Logger(namespace="imapd.cluster")
@@ -91,24 +92,57 @@ def build_authenticator(passwd_file: str):
     return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
 
 
-def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
-    """
-    Add the configured cluster listeners to C{parent}; on a node named in
-    the host table (C{[cluster] node}) with a C{portal}, also keep its
-    users with sessions placed here (L{imapd.cluster.sessions}).
+def cluster_wanted(section, portal=None) -> bool:
+    """Whether C{[cluster]} asks this daemon for any service or work."""
+    tracking = bool(section.hosts_file and section.node and portal is not None)
+    checking = bool(section.hosts_file and section.health_interval > 0)
+    return bool(section.socketmap_listen or section.auth_http_listen or tracking or checking)
 
-    @return: whether anything was added.
+
+def cluster_listener_factories(config, passwd_file: str, directory) -> list:
     """
-    from conf.endpoints import twisted_description
+    The factory of each cluster listener, as (option, description,
+    factory): the Postfix socketmap (C{socketmap_listen}) and nginx
+    auth_http (C{auth_http_listen}), both answering from C{directory}.
+    The single process listens itself; the multi-process master binds
+    them and the services process adopts them (L{imapd.process.services}).
+    """
     from imapd.cluster.authhttp import AuthHTTPResource, auth_http_site
-    from imapd.cluster.owner import directory_from_config
     from imapd.cluster.socketmap import SocketmapFactory
 
     section = config.cluster
+    result = []
+    for description in section.socketmap_listen:
+        result.append(("socketmap_listen", description,
+                       SocketmapFactory(directory, section.recipient_delimiter)))
+    if section.auth_http_listen:
+        resource = AuthHTTPResource(build_authenticator(passwd_file), directory,
+                                    key=section.auth_http_key, wait=section.auth_http_wait,
+                                    max_attempts=section.auth_http_max_attempts,
+                                    limits=config.limits)
+        site = auth_http_site(resource)
+        for description in section.auth_http_listen:
+            result.append(("auth_http_listen", description, site))
+    return result
+
+
+def add_cluster_work(config, parent, portal=None):
+    """
+    Add to C{parent} what C{[cluster]} asks besides listening: writing
+    placements, health checks of the hosts and, on a node named in the
+    host table (C{[cluster] node}) with a C{portal}, keeping its users
+    with sessions placed here (L{imapd.cluster.sessions}).
+
+    @return: the L{Directory} the listeners answer from, or None when
+        C{[cluster]} asks for nothing.
+    """
+    from imapd.cluster.owner import directory_from_config
+
+    section = config.cluster
+    if not cluster_wanted(section, portal):
+        return None
     tracking = bool(section.hosts_file and section.node and portal is not None)
     checking = bool(section.hosts_file and section.health_interval > 0)
-    if not (section.socketmap_listen or section.auth_http_listen or tracking or checking):
-        return False
     directory = directory_from_config(section)
     PlacementFlushService(directory.placements).setServiceParent(parent)
     if checking:
@@ -133,17 +167,28 @@ def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
         log.info("Cluster node {node}: users with sessions here stay placed here, and "
                  "their sessions end when they are moved away", node=section.node)
         _check_node(directory, section.node)
-    for description in section.socketmap_listen:
-        factory = SocketmapFactory(directory, section.recipient_delimiter)
+    return directory
+
+
+def log_cluster_listener(option: str, description: str) -> None:
+    what = "Postfix socketmap" if option == "socketmap_listen" else "nginx auth_http"
+    log.info("{what} on {description}", what=what, description=description)
+
+
+def add_cluster_services(config, passwd_file: str, parent, portal=None) -> bool:
+    """
+    Add the configured cluster listeners and work (L{add_cluster_work})
+    to C{parent}, listening here (the single process).
+
+    @return: whether anything was added.
+    """
+    from conf.endpoints import twisted_description
+
+    directory = add_cluster_work(config, parent, portal)
+    if directory is None:
+        return False
+    for option, description, factory in cluster_listener_factories(config, passwd_file,
+                                                                    directory):
         strports.service(twisted_description(description), factory).setServiceParent(parent)
-        log.info("Postfix socketmap on {description}", description=description)
-    if section.auth_http_listen:
-        resource = AuthHTTPResource(build_authenticator(passwd_file), directory,
-                                    key=section.auth_http_key, wait=section.auth_http_wait,
-                                    max_attempts=section.auth_http_max_attempts,
-                                    limits=config.limits)
-        site = auth_http_site(resource)
-        for description in section.auth_http_listen:
-            strports.service(twisted_description(description), site).setServiceParent(parent)
-            log.info("nginx auth_http on {description}", description=description)
+        log_cluster_listener(option, description)
     return True

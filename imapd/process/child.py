@@ -3,13 +3,13 @@
 What a forked child of the spawner does first: take its identity (title,
 uid), tie its life to the spawner's, install a reactor, send its log to
 the master, and run its role (L{imapd.process.authproc},
-L{imapd.process.login}, L{imapd.process.worker}).
+L{imapd.process.login}, L{imapd.process.worker}, L{imapd.process.services}).
 
-The spawn request says: C{kind} (auth, login, pool, user), C{title},
+The spawn request says: C{kind} (auth, login, pool, user, services), C{title},
 C{config} and C{effective} (pickled L{conf.Config} and
 L{imapd.defaults.Effective}, base64: the master and the spawner trust each
 other), C{args} for the role; descriptor 0 is the child's control socket,
-the others the listeners (login processes).
+the others the listeners (login and services processes).
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ def run(request: dict, fds: list[int], spawner: int) -> int:
         from imapd.process import worker
 
         role = worker.WorkerRole(config, effective, args)
+    elif kind == "services":
+        from imapd.process import services
+
+        role = services.ServicesRole(config, effective, args, fds[1:])
     elif kind == "auth":
         from imapd.process import authproc
 

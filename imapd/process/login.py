@@ -201,8 +201,9 @@ class LoginProtocol(IMAPServerProtocol):
         if self._producing:
             self._producing = False
             self.transport.unregisterProducer()
-        # No shutdown(2): it would end the connection for the worker too.
-        self.transport._shouldShutdown = False
+        # No shutdown(2): it would end the connection for the worker too
+        # (on the socket's own transport, under a PROXY header reader).
+        _socket_transport(self.transport)._shouldShutdown = False
         self.transport.loseConnection()
 
     def start_relay(self, sock: socket.socket) -> None:
@@ -346,6 +347,8 @@ class LoginRole:
 
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
+        from imapd.proxyprotocol import proxy_protocol_factory
+        from imapd.process.sysutil import adopt_listener
         from imapd.server import ServerContext, SessionLimits
         from imapd.tap import _quota_policy
 
@@ -362,8 +365,12 @@ class LoginRole:
             factory = LoginFactory(self, implicit)
             if wrap is not None:
                 factory = TLSMemoryBIOFactory(wrap, False, factory)
+            # A haproxy: listener reads the PROXY header first, as in the
+            # single process (imapd.tap): the client's address is the
+            # header's, for the limits, the log and the worker.
+            factory = proxy_protocol_factory(config, description, factory)
             try:
-                self.ports.append(reactor.adoptStreamPort(fd, family, factory))
+                self.ports.append(adopt_listener(reactor, fd, family, factory))
             finally:
                 os.close(fd)
         control.send({"op": "ready"})
@@ -461,7 +468,8 @@ class LoginRole:
             fd, family = theirs.fileno(), socket.AF_UNIX
         else:
             theirs = None
-            fd, family = session.transport.fileno(), session.transport.socket.family
+            transport = _socket_transport(session.transport)
+            fd, family = transport.fileno(), transport.socket.family
         try:
             reply = yield self.request({"op": "handoff", "token": session.auth_token,
                                         "state": state.to_json(), "family": int(family)}, [fd])
@@ -484,6 +492,15 @@ class LoginRole:
             ours.close()
         else:
             session.start_relay(ours)
+
+
+def _socket_transport(transport):
+    """The TCP or UNIX transport under wrappers (a PROXY header reader)."""
+    from twisted.protocols.policies import ProtocolWrapper
+
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return transport
 
 
 def _sleep(reactor, seconds: float) -> defer.Deferred:

@@ -8,6 +8,8 @@ C{imapd: master}: the twistd process of the multi-process server (issue 14).
         login x N         greeting .. LOGIN, TLS; as login_user when root
         worker pool-1..M  sessions of users under the server's uid
         worker alice ...  one per system user, as that user
+        services          LMTP, cluster socketmap and auth_http, cluster
+                          work; under the master's uid, only when configured
 
 The master binds every listener itself (privilegedStartService, so that
 ports below 1024 work when it starts as root) and hands them to the login
@@ -17,7 +19,8 @@ before checking a password), relays password checks to the auth process,
 and routes each logged-in session to its worker, descriptor included.
 A child that dies is started again (after a growing delay, logged);
 SIGHUP reads the configuration again and starts a new generation of
-processes with it while the old ones finish their sessions; SIGTERM ends
+processes with it while the old ones finish their sessions (the services
+process its LMTP connections); SIGTERM ends
 every child.  It runs no thread.
 """
 
@@ -200,6 +203,9 @@ class MasterService(service.Service):
         self.reactor = reactor
         self.reload_args = reload_args
         self.listeners: list = []   # (description, socket)
+        #: the services process's listeners: (option, description, socket)
+        self.service_listeners: list = []
+        self.services: Optional[Child] = None
         self.children: dict[int, Child] = {}
         self.auth: Optional[Child] = None
         self.logins: list[Child] = []
@@ -254,6 +260,26 @@ class MasterService(service.Service):
                 raise _fail(f"option 'listen': {e}") from None
             self.listeners.append((description, sock))
             log.info("Listener {description}", description=description)
+        self._bind_service_listeners()
+
+    def _bind_service_listeners(self) -> None:
+        """LMTP and the cluster's listeners, for the services process."""
+        from imapd.process.services import service_listeners
+        from imapd.tap import _fail
+
+        for option, description in service_listeners(self.config):
+            try:
+                sock = bind_listener(description)
+            except (ListenError, ValueError) as e:
+                if isinstance(e, ListenError):
+                    log.critical("Cannot listen on {address}: {reason}", address=e.address,
+                                 reason=e.reason)
+                for _d, s in self.listeners:
+                    s.close()
+                for _o, _d, s in self.service_listeners:
+                    s.close()
+                raise _fail(f"option {option!r}: {e}") from None
+            self.service_listeners.append((option, description, sock))
 
     def startService(self) -> None:
         from imapd.process.sysutil import set_title
@@ -299,6 +325,9 @@ class MasterService(service.Service):
         for _d, sock in self.listeners:
             sock.close()
         self.listeners = []
+        for _o, _d, sock in self.service_listeners:
+            sock.close()
+        self.service_listeners = []
         if self.spawner is None:
             self._stopped.callback(None)
             return
@@ -383,6 +412,8 @@ class MasterService(service.Service):
         fds = [theirs.fileno()]
         if child.kind == "login":
             fds += [sock.fileno() for _d, sock in self.listeners]
+        elif child.kind == "services":
+            fds += [sock.fileno() for _o, _d, sock in self.service_listeners]
         config, effective = child.args.pop("_blobs", self.blobs)
         message = {"op": "spawn", "id": child.id, "kind": child.kind, "title": child.title,
                    "config": config, "effective": effective, "args": child.args}
@@ -411,6 +442,14 @@ class MasterService(service.Service):
                                       {"index": i, "sweep": i == 0}))
                      for i in range(service_.mail_workers or cpus)]
         self.users = {}
+        self.services = None
+        from imapd.process.services import services_wanted
+
+        if services_wanted(self.config) or self.service_listeners:
+            # Only the listeners bound at start (a change needs a restart).
+            spec = [{"option": o, "description": d, "family": int(s.family)}
+                    for o, d, s in self.service_listeners]
+            self.services = self.spawn(Child("services", "services", gen, {"listeners": spec}))
 
     def reload(self) -> None:
         """SIGHUP: the configuration again; a new generation if it is good."""
@@ -429,6 +468,11 @@ class MasterService(service.Service):
             return
         if list(config.server.listen) != [d for d, _s in self.listeners]:
             log.warn("Reload: option 'listen' changed; the listeners change at the next start")
+        from imapd.process.services import service_listeners
+
+        if service_listeners(config) != [(o, d) for o, d, _s in self.service_listeners]:
+            log.warn("Reload: options 'lmtp_listen', 'cluster.socketmap_listen' or "
+                     "'cluster.auth_http_listen' changed; the listeners change at the next start")
         old = [c for c in self.children.values() if not c.retiring]
         self._set_config(config, effective)
         from imapd.tap import _apply_log_level
@@ -485,6 +529,8 @@ class MasterService(service.Service):
             self.logins[self.logins.index(child)] = again
         elif child.kind == "pool":
             self.pool[self.pool.index(child)] = again
+        elif child.kind == "services":
+            self.services = again
         log.info("Starting {title} again in {delay}s", title=child.title, delay=delay)
         # In the meantime, work for it waits in its queue.
         self.reactor.callLater(delay, self._respawn, again)
@@ -517,6 +563,7 @@ class MasterService(service.Service):
         "login": {"ready", "admit", "release", "auth", "handoff"},
         "pool": {"ready", "adopted", "release"},
         "user": {"ready", "adopted", "release", "idle"},
+        "services": {"ready"},
     }
 
     def on_child_message(self, child: Child, message: dict, fds) -> None:

@@ -37,8 +37,9 @@ PRELOAD = (
     "imapd.logtext", "imapd.tls", "imapd.auth.authenticator", "imapd.auth.checker",
     "imapd.auth.sasl", "imapd.auth.throttle",
     "imapd.process.channel", "imapd.process.child", "imapd.process.login",
-    "imapd.process.worker", "imapd.process.authproc", "imapd.process.privileges",
-    "imapd.process.sysutil", "imapd.process.wire",
+    "imapd.process.worker", "imapd.process.authproc", "imapd.process.services",
+    "imapd.delivery.lmtp", "imapd.delivery.core", "imapd.process.privileges",
+    "imapd.process.sysutil", "imapd.process.wire", "imapd.proxyprotocol",
     # what the reactor and TLS import when they start (a chrooted login
     # process cannot import anything any more)
     "twisted.internet.epollreactor", "twisted.internet.tcp", "twisted.internet.unix",

@@ -1,6 +1,7 @@
 """
 Small operating-system calls the processes make: the parent-death signal
-(prctl PR_SET_PDEATHSIG) and the process title.
+(prctl PR_SET_PDEATHSIG), the process title, and adopting a listener the
+master bound.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import ctypes.util
 import os
 import signal
 
-__all__ = ["die_with_parent", "set_title"]
+# (Neither installs a reactor: the spawner imports this.)
+from twisted.internet import tcp, unix
+
+__all__ = ["adopt_listener", "die_with_parent", "set_title"]
 
 _PR_SET_PDEATHSIG = 1
 _libc = None
@@ -39,3 +43,41 @@ def set_title(title: str) -> None:
     except ImportError:  # the title is for people; serving goes on without it
         return
     setproctitle.setproctitle(title)
+
+
+def adopt_listener(reactor, fd: int, family: int, factory):
+    """
+    Listen on the master's listening socket C{fd} (duplicated: the caller
+    closes C{fd}) with C{factory}; the listening port.
+
+    A UNIX socket's path belongs to the master, which made it with the
+    configured mode: Twisted's own adoption would set it to 0666 and
+    remove the path when the port closes, so that a retiring process
+    (SIGHUP) took the listener away from its successor.
+    """
+    import socket
+
+    if family != socket.AF_UNIX:
+        return reactor.adoptStreamPort(fd, family, factory)
+    port = _AdoptedUNIXPort._fromListeningDescriptor(reactor, fd, factory)
+    port.startListening()
+    return port
+
+
+class _AdoptedUNIXPort(unix.Port):
+    """A listening UNIX socket whose path another process owns."""
+
+    def startListening(self) -> None:
+        tcp._reservedFD.reserve()
+        self.factory.doStart()
+        skt, self._preexistingSocket = self._preexistingSocket, None
+        # No shutdown(2) at the end: it would stop the socket for all.
+        self._shouldShutdown = False
+        self.connected = True
+        self.socket = skt
+        self.fileno = skt.fileno
+        self.numberAccepts = 100
+        self.startReading()
+
+    def connectionLost(self, reason) -> None:
+        tcp.Port.connectionLost(self, reason)

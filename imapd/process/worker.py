@@ -63,7 +63,7 @@ class WorkerProtocol(IMAPServerProtocol):
         self._reset_timeout()
         if handed.pending:
             self._feed(handed.pending)
-        d = self.role.open_account(handed.record)
+        d = self.role.open_account(handed.record, self)
         d.addCallbacks(self._opened, self._not_opened)
 
     def _opened(self, result) -> None:
@@ -102,6 +102,8 @@ class WorkerRole:
         self.retiring = False
         self.homes: dict[str, str] = {}
         self._idle_call = None
+        #: the cluster's session tracking (L{imapd.cluster.sessions}), if on
+        self.tracking = None
 
     def prepare(self) -> None:
         if self.user is not None:
@@ -158,17 +160,63 @@ class WorkerRole:
                                       mail.index_max_size * 1024 * 1024)
             sweep.startService()
             reactor.addSystemEventTrigger("before", "shutdown", sweep.stopService)
+        self._start_tracking(reactor)
         control.send({"op": "ready"})
         self._check_idle()
 
-    def open_account(self, record):
+    def _start_tracking(self, reactor) -> None:
+        """
+        On a cluster node (C{[cluster] node} and C{hosts_file}), keep the
+        users with sessions in this worker placed on the node and end
+        their sessions when they are moved away, as the single process
+        does for all of its sessions (L{imapd.cluster.sessions}).  A
+        user's sessions all live in one worker, so each worker tracks its
+        own users; it writes its own placement record file (the node's
+        name, C{~}, the worker), which readers merge with the others.
+        """
+        from imapd.cluster.owner import directory_from_config
+        from imapd.cluster.placement import placements_dir
+        from imapd.cluster.service import (
+            PlacementFlushService,
+            _check_node,
+            session_check_interval,
+        )
+        from imapd.cluster.sessions import NodeSessionsService, SessionTracker, TrackingRealm
+
+        section = self.config.cluster
+        if not (section.hosts_file and section.node):
+            return
+        if self.user is not None:
+            folder = placements_dir(section.hosts_file)
+            if not os.access(folder if os.path.isdir(folder) else os.path.dirname(folder),
+                             os.W_OK):
+                log.warn("Sessions of {user} are not tracked by the cluster: uid {uid} "
+                         "cannot write {folder}", user=self.user.name, uid=self.user.uid,
+                         folder=folder)
+                return
+            writer = f"{section.node}~uid-{self.user.uid}"
+        else:
+            writer = f"{section.node}~pool-{int(self.args.get('index', 0)) + 1}"
+        directory = directory_from_config(section, writer=writer)
+        tracker = SessionTracker()
+        self.tracking = TrackingRealm(self.realm, tracker)
+        for work in (PlacementFlushService(directory.placements),
+                     NodeSessionsService(directory, tracker, section.node,
+                                         session_check_interval(section.user_expire))):
+            work.startService()
+            reactor.addSystemEventTrigger("before", "shutdown", work.stopService)
+        if self.args.get("sweep"):
+            _check_node(directory, section.node)
+
+    def open_account(self, record, session=None):
         from imapd.account import IAccount
 
         if record.home:
             self.homes[record.name] = record.home
         # The record itself: its home is ~ and its userdb_mail extra field
         # overrides the mail location (imapd.account.MailRealm).
-        return self.realm.requestAvatar(record, None, IAccount)
+        realm = self.tracking if self.tracking is not None else self.realm
+        return realm.requestAvatar(record, session, IAccount)
 
     # -- the master ------------------------------------------------------------
 

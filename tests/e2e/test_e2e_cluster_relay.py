@@ -60,6 +60,8 @@ def nodes(tmp_path):
             "mail": {"location": f"maildir:{tmp_path}/mail/%u", "index_dir": "index"},
             "log": {"level": "info"},
             "cluster": {"hosts_file": str(hosts_file), "node": node, "relay": True},
+            # cluster.relay is refused in the multi-process server.
+            "service": {"single_process": True},
         }))
         daemons[node] = Daemon(["--config", str(root / "imapd.toml")], root,
                                f"imapd-{node}").start()

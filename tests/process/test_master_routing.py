@@ -182,3 +182,47 @@ def test_a_child_may_send_only_what_its_kind_sends(master, monkeypatch):
     login = FakeChild("login", "login")
     master.on_child_message(login, {"op": "admit", "req": 4, "host": "192.0.2.1"}, [])
     assert "slot" in login.sent[-1][0]
+
+
+def test_the_services_process_may_only_say_ready(master):
+    """It serves LMTP and the cluster: it cannot answer password checks or hand off sessions."""
+    services = FakeChild("services", "services")
+    services.ready = False
+    master.auth_pending[7] = (FakeChild("login", "login"), 1, "192.0.2.1", master.auth)
+    master.on_child_message(services, {"op": "auth-result", "req": 7, "record": None}, [])
+    assert 7 in master.auth_pending
+    master.on_child_message(services, {"op": "ready"}, [])
+    assert services.ready
+
+
+@pytest.mark.parametrize("overrides, kinds", [
+    ({}, []),
+    ({"lmtp_listen": ["unix:/run/lmtp"]}, [("lmtp_listen", "unix:/run/lmtp")]),
+    ({"cluster.hosts_file": "/nonexistent/hosts",
+      "cluster.socketmap_listen": ["tcp:27:interface=127.0.0.1"]},
+     [("socketmap_listen", "tcp:27:interface=127.0.0.1")]),
+])
+def test_a_services_process_only_when_configured(overrides, kinds):
+    import socket
+
+    config = load_config(None, dict(overrides, **{"service.login_processes": 1,
+                                                  "service.mail_workers": 1}))
+    effective = Effective("localhost", None, None, "/nonexistent/passwd", "maildir:/m/%u",
+                          "/nonexistent/index", True)
+    m = MasterService(config, effective, reactor=task.Clock())
+    socks = [socket.socket(socket.AF_UNIX if d.startswith("unix:") else socket.AF_INET)
+             for _o, d in kinds]
+    m.service_listeners = [(o, d, s) for (o, d), s in zip(kinds, socks)]
+    spawned = []
+    m.spawn = lambda child: spawned.append(child) or child
+    m.start_generation()
+    services = [c for c in spawned if c.kind == "services"]
+    if not kinds:
+        assert services == [] and m.services is None
+        return
+    (child,) = services
+    assert m.services is child and child.title == "imapd: services"
+    assert child.args["listeners"] == [{"option": o, "description": d, "family": int(s.family)}
+                                       for (o, d), s in zip(kinds, socks)]
+    for s in socks:
+        s.close()

@@ -45,6 +45,14 @@ def test_owned_elsewhere_raises_not_ours(realm):
     assert failure.check(NotOurs) and failure.value.host.address == "127.0.0.4"
 
 
+def test_the_checkers_record_is_relayed_by_its_name(realm):
+    """The avatar id of imapd.auth's checker is the user's record, not a name."""
+    from imapd.auth.userdb import UserRecord
+
+    failure = result(realm.requestAvatar(UserRecord("heidi", home="/h"), Mind()))
+    assert failure.check(NotOurs) and failure.value.host.address == "127.0.0.4"
+
+
 @pytest.mark.parametrize("user,mind", [
     ("alice", Mind()),                      # owned here (.3)
     ("heidi", Mind(ttl=0)),                 # no hops left

@@ -1,0 +1,144 @@
+# -*- test-case-name: tests.process.test_services -*-
+"""
+C{imapd: services}: LMTP delivery and the cluster's listeners and work.
+
+The master binds the C{lmtp_listen}, C{[cluster] socketmap_listen} and
+C{auth_http_listen} listeners (ports below 1024 as root) and hands them
+to this process, which adopts them with the factories the single process
+uses (L{imapd.delivery.lmtp.build_lmtp_factory},
+L{imapd.cluster.service.cluster_listener_factories}) and runs the
+cluster's periodic work (placements, health checks:
+L{imapd.cluster.service.add_cluster_work}).  It runs under the master's
+uid, as the pool workers do: it writes mail of the users the pool
+workers serve.  A delivery wakes IDLE sessions in the workers through the
+filesystem (L{imapd.mailwatch}: inotify crosses processes).
+
+When a new generation takes over (SIGHUP) it stops accepting, lets the
+LMTP connections it has finish, and exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application import service
+from twisted.logger import Logger
+
+__all__ = ["ServicesRole", "services_wanted", "service_listeners"]
+
+log = Logger(namespace="imapd.services")
+
+
+def service_listeners(config) -> list[tuple[str, str]]:
+    """The (option, description) of every listener this process serves."""
+    cluster = config.cluster
+    return ([("lmtp_listen", d) for d in config.server.lmtp_listen]
+            + [("socketmap_listen", d) for d in cluster.socketmap_listen]
+            + [("auth_http_listen", d) for d in cluster.auth_http_listen])
+
+
+def services_wanted(config) -> bool:
+    """Whether the configuration needs the services process at all."""
+    from imapd.cluster.service import cluster_wanted
+
+    return bool(service_listeners(config)) or cluster_wanted(config.cluster)
+
+
+class ServicesRole:
+    def __init__(self, config, effective, args: dict, listener_fds: list[int]) -> None:
+        self.config = config
+        self.effective = effective
+        self.args = args
+        self.listener_fds = listener_fds
+        self.ports: list = []
+        self.lmtp = None
+        self.retiring = False
+        self.work = service.MultiService()
+
+    def prepare(self) -> None:
+        """Nothing needs privileges: the listeners are bound already."""
+
+    def start(self, reactor, control) -> None:
+        from imapd.cluster.service import (
+            add_cluster_work,
+            cluster_listener_factories,
+            log_cluster_listener,
+        )
+        from imapd.delivery.lmtp import build_lmtp_factory
+        from imapd.process.sysutil import adopt_listener
+        from imapd.server import StoragePool
+
+        config, effective = self.config, self.effective
+        self.reactor = reactor
+        self.control = control
+        storage = config.storage
+        pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
+                           stuck_after=storage.stuck_after)
+        pool.start()
+        reactor.addSystemEventTrigger("before", "shutdown", pool.stop)
+        factories = {}
+        if config.server.lmtp_listen:
+            self.lmtp = build_lmtp_factory(config, effective, reactor, pool)
+            for description in config.server.lmtp_listen:
+                factories[("lmtp_listen", description)] = self.lmtp
+        directory = add_cluster_work(config, self.work)
+        if directory is not None:
+            for option, description, factory in cluster_listener_factories(
+                    config, effective.passwd_file, directory):
+                factories[(option, description)] = factory
+        self.work.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", self._stop_work)
+        for spec, fd in zip(self.args["listeners"], self.listener_fds):
+            option, description = spec["option"], spec["description"]
+            factory = factories.get((option, description))
+            try:
+                if factory is None:
+                    # Reloaded without it: bound until the next start.
+                    log.warn("{option} {description} is no longer configured; it accepts "
+                             "nothing until the next start", option=option,
+                             description=description)
+                    continue
+                self.ports.append(adopt_listener(reactor, fd, spec["family"], factory))
+            finally:
+                os.close(fd)
+            if option == "lmtp_listen":
+                log.info("LMTP listener {description}", description=description)
+            else:
+                log_cluster_listener(option, description)
+        control.send({"op": "ready"})
+
+    def on_message(self, channel, message: dict, fds) -> None:
+        for fd in fds:
+            os.close(fd)
+        if message.get("op") == "retire":
+            self.retire()
+
+    def control_lost(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def retire(self) -> None:
+        """A new generation took over: accept nothing more, go when idle."""
+        if self.retiring:
+            return
+        self.retiring = True
+        for port in self.ports:
+            port.stopListening()
+        self.ports = []
+        # The new generation's services process does the periodic work.
+        self._stop_work()
+        self._maybe_exit()
+
+    def _stop_work(self):
+        if self.work.running:
+            return self.work.stopService()
+        return None
+
+    def _maybe_exit(self) -> None:
+        if not self.reactor.running:
+            return
+        if self.lmtp is not None and self.lmtp.connections:
+            # LMTP connections finish their transactions first.
+            self.reactor.callLater(0.1, self._maybe_exit)
+            return
+        self.reactor.stop()
