@@ -119,15 +119,6 @@ def _listen(value) -> None:
         check_endpoint(description)
 
 
-def _lmtp_listen(value) -> None:
-    from conf.endpoints import check_endpoint, uses_tls_section
-
-    for description in value:
-        check_endpoint(description)
-        if uses_tls_section(description):
-            raise ValueError(f"{description!r}: LMTP listeners are plain (tcp: or unix:)")
-
-
 def _networks(value) -> None:
     from imapd.proxyprotocol import parse_networks
 
@@ -184,7 +175,7 @@ class ServerSection:
         "strings like listen: unix:/run/imapd/lmtp, tcp:24:interface=127.0.0.1.\n"
         "LMTP has no authentication: listen only where the MTA alone can\n"
         "connect.  Empty: no LMTP.  See [lmtp].",
-        check=_lmtp_listen,
+        check=lambda value: _plain_listeners(value),
     )
     haproxy_trusted_networks: tuple[str, ...] = opt(
         (),
@@ -715,7 +706,8 @@ def _plain_listeners(value) -> None:
     for description in value:
         check_endpoint(description)
         if uses_tls_section(description):
-            raise ValueError(f"{description!r}: this service has no TLS; use tcp: or unix:")
+            raise ValueError(f"{description!r}: this service has no TLS (listeners are plain): "
+                             f"use tcp: or unix:")
 
 
 def _export_files(value) -> None:

@@ -27,7 +27,7 @@ def test_defaults():
 
 
 @pytest.mark.parametrize("value,message", [
-    (["tls:24"], "LMTP listeners are plain"),
+    (["tls:24"], "listeners are plain"),
     (["tcp:notaport"], "tcp:notaport"),
 ])
 def test_bad_listeners_are_refused(value, message):
