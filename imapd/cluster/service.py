@@ -78,18 +78,19 @@ def health_checker(section, hosts):
                          section.health_fall, section.health_rise, login)
 
 
-def build_authenticator(passwd_file: str):
+def build_authenticator(config, passwd_file: str):
     """
-    The password check for auth_http: the passwd-file, as the daemon's
-    own LOGIN (kept to this one function: C{imapd.auth} is growing a
-    shared builder that this should call once it exists).
+    The password check for auth_http: the daemon's own
+    (L{imapd.auth.build_authenticator}: passwd-file or PAM passwords, the
+    user database and C{first_valid_uid}), so nginx's lookup refuses
+    exactly whom LOGIN refuses.
     """
-    from imapd.auth.authenticator import Authenticator, PasswdFileUserDB
-    from imapd.auth.checker import PasswdFileChecker
-    from imapd.auth.passwdfile import PasswdFile
+    from types import SimpleNamespace
 
-    passwd = PasswdFile(passwd_file)
-    return Authenticator(PasswdFileChecker(passwd), PasswdFileUserDB(passwd))
+    from imapd.auth import build_authenticator as configured
+
+    # Of the prepared defaults the builder reads only the passwd-file.
+    return configured(config, SimpleNamespace(passwd_file=passwd_file))
 
 
 def cluster_wanted(section, portal=None) -> bool:
@@ -116,7 +117,7 @@ def cluster_listener_factories(config, passwd_file: str, directory) -> list:
         result.append(("socketmap_listen", description,
                        SocketmapFactory(directory, section.recipient_delimiter)))
     if section.auth_http_listen:
-        resource = AuthHTTPResource(build_authenticator(passwd_file), directory,
+        resource = AuthHTTPResource(build_authenticator(config, passwd_file), directory,
                                     key=section.auth_http_key, wait=section.auth_http_wait,
                                     max_attempts=section.auth_http_max_attempts,
                                     limits=config.limits)
