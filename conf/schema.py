@@ -814,6 +814,12 @@ class ClusterSection:
         "\"user:password\" of a test account the probes log in with.  Empty:\n"
         "the greeting is enough.",
     )
+    health_proxy_protocol: bool = opt(
+        False,
+        "Start each probe with a PROXY header (\"PROXY UNKNOWN\"), for hosts whose\n"
+        "table port is a haproxy: listener (nginx with proxy_protocol on in\n"
+        "front); this node must be in their haproxy_trusted_networks.",
+    )
     export_files: tuple[str, ...] = opt(
         (),
         "Files rewritten atomically by imapd-admin on every change of the table,\n"

@@ -6,7 +6,11 @@ sites run poolmon).
 Every C{health_interval} seconds each host is probed: a TCP connection to
 its IMAP port must greet with C{* OK} within C{health_timeout} seconds
 (a refused connection fails at once, a hung one when the timeout ends),
-and with C{health_login} configured a test LOGIN must succeed too.  An up
+and with C{health_login} configured a test LOGIN must succeed too.  With
+C{health_proxy_protocol} each probe opens with the PROXY v1 header
+C{PROXY UNKNOWN} (the header's "a proxy's own connection"), because a
+host's table port may be a C{haproxy:} listener (nginx's
+C{proxy_protocol on} in front), which greets nobody before its header.  An up
 host that fails C{health_fall} probes in a row is marked down (its users
 are placed again by the ring); a host the checks took down comes back up
 after C{health_rise} good probes in a row, and then takes new users only.
@@ -39,10 +43,18 @@ class _Probe(LineOnlyReceiver):
     delimiter = b"\r\n"
     MAX_LENGTH = 8192
 
-    def __init__(self, result: defer.Deferred, login: Optional[tuple[str, str]]) -> None:
+    def __init__(self, result: defer.Deferred, login: Optional[tuple[str, str]],
+                 proxy_header: bool = False) -> None:
         self.result = result
         self.login = login
+        self.proxy_header = proxy_header
         self.greeted = False
+
+    def connectionMade(self) -> None:
+        if self.proxy_header:
+            # HAProxy's PROXY protocol v1: UNKNOWN says the connection is
+            # the sender's own; the host serves it as from our address.
+            self.transport.write(b"PROXY UNKNOWN\r\n")
 
     def lineReceived(self, line: bytes) -> None:
         if not self.greeted:
@@ -71,9 +83,12 @@ class _Probe(LineOnlyReceiver):
 
 
 def probe(reactor, address: str, port: int, timeout: float,
-          login: Optional[tuple[str, str]] = None) -> defer.Deferred:
+          login: Optional[tuple[str, str]] = None,
+          proxy_header: bool = False) -> defer.Deferred:
     """
     Probe one host.
+
+    @param proxy_header: start with a PROXY v1 C{UNKNOWN} header.
 
     @return: a Deferred firing with (healthy, why); it never fails.
     """
@@ -82,7 +97,7 @@ def probe(reactor, address: str, port: int, timeout: float,
     result: defer.Deferred = defer.Deferred()
     kind = TCP6ClientEndpoint if ":" in address else TCP4ClientEndpoint
     endpoint = kind(reactor, address, port, timeout=timeout)
-    connecting = endpoint.connect(protocol.Factory.forProtocol(lambda: _Probe(result, login)))
+    connecting = endpoint.connect(protocol.Factory.forProtocol(lambda: _Probe(result, login, proxy_header)))
 
     def not_connected(failure):
         if not result.called:
@@ -113,10 +128,11 @@ class HealthChecker(Periodic):
 
     def __init__(self, hosts, interval: float, timeout: float, fall: int, rise: int,
                  login: Optional[tuple[str, str]] = None, reactor=None, runner=None,
-                 on_change=None) -> None:
+                 on_change=None, proxy_header: bool = False) -> None:
         """
         @param on_change: called (in the runner) after the checks changed
             the table, e.g. to rewrite the export files.
+        @param proxy_header: open each probe with a PROXY header.
         """
         if reactor is None:
             from twisted.internet import reactor
@@ -130,6 +146,7 @@ class HealthChecker(Periodic):
         self.runner = threads.deferToThread if runner is None else runner
         self.probe = probe
         self.on_change = on_change
+        self.proxy_header = proxy_header
         #: address -> (consecutive good, consecutive bad)
         self.streaks: dict[str, tuple[int, int]] = {}
 
@@ -140,7 +157,8 @@ class HealthChecker(Periodic):
         table = await self.runner(self.hosts.table)
         hosts = list(table.hosts)
         results = await defer.gatherResults(
-            [self.probe(self.reactor, h.address, h.port, self.timeout, self.login)
+            [self.probe(self.reactor, h.address, h.port, self.timeout, self.login,
+                        self.proxy_header)
              for h in hosts])
         for address in set(self.streaks) - {h.address for h in hosts}:
             del self.streaks[address]

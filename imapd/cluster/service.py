@@ -75,7 +75,8 @@ def health_checker(section, hosts):
         user, _, password = section.health_login.partition(":")
         login = (user, password)
     return HealthChecker(hosts, section.health_interval, section.health_timeout,
-                         section.health_fall, section.health_rise, login)
+                         section.health_fall, section.health_rise, login,
+                         proxy_header=section.health_proxy_protocol)
 
 
 def build_authenticator(config, passwd_file: str):

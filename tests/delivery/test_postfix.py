@@ -55,14 +55,21 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class Postfix:
     """A private Postfix instance in C{directory} (see the module docstring)."""
 
-    def __init__(self, directory: Path, smtp_port: int, transports: dict[str, str]) -> None:
+    def __init__(self, directory: Path, smtp_port: int, transports: dict[str, str],
+                 transport_maps: str = "") -> None:
+        """
+        @param transports: domain -> Postfix transport (an inline table).
+        @param transport_maps: a lookup table to ask instead (a socketmap);
+            the domains of C{transports} are relayed all the same.
+        """
         self.dir = directory
         self.port = smtp_port
         self.log = directory / "maillog"
         (directory / "queue").mkdir()
         (directory / "data").mkdir()
         shutil.chown(directory / "data", "postfix", "postfix")
-        table = ", ".join(f"{domain}={target}" for domain, target in transports.items())
+        table = transport_maps or "inline:{ " + ", ".join(
+            f"{domain}={target}" for domain, target in transports.items()) + " }"
         (directory / "main.cf").write_text(f"""\
 compatibility_level = 3.6
 queue_directory = {directory}/queue
@@ -81,7 +88,7 @@ inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
 relay_domains = {", ".join(transports)}
-transport_maps = inline:{{ {table} }}
+transport_maps = {table}
 smtp_host_lookup = native
 lmtp_host_lookup = native
 alias_maps =

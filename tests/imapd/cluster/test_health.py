@@ -13,9 +13,9 @@ from imapd.cluster.table import HostsFile
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
-def run_probe(lines, login=None):
+def run_probe(lines, login=None, proxy_header=False):
     result = defer.Deferred()
-    proto = _Probe(result, login)
+    proto = _Probe(result, login, proxy_header)
     transport = StringTransport()
     proto.makeConnection(transport)
     for line in lines:
@@ -41,6 +41,19 @@ def test_probe_reads_greeting_and_login(lines, login, ok):
         assert transport.value().startswith(b'h1 LOGIN "probe" "pw"\r\n')
 
 
+def test_probe_opens_with_a_proxy_header():
+    """
+    With health_proxy_protocol the probe's first bytes are a PROXY v1
+    UNKNOWN header (a haproxy: listener greets nobody before one); without
+    it, nothing precedes the greeting.
+    """
+    (healthy, _), transport = run_probe([b"* OK ready"], ("probe", "pw"), proxy_header=True)
+    assert not healthy  # no login answer
+    assert transport.value().startswith(b'PROXY UNKNOWN\r\nh1 LOGIN "probe" "pw"\r\n')
+    (healthy, _), transport = run_probe([b"* OK ready"])
+    assert healthy and transport.value() == b""
+
+
 class Checker:
     def __init__(self, tmp_path, fall=2, rise=2):
         self.hosts = HostsFile(str(tmp_path / "hosts.json"), fsync=False)
@@ -50,7 +63,7 @@ class Checker:
         self.health = {a: True for a in HOSTS}
         self.checker = HealthChecker(self.hosts, 10, 5, fall, rise, reactor=self.clock,
                                      runner=defer.maybeDeferred)
-        self.checker.probe = lambda reactor, address, port, timeout, login: \
+        self.checker.probe = lambda reactor, address, port, timeout, login, header: \
             defer.succeed((self.health[address], "test"))
         self.checker.startService()
 
