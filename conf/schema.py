@@ -740,7 +740,7 @@ class ClusterSection:
         False,
         "Relay the login of a user owned by another node to it (proxy when not\n"
         "ours), so that a TCP balancer or DNS round robin can front equal nodes.\n"
-        "Needs node, and [service] single_process = true.  The owner believes the\n"
+        "Needs node.  The owner believes the\n"
         "client address this node sends when this node is in its\n"
         "haproxy_trusted_networks.",
     )

@@ -357,18 +357,6 @@ def _check_login_user(config, where: str) -> None:
                     "is not a directory") from None
 
 
-def _check_cluster_multi_process(config, where: str) -> None:
-    """
-    Relaying logins to the node that owns the user (C{[cluster] relay},
-    L{imapd.cluster.relay}) wraps the realm the login opens the account
-    with; in the multi-process server the password is checked in the
-    login process and the account opened in a worker, and neither can
-    relay: start-up says so rather than serving users owned elsewhere.
-    """
-    if config.cluster.relay:
-        raise _fail(f"{where}: option 'cluster.relay' needs [service] single_process = true")
-
-
 def _quota_policy(section):
     """The C{[quota]} options as an L{imapd.server.QuotaPolicy}."""
     from imapd.server import QuotaLimits, QuotaPolicy
@@ -444,7 +432,6 @@ def makeService(options: Options) -> service.MultiService:
         from imapd.process.master import MasterService
 
         _check_login_user(config, where)
-        _check_cluster_multi_process(config, where)
         # The auth process builds the same; its option errors (PAM service,
         # userdb) stop start-up here, in one line, not in a child.
         from imapd.auth import build_authenticator

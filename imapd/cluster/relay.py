@@ -30,7 +30,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-__all__ = ["NotOurs", "RelayingRealm", "relay_login", "DEFAULT_TTL"]
+__all__ = ["NotOurs", "RelayingRealm", "relay_login", "relay_target", "DEFAULT_TTL"]
 
 log = Logger(namespace="imapd.cluster.relay")
 
@@ -86,15 +86,33 @@ class RelayingRealm:
 
     def _owner_elsewhere(self, user: str, session):
         """Blocking: the owner when it is another node and a relay may go."""
-        if session is None or getattr(session, "proxy_ttl", None) == 0:
+        if session is None:
             return None
-        table = self.directory.hosts.table()
-        if table.get(_peer_host(session) or "") is not None:
-            return None  # a relayed login from a node of the table: serve it
-        host = self.directory.owner(user)
-        if host is None or host.address == self.me:
-            return None
-        return host
+        return relay_target(self.directory, self.me, user,
+                            getattr(session, "proxy_ttl", None), _peer_host(session))
+
+
+def relay_target(directory, me: str, user: str, ttl: Optional[int], peer: Optional[str],
+                 record: bool = True):
+    """
+    Blocking: the host to relay C{user}'s login to, or None to serve it
+    here: here is the owner, no host is up, the login has no hops left
+    (C{ttl} 0, from ID C{x-proxy-ttl}), or it comes straight from a node
+    of the table (C{peer}, the TCP peer: a relay of a node that does not
+    send, or is not believed in, its ID fields).
+
+    @param record: remember the placement (L{Directory.owner}); a process
+        that writes no placements asks without.
+    """
+    if ttl == 0:
+        return None
+    table = directory.hosts.table()
+    if table.get(peer or "") is not None:
+        return None  # a relayed login from a node of the table: serve it
+    host = directory.owner(user, record=record)
+    if host is None or host.address == me:
+        return None
+    return host
 
 
 def _astring(value: bytes) -> bytes:

@@ -7,6 +7,12 @@ It runs L{imapd.auth.authenticator.Authenticator} under the master's uid
 shadow file are readable), and answers the C{auth} requests the master
 relays from login processes with the user's record, or none.  Login
 processes never read the passwd-file themselves.
+
+With C{[cluster] relay} it also says, for a good password, which other
+node owns the user (L{imapd.cluster.relay.relay_target}; blocking reads of
+the host table and placements, in a thread): the login process then relays
+the session there instead of handing it to a worker.  It reads the table
+here because login processes may run unprivileged, even chrooted.
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ class AuthRole:
 
     def prepare(self) -> None:
         self.authenticator = build_authenticator(self.config, self.effective)
+        self.directory = None
+        section = self.config.cluster
+        if section.relay and section.hosts_file and section.node:
+            from imapd.cluster.owner import directory_from_config
+
+            # It records no placements: the owner's worker does.
+            self.directory = directory_from_config(section, writer=f"{section.node}~auth")
 
     def start(self, reactor, control) -> None:
         self.reactor = reactor
@@ -65,7 +78,26 @@ class AuthRole:
         d = self.authenticator.authenticate(unb64(message["user"]), unb64(message["password"]))
 
         def ok(record):
-            self.control.send({"op": "auth-result", "req": req, "record": record_to_json(record)})
+            relay = message.get("relay")
+            if self.directory is None or relay is None:
+                return answer(record, None)
+            from twisted.internet import threads
+
+            from imapd.cluster.relay import relay_target
+
+            looked = threads.deferToThread(relay_target, self.directory,
+                                           self.config.cluster.node, record.name,
+                                           relay.get("ttl"), relay.get("peer"), record=False)
+
+            def cannot(failure):
+                log.warn("Cannot tell the owner of {user!r}, serving it here: {e}",
+                         user=record.name, e=failure.value)
+            return looked.addErrback(cannot).addCallback(lambda host: answer(record, host))
+
+        def answer(record, host):
+            owner = None if host is None else {"address": host.address, "port": host.port}
+            self.control.send({"op": "auth-result", "req": req, "record": record_to_json(record),
+                               "owner": owner})
 
         def failed(failure):
             if not failure.check(UnauthorizedLogin, LoginFailed):

@@ -17,6 +17,12 @@ user's mail worker (L{LoginRole.hand_off}), with a L{SessionState}:
     "the client", and this process relays plain text both ways, each side
     pausing the other when its buffer is full (Dovecot's login proxy).
 
+With C{[cluster] relay}, a user the auth process says another node owns
+is not handed off: this process logs in at the owner and relays the
+session there (L{imapd.cluster.relay}, issue 15's proxy-when-not-ours),
+for plain and TLS clients alike, and what the client pipelined after its
+LOGIN, still unparsed here, goes to the owner after it.
+
 The process never opens mail.  When the master starts as root it runs as
 C{[service] login_user} (optionally chrooted into C{login_chroot}).
 """
@@ -134,6 +140,11 @@ class LoginProtocol(IMAPServerProtocol):
         if self.relay is not None:
             self.relay.forward(data)
             return
+        if self._relay is not None:
+            # Relayed to the owning node (imapd.cluster.relay).
+            self.bytes_in += len(data)
+            self._relay.transport.write(data)
+            return
         if self._closing:
             return
         self.bytes_in += len(data)
@@ -142,7 +153,7 @@ class LoginProtocol(IMAPServerProtocol):
         self._pump()
 
     def _pump(self) -> None:
-        if self.handing_off or self.relay is not None:
+        if self.handing_off or self.relay is not None or self._relay is not None:
             return
         self._feed_lines()
         super()._pump()
@@ -182,11 +193,18 @@ class LoginProtocol(IMAPServerProtocol):
     def session_state(self, tag: str, record) -> SessionState:
         return SessionState(
             tag=tag, record=record,
-            peer=_address(self.transport.getPeer()), local=_address(self.transport.getHost()),
+            peer=self._client_peer(), local=_address(self.transport.getHost()),
             tls=self.tls_active, enabled=tuple(sorted(self.enabled)),
             client_id=tuple(getattr(self, "client_id", ())),
             pending=bytes(self._unfed), session_id=self.session_id, slot=self.slot,
             bytes_in=self.bytes_in - len(self._unfed), bytes_out=self.bytes_out)
+
+    def _client_peer(self) -> tuple:
+        """The client's address: a trusted proxy's ID fields, else the peer."""
+        if self.client_address is None:
+            return _address(self.transport.getPeer())
+        port = self.peer.rpartition(":")[2]
+        return (self.client_address, int(port) if port.isdigit() else 0)
 
     def _flushed(self) -> bool:
         t = self.transport
@@ -206,7 +224,23 @@ class LoginProtocol(IMAPServerProtocol):
         _socket_transport(self.transport)._shouldShutdown = False
         self.transport.loseConnection()
 
-    def start_relay(self, sock: socket.socket) -> None:
+    def start_relay(self, backend) -> None:
+        """
+        Relay to the owning node once the tagged OK of the relayed LOGIN
+        is out (L{IMAPServerProtocol.start_relay}); what the client sent
+        after the LOGIN is still raw here, and goes to the owner first.
+        """
+        super().start_relay(backend)
+        if self._relay is not backend:
+            return
+        pending, self._unfed = bytes(self._unfed), bytearray()
+        if pending:
+            backend.transport.write(pending)
+        if self._unfed_paused:
+            self._unfed_paused = False
+            self.transport.resumeProducing()
+
+    def start_worker_relay(self, sock: socket.socket) -> None:
         """Relay between the TLS client and the worker's end of C{sock}."""
         self.handed_off = True
         self.slot = None
@@ -347,7 +381,7 @@ class LoginRole:
 
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
-        from imapd.proxyprotocol import proxy_protocol_factory
+        from imapd.proxyprotocol import proxy_protocol_factory, trusted_proxies
         from imapd.process.sysutil import adopt_listener
         from imapd.server import ServerContext, SessionLimits
         from imapd.tap import _quota_policy
@@ -360,7 +394,10 @@ class LoginRole:
             allow_plaintext_auth=self.effective.allow_plaintext_auth,
             limits=SessionLimits(**dataclasses.asdict(config.limits)),
             hostname=self.effective.hostname, quota=_quota_policy(config.quota),
-            connections=_NoCounting(), login_failures=_NoCounting(), handoff=self)
+            connections=_NoCounting(), login_failures=_NoCounting(), handoff=self,
+            # ID x-originating-ip from these (imapd.commands.any), as in
+            # the single process: a relaying node names the client.
+            trusted_proxies=trusted_proxies(config))
         for description, family, fd, wrap, implicit in self.listeners:
             factory = LoginFactory(self, implicit)
             if wrap is not None:
@@ -429,8 +466,14 @@ class LoginRole:
         also counts the failure per address (or refuses the address).
         """
         host = getattr(session.transport.getPeer(), "host", None)
-        reply = yield self.request({"op": "auth", "user": b64(user), "password": b64(password),
-                                    "host": host})
+        message = {"op": "auth", "user": b64(user), "password": b64(password), "host": host}
+        if self.config.cluster.relay:
+            # What the auth process needs to decide on a relay
+            # (imapd.cluster.relay.relay_target): the hops left and the
+            # TCP peer, not a PROXY header's or ID's client.
+            peer = _socket_transport(session.transport).getPeer()
+            message["relay"] = {"ttl": session.proxy_ttl, "peer": getattr(peer, "host", None)}
+        reply = yield self.request(message)
         result = reply.get("result")
         if result == "blocked":
             session.log_event("login refused", user.decode("utf-8", "replace"),
@@ -441,6 +484,12 @@ class LoginRole:
             raise CommandFailed("Authentication is unavailable now; try again", "UNAVAILABLE")
         if result != "ok":
             raise UnauthorizedLogin("Authentication failed")
+        owner = reply.get("owner")
+        if owner is not None:
+            from imapd.cluster.relay import NotOurs
+            from imapd.cluster.table import HostEntry
+
+            raise NotOurs(HostEntry(owner["address"], int(owner["port"])))
         session.auth_token = reply["token"]
         return record_from_json(reply["record"])
 
@@ -491,7 +540,7 @@ class LoginRole:
         elif session.gone:
             ours.close()
         else:
-            session.start_relay(ours)
+            session.start_worker_relay(ours)
 
 
 def _socket_transport(transport):

@@ -618,12 +618,12 @@ class MasterService(service.Service):
         req = next(self._reqs)
         self.auth_pending[req] = (child, message["req"], host, self.auth)
         self.auth.send({"op": "auth", "req": req, "user": message["user"],
-                        "password": message["password"]})
+                        "password": message["password"], "relay": message.get("relay")})
 
     def _on_auth_result(self, child: Child, message, fds) -> None:
-        self._auth_done(message.get("req"), message.get("record"))
+        self._auth_done(message.get("req"), message.get("record"), owner=message.get("owner"))
 
-    def _auth_done(self, req, record, error: bool = False) -> None:
+    def _auth_done(self, req, record, error: bool = False, owner=None) -> None:
         entry = self.auth_pending.pop(req, None)
         if entry is None:
             return
@@ -634,6 +634,11 @@ class MasterService(service.Service):
         if record is None:
             self.failures.failed(host, self.reactor.seconds(), self.limits.failed_login_decay)
             self._reply(login, lreq, result="fail")
+            return
+        if owner is not None:
+            # Another node owns the user ([cluster] relay): the login
+            # process relays the session there; nothing is handed off.
+            self._reply(login, lreq, result="ok", record=record, owner=owner)
             return
         token = secrets.token_hex(16)
         # Only a session this master authenticated can be handed off, and

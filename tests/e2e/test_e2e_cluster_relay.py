@@ -2,7 +2,10 @@
 Proxy-when-not-ours with two real nodes on one shared Maildir tree: a
 login that lands on the node that does not own the user is relayed to the
 owner, which serves it and logs the client's own address; a login on the
-owner is served there.
+owner is served there.  Both process shapes: the default multi-process
+server (its login process relays) and C{single_process}.  In the
+multi-process server, TLS clients (implicit and STARTTLS) are relayed too,
+and commands pipelined after the LOGIN reach the owner.
 """
 
 from __future__ import annotations
@@ -35,9 +38,22 @@ class FromClient(imaplib.IMAP4):
                                         source_address=(CLIENT, 0))
 
 
+@pytest.fixture(params=["multi-process", "single-process"])
+def nodes(request, tmp_path, tls_files):
+    for port, daemons, root, _tls_port in start_nodes(tmp_path, tls_files,
+                                                     request.param == "single-process"):
+        yield port, daemons, root
+
+
 @pytest.fixture
-def nodes(tmp_path):
-    port, direct = free_ports(2)
+def multi_nodes(tmp_path, tls_files):
+    """The default server (multi-process), with TLS listeners too."""
+    yield from start_nodes(tmp_path, tls_files, False)
+
+
+def start_nodes(tmp_path, tls_files, single_process: bool):
+    port, direct, tls_port = free_ports(3)
+    cert, key = tls_files
     passwd = tmp_path / "passwd"
     passwd.write_text("".join(f"{u}:{hash_password(p, 'PLAIN')}::::{tmp_path / 'home' / u}::\n"
                               for u, p in USERS.items()))
@@ -52,24 +68,27 @@ def nodes(tmp_path):
         root = tmp_path / node
         root.mkdir()
         (root / "imapd.toml").write_text(toml_text({
-            "listen": [f"tcp:{port}:interface={node}", f"tcp:{direct}:interface={node}"],
+            "listen": [f"tcp:{port}:interface={node}", f"tcp:{direct}:interface={node}",
+                       f"tls:{tls_port}:interface={node}"],
             "haproxy_trusted_networks": ["127.0.0.0/8"],
             "data_dir": "data",
-            "tls": {"enabled": False},
+            "tls": {"cert": cert, "key": key},
             "auth": {"passwd_file": str(passwd), "allow_plaintext": True},
             "mail": {"location": f"maildir:{tmp_path}/mail/%u", "index_dir": "index"},
             "log": {"level": "info"},
             "cluster": {"hosts_file": str(hosts_file), "node": node, "relay": True},
-            # cluster.relay is refused in the multi-process server.
-            "service": {"single_process": True},
+            "service": ({"single_process": True} if single_process
+                        else {"login_processes": 1, "mail_workers": 1}),
         }))
         daemons[node] = Daemon(["--config", str(root / "imapd.toml")], root,
                                f"imapd-{node}").start()
     for node, daemon in daemons.items():
         daemon.wait_for_greeting(direct, host=node)
-    yield port, daemons, tmp_path
-    for daemon in daemons.values():
-        daemon.stop()
+    try:
+        yield port, daemons, tmp_path, tls_port
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()
 
 
 def wait_for(daemon, pattern: str) -> bool:
@@ -137,3 +156,81 @@ def test_owner_unreachable_is_a_temporary_failure(nodes):
     local = next(u for u in USERS if owner(u) == NODES[0])
     assert client.login(local, USERS[local])[0] == "OK"
     client.logout()
+
+
+def relayed_to_owner(daemons, user: str) -> None:
+    """The first node relayed C{user}'s login; the owner served it."""
+    assert wait_for(daemons[NODES[0]], f"relayed user={user} ")
+    assert wait_for(daemons[NODES[1]], f"login user={user} ")
+    assert f"login user={user} " not in daemons[NODES[0]].log()
+
+
+def test_tls_clients_are_relayed(multi_nodes, tls_files):
+    """
+    Implicit TLS and STARTTLS clients of the node that does not own them
+    are relayed (TLS ends in the login process; the owner gets the plain
+    session).
+    """
+    import ssl
+
+    port, daemons, _, tls_port = multi_nodes
+    users = [u for u in USERS if owner(u) == NODES[1]][:2]
+    context = ssl.create_default_context(cafile=tls_files[0])
+    context.check_hostname = False
+    implicit = imaplib.IMAP4_SSL(NODES[0], tls_port, ssl_context=context, timeout=30)
+    assert implicit.login(users[0], USERS[users[0]])[0] == "OK"
+    assert implicit.select("INBOX")[0] == "OK"
+    assert implicit.append("INBOX", None, None, b"Subject: tls\r\n\r\nover TLS\r\n")[0] == "OK"
+    implicit.logout()
+    relayed_to_owner(daemons, users[0])
+    starttls = FromClient(NODES[0], port, timeout=30)
+    starttls.starttls(context)
+    assert starttls.login(users[1], USERS[users[1]])[0] == "OK"
+    assert starttls.select("INBOX")[0] == "OK"
+    starttls.logout()
+    relayed_to_owner(daemons, users[1])
+
+
+def test_pipelined_commands_after_login_reach_the_owner(multi_nodes):
+    """
+    LOGIN, SELECT, APPEND (a LITERAL+ literal) and LOGOUT in one write to
+    the node that does not own the user: every command is answered, by
+    the owner.
+    """
+    port, daemons, root, _ = multi_nodes
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    message = b"Subject: pipelined\r\n\r\nall at once\r\n"
+    with socket.create_connection((NODES[0], port), timeout=30,
+                                  source_address=(CLIENT, 0)) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b'a LOGIN "%s" "%s"\r\nb SELECT INBOX\r\n' % (user.encode(),
+                                                                USERS[user].encode())
+                  + b"c APPEND INBOX {%d+}\r\n%s\r\nd LOGOUT\r\n" % (len(message), message))
+        tagged = {}
+        while len(tagged) < 4:
+            line = f.readline()
+            assert line, tagged
+            if line[:2] in (b"a ", b"b ", b"c ", b"d "):
+                tagged[line[:1]] = line
+    assert all(v.split()[1] == b"OK" for v in tagged.values()), tagged
+    relayed_to_owner(daemons, user)
+    assert len(list((root / "mail" / user / "new").iterdir())
+               + list((root / "mail" / user / "cur").iterdir())) == 1
+
+
+def test_no_hops_left_is_served_where_it_lands(multi_nodes):
+    """
+    A login whose trusted proxy says x-proxy-ttl 0 is not relayed again
+    (the loop guard), though another node owns the user.
+    """
+    port, daemons, _, _ = multi_nodes
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    client = FromClient(NODES[0], port, timeout=30)
+    typ, _ = client.xatom("ID", '("x-originating-ip" "192.0.2.7" "x-proxy-ttl" "0")')
+    assert typ == "OK"
+    assert client.login(user, USERS[user])[0] == "OK"
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
+    assert wait_for(daemons[NODES[0]], f"login user={user} ")
+    assert "relayed user=" not in daemons[NODES[0]].log()

@@ -139,16 +139,3 @@ def test_sighup_drains_the_old_services_process(start_imapd, tmp_path):
     with smtplib.LMTP(f"{tmp_path}/lmtp.sock", timeout=10) as lmtp:
         assert lmtp.sendmail("a@example.net", ["u1@example.org"], MESSAGE % b"unix") == {}
     assert _inbox_count(server) == 3
-
-
-def test_cluster_relay_needs_single_process(tmp_path, tls_files):
-    from e2e_helpers import run_twistd, write_config
-
-    hosts = tmp_path / "hosts"
-    hosts.write_text("")
-    config, _ = write_config(tmp_path, tls_files, {"cluster": {
-        "hosts_file": str(hosts), "node": "127.0.0.1", "relay": True}})
-    result = run_twistd(["--config", str(config)], cwd=tmp_path)
-    assert result.returncode != 0
-    assert (f"imapd: {config}: option 'cluster.relay' needs [service] single_process = true"
-            in result.stderr), result.stderr
