@@ -744,6 +744,30 @@ class ClusterSection:
         "client address this node sends when this node is in its\n"
         "haproxy_trusted_networks.",
     )
+    relay_tls: bool = opt(
+        False,
+        "Say STARTTLS to the owner before relaying a login to it; its\n"
+        "certificate must name its address in the host table (an IP\n"
+        "subjectAltName) and chain to relay_tls_ca.",
+    )
+    relay_tls_ca: str = opt(
+        "",
+        "PEM CA certificates for relay_tls.  Empty: the system's trust store.",
+        kind=PATH,
+    )
+    move_timeout: float = opt(
+        30.0,
+        "imapd-admin cluster move and flush: the longest wait for the moved\n"
+        "users' sessions on the old host to end (it ends them at its next\n"
+        "check); their new logins wait meanwhile.",
+        _non_negative,
+    )
+    user_kick_delay: float = opt(
+        2.0,
+        "Seconds a moved user's new logins still wait after its old sessions\n"
+        "ended (Dovecot's director_user_kick_delay).",
+        _non_negative,
+    )
     username_hash: str = opt(
         "%Lu",
         "The hash key of a user, as Dovecot's director_username_hash: %u the\n"

@@ -68,6 +68,9 @@ _MAX_QUEUED = 64
 #: Commands one connection runs in one reactor turn before it lets the
 #: other connections have theirs (invariant 1).
 _TURN_COMMANDS = 32
+#: Input held back from the parser (L{IMAPServerProtocol._holding_input})
+#: beyond which reading pauses.
+_MAX_UNFED = 64 * 1024
 #: Pieces of compressed input (L{imapd.compress.CHUNK} octets of plain
 #: text each) inflated at most per reactor turn while no command is queued.
 _TURN_INFLATE = 4
@@ -151,6 +154,9 @@ class IMAPServerProtocol(Protocol):
         #: handler, started after the tagged OK (L{start_relay}).
         self.relay_pending = None
         self._relay = None
+        #: Input not yet given to the parser (L{_holding_input}).
+        self._unfed = bytearray()
+        self._unfed_paused = False
         #: RFC 4978 COMPRESS=DEFLATE state (L{imapd.compress.Deflate}).
         self.compression = None
         #: RFC 5465 NOTIFY state (L{imapd.commands.notify.Watch}), or None
@@ -438,6 +444,7 @@ class IMAPServerProtocol(Protocol):
         # sent in clear text and must not be acted upon.
         self.parser.reset()
         self._queue.clear()
+        self._unfed.clear()
         self.transport.startTLS(self.context.tls)
         self.tls_active = True
 
@@ -501,6 +508,10 @@ class IMAPServerProtocol(Protocol):
             self._relay.transport.write(data)
             return
         self._reset_timeout()
+        if self._unfed or self._holding_input():
+            self._unfed += data
+            self._pump()
+            return
         if self.compression is None:
             self._feed(data)
         else:
@@ -616,6 +627,43 @@ class IMAPServerProtocol(Protocol):
             self._queue.append(cmd)
             self._pump()
 
+    def _holding_input(self) -> bool:
+        """
+        Whether input is given to the parser one command at a time: before
+        login, when the login may be relayed to another node
+        (C{context.relay}), so that what the client pipelined after its
+        LOGIN is still raw bytes for the owner (L{start_relay}).  A login
+        process overrides this: it hands what follows to a mail worker.
+        """
+        return self.state == "nonauth" and self.context.relay is not None
+
+    def _feed_lines(self) -> None:
+        """
+        Give the parser the next line of held input only once the previous
+        command is done (or its handler waits for a line: AUTHENTICATE);
+        once input is no longer held (logged in), all of it.
+        """
+        if not self._holding_input():
+            data, self._unfed = bytes(self._unfed), bytearray()
+            self._feed(data)
+        while (self._unfed and not self._queue and not self._closing
+               and (not self._busy or self._line_waiter is not None)):
+            end = self._unfed.find(b"\n")
+            end = len(self._unfed) if end < 0 else end + 1
+            chunk = bytes(self._unfed[:end])
+            del self._unfed[:end]
+            self._feed(chunk)
+            if self._busy and self._line_waiter is None:
+                break
+        if self.transport is None or self._closing:
+            return
+        if not self._unfed_paused and len(self._unfed) > _MAX_UNFED:
+            self._unfed_paused = True
+            self.transport.pauseProducing()
+        elif self._unfed_paused and len(self._unfed) < _MAX_UNFED // 4:
+            self._unfed_paused = False
+            self.transport.resumeProducing()
+
     def _pump(self) -> None:
         """
         Run queued commands, one at a time (invariant 1).  A command that
@@ -627,10 +675,15 @@ class IMAPServerProtocol(Protocol):
         """
         if self._pumping:
             return
+        if self._unfed:
+            self._feed_lines()
         self._pumping = True
         try:
             ran = 0
             while not self._busy and not self._closing and not self._write_blocked:
+                if not self._queue and self._unfed:
+                    # The command before is done: the next held one.
+                    self._feed_lines()
                 if not self._queue:
                     if self.compression is None or not self.compression.pending:
                         break
@@ -869,12 +922,14 @@ class IMAPServerProtocol(Protocol):
         L{imapd.cluster.relay}), once the tagged OK of the relayed LOGIN
         is written: the client's bytes go to C{backend}'s transport, and
         C{backend} passes the owner's bytes to L{relay_received}.  What
-        the client pipelined after LOGIN was parsed here and cannot be
-        passed on: such a client is told so and disconnected.
+        the client pipelined after the LOGIN is still raw
+        (L{_holding_input}) and goes to the owner first.
         """
         for name in ("_timeout_call", "_login_call", "_line_call", "_next_turn"):
             self._cancel(name)
         if self._queue or self.parser.partial_line:
+            # Parsed already (input that was not held): it cannot be
+            # passed on as the client sent it.
             self.send(b"* BYE Commands pipelined after a relayed LOGIN; reconnect\r\n")
             backend.transport.loseConnection()
             self.disconnect()
@@ -888,6 +943,12 @@ class IMAPServerProtocol(Protocol):
         self.transport.registerProducer(backend.transport, True)
         backend.transport.registerProducer(self.transport, True)
         backend.start(self)
+        pending, self._unfed = bytes(self._unfed), bytearray()
+        if pending:
+            backend.transport.write(pending)
+        if self._unfed_paused:
+            self._unfed_paused = False
+            self.transport.resumeProducing()
 
     def relay_received(self, data: bytes) -> None:
         """The owner's bytes, for the client."""

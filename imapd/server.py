@@ -281,6 +281,9 @@ class ServerContext:
     #: passwords through the master and hands a logged-in session to its
     #: mail worker; None in the single process, where the portal does.
     handoff: Any = None
+    #: With C{[cluster] relay}: how logins of users other nodes own are
+    #: relayed to them (L{imapd.cluster.relay.RelayOptions}); None if not.
+    relay: Any = None
 
 
 def _failure_ledger():

@@ -452,6 +452,12 @@ def makeService(options: Options) -> service.MultiService:
         portal = _portal(config, effective, pool, reactor)
     except ConfigError as e:
         raise _fail(str(e)) from None
+    from imapd.cluster.relay import relay_options
+
+    try:
+        relay = relay_options(config.cluster)
+    except (OSError, ValueError) as e:
+        raise _fail(f"{where}: option 'cluster.relay_tls_ca': {e}") from None
     context = ServerContext(
         portal=portal,
         reactor=reactor,
@@ -464,6 +470,7 @@ def makeService(options: Options) -> service.MultiService:
         mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
         urlauth_submit_user=config.urlauth.submit_user,
         trusted_proxies=trusted_proxies(config),
+        relay=relay,
     )
 
     top = IMAPService(config.log.level)

@@ -10,8 +10,9 @@ realm), L{RelayingRealm} asks the owner; when it is another node it raises
 L{NotOurs}, and the LOGIN/AUTHENTICATE handler calls L{relay_login}: it
 connects to the owner's IMAP port, sends C{ID} with the client's address
 (C{x-originating-ip}, C{x-originating-port}, which the owner believes
-from C{haproxy_trusted_networks}) and a hop count C{x-proxy-ttl}, logs in
-with the client's credentials, answers the client with the owner's tagged
+from C{haproxy_trusted_networks}) and a hop count C{x-proxy-ttl}, after
+STARTTLS when C{[cluster] relay_tls} says so, logs in with the client's
+credentials (LOGIN as LOGIN, SASL as C{AUTHENTICATE PLAIN}), answers the client with the owner's tagged
 OK, and from then on passes bytes both ways (L{IMAPServerProtocol.start_relay}).
 
 Loops (two nodes that briefly disagree about a table) end: each hop
@@ -22,7 +23,8 @@ lands, as is a login whose connection comes from a host of the table
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from twisted.cred.portal import IRealm
 from twisted.internet import defer, threads
@@ -30,7 +32,8 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-__all__ = ["NotOurs", "RelayingRealm", "relay_login", "relay_target", "DEFAULT_TTL"]
+__all__ = ["NotOurs", "RelayingRealm", "RelayOptions", "relay_options", "relay_login",
+           "login_command", "relay_target", "DEFAULT_TTL"]
 
 log = Logger(namespace="imapd.cluster.relay")
 
@@ -38,6 +41,47 @@ log = Logger(namespace="imapd.cluster.relay")
 DEFAULT_TTL = 5
 #: Seconds for the owner to greet and answer ID and LOGIN.
 LOGIN_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """
+    How this node relays (L{imapd.server.ServerContext.relay}).
+
+    @ivar tls: address -> C{IOpenSSLClientConnectionCreator} for STARTTLS
+        to the owner (C{[cluster] relay_tls}), or None: plain TCP.
+    """
+
+    tls: Optional[Callable] = None
+
+
+def relay_options(section) -> Optional[RelayOptions]:
+    """
+    The C{[cluster]} section's relay settings, or None when this node does
+    not relay.  The CA certificates are read now, before a login process
+    gives up its privileges.
+    """
+    if not section.relay:
+        return None
+    if not section.relay_tls:
+        return RelayOptions()
+    from twisted.internet.ssl import optionsForClientTLS
+
+    trust = None
+    if section.relay_tls_ca:
+        from twisted.internet.ssl import Certificate, trustRootFromCertificates
+
+        with open(section.relay_tls_ca, "rb") as f:
+            pem = f.read()
+        end = b"-----END CERTIFICATE-----"
+        blocks = [b + end for b in pem.split(end) if b"-----BEGIN" in b]
+        trust = trustRootFromCertificates([Certificate.loadPEM(b) for b in blocks])
+
+    def creator(address: str):
+        # The certificate must name the owner's address (the host table
+        # holds addresses, never names): an IP subjectAltName.
+        return optionsForClientTLS(address, trustRoot=trust)
+    return RelayOptions(tls=creator)
 
 
 class NotOurs(Exception):
@@ -122,16 +166,36 @@ def _astring(value: bytes) -> bytes:
     return b"{%d+}\r\n" % len(value) + value
 
 
+def login_command(user: bytes, password: bytes, authzid: Optional[bytes] = None) -> bytes:
+    """
+    The owner-side login, without its tag: C{LOGIN} for a client that
+    said LOGIN (C{authzid} None), else C{AUTHENTICATE PLAIN} with the
+    client's identities as an initial response (RFC 4616, RFC 4959).
+    """
+    import base64
+
+    if authzid is None:
+        return b"LOGIN " + _astring(user) + b" " + _astring(password)
+    return b"AUTHENTICATE PLAIN " + base64.b64encode(authzid + b"\0" + user + b"\0" + password)
+
+
 class _Backend(Protocol):
     """
-    The connection to the owner: greeting, ID, LOGIN, then a pipe to the
-    client's session.  C{done} fires with the tagged LOGIN line, or fails.
+    The connection to the owner: greeting, STARTTLS when configured, ID,
+    the login, then a pipe to the client's session.  C{done} fires with
+    the tagged line of the login, or fails.
+
+    @param login: the login command without its tag.
+    @param tls: an C{IOpenSSLClientConnectionCreator} for STARTTLS, or
+        None for a plain connection.
     """
 
-    def __init__(self, user: bytes, password: bytes, fields: list[tuple[str, str]]) -> None:
+    def __init__(self, user: bytes, login: bytes, fields: list[tuple[str, str]],
+                 tls=None) -> None:
         self.user = user
-        self.password = password
+        self.login = login
         self.fields = fields
+        self.tls = tls
         self.state = "greeting"
         self.buffer = b""
         self.session = None
@@ -146,17 +210,33 @@ class _Backend(Protocol):
             line, self.buffer = self.buffer.split(b"\r\n", 1)
             self._line(line)
 
+    def _send_id(self) -> None:
+        pairs = b" ".join(_astring(k.encode()) + b" " + _astring(v.encode())
+                          for k, v in self.fields)
+        self.transport.write(b"r1 ID (" + pairs + b")\r\n")
+        self.state = "id"
+
     def _line(self, line: bytes) -> None:
         if self.state == "greeting":
             if not line.startswith(b"* OK"):
                 return self._fail(f"the owner greeted {line[:80]!r}")
-            pairs = b" ".join(_astring(k.encode()) + b" " + _astring(v.encode())
-                              for k, v in self.fields)
-            self.transport.write(b"r1 ID (" + pairs + b")\r\n")
-            self.state = "id"
+            if self.tls is None:
+                self._send_id()
+            else:
+                # RFC 3501 section 6.2.1; the greeting's capabilities are
+                # not needed: the owner runs this server.
+                self.transport.write(b"r0 STARTTLS\r\n")
+                self.state = "starttls"
+        elif self.state == "starttls" and line.startswith(b"r0 "):
+            if not line.startswith(b"r0 OK"):
+                return self._fail(f"the owner refused STARTTLS: {line[3:120]!r}")
+            # Nothing may follow the OK in clear text; the handshake checks
+            # the owner's certificate against its address.
+            self.buffer = b""
+            self.transport.startTLS(self.tls)
+            self._send_id()
         elif self.state == "id" and line.startswith(b"r1 "):
-            self.transport.write(b"r2 LOGIN " + _astring(self.user) + b" "
-                                 + _astring(self.password) + b"\r\n")
+            self.transport.write(b"r2 " + self.login + b"\r\n")
             self.state = "login"
         elif self.state == "login" and line.startswith(b"r2 "):
             if line.startswith(b"r2 OK"):
@@ -196,10 +276,16 @@ def _tagged_parts(line: bytes) -> tuple[Optional[str], str]:
     return None, rest or "Logged in"
 
 
-async def relay_login(session, host, user: bytes, password: bytes):
+async def relay_login(session, host, user: bytes, password: bytes,
+                      authzid: Optional[bytes] = None):
     """
     Log C{user} in at C{host} for C{session} and arrange the relay.
 
+    @param authzid: None for a client that said LOGIN (relayed as LOGIN);
+        for a SASL client, its authorization identity (maybe empty): the
+        login is relayed as C{AUTHENTICATE PLAIN} with an initial response
+        (RFC 4616, RFC 4959), so that the owner sees the identities the
+        client gave, whatever bytes they hold.
     @return: (code, text) of the owner's tagged OK, for the client; the
         session starts relaying once it has written it.
     @raises CommandFailed: the owner cannot be reached or refused.
@@ -216,7 +302,12 @@ async def relay_login(session, host, user: bytes, password: bytes):
               ("x-originating-ip", session.client_address or str(getattr(peer, "host", ""))),
               ("x-originating-port", str(getattr(peer, "port", ""))),
               ("x-proxy-ttl", str(max(0, ttl - 1)))]
-    backend = _Backend(user, password, fields)
+    login = login_command(user, password, authzid)
+    options = session.context.relay
+    tls = None
+    if options is not None and options.tls is not None:
+        tls = options.tls(host.address)
+    backend = _Backend(user, login, fields, tls)
     kind = TCP6ClientEndpoint if ":" in host.address else TCP4ClientEndpoint
     endpoint = kind(reactor, host.address, host.port, timeout=LOGIN_TIMEOUT)
     connecting = connectProtocol(endpoint, backend)

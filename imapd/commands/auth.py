@@ -52,7 +52,8 @@ def _require_secure(session) -> None:
         )
 
 
-async def _login(session, tag: str, user: bytes, password: bytes):
+async def _login(session, tag: str, user: bytes, password: bytes,
+                 authzid: "bytes | None" = None):
     """
     Authenticate through the portal; set up the session on success.  In a
     login process (C{context.handoff}, issue 14) the master's auth process
@@ -84,7 +85,8 @@ async def _login(session, tag: str, user: bytes, password: bytes):
     except NotOurs as e:
         # Issue 15 proxy-when-not-ours: the password is good, the user
         # lives on another node; the session becomes a relay to it.
-        return await relay_login(session, e.host, user, password)
+        # A SASL login (authzid not None) is relayed as one.
+        return await relay_login(session, e.host, user, password, authzid)
     except (UnauthorizedLogin, LoginFailed):
         session._failed_logins += 1
         ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)
@@ -161,5 +163,7 @@ async def handle_authenticate(session, cmd: Authenticate):
         if line.strip() == b"*":
             raise BadCommand("Authentication cancelled")
         response = _b64(line.strip())
-    return await _login(session, cmd.tag, step.authcid.encode("utf-8") if isinstance(step.authcid, str) else step.authcid,
-                        step.password.encode("utf-8") if isinstance(step.password, str) else step.password)
+    def raw(value) -> bytes:
+        return value.encode("utf-8") if isinstance(value, str) else value
+    return await _login(session, cmd.tag, raw(step.authcid), raw(step.password),
+                        raw(step.authzid or ""))

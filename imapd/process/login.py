@@ -46,12 +46,6 @@ __all__ = ["LoginRole", "LoginProtocol"]
 
 log = Logger(namespace="imapd.login")
 
-#: Input held back from the parser beyond which reading pauses: before
-#: login only one command at a time is parsed, so that what follows a
-#: successful LOGIN reaches the worker unparsed (pipelining).
-_MAX_UNFED = 64 * 1024
-
-
 class _NoCounting:
     """Connections and failed logins are counted by the master."""
 
@@ -84,8 +78,6 @@ class LoginProtocol(IMAPServerProtocol):
         # Unique across the login processes: the pid makes it so.
         self.session_id += f".{os.getpid()}"
         self.role = role
-        self._unfed = bytearray()
-        self._unfed_paused = False
         self.handing_off = False
         self.handed_off = False
         self.relay = None
@@ -155,38 +147,12 @@ class LoginProtocol(IMAPServerProtocol):
     def _pump(self) -> None:
         if self.handing_off or self.relay is not None or self._relay is not None:
             return
-        self._feed_lines()
         super()._pump()
 
-    def _feed_lines(self) -> None:
-        """
-        Give the parser the next line only once the previous command is
-        done (or its handler waits for a line: AUTHENTICATE), so that at a
-        successful login everything after the command is still raw.
-        """
-        while (self._unfed and not self._queue and not self._closing and self.state == "nonauth"
-               and (not self._busy or self._line_waiter is not None)):
-            end = self._unfed.find(b"\n")
-            end = len(self._unfed) if end < 0 else end + 1
-            chunk = bytes(self._unfed[:end])
-            del self._unfed[:end]
-            self._feed(chunk)
-            if self._busy and self._line_waiter is None:
-                break
-        if self.transport is None or self.gone:
-            return
-        if not self._unfed_paused and len(self._unfed) > _MAX_UNFED:
-            self._unfed_paused = True
-            self.transport.pauseProducing()
-        elif self._unfed_paused and len(self._unfed) < _MAX_UNFED // 4:
-            self._unfed_paused = False
-            self.transport.resumeProducing()
-
-    def start_tls(self) -> None:
-        # RFC 3501 section 6.2.1: what was pipelined after STARTTLS in
-        # clear text is dropped (here it was not parsed yet).
-        self._unfed.clear()
-        super().start_tls()
+    def _holding_input(self) -> bool:
+        # Always: what follows a successful LOGIN goes to the mail worker
+        # (or the owning node) unparsed, for pipelining.
+        return True
 
     # -- the handoff -----------------------------------------------------------
 
@@ -223,22 +189,6 @@ class LoginProtocol(IMAPServerProtocol):
         # (on the socket's own transport, under a PROXY header reader).
         _socket_transport(self.transport)._shouldShutdown = False
         self.transport.loseConnection()
-
-    def start_relay(self, backend) -> None:
-        """
-        Relay to the owning node once the tagged OK of the relayed LOGIN
-        is out (L{IMAPServerProtocol.start_relay}); what the client sent
-        after the LOGIN is still raw here, and goes to the owner first.
-        """
-        super().start_relay(backend)
-        if self._relay is not backend:
-            return
-        pending, self._unfed = bytes(self._unfed), bytearray()
-        if pending:
-            backend.transport.write(pending)
-        if self._unfed_paused:
-            self._unfed_paused = False
-            self.transport.resumeProducing()
 
     def start_worker_relay(self, sock: socket.socket) -> None:
         """Relay between the TLS client and the worker's end of C{sock}."""
@@ -354,6 +304,9 @@ class LoginRole:
             tls = certificate_options(self.effective.cert, self.effective.key,
                                       self.config.tls.min_version)
         self.tls = tls
+        from imapd.cluster.relay import relay_options
+
+        self.relay = relay_options(self.config.cluster)
         self.listeners = []
         for spec, fd in zip(self.args["listeners"], self.listener_fds):
             description = spec["description"]
@@ -397,7 +350,7 @@ class LoginRole:
             connections=_NoCounting(), login_failures=_NoCounting(), handoff=self,
             # ID x-originating-ip from these (imapd.commands.any), as in
             # the single process: a relaying node names the client.
-            trusted_proxies=trusted_proxies(config))
+            trusted_proxies=trusted_proxies(config), relay=self.relay)
         for description, family, fd, wrap, implicit in self.listeners:
             factory = LoginFactory(self, implicit)
             if wrap is not None:

@@ -51,7 +51,32 @@ def multi_nodes(tmp_path, tls_files):
     yield from start_nodes(tmp_path, tls_files, False)
 
 
-def start_nodes(tmp_path, tls_files, single_process: bool):
+@pytest.fixture(params=["multi-process", "single-process"])
+def secure_nodes(request, tmp_path):
+    """
+    Nodes that refuse logins without TLS (allow_plaintext false), whose
+    certificate names their addresses, relaying with relay_tls.
+    """
+    import subprocess
+
+    cert, key = tmp_path / "nodes.pem", tmp_path / "nodes.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=imapd nodes", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=" + ",".join(f"IP:{n}" for n in NODES)],
+                   check=True, capture_output=True)
+    yield from start_nodes(tmp_path, (str(cert), str(key)),
+                           request.param == "single-process", relay_tls=True)
+
+
+@pytest.fixture(params=["multi-process", "single-process"])
+def looping_nodes(request, tmp_path, tls_files):
+    """Two nodes whose tables disagree: each says the other owns everybody."""
+    yield from start_nodes(tmp_path, tls_files, request.param == "single-process",
+                           looping=True)
+
+
+def start_nodes(tmp_path, tls_files, single_process: bool, relay_tls: bool = False,
+                looping: bool = False):
     port, direct, tls_port = free_ports(3)
     cert, key = tls_files
     passwd = tmp_path / "passwd"
@@ -60,23 +85,32 @@ def start_nodes(tmp_path, tls_files, single_process: bool):
     hosts_file = tmp_path / "store" / "hosts.json"
     conf = tmp_path / "admin.toml"
     conf.write_text(f'[cluster]\nhosts_file = "{hosts_file}"\n')
+    tables = {node: hosts_file for node in NODES}
+    if looping:
+        # A table of its own for each node, holding only the other node.
+        tables = {node: tmp_path / "store" / f"hosts-{node}.json" for node in NODES}
     for node in NODES:
+        if looping:
+            other = next(n for n in NODES if n != node)
+            conf.write_text(f'[cluster]\nhosts_file = "{tables[other]}"\n')
         assert admin(["--config", str(conf), "cluster", "add", node, "--port", str(port)],
                      io.StringIO(), io.StringIO()) == 0
     daemons = {}
     for node in NODES:
         root = tmp_path / node
         root.mkdir()
+        hosts_file = tables[node]
         (root / "imapd.toml").write_text(toml_text({
             "listen": [f"tcp:{port}:interface={node}", f"tcp:{direct}:interface={node}",
                        f"tls:{tls_port}:interface={node}"],
             "haproxy_trusted_networks": ["127.0.0.0/8"],
             "data_dir": "data",
             "tls": {"cert": cert, "key": key},
-            "auth": {"passwd_file": str(passwd), "allow_plaintext": True},
+            "auth": {"passwd_file": str(passwd), "allow_plaintext": not relay_tls},
             "mail": {"location": f"maildir:{tmp_path}/mail/%u", "index_dir": "index"},
             "log": {"level": "info"},
-            "cluster": {"hosts_file": str(hosts_file), "node": node, "relay": True},
+            "cluster": {"hosts_file": str(hosts_file), "node": node, "relay": True,
+                        **({"relay_tls": True, "relay_tls_ca": cert} if relay_tls else {})},
             "service": ({"single_process": True} if single_process
                         else {"login_processes": 1, "mail_workers": 1}),
         }))
@@ -191,21 +225,16 @@ def test_tls_clients_are_relayed(multi_nodes, tls_files):
     relayed_to_owner(daemons, users[1])
 
 
-def test_pipelined_commands_after_login_reach_the_owner(multi_nodes):
+def pipelined(port: int, login: bytes, message: bytes) -> dict:
     """
-    LOGIN, SELECT, APPEND (a LITERAL+ literal) and LOGOUT in one write to
-    the node that does not own the user: every command is answered, by
-    the owner.
+    C{login}, SELECT, APPEND (a LITERAL+ literal) and LOGOUT in one write
+    to the first node; the tagged lines by tag.
     """
-    port, daemons, root, _ = multi_nodes
-    user = next(u for u in USERS if owner(u) == NODES[1])
-    message = b"Subject: pipelined\r\n\r\nall at once\r\n"
     with socket.create_connection((NODES[0], port), timeout=30,
                                   source_address=(CLIENT, 0)) as s:
         f = s.makefile("rb")
         assert f.readline().startswith(b"* OK")
-        s.sendall(b'a LOGIN "%s" "%s"\r\nb SELECT INBOX\r\n' % (user.encode(),
-                                                                USERS[user].encode())
+        s.sendall(b"a " + login + b"\r\nb SELECT INBOX\r\n"
                   + b"c APPEND INBOX {%d+}\r\n%s\r\nd LOGOUT\r\n" % (len(message), message))
         tagged = {}
         while len(tagged) < 4:
@@ -213,18 +242,102 @@ def test_pipelined_commands_after_login_reach_the_owner(multi_nodes):
             assert line, tagged
             if line[:2] in (b"a ", b"b ", b"c ", b"d "):
                 tagged[line[:1]] = line
+    return tagged
+
+
+def stored(root, user: str) -> int:
+    return len(list((root / "mail" / user / "new").iterdir())
+               + list((root / "mail" / user / "cur").iterdir()))
+
+
+@pytest.mark.parametrize("sasl", [False, True], ids=["LOGIN", "AUTHENTICATE"])
+def test_pipelined_commands_after_login_reach_the_owner(nodes, sasl):
+    """
+    LOGIN (or AUTHENTICATE PLAIN with an initial response), SELECT, APPEND
+    and LOGOUT in one write to the node that does not own the user: every
+    command is answered, by the owner, in both server shapes.
+    """
+    import base64
+
+    port, daemons, root = nodes
+    user = [u for u in USERS if owner(u) == NODES[1]][int(sasl)]
+    if sasl:
+        login = b"AUTHENTICATE PLAIN " + base64.b64encode(
+            b"\0%s\0%s" % (user.encode(), USERS[user].encode()))
+    else:
+        login = b'LOGIN "%s" "%s"' % (user.encode(), USERS[user].encode())
+    tagged = pipelined(port, login, b"Subject: pipelined\r\n\r\nall at once\r\n")
     assert all(v.split()[1] == b"OK" for v in tagged.values()), tagged
     relayed_to_owner(daemons, user)
-    assert len(list((root / "mail" / user / "new").iterdir())
-               + list((root / "mail" / user / "cur").iterdir())) == 1
+    assert stored(root, user) == 1
 
 
-def test_no_hops_left_is_served_where_it_lands(multi_nodes):
+def test_authenticate_plain_with_a_continuation_is_relayed(nodes):
+    """
+    AUTHENTICATE PLAIN without an initial response (the client answers
+    the empty challenge) on the node that does not own the user, with an
+    authorization identity: the owner serves the session.
+    """
+    port, daemons, _ = nodes
+    user = [u for u in USERS if owner(u) == NODES[1]][2]
+    client = FromClient(NODES[0], port, timeout=30)
+    typ, _ = client.authenticate(
+        "PLAIN", lambda _challenge: f"{user}\0{user}\0{USERS[user]}".encode())
+    assert typ == "OK"
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
+    relayed_to_owner(daemons, user)
+
+
+def test_relay_says_starttls_to_the_owner(secure_nodes):
+    """
+    Owners refuse logins without TLS: with relay_tls the relay says
+    STARTTLS first (and checks the owner's certificate against its
+    address), so a TLS client of the other node is served by the owner.
+    """
+    import ssl
+
+    port, daemons, root, tls_port = secure_nodes
+    cert = root / "nodes.pem"
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    client = imaplib.IMAP4_SSL(NODES[0], tls_port, ssl_context=context, timeout=30)
+    assert client.login(user, USERS[user])[0] == "OK"
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
+    relayed_to_owner(daemons, user)
+    line = next(l for l in daemons[NODES[1]].log().splitlines() if f"login user={user} " in l)
+    assert "tls=True" in line, line
+
+
+def test_a_relay_loop_ends_by_its_ttl(looping_nodes):
+    """
+    Each node's table says the other owns the user (two nodes briefly
+    disagreeing): the login goes back and forth, each hop lowering
+    x-proxy-ttl from 5, and the node that gets it with 0 serves it; the
+    client is logged in and never notices.  (The relays connect from
+    127.0.0.1, no node of either table, so only the TTL stops the loop.)
+    """
+    port, daemons, _, _ = looping_nodes
+    user = next(iter(USERS))
+    client = FromClient(NODES[0], port, timeout=30)
+    assert client.login(user, USERS[user])[0] == "OK"
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
+    # .3 -> .4 (ttl 4) -> .3 (3) -> .4 (2) -> .3 (1) -> .4 (0): served.
+    assert wait_for(daemons[NODES[1]], f"login user={user} ")
+    assert f"login user={user} " not in daemons[NODES[0]].log()
+    relays = {n: d.log().count(f"relayed user={user} ") for n, d in daemons.items()}
+    assert relays == {NODES[0]: 3, NODES[1]: 2}
+
+
+def test_no_hops_left_is_served_where_it_lands(nodes):
     """
     A login whose trusted proxy says x-proxy-ttl 0 is not relayed again
     (the loop guard), though another node owns the user.
     """
-    port, daemons, _, _ = multi_nodes
+    port, daemons, _ = nodes
     user = next(u for u in USERS if owner(u) == NODES[1])
     client = FromClient(NODES[0], port, timeout=30)
     typ, _ = client.xatom("ID", '("x-originating-ip" "192.0.2.7" "x-proxy-ttl" "0")')

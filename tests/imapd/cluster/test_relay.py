@@ -10,7 +10,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from imapd.cluster.owner import Directory
-from imapd.cluster.relay import NotOurs, RelayingRealm, _astring, _Backend, _tagged_parts
+from imapd.cluster.relay import (NotOurs, RelayingRealm, _astring, _Backend, _tagged_parts,
+                                 login_command)
 from imapd.cluster.table import HostsFile
 
 
@@ -66,8 +67,8 @@ def test_served_here(realm, user, mind):
 
 def test_backend_conversation():
     """Greeting, then ID with the client's fields, then LOGIN; the OK line ends it."""
-    backend = _Backend(b"alice", b'p"w\\', [("x-originating-ip", "192.0.2.1"),
-                                              ("x-proxy-ttl", "4")])
+    backend = _Backend(b"alice", login_command(b"alice", b'p"w\\'),
+                       [("x-originating-ip", "192.0.2.1"), ("x-proxy-ttl", "4")])
     transport = StringTransport()
     backend.makeConnection(transport)
     backend.dataReceived(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n")
@@ -125,3 +126,90 @@ def test_pipelined_commands_cannot_be_relayed(conv):
     conv.proto.start_relay(backend)
     assert b"* BYE Commands pipelined after a relayed LOGIN" in conv.output()
     assert owner.disconnecting and conv.transport.disconnecting
+
+
+def test_sasl_logins_are_relayed_as_authenticate_plain():
+    """
+    A client that said AUTHENTICATE gets AUTHENTICATE PLAIN at the owner,
+    its authzid and every byte of its password kept (CR LF included, which
+    no quoted string may hold).
+    """
+    import base64
+
+    command = login_command(b"alice", "p\r\nä".encode(), b"alice")
+    verb, mechanism, response = command.split(b" ")
+    assert (verb, mechanism) == (b"AUTHENTICATE", b"PLAIN")
+    assert base64.b64decode(response) == b"alice\0alice\0" + "p\r\nä".encode()
+    assert base64.b64decode(login_command(b"bob", b"pw", b"").split()[2]) == b"\0bob\0pw"
+
+
+def test_backend_says_starttls_first():
+    """With relay_tls, STARTTLS after the greeting; ID only once TLS started."""
+    from tests.imapd.conftest import TLSStringTransport
+
+    creator = object()
+    backend = _Backend(b"alice", b'LOGIN "alice" "pw"', [("x-proxy-ttl", "4")], tls=creator)
+    transport = TLSStringTransport()
+    backend.makeConnection(transport)
+    backend.dataReceived(b"* OK ready\r\n")
+    assert transport.value() == b"r0 STARTTLS\r\n" and not transport.tls_started
+    transport.clear()
+    backend.dataReceived(b"r0 OK Begin TLS negotiation now\r\n")
+    assert transport.tls_started
+    assert transport.value() == b'r1 ID ("x-proxy-ttl" "4")\r\n'
+
+
+def test_refused_starttls_fails_the_relay():
+    backend = _Backend(b"a", b"LOGIN a b", [], tls=object())
+    transport = StringTransport()
+    backend.makeConnection(transport)
+    backend.dataReceived(b"* OK ready\r\nr0 NO [PRIVACYREQUIRED] no TLS here\r\n")
+    assert result(backend.done).check(ConnectionError)
+    assert transport.disconnecting
+
+
+def test_input_after_a_relayed_login_reaches_the_owner_raw(server):
+    """
+    With relaying on (context.relay), what the client pipelines after a
+    LOGIN whose answer is pending is not parsed: when the login turns out
+    to be relayed, the owner gets those bytes as the client sent them.
+    """
+    import dataclasses
+
+    from imapd.cluster.relay import RelayOptions
+    from tests.imapd.conftest import Conversation
+
+    pending = defer.Deferred()
+
+    class Waiting:
+        def requestAvatar(self, avatarId, mind, *interfaces):
+            return pending
+
+    server.portal.realm = Waiting()
+    conv = Conversation(dataclasses.replace(server, relay=RelayOptions()), server.reactor)
+    conv.output()
+    pipelined = b"b SELECT INBOX\r\nc APPEND INBOX {5+}\r\nhello\r\nd NOOP\r\n"
+    conv.send(b"a LOGIN demo demo\r\n" + pipelined)
+    assert conv.proto._busy and not conv.proto._queue
+    backend = _Backend(b"demo", b"x", [])
+    owner = StringTransport()
+    backend.makeConnection(owner)
+    conv.proto.start_relay(backend)
+    assert owner.value() == pipelined
+    assert not conv.transport.disconnecting
+    conv.send(b"e LOGOUT\r\n")
+    assert owner.value() == pipelined + b"e LOGOUT\r\n"
+
+
+def test_held_input_is_served_here_after_a_local_login(server):
+    """Relaying on, a user owned here: the pipelined commands run here."""
+    import dataclasses
+
+    from imapd.cluster.relay import RelayOptions
+    from tests.imapd.conftest import PASSWORD, USER, Conversation
+
+    conv = Conversation(dataclasses.replace(server, relay=RelayOptions()), server.reactor)
+    conv.output()
+    conv.send(f"a LOGIN {USER} {PASSWORD}\r\nb SELECT INBOX\r\nc NOOP\r\n".encode())
+    tags = [line.split(" ", 1)[0] for line in conv.lines() if not line.startswith("*")]
+    assert tags == ["a", "b", "c"]
