@@ -3,11 +3,14 @@
 C{imapd-admin cluster ...}: change and inspect the host table.
 
     cluster add HOST [--weight N] [--port P] [--lmtp-port P]
-    cluster remove|down|up|flush HOST
+    cluster remove|down|up HOST
+    cluster flush HOST                  place a host's users again (as move)
     cluster weight HOST N
     cluster owner USER [--verbose]      the owner's address
     cluster status USER                 current and hashed host, hash, epoch
-    cluster move USER HOST              place USER on HOST now
+    cluster move USER HOST              place USER on HOST now: its new logins
+                                        wait until its sessions on the old host
+                                        ended (imapd.cluster.moves)
     cluster map [--users]               the host table (and every user)
     cluster export tsv|json|transport|qgrp [--domain D] [--output FILE]
 
@@ -119,13 +122,45 @@ def _weight(config, directory, args, out, err):
 
 
 def _flush(config, directory, args, out, err):
-    users = directory.placements.users_on(_canonical(args.host), time.time())
-    table = directory.hosts.update(lambda t: t.flush(args.host))
+    host = _canonical(args.host)
+    users = directory.placements.users_on(host, time.time())
+    table = _moving(config, directory, users, host,
+                    lambda: directory.hosts.update(lambda t: t.flush(args.host)), out, err)
     _changed(config, directory, table, out,
              f"flushed {args.host}: {len(users)} placed users are placed again at their "
              f"next lookup")
-    if users:
-        print(NOT_KICKED.format(host=_canonical(args.host)), file=err)
+
+
+def _moving(config, directory, keys, old: str, change, out, err):
+    """
+    Move C{keys} (hash keys) away from host C{old} by C{change} the way a
+    Dovecot director does (L{imapd.cluster.moves}): block their new
+    logins, make the change (their sessions on C{old} are then ended by
+    that node at its next check), wait until C{old} reports them gone (at
+    most C{move_timeout}), then C{user_kick_delay} more, and unblock.
+
+    @return: what C{change} returned.
+    """
+    from imapd.cluster.moves import wait_sessions_gone
+
+    if not keys:
+        return change()
+    section = config.cluster
+    started = time.time()
+    deadline = started + section.move_timeout
+    directory.moves.block(keys, deadline + section.user_kick_delay)
+    try:
+        result = change()
+        left = wait_sessions_gone(directory.reports, old, keys, deadline)
+        time.sleep(section.user_kick_delay)
+    finally:
+        directory.moves.release(keys)
+    if left:
+        print(f"{len(left)} of the users still had sessions on {old} after "
+              f"{section.move_timeout:g} seconds: " + NOT_KICKED.format(host=old), file=err)
+    print(f"new logins of {len(keys)} users waited {time.time() - started:.1f}s for their "
+          f"sessions on {old} to end", file=out)
+    return result
 
 
 def _canonical(host: str) -> str:
@@ -160,13 +195,21 @@ def _move(config, directory, args, out, err):
     old = directory.status(args.user).current
     from imapd.cluster.hashing import expand_key
 
-    directory.placements.record(expand_key(args.user, directory.fmt), host.address,
-                                table.epoch, time.time())
-    directory.placements.flush()
+    key = expand_key(args.user, directory.fmt)
+
+    def place():
+        now = time.time()
+        held = directory.placements.lookup(key, now)
+        # Later than every writer's line, so that it is the one that holds.
+        when = now if held is None else max(now, held.when + 0.001)
+        directory.placements.record(key, host.address, table.epoch, when)
+        directory.placements.flush(now)
+    if old is not None and old.address != host.address:
+        _moving(config, directory, [key], old.address, place, out, err)
+    else:
+        place()
     print(f"{args.user} placed on {host.address} (was {old.address if old else '-'}) "
           f"for {config.cluster.user_expire:g} seconds after its last lookup", file=out)
-    if old is not None and old.address != host.address:
-        print(NOT_KICKED.format(host=old.address), file=err)
     _write_exports(config, directory)
 
 

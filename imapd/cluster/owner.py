@@ -50,11 +50,22 @@ class Directory:
     """
 
     def __init__(self, hosts: HostsFile, placements: Optional[Placements] = None,
-                 fmt: str = DEFAULT_FORMAT, clock=time.time) -> None:
+                 fmt: str = DEFAULT_FORMAT, clock=time.time, moves=None,
+                 reports=None) -> None:
         self.hosts = hosts
         self.placements = placements
         self.fmt = fmt
         self.clock = clock
+        #: The users being moved (L{imapd.cluster.moves.MoveBlocks}), or None.
+        self.moves = moves
+        #: The session reports (L{imapd.cluster.moves.SessionReports}), or None.
+        self.reports = reports
+
+    def blocked_until(self, user: str, now: float) -> Optional[float]:
+        """When the move of C{user} ends, or None if it is not being moved."""
+        if self.moves is None:
+            return None
+        return self.moves.blocked_until(expand_key(user, self.fmt), now)
 
     @staticmethod
     def _placed(table: HostTable, p) -> Optional[HostEntry]:
@@ -111,6 +122,7 @@ def directory_from_config(section, writer: Optional[str] = None) -> Directory:
     """
     import socket
 
+    from imapd.cluster.moves import MoveBlocks, SessionReports, moves_path, reports_dir
     from imapd.cluster.placement import Placements, placements_dir
 
     if not section.hosts_file:
@@ -119,4 +131,6 @@ def directory_from_config(section, writer: Optional[str] = None) -> Directory:
         writer = section.node or socket.gethostname()
     hosts = HostsFile(section.hosts_file)
     places = Placements(placements_dir(section.hosts_file), writer, section.user_expire)
-    return Directory(hosts, places, section.username_hash)
+    return Directory(hosts, places, section.username_hash,
+                     moves=MoveBlocks(moves_path(section.hosts_file)),
+                     reports=SessionReports(reports_dir(section.hosts_file), writer))

@@ -62,7 +62,9 @@ def _parse(data: bytes) -> dict[str, Placement]:
 
 
 def _serialize(records: Iterable[tuple[str, Placement]]) -> bytes:
-    return "".join(f"{p.epoch} {p.host} {p.when:.0f} {key}\n"
+    # Milliseconds: the latest line wins, and a move (imapd-admin cluster
+    # move) made within the second after a node's own line must win.
+    return "".join(f"{p.epoch} {p.host} {p.when:.3f} {key}\n"
                    for key, p in records).encode("utf-8")
 
 

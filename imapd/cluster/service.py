@@ -163,7 +163,7 @@ def add_cluster_work(config, parent, portal=None):
 
             portal.realm = RelayingRealm(portal.realm, directory, section.node)
             log.info("Logins of users owned by other nodes are relayed to them")
-        portal.realm = TrackingRealm(portal.realm, tracker)
+        portal.realm = TrackingRealm(portal.realm, tracker, directory)
         NodeSessionsService(directory, tracker, section.node,
                             session_check_interval(section.user_expire)).setServiceParent(parent)
         log.info("Cluster node {node}: users with sessions here stay placed here, and "

@@ -67,13 +67,39 @@ class TrackingRealm:
     the account instance, so the account's type and interfaces stay).
     """
 
-    def __init__(self, realm, tracker: SessionTracker) -> None:
+    def __init__(self, realm, tracker: SessionTracker, directory=None, clock=None,
+                 runner=None) -> None:
         self.realm = realm
         self.tracker = tracker
+        #: With a directory, the login of a user being moved waits for the
+        #: move's end (L{imapd.cluster.moves}).
+        self.directory = directory
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+        self.runner = threads.deferToThread if runner is None else runner
 
     def requestAvatar(self, avatarId, mind, *interfaces):
-        d = defer.maybeDeferred(self.realm.requestAvatar, avatarId, mind, *interfaces)
+        if self.directory is None or mind is None:
+            d = defer.maybeDeferred(self.realm.requestAvatar, avatarId, mind, *interfaces)
+        else:
+            d = defer.Deferred.fromCoroutine(self._after_move(avatarId, mind, interfaces))
         return d.addCallback(self._track, mind)
+
+    async def _after_move(self, avatarId, mind, interfaces):
+        """
+        A user being moved logs in once the move is over (Dovecot blocks
+        such logins the same way), on whichever node it then lands.
+        """
+        from imapd.cluster.moves import wait_unblocked
+
+        user = getattr(avatarId, "name", avatarId)
+        user = user.decode("utf-8", "replace") if isinstance(user, bytes) else user
+        waited = await wait_unblocked(lambda now: self.directory.blocked_until(user, now),
+                                      self.clock, self.runner)
+        if waited:
+            log.info("Login of {user!r} waited {s:.1f}s for its move", user=user, s=waited)
+        return await defer.maybeDeferred(self.realm.requestAvatar, avatarId, mind, *interfaces)
 
     def _track(self, result, session):
         iface, account, logout = result
@@ -130,13 +156,34 @@ class NodeSessionsService(Periodic):
         self.runner = threads.deferToThread if runner is None else runner
         #: Users owned here at the last check (touched in the runner only).
         self.mine: set = set()
+        #: The last check reported sessions (so an empty report follows).
+        self._reported = False
+        self._report_failed = False
 
     def work(self):
         users = self.tracker.active()
-        if not users and not self.mine:
+        if not users and not self.mine and not self._reported:
             return None
-        d = self.runner(check_sessions, self.directory, self.me, users, self.mine, time.time())
+        self._reported = bool(users)
+        d = self.runner(self._check, users, time.time())
         return d.addCallback(self._kick)
+
+    def _check(self, users, now: float) -> list[str]:
+        moved = check_sessions(self.directory, self.me, users, self.mine, now)
+        reports = self.directory.reports
+        if reports is not None and reports.writer is not None:
+            # For a move waiting to see these sessions gone (imapd.cluster.moves).
+            from imapd.cluster.hashing import expand_key
+
+            try:
+                reports.report(expand_key(u, self.directory.fmt) for u in users)
+            except Exception as e:  # OSError, StoreError: never at the kicks' cost
+                if not self._report_failed:
+                    log.warn("Cannot write this node's session report in {d}: {e}; moves "
+                             "of its users wait their whole move_timeout", d=reports.directory,
+                             e=e)
+                self._report_failed = True
+        return moved
 
     def _kick(self, moved: list[str]) -> None:
         for user in moved:

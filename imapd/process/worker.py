@@ -199,7 +199,7 @@ class WorkerRole:
             writer = f"{section.node}~pool-{int(self.args.get('index', 0)) + 1}"
         directory = directory_from_config(section, writer=writer)
         tracker = SessionTracker()
-        self.tracking = TrackingRealm(self.realm, tracker)
+        self.tracking = TrackingRealm(self.realm, tracker, directory)
         for work in (PlacementFlushService(directory.placements),
                      NodeSessionsService(directory, tracker, section.node,
                                          session_check_interval(section.user_expire))):

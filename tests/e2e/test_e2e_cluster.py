@@ -264,3 +264,60 @@ def test_down_ends_the_sessions_of_moved_users(start_imapd, tmp_path):
     assert line.startswith(b"* BYE [UNAVAILABLE]"), line
     assert client.readline() == b""  # closed
     assert "kicked user=alice" in server.daemon.log()
+
+
+def test_move_blocks_new_logins_until_the_old_sessions_end(start_imapd, tmp_path):
+    """
+    `cluster move` as a Dovecot director moves a user: a LOGIN of the user
+    sent during the move is answered only after the node ended the user's
+    old session (BYE) and user_kick_delay more; the command returns when
+    the move is over.
+    """
+    import imaplib
+    import threading
+    import time
+
+    from imapd.cluster.moves import MoveBlocks
+
+    kick_delay = 1.0
+    conf, hosts_file = host_table(tmp_path, extra=f"user_kick_delay = {kick_delay}\n")
+    me = expected_owner("alice")
+    other = next(h for h in HOSTS if h != me)
+    server = start_imapd({"cluster": {"hosts_file": str(hosts_file), "node": me}})
+    old = imaplib.IMAP4(server.host, server.port, timeout=30)
+    old.login(server.user, server.password)
+    old.select("INBOX")
+    reports = tmp_path / "store" / "hosts.json.sessions"
+    deadline = time.monotonic() + 20
+    # The node reports alice's session (and has placed her on itself).
+    while not any("alice" in p.read_text() for p in reports.glob(f"{me}*")):
+        assert time.monotonic() < deadline, "no session report"
+        time.sleep(0.1)
+    moved = []
+    mover = threading.Thread(target=lambda: moved.append(admin(
+        ["--config", str(conf), "cluster", "move", "alice", other], io.StringIO(),
+        io.StringIO())))
+    mover.start()
+    blocks = MoveBlocks(str(hosts_file) + ".moves")
+    while blocks.blocked_until("alice", time.time()) is None:
+        assert time.monotonic() < deadline and not moved, "the move did not block alice"
+        time.sleep(0.01)
+    # A new login during the move: sent now, answered later.
+    new = socket.create_connection((server.host, server.port), timeout=30)
+    f = new.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    new.sendall(f'n1 LOGIN "{server.user}" "{server.password}"\r\n'.encode())
+    old.sock.settimeout(15)
+    assert old.readline().startswith(b"* BYE [UNAVAILABLE]")
+    bye = time.monotonic()
+    line = f.readline()
+    while not line.startswith(b"n1 "):
+        line = f.readline()
+    answered = time.monotonic()
+    assert line.startswith(b"n1 OK"), line
+    mover.join(30)
+    assert moved == [0]
+    # Not before the old session ended plus the kick delay.
+    assert answered - bye >= kick_delay, (answered - bye)
+    assert "waited" in server.daemon.log() and "for its move" in server.daemon.log()
+    new.close()

@@ -24,7 +24,8 @@ def site(tmp_path):
         f'[auth]\npasswd_file = "{passwd}"\n'
         f'[cluster]\nhosts_file = "{tmp_path}/store/hosts.json"\n'
         f'export_files = ["transport:{tmp_path}/transport", "json:{tmp_path}/map.json"]\n'
-        f'export_domain = "example.org"\n')
+        f'export_domain = "example.org"\n'
+        f'move_timeout = 1.0\nuser_kick_delay = 0.2\n')
     return tmp_path, str(config)
 
 
@@ -97,10 +98,11 @@ def test_move_and_flush(site):
     three(config)
     status, out, err = admin(config, "move", "alice", "127.0.0.2")
     assert status == 0 and "alice placed on 127.0.0.2 (was 127.0.0.3)" in out
-    assert "sessions open on 127.0.0.3 end within seconds if that node runs with" in err
+    # No node reports sessions of alice: the move waited only the kick delay.
+    assert "new logins of 1 users waited" in out and err == ""
     assert admin(config, "owner", "alice")[1] == "127.0.0.2\n"
     status, out, err = admin(config, "flush", "127.0.0.2")
-    assert "flushed 127.0.0.2: 1 placed users" in out and "127.0.0.2 end within seconds" in err
+    assert "flushed 127.0.0.2: 1 placed users" in out and "new logins of 1 users waited" in out
     assert admin(config, "owner", "alice")[1] == "127.0.0.3\n"
 
 
@@ -153,3 +155,76 @@ def test_status(site):
     admin(config, "move", "heidi", "127.0.0.2")
     assert admin(config, "status", "heidi")[1] == (
         "127.0.0.2 placed user=heidi key=heidi hash=1044502141 ring=127.0.0.4 epoch=3\n")
+
+
+def test_move_waits_for_the_old_hosts_sessions(site):
+    """
+    While the old host reports sessions of the user, the move blocks the
+    user's logins; when they are gone it waits user_kick_delay more and
+    unblocks.  A report that never clears ends the wait at move_timeout,
+    with a warning.
+    """
+    import threading
+    import time
+
+    from imapd.cluster.hashing import expand_key
+    from imapd.cluster.moves import MoveBlocks, SessionReports
+
+    root, config = site
+    three(config)
+    hosts_file = f"{root}/store/hosts.json"
+    blocks = MoveBlocks(hosts_file + ".moves")
+    # A worker of 127.0.0.3 has a session of alice; 127.0.0.30 is another host.
+    SessionReports(hosts_file + ".sessions", "127.0.0.3~pool-1").report([expand_key("alice", "%Lu")])
+    SessionReports(hosts_file + ".sessions", "127.0.0.30").report(["bob"])
+    done = []
+    thread = threading.Thread(target=lambda: done.append(admin(config, "move", "alice",
+                                                                "127.0.0.2")))
+    started = time.monotonic()
+    thread.start()
+    while blocks.blocked_until("alice", time.time()) is None:
+        assert time.monotonic() - started < 5 and not done
+        time.sleep(0.01)
+    assert blocks.blocked_until("bob", time.time()) is None
+    time.sleep(0.3)
+    assert not done  # still waiting for the session to end
+    SessionReports(hosts_file + ".sessions", "127.0.0.3~pool-1").report([])
+    ended = time.monotonic()
+    thread.join(10)
+    status, out, err = done[0]
+    assert status == 0 and err == "", err
+    assert time.monotonic() - ended >= 0.2  # user_kick_delay
+    assert blocks.blocked_until("alice", time.time()) is None
+    # Back to 127.0.0.3 with a session there that never ends (as seen by
+    # the reports): the move gives up after move_timeout and says so.
+    SessionReports(hosts_file + ".sessions", "127.0.0.2").report([expand_key("alice", "%Lu")])
+    started = time.monotonic()
+    status, out, err = admin(config, "move", "alice", "127.0.0.3")
+    assert status == 0 and 1.0 <= time.monotonic() - started < 5
+    assert "1 of the users still had sessions on 127.0.0.2 after 1 seconds" in err
+    assert blocks.blocked_until("alice", time.time()) is None
+
+
+def test_move_wins_over_a_nodes_line_of_the_same_second(site):
+    """
+    A node refreshed alice's placement a moment ago (its clock a little
+    ahead): the move's line is still the latest, for every reader,
+    the node included (it reads its own line first).
+    """
+    import time
+
+    from imapd.cluster.owner import Directory
+    from imapd.cluster.placement import Placements, placements_dir
+    from imapd.cluster.table import HostsFile
+
+    root, config = site
+    three(config)
+    hosts_file = f"{root}/store/hosts.json"
+    node = Directory(HostsFile(hosts_file), Placements(placements_dir(hosts_file), "127.0.0.3",
+                                                       900))
+    epoch = node.hosts.table().epoch
+    node.placements.record("alice", "127.0.0.3", epoch, time.time() + 0.4)
+    node.placements.flush()
+    assert admin(config, "move", "alice", "127.0.0.2")[0] == 0
+    assert node.status("alice").current.address == "127.0.0.2"
+    assert admin(config, "owner", "alice")[1] == "127.0.0.2\n"

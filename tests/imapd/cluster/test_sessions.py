@@ -125,7 +125,7 @@ def test_service_checks_and_kicks(directory):
     calls = []
 
     def runner(f, *args):
-        calls.append(list(args[2]))
+        calls.append(list(args[0]))
         return defer.maybeDeferred(f, *args)
     service = NodeSessionsService(directory, tracker, "127.0.0.3", 2, clock=clock,
                                   runner=runner)
@@ -176,3 +176,27 @@ def test_node_not_in_table_is_reported(directory):
         _check_node(directory, "mail1")
     texts = [e.get("log_format", "") for e in events]
     assert len([t for t in texts if "is not a host of the table" in t]) == 1
+
+
+def test_service_reports_its_sessions(directory, tmp_path):
+    """
+    Each check writes the keys of the users with sessions here when they
+    changed (imapd.cluster.moves), and an empty report once they are gone.
+    """
+    from imapd.cluster.moves import SessionReports
+
+    directory.reports = SessionReports(str(tmp_path / "sessions"), "127.0.0.3~pool-1")
+    clock = task.Clock()
+    tracker = SessionTracker()
+    service = NodeSessionsService(directory, tracker, "127.0.0.3", 2, clock=clock,
+                                  runner=defer.maybeDeferred)
+    service.startService()
+    reader = SessionReports(str(tmp_path / "sessions"))
+    session = Session()
+    tracker.opened("Alice", session)
+    clock.advance(2)
+    assert reader.sessions_of("127.0.0.3", ["alice", "heidi"]) == {"alice"}
+    tracker.closed("Alice", session)
+    clock.advance(2)
+    assert reader.sessions_of("127.0.0.3", ["alice"]) == set()
+    service.stopService()
