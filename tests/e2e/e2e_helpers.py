@@ -430,3 +430,50 @@ def start_imapd(tmp_path, tls_files):
     yield start
     for server in servers:
         server.daemon.stop()
+
+
+NGINX = "/usr/sbin/nginx"
+NGINX_MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
+
+
+def start_nginx_mail(prefix, auth_port: int, proxy_port: int) -> subprocess.Popen:
+    """
+    A real nginx mail proxy (Debian nginx + libnginx-mod-mail) in
+    directory C{prefix}, on 127.0.0.1:C{proxy_port}, asking our auth_http
+    on C{auth_port} and sending a PROXY header to the backends; returns
+    once it answers IMAP.  The caller terminates it.
+    """
+    import imaplib
+
+    prefix.mkdir(exist_ok=True)
+    (prefix / "nginx.conf").write_text(f"""
+load_module {NGINX_MAIL_MODULE};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+worker_processes 1;
+events {{ worker_connections 256; }}
+mail {{
+    auth_http 127.0.0.1:{auth_port}/auth;
+    proxy_pass_error_message on;
+    server {{
+        listen 127.0.0.1:{proxy_port};
+        protocol imap;
+        proxy_protocol on;
+    }}
+}}
+""")
+    nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
+                              "-e", str(prefix / "error.log"), "-g", "daemon off;"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            imaplib.IMAP4("127.0.0.1", proxy_port, timeout=5).logout()
+            return nginx
+        except OSError:
+            if nginx.poll() is not None or time.monotonic() > deadline:
+                nginx.kill()
+                nginx.wait()
+                raise RuntimeError("nginx did not start: "
+                                   + (prefix / "error.log").read_text()) from None
+            time.sleep(0.1)

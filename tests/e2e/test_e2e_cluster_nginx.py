@@ -12,19 +12,16 @@ from __future__ import annotations
 import imaplib
 import io
 import re
-import subprocess
 import time
 
 import pytest
-from e2e_helpers import Daemon, free_ports, toml_text
+from e2e_helpers import Daemon, free_ports, start_nginx_mail, toml_text
 
 from imapd.admin import main as admin
 from imapd.auth.schemes import hash_password
 from imapd.cluster.hashing import user_hash
 from imapd.cluster.ring import Ring
 
-NGINX = "/usr/sbin/nginx"
-MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 BACKENDS = ("127.0.0.3", "127.0.0.4")
 USERS = {f"user{i}": f"secret {i}" for i in range(12)}
 
@@ -72,35 +69,7 @@ def site(tmp_path):
     for address, daemon in daemons.items():
         daemon.wait_for_greeting(direct_port, host=address)
     prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    (prefix / "nginx.conf").write_text(f"""
-load_module {MAIL_MODULE};
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-worker_processes 1;
-events {{ worker_connections 64; }}
-mail {{
-    auth_http 127.0.0.1:{auth_port}/auth;
-    proxy_pass_error_message on;
-    server {{
-        listen 127.0.0.1:{proxy_port};
-        protocol imap;
-        proxy_protocol on;
-    }}
-}}
-""")
-    nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-                              "-e", str(prefix / "error.log"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            imaplib.IMAP4("127.0.0.1", proxy_port, timeout=5).logout()
-            break
-        except OSError:
-            assert nginx.poll() is None, (prefix / "error.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.1)
+    nginx = start_nginx_mail(prefix, auth_port, proxy_port)
     yield proxy_port, daemons, admin_conf, prefix
     nginx.terminate()
     nginx.wait(15)
