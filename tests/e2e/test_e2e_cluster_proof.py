@@ -117,7 +117,8 @@ class Site:
                 "tls": {"enabled": False},
                 "auth": {"passwd_file": str(passwd), "allow_plaintext": True},
                 # One shared store, an index directory per node (DESIGN.md rule 2).
-                "mail": {"location": f"maildir:{root}/mail/%u", "index_dir": "index"},
+                "mail": {"location": f"maildir:{root}/mail/%u",
+                         "index_dir": str(node / "index")},
                 # IDLE's own poll far away: only the delivery's wake-up is quick.
                 "limits": {"idle_poll_interval": 30.0},
                 "service": {"login_processes": 1, "mail_workers": 1},
@@ -283,6 +284,10 @@ def test_routing_failover_restart_and_postmap(site):
     landed, seen = login_round(site, users, append=True)
     assert landed == expected
     assert all(seen[u] == [f"Subject: for {u}".encode()] for u in users)
+    # One shared mail tree; each backend's index in its own directory.
+    assert sorted(p.name for p in (site.root / "mail").iterdir()) == users
+    for address in BACKENDS:
+        assert any((site.root / address / "index").rglob("*")), address
 
     # 2. SIGKILL the victim's master: no process of it survives.
     victim = site.daemons[VICTIM]
