@@ -95,7 +95,12 @@ def deliver(args, stdin: BinaryIO) -> int:
     except OSError as e:
         _say(f"{e.filename}: {e.strerror}")
         return EX_CONFIG
-    deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file),
+    try:
+        lookup = userdb_lookup(effective.passwd_file, config)
+    except ConfigError as e:
+        _say(str(e))
+        return EX_CONFIG
+    deliverer = Deliverer(effective.mail_location, lookup,
                           effective.index_dir, _quota_policy(config.quota),
                           config.lmtp.recipient_delimiter, hostname=effective.hostname)
     limit = config.lmtp.max_message_size or config.limits.max_literal
