@@ -133,7 +133,8 @@ class Directory:
         self._idle: dict[tuple[str, str], list] = {}
         #: uri -> clock time before which it is skipped
         self._down_until: dict[str, float] = {}
-        self._servers = {uri: self._server(uri) for uri in settings.uris}
+        for uri in settings.uris:
+            self._server(uri)  # ldap3 refuses a bad URI now, not at the first login
         #: Counters for tests and measurements: connections opened,
         #: searches and binds sent.
         self.opened = 0
@@ -209,7 +210,12 @@ class Directory:
         """A new connection to C{uri}, StartTLS done, bound as C{bind_dn}."""
         ldap3, s = self._ldap3, self.settings
         # ldap3 packs the receive timeout as whole seconds (SO_RCVTIMEO).
-        conn = ldap3.Connection(self._servers[uri], receive_timeout=max(1, math.ceil(s.timeout)),
+        # A new ldap3 Server each time: one that failed to connect marks
+        # its address unavailable for a few seconds and then refuses to
+        # try it ("invalid server address"), which would hide a directory
+        # that is back.  When to try a server again is RETRY_AFTER's
+        # business (and a pooled connection is opened rarely).
+        conn = ldap3.Connection(self._server(uri), receive_timeout=max(1, math.ceil(s.timeout)),
                                 authentication=ldap3.SIMPLE, raise_exceptions=False,
                                 auto_referrals=False,
                                 read_only=True, check_names=False)
