@@ -235,6 +235,13 @@ access to * by * read
     def pause(self) -> None:
         """SIGSTOP: slapd keeps its port but answers nothing (a hung server)."""
         os.kill(self.proc.pid, signal.SIGSTOP)
+        # The signal takes effect a moment later: wait until it has.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                    return
+            time.sleep(0.01)
 
     def resume(self) -> None:
         os.kill(self.proc.pid, signal.SIGCONT)

@@ -19,8 +19,8 @@ thread at a time.
 Failover: the servers are tried in the order given.  A server that fails
 (cannot be reached, times out, refuses C{bind_dn}, answers a search with
 an error) is logged by its URI and skipped for L{RETRY_AFTER} seconds,
-while the next one answers; when every server has failed, each is tried
-again at the next call, so logins work as soon as one comes back.  When
+while the next one answers; when the others fail too, the ones skipped
+are tried after them, so logins work as soon as any comes back.  When
 none answers, the caller gets L{DirectoryUnavailable}
 (L{imapd.auth.errors.AuthUnavailable}), never "wrong password".
 
@@ -252,11 +252,14 @@ class Directory:
         _close(conn)
 
     def _order(self) -> list[str]:
-        """The servers to try now: those not marked down, in order; all if none."""
+        """
+        The servers to try now: those not marked down, in order, then
+        those marked down (one may be back when the others have failed).
+        """
         now = self._clock()
         with self._lock:
             up = [u for u in self.settings.uris if self._down_until.get(u, 0.0) <= now]
-        return up or list(self.settings.uris)
+        return up + [u for u in self.settings.uris if u not in up]
 
     def _call(self, purpose: str, run):
         """
