@@ -203,7 +203,9 @@ def build_authenticator(config, effective, runner=None, pam_check=None,
 
     @param effective: L{imapd.defaults.prepare}'s result.
     @param runner: the blocking-call runner for the checker and the
-        lookups (default L{deferToThread}).
+        lookups (default L{deferToThread}, and for the LDAP checks the
+        directory's own threads; C{imapd-admin auth test} runs them
+        inline).
     @param pam_check: the PAM call (a seam for tests).
     @param ldap3: the L{ldap3} module (a seam for tests).
     @raises conf.ConfigError: a combination that cannot work, naming the
@@ -221,7 +223,7 @@ def build_authenticator(config, effective, runner=None, pam_check=None,
             if driver == "ldap":
                 from imapd.auth.ldapsetup import ldap_databases
 
-                one, user = ldap_databases(config, ldap3)
+                one, user = ldap_databases(config, ldap3, runner=runner)
             elif driver == "pam":
                 if not auth.pam:
                     raise _problem(config, "auth.passdb",

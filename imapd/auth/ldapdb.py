@@ -124,11 +124,13 @@ def _parse_bytes(value: str) -> int:
     return -(-int(text) // 1024)
 
 
-def record_from_entry(name: str, entry: dict, user_attrs) -> UserRecord:
+def record_from_entry(name: str, entry: dict, user_attrs, dn: str = "") -> UserRecord:
     """
     The L{UserRecord} of C{name} from a search result's attributes mapped
     by C{user_attrs}; an attribute with an unusable value (a uid that is
-    no number) is logged and left out.
+    no number) is logged and left out.  The entry's C{dn} is kept as the
+    C{ldap_dn} extra field, so that C{imapd-admin user} and C{auth test}
+    show which entry the directory gave.
     """
     fields: dict[str, str] = {}
     for attr, fld in user_attrs:
@@ -143,7 +145,7 @@ def record_from_entry(name: str, entry: dict, user_attrs) -> UserRecord:
             except ValueError:
                 _log.warn("LDAP entry of {user!r}: {field} {value!r} is not a number; ignored",
                           user=name, field=key, value=fields[key])
-    extra = {}
+    extra = {"ldap_dn": dn} if dn else {}
     if fields.get("mail"):
         extra["userdb_mail"] = fields["mail"]
     for key, parse in (("quota_storage", _parse_bytes), ("quota_messages", int)):
@@ -236,7 +238,7 @@ class LDAPPassdb:
                 return self._refuse(user, "wrong password")
         name = next((entry[a.lower()][0] for a, f in self.pass_attrs
                      if f == "user" and entry.get(a.lower())), user)
-        return record_from_entry(name, entry, self.user_attrs)
+        return record_from_entry(name, entry, self.user_attrs, dn)
 
     def _refuse(self, user: str, reason: str):
         _log.info("Authentication refused for {user!r}: {reason}", user=user, reason=reason)
@@ -258,4 +260,4 @@ class LDAPUserDB:
         found = self._lookup.find(name)
         if found is None:
             return None
-        return record_from_entry(name, found[1], self.user_attrs)
+        return record_from_entry(name, found[1], self.user_attrs, found[0])

@@ -94,10 +94,10 @@ def test_record_from_entry_maps_fields_and_skips_bad_values():
     entry = {"homedirectory": ["/home/ann"], "uidnumber": ["1234"], "gidnumber": ["x"],
              "maillocation": ["maildir:~/M"], "mailquota": ["2M"],
              "mailquotamessages": ["100"]}
-    record = record_from_entry("ann", entry, USER_ATTRS)
-    assert record == UserRecord("ann", 1234, None, "/home/ann",
-                                {"userdb_mail": "maildir:~/M", "userdb_quota_storage": "2048",
-                                 "userdb_quota_messages": "100"})
+    record = record_from_entry("ann", entry, USER_ATTRS, "uid=ann,o=x")
+    assert record == UserRecord("ann", 1234, None, "/home/ann")
+    assert record.extra == {"ldap_dn": "uid=ann,o=x", "userdb_mail": "maildir:~/M",
+                            "userdb_quota_storage": "2048", "userdb_quota_messages": "100"}
 
 
 def test_config_checks_filters_and_maps(tmp_path):
@@ -229,6 +229,10 @@ def settings(server, **kw) -> LDAPSettings:
     return LDAPSettings(**values)
 
 
+ANN_EXTRA = {"ldap_dn": f"uid=ann,{PEOPLE}", "userdb_mail": "maildir:~/Mail",
+             "userdb_quota_storage": "1024", "userdb_quota_messages": "50"}
+
+
 def add_ann(server) -> None:
     server.add(ldif_user("ann", hash_password("ann pw", "SSHA"), 10001, home="/srv/ann",
                          location="maildir:~/Mail", quota="1M", quota_messages=50))
@@ -240,14 +244,14 @@ def test_passdb_and_userdb_read_the_entry(slapd):
     passdb = LDAPPassdb(directory, FILTER, False, (("uid", "user"), ("userPassword", "password")),
                         USER_ATTRS, run_now)
     record = now(passdb.requestAvatarId(UsernamePassword(b"ann", b"ann pw")))
-    assert record == UserRecord("ann", 10001, 5000, "/srv/ann",
-                                {"userdb_mail": "maildir:~/Mail", "userdb_quota_storage": "1024",
-                                 "userdb_quota_messages": "50"})
+    assert record == UserRecord("ann", 10001, 5000, "/srv/ann")
+    assert record.extra == ANN_EXTRA
     with pytest.raises(UnauthorizedLogin):
         now(passdb.requestAvatarId(UsernamePassword(b"ann", b"wrong")))
     with pytest.raises(UnauthorizedLogin):
         now(passdb.requestAvatarId(UsernamePassword(b"*", b"ann pw")))
-    assert LDAPUserDB(directory, FILTER, USER_ATTRS).lookup("ann") == record
+    found = LDAPUserDB(directory, FILTER, USER_ATTRS).lookup("ann")
+    assert found == record and found.extra == ANN_EXTRA
     assert LDAPUserDB(directory, FILTER, USER_ATTRS).lookup("a*") is None
     # One connection, bound once as the reader, reused by every search.
     assert directory.opened == 1 and directory.searches == 5
@@ -352,3 +356,39 @@ def test_tls_checks_the_host_name(tmp_path):
             directory.search("(uid=ann)", ("uid",))
     finally:
         server.stop()
+
+
+def test_admin_view_inline_runner(slapd, tmp_path):
+    """
+    What C{imapd-admin auth test} and C{user} build (the daemon's
+    build_authenticator with an inline runner): the LDAP check runs
+    inline too, and the record carries what the directory returned.
+    """
+    add_ann(slapd)
+    (tmp_path / "secret").write_text(READER_PASSWORD)
+    path = tmp_path / "imapd.toml"
+    path.write_text(f"""
+[auth]
+passdb = ["ldap"]
+[ldap]
+uris = ["{slapd.uri}"]
+base = "{PEOPLE}"
+bind_dn = "{READER_DN}"
+bind_password_file = "{tmp_path / 'secret'}"
+user_attrs = "homeDirectory=home,uidNumber=uid,gidNumber=gid,mailLocation=mail,mailQuota=quota_storage,mailQuotaMessages=quota_messages"
+""")
+    config = load_config(str(path))
+    effective = Effective("h", None, None, "", "maildir:~/M", str(tmp_path / "i"), True)
+    auth = build_authenticator(config, effective, runner=lambda f, *a: f(*a))
+    record = now(auth.authenticate(b"ann", b"ann pw"))
+    assert (record.name, record.uid, record.gid, record.home) == ("ann", 10001, 5000, "/srv/ann")
+    assert record.extra == ANN_EXTRA
+    looked_up = auth.userdb.lookup("ann")
+    assert looked_up == record and looked_up.extra == ANN_EXTRA
+    with pytest.raises(UnauthorizedLogin):
+        now(auth.authenticate(b"ann", b"wrong"))
+    # The quota the directory gives is the user's limit (KiB, messages).
+    from imapd.server import QuotaPolicy
+
+    limits = QuotaPolicy().limits_for("ann", record)
+    assert (limits.storage, limits.messages) == (1024, 50)
