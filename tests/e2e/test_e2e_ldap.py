@@ -382,3 +382,32 @@ def test_ldaps_and_starttls_with_certificate_checks(shape, tmp_path, tls_files, 
                 assert_refused(server, "ssha", "wrong")
         finally:
             server.daemon.stop()
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_auth_cache_spares_the_directory(shape, tmp_path, tls_files):
+    slapd = start_directory(tmp_path / "slapd")
+    try:
+        settings = ldap_settings([slapd.uri], shape, tmp_path)
+        settings["auth"].update({"cache_size": 100, "cache_ttl": 600.0,
+                                 "cache_negative_ttl": 600.0})
+        server = start_imapd(tmp_path, tls_files, settings)
+        try:
+            for _ in range(3):
+                assert_logs_in(server, "ssha", "ssha secret")
+                assert_refused(server, "plain", "wrong")
+            # One search each: the repeated outcomes came from the cache.
+            assert len(searches_for(slapd, "(uid=ssha)")) == 1
+            assert len(searches_for(slapd, "(uid=plain)")) == 1
+            # Another password is checked by the directory, not the cache.
+            assert_logs_in(server, "plain", "plain secret")
+            assert len(searches_for(slapd, "(uid=plain)")) == 2
+            # With the directory down, a cached login still works; others
+            # are unavailable.
+            slapd.stop()
+            assert_logs_in(server, "ssha", "ssha secret")
+            assert_unavailable(server, "sha512", "sha512 secret")
+        finally:
+            server.daemon.stop()
+    finally:
+        slapd.stop()
