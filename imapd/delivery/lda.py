@@ -81,6 +81,7 @@ def _say(text: str) -> None:
 def deliver(args, stdin: BinaryIO) -> int:
     """Do one delivery for parsed C{args}; the exit status."""
     from conf import ConfigError, load_config
+    from imapd.auth.errors import AuthUnavailable
     from imapd.defaults import prepare_delivery
     from imapd.delivery.core import (BadAddress, CannotCreate, Deliverer, DeliveryError,
                                      Message, UnknownUser, userdb_lookup)
@@ -116,6 +117,10 @@ def deliver(args, stdin: BinaryIO) -> int:
     except UnknownUser as e:
         _say(e.text)
         return EX_NOUSER
+    except AuthUnavailable as e:
+        # The user database (LDAP) did not answer: the MTA keeps the mail.
+        _say(f"user database unavailable: {e}")
+        return EX_TEMPFAIL
     except BadAddress as e:
         _say(e.text)
         return EX_USAGE
