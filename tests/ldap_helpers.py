@@ -224,6 +224,7 @@ access to * by * read
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # if paused
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(10)

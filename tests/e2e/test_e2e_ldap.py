@@ -127,10 +127,34 @@ def ldap_settings(uris, shape: str, root, **ldap) -> dict:
     }
 
 
-def start_imapd(tmp_path, tls_files, settings, name="imapd"):
-    root = tmp_path / name
-    root.mkdir()
-    return start_server(root, tls_files, settings, name=name)
+@pytest.fixture
+def new_directory(tmp_path):
+    """C{new_directory(name)}: a private slapd of the test's own, stopped after it."""
+    started = []
+
+    def start(name: str = "slapd") -> Slapd:
+        started.append(start_directory(tmp_path / name))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def new_imapd(tmp_path, tls_files):
+    """C{new_imapd(settings, name)}: a daemon of the test's own, stopped after it."""
+    started = []
+
+    def start(settings: dict, name: str = "imapd"):
+        root = tmp_path / name
+        root.mkdir()
+        started.append(start_server(root, tls_files, settings, name=name))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.daemon.stop()
 
 
 def login(server, user: str, password: str):
@@ -255,20 +279,16 @@ def test_ldap_injection_matches_nobody(attr_server, directory):
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_login_by_bind(shape, tmp_path, tls_files, directory):
+def test_login_by_bind(shape, tmp_path, new_imapd, directory):
     # auth_bind: slapd checks the password (here {SSHA} and {CRYPT}
     # values it verifies itself); the reader does not read userPassword.
-    settings = ldap_settings([directory.uri], shape, tmp_path, auth_bind=True,
-                             pass_attrs="uid=user")
-    server = start_imapd(tmp_path, tls_files, settings)
-    try:
-        assert_logs_in(server, "ssha", "ssha secret")
-        assert_logs_in(server, CRYPT_USER, CRYPT_PASSWORD)
-        assert_refused(server, "ssha", "wrong")
-        assert_refused(server, "ssha", "")
-        assert_refused(server, STAFF_USER, STAFF_PASSWORD)
-    finally:
-        server.daemon.stop()
+    server = new_imapd(ldap_settings([directory.uri], shape, tmp_path, auth_bind=True,
+                                     pass_attrs="uid=user"))
+    assert_logs_in(server, "ssha", "ssha secret")
+    assert_logs_in(server, CRYPT_USER, CRYPT_PASSWORD)
+    assert_refused(server, "ssha", "wrong")
+    assert_refused(server, "ssha", "")
+    assert_refused(server, STAFF_USER, STAFF_PASSWORD)
     log = directory.log()
     assert f'BIND dn="uid=ssha,{PEOPLE}" method=128' in log
     assert f'BIND dn="uid={CRYPT_USER},{PEOPLE}" method=128' in log
@@ -279,135 +299,99 @@ def test_login_by_bind(shape, tmp_path, tls_files, directory):
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_directory_down_is_unavailable_then_back(shape, tmp_path, tls_files):
-    slapd = start_directory(tmp_path / "slapd")
-    try:
-        server = start_imapd(tmp_path, tls_files, ldap_settings([slapd.uri], shape, tmp_path))
-        try:
-            assert_logs_in(server, "ssha", "ssha secret")
-            slapd.stop()
-            # Not "wrong password": the directory did not answer.
-            assert_unavailable(server, "ssha", "ssha secret")
-            assert_unavailable(server, "ssha", "wrong password")
-            log = server.daemon.log()
-            assert f"LDAP server {slapd.uri} failed" in log
-            # Not counted as failures, not delayed as one.
-            assert "login failed" not in log.split("LDAP server")[-1]
-            slapd.start()
-            assert_logs_in(server, "ssha", "ssha secret")
-            assert_refused(server, "ssha", "wrong password")
-        finally:
-            server.daemon.stop()
-    finally:
-        slapd.stop()
+def test_directory_down_is_unavailable_then_back(shape, tmp_path, new_directory, new_imapd):
+    slapd = new_directory()
+    server = new_imapd(ldap_settings([slapd.uri], shape, tmp_path))
+    assert_logs_in(server, "ssha", "ssha secret")
+    slapd.stop()
+    # Not "wrong password": the directory did not answer.
+    assert_unavailable(server, "ssha", "ssha secret")
+    assert_unavailable(server, "ssha", "wrong password")
+    log = server.daemon.log()
+    assert f"LDAP server {slapd.uri} failed" in log
+    # Not counted as failures, not delayed as one.
+    assert "login failed" not in log.split("LDAP server")[-1]
+    slapd.start()
+    assert_logs_in(server, "ssha", "ssha secret")
+    assert_refused(server, "ssha", "wrong password")
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_hung_directory_times_out_as_unavailable(shape, tmp_path, tls_files):
-    slapd = start_directory(tmp_path / "slapd")
-    try:
-        server = start_imapd(tmp_path, tls_files,
-                             ldap_settings([slapd.uri], shape, tmp_path, timeout=1.0))
-        try:
-            assert_logs_in(server, "ssha", "ssha secret")
-            slapd.pause()
-            started = time.monotonic()
-            assert_unavailable(server, "ssha", "ssha secret")
-            assert time.monotonic() - started < 15
-            assert f"LDAP server {slapd.uri} failed" in server.daemon.log()
-            slapd.resume()
-            assert_logs_in(server, "ssha", "ssha secret")
-        finally:
-            server.daemon.stop()
-    finally:
-        slapd.resume() if slapd.proc is not None else None
-        slapd.stop()
+def test_hung_directory_times_out_as_unavailable(shape, tmp_path, new_directory, new_imapd):
+    slapd = new_directory()
+    server = new_imapd(ldap_settings([slapd.uri], shape, tmp_path, timeout=1.0))
+    assert_logs_in(server, "ssha", "ssha secret")
+    slapd.pause()
+    started = time.monotonic()
+    assert_unavailable(server, "ssha", "ssha secret")
+    assert time.monotonic() - started < 15
+    assert f"LDAP server {slapd.uri} failed" in server.daemon.log()
+    slapd.resume()
+    assert_logs_in(server, "ssha", "ssha secret")
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_second_uri_takes_over(shape, tmp_path, tls_files):
-    first = start_directory(tmp_path / "first")
-    second = start_directory(tmp_path / "second")
-    try:
-        server = start_imapd(tmp_path, tls_files,
-                             ldap_settings([first.uri, second.uri], shape, tmp_path))
-        try:
-            assert_logs_in(server, "ssha", "ssha secret")
-            assert searches_for(first, "(uid=ssha)") and not searches_for(second, "(uid=ssha)")
-            first.stop()
-            assert_logs_in(server, "plain", "plain secret")
-            assert_refused(server, "plain", "wrong")
-            assert searches_for(second, "(uid=plain)")
-            assert f"LDAP server {first.uri} failed" in server.daemon.log()
-        finally:
-            server.daemon.stop()
-    finally:
-        first.stop()
-        second.stop()
+def test_second_uri_takes_over(shape, tmp_path, new_directory, new_imapd):
+    first, second = new_directory("first"), new_directory("second")
+    server = new_imapd(ldap_settings([first.uri, second.uri], shape, tmp_path))
+    assert_logs_in(server, "ssha", "ssha secret")
+    assert searches_for(first, "(uid=ssha)") and not searches_for(second, "(uid=ssha)")
+    first.stop()
+    assert_logs_in(server, "plain", "plain secret")
+    assert_refused(server, "plain", "wrong")
+    assert searches_for(second, "(uid=plain)")
+    assert f"LDAP server {first.uri} failed" in server.daemon.log()
 
 
 # -- TLS --------------------------------------------------------------------------
 
 
-def _tls_case(kind, directory, ca, other_ca):
-    if kind == "ldaps":
-        return {"uris": [directory.tls_uri], "tls_ca_cert_file": str(ca.cert_file)}
-    if kind == "starttls":
-        return {"uris": [f"ldap://localhost:{directory.port}"], "starttls": True,
-                "tls_ca_cert_file": str(ca.cert_file)}
-    if kind == "ldaps-unknown-ca":
-        return {"uris": [directory.tls_uri], "tls_ca_cert_file": str(other_ca.cert_file)}
-    if kind == "starttls-unknown-ca":
-        return {"uris": [f"ldap://localhost:{directory.port}"], "starttls": True,
-                "tls_ca_cert_file": str(other_ca.cert_file)}
-    raise AssertionError(kind)
-
-
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_ldaps_and_starttls_with_certificate_checks(shape, tmp_path, tls_files, directory, ca):
+def test_ldaps_and_starttls_with_certificate_checks(shape, tmp_path, new_imapd, directory, ca):
     other_ca = TestCA(tmp_path / "other-ca", name="somebody else's CA")
-    for kind in ("ldaps", "starttls", "ldaps-unknown-ca", "starttls-unknown-ca"):
-        case = _tls_case(kind, directory, ca, other_ca)
-        uris = case.pop("uris")
-        server = start_imapd(tmp_path, tls_files,
-                             ldap_settings(uris, shape, tmp_path, **case), name=f"imapd-{kind}")
-        try:
-            if "unknown" in kind:
-                assert_unavailable(server, "ssha", "ssha secret")
-                log = server.daemon.log()
-                assert f"LDAP server {uris[0]} failed" in log
-                assert "certificate verify failed" in log, log[-3000:]
-            else:
-                assert_logs_in(server, "ssha", "ssha secret")
-                assert_refused(server, "ssha", "wrong")
-        finally:
-            server.daemon.stop()
+    starttls_uri = f"ldap://localhost:{directory.port}"
+    cases = {
+        "ldaps": ([directory.tls_uri], {"tls_ca_cert_file": str(ca.cert_file)}),
+        "starttls": ([starttls_uri], {"starttls": True, "tls_ca_cert_file": str(ca.cert_file)}),
+        "ldaps-unknown-ca": ([directory.tls_uri],
+                             {"tls_ca_cert_file": str(other_ca.cert_file)}),
+        "starttls-unknown-ca": ([starttls_uri], {"starttls": True,
+                                                 "tls_ca_cert_file": str(other_ca.cert_file)}),
+    }
+    for kind, (uris, options) in cases.items():
+        server = new_imapd(ldap_settings(uris, shape, tmp_path, **options), name=f"imapd-{kind}")
+        if "unknown" in kind:
+            assert_unavailable(server, "ssha", "ssha secret")
+            log = server.daemon.log()
+            assert f"LDAP server {uris[0]} failed" in log
+            assert "certificate verify failed" in log, log[-3000:]
+        else:
+            assert_logs_in(server, "ssha", "ssha secret")
+            assert_refused(server, "ssha", "wrong")
+        server.daemon.stop()
+
+
+# -- the cache ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_auth_cache_spares_the_directory(shape, tmp_path, tls_files):
-    slapd = start_directory(tmp_path / "slapd")
-    try:
-        settings = ldap_settings([slapd.uri], shape, tmp_path)
-        settings["auth"].update({"cache_size": 100, "cache_ttl": 600.0,
-                                 "cache_negative_ttl": 600.0})
-        server = start_imapd(tmp_path, tls_files, settings)
-        try:
-            for _ in range(3):
-                assert_logs_in(server, "ssha", "ssha secret")
-                assert_refused(server, "plain", "wrong")
-            # One search each: the repeated outcomes came from the cache.
-            assert len(searches_for(slapd, "(uid=ssha)")) == 1
-            assert len(searches_for(slapd, "(uid=plain)")) == 1
-            # Another password is checked by the directory, not the cache.
-            assert_logs_in(server, "plain", "plain secret")
-            assert len(searches_for(slapd, "(uid=plain)")) == 2
-            # With the directory down, a cached login still works; others
-            # are unavailable.
-            slapd.stop()
-            assert_logs_in(server, "ssha", "ssha secret")
-            assert_unavailable(server, "sha512", "sha512 secret")
-        finally:
-            server.daemon.stop()
-    finally:
-        slapd.stop()
+def test_auth_cache_spares_the_directory(shape, tmp_path, new_directory, new_imapd):
+    slapd = new_directory()
+    settings = ldap_settings([slapd.uri], shape, tmp_path)
+    settings["auth"].update({"cache_size": 100, "cache_ttl": 600.0,
+                             "cache_negative_ttl": 600.0})
+    server = new_imapd(settings)
+    for _ in range(3):
+        assert_logs_in(server, "ssha", "ssha secret")
+        assert_refused(server, "plain", "wrong")
+    # One search each: the repeated outcomes came from the cache.
+    assert len(searches_for(slapd, "(uid=ssha)")) == 1
+    assert len(searches_for(slapd, "(uid=plain)")) == 1
+    # Another password is checked by the directory, not the cache.
+    assert_logs_in(server, "plain", "plain secret")
+    assert len(searches_for(slapd, "(uid=plain)")) == 2
+    # With the directory down, a cached login still works; others are
+    # unavailable.
+    slapd.stop()
+    assert_logs_in(server, "ssha", "ssha secret")
+    assert_unavailable(server, "sha512", "sha512 secret")

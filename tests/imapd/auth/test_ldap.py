@@ -100,19 +100,18 @@ def test_record_from_entry_maps_fields_and_skips_bad_values():
                             "userdb_quota_storage": "2048", "userdb_quota_messages": "100"}
 
 
-def test_config_checks_filters_and_maps(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ('[ldap]\nuser_filter = "uid=%u"\n', "ldap.user_filter.*no LDAP filter"),
+    ('[ldap]\npass_filter = "(uid=%x)"\n', "ldap.pass_filter.*unknown variable %x"),
+    ('[ldap]\nuser_attrs = "homeDirectory=house"\n', "ldap.user_attrs.*unknown field 'house'"),
+    ('[auth]\npassdb = ["ldap", "nis"]\n', "auth.passdb.*unknown password database 'nis'"),
+    ('[auth]\npassdb = ["ldap", "ldap"]\n', "auth.passdb.*twice"),
+    ('[ldap]\nuris = ["http://ldap.example.org"]\n', "ldap.uris"),
+])
+def test_config_checks_filters_and_maps(tmp_path, text, message):
     path = tmp_path / "imapd.toml"
-    path.write_text('[ldap]\nuser_filter = "uid=%u"\n')
-    with pytest.raises(ConfigError, match="ldap.user_filter.*no LDAP filter"):
-        load_config(str(path))
-    path.write_text('[ldap]\nuser_attrs = "homeDirectory=house"\n')
-    with pytest.raises(ConfigError, match="ldap.user_attrs.*unknown field 'house'"):
-        load_config(str(path))
-    path.write_text('[auth]\npassdb = ["ldap", "nis"]\n')
-    with pytest.raises(ConfigError, match="auth.passdb.*unknown password database 'nis'"):
-        load_config(str(path))
-    path.write_text('[ldap]\nuris = ["http://ldap.example.org"]\n')
-    with pytest.raises(ConfigError, match="ldap.uris"):
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_config(str(path))
 
 
@@ -302,23 +301,25 @@ def test_failover_order_and_retry_after(slapd, tmp_path):
 def test_all_down_names_each_server_then_recovers(slapd):
     add_ann(slapd)
     other = Slapd(slapd.root.parent / "other")
-    directory = Directory(settings(slapd, uris=(other.uri, slapd.uri)))
-    directory.search("(uid=ann)", ("uid",))
-    opened = directory.opened
-    slapd.stop()
-    # The one marked down is tried too, last, when the others fail.
-    with pytest.raises(DirectoryUnavailable) as caught:
+    try:
+        directory = Directory(settings(slapd, uris=(other.uri, slapd.uri)))
         directory.search("(uid=ann)", ("uid",))
-    assert other.uri in str(caught.value) and slapd.uri in str(caught.value)
-    assert str(caught.value).index(slapd.uri) < str(caught.value).index(other.uri)
-    other.start()
-    other.load_base()
-    add_ann(other)
-    # Every server failed within RETRY_AFTER: they are tried anyway.
-    assert directory.search("(uid=ann)", ("uid",))
-    # Opened: slapd afresh and other (failing), then other (answering).
-    assert directory.opened == opened + 3
-    other.stop()
+        opened = directory.opened
+        slapd.stop()
+        # The one marked down is tried too, last, when the others fail.
+        with pytest.raises(DirectoryUnavailable) as caught:
+            directory.search("(uid=ann)", ("uid",))
+        assert other.uri in str(caught.value) and slapd.uri in str(caught.value)
+        assert str(caught.value).index(slapd.uri) < str(caught.value).index(other.uri)
+        other.start()
+        other.load_base()
+        add_ann(other)
+        # Every server failed within RETRY_AFTER: they are tried anyway.
+        assert directory.search("(uid=ann)", ("uid",))
+        # Opened: slapd afresh and other (failing), then other (answering).
+        assert directory.opened == opened + 3
+    finally:
+        other.stop()
 
 
 def test_hung_server_times_out(slapd):
