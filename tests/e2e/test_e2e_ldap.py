@@ -77,7 +77,7 @@ def load_users(server: Slapd, root) -> None:
     entries.append(ldif_user(BARE_USER, _crypt_value(BARE_PASSWORD)[len("{CRYPT}"):], 20101))
     entries.append(ldif_user(PLACED_USER, hash_password(PLACED_PASSWORD, "SSHA"), 20102,
                              home=f"{root}/homes/{PLACED_USER}",
-                             location="maildir:~/LdapMail"))
+                             location="maildir:~/LdapMail", quota="2M", quota_messages=30))
     entries.append(ldif_user(STAFF_USER, hash_password(STAFF_PASSWORD, "SSHA"), 20103,
                              employee_type="staff"))
     entries.append(ldif_user(SOLO_USER, hash_password(SOLO_PASSWORD, "SSHA"), 20104))
@@ -116,7 +116,8 @@ def ldap_settings(uris, shape: str, root, **ldap) -> dict:
         "bind_password_file": str(root / "reader.secret"),
         "pass_filter": FILTER,
         "user_filter": FILTER,
-        "user_attrs": "homeDirectory=home,mailLocation=mail",
+        "user_attrs": "homeDirectory=home,mailLocation=mail,mailQuota=quota_storage,"
+                      "mailQuotaMessages=quota_messages",
         "timeout": 2.0,
     }
     section.update(ldap)
@@ -247,6 +248,11 @@ def test_user_attrs_decide_home_and_mail_location(attr_server, directory):
     subject = f"placed by ldap for {attr_server.daemon.name}".encode()
     message = b"From: a@example.org\r\nSubject: " + subject + b"\r\n\r\nhello\r\n"
     assert imap.append("INBOX", None, None, message)[0] == "OK"
+    # The directory's quota attributes are the user's limits (RFC 9208).
+    typ, data = imap.getquotaroot("INBOX")
+    assert typ == "OK", data
+    quota = b" ".join(d for part in data for d in (part if isinstance(part, list) else [part]))
+    assert re.search(rb"STORAGE \d+ 2048", quota) and re.search(rb"MESSAGE \d+ 30", quota), data
     imap.logout()
     # homeDirectory is ~, mailLocation "maildir:~/LdapMail" the location.
     home = directory.root / "homes" / PLACED_USER
