@@ -376,7 +376,7 @@ uris = ["{slapd.uri}"]
 base = "{PEOPLE}"
 bind_dn = "{READER_DN}"
 bind_password_file = "{tmp_path / 'secret'}"
-user_attrs = "homeDirectory=home,uidNumber=uid,gidNumber=gid,mailLocation=mail,mailQuota=quota_storage,mailQuotaMessages=quota_messages"
+user_attrs = "{",".join(f"{a}={f}" for a, f in USER_ATTRS)}"
 """)
     config = load_config(str(path))
     effective = Effective("h", None, None, "", "maildir:~/M", str(tmp_path / "i"), True)
