@@ -37,6 +37,7 @@ __all__ = [
     "QuotaSection",
     "MailboxesSection",
     "UserdbSection",
+    "LdapSection",
     "LmtpSection",
     "ServiceSection",
     "ClusterSection",
@@ -226,6 +227,43 @@ class TLSSection:
     )
 
 
+def _passdb(value) -> None:
+    from imapd.auth.passdb import PASSDB_DRIVERS
+
+    for name in value:
+        if name not in PASSDB_DRIVERS:
+            raise ValueError(f"unknown password database {name!r} "
+                             f"(known: {', '.join(PASSDB_DRIVERS)})")
+    if len(set(value)) != len(value):
+        raise ValueError("names a password database twice")
+
+
+def _ldap_filter(value) -> None:
+    from imapd.auth.ldapdb import expand_filter
+
+    expand_filter(value, "user@example.org")
+    if not (value.startswith("(") and value.endswith(")")):
+        raise ValueError(f"{value!r} is no LDAP filter: write it in parentheses "
+                         "(RFC 4515), e.g. \"(&(objectClass=posixAccount)(uid=%u))\"")
+
+
+def _attr_map(fields: tuple[str, ...]) -> Callable:
+    def convert(value):
+        from imapd.auth.ldapdb import parse_attr_map
+
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string like \"ATTRIBUTE=FIELD, ...\", not {value!r}")
+        return parse_attr_map(value, fields)
+    return convert
+
+
+def _ldap_uris(value) -> None:
+    for uri in value:
+        scheme, sep, rest = uri.partition("://")
+        if not sep or scheme.lower() not in ("ldap", "ldaps") or not rest.strip("/"):
+            raise ValueError(f"{uri!r} is not an ldap://HOST[:PORT] or ldaps://HOST[:PORT] URI")
+
+
 @dataclass(frozen=True)
 class AuthSection:
     """C{[auth]}: who may log in."""
@@ -253,6 +291,94 @@ class AuthSection:
         "users' uid, gid and home come from the system password database.\n"
         "Empty: no PAM.",
     )
+    passdb: tuple[str, ...] = opt(
+        (),
+        "Password databases, tried in this order until one accepts: \"passwd-file\"\n"
+        "(auth.passwd_file), \"pam\" (auth.pam), \"ldap\" (the [ldap] table).  Each\n"
+        "one's users come with it (the passwd-file's fields, the system's for PAM,\n"
+        "the directory's user_attrs).  A database that cannot answer (directory\n"
+        "down) fails the login with NO [UNAVAILABLE] unless a later one accepts.\n"
+        "Empty: \"pam\" when auth.pam is set, else \"passwd-file\".",
+        check=_passdb,
+    )
+    cache_size: int = opt(
+        0,
+        "Authentication cache (Dovecot's auth_cache_size), for every passdb:\n"
+        "outcomes of password checks kept, at most this many users.  0: no cache.",
+        _non_negative,
+    )
+    cache_ttl: float = opt(
+        3600.0,
+        "Seconds a successful check is reused for the same password (Dovecot's\n"
+        "auth_cache_ttl); a password changed in the directory is noticed after it.",
+        _non_negative,
+    )
+    cache_negative_ttl: float = opt(
+        60.0,
+        "Seconds a refused check is reused for the same password (Dovecot's\n"
+        "auth_cache_negative_ttl).  0: refusals are not kept.",
+        _non_negative,
+    )
+
+
+@dataclass(frozen=True)
+class LdapSection:
+    """C{[ldap]}: the directory of C{[auth] passdb = ["ldap"]} (Dovecot's names)."""
+
+    uris: tuple[str, ...] = opt(
+        (),
+        "LDAP servers, tried in order: [\"ldap://ldap1.example.org\",\n"
+        "\"ldaps://ldap2.example.org:636\"].  One that fails is logged and skipped for\n"
+        "30 seconds while another answers.",
+        check=_ldap_uris,
+    )
+    base: str = opt("", "The DN searches start from, e.g. \"ou=people,dc=example,dc=org\".")
+    scope: str = opt("subtree", "Search scope: \"base\", \"onelevel\" or \"subtree\".",
+                     _one_of("base", "onelevel", "subtree"))
+    bind_dn: str = opt("", "DN to bind as for searches.  Empty: anonymous searches.")
+    bind_password: str = opt("", "Password of bind_dn (or use bind_password_file).")
+    bind_password_file: str = opt(
+        "", "File whose first line is the password of bind_dn (keep it 0600).", kind=PATH)
+    auth_bind: bool = opt(
+        False,
+        "Check passwords by binding as the user's DN (found with pass_filter):\n"
+        "the directory verifies them.  false: read the password attribute of\n"
+        "pass_attrs and verify its {SCHEME} value here (needs bind_dn allowed to\n"
+        "read it).",
+    )
+    pass_filter: str = opt(
+        "(&(objectClass=posixAccount)(uid=%u))",
+        "Filter that finds a user at login: %u the user name, %n its part before\n"
+        "@, %d the domain; values are escaped (RFC 4515).",
+        check=_ldap_filter,
+    )
+    pass_attrs: Any = opt(
+        (("uid", "user"), ("userPassword", "password")),
+        "ATTRIBUTE=FIELD pairs read at login, fields user and password (a\n"
+        "{SCHEME}hash, or a crypt(3) string without a scheme).",
+        convert=_attr_map(("user", "password")),
+    )
+    user_filter: str = opt(
+        "(&(objectClass=posixAccount)(uid=%u))",
+        "Filter that finds a user without a password (delivery, URLAUTH).",
+        check=_ldap_filter,
+    )
+    user_attrs: Any = opt(
+        (("homeDirectory", "home"), ("uidNumber", "uid"), ("gidNumber", "gid")),
+        "ATTRIBUTE=FIELD pairs for the user's fields: home, uid, gid (the mail is\n"
+        "opened as that uid: leave them out for virtual users), mail (the mail\n"
+        "location, e.g. \"maildir:~/Maildir\"), quota_storage (bytes, or with k, M,\n"
+        "G, T), quota_messages, user.",
+        convert=_attr_map(("home", "uid", "gid", "mail", "quota_storage",
+                           "quota_messages", "user")),
+    )
+    starttls: bool = opt(False, "Use StartTLS on ldap:// URIs (certificate checked).")
+    tls_ca_cert_file: str = opt(
+        "", "CA certificates for ldaps:// and starttls.  Empty: the system's.", kind=PATH)
+    timeout: float = opt(5.0, "Seconds for a connect and for each answer of the directory.",
+                         _positive)
+    pool_size: int = opt(4, "Connections kept open per server (and LDAP threads).",
+                         _positive)
 
 
 @dataclass(frozen=True)
@@ -870,6 +996,7 @@ SECTIONS: dict[str, type] = {
     "urlauth": UrlauthSection,
     "lmtp": LmtpSection,
     "userdb": UserdbSection,
+    "ldap": LdapSection,
     "service": ServiceSection,
     "cluster": ClusterSection,
     "log": LogSection,
@@ -896,6 +1023,7 @@ class Config:
     urlauth: UrlauthSection = field(default_factory=UrlauthSection)
     lmtp: LmtpSection = field(default_factory=LmtpSection)
     userdb: UserdbSection = field(default_factory=UserdbSection)
+    ldap: LdapSection = field(default_factory=LdapSection)
     service: ServiceSection = field(default_factory=ServiceSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)

@@ -49,8 +49,11 @@ class Account:
     """
 
     def __init__(self, user: str, store, index_dir: Optional[str] = None,
-                 open_other: Optional[Callable] = None) -> None:
+                 open_other: Optional[Callable] = None,
+                 record: Optional[UserRecord] = None) -> None:
         self.user = user
+        #: the user database's record (its quota fields, L{imapd.server.QuotaPolicy})
+        self.record = record
         self.store = store
         self.index_dir = index_dir
         self._open_other = open_other
@@ -135,7 +138,7 @@ class MailRealm:
         store = self._open_store(self._where(record), user, record.home, self._index_dir)
         other = (self._open_existing
                  if self._user_exists is not None or self._lookup is not None else None)
-        account = Account(user, store, self._index_dir, other)
+        account = Account(user, store, self._index_dir, other, record)
         return IAccount, account, account.logout
 
     def _open_existing(self, user: str):

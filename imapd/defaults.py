@@ -197,9 +197,10 @@ def prepare(config: Config) -> Effective:
                  cert=cert, fp=fingerprint(cert))
 
     passwd_file = config.auth.passwd_file
-    if not passwd_file and not config.auth.pam:
-        # With PAM the users are the system's (imapd.auth.build_authenticator):
-        # no demo user.
+    passdb = config.auth.passdb
+    if not passwd_file and not config.auth.pam and (not passdb or "passwd-file" in passdb):
+        # With PAM the users are the system's (imapd.auth.build_authenticator),
+        # with LDAP the directory's: no demo user.
         passwd_file = _demo_passwd(data_dir)
 
     location = config.mail.location

@@ -10,6 +10,7 @@ configuration; tests build one by hand with a fake clock.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -116,11 +117,24 @@ class QuotaPolicy:
     default: QuotaLimits = QuotaLimits()
     users: tuple[tuple[str, QuotaLimits], ...] = ()
 
-    def limits_for(self, user: str) -> QuotaLimits:
-        for name, limits in self.users:
+    def limits_for(self, user: str, record=None) -> QuotaLimits:
+        """
+        C{user}'s limits; the user database's fields win (C{record}'s
+        C{userdb_quota_storage} in KiB and C{userdb_quota_messages}, which
+        the LDAP C{user_attrs} give), each over this configuration's.
+        """
+        limits = self.default
+        for name, configured in self.users:
             if name == user:
-                return limits
-        return self.default
+                limits = configured
+                break
+        extra = getattr(record, "extra", None) or {}
+        given = {}
+        for key, field in (("userdb_quota_storage", "storage"),
+                           ("userdb_quota_messages", "messages")):
+            if extra.get(key, "").isdigit():
+                given[field] = int(extra[key])
+        return dataclasses.replace(limits, **given) if given else limits
 
 
 #: RFC 6154 section 2: the special-use attributes, spelled as sent.

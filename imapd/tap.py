@@ -329,6 +329,12 @@ def _portal(config, effective, pool=None, reactor=None):
 
 def _users_from(config, effective) -> str:
     """Where passwords and users come from, for the start-up log."""
+    if config.auth.passdb:
+        named = {"pam": f"PAM service {config.auth.pam!r}",
+                 "passwd-file": effective.passwd_file,
+                 "ldap": "LDAP " + " ".join(config.ldap.uris)}
+        return "password databases, in order: " + ", ".join(
+            named[d] for d in config.auth.passdb)
     passwords = f"PAM service {config.auth.pam!r}" if config.auth.pam else effective.passwd_file
     if config.userdb.system or not effective.passwd_file:
         return f"{passwords} (uid, gid and home from the system password database)"
@@ -442,7 +448,7 @@ def makeService(options: Options) -> service.MultiService:
             raise _fail(str(e)) from None
         log.info("Mail location {location}, index {index}, users from {passwd}",
                  location=effective.mail_location, index=effective.index_dir,
-                 passwd=effective.passwd_file)
+                 passwd=_users_from(config, effective))
         return MasterService(config, effective, (options["config"], options.overrides()))
 
     storage = config.storage

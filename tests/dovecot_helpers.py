@@ -47,10 +47,7 @@ disable_plaintext_auth = no
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {user}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {d}/users
-}}
+{passdb}
 userdb {{
   driver = static
   args = uid={user} gid={group} home={d}/mail/%u
@@ -113,8 +110,16 @@ class Dovecot:
                        capture_output=True, timeout=30)
 
 
+#: The password database of L{CONF}: the PLAIN passwd-file C{users}.
+PASSWD_FILE_PASSDB = """\
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {d}/users
+}}"""
+
+
 def start_dovecot(root, users: dict[str, str], mail_location: str = "maildir:{d}/mail/%u",
-                  extra: str = "") -> Dovecot:
+                  extra: str = "", passdb: str = PASSWD_FILE_PASSDB) -> Dovecot:
     """
     Start Dovecot on C{root} (an existing directory, possibly holding mail
     already under C{root/mail/<user>}).
@@ -122,6 +127,8 @@ def start_dovecot(root, users: dict[str, str], mail_location: str = "maildir:{d}
     @param users: user name -> PLAIN password.
     @param mail_location: Dovecot's C{mail_location}; C{{d}} is C{root}.
     @param extra: more configuration lines, appended as they are.
+    @param passdb: the C{passdb} block(s) (C{{d}} is C{root}), e.g. one
+        with C{driver = ldap} (the LDAP comparison).
     @return: a L{Dovecot} that accepts connections.
     """
     root = Path(root)
@@ -139,7 +146,8 @@ def start_dovecot(root, users: dict[str, str], mail_location: str = "maildir:{d}
         group = grp.getgrgid(os.getgid()).gr_name
         start = ["/bin/sh", "-c"]
     conf.write_text(CONF.format(d=root, user=user, group=group, port=port,
-                                mail_location=mail_location.format(d=root), extra=extra))
+                                mail_location=mail_location.format(d=root), extra=extra,
+                                passdb=passdb.format(d=root)))
     (root / "users").write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in users.items()))
     if os.geteuid() == 0:
         os.chown(root, pw.pw_uid, pw.pw_gid)

@@ -61,16 +61,24 @@ class Authenticator:
         or C{bin} must not become mail users because PAM or a passwd-file
         line says their password is right); uid 0 always is.  Virtual
         users (no uid) are not concerned.
+    @param cache: an L{imapd.auth.passdb.AuthCache} in front of the
+        checker and the lookup, or None.
+
+    A checker whose avatar id is already a L{UserRecord} (LDAP reads the
+    user's fields in the search that finds the password) needs no user
+    database lookup.  A database that cannot answer fails the Deferred
+    with L{imapd.auth.errors.AuthUnavailable}, which is not a refusal.
     """
 
     def __init__(self, checker, userdb: IUserDB, runner=None,
-                 first_valid_uid: int = 1000) -> None:
+                 first_valid_uid: int = 1000, cache=None) -> None:
         if runner is None:
             from twisted.internet.threads import deferToThread as runner
         self.checker = checker
         self.userdb = userdb
         self._runner = runner
         self.first_valid_uid = first_valid_uid
+        self.cache = cache
 
     def refusal(self, record: UserRecord) -> Optional[str]:
         """
@@ -102,12 +110,37 @@ class Authenticator:
         """
         @return: a Deferred firing with the L{UserRecord}, or failing with
             L{UnauthorizedLogin} (logged with the reason; the client learns
-            none).
+            none) or L{imapd.auth.errors.AuthUnavailable}.
         """
+        if self.cache is None:
+            return (yield self._authenticate(username, password))
+        key = username if isinstance(username, bytes) else username.encode("utf-8")
+        secret = password if isinstance(password, bytes) else password.encode("utf-8")
+        hit, record = self.cache.get(key, secret)
+        if hit:
+            if record is None:
+                _log.info("Authentication refused for {user!r}: refused before (auth cache)",
+                          user=key.decode("utf-8", "replace"))
+                raise UnauthorizedLogin("Authentication failed")
+            return record
+        try:
+            record = yield self._authenticate(username, password)
+        except UnauthorizedLogin:
+            self.cache.put(key, secret, None)
+            raise
+        self.cache.put(key, secret, record)
+        return record
+
+    @defer.inlineCallbacks
+    def _authenticate(self, username, password):
         name = yield self.checker.requestAvatarId(UsernamePassword(username, password))
-        if isinstance(name, bytes):
-            name = name.decode("utf-8")
-        record = yield defer.maybeDeferred(self._runner, self.userdb.lookup, name)
+        if isinstance(name, UserRecord):
+            record = name
+            name = record.name
+        else:
+            if isinstance(name, bytes):
+                name = name.decode("utf-8")
+            record = yield defer.maybeDeferred(self._runner, self.userdb.lookup, name)
         if record is None:
             _log.info("Authentication refused for {user!r}: not in the user database",
                       user=name)
@@ -144,10 +177,13 @@ def _problem(config, option: str, reason: str):
     return ConfigError(config.source or COMMAND_LINE, option, reason)
 
 
-def build_authenticator(config, effective, runner=None, pam_check=None) -> Authenticator:
+def build_authenticator(config, effective, runner=None, pam_check=None,
+                        ldap3=None) -> Authenticator:
     """
     The L{Authenticator} the configuration asks for; every process shape
     calls this (the single-process portal, the auth process).
+
+    With C{[auth] passdb} empty (as before it existed):
 
       - passwords: PAM when C{[auth] pam} names a service, else the
         passwd-file (C{effective.passwd_file});
@@ -156,52 +192,106 @@ def build_authenticator(config, effective, runner=None, pam_check=None) -> Authe
         passwords only; its users are the system's); else the
         passwd-file's fields.
 
+    With C{passdb} listing databases (C{"passwd-file"}, C{"pam"},
+    C{"ldap"}), they are tried in that order (L{ChainChecker}), and so
+    are their user databases (L{ChainUserDB}): the passwd-file's fields
+    (the system's with C{userdb.system}), the system's for PAM (the
+    passwd-file's when there is one and C{userdb.system} is false, as
+    above), the directory's for LDAP.
+
+    C{[auth] cache_size} above 0 puts an L{AuthCache} in front.
+
     @param effective: L{imapd.defaults.prepare}'s result.
     @param runner: the blocking-call runner for the checker and the
-        lookups (default L{deferToThread}).
+        lookups (default L{deferToThread}, and for the LDAP checks the
+        directory's own threads; C{imapd-admin auth test} runs them
+        inline).
     @param pam_check: the PAM call (a seam for tests).
+    @param ldap3: the L{ldap3} module (a seam for tests).
     @raises conf.ConfigError: a combination that cannot work, naming the
         option (and the configuration file).
     """
-    from imapd.auth.checker import PasswdFileChecker
+    from imapd.auth.passdb import AuthCache, ChainChecker, ChainUserDB
 
     auth, userdb = config.auth, config.userdb
     passwd = PasswdFile(effective.passwd_file) if effective.passwd_file else None
-    if auth.pam:
-        from imapd.auth.pam import PamChecker, PamUnavailable, pam_service_file
+    if not auth.passdb:
+        checker, users = _implicit_databases(config, passwd, runner, pam_check)
+    else:
+        checkers, userdbs = [], []
+        for driver in auth.passdb:
+            if driver == "ldap":
+                from imapd.auth.ldapsetup import ldap_databases
 
-        try:
-            path = pam_service_file(auth.pam)
-        except ValueError as e:
-            raise _problem(config, "auth.pam", str(e)) from None
-        if not os.path.exists(path):
-            # Linux-PAM would fall back to the "other" service, which
-            # denies everybody on most systems: say so now, not at login.
-            raise _problem(config, "auth.pam", f"no PAM service file {path}")
+                one, user = ldap_databases(config, ldap3, runner=runner)
+            elif driver == "pam":
+                if not auth.pam:
+                    raise _problem(config, "auth.passdb",
+                                   "lists \"pam\": set auth.pam to the PAM service name")
+                one = _pam_checker(config, runner, pam_check)
+                user = (SystemUserDB() if userdb.system or passwd is None
+                        else PasswdFileUserDB(passwd))
+            else:
+                if passwd is None:
+                    raise _problem(config, "auth.passdb",
+                                   "lists \"passwd-file\": set auth.passwd_file")
+                from imapd.auth.checker import PasswdFileChecker
+
+                one = PasswdFileChecker(passwd, runner=runner)
+                user = SystemUserDB() if userdb.system else PasswdFileUserDB(passwd)
+            checkers.append(one)
+            userdbs.append(user)
+        checker = checkers[0] if len(checkers) == 1 else ChainChecker(checkers)
+        users = userdbs[0] if len(userdbs) == 1 else ChainUserDB(userdbs)
+    cache = None
+    if auth.cache_size > 0:
+        cache = AuthCache(auth.cache_size, auth.cache_ttl, auth.cache_negative_ttl)
+    return Authenticator(checker, users, runner=runner,
+                         first_valid_uid=userdb.first_valid_uid, cache=cache)
+
+
+def _pam_checker(config, runner, pam_check):
+    """The PAM checker of C{[auth] pam}, its service file checked now."""
+    from imapd.auth.pam import PamChecker, PamUnavailable, pam_service_file
+
+    auth = config.auth
+    try:
+        path = pam_service_file(auth.pam)
+    except ValueError as e:
+        raise _problem(config, "auth.pam", str(e)) from None
+    if not os.path.exists(path):
+        # Linux-PAM would fall back to the "other" service, which
+        # denies everybody on most systems: say so now, not at login.
+        raise _problem(config, "auth.pam", f"no PAM service file {path}")
+    try:
+        return PamChecker(auth.pam, runner=runner, check=pam_check)
+    except PamUnavailable as e:
+        raise _problem(config, "auth.pam", str(e)) from None
+
+
+def _implicit_databases(config, passwd, runner, pam_check):
+    """The checker and user database without C{[auth] passdb} (see above)."""
+    from imapd.auth.checker import PasswdFileChecker
+
+    auth, userdb = config.auth, config.userdb
+    if auth.pam:
+        checker = _pam_checker(config, runner, pam_check)
         if userdb.system and auth.passwd_file:
             raise _problem(config, "auth.passwd_file",
                            "is not used when auth.pam checks passwords and "
                            "userdb.system gives the users; remove one of them")
-        try:
-            checker = PamChecker(auth.pam, runner=runner, check=pam_check)
-        except PamUnavailable as e:
-            raise _problem(config, "auth.pam", str(e)) from None
         if userdb.system or passwd is None:
             if not userdb.system:
                 _log.info("Users' uid, gid and home from the system password database: "
                           "auth.pam checks passwords and there is no auth.passwd_file")
-            users: IUserDB = SystemUserDB()
-        else:
-            users = PasswdFileUserDB(passwd)
-    else:
-        if passwd is None:
-            raise _problem(config, "auth.passwd_file", "is needed without auth.pam")
-        if userdb.system and not auth.passwd_file:
-            # The embedded default's demo user is no system account.
-            raise _problem(config, "userdb.system",
-                           "needs auth.pam or auth.passwd_file to check the "
-                           "system users' passwords")
-        checker = PasswdFileChecker(passwd, runner=runner)
-        users = SystemUserDB() if userdb.system else PasswdFileUserDB(passwd)
-    return Authenticator(checker, users, runner=runner,
-                         first_valid_uid=userdb.first_valid_uid)
+            return checker, SystemUserDB()
+        return checker, PasswdFileUserDB(passwd)
+    if passwd is None:
+        raise _problem(config, "auth.passwd_file", "is needed without auth.pam")
+    if userdb.system and not auth.passwd_file:
+        # The embedded default's demo user is no system account.
+        raise _problem(config, "userdb.system",
+                       "needs auth.pam or auth.passwd_file to check the "
+                       "system users' passwords")
+    checker = PasswdFileChecker(passwd, runner=runner)
+    return checker, SystemUserDB() if userdb.system else PasswdFileUserDB(passwd)

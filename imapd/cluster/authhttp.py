@@ -35,6 +35,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from imapd.auth.errors import AuthUnavailable
 from imapd.auth.throttle import FailureLedger
 
 __all__ = ["AuthHTTPResource", "auth_http_site"]
@@ -138,6 +139,11 @@ class AuthHTTPResource(resource.Resource):
         except UnauthorizedLogin:
             self._failed(client)
             return self._failure(INVALID, attempt)
+        except AuthUnavailable as e:
+            # The directory is down: nginx retries, the address is not blamed.
+            log.error("auth_http: authentication of {user!r} unavailable: {reason}",
+                      user=user.decode("utf-8", "replace"), reason=str(e))
+            return self._failure(UNAVAILABLE, attempt)
         name = getattr(record, "name", record)
         host = await self.runner(self.directory.owner, name)
         if host is None:

@@ -22,6 +22,7 @@ from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.internet import task
 
 from imapd.account import IAccount
+from imapd.auth.errors import AuthUnavailable
 from imapd.cluster.relay import NotOurs, relay_login
 from imapd.commands.any import capabilities
 from imapd.errors import BadCommand, CommandFailed, ConnectionClosing
@@ -82,6 +83,11 @@ async def _login(session, tag: str, user: bytes, password: bytes,
             )
         else:
             record = await handoff.authenticate(session, user, password)
+    except AuthUnavailable as e:
+        # The password database could not answer (LDAP down): RFC 5530
+        # UNAVAILABLE, not counted as a failure; the log names the server.
+        session.log_event("login unavailable", name, reason=str(e))
+        raise CommandFailed("Authentication is unavailable now; try again", "UNAVAILABLE")
     except NotOurs as e:
         # Issue 15 proxy-when-not-ours: the password is good, the user
         # lives on another node; the session becomes a relay to it.

@@ -88,7 +88,8 @@ def message_size(data: bytes) -> int:
 
 
 def _limits(session):
-    return session.context.quota.limits_for(session.account.user)
+    return session.context.quota.limits_for(session.account.user,
+                                            getattr(session.account, "record", None))
 
 
 def _resources(limits, used: Usage) -> list[tuple[str, int, int]]:

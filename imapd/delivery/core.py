@@ -25,7 +25,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 from twisted.logger import Logger
 
@@ -107,12 +107,15 @@ class Recipient:
     @ivar home: the user's home directory (C{~} of the mail location).
     @ivar folder: the mailbox asked for (C{user+detail}, C{-m FOLDER}),
         or None for INBOX.
+    @ivar record: the user database's L{UserRecord}: its C{userdb_mail}
+        (mail location) and quota fields count, as at login.
     """
 
     address: str
     user: str
     home: Optional[str] = None
     folder: Optional[str] = None
+    record: Optional[Any] = None
 
 
 def split_address(address: str, delimiter: str = "") -> tuple[str, str, Optional[str]]:
@@ -137,17 +140,33 @@ def split_address(address: str, delimiter: str = "") -> tuple[str, str, Optional
     return local, domain, detail
 
 
-def userdb_lookup(passwd_file: str) -> Callable:
+def userdb_lookup(passwd_file: str, config=None) -> Callable:
     """
     The one place delivery asks who a user is: a blocking
     C{lookup(name) -> UserRecord or None} over the passwd-file, through
     the user database the login side uses
-    (L{imapd.auth.authenticator.PasswdFileUserDB}).
+    (L{imapd.auth.authenticator.PasswdFileUserDB}); when C{[auth] passdb}
+    lists C{"ldap"}, over the directory too (C{user_filter}), in the
+    order the list gives.  A directory that is down raises
+    L{imapd.auth.errors.AuthUnavailable}: the MTA hears a temporary
+    failure, not "no such user".
     """
     from imapd.auth.authenticator import PasswdFileUserDB
     from imapd.auth.passwdfile import PasswdFile
 
-    return PasswdFileUserDB(PasswdFile(passwd_file)).lookup
+    files = PasswdFileUserDB(PasswdFile(passwd_file)) if passwd_file else None
+    drivers = tuple(config.auth.passdb) if config is not None else ()
+    if "ldap" not in drivers:
+        return files.lookup
+    from imapd.auth.ldapsetup import ldap_userdb
+    from imapd.auth.passdb import ChainUserDB
+
+    users = []
+    for driver in drivers:
+        one = ldap_userdb(config) if driver == "ldap" else files
+        if one is not None and one not in users:
+            users.append(one)
+    return ChainUserDB(users).lookup
 
 
 class Message:
@@ -310,7 +329,7 @@ class Deliverer:
         for name in names:
             record = self.lookup(name)
             if record is not None:
-                return Recipient(address, record.name, record.home, folder or detail)
+                return Recipient(address, record.name, record.home, folder or detail, record)
         raise UnknownUser(f"<{address}>: no such user here")
 
     def deliver(self, recipient: Recipient, message: Message, sender: str = "",
@@ -330,8 +349,8 @@ class Deliverer:
         """
         prefix = self._trace(recipient, sender, message.crlf is not False)
         try:
-            store = self._open_store(self.location, recipient.user, recipient.home,
-                                     self.index_dir)
+            store = self._open_store(self._location(recipient), recipient.user,
+                                     recipient.home, self.index_dir)
         except StoreError as e:
             raise self._temporary(e, recipient) from e
         try:
@@ -346,7 +365,7 @@ class Deliverer:
     def _deliver(self, store, recipient, message, sender, prefix, strict_folder):
         mailbox = self._open_target(store, recipient, strict_folder)
         try:
-            self._check_quota(store, recipient.user, message.stored_size(prefix))
+            self._check_quota(store, recipient, message.stored_size(prefix))
             # mbox: the From_ line names the envelope sender, as every local
             # delivery agent writes it.
             if hasattr(mailbox, "sender"):
@@ -390,11 +409,16 @@ class Deliverer:
                     raise CannotCreate(f"Folder {folder!r}: {e}") from None
         return store.open(INBOX, False)
 
-    def _check_quota(self, store, user: str, octets: int) -> None:
+    def _location(self, recipient: Recipient) -> str:
+        """The recipient's mail location: the user database's, as at login."""
+        extra = getattr(recipient.record, "extra", None) or {}
+        return extra.get("userdb_mail") or self.location
+
+    def _check_quota(self, store, recipient: Recipient, octets: int) -> None:
         from imapd.commands import quota
         from imapd.errors import CommandFailed
 
-        limits = self.quota.limits_for(user)
+        limits = self.quota.limits_for(recipient.user, recipient.record)
         if not (limits.storage or limits.messages):
             return
         try:

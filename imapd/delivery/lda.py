@@ -81,6 +81,7 @@ def _say(text: str) -> None:
 def deliver(args, stdin: BinaryIO) -> int:
     """Do one delivery for parsed C{args}; the exit status."""
     from conf import ConfigError, load_config
+    from imapd.auth.errors import AuthUnavailable
     from imapd.defaults import prepare_delivery
     from imapd.delivery.core import (BadAddress, CannotCreate, Deliverer, DeliveryError,
                                      Message, UnknownUser, userdb_lookup)
@@ -95,7 +96,12 @@ def deliver(args, stdin: BinaryIO) -> int:
     except OSError as e:
         _say(f"{e.filename}: {e.strerror}")
         return EX_CONFIG
-    deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file),
+    try:
+        lookup = userdb_lookup(effective.passwd_file, config)
+    except ConfigError as e:
+        _say(str(e))
+        return EX_CONFIG
+    deliverer = Deliverer(effective.mail_location, lookup,
                           effective.index_dir, _quota_policy(config.quota),
                           config.lmtp.recipient_delimiter, hostname=effective.hostname)
     limit = config.lmtp.max_message_size or config.limits.max_literal
@@ -111,6 +117,10 @@ def deliver(args, stdin: BinaryIO) -> int:
     except UnknownUser as e:
         _say(e.text)
         return EX_NOUSER
+    except AuthUnavailable as e:
+        # The user database (LDAP) did not answer: the MTA keeps the mail.
+        _say(f"user database unavailable: {e}")
+        return EX_TEMPFAIL
     except BadAddress as e:
         _say(e.text)
         return EX_USAGE

@@ -32,6 +32,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from imapd.auth.errors import AuthUnavailable
 from imapd.delivery.core import DeliveryError, Message, TemporaryFailure
 from imapd.mailwatch import watcher_for
 from imapd.delivery.syntax import Lhlo, MailFrom, RcptTo, Simple, SyntaxProblem, Vrfy, parse_command
@@ -324,7 +325,12 @@ class LMTPServer(Protocol):
         def failed(failure) -> None:
             error = failure.check(DeliveryError) and failure.value
             if not error:
-                _log.failure("Looking up {address}", failure, address=cmd.address)
+                if failure.check(AuthUnavailable):
+                    # The directory is down: the MTA retries later.
+                    _log.error("Looking up {address}: {reason}", address=cmd.address,
+                               reason=str(failure.value))
+                else:
+                    _log.failure("Looking up {address}", failure, address=cmd.address)
                 error = TemporaryFailure("Temporary lookup failure")
             self._send(_reply(error.code, error.status, error.text))
         d.addCallbacks(found, failed)
@@ -453,7 +459,7 @@ def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
     from imapd.tap import _quota_policy
 
     section = config.lmtp
-    deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file),
+    deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file, config),
                           effective.index_dir, _quota_policy(config.quota),
                           section.recipient_delimiter, hostname=effective.hostname)
     settings = LMTPSettings(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.logger import Logger
 
+from imapd.auth.errors import AuthUnavailable
 from imapd.process.wire import record_to_json, unb64
 
 __all__ = ["AuthRole", "build_authenticator"]
@@ -100,6 +101,16 @@ class AuthRole:
                                "owner": owner})
 
         def failed(failure):
+            if failure.check(AuthUnavailable):
+                # The directory is down: not a wrong password.  The login
+                # process answers NO [UNAVAILABLE]; the address is not
+                # counted as failing.
+                log.error("Authentication of {user!r} unavailable: {reason}",
+                          user=unb64(message["user"]).decode("utf-8", "replace"),
+                          reason=str(failure.value))
+                self.control.send({"op": "auth-result", "req": req, "record": None,
+                                   "unavailable": True})
+                return
             if not failure.check(UnauthorizedLogin, LoginFailed):
                 log.failure("authentication error", failure)
             self.control.send({"op": "auth-result", "req": req, "record": None})

@@ -621,7 +621,8 @@ class MasterService(service.Service):
                         "password": message["password"], "relay": message.get("relay")})
 
     def _on_auth_result(self, child: Child, message, fds) -> None:
-        self._auth_done(message.get("req"), message.get("record"), owner=message.get("owner"))
+        self._auth_done(message.get("req"), message.get("record"),
+                        error=bool(message.get("unavailable")), owner=message.get("owner"))
 
     def _auth_done(self, req, record, error: bool = False, owner=None) -> None:
         entry = self.auth_pending.pop(req, None)

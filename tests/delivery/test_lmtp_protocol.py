@@ -339,3 +339,30 @@ def test_large_message_is_received_in_linear_time(make_lmtp):
     assert lmtp.lines()[-1] == "250 2.0.0 <u> Saved"
     assert recorder.got[0] == body.replace(b"\r\n.stuffed", b"\r\nstuffed")
     assert spent < 2.5, spent
+
+
+def test_user_database_unavailable_is_a_temporary_failure(make_lmtp, location, tmp_path):
+    """
+    The user database could not answer (LDAP down): RCPT gets a 4xx, not
+    "no such user" (which would bounce mail the directory knows about),
+    and the log names the server.
+    """
+    from twisted.logger import globalLogPublisher
+
+    from imapd.auth.errors import AuthUnavailable
+    from imapd.delivery.core import Deliverer
+
+    def lookup(name):
+        raise AuthUnavailable("no LDAP server answered: ldap://ldap1: refused")
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        lmtp = make_lmtp(Deliverer(location, lookup, str(tmp_path / "index")))
+        lmtp.send(b"LHLO x\r\n")
+        lmtp.send(b"MAIL FROM:<>\r\n")
+        reply = lmtp.send(b"RCPT TO:<alice>\r\n")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len(reply) == 1 and reply[0].startswith("451 4.") and "Temporary" in reply[0], reply
+    assert any("ldap://ldap1" in str(e.get("reason", "")) for e in events)

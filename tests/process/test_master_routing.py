@@ -226,3 +226,25 @@ def test_a_services_process_only_when_configured(overrides, kinds):
                                        for (o, d), s in zip(kinds, socks)]
     for s in socks:
         s.close()
+
+
+def test_unavailable_auth_is_an_error_not_a_failure(master):
+    """
+    The auth process could not ask the password database (LDAP down):
+    the login process hears "error" (it answers NO [UNAVAILABLE]) and the
+    address is not counted as failing, however often it happens; a real
+    refusal still is.
+    """
+    login = FakeChild("login", "login")
+
+    def attempt(req, **result):
+        master._on_auth(login, {"op": "auth", "req": req, "user": "", "password": "",
+                                "host": "192.0.2.9"}, [])
+        (message, _fds), = master.auth.sent[-1:]
+        master._on_auth_result(master.auth, {"op": "auth-result", "req": message["req"],
+                                             "record": None, **result}, [])
+        return login.sent[-1][0]["result"]
+
+    # max_failed_logins_per_address is 2.
+    assert [attempt(i, unavailable=True) for i in range(4)] == ["error"] * 4
+    assert [attempt(10 + i) for i in range(3)] == ["fail", "fail", "blocked"]

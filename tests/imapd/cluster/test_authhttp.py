@@ -134,3 +134,26 @@ def test_failures_counted_per_client_ip(directory):
     _, headers = request(resource, Auth_Method="plain", Auth_User="alice",
                          Auth_Pass="pw%20100%25", Client_IP="192.0.2.10")
     assert headers["Auth-Status"] == "OK"
+
+
+def test_password_database_unavailable(directory):
+    """
+    The password database could not answer (LDAP down): [UNAVAILABLE] with
+    Auth-Wait (nginx tries again), and the client's address is not counted.
+    """
+    from imapd.auth.errors import AuthUnavailable
+
+    class Down(Passwords):
+        def authenticate(self, user, password):
+            self.asked.append((user, password))
+            return defer.fail(AuthUnavailable("no LDAP server answered: ldap://l1: refused"))
+
+    limits = SessionLimits(max_failed_logins_per_address=1, failed_login_decay=60.0)
+    resource = AuthHTTPResource(Down({}), directory, clock=task.Clock(),
+                                runner=defer.maybeDeferred, limits=limits)
+    for _ in range(3):
+        _, headers = request(resource, Auth_Method="plain", Auth_User="alice",
+                             Auth_Pass="pw", Client_IP="192.0.2.9")
+        assert headers["Auth-Status"].startswith("[UNAVAILABLE]")
+        assert headers["Auth-Wait"] == "3"
+    assert len(resource.authenticator.asked) == 3

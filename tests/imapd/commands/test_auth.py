@@ -114,3 +114,46 @@ def test_login_failure_and_logout_are_logged_alike(conv):
         assert e["session"] == conv.proto.session_id
         assert e["bytes_in"] > 0 and e["bytes_out"] > 0 and e["duration"] >= 0
     assert not any("wrong-pw" in repr(e) or "secret" in repr(e) for e in ours)
+
+
+def test_password_database_unavailable_is_no_unavailable(conv):
+    """
+    A password database that cannot answer (the LDAP directory is down,
+    imapd.auth.errors.AuthUnavailable) is RFC 5530 UNAVAILABLE, answered
+    at once: not AUTHENTICATIONFAILED, not delayed, not counted against the
+    session or the address, and the log line says why.
+    """
+    from twisted.cred.checkers import ICredentialsChecker
+    from twisted.internet import defer
+    from twisted.logger import globalLogPublisher
+    from zope.interface import implementer
+
+    from imapd.auth.errors import AuthUnavailable
+
+    @implementer(ICredentialsChecker)
+    class Down:
+        credentialInterfaces = conv.context.portal.listCredentialsInterfaces()
+
+        def requestAvatarId(self, credentials):
+            return defer.fail(AuthUnavailable("no LDAP server answered: ldap://ldap1: refused"))
+
+    portal = conv.context.portal
+    saved = dict(portal.checkers)
+    for iface in saved:
+        portal.checkers[iface] = Down()
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for i in range(conv.context.limits.max_failed_logins + 1):
+            assert conv.transact(f"a{i} LOGIN demo secret") == [
+                f"a{i} NO [UNAVAILABLE] Authentication is unavailable now; try again"]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        portal.checkers.update(saved)
+    assert not conv.transport.disconnecting
+    assert conv.proto._failed_logins == 0
+    assert not conv.context.login_failures.blocked("127.0.0.1", conv.clock.seconds(), 1, 60)
+    ours = [e for e in events if e.get("event") == "login unavailable"]
+    assert ours and "ldap://ldap1" in ours[0]["reason"]
+    # Once the directory answers again, the login works.
+    conv.ok("b1 LOGIN demo secret")
