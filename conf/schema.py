@@ -853,6 +853,8 @@ class Config:
 
     @ivar source: the configuration file, or None for defaults and command
         line only.
+    @ivar origins: where each option that is not at its default was set
+        (C{imapd-admin config}).
     """
 
     server: ServerSection = field(default_factory=ServerSection)
@@ -870,6 +872,9 @@ class Config:
     cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
+    #: Dotted option name -> where it was set (the file, or "command
+    #: line"); options left at their defaults are absent.
+    origins: Any = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

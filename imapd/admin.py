@@ -5,9 +5,21 @@ C{imapd-admin}: the sysadmin's command for a running site.
     imapd-admin --config /etc/imapd/imapd.toml cluster add 10.0.0.2 --weight 100
     imapd-admin --config /etc/imapd/imapd.toml cluster owner alice@example.org
 
-Each area of administration registers its sub-commands here (today:
-C{cluster}, L{imapd.cluster.admin}).  Exit status: 0 done, 1 refused or
-failed (the message says why), 2 bad usage, 78 configuration unusable.
+Each area of administration registers its sub-commands here
+(C{cluster}, L{imapd.cluster.admin}; users and mail, L{imapd.adminops}).
+
+Exit status, for every command:
+
+    0   done
+    1   not found (user, mailbox, message, session); for C{cluster}, a
+        change the host table refuses
+    2   error: bad usage (argparse's), a refused operation, a store or
+        system error
+    78  the configuration file cannot be used (sysexits' EX_CONFIG, as
+        C{imapd-deliver}: a script can tell a broken file from a missing user)
+
+Whatever fails, the command prints one line naming what and why, never
+a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ EX_CONFIG = 78
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from imapd import adminops
     from imapd.cluster import admin as cluster_admin
 
     parser = argparse.ArgumentParser(prog="imapd-admin",
@@ -31,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the server's TOML configuration file")
     areas = parser.add_subparsers(dest="area", metavar="AREA", required=True)
     cluster_admin.add_commands(areas)
+    adminops.add_commands(areas)
     return parser
 
 
@@ -46,7 +60,11 @@ def main(argv: Optional[Sequence[str]] = None, stdout: Optional[TextIO] = None,
     except ConfigError as e:
         print(f"imapd-admin: {e}", file=stderr)
         return EX_CONFIG
-    return args.run(config, args, stdout, stderr)
+    try:
+        return args.run(config, args, stdout, stderr)
+    except Exception as e:  # never a traceback for the sysadmin
+        print(f"imapd-admin: unexpected error: {type(e).__name__}: {e}", file=stderr)
+        return 2
 
 
 def console() -> None:
