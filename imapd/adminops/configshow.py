@@ -29,11 +29,24 @@ def add_commands(areas) -> None:
     p.add_argument("-a", "--all", action="store_true", help="every option, defaults too")
 
 
+def _quota_users(value) -> dict:
+    return {user: {k: v for k, v in (("storage", storage), ("messages", messages))
+                   if v is not None}
+            for user, storage, messages in value}
+
+
+#: The options whose loader converts the TOML value (C{convert} in
+#: L{conf.schema}), back to what the file says: a table.  Sizes are kept
+#: in KiB, which the file accepts as a number.
+_AS_WRITTEN = {
+    "quota.users": _quota_users,
+    "mailboxes.special_use": dict,
+}
+
+
 def _plain(value):
-    """A JSON/TOML-able form of an option's value (tuples of pairs become tables)."""
+    """A JSON/TOML-able form of an option's value."""
     if isinstance(value, tuple):
-        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
-            return {str(k): _plain(v) for k, v in value}
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -68,7 +81,8 @@ def effective_options(config, every: bool = False) -> list[dict]:
             default = os.path.normpath(os.path.join(os.getcwd(), default))
         if not every and value == default:
             continue
-        rows.append({"option": spec.name, "value": _plain(value), "default": _plain(default),
+        written = _AS_WRITTEN.get(spec.name, _plain)
+        rows.append({"option": spec.name, "value": written(value), "default": written(default),
                      "source": config.origins.get(spec.name, DEFAULT)})
     return rows
 

@@ -302,7 +302,7 @@ def _fields(text: str) -> list[str]:
     return fields
 
 
-def _fetch_row(mailbox, view_flags, record, fields) -> dict:
+def _fetch_row(mailbox, record, fields) -> dict:
     from imapd.message import Message
 
     row = {}
@@ -311,7 +311,8 @@ def _fetch_row(mailbox, view_flags, record, fields) -> dict:
         if field == "uid":
             row[field] = record.uid
         elif field == "flags":
-            row[field] = sorted(view_flags)
+            # As stored: \\Recent belongs to sessions, not to the message.
+            row[field] = sorted(record.flags)
         elif field == "size":
             row[field] = record.size
         elif field == "date.received":
@@ -340,8 +341,7 @@ def _fetch(config, args, out, err):
                 rows = []
                 for uid in uids:
                     try:
-                        rows.append(_fetch_row(mailbox, view.flags(uid), view.records[uid],
-                                               fields))
+                        rows.append(_fetch_row(mailbox, view.records[uid], fields))
                     except MessageExpunged:
                         continue
                 return rows
