@@ -25,6 +25,7 @@ a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Optional, Sequence, TextIO
 
@@ -34,12 +35,24 @@ __all__ = ["main", "EX_CONFIG"]
 EX_CONFIG = 78
 
 
+class UsageError(Exception):
+    """A bad command line: C{str()} is the one line to print (status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # Every sub-command's parser is of this class too (argparse makes
+    # sub-parsers of the parent's class): one line on a bad argument, not
+    # the usage block, and nothing printed on the process's own streams.
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see: {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imapd import adminops
     from imapd.cluster import admin as cluster_admin
 
-    parser = argparse.ArgumentParser(prog="imapd-admin",
-                                     description="Administer an imapd site.")
+    parser = _Parser(prog="imapd-admin",
+                     description="Administer an imapd site.")
     parser.add_argument("--config", "-c", metavar="FILE",
                         help="the server's TOML configuration file")
     areas = parser.add_subparsers(dest="area", metavar="AREA", required=True)
@@ -54,7 +67,14 @@ def main(argv: Optional[Sequence[str]] = None, stdout: Optional[TextIO] = None,
 
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
-    args = build_parser().parse_args(argv)
+    try:
+        with contextlib.redirect_stdout(stdout):  # --help goes to our stdout
+            args = build_parser().parse_args(argv)
+    except UsageError as e:
+        print(e, file=stderr)
+        return 2
+    except SystemExit as e:  # --help: printed, done
+        return e.code if isinstance(e.code, int) else 0
     try:
         config = load_config(args.config)
     except ConfigError as e:
