@@ -317,6 +317,13 @@ class ServiceSection:
         "Seconds a system user's worker stays after that user's last session.",
         _non_negative,
     )
+    control_socket: str = opt(
+        "",
+        "The daemon's control socket (UNIX, mode 0600 in a 0700 directory), for\n"
+        "imapd-admin who and kick.  A systemd unit with RuntimeDirectory=imapd\n"
+        "would say \"/run/imapd/control\".  Empty: DATA_DIR/run/control.",
+        kind=PATH,
+    )
 
 
 @dataclass(frozen=True)

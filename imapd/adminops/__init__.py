@@ -12,9 +12,10 @@ __all__ = ["add_commands"]
 
 def add_commands(areas) -> None:
     """Register every area of this package with C{imapd-admin}'s parser."""
-    from imapd.adminops import configshow, mail, repair, users
+    from imapd.adminops import configshow, mail, repair, sessions, users
 
     users.add_commands(areas)
     configshow.add_commands(areas)
     mail.add_commands(areas)
     repair.add_commands(areas)
+    sessions.add_commands(areas)

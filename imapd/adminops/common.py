@@ -64,15 +64,16 @@ def add_command(commands, name: str, run: Callable, help_: str, examples: str,
     @param run: C{run(site_or_config, args, out, err)}; see L{_dispatch}.
     @param examples: the epilog, one example a line.
     @param users: None for no user argument, C{"one"} for C{-u USER},
-        C{"many"} for C{-u USER} or C{-A}.
+        C{"many"} for C{-u USER} or C{-A}, C{"filter"} for either or
+        neither.
     """
     p = commands.add_parser(name, help=help_, description=help_[:1].upper() + help_[1:] + ".",
                             epilog="examples:\n" + examples,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     if users is not None:
-        group = p.add_mutually_exclusive_group(required=True)
+        group = p.add_mutually_exclusive_group(required=users != "filter")
         group.add_argument("-u", "--user", metavar="USER", help="the user")
-        if users == "many":
+        if users in ("many", "filter"):
             group.add_argument("-A", "--all-users", action="store_true",
                                help="every user the user database can list")
     if json_output:
