@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command C{args} was parsed for."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None))
+            if chosen is not None:
+                return _command_parser(chosen, args)
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None, stdout: Optional[TextIO] = None,
          stderr: Optional[TextIO] = None) -> int:
     from conf import ConfigError, load_config
@@ -69,7 +79,12 @@ def main(argv: Optional[Sequence[str]] = None, stdout: Optional[TextIO] = None,
     stderr = sys.stderr if stderr is None else stderr
     try:
         with contextlib.redirect_stdout(stdout):  # --help goes to our stdout
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            args, extra = parser.parse_known_args(argv)
+            if extra:
+                # Named by the command they were given to, not by the top.
+                _command_parser(parser, args).error(
+                    f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as e:
         print(e, file=stderr)
         return 2

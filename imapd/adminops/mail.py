@@ -6,9 +6,9 @@ C{expunge} and C{quota}).
 
     mailbox list   -u USER|-A [--subscribed]
     mailbox status -u USER|-A [MAILBOX ...]          (default: every mailbox)
-    mailbox create -u USER MAILBOX ...
-    mailbox delete -u USER MAILBOX ...
-    mailbox rename -u USER OLD NEW
+    mailbox create -u USER|-A MAILBOX ...
+    mailbox delete -u USER|-A MAILBOX ...
+    mailbox rename -u USER|-A OLD NEW
     search  -u USER|-A MAILBOX QUERY ...             UIDs
     fetch   -u USER|-A MAILBOX QUERY ... [--fields uid,flags,size,date.received,hdr,body,text]
     expunge -u USER|-A MAILBOX QUERY ...
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from imapd.adminops.common import (EX_OK, Failed, NotFound, add_command, emit, pairs,
+from imapd.adminops.common import (Failed, NotFound, add_command, emit, pairs,
                                    run_per_user)
 
 __all__ = ["add_commands", "parse_query", "FETCH_FIELDS"]
@@ -58,14 +58,18 @@ def add_commands(areas) -> None:
                     "every user", users="many")
     p.add_argument("mailboxes", nargs="*", metavar="MAILBOX", help="default: every mailbox")
     p = add_command(commands, "create", _create, "create mailboxes",
-                    "  imapd-admin mailbox create -u alice Archive Archive/2026", users="one")
+                    "  imapd-admin mailbox create -u alice Archive Archive/2026\n"
+                    "  imapd-admin mailbox create -A Junk          # for every user",
+                    users="many")
     p.add_argument("mailboxes", nargs="+", metavar="MAILBOX")
     p = add_command(commands, "delete", _delete, "delete mailboxes and their messages",
-                    "  imapd-admin mailbox delete -u alice Archive/2025", users="one")
+                    "  imapd-admin mailbox delete -u alice Archive/2025\n"
+                    "  imapd-admin mailbox delete -A Spam --json", users="many")
     p.add_argument("mailboxes", nargs="+", metavar="MAILBOX")
     p = add_command(commands, "rename", _rename,
                     "rename a mailbox (with its children; INBOX moves its messages)",
-                    "  imapd-admin mailbox rename -u alice Old New", users="one")
+                    "  imapd-admin mailbox rename -u alice Old New\n"
+                    "  imapd-admin mailbox rename -A Spam Junk", users="many")
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
 
@@ -214,17 +218,29 @@ def _status(config, args, out, err):
     return status
 
 
-def _one_account(config, args):
-    from imapd.adminops.common import Site
+def _changes(config, args, out, err, change) -> int:
+    """
+    Run C{change(account)} (which returns C{(action, mailbox)} pairs) for
+    C{-u USER} or every user (C{-A}, where a user the change fails for is
+    reported and the others go on); print one line per change.
+    """
+    def one(site, user):
+        with site.account(user) as account:
+            return [{"action": action, "mailbox": name} for action, name in change(account)]
 
-    return Site(config).account(args.user)
+    rows, status = run_per_user(config, args, err, one)
+    emit(out, args, rows, lambda r: "\t".join(
+        ([r["user"]] if "user" in r else []) + [f"{r['action']} {r['mailbox']}"]))
+    return status
 
 
 def _create(config, args, out, err):
     from storage.errors import MailboxExists
 
     names = [_name(n, creating=True).rstrip("/") for n in args.mailboxes]
-    with _one_account(config, args) as account:
+
+    def change(account):
+        done = []
         for name in names:
             if name == "INBOX":
                 raise Failed("INBOX always exists")
@@ -232,8 +248,10 @@ def _create(config, args, out, err):
                 account.store.create(name)
             except MailboxExists:
                 raise Failed(f"mailbox {name!r} exists already") from None
-            print(f"created {name}", file=out)
-    return EX_OK
+            done.append(("created", name))
+        return done
+
+    return _changes(config, args, out, err, change)
 
 
 def _delete(config, args, out, err):
@@ -241,7 +259,9 @@ def _delete(config, args, out, err):
     from storage.errors import MailboxNotFound
 
     names = [_name(n) for n in args.mailboxes]
-    with _one_account(config, args) as account:
+
+    def change(account):
+        done = []
         for name in names:
             if name == "INBOX":
                 raise Failed("INBOX cannot be deleted")
@@ -249,8 +269,10 @@ def _delete(config, args, out, err):
                 forget_mailbox(account, name, False, lambda: account.store.delete(name))
             except MailboxNotFound:
                 raise NotFound(f"no mailbox {name!r}") from None
-            print(f"deleted {name}", file=out)
-    return EX_OK
+            done.append(("deleted", name))
+        return done
+
+    return _changes(config, args, out, err, change)
 
 
 def _rename(config, args, out, err):
@@ -260,15 +282,17 @@ def _rename(config, args, out, err):
     old, new = _name(args.old), _name(args.new, creating=True)
     if new == "INBOX":
         raise Failed("cannot rename to INBOX")
-    with _one_account(config, args) as account:
+
+    def change(account):
         try:
             forget_mailbox(account, old, True, lambda: account.store.rename(old, new))
         except MailboxNotFound:
             raise NotFound(f"no mailbox {old!r}") from None
         except MailboxExists:
             raise Failed(f"mailbox {new!r} exists already") from None
-    print(f"renamed {old} to {new}", file=out)
-    return EX_OK
+        return [(f"renamed {old} to", new)]
+
+    return _changes(config, args, out, err, change)
 
 
 # -- search, fetch, expunge ---------------------------------------------

@@ -23,6 +23,13 @@ downloads the folder again.  The repair reads what is left instead:
    largest kept UID and the modseq log's highest UID (expunged UIDs stay
    given).
 
+Run it before users log in again: a session's sync of the damaged file
+numbers it as new (as Dovecot would), under a UIDVALIDITY of its own,
+and starts the modseq log again under that one, so the log no longer
+remembers the old UIDVALIDITY and the UIDs expunged from the end; once a
+session has written the new numbers into the file there is nothing left
+to repair.
+
 When C{X-IMAPbase} reads, the reader's UIDs are what clients have seen
 already, so they are kept exactly and only written down.  The file is
 rewritten whole (L{storage.mbox.rewrite.render_all}) under the write

@@ -79,13 +79,23 @@ def test_force_resync_keeps_uids_of_a_damaged_store(site, kind):
     (Maildir), or a garbled X-IMAP last UID (mbox) makes the mailbox
     unusable or renumbered; force-resync gives back the same UIDs,
     UIDVALIDITY, UIDNEXT and flags.
+
+    (The mbox is read by the store's parser, not by a login: a login's
+    sync would start the modseq log again under the UIDVALIDITY it made
+    up, and the repair would lose its witness of the expunged UID 6; see
+    L{storage.mbox.repair}.)
     """
+    from storage.mbox.state import parse
+
     tmp, config = site
     before = view(config)
     assert before[:4] == (0, [1, 2, 4, 5], before[2], 7)
     damage_numbers(tmp, kind)
-    broken = view(config)
-    assert broken != before  # unreadable (Maildir) or renumbered (mbox)
+    if kind == "maildir":
+        assert view(config)[0] == 2  # BrokenMailbox: unusable
+    else:
+        renumbered = [e.uid for e in parse(mail_file(tmp, kind).read_bytes(), 1).entries]
+        assert renumbered == [1, 2, 3, 4, 5]  # the pseudo message shown, all renumbered
     status, out, err = admin(config, "force-resync", "-u", "alice", "INBOX")
     assert status == 0, err
     what = "dovecot-uidlist" if kind == "maildir" else "X-IMAPbase/X-UID"
