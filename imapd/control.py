@@ -179,6 +179,7 @@ class ControlService(service.Service):
                       "work (option 'service.control_socket')", error=e)
             return
         factory = Factory.forProtocol(_ControlProtocol)
+        factory.noisy = False  # no "Starting factory" lines: we log our own
         factory.handle = self.handle
         try:
             self.port = reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, factory)

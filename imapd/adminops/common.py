@@ -206,6 +206,12 @@ class Site:
             raise NotFound(f"user {user!r} is not served: {why}")
         return record
 
+    def switches_uid(self, user: str) -> bool:
+        """Whether working on C{user}'s mail changes the effective uid (L{as_user})."""
+        record = self.authenticator.userdb.lookup(user)
+        return (record is not None and record.uid is not None and os.geteuid() == 0
+                and record.uid != 0)
+
     def users(self) -> list[str]:
         """
         Every user the user database can list: the passwd-file's users, or
@@ -258,36 +264,61 @@ class Site:
                 account.logout()
 
 
+#: Users worked on at once with C{-A}.  Their store calls mostly wait on
+#: the disk (fsync, NFS round trips) with the GIL released, as they do in
+#: the daemon's storage threads; 10,000 tiny Maildirs opened for the first
+#: time cost three fsyncs each.
+PARALLEL = 8
+
+
 def run_per_user(config, args, err, one: Callable) -> tuple[list, int]:
     """
     Call C{one(site, user)} (returning a list of rows) for C{-u USER} or
     for every user with C{-A}.  With C{-A}, a user that fails is reported
-    on C{err} and the others go on; the status is the worst seen.
+    on C{err} and the others go on; the status is the worst seen.  Users
+    are worked on L{PARALLEL} at a time, output in the user database's
+    order; a user whose work needs another effective uid (L{as_user})
+    runs alone afterwards, since the effective uid is the whole process's.
 
     @return: all rows (with C{-A} each has a C{user} key first) and the
         exit status.
     """
-    from storage.errors import StoreError
+    from concurrent.futures import ThreadPoolExecutor
 
     site = Site(config)
     if not getattr(args, "all_users", False):
         return one(site, args.user), EX_OK
+    users = site.users()
+    results: list = [None] * len(users)
+    alone = [i for i, user in enumerate(users) if site.switches_uid(user)]
+    together = sorted(set(range(len(users))) - set(alone))
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        for i, result in zip(together, pool.map(lambda i: _attempt(site, users[i], one),
+                                                together)):
+            results[i] = result
+    for i in alone:
+        results[i] = _attempt(site, users[i], one)
     rows, status = [], EX_OK
-    for user in site.users():
-        try:
-            got = one(site, user)
-        except NoStore:
-            continue  # no mailboxes, nothing to say of them
-        except Failed as e:
-            print(f"imapd-admin: {user}: {e}", file=err)
-            status = max(status, e.status)
-            continue
-        except (OSError, StoreError) as e:
-            print(f"imapd-admin: {user}: {_describe(e)}", file=err)
-            status = EX_ERROR
-            continue
+    for user, (got, message, code) in zip(users, results):
+        if message:
+            print(f"imapd-admin: {user}: {message}", file=err)
+        status = max(status, code)
         rows.extend({"user": user, **row} for row in got)
     return rows, status
+
+
+def _attempt(site, user: str, one: Callable) -> tuple[list, str, int]:
+    """C{one(site, user)}: (rows, what went wrong or "", status)."""
+    from storage.errors import StoreError
+
+    try:
+        return one(site, user), "", EX_OK
+    except NoStore:
+        return [], "", EX_OK  # no mailboxes, nothing to say of them
+    except Failed as e:
+        return [], str(e), e.status
+    except (OSError, StoreError) as e:
+        return [], _describe(e), EX_ERROR
 
 
 @contextlib.contextmanager

@@ -234,45 +234,46 @@ def _changes(config, args, out, err, change) -> int:
     return status
 
 
-def _create(config, args, out, err):
-    from storage.errors import MailboxExists
-
-    names = [_name(n, creating=True).rstrip("/") for n in args.mailboxes]
-
+def _each(names, inbox_refusal: str, action: str, act):
+    """The change of C{act(account, name)} on each name (never INBOX), as C{action}."""
     def change(account):
         done = []
         for name in names:
             if name == "INBOX":
-                raise Failed("INBOX always exists")
-            try:
-                account.store.create(name)
-            except MailboxExists:
-                raise Failed(f"mailbox {name!r} exists already") from None
-            done.append(("created", name))
+                raise Failed(inbox_refusal)
+            act(account, name)
+            done.append((action, name))
         return done
+    return change
 
-    return _changes(config, args, out, err, change)
+
+def _create(config, args, out, err):
+    from storage.errors import MailboxExists
+
+    def create(account, name):
+        try:
+            account.store.create(name)
+        except MailboxExists:
+            raise Failed(f"mailbox {name!r} exists already") from None
+
+    names = [_name(n, creating=True).rstrip("/") for n in args.mailboxes]
+    return _changes(config, args, out, err,
+                    _each(names, "INBOX always exists", "created", create))
 
 
 def _delete(config, args, out, err):
     from imapd.cache import forget_mailbox
     from storage.errors import MailboxNotFound
 
+    def delete(account, name):
+        try:
+            forget_mailbox(account, name, False, lambda: account.store.delete(name))
+        except MailboxNotFound:
+            raise NotFound(f"no mailbox {name!r}") from None
+
     names = [_name(n) for n in args.mailboxes]
-
-    def change(account):
-        done = []
-        for name in names:
-            if name == "INBOX":
-                raise Failed("INBOX cannot be deleted")
-            try:
-                forget_mailbox(account, name, False, lambda: account.store.delete(name))
-            except MailboxNotFound:
-                raise NotFound(f"no mailbox {name!r}") from None
-            done.append(("deleted", name))
-        return done
-
-    return _changes(config, args, out, err, change)
+    return _changes(config, args, out, err,
+                    _each(names, "INBOX cannot be deleted", "deleted", delete))
 
 
 def _rename(config, args, out, err):

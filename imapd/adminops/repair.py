@@ -85,26 +85,34 @@ def _identity(account, name: str) -> str:
     return found[0]
 
 
-def _remove(config, args, out, err):
-    from index import remove_index
-
+def _indexes(config, args, out, err, verb: str, work) -> int:
+    """
+    C{work(account, name)} (a row) for each mailbox named (or every one)
+    of each user, with the index directory required; one line per row.
+    """
     def one(site, user):
         with site.account(user, existing=True) as account:
             if not account.index_dir:
                 raise Failed("no index directory configured (option 'mail.index_dir')")
-            rows = []
-            for name in _names(account, args.mailbox):
-                if args.mailbox not in (None, "*"):
-                    _exists(account, name)
-                freed = remove_index(account.index_dir, _identity(account, name))
-                rows.append({"mailbox": name, "freed_bytes": freed})
-            return rows
+            return [{"mailbox": name, **work(account, name)}
+                    for name in _names(account, args.mailbox)]
 
     rows, status = run_per_user(config, args, err, one)
     emit(out, args, rows, lambda r: "\t".join(
-        ([r["user"]] if "user" in r else []) + ["removed", r["mailbox"],
-                                                 pairs(r, ["freed_bytes"])]))
+        ([r["user"]] if "user" in r else []) + [verb, r["mailbox"], pairs(
+            r, [k for k in r if k not in ("user", "mailbox")])]))
     return status
+
+
+def _remove(config, args, out, err):
+    from index import remove_index
+
+    def work(account, name):
+        if args.mailbox not in (None, "*"):
+            _exists(account, name)
+        return {"freed_bytes": remove_index(account.index_dir, _identity(account, name))}
+
+    return _indexes(config, args, out, err, "removed", work)
 
 
 def _exists(account, name: str) -> None:
@@ -187,26 +195,15 @@ def _rebuild(config, args, out, err):
     from imapd.adminops.mail import _open
     from index import remove_index
 
-    def one(site, user):
-        with site.account(user, existing=True) as account:
-            if not account.index_dir:
-                raise Failed("no index directory configured (option 'mail.index_dir')")
-            rows = []
-            for name in _names(account, args.mailbox):
-                mailbox = _open(account.store, name, readonly=True)
-                try:
-                    remove_index(account.index_dir, _identity(account, name))
-                    count = rebuild_index(account, mailbox)
-                finally:
-                    mailbox.close()
-                rows.append({"mailbox": name, "messages": count})
-            return rows
+    def work(account, name):
+        mailbox = _open(account.store, name, readonly=True)
+        try:
+            remove_index(account.index_dir, _identity(account, name))
+            return {"messages": rebuild_index(account, mailbox)}
+        finally:
+            mailbox.close()
 
-    rows, status = run_per_user(config, args, err, one)
-    emit(out, args, rows, lambda r: "\t".join(
-        ([r["user"]] if "user" in r else []) + ["rebuilt", r["mailbox"],
-                                                 pairs(r, ["messages"])]))
-    return status
+    return _indexes(config, args, out, err, "rebuilt", work)
 
 
 def _resync(config, args, out, err):
