@@ -264,11 +264,16 @@ class Site:
                 account.logout()
 
 
-#: Users worked on at once with C{-A}.  Their store calls mostly wait on
-#: the disk (fsync, NFS round trips) with the GIL released, as they do in
-#: the daemon's storage threads; 10,000 tiny Maildirs opened for the first
-#: time cost three fsyncs each.
+#: Users worked on at once by one process with C{-A}.  Their store calls
+#: mostly wait on the disk (fsync, NFS round trips) with the GIL released,
+#: as they do in the daemon's storage threads; 10,000 tiny Maildirs opened
+#: for the first time cost three fsyncs each.
 PARALLEL = 8
+#: With this many users or more, C{-A} forks one process per core (at most
+#: L{MAX_PROCESSES}), each taking a contiguous share of the users: the
+#: rest of a store call is Python that one interpreter runs on one core.
+FORK_FROM = 200
+MAX_PROCESSES = 8
 
 
 def run_per_user(config, args, err, one: Callable) -> tuple[list, int]:
@@ -276,19 +281,39 @@ def run_per_user(config, args, err, one: Callable) -> tuple[list, int]:
     Call C{one(site, user)} (returning a list of rows) for C{-u USER} or
     for every user with C{-A}.  With C{-A}, a user that fails is reported
     on C{err} and the others go on; the status is the worst seen.  Users
-    are worked on L{PARALLEL} at a time, output in the user database's
-    order; a user whose work needs another effective uid (L{as_user})
-    runs alone afterwards, since the effective uid is the whole process's.
+    are worked on in parallel (L{PARALLEL} threads, in L{FORK_FROM} or
+    more users one process per core); the output keeps the user
+    database's order.
 
     @return: all rows (with C{-A} each has a C{user} key first) and the
         exit status.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     site = Site(config)
     if not getattr(args, "all_users", False):
         return one(site, args.user), EX_OK
     users = site.users()
+    processes = min(os.cpu_count() or 1, MAX_PROCESSES)
+    if len(users) >= FORK_FROM and processes > 1:
+        results = _forked(site, users, one, processes)
+    else:
+        results = _threaded(site, users, one)
+    rows, status = [], EX_OK
+    for user, (got, message, code) in zip(users, results):
+        if message:
+            print(f"imapd-admin: {user}: {message}", file=err)
+        status = max(status, code)
+        rows.extend({"user": user, **row} for row in got)
+    return rows, status
+
+
+def _threaded(site, users: list, one: Callable) -> list:
+    """
+    L{_attempt} for each user, L{PARALLEL} at a time; a user whose work
+    needs another effective uid (L{as_user}) runs alone afterwards, since
+    the effective uid is the whole process's.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     results: list = [None] * len(users)
     alone = [i for i, user in enumerate(users) if site.switches_uid(user)]
     together = sorted(set(range(len(users))) - set(alone))
@@ -298,13 +323,46 @@ def run_per_user(config, args, err, one: Callable) -> tuple[list, int]:
             results[i] = result
     for i in alone:
         results[i] = _attempt(site, users[i], one)
-    rows, status = [], EX_OK
-    for user, (got, message, code) in zip(users, results):
-        if message:
-            print(f"imapd-admin: {user}: {message}", file=err)
-        status = max(status, code)
-        rows.extend({"user": user, **row} for row in got)
-    return rows, status
+    return results
+
+
+def _forked(site, users: list, one: Callable, processes: int) -> list:
+    """L{_threaded} in C{processes} forked processes, each on a contiguous share."""
+    import pickle
+
+    size = -(-len(users) // processes)
+    children = []
+    for start in range(0, len(users), size):
+        share = users[start:start + size]
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its share, pickled into the pipe, then gone
+            os.close(read)
+            try:
+                try:
+                    data = pickle.dumps(("ok", _threaded(site, share, one)))
+                except BaseException as e:
+                    data = pickle.dumps(("error", f"{type(e).__name__}: {e}"))
+                with os.fdopen(write, "wb") as f:
+                    f.write(data)
+            finally:
+                os._exit(0)
+        os.close(write)
+        children.append((pid, read))
+    results: list = []
+    failed = ""
+    for pid, read in children:
+        with os.fdopen(read, "rb") as f:
+            data = f.read()
+        os.waitpid(pid, 0)
+        kind, value = pickle.loads(data) if data else ("error", "a worker process died")
+        if kind == "ok":
+            results.extend(value)
+        else:
+            failed = value
+    if failed:
+        raise Failed(f"a process working on a share of the users failed: {failed}")
+    return results
 
 
 def _attempt(site, user: str, one: Callable) -> tuple[list, str, int]:

@@ -87,6 +87,12 @@ def test_who_and_kick(server):
         run = admin(server, "kick", USER)
         assert run.returncode == 1
         assert [r["user"] for r in json.loads(admin(server, "who", "--json").stdout)] == ["bob"]
+        run = admin(server, "kick", "-A", "--json")
+        assert run.returncode == 0 and [r["user"] for r in json.loads(run.stdout)] == ["bob"]
+        with pytest.raises((imaplib.IMAP4.abort, OSError)):
+            bob.noop()
+            bob.noop()
+        assert json.loads(admin(server, "who", "--json").stdout) == []
     finally:
         for client in (alice1, alice2, bob):
             try:
