@@ -194,8 +194,8 @@ class ServerSection:
     data_dir: str = opt(
         "imapd-data",
         "Where the embedded defaults live: a generated certificate, a passwd-file\n"
-        "with a demo user, the mail and the index.  Only the parts not configured\n"
-        "elsewhere are created, on first start.",
+        "with a demo user, the mail, the index and the control socket.  Only the\n"
+        "parts not configured elsewhere are created, on first start.",
         kind=PATH,
     )
 
