@@ -170,6 +170,16 @@ def _matches(account, mailbox, key):
     return view, [uid for _seq, uid in run_search(view, key, None, cache)]
 
 
+def _in_mailbox(site, user: str, name: str, readonly: bool, work):
+    """C{work(account, mailbox)} on the user's mailbox C{name}, opened for it and closed."""
+    with site.account(user, existing=True) as account:
+        mailbox = _open(account.store, name, readonly=readonly)
+        try:
+            return work(account, mailbox)
+        finally:
+            mailbox.close()
+
+
 def _selectable(store) -> list[str]:
     return [info.name for info in store.list_mailboxes()
             if not info.attributes & {"\\Noselect", "\\NonExistent"}]
@@ -304,13 +314,8 @@ def _search(config, args, out, err):
     name = _name(args.mailbox)
 
     def one(site, user):
-        with site.account(user, existing=True) as account:
-            mailbox = _open(account.store, name, readonly=True)
-            try:
-                return [{"mailbox": name, "uid": uid}
-                        for uid in _matches(account, mailbox, key)[1]]
-            finally:
-                mailbox.close()
+        return _in_mailbox(site, user, name, True, lambda account, mailbox: [
+            {"mailbox": name, "uid": uid} for uid in _matches(account, mailbox, key)[1]])
 
     rows, status = run_per_user(config, args, err, one)
     emit(out, args, rows, lambda r: "\t".join(
@@ -358,20 +363,18 @@ def _fetch(config, args, out, err):
     fields = _fields(args.fields)
     name = _name(args.mailbox)
 
-    def one(site, user):
-        with site.account(user, existing=True) as account:
-            mailbox = _open(account.store, name, readonly=True)
+    def fetch(account, mailbox):
+        view, uids = _matches(account, mailbox, key)
+        rows = []
+        for uid in uids:
             try:
-                view, uids = _matches(account, mailbox, key)
-                rows = []
-                for uid in uids:
-                    try:
-                        rows.append(_fetch_row(mailbox, view.records[uid], fields))
-                    except MessageExpunged:
-                        continue
-                return rows
-            finally:
-                mailbox.close()
+                rows.append(_fetch_row(mailbox, view.records[uid], fields))
+            except MessageExpunged:
+                continue
+        return rows
+
+    def one(site, user):
+        return _in_mailbox(site, user, name, True, fetch)
 
     rows, status = run_per_user(config, args, err, one)
 
@@ -393,24 +396,22 @@ def _expunge(config, args, out, err):
     key = parse_query(args.query)
     name = _name(args.mailbox)
 
+    def expunge(account, mailbox):
+        uids = _matches(account, mailbox, key)[1]
+        if not uids:
+            return []
+        tx = mailbox.transaction()
+        try:
+            for uid in uids:
+                tx.expunge(uid)
+            result = tx.commit()
+        except BaseException:
+            tx.rollback()
+            raise
+        return [{"mailbox": name, "uid": uid} for uid in result.expunged]
+
     def one(site, user):
-        with site.account(user, existing=True) as account:
-            mailbox = _open(account.store, name, readonly=False)
-            try:
-                uids = _matches(account, mailbox, key)[1]
-                if not uids:
-                    return []
-                tx = mailbox.transaction()
-                try:
-                    for uid in uids:
-                        tx.expunge(uid)
-                    result = tx.commit()
-                except BaseException:
-                    tx.rollback()
-                    raise
-                return [{"mailbox": name, "uid": uid} for uid in result.expunged]
-            finally:
-                mailbox.close()
+        return _in_mailbox(site, user, name, False, expunge)
 
     rows, status = run_per_user(config, args, err, one)
     emit(out, args, rows, lambda r: "\t".join(
