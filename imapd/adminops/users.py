@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import getpass
 
-from imapd.adminops.common import (EX_NOTFOUND, Failed, NotFound, Site, add_command, emit,
+from imapd.adminops.common import (EX_NOTFOUND, Failed, Site, add_command, emit,
                                    log_lines, run_per_user)
 
 __all__ = ["add_commands", "generated_schemes"]

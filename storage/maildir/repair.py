@@ -30,7 +30,6 @@ writer (L{storage.maildir.uidlist}); Dovecot reads it as it reads ours.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from storage.errors import BrokenMailbox, StoreError
