@@ -212,3 +212,47 @@ def test_index_rebuild_and_remove(site, kind):
     assert admin(config, "search", "-u", "alice", "INBOX", "SUBJECT", "m4") == found
     assert admin(config, "index", "rebuild", "-u", "alice", "Nope")[0] == 1
     assert admin(config, "index", "remove", "-u", "alice", "Nope")[0] == 1
+
+
+def test_dovecot_reads_the_repaired_store(site, kind):
+    """
+    Dovecot 2.3, given the repaired Maildir or mbox, shows the UIDs,
+    UIDVALIDITY and UIDNEXT clients knew before the damage.
+    """
+    import imaplib
+    import shutil
+
+    from tests.dovecot_helpers import start_dovecot
+
+    import tempfile
+    from pathlib import Path
+
+    tmp, config = site
+    before = view(config)
+    damage_numbers(tmp, kind)
+    assert admin(config, "force-resync", "-u", "alice", "INBOX")[0] == 0
+    # Dovecot's own user must reach it: not under pytest's 0700 directory.
+    root = Path(tempfile.mkdtemp(prefix="resync-dovecot-", dir="/tmp"))
+    home = tmp / "home" / "alice"
+    if kind == "maildir":
+        (root / "mail").mkdir()
+        shutil.copytree(home / "Maildir", root / "mail" / "alice")
+        location = "maildir:{d}/mail/%u"
+    else:
+        (root / "mail").mkdir()
+        shutil.copytree(home / "mail", root / "mail" / "alice")
+        shutil.copy(home / "inbox", root / "mail" / "alice-inbox")
+        location = "mbox:{d}/mail/%u:INBOX={d}/mail/%u-inbox"
+    dovecot = start_dovecot(root, {"alice": "pw"}, location)
+    try:
+        client = imaplib.IMAP4(dovecot.host, dovecot.port)
+        client.login("alice", "pw")
+        status = client.status("INBOX", "(UIDVALIDITY UIDNEXT)")[1][0].decode()
+        client.select("INBOX", readonly=True)
+        uids = [int(u) for u in client.uid("SEARCH", "ALL")[1][0].split()]
+        client.logout()
+    finally:
+        dovecot.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    assert uids == before[1]
+    assert f"UIDVALIDITY {before[2]}" in status and "UIDNEXT 7" in status
