@@ -22,7 +22,9 @@ keeps every UID that can still be read:
    (L{storage.modseq.ModseqLog.uids_given}), which lives beside the
    uidlist in the shared store; with none of them the repair refuses;
  - the next UID is the largest of C{N}, the last listed UID + 1 and the
-   modseq log's highest UID + 1 (expunged UIDs stay given).
+   modseq log's highest UID + 1 (expunged UIDs stay given); with C{N}
+   unreadable and no modseq log of this UIDVALIDITY, L{UNKNOWN_NEXT_GAP}
+   UIDs after the last listed one are left unused.
 
 The repaired file is written under the uidlist dotlock, like every
 writer (L{storage.maildir.uidlist}); Dovecot reads it as it reads ours.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.base import UNKNOWN_NEXT_GAP
 from storage.errors import BrokenMailbox, StoreError
 from storage.maildir.files import locked
 from storage.maildir.sync import new_uidlist
@@ -67,7 +70,8 @@ def read_leniently(data: bytes, path: str) -> tuple[Uidlist | None, int | None, 
     @return: C{(uidlist, uidvalidity, problems)}: the uidlist has the
         readable lines (UIDs unique and ascending, each file once) and a
         C{uidvalidity} of 0 when the header's C{V} was unreadable, in
-        which case the second value is C{None}.
+        which case the second value is C{None}, and a C{nextuid} of 0
+        when its C{N} was.
     """
     text = data.decode("utf-8", "surrogateescape")
     lines = text.split("\n")
@@ -129,7 +133,7 @@ def read_leniently(data: bytes, path: str) -> tuple[Uidlist | None, int | None, 
             records[record.uid] = record
             owner[record.base] = record.uid
     ordered = tuple(records[uid] for uid in sorted(records))
-    uidlist = Uidlist(uidvalidity or 0, nextuid or 1, guid, tuple(header_ext), ordered)
+    uidlist = Uidlist(uidvalidity or 0, nextuid or 0, guid, tuple(header_ext), ordered)
     return uidlist, uidvalidity, problems
 
 
@@ -184,6 +188,10 @@ def repair_uidlist(mailbox, uidvalidity: int | None = None) -> UidlistRepair:
         next_uid = uidlist.next_uid
         if witness is not None and witness[0] == chosen:
             next_uid = max(next_uid, witness[1] + 1)
+        elif data is not None and not uidlist.nextuid:
+            next_uid += UNKNOWN_NEXT_GAP
+            problems.append(f"the next UID is unknown: {next_uid}, leaving {UNKNOWN_NEXT_GAP} "
+                            f"unused so that no expunged UID is given again")
         if data is None and witness is not None:
             problems.append(f"the UIDs of the messages are lost: they get new UIDs from "
                             f"{next_uid} under UIDVALIDITY {chosen}")

@@ -21,7 +21,9 @@ downloads the folder again.  The repair reads what is left instead:
    UIDs after every UID given, as the reader gives new mail;
  - the last UID: the largest of the damaged field's second word, the
    largest kept UID and the modseq log's highest UID (expunged UIDs stay
-   given).
+   given); with neither the word nor a modseq log of this UIDVALIDITY,
+   L{storage.base.UNKNOWN_NEXT_GAP} UIDs after the largest kept one are
+   left unused.
 
 Run it before users log in again: a session's sync of the damaged file
 numbers it as new (as Dovecot would), under a UIDVALIDITY of its own,
@@ -45,6 +47,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage.base import UNKNOWN_NEXT_GAP
 from storage.errors import StoreError
 from storage.mbox.headers import read_meta
 from storage.mbox.rewrite import Changes, _read_all, render_all, replace
@@ -168,10 +171,14 @@ def plan_repair(data: bytes, default_uidvalidity: int, fallback_date: datetime |
                 "remembers it; give the one clients know (--uidvalidity), nothing was changed")
         problems.append(f"UIDVALIDITY {chosen} {'given' if uidvalidity else 'from the modseq log'}")
     keep = _longest_growing(xuids)
-    last = max([_number(words[1] if len(words) > 1 else None) or 0]
-               + [xuids[i] for i in keep])
+    stored_last = _number(words[1] if len(words) > 1 else None)
+    last = max([stored_last or 0] + [xuids[i] for i in keep])
     if witness is not None and witness[0] == chosen:
         last = max(last, witness[1])
+    elif stored_last is None:
+        last += UNKNOWN_NEXT_GAP
+        problems.append(f"the last UID given is unknown: {last}, leaving {UNKNOWN_NEXT_GAP} "
+                        f"unused so that no expunged UID is given again")
     renumbered = 0
     fixed = []
     for i, e in enumerate(entries):

@@ -124,7 +124,8 @@ def test_force_resync_recovers_uidvalidity_from_the_modseq_log(site, kind):
 def test_force_resync_without_witness_needs_uidvalidity(site, kind):
     """
     With the UIDVALIDITY unreadable and no modseq log, nothing is written
-    and one line asks for --uidvalidity; given, the UIDs are kept.
+    and one line asks for --uidvalidity; given, the UIDs are kept, and
+    the unknown last UID costs a gap, never an expunged UID given again.
     """
     tmp, config = site
     before = view(config)
@@ -139,6 +140,9 @@ def test_force_resync_without_witness_needs_uidvalidity(site, kind):
                            "--uidvalidity", str(before[2]))
     assert status == 0, err
     assert view(config)[:3] == before[:3]
+    # The last UID given (6, expunged) is unreadable too: UIDNEXT leaves a
+    # gap rather than give 6 again.
+    assert view(config)[3] > 1000 and "no expunged UID is given again" in err
     status, _, err = admin(config, "force-resync", "-u", "alice", "INBOX", "--uidvalidity", "x")
     assert status == 2 and "not a UIDVALIDITY" in err and err.count("\n") == 1
 

@@ -29,7 +29,8 @@ def uids(repair):
 
 def test_one_stray_xuid_costs_one_message():
     """A huge X-UID from outside mail in the middle does not push the rest out."""
-    repair = plan_repair(mbox("1700000000 x", [3, 4, 4000000000 - 1, 5, 8]), 1)
+    repair = plan_repair(mbox("1700000000 x", [3, 4, 4000000000 - 1, 5, 8]), 1,
+                         witness=(1700000000, 8))
     assert uids(repair) == [3, 4, 9, 5, 8]
     assert (repair.uidvalidity, repair.last_uid, repair.kept, repair.renumbered) == (
         1700000000, 9, 4, 1)
@@ -42,7 +43,7 @@ def test_repeated_and_unreadable_xuids_get_new_uids_after_the_last():
     # what clients saw; the repair writes them down.
     assert uids(repair) == [10, 13, 14, 11] and repair.renumbered == 2
     data = mbox("1700000000 000000001#", [10, 10, "1x", 11])
-    repair = plan_repair(data, 1)
+    repair = plan_repair(data, 1, witness=(1700000000, 11))
     assert uids(repair) == [10, 12, 13, 11] and repair.last_uid == 13
 
 
@@ -53,7 +54,9 @@ def test_no_uidvalidity_anywhere():
         plan_repair(data, 1)
     assert plan_repair(data, 1, witness=(42, 5)).uidvalidity == 42
     assert plan_repair(data, 1, witness=(42, 5)).last_uid == 5
-    assert plan_repair(data, 1, uidvalidity=7, witness=(42, 5)).last_uid == 2
+    # The last UID given is unknown (no X-IMAPbase, a witness of another
+    # UIDVALIDITY): a gap, so that no expunged UID comes back.
+    assert plan_repair(data, 1, uidvalidity=7, witness=(42, 5)).last_uid == 1002
 
 
 def test_fresh_spool_needs_nothing():
