@@ -150,7 +150,7 @@ class _Loader:
                 elif self.specs[name].kind == PATH and f.default:
                     kwargs[f.name] = _resolve(f.default, os.getcwd())
             sections[table or "server"] = cls(**kwargs)
-        return Config(source=source, **sections)
+        return Config(source=source, origins=dict(self.origin), **sections)
 
     def where(self, name: str) -> str:
         return self.origin.get(name, "default settings")

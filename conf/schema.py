@@ -195,8 +195,8 @@ class ServerSection:
     data_dir: str = opt(
         "imapd-data",
         "Where the embedded defaults live: a generated certificate, a passwd-file\n"
-        "with a demo user, the mail and the index.  Only the parts not configured\n"
-        "elsewhere are created, on first start.",
+        "with a demo user, the mail, the index and the control socket.  Only the\n"
+        "parts not configured elsewhere are created, on first start.",
         kind=PATH,
     )
 
@@ -442,6 +442,13 @@ class ServiceSection:
         10.0,
         "Seconds a system user's worker stays after that user's last session.",
         _non_negative,
+    )
+    control_socket: str = opt(
+        "",
+        "The daemon's control socket (UNIX, mode 0600 in a 0700 directory), for\n"
+        "imapd-admin who and kick.  A systemd unit with RuntimeDirectory=imapd\n"
+        "would say \"/run/imapd/control\".  Empty: DATA_DIR/run/control.",
+        kind=PATH,
     )
 
 
@@ -1010,6 +1017,8 @@ class Config:
 
     @ivar source: the configuration file, or None for defaults and command
         line only.
+    @ivar origins: where each option that is not at its default was set
+        (C{imapd-admin config}).
     """
 
     server: ServerSection = field(default_factory=ServerSection)
@@ -1028,6 +1037,9 @@ class Config:
     cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)
     source: Optional[str] = None
+    #: Dotted option name -> where it was set (the file, or "command
+    #: line"); options left at their defaults are absent.
+    origins: Any = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

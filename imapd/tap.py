@@ -403,6 +403,23 @@ def _cluster_services(config, effective, top, portal) -> None:
     add_cluster_services(config, effective.passwd_file, top, portal)
 
 
+def _control_service(config, portal, top) -> None:
+    """
+    The control socket (L{imapd.control}, C{imapd-admin who} and
+    C{kick}): the realm counts the sessions it opens accounts for.
+    """
+    from imapd.cluster.sessions import SessionTracker, TrackingRealm
+    from imapd.control import ControlService, answer, control_path
+
+    tracker = SessionTracker()
+    portal.realm = TrackingRealm(portal.realm, tracker)
+
+    def handle(request):
+        sessions = [s for user in tracker.active() for s in tracker.sessions(user)]
+        return answer(sessions, request, "single")
+    ControlService(control_path(config), handle).setServiceParent(top)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
@@ -494,6 +511,7 @@ def makeService(options: Options) -> service.MultiService:
         log.info("Listener {description}", description=description)
     _lmtp_services(config, effective, context, top)
     _cluster_services(config, effective, top, context.portal)
+    _control_service(config, context.portal, top)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=_users_from(config, effective))

@@ -10,7 +10,14 @@ from typing import Callable
 
 from storage.errors import InvalidMailboxName, MailboxNotFound
 
-__all__ = ["SubscriptionsMixin"]
+__all__ = ["SubscriptionsMixin", "UNKNOWN_NEXT_GAP"]
+
+#: UIDs a repair leaves unused when the store's record of the last UID it
+#: gave is unreadable and no modseq log covers it (L{storage.maildir.repair},
+#: L{storage.mbox.repair}): UIDs expunged from the end of the mailbox must
+#: never be given again (RFC 3501 section 2.3.1.1), and a gap costs clients
+#: nothing.
+UNKNOWN_NEXT_GAP = 1000
 
 
 class SubscriptionsMixin:

@@ -311,6 +311,22 @@ class ModseqLog:
 
         return modseq
 
+    def uids_given(self) -> tuple[int, int] | None:
+        """
+        C{(uidvalidity, highest UID)} the log names (a live message or a
+        tombstone), or C{None} without a readable log: a witness, kept in
+        the shared store, for repairing a store whose own UIDVALIDITY or
+        last UID became unreadable (C{imapd-admin force-resync}).  The
+        tombstones remember UIDs expunged from the end of the mailbox,
+        which the messages left no longer show.  Blocking.
+        """
+        with self._lock:
+            state = self._refresh(locked=True)
+            if not state.valid or not state.uidvalidity:
+                return None
+            return state.uidvalidity, max(max(state.live, default=0),
+                                          max(state.dead, default=0))
+
     # -- \Recent ---------------------------------------------------------------
 
     def recent_floor(self, uidvalidity: int) -> int | None:

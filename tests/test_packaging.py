@@ -195,3 +195,10 @@ def test_imapd_admin_console_script(installed):
     assert result.returncode == 0, result.stderr
     for command in ("add", "down", "up", "remove", "owner", "map", "flush", "export"):
         assert command in result.stdout
+    # Issue 16's areas: a hash Dovecot's format, a usage error in one line.
+    result = subprocess.run([str(script), "pw", "-s", "SSHA256", "-p", "x"], cwd=root,
+                            env=_clean_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("{SSHA256}"), result.stderr
+    result = subprocess.run([str(script), "mailbox", "status"], cwd=root, env=_clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "one of the arguments -u/--user -A/--all-users" in result.stderr

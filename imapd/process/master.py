@@ -225,6 +225,9 @@ class MasterService(service.Service):
         self._slot_ids = itertools.count(1)
         self._stopped: Optional[defer.Deferred] = None
         self._spawner_timer = None
+        #: The control socket (L{imapd.control}) and its requests in flight.
+        self.control = None
+        self.control_pending: dict = {}
         self._set_config(config, effective)
         from imapd.server import ConnectionCounter
 
@@ -291,12 +294,19 @@ class MasterService(service.Service):
             self.privilegedStartService()
         set_title("imapd: master")
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        from imapd.control import ControlService, control_path
+
+        self.control = ControlService(control_path(self.config), self.control_request,
+                                      self.reactor)
+        self.control.startService()
         self.start_spawner()
         self.start_generation()
 
     def stopService(self):
         super().stopService()
         self.stopping = True
+        if self.control is not None:
+            self.control.stopService()
         self._stopped = defer.Deferred()
         for child in list(self.children.values()):
             if child.pid is not None:
@@ -561,8 +571,8 @@ class MasterService(service.Service):
     ALLOWED_OPS = {
         "auth": {"ready", "auth-result"},
         "login": {"ready", "admit", "release", "auth", "handoff"},
-        "pool": {"ready", "adopted", "release"},
-        "user": {"ready", "adopted", "release", "idle"},
+        "pool": {"ready", "adopted", "release", "control-result"},
+        "user": {"ready", "adopted", "release", "idle", "control-result"},
         "services": {"ready"},
     }
 
@@ -708,6 +718,31 @@ class MasterService(service.Service):
         if ok and slot in self.slots:
             self.slots[slot][1] = worker.id
         self._reply(login, lreq, ok=ok, reason=None if ok else reason)
+
+    def control_request(self, request: dict):
+        """
+        C{imapd-admin who} or C{kick} (L{imapd.control}): the logged-in
+        sessions live in the mail workers, so ask each and merge.
+        """
+        from imapd.control import Gather
+
+        workers = {c.id: c.title for c in self.children.values()
+                   if c.kind in ("pool", "user") and c.ready and not c.dead}
+        req = next(self._reqs)
+        gather = self.control_pending[req] = Gather(self.reactor, workers)
+
+        def done(result):
+            self.control_pending.pop(req, None)
+            return result
+        gather.deferred.addBoth(done)
+        for child_id in workers:
+            self.children[child_id].send({"op": "control", "req": req, "request": request})
+        return gather.deferred
+
+    def _on_control_result(self, child: Child, message, fds) -> None:
+        gather = self.control_pending.get(message.get("req"))
+        if gather is not None:
+            gather.got(child.id, message.get("result"))
 
     def _on_idle(self, child: Child, message, fds) -> None:
         """A system user's worker had no session for the grace period."""

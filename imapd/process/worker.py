@@ -225,6 +225,14 @@ class WorkerRole:
         if op == "session":
             self._adopt(message, fds)
             return
+        if op == "control":  # imapd-admin who/kick, through the master
+            from imapd.control import answer
+
+            process = (f"worker {self.user.name}" if self.user is not None
+                       else f"worker pool-{int(self.args.get('index', 0)) + 1}")
+            result = answer(list(self.sessions), message.get("request") or {}, process)
+            self.control.send({"op": "control-result", "req": message.get("req"),
+                               "result": result})
         for fd in fds:
             os.close(fd)
         if op == "retire":

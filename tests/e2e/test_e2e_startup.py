@@ -289,7 +289,10 @@ def test_config_file_relative_paths(tmp_path, tls_files):
     try:
         daemon.wait_for_greeting(port)
         assert (etc / "index").is_dir()
-        assert not (cwd / "index").exists() and not (etc / "data").exists()
+        assert not (cwd / "index").exists() and not (cwd / "data").exists()
+        # Of data_dir only the control socket's directory, which the file
+        # does not configure elsewhere ([service] control_socket).
+        assert [p.name for p in (etc / "data").iterdir()] == ["run"]
     finally:
         daemon.stop()
 

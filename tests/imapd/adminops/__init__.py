@@ -1,0 +1,1 @@
+"""Tests of the imapd-admin areas of imapd.adminops."""
