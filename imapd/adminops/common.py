@@ -214,21 +214,36 @@ class Site:
 
     def users(self) -> list[str]:
         """
-        Every user the user database can list: the passwd-file's users, or
-        with the system database those with a uid of at least
-        C{first_valid_uid}, in the order the database gives them.
+        Every user the user databases can list, in their order: a
+        passwd-file's users, and with the system database those with a uid
+        of at least C{first_valid_uid}.  A directory (LDAP) is not listed:
+        falling back to C{/etc/passwd} would name system accounts.
         """
         from imapd.auth.authenticator import PasswdFileUserDB
+        from imapd.auth.passdb import ChainUserDB
+        from imapd.auth.userdb import SystemUserDB
 
         userdb = self.authenticator.userdb
-        if isinstance(userdb, PasswdFileUserDB):
-            passwd = userdb.passwd
-            names = list(passwd.users())
-            if not names and not os.path.exists(passwd.path):
-                raise Failed(f"{passwd.path}: no such file (option 'auth.passwd_file')")
-            return names
-        first = self.authenticator.first_valid_uid
-        return [e.pw_name for e in pwd.getpwall() if e.pw_uid >= first and e.pw_uid != 0]
+        members = userdb.userdbs if isinstance(userdb, ChainUserDB) else (userdb,)
+        names: list[str] = []
+        seen: set[str] = set()
+        for member in members:
+            if isinstance(member, PasswdFileUserDB):
+                passwd = member.passwd
+                listed = list(passwd.users())
+                if not listed and not os.path.exists(passwd.path):
+                    raise Failed(f"{passwd.path}: no such file (option 'auth.passwd_file')")
+            elif isinstance(member, SystemUserDB):
+                first = self.authenticator.first_valid_uid
+                listed = [e.pw_name for e in pwd.getpwall()
+                          if e.pw_uid >= first and e.pw_uid != 0]
+            else:
+                raise Failed("-A: an LDAP user database cannot list its users; name them with -u")
+            for name in listed:
+                if name not in seen:
+                    seen.add(name)
+                    names.append(name)
+        return names
 
     def location(self, record) -> str:
         """The mail location of C{record} (its C{userdb_mail} or the configured one)."""
@@ -255,7 +270,7 @@ class Site:
                 if store is None:
                     raise NoStore(f"no mail store for {user!r} yet (never logged in, "
                                   f"nothing delivered)")
-                account = Account(record.name, store, self.effective.index_dir)
+                account = Account(record.name, store, self.effective.index_dir, record=record)
             else:
                 _, account, _ = self.realm.requestAvatar(record, None, IAccount)
             try:

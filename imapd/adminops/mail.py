@@ -439,7 +439,7 @@ def _quota(recalc: bool):
                         finally:
                             mailbox.close()
                 used = usage(account.store)
-            limits = policy.limits_for(user)
+            limits = policy.limits_for(user, account.record)
             return [{"storage_kib": used.storage, "storage_limit_kib": limits.storage,
                      "messages": used.messages, "messages_limit": limits.messages}]
 

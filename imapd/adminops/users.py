@@ -110,7 +110,7 @@ def _record_row(site: Site, record) -> dict:
     from storage.location import parse_location
 
     location = site.location(record)
-    limits = _quota_policy(site.config.quota).limits_for(record.name)
+    limits = _quota_policy(site.config.quota).limits_for(record.name, record)
     row = {"uid": record.uid, "gid": record.gid, "home": record.home, "mail": location}
     try:
         row["mail_root"] = parse_location(location, record.name, record.home).root

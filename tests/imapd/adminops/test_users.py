@@ -200,3 +200,33 @@ def test_console_script(tmp_path):
     assert run.stderr.count("\n") == 1
     run = console(config, "pw", "--help")
     assert run.returncode == 0 and "examples:" in run.stdout and "imapd-admin pw -s ARGON2ID" in run.stdout
+
+
+def test_user_shows_the_user_databases_quota(tmp_path):
+    """The quota printed is the one a login gets: the user database's fields win over [quota]."""
+    (tmp_path / "passwd").write_text(
+        f"carol:{{PLAIN}}pw::::{tmp_path}/carol::userdb_mail=maildir:~/Maildir "
+        "userdb_quota_storage=1024 userdb_quota_messages=50\n")
+    config = tmp_path / "imapd.toml"
+    config.write_text(f'[auth]\npasswd_file = "passwd"\n'
+                      f'[mail]\nindex_dir = "{tmp_path}/i"\n')
+    status, out, err = admin(config, "user", "-u", "carol", "--json")
+    assert status == 0, err
+    row = json.loads(out)[0]
+    assert (row["quota_storage_kib"], row["quota_messages"]) == (1024, 50)
+    assert admin(config, "mailbox", "create", "-u", "carol", "Work")[0] == 0
+    status, out, err = admin(config, "quota", "get", "-u", "carol", "--json")
+    assert status == 0, err
+    row = json.loads(out)[0]
+    assert (row["storage_limit_kib"], row["messages_limit"]) == (1024, 50)
+
+
+def test_all_users_of_a_directory_is_refused(tmp_path):
+    """-A with an LDAP user database says it cannot list it (not /etc/passwd's accounts)."""
+    config = tmp_path / "imapd.toml"
+    config.write_text('[auth]\npasswd_file = ""\npassdb = ["ldap"]\n'
+                      '[ldap]\nuris = ["ldap://127.0.0.1:9"]\nbase = "dc=example,dc=org"\n'
+                      f'[mail]\nindex_dir = "{tmp_path}/i"\n')
+    status, out, err = admin(config, "user", "-A")
+    assert (status, out) == (2, "")
+    assert "cannot list" in err and err.count("\n") == 1
