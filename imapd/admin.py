@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the server's TOML configuration file")
     areas = parser.add_subparsers(dest="area", metavar="AREA", required=True)
     cluster_admin.add_commands(areas)
+    __import__("imapd.admin_migrate").admin_migrate.add_commands(areas)
     return parser
 
 

@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.storage.migrate.test_migrate -*-
+"""
+Writing a migration's target through the target store's own code:
+
+ - Maildir: L{storage.maildir.restore} places messages under their UIDs
+   (uidlist dotlock, files before lines);
+ - mbox: one locked write of the mbox store (L{MboxMailbox.write}) with
+   the UIDs given (L{storage.mbox.rewrite.Changes.uids}): C{X-UID} on each
+   message, C{X-IMAPbase} with the source's UIDVALIDITY and last UID.
+
+Flag changes and expunges of messages already copied go through the
+store's ordinary transactions (L{storage.interfaces.ITransaction}).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from storage.errors import StoreError
+from storage.maildir.layout import INBOX
+from storage.migrate.sources import SourceMailbox, SourceMessage
+
+__all__ = ["MaildirTarget", "MboxTarget", "Placed"]
+
+#: What a placement did: (UIDs placed, UIDs refused).
+Placed = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+class _Target:
+    """What both targets share: the store's mailbox list, subscriptions, flags."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def ensure(self, name: str) -> None:
+        """Create C{name} (and parents) if it is not there."""
+        if name == INBOX:
+            return
+        known = {m.name for m in self.store.list_mailboxes() if "\\Noselect" not in m.attributes}
+        if name not in known:
+            self.store.create(name)
+
+    def subscriptions(self) -> list[str]:
+        return self.store.subscriptions()
+
+    def subscribe(self, name: str) -> None:
+        self.store.subscribe(name)
+
+    def records(self, name: str):
+        """The target's snapshot of C{name} (a writable sync)."""
+        box = self.store.open(name)
+        try:
+            return box.sync()
+        finally:
+            box.close()
+
+    def change(self, name: str, flags: dict[int, frozenset[str]],
+               expunge: Sequence[int]) -> None:
+        """Set the flags of some messages and expunge others, in one commit."""
+        box = self.store.open(name)
+        try:
+            box.sync()
+            tx = box.transaction()
+            for uid, new in flags.items():
+                tx.set_flags(uid, new)
+            for uid in expunge:
+                tx.expunge(uid)
+            tx.commit()
+        finally:
+            box.close()
+
+
+class MaildirTarget(_Target):
+    """A Maildir++ store as the target."""
+
+    def known(self, name: str) -> tuple[int | None, int, set[int]]:
+        """C{(uidvalidity or None if no message, uidnext, UIDs)} as the uidlist says."""
+        from storage.maildir.uidlist import UidlistFile
+
+        uidlist = UidlistFile(self.store.layout.path(name)).read()
+        if uidlist is None or not uidlist.records:
+            return None, 1, set()
+        return uidlist.uidvalidity, uidlist.next_uid, {r.uid for r in uidlist.records}
+
+    def place(self, name: str, source: SourceMailbox,
+              messages: Sequence[SourceMessage]) -> Placed:
+        from storage.maildir.restore import Restored, restore
+
+        box = self.store.open(name)
+        try:
+            result = restore(
+                box, source.uidvalidity, source.uidnext,
+                [Restored(m.uid, m.flags, m.internaldate, m.read()) for m in messages],
+                modseq_log=source.modseq_log)
+        finally:
+            box.close()
+        return result.placed, result.refused
+
+
+class MboxTarget(_Target):
+    """An mbox store as the target."""
+
+    def _state(self, name: str):
+        from storage.mbox.state import parse_file
+
+        try:
+            fd = os.open(self.store.layout.path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            return parse_file(fd, 0, os.fstat(fd).st_size, 1)
+        finally:
+            os.close(fd)
+
+    def known(self, name: str) -> tuple[int | None, int, set[int]]:
+        """C{(uidvalidity or None if no message, uidnext, UIDs)} as the file says."""
+        state = self._state(name)
+        if state is None or not state.entries:
+            return None, 1 if state is None else state.uidnext, set()
+        return state.uidvalidity, state.uidnext, {e.uid for e in state.entries}
+
+    def place(self, name: str, source: SourceMailbox,
+              messages: Sequence[SourceMessage]) -> Placed:
+        from storage.mbox.headers import split_flags
+        from storage.mbox.rewrite import Changes, prepare_new
+
+        state = self._state(name)
+        if (source.modseq_log is not None and (state is None or not state.entries)):
+            # Before the mailbox is opened (which would start a log of its own).
+            from storage.maildir.files import atomic_write
+
+            path = self.store.modseq_path(name)
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            atomic_write(path, source.modseq_log)
+        user = self.store.user
+        prepared = []
+        for m in messages:
+            system, keywords = split_flags(m.flags)
+            prepared.append((m.uid, prepare_new(m.read(), system | frozenset(keywords),
+                                                m.internaldate, user)))
+        refused: list[int] = []
+        placed: list[int] = []
+
+        def make(state) -> Changes:
+            # Under the write lock, with the file as it is now.
+            refused.clear()
+            placed.clear()
+            if state.entries and state.uidvalidity != source.uidvalidity:
+                raise StoreError(
+                    f"{self.store.layout.path(name)} holds mail under UIDVALIDITY "
+                    f"{state.uidvalidity}, not {source.uidvalidity}: it is not a copy of "
+                    f"this source; nothing was written")
+            listed = {e.uid for e in state.entries}
+            appends = []
+            for uid, new in prepared:
+                if uid in listed:
+                    continue
+                if uid <= state.last_uid:
+                    refused.append(uid)
+                    continue
+                placed.append(uid)
+                appends.append(new)
+            return Changes(appends=appends, uids=tuple(placed), last_uid=source.uidnext - 1,
+                           uidvalidity=source.uidvalidity)
+
+        box = self.store.open(name)
+        try:
+            box.write(make)
+        finally:
+            box.close()
+        return tuple(placed), tuple(refused)
