@@ -35,7 +35,7 @@ from typing import Iterable
 from storage.errors import StoreError
 from storage.maildir.content import crlf_size, to_lf
 from storage.maildir.filename import INFO_SEP, MaildirName
-from storage.maildir.files import atomic_write, locked
+from storage.maildir.files import atomic_write, locked, read_file
 from storage.maildir.save import split_flags
 from storage.maildir.sync import new_uidlist, scan
 from storage.maildir.uidlist import UidlistRecord
@@ -109,14 +109,14 @@ def restore(mailbox, uidvalidity: int, uidnext: int, messages: Iterable[Restored
     mailbox.keywords.letters_for(names)
     uidfile = mailbox.uidlist_file
     with locked(uidfile.path):
-        uidlist = uidfile.read_locked()
+        found = uidlist = uidfile.read_locked()
         entries = scan(directory, flush=mailbox.nfs)
         fresh = uidlist is None or (not uidlist.records and not entries)
-        if fresh:
+        if fresh and (uidlist is None or uidlist.uidvalidity != uidvalidity):
             base_list = uidlist or new_uidlist(uidvalidity)
             uidlist = replace(base_list, uidvalidity=uidvalidity, nextuid=1, records=())
-            if modseq_log is not None:
-                atomic_write(mailbox.modseqs.path, modseq_log, fsync=mailbox.fsync)
+        if fresh and modseq_log is not None and read_file(mailbox.modseqs.path) != modseq_log:
+            atomic_write(mailbox.modseqs.path, modseq_log, fsync=mailbox.fsync)
         elif uidlist is None or uidlist.uidvalidity != uidvalidity:
             have = "no uidlist" if uidlist is None else f"UIDVALIDITY {uidlist.uidvalidity}"
             raise StoreError(
@@ -135,7 +135,7 @@ def restore(mailbox, uidvalidity: int, uidnext: int, messages: Iterable[Restored
             added.append(UidlistRecord(m.uid, _place(mailbox, uidvalidity, m, entries)))
         new = uidlist.with_records(uidlist.records + tuple(added))
         new = replace(new, nextuid=max(new.next_uid, uidnext))
-        if added or new != uidlist or fresh:
+        if new != found:
             uidfile.write(new, tuple(added))
     return RestoreResult(uidvalidity, tuple(r.uid for r in added), tuple(refused))
 

@@ -138,21 +138,27 @@ def _mailbox(src: SourceMailbox, target, batch: int) -> MailboxResult:
     result = MailboxResult(name, src.kind, src.uidvalidity, src.uidnext, len(src.messages))
     target.ensure(name)
     uidvalidity, uidnext, listed = target.known(name)
-    if uidvalidity is not None and uidvalidity != src.uidvalidity:
+    if listed and uidvalidity != src.uidvalidity:
         raise MigrationError(
             f"{name}: the target holds mail under UIDVALIDITY {uidvalidity}, the source has "
             f"{src.uidvalidity}: the target is not a copy of this source (remove the target "
             f"mailbox to start again)")
     missing = [m for m in src.messages if m.uid not in listed]
     refused: list[int] = []
-    if missing or uidvalidity is None or uidnext < src.uidnext:
-        for i in range(0, max(len(missing), 1), batch):
-            placed, no = target.place(name, src, missing[i:i + batch])
+    if missing or uidvalidity != src.uidvalidity or uidnext < src.uidnext:
+        # UIDNEXT is raised to the source's with the last batch only: the
+        # earlier batches' UIDs must stay above the target's next UID.
+        starts = range(0, max(len(missing), 1), batch)
+        for i in starts:
+            placed, no = target.place(name, src, missing[i:i + batch], last=i == starts[-1])
             result.copied += len(placed)
             refused += no
-    result.refused = tuple(refused)
     snapshot = target.records(name)
     by_uid = {r.uid: r for r in snapshot.messages}
+    # Placement refuses them, or the uidlist still lists a line whose file
+    # was expunged in the target: either way the target gave the UID up.
+    result.refused = tuple(sorted(set(refused) | {m.uid for m in src.messages
+                                                  if m.uid not in by_uid}))
     flags: dict[int, frozenset[str]] = {}
     for m in src.messages:
         record = by_uid.get(m.uid)

@@ -75,22 +75,26 @@ class MaildirTarget(_Target):
     """A Maildir++ store as the target."""
 
     def known(self, name: str) -> tuple[int | None, int, set[int]]:
-        """C{(uidvalidity or None if no message, uidnext, UIDs)} as the uidlist says."""
+        """C{(uidvalidity or None, uidnext, UIDs)} as the uidlist says (unlocked)."""
         from storage.maildir.uidlist import UidlistFile
 
         uidlist = UidlistFile(self.store.layout.path(name)).read()
-        if uidlist is None or not uidlist.records:
+        if uidlist is None:
             return None, 1, set()
         return uidlist.uidvalidity, uidlist.next_uid, {r.uid for r in uidlist.records}
 
-    def place(self, name: str, source: SourceMailbox,
-              messages: Sequence[SourceMessage]) -> Placed:
+    def place(self, name: str, source: SourceMailbox, messages: Sequence[SourceMessage],
+              last: bool = True) -> Placed:
+        """
+        Place C{messages} under their UIDs; with C{last} (the mailbox's
+        last batch) raise the next UID to the source's.
+        """
         from storage.maildir.restore import Restored, restore
 
         box = self.store.open(name)
         try:
             result = restore(
-                box, source.uidvalidity, source.uidnext,
+                box, source.uidvalidity, source.uidnext if last else 0,
                 [Restored(m.uid, m.flags, m.internaldate, m.read()) for m in messages],
                 modseq_log=source.modseq_log)
         finally:
@@ -114,14 +118,15 @@ class MboxTarget(_Target):
             os.close(fd)
 
     def known(self, name: str) -> tuple[int | None, int, set[int]]:
-        """C{(uidvalidity or None if no message, uidnext, UIDs)} as the file says."""
+        """C{(uidvalidity or None, uidnext, UIDs)} as the file says (unlocked)."""
         state = self._state(name)
-        if state is None or not state.entries:
-            return None, 1 if state is None else state.uidnext, set()
+        if state is None or not state.stored_uidvalidity:
+            return None, 1, set()
         return state.uidvalidity, state.uidnext, {e.uid for e in state.entries}
 
-    def place(self, name: str, source: SourceMailbox,
-              messages: Sequence[SourceMessage]) -> Placed:
+    def place(self, name: str, source: SourceMailbox, messages: Sequence[SourceMessage],
+              last: bool = True) -> Placed:
+        """As L{MaildirTarget.place}."""
         from storage.mbox.headers import split_flags
         from storage.mbox.rewrite import Changes, prepare_new
 
@@ -161,7 +166,8 @@ class MboxTarget(_Target):
                     continue
                 placed.append(uid)
                 appends.append(new)
-            return Changes(appends=appends, uids=tuple(placed), last_uid=source.uidnext - 1,
+            return Changes(appends=appends, uids=tuple(placed),
+                           last_uid=source.uidnext - 1 if last else 0,
                            uidvalidity=source.uidvalidity)
 
         box = self.store.open(name)
