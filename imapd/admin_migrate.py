@@ -71,11 +71,11 @@ def _run(config, args, out, err) -> int:
         if src_loc.root == dst_loc.root or same_place(src_loc.root, dst_loc.root):
             print(f"imapd-admin: --from and --to are the same place ({src_loc.root})", file=err)
             return 1
+        source = open_source(args.source, args.user, home)
         if not os.path.exists(src_loc.root) and not (
                 src_loc.inbox and os.path.exists(src_loc.inbox)):
             print(f"imapd-admin: the source {src_loc.root} does not exist", file=err)
             return 1
-        source = open_source(args.source, args.user, home)
         target = open_target(args.target, args.user, home)
 
         def progress(r) -> None:
