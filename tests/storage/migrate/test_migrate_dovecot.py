@@ -31,7 +31,7 @@ import pytest
 
 from tests.dovecot_helpers import start_dovecot
 
-from storage_migrate_testutil import MAILDIR, MBOX, SHARED, mbox_home, run
+from storage_migrate_testutil import MAILDIR, MBOX, SHARED, maildir_home, mbox_home, run
 
 HERE = Path(__file__).resolve().parent
 CORPUS = SHARED / "corpus" / "notmuch" / "default" / "cur"
@@ -181,6 +181,19 @@ def test_dovecot_sees_the_same_after_migrating_dovecots_mbox(tmp_path):
         "INBOX", "Archive", "Sent", "&ANw-n&AO8-code"}
     assert sorted(view["INBOX"][2]) == [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 14]
     assert view["INBOX"][2][10][0] == {"\\Answered", "\\Flagged", "project-x"}
+
+
+def test_dovecot_sees_the_same_after_migrating_dovecots_maildir_to_mbox(tmp_path):
+    """And back: Dovecot's Maildir fixture, migrated to mbox, as Dovecot shows both."""
+    home = maildir_home(tmp_path)
+    assert run(home, MAILDIR, MBOX).copied > 0
+    before = dovecot_view(MAILDIR_AT, {"Maildir": home / "Maildir"})
+    # Our own state directory (modseq logs) is no mail; Dovecot would list
+    # its files as mailboxes.
+    after = dovecot_view(MBOX_AT, {p.name: p for p in (home / "mail").iterdir()
+                                   if p.name != ".imapd"})
+    assert _stored(after) == _stored(before)
+    assert sorted(after["INBOX"][2]) == [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 14]
 
 
 def test_dovecot_sees_the_same_after_migrating_a_uw_imap_mbox(tmp_path, uwimap_write):
