@@ -16,7 +16,10 @@ ascend and a UID is never given twice in one UIDVALIDITY):
  - everything happens under the uidlist dotlock, the lock every UID giver
    takes (L{storage.maildir.sync.update_uidlist}), so nobody numbers the
    new files in between;
- - the files go to C{cur/} first, the uidlist lines after them.  A run
+ - the files go to C{cur/} first, made durable together (one C{syncfs}
+   per batch: their data and their renames, cheaper than an C{fsync} per
+   file, which leaves the renames to chance), the uidlist lines after
+   them.  A run
    killed in between leaves files without lines; their names are made from
    the UIDVALIDITY and the UID they are meant for (L{restored_base}), so the
    next run finds them and lists them under that UID instead of writing
@@ -27,6 +30,7 @@ ascend and a UID is never given twice in one UIDVALIDITY):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -126,13 +130,18 @@ def restore(mailbox, uidvalidity: int, uidnext: int, messages: Iterable[Restored
         floor = uidlist.next_uid
         added: list[UidlistRecord] = []
         refused: list[int] = []
+        written: list[str] = []
         for m in messages:
             if m.uid in listed:
                 continue
             if m.uid < floor:
                 refused.append(m.uid)
                 continue
-            added.append(UidlistRecord(m.uid, _place(mailbox, uidvalidity, m, entries)))
+            added.append(UidlistRecord(m.uid, _place(mailbox, uidvalidity, m, entries, written)))
+        if written and mailbox.fsync:
+            # Every file on disk before a line names it (a line without its
+            # file would be dropped by the next sync, its UID lost).
+            _make_durable(directory, written)
         new = uidlist.with_records(uidlist.records + tuple(added))
         new = replace(new, nextuid=max(new.next_uid, uidnext))
         if new != found:
@@ -140,13 +149,19 @@ def restore(mailbox, uidvalidity: int, uidnext: int, messages: Iterable[Restored
     return RestoreResult(uidvalidity, tuple(r.uid for r in added), tuple(refused))
 
 
-def _place(mailbox, uidvalidity: int, m: Restored, entries) -> str:
-    """Write C{m} into C{cur/} (unless a killed run did) and return its base."""
+def _place(mailbox, uidvalidity: int, m: Restored, entries, written: list[str]) -> str:
+    """
+    Write C{m} into C{cur/} (unless a killed run did), add its path to
+    C{written} (not yet flushed: L{_make_durable}) and return its base.
+    """
     directory = mailbox.directory
     body = to_lf(m.data)
     base = restored_base(uidvalidity, m.uid, m.internaldate, body)
     if base in entries:
-        return base  # written by a run killed before its uidlist write
+        # Written by a run killed before its uidlist write: flushed with
+        # this batch's files (the kill may have come before its flush).
+        written.append(entries[base].path(directory))
+        return base
     letters, keywords = split_flags(m.flags)
     letters += mailbox.keywords.letters_for(keywords)
     name = MaildirName(base, None, "", "").with_letters(letters) if letters else (
@@ -158,8 +173,6 @@ def _place(mailbox, uidvalidity: int, m: Restored, entries) -> str:
             view = memoryview(body)
             while view:
                 view = view[os.write(fd, view):]
-            if mailbox.fsync:
-                os.fsync(fd)
         finally:
             os.close(fd)
         # INTERNALDATE is the file's mtime (Dovecot's convention).
@@ -170,4 +183,39 @@ def _place(mailbox, uidvalidity: int, m: Restored, entries) -> str:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StoreError(f"cannot write {tmp}: {e.strerror or e}") from e
+    written.append(os.path.join(directory, "cur", name))
     return base
+
+
+def _make_durable(directory: str, paths: list[str]) -> None:
+    """
+    Flush the files at C{paths} and their renames into C{directory}/cur:
+    one C{syncfs(2)} of the file system where the platform has it, else
+    an C{fsync} of each file and of C{cur/}.
+    """
+    fd = os.open(os.path.join(directory, "cur"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _syncfs is not None and _syncfs(fd) == 0:
+            return
+        for path in paths:
+            file_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(file_fd)
+            finally:
+                os.close(file_fd)
+        os.fsync(fd)
+    except OSError as e:
+        raise StoreError(f"cannot flush {directory}/cur: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+
+
+def _libc_syncfs():
+    """C{syncfs(2)} from the C library (Linux), or C{None}."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _libc_syncfs()

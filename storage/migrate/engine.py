@@ -118,11 +118,14 @@ def migrate(source, target, batch: int = BATCH,
     """
     started = time.monotonic()
     report = MigrationReport()
-    for name in source.mailboxes():
-        result = _mailbox(source.open(name), target, batch)
-        report.mailboxes.append(result)
-        if progress is not None:
-            progress(result)
+    try:
+        for name in source.mailboxes():
+            result = _mailbox(source.open(name), target, batch)
+            report.mailboxes.append(result)
+            if progress is not None:
+                progress(result)
+    finally:
+        target.close()
     have = set(target.subscriptions())
     for name in source.subscriptions():
         if name not in have:

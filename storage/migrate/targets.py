@@ -28,10 +28,31 @@ Placed = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 class _Target:
-    """What both targets share: the store's mailbox list, subscriptions, flags."""
+    """
+    What both targets share: the store's mailbox list, subscriptions,
+    flags, and the one mailbox open at a time (kept open from batch to
+    batch: the mbox store then reads only what the last batch appended,
+    not the whole file again).
+    """
 
     def __init__(self, store) -> None:
         self.store = store
+        self._open: tuple[str, object] | None = None
+
+    def _box(self, name: str):
+        """The writable target mailbox C{name}, opened once for its batches."""
+        if self._open is not None and self._open[0] == name:
+            return self._open[1]
+        self.close()
+        box = self.store.open(name)
+        self._open = (name, box)
+        return box
+
+    def close(self) -> None:
+        """Close the mailbox L{_box} keeps open."""
+        if self._open is not None:
+            box, self._open = self._open[1], None
+            box.close()
 
     def ensure(self, name: str) -> None:
         """Create C{name} (and parents) if it is not there."""
@@ -49,26 +70,19 @@ class _Target:
 
     def records(self, name: str):
         """The target's snapshot of C{name} (a writable sync)."""
-        box = self.store.open(name)
-        try:
-            return box.sync()
-        finally:
-            box.close()
+        return self._box(name).sync()
 
     def change(self, name: str, flags: dict[int, frozenset[str]],
                expunge: Sequence[int]) -> None:
         """Set the flags of some messages and expunge others, in one commit."""
-        box = self.store.open(name)
-        try:
-            box.sync()
-            tx = box.transaction()
-            for uid, new in flags.items():
-                tx.set_flags(uid, new)
-            for uid in expunge:
-                tx.expunge(uid)
-            tx.commit()
-        finally:
-            box.close()
+        box = self._box(name)
+        box.sync()
+        tx = box.transaction()
+        for uid, new in flags.items():
+            tx.set_flags(uid, new)
+        for uid in expunge:
+            tx.expunge(uid)
+        tx.commit()
 
 
 class MaildirTarget(_Target):
@@ -91,14 +105,10 @@ class MaildirTarget(_Target):
         """
         from storage.maildir.restore import Restored, restore
 
-        box = self.store.open(name)
-        try:
-            result = restore(
-                box, source.uidvalidity, source.uidnext if last else 0,
-                [Restored(m.uid, m.flags, m.internaldate, m.read()) for m in messages],
-                modseq_log=source.modseq_log)
-        finally:
-            box.close()
+        result = restore(
+            self._box(name), source.uidvalidity, source.uidnext if last else 0,
+            [Restored(m.uid, m.flags, m.internaldate, m.read()) for m in messages],
+            modseq_log=source.modseq_log)
         return result.placed, result.refused
 
 
@@ -130,14 +140,16 @@ class MboxTarget(_Target):
         from storage.mbox.headers import split_flags
         from storage.mbox.rewrite import Changes, prepare_new
 
-        state = self._state(name)
-        if (source.modseq_log is not None and (state is None or not state.entries)):
-            # Before the mailbox is opened (which would start a log of its own).
-            from storage.maildir.files import atomic_write
+        opened = self._open is not None and self._open[0] == name
+        if source.modseq_log is not None and not opened:
+            state = self._state(name)
+            if state is None or not state.entries:
+                # Before the mailbox is opened (which would start a log of its own).
+                from storage.maildir.files import atomic_write
 
-            path = self.store.modseq_path(name)
-            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-            atomic_write(path, source.modseq_log)
+                path = self.store.modseq_path(name)
+                os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+                atomic_write(path, source.modseq_log)
         user = self.store.user
         prepared = []
         for m in messages:
@@ -170,9 +182,5 @@ class MboxTarget(_Target):
                            last_uid=source.uidnext - 1 if last else 0,
                            uidvalidity=source.uidvalidity)
 
-        box = self.store.open(name)
-        try:
-            box.write(make)
-        finally:
-            box.close()
+        self._box(name).write(make)
         return tuple(placed), tuple(refused)
