@@ -180,6 +180,11 @@ def _mailbox(src: SourceMailbox, target, batch: int) -> MailboxResult:
     if flags or gone:
         target.change(name, flags, gone)
     result.flags_updated, result.expunged = len(flags), len(gone)
+    if src.modseq_log is not None and not result.refused and set(by_uid) - set(gone) == present:
+        # The same messages with the same flags: the source's MODSEQs are
+        # true of the target too.  Its own log may hold what a killed run
+        # or this run's flag changes wrote: the source's replaces it.
+        target.carry_modseqs(name, src.modseq_log)
     return result
 
 

@@ -72,6 +72,26 @@ class _Target:
         """The target's snapshot of C{name} (a writable sync)."""
         return self._box(name).sync()
 
+    def carry_modseqs(self, name: str, log: bytes) -> bool:
+        """
+        Make the source's modseq log C{name}'s (L{storage.modseq}): the
+        MODSEQs, HIGHESTMODSEQ and expunge history clients were given.
+        The caller checks that the target holds the same UIDs and flags
+        as the source.  Writes only if the two differ.
+
+        @return: whether it wrote.
+        """
+        from storage.maildir.files import atomic_write, read_file
+
+        path = self._modseq_path(name)
+        if read_file(path) == log:
+            return False
+        # Closed first: an open mailbox would append to the log it read.
+        self.close()
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        atomic_write(path, log)
+        return True
+
     def change(self, name: str, flags: dict[int, frozenset[str]],
                expunge: Sequence[int]) -> None:
         """Set the flags of some messages and expunge others, in one commit."""
@@ -87,6 +107,11 @@ class _Target:
 
 class MaildirTarget(_Target):
     """A Maildir++ store as the target."""
+
+    def _modseq_path(self, name: str) -> str:
+        from storage.maildir.mailbox import MODSEQ_FILE
+
+        return os.path.join(self.store.layout.path(name), MODSEQ_FILE)
 
     def known(self, name: str) -> tuple[int | None, int, set[int]]:
         """C{(uidvalidity or None, uidnext, UIDs)} as the uidlist says (unlocked)."""
@@ -127,8 +152,19 @@ class MboxTarget(_Target):
         finally:
             os.close(fd)
 
+    def _modseq_path(self, name: str) -> str:
+        return self.store.modseq_path(name)
+
     def known(self, name: str) -> tuple[int | None, int, set[int]]:
-        """C{(uidvalidity or None, uidnext, UIDs)} as the file says (unlocked)."""
+        """
+        C{(uidvalidity or None, uidnext, UIDs)} as the file says, once the
+        store's own reader has repaired what a killed run's write left
+        (L{storage.mbox.journal}): the messages of a torn append are not
+        counted as placed (the repair takes them away again).
+        """
+        path = self.store.layout.path(name)
+        if os.path.exists(path) and os.path.getsize(path):
+            self._box(name).sync()
         state = self._state(name)
         if state is None or not state.stored_uidvalidity:
             return None, 1, set()
@@ -140,16 +176,6 @@ class MboxTarget(_Target):
         from storage.mbox.headers import split_flags
         from storage.mbox.rewrite import Changes, prepare_new
 
-        opened = self._open is not None and self._open[0] == name
-        if source.modseq_log is not None and not opened:
-            state = self._state(name)
-            if state is None or not state.entries:
-                # Before the mailbox is opened (which would start a log of its own).
-                from storage.maildir.files import atomic_write
-
-                path = self.store.modseq_path(name)
-                os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-                atomic_write(path, source.modseq_log)
         user = self.store.user
         prepared = []
         for m in messages:

@@ -360,3 +360,42 @@ def test_mbox_target_is_read_once_not_once_per_batch(tmp_path, monkeypatch):
     size = os.path.getsize(home / "mail" / "inbox")
     assert sum(parsed) <= 2 * size, (parsed, size)
     assert mbox_view(home / "mail", home / "mail" / "inbox") == maildir_view(home / "Maildir")
+
+
+def test_mbox_target_append_torn_by_a_kill_is_placed_again(tmp_path):
+    """
+    A process that dies in the middle of an mbox append (here: a forked
+    run that exits on the spot, half way through its second batch's
+    bytes, without any cleanup) leaves whole messages of the torn batch in
+    the file with a journal.  The next run must not count them as placed:
+    the store's repair takes them away, and then they were never copied
+    again ("refused"), lost from the target.
+    """
+    from storage.mbox import journal, rewrite
+
+    home = maildir_home(tmp_path)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            appends = []
+            real_append, real_pwrite = rewrite.append_bytes, journal._pwrite_all
+
+            def append_bytes(fd, old_size, data, *args):
+                appends.append(0)
+                return real_append(fd, old_size, data, *args)
+
+            def pwrite_all(fd, data, offset):
+                real_pwrite(fd, data, offset)
+                if len(appends) == 2:
+                    appends[-1] += 1
+                    if appends[-1] == 6:
+                        os._exit(9)  # killed: no truncation, the journal stays
+
+            rewrite.append_bytes, journal._pwrite_all = append_bytes, pwrite_all
+            run(home, MAILDIR, MBOX, batch=5)
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 9, "the child was to die in its second append"
+    report = run(home, MAILDIR, MBOX, batch=5)
+    assert report.mailboxes[0].refused == ()
+    assert mbox_view(home / "mail", home / "mail" / "inbox") == maildir_view(home / "Maildir")
