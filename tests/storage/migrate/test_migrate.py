@@ -399,3 +399,33 @@ def test_mbox_target_append_torn_by_a_kill_is_placed_again(tmp_path):
     report = run(home, MAILDIR, MBOX, batch=5)
     assert report.mailboxes[0].refused == ()
     assert mbox_view(home / "mail", home / "mail" / "inbox") == maildir_view(home / "Maildir")
+
+
+def test_modseqs_stay_the_sources_when_a_later_run_follows_flag_changes(tmp_path):
+    """
+    Migrate early, let the user go on with the source (two flag changes
+    of one message, an expunge: new MODSEQs there), migrate again for the
+    switch: the
+    target shows the source's MODSEQs and HIGHESTMODSEQ, not ones its own
+    flag changes made up (a QRESYNC client would fetch everything again).
+    """
+    home = mbox_home(tmp_path)
+    store = MboxStore(str(home / "mail"), "u", inbox=str(home / "mail" / "inbox"), fsync=False)
+    box = store.open("INBOX")
+    box.sync()
+    run(home, MBOX, MAILDIR)
+    for flags in ({"\\Seen"}, {"\\Flagged"}):  # two changes; the target sees the last
+        tx = box.transaction()
+        tx.set_flags(3, frozenset(flags))
+        tx.commit()
+        box.sync()
+    tx = box.transaction()
+    tx.expunge(5)
+    tx.commit()
+    before = box.sync()
+    box.close()
+    report = run(home, MBOX, MAILDIR)
+    assert (report.mailboxes[0].flags_updated, report.mailboxes[0].expunged) == (1, 1)
+    after = MaildirStore(str(home / "Maildir"), "u").open("INBOX").sync()
+    assert after.highestmodseq == before.highestmodseq
+    assert {m.uid: m.modseq for m in after.messages} == {m.uid: m.modseq for m in before.messages}
