@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.maildir.test_maildir_restore -*-
+# -*- test-case-name: tests.storage.migrate.test_migrate -*-
 """
 Placing messages in a Maildir under UIDs they already have: the write path
 of a migration from another store (L{storage.migrate}), beside

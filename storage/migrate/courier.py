@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.migrate.test_migrate_courier -*-
+# -*- test-case-name: tests.storage.migrate.test_migrate_maildirs -*-
 """
 Courier-IMAP's state files in a Maildir (read only, for a migration):
 

@@ -6,7 +6,9 @@ The target is brought to what the source says, and nothing else is
 remembered between runs, so a run is idempotent (a second one finds
 nothing to do and writes nothing) and resumable (a run killed anywhere is
 completed by the next; see L{storage.maildir.restore} for the one window
-a kill can leave, and how the next run closes it).  Per mailbox:
+a kill can leave in a Maildir, and how the next run closes it; an mbox
+append a kill tore is repaired by the mbox store's journal before the
+target is looked at).  Per mailbox:
 
  1. create it in the target if missing;
  2. place the source's messages the target does not list, in batches,
@@ -16,7 +18,11 @@ a kill can leave, and how the next run closes it).  Per mailbox:
     are not the same message (the source was renumbered since an earlier
     run) and stops the run with an error; different flags are set
     (the source changed them since an earlier run); a UID below the
-    source's UIDNEXT that the source no longer has is expunged.
+    source's UIDNEXT that the source no longer has is expunged;
+ 4. when both now hold the same messages with the same flags, the
+    source's modseq log (if it has one: this server served it) becomes
+    the target's, whatever a killed run or step 3 wrote into it: the
+    MODSEQs clients were given stay true (RFC 7162).
 
 The source is only read (L{storage.migrate.sources}).
 """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.storage.migrate.test_migrate_uwmaildir -*-
+# -*- test-case-name: tests.storage.migrate.test_migrate_maildirs -*-
 """
 The UIDs of a Maildir written by UW-IMAP's maildir driver (Eduardo
 Chappa's patch for UW-IMAP and Alpine), read only, for a migration:
