@@ -81,7 +81,7 @@ class _Target:
 
         @return: whether it wrote.
         """
-        from storage.maildir.files import atomic_write, read_file
+        from storage.maildir.files import atomic_write, locked, read_file
 
         path = self._modseq_path(name)
         if read_file(path) == log:
@@ -89,7 +89,9 @@ class _Target:
         # Closed first: an open mailbox would append to the log it read.
         self.close()
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-        atomic_write(path, log)
+        # Under the log's own dotlock, the one its writers take.
+        with locked(path):
+            atomic_write(path, log)
         return True
 
     def change(self, name: str, flags: dict[int, frozenset[str]],
