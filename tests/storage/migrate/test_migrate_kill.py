@@ -112,18 +112,33 @@ def _admin(home: Path, source: str, target: str) -> subprocess.Popen:
 def _kill_at(home: Path, source: str, target: str, mark: int) -> bool:
     """Start a run and SIGKILL it once the target got past C{mark}; whether it was killed."""
     proc = _admin(home, source, target)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and _progress(home, target) <= mark:
-        assert time.monotonic() < deadline, "the migration made no progress"
-        time.sleep(0.002)
-    if proc.poll() is not None:
-        out, err = proc.communicate()
-        assert proc.returncode == 0, err
-        return False
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    proc.communicate()
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _progress(home, target) <= mark:
+            assert time.monotonic() < deadline, "the migration made no progress"
+            time.sleep(0.002)
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            assert proc.returncode == 0, err
+            return False
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
     return True
+
+
+def _complete(home: Path, source: str, target: str) -> bytes:
+    """One run to its end (killed if it hangs); its standard output."""
+    proc = _admin(home, source, target)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    return out
 
 
 @pytest.mark.parametrize("direction", ["mbox-to-maildir", "maildir-to-mbox"])
@@ -150,9 +165,7 @@ def test_sigkilled_runs_then_a_complete_one_equal_one_uninterrupted_run(tmp_path
     full = _progress(reference, target)
     kills = [_kill_at(killed, source, target, int(full * f)) for f in (0.1, 0.45, 0.8)]
     assert kills[0], "the first run ended before it could be killed: make COUNT larger"
-    final = _admin(killed, source, target)
-    out, err = final.communicate(timeout=300)
-    assert final.returncode == 0, err
+    _complete(killed, source, target)
 
     assert _tree(killed / top) == whole
     if target == MAILDIR:
@@ -161,7 +174,6 @@ def test_sigkilled_runs_then_a_complete_one_equal_one_uninterrupted_run(tmp_path
     else:
         assert mbox_view(killed / "mail", killed / "mail" / "inbox") == mbox_view(
             reference / "mail", reference / "mail" / "inbox")
-    again = _admin(killed, source, target)
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0 and b"nothing to do" in out, (out, err)
+    out = _complete(killed, source, target)
+    assert b"nothing to do" in out, out
     assert _tree(killed / top) == whole
