@@ -29,6 +29,7 @@ The source is only read (L{storage.migrate.sources}).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -144,9 +145,14 @@ def migrate(source, target, batch: int = BATCH,
 
 def _mailbox(src: SourceMailbox, target, batch: int) -> MailboxResult:
     name = src.name
-    result = MailboxResult(name, src.kind, src.uidvalidity, src.uidnext, len(src.messages))
     target.ensure(name)
     uidvalidity, uidnext, listed = target.known(name)
+    if not src.uidvalidity_stored and listed:
+        # The source keeps no UIDVALIDITY (this run made one up): the one
+        # an earlier run gave the target's messages stands, or no run could
+        # resume.  (An empty target takes the source's, as always.)
+        src = dataclasses.replace(src, uidvalidity=uidvalidity)
+    result = MailboxResult(name, src.kind, src.uidvalidity, src.uidnext, len(src.messages))
     if listed and uidvalidity != src.uidvalidity:
         raise MigrationError(
             f"{name}: the target holds mail under UIDVALIDITY {uidvalidity}, the source has "

@@ -66,6 +66,10 @@ class SourceMailbox:
         (no UIDs stored).
     @ivar messages: ascending UIDs.
     @ivar modseq_log: this server's modseq log of the mailbox, if any.
+    @ivar uidvalidity_stored: whether the source keeps its UIDVALIDITY;
+        if not (a Maildir nobody gave UIDs, an mbox without
+        C{X-IMAPbase}), it was made up for this run, and no client can
+        have cached a UID under it.
     """
 
     name: str
@@ -74,6 +78,7 @@ class SourceMailbox:
     uidnext: int
     messages: tuple[SourceMessage, ...]
     modseq_log: bytes | None = None
+    uidvalidity_stored: bool = True
 
 
 class MboxSource:
@@ -114,7 +119,8 @@ class MboxSource:
                           functools.partial(box.read, r.uid))
             for r in snapshot.messages)
         return SourceMailbox(name, "mbox", snapshot.uidvalidity, snapshot.uidnext, messages,
-                             read_file(store.modseq_path(name)))
+                             read_file(store.modseq_path(name)),
+                             uidvalidity_stored=box.uidvalidity_stored)
 
 
 class MaildirSource:
@@ -144,6 +150,7 @@ class MaildirSource:
     def open(self, name: str) -> SourceMailbox:
         directory = self.layout.path(name)
         entries = scan(directory)
+        stored = True
         data = read_file(os.path.join(directory, UIDLIST_NAME))
         keywords: dict[str, frozenset[str]] = {}
         if data is not None:
@@ -159,7 +166,9 @@ class MaildirSource:
             keyword_of = lambda e: keywords.get(e.base, frozenset())  # noqa: E731
         elif uwmaildir.is_uw_maildir(directory, (e.name for e in entries.values())):
             kind = "uw-maildir"
-            last, uidvalidity = uwmaildir.read_uidlast(directory) or (0, _now())
+            uidlast = uwmaildir.read_uidlast(directory)
+            stored = uidlast is not None
+            last, uidvalidity = uidlast or (0, _now())
             uids = {}
             for base, entry in entries.items():
                 uid = uwmaildir.uid_of_name(entry.name)
@@ -168,6 +177,7 @@ class MaildirSource:
             nextuid = last + 1
             keyword_of = lambda e: frozenset()  # noqa: E731
         else:
+            stored = False
             kind, uidvalidity, nextuid, uids = "maildir", _now(), 1, {}
             keyword_of = lambda e: frozenset()  # noqa: E731
         listed = {b: u for b, u in uids.items() if b in entries}
@@ -193,7 +203,8 @@ class MaildirSource:
                 datetime.fromtimestamp(when, timezone.utc),
                 size_field(base, "W"), functools.partial(_read_message, directory, entry)))
         return SourceMailbox(name, kind, uidvalidity, next_uid, tuple(messages),
-                             read_file(os.path.join(directory, MODSEQ_FILE)))
+                             read_file(os.path.join(directory, MODSEQ_FILE)),
+                             uidvalidity_stored=stored)
 
 
 def _now() -> int:

@@ -136,3 +136,25 @@ def test_maildir_without_uids(tmp_path):
     assert report.mailboxes[0].kind == "maildir"
     view = maildir_view(home / "Maildir")
     assert view["INBOX"][1:3] == (3, {1: set(), 2: {"\\Seen"}})
+
+
+def test_maildir_without_uids_resumes(tmp_path, monkeypatch):
+    """
+    A Maildir nobody gave UIDs stores no UIDVALIDITY: each run makes one
+    up (the time).  The next run keeps the one the first gave the target,
+    instead of refusing it as "another mailbox" (no run could resume or
+    follow new mail); new mail is copied after the rest.
+    """
+    from storage.migrate import sources
+
+    home = tmp_path / "home"
+    src = _maildir(home / "Plain")
+    _put(src, "cur/a:2,S", b"first", 1000)
+    monkeypatch.setattr(sources, "_now", lambda: 1111)
+    run(home, "maildir:~/Plain", MAILDIR)
+    _put(src, "new/b", b"second", 2000)
+    monkeypatch.setattr(sources, "_now", lambda: 2222)
+    report = run(home, "maildir:~/Plain", MAILDIR)
+    assert (report.mailboxes[0].uidvalidity, report.copied) == (1111, 1)
+    assert maildir_view(home / "Maildir")["INBOX"][:3] == (1111, 3, {1: {"\\Seen"}, 2: set()})
+    assert not run(home, "maildir:~/Plain", MAILDIR).changed
