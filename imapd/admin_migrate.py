@@ -36,8 +36,8 @@ def add_commands(areas) -> None:
 
     p = areas.add_parser(
         "migrate", help="move a user's mail between mbox and Maildir, keeping every UID",
-        description="Copy a user's mail to another store keeping UIDVALIDITY, UIDs, UIDNEXT, flags, "
-        "keywords, subscriptions (and MODSEQs where this server kept them).",
+        description="Copy a user's mail to another store keeping UIDVALIDITY, UIDs, UIDNEXT, "
+        "flags, keywords, subscriptions (and MODSEQs where this server kept them).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-u", "--user", required=True, metavar="USER")
     p.add_argument("--from", dest="source", required=True, metavar="LOCATION",
