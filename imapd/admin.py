@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from imapd import adminops
+    from imapd import admin_migrate, adminops
     from imapd.cluster import admin as cluster_admin
 
     parser = _Parser(prog="imapd-admin",
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     areas = parser.add_subparsers(dest="area", metavar="AREA", required=True)
     cluster_admin.add_commands(areas)
     adminops.add_commands(areas)
+    admin_migrate.add_commands(areas)
     return parser
 
 

@@ -298,6 +298,16 @@ class MboxMailbox:
         assert self._state is not None
         return self._state.uidvalidity
 
+    @property
+    def uidvalidity_stored(self) -> bool:
+        """
+        Whether the file holds its UIDVALIDITY (C{X-IMAPbase}, UW's
+        C{X-IMAP}) as of the last sync; if not, L{uidvalidity} is only
+        derived from its mtime, and changes with the next write.
+        """
+        assert self._state is not None
+        return self._state.stored_uidvalidity
+
     # -- loading --------------------------------------------------------------
 
     def _load(self, fd: int, st: os.stat_result) -> MboxState:

@@ -38,6 +38,7 @@ never leaves a torn last message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import socket
@@ -119,6 +120,15 @@ class Changes:
     appends: list[NewMessage] = field(default_factory=list)
     #: Write the UIDs that are only computed (no X-UID yet) into the file.
     store_uids: bool = True
+    #: The UIDs of C{appends}, when the caller keeps them from another
+    #: store (a migration, L{storage.migrate}): ascending, all above the
+    #: mailbox's last UID; empty: the next UIDs, as always.
+    uids: tuple[int, ...] = ()
+    #: Raise the last UID given (UIDNEXT - 1) to at least this.
+    last_uid: int = 0
+    #: The UIDVALIDITY an empty mailbox takes (a migration keeps the
+    #: source's); refused for a mailbox with mail in it.
+    uidvalidity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,13 +377,13 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
     else:
         # No flag change (an APPEND): every message keeps its own.
         new_flags = {e.uid: (e.flags, e.old) for e in state.entries}
-    last_uid = state.last_uid
-    appended = tuple(range(last_uid + 1, last_uid + 1 + len(changes.appends)))
-    last_uid += len(changes.appends)
+    state, appended, last_uid, renumbered = _given_uids(path, state, changes)
     try:
-        done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
-                             journal)
-        if done is None:
+        done = None
+        if not renumbered:
+            done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
+                                 journal)
+        if done is None and not renumbered:
             done = _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync,
                                  journal, rewrite_tail=True)
         if done is None:
@@ -387,6 +397,36 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
     patched, stored, keywords, cut_from = done
     return Outcome(appended, expunged, tuple(changed), False, patched, stored,
                    bool(changes.appends) or cut_from is not None, keywords, cut_from)
+
+
+def _given_uids(path: str, state: MboxState, changes: Changes):
+    """
+    C{(state, appended UIDs, last UID, whether the UIDVALIDITY changes)}
+    for C{changes}: the next UIDs, or those a migration gives
+    (L{Changes.uids}), checked so that no UID is given twice (RFC 3501
+    section 2.3.1.1).  A new UIDVALIDITY needs a full rewrite: the in-place
+    path only patches the last UID of C{X-IMAPbase}.
+    """
+    last_uid = state.last_uid
+    renumbered = False
+    if changes.uidvalidity is not None and changes.uidvalidity != state.uidvalidity:
+        if state.entries:
+            raise StoreError(f"{path} holds mail under UIDVALIDITY {state.uidvalidity}; "
+                             f"refusing to change it to {changes.uidvalidity}")
+        state = dataclasses.replace(state, uidvalidity=changes.uidvalidity)
+        renumbered = True
+    if changes.uids:
+        uids = tuple(changes.uids)
+        if (len(uids) != len(changes.appends) or uids[0] <= last_uid
+                or any(a >= b for a, b in zip(uids, uids[1:]))):
+            raise StoreError(f"{path}: UIDs {uids[0]}..{uids[-1]} cannot be given after "
+                             f"UID {last_uid} (they must ascend above it)")
+        appended = uids
+        last_uid = uids[-1]
+    else:
+        appended = tuple(range(last_uid + 1, last_uid + 1 + len(changes.appends)))
+        last_uid += len(changes.appends)
+    return state, appended, max(last_uid, changes.last_uid), renumbered
 
 
 def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, journal,
