@@ -51,8 +51,8 @@ def test_migrate_json(tmp_path):
     status, out, _ = admin("migrate", "-u", "u", "--home", str(home), "--from", MBOX,
                            "--to", MAILDIR, "--json")
     assert status == 0
-    result = json.loads(out)
-    assert result["changed"] is True and result["copied"] == 15
+    [result] = json.loads(out)
+    assert result["user"] == "u" and result["changed"] is True and result["copied"] == 15
     inbox = result["mailboxes"][0]
     assert (inbox["name"], inbox["uidvalidity"], inbox["uidnext"], inbox["copied"]) == (
         "INBOX", 1795428228, 15, 12)
@@ -73,13 +73,36 @@ def test_migrate_refusals_are_one_line_and_status_1(tmp_path):
     assert not os.path.exists(home / "Maildir")
 
 
-def test_migrate_usage_errors_exit_2(capsys):
-    """A missing --to is a usage error (2), and --help shows examples."""
-    with pytest.raises(SystemExit) as e:
-        main(["migrate", "-u", "u", "--from", MBOX])
-    assert e.value.code == 2
-    assert "--to" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        main(["migrate", "--help"])
-    assert e.value.code == 0
-    assert "imapd-admin migrate -u alice --from" in capsys.readouterr().out
+def test_migrate_usage_errors_exit_2(tmp_path):
+    """A missing --to is a usage error (2, one line), and --help shows examples."""
+    status, out, err = admin("migrate", "-u", "u", "--from", MBOX)
+    assert (status, out) == (2, "") and "--to" in err and err.count("\n") == 1
+    status, out, err = admin("migrate", "--help")
+    assert status == 0 and "imapd-admin migrate -u alice --from" in out
+    status, out, err = admin("migrate", "-A", "--home", str(tmp_path), "--from", MBOX,
+                             "--to", MAILDIR)
+    assert (status, out) == (2, "") and "--home" in err and err.count("\n") == 1
+
+
+def test_migrate_all_users_of_the_user_database(tmp_path):
+    """-A migrates every user of the passwd-file, each at the home the user database gives."""
+    homes = {}
+    for user in ("ann", "ben"):
+        (tmp_path / user).mkdir()
+        homes[user] = mbox_home(tmp_path / user)
+    (tmp_path / "passwd").write_text("".join(
+        f"{user}:{{PLAIN}}pw::::{home}::\n" for user, home in homes.items()))
+    config = tmp_path / "imapd.toml"
+    config.write_text(f'[auth]\npasswd_file = "passwd"\n[mail]\nindex_dir = "{tmp_path}/i"\n')
+    status, out, err = admin("-c", str(config), "migrate", "-A", "--from", MBOX,
+                             "--to", MAILDIR, "--json")
+    assert (status, err) == (0, "")
+    rows = json.loads(out)
+    assert [(r["user"], r["copied"]) for r in rows] == [("ann", 15), ("ben", 15)]
+    for home in homes.values():
+        assert fingerprint(home / "Maildir")
+    status, out, err = admin("-c", str(config), "migrate", "-A", "--from", MBOX,
+                             "--to", MAILDIR)
+    assert status == 0
+    last = [line.split(": 0 messages")[0] for line in out.splitlines() if "nothing" in line]
+    assert last == ["ann: nothing to do", "ben: nothing to do"]

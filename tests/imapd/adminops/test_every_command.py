@@ -52,6 +52,7 @@ CALLS = {
     "index remove": (["-u", "alice"], 0),
     "index rebuild": (["-u", "alice"], 0),
     "force-resync": (["-u", "alice", "INBOX"], 0),
+    "migrate": (["-u", "alice", "--from", "maildir:~/Maildir", "--to", "mbox:~/mail"], 0),
     "who": ([], 2),
     "kick": (["alice"], 2),
 }
