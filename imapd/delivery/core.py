@@ -24,15 +24,17 @@ import errno
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Optional
 
 from twisted.logger import Logger
 
+from imapd.auth.userdb import UserRecord
 from storage.errors import InvalidMailboxName, LockUnavailable, MailboxNotFound, StoreError
 
 __all__ = ["DeliveryError", "UnknownUser", "BadAddress", "OverQuota", "TemporaryFailure",
-           "CannotCreate", "Recipient", "Message", "Deliverer", "userdb_lookup", "split_address",
+           "CannotCreate", "Recipient", "Message", "Deliverer", "userdb_lookup", "delivery_lookup",
+           "split_address",
            "INBOX"]
 
 _log = Logger(namespace="imapd.delivery")
@@ -107,12 +109,16 @@ class Recipient:
     @ivar home: the user's home directory (C{~} of the mail location).
     @ivar folder: the mailbox asked for (C{user+detail}, C{-m FOLDER}),
         or None for INBOX.
+    @ivar record: the user database's whole record (uid and gid: whose
+        worker and uid deliver; C{userdb_mail}: the user's own mail
+        location), or None for a user known by name and home only.
     """
 
     address: str
     user: str
     home: Optional[str] = None
     folder: Optional[str] = None
+    record: Optional[UserRecord] = field(default=None, compare=False)
 
 
 def split_address(address: str, delimiter: str = "") -> tuple[str, str, Optional[str]]:
@@ -137,17 +143,44 @@ def split_address(address: str, delimiter: str = "") -> tuple[str, str, Optional
     return local, domain, detail
 
 
-def userdb_lookup(passwd_file: str) -> Callable:
+def userdb_lookup(authenticator) -> Callable:
     """
     The one place delivery asks who a user is: a blocking
-    C{lookup(name) -> UserRecord or None} over the passwd-file, through
-    the user database the login side uses
-    (L{imapd.auth.authenticator.PasswdFileUserDB}).
+    C{lookup(name) -> UserRecord or None} through the user database and
+    the rules the logins use (an L{imapd.auth.authenticator.Authenticator}:
+    the passwd-file's fields or the system's users, C{[userdb]
+    first_valid_uid}).  A user the server never serves (root, a uid below
+    C{first_valid_uid}) gets L{UnknownUser}, after a log line saying why,
+    as its login would: mail for C{root} or C{daemon} is no mail of ours.
     """
-    from imapd.auth.authenticator import PasswdFileUserDB
-    from imapd.auth.passwdfile import PasswdFile
+    def lookup(name: str) -> Optional[UserRecord]:
+        record = authenticator.userdb.lookup(name)
+        if record is None:
+            return None
+        why = authenticator.refusal(record)
+        if why is not None:
+            _log.warn("Delivery to {user!r} refused: {reason}", user=name, reason=why)
+            raise UnknownUser(f"<{name}>: no such user here")
+        return record
+    return lookup
 
-    return PasswdFileUserDB(PasswdFile(passwd_file)).lookup
+
+def delivery_lookup(config, effective) -> Callable:
+    """
+    L{userdb_lookup} over the user database the configuration gives the
+    logins (L{imapd.auth.build_authenticator}), for LMTP and the LDA.
+
+    @raises conf.ConfigError: as L{imapd.auth.build_authenticator}.
+    """
+    from imapd.auth.authenticator import build_authenticator
+
+    return userdb_lookup(build_authenticator(config, effective, runner=_inline))
+
+
+def _inline(fn, *args):
+    # Delivery looks users up in its own blocking code, never through the
+    # authenticator's thread runner.
+    return fn(*args)
 
 
 class Message:
@@ -310,7 +343,7 @@ class Deliverer:
         for name in names:
             record = self.lookup(name)
             if record is not None:
-                return Recipient(address, record.name, record.home, folder or detail)
+                return Recipient(address, record.name, record.home, folder or detail, record)
         raise UnknownUser(f"<{address}>: no such user here")
 
     def deliver(self, recipient: Recipient, message: Message, sender: str = "",
@@ -328,9 +361,13 @@ class Deliverer:
         @return: (mailbox name, UID).
         @raises DeliveryError: see the module docstring.
         """
+        from imapd.account import mail_location_of
+
         prefix = self._trace(recipient, sender, message.crlf is not False)
+        location = (mail_location_of(recipient.record, self.location)
+                    if recipient.record is not None else self.location)
         try:
-            store = self._open_store(self.location, recipient.user, recipient.home,
+            store = self._open_store(location, recipient.user, recipient.home,
                                      self.index_dir)
         except StoreError as e:
             raise self._temporary(e, recipient) from e

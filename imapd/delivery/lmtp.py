@@ -443,17 +443,17 @@ class LMTPServer(Protocol):
 def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
     """
     The LMTP factory from the configuration (the C{[lmtp]} table, the mail
-    location, the passwd-file and C{[quota]}), for L{imapd.tap} and for a
+    location, the user database of the logins and C{[quota]}), for L{imapd.tap} and for a
     process that runs delivery on its own.
 
     @param effective: L{imapd.defaults.Effective} (paths after defaults).
     @param pool: the storage pool the deliveries run in.
     """
-    from imapd.delivery.core import Deliverer, userdb_lookup
+    from imapd.delivery.core import Deliverer, delivery_lookup
     from imapd.tap import _quota_policy
 
     section = config.lmtp
-    deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file),
+    deliverer = Deliverer(effective.mail_location, delivery_lookup(config, effective),
                           effective.index_dir, _quota_policy(config.quota),
                           section.recipient_delimiter, hostname=effective.hostname)
     settings = LMTPSettings(
