@@ -232,6 +232,32 @@ class Message:
                 message.close()
                 raise DeliveryError(f"Message larger than {limit} octets", 552, "5.3.4")
 
+    @classmethod
+    def from_descriptor(cls, fd: int, size: int) -> "Message":
+        """
+        The C{size} octets of another process's message file C{fd} (a
+        spilled L{Message} passed over a control socket), copied with
+        pread(2): the file's offset is shared with its other readers.
+        """
+        message = cls()
+        offset = 0
+        while offset < size:
+            chunk = os.pread(fd, min(cls.CHUNK, size - offset), offset)
+            if not chunk:
+                raise OSError(errno.EIO, f"message file ended at {offset} of {size} octets")
+            message.write(chunk)
+            offset += len(chunk)
+        return message
+
+    def held(self) -> Optional[bytes]:
+        """The content while it is in memory, else None (see L{fileno})."""
+        return bytes(self._memory) if self._memory is not None else None
+
+    def fileno(self) -> int:
+        """The descriptor of a spilled message's file."""
+        self._file.flush()
+        return self._file.fileno()
+
     def write(self, data: bytes) -> None:
         if self.crlf is None and b"\n" in data:
             self.crlf = data[:data.index(b"\n")].endswith(b"\r")

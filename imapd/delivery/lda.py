@@ -127,6 +127,11 @@ def deliver(args, stdin: BinaryIO) -> int:
     return EX_OK
 
 
+#: Modules a delivery imports on its way, beyond the daemon's warm set.
+_DELIVERY_MODULES = ("imapd.account", "imapd.commands.quota", "imapd.errors", "imapd.server",
+                     "storage.registry", "locking.dotlock")
+
+
 def _become(recipient, config) -> Optional[int]:
     """
     Run as a system user's own uid before touching the store: an LDA
@@ -136,13 +141,20 @@ def _become(recipient, config) -> Optional[int]:
     does), so every file it makes is the user's.  None when that went
     well or nothing was to do, else the exit status.
     """
+    import importlib
     import os
 
     from imapd.process.privileges import PrivilegeError, become_user
+    from imapd.tap import WARM_MODULES
 
     record = recipient.record
     if os.geteuid() != 0 or record is None or record.uid is None:
         return None
+    # Everything the store work imports, imported while root: the user may
+    # not be able to read the interpreter's or the checkout's files (the
+    # daemon's workers are forked from such an imported image too).
+    for name in WARM_MODULES + _DELIVERY_MODULES:
+        importlib.import_module(name)
     try:
         become_user(record, config.service.mail_privileged_group or None)
     except PrivilegeError as e:

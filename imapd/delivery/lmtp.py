@@ -76,12 +76,17 @@ class LMTPFactory(Factory):
     """
 
     def __init__(self, deliverer, settings: LMTPSettings, reactor, pool=None,
-                 hostname: str = "localhost") -> None:
+                 hostname: str = "localhost", deliver: Optional[Callable] = None) -> None:
         self.deliverer = deliverer
         self.settings = settings
         self.reactor = reactor
         self.pool = pool
         self.hostname = hostname
+        #: C{deliver(recipient, message, sender) -> Deferred[(mailbox, uid)]}:
+        #: where the store work runs.  None: here, in the storage pool (the
+        #: single process); the services process passes one that runs it in
+        #: the recipient's mail worker (L{imapd.process.services}).
+        self._deliver = deliver
 
         #: Open connections (L{LMTPSettings.max_connections}).
         self.connections = 0
@@ -92,6 +97,12 @@ class LMTPFactory(Factory):
         proto = LMTPServer(self)
         proto.factory = self
         return proto
+
+    def deliver(self, recipient, message: Message, sender: str) -> defer.Deferred:
+        """Store C{message} for C{recipient}: a Deferred of (mailbox, UID)."""
+        if self._deliver is not None:
+            return self._deliver(recipient, message, sender)
+        return self.run(recipient.user, self.deliverer.deliver, recipient, message, sender)
 
     def run(self, user: str, fn: Callable, *args) -> defer.Deferred:
         """Run blocking C{fn} under C{user}'s share of the storage pool."""
@@ -378,8 +389,7 @@ class LMTPServer(Protocol):
         Start one delivery: (the pool's Deferred, one that fires with its
         outcome or with a 451 once C{delivery_timeout} has passed).
         """
-        inner = self.factory.run(recipient.user, self.factory.deliverer.deliver,
-                                 recipient, message, sender)
+        inner = self.factory.deliver(recipient, message, sender)
         outer: defer.Deferred = defer.Deferred()
         clock = self.factory.reactor
 
@@ -440,14 +450,16 @@ class LMTPServer(Protocol):
         return None
 
 
-def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
+def build_lmtp_factory(config, effective, reactor, pool, deliver=None) -> LMTPFactory:
     """
     The LMTP factory from the configuration (the C{[lmtp]} table, the mail
     location, the user database of the logins and C{[quota]}), for L{imapd.tap} and for a
     process that runs delivery on its own.
 
     @param effective: L{imapd.defaults.Effective} (paths after defaults).
-    @param pool: the storage pool the deliveries run in.
+    @param pool: the storage pool the lookups (and, without C{deliver},
+        the deliveries) run in.
+    @param deliver: see L{LMTPFactory}.
     """
     from imapd.delivery.core import Deliverer, delivery_lookup
     from imapd.tap import _quota_policy
@@ -463,4 +475,5 @@ def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
         delivery_timeout=section.delivery_timeout,
         max_connections=section.max_connections,
     )
-    return LMTPFactory(deliverer, settings, reactor, pool, hostname=effective.hostname)
+    return LMTPFactory(deliverer, settings, reactor, pool, hostname=effective.hostname,
+                       deliver=deliver)
