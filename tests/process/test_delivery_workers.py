@@ -99,28 +99,45 @@ def test_per_recipient_replies_across_workers(tmp_path, tls_files):
         server.daemon.stop()
 
 
-def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_imapd, tmp_path):
+def _waiting_for_a_lock(pid: int) -> bool:
+    """Whether a thread of C{pid} sleeps (the dotlock's backoff between attempts)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if "nanosleep" in Path(f"/proc/{pid}/task/{tid}/wchan").read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox"])
+def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_imapd, tmp_path,
+                                                                        kind):
     """
-    The worker holding a delivery dies (SIGKILL while the Maildir's uidlist
-    lock is held elsewhere): the MTA hears 451 4.3.0 at once (not after
-    delivery_timeout), no message appears, and the restarted worker
-    delivers the retry exactly once.
+    The worker holding a delivery dies (SIGKILL while it waits for the
+    Maildir's uidlist lock or the mbox's dotlock, held elsewhere): the MTA
+    hears 451 4.3.0 at once (not after delivery_timeout), the mailbox is
+    as it was, and the restarted worker delivers the retry exactly once.
     """
     root = tmp_path / "server0"
     port, settings = _lmtp({"service": {"login_processes": 1, "mail_workers": 1},
+                            "mail": {"location": _location(kind, root)},
                             "lmtp": {"delivery_timeout": 120.0}})
     server = start_imapd(settings)
     maildir = root / "mail" / "alice"
+    inbox = root / "mail" / "alice.inbox"
     with smtplib.LMTP(server.host, port) as lmtp:
         assert lmtp.sendmail("sender@example.net", ["alice@example.org"], MESSAGE) == {}
 
-    def visible():
-        return sorted(p.name for sub in ("new", "cur") for p in (maildir / sub).iterdir())
-    before = visible()
-    assert len(before) == 1
-    # Another writer holds the uidlist lock: the delivery waits for it.
-    lock = maildir / "dovecot-uidlist.lock"
-    lock.write_text(f"{os.getpid()}\n")
+    def stored() -> list[bytes]:
+        if kind == "mbox":
+            return [inbox.read_bytes()]
+        return sorted(p.read_bytes() for sub in ("new", "cur") for p in (maildir / sub).iterdir())
+    before = stored()
+    assert sum(m.count(b"Subject: in her worker") for m in before) == 1
+    # Another writer holds the lock: the delivery waits for it.
+    lock = maildir / "dovecot-uidlist.lock" if kind == "maildir" else Path(f"{inbox}.lock")
+    lock.write_text(f"{os.uname().nodename} {os.getpid()}\n")
     try:
         with smtplib.LMTP(server.host, port) as lmtp:
             lmtp.ehlo("mta.test")
@@ -132,7 +149,7 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
             (worker,) = wait_for(lambda: titled(server.daemon.process.pid,
                                                 "imapd: worker pool-1"), "the worker")
             # Let the delivery reach the lock, then kill the worker under it.
-            wait_for(lambda: list((maildir / "tmp").iterdir()), "the delivery's tmp file")
+            wait_for(lambda: _waiting_for_a_lock(worker.pid), "the delivery at the lock")
             started = time.monotonic()
             os.kill(worker.pid, signal.SIGKILL)
             code, text = lmtp.getreply()
@@ -140,14 +157,16 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
             assert time.monotonic() - started < 10
     finally:
         lock.unlink()
-    assert visible() == before
+    assert stored() == before
     assert "ended during a delivery; answered 451" in server.daemon.log()
+    # The MTA tries again: the new worker delivers it once.
     with smtplib.LMTP(server.host, port) as lmtp:
-        assert lmtp.sendmail("sender@example.net", ["alice@example.org"], MESSAGE) == {}
-    after = visible()
-    assert len(after) == 2
-    assert sum(b"killed" in (p.read_bytes()) for sub in ("new", "cur")
-               for p in (maildir / sub).iterdir()) == 0
+        assert lmtp.sendmail("sender@example.net", ["alice@example.org"],
+                             MESSAGE.replace(b"Subject: in", b"Subject: retried in")) == {}
+    after = b"".join(stored())
+    assert after.count(b"Subject: in her worker") == 1
+    assert after.count(b"Subject: retried in her worker") == 1
+    assert b"killed" not in after
 
 
 # -- system users (root) --------------------------------------------------------------
@@ -254,3 +273,125 @@ def test_lda_as_root_drops_to_the_system_user(tmp_path, make_system_user, pam_se
     result = lda(low.name)
     assert result.returncode == 67, result.stderr
     assert not (mail_spool / low.name).exists()
+
+
+def _worker_of(root_pid: int, user: str) -> list:
+    return [p for p in tree(root_pid) if p.title.startswith(f"imapd: worker {user} ")]
+
+
+def test_system_user_lmtp_and_lda_end_to_end(start_imapd, make_system_user, pam_service,
+                                             tmp_path):
+    """
+    Issue 15 with issue 14, as root in multi-process mode: a system user
+    made here logs in (PAM, TLS) and IDLEs; an LMTP delivery runs in the
+    worker of her session (the only worker of hers, running as her uid)
+    and wakes her IDLE there within a second, inotify being off
+    (nfs_storage) and the poll 30 s away; imapd-deliver run as root
+    delivers as her too; every file made under her home is hers.
+    """
+    from e2e_helpers import toml_text
+    from imapclient import IMAPClient
+
+    alice = make_system_user("alice")
+    port, settings = _lmtp(_system_settings(pam_service, "maildir:~/Maildir"))
+    settings["mail"]["nfs_storage"] = True
+    settings["limits"] = {"idle_poll_interval": 30.0, "failed_login_delay": 0.1}
+    server = start_imapd(settings)
+    root_pid = server.daemon.process.pid
+    client = IMAPClient(server.host, port=server.tls_port, ssl=True,
+                        ssl_context=server.ssl_context(), timeout=30)
+    client.login(alice.name, alice.password)
+    try:
+        assert client.select_folder("INBOX")[b"EXISTS"] == 0
+        (worker,) = wait_for(lambda: _worker_of(root_pid, alice.name), "her worker")
+        assert _uids(worker.pid) == [str(alice.uid)] * 4
+        client.idle()
+        with smtplib.LMTP(server.host, port) as lmtp:
+            lmtp.ehlo("mta.test")
+            assert lmtp.mail("sender@example.net")[0] == 250
+            assert lmtp.rcpt(f"{alice.name}@example.org")[0] == 250
+            lmtp.putcmd("data")
+            assert lmtp.getreply()[0] == 354
+            lmtp.send(MESSAGE + b".\r\n")
+            ended = time.monotonic()
+            assert lmtp.getreply() == (250, f"2.0.0 <{alice.name}@example.org> Saved".encode())
+            responses = client.idle_check(timeout=1.0)
+            waited = time.monotonic() - ended
+        assert (1, b"EXISTS") in responses, responses
+        assert waited < 1.0, waited
+        client.idle_done()
+        # The delivery started no worker of its own: it ran in hers.
+        assert [p.pid for p in _worker_of(root_pid, alice.name)] == [worker.pid]
+        assert not [p for p in tree(root_pid) if p.title == f"imapd: worker {alice.name} lmtp"]
+        # The LDA, as an MTA's local mailer runs it: as root, on the same configuration.
+        config = tmp_path / "lda.toml"
+        config.write_text(toml_text({
+            "data_dir": str(tmp_path / "lda-data"),
+            "auth": {"passwd_file": "", "pam": pam_service},
+            "mail": {"location": "maildir:~/Maildir", "index_dir": str(tmp_path / "lda-index")},
+        }))
+        os.chmod(tmp_path, 0o755)
+        result = subprocess.run([sys.executable, "-m", "imapd.delivery.lda", "-c", str(config),
+                                 "-d", alice.name],
+                                input=MESSAGE.replace(b"in her worker", b"by the LDA"),
+                                env=daemon_env(), cwd=REPO, capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert client.select_folder("INBOX")[b"EXISTS"] == 2
+        bodies = [data[b"RFC822"] for data in client.fetch([1, 2], ["RFC822"]).values()]
+        assert [b"Subject: in her worker" in b for b in bodies] == [True, False]
+        assert [b"Subject: by the LDA" in b for b in bodies] == [False, True]
+    finally:
+        client.logout()
+    made = [alice.home / "Maildir", *(alice.home / "Maildir").rglob("*")]
+    assert sum(p.parent.name in ("new", "cur") for p in made) == 2
+    assert all(p.lstat().st_uid == alice.uid for p in made), [
+        (p, p.lstat().st_uid) for p in made if p.lstat().st_uid != alice.uid]
+
+
+def _written(pid: int) -> int:
+    """Octets process C{pid} has written (its /proc io C{wchar})."""
+    text = Path(f"/proc/{pid}/io").read_text()
+    return int(next(line for line in text.splitlines() if line.startswith("wchar:")).split()[1])
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox"])
+def test_virtual_users_delivery_runs_in_the_pool_worker_of_her_sessions(start_imapd, tmp_path,
+                                                                         kind):
+    """
+    Two pool workers: the one holding alice's IDLE session writes the
+    message (its written octets grow by about the message's size, stored
+    with LF line ends, the other's by a few control messages) and wakes
+    her within a second, inotify being off.
+    """
+    port, settings = _lmtp({
+        "service": {"login_processes": 1, "mail_workers": 2},
+        "mail": {"location": _location(kind, tmp_path / "server0"), "nfs_storage": True},
+        "limits": {"idle_poll_interval": 30.0, "failed_login_delay": 0.1},
+    })
+    server = start_imapd(settings)
+    root_pid = server.daemon.process.pid
+    client = idling(server)
+    big = MESSAGE + b"".join(b"line %d of a long body\r\n" % n for n in range(4000))
+    try:
+        workers = {int(p.title.rsplit("-", 1)[1]) - 1: p.pid for p in tree(root_pid)
+                   if p.title.startswith("imapd: worker pool-")}
+        assert sorted(workers) == [0, 1]
+        hers = workers[pool_index(server.user, 2)]
+        other = workers[1 - pool_index(server.user, 2)]
+        before = {pid: _written(pid) for pid in (hers, other)}
+        with smtplib.LMTP(server.host, port) as lmtp:
+            lmtp.ehlo("mta.test")
+            assert lmtp.mail("sender@example.net")[0] == 250
+            assert lmtp.rcpt(f"{server.user}@example.org")[0] == 250
+            lmtp.putcmd("data")
+            assert lmtp.getreply()[0] == 354
+            lmtp.send(big + b".\r\n")
+            ended = time.monotonic()
+            assert lmtp.getreply()[0] == 250
+            lines = client.unsolicited(1, seconds=1.0)
+            waited = time.monotonic() - ended
+        assert lines == ["* 1 EXISTS"] and waited < 1.0, (lines, waited)
+        assert _written(hers) - before[hers] > 0.9 * len(big)
+        assert _written(other) - before[other] < 0.1 * len(big)
+    finally:
+        client.close()
