@@ -469,7 +469,9 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
             out.extend(_render_new_parts(msg, uid, False, base))
         if cut is None:
             # Pieces, not one string: a spooled body is copied in chunks.
-            append_bytes(fd, state.size, out, journal, fsync)
+            # The patches go with it, under its one fsync.
+            append_bytes(fd, state.size, out, journal, fsync, patches)
+            patches = []
     if cut is not None:
         start = state.entries[cut].raw.start
         old_tail = pread_all(fd, start, state.size - start)
