@@ -32,6 +32,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from imapd.delivery.batch import DeliveryQueue
 from imapd.delivery.core import DeliveryError, Message, TemporaryFailure
 from imapd.mailwatch import watcher_for
 from imapd.delivery.syntax import Lhlo, MailFrom, RcptTo, Simple, SyntaxProblem, Vrfy, parse_command
@@ -87,6 +88,9 @@ class LMTPFactory(Factory):
         #: single process); the services process passes one that runs it in
         #: the recipient's mail worker (L{imapd.process.services}).
         self._deliver = deliver
+        #: Deliveries here share a transaction when they come together
+        #: (L{imapd.delivery.batch}).
+        self.queue = DeliveryQueue(deliverer, self.run)
 
         #: Open connections (L{LMTPSettings.max_connections}).
         self.connections = 0
@@ -102,7 +106,7 @@ class LMTPFactory(Factory):
         """Store C{message} for C{recipient}: a Deferred of (mailbox, UID)."""
         if self._deliver is not None:
             return self._deliver(recipient, message, sender)
-        return self.run(recipient.user, self.deliverer.deliver, recipient, message, sender)
+        return self.queue.deliver(recipient, message, sender)
 
     def run(self, user: str, fn: Callable, *args) -> defer.Deferred:
         """Run blocking C{fn} under C{user}'s share of the storage pool."""

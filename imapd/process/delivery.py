@@ -30,6 +30,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from imapd.auth.userdb import UserRecord
+from imapd.delivery.batch import DeliveryQueue
 from imapd.delivery.core import DeliveryError, Message, Recipient, TemporaryFailure
 from imapd.process.wire import ProtocolError, b64, record_from_json, record_to_json, unb64
 
@@ -86,6 +87,8 @@ class WorkerDeliveries:
     def __init__(self, deliverer, run, changed, send) -> None:
         self.deliverer = deliverer
         self.run = run
+        #: Deliveries to one mailbox that come together share a transaction.
+        self.queue = DeliveryQueue(deliverer, run)
         self.changed = changed
         self.send = send
         #: Deliveries under way (a worker does not leave while there are).
@@ -108,7 +111,7 @@ class WorkerDeliveries:
         finally:
             for fd in fds:
                 os.close(fd)
-        d = self.run(recipient.user, self.deliverer.deliver, recipient, mail, sender)
+        d = self.queue.deliver(recipient, mail, sender)
 
         def done(result):
             mail.close()
