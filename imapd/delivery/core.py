@@ -387,16 +387,8 @@ class Deliverer:
         @return: (mailbox name, UID).
         @raises DeliveryError: see the module docstring.
         """
-        from imapd.account import mail_location_of
-
         prefix = self._trace(recipient, sender, message.crlf is not False)
-        location = (mail_location_of(recipient.record, self.location)
-                    if recipient.record is not None else self.location)
-        try:
-            store = self._open_store(location, recipient.user, recipient.home,
-                                     self.index_dir)
-        except StoreError as e:
-            raise self._temporary(e, recipient) from e
+        store = self._store_of(recipient)
         try:
             return self._deliver(store, recipient, message, sender, prefix, strict_folder)
         except DeliveryError:
@@ -405,6 +397,22 @@ class Deliverer:
             raise self._temporary(e, recipient) from e
         finally:
             store.close()
+
+    def _store_of(self, recipient: Recipient):
+        """
+        The recipient's store, from its own mail location if the user
+        database gives one.
+
+        @raises TemporaryFailure: the store cannot be opened.
+        """
+        from imapd.account import mail_location_of
+
+        location = (mail_location_of(recipient.record, self.location)
+                    if recipient.record is not None else self.location)
+        try:
+            return self._open_store(location, recipient.user, recipient.home, self.index_dir)
+        except StoreError as e:
+            raise self._temporary(e, recipient) from e
 
     def batchable(self, recipient: Recipient) -> bool:
         """
@@ -429,21 +437,16 @@ class Deliverer:
             L{DeliveryError} it got; a failure of the transaction is every
             message's (nothing of it was stored).
         """
-        from imapd.account import mail_location_of
-
         if len(batch) == 1:
             try:
                 return [self.deliver(*batch[0])]
             except DeliveryError as e:
                 return [e]
         recipient = batch[0][0]
-        location = (mail_location_of(recipient.record, self.location)
-                    if recipient.record is not None else self.location)
         try:
-            store = self._open_store(location, recipient.user, recipient.home,
-                                     self.index_dir)
-        except StoreError as e:
-            return [self._temporary(e, recipient)] * len(batch)
+            store = self._store_of(recipient)
+        except DeliveryError as e:
+            return [e] * len(batch)
         try:
             return self._deliver_batch(store, batch)
         except DeliveryError as e:
@@ -455,30 +458,12 @@ class Deliverer:
 
     def _deliver_batch(self, store, batch: list) -> list:
         mailbox = self._open_target(store, batch[0][0], False)
-        opened: list = []
         try:
-            tx = mailbox.transaction()
-            try:
-                for recipient, message, sender in batch:
-                    if hasattr(mailbox, "sender"):
-                        # Read as the message is queued: each its own From_ line.
-                        mailbox.sender = sender or "MAILER-DAEMON"
-                    data = message.with_prefix(
-                        self._trace(recipient, sender, message.crlf is not False))
-                    if isinstance(data, bytes):
-                        tx.append(data, (), None)
-                    else:
-                        opened.append(data)
-                        tx.append_file(data, (), None)
-                result = tx.commit()
-            except BaseException:
-                _rollback(tx)
-                raise
+            uids = self._append(mailbox, [
+                (message.with_prefix(self._trace(recipient, sender, message.crlf is not False)),
+                 sender) for recipient, message, sender in batch])
         finally:
-            for data in opened:
-                data.close()
             mailbox.close()
-        uids = list(result.appended)
         if len(uids) != len(batch):
             raise TemporaryFailure("Temporary store failure, try again later")
         return [(mailbox.name, uid) for uid in uids]
@@ -487,30 +472,41 @@ class Deliverer:
         mailbox = self._open_target(store, recipient, strict_folder)
         try:
             self._check_quota(store, recipient.user, message.stored_size(prefix))
-            # mbox: the From_ line names the envelope sender, as every local
-            # delivery agent writes it.
-            if hasattr(mailbox, "sender"):
-                mailbox.sender = sender or "MAILER-DAEMON"
-            data = message.with_prefix(prefix)
+            uids = self._append(mailbox, [(message.with_prefix(prefix), sender)])
+        finally:
+            mailbox.close()
+        return mailbox.name, uids[-1] if uids else 0
+
+    @staticmethod
+    def _append(mailbox, items: list) -> tuple[int, ...]:
+        """
+        Append C{items} (C{(content, envelope sender)}: bytes or an open
+        file, closed here) to C{mailbox} in one transaction; their UIDs.
+        """
+        try:
+            tx = mailbox.transaction()
             try:
-                tx = mailbox.transaction()
-                try:
+                for data, sender in items:
+                    # mbox: the From_ line names the envelope sender, as
+                    # every local delivery agent writes it (read as the
+                    # message is queued: each message its own).
+                    if hasattr(mailbox, "sender"):
+                        mailbox.sender = sender or "MAILER-DAEMON"
                     if isinstance(data, bytes):
                         tx.append(data, (), None)
                     else:
                         tx.append_file(data, (), None)
-                    result = tx.commit()
-                except BaseException:
-                    # Nothing half-written: the queued file goes (the store
-                    # also cleans tmp/ on open, for a crash here).
-                    _rollback(tx)
-                    raise
-            finally:
+                result = tx.commit()
+            except BaseException:
+                # Nothing half-written: the queued files go (the store
+                # also cleans tmp/ on open, for a crash here).
+                _rollback(tx)
+                raise
+        finally:
+            for data, _sender in items:
                 if not isinstance(data, bytes):
                     data.close()
-        finally:
-            mailbox.close()
-        return mailbox.name, result.appended[-1] if result.appended else 0
+        return result.appended
 
     def _open_target(self, store, recipient: Recipient, strict_folder: bool):
         """

@@ -29,6 +29,13 @@ def passwd_users(passwd_file, first_valid_uid: int = 1000):
                          first_valid_uid=first_valid_uid)
 
 
+def location_for(kind: str, root) -> str:
+    """The mail location of a daemon's test users: Maildirs, or an mbox INBOX beside folders."""
+    if kind == "mbox":
+        return f"mbox:{root}/mail/%u:INBOX={root}/mail/%u.inbox"
+    return f"maildir:{root}/mail/%u"
+
+
 def make_deliverer(location, passwd_file, tmp_path, **kwargs) -> Deliverer:
     return Deliverer(location, userdb_lookup(passwd_users(passwd_file)),
                      str(tmp_path / "index"), **kwargs)

@@ -22,18 +22,12 @@ from e2e_helpers import REPO, daemon_env, free_ports, start_imapd  # noqa: F401 
 from proctree import titled, tree, wait_for
 
 from imapd.process.wire import pool_index
-from tests.delivery.delivery_helpers import idling
+from tests.delivery.delivery_helpers import idling, location_for
 from tests.system_users import (  # noqa: F401 - fixtures, registered by name
     mail_spool, make_system_user, pam_service, system_root)
 
 MESSAGE = (b"From: Sender <sender@example.net>\r\nTo: alice@example.org\r\n"
            b"Subject: in her worker\r\n\r\nHello.\r\n")
-
-
-def _location(kind: str, root) -> str:
-    if kind == "mbox":
-        return f"mbox:{root}/mail/%u:INBOX={root}/mail/%u.inbox"
-    return f"maildir:{root}/mail/%u"
 
 
 def _lmtp(settings: dict) -> tuple[int, dict]:
@@ -50,7 +44,7 @@ def test_delivery_wakes_idle_in_the_users_worker_directly(start_imapd, tmp_path,
     """
     port, settings = _lmtp({
         "service": {"login_processes": 1, "mail_workers": 2},
-        "mail": {"location": _location(kind, tmp_path / "server0"), "nfs_storage": True},
+        "mail": {"location": location_for(kind, tmp_path / "server0"), "nfs_storage": True},
         "limits": {"idle_poll_interval": 30.0, "failed_login_delay": 0.1},
     })
     server = start_imapd(settings)
@@ -99,6 +93,20 @@ def test_per_recipient_replies_across_workers(tmp_path, tls_files):
         server.daemon.stop()
 
 
+def _send(lmtp, recipient: str, message: bytes) -> float:
+    """
+    One transaction up to the end of its DATA (the final dot sent); the
+    caller reads the reply.  The monotonic time the data ended.
+    """
+    lmtp.ehlo("mta.test")
+    assert lmtp.mail("sender@example.net")[0] == 250
+    assert lmtp.rcpt(recipient)[0] == 250
+    lmtp.putcmd("data")
+    assert lmtp.getreply()[0] == 354
+    lmtp.send(message + b".\r\n")
+    return time.monotonic()
+
+
 def _waiting_for_a_lock(pid: int) -> bool:
     """Whether a thread of C{pid} sleeps (the dotlock's backoff between attempts)."""
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -121,7 +129,7 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
     """
     root = tmp_path / "server0"
     port, settings = _lmtp({"service": {"login_processes": 1, "mail_workers": 1},
-                            "mail": {"location": _location(kind, root)},
+                            "mail": {"location": location_for(kind, root)},
                             "lmtp": {"delivery_timeout": 120.0}})
     server = start_imapd(settings)
     maildir = root / "mail" / "alice"
@@ -140,12 +148,8 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
     lock.write_text(f"{os.uname().nodename} {os.getpid()}\n")
     try:
         with smtplib.LMTP(server.host, port) as lmtp:
-            lmtp.ehlo("mta.test")
-            assert lmtp.mail("sender@example.net")[0] == 250
-            assert lmtp.rcpt("alice@example.org")[0] == 250
-            lmtp.putcmd("data")
-            assert lmtp.getreply()[0] == 354
-            lmtp.send(MESSAGE.replace(b"Subject: in", b"Subject: killed in") + b".\r\n")
+            _send(lmtp, "alice@example.org",
+                  MESSAGE.replace(b"Subject: in", b"Subject: killed in"))
             (worker,) = wait_for(lambda: titled(server.daemon.process.pid,
                                                 "imapd: worker pool-1"), "the worker")
             # Let the delivery reach the lock, then kill the worker under it.
@@ -307,13 +311,7 @@ def test_system_user_lmtp_and_lda_end_to_end(start_imapd, make_system_user, pam_
         assert _uids(worker.pid) == [str(alice.uid)] * 4
         client.idle()
         with smtplib.LMTP(server.host, port) as lmtp:
-            lmtp.ehlo("mta.test")
-            assert lmtp.mail("sender@example.net")[0] == 250
-            assert lmtp.rcpt(f"{alice.name}@example.org")[0] == 250
-            lmtp.putcmd("data")
-            assert lmtp.getreply()[0] == 354
-            lmtp.send(MESSAGE + b".\r\n")
-            ended = time.monotonic()
+            ended = _send(lmtp, f"{alice.name}@example.org", MESSAGE)
             assert lmtp.getreply() == (250, f"2.0.0 <{alice.name}@example.org> Saved".encode())
             responses = client.idle_check(timeout=1.0)
             waited = time.monotonic() - ended
@@ -365,7 +363,7 @@ def test_virtual_users_delivery_runs_in_the_pool_worker_of_her_sessions(start_im
     """
     port, settings = _lmtp({
         "service": {"login_processes": 1, "mail_workers": 2},
-        "mail": {"location": _location(kind, tmp_path / "server0"), "nfs_storage": True},
+        "mail": {"location": location_for(kind, tmp_path / "server0"), "nfs_storage": True},
         "limits": {"idle_poll_interval": 30.0, "failed_login_delay": 0.1},
     })
     server = start_imapd(settings)
@@ -380,13 +378,7 @@ def test_virtual_users_delivery_runs_in_the_pool_worker_of_her_sessions(start_im
         other = workers[1 - pool_index(server.user, 2)]
         before = {pid: _written(pid) for pid in (hers, other)}
         with smtplib.LMTP(server.host, port) as lmtp:
-            lmtp.ehlo("mta.test")
-            assert lmtp.mail("sender@example.net")[0] == 250
-            assert lmtp.rcpt(f"{server.user}@example.org")[0] == 250
-            lmtp.putcmd("data")
-            assert lmtp.getreply()[0] == 354
-            lmtp.send(big + b".\r\n")
-            ended = time.monotonic()
+            ended = _send(lmtp, f"{server.user}@example.org", big)
             assert lmtp.getreply()[0] == 250
             lines = client.unsolicited(1, seconds=1.0)
             waited = time.monotonic() - ended
