@@ -317,7 +317,6 @@ def _render_pseudo(data: bytes, state: MboxState, last_uid: int, keywords) -> by
 
 
 _STORED_UID = attrgetter("stored_uid")
-_FLAGS = attrgetter("flags")
 
 
 def _keywords(state: MboxState, flag_sets) -> tuple[str, ...]:
@@ -423,11 +422,11 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
         return None
     # A keyword new to the mailbox must be listed in X-IMAPbase (Dovecot
     # ignores X-Keywords names it does not list there): in place if the
-    # line's padding has room, else rewrite.
-    if new_flags is None:
-        in_use = list(dict.fromkeys(map(_FLAGS, entries)))
-    else:
-        in_use = [f for f, _ in new_flags.values()]
+    # line's padding has room, else rewrite.  An append lists those of
+    # its own messages; one another program left unlisted on a message
+    # already there is listed by the next write that changes flags (as
+    # before this append, nothing reads it differently meanwhile).
+    in_use = [] if new_flags is None else [f for f, _ in new_flags.values()]
     keywords = _keywords(state, in_use + [m.flags for m in changes.appends])
     base_patch = None
     if keywords != state.keywords and not empty:
