@@ -19,7 +19,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from imapd.auth.userdb import UserRecord
 
-__all__ = ["IAccount", "Account", "MailRealm"]
+__all__ = ["IAccount", "Account", "MailRealm", "mail_location_of"]
 
 
 class IAccount(Interface):
@@ -65,6 +65,15 @@ class Account:
         if self._open_other is None or user == self.user:
             return None
         return self._open_other(user)
+
+
+def mail_location_of(record: UserRecord, default: str) -> str:
+    """
+    The mail location of C{record}'s user: its C{userdb_mail} extra field
+    (Dovecot's per-user override) if it has one, else C{default}.  Logins
+    and deliveries both ask here, so both open the same store.
+    """
+    return record.extra.get("userdb_mail") or default
 
 
 @implementer(IRealm)
@@ -131,7 +140,7 @@ class MailRealm:
 
     def _where(self, record: UserRecord) -> str:
         """The mail location of C{record}'s user."""
-        return record.extra.get("userdb_mail") or self._location
+        return mail_location_of(record, self._location)
 
     def _avatar(self, record: UserRecord):
         user = record.name

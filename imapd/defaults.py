@@ -248,7 +248,10 @@ def prepare_delivery(config: Config) -> Effective:
     """
     data_dir = config.server.data_dir
     hostname = config.server.hostname or socket.gethostname() or "localhost"
-    passwd_file = config.auth.passwd_file or os.path.join(data_dir, "passwd")
+    passwd_file = config.auth.passwd_file
+    if not passwd_file and not config.auth.pam:
+        # As in prepare: with PAM the users are the system's.
+        passwd_file = os.path.join(data_dir, "passwd")
     location = config.mail.location or f"maildir:{os.path.join(data_dir, 'mail')}/%u"
     index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
     _makedirs(index_dir)

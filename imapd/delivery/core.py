@@ -24,15 +24,17 @@ import errno
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Optional
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Optional
 
 from twisted.logger import Logger
 
+from imapd.auth.userdb import UserRecord
 from storage.errors import InvalidMailboxName, LockUnavailable, MailboxNotFound, StoreError
 
 __all__ = ["DeliveryError", "UnknownUser", "BadAddress", "OverQuota", "TemporaryFailure",
-           "CannotCreate", "Recipient", "Message", "Deliverer", "userdb_lookup", "split_address",
+           "CannotCreate", "Recipient", "Message", "Deliverer", "userdb_lookup", "delivery_lookup",
+           "split_address",
            "INBOX"]
 
 _log = Logger(namespace="imapd.delivery")
@@ -107,15 +109,16 @@ class Recipient:
     @ivar home: the user's home directory (C{~} of the mail location).
     @ivar folder: the mailbox asked for (C{user+detail}, C{-m FOLDER}),
         or None for INBOX.
-    @ivar record: the user database's L{UserRecord}: its C{userdb_mail}
-        (mail location) and quota fields count, as at login.
+    @ivar record: the user database's whole record (uid and gid: whose
+        worker and uid deliver; C{userdb_mail}: the user's own mail
+        location), or None for a user known by name and home only.
     """
 
     address: str
     user: str
     home: Optional[str] = None
     folder: Optional[str] = None
-    record: Optional[Any] = None
+    record: Optional[UserRecord] = field(default=None, compare=False)
 
 
 def split_address(address: str, delimiter: str = "") -> tuple[str, str, Optional[str]]:
@@ -140,33 +143,44 @@ def split_address(address: str, delimiter: str = "") -> tuple[str, str, Optional
     return local, domain, detail
 
 
-def userdb_lookup(passwd_file: str, config=None) -> Callable:
+def userdb_lookup(authenticator) -> Callable:
     """
     The one place delivery asks who a user is: a blocking
-    C{lookup(name) -> UserRecord or None} over the passwd-file, through
-    the user database the login side uses
-    (L{imapd.auth.authenticator.PasswdFileUserDB}); when C{[auth] passdb}
-    lists C{"ldap"}, over the directory too (C{user_filter}), in the
-    order the list gives.  A directory that is down raises
-    L{imapd.auth.errors.AuthUnavailable}: the MTA hears a temporary
-    failure, not "no such user".
+    C{lookup(name) -> UserRecord or None} through the user database and
+    the rules the logins use (an L{imapd.auth.authenticator.Authenticator}:
+    the passwd-file's fields or the system's users, C{[userdb]
+    first_valid_uid}).  A user the server never serves (root, a uid below
+    C{first_valid_uid}) gets L{UnknownUser}, after a log line saying why,
+    as its login would: mail for C{root} or C{daemon} is no mail of ours.
     """
-    from imapd.auth.authenticator import PasswdFileUserDB
-    from imapd.auth.passwdfile import PasswdFile
+    def lookup(name: str) -> Optional[UserRecord]:
+        record = authenticator.userdb.lookup(name)
+        if record is None:
+            return None
+        why = authenticator.refusal(record)
+        if why is not None:
+            _log.warn("Delivery to {user!r} refused: {reason}", user=name, reason=why)
+            raise UnknownUser(f"<{name}>: no such user here")
+        return record
+    return lookup
 
-    files = PasswdFileUserDB(PasswdFile(passwd_file)) if passwd_file else None
-    drivers = tuple(config.auth.passdb) if config is not None else ()
-    if "ldap" not in drivers:
-        return files.lookup
-    from imapd.auth.ldapsetup import ldap_userdb
-    from imapd.auth.passdb import ChainUserDB
 
-    users = []
-    for driver in drivers:
-        one = ldap_userdb(config) if driver == "ldap" else files
-        if one is not None and one not in users:
-            users.append(one)
-    return ChainUserDB(users).lookup
+def delivery_lookup(config, effective) -> Callable:
+    """
+    L{userdb_lookup} over the user database the configuration gives the
+    logins (L{imapd.auth.build_authenticator}), for LMTP and the LDA.
+
+    @raises conf.ConfigError: as L{imapd.auth.build_authenticator}.
+    """
+    from imapd.auth.authenticator import build_authenticator
+
+    return userdb_lookup(build_authenticator(config, effective, runner=_inline))
+
+
+def _inline(fn, *args):
+    # Delivery looks users up in its own blocking code, never through the
+    # authenticator's thread runner.
+    return fn(*args)
 
 
 class Message:
@@ -217,6 +231,32 @@ class Message:
             if limit and message.size > limit:
                 message.close()
                 raise DeliveryError(f"Message larger than {limit} octets", 552, "5.3.4")
+
+    @classmethod
+    def from_descriptor(cls, fd: int, size: int) -> "Message":
+        """
+        The C{size} octets of another process's message file C{fd} (a
+        spilled L{Message} passed over a control socket), copied with
+        pread(2): the file's offset is shared with its other readers.
+        """
+        message = cls()
+        offset = 0
+        while offset < size:
+            chunk = os.pread(fd, min(cls.CHUNK, size - offset), offset)
+            if not chunk:
+                raise OSError(errno.EIO, f"message file ended at {offset} of {size} octets")
+            message.write(chunk)
+            offset += len(chunk)
+        return message
+
+    def held(self) -> Optional[bytes]:
+        """The content while it is in memory, else None (see L{fileno})."""
+        return bytes(self._memory) if self._memory is not None else None
+
+    def fileno(self) -> int:
+        """The descriptor of a spilled message's file."""
+        self._file.flush()
+        return self._file.fileno()
 
     def write(self, data: bytes) -> None:
         if self.crlf is None and b"\n" in data:
@@ -348,11 +388,7 @@ class Deliverer:
         @raises DeliveryError: see the module docstring.
         """
         prefix = self._trace(recipient, sender, message.crlf is not False)
-        try:
-            store = self._open_store(self._location(recipient), recipient.user,
-                                     recipient.home, self.index_dir)
-        except StoreError as e:
-            raise self._temporary(e, recipient) from e
+        store = self._store_of(recipient)
         try:
             return self._deliver(store, recipient, message, sender, prefix, strict_folder)
         except DeliveryError:
@@ -362,34 +398,115 @@ class Deliverer:
         finally:
             store.close()
 
+    def _store_of(self, recipient: Recipient):
+        """
+        The recipient's store, from its own mail location if the user
+        database gives one.
+
+        @raises TemporaryFailure: the store cannot be opened.
+        """
+        from imapd.account import mail_location_of
+
+        location = (mail_location_of(recipient.record, self.location)
+                    if recipient.record is not None else self.location)
+        try:
+            return self._open_store(location, recipient.user, recipient.home, self.index_dir)
+        except StoreError as e:
+            raise self._temporary(e, recipient) from e
+
+    def batchable(self, recipient: Recipient) -> bool:
+        """
+        Whether deliveries to C{recipient} may share a transaction
+        (L{deliver_batch}): not under a quota, which judges each message
+        against the usage before it.
+        """
+        limits = self.quota.limits_for(recipient.user, recipient.record)
+        return not (limits.storage or limits.messages)
+
+    def deliver_batch(self, batch: list) -> list:
+        """
+        Blocking: several deliveries to one user's one folder (C{batch}, a
+        list of C{(recipient, message, sender)}, all L{batchable}) in one
+        transaction: each message is written as L{deliver} writes it, and
+        one commit gives them their UIDs, in order, under one lock and
+        one sync of the UID list (Maildir) or of the file (mbox).  Several
+        MTA connections delivering to one mailbox at once so share the
+        work a delivery costs beyond its own message.
+
+        @return: for each delivery, (mailbox name, UID) or the
+            L{DeliveryError} it got; a failure of the transaction is every
+            message's (nothing of it was stored).
+        """
+        if len(batch) == 1:
+            try:
+                return [self.deliver(*batch[0])]
+            except DeliveryError as e:
+                return [e]
+        recipient = batch[0][0]
+        try:
+            store = self._store_of(recipient)
+        except DeliveryError as e:
+            return [e] * len(batch)
+        try:
+            return self._deliver_batch(store, batch)
+        except DeliveryError as e:
+            return [e] * len(batch)
+        except (StoreError, OSError) as e:
+            return [self._temporary(e, recipient)] * len(batch)
+        finally:
+            store.close()
+
+    def _deliver_batch(self, store, batch: list) -> list:
+        mailbox = self._open_target(store, batch[0][0], False)
+        try:
+            uids = self._append(mailbox, [
+                (message.with_prefix(self._trace(recipient, sender, message.crlf is not False)),
+                 sender) for recipient, message, sender in batch])
+        finally:
+            mailbox.close()
+        if len(uids) != len(batch):
+            raise TemporaryFailure("Temporary store failure, try again later")
+        return [(mailbox.name, uid) for uid in uids]
+
     def _deliver(self, store, recipient, message, sender, prefix, strict_folder):
         mailbox = self._open_target(store, recipient, strict_folder)
         try:
             self._check_quota(store, recipient, message.stored_size(prefix))
-            # mbox: the From_ line names the envelope sender, as every local
-            # delivery agent writes it.
-            if hasattr(mailbox, "sender"):
-                mailbox.sender = sender or "MAILER-DAEMON"
-            data = message.with_prefix(prefix)
+            uids = self._append(mailbox, [(message.with_prefix(prefix), sender)])
+        finally:
+            mailbox.close()
+        return mailbox.name, uids[-1] if uids else 0
+
+    @staticmethod
+    def _append(mailbox, items: list) -> tuple[int, ...]:
+        """
+        Append C{items} (C{(content, envelope sender)}: bytes or an open
+        file, closed here) to C{mailbox} in one transaction; their UIDs.
+        """
+        try:
+            tx = mailbox.transaction()
             try:
-                tx = mailbox.transaction()
-                try:
+                for data, sender in items:
+                    # mbox: the From_ line names the envelope sender, as
+                    # every local delivery agent writes it (read as the
+                    # message is queued: each message its own).
+                    if hasattr(mailbox, "sender"):
+                        mailbox.sender = sender or "MAILER-DAEMON"
                     if isinstance(data, bytes):
                         tx.append(data, (), None)
                     else:
                         tx.append_file(data, (), None)
-                    result = tx.commit()
-                except BaseException:
-                    # Nothing half-written: the queued file goes (the store
-                    # also cleans tmp/ on open, for a crash here).
-                    _rollback(tx)
-                    raise
-            finally:
+                result = tx.commit()
+            except BaseException:
+                # Nothing half-written: the queued files go (the store
+                # also cleans tmp/ on open, for a crash here).
+                _rollback(tx)
+                raise
+        finally:
+            for data, _sender in items:
                 if not isinstance(data, bytes):
                     data.close()
-        finally:
-            mailbox.close()
-        return mailbox.name, result.appended[-1] if result.appended else 0
+        return result.appended
 
     def _open_target(self, store, recipient: Recipient, strict_folder: bool):
         """
@@ -409,15 +526,11 @@ class Deliverer:
                     raise CannotCreate(f"Folder {folder!r}: {e}") from None
         return store.open(INBOX, False)
 
-    def _location(self, recipient: Recipient) -> str:
-        """The recipient's mail location: the user database's, as at login."""
-        extra = getattr(recipient.record, "extra", None) or {}
-        return extra.get("userdb_mail") or self.location
-
     def _check_quota(self, store, recipient: Recipient, octets: int) -> None:
         from imapd.commands import quota
         from imapd.errors import CommandFailed
 
+        # The user database's quota fields (LDAP user_attrs) win, as at login.
         limits = self.quota.limits_for(recipient.user, recipient.record)
         if not (limits.storage or limits.messages):
             return

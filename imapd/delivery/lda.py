@@ -84,29 +84,28 @@ def deliver(args, stdin: BinaryIO) -> int:
     from imapd.auth.errors import AuthUnavailable
     from imapd.defaults import prepare_delivery
     from imapd.delivery.core import (BadAddress, CannotCreate, Deliverer, DeliveryError,
-                                     Message, UnknownUser, userdb_lookup)
+                                     Message, UnknownUser, delivery_lookup)
     from imapd.tap import _quota_policy
 
     try:
         config = load_config(args.config)
         effective = prepare_delivery(config)
+        lookup = delivery_lookup(config, effective)
     except ConfigError as e:
         _say(str(e))
         return EX_CONFIG
     except OSError as e:
         _say(f"{e.filename}: {e.strerror}")
         return EX_CONFIG
-    try:
-        lookup = userdb_lookup(effective.passwd_file, config)
-    except ConfigError as e:
-        _say(str(e))
-        return EX_CONFIG
-    deliverer = Deliverer(effective.mail_location, lookup,
-                          effective.index_dir, _quota_policy(config.quota),
-                          config.lmtp.recipient_delimiter, hostname=effective.hostname)
+    deliverer = Deliverer(effective.mail_location, lookup, effective.index_dir,
+                          _quota_policy(config.quota), config.lmtp.recipient_delimiter,
+                          hostname=effective.hostname)
     limit = config.lmtp.max_message_size or config.limits.max_literal
     try:
         recipient = deliverer.resolve(args.destination, folder=args.mailbox)
+        status = _become(recipient, config)
+        if status is not None:
+            return status
         sender, first = _from_line(stdin)
         message = Message.from_file(stdin, limit, first)
         try:
@@ -131,6 +130,42 @@ def deliver(args, stdin: BinaryIO) -> int:
         _say(f"{e.status} {e.text}")
         return EX_TEMPFAIL if e.temporary else EX_NOPERM
     return EX_OK
+
+
+#: Modules a delivery imports on its way, beyond the daemon's warm set.
+_DELIVERY_MODULES = ("imapd.account", "imapd.commands.quota", "imapd.errors", "imapd.server",
+                     "storage.registry", "locking.dotlock")
+
+
+def _become(recipient, config) -> Optional[int]:
+    """
+    Run as a system user's own uid before touching the store: an LDA
+    started as root (sendmail's local mailer, Postfix's C{mailbox_command}
+    as root) for a user with a uid of its own drops to it for good
+    (L{imapd.process.privileges.become_user}, as that user's mail worker
+    does), so every file it makes is the user's.  None when that went
+    well or nothing was to do, else the exit status.
+    """
+    import importlib
+    import os
+
+    from imapd.process.privileges import PrivilegeError, become_user
+    from imapd.tap import WARM_MODULES
+
+    record = recipient.record
+    if os.geteuid() != 0 or record is None or record.uid is None:
+        return None
+    # Everything the store work imports, imported while root: the user may
+    # not be able to read the interpreter's or the checkout's files (the
+    # daemon's workers are forked from such an imported image too).
+    for name in WARM_MODULES + _DELIVERY_MODULES:
+        importlib.import_module(name)
+    try:
+        become_user(record, config.service.mail_privileged_group or None)
+    except PrivilegeError as e:
+        _say(f"4.3.0 {e}")
+        return EX_TEMPFAIL
+    return None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

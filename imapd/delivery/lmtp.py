@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd.auth.errors import AuthUnavailable
+from imapd.delivery.batch import DeliveryQueue
 from imapd.delivery.core import DeliveryError, Message, TemporaryFailure
 from imapd.mailwatch import watcher_for
 from imapd.delivery.syntax import Lhlo, MailFrom, RcptTo, Simple, SyntaxProblem, Vrfy, parse_command
@@ -77,12 +78,20 @@ class LMTPFactory(Factory):
     """
 
     def __init__(self, deliverer, settings: LMTPSettings, reactor, pool=None,
-                 hostname: str = "localhost") -> None:
+                 hostname: str = "localhost", deliver: Optional[Callable] = None) -> None:
         self.deliverer = deliverer
         self.settings = settings
         self.reactor = reactor
         self.pool = pool
         self.hostname = hostname
+        #: C{deliver(recipient, message, sender) -> Deferred[(mailbox, uid)]}:
+        #: where the store work runs.  None: here, in the storage pool (the
+        #: single process); the services process passes one that runs it in
+        #: the recipient's mail worker (L{imapd.process.services}).
+        self._deliver = deliver
+        #: Deliveries here share a transaction when they come together
+        #: (L{imapd.delivery.batch}).
+        self.queue = DeliveryQueue(deliverer, self.run)
 
         #: Open connections (L{LMTPSettings.max_connections}).
         self.connections = 0
@@ -93,6 +102,12 @@ class LMTPFactory(Factory):
         proto = LMTPServer(self)
         proto.factory = self
         return proto
+
+    def deliver(self, recipient, message: Message, sender: str) -> defer.Deferred:
+        """Store C{message} for C{recipient}: a Deferred of (mailbox, UID)."""
+        if self._deliver is not None:
+            return self._deliver(recipient, message, sender)
+        return self.queue.deliver(recipient, message, sender)
 
     def run(self, user: str, fn: Callable, *args) -> defer.Deferred:
         """Run blocking C{fn} under C{user}'s share of the storage pool."""
@@ -384,8 +399,7 @@ class LMTPServer(Protocol):
         Start one delivery: (the pool's Deferred, one that fires with its
         outcome or with a 451 once C{delivery_timeout} has passed).
         """
-        inner = self.factory.run(recipient.user, self.factory.deliverer.deliver,
-                                 recipient, message, sender)
+        inner = self.factory.deliver(recipient, message, sender)
         outer: defer.Deferred = defer.Deferred()
         clock = self.factory.reactor
 
@@ -446,20 +460,22 @@ class LMTPServer(Protocol):
         return None
 
 
-def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
+def build_lmtp_factory(config, effective, reactor, pool, deliver=None) -> LMTPFactory:
     """
     The LMTP factory from the configuration (the C{[lmtp]} table, the mail
-    location, the passwd-file and C{[quota]}), for L{imapd.tap} and for a
+    location, the user database of the logins and C{[quota]}), for L{imapd.tap} and for a
     process that runs delivery on its own.
 
     @param effective: L{imapd.defaults.Effective} (paths after defaults).
-    @param pool: the storage pool the deliveries run in.
+    @param pool: the storage pool the lookups (and, without C{deliver},
+        the deliveries) run in.
+    @param deliver: see L{LMTPFactory}.
     """
-    from imapd.delivery.core import Deliverer, userdb_lookup
+    from imapd.delivery.core import Deliverer, delivery_lookup
     from imapd.tap import _quota_policy
 
     section = config.lmtp
-    deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file, config),
+    deliverer = Deliverer(effective.mail_location, delivery_lookup(config, effective),
                           effective.index_dir, _quota_policy(config.quota),
                           section.recipient_delimiter, hostname=effective.hostname)
     settings = LMTPSettings(
@@ -469,4 +485,5 @@ def build_lmtp_factory(config, effective, reactor, pool) -> LMTPFactory:
         delivery_timeout=section.delivery_timeout,
         max_connections=section.max_connections,
     )
-    return LMTPFactory(deliverer, settings, reactor, pool, hostname=effective.hostname)
+    return LMTPFactory(deliverer, settings, reactor, pool, hostname=effective.hostname,
+                       deliver=deliver)

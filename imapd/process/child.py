@@ -74,6 +74,12 @@ def run(request: dict, fds: list[int], spawner: int) -> int:
     config = pickle.loads(unb64(request["config"]))
     effective = pickle.loads(unb64(request["effective"]))
     args = request.get("args", {})
+    # The shared-storage decisions (NFS flushing, mbox lock methods) hold
+    # in every process that touches mail, as in the single process.
+    from storage import nfs
+
+    mail = config.mail
+    nfs.configure(mail.nfs_storage, mail.nfs_index, mail.mbox_read_locks, mail.mbox_write_locks)
     set_title(request.get("title") or f"imapd: {kind}")
 
     # Before the reactor: what needs privileges (listener TLS contexts,

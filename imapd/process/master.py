@@ -221,6 +221,9 @@ class MasterService(service.Service):
         self.auth_pending: dict[int, tuple] = {}
         self.granted: dict[str, tuple] = {}
         self.handoffs: dict[int, tuple] = {}
+        #: deliveries under way: request id -> (services child, its request
+        #: id, the message's descriptors, worker)
+        self.deliveries: dict[int, tuple] = {}
         self.slots: dict[int, list] = {}
         self._slot_ids = itertools.count(1)
         self._stopped: Optional[defer.Deferred] = None
@@ -560,6 +563,14 @@ class MasterService(service.Service):
         for req, (_login, _lreq, _fd, worker, _slot) in list(self.handoffs.items()):
             if worker is child:
                 self._handoff_done(req, False, "The mail worker ended; try again")
+        for req, (services, _sreq, _fds, worker) in list(self.deliveries.items()):
+            if worker is child:
+                log.warn("{title} ended during a delivery; answered 451", title=child.title)
+                self._delivery_done(req, {"ok": False, "code": 451, "status": "4.3.0",
+                                          "text": "Mail worker ended, try again later"})
+            elif services is child:
+                # Nobody to answer; the worker's answer is dropped.
+                self._delivery_done(req, None)
         for req, entry in list(self.auth_pending.items()):
             if entry[3] is child:
                 self._auth_done(req, None, error=True)
@@ -571,9 +582,9 @@ class MasterService(service.Service):
     ALLOWED_OPS = {
         "auth": {"ready", "auth-result"},
         "login": {"ready", "admit", "release", "auth", "handoff"},
-        "pool": {"ready", "adopted", "release", "control-result"},
-        "user": {"ready", "adopted", "release", "idle", "control-result"},
-        "services": {"ready"},
+        "pool": {"ready", "adopted", "release", "control-result", "delivered"},
+        "user": {"ready", "adopted", "release", "idle", "control-result", "delivered"},
+        "services": {"ready", "deliver"},
     }
 
     def on_child_message(self, child: Child, message: dict, fds) -> None:
@@ -743,6 +754,53 @@ class MasterService(service.Service):
         gather = self.control_pending.get(message.get("req"))
         if gather is not None:
             gather.got(child.id, message.get("result"))
+
+    def _on_deliver(self, child: Child, message, fds) -> None:
+        """
+        The services process asks for a delivery: it goes to the
+        recipient's worker, as that user's logins do (started if needed),
+        with the message's descriptor if it travels as one.
+        """
+        req = message.get("req")
+        try:
+            record = record_from_json(message.get("record") or {})
+        except Exception:
+            record = None
+        if record is None or record.uid == 0 or len(fds) > 1:
+            for fd in fds:
+                os.close(fd)
+            log.error("{title} asked for a delivery that is not allowed", title=child.title)
+            self._reply(child, req, ok=False, code=451, status="4.3.0",
+                        text="Temporary internal error")
+            return
+        worker, refusal = self._worker_for(record, {"peer": ["lmtp"]})
+        if worker is None:
+            for fd in fds:
+                os.close(fd)
+            # RFC 3463 X.3.5: the system is not configured to deliver this.
+            self._reply(child, req, ok=False, code=451, status="4.3.5", text=refusal)
+            return
+        wreq = next(self._reqs)
+        self.deliveries[wreq] = (child, req, list(fds), worker)
+        worker.send(dict(message, req=wreq), fds)
+
+    def _on_delivered(self, child: Child, message, fds) -> None:
+        for fd in fds:
+            os.close(fd)
+        entry = self.deliveries.get(message.get("req"))
+        if entry is not None and entry[3] is child:
+            self._delivery_done(message["req"], {k: message.get(k) for k in (
+                "ok", "mailbox", "uid", "code", "status", "text")})
+
+    def _delivery_done(self, req, outcome: Optional[dict]) -> None:
+        entry = self.deliveries.pop(req, None)
+        if entry is None:
+            return
+        services, sreq, fds, _worker = entry
+        for fd in fds:
+            os.close(fd)
+        if outcome is not None:
+            self._reply(services, sreq, **outcome)
 
     def _on_idle(self, child: Child, message, fds) -> None:
         """A system user's worker had no session for the grace period."""

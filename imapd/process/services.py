@@ -9,9 +9,10 @@ uses (L{imapd.delivery.lmtp.build_lmtp_factory},
 L{imapd.cluster.service.cluster_listener_factories}) and runs the
 cluster's periodic work (placements, health checks:
 L{imapd.cluster.service.add_cluster_work}).  It runs under the master's
-uid, as the pool workers do: it writes mail of the users the pool
-workers serve.  A delivery wakes IDLE sessions in the workers through the
-filesystem (L{imapd.mailwatch}: inotify crosses processes).
+uid.  It speaks LMTP and looks recipients up; each recipient's store work
+runs in the mail worker that serves the user's logins, as the user's uid
+for a system user (L{imapd.process.delivery}, through the master), which
+also wakes that user's IDLE sessions there.
 
 When a new generation takes over (SIGHUP) it stops accepting, lets the
 LMTP connections it has finish, and exits.
@@ -19,6 +20,7 @@ LMTP connections it has finish, and exits.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from twisted.application import service
@@ -54,6 +56,8 @@ class ServicesRole:
         self.lmtp = None
         self.retiring = False
         self.work = service.MultiService()
+        self._ids = itertools.count(1)
+        self._pending: dict = {}
 
     def prepare(self) -> None:
         """Nothing needs privileges: the listeners are bound already."""
@@ -78,7 +82,8 @@ class ServicesRole:
         reactor.addSystemEventTrigger("before", "shutdown", pool.stop)
         factories = {}
         if config.server.lmtp_listen:
-            self.lmtp = build_lmtp_factory(config, effective, reactor, pool)
+            self.lmtp = build_lmtp_factory(config, effective, reactor, pool,
+                                           deliver=self.deliver)
             for description in config.server.lmtp_listen:
                 factories[("lmtp_listen", description)] = self.lmtp
         directory = add_cluster_work(config, self.work)
@@ -107,13 +112,40 @@ class ServicesRole:
                 log_cluster_listener(option, description)
         control.send({"op": "ready"})
 
+    def deliver(self, recipient, message, sender: str):
+        """
+        Deliver in the recipient's mail worker (through the master): a
+        Deferred of (mailbox, UID), failing with a DeliveryError.
+        """
+        from twisted.internet import defer
+
+        from imapd.process.delivery import delivery_outcome, delivery_request
+
+        request, fds = delivery_request(recipient, message, sender)
+        req = next(self._ids)
+        d = self._pending[req] = defer.Deferred()
+        # The message (and so its file) stays open until this Deferred has
+        # fired: the master and the worker have the descriptor by then.
+        self.control.send(dict(request, req=req), fds)
+        return d.addCallback(delivery_outcome)
+
     def on_message(self, channel, message: dict, fds) -> None:
         for fd in fds:
             os.close(fd)
-        if message.get("op") == "retire":
+        op = message.get("op")
+        if op == "reply":
+            d = self._pending.pop(message.get("req"), None)
+            if d is not None:
+                d.callback(message)
+        elif op == "retire":
             self.retire()
 
     def control_lost(self) -> None:
+        from imapd.delivery.core import TemporaryFailure
+
+        pending, self._pending = self._pending, {}
+        for d in pending.values():
+            d.errback(TemporaryFailure("The master is gone, try again later"))
         if self.reactor.running:
             self.reactor.stop()
 

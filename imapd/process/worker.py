@@ -102,6 +102,8 @@ class WorkerRole:
         self.retiring = False
         self.homes: dict[str, str] = {}
         self._idle_call = None
+        #: LMTP deliveries to this worker's users (set by L{start})
+        self.deliveries = None
         #: the cluster's session tracking (L{imapd.cluster.sessions}), if on
         self.tracking = None
 
@@ -161,8 +163,24 @@ class WorkerRole:
             sweep.startService()
             reactor.addSystemEventTrigger("before", "shutdown", sweep.stopService)
         self._start_tracking(reactor)
+        self.deliveries = self._deliveries(reactor, runner)
         control.send({"op": "ready"})
         self._check_idle()
+
+    def _deliveries(self, reactor, runner):
+        """LMTP deliveries to this worker's users (L{imapd.process.delivery})."""
+        from imapd.delivery.core import Deliverer
+        from imapd.mailwatch import watcher_for
+        from imapd.process.delivery import WorkerDeliveries
+        from imapd.tap import _quota_policy
+
+        effective = self.effective
+        deliverer = Deliverer(effective.mail_location, None, effective.index_dir,
+                              _quota_policy(self.config.quota),
+                              self.config.lmtp.recipient_delimiter,
+                              hostname=effective.hostname)
+        return WorkerDeliveries(deliverer, runner, watcher_for(reactor).changed,
+                                self.control.send)
 
     def _start_tracking(self, reactor) -> None:
         """
@@ -233,6 +251,10 @@ class WorkerRole:
             result = answer(list(self.sessions), message.get("request") or {}, process)
             self.control.send({"op": "control-result", "req": message.get("req"),
                                "result": result})
+        if op == "deliver":
+            self._cancel_idle()
+            self.deliveries.handle(message, fds).addCallback(lambda _: self._settle())
+            return
         for fd in fds:
             os.close(fd)
         if op == "retire":
@@ -268,16 +290,24 @@ class WorkerRole:
         self.sessions.discard(session)
         if session.handed.slot is not None:
             self.control.send({"op": "release", "slot": session.handed.slot})
+        self._settle()
+
+    def _settle(self) -> None:
+        """A session or a delivery ended: maybe leave, or start the grace."""
         self._maybe_exit()
         self._check_idle()
 
+    def _busy(self) -> bool:
+        """Whether sessions or deliveries are under way here."""
+        return bool(self.sessions) or bool(self.deliveries and self.deliveries.active)
+
     def _maybe_exit(self) -> None:
-        if self.retiring and not self.sessions and self.reactor.running:
+        if self.retiring and not self._busy() and self.reactor.running:
             self.reactor.stop()
 
     def _check_idle(self) -> None:
         """A system user's worker asks to go after a grace without sessions."""
-        if self.user is None or self.sessions or self.retiring or self._idle_call is not None:
+        if self.user is None or self._busy() or self.retiring or self._idle_call is not None:
             return
         self._idle_call = self.reactor.callLater(self.config.service.user_worker_grace,
                                                  self._idle)
@@ -289,6 +319,6 @@ class WorkerRole:
 
     def _idle(self) -> None:
         self._idle_call = None
-        if not self.sessions and not self.retiring:
+        if not self._busy() and not self.retiring:
             # The master stops routing to us, then says retire.
             self.control.send({"op": "idle"})

@@ -130,28 +130,23 @@ class Uidlist:
                 raise BrokenMailbox(f"{path}: unsupported uidlist version {version}")
         except (ValueError, IndexError) as e:
             raise BrokenMailbox(f"{path}: bad uidlist header {lines[0]!r}: {e}") from None
-        records: list[UidlistRecord] = []
-        last = 0
-        fast = version == 3
-        for lineno, line in enumerate(lines[1:], start=2):
-            if not line:
-                continue
-            # The common line, "<uid> :<name>", inline (10,000 per read).
-            uid_text, _sp, rest = line.partition(" :")
-            if fast and uid_text.isdigit() and uid_text[0] != "0":
-                base = rest.partition(INFO_SEP)[0]
-                record = UidlistRecord(int(uid_text), base) if base else None
-            else:
-                record = _parse_record(line, version)
-            if record is None:
-                raise BrokenMailbox(f"{path}:{lineno}: bad uidlist line {line!r}")
-            if record.uid <= last:
-                raise BrokenMailbox(
-                    f"{path}:{lineno}: UID {record.uid} is not above the previous UID {last}"
-                )
-            last = record.uid
-            records.append(record)
+        records = _parse_lines(lines[1:], version, 0, 2, path)
         return cls(uidvalidity, nextuid, guid, tuple(header_ext), tuple(records), version)
+
+    def extended(self, tail: bytes, path: str = UIDLIST_NAME) -> "Uidlist":
+        """
+        This content with C{tail} (whole lines appended to the file since,
+        as L{UidlistFile.append} and Dovecot add them) parsed onto it: a
+        session's re-sync after a delivery then reads the new lines only,
+        not the 10,000 it has.
+
+        @raises BrokenMailbox: as L{parse}.
+        """
+        lines = tail.decode(_ENC, _ERR).split("\n")
+        lines.pop()  # the tail ends with a newline
+        last = self.records[-1].uid if self.records else 0
+        added = _parse_lines(lines, self.version, last, 0, path)
+        return replace(self, records=self.records + tuple(added)) if added else self
 
     def serialize(self) -> bytes:
         """The file content, always in version 3 format."""
@@ -168,6 +163,32 @@ class Uidlist:
         """A copy with other records and C{N} raised to cover them."""
         new = replace(self, records=records, version=3)
         return replace(new, nextuid=max(self.next_uid, new.next_uid))
+
+
+def _parse_lines(lines: list[str], version: int, last: int, first_lineno: int,
+                 path: str) -> list[UidlistRecord]:
+    """Records of the uidlist C{lines}, UIDs strictly ascending above C{last}."""
+    records: list[UidlistRecord] = []
+    fast = version == 3
+    for lineno, line in enumerate(lines, start=first_lineno):
+        if not line:
+            continue
+        # The common line, "<uid> :<name>", inline (10,000 per read).
+        uid_text, _sp, rest = line.partition(" :")
+        if fast and uid_text.isdigit() and uid_text[0] != "0":
+            base = rest.partition(INFO_SEP)[0]
+            record = UidlistRecord(int(uid_text), base) if base else None
+        else:
+            record = _parse_record(line, version)
+        if record is None:
+            raise BrokenMailbox(f"{path}:{lineno}: bad uidlist line {line!r}")
+        if record.uid <= last:
+            raise BrokenMailbox(
+                f"{path}:{lineno}: UID {record.uid} is not above the previous UID {last}"
+            )
+        last = record.uid
+        records.append(record)
+    return records
 
 
 def _parse_record(line: str, version: int) -> UidlistRecord | None:
@@ -296,6 +317,11 @@ class UidlistFile:
                 if key == self._key and self._cached is not None:
                     self._observe(self._cached)
                     return self._cached
+                parsed = self._grown(f.fileno(), key)
+                if parsed is not None:
+                    self._key, self._cached = key, parsed
+                    self._observe(parsed)
+                    return parsed
                 data = f.read()
         except FileNotFoundError:
             self._key = self._cached = None
@@ -306,6 +332,24 @@ class UidlistFile:
         self._key, self._cached = (key if len(data) == key[1] else None), parsed
         self._observe(parsed)
         return parsed
+
+    def _grown(self, fd: int, key: tuple) -> Uidlist | None:
+        """
+        The cached content with the lines appended since it was read, if
+        the file only grew (same inode, larger, whole lines added after a
+        newline: writers append whole lines under the lock or replace the
+        file by rename); else None (read it all).
+        """
+        old, cached = self._key, self._cached
+        if old is None or cached is None or key[0] != old[0] or key[1] <= old[1] or not old[1]:
+            return None
+        data = os.pread(fd, key[1] - old[1] + 1, old[1] - 1)
+        if len(data) != key[1] - old[1] + 1 or data[:1] != b"\n" or data[-1:] != b"\n":
+            return None
+        try:
+            return cached.extended(data[1:], self.path)
+        except BrokenMailbox:
+            return None
 
     def behind(self, uidlist: Uidlist) -> bool:
         """

@@ -39,6 +39,16 @@ own bytes, and kept:
    written.
  - a rewrite that only cuts the end is one C{ftruncate} and needs none.
 
+The append journal is one small record (L{Journal.RECORD} octets)
+written over the previous one in a file kept from append to append, made
+durable with C{fdatasync} (the file's size does not change, so no
+metadata has to reach the disk: one data block and a cache flush), and
+cleared afterwards by overwriting it with zeros without a sync: a record
+a crash leaves behind describes a complete append, which recovery tells
+by its hash and keeps.  Creating, renaming and unlinking a journal file
+per delivery cost three commits of the file system's own journal, more
+than the delivery itself.
+
 Recovery is idempotent: a crash during recovery leaves the journal, and
 the next recovery reaches the same result.  A journal for another file
 (the inode changed: another program replaced the mbox) is stale and only
@@ -82,9 +92,69 @@ class Journal:
         self.append_path = os.path.join(directory, base + ".append")
         self.rewrite_path = os.path.join(directory, base + ".rewrite")
 
+    #: Size of an append record (header line and first bytes, then zeros):
+    #: within one disk sector, so that it is written whole or not at all.
+    RECORD = 512
+
     def pending(self) -> bool:
         """Whether a journal is present (a write of ours did not finish)."""
-        return os.path.exists(self.rewrite_path) or os.path.exists(self.append_path)
+        return os.path.exists(self.rewrite_path) or self._append_recorded()
+
+    def _append_recorded(self) -> bool:
+        """Whether the append journal holds a record (a cleared one is all zeros)."""
+        try:
+            fd = os.open(self.append_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            return os.pread(fd, 1, 0) not in (b"", b"\0")
+        finally:
+            os.close(fd)
+
+    def record_append(self, header: dict[str, object], payload: bytes, fsync: bool) -> None:
+        """
+        Write the append record over the previous one, durable before the
+        caller touches the mbox (see the module docstring).
+        """
+        line = _MAGIC + b"".join(b" %s=%s" % (k.encode(), str(v).encode())
+                                 for k, v in header.items()) + b"\n"
+        record = line + payload
+        if len(record) > self.RECORD:
+            self._write(self.append_path, header, payload, fsync)
+            return
+        os.makedirs(self.directory, 0o700, exist_ok=True)
+        fd = os.open(self.append_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            new = os.fstat(fd).st_size != self.RECORD
+            _pwrite_all(fd, record + bytes(self.RECORD - len(record)), 0)
+            if new:
+                # Whatever it held before (nothing, or a journal written by
+                # rename) goes: the record is the whole file.
+                os.ftruncate(fd, self.RECORD)
+            if fsync:
+                # A new file needs its size and name on disk too.
+                (os.fsync if new else os.fdatasync)(fd)
+        except BaseException:
+            # No record of an append that will not happen (a partial one
+            # would only be dropped as broken, with a warning).
+            self.remove(self.append_path)
+            raise
+        finally:
+            os.close(fd)
+
+    def clear_append(self) -> None:
+        """The append is complete (or undone): zero the record, without a sync."""
+        try:
+            fd = os.open(self.append_path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            if os.fstat(fd).st_size == self.RECORD:
+                _pwrite_all(fd, bytes(self.RECORD), 0)
+                return
+        finally:
+            os.close(fd)
+        self.remove(self.append_path)
 
     def _write(self, path: str, header: dict[str, object], payload: bytes,
                fsync: bool) -> None:
@@ -125,14 +195,19 @@ def _read(path: str) -> _Entry | None:
             data = f.read()
     except FileNotFoundError:
         return None
+    if not data.strip(b"\0"):
+        return None  # a cleared append record
     line, nl, payload = data.partition(b"\n")
     words = line.split(b" ")
     try:
         if not nl or b" ".join(words[:2]) != _MAGIC:
             raise ValueError("not a journal")
         fields = dict(w.decode().split("=", 1) for w in words[2:])
-        if len(payload) != int(fields["len"]):
+        size = int(fields["len"])
+        # An append record is padded with zeros to its fixed size.
+        if len(payload) < size or payload[size:].strip(b"\0"):
             raise ValueError("truncated")
+        payload = payload[:size]
         return _Entry(fields["kind"], fields, payload)
     except (ValueError, KeyError, UnicodeDecodeError) as e:
         _log.warn("Ignoring the broken mbox journal {path}: {error}", path=path, error=str(e))
@@ -205,15 +280,21 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 
 def append_bytes(fd: int, old_size: int, data, journal: Journal | None,
-                 fsync: bool) -> None:
+                 fsync: bool, patches: list[tuple[int, bytes]] = ()) -> None:
     """
     Append C{data} at C{old_size} (the file's size, under the write lock):
-    journal, extend, write, fsync, remove the journal.  An error truncates
+    journal, extend, write, fsync, clear the journal.  An error truncates
     the file back before it is raised.
 
     @param data: bytes, or a list of pieces, each bytes or an object with
         C{len()} and C{chunks()} (a L{storage.mbox.rewrite.SpooledBody}),
         written in order without being joined.
+    @param patches: C{(offset, bytes)} overwrites of the same length
+        before C{old_size} (the C{X-IMAPbase} last UID's digits), written
+        after the append and made durable by the same fsync.  Each is
+        whole or absent after a crash, and either way the file is
+        consistent: a last UID stored ahead of the messages only leaves a
+        gap in the UIDs, one behind them is raised by the X-UID headers.
     """
     pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
 
@@ -233,7 +314,7 @@ def append_bytes(fd: int, old_size: int, data, journal: Journal | None,
             if len(head) < _HEAD:
                 head += bytes(chunk[:_HEAD - len(head)])
         try:
-            journal._write(journal.append_path, {
+            journal.record_append({
                 "kind": "append", "ino": os.fstat(fd).st_ino, "old": old_size,
                 "new": new_size, "sha": sha.hexdigest(), "len": len(head)},
                 head, fsync)
@@ -247,6 +328,8 @@ def append_bytes(fd: int, old_size: int, data, journal: Journal | None,
         for chunk in chunks():
             _pwrite_all(fd, chunk, offset)
             offset += len(chunk)
+        for at, patch in patches:
+            _pwrite_all(fd, patch, at)
         if fsync:
             os.fsync(fd)
     except BaseException:
@@ -254,10 +337,10 @@ def append_bytes(fd: int, old_size: int, data, journal: Journal | None,
         with contextlib.suppress(OSError):
             os.ftruncate(fd, old_size)
         if journal is not None:
-            journal.remove(journal.append_path)
+            journal.clear_append()
         raise
     if journal is not None:
-        journal.remove(journal.append_path)
+        journal.clear_append()
 
 
 def overwrite(fd: int, old: bytes, new: bytes, journal: Journal | None, fsync: bool,

@@ -769,11 +769,13 @@ class MboxMailbox:
             finally:
                 os.close(new_fd)
             return
-        entries = list(state.entries)
-        patched = set(outcome.patched)
-        for i, e in enumerate(entries):
-            if e.uid in patched:
-                entries[i] = _patched_entry(fd, e)
+        entries = state.entries
+        if outcome.patched:
+            entries = list(entries)
+            patched = set(outcome.patched)
+            for i, e in enumerate(entries):
+                if e.uid in patched:
+                    entries[i] = _patched_entry(fd, e)
         if outcome.cut_from is not None:
             # Written again from there on: parsed again below.
             entries = entries[:outcome.cut_from]

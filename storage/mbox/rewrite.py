@@ -46,6 +46,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 
 from twisted.logger import Logger
 
@@ -325,6 +326,9 @@ def _render_pseudo(data: bytes, state: MboxState, last_uid: int, keywords) -> by
             + b"Status: RO" + eol + b"Content-Length: %d" % len(body) + eol + eol + body + eol)
 
 
+_STORED_UID = attrgetter("stored_uid")
+
+
 def _keywords(state: MboxState, flag_sets) -> tuple[str, ...]:
     known = list(state.keywords)
     # Each distinct set once, in order of first use (a mailbox has few):
@@ -375,8 +379,9 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
                 changed.append(e.uid)
             new_flags[e.uid] = (flags, old)
     else:
-        # No flag change (an APPEND): every message keeps its own.
-        new_flags = {e.uid: (e.flags, e.old) for e in state.entries}
+        # No flag change (an APPEND): every message keeps its own, which
+        # L{_try_in_place} knows without a table of 10,000 entries.
+        new_flags = None
     state, appended, last_uid, renumbered = _given_uids(path, state, changes)
     try:
         done = None
@@ -388,6 +393,8 @@ def write_changes(fd: int, path: str, state: MboxState, changes: Changes,
                                  journal, rewrite_tail=True)
         if done is None:
             data = _read_all(fd, state.size)
+            if new_flags is None:
+                new_flags = {e.uid: (e.flags, e.old) for e in state.entries}
             content = render_all(data, state, changes, new_flags, appended, last_uid)
             replace(fd, path, data, content, fsync, journal, in_place)
     except OSError as e:
@@ -439,23 +446,28 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
     @param rewrite_tail: write the messages again from the first one whose flag
         block does not fit (see the module docstring).
     """
-    if changes.expunge & {e.uid for e in state.entries}:
+    entries = state.entries
+    if changes.expunge and changes.expunge & {e.uid for e in entries}:
         return None
-    empty = not state.entries and state.pseudo is None and state.garbage is None
+    empty = not entries and state.pseudo is None and state.garbage is None
     if state.base_in is None and not empty:
         return None
-    # UIDs only computed so far must be at the tail, in file order.
-    seen_unstored = False
-    for e in state.entries:
-        if not e.stored_uid:
-            seen_unstored = True
-        elif seen_unstored:
-            return None
+    # UIDs only computed so far must be at the tail, in file order.  (The
+    # per-message checks of an append run over C-level maps: in a mailbox
+    # of 10,000 messages Python loops over every entry cost more than the
+    # delivery's own write.)
+    stored = list(map(_STORED_UID, entries))
+    first_unstored = stored.index(False) if False in stored else len(stored)
+    if any(stored[first_unstored:]):
+        return None
     # A keyword new to the mailbox must be listed in X-IMAPbase (Dovecot
     # ignores X-Keywords names it does not list there): in place if the
-    # line's padding has room, else rewrite.
-    keywords = _keywords(state, [f for f, _ in new_flags.values()]
-                         + [m.flags for m in changes.appends])
+    # line's padding has room, else rewrite.  An append lists those of
+    # its own messages; one another program left unlisted on a message
+    # already there is listed by the next write that changes flags (as
+    # before this append, nothing reads it differently meanwhile).
+    in_use = [] if new_flags is None else [f for f, _ in new_flags.values()]
+    keywords = _keywords(state, in_use + [m.flags for m in changes.appends])
     base_patch = None
     if keywords != state.keywords and not empty:
         base_patch = _fit_base(fd, state, last_uid, keywords)
@@ -465,8 +477,14 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
     patched: list[int] = []
     stored = None
     cut = None
-    for i, e in enumerate(state.entries):
-        flags, old = new_flags[e.uid]
+    if new_flags is None:
+        # Only messages without a stored UID may need writing again.
+        start = first_unstored if changes.store_uids else len(entries)
+        candidates = enumerate(entries[start:], start)
+    else:
+        candidates = enumerate(entries)
+    for i, e in candidates:
+        flags, old = (e.flags, e.old) if new_flags is None else new_flags[e.uid]
         if flags == e.flags and old == e.old and (e.stored_uid or not changes.store_uids):
             continue
         block = _fit_block(e, e.uid, flags, old)
@@ -509,12 +527,16 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
             out.extend(_render_new_parts(msg, uid, False, base))
         if cut is None:
             # Pieces, not one string: a spooled body is copied in chunks.
-            append_bytes(fd, state.size, out, journal, fsync)
+            # The patches go with it, under its one fsync.
+            append_bytes(fd, state.size, out, journal, fsync, patches)
+            patches = []
     if cut is not None:
         start = state.entries[cut].raw.start
         old_tail = pread_all(fd, start, state.size - start)
         data = _Shifted(old_tail, start)
-        again = [_render_entry(data, e, e.uid, *new_flags[e.uid]) for e in state.entries[cut:]]
+        again = [_render_entry(data, e, e.uid, *((e.flags, e.old) if new_flags is None
+                                                 else new_flags[e.uid]))
+                 for e in state.entries[cut:]]
         new_tail = b"".join(again) + b"".join(
             _render_new(msg, uid, False) for msg, uid in zip(changes.appends, appended))
         overwrite(fd, old_tail, new_tail, journal, fsync, base=start)

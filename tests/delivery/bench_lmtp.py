@@ -3,20 +3,29 @@ LMTP deliveries per second into a large mailbox: our daemon against
 Dovecot's LMTP, same machine, same run (not a test: run it by hand)::
 
     /work/venv/bin/python tests/delivery/bench_lmtp.py [--messages 10000]
-        [--deliveries 300] [--connections 1 4]
+        [--deliveries 300] [--connections 1 4] [--modes multi single]
 
 For each store (Maildir, mbox) it fills one user's INBOX with
 C{--messages} messages for each server, delivers a few to warm up (the
 first delivery makes both servers read the whole mailbox once), then
 times C{--deliveries} deliveries of a 2 KB message, one transaction per
-message, over C{--connections} parallel LMTP connections.  Loopback
-only; everything lives in a scratch directory removed at the end.
+message, over C{--connections} parallel LMTP connections.  Our daemon
+runs in each of C{--modes} (the multi-process default, C{[service]
+single_process}).  Then, with an IMAP session of the user in IDLE, it
+times C{--latency} single deliveries from the end of DATA (the final
+C{.} sent) to the C{* N EXISTS} the session receives (median and
+maximum).  Loopback only; everything lives in a scratch directory
+removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import imaplib
 import os
+import socket
+import ssl
+import statistics
 import shutil
 import smtplib
 import sys
@@ -32,6 +41,7 @@ from e2e_helpers import Daemon, free_ports, write_config  # noqa: E402
 from tests.dovecot_helpers import start_dovecot  # noqa: E402
 
 USER = "bench"
+PASSWORD = "pw"
 BODY = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30 + "\n")
 
 
@@ -83,7 +93,63 @@ def deliver(port: int, total: int, connections: int) -> float:
     return elapsed
 
 
-def ours(root: Path, kind: str, count: int):
+def idle_latency(imap_port: int, lmtp_port: int, rounds: int, tls: bool) -> list[float]:
+    """
+    Seconds from the end of DATA to the IDLE session's C{EXISTS}, for
+    C{rounds} deliveries one after another.
+    """
+    imap = imaplib.IMAP4("127.0.0.1", imap_port, timeout=30)
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        imap.starttls(context)
+    imap.login(USER, PASSWORD)
+    imap.select("INBOX")
+    arrived: list[tuple[float, bytes]] = []
+
+    def read() -> None:
+        while True:
+            try:
+                line = imap.readline()
+            except (OSError, ValueError):
+                return
+            if not line:
+                return
+            arrived.append((time.perf_counter(), line))
+    imap.send(b"i1 IDLE\r\n")
+    assert imap.readline().startswith(b"+ ")
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    found = []
+    with smtplib.LMTP("127.0.0.1", lmtp_port) as lmtp:
+        lmtp.ehlo("bench")
+        for n in range(rounds):
+            seen = len(arrived)
+            assert lmtp.mail("sender@example.net")[0] == 250
+            assert lmtp.rcpt(f"{USER}@example.org")[0] == 250
+            lmtp.putcmd("data")
+            assert lmtp.getreply()[0] == 354
+            lmtp.send(message(n).replace(b"\n", b"\r\n") + b".\r\n")
+            sent = time.perf_counter()
+            assert lmtp.getreply()[0] == 250
+            deadline = time.monotonic() + 35
+            while not any(line.endswith(b"EXISTS\r\n") for _, line in arrived[seen:]):
+                assert time.monotonic() < deadline, "no EXISTS within 35 s"
+                time.sleep(0.001)
+            at = next(t for t, line in arrived[seen:] if line.endswith(b"EXISTS\r\n"))
+            found.append(at - sent)
+            time.sleep(0.05)
+    try:
+        imap.send(b"DONE\r\n")
+        imap.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    reader.join(5)
+    return found
+
+
+def ours(root: Path, kind: str, count: int, mode: str = "multi"):
     from imapd.tls import generate_self_signed
 
     root.mkdir()
@@ -101,13 +167,14 @@ def ours(root: Path, kind: str, count: int):
         "lmtp_listen": [f"tcp:{lmtp_port}:interface=127.0.0.1"],
         "mail": {"location": location},
         "log": {"level": "info"},
-    }, users={USER: "pw"})
+        "service": {"single_process": mode == "single"},
+    }, users={USER: PASSWORD})
     daemon = Daemon(["--config", str(config)], root).start()
     daemon.wait_for_greeting(port)
-    return lmtp_port, daemon.stop
+    return lmtp_port, port, True, daemon.stop
 
 
-def dovecot(root: Path, kind: str, count: int):
+def dovecot(root: Path, kind: str, count: int, mode: str = ""):
     root.mkdir()
     (lmtp_port,) = free_ports(1)
     if kind == "maildir":
@@ -120,8 +187,8 @@ def dovecot(root: Path, kind: str, count: int):
     extra = (f"protocols = imap lmtp\nservice lmtp {{\n  inet_listener lmtp {{\n"
              f"    address = 127.0.0.1\n    port = {lmtp_port}\n  }}\n}}\n"
              "lmtp_rcpt_check_quota = no\nauth_username_format = %Ln\n")
-    server = start_dovecot(root, {USER: "pw"}, mail_location=location, extra=extra)
-    return lmtp_port, server.stop
+    server = start_dovecot(root, {USER: PASSWORD}, mail_location=location, extra=extra)
+    return lmtp_port, server.port, False, server.stop
 
 
 def main() -> None:
@@ -130,31 +197,53 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=300)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--stores", nargs="+", default=["maildir", "mbox"])
+    parser.add_argument("--modes", nargs="+", default=["multi", "single"],
+                        choices=["multi", "single"])
+    parser.add_argument("--latency", type=int, default=20,
+                        help="deliveries timed to the IDLE EXISTS (0: none)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="imapd-bench-lmtp-"))
     os.chmod(scratch, 0o755)
+    servers = [(f"imapd-{mode}", ours, mode) for mode in args.modes] + [
+        ("dovecot", dovecot, "")]
     rows = []
+    latencies = {}
     try:
         for kind in args.stores:
-            for name, start in (("imapd", ours), ("dovecot", dovecot)):
-                port, stop = start(scratch / f"{name}-{kind}", kind, args.messages)
+            for name, start, mode in servers:
+                port, imap_port, tls, stop = start(scratch / f"{name}-{kind}", kind,
+                                                   args.messages, mode)
                 try:
                     warm = deliver(port, 3, 1)
                     for conns in args.connections:
                         seconds = deliver(port, args.deliveries, conns)
                         rows.append((kind, name, conns, args.deliveries / seconds))
-                        print(f"{kind:8} {name:8} {conns} conn: "
+                        print(f"{kind:8} {name:13} {conns} conn: "
                               f"{args.deliveries / seconds:7.1f} deliveries/s "
                               f"(first 3 with the cold mailbox: {warm:.2f}s)", flush=True)
+                    if args.latency:
+                        found = idle_latency(imap_port, port, args.latency, tls)
+                        latencies[kind, name] = found
+                        print(f"{kind:8} {name:13} end of DATA -> IDLE EXISTS: median "
+                              f"{statistics.median(found) * 1000:.1f} ms, max "
+                              f"{max(found) * 1000:.1f} ms", flush=True)
                 finally:
                     stop()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print("\n| store | connections | imapd /s | Dovecot /s |\n|---|---|---|---|")
+    names = [name for name, _, _ in servers]
+    print("\n| store | connections | " + " | ".join(f"{n} /s" for n in names) + " |")
+    print("|---|---|" + "---|" * len(names))
     for kind in args.stores:
         for conns in args.connections:
             got = {name: rate for k, name, c, rate in rows if k == kind and c == conns}
-            print(f"| {kind} | {conns} | {got.get('imapd', 0):.0f} | {got.get('dovecot', 0):.0f} |")
+            print(f"| {kind} | {conns} | "
+                  + " | ".join(f"{got.get(n, 0):.0f}" for n in names) + " |")
+    if latencies:
+        print("\n| store | server | DATA -> EXISTS median ms | max ms |\n|---|---|---|---|")
+        for (kind, name), found in latencies.items():
+            print(f"| {kind} | {name} | {statistics.median(found) * 1000:.1f} | "
+                  f"{max(found) * 1000:.1f} |")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,25 @@ def write_passwd(path, home_root) -> str:
     return str(path)
 
 
+def passwd_users(passwd_file, first_valid_uid: int = 1000):
+    """The logins' user database over C{passwd_file} (no password checks)."""
+    from imapd.auth.authenticator import Authenticator, PasswdFileUserDB
+    from imapd.auth.passwdfile import PasswdFile
+
+    return Authenticator(None, PasswdFileUserDB(PasswdFile(passwd_file)),
+                         first_valid_uid=first_valid_uid)
+
+
+def location_for(kind: str, root) -> str:
+    """The mail location of a daemon's test users: Maildirs, or an mbox INBOX beside folders."""
+    if kind == "mbox":
+        return f"mbox:{root}/mail/%u:INBOX={root}/mail/%u.inbox"
+    return f"maildir:{root}/mail/%u"
+
+
 def make_deliverer(location, passwd_file, tmp_path, **kwargs) -> Deliverer:
-    return Deliverer(location, userdb_lookup(passwd_file), str(tmp_path / "index"), **kwargs)
+    return Deliverer(location, userdb_lookup(passwd_users(passwd_file)),
+                     str(tmp_path / "index"), **kwargs)
 
 
 def open_user_store(location, user, tmp_path):

@@ -15,16 +15,10 @@ import time
 import pytest
 
 from e2e_helpers import free_ports, start_server
-from tests.delivery.delivery_helpers import idling
+from tests.delivery.delivery_helpers import idling, location_for
 
 MESSAGE = (b"From: Sender <sender@example.net>\r\nTo: alice@example.org\r\n"
            b"Subject: over LMTP\r\n\r\nHello over LMTP.\r\n.leading dot\r\n")
-
-
-def location_for(kind: str, root) -> str:
-    if kind == "mbox":
-        return f"mbox:{root}/mail/%u:INBOX={root}/mail/%u.inbox"
-    return f"maildir:{root}/mail/%u"
 
 
 @pytest.fixture(params=["maildir", "mbox"])

@@ -240,7 +240,7 @@ def test_hung_delivery_answers_451_after_timeout(deliverer, clock, make_lmtp, mo
     real_run = LMTPFactory.run
 
     def run(self, user, fn, *args):
-        if fn == deliverer.deliver:
+        if fn in (deliverer.deliver, deliverer.deliver_batch):
             return hung
         return real_run(self, user, fn, *args)
     monkeypatch.setattr(LMTPFactory, "run", run)
@@ -280,6 +280,9 @@ class _Recorder:
         from imapd.delivery.core import Recipient
 
         return Recipient(address, address)
+
+    def batchable(self, recipient):
+        return False
 
     def deliver(self, recipient, message, sender):
         data = message.with_prefix(b"")

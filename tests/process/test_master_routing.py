@@ -184,7 +184,7 @@ def test_a_child_may_send_only_what_its_kind_sends(master, monkeypatch):
     assert "slot" in login.sent[-1][0]
 
 
-def test_the_services_process_may_only_say_ready(master):
+def test_the_services_process_cannot_answer_password_checks(master):
     """It serves LMTP and the cluster: it cannot answer password checks or hand off sessions."""
     services = FakeChild("services", "services")
     services.ready = False
@@ -193,6 +193,70 @@ def test_the_services_process_may_only_say_ready(master):
     assert 7 in master.auth_pending
     master.on_child_message(services, {"op": "ready"}, [])
     assert services.ready
+
+
+def _deliver(record, **fields):
+    return dict({"op": "deliver", "req": 5, "record": record_to_json(record),
+                 "address": f"{record.name}@example.org", "folder": None, "sender": "s@x",
+                 "data": "aGk="}, **fields)
+
+
+def test_deliveries_go_to_the_users_worker_and_back(master, monkeypatch):
+    """
+    The services process's delivery goes to the worker of the user's
+    logins, descriptor included; only that worker's answer goes back, and
+    the master closes its copy of the descriptor then.
+    """
+    monkeypatch.setattr(master_module.os, "getuid", lambda: 0)
+    services = FakeChild("services", "services")
+    vworker = master.pool[pool_index("bob", 3)]
+    master.on_child_message(services, _deliver(UserRecord("bob")), [])
+    (message, fds), = vworker.sent
+    assert message["op"] == "deliver" and message["address"] == "bob@example.org" and not fds
+    # A system user: the worker of her own uid, started as a login starts it.
+    alice = UserRecord("alice", uid=1001, gid=1001, home="/home/alice")
+    r, w = os.pipe()
+    master.on_child_message(services, _deliver(alice, req=6, size=2, data=None), [r])
+    (worker,) = master.spawned
+    assert worker.kind == "user" and worker.title == "imapd: worker alice lmtp"
+    ((wmessage, wfds),) = worker.sent
+    assert wfds == [r]
+    # Another worker cannot answer for it; its own answer goes back.
+    master.on_child_message(vworker, {"op": "delivered", "req": wmessage["req"], "ok": True,
+                                      "mailbox": "INBOX", "uid": 9}, [])
+    assert services.sent == []
+    os.fstat(r)
+    master.on_child_message(worker, {"op": "delivered", "req": wmessage["req"], "ok": True,
+                                     "mailbox": "INBOX", "uid": 9}, [])
+    assert services.sent[-1][0] == {"op": "reply", "req": 6, "ok": True, "mailbox": "INBOX",
+                                    "uid": 9, "code": None, "status": None, "text": None}
+    with pytest.raises(OSError):
+        os.fstat(r)
+    os.close(w)
+
+
+def test_a_worker_that_ends_during_a_delivery_gives_451(master):
+    services = FakeChild("services", "services")
+    worker = master.pool[pool_index("bob", 3)]
+    master.on_child_message(services, _deliver(UserRecord("bob")), [])
+    worker.blobs = master.blobs
+    master.child_exited(worker, "killed by SIGKILL")
+    assert services.sent[-1][0] == {"op": "reply", "req": 5, "ok": False, "code": 451,
+                                    "status": "4.3.0",
+                                    "text": "Mail worker ended, try again later"}
+    assert master.deliveries == {}
+
+
+def test_only_the_services_process_asks_for_deliveries(master):
+    """A login process or a worker cannot make a delivery; nobody delivers as root."""
+    login = FakeChild("login", "login")
+    master.on_child_message(login, _deliver(UserRecord("bob")), [])
+    master.on_child_message(master.pool[0], _deliver(UserRecord("bob")), [])
+    assert all(child.sent == [] for child in master.pool) and login.sent == []
+    services = FakeChild("services", "services")
+    master.on_child_message(services, _deliver(UserRecord("root", uid=0, gid=0)), [])
+    assert services.sent[-1][0]["code"] == 451
+    assert all(child.sent == [] for child in master.pool) and master.spawned == []
 
 
 @pytest.mark.parametrize("overrides, kinds", [

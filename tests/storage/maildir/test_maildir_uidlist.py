@@ -98,3 +98,37 @@ def test_file_cache_and_replace(tmp_path):
     uf.write(Uidlist(7, 2, "g", records=(UidlistRecord(1, "x"),)))
     assert uf.read().records == (UidlistRecord(1, "x"),)
     assert sorted(os.listdir(tmp_path)) == ["dovecot-uidlist"]
+
+
+def test_a_reader_parses_only_the_lines_appended_since(tmp_path, monkeypatch):
+    """
+    A session re-reading the file after a delivery appended to it parses
+    the new lines only (a 10,000-line file is not parsed again); a file
+    replaced by rename, or whose new tail lacks its newline (an append cut
+    short), is read whole again.
+    """
+    writer = UidlistFile(str(tmp_path), fsync=False)
+    records = tuple(UidlistRecord(uid, f"m{uid}") for uid in range(1, 1001))
+    writer.write(Uidlist(7, 1001, "g", records=records))
+    reader = UidlistFile(str(tmp_path), fsync=False)
+    assert len(reader.read().records) == 1000
+    current = writer.read_locked()
+    added = (UidlistRecord(1001, "new1"), UidlistRecord(1002, "new2"))
+    writer.append(current.with_records(current.records + added), added)
+    parses = []
+    real = Uidlist.parse.__func__
+    monkeypatch.setattr(Uidlist, "parse", classmethod(
+        lambda cls, data, path="": (parses.append(len(data)), real(cls, data, path))[1]))
+    seen = reader.read()
+    assert seen.records[-2:] == added and len(seen.records) == 1002
+    assert seen.uidvalidity == 7 and seen.next_uid == 1003
+    assert parses == []
+    # A torn tail (no newline yet): read whole, and the torn line dropped.
+    with open(writer.path, "ab") as f:
+        f.write(b"1003 :torn")
+    assert reader.read().records[-1] == added[-1]
+    assert len(parses) == 1
+    # Replaced by rename: read whole.
+    writer.write(Uidlist(8, 1, "h", records=(UidlistRecord(1, "only"),)))
+    assert reader.read().records == (UidlistRecord(1, "only"),)
+    assert len(parses) == 2

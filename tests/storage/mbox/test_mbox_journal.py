@@ -476,3 +476,68 @@ def test_rename_repairs_children_first(tmp_path):
     assert not Journal(store.journal_dir, "p/c").pending()
     renamed = _store(root).open("q/c", readonly=True)
     assert [renamed.read(m.uid) for m in renamed.sync().messages] == [_message(1)]
+
+
+def test_an_append_syncs_twice_and_makes_no_file(tmp_path, monkeypatch):
+    """
+    An append into an mbox with a stored X-IMAPbase (a delivery): the
+    journal record goes over the last one with one fdatasync, the message
+    and the new last UID go under one fsync of the mbox, and no file is
+    made, renamed or removed (each such is a commit of the file system's
+    journal, which made every delivery cost three).
+    """
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root, fsync=True)
+    for i in (1, 2):
+        box = store.open("INBOX")
+        t = box.transaction()
+        t.append(_message(i, lines=3))
+        t.commit()
+    calls = []
+    for name in ("fsync", "fdatasync", "unlink", "rename"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *a, _n=name, _r=real: (calls.append(_n), _r(*a))[1])
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(_message(3, lines=3))
+    (uid,) = t.commit().appended
+    monkeypatch.undo()
+    assert sorted(c for c in calls if c in ("fsync", "fdatasync")) == ["fdatasync", "fsync"]
+    assert "rename" not in calls and calls.count("unlink") <= 2  # the dotlock's own files
+    assert not Journal(store.journal_dir, "INBOX").pending()
+    data = open(store.layout.inbox, "rb").read()
+    assert re.search(rb"X-IMAP(base)?: \d+ 0*%d " % uid, data), data[:300]
+
+
+def _killed_after_the_append(root: str) -> None:
+    """Append one message and die after its fsync, before the record is cleared."""
+    def dying():
+        os.kill(os.getpid(), signal.SIGKILL)
+    Journal.clear_append = lambda self: dying()
+    box = _store(root, fsync=True).open("INBOX")
+    t = box.transaction()
+    t.append(_message(98, lines=3))
+    t.commit()
+
+
+def test_a_record_left_by_a_complete_append_keeps_the_message(tmp_path, logged):
+    """The record a crash left after a whole append is recognised by its hash: mail kept."""
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(_message(1, lines=3))
+    t.commit()
+    _killed_inside(_killed_after_the_append, root)
+    assert Journal(store.journal_dir, "INBOX").pending()
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(_message(2, lines=3))
+    t.commit()
+    assert not Journal(store.journal_dir, "INBOX").pending()
+    box = store.open("INBOX", readonly=True)
+    got = [box.read(m.uid) for m in box.sync().messages]
+    assert [re.search(rb"Subject: (\d+)", m).group(1) for m in got] == [b"1", b"98", b"2"]
+    assert [m.uid for m in box.sync().messages] == [1, 2, 3]
