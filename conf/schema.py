@@ -325,9 +325,13 @@ class MailSection:
 
     location: str = opt(
         "",
-        "Mail location in Dovecot syntax, DRIVER:PATH, with %u (user name),\n"
-        "%n, %d and ~ (home from the passwd-file), for example\n"
-        "'maildir:/srv/mail/%u' or 'maildir:~/Maildir'.  Drivers: maildir (mbox to come).\n"
+        "Mail location in Dovecot syntax, DRIVER:PATH[:KEY=VALUE...], with %u\n"
+        "(user name), %n, %d and ~ (home from the passwd-file).  Drivers:\n"
+        "maildir ('maildir:/srv/mail/%u', 'maildir:~/Maildir') and mbox\n"
+        "('mbox:~/mail:INBOX=/var/mail/%u': folders are files under ~/mail,\n"
+        "INBOX the spool file; without INBOX=, ~/mail/inbox).  Keys: INBOX=,\n"
+        "INDEX= (an index directory of its own), and for mbox READ_LOCKS= and\n"
+        "WRITE_LOCKS= (dotlock, fcntl, flock joined by '+').\n"
         "Empty: maildir:DATA_DIR/mail/%u.",
         check=_mail_location,
     )
