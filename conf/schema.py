@@ -95,6 +95,29 @@ def _one_of(*choices: str) -> Callable:
     return check
 
 
+def _tls_version(value) -> str:
+    """
+    C{1.3} written as a TOML number means C{"1.3"}: a sysadmin should not
+    have to know that TOML tells them apart.
+    """
+    if isinstance(value, float):
+        # repr, not a rounding format: 1.25 must stay wrong, not become "1.2".
+        return repr(value)
+    if isinstance(value, str):
+        return value.strip()
+    raise ValueError(f"must be \"1.2\" or \"1.3\", not {value!r}")
+
+
+#: Other spellings of the log levels (syslog's and Python's names).
+_LOG_LEVEL_ALIASES = {"warning": "warn", "err": "error", "crit": "critical", "notice": "info"}
+
+
+def _log_level(value: str) -> str:
+    """C{"warning"}, C{"WARN"} -> C{"warn"} (Twisted's names are the stored ones)."""
+    value = value.strip().lower()
+    return _LOG_LEVEL_ALIASES.get(value, value)
+
+
 def _tristate(value) -> None:
     if not isinstance(value, bool) and value != AUTO:
         raise ValueError(f"must be true, false or {AUTO!r}, not {value!r}")
@@ -221,8 +244,12 @@ class TLSSection:
         "with an empty cert).",
         kind=PATH,
     )
-    min_version: str = opt(
-        "1.2", "Oldest TLS version accepted: \"1.2\" or \"1.3\".", _one_of("1.2", "1.3")
+    min_version: Any = opt(
+        "1.2",
+        "Oldest TLS version accepted: \"1.2\" or \"1.3\" (a number, 1.3, is\n"
+        "read the same).",
+        _one_of("1.2", "1.3"),
+        convert=_tls_version,
     )
 
 
@@ -491,8 +518,10 @@ class LogSection:
 
     level: str = opt(
         "info",
-        "Least important events logged: debug, info, warn, error, critical.",
+        "Least important events logged: debug, info, warn, error, critical\n"
+        "(also written warning, err, crit; case does not matter).",
         _one_of(*LOG_LEVELS),
+        convert=_log_level,
     )
 
 
