@@ -173,7 +173,12 @@ class IMAPServerProtocol(Protocol):
         from imapd.commands.any import capabilities
 
         caps = " ".join(capabilities(self))
-        self.send(f"* OK [CAPABILITY {caps}] imapd ready.\r\n".encode())
+        # The server's name (option hostname, --hostname) as Dovecot's
+        # login_greeting shows it; RFC 3501 section 7.1.1 leaves the text free.
+        name = log_safe(self.context.hostname or "")
+        self.send(f"* OK [CAPABILITY {caps}] {name + ' ' if name else ''}imapd ready.\r\n"
+                  .encode("utf-8", "replace"))
+        self._greeted = True
         # The write side: Twisted pauses us when the client does not read
         # what we write, and no further command runs until it does.
         self.transport.registerProducer(self, True)
