@@ -20,8 +20,11 @@ import binascii
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.internet import task
+from twisted.python.failure import Failure
 
-from imapd.account import IAccount
+from storage.errors import StoreError
+
+from imapd.account import IAccount, store_open_failed
 from imapd.cluster.relay import NotOurs, relay_login
 from imapd.commands.any import capabilities
 from imapd.errors import BadCommand, CommandFailed, ConnectionClosing
@@ -95,6 +98,13 @@ async def _login(session, tag: str, user: bytes, password: bytes):
         if session._failed_logins >= session.limits.max_failed_logins:
             raise ConnectionClosing("Too many failed logins")
         raise CommandFailed("Authentication failed.", "AUTHENTICATIONFAILED")
+    except StoreError:
+        # Issue 16 item 2: the password was good, the mail cannot be
+        # opened (the realm opens the store); logged with the user and the
+        # session, no path for the client.  (Anything else is a SERVERBUG
+        # the dispatcher logs with its traceback.)
+        code, text = store_open_failed(session.log, name, session, Failure())
+        raise CommandFailed(text, code)
     if handoff is not None:
         session.log_event("login", record.name, tls=session.tls_active)
         await handoff.hand_off(session, tag, record)

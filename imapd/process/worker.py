@@ -80,10 +80,10 @@ class WorkerProtocol(IMAPServerProtocol):
         self._pump()
 
     def _not_opened(self, failure) -> None:
-        self.log.failure("opening the store of user={user} failed", failure,
-                         user=self.handed.record.name)
-        self.send(_tagged(self.handed.tag, b"NO", "UNAVAILABLE",
-                          "Your mail cannot be opened now; try again later"))
+        from imapd.account import store_open_failed
+
+        code, text = store_open_failed(self.log, self.handed.record.name, self, failure)
+        self.send(_tagged(self.handed.tag, b"NO", code, text))
         self.send(b"* BYE Closing\r\n")
         self.disconnect()
 
