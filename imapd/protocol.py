@@ -140,6 +140,12 @@ class IMAPServerProtocol(Protocol):
         self.bytes_in = 0
         self.bytes_out = 0
         self._started = time.monotonic()
+        #: The session ends with one log line (issue 16 item 8): the
+        #: greeting went out, the client sent LOGOUT, the text of the
+        #: server's last BYE (why it closed the connection).
+        self._greeted = False
+        self.logged_out = False
+        self._bye: Optional[str] = None
         self.peer = "unknown"
         #: The client's address named by a trusted proxy (ID
         #: x-originating-ip), or None: the transport's peer is the client.
@@ -189,6 +195,7 @@ class IMAPServerProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closing = True
+        relayed = self._relay is not None
         if self._relay is not None:
             relay, self._relay = self._relay, None
             relay.transport.loseConnection()
@@ -210,11 +217,35 @@ class IMAPServerProtocol(Protocol):
             closing.append((self.selected.mailbox, "close"))
             self.selected = None
         if self.account is not None:
-            self.log_event("logout", self.account.user)
+            self._log_end(self.account.user)
             closing.append((self.account, "logout"))
             self.account = None
+        elif self._greeted and not relayed and not self.handed_away():
+            # A connection that never logged in (a scanner, a client that
+            # gave up after failed logins) leaves its line too.
+            self._log_end("")
         if closing:
             self._close_quietly(*closing)
+
+    def handed_away(self) -> bool:
+        """Whether another process serves the session now (a login process's)."""
+        return False
+
+    def _log_end(self, user: str) -> None:
+        """
+        The session's last line: C{logout} after LOGOUT, else
+        C{disconnected} (C{disconnected before login} without a login),
+        with the reason: the server's BYE, or the client closing.
+        """
+        extra = {}
+        if self._failed_logins:
+            extra["failed_logins"] = self._failed_logins
+        if self.logged_out:
+            event = "logout"
+        else:
+            event = "disconnected" if user else "disconnected before login"
+            extra["reason"] = self._bye or "connection closed by the client"
+        self.log_event(event, user, **extra)
 
     def _cancel(self, name: str) -> None:
         call = getattr(self, name)
@@ -289,6 +320,8 @@ class IMAPServerProtocol(Protocol):
         """Write response bytes (one or more complete lines)."""
         if self._closing or self.transport is None:
             return
+        if data.startswith(b"* BYE ") and self._bye is None:
+            self._bye = data[6:].split(b"\r\n", 1)[0].decode("utf-8", "replace")
         if self.compression is not None:
             data = self.compression.compress(data)
         self.bytes_out += len(data)

@@ -292,6 +292,9 @@ def _failure_ledger():
 class IMAPFactory(Factory):
     """Builds one L{imapd.protocol.IMAPServerProtocol} per connection."""
 
+    #: No "Starting factory" lines: the daemon logs its listeners itself.
+    noisy = False
+
     def __init__(self, context: ServerContext, implicit_tls: Optional[bool] = None):
         self.context = context
         self.implicit_tls = context.implicit_tls if implicit_tls is None else implicit_tls

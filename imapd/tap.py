@@ -101,6 +101,11 @@ class Options(usage.Options):
         "Accept LMTP deliveries here (repeatable; replaces option lmtp_listen): unix:/run/imapd/lmtp or tcp:24:interface=127.0.0.1."
         self["lmtp-listen"].append(description)
 
+    def opt_version(self) -> None:
+        "Print imapd's version (and Twisted's and Python's), and exit."
+        sys.stdout.write(version_line() + "\n")
+        raise SystemExit(0)
+
     def opt_example_config(self) -> None:
         "Print an example configuration file that documents every option, and exit."
         from importlib import resources
@@ -126,6 +131,18 @@ class Options(usage.Options):
             self.config = load_config(self["config"], self.overrides())
         except ConfigError as e:
             raise _fail(str(e)) from None
+
+
+def version_line() -> str:
+    """C{imapd 0.1.0 (Twisted 26.10.0, Python 3.11.7)}: --version and the log at start."""
+    import platform
+
+    import twisted
+
+    from imapd import __version__
+
+    return (f"imapd {__version__} (Twisted {twisted.__version__}, "
+            f"Python {platform.python_version()})")
 
 
 class ThreadPoolService(service.Service):
@@ -280,9 +297,10 @@ def _apply_log_level(level: str) -> None:
     if observers is None:
         log.warn("log.level is not supported by this Twisted; logging everything")
         return
-    from imapd.logtext import escaping_observer
+    from imapd.logtext import escaping_observer, quiet_predicate
 
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    predicates = [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level)),
+                  quiet_predicate()]
     for observer in list(observers):
         if isinstance(observer, FilteringLogObserver):
             continue
@@ -290,7 +308,7 @@ def _apply_log_level(level: str) -> None:
         # Client text in any event is escaped before it is written
         # (issue 18 item 9; imapd.logtext).
         globalLogPublisher.addObserver(
-            FilteringLogObserver(escaping_observer(observer), [predicate]))
+            FilteringLogObserver(escaping_observer(observer), predicates))
 
 
 def _portal(config, effective, pool=None, reactor=None):
@@ -422,6 +440,7 @@ def makeService(options: Options) -> service.MultiService:
 
     config = options.config
     where = config.source or "command line"
+    log.info("{version} starting", version=version_line())
     try:
         effective = prepare(config)
     except TLSError as e:

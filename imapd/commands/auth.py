@@ -88,10 +88,13 @@ async def _login(session, tag: str, user: bytes, password: bytes):
         # Issue 15 proxy-when-not-ours: the password is good, the user
         # lives on another node; the session becomes a relay to it.
         return await relay_login(session, e.host, user, password)
-    except (UnauthorizedLogin, LoginFailed):
+    except (UnauthorizedLogin, LoginFailed) as e:
         session._failed_logins += 1
         ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)
-        session.log_event("login failed", name)
+        # One line, with the address and the checker's reason (issue 16
+        # item 8); the client learns none of it.
+        session.log_event("login failed", name,
+                          reason=getattr(e, "reason", None) or "authentication failed")
         # The same deadline for every failure, from the attempt's start.
         left = started + limits.failed_login_delay - session.clock.seconds()
         await task.deferLater(session.clock, max(0.0, left), lambda: None)

@@ -63,8 +63,10 @@ def child_log_observer(level: str, stream=None):
             except OSError:
                 return
 
+    from imapd.logtext import quiet_predicate
+
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    return FilteringLogObserver(escaping_observer(observe), [predicate])
+    return FilteringLogObserver(escaping_observer(observe), [predicate, quiet_predicate()])
 
 
 def run(request: dict, fds: list[int], spawner: int) -> int:

@@ -27,11 +27,11 @@ import itertools
 import os
 import socket
 
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from imapd.auth.checker import LoginRefused
 from imapd.errors import CommandFailed, ConnectionClosing
 from imapd.process.wire import SessionState, b64, record_from_json
 from imapd.protocol import IMAPServerProtocol
@@ -129,6 +129,10 @@ class LoginProtocol(IMAPServerProtocol):
         self.role.session_ended(self)
 
     # -- one command at a time before login ---------------------------------
+
+    def handed_away(self) -> bool:
+        # The worker logs the session's end (the relay carries its bytes).
+        return self.handed_off
 
     def dataReceived(self, data: bytes) -> None:
         if self.relay is not None:
@@ -440,7 +444,7 @@ class LoginRole:
             # The auth process ended during the check: not the client's fault.
             raise CommandFailed("Authentication is unavailable now; try again", "UNAVAILABLE")
         if result != "ok":
-            raise UnauthorizedLogin("Authentication failed")
+            raise LoginRefused(reply.get("reason") or "authentication failed")
         session.auth_token = reply["token"]
         return record_from_json(reply["record"])
 

@@ -621,9 +621,10 @@ class MasterService(service.Service):
                         "password": message["password"]})
 
     def _on_auth_result(self, child: Child, message, fds) -> None:
-        self._auth_done(message.get("req"), message.get("record"))
+        self._auth_done(message.get("req"), message.get("record"),
+                        reason=message.get("reason"))
 
-    def _auth_done(self, req, record, error: bool = False) -> None:
+    def _auth_done(self, req, record, error: bool = False, reason=None) -> None:
         entry = self.auth_pending.pop(req, None)
         if entry is None:
             return
@@ -633,7 +634,7 @@ class MasterService(service.Service):
             return
         if record is None:
             self.failures.failed(host, self.reactor.seconds(), self.limits.failed_login_decay)
-            self._reply(login, lreq, result="fail")
+            self._reply(login, lreq, result="fail", reason=reason)
             return
         token = secrets.token_hex(16)
         # Only a session this master authenticated can be handed off, and

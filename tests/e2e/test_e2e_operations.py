@@ -59,3 +59,65 @@ def test_store_error_at_login_in_the_worker(tmp_path, tls_files):
     assert f"user={server.user}" in lines[0] and re.search(r"session=\S+", lines[0])
     assert str(tmp_path / "mail" / server.user) in lines[0]
     assert "Traceback" not in log
+
+
+def test_version_option(tmp_path):
+    """Issue 16 item 8: C{twistd imapd --version} prints the project's version."""
+    import subprocess
+
+    from e2e_helpers import daemon_env, twistd_argv
+
+    from imapd import __version__
+
+    result = subprocess.run(twistd_argv() + ["imapd", "--version"], cwd=tmp_path,
+                            env=daemon_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"imapd {__version__} (Twisted ")
+    assert not (tmp_path / "imapd-data").exists()
+
+
+def test_session_lines_in_the_log(tmp_path, tls_files):
+    """
+    Issue 16 item 8, in the multi-process server: the log names the
+    version at start, has no Twisted factory noise, one line per failed
+    login (with the address and the reason), and a line for a connection
+    that ends without a login; a dropped session is "disconnected", not
+    "logout".
+    """
+    import imaplib
+    import socket
+    import time
+
+    from imapd import __version__
+
+    server = start_server(tmp_path, tls_files)
+    client = imaplib.IMAP4(server.host, server.port)
+    client.starttls(server.ssl_context())
+    with pytest.raises(imaplib.IMAP4.error):
+        client.login(server.user, "wrong password")
+    client.shutdown()
+    ok = imaplib.IMAP4(server.host, server.port)
+    ok.starttls(server.ssl_context())
+    ok.login(server.user, server.password)
+    ok.select("INBOX")
+    ok.shutdown()  # dropped, no LOGOUT
+    with socket.create_connection((server.host, server.port)) as s:
+        s.recv(1000)
+    deadline = time.monotonic() + 15
+    while server.daemon.log().count("disconnected") < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server.daemon.stop()
+    log = server.daemon.log()
+    assert f"imapd {__version__} (Twisted " in log
+    assert "Starting factory" not in log and "starting on" not in log
+    failed = [line for line in log.splitlines() if "login failed" in line
+              or "Authentication refused" in line and "#debug" not in line]
+    assert len(failed) == 1, failed
+    assert "remote=127.0.0.1" in failed[0] and "reason=wrong password" in failed[0]
+    ends = [line.split("] ", 1)[1] for line in log.splitlines() if "disconnected" in line]
+    assert len([e for e in ends if e.startswith("disconnected before login ")
+                and "failed_logins=1" in e]) == 1, ends
+    assert len([e for e in ends if e.startswith("disconnected user=alice ")]) == 1, ends
+    # start_server's greeting probe, the failed login, the bare connection
+    assert len([e for e in ends if e.startswith("disconnected before login ")]) == 3, ends
+    assert " logout user=alice" not in log
