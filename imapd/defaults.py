@@ -26,7 +26,7 @@ from typing import Optional
 
 from twisted.logger import Logger
 
-from conf import Config
+from conf import COMMAND_LINE, Config, ConfigError
 from conf.schema import AUTO
 from conf.endpoints import is_local
 
@@ -55,6 +55,25 @@ class Effective:
 
 def _makedirs(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def _index_dir(config: Config, data_dir: str) -> str:
+    """
+    The index directory, created: option C{mail.index_dir}, else under
+    C{data_dir}.
+
+    @raises ConfigError: C{mail.index_dir} cannot be created (issue 16
+        item 5: the option the sysadmin wrote is named, not C{data_dir}).
+    """
+    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
+    try:
+        _makedirs(index_dir)
+    except OSError as e:
+        if not config.mail.index_dir:
+            raise
+        raise ConfigError(config.source or COMMAND_LINE, "mail.index_dir",
+                          f"cannot create {index_dir}: {e.strerror or e}") from None
+    return index_dir
 
 
 def _write_new(path: str, text: str, mode: int) -> None:
@@ -208,8 +227,7 @@ def prepare(config: Config) -> Effective:
         _makedirs(mail)
         location = f"maildir:{mail}/%u"
 
-    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
-    _makedirs(index_dir)
+    index_dir = _index_dir(config, data_dir)
     index_dir = _shared_storage(config, location, index_dir, hostname)
 
     listen = config.server.listen
@@ -249,8 +267,7 @@ def prepare_delivery(config: Config) -> Effective:
     hostname = config.server.hostname or socket.gethostname() or "localhost"
     passwd_file = config.auth.passwd_file or os.path.join(data_dir, "passwd")
     location = config.mail.location or f"maildir:{os.path.join(data_dir, 'mail')}/%u"
-    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
-    _makedirs(index_dir)
+    index_dir = _index_dir(config, data_dir)
     index_dir = _shared_storage(config, location, index_dir, hostname)
     return Effective(hostname=hostname, cert=None, key=None, passwd_file=passwd_file,
                      mail_location=location, index_dir=index_dir, allow_plaintext_auth=False)

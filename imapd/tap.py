@@ -14,8 +14,9 @@ this process:
     IMAPService (MultiService)
       ThreadPoolService        the storage thread pool, started first
       IndexSweepService        removes old index files now and then
-      one strports service per listener, each with an IMAPFactory
-      one strports service per LMTP listener (imapd.delivery.lmtp)
+      one ListenerService per listener (imapd.listeners), each with an
+        IMAPFactory
+      one ListenerService per LMTP listener (imapd.delivery.lmtp)
       the cluster's listeners and work (imapd.cluster.service)
 
 (In the multi-process server the LMTP and cluster listeners are served by
@@ -214,30 +215,131 @@ class IndexSweepService(service.Service):
             self._loop.stop()
 
 
+class ListenerService(service.Service):
+    """
+    One listener of the single process, bound by L{imapd.listeners} (as
+    the master binds them) and served with C{factory} once the service
+    starts.
+    """
+
+    def __init__(self, description: str, factory, reactor) -> None:
+        self.description = description
+        self.factory = factory
+        self.reactor = reactor
+        self.sockets: list = []
+        self.ports: list = []
+
+    def bind(self) -> None:
+        """Bind now, if not bound yet; raises L{imapd.listeners.ListenError}."""
+        from imapd.listeners import bind_listeners
+
+        if not self.sockets and not self.ports:
+            self.sockets = bind_listeners(self.description)
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.bind()
+
+    def startService(self) -> None:
+        from imapd.process.sysutil import adopt_listener
+
+        super().startService()
+        self.bind()
+        sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            try:
+                self.ports.append(adopt_listener(self.reactor, sock.fileno(), sock.family,
+                                                 self.factory))
+            finally:
+                sock.close()
+
+    def stopService(self):
+        from twisted.internet import defer
+
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+
+
 class IMAPService(service.MultiService):
     """The whole server; applies the configured log level when it starts."""
 
     def __init__(self, log_level: str = "info") -> None:
         super().__init__()
         self.log_level = log_level
+        self._bound = False
 
-    def privilegedStartService(self) -> None:
-        # Listening happens here (before twistd drops privileges).  A port in
-        # use is a configuration problem: say so in one line, not a traceback.
+    def bind_listeners(self) -> None:
+        """
+        Bind every listener, once: L{makeService} calls this before twistd
+        daemonizes, so that a listener that cannot bind stops C{twistd}
+        with one line and status 1 in daemon mode as with C{-n}, and
+        leaves no pid file (issue 16 item 1).  A port in use is a
+        configuration problem: one line, not a traceback.
+        """
         from twisted.internet.error import CannotListenError
 
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-            address = f"{e.interface or '*'}:{e.port}"
-            log.critical("Cannot listen on {address}: {reason}", address=address, reason=reason)
-            raise _fail(f"option 'listen': cannot listen on {address}: {reason}") from None
+        from imapd.listeners import ListenError
+
+        if self._bound:
+            return
+        self._bound = True
+        for child in self:
+            option = getattr(child, "option", "listen")
+            try:
+                if isinstance(child, ListenerService):
+                    child.bind()
+                else:
+                    child.privilegedStartService()
+            except ListenError as e:
+                self._unbind()
+                raise _fail(f"option {option!r}: {e}") from None
+            except CannotListenError as e:
+                # An endpoint Twisted binds (systemd:, plugins).
+                self._unbind()
+                reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+                address = e.port.decode(errors="replace") if isinstance(e.port, bytes) \
+                    else f"{e.interface or '*'}:{e.port}"
+                raise _fail(f"option {option!r}: cannot listen on {address}: {reason}") from None
+            except OSError as e:
+                self._unbind()
+                raise _fail(f"option {option!r}: cannot listen on "
+                            f"{getattr(child, 'description', '?')}: {e.strerror or e}") from None
+
+    def _unbind(self) -> None:
+        for child in self:
+            if isinstance(child, ListenerService):
+                for sock in child.sockets:
+                    sock.close()
+                child.sockets = []
+
+    def privilegedStartService(self) -> None:
+        # Listening happens here (before twistd drops privileges), unless
+        # makeService did it already.
+        # (bind_listeners gave every child its privilegedStartService.)
+        self.bind_listeners()
 
     def startService(self) -> None:
         _apply_log_level(self.log_level)
         warm_up()
         super().startService()
+
+
+def add_listener(top, option: str, description: str, factory, reactor) -> None:
+    """
+    Serve C{factory} on C{description} under C{top}: bound by
+    L{imapd.listeners} where it can (TCP, TLS, UNIX), else by Twisted's
+    endpoint parser (C{systemd:}, plugins).
+    """
+    from conf.endpoints import split_endpoint, twisted_description
+    from imapd.listeners import BINDABLE
+
+    if split_endpoint(description)[0] in BINDABLE:
+        listener = ListenerService(description, factory, reactor)
+    else:
+        listener = strports.service(twisted_description(description), factory)
+    listener.option = option
+    listener.setServiceParent(top)
 
 
 #: Modules the command handlers import on first use (to keep start-up of
@@ -403,17 +505,16 @@ def _quota_policy(section):
 
 def _lmtp_services(config, effective, context, top) -> None:
     """
-    One strports service per C{lmtp_listen} endpoint, delivering through
+    One listener per C{lmtp_listen} endpoint, delivering through
     the server's storage pool (L{imapd.delivery.lmtp.build_lmtp_factory}).
     """
     if not config.server.lmtp_listen:
         return
-    from conf.endpoints import twisted_description
     from imapd.delivery.lmtp import build_lmtp_factory
 
     factory = build_lmtp_factory(config, effective, context.reactor, context.storage_pool)
     for description in config.server.lmtp_listen:
-        strports.service(twisted_description(description), factory).setServiceParent(top)
+        add_listener(top, "lmtp_listen", description, factory, context.reactor)
         log.info("LMTP listener {description}", description=description)
 
 
@@ -432,8 +533,9 @@ def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
+    from conf.endpoints import is_implicit_tls, split_endpoint, uses_tls_section
     from imapd.defaults import prepare
+    from imapd.listeners import ssl_context
     from imapd.proxyprotocol import proxy_protocol_factory, trusted_proxies
     from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits, StoragePool
     from imapd.tls import TLSError, certificate_options
@@ -445,6 +547,8 @@ def makeService(options: Options) -> service.MultiService:
         effective = prepare(config)
     except TLSError as e:
         raise _fail(f"{where}: option 'tls.cert': {e}") from None
+    except ConfigError as e:
+        raise _fail(str(e)) from None
     except OSError as e:
         raise _fail(f"{e.filename}: {e.strerror} (option 'data_dir' is {config.server.data_dir})") from None
 
@@ -475,7 +579,9 @@ def makeService(options: Options) -> service.MultiService:
         log.info("Mail location {location}, index {index}, users from {passwd}",
                  location=effective.mail_location, index=effective.index_dir,
                  passwd=effective.passwd_file)
-        return MasterService(config, effective, (options["config"], options.overrides()))
+        master = MasterService(config, effective, (options["config"], options.overrides()))
+        master.bind_listeners()
+        return master
 
     storage = config.storage
     pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
@@ -508,12 +614,16 @@ def makeService(options: Options) -> service.MultiService:
         factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
         if uses_tls_section(description):
             factory = TLSMemoryBIOFactory(tls, False, factory)
+        elif split_endpoint(description)[0] == "ssl":
+            # Bound here like the rest; its own certificate wraps it.
+            factory = TLSMemoryBIOFactory(ssl_context(description), False, factory)
         factory = proxy_protocol_factory(config, description, factory)
-        strports.service(twisted_description(description), factory).setServiceParent(top)
+        add_listener(top, "listen", description, factory, reactor)
         log.info("Listener {description}", description=description)
     _lmtp_services(config, effective, context, top)
     _cluster_services(config, effective, top, context.portal)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=_users_from(config, effective))
+    top.bind_listeners()
     return top

@@ -317,6 +317,7 @@ class LoginRole:
     def prepare(self) -> None:
         """Read the certificates, then become C{login_user} if root."""
         from conf.endpoints import is_implicit_tls, uses_tls_section
+        from imapd.listeners import ssl_context
         from imapd.tls import certificate_options
 
         tls = None
@@ -331,7 +332,7 @@ class LoginRole:
             if uses_tls_section(description):
                 wrap = tls
             elif is_implicit_tls(description):
-                wrap = _ssl_context(description)
+                wrap = ssl_context(description)
             self.listeners.append((description, spec["family"], fd, wrap,
                                    is_implicit_tls(description)))
         if self.args.get("drop"):
@@ -511,15 +512,3 @@ def _sleep(reactor, seconds: float) -> defer.Deferred:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
-
-
-def _ssl_context(description: str):
-    """The TLS context an C{ssl:} listener description names."""
-    from twisted.internet.endpoints import serverFromString
-
-    endpoint = serverFromString(_NoReactor(), description)
-    return endpoint._sslContextFactory
-
-
-class _NoReactor:
-    """The endpoint parser only stores the reactor."""

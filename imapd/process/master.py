@@ -32,7 +32,6 @@ import pickle
 import secrets
 import signal
 import socket
-import stat
 import sys
 from typing import Optional
 
@@ -40,10 +39,11 @@ from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.logger import Logger, LogLevel
 
+from imapd.listeners import ListenError, bind_listeners
 from imapd.process.channel import Channel, adopt_channel
 from imapd.process.wire import b64, pool_index, record_from_json, record_to_json, unb64
 
-__all__ = ["MasterService", "bind_listener", "ListenError"]
+__all__ = ["MasterService"]
 
 log = Logger(namespace="imapd.master")
 
@@ -55,70 +55,6 @@ _BACKOFF = (0.05, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _STABLE = 30.0
 #: Seconds children get to end after SIGTERM before SIGKILL.
 _STOP_GRACE = 12.0
-
-
-class ListenError(Exception):
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(f"cannot listen on {address}: {reason}")
-        self.address = address
-        self.reason = reason
-
-
-def bind_listener(description: str) -> socket.socket:
-    """
-    A listening socket for a listener description (C{tcp:}, C{tcp6:},
-    C{tls:}, C{ssl:}, C{unix:}, as L{conf.endpoints} reads them).
-
-    @raises ListenError: the address is in use, or not ours to use.
-    @raises ValueError: a kind of listener the master cannot bind.
-    """
-    from conf.endpoints import interface_of, split_endpoint
-
-    kind, args, kwargs = split_endpoint(description)
-    backlog = int(kwargs.get("backlog", 50))
-    if kind in ("tcp", "tcp6", "tls", "ssl"):
-        port = int(kwargs.get("port") or args[0])
-        interface = (interface_of(description) or "").strip("[]")
-        family = socket.AF_INET6 if kind == "tcp6" or ":" in interface else socket.AF_INET
-        if not interface and family == socket.AF_INET6:
-            interface = "::"
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((interface, port))
-            sock.listen(backlog)
-        except OSError as e:
-            sock.close()
-            raise ListenError(f"{interface or '*'}:{port}", e.strerror or str(e)) from None
-    elif kind == "unix":
-        path = kwargs.get("address") or args[0]
-        mode = int(kwargs.get("mode", "666"), 8)
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                probe = socket.socket(socket.AF_UNIX)
-                try:
-                    probe.connect(path)
-                except OSError:
-                    os.unlink(path)  # left by a server that is gone
-                else:
-                    raise ListenError(path, "Address already in use")
-                finally:
-                    probe.close()
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            os.chmod(path, mode)
-            sock.listen(backlog)
-        except OSError as e:
-            sock.close()
-            raise ListenError(path, e.strerror or str(e)) from None
-    else:
-        raise ValueError(f"{description!r}: a {kind or 'plugin'} listener needs "
-                         "[service] single_process = true")
-    sock.setblocking(False)
-    return sock
 
 
 class Child:
@@ -244,42 +180,48 @@ class MasterService(service.Service):
     # -- start and stop --------------------------------------------------------
 
     def privilegedStartService(self) -> None:
-        from imapd.tap import _fail
-
         super().privilegedStartService()
-        for description in self.config.server.listen:
-            try:
-                sock = bind_listener(description)
-            except ListenError as e:
-                log.critical("Cannot listen on {address}: {reason}", address=e.address,
-                             reason=e.reason)
-                for _d, s in self.listeners:
-                    s.close()
-                raise _fail(f"option 'listen': {e}") from None
-            except ValueError as e:
-                raise _fail(f"option 'listen': {e}") from None
-            self.listeners.append((description, sock))
-            log.info("Listener {description}", description=description)
-        self._bind_service_listeners()
+        self.bind_listeners()
 
-    def _bind_service_listeners(self) -> None:
-        """LMTP and the cluster's listeners, for the services process."""
+    def bind_listeners(self) -> None:
+        """
+        Bind every listener (L{imapd.listeners}), once: C{makeService}
+        calls it before twistd daemonizes, so that a listener that cannot
+        bind stops C{twistd} with one line and status 1 in daemon mode
+        too (issue 16 item 1); C{privilegedStartService} again for
+        callers that build the service themselves.
+        """
+        if self.listeners or self.service_listeners:
+            return
         from imapd.process.services import service_listeners
-        from imapd.tap import _fail
 
-        for option, description in service_listeners(self.config):
+        wanted = [("listen", d, self.listeners) for d in self.config.server.listen]
+        wanted += [(o, d, None) for o, d in service_listeners(self.config)]
+        for option, description, into in wanted:
             try:
-                sock = bind_listener(description)
+                socks = bind_listeners(description)
             except (ListenError, ValueError) as e:
-                if isinstance(e, ListenError):
-                    log.critical("Cannot listen on {address}: {reason}", address=e.address,
-                                 reason=e.reason)
-                for _d, s in self.listeners:
-                    s.close()
-                for _o, _d, s in self.service_listeners:
-                    s.close()
+                # (No log line: start-up has not begun logging; the one
+                # line on stderr is the message.)
+                self._close_listeners()
+                from imapd.tap import _fail
+
                 raise _fail(f"option {option!r}: {e}") from None
-            self.service_listeners.append((option, description, sock))
+            for sock in socks:
+                if into is None:
+                    self.service_listeners.append((option, description, sock))
+                else:
+                    into.append((description, sock))
+            if into is not None:
+                log.info("Listener {description}", description=description)
+
+    def _close_listeners(self) -> None:
+        for _d, sock in self.listeners:
+            sock.close()
+        self.listeners = []
+        for _o, _d, sock in self.service_listeners:
+            sock.close()
+        self.service_listeners = []
 
     def startService(self) -> None:
         from imapd.process.sysutil import set_title
@@ -287,8 +229,7 @@ class MasterService(service.Service):
 
         super().startService()
         _apply_log_level(self.config.log.level)
-        if not self.listeners:
-            self.privilegedStartService()
+        self.bind_listeners()
         set_title("imapd: master")
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         self.start_spawner()
@@ -322,12 +263,7 @@ class MasterService(service.Service):
         """Every child is gone: end the spawner (it goes at end of input)."""
         if self._stopped is None or self._stopped.called:
             return
-        for _d, sock in self.listeners:
-            sock.close()
-        self.listeners = []
-        for _o, _d, sock in self.service_listeners:
-            sock.close()
-        self.service_listeners = []
+        self._close_listeners()
         if self.spawner is None:
             self._stopped.callback(None)
             return
@@ -466,11 +402,12 @@ class MasterService(service.Service):
         except (ConfigError, TLSError, OSError) as e:
             log.error("Reload: {error}; keeping the configuration in use", error=e)
             return
-        if list(config.server.listen) != [d for d, _s in self.listeners]:
+        if list(config.server.listen) != list(dict.fromkeys(d for d, _s in self.listeners)):
             log.warn("Reload: option 'listen' changed; the listeners change at the next start")
         from imapd.process.services import service_listeners
 
-        if service_listeners(config) != [(o, d) for o, d, _s in self.service_listeners]:
+        if service_listeners(config) != list(dict.fromkeys(
+                (o, d) for o, d, _s in self.service_listeners)):
             log.warn("Reload: options 'lmtp_listen', 'cluster.socketmap_listen' or "
                      "'cluster.auth_http_listen' changed; the listeners change at the next start")
         old = [c for c in self.children.values() if not c.retiring]

@@ -5,6 +5,8 @@ user"): the greeting, daemon mode, bad listeners, IPv6, the log.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from e2e_helpers import Daemon, start_server, write_config
@@ -121,3 +123,106 @@ def test_session_lines_in_the_log(tmp_path, tls_files):
     # start_server's greeting probe, the failed login, the bare connection
     assert len([e for e in ends if e.startswith("disconnected before login ")]) == 3, ends
     assert " logout user=alice" not in log
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["processes", "single"])
+def test_daemon_mode_port_in_use(tmp_path, tls_files, single):
+    """
+    Issue 16 item 1: without C{-n} (twistd daemonizes), a listener that
+    cannot bind stops twistd with status 1 and the one line, as with
+    C{-n}, and leaves no pid file; it does not hang.
+    """
+    import subprocess
+
+    from e2e_helpers import daemon_env, twistd_argv
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config, _ = write_config(tmp_path, tls_files, {
+            "listen": [f"tcp:{port}:interface=127.0.0.1"],
+            "service": {"single_process": single}})
+        pidfile = tmp_path / "imapd.pid"
+        result = subprocess.run(
+            twistd_argv() + [f"--pidfile={pidfile}", f"--logfile={tmp_path / 'twistd.log'}",
+                             "imapd", "--config", str(config)],
+            cwd=tmp_path, env=daemon_env(), capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result
+    assert result.stderr.strip().splitlines() == [
+        f"imapd: option 'listen': cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert not pidfile.exists()
+
+
+def _one_line_failure(tmp_path, tls_files, settings) -> str:
+    from e2e_helpers import run_twistd
+
+    config, _ = write_config(tmp_path, tls_files, settings)
+    result = run_twistd(["--config", str(config)], cwd=tmp_path)
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_port_out_of_range(tmp_path, tls_files):
+    """Issue 16 item 5: C{tcp:99999} is one line naming the option."""
+    line = _one_line_failure(tmp_path, tls_files, {"listen": ["tcp:99999"]})
+    assert "option 'listen': 'tcp:99999': port 99999 is not between 0 and 65535" in line
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["processes", "single"])
+def test_unix_socket_in_missing_directory(tmp_path, tls_files, single):
+    """Issue 16 item 5: a UNIX socket in a missing directory is one line."""
+    path = tmp_path / "missing" / "imap.sock"
+    line = _one_line_failure(tmp_path, tls_files, {
+        "listen": [f"unix:{path}"], "service": {"single_process": single}})
+    assert line == (f"imapd: option 'listen': cannot listen on {path}: "
+                    f"the directory {tmp_path / 'missing'} does not exist")
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["processes", "single"])
+def test_busy_unix_socket(tmp_path, tls_files, single):
+    """Issue 16 item 5: a UNIX socket in use is words, not a bytes value."""
+    path = tmp_path / "imap.sock"
+    with socket.socket(socket.AF_UNIX) as busy:
+        busy.bind(str(path))
+        busy.listen()
+        line = _one_line_failure(tmp_path, tls_files, {
+            "listen": [f"unix:{path}"], "service": {"single_process": single}})
+    assert line.startswith(f"imapd: option 'listen': cannot listen on {path}: "
+                           "Address already in use")
+    assert "b'" not in line
+
+
+def test_bad_index_dir_names_index_dir(tmp_path, tls_files):
+    """Issue 16 item 5: an index_dir that cannot be created is blamed, not data_dir."""
+    (tmp_path / "afile").write_text("x")
+    line = _one_line_failure(tmp_path, tls_files, {
+        "mail": {"index_dir": str(tmp_path / "afile" / "index")}})
+    assert "option 'mail.index_dir': cannot create " in line
+    assert "data_dir" not in line
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["processes", "single"])
+def test_tcp_listener_serves_ipv4_and_ipv6(tmp_path, tls_files, single):
+    """
+    Issue 16 item 6: C{tcp:PORT} without an interface greets IPv4 and
+    IPv6 clients alike (Dovecot listens on C{*} and C{::}).
+    """
+    from e2e_helpers import free_ports, read_greeting
+
+    port = free_ports(1)[0]
+    config, _ = write_config(tmp_path, tls_files, {
+        "listen": [f"tcp:{port}"], "auth": {"allow_plaintext": False},
+        "service": {"single_process": single}})
+    daemon = Daemon(["--config", str(config)], tmp_path).start()
+    try:
+        daemon.wait_for_greeting(port)
+        assert read_greeting("::1", port).startswith(b"* OK ")
+        assert read_greeting("127.0.0.1", port).startswith(b"* OK ")
+    finally:
+        daemon.stop()
+    assert "remote=127.0.0.1:" in daemon.log()
