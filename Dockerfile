@@ -3,6 +3,9 @@
 #   docker build -t imapd .
 #   docker run -p 143:143 -p 993:993 imapd
 #
+# A bind mount on /etc/imapd replaces the shipped imapd.toml: copy it out
+# first (docker run --rm imapd cat /etc/imapd/imapd.toml), see README.md.
+#
 # Volumes: /etc/imapd (imapd.toml, passwd-file, certificate), /srv/mail (the
 # mail), /var/lib/imapd (index cache; generated certificate and demo user
 # while none are configured).
@@ -33,9 +36,11 @@ EXPOSE 143 993
 USER imapd
 WORKDIR /var/lib/imapd
 
-# Healthy when port 143 answers with an IMAP greeting.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import socket,sys; s=socket.create_connection(('127.0.0.1',143),4); s.settimeout(4); sys.exit(0 if s.recv(256).startswith(b'* OK') else 1)"]
+# Healthy when every listener of the configuration in use answers with an
+# IMAP greeting (imapd.healthcheck: TCP, TLS and UNIX listeners, wherever
+# imapd.toml puts them).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "imapd.healthcheck", "--config", "/etc/imapd/imapd.toml"]
 
 # -n: foreground, logs to stdout.  --pidfile=: no pid file (one process per
 # container, and the working directory may be a read-only volume).

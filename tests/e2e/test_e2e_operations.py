@@ -226,3 +226,39 @@ def test_tcp_listener_serves_ipv4_and_ipv6(tmp_path, tls_files, single):
     finally:
         daemon.stop()
     assert "remote=127.0.0.1:" in daemon.log()
+
+
+def test_healthcheck_checks_the_configured_listeners(tmp_path, tls_files):
+    """
+    Issue 16 item 7: the container's health check connects to the
+    listeners the configuration names (here a STARTTLS port, an implicit
+    TLS port and a UNIX socket, none of them 127.0.0.1:143) and fails
+    with one line per listener once the server is gone.
+    """
+    import subprocess
+    import sys
+
+    from e2e_helpers import daemon_env
+
+    from e2e_helpers import free_ports
+
+    sock = tmp_path / "imap.sock"
+    port, tls_port = free_ports(2)
+    config, _ = write_config(tmp_path, tls_files, {"listen": [
+        f"tcp:{port}:interface=127.0.0.1", f"tls:{tls_port}:interface=127.0.0.1",
+        f"unix:{sock}"]})
+    check = [sys.executable, "-m", "imapd.healthcheck", "--config", str(config)]
+    daemon = Daemon(["--config", str(config)], tmp_path).start()
+    try:
+        daemon.wait_for_greeting(port)
+        healthy = subprocess.run(check, cwd=tmp_path, env=daemon_env(), capture_output=True,
+                                 text=True, timeout=60)
+    finally:
+        daemon.stop()
+    assert healthy.returncode == 0, healthy.stderr
+    sick = subprocess.run(check, cwd=tmp_path, env=daemon_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert sick.returncode == 1
+    lines = sick.stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("imapd healthcheck: ") for line in lines)
+    assert f"tls:{tls_port}:interface=127.0.0.1" in lines[1]
