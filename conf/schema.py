@@ -514,7 +514,7 @@ LimitsSection = _limits_section()
 
 @dataclass(frozen=True)
 class LogSection:
-    """C{[log]}: logging.  Where logs go is twistd's choice (--logfile, --syslog)."""
+    """C{[log]}: logging: how much, and where (L{imapd.logsink})."""
 
     level: str = opt(
         "info",
@@ -522,6 +522,25 @@ class LogSection:
         "(also written warning, err, crit; case does not matter).",
         _one_of(*LOG_LEVELS),
         convert=_log_level,
+    )
+    target: str = opt(
+        "stdout",
+        "Where the log goes: \"stdout\" (twistd's choice: standard output with\n"
+        "-n, else --logfile or --syslog), \"syslog\" (the local syslog socket,\n"
+        "with each line's level as its severity) or \"journal\" (standard output\n"
+        "with systemd's <N> level prefixes, for a systemd unit).",
+        _one_of("stdout", "syslog", "journal"),
+    )
+    syslog_socket: str = opt(
+        "/dev/log",
+        "The syslog socket of target = \"syslog\".",
+        kind=PATH,
+    )
+    syslog_facility: str = opt(
+        "mail",
+        "The syslog facility of target = \"syslog\": mail, daemon, user,\n"
+        "local0 .. local7.",
+        _one_of("mail", "daemon", "user", *(f"local{i}" for i in range(8))),
     )
 
 

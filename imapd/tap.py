@@ -264,9 +264,10 @@ class ListenerService(service.Service):
 class IMAPService(service.MultiService):
     """The whole server; applies the configured log level when it starts."""
 
-    def __init__(self, log_level: str = "info") -> None:
+    def __init__(self, log_level: str = "info", log_section=None) -> None:
         super().__init__()
         self.log_level = log_level
+        self.log_section = log_section
         self._bound = False
 
     def bind_listeners(self) -> None:
@@ -320,9 +321,22 @@ class IMAPService(service.MultiService):
         self.bind_listeners()
 
     def startService(self) -> None:
-        _apply_log_level(self.log_level)
+        from imapd import sdnotify
+
+        _apply_log_level(self.log_level, self.log_section)
         warm_up()
         super().startService()
+        # The listeners accept now (ListenerService adopted them): a
+        # Type=notify unit's start is done.
+        sdnotify.ready("Serving " + ", ".join(
+            getattr(child, "description", "") for child in self
+            if getattr(child, "option", None) == "listen"))
+
+    def stopService(self):
+        from imapd import sdnotify
+
+        sdnotify.stopping()
+        return super().stopService()
 
 
 def add_listener(top, option: str, description: str, factory, reactor) -> None:
@@ -380,13 +394,24 @@ def warm_up() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def _apply_log_level(level: str) -> None:
+#: twistd's observers as it registered them (unwrapped), and the filtering
+#: observers L{_apply_log_level} put in their place: a reload (SIGHUP)
+#: installs them again with the new level and target.
+_twistd_observers: list = []
+_installed: list = []
+
+
+def _apply_log_level(level: str, section=None) -> None:
     """
     Drop events below C{level} before they reach the observers twistd set
     up (--logfile, --syslog), and escape control characters in what
     reaches them (L{imapd.logtext.escaping_observer}).  twistd offers no
     hook between "where" and "what", so the observers it registered are
-    wrapped in place.
+    wrapped in place.  With C{section.target} "syslog" or "journal"
+    (L{imapd.logsink}), that sink replaces twistd's observers.
+
+    @param section: the L{conf.schema.LogSection}, or None for twistd's
+        observers.
     """
     from twisted.logger import (
         FilteringLogObserver,
@@ -399,18 +424,27 @@ def _apply_log_level(level: str) -> None:
     if observers is None:
         log.warn("log.level is not supported by this Twisted; logging everything")
         return
+    from imapd.logsink import sink_for
     from imapd.logtext import escaping_observer, quiet_predicate
 
     predicates = [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level)),
                   quiet_predicate()]
     for observer in list(observers):
+        if observer in _installed:
+            globalLogPublisher.removeObserver(observer)
+            continue
         if isinstance(observer, FilteringLogObserver):
             continue
         globalLogPublisher.removeObserver(observer)
+        _twistd_observers.append(observer)
+    _installed.clear()
+    sink = sink_for(section) if section is not None else None
+    for observer in [sink] if sink is not None else _twistd_observers:
         # Client text in any event is escaped before it is written
         # (issue 18 item 9; imapd.logtext).
-        globalLogPublisher.addObserver(
-            FilteringLogObserver(escaping_observer(observer), predicates))
+        wrapped = FilteringLogObserver(escaping_observer(observer), predicates)
+        _installed.append(wrapped)
+        globalLogPublisher.addObserver(wrapped)
 
 
 def _portal(config, effective, pool=None, reactor=None):
@@ -604,7 +638,7 @@ def makeService(options: Options) -> service.MultiService:
         trusted_proxies=trusted_proxies(config),
     )
 
-    top = IMAPService(config.log.level)
+    top = IMAPService(config.log.level, config.log)
     ThreadPoolService(pool).setServiceParent(top)
     mail = config.mail
     IndexSweepService(pool, reactor, effective.index_dir, mail.index_sweep_interval,

@@ -160,6 +160,9 @@ class MasterService(service.Service):
         self.slots: dict[int, list] = {}
         self._slot_ids = itertools.count(1)
         self._stopped: Optional[defer.Deferred] = None
+        #: READY=1 is owed to systemd once the current generation is up
+        #: (at start, and after a reload: L{imapd.sdnotify}).
+        self._owe_ready = False
         self._spawner_timer = None
         self._set_config(config, effective)
         from imapd.server import ConnectionCounter
@@ -228,14 +231,18 @@ class MasterService(service.Service):
         from imapd.tap import _apply_log_level
 
         super().startService()
-        _apply_log_level(self.config.log.level)
+        _apply_log_level(self.config.log.level, self.config.log)
         self.bind_listeners()
         set_title("imapd: master")
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         self.start_spawner()
+        self._owe_ready = True
         self.start_generation()
 
     def stopService(self):
+        from imapd import sdnotify
+
+        sdnotify.stopping()
         super().stopService()
         self.stopping = True
         self._stopped = defer.Deferred()
@@ -393,14 +400,19 @@ class MasterService(service.Service):
         from imapd.defaults import prepare
         from imapd.tls import TLSError
 
+        from imapd import sdnotify
+
         if self.stopping:
             return
+        sdnotify.reloading()
         path, overrides = self.reload_args
         try:
             config = load_config(path, overrides)
             effective = prepare(config)
         except (ConfigError, TLSError, OSError) as e:
             log.error("Reload: {error}; keeping the configuration in use", error=e)
+            # The settings in use go on serving: the reload is over.
+            sdnotify.ready(f"Reload failed ({e}); serving generation {self.generation}")
             return
         if list(config.server.listen) != list(dict.fromkeys(d for d, _s in self.listeners)):
             log.warn("Reload: option 'listen' changed; the listeners change at the next start")
@@ -414,7 +426,8 @@ class MasterService(service.Service):
         self._set_config(config, effective)
         from imapd.tap import _apply_log_level
 
-        _apply_log_level(config.log.level)
+        _apply_log_level(config.log.level, config.log)
+        self._owe_ready = True
         self.start_generation()
         for child in old:
             self.retire(child)
@@ -523,6 +536,24 @@ class MasterService(service.Service):
         queue, child.queue = child.queue, []
         for queued, qfds in queue:
             child.channel.send(queued, qfds)
+        self._tell_ready()
+
+    def _tell_ready(self) -> None:
+        """
+        READY=1 for systemd once the auth process, every login process,
+        every pool worker and the services process of the current
+        generation are up: a connection is then served, not only queued.
+        """
+        from imapd import sdnotify
+
+        if not self._owe_ready or self.stopping:
+            return
+        current = [self.auth, *self.logins, *self.pool, self.services]
+        if all(c.ready for c in current if c is not None):
+            self._owe_ready = False
+            listening = dict.fromkeys(d for d, _s in self.listeners)
+            sdnotify.ready(f"Serving {', '.join(listening)}; "
+                           f"generation {self.generation}")
 
     def _on_admit(self, child: Child, message, fds) -> None:
         host = message.get("host")
