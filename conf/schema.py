@@ -880,6 +880,21 @@ class ClusterSection:
 
 
 #: Table name ("" for the top level) -> section class, in documentation order.
+@dataclass(frozen=True)
+class MetricsSection:
+    """C{[metrics]}: the Prometheus endpoint (L{imapd.metrics})."""
+
+    listen: tuple[str, ...] = opt(
+        (),
+        "Where to serve Prometheus metrics over HTTP (any path), as endpoint\n"
+        "strings like listen: tcp:9143:interface=127.0.0.1.  Needs the\n"
+        "prometheus-client package (pip install 'imapd[metrics]').  The metrics\n"
+        "tell who is busy: listen where only the monitoring can connect.\n"
+        "Empty: no metrics.",
+        check=lambda value: _plain_listeners(value),
+    )
+
+
 SECTIONS: dict[str, type] = {
     "": ServerSection,
     "tls": TLSSection,
@@ -895,6 +910,7 @@ SECTIONS: dict[str, type] = {
     "service": ServiceSection,
     "cluster": ClusterSection,
     "log": LogSection,
+    "metrics": MetricsSection,
 }
 
 
@@ -921,6 +937,7 @@ class Config:
     service: ServiceSection = field(default_factory=ServiceSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source: Optional[str] = None
 
 

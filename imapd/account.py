@@ -186,6 +186,9 @@ def store_open_failed(log, user: str, session, failure) -> tuple[str, str]:
     from imapd.logtext import log_safe
 
     if failure.check(StoreError):
+        from imapd import metrics
+
+        metrics.store_error(failure.value)
         log.error("login failed user={user} session={session} remote={remote}: mail store "
                   "unavailable: {reason}", user=log_safe(user), session=session.session_id,
                   remote=session.peer, reason=str(failure.value))

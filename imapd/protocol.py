@@ -53,7 +53,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from imapd import cancel, errors
+from storage.errors import StoreError
+
+from imapd import cancel, errors, metrics
 from imapd.logtext import log_safe
 from imapd.parser import Parser, ParserLimits
 from imapd.parser.types import Command, ContinuationNeeded, ParseError, RawLine
@@ -195,6 +197,7 @@ class IMAPServerProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closing = True
+        metrics.session_bytes(self.bytes_in, self.bytes_out)
         relayed = self._relay is not None
         if self._relay is not None:
             relay, self._relay = self._relay, None
@@ -789,12 +792,13 @@ class IMAPServerProtocol(Protocol):
         self._vanished_sent = False
         if self.selected is not None:
             self.selected.synced = None
+        started, status = time.monotonic(), "ok"
         try:
             result = await spec.handler(self, cmd)
             if self.selected is not None and spec.sync and not self._closing:
                 await self.sync(allow_expunge=not spec.uses_seqs)
         except BaseException as exc:  # noqa: B902 - mapped in one place
-            self._answer_error(cmd, key, exc, spec.trycreate)
+            status = self._answer_error(cmd, key, exc, spec.trycreate)
             return
         finally:
             if self.account is not None:
@@ -803,6 +807,7 @@ class IMAPServerProtocol(Protocol):
                 from imapd.commands.notify import changes
 
                 changes.post(self, key, cmd)
+            metrics.command_done(key, status, time.monotonic() - started)
         if self._closing or self.suppress_tagged:
             return
         self._bad_count = 0
@@ -821,9 +826,12 @@ class IMAPServerProtocol(Protocol):
             backend, self.relay_pending = self.relay_pending, None
             self.start_relay(backend)
 
-    def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> None:
+    def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> str:
+        """Answer a failed command; its status for the metrics ("no", "bad", "bye")."""
+        if isinstance(exc, StoreError):
+            metrics.store_error(exc)
         if self._closing:
-            return
+            return "closed"
         status, code, text = errors.to_response(exc, trycreate=trycreate)
         if code == "SERVERBUG":
             self._log_traceback(exc, "{command} failed for user={user}",
@@ -836,6 +844,7 @@ class IMAPServerProtocol(Protocol):
             self._send_bad(cmd.tag, (f"[{code}] " if code else "") + text)
         else:
             self.send(_tagged(cmd.tag, status, code, text, self.imap4rev2))
+        return status.decode("ascii").lower()
 
     async def sync(self, allow_expunge: bool, keep=None, own: bool = False,
                    after_apply=None) -> None:

@@ -307,6 +307,9 @@ class IMAPFactory(Factory):
                                                  self.context.reactor.seconds())
         if refused is not None:
             return _Refused(refused)
+        from imapd import metrics
+
+        metrics.RECORDER.inc("imapd_sessions_total")
         proto = IMAPServerProtocol(self.context, implicit_tls=self.implicit_tls)
         proto.factory = self
         # Released in connectionLost.

@@ -562,6 +562,30 @@ def _cluster_services(config, effective, top, portal) -> None:
     add_cluster_services(config, effective.passwd_file, top, portal)
 
 
+def _check_metrics(config, where: str) -> None:
+    """C{[metrics] listen} needs prometheus-client: one line at start if missing."""
+    from imapd.metrics import missing_client
+
+    if config.metrics.listen and missing_client():
+        raise _fail(f"{where}: option 'metrics.listen': {missing_client()}")
+
+
+def _metrics_service(config, context, top) -> None:
+    """The single process's Prometheus endpoint (L{imapd.metrics})."""
+    if not config.metrics.listen:
+        return
+    from twisted.web.server import Site
+
+    from imapd import metrics
+
+    metrics.watch_locks()
+    site = Site(metrics.metrics_resource(metrics.RECORDER, lambda: context.connections.total))
+    site.noisy = False
+    for description in config.metrics.listen:
+        add_listener(top, "metrics.listen", description, site, context.reactor)
+        log.info("Metrics on {description}", description=description)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
@@ -577,6 +601,7 @@ def makeService(options: Options) -> service.MultiService:
     config = options.config
     where = config.source or "command line"
     log.info("{version} starting", version=version_line())
+    _check_metrics(config, where)
     try:
         effective = prepare(config)
     except TLSError as e:
@@ -656,6 +681,7 @@ def makeService(options: Options) -> service.MultiService:
         log.info("Listener {description}", description=description)
     _lmtp_services(config, effective, context, top)
     _cluster_services(config, effective, top, context.portal)
+    _metrics_service(config, context, top)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=_users_from(config, effective))

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from storage.errors import StoreError
 
+from imapd import metrics
 from imapd.account import IAccount, store_open_failed
 from imapd.cluster.relay import NotOurs, relay_login
 from imapd.commands.any import capabilities
@@ -89,6 +90,7 @@ async def _login(session, tag: str, user: bytes, password: bytes):
         # lives on another node; the session becomes a relay to it.
         return await relay_login(session, e.host, user, password)
     except (UnauthorizedLogin, LoginFailed) as e:
+        metrics.login(False)
         session._failed_logins += 1
         ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)
         # One line, with the address and the checker's reason (issue 16
@@ -108,6 +110,7 @@ async def _login(session, tag: str, user: bytes, password: bytes):
         # the dispatcher logs with its traceback.)
         code, text = store_open_failed(session.log, name, session, Failure())
         raise CommandFailed(text, code)
+    metrics.login(True)
     if handoff is not None:
         session.log_event("login", record.name, tls=session.tls_active)
         await handoff.hand_off(session, tag, record)

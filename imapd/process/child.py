@@ -115,5 +115,11 @@ def run(request: dict, fds: list[int], spawner: int) -> int:
     control = Channel(role.on_message, lambda _c: role.control_lost(), name=kind)
     adopt_channel(reactor, fds[0], control)
     role.start(reactor, control)
+    if config.metrics.listen:
+        # What this process counts goes to the master's endpoint.
+        from imapd import metrics
+
+        metrics.watch_locks()
+        metrics.start_reporting(reactor, control.send)
     reactor.run()
     return 0

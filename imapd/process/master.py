@@ -141,6 +141,10 @@ class MasterService(service.Service):
         self.listeners: list = []   # (description, socket)
         #: the services process's listeners: (option, description, socket)
         self.service_listeners: list = []
+        #: the Prometheus endpoint's listeners (description, socket), served
+        #: here, and their ports once served
+        self.metrics_listeners: list = []
+        self.metrics_ports: list = []
         self.services: Optional[Child] = None
         self.children: dict[int, Child] = {}
         self.auth: Optional[Child] = None
@@ -194,12 +198,15 @@ class MasterService(service.Service):
         too (issue 16 item 1); C{privilegedStartService} again for
         callers that build the service themselves.
         """
-        if self.listeners or self.service_listeners:
+        if self.listeners or self.service_listeners or self.metrics_listeners:
             return
         from imapd.process.services import service_listeners
 
         wanted = [("listen", d, self.listeners) for d in self.config.server.listen]
         wanted += [(o, d, None) for o, d in service_listeners(self.config)]
+        # The Prometheus endpoint is the master's own (imapd.metrics).
+        wanted += [("metrics.listen", d, self.metrics_listeners)
+                   for d in self.config.metrics.listen]
         for option, description, into in wanted:
             try:
                 socks = bind_listeners(description)
@@ -215,7 +222,7 @@ class MasterService(service.Service):
                     self.service_listeners.append((option, description, sock))
                 else:
                     into.append((description, sock))
-            if into is not None:
+            if into is self.listeners:
                 log.info("Listener {description}", description=description)
 
     def _close_listeners(self) -> None:
@@ -225,6 +232,12 @@ class MasterService(service.Service):
         for _o, _d, sock in self.service_listeners:
             sock.close()
         self.service_listeners = []
+        for _d, sock in self.metrics_listeners:
+            sock.close()
+        self.metrics_listeners = []
+        for port in self.metrics_ports:
+            port.stopListening()
+        self.metrics_ports = []
 
     def startService(self) -> None:
         from imapd.process.sysutil import set_title
@@ -235,9 +248,35 @@ class MasterService(service.Service):
         self.bind_listeners()
         set_title("imapd: master")
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self._serve_metrics()
         self.start_spawner()
         self._owe_ready = True
         self.start_generation()
+
+    def _serve_metrics(self) -> None:
+        """The Prometheus endpoint: the children's reports, added up here."""
+        if not self.metrics_listeners:
+            return
+        from twisted.web.server import Site
+
+        from imapd import metrics
+        from imapd.process.sysutil import adopt_listener
+
+        metrics.watch_locks()
+        site = Site(metrics.metrics_resource(metrics.RECORDER, lambda: self.connections.total))
+        site.noisy = False
+        for description, sock in self.metrics_listeners:
+            self.metrics_ports.append(adopt_listener(self.reactor, sock.fileno(), sock.family,
+                                                     site))
+        for description in dict.fromkeys(d for d, _s in self.metrics_listeners):
+            log.info("Metrics on {description}", description=description)
+
+    def _on_metrics(self, child: Child, message, fds) -> None:
+        from imapd import metrics
+
+        report = message.get("d")
+        if isinstance(report, dict):
+            metrics.RECORDER.merge(report)
 
     def stopService(self):
         from imapd import sdnotify
@@ -509,11 +548,11 @@ class MasterService(service.Service):
     #: What each kind of child may ask: a login process that went wrong
     #: cannot pose as the auth process, nor a worker as a login process.
     ALLOWED_OPS = {
-        "auth": {"ready", "auth-result"},
-        "login": {"ready", "admit", "release", "auth", "handoff"},
-        "pool": {"ready", "adopted", "release"},
-        "user": {"ready", "adopted", "release", "idle"},
-        "services": {"ready"},
+        "auth": {"ready", "metrics", "auth-result"},
+        "login": {"ready", "metrics", "admit", "release", "auth", "handoff"},
+        "pool": {"ready", "metrics", "adopted", "release"},
+        "user": {"ready", "metrics", "adopted", "release", "idle"},
+        "services": {"ready", "metrics"},
     }
 
     def on_child_message(self, child: Child, message: dict, fds) -> None:
@@ -561,6 +600,9 @@ class MasterService(service.Service):
         if refused is not None:
             self._reply(child, message["req"], refused=refused)
             return
+        from imapd import metrics
+
+        metrics.RECORDER.inc("imapd_sessions_total")
         slot = next(self._slot_ids)
         self.slots[slot] = [host, child.id]
         self._reply(child, message["req"], slot=slot)
