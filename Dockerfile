@@ -1,4 +1,7 @@
-# imapd in a container: twistd -n imapd, logging to stdout, as a non-root user.
+# imapd in a container: twistd -n imapd, logging to stdout.  It starts as
+# root (binds 143 and 993 on any engine, reads root's 0600 keys and
+# passwd-files) and gives that up in its children: login processes run as
+# nobody, the mail workers as imapd (uid 1000, [service] mail_user).
 #
 #   docker build -t imapd .
 #   docker run -p 143:143 -p 993:993 imapd
@@ -24,16 +27,16 @@ RUN pip install . \
     && python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))" \
     && useradd --system --uid 1000 --user-group --home-dir /var/lib/imapd --no-create-home imapd \
     && install -d -o imapd -g imapd -m 0755 /etc/imapd /srv/mail \
-    && install -d -o imapd -g imapd -m 0700 /var/lib/imapd \
+    && install -d -o imapd -g imapd -m 0700 /var/lib/imapd /var/lib/imapd/index \
     && install -o imapd -g imapd -m 0644 conf/docker.toml /etc/imapd/imapd.toml \
     && cd / && rm -rf /usr/src/imapd
 
 VOLUME ["/etc/imapd", "/srv/mail", "/var/lib/imapd"]
-# Ports below 1024 need no privilege inside a container (Docker sets
-# net.ipv4.ip_unprivileged_port_start=0).
 EXPOSE 143 993
 
-USER imapd
+# No USER: the master needs root to bind 143 without
+# net.ipv4.ip_unprivileged_port_start (older engines, --network host,
+# Kubernetes) and to read 0600 files; its children drop it.
 WORKDIR /var/lib/imapd
 
 # Healthy when every listener of the configuration in use answers with an

@@ -333,6 +333,13 @@ class ServiceSection:
         "Empty: no chroot.",
         kind=PATH,
     )
+    mail_user: str = opt(
+        "",
+        "The user the mail workers of virtual users (users without a uid of\n"
+        "their own) run as when the master starts as root, as Dovecot's\n"
+        "mail_uid: their mail and index_dir must be this user's.  Empty: the\n"
+        "master's uid.",
+    )
     mail_privileged_group: str = opt(
         "",
         "Group a mail worker may switch to only while it dotlocks in a spool\n"

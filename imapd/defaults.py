@@ -68,12 +68,30 @@ def _index_dir(config: Config, data_dir: str) -> str:
     index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
     try:
         _makedirs(index_dir)
+        _give_to_mail_user(config, index_dir)
     except OSError as e:
         if not config.mail.index_dir:
             raise
         raise ConfigError(config.source or COMMAND_LINE, "mail.index_dir",
                           f"cannot create {index_dir}: {e.strerror or e}") from None
     return index_dir
+
+
+def _give_to_mail_user(config: Config, path: str) -> None:
+    """
+    A directory root made for the pool workers goes to C{service.mail_user}
+    (they run as that user once the master, started as root, forks them).
+    """
+    user = config.service.mail_user
+    if not user or os.getuid() != 0 or os.stat(path).st_uid != 0:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return  # imapd.tap says so in one line
+    os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _write_new(path: str, text: str, mode: int) -> None:
@@ -225,6 +243,7 @@ def prepare(config: Config) -> Effective:
     if not location:
         mail = os.path.join(data_dir, "mail")
         _makedirs(mail)
+        _give_to_mail_user(config, mail)
         location = f"maildir:{mail}/%u"
 
     index_dir = _index_dir(config, data_dir)

@@ -506,6 +506,14 @@ def _check_login_user(config, where: str) -> None:
     except KeyError:
         raise _fail(f"{where}: option 'service.login_user': no user "
                     f"{service_.login_user!r}") from None
+    if service_.mail_user:
+        try:
+            if pwd.getpwnam(service_.mail_user).pw_uid == 0:
+                raise _fail(f"{where}: option 'service.mail_user': {service_.mail_user!r} is "
+                            "root; name the user virtual users' mail belongs to")
+        except KeyError:
+            raise _fail(f"{where}: option 'service.mail_user': no user "
+                        f"{service_.mail_user!r}") from None
     if service_.login_chroot and not os.path.isdir(service_.login_chroot):
         raise _fail(f"{where}: option 'service.login_chroot': {service_.login_chroot} "
                     "is not a directory") from None

@@ -106,10 +106,20 @@ class WorkerRole:
         self.tracking = None
 
     def prepare(self) -> None:
-        if self.user is not None:
-            from imapd.process.privileges import become_user
+        from imapd.process.privileges import become_user
 
-            become_user(self.user, self.config.service.mail_privileged_group or None)
+        group = self.config.service.mail_privileged_group or None
+        if self.user is not None:
+            become_user(self.user, group)
+        elif os.getuid() == 0 and self.config.service.mail_user:
+            # A pool worker: virtual users' mail as service.mail_user, not
+            # as root (issue 16 item 7: a container started as root).
+            import pwd
+
+            from imapd.auth.userdb import UserRecord
+
+            entry = pwd.getpwnam(self.config.service.mail_user)
+            become_user(UserRecord(entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid), group)
 
     def start(self, reactor, control) -> None:
         import dataclasses
