@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 
 from twisted.logger import LogLevel, formatEvent
 
@@ -98,17 +97,28 @@ class SyslogObserver:
 
 
 class JournalObserver:
-    """Write each line as C{<N>text} for systemd's journal (sd-daemon(3))."""
+    """
+    Write each line as C{<N>text} for systemd's journal (sd-daemon(3)).
+
+    @param stream: a text stream; None: descriptor 1 itself (twistd
+        replaces C{sys.stdout} with a file that logs what is written to
+        it, which would come back here).
+    """
 
     def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = stream
 
     def __call__(self, event: dict) -> None:
         severity = _severity(event)
         text = "".join(f"<{severity}>{line}\n" for line in _lines(event))
         try:
-            self.stream.write(text)
-            self.stream.flush()
+            if self.stream is not None:
+                self.stream.write(text)
+                self.stream.flush()
+                return
+            data = text.encode("utf-8", "backslashreplace")
+            while data:
+                data = data[os.write(1, data):]
         except (OSError, ValueError):
             pass
 

@@ -130,3 +130,35 @@ def test_unit_file_verifies(tmp_path):
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert str(copy) not in result.stderr + result.stdout, result.stderr
+
+
+def test_journal_target_prefixes_levels(tmp_path, tls_files):
+    """
+    [log] target = "journal": every line on standard output starts with
+    the <N> priority systemd reads (sd-daemon(3)), the children's too.
+    """
+    config, (port, _tls) = write_config(tmp_path, tls_files, {
+        "log": {"level": "info", "target": "journal"}})
+    with open(tmp_path / "passwd", "a") as f:
+        f.write("broken-line-without-colon\n")
+    daemon = Daemon(["--config", str(config)], tmp_path).start()
+    try:
+        daemon.wait_for_greeting(port)
+        import imaplib
+
+        client = imaplib.IMAP4("127.0.0.1", port)
+        client.login("alice", "correct horse battery")
+        client.logout()
+        deadline = time.monotonic() + 20
+        while "logout user=alice" not in daemon.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        daemon.stop()
+    lines = daemon.log().splitlines()
+    ours = [line for line in lines if line.startswith("<")]
+    assert any(re.match(r"<4>\[imapd\.auth\.passwdfile\] passwd-file .*:2: ", line)
+               for line in ours), lines
+    assert any(re.match(r"<6>\[\S+\] disconnected before login ", line) for line in ours)
+    # After the start (twistd's first lines), nothing without a prefix.
+    first = lines.index(ours[0])
+    assert all(line.startswith("<") for line in lines[first:]), lines[first:]
