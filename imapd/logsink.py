@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import socket
 
-from twisted.logger import LogLevel, formatEvent
+from twisted.logger import LogLevel
+
+from imapd.logtext import event_text
 
 __all__ = ["SEVERITY", "FACILITIES", "SyslogObserver", "JournalObserver", "sink_for"]
 
@@ -43,13 +45,7 @@ FACILITIES = {"mail": 2, "daemon": 3, "user": 1, **{f"local{i}": 16 + i for i in
 def _lines(event: dict) -> list[str]:
     """The event as text lines: its message, then a failure's traceback."""
     namespace = event.get("log_namespace")
-    text = formatEvent(event)
-    failure = event.get("log_failure")
-    if failure is not None:
-        try:
-            text += "\n" + failure.getTraceback()
-        except Exception:
-            text += f"\n{failure!r}"
+    text = event_text(event)
     prefix = f"[{namespace}] " if namespace else ""
     return [prefix + line for line in text.splitlines() if line.strip()]
 

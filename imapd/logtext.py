@@ -22,7 +22,8 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-__all__ = ["log_safe", "escaping_observer", "escape_traceback", "quiet_predicate"]
+__all__ = ["log_safe", "escaping_observer", "escape_traceback", "quiet_predicate",
+           "event_text"]
 
 #: C0 controls, DEL, C1 controls and the Unicode line and paragraph
 #: separators: everything that can end a line or drive a terminal.
@@ -141,3 +142,17 @@ def quiet_predicate():
         return PredicateResult.no if _NOISE.match(text) else PredicateResult.maybe
 
     return predicate
+
+
+def event_text(event: dict) -> str:
+    """An event's message, then its failure's traceback if it has one."""
+    from twisted.logger import formatEvent
+
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    if failure is not None:
+        try:
+            text += "\n" + failure.getTraceback()
+        except Exception:
+            text += f"\n{failure!r}"
+    return text

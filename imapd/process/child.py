@@ -36,21 +36,14 @@ def child_log_observer(level: str, stream=None):
         FilteringLogObserver,
         LogLevel,
         LogLevelFilterPredicate,
-        formatEvent,
     )
 
-    from imapd.logtext import escaping_observer
+    from imapd.logtext import escaping_observer, event_text, quiet_predicate
 
     fd = (stream or sys.stdout).fileno()
 
     def observe(event: dict) -> None:
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            try:
-                text += "\n" + failure.getTraceback()
-            except Exception:
-                text += f"\n{failure!r}"
+        text = event_text(event)
         level_ = event.get("log_level")
         line = json.dumps({"l": level_.name if level_ is not None else "info",
                            "ns": event.get("log_namespace", ""), "t": text}) + "\n"
@@ -62,8 +55,6 @@ def child_log_observer(level: str, stream=None):
                 continue
             except OSError:
                 return
-
-    from imapd.logtext import quiet_predicate
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
     return FilteringLogObserver(escaping_observer(observe), [predicate, quiet_predicate()])

@@ -33,6 +33,29 @@ def _datagrams(sock: socket.socket, until: str, seconds: float = 60.0) -> list[s
     return got
 
 
+def _start_and_log_in(tmp_path, tls_files, settings: dict) -> Daemon:
+    """
+    A daemon whose passwd-file has a bad line 2 (a warning), after one
+    login and LOGOUT of alice (an info line; the auth process reads the
+    passwd-file at the first login).
+    """
+    import imaplib
+
+    config, (port, _tls) = write_config(tmp_path, tls_files, settings)
+    with open(tmp_path / "passwd", "a") as f:
+        f.write("broken-line-without-colon\n")
+    daemon = Daemon(["--config", str(config)], tmp_path).start()
+    try:
+        daemon.wait_for_greeting(port)
+        client = imaplib.IMAP4("127.0.0.1", port)
+        client.login("alice", "correct horse battery")
+        client.logout()
+    except BaseException:
+        daemon.stop()
+        raise
+    return daemon
+
+
 @pytest.fixture
 def notify_socket(tmp_path, monkeypatch):
     path = str(tmp_path / "notify")
@@ -83,19 +106,10 @@ def test_syslog_target_keeps_levels(tmp_path, tls_files, single):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     try:
-        config, (port, _tls) = write_config(tmp_path, tls_files, {
+        daemon = _start_and_log_in(tmp_path, tls_files, {
             "service": {"single_process": single},
             "log": {"level": "info", "target": "syslog", "syslog_socket": path}})
-        with open(tmp_path / "passwd", "a") as f:
-            f.write("broken-line-without-colon\n")
-        daemon = Daemon(["--config", str(config)], tmp_path).start()
         try:
-            daemon.wait_for_greeting(port)
-            import imaplib
-
-            client = imaplib.IMAP4("127.0.0.1", port)
-            client.login("alice", "correct horse battery")
-            client.logout()
             lines = _datagrams(sock, "logout user=alice", 30)
         finally:
             daemon.stop()
@@ -137,18 +151,9 @@ def test_journal_target_prefixes_levels(tmp_path, tls_files):
     [log] target = "journal": every line on standard output starts with
     the <N> priority systemd reads (sd-daemon(3)), the children's too.
     """
-    config, (port, _tls) = write_config(tmp_path, tls_files, {
-        "log": {"level": "info", "target": "journal"}})
-    with open(tmp_path / "passwd", "a") as f:
-        f.write("broken-line-without-colon\n")
-    daemon = Daemon(["--config", str(config)], tmp_path).start()
+    daemon = _start_and_log_in(tmp_path, tls_files, {"log": {"level": "info",
+                                                             "target": "journal"}})
     try:
-        daemon.wait_for_greeting(port)
-        import imaplib
-
-        client = imaplib.IMAP4("127.0.0.1", port)
-        client.login("alice", "correct horse battery")
-        client.logout()
         deadline = time.monotonic() + 20
         while "logout user=alice" not in daemon.log() and time.monotonic() < deadline:
             time.sleep(0.1)
