@@ -145,3 +145,9 @@ def check_endpoint(description: str) -> None:
     except Exception as e:
         reason = str(e) or type(e).__name__
         raise ValueError(f"{description!r}: {reason}") from None
+    if kind in ("tcp", "tcp6", "tls", "ssl"):
+        # Twisted parses any integer and fails only when it binds, with a
+        # traceback; a port is 16 bits (RFC 793 section 3.1).
+        port = int(kwargs.get("port") or args[0])
+        if not 0 <= port <= 65535:
+            raise ValueError(f"{description!r}: port {port} is not between 0 and 65535")

@@ -96,6 +96,29 @@ def _one_of(*choices: str) -> Callable:
     return check
 
 
+def _tls_version(value) -> str:
+    """
+    C{1.3} written as a TOML number means C{"1.3"}: a sysadmin should not
+    have to know that TOML tells them apart.
+    """
+    if isinstance(value, float):
+        # repr, not a rounding format: 1.25 must stay wrong, not become "1.2".
+        return repr(value)
+    if isinstance(value, str):
+        return value.strip()
+    raise ValueError(f"must be \"1.2\" or \"1.3\", not {value!r}")
+
+
+#: Other spellings of the log levels (syslog's and Python's names).
+_LOG_LEVEL_ALIASES = {"warning": "warn", "err": "error", "crit": "critical", "notice": "info"}
+
+
+def _log_level(value: str) -> str:
+    """C{"warning"}, C{"WARN"} -> C{"warn"} (Twisted's names are the stored ones)."""
+    value = value.strip().lower()
+    return _LOG_LEVEL_ALIASES.get(value, value)
+
+
 def _tristate(value) -> None:
     if not isinstance(value, bool) and value != AUTO:
         raise ValueError(f"must be true, false or {AUTO!r}, not {value!r}")
@@ -222,8 +245,12 @@ class TLSSection:
         "with an empty cert).",
         kind=PATH,
     )
-    min_version: str = opt(
-        "1.2", "Oldest TLS version accepted: \"1.2\" or \"1.3\".", _one_of("1.2", "1.3")
+    min_version: Any = opt(
+        "1.2",
+        "Oldest TLS version accepted: \"1.2\" or \"1.3\" (a number, 1.3, is\n"
+        "read the same).",
+        _one_of("1.2", "1.3"),
+        convert=_tls_version,
     )
 
 
@@ -432,6 +459,13 @@ class ServiceSection:
         "Empty: no chroot.",
         kind=PATH,
     )
+    mail_user: str = opt(
+        "",
+        "The user the mail workers of virtual users (users without a uid of\n"
+        "their own) run as when the master starts as root, as Dovecot's\n"
+        "mail_uid: their mail and index_dir must be this user's.  Empty: the\n"
+        "master's uid.",
+    )
     mail_privileged_group: str = opt(
         "",
         "Group a mail worker may switch to only while it dotlocks in a spool\n"
@@ -458,9 +492,13 @@ class MailSection:
 
     location: str = opt(
         "",
-        "Mail location in Dovecot syntax, DRIVER:PATH, with %u (user name),\n"
-        "%n, %d and ~ (home from the passwd-file), for example\n"
-        "'maildir:/srv/mail/%u' or 'maildir:~/Maildir'.  Drivers: maildir (mbox to come).\n"
+        "Mail location in Dovecot syntax, DRIVER:PATH[:KEY=VALUE...], with %u\n"
+        "(user name), %n, %d and ~ (home from the passwd-file).  Drivers:\n"
+        "maildir ('maildir:/srv/mail/%u', 'maildir:~/Maildir') and mbox\n"
+        "('mbox:~/mail:INBOX=/var/mail/%u': folders are files under ~/mail,\n"
+        "INBOX the spool file; without INBOX=, ~/mail/inbox).  Keys: INBOX=,\n"
+        "INDEX= (an index directory of its own), and for mbox READ_LOCKS= and\n"
+        "WRITE_LOCKS= (dotlock, fcntl, flock joined by '+').\n"
         "Empty: maildir:DATA_DIR/mail/%u.",
         check=_mail_location,
     )
@@ -616,12 +654,33 @@ LimitsSection = _limits_section()
 
 @dataclass(frozen=True)
 class LogSection:
-    """C{[log]}: logging.  Where logs go is twistd's choice (--logfile, --syslog)."""
+    """C{[log]}: logging: how much, and where (L{imapd.logsink})."""
 
     level: str = opt(
         "info",
-        "Least important events logged: debug, info, warn, error, critical.",
+        "Least important events logged: debug, info, warn, error, critical\n"
+        "(also written warning, err, crit; case does not matter).",
         _one_of(*LOG_LEVELS),
+        convert=_log_level,
+    )
+    target: str = opt(
+        "stdout",
+        "Where the log goes: \"stdout\" (twistd's choice: standard output with\n"
+        "-n, else --logfile or --syslog), \"syslog\" (the local syslog socket,\n"
+        "with each line's level as its severity) or \"journal\" (standard output\n"
+        "with systemd's <N> level prefixes, for a systemd unit).",
+        _one_of("stdout", "syslog", "journal"),
+    )
+    syslog_socket: str = opt(
+        "/dev/log",
+        "The syslog socket of target = \"syslog\".",
+        kind=PATH,
+    )
+    syslog_facility: str = opt(
+        "mail",
+        "The syslog facility of target = \"syslog\": mail, daemon, user,\n"
+        "local0 .. local7.",
+        _one_of("mail", "daemon", "user", *(f"local{i}" for i in range(8))),
     )
 
 
@@ -991,6 +1050,21 @@ class ClusterSection:
 
 
 #: Table name ("" for the top level) -> section class, in documentation order.
+@dataclass(frozen=True)
+class MetricsSection:
+    """C{[metrics]}: the Prometheus endpoint (L{imapd.metrics})."""
+
+    listen: tuple[str, ...] = opt(
+        (),
+        "Where to serve Prometheus metrics over HTTP (any path), as endpoint\n"
+        "strings like listen: tcp:9143:interface=127.0.0.1.  Needs the\n"
+        "prometheus-client package (pip install 'imapd[metrics]').  The metrics\n"
+        "tell who is busy: listen where only the monitoring can connect.\n"
+        "Empty: no metrics.",
+        check=lambda value: _plain_listeners(value),
+    )
+
+
 SECTIONS: dict[str, type] = {
     "": ServerSection,
     "tls": TLSSection,
@@ -1007,6 +1081,7 @@ SECTIONS: dict[str, type] = {
     "service": ServiceSection,
     "cluster": ClusterSection,
     "log": LogSection,
+    "metrics": MetricsSection,
 }
 
 
@@ -1036,6 +1111,7 @@ class Config:
     service: ServiceSection = field(default_factory=ServiceSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
     log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source: Optional[str] = None
     #: Dotted option name -> where it was set (the file, or "command
     #: line"); options left at their defaults are absent.

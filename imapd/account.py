@@ -19,7 +19,8 @@ from zope.interface import Attribute, Interface, implementer
 
 from imapd.auth.userdb import UserRecord
 
-__all__ = ["IAccount", "Account", "MailRealm", "mail_location_of"]
+__all__ = ["IAccount", "Account", "MailRealm", "STORE_UNAVAILABLE", "mail_location_of",
+           "store_open_failed"]
 
 
 class IAccount(Interface):
@@ -172,3 +173,40 @@ class MailRealm:
                                     self._index_dir, existing=True)
         except StoreError:
             return None
+
+
+#: What a client is told when its store cannot be opened at login: no
+#: path and no system error text, which are the server's business (RFC
+#: 5530 UNAVAILABLE: "temporary failure", try again later).
+STORE_UNAVAILABLE = "Your mail cannot be opened now; try again later"
+
+
+def store_open_failed(log, user: str, session, failure) -> tuple[str, str]:
+    """
+    Log a login whose store could not be opened, and say what the client
+    gets (issue 16 item 2): a L{storage.errors.StoreError} (a missing or
+    unwritable mail root, a hung NFS server) is one error line with the
+    user, the session and the store's reason, and C{NO [UNAVAILABLE]};
+    anything else is a server bug, logged with its traceback, and
+    C{NO [SERVERBUG]}.
+
+    @param session: the L{imapd.protocol.IMAPServerProtocol} that logged in.
+    @param failure: a L{twisted.python.failure.Failure}.
+    @return: (response code, text) for the tagged NO.
+    """
+    from storage.errors import StoreError
+
+    from imapd.logtext import log_safe
+
+    if failure.check(StoreError):
+        from imapd import metrics
+
+        metrics.store_error(failure.value)
+        log.error("login failed user={user} session={session} remote={remote}: mail store "
+                  "unavailable: {reason}", user=log_safe(user), session=session.session_id,
+                  remote=session.peer, reason=str(failure.value))
+        return "UNAVAILABLE", STORE_UNAVAILABLE
+    log.failure("login failed user={user} session={session} remote={remote}: opening the "
+                "mail store", failure, user=log_safe(user), session=session.session_id,
+                remote=session.peer)
+    return "SERVERBUG", "Internal error occurred; refer to the server log"

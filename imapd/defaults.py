@@ -26,7 +26,7 @@ from typing import Optional
 
 from twisted.logger import Logger
 
-from conf import Config
+from conf import COMMAND_LINE, Config, ConfigError
 from conf.schema import AUTO
 from conf.endpoints import is_local
 
@@ -55,6 +55,43 @@ class Effective:
 
 def _makedirs(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def _index_dir(config: Config, data_dir: str) -> str:
+    """
+    The index directory, created: option C{mail.index_dir}, else under
+    C{data_dir}.
+
+    @raises ConfigError: C{mail.index_dir} cannot be created (issue 16
+        item 5: the option the sysadmin wrote is named, not C{data_dir}).
+    """
+    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
+    try:
+        _makedirs(index_dir)
+        _give_to_mail_user(config, index_dir)
+    except OSError as e:
+        if not config.mail.index_dir:
+            raise
+        raise ConfigError(config.source or COMMAND_LINE, "mail.index_dir",
+                          f"cannot create {index_dir}: {e.strerror or e}") from None
+    return index_dir
+
+
+def _give_to_mail_user(config: Config, path: str) -> None:
+    """
+    A directory root made for the pool workers goes to C{service.mail_user}
+    (they run as that user once the master, started as root, forks them).
+    """
+    user = config.service.mail_user
+    if not user or os.getuid() != 0 or os.stat(path).st_uid != 0:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return  # imapd.tap says so in one line
+    os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _write_new(path: str, text: str, mode: int) -> None:
@@ -207,10 +244,10 @@ def prepare(config: Config) -> Effective:
     if not location:
         mail = os.path.join(data_dir, "mail")
         _makedirs(mail)
+        _give_to_mail_user(config, mail)
         location = f"maildir:{mail}/%u"
 
-    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
-    _makedirs(index_dir)
+    index_dir = _index_dir(config, data_dir)
     index_dir = _shared_storage(config, location, index_dir, hostname)
 
     listen = config.server.listen
@@ -253,8 +290,7 @@ def prepare_delivery(config: Config) -> Effective:
         # As in prepare: with PAM the users are the system's.
         passwd_file = os.path.join(data_dir, "passwd")
     location = config.mail.location or f"maildir:{os.path.join(data_dir, 'mail')}/%u"
-    index_dir = config.mail.index_dir or os.path.join(data_dir, "index")
-    _makedirs(index_dir)
+    index_dir = _index_dir(config, data_dir)
     index_dir = _shared_storage(config, location, index_dir, hostname)
     return Effective(hostname=hostname, cert=None, key=None, passwd_file=passwd_file,
                      mail_location=location, index_dir=index_dir, allow_plaintext_auth=False)

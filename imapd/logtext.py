@@ -22,7 +22,8 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-__all__ = ["log_safe", "escaping_observer", "escape_traceback"]
+__all__ = ["log_safe", "escaping_observer", "escape_traceback", "quiet_predicate",
+           "event_text"]
 
 #: C0 controls, DEL, C1 controls and the Unicode line and paragraph
 #: separators: everything that can end a line or drive a terminal.
@@ -113,3 +114,45 @@ def escaping_observer(observer):
         observer(event if clean is None else clean)
 
     return observe
+
+
+#: Twisted's own lines at every listener start and stop ("IMAPFactory
+#: starting on 1143", "(TCP Port 1143 Closed)", "Starting factory <...>"):
+#: they say nothing a sysadmin needs (the daemon logs its listeners once)
+#: and repeat in every login process (issue 16 item 8).
+_NOISE = re.compile(r"^(\S+( \(TLS\))? starting on (\S+|'.*')|\((TCP |UNIX |UDP )?Port \S+ Closed\)"
+                    r"|(Starting|Stopping) factory <.*>)$")
+
+
+def quiet_predicate():
+    """
+    A log filter predicate (L{twisted.logger.ILogFilterPredicate}) that
+    drops Twisted's listener and factory start and stop lines.
+    """
+    from twisted.logger import PredicateResult, formatEvent
+
+    def predicate(event: dict):
+        level = event.get("log_level")
+        if level is None or level.name not in ("info", "debug"):
+            return PredicateResult.maybe
+        try:
+            text = formatEvent(event)
+        except Exception:
+            return PredicateResult.maybe
+        return PredicateResult.no if _NOISE.match(text) else PredicateResult.maybe
+
+    return predicate
+
+
+def event_text(event: dict) -> str:
+    """An event's message, then its failure's traceback if it has one."""
+    from twisted.logger import formatEvent
+
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    if failure is not None:
+        try:
+            text += "\n" + failure.getTraceback()
+        except Exception:
+            text += f"\n{failure!r}"
+    return text

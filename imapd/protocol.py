@@ -53,7 +53,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from imapd import cancel, errors
+from storage.errors import StoreError
+
+from imapd import cancel, errors, metrics
 from imapd.logtext import log_safe
 from imapd.parser import Parser, ParserLimits
 from imapd.parser.types import Command, ContinuationNeeded, ParseError, RawLine
@@ -143,6 +145,12 @@ class IMAPServerProtocol(Protocol):
         self.bytes_in = 0
         self.bytes_out = 0
         self._started = time.monotonic()
+        #: The session ends with one log line (issue 16 item 8): the
+        #: greeting went out, the client sent LOGOUT, the text of the
+        #: server's last BYE (why it closed the connection).
+        self._greeted = False
+        self.logged_out = False
+        self._bye: Optional[str] = None
         self.peer = "unknown"
         #: The client's address named by a trusted proxy (ID
         #: x-originating-ip), or None: the transport's peer is the client.
@@ -179,7 +187,12 @@ class IMAPServerProtocol(Protocol):
         from imapd.commands.any import capabilities
 
         caps = " ".join(capabilities(self))
-        self.send(f"* OK [CAPABILITY {caps}] imapd ready.\r\n".encode())
+        # The server's name (option hostname, --hostname) as Dovecot's
+        # login_greeting shows it; RFC 3501 section 7.1.1 leaves the text free.
+        name = log_safe(self.context.hostname or "")
+        self.send(f"* OK [CAPABILITY {caps}] {name + ' ' if name else ''}imapd ready.\r\n"
+                  .encode("utf-8", "replace"))
+        self._greeted = True
         # The write side: Twisted pauses us when the client does not read
         # what we write, and no further command runs until it does.
         self.transport.registerProducer(self, True)
@@ -190,6 +203,8 @@ class IMAPServerProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closing = True
+        metrics.session_bytes(self.bytes_in, self.bytes_out)
+        relayed = self._relay is not None
         if self._relay is not None:
             relay, self._relay = self._relay, None
             relay.transport.loseConnection()
@@ -211,11 +226,35 @@ class IMAPServerProtocol(Protocol):
             closing.append((self.selected.mailbox, "close"))
             self.selected = None
         if self.account is not None:
-            self.log_event("logout", self.account.user)
+            self._log_end(self.account.user)
             closing.append((self.account, "logout"))
             self.account = None
+        elif self._greeted and not relayed and not self.handed_away():
+            # A connection that never logged in (a scanner, a client that
+            # gave up after failed logins) leaves its line too.
+            self._log_end("")
         if closing:
             self._close_quietly(*closing)
+
+    def handed_away(self) -> bool:
+        """Whether another process serves the session now (a login process's)."""
+        return False
+
+    def _log_end(self, user: str) -> None:
+        """
+        The session's last line: C{logout} after LOGOUT, else
+        C{disconnected} (C{disconnected before login} without a login),
+        with the reason: the server's BYE, or the client closing.
+        """
+        extra = {}
+        if self._failed_logins:
+            extra["failed_logins"] = self._failed_logins
+        if self.logged_out:
+            event = "logout"
+        else:
+            event = "disconnected" if user else "disconnected before login"
+            extra["reason"] = self._bye or "connection closed by the client"
+        self.log_event(event, user, **extra)
 
     def _cancel(self, name: str) -> None:
         call = getattr(self, name)
@@ -290,6 +329,8 @@ class IMAPServerProtocol(Protocol):
         """Write response bytes (one or more complete lines)."""
         if self._closing or self.transport is None:
             return
+        if data.startswith(b"* BYE ") and self._bye is None:
+            self._bye = data[6:].split(b"\r\n", 1)[0].decode("utf-8", "replace")
         if self.compression is not None:
             data = self.compression.compress(data)
         self.bytes_out += len(data)
@@ -804,12 +845,13 @@ class IMAPServerProtocol(Protocol):
         self._vanished_sent = False
         if self.selected is not None:
             self.selected.synced = None
+        started, status = time.monotonic(), "ok"
         try:
             result = await spec.handler(self, cmd)
             if self.selected is not None and spec.sync and not self._closing:
                 await self.sync(allow_expunge=not spec.uses_seqs)
         except BaseException as exc:  # noqa: B902 - mapped in one place
-            self._answer_error(cmd, key, exc, spec.trycreate)
+            status = self._answer_error(cmd, key, exc, spec.trycreate)
             return
         finally:
             if self.account is not None:
@@ -818,6 +860,7 @@ class IMAPServerProtocol(Protocol):
                 from imapd.commands.notify import changes
 
                 changes.post(self, key, cmd)
+            metrics.command_done(key, status, time.monotonic() - started)
         if self._closing or self.suppress_tagged:
             return
         self._bad_count = 0
@@ -836,9 +879,12 @@ class IMAPServerProtocol(Protocol):
             backend, self.relay_pending = self.relay_pending, None
             self.start_relay(backend)
 
-    def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> None:
+    def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> str:
+        """Answer a failed command; its status for the metrics ("no", "bad", "bye")."""
+        if isinstance(exc, StoreError):
+            metrics.store_error(exc)
         if self._closing:
-            return
+            return "closed"
         status, code, text = errors.to_response(exc, trycreate=trycreate)
         if code == "SERVERBUG":
             self._log_traceback(exc, "{command} failed for user={user}",
@@ -851,6 +897,7 @@ class IMAPServerProtocol(Protocol):
             self._send_bad(cmd.tag, (f"[{code}] " if code else "") + text)
         else:
             self.send(_tagged(cmd.tag, status, code, text, self.imap4rev2))
+        return status.decode("ascii").lower()
 
     async def sync(self, allow_expunge: bool, keep=None, own: bool = False,
                    after_apply=None) -> None:

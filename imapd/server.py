@@ -309,6 +309,9 @@ def _failure_ledger():
 class IMAPFactory(Factory):
     """Builds one L{imapd.protocol.IMAPServerProtocol} per connection."""
 
+    #: No "Starting factory" lines: the daemon logs its listeners itself.
+    noisy = False
+
     def __init__(self, context: ServerContext, implicit_tls: Optional[bool] = None):
         self.context = context
         self.implicit_tls = context.implicit_tls if implicit_tls is None else implicit_tls
@@ -321,6 +324,9 @@ class IMAPFactory(Factory):
                                                  self.context.reactor.seconds())
         if refused is not None:
             return _Refused(refused)
+        from imapd import metrics
+
+        metrics.RECORDER.inc("imapd_sessions_total")
         proto = IMAPServerProtocol(self.context, implicit_tls=self.implicit_tls)
         proto.factory = self
         # Released in connectionLost.

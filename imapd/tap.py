@@ -14,8 +14,9 @@ this process:
     IMAPService (MultiService)
       ThreadPoolService        the storage thread pool, started first
       IndexSweepService        removes old index files now and then
-      one strports service per listener, each with an IMAPFactory
-      one strports service per LMTP listener (imapd.delivery.lmtp)
+      one ListenerService per listener (imapd.listeners), each with an
+        IMAPFactory
+      one ListenerService per LMTP listener (imapd.delivery.lmtp)
       the cluster's listeners and work (imapd.cluster.service)
 
 (In the multi-process server the LMTP and cluster listeners are served by
@@ -101,6 +102,11 @@ class Options(usage.Options):
         "Accept LMTP deliveries here (repeatable; replaces option lmtp_listen): unix:/run/imapd/lmtp or tcp:24:interface=127.0.0.1."
         self["lmtp-listen"].append(description)
 
+    def opt_version(self) -> None:
+        "Print imapd's version (and Twisted's and Python's), and exit."
+        sys.stdout.write(version_line() + "\n")
+        raise SystemExit(0)
+
     def opt_example_config(self) -> None:
         "Print an example configuration file that documents every option, and exit."
         from importlib import resources
@@ -126,6 +132,18 @@ class Options(usage.Options):
             self.config = load_config(self["config"], self.overrides())
         except ConfigError as e:
             raise _fail(str(e)) from None
+
+
+def version_line() -> str:
+    """C{imapd 0.1.0 (Twisted 26.10.0, Python 3.11.7)}: --version and the log at start."""
+    import platform
+
+    import twisted
+
+    from imapd import __version__
+
+    return (f"imapd {__version__} (Twisted {twisted.__version__}, "
+            f"Python {platform.python_version()})")
 
 
 class ThreadPoolService(service.Service):
@@ -197,30 +215,145 @@ class IndexSweepService(service.Service):
             self._loop.stop()
 
 
+class ListenerService(service.Service):
+    """
+    One listener of the single process, bound by L{imapd.listeners} (as
+    the master binds them) and served with C{factory} once the service
+    starts.
+    """
+
+    def __init__(self, description: str, factory, reactor) -> None:
+        self.description = description
+        self.factory = factory
+        self.reactor = reactor
+        self.sockets: list = []
+        self.ports: list = []
+
+    def bind(self) -> None:
+        """Bind now, if not bound yet; raises L{imapd.listeners.ListenError}."""
+        from imapd.listeners import bind_listeners
+
+        if not self.sockets and not self.ports:
+            self.sockets = bind_listeners(self.description)
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.bind()
+
+    def startService(self) -> None:
+        from imapd.process.sysutil import adopt_listener
+
+        super().startService()
+        self.bind()
+        sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            try:
+                self.ports.append(adopt_listener(self.reactor, sock.fileno(), sock.family,
+                                                 self.factory))
+            finally:
+                sock.close()
+
+    def stopService(self):
+        from twisted.internet import defer
+
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+
+
 class IMAPService(service.MultiService):
     """The whole server; applies the configured log level when it starts."""
 
-    def __init__(self, log_level: str = "info") -> None:
+    def __init__(self, log_level: str = "info", log_section=None) -> None:
         super().__init__()
         self.log_level = log_level
+        self.log_section = log_section
+        self._bound = False
 
-    def privilegedStartService(self) -> None:
-        # Listening happens here (before twistd drops privileges).  A port in
-        # use is a configuration problem: say so in one line, not a traceback.
+    def bind_listeners(self) -> None:
+        """
+        Bind every listener, once: L{makeService} calls this before twistd
+        daemonizes, so that a listener that cannot bind stops C{twistd}
+        with one line and status 1 in daemon mode as with C{-n}, and
+        leaves no pid file (issue 16 item 1).  A port in use is a
+        configuration problem: one line, not a traceback.
+        """
         from twisted.internet.error import CannotListenError
 
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-            address = f"{e.interface or '*'}:{e.port}"
-            log.critical("Cannot listen on {address}: {reason}", address=address, reason=reason)
-            raise _fail(f"option 'listen': cannot listen on {address}: {reason}") from None
+        from imapd.listeners import ListenError
+
+        if self._bound:
+            return
+        self._bound = True
+        for child in self:
+            option = getattr(child, "option", "listen")
+            try:
+                if isinstance(child, ListenerService):
+                    child.bind()
+                else:
+                    child.privilegedStartService()
+            except ListenError as e:
+                self._unbind()
+                raise _fail(f"option {option!r}: {e}") from None
+            except CannotListenError as e:
+                # An endpoint Twisted binds (systemd:, plugins).
+                self._unbind()
+                reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+                address = e.port.decode(errors="replace") if isinstance(e.port, bytes) \
+                    else f"{e.interface or '*'}:{e.port}"
+                raise _fail(f"option {option!r}: cannot listen on {address}: {reason}") from None
+            except OSError as e:
+                self._unbind()
+                raise _fail(f"option {option!r}: cannot listen on "
+                            f"{getattr(child, 'description', '?')}: {e.strerror or e}") from None
+
+    def _unbind(self) -> None:
+        for child in self:
+            if isinstance(child, ListenerService):
+                for sock in child.sockets:
+                    sock.close()
+                child.sockets = []
+
+    def privilegedStartService(self) -> None:
+        # Listening happens here (before twistd drops privileges), unless
+        # makeService did it already.
+        # (bind_listeners gave every child its privilegedStartService.)
+        self.bind_listeners()
 
     def startService(self) -> None:
-        _apply_log_level(self.log_level)
+        from imapd import sdnotify
+
+        _apply_log_level(self.log_level, self.log_section)
         warm_up()
         super().startService()
+        # The listeners accept now (ListenerService adopted them): a
+        # Type=notify unit's start is done.
+        sdnotify.ready("Serving " + ", ".join(
+            getattr(child, "description", "") for child in self
+            if getattr(child, "option", None) == "listen"))
+
+    def stopService(self):
+        from imapd import sdnotify
+
+        sdnotify.stopping()
+        return super().stopService()
+
+
+def add_listener(top, option: str, description: str, factory, reactor) -> None:
+    """
+    Serve C{factory} on C{description} under C{top}: bound by
+    L{imapd.listeners} where it can (TCP, TLS, UNIX), else by Twisted's
+    endpoint parser (C{systemd:}, plugins).
+    """
+    from conf.endpoints import split_endpoint, twisted_description
+    from imapd.listeners import BINDABLE
+
+    if split_endpoint(description)[0] in BINDABLE:
+        listener = ListenerService(description, factory, reactor)
+    else:
+        listener = strports.service(twisted_description(description), factory)
+    listener.option = option
+    listener.setServiceParent(top)
 
 
 #: Modules the command handlers import on first use (to keep start-up of
@@ -261,13 +394,24 @@ def warm_up() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def _apply_log_level(level: str) -> None:
+#: twistd's observers as it registered them (unwrapped), and the filtering
+#: observers L{_apply_log_level} put in their place: a reload (SIGHUP)
+#: installs them again with the new level and target.
+_twistd_observers: list = []
+_installed: list = []
+
+
+def _apply_log_level(level: str, section=None) -> None:
     """
     Drop events below C{level} before they reach the observers twistd set
     up (--logfile, --syslog), and escape control characters in what
     reaches them (L{imapd.logtext.escaping_observer}).  twistd offers no
     hook between "where" and "what", so the observers it registered are
-    wrapped in place.
+    wrapped in place.  With C{section.target} "syslog" or "journal"
+    (L{imapd.logsink}), that sink replaces twistd's observers.
+
+    @param section: the L{conf.schema.LogSection}, or None for twistd's
+        observers.
     """
     from twisted.logger import (
         FilteringLogObserver,
@@ -280,17 +424,27 @@ def _apply_log_level(level: str) -> None:
     if observers is None:
         log.warn("log.level is not supported by this Twisted; logging everything")
         return
-    from imapd.logtext import escaping_observer
+    from imapd.logsink import sink_for
+    from imapd.logtext import escaping_observer, quiet_predicate
 
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    predicates = [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level)),
+                  quiet_predicate()]
     for observer in list(observers):
+        if observer in _installed:
+            globalLogPublisher.removeObserver(observer)
+            continue
         if isinstance(observer, FilteringLogObserver):
             continue
         globalLogPublisher.removeObserver(observer)
+        _twistd_observers.append(observer)
+    _installed.clear()
+    sink = sink_for(section) if section is not None else None
+    for observer in [sink] if sink is not None else _twistd_observers:
         # Client text in any event is escaped before it is written
         # (issue 18 item 9; imapd.logtext).
-        globalLogPublisher.addObserver(
-            FilteringLogObserver(escaping_observer(observer), [predicate]))
+        wrapped = FilteringLogObserver(escaping_observer(observer), predicates)
+        _installed.append(wrapped)
+        globalLogPublisher.addObserver(wrapped)
 
 
 def _portal(config, effective, pool=None, reactor=None):
@@ -358,6 +512,14 @@ def _check_login_user(config, where: str) -> None:
     except KeyError:
         raise _fail(f"{where}: option 'service.login_user': no user "
                     f"{service_.login_user!r}") from None
+    if service_.mail_user:
+        try:
+            if pwd.getpwnam(service_.mail_user).pw_uid == 0:
+                raise _fail(f"{where}: option 'service.mail_user': {service_.mail_user!r} is "
+                            "root; name the user virtual users' mail belongs to")
+        except KeyError:
+            raise _fail(f"{where}: option 'service.mail_user': no user "
+                        f"{service_.mail_user!r}") from None
     if service_.login_chroot and not os.path.isdir(service_.login_chroot):
         raise _fail(f"{where}: option 'service.login_chroot': {service_.login_chroot} "
                     "is not a directory") from None
@@ -379,17 +541,16 @@ def _quota_policy(section):
 
 def _lmtp_services(config, effective, context, top) -> None:
     """
-    One strports service per C{lmtp_listen} endpoint, delivering through
+    One listener per C{lmtp_listen} endpoint, delivering through
     the server's storage pool (L{imapd.delivery.lmtp.build_lmtp_factory}).
     """
     if not config.server.lmtp_listen:
         return
-    from conf.endpoints import twisted_description
     from imapd.delivery.lmtp import build_lmtp_factory
 
     factory = build_lmtp_factory(config, effective, context.reactor, context.storage_pool)
     for description in config.server.lmtp_listen:
-        strports.service(twisted_description(description), factory).setServiceParent(top)
+        add_listener(top, "lmtp_listen", description, factory, context.reactor)
         log.info("LMTP listener {description}", description=description)
 
 
@@ -420,23 +581,52 @@ def _control_service(config, portal, top) -> None:
     ControlService(control_path(config), handle).setServiceParent(top)
 
 
+def _check_metrics(config, where: str) -> None:
+    """C{[metrics] listen} needs prometheus-client: one line at start if missing."""
+    from imapd.metrics import missing_client
+
+    if config.metrics.listen and missing_client():
+        raise _fail(f"{where}: option 'metrics.listen': {missing_client()}")
+
+
+def _metrics_service(config, context, top) -> None:
+    """The single process's Prometheus endpoint (L{imapd.metrics})."""
+    if not config.metrics.listen:
+        return
+    from twisted.web.server import Site
+
+    from imapd import metrics
+
+    metrics.watch_locks()
+    site = Site(metrics.metrics_resource(metrics.RECORDER, lambda: context.connections.total))
+    site.noisy = False
+    for description in config.metrics.listen:
+        add_listener(top, "metrics.listen", description, site, context.reactor)
+        log.info("Metrics on {description}", description=description)
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the server from checked options (see the module docstring)."""
     from twisted.internet import reactor
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    from conf.endpoints import is_implicit_tls, twisted_description, uses_tls_section
+    from conf.endpoints import is_implicit_tls, split_endpoint, uses_tls_section
     from imapd.defaults import prepare
+    from imapd.listeners import ssl_context
     from imapd.proxyprotocol import proxy_protocol_factory, trusted_proxies
     from imapd.server import IMAPFactory, MailboxPolicy, ServerContext, SessionLimits, StoragePool
     from imapd.tls import TLSError, certificate_options
 
     config = options.config
     where = config.source or "command line"
+    log.info("{version} starting", version=version_line())
+    _check_metrics(config, where)
     try:
         effective = prepare(config)
     except TLSError as e:
         raise _fail(f"{where}: option 'tls.cert': {e}") from None
+    except ConfigError as e:
+        raise _fail(str(e)) from None
     except OSError as e:
         raise _fail(f"{e.filename}: {e.strerror} (option 'data_dir' is {config.server.data_dir})") from None
 
@@ -466,7 +656,9 @@ def makeService(options: Options) -> service.MultiService:
         log.info("Mail location {location}, index {index}, users from {passwd}",
                  location=effective.mail_location, index=effective.index_dir,
                  passwd=_users_from(config, effective))
-        return MasterService(config, effective, (options["config"], options.overrides()))
+        master = MasterService(config, effective, (options["config"], options.overrides()))
+        master.bind_listeners()
+        return master
 
     storage = config.storage
     pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
@@ -496,7 +688,7 @@ def makeService(options: Options) -> service.MultiService:
         relay=relay,
     )
 
-    top = IMAPService(config.log.level)
+    top = IMAPService(config.log.level, config.log)
     ThreadPoolService(pool).setServiceParent(top)
     mail = config.mail
     IndexSweepService(pool, reactor, effective.index_dir, mail.index_sweep_interval,
@@ -506,13 +698,18 @@ def makeService(options: Options) -> service.MultiService:
         factory = IMAPFactory(context, implicit_tls=is_implicit_tls(description))
         if uses_tls_section(description):
             factory = TLSMemoryBIOFactory(tls, False, factory)
+        elif split_endpoint(description)[0] == "ssl":
+            # Bound here like the rest; its own certificate wraps it.
+            factory = TLSMemoryBIOFactory(ssl_context(description), False, factory)
         factory = proxy_protocol_factory(config, description, factory)
-        strports.service(twisted_description(description), factory).setServiceParent(top)
+        add_listener(top, "listen", description, factory, reactor)
         log.info("Listener {description}", description=description)
     _lmtp_services(config, effective, context, top)
     _cluster_services(config, effective, top, context.portal)
     _control_service(config, context.portal, top)
+    _metrics_service(config, context, top)
     log.info("Mail location {location}, index {index}, users from {passwd}",
              location=effective.mail_location, index=effective.index_dir,
              passwd=_users_from(config, effective))
+    top.bind_listeners()
     return top

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Callable
+
+#: Called with the seconds slept each time a lock was found held and
+#: waited for (imapd.metrics counts them); locking imports nothing above it.
+WAIT_OBSERVERS: list[Callable[[float], None]] = []
 
 
 class Backoff:
@@ -56,5 +61,8 @@ class Backoff:
             return False
         delay = self._next * random.uniform(0.5, 1.0)
         self._next = min(self._maximum, self._next * 2)
-        time.sleep(min(delay, left))
+        slept = min(delay, left)
+        time.sleep(slept)
+        for observer in WAIT_OBSERVERS:
+            observer(slept)
         return True

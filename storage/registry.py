@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from twisted.logger import Logger
+
 from storage.errors import StoreError
 from storage.interfaces import IStore
 from storage.location import MailLocation, parse_location
 
 __all__ = ["STORES", "open_store"]
+
+_log = Logger(namespace="storage")
 
 
 def _open_maildir(location: MailLocation, user: str, index_dir: str | None) -> IStore:
@@ -81,6 +85,12 @@ def open_store(
         )
     if not os.path.isabs(location.root):
         raise StoreError(f"mail root {location.root!r} is not an absolute path")
-    if existing and not _present(location):
+    present = _present(location)
+    if existing and not present:
         raise StoreError(f"mail root {location.root!r} does not exist")
-    return factory(location, user, index_dir or location.index)
+    store = factory(location, user, index_dir or location.index)
+    if not present:
+        # A sysadmin should see it: a first login, or a mistyped location
+        # or an unmounted NFS share filling the local disk (issue 16).
+        _log.info("Created the mail root {root} for user {user}", root=location.root, user=user)
+    return store

@@ -202,3 +202,17 @@ def test_imapd_admin_console_script(installed):
     result = subprocess.run([str(script), "mailbox", "status"], cwd=root, env=_clean_env(),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "one of the arguments -u/--user -A/--all-users" in result.stderr
+
+
+def test_twistd_files_ignored_in_a_checkout():
+    """
+    Issue 16 item 9: the README's run command leaves twistd.pid (and,
+    daemonized, twistd.log) in the working directory; a checkout ignores
+    them, and the README says so.
+    """
+    root = os.path.join(os.path.dirname(__file__), "..")
+    result = subprocess.run(["git", "check-ignore", "twistd.pid", "twistd.log", "twistd.log.1"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.stdout.split() == ["twistd.pid", "twistd.log", "twistd.log.1"]
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        assert "`--pidfile=`" in f.read()

@@ -21,6 +21,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from imapd.auth.checker import refuse
 from imapd.auth.passwdfile import PasswdFile
 from imapd.auth.userdb import IUserDB, SystemUserDB, UserRecord
 
@@ -142,15 +143,12 @@ class Authenticator:
                 name = name.decode("utf-8")
             record = yield defer.maybeDeferred(self._runner, self.userdb.lookup, name)
         if record is None:
-            _log.info("Authentication refused for {user!r}: not in the user database",
-                      user=name)
-            raise UnauthorizedLogin("Authentication failed")
+            refuse(name, "not in the user database")
         why = self.refusal(record)
         if why is not None:
             # The password was right; the sysadmin learns why the login
             # failed all the same, the client only that it did.
-            _log.warn("Authentication refused for {user!r}: {reason}", user=name, reason=why)
-            raise UnauthorizedLogin("Authentication failed")
+            refuse(name, why)
         return record
 
 

@@ -43,9 +43,37 @@ from zope.interface import implementer
 from imapd.auth.passwdfile import PasswdFile
 from imapd.auth.schemes import hash_password, verify_password
 
-__all__ = ["PasswdFileChecker"]
+__all__ = ["PasswdFileChecker", "LoginRefused", "refuse"]
 
 _log = Logger()
+
+
+class LoginRefused(UnauthorizedLogin):
+    """
+    A refused login and why, for the log line of the session that tried
+    (L{imapd.commands.auth}: one line, with the client's address; issue
+    16 item 8).  The client only ever learns "Authentication failed".
+
+    @ivar reason: the reason, for the log alone.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("Authentication failed")
+        self.reason = reason
+
+
+def refuse(user: str | None, reason: str):
+    """
+    Refuse a login: a debug line here (where the reason is known; the
+    session's line at info level carries the reason and the address),
+    then L{LoginRefused}.
+    """
+    if user is None:
+        _log.debug("Authentication refused: {reason}", reason=reason)
+    else:
+        _log.debug("Authentication refused for {user!r}: {reason}", user=user, reason=reason)
+    raise LoginRefused(reason)
+
 
 #: The refusal deadline is the slowest sampled verification times this,
 #: plus L{_MARGIN_S} (scheduler noise on a busy machine).
@@ -67,8 +95,10 @@ def _text(value: str | bytes, what: str) -> str:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            _log.info("Authentication refused: {what} is not UTF-8", what=what)
-            raise UnauthorizedLogin("Authentication failed") from None
+            try:
+                refuse(None, f"{what} is not UTF-8")
+            except LoginRefused as e:
+                raise e from None
     return value
 
 
@@ -211,8 +241,6 @@ class PasswdFileChecker:
 
         @raises UnauthorizedLogin: always.
         """
-        _log.info("Authentication refused for {user!r}: {reason}", user=user,
-                  reason=reason)
         # The same message whatever the reason: the client must not learn
         # which user names exist.
-        raise UnauthorizedLogin("Authentication failed")
+        refuse(user, reason)

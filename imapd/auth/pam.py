@@ -42,7 +42,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from imapd.auth.checker import Runner, _text
+from imapd.auth.checker import Runner, _text, refuse
 
 __all__ = ["PamChecker", "PamUnavailable", "pam_service_file", "PAM_DIR"]
 
@@ -143,9 +143,7 @@ class PamChecker:
         self._pad(started)
         # PAM's reason ("Authentication failure", "User not known to the
         # underlying authentication module") is for the log only.
-        _log.info("Authentication refused for {user!r}: PAM service {service!r}: {reason}",
-                  user=user, service=self.service, reason=reason)
-        raise UnauthorizedLogin("Authentication failed")
+        refuse(user, f"PAM service {self.service!r}: {reason}")
 
     def _pad(self, started: float) -> None:
         """Wait until a refusal started at C{started} took as long as the slowest check."""

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
+from imapd.auth.schemes import password_problem
+
 __all__ = ["PasswdEntry", "PasswdFile", "parse_line"]
 
 _log = Logger()
@@ -120,6 +122,10 @@ def parse_line(line: str) -> PasswdEntry | None:
     user = fields[0]
     if not user or user != user.strip():
         raise _BadLine("empty user name or user name with surrounding spaces")
+    if len(fields) < 2:
+        # Most likely a mistake (a wrapped line, a user name alone); an
+        # account without a password is written "user:" (issue 16 item 9).
+        raise _BadLine("no ':' after the user name (user:{SCHEME}hash:uid:gid:...)")
 
     def get(i: int) -> str:
         return fields[i] if i < len(fields) else ""
@@ -256,6 +262,9 @@ class PasswdFile:
                 continue
             if entry is None:
                 continue
+            problem = password_problem(entry.password)
+            if problem is not None:
+                self._bad(lineno, problem)
             if entry.user in entries:
                 # Dovecot keeps the first line for a user; so do we, but say
                 # so, since the later line is probably the intended one.

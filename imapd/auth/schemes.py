@@ -507,6 +507,38 @@ def split_scheme(stored: str, default_scheme: str = DEFAULT_SCHEME) -> tuple[str
     return default_scheme.upper(), stored
 
 
+#: A DES crypt(3) value: 2 salt and 11 hash characters of this alphabet.
+_DES_ALPHABET = frozenset("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def password_problem(stored: str) -> str | None:
+    """
+    Why a passwd-file password field can never match, for a warning when
+    the file is read (issue 16 item 9), or None: an unknown C{{SCHEME}},
+    or a bare value that is no crypt(3) hash (a password written in
+    plain text without C{{PLAIN}}, say).  An empty field is "no
+    password", not a problem.  Never quotes the value.
+    """
+    if not stored:
+        return None
+    if stored.startswith("{") and stored.find("}") > 0:
+        scheme = split_scheme(stored)[0]
+        for suffix in _ENCODING_SUFFIXES:
+            if scheme.endswith(suffix):
+                scheme = scheme[: -len(suffix)]
+                break
+        if scheme not in _SCHEMES:
+            return f"unknown password scheme {scheme!r}; this user cannot log in"
+        return None
+    if stored.startswith("$") or (len(stored) == 13 and set(stored) <= _DES_ALPHABET):
+        return None
+    if stored[0] in "!*":
+        # A locked account, as /etc/shadow writes it: meant never to match.
+        return None
+    return ("the password has no {SCHEME} prefix and is no crypt(3) hash (plain text "
+            "needs {PLAIN}); this user cannot log in")
+
+
 def _of_user(user: str | None) -> str:
     """
     The " of user 'name'" part of a log line, quoted with repr() so that a

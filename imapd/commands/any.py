@@ -135,6 +135,7 @@ async def handle_noop(session, cmd: Noop):
 
 async def handle_logout(session, cmd: Logout):
     """RFC 3501 section 6.1.3: BYE, then the tagged OK, then close."""
+    session.logged_out = True
     session.send(b"* BYE Logging out\r\n")
     session.send(f"{cmd.tag} OK LOGOUT completed\r\n".encode())
     session.disconnect()

@@ -20,8 +20,12 @@ import binascii
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.internet import task
+from twisted.python.failure import Failure
 
-from imapd.account import IAccount
+from storage.errors import StoreError
+
+from imapd import metrics
+from imapd.account import IAccount, store_open_failed
 from imapd.auth.errors import AuthUnavailable
 from imapd.cluster.relay import NotOurs, relay_login
 from imapd.commands.any import capabilities
@@ -93,16 +97,28 @@ async def _login(session, tag: str, user: bytes, password: bytes,
         # lives on another node; the session becomes a relay to it.
         # A SASL login (authzid not None) is relayed as one.
         return await relay_login(session, e.host, user, password, authzid)
-    except (UnauthorizedLogin, LoginFailed):
+    except (UnauthorizedLogin, LoginFailed) as e:
+        metrics.login(False)
         session._failed_logins += 1
         ledger.failed(address, session.clock.seconds(), limits.failed_login_decay)
-        session.log_event("login failed", name)
+        # One line, with the address and the checker's reason (issue 16
+        # item 8); the client learns none of it.
+        session.log_event("login failed", name,
+                          reason=getattr(e, "reason", None) or "authentication failed")
         # The same deadline for every failure, from the attempt's start.
         left = started + limits.failed_login_delay - session.clock.seconds()
         await task.deferLater(session.clock, max(0.0, left), lambda: None)
         if session._failed_logins >= session.limits.max_failed_logins:
             raise ConnectionClosing("Too many failed logins")
         raise CommandFailed("Authentication failed.", "AUTHENTICATIONFAILED")
+    except StoreError:
+        # Issue 16 item 2: the password was good, the mail cannot be
+        # opened (the realm opens the store); logged with the user and the
+        # session, no path for the client.  (Anything else is a SERVERBUG
+        # the dispatcher logs with its traceback.)
+        code, text = store_open_failed(session.log, name, session, Failure())
+        raise CommandFailed(text, code)
+    metrics.login(True)
     if handoff is not None:
         session.log_event("login", record.name, tls=session.tls_active)
         await handoff.hand_off(session, tag, record)

@@ -387,6 +387,19 @@ class Deliverer:
         @return: (mailbox name, UID).
         @raises DeliveryError: see the module docstring.
         """
+        from imapd import metrics
+
+        try:
+            result = self._deliver_to(recipient, message, sender, strict_folder)
+        except DeliveryError as e:
+            metrics.RECORDER.inc("imapd_deliveries_total",
+                                 result="temporary" if e.temporary else "permanent")
+            raise
+        metrics.RECORDER.inc("imapd_deliveries_total", result="ok")
+        return result
+
+    def _deliver_to(self, recipient: Recipient, message: Message, sender: str,
+                    strict_folder: bool) -> tuple[str, int]:
         prefix = self._trace(recipient, sender, message.crlf is not False)
         store = self._store_of(recipient)
         try:

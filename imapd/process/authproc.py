@@ -113,7 +113,9 @@ class AuthRole:
                 return
             if not failure.check(UnauthorizedLogin, LoginFailed):
                 log.failure("authentication error", failure)
-            self.control.send({"op": "auth-result", "req": req, "record": None})
+            # Why, for the login process's one log line (never the client).
+            self.control.send({"op": "auth-result", "req": req, "record": None,
+                               "reason": getattr(failure.value, "reason", None)})
 
         def done(_):
             self.pending -= 1

@@ -36,21 +36,14 @@ def child_log_observer(level: str, stream=None):
         FilteringLogObserver,
         LogLevel,
         LogLevelFilterPredicate,
-        formatEvent,
     )
 
-    from imapd.logtext import escaping_observer
+    from imapd.logtext import escaping_observer, event_text, quiet_predicate
 
     fd = (stream or sys.stdout).fileno()
 
     def observe(event: dict) -> None:
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            try:
-                text += "\n" + failure.getTraceback()
-            except Exception:
-                text += f"\n{failure!r}"
+        text = event_text(event)
         level_ = event.get("log_level")
         line = json.dumps({"l": level_.name if level_ is not None else "info",
                            "ns": event.get("log_namespace", ""), "t": text}) + "\n"
@@ -64,7 +57,7 @@ def child_log_observer(level: str, stream=None):
                 return
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    return FilteringLogObserver(escaping_observer(observe), [predicate])
+    return FilteringLogObserver(escaping_observer(observe), [predicate, quiet_predicate()])
 
 
 def run(request: dict, fds: list[int], spawner: int) -> int:
@@ -119,5 +112,11 @@ def run(request: dict, fds: list[int], spawner: int) -> int:
     control = Channel(role.on_message, lambda _c: role.control_lost(), name=kind)
     adopt_channel(reactor, fds[0], control)
     role.start(reactor, control)
+    if config.metrics.listen:
+        # What this process counts goes to the master's endpoint.
+        from imapd import metrics
+
+        metrics.watch_locks()
+        metrics.start_reporting(reactor, control.send)
     reactor.run()
     return 0

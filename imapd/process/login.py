@@ -33,11 +33,11 @@ import itertools
 import os
 import socket
 
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from imapd.auth.checker import LoginRefused
 from imapd.errors import CommandFailed, ConnectionClosing
 from imapd.process.wire import SessionState, b64, record_from_json
 from imapd.protocol import IMAPServerProtocol
@@ -127,6 +127,10 @@ class LoginProtocol(IMAPServerProtocol):
         self.role.session_ended(self)
 
     # -- one command at a time before login ---------------------------------
+
+    def handed_away(self) -> bool:
+        # The worker logs the session's end (the relay carries its bytes).
+        return self.handed_off
 
     def dataReceived(self, data: bytes) -> None:
         if self.relay is not None:
@@ -297,6 +301,7 @@ class LoginRole:
     def prepare(self) -> None:
         """Read the certificates, then become C{login_user} if root."""
         from conf.endpoints import is_implicit_tls, uses_tls_section
+        from imapd.listeners import ssl_context
         from imapd.tls import certificate_options
 
         tls = None
@@ -314,7 +319,7 @@ class LoginRole:
             if uses_tls_section(description):
                 wrap = tls
             elif is_implicit_tls(description):
-                wrap = _ssl_context(description)
+                wrap = ssl_context(description)
             self.listeners.append((description, spec["family"], fd, wrap,
                                    is_implicit_tls(description)))
         if self.args.get("drop"):
@@ -436,7 +441,7 @@ class LoginRole:
             # The auth process ended during the check: not the client's fault.
             raise CommandFailed("Authentication is unavailable now; try again", "UNAVAILABLE")
         if result != "ok":
-            raise UnauthorizedLogin("Authentication failed")
+            raise LoginRefused(reply.get("reason") or "authentication failed")
         owner = reply.get("owner")
         if owner is not None:
             from imapd.cluster.relay import NotOurs
@@ -509,15 +514,3 @@ def _sleep(reactor, seconds: float) -> defer.Deferred:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
-
-
-def _ssl_context(description: str):
-    """The TLS context an C{ssl:} listener description names."""
-    from twisted.internet.endpoints import serverFromString
-
-    endpoint = serverFromString(_NoReactor(), description)
-    return endpoint._sslContextFactory
-
-
-class _NoReactor:
-    """The endpoint parser only stores the reactor."""

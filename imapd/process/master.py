@@ -32,7 +32,6 @@ import pickle
 import secrets
 import signal
 import socket
-import stat
 import sys
 from typing import Optional
 
@@ -40,10 +39,11 @@ from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.logger import Logger, LogLevel
 
+from imapd.listeners import ListenError, bind_listeners
 from imapd.process.channel import Channel, adopt_channel
 from imapd.process.wire import b64, pool_index, record_from_json, record_to_json, unb64
 
-__all__ = ["MasterService", "bind_listener", "ListenError"]
+__all__ = ["MasterService"]
 
 log = Logger(namespace="imapd.master")
 
@@ -55,70 +55,6 @@ _BACKOFF = (0.05, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _STABLE = 30.0
 #: Seconds children get to end after SIGTERM before SIGKILL.
 _STOP_GRACE = 12.0
-
-
-class ListenError(Exception):
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(f"cannot listen on {address}: {reason}")
-        self.address = address
-        self.reason = reason
-
-
-def bind_listener(description: str) -> socket.socket:
-    """
-    A listening socket for a listener description (C{tcp:}, C{tcp6:},
-    C{tls:}, C{ssl:}, C{unix:}, as L{conf.endpoints} reads them).
-
-    @raises ListenError: the address is in use, or not ours to use.
-    @raises ValueError: a kind of listener the master cannot bind.
-    """
-    from conf.endpoints import interface_of, split_endpoint
-
-    kind, args, kwargs = split_endpoint(description)
-    backlog = int(kwargs.get("backlog", 50))
-    if kind in ("tcp", "tcp6", "tls", "ssl"):
-        port = int(kwargs.get("port") or args[0])
-        interface = (interface_of(description) or "").strip("[]")
-        family = socket.AF_INET6 if kind == "tcp6" or ":" in interface else socket.AF_INET
-        if not interface and family == socket.AF_INET6:
-            interface = "::"
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((interface, port))
-            sock.listen(backlog)
-        except OSError as e:
-            sock.close()
-            raise ListenError(f"{interface or '*'}:{port}", e.strerror or str(e)) from None
-    elif kind == "unix":
-        path = kwargs.get("address") or args[0]
-        mode = int(kwargs.get("mode", "666"), 8)
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                probe = socket.socket(socket.AF_UNIX)
-                try:
-                    probe.connect(path)
-                except OSError:
-                    os.unlink(path)  # left by a server that is gone
-                else:
-                    raise ListenError(path, "Address already in use")
-                finally:
-                    probe.close()
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            os.chmod(path, mode)
-            sock.listen(backlog)
-        except OSError as e:
-            sock.close()
-            raise ListenError(path, e.strerror or str(e)) from None
-    else:
-        raise ValueError(f"{description!r}: a {kind or 'plugin'} listener needs "
-                         "[service] single_process = true")
-    sock.setblocking(False)
-    return sock
 
 
 class Child:
@@ -205,6 +141,10 @@ class MasterService(service.Service):
         self.listeners: list = []   # (description, socket)
         #: the services process's listeners: (option, description, socket)
         self.service_listeners: list = []
+        #: the Prometheus endpoint's listeners (description, socket), served
+        #: here, and their ports once served
+        self.metrics_listeners: list = []
+        self.metrics_ports: list = []
         self.services: Optional[Child] = None
         self.children: dict[int, Child] = {}
         self.auth: Optional[Child] = None
@@ -227,6 +167,9 @@ class MasterService(service.Service):
         self.slots: dict[int, list] = {}
         self._slot_ids = itertools.count(1)
         self._stopped: Optional[defer.Deferred] = None
+        #: READY=1 is owed to systemd once the current generation is up
+        #: (at start, and after a reload: L{imapd.sdnotify}).
+        self._owe_ready = False
         self._spawner_timer = None
         #: The control socket (L{imapd.control}) and its requests in flight.
         self.control = None
@@ -250,51 +193,65 @@ class MasterService(service.Service):
     # -- start and stop --------------------------------------------------------
 
     def privilegedStartService(self) -> None:
-        from imapd.tap import _fail
-
         super().privilegedStartService()
-        for description in self.config.server.listen:
-            try:
-                sock = bind_listener(description)
-            except ListenError as e:
-                log.critical("Cannot listen on {address}: {reason}", address=e.address,
-                             reason=e.reason)
-                for _d, s in self.listeners:
-                    s.close()
-                raise _fail(f"option 'listen': {e}") from None
-            except ValueError as e:
-                raise _fail(f"option 'listen': {e}") from None
-            self.listeners.append((description, sock))
-            log.info("Listener {description}", description=description)
-        self._bind_service_listeners()
+        self.bind_listeners()
 
-    def _bind_service_listeners(self) -> None:
-        """LMTP and the cluster's listeners, for the services process."""
+    def bind_listeners(self) -> None:
+        """
+        Bind every listener (L{imapd.listeners}), once: C{makeService}
+        calls it before twistd daemonizes, so that a listener that cannot
+        bind stops C{twistd} with one line and status 1 in daemon mode
+        too (issue 16 item 1); C{privilegedStartService} again for
+        callers that build the service themselves.
+        """
+        if self.listeners or self.service_listeners or self.metrics_listeners:
+            return
         from imapd.process.services import service_listeners
-        from imapd.tap import _fail
 
-        for option, description in service_listeners(self.config):
+        wanted = [("listen", d, self.listeners) for d in self.config.server.listen]
+        wanted += [(o, d, None) for o, d in service_listeners(self.config)]
+        # The Prometheus endpoint is the master's own (imapd.metrics).
+        wanted += [("metrics.listen", d, self.metrics_listeners)
+                   for d in self.config.metrics.listen]
+        for option, description, into in wanted:
             try:
-                sock = bind_listener(description)
+                socks = bind_listeners(description)
             except (ListenError, ValueError) as e:
-                if isinstance(e, ListenError):
-                    log.critical("Cannot listen on {address}: {reason}", address=e.address,
-                                 reason=e.reason)
-                for _d, s in self.listeners:
-                    s.close()
-                for _o, _d, s in self.service_listeners:
-                    s.close()
+                # (No log line: start-up has not begun logging; the one
+                # line on stderr is the message.)
+                self._close_listeners()
+                from imapd.tap import _fail
+
                 raise _fail(f"option {option!r}: {e}") from None
-            self.service_listeners.append((option, description, sock))
+            for sock in socks:
+                if into is None:
+                    self.service_listeners.append((option, description, sock))
+                else:
+                    into.append((description, sock))
+            if into is self.listeners:
+                log.info("Listener {description}", description=description)
+
+    def _close_listeners(self) -> None:
+        for _d, sock in self.listeners:
+            sock.close()
+        self.listeners = []
+        for _o, _d, sock in self.service_listeners:
+            sock.close()
+        self.service_listeners = []
+        for _d, sock in self.metrics_listeners:
+            sock.close()
+        self.metrics_listeners = []
+        for port in self.metrics_ports:
+            port.stopListening()
+        self.metrics_ports = []
 
     def startService(self) -> None:
         from imapd.process.sysutil import set_title
         from imapd.tap import _apply_log_level
 
         super().startService()
-        _apply_log_level(self.config.log.level)
-        if not self.listeners:
-            self.privilegedStartService()
+        _apply_log_level(self.config.log.level, self.config.log)
+        self.bind_listeners()
         set_title("imapd: master")
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         from imapd.control import ControlService, control_path
@@ -302,10 +259,40 @@ class MasterService(service.Service):
         self.control = ControlService(control_path(self.config), self.control_request,
                                       self.reactor)
         self.control.startService()
+        self._serve_metrics()
         self.start_spawner()
+        self._owe_ready = True
         self.start_generation()
 
+    def _serve_metrics(self) -> None:
+        """The Prometheus endpoint: the children's reports, added up here."""
+        if not self.metrics_listeners:
+            return
+        from twisted.web.server import Site
+
+        from imapd import metrics
+        from imapd.process.sysutil import adopt_listener
+
+        metrics.watch_locks()
+        site = Site(metrics.metrics_resource(metrics.RECORDER, lambda: self.connections.total))
+        site.noisy = False
+        for description, sock in self.metrics_listeners:
+            self.metrics_ports.append(adopt_listener(self.reactor, sock.fileno(), sock.family,
+                                                     site))
+        for description in dict.fromkeys(d for d, _s in self.metrics_listeners):
+            log.info("Metrics on {description}", description=description)
+
+    def _on_metrics(self, child: Child, message, fds) -> None:
+        from imapd import metrics
+
+        report = message.get("d")
+        if isinstance(report, dict):
+            metrics.RECORDER.merge(report)
+
     def stopService(self):
+        from imapd import sdnotify
+
+        sdnotify.stopping()
         super().stopService()
         self.stopping = True
         if self.control is not None:
@@ -335,12 +322,7 @@ class MasterService(service.Service):
         """Every child is gone: end the spawner (it goes at end of input)."""
         if self._stopped is None or self._stopped.called:
             return
-        for _d, sock in self.listeners:
-            sock.close()
-        self.listeners = []
-        for _o, _d, sock in self.service_listeners:
-            sock.close()
-        self.service_listeners = []
+        self._close_listeners()
         if self.spawner is None:
             self._stopped.callback(None)
             return
@@ -470,27 +452,34 @@ class MasterService(service.Service):
         from imapd.defaults import prepare
         from imapd.tls import TLSError
 
+        from imapd import sdnotify
+
         if self.stopping:
             return
+        sdnotify.reloading()
         path, overrides = self.reload_args
         try:
             config = load_config(path, overrides)
             effective = prepare(config)
         except (ConfigError, TLSError, OSError) as e:
             log.error("Reload: {error}; keeping the configuration in use", error=e)
+            # The settings in use go on serving: the reload is over.
+            sdnotify.ready(f"Reload failed ({e}); serving generation {self.generation}")
             return
-        if list(config.server.listen) != [d for d, _s in self.listeners]:
+        if list(config.server.listen) != list(dict.fromkeys(d for d, _s in self.listeners)):
             log.warn("Reload: option 'listen' changed; the listeners change at the next start")
         from imapd.process.services import service_listeners
 
-        if service_listeners(config) != [(o, d) for o, d, _s in self.service_listeners]:
+        if service_listeners(config) != list(dict.fromkeys(
+                (o, d) for o, d, _s in self.service_listeners)):
             log.warn("Reload: options 'lmtp_listen', 'cluster.socketmap_listen' or "
                      "'cluster.auth_http_listen' changed; the listeners change at the next start")
         old = [c for c in self.children.values() if not c.retiring]
         self._set_config(config, effective)
         from imapd.tap import _apply_log_level
 
-        _apply_log_level(config.log.level)
+        _apply_log_level(config.log.level, config.log)
+        self._owe_ready = True
         self.start_generation()
         for child in old:
             self.retire(child)
@@ -580,11 +569,12 @@ class MasterService(service.Service):
     #: What each kind of child may ask: a login process that went wrong
     #: cannot pose as the auth process, nor a worker as a login process.
     ALLOWED_OPS = {
-        "auth": {"ready", "auth-result"},
-        "login": {"ready", "admit", "release", "auth", "handoff"},
-        "pool": {"ready", "adopted", "release", "control-result", "delivered"},
-        "user": {"ready", "adopted", "release", "idle", "control-result", "delivered"},
-        "services": {"ready", "deliver"},
+        "auth": {"ready", "metrics", "auth-result"},
+        "login": {"ready", "metrics", "admit", "release", "auth", "handoff"},
+        "pool": {"ready", "metrics", "adopted", "release", "control-result", "delivered"},
+        "user": {"ready", "metrics", "adopted", "release", "idle", "control-result",
+                 "delivered"},
+        "services": {"ready", "metrics", "deliver"},
     }
 
     def on_child_message(self, child: Child, message: dict, fds) -> None:
@@ -607,6 +597,24 @@ class MasterService(service.Service):
         queue, child.queue = child.queue, []
         for queued, qfds in queue:
             child.channel.send(queued, qfds)
+        self._tell_ready()
+
+    def _tell_ready(self) -> None:
+        """
+        READY=1 for systemd once the auth process, every login process,
+        every pool worker and the services process of the current
+        generation are up: a connection is then served, not only queued.
+        """
+        from imapd import sdnotify
+
+        if not self._owe_ready or self.stopping:
+            return
+        current = [self.auth, *self.logins, *self.pool, self.services]
+        if all(c.ready for c in current if c is not None):
+            self._owe_ready = False
+            listening = dict.fromkeys(d for d, _s in self.listeners)
+            sdnotify.ready(f"Serving {', '.join(listening)}; "
+                           f"generation {self.generation}")
 
     def _on_admit(self, child: Child, message, fds) -> None:
         host = message.get("host")
@@ -614,6 +622,9 @@ class MasterService(service.Service):
         if refused is not None:
             self._reply(child, message["req"], refused=refused)
             return
+        from imapd import metrics
+
+        metrics.RECORDER.inc("imapd_sessions_total")
         slot = next(self._slot_ids)
         self.slots[slot] = [host, child.id]
         self._reply(child, message["req"], slot=slot)
@@ -643,9 +654,10 @@ class MasterService(service.Service):
 
     def _on_auth_result(self, child: Child, message, fds) -> None:
         self._auth_done(message.get("req"), message.get("record"),
-                        error=bool(message.get("unavailable")), owner=message.get("owner"))
+                        error=bool(message.get("unavailable")), owner=message.get("owner"),
+                        reason=message.get("reason"))
 
-    def _auth_done(self, req, record, error: bool = False, owner=None) -> None:
+    def _auth_done(self, req, record, error: bool = False, owner=None, reason=None) -> None:
         entry = self.auth_pending.pop(req, None)
         if entry is None:
             return
@@ -655,7 +667,7 @@ class MasterService(service.Service):
             return
         if record is None:
             self.failures.failed(host, self.reactor.seconds(), self.limits.failed_login_decay)
-            self._reply(login, lreq, result="fail")
+            self._reply(login, lreq, result="fail", reason=reason)
             return
         if owner is not None:
             # Another node owns the user ([cluster] relay): the login

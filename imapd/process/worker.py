@@ -80,10 +80,10 @@ class WorkerProtocol(IMAPServerProtocol):
         self._pump()
 
     def _not_opened(self, failure) -> None:
-        self.log.failure("opening the store of user={user} failed", failure,
-                         user=self.handed.record.name)
-        self.send(_tagged(self.handed.tag, b"NO", "UNAVAILABLE",
-                          "Your mail cannot be opened now; try again later"))
+        from imapd.account import store_open_failed
+
+        code, text = store_open_failed(self.log, self.handed.record.name, self, failure)
+        self.send(_tagged(self.handed.tag, b"NO", code, text))
         self.send(b"* BYE Closing\r\n")
         self.disconnect()
 
@@ -108,10 +108,20 @@ class WorkerRole:
         self.tracking = None
 
     def prepare(self) -> None:
-        if self.user is not None:
-            from imapd.process.privileges import become_user
+        from imapd.process.privileges import become_user
 
-            become_user(self.user, self.config.service.mail_privileged_group or None)
+        group = self.config.service.mail_privileged_group or None
+        if self.user is not None:
+            become_user(self.user, group)
+        elif os.getuid() == 0 and self.config.service.mail_user:
+            # A pool worker: virtual users' mail as service.mail_user, not
+            # as root (issue 16 item 7: a container started as root).
+            import pwd
+
+            from imapd.auth.userdb import UserRecord
+
+            entry = pwd.getpwnam(self.config.service.mail_user)
+            become_user(UserRecord(entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid), group)
 
     def start(self, reactor, control) -> None:
         import dataclasses

@@ -199,3 +199,39 @@ def test_unreadable_and_malformed_files(tmp_path):
     path = write(tmp_path, "listen = [\n")
     error = error_of(path)
     assert error.option is None and str(error).startswith(f"{path}: not valid TOML: ")
+
+
+@pytest.mark.parametrize("written, stored", [
+    ("warning", "warn"), ("WARN", "warn"), ("Error", "error"), ("err", "error"),
+    ("crit", "critical"), ("debug", "debug"),
+])
+def test_log_level_spellings(tmp_path, written, stored):
+    """
+    Issue 16 item 9: C{level = "warning"} (syslog's and Python's name) and
+    other spellings a sysadmin writes are read, not refused.
+    """
+    path = write(tmp_path, f'[log]\nlevel = "{written}"\n')
+    assert load_config(path, {}).log.level == stored
+
+
+def test_log_level_still_checked(tmp_path):
+    """An unknown level is still one line naming the option."""
+    error = error_of(write(tmp_path, '[log]\nlevel = "loud"\n'))
+    assert error.option == "log.level" and "loud" in str(error)
+
+
+@pytest.mark.parametrize("written, stored", [("1.3", "1.3"), ('"1.3"', "1.3"), ("1.2", "1.2")])
+def test_tls_min_version_as_number(tmp_path, written, stored):
+    """
+    Issue 16 item 9: C{min_version = 1.3}, a TOML number, means "1.3";
+    a sysadmin should not have to quote it.
+    """
+    path = write(tmp_path, f"[tls]\nmin_version = {written}\n")
+    assert load_config(path, {}).tls.min_version == stored
+
+
+@pytest.mark.parametrize("written", ["1.25", "1", "true", '"1.1"'])
+def test_tls_min_version_other_values_refused(tmp_path, written):
+    """Numbers other than 1.2 and 1.3 are refused, not rounded to one."""
+    error = error_of(write(tmp_path, f"[tls]\nmin_version = {written}\n"))
+    assert error.option == "tls.min_version"

@@ -212,3 +212,35 @@ class PasswdFileCheckerTests(SynchronousTestCase):
         self.failureResultOf(
             portal.login(UsernamePassword(b"alice@example.org", b"no"), None, IThing),
             UnauthorizedLogin)
+
+
+class RefusalLineTests(SynchronousTestCase):
+    """
+    Issue 16 item 8: a refused login is one info line, the session's
+    (with the client's address); the checker's own line, without the
+    address, is a debug line, and the reason travels with the refusal.
+    """
+
+    def test_refusal_carries_reason_and_logs_at_debug(self):
+        """
+        L{PasswdFileChecker} refuses with L{LoginRefused} whose reason is
+        for the log; its own events are at debug level only.
+        """
+        from twisted.logger import LogLevel
+
+        from imapd.auth.checker import LoginRefused
+
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        path = Path(directory.name) / "users"
+        path.write_text(f"bob:{hash_password(PASSWORD, 'SSHA512')}\n", encoding="utf-8")
+        checker = PasswdFileChecker(PasswdFile(path), runner=synchronous)
+        with capturedLogs() as events:
+            wrong = self.failureResultOf(
+                checker.requestAvatarId(UsernamePassword("bob", "nope")), LoginRefused)
+            unknown = self.failureResultOf(
+                checker.requestAvatarId(UsernamePassword("eve", "nope")), LoginRefused)
+        self.assertIn("wrong password", wrong.value.reason)
+        self.assertIn("unknown user", unknown.value.reason)
+        self.assertEqual(str(wrong.value), str(unknown.value))
+        self.assertEqual([e for e in events if e["log_level"] != LogLevel.debug], [])

@@ -264,3 +264,36 @@ def test_users_lists_every_name(passwd, tmp_path):
     assert set(passwd.users()) == {"alice@example.org", "bob", "carol"}
     _write(tmp_path / "users", "dave:{PLAIN}x\n")
     assert passwd.users() == ("dave",)
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("carol", "no ':'"),
+    ("carol:secret", "no {SCHEME} prefix"),
+    ("carol:{NOSUCH}x", "unknown password scheme 'NOSUCH'"),
+    ("carol:{sha256.hex}abc", None),
+    ("carol:{PLAIN}secret", None),
+    ("carol:$6$salt$hash", None),
+    ("carol:abcdefghijklm", None),
+    ("carol:*", None),
+    ("carol:", None),
+])
+def test_malformed_password_fields_logged(tmp_path, line, reason):
+    """
+    Issue 16 item 9: a line that can never log in (a user name alone, a
+    password in plain text without C{{PLAIN}}, an unknown scheme) is not
+    accepted silently: the sysadmin gets a warning with the line number,
+    never the password.  Good lines, locked accounts (C{*}) and empty
+    passwords give no warning.
+    """
+    path = tmp_path / "users"
+    path.write_text(f"good:{{PLAIN}}one\n{line}\n")
+    with capturedLogs() as events:
+        passwd = PasswdFile(path)
+        assert passwd.lookup("good").password == "{PLAIN}one"
+    warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+    if reason is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warnings[0].startswith(f"passwd-file {path}:2: ")
+        assert reason in warnings[0]
+        assert "secret" not in warnings[0]

@@ -79,3 +79,22 @@ def test_autologout(conv):
     conv.clock.advance(conv.context.limits.idle_timeout_unauth + 1)
     assert conv.lines() == ["* BYE Autologout; idle for too long"]
     assert conv.transport.disconnecting
+
+
+def test_greeting_names_the_hostname(server):
+    """
+    Issue 16 item 3: the greeting carries the server's name (option
+    hostname, --hostname), as Dovecot's login_greeting does; RFC 3501
+    section 7.1.1 leaves the text free.  A name with control characters
+    cannot break the line.
+    """
+    from tests.imapd.conftest import Conversation
+
+    server.hostname = "mail.example.org"
+    greeting = Conversation(server, server.reactor).lines()
+    assert len(greeting) == 1
+    assert greeting[0].startswith("* OK [CAPABILITY IMAP4rev1 ")
+    assert greeting[0].endswith("] mail.example.org imapd ready.")
+    server.hostname = "evil\r\n* BYE x"
+    greeting = Conversation(server, server.reactor).lines()
+    assert len(greeting) == 1 and greeting[0].endswith(" imapd ready.")

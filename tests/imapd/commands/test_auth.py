@@ -157,3 +157,41 @@ def test_password_database_unavailable_is_no_unavailable(conv):
     assert ours and "ldap://ldap1" in ours[0]["reason"]
     # Once the directory answers again, the login works.
     conv.ok("b1 LOGIN demo secret")
+
+
+def test_store_error_at_login_is_logged_without_paths(conv, mail_root):
+    """
+    Issue 16 item 2: the password is good but the mail store cannot be
+    opened (here the user's mail root is a regular file).  The client
+    gets C{NO [UNAVAILABLE]} without any server path; the log has one
+    error line with the user, the session id and the store's reason.
+    """
+    from twisted.logger import LogLevel, capturedLogs, formatEvent
+
+    (mail_root / "demo").write_text("not a directory")
+    with capturedLogs() as events:
+        lines = conv.transact("a1 LOGIN demo secret")
+    assert lines == ["a1 NO [UNAVAILABLE] Your mail cannot be opened now; try again later"]
+    assert str(mail_root) not in " ".join(lines)
+    assert conv.proto.state == "nonauth"
+    errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+    assert len(errors) == 1, errors
+    assert "user=demo" in errors[0] and f"session={conv.proto.session_id}" in errors[0]
+    assert str(mail_root / "demo") in errors[0]
+
+
+def test_created_mail_root_is_logged(conv, mail_root):
+    """
+    Issue 16 item 2: a missing mail root is created at the first login,
+    and the log says so (a mistyped location or an unmounted share
+    should not fill a disk silently).
+    """
+    from twisted.logger import capturedLogs, formatEvent
+
+    with capturedLogs() as events:
+        conv.ok("a1 LOGIN demo secret")
+    created = [formatEvent(e) for e in events if "Created the mail root" in formatEvent(e)]
+    assert created == [f"Created the mail root {mail_root / 'demo'} for user demo"]
+    with capturedLogs() as events:
+        conv.ok("a2 LOGOUT")
+    assert not [e for e in events if "Created the mail root" in formatEvent(e)]
