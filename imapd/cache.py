@@ -219,12 +219,14 @@ def forget_mailbox(account, name: str, inferiors: bool, operation: Callable[[], 
     @return: what C{operation} returned.
     """
     from index import remove_index
+    from index.fts import fts_identity
 
     index_dir = getattr(account, "index_dir", None)
     identities = _identities(account, name, inferiors) if index_dir else []
     result = operation()
     for identity in identities:
         remove_index(index_dir, identity)
+        remove_index(index_dir, fts_identity(identity))  # the full-text file (index.fts)
     with _pruned_lock:
         for identity in identities:
             _pruned.pop((index_dir, identity), None)

@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from conf import ConfigError, load_config
+from imapd.fts import settings_from
 
 __all__ = ["Options", "makeService", "IMAPService", "ThreadPoolService", "IndexSweepService"]
 
@@ -394,6 +395,8 @@ def _lmtp_services(config, effective, context, top) -> None:
     from imapd.delivery.lmtp import build_lmtp_factory
 
     factory = build_lmtp_factory(config, effective, context.reactor, context.storage_pool)
+    # One process: delivered mail is indexed here, for the sessions here.
+    factory.fts = context.fts
     for description in config.server.lmtp_listen:
         strports.service(twisted_description(description), factory).setServiceParent(top)
         log.info("LMTP listener {description}", description=description)
@@ -477,6 +480,7 @@ def makeService(options: Options) -> service.MultiService:
         mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
         urlauth_submit_user=config.urlauth.submit_user,
         trusted_proxies=trusted_proxies(config),
+        fts=settings_from(config),
     )
 
     top = IMAPService(config.log.level)

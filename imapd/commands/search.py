@@ -105,11 +105,18 @@ def _match_each(view, key, pairs, matcher, cache, fts) -> list[tuple[int, int]]:
     return hits
 
 
-def _search_indexed(account, view, key, charset, cache, settings) -> list[tuple[int, int]]:
-    """Blocking: L{run_search} with the full-text index, where there is one."""
+def _search_indexed(account, view, key, charset, cache, settings):
+    """
+    Blocking: L{run_search} with the full-text index, where there is one.
+
+    @return: the hits, and whether the index lacks messages of the view
+        (the caller has them indexed after its answer).
+    """
     from imapd.fts.query import open_search
 
-    return run_search(view, key, charset, cache, open_search(account, view, key, settings))
+    fts = open_search(account, view, key, settings)
+    hits = run_search(view, key, charset, cache, fts)
+    return hits, fts is not None and fts.missing > 0
 
 
 #: Numbers per piece of an untagged SEARCH response (L{_search_line}).
@@ -256,8 +263,13 @@ async def handle_search(session, cmd: Search):
         hits = in_memory(view, cmd.key, cmd.charset)
         if hits is None:
             cache = SearchCache.for_search(session.account, view.mailbox, cmd.key)
-            hits = await session.run(_search_indexed, session.account, view, cmd.key,
-                                     cmd.charset, cache, session.context.fts)
+            hits, lacking = await session.run(_search_indexed, session.account, view,
+                                              cmd.key, cmd.charset, cache, session.context.fts)
+            if lacking:
+                # The rest of a cold mailbox, indexed after the answer.
+                from imapd.fts.indexer import for_session
+
+                session.after_answer.append(lambda: for_session(session, view.mailbox.name))
     except BadCharset as e:
         if saving:
             # RFC 5182 section 2.1: a failed SEARCH ... SAVE empties $.

@@ -21,7 +21,7 @@ before, so the answer is the same with the index on, off or half built.
 
 from dataclasses import dataclass
 
-__all__ = ["FtsSettings", "DEFAULT"]
+__all__ = ["FtsSettings", "DEFAULT", "settings_from"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +41,9 @@ class FtsSettings:
 
 #: The settings of a server configured without an C{[fts]} table.
 DEFAULT = FtsSettings()
+
+
+def settings_from(config) -> FtsSettings:
+    """The settings of a loaded configuration's C{[fts]} table."""
+    section = config.fts
+    return FtsSettings(enabled=section.enabled, max_part_size=section.max_part_size)

@@ -90,17 +90,21 @@ class FtsSearch:
         docs = index.documents(view.uidvalidity)
         records = view.records
         indexed = set()
+        known_live = 0
         for uid, (size, complete) in docs.items():
-            if not complete:
-                continue
             record = records.get(uid)
             if record is None:
+                continue
+            known_live += 1
+            if not complete:
                 continue
             known = record.known_size
             if known is None or size is None or known == size:
                 indexed.add(uid)
         self.known = set(docs)
         self.indexed = indexed
+        #: Messages of the view the index has no row for (see L{missing}).
+        self._unknown = len(view.uids) - known_live
 
     def hits(self, kind: str, needle: str) -> Optional[set[int]]:
         """
@@ -152,8 +156,14 @@ class FtsSearch:
 
         texts = document(message, self.settings.max_part_size)
         self.known.add(uid)
+        self._unknown -= 1
         self._pending.append(FtsDoc(uid, len(message.raw), texts))
         self._pending_chars += sum(map(len, texts)) if texts else 0
+
+    @property
+    def missing(self) -> int:
+        """Messages of the view that neither the index nor this search's rows cover."""
+        return max(self._unknown, 0)
 
     def finish(self) -> None:
         """End the read and write what L{learn} kept.  Blocking."""
