@@ -24,6 +24,7 @@ EX_CONFIG = 78
 
 def build_parser() -> argparse.ArgumentParser:
     from imapd.cluster import admin as cluster_admin
+    from imapd.fts import admin as fts_admin
 
     parser = argparse.ArgumentParser(prog="imapd-admin",
                                      description="Administer an imapd site.")
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the server's TOML configuration file")
     areas = parser.add_subparsers(dest="area", metavar="AREA", required=True)
     cluster_admin.add_commands(areas)
+    fts_admin.add_commands(areas)
     return parser
 
 

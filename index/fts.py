@@ -264,14 +264,22 @@ class FtsIndex(MailboxIndex):
             self._failed("write", e)
 
     def clear(self) -> None:
-        """Forget everything (C{imapd-admin fts rebuild})."""
+        """
+        Forget everything (C{imapd-admin fts rebuild}): the tables are
+        dropped and made again, not emptied, because deleting rows from
+        an FTS5 table reads its inverted index, which is what a rebuild
+        may be meant to replace.
+        """
         conn = self._ensure()
         if conn is None:
             return
         try:
             with _transaction(conn):
-                conn.execute("DELETE FROM doc")
-                conn.execute("DELETE FROM text")
+                for table in self.tables:
+                    conn.execute("DROP TABLE IF EXISTS %s" % table)
+                for statement in self.schema.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
         except sqlite3.Error as e:
             self._failed("write", e)
 
