@@ -14,9 +14,10 @@ APPEND and COPY/MOVE for their target, any command after which the
 selected mailbox has UIDs the session had not seen (new mail found by a
 sync: an MDA, another session, another process), a SEARCH that met
 messages the index lacked (the rest of a cold mailbox), and LMTP after a
-delivery.  L{schedule} runs at most one job per mailbox at a time in a
-share of the storage pool of its own (so indexing never waits in front of
-the user's next command), and one more if asked again meanwhile.
+delivery.  L{schedule} waits for a pause in the mailbox's new mail
+(L{QUIET}), then runs one job per mailbox at a time in a share of the
+storage pool of its own (so indexing never waits in front of the user's
+next command), and one more if asked again meanwhile.
 
 In the multi-process server a user's sessions and deliveries live in one
 mail worker, so that worker is the only writer of the user's index files;
@@ -117,27 +118,70 @@ def update_mailbox(store, user: str, index_dir: str, name: str,
         mailbox.close()
 
 
-#: Jobs running, by mailbox: whether another was asked for meanwhile.
-_active: dict[Hashable, bool] = {}
+#: Seconds without a new request before a mailbox is indexed, and the
+#: longest a request waits for such a pause.  A burst of writes (a client
+#: APPENDing a folder, a COPY of thousands, an MTA's queue run) is indexed
+#: once it ends, in one job, instead of by one job per message that
+#: competes with the writes for the process (measured with imapbench: 500
+#: APPENDs took 30% to 200% longer with a job per APPEND).  Searches
+#: meanwhile read what is not indexed yet, so nothing is ever wrong.
+QUIET = 2.0
+MAX_WAIT = 60.0
+
+
+class _Pending:
+    """One mailbox's indexing: its timer, or that it runs (and whether it is wanted again)."""
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+        self.timer = None
+        self.running = False
+        self.again = False
+
+
+#: Mailboxes with a job waiting or running.
+_pending: dict[Hashable, _Pending] = {}
 
 
 def schedule(clock, pool, ident: Hashable, pool_key: Hashable, job: Callable) -> None:
     """
-    Run C{job} (blocking) in the storage C{pool} under C{pool_key}, unless
-    one for C{ident} is running: then once more after it.  Reactor thread.
-    Without a pool (unit tests) the job runs at once.
+    Run C{job} (blocking) in the storage C{pool} under C{pool_key} once
+    C{ident} (a mailbox) has had no new request for L{QUIET} seconds, or
+    L{MAX_WAIT} after the first; while one runs, once more after it.
+    Reactor thread.  Without a pool (unit tests) the job runs at once.
     """
-    if ident in _active:
-        _active[ident] = True
+    now = clock.seconds() if clock is not None else 0.0
+    state = _pending.get(ident)
+    if state is None:
+        state = _pending[ident] = _Pending(now)
+    if state.running:
+        state.again = True
         return
-    _active[ident] = False
+    if pool is None:
+        _start(clock, pool, ident, pool_key, job)
+        return
+    if state.timer is not None and state.timer.active():
+        state.timer.cancel()
+    delay = max(0.0, min(QUIET, state.first + MAX_WAIT - now))
+    state.timer = clock.callLater(delay, _start, clock, pool, ident, pool_key, job)
+
+
+def _start(clock, pool, ident: Hashable, pool_key: Hashable, job: Callable) -> None:
+    state = _pending[ident]
+    state.timer = None
+    state.running = True
+    state.again = False
 
     def failed(failure):
         _log.failure("full-text indexing of {ident} failed", failure, ident=ident)
 
     def done(_):
-        if _active.pop(ident, False):
+        state.running = False
+        if state.again:
+            state.first = clock.seconds() if clock is not None else 0.0
             schedule(clock, pool, ident, pool_key, job)
+        else:
+            del _pending[ident]
 
     if pool is None:
         d = defer.maybeDeferred(job)
@@ -161,8 +205,14 @@ def index_later(clock, pool, store, user: str, index_dir: Optional[str], name: s
         return
     # Its own share of the pool: the user's next command does not queue
     # behind indexing.
-    schedule(clock, pool, (index_dir, user, name), (user, "fts"),
-             lambda: update_mailbox(store, user, index_dir, name, settings))
+    def job():
+        from storage.errors import MailboxNotFound
+
+        try:
+            return update_mailbox(store, user, index_dir, name, settings)
+        except MailboxNotFound:  # deleted (or renamed) before its turn
+            return None
+    schedule(clock, pool, (index_dir, user, name), (user, "fts"), job)
 
 
 def for_session(session, name: str) -> None:
