@@ -49,8 +49,9 @@ def run_search(view, key, charset, cache=None, fts=None) -> list[tuple[int, int]
             hits = search_by_sets(key, view, fts.set_leaf(charset))
             if hits is not None:
                 indexed = fts.indexed
-                rest = [(seq, uid) for seq, uid in enumerate(view.uids, 1)
-                        if uid not in indexed]
+                # indexed holds only UIDs of the view: as many means all.
+                rest = [] if len(indexed) == len(view.uids) else [
+                    (seq, uid) for seq, uid in enumerate(view.uids, 1) if uid not in indexed]
                 if not rest:
                     return hits
                 more = _match_each(view, key, rest, matcher, cache, fts)

@@ -76,7 +76,6 @@ def open_search(account, view, key, settings: Optional[FtsSettings] = None
 class FtsSearch:
     """
     @ivar indexed: the UIDs of the view whose text the index has.
-    @ivar known: the UIDs the index has a row for, complete or not.
     """
 
     def __init__(self, index: FtsIndex, view, settings: FtsSettings = DEFAULT) -> None:
@@ -89,19 +88,31 @@ class FtsSearch:
         self._reading = index.begin_read()
         docs = index.documents(view.uidvalidity)
         records = view.records
-        indexed = set()
-        known_live = 0
-        for uid, (size, complete) in docs.items():
-            record = records.get(uid)
-            if record is None:
-                continue
-            known_live += 1
-            if not complete:
-                continue
-            known = record.known_size
-            if known is None or size is None or known == size:
-                indexed.add(uid)
-        self.known = set(docs)
+        # The same documents list (the file unchanged) and the same
+        # records (the same snapshot, or this view unchanged) give the same
+        # answer: kept on the index, so the next session's SEARCH in an
+        # unchanged 100,000-message mailbox does not compare them again.
+        key = (len(records), getattr(view, "version", None))
+        cached = getattr(index, "_fts_indexed", None)
+        if cached is not None and cached[0] is docs and cached[1] is records \
+                and cached[2] == key:
+            indexed, known_live = cached[3], cached[4]
+        else:
+            indexed = set()
+            known_live = 0
+            for uid, (size, complete) in docs.items():
+                record = records.get(uid)
+                if record is None:
+                    continue
+                known_live += 1
+                if not complete:
+                    continue
+                known = record.known_size
+                if known is None or size is None or known == size:
+                    indexed.add(uid)
+            index._fts_indexed = (docs, records, key, frozenset(indexed), known_live)
+        self._docs = docs
+        self._learnt: set[int] = set()
         self.indexed = indexed
         #: Messages of the view the index has no row for (see L{missing}).
         self._unknown = len(view.uids) - known_live
@@ -150,12 +161,13 @@ class FtsSearch:
         """
         message = item._message
         uid = item.record.uid
-        if message is None or uid in self.known or self._pending_chars > _PENDING_LIMIT:
+        if message is None or uid in self._docs or uid in self._learnt \
+                or self._pending_chars > _PENDING_LIMIT:
             return
         from imapd.fts.extract import document
 
         texts = document(message, self.settings.max_part_size)
-        self.known.add(uid)
+        self._learnt.add(uid)
         self._unknown -= 1
         self._pending.append(FtsDoc(uid, len(message.raw), texts))
         self._pending_chars += sum(map(len, texts)) if texts else 0
