@@ -526,13 +526,17 @@ def _body(needle: str) -> Matcher:
     # full-text index has is answered from it: the index holds the same
     # folded values (L{imapd.fts.extract}).
     def match(item: SearchItem) -> bool:
-        fts = item.fts
-        if fts is not None:
-            known = fts.answer("BODY", needle, item.record)
-            if known is not None:
-                return known
+        known = _from_index(item, "BODY", needle)
+        if known is not None:
+            return known
         return _contains_any(item.message.decoded_text(), needle)
     return match
+
+
+def _from_index(item: SearchItem, kind: str, needle: str) -> Optional[bool]:
+    # The full-text index's answer for a message it has, or None: read it.
+    fts = item.fts
+    return None if fts is None else fts.answer(kind, needle, item.record)
 
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
@@ -563,11 +567,9 @@ def _text(needle: str) -> Matcher:
     # works as users expect; the body's own headers (MIME parts,
     # encapsulated messages) are searched last, as the rarest hit.
     def match(item: SearchItem) -> bool:
-        fts = item.fts
-        if fts is not None:
-            known = fts.answer("TEXT", needle, item.record)
-            if known is not None:
-                return known
+        known = _from_index(item, "TEXT", needle)
+        if known is not None:
+            return known
         message = item.message
         return _contains_any(header_text(message), needle) \
             or _contains_any(message.decoded_text(), needle) \
