@@ -885,6 +885,25 @@ class UrlauthSection:
     )
 
 
+@dataclass(frozen=True)
+class FtsSection:
+    """C{[fts]}: the full-text index behind SEARCH BODY and TEXT (L{imapd.fts})."""
+
+    enabled: bool = opt(
+        True,
+        "Answer SEARCH BODY and TEXT from a full-text index kept in index_dir,\n"
+        "updated in the background after new mail arrives.  Off: every such\n"
+        "search reads the messages (the answers are the same either way).",
+    )
+    max_part_size: int = opt(
+        10485760,
+        "Largest decoded text, in characters, of one message part or header\n"
+        "the index takes; a message with a larger one is left out of the index\n"
+        "and read by each search instead.",
+        _positive,
+    )
+
+
 def _hash_format(value) -> None:
     from imapd.cluster.hashing import check_format
 
@@ -1075,6 +1094,7 @@ SECTIONS: dict[str, type] = {
     "quota": QuotaSection,
     "mailboxes": MailboxesSection,
     "urlauth": UrlauthSection,
+    "fts": FtsSection,
     "lmtp": LmtpSection,
     "userdb": UserdbSection,
     "ldap": LdapSection,
@@ -1105,6 +1125,7 @@ class Config:
     quota: QuotaSection = field(default_factory=QuotaSection)
     mailboxes: MailboxesSection = field(default_factory=MailboxesSection)
     urlauth: UrlauthSection = field(default_factory=UrlauthSection)
+    fts: FtsSection = field(default_factory=FtsSection)
     lmtp: LmtpSection = field(default_factory=LmtpSection)
     userdb: UserdbSection = field(default_factory=UserdbSection)
     ldap: LdapSection = field(default_factory=LdapSection)

@@ -50,6 +50,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from imapd import admin_migrate, adminops
     from imapd.cluster import admin as cluster_admin
+    from imapd.fts import admin as fts_admin
 
     parser = _Parser(prog="imapd-admin",
                      description="Administer an imapd site.")
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_admin.add_commands(areas)
     adminops.add_commands(areas)
     admin_migrate.add_commands(areas)
+    fts_admin.add_commands(areas)
     return parser
 
 

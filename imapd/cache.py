@@ -136,17 +136,21 @@ def cached_fields(attrs: Iterable[FetchAttr]) -> Optional[tuple[str, ...]]:
     return tuple(sorted(fields))
 
 
-def _index_for(index_dir: str, identity: str) -> MailboxIndex:
-    """This thread's open index for C{identity}."""
+def _index_for(index_dir: str, identity: str, kind: type = MailboxIndex) -> MailboxIndex:
+    """
+    This thread's open index for C{identity}: a L{MailboxIndex}, or the
+    subclass C{kind} that keeps other data in a file of its own
+    (L{index.fts.FtsIndex}).
+    """
     pool = getattr(_local, "indexes", None)
     if pool is None:
         pool = _local.indexes = OrderedDict()
-    key = (index_dir, identity)
+    key = (index_dir, identity, kind)
     index = pool.get(key)
     if index is not None:
         pool.move_to_end(key)
         return index
-    index = MailboxIndex.open(index_dir, identity)
+    index = kind.open(index_dir, identity)
     pool[key] = index
     while len(pool) > _PER_THREAD:
         _key, old = pool.popitem(last=False)
@@ -215,12 +219,14 @@ def forget_mailbox(account, name: str, inferiors: bool, operation: Callable[[], 
     @return: what C{operation} returned.
     """
     from index import remove_index
+    from index.fts import fts_identity
 
     index_dir = getattr(account, "index_dir", None)
     identities = _identities(account, name, inferiors) if index_dir else []
     result = operation()
     for identity in identities:
         remove_index(index_dir, identity)
+        remove_index(index_dir, fts_identity(identity))  # the full-text file (index.fts)
     with _pruned_lock:
         for identity in identities:
             _pruned.pop((index_dir, identity), None)

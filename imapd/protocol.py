@@ -170,6 +170,10 @@ class IMAPServerProtocol(Protocol):
         #: RFC 5465 NOTIFY state (L{imapd.commands.notify.Watch}), or None
         #: before the first NOTIFY command.
         self.notify = None
+        #: Work a handler leaves for after its tagged response, such as
+        #: indexing the mail it added (L{imapd.fts.indexer}); see
+        #: L{_after_answer}.
+        self.after_answer: list = []
 
     # -- connection life -------------------------------------------------
 
@@ -852,6 +856,7 @@ class IMAPServerProtocol(Protocol):
                 await self.sync(allow_expunge=not spec.uses_seqs)
         except BaseException as exc:  # noqa: B902 - mapped in one place
             status = self._answer_error(cmd, key, exc, spec.trycreate)
+            self._after_answer()
             return
         finally:
             if self.account is not None:
@@ -875,9 +880,29 @@ class IMAPServerProtocol(Protocol):
             # Dovecot's does for NOOP.
             code = f"HIGHESTMODSEQ {self.selected.highestmodseq}"
         self.send(_tagged(cmd.tag, b"OK", code, text, self.imap4rev2))
+        self._after_answer()
         if self.relay_pending is not None:
             backend, self.relay_pending = self.relay_pending, None
             self.start_relay(backend)
+
+    def _after_answer(self) -> None:
+        """
+        Start what the command left for after its answer (L{after_answer})
+        and index new mail of the selected mailbox: background work that
+        the client must not wait for.  It only schedules; nothing here
+        blocks or raises into the session.
+        """
+        from imapd.fts.indexer import after_command
+
+        jobs, self.after_answer = self.after_answer, []
+        if self._closing:
+            return
+        for job in [*jobs, lambda: after_command(self)]:
+            try:
+                job()
+            except Exception as e:
+                self._log_traceback(e, "after-answer job failed for user={user}",
+                                    user=log_safe(getattr(self.account, "user", None)))
 
     def _answer_error(self, cmd: Command, key: str, exc: BaseException, trycreate: bool) -> str:
         """Answer a failed command; its status for the metrics ("no", "bad", "bye")."""

@@ -290,6 +290,8 @@ class ServerContext:
     #: C{x-originating-ip} before login names the client (RFC 2971 fields
     #: as Dovecot's proxies send them).
     trusted_proxies: tuple = ()
+    #: Full-text search (C{[fts]}, L{imapd.fts.FtsSettings}); None: the defaults.
+    fts: Any = None
 
     #: In a login process (L{imapd.process.login.LoginRole}): checks
     #: passwords through the master and hands a logged-in session to its

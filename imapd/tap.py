@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from conf import ConfigError, load_config
+from imapd.fts import settings_from
 
 __all__ = ["Options", "makeService", "IMAPService", "ThreadPoolService", "IndexSweepService"]
 
@@ -549,6 +550,8 @@ def _lmtp_services(config, effective, context, top) -> None:
     from imapd.delivery.lmtp import build_lmtp_factory
 
     factory = build_lmtp_factory(config, effective, context.reactor, context.storage_pool)
+    # One process: delivered mail is indexed here, for the sessions here.
+    factory.fts = context.fts
     for description in config.server.lmtp_listen:
         add_listener(top, "lmtp_listen", description, factory, context.reactor)
         log.info("LMTP listener {description}", description=description)
@@ -686,6 +689,7 @@ def makeService(options: Options) -> service.MultiService:
         urlauth_submit_user=config.urlauth.submit_user,
         trusted_proxies=trusted_proxies(config),
         relay=relay,
+        fts=settings_from(config),
     )
 
     top = IMAPService(config.log.level, config.log)

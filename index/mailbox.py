@@ -183,6 +183,13 @@ class MailboxIndex:
     @ivar path: the database file.
     """
 
+    #: The tables, their layout and its version; a subclass keeping other
+    #: data in a file of its own (L{index.fts.FtsIndex}) names its own,
+    #: and inherits the opening, corruption and retry rules.
+    tables: tuple[str, ...] = ("message", "section")
+    schema: str = _SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: Optional[sqlite3.Connection] = None
@@ -238,18 +245,18 @@ class MailboxIndex:
             # per commit that WAL would otherwise do.
             conn.execute("PRAGMA synchronous=NORMAL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
+            if version != self.schema_version:
                 with _transaction(conn):
                     # Checked again under the write lock: another process
                     # may have built the table meanwhile.
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
-                    if version != SCHEMA_VERSION:
-                        conn.execute("DROP TABLE IF EXISTS message")
-                        conn.execute("DROP TABLE IF EXISTS section")
-                        for statement in _SCHEMA.split(";"):
+                    if version != self.schema_version:
+                        for table in self.tables:
+                            conn.execute("DROP TABLE IF EXISTS %s" % table)
+                        for statement in self.schema.split(";"):
                             if statement.strip():
                                 conn.execute(statement)
-                        conn.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+                        conn.execute("PRAGMA user_version=%d" % self.schema_version)
         except BaseException:
             conn.close()
             raise

@@ -13,6 +13,7 @@ from imapd.catenate import Catenator, Spool
 from imapd.commands import quota
 from imapd.commands.store import validate_flags
 from imapd.errors import BadCommand, CommandFailed
+from imapd.fts import indexer as fts_indexer
 from imapd.message import protect_binary_parts
 from imapd.parser.types import Append
 from storage.errors import MailboxNotFound
@@ -169,4 +170,6 @@ async def handle_append(session, cmd: Append):
         raise
     result = await session.run(_append, session.account.store, name, batch,
                                _catenator(session), quota.adder(session))
+    # Indexed for SEARCH after the answer, in the background (imapd.fts).
+    session.after_answer.append(lambda: fts_indexer.for_session(session, name))
     return f"APPENDUID {result.uidvalidity} {wire.uid_set(result.appended)}", "APPEND completed"

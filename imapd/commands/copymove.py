@@ -9,6 +9,7 @@ from __future__ import annotations
 from imapd import mailboxname, wire
 from imapd.commands import quota
 from imapd.errors import CommandFailed
+from imapd.fts import indexer as fts_indexer
 from imapd.parser.types import Copy, Move
 
 __all__ = ["handle_copy", "handle_move"]
@@ -43,6 +44,8 @@ async def _copy_command(session, cmd, move: bool = False):
         # RFC 9208: a MOVE within the user's one quota root changes no usage.
         await quota.check_copy(session, (view.records[u] for u in uids))
     result = await session.run(_copy, session.account.store, view.mailbox, name, uids)
+    # The copies are indexed for SEARCH after the answer (imapd.fts).
+    session.after_answer.append(lambda: fts_indexer.for_session(session, name))
     source = result.source_uids or tuple(uids)
     code = f"COPYUID {result.uidvalidity} {wire.uid_set(source)} {wire.uid_set(result.appended)}"
     return code, list(source)

@@ -21,37 +21,63 @@ __all__ = ["in_memory", "handle_search", "run_search", "esearch_response"]
 _BATCH = 900
 
 
-def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
+def run_search(view, key, charset, cache=None, fts=None) -> list[tuple[int, int]]:
     """
     Blocking: the C{(seq, uid)} pairs matching the search program.
 
     @param cache: an L{imapd.cache.SearchCache} for the program, or None
         to read every message a key needs from the store.
+    @param fts: the full-text index as this search sees it
+        (L{imapd.fts.query.FtsSearch}), or None; ended here.
     """
-    from imapd.message import Message
-    from imapd.search import SearchItem, compile_search, needs_body, needs_message
+    from imapd.search import compile_search, needs_message
     from imapd.search.sets import search_by_sets
+
+    try:
+        matcher = compile_search(key, charset, saved_uids=view.saved_uids)
+        need = needs_message(key)
+        if not need:
+            # Flag, sequence and UID programs (what clients poll with) are
+            # set algebra over the view's flag index; anything else is
+            # matched one message at a time below.
+            hits = search_by_sets(key, view)
+            if hits is not None:
+                return hits
+        if fts is not None:
+            # BODY and TEXT as sets too, from the full-text index: exact
+            # for the messages it has; the others are read and matched.
+            hits = search_by_sets(key, view, fts.set_leaf(charset))
+            if hits is not None:
+                indexed = fts.indexed
+                # indexed holds only UIDs of the view: as many means all.
+                rest = [] if len(indexed) == len(view.uids) else [
+                    (seq, uid) for seq, uid in enumerate(view.uids, 1) if uid not in indexed]
+                if not rest:
+                    return hits
+                more = _match_each(view, key, rest, matcher, cache, fts)
+                return sorted([h for h in hits if h[1] in indexed] + more)
+        return _match_each(view, key, list(enumerate(view.uids, 1)), matcher, cache, fts)
+    finally:
+        if fts is not None:
+            fts.finish()
+
+
+def _match_each(view, key, pairs, matcher, cache, fts) -> list[tuple[int, int]]:
+    """The C{(seq, uid)} of C{pairs} that C{matcher} accepts, one message at a time."""
+    from imapd.message import Message
+    from imapd.search import SearchItem, needs_body, needs_message
     from storage.errors import MessageExpunged
 
-    matcher = compile_search(key, charset, saved_uids=view.saved_uids)
     need = needs_message(key)
-    if not need:
-        # Flag, sequence and UID programs (what clients poll with) are set
-        # algebra over the view's flag index; anything else is matched one
-        # message at a time below.
-        hits = search_by_sets(key, view)
-        if hits is not None:
-            return hits
     # Header keys need only the header block: an unindexed message's body
     # (most of the file) is not read for FROM, SUBJECT or HEADER.
     read = view.mailbox.read if needs_body(key) else view.mailbox.read_header
     max_seq = len(view.uids)
     max_uid = view.uids[-1] if view.uids else 0
     hits = []
-    uids = view.uids
-    for start in range(0, len(uids), _BATCH):
+    for start in range(0, len(pairs), _BATCH):
         cancel.check()  # the client may be gone (imapd.cancel)
-        batch = [(seq, uid) for seq, uid in enumerate(uids[start:start + _BATCH], start + 1)
+        batch = [(seq, uid) for seq, uid in pairs[start:start + _BATCH]
                  if not view.is_vanished(uid)]
         rows = cache.lookup(view, [uid for _seq, uid in batch]) if cache is not None else None
         items = []
@@ -63,7 +89,7 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
                     return Message(read(uid))
             item = SearchItem(seq=seq, record=record, flags=view.flags(uid),
                               max_seq=max_seq, max_uid=max_uid,
-                              message_loader=loader)
+                              message_loader=loader, fts=fts)
             if rows is not None:
                 item.cached = rows.get(uid, {})
                 item.computed = {}
@@ -73,9 +99,25 @@ def run_search(view, key, charset, cache=None) -> list[tuple[int, int]]:
                     hits.append((seq, uid))
             except MessageExpunged:
                 continue
+            if fts is not None:
+                fts.learn(item)
         if items:
             cache.store(view, items)
     return hits
+
+
+def _search_indexed(account, view, key, charset, cache, settings):
+    """
+    Blocking: L{run_search} with the full-text index, where there is one.
+
+    @return: the hits, and whether the index lacks messages of the view
+        (the caller has them indexed after its answer).
+    """
+    from imapd.fts.query import open_search
+
+    fts = open_search(account, view, key, settings)
+    hits = run_search(view, key, charset, cache, fts)
+    return hits, fts is not None and fts.missing > 0
 
 
 #: Numbers per piece of an untagged SEARCH response (L{_search_line}).
@@ -222,7 +264,13 @@ async def handle_search(session, cmd: Search):
         hits = in_memory(view, cmd.key, cmd.charset)
         if hits is None:
             cache = SearchCache.for_search(session.account, view.mailbox, cmd.key)
-            hits = await session.run(run_search, view, cmd.key, cmd.charset, cache)
+            hits, lacking = await session.run(_search_indexed, session.account, view,
+                                              cmd.key, cmd.charset, cache, session.context.fts)
+            if lacking:
+                # The rest of a cold mailbox, indexed after the answer.
+                from imapd.fts.indexer import for_session
+
+                session.after_answer.append(lambda: for_session(session, view.mailbox.name))
     except BadCharset as e:
         if saving:
             # RFC 5182 section 2.1: a failed SEARCH ... SAVE empties $.

@@ -372,6 +372,10 @@ class Deliverer:
                 return Recipient(address, record.name, record.home, folder or detail, record)
         raise UnknownUser(f"<{address}>: no such user here")
 
+    def open_store(self, recipient: Recipient):
+        """Blocking: the store of C{recipient}'s mail (closed by the caller)."""
+        return self._open_store(self.location, recipient.user, recipient.home, self.index_dir)
+
     def deliver(self, recipient: Recipient, message: Message, sender: str = "",
                 strict_folder: bool = False) -> tuple[str, int]:
         """

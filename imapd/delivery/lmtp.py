@@ -95,6 +95,12 @@ class LMTPFactory(Factory):
 
         #: Open connections (L{LMTPSettings.max_connections}).
         self.connections = 0
+        #: Full-text settings (L{imapd.fts.FtsSettings}) where delivered
+        #: mail is indexed by this process after the reply: the single
+        #: process, whose sessions use the same index.  None elsewhere:
+        #: in the multi-process server the user's mail worker, the one
+        #: writer of the user's index, indexes it when it sees it.
+        self.fts = None
 
     def buildProtocol(self, addr):
         if self.connections >= self.settings.max_connections:
@@ -439,8 +445,22 @@ class LMTPServer(Protocol):
             _log.info("Delivered to {user} ({mailbox} UID {uid}), from <{sender}>",
                       user=recipient.user, mailbox=mailbox, uid=uid, sender=sender)
             self._send(_reply(250, "2.0.0", f"<{recipient.address}> Saved"))
+            self._index_later(recipient, mailbox)
             # Sessions of this user in IDLE look now, not at their poll.
             watcher_for(self.factory.reactor).changed(recipient.user)
+
+    def _index_later(self, recipient, mailbox: str) -> None:
+        # After the reply, in the background (imapd.fts.indexer).
+        factory = self.factory
+        deliverer = factory.deliverer
+        if factory.fts is None or not deliverer.index_dir:
+            return
+        from imapd.fts.indexer import index_later
+
+        def store():
+            return deliverer.open_store(recipient)
+        index_later(factory.reactor, factory.pool, store, recipient.user, deliverer.index_dir,
+                    mailbox, factory.fts)
 
     # -- pausing while the pool works --------------------------------------
 

@@ -26,6 +26,7 @@ import os
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from imapd.fts import settings_from
 from imapd.process.wire import SessionState, record_from_json
 from imapd.protocol import IMAPServerProtocol, _tagged
 
@@ -164,7 +165,8 @@ class WorkerRole:
             limits=SessionLimits(**dataclasses.asdict(config.limits)),
             hostname=effective.hostname, quota=_quota_policy(config.quota),
             mailboxes=MailboxPolicy(config.mailboxes.special_use, config.mailboxes.auto_create),
-            urlauth_submit_user=config.urlauth.submit_user)
+            urlauth_submit_user=config.urlauth.submit_user,
+            fts=settings_from(config))
         if self.args.get("sweep"):
             mail = config.mail
             sweep = IndexSweepService(pool, reactor, effective.index_dir,

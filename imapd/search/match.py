@@ -51,12 +51,13 @@ from imapd.sort.collate import search_fold
 from storage.interfaces import MessageRecord
 
 if TYPE_CHECKING:  # pragma: no cover
+    from imapd.fts.query import FtsSearch
     from imapd.message import Message
 
 __all__ = [
     "SearchItem", "Matcher", "BadCharset", "compile_search",
     "needs_message", "SUPPORTED_CHARSETS", "KNOWN_CHARSETS", "SEARCH_COLUMNS",
-    "KEY_COLUMNS", "field_text", "needs_body",
+    "KEY_COLUMNS", "field_text", "needs_body", "header_text", "needle",
 ]
 
 #: What SEARCH names in C{[BADCHARSET (...)]}: the charsets every client
@@ -120,6 +121,9 @@ class SearchItem:
         C{{}} when it has none; None when no index is used.
     @ivar computed: columns computed here for the index to keep (the
         header block, L{field_text}s); None when no index is used.
+    @ivar fts: the full-text index as this search sees it
+        (L{imapd.fts.query.FtsSearch}), which answers BODY and TEXT for
+        the messages it has indexed; None when there is none.
     """
 
     seq: int
@@ -131,6 +135,7 @@ class SearchItem:
     now: Optional[datetime] = None
     cached: Optional[dict] = None
     computed: Optional[dict] = None
+    fts: Optional["FtsSearch"] = None
     _message: Optional["Message"] = field(default=None, init=False,
                                           repr=False, compare=False)
     _header: Optional["Message"] = field(default=None, init=False,
@@ -302,6 +307,15 @@ def _charset_decoder(charset: Optional[str]) -> Callable[[bytes], str]:
 def _needle(value: object, decode: Callable[[bytes], str]) -> str:
     text = value if isinstance(value, str) else decode(bytes(value))
     return search_fold(text)
+
+
+def needle(value: object, charset: Optional[str]) -> str:
+    """
+    A search string as the matcher compares it: decoded from C{charset}
+    (the SEARCH C{CHARSET}) and folded (L{search_fold}).  The full-text
+    index is asked with exactly this (L{imapd.fts.query}).
+    """
+    return _needle(value, _charset_decoder(charset))
 
 
 def _ascii(value: object) -> str:
@@ -508,8 +522,21 @@ def _field(name: str, needle: str) -> Matcher:
 
 def _body(needle: str) -> Matcher:
     # decoded_text() yields the text parts one by one; no match spans two
-    # parts, and the search stops reading at the first hit.
-    return lambda item: _contains_any(item.message.decoded_text(), needle)
+    # parts, and the search stops reading at the first hit.  A message the
+    # full-text index has is answered from it: the index holds the same
+    # folded values (L{imapd.fts.extract}).
+    def match(item: SearchItem) -> bool:
+        known = _from_index(item, "BODY", needle)
+        if known is not None:
+            return known
+        return _contains_any(item.message.decoded_text(), needle)
+    return match
+
+
+def _from_index(item: SearchItem, kind: str, needle: str) -> Optional[bool]:
+    # The full-text index's answer for a message it has, or None: read it.
+    fts = item.fts
+    return None if fts is None else fts.answer(kind, needle, item.record)
 
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
@@ -524,7 +551,11 @@ def _field_names(header: bytes) -> list[str]:
     return list(seen)
 
 
-def _header_text(message: "Message") -> Iterable[str]:
+def header_text(message: "Message") -> Iterable[str]:
+    """
+    The top-level header as SEARCH TEXT reads it: each field as C{"name:
+    decoded value"}, the name in lower case.
+    """
     for name in _field_names(message.header_bytes()):
         for value in message.decoded_header(name):
             yield "%s: %s" % (name, value)
@@ -536,8 +567,11 @@ def _text(needle: str) -> Matcher:
     # works as users expect; the body's own headers (MIME parts,
     # encapsulated messages) are searched last, as the rarest hit.
     def match(item: SearchItem) -> bool:
+        known = _from_index(item, "TEXT", needle)
+        if known is not None:
+            return known
         message = item.message
-        return _contains_any(_header_text(message), needle) \
+        return _contains_any(header_text(message), needle) \
             or _contains_any(message.decoded_text(), needle) \
             or _contains_any(message.part_header_text(), needle)
     return match

@@ -13,13 +13,17 @@ each key as a property of one message; AND, OR and NOT are intersection,
 union and complement), and a test compares both on random programs.
 
 Anything else (dates, sizes, headers, bodies, MODSEQ...) returns None
-and the caller falls back to the matcher.
+and the caller falls back to the matcher, unless the caller passes a
+C{leaf} that evaluates more keys: the full-text index
+(L{imapd.fts.query.FtsSearch.set_leaf}) gives BODY and TEXT as the set
+of indexed messages that match, and the caller then settles the messages
+it has not indexed one by one.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Optional
+from typing import Callable, Optional
 
 from imapd.parser.types import SearchKey, SequenceSet
 
@@ -103,12 +107,13 @@ def _seqset(value: SequenceSet, uid: bool, uids: list[int], live: set[int],
 
 
 def _evaluate(key: SearchKey, index: FlagIndex, uids: list[int],
-              saved: Optional[frozenset[int]], recent: set[int]) -> Optional[set[int]]:
+              saved: Optional[frozenset[int]], recent: set[int],
+              leaf: Optional[Callable] = None) -> Optional[set[int]]:
     name = key.name
     if name == "AND":
         result: Optional[set[int]] = None
         for child in key.children:
-            part = _evaluate(child, index, uids, saved, recent)
+            part = _evaluate(child, index, uids, saved, recent, leaf)
             if part is None:
                 return None
             result = part if result is None else result & part
@@ -116,14 +121,14 @@ def _evaluate(key: SearchKey, index: FlagIndex, uids: list[int],
     if name == "OR":
         result = set()
         for child in key.children:
-            part = _evaluate(child, index, uids, saved, recent)
+            part = _evaluate(child, index, uids, saved, recent, leaf)
             if part is None:
                 return None
             result |= part
         return result
     if name == "NOT":
         (child,) = key.children
-        part = _evaluate(child, index, uids, saved, recent)
+        part = _evaluate(child, index, uids, saved, recent, leaf)
         return None if part is None else index.live - part
     if name == "ALL":
         return set(index.live)
@@ -145,17 +150,24 @@ def _evaluate(key: SearchKey, index: FlagIndex, uids: list[int],
         return set(having) if name == "KEYWORD" else index.live - having
     if name in ("SEQSET", "UID"):
         return _seqset(key.value, name == "UID", uids, index.live, saved)
+    if leaf is not None:
+        part = leaf(key)
+        return None if part is None else part & index.live
     return None
 
 
-def search_by_sets(key: SearchKey, view) -> Optional[list[tuple[int, int]]]:
+def search_by_sets(key: SearchKey, view,
+                   leaf: Optional[Callable] = None) -> Optional[list[tuple[int, int]]]:
     """
     The C{(seq, uid)} pairs matching C{key} in C{view}, ascending, or None
     when the program uses a key this module does not evaluate.
+
+    @param leaf: evaluates the keys this module does not know: their
+        UIDs as a set, or None where it cannot either.
     """
     uids = view.uids
     index = view.flag_index()
-    hits = _evaluate(key, index, uids, view.saved_uids, index.live & view.recent)
+    hits = _evaluate(key, index, uids, view.saved_uids, index.live & view.recent, leaf)
     if hits is None:
         return None
     if len(hits) * 8 < len(uids):

@@ -142,10 +142,19 @@ def test_other_field_filled_from_cached_header(mailbox, monkeypatch):
 
 
 def test_body_keys_still_read_files(mailbox, monkeypatch):
-    """BODY reads the store, but only for messages the cached header keys let through."""
+    """
+    Without the full-text index ([fts] enabled = false), BODY reads the
+    store, but only for messages the cached header keys let through; with
+    it (imapd.fts), it reads none.
+    """
+    from imapd.fts import FtsSettings
+
     _all(mailbox)
     reads = _count_reads(mailbox, monkeypatch)
-    _search(mailbox, "FROM second BODY two")
+    with_fts = _search(mailbox, "FROM second BODY two")
+    assert reads == []
+    mailbox.proto.context.fts = FtsSettings(enabled=False)
+    assert _search(mailbox, "FROM second BODY two") == with_fts
     assert reads == [2]
 
 

@@ -171,7 +171,7 @@ def test_flag_search_needs_no_pool_round_trip(authed, monkeypatch):
         return real_run(fn, *args, **kwargs)
     monkeypatch.setattr(authed.proto, "run", run)
     assert authed.ok("s3 UID SEARCH UNSEEN NOT FLAGGED")[0] == "* SEARCH 1"
-    assert search_command.run_search not in sent
+    assert search_command._search_indexed not in sent
     assert authed.ok("s4 SEARCH LARGER 1 FLAGGED")[0] == "* SEARCH 2"
-    assert search_command.run_search in sent
+    assert search_command._search_indexed in sent
     assert authed.transact("s5 SEARCH CHARSET X-NONE SEEN")[-1].startswith("s5 NO [BADCHARSET")
