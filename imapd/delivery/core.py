@@ -415,6 +415,10 @@ class Deliverer:
         finally:
             store.close()
 
+    def open_store(self, recipient: Recipient):
+        """Blocking: the store of C{recipient}'s mail (closed by the caller)."""
+        return self._store_of(recipient)
+
     def _store_of(self, recipient: Recipient):
         """
         The recipient's store, from its own mail location if the user

@@ -22,61 +22,67 @@ import sqlite3
 __all__ = ["add_commands"]
 
 
-class _Refused(Exception):
-    pass
-
-
 def add_commands(areas) -> None:
+    from imapd.adminops.common import add_command
+
     fts = areas.add_parser("fts", help="the full-text index behind SEARCH BODY/TEXT")
     commands = fts.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, run, help_ in (
-            ("status", _status, "what a user's full-text index holds, and its check"),
-            ("rebuild", _rebuild, "forget a user's full-text index and build it again")):
-        p = commands.add_parser(name, help=help_)
-        p.add_argument("-u", "--user", required=True, metavar="USER")
-        p.add_argument("mailbox", nargs="?", metavar="MAILBOX",
-                       help="one mailbox (default: every selectable one)")
-        p.set_defaults(run=lambda config, args, out, err, run=run:
-                       _run(run, config, args, out, err))
+    p = add_command(commands, "status", _status,
+                    "what a user's full-text index holds, and its check",
+                    "  imapd-admin fts status -u alice\n"
+                    "  imapd-admin fts status -A --json            # every user's mailboxes",
+                    users="many")
+    p.add_argument("mailbox", nargs="?", metavar="MAILBOX",
+                   help="one mailbox (default: every selectable one)")
+    p = add_command(commands, "rebuild", _rebuild,
+                    "forget a user's full-text index and build it again",
+                    "  imapd-admin fts rebuild -u alice INBOX\n"
+                    "  imapd-admin fts rebuild -A", users="many")
+    p.add_argument("mailbox", nargs="?", metavar="MAILBOX",
+                   help="one mailbox (default: every selectable one)")
 
 
-def _run(run, config, args, out, err) -> int:
-    from imapd.defaults import prepare_delivery
-    from imapd.delivery.core import DeliveryError, Deliverer, userdb_lookup
-    from imapd.fts import settings_from
-    from storage.errors import StoreError
+def _names(store, mailbox):
+    from imapd.adminops.common import NotFound
+    from storage.errors import MailboxNotFound
 
-    try:
-        effective = prepare_delivery(config)
-        deliverer = Deliverer(effective.mail_location, userdb_lookup(effective.passwd_file),
-                              effective.index_dir)
-        recipient = deliverer.resolve(args.user)
-        store = deliverer.open_store(recipient)
-    except DeliveryError as e:
-        print(f"imapd-admin: {e.text}", file=err)
-        return 1
-    except (StoreError, OSError) as e:
-        print(f"imapd-admin: {args.user}: {e}", file=err)
-        return 1
-    try:
-        names = [args.mailbox] if args.mailbox else sorted(
-            info.name for info in store.list_mailboxes()
-            if "\\Noselect" not in info.attributes and "\\NonExistent" not in info.attributes)
-        failed = False
-        for name in names:
-            try:
-                failed |= bool(run(store, recipient.user, effective.index_dir, name,
-                                   settings_from(config), out))
-            except (StoreError, _Refused) as e:
-                print(f"imapd-admin: {name}: {e}", file=err)
-                failed = True
-        return 1 if failed else 0
-    finally:
-        store.close()
+    if mailbox:
+        try:
+            store.status(mailbox)
+        except MailboxNotFound:
+            raise NotFound(f"no mailbox {mailbox!r}") from None
+        return [mailbox]
+    return sorted(info.name for info in store.list_mailboxes()
+                  if "\\Noselect" not in info.attributes
+                  and "\\NonExistent" not in info.attributes)
 
 
-def _status(store, user, index_dir, name, settings, out) -> bool:
-    """One line per mailbox; True when the check found damage."""
+def _status(config, args, out, err) -> int:
+    """
+    One row per mailbox: messages, indexed, too large to index, missing,
+    size and the check; status 1 when a check found damage (run
+    C{rebuild}).
+    """
+    from imapd.adminops.common import emit, run_per_user
+
+    def one(site, user):
+        index_dir = site.effective.index_dir
+        with site.account(user, existing=True) as account:
+            return [_status_row(account.store, user, index_dir, name)
+                    for name in _names(account.store, args.mailbox)]
+
+    rows, status = run_per_user(config, args, err, one)
+    emit(out, args, rows, lambda r: ("" if "user" not in r or not args.all_users
+                                     else f"{r['user']}\t") + (
+        f"{r['mailbox']}: messages={r['messages']} indexed={r['indexed']} "
+        f"too_large={r['too_large']} missing={r['missing']} bytes={r['bytes']} "
+        f"check={r['check']}"))
+    if any(r["check"] not in ("ok", "empty") for r in rows):
+        status = max(status, 1)
+    return status
+
+
+def _status_row(store, user, index_dir, name) -> dict:
     from imapd.cache import mailbox_identity
     from imapd.fts.query import fts_index
 
@@ -89,12 +95,9 @@ def _status(store, user, index_dir, name, settings, out) -> bool:
         indexed = sum(1 for uid, (_size, complete) in docs.items() if uid in live and complete)
         too_large = sum(1 for uid, (_size, complete) in docs.items()
                         if uid in live and not complete)
-        check = _check(index.path)
-        stats = index.stats()
-        print(f"{name}: messages={len(live)} indexed={indexed} too_large={too_large} "
-              f"missing={len(live - set(docs))} bytes={stats['bytes']} check={check}",
-              file=out)
-        return check not in ("ok", "empty")
+        return {"mailbox": name, "messages": len(live), "indexed": indexed,
+                "too_large": too_large, "missing": len(live - set(docs)),
+                "bytes": index.stats()["bytes"], "check": _check(index.path)}
     finally:
         mailbox.close()
 
@@ -120,15 +123,32 @@ def _check(path: str) -> str:
         conn.close()
 
 
-def _rebuild(store, user, index_dir, name, settings, out) -> bool:
+def _rebuild(config, args, out, err) -> int:
+    from imapd.adminops.common import Failed, emit, run_per_user
+    from imapd.fts import settings_from
     from imapd.fts.indexer import update_mailbox
 
+    settings = settings_from(config)
     if not settings.enabled:
-        raise _Refused("[fts] enabled = false: the server does not use the index")
-    result = update_mailbox(store, user, index_dir, name, settings, rebuild=True)
-    _chown_like(index_dir, user, store, name)
-    print(f"{name}: indexed={result.indexed} documents={result.documents}", file=out)
-    return False
+        raise Failed("[fts] enabled = false: the server does not use the index")
+
+    def one(site, user):
+        index_dir = site.effective.index_dir
+        rows = []
+        with site.account(user, existing=True) as account:
+            for name in _names(account.store, args.mailbox):
+                result = update_mailbox(account.store, user, index_dir, name, settings,
+                                        rebuild=True)
+                _chown_like(index_dir, user, account.store, name)
+                rows.append({"mailbox": name, "indexed": result.indexed,
+                             "documents": result.documents})
+        return rows
+
+    rows, status = run_per_user(config, args, err, one)
+    emit(out, args, rows, lambda r: ("" if "user" not in r or not args.all_users
+                                     else f"{r['user']}\t") + (
+        f"{r['mailbox']}: indexed={r['indexed']} documents={r['documents']}"))
+    return status
 
 
 def _chown_like(index_dir: str, user: str, store, name: str) -> None:

@@ -53,6 +53,8 @@ CALLS = {
     "index rebuild": (["-u", "alice"], 0),
     "force-resync": (["-u", "alice", "INBOX"], 0),
     "migrate": (["-u", "alice", "--from", "maildir:~/Maildir", "--to", "mbox:~/mail"], 0),
+    "fts status": (["-u", "alice"], 0),
+    "fts rebuild": (["-u", "alice", "INBOX"], 0),
     "who": ([], 2),
     "kick": (["alice"], 2),
 }
