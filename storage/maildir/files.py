@@ -90,6 +90,31 @@ def atomic_write(path: str, data: bytes, fsync: bool = True, mode: int = 0o600) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
+    if fsync:
+        fsync_directory(directory)
+
+
+def fsync_directory(directory: str) -> None:
+    """
+    Make the renames into C{directory} durable: fsync(2) of a file does not
+    cover its name, so after a power failure a renamed file could be back
+    under its old name (a message in C{tmp/} whose UID the uidlist already
+    gives, a uidlist from before the change).  A file system that cannot
+    fsync a directory (EINVAL) is left to its own ordering.
+
+    @raises StoreError: the flush failed (the change may not be durable).
+    """
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StoreError(f"cannot open {directory}: {e.strerror or e}") from e
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise StoreError(f"cannot flush {directory}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from storage.flagchange import FlagChange, read_with_flags
 from storage.interfaces import CommitResult, IMailbox, ITransaction
 from storage.maildir.content import crlf_size, lf_chunks, to_lf
 from storage.maildir.filename import FLAG_LETTERS, INFO_SEP, LETTER_FLAGS, MaildirName, size_field
-from storage.maildir.files import locked, unique_name
+from storage.maildir.files import fsync_directory, locked, unique_name
 from storage.maildir.keywords import KEYWORDS_NAME
 from storage.maildir.sync import Entry, new_uidlist, rebuild_records, scan
 from storage.maildir.uidlist import UidlistRecord
@@ -324,6 +324,7 @@ class MaildirTransaction:
             uidlist = uidlist.with_records(uidlist.records + added)
             mailbox.uidlist_file.append(uidlist, added)
             failed = []
+            moved_into: set[str] = set()
             for pending, record in zip(self._pending, added):
                 letters = pending.letters + mailbox.keywords.letters_for(pending.keywords)
                 if letters:
@@ -338,10 +339,17 @@ class MaildirTransaction:
                 except OSError as e:
                     failed.append(f"{pending.tmp_path}: {e.strerror or e}")
                     continue
+                moved_into.add(os.path.dirname(target))
                 appended.append(record.uid)
                 if pending.source_uid is not None:
                     source_uids.append(pending.source_uid)
             self._pending.clear()
+            if mailbox.fsync:
+                # The message is acknowledged when this returns: its name
+                # in new/ or cur/ must survive a power failure as its data
+                # and its uidlist line do (DESIGN.md rule 4).
+                for moved in sorted(moved_into):
+                    fsync_directory(moved)
             if failed:
                 raise StoreError("cannot move new messages into place: " + "; ".join(failed))
         by_uid = {r.uid: r.base for r in uidlist.records}

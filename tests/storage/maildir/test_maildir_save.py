@@ -343,3 +343,53 @@ def test_cannot_lock_maps_to_lock_unavailable(tmp_path, monkeypatch):
         tx.commit()
     monkeypatch.undo()
     assert mailbox.sync().messages == ()
+
+
+def _fsync_recorder(monkeypatch):
+    """Record, in order, the renames and fsyncs (by the path of the fd) of this process."""
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(os.readlink(f"/proc/self/fd/{fd}"))))
+        return real_fsync(fd)
+
+    def rename(src, dst, *args, **kwargs):
+        result = real_rename(src, dst, *args, **kwargs)
+        if isinstance(dst, str) and not kwargs:
+            events.append(("rename", os.path.realpath(os.path.dirname(dst))))
+        return result
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    return events
+
+
+@pytest.mark.parametrize("flags,where", [((), "new"), (("\\Seen",), "cur")])
+def test_commit_makes_the_messages_name_durable(tmp_path, monkeypatch, flags, where):
+    """
+    An APPEND is acknowledged when commit returns: the rename of the
+    message out of tmp/ is flushed (fsync of new/ or cur/) before then, so
+    a power failure cannot leave it in tmp/ while the uidlist gives its UID.
+    """
+    store = make_store(tmp_path, fsync=True)
+    mailbox = store.open("INBOX")
+    events = _fsync_recorder(monkeypatch)
+    tx = mailbox.transaction()
+    tx.append(b"Subject: x\r\n\r\nbody\r\n", flags, WHEN)
+    tx.commit()
+    target = os.path.realpath(os.path.join(store.root, where))
+    moved = events.index(("rename", target))
+    assert ("fsync", target) in events[moved:]
+
+
+def test_atomic_write_flushes_the_rename(tmp_path, monkeypatch):
+    """A file replaced by rename (uidlist, keywords) has its directory fsynced after."""
+    from storage.maildir.files import atomic_write
+
+    events = _fsync_recorder(monkeypatch)
+    atomic_write(str(tmp_path / "dovecot-uidlist"), b"3 V1 N1\n")
+    moved = events.index(("rename", os.path.realpath(tmp_path)))
+    assert ("fsync", os.path.realpath(tmp_path)) in events[moved:]
+    events.clear()
+    atomic_write(str(tmp_path / "other"), b"x", fsync=False)
+    assert [e for e in events if e[0] == "fsync"] == []
