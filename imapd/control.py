@@ -163,7 +163,7 @@ class ControlService(service.Service):
         self.port = None
 
     def startService(self) -> None:
-        from imapd.process.master import ListenError, bind_listener
+        from imapd.listeners import ListenError, bind_listeners
 
         super().startService()
         reactor = self.reactor
@@ -172,7 +172,7 @@ class ControlService(service.Service):
         directory = os.path.dirname(self.path)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            sock = bind_listener(f"unix:{self.path}:mode=600")
+            [sock] = bind_listeners(f"unix:{self.path}:mode=600")
         except (OSError, ListenError) as e:
             # who and kick are for the sysadmin; the mail goes on.
             log.error("No control socket ({error}): imapd-admin who and kick will not "
