@@ -203,6 +203,25 @@ def command(tag: str, program: tuple[str | None, list]) -> bytes:
     return b" ".join(parts) + b"\r\n"
 
 
+def load(conv, sample: list[bytes], flag: bool = True) -> None:
+    """
+    APPEND C{sample} to INBOX of the conversation C{conv} (so message n
+    has UID n), SELECT it and, with C{flag}, set \\Flagged on every fifth
+    message (UIDs 1, 6, 11, ...), as the Dovecot comparison does too.
+    """
+    for i, data in enumerate(sample):
+        conv.send(f"a{i} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+        assert conv.lines()[-1].startswith(f"a{i} OK")
+    conv.ok("s1 SELECT INBOX")
+    if flag:
+        conv.ok(f"s2 UID STORE {flagged(sample)} +FLAGS.SILENT (\\Flagged)")
+
+
+def flagged(sample: list[bytes]) -> str:
+    """The UIDs L{load} flags, as a sequence set."""
+    return ",".join(str(uid) for uid in range(1, len(sample) + 1, 5))
+
+
 def describe(program) -> str:
     charset, tokens = program
     words = [t if isinstance(t, str) else repr(t) for t in tokens]

@@ -50,12 +50,7 @@ def _charset_codec(charset):
 
 @pytest.fixture
 def corpus_box(authed):
-    for i, data in enumerate(SAMPLE):
-        authed.send(f"a{i} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-        assert authed.lines()[-1].startswith(f"a{i} OK")
-    authed.ok("s1 SELECT INBOX")
-    flagged = ",".join(str(uid) for uid in range(1, len(SAMPLE) + 1, 5))
-    authed.ok(f"s2 UID STORE {flagged} +FLAGS.SILENT (\\Flagged)")
+    fts_corpus.load(authed, SAMPLE)
     return authed
 
 

@@ -149,7 +149,7 @@ def dovecot_answers():
             assert typ == "OK", detail
         typ, detail = imap.select("INBOX")
         assert typ == "OK" and int(detail[0]) == len(SAMPLE), detail
-        flagged = ",".join(str(uid) for uid in range(1, len(SAMPLE) + 1, 5))
+        flagged = fts_corpus.flagged(SAMPLE)
         assert imap.uid("STORE", flagged, "+FLAGS.SILENT", "(\\Flagged)")[0] == "OK"
         answers = [_dovecot(imap, p) for p in PROGRAMS]
         imap.logout()
@@ -175,12 +175,7 @@ def test_same_answers_as_dovecot(dovecot_answers, authed):
     """
     from imapd.fts.indexer import update_mailbox
 
-    for i, data in enumerate(SAMPLE):
-        authed.send(f"a{i} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-        assert authed.lines()[-1].startswith(f"a{i} OK")
-    authed.ok("s1 SELECT INBOX")
-    flagged = ",".join(str(uid) for uid in range(1, len(SAMPLE) + 1, 5))
-    authed.ok(f"s2 UID STORE {flagged} +FLAGS.SILENT (\\Flagged)")
+    fts_corpus.load(authed, SAMPLE)
     account = authed.proto.account
     result = update_mailbox(account.store, account.user, account.index_dir, "INBOX")
     assert result.documents == len(SAMPLE)

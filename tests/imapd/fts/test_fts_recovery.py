@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+from tests.imapd.fts import fts_corpus
+
 #: Messages with words that tell them apart.
 MESSAGES = [
     b"From: a@example.org\r\nSubject: apples\r\n\r\nred apples and green pears\r\n",
@@ -46,10 +48,7 @@ def box(authed):
     """INBOX with L{MESSAGES}, selected; the answers with the index off."""
     from imapd.fts import FtsSettings
 
-    for i, data in enumerate(MESSAGES):
-        authed.send(f"a{i} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-        assert authed.lines()[-1].startswith(f"a{i} OK")
-    authed.ok("s1 SELECT INBOX")
+    fts_corpus.load(authed, MESSAGES, flag=False)
     authed.proto.context.fts = FtsSettings(enabled=False)
     authed.expected = _answers(authed)
     authed.proto.context.fts = FtsSettings()
