@@ -53,9 +53,11 @@ def test_a_batch_is_one_transaction_with_each_messages_own_headers(
         # One fsync of the file for the three (the journal's record is fdatasync'ed).
         assert len(syncs) == 1, syncs
     else:
-        # Three message files, and the UID list once.
+        # Three message files, the UID list once, and new/ once for the
+        # three renames into it.
         assert sum(p.endswith("dovecot-uidlist") for p in syncs) == 1, syncs
-        assert len(syncs) == 4, syncs
+        assert sum(p.endswith("/new") for p in syncs) == 1, syncs
+        assert len(syncs) == 5, syncs
 
 
 def test_a_failed_batch_stores_nothing_and_fails_each(deliverer, location, tmp_path,
