@@ -401,3 +401,37 @@ def test_auth_cache_spares_the_directory(shape, tmp_path, new_directory, new_ima
     slapd.stop()
     assert_logs_in(server, "ssha", "ssha secret")
     assert_unavailable(server, "sha512", "sha512 secret")
+
+
+def test_imapd_admin_shows_what_the_directory_returned(attr_server, directory):
+    """
+    imapd-admin user and auth test on the daemon's own configuration ask
+    the same directory: the entry's DN, home, mail location and quota;
+    a wrong password and an injection name are refused in one line.
+    """
+    import io
+    import json
+
+    from imapd.admin import main
+
+    def admin(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        status = main(["--config", str(attr_server.config), *argv], out, err)
+        return status, out.getvalue(), err.getvalue()
+
+    status, out, err = admin("user", "-u", PLACED_USER, "--json")
+    assert status == 0, err
+    [row] = json.loads(out)
+    assert row["ldap_dn"] == f"uid={PLACED_USER},{PEOPLE}"
+    assert row["home"] == str(directory.root / "homes" / PLACED_USER)
+    assert row["mail"] == "maildir:~/LdapMail"
+    assert (row["quota_storage_kib"], row["quota_messages"]) == (2048, 30)
+    status, out, err = admin("auth", "test", PLACED_USER, PLACED_PASSWORD)
+    assert status == 0 and out.startswith(f"auth succeeded: user={PLACED_USER}"), err
+    assert f"ldap_dn=uid={PLACED_USER},{PEOPLE}" in out
+    status, out, err = admin("auth", "test", PLACED_USER, "wrong")
+    assert status == 1 and err.count("\n") <= 1
+    assert admin("user", "-u", STAFF_USER)[0] == 1  # outside the filter
+    assert admin("user", "-u", "*)(uid=*")[0] == 1
+    status, out, err = admin("user", "-A")
+    assert (status, out) == (2, "") and "cannot list" in err
