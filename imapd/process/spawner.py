@@ -15,6 +15,7 @@ children and reports each exit (C{exited}).  It dies with the master
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -47,6 +48,12 @@ PRELOAD = (
     "twisted.internet._sslverify", "twisted.internet._newtls", "twisted.protocols.tls",
     "twisted.internet.endpoints", "twisted.logger", "twisted.python.sendmsg",
     "storage.registry", "encodings.idna",
+    # what the children import as they start (unpickling the effective
+    # settings, a pool worker's cluster hooks): imported after the fork,
+    # a module's objects would be private to each child, and the import
+    # machinery's own tables would be unshared too
+    "conf.endpoints", "imapd.defaults", "imapd.cluster.owner", "imapd.cluster.placement",
+    "imapd.cluster.service", "imapd.cluster.sessions",
 )
 
 
@@ -133,6 +140,11 @@ class Spawner:
                 return
             sys.stdout.flush()
             sys.stderr.flush()
+            # Whatever the spawner allocated since the last fork goes out of
+            # the collector's sight too: a collection in the child would
+            # otherwise write to those objects' headers and unshare their
+            # pages (gc.freeze's documented use before fork).
+            gc.freeze()
             pid = os.fork()
             if pid == 0:
                 self._child(message, fds)

@@ -166,36 +166,60 @@ def group_of(text: str) -> str:
     return os.path.basename(first)
 
 
-def pss_kb(pid: int) -> int | None:
+def memory_kb(pid: int) -> dict | None:
+    """
+    A process's C{Pss}, C{Rss} and USS (C{Private_Clean} +
+    C{Private_Dirty}: the pages no other process maps) in kB, from
+    C{/proc/PID/smaps_rollup}.
+
+    USS is what the issue calls the memory "beyond the shared image": a
+    forked child's pages still shared with the spawner (and its siblings)
+    count in its PSS only as a fraction, and not at all in its USS; what
+    it has written since the fork, or allocated, is private.
+    """
+    fields = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+            name, _, rest = line.partition(":")
+            if name in ("Pss", "Rss", "Private_Clean", "Private_Dirty"):
+                fields[name] = int(rest.split()[0])
     except OSError:
         return None
-    return None
+    if "Pss" not in fields:
+        return None
+    return {"pss_kb": fields["Pss"], "rss_kb": fields.get("Rss", 0),
+            "uss_kb": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)}
+
+
+def pss_kb(pid: int) -> int | None:
+    memory = memory_kb(pid)
+    return None if memory is None else memory["pss_kb"]
 
 
 def measure_processes(port: int) -> dict:
     """(a): PSS per process and per group of the server's tree."""
     processes = []
     for pid in sorted(server_tree(port)):
-        kb = pss_kb(pid)
-        if kb is None:
+        memory = memory_kb(pid)
+        if memory is None:
             continue
         text = title(pid)
-        processes.append({"pid": pid, "title": text, "group": group_of(text), "pss_kb": kb,
+        processes.append({"pid": pid, "title": text, "group": group_of(text), **memory,
                           "named": text.startswith(TITLES)
                           or os.path.basename(text.split()[0] if text.split() else "")
                           .startswith(TITLES)})
     groups: dict[str, dict] = {}
     for p in processes:
-        g = groups.setdefault(p["group"], {"count": 0, "pss_kb": 0, "max_kb": 0})
+        g = groups.setdefault(p["group"], {"count": 0, "pss_kb": 0, "max_kb": 0,
+                                           "uss_kb": 0, "max_uss_kb": 0})
         g["count"] += 1
         g["pss_kb"] += p["pss_kb"]
         g["max_kb"] = max(g["max_kb"], p["pss_kb"])
+        g["uss_kb"] += p["uss_kb"]
+        g["max_uss_kb"] = max(g["max_uss_kb"], p["uss_kb"])
     return {"processes": processes, "groups": groups,
-            "total_pss_kb": sum(p["pss_kb"] for p in processes)}
+            "total_pss_kb": sum(p["pss_kb"] for p in processes),
+            "total_uss_kb": sum(p["uss_kb"] for p in processes)}
 
 
 # -- IMAP ------------------------------------------------------------------------
@@ -359,11 +383,15 @@ def start_imapd(args):
 
 
 def report(result: dict) -> None:
-    print(f"(a) PSS by process group ({result['label']}, port {result['port']})")
+    print(f"(a) PSS and USS (private pages) by process group ({result['label']}, "
+          f"port {result['port']})")
+    print(f"    {'group':36} {'procs':>5} {'PSS MB':>8} {'largest':>8} {'USS MB':>8}"
+          f" {'largest':>8}")
     for name, g in sorted(result["processes"]["groups"].items()):
-        print(f"    {name:36} {g['count']:4} process(es)  {g['pss_kb'] / 1024:8.1f} MB"
-              f"  (largest {g['max_kb'] / 1024:.1f} MB)")
-    print(f"    {'total':36} {'':17} {result['processes']['total_pss_kb'] / 1024:8.1f} MB")
+        print(f"    {name:36} {g['count']:5} {g['pss_kb'] / 1024:8.1f} {g['max_kb'] / 1024:8.1f}"
+              f" {g['uss_kb'] / 1024:8.1f} {g['max_uss_kb'] / 1024:8.1f}")
+    print(f"    {'total':36} {'':5} {result['processes']['total_pss_kb'] / 1024:8.1f} {'':8}"
+          f" {result['processes']['total_uss_kb'] / 1024:8.1f}")
     idle = result.get("idle")
     if idle:
         print(f"(b) {idle['connections']} IDLE connections: {idle['before_kb'] / 1024:.1f} MB -> "
