@@ -305,8 +305,8 @@ def measure_idle(args, tls) -> dict:
     counts = sorted(set(args.connections))
     before = measure_processes(args.port)
     points = [(0, before["total_pss_kb"], before["total_uss_kb"])]
+    groups = [before["groups"]]
     sessions = []
-    groups_after = {}
     try:
         for count in counts:
             while len(sessions) < count:
@@ -320,7 +320,7 @@ def measure_idle(args, tls) -> dict:
             time.sleep(args.settle)
             after = measure_processes(args.port)
             points.append((count, after["total_pss_kb"], after["total_uss_kb"]))
-            groups_after = after["groups"]
+            groups.append(after["groups"])
     finally:
         for s in sessions:
             s.close()
@@ -328,9 +328,9 @@ def measure_idle(args, tls) -> dict:
     for (n0, pss0, uss0), (n1, pss1, uss1) in zip(points, points[1:]):
         steps.append({"from": n0, "to": n1, "pss_kb_per_connection": (pss1 - pss0) / (n1 - n0),
                       "uss_kb_per_connection": (uss1 - uss0) / (n1 - n0)})
-    return {"points": [{"connections": n, "total_pss_kb": pss, "total_uss_kb": uss}
-                       for n, pss, uss in points],
-            "steps": steps, "groups_after": groups_after}
+    return {"points": [{"connections": n, "total_pss_kb": pss, "total_uss_kb": uss,
+                        "groups": g} for (n, pss, uss), g in zip(points, groups)],
+            "steps": steps}
 
 
 def measure_logins(args, tls) -> dict:
@@ -516,6 +516,19 @@ def compare(results: list[dict]) -> None:
         for name, g in sorted(result["processes"]["groups"].items()):
             print(f"{result['label']:22} {name:30} {g['count']:5} {g['max_kb'] / 1024:7.1f}"
                   f" {g['max_uss_kb'] / 1024:7.1f}")
+    print()
+    print("largest process of each group with N IDLE connections, PSS/USS MB")
+    for result in results:
+        points = result.get("idle", {}).get("points", ())
+        names = sorted({name for p in points for name in p["groups"]})
+        for name in names:
+            cells = []
+            for p in points:
+                g = p["groups"].get(name)
+                cells.append(f"{p['connections']}: " + (
+                    f"{g['count']}x {g['max_kb'] / 1024:.1f}/{g['max_uss_kb'] / 1024:.1f}"
+                    if g else "-"))
+            print(f"{result['label']:22} {name:30} " + "  ".join(cells))
     print()
     print(f"{'server':22} {'IDLE connections':>16} {'PSS kB/conn':>12} {'USS kB/conn':>12}")
     for result in results:
