@@ -321,6 +321,13 @@ def measure_idle(args, tls) -> dict:
             after = measure_processes(args.port)
             points.append((count, after["total_pss_kb"], after["total_uss_kb"]))
             groups.append(after["groups"])
+        if args.hold:
+            # The same connections, idle for a while: what an idling
+            # session gains with time (each poll's garbage, a leak).
+            time.sleep(args.hold)
+            held = measure_processes(args.port)
+            grown_pss = held["total_pss_kb"] - points[-1][1]
+            grown_uss = held["total_uss_kb"] - points[-1][2]
     finally:
         for s in sessions:
             s.close()
@@ -328,9 +335,14 @@ def measure_idle(args, tls) -> dict:
     for (n0, pss0, uss0), (n1, pss1, uss1) in zip(points, points[1:]):
         steps.append({"from": n0, "to": n1, "pss_kb_per_connection": (pss1 - pss0) / (n1 - n0),
                       "uss_kb_per_connection": (uss1 - uss0) / (n1 - n0)})
-    return {"points": [{"connections": n, "total_pss_kb": pss, "total_uss_kb": uss,
-                        "groups": g} for (n, pss, uss), g in zip(points, groups)],
-            "steps": steps}
+    result = {"points": [{"connections": n, "total_pss_kb": pss, "total_uss_kb": uss,
+                          "groups": g} for (n, pss, uss), g in zip(points, groups)],
+              "steps": steps}
+    if args.hold:
+        result["held"] = {"seconds": args.hold, "connections": counts[-1],
+                          "pss_kb_per_connection": grown_pss / counts[-1],
+                          "uss_kb_per_connection": grown_uss / counts[-1]}
+    return result
 
 
 def measure_logins(args, tls) -> dict:
@@ -417,6 +429,11 @@ def report(result: dict) -> None:
         for step in idle["steps"]:
             print(f"    {step['from']:5} -> {step['to']:5}: {step['pss_kb_per_connection']:7.1f} kB "
                   f"PSS, {step['uss_kb_per_connection']:7.1f} kB USS per connection")
+        held = idle.get("held")
+        if held:
+            print(f"    {held['connections']} held {held['seconds']:.0f} s more: "
+                  f"{held['pss_kb_per_connection']:7.1f} kB PSS, "
+                  f"{held['uss_kb_per_connection']:7.1f} kB USS per connection")
     logins = result.get("logins")
     if logins:
         print(f"(c) connect to LOGIN OK, {logins['logins']} sequential: median "
@@ -441,6 +458,9 @@ def main(argv=None) -> int:
     parser.add_argument("--logins", type=int, default=100)
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds to wait after the last IDLE before measuring")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="after the last count, keep the connections in IDLE this many "
+                             "seconds more and measure again (growth per connection with time)")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--skip", action="append", default=[], choices=["idle", "logins"])
     parser.add_argument("--label", default="")
@@ -536,6 +556,11 @@ def compare(results: list[dict]) -> None:
             span = f"{step['from']}->{step['to']}"
             print(f"{result['label']:22} {span:>16} {step['pss_kb_per_connection']:12.1f}"
                   f" {step['uss_kb_per_connection']:12.1f}")
+        held = result.get("idle", {}).get("held")
+        if held:
+            span = f"{held['connections']} +{held['seconds']:.0f}s"
+            print(f"{result['label']:22} {span:>16} {held['pss_kb_per_connection']:12.1f}"
+                  f" {held['uss_kb_per_connection']:12.1f}")
     if any("logins" in r for r in results):
         print()
         print(f"{'server':22} {'LOGIN median ms':>16}")
