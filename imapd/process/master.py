@@ -188,21 +188,7 @@ def _forked_spawner(reactor, proto, child_fds):
             # In the child, its descriptors set up; never returns.
             from imapd.process import spawner
 
-            code = 70
-            try:
-                code = spawner.run_forked(master)
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 1
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
+            spawner.run_then_exit(lambda: spawner.run_forked(master))
 
     return ForkedSpawner(reactor, sys.executable, [sys.executable, "imapd: spawner"],
                          dict(os.environ), None, proto, childFDs=child_fds)

@@ -30,7 +30,7 @@ import traceback
 
 from imapd.process.wire import Decoder, frame
 
-__all__ = ["preload", "forget_master", "run_forked"]
+__all__ = ["preload", "forget_master", "run_forked", "run_then_exit"]
 
 #: Modules imported before serving, besides L{imapd.tap.WARM_MODULES}.
 PRELOAD = (
@@ -223,8 +223,7 @@ class Spawner:
                     pass
 
     def _child(self, message: dict, fds: list[int]) -> None:
-        code = 70
-        try:
+        def start() -> int:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
@@ -233,17 +232,31 @@ class Spawner:
             os.close(self.wake_w)
             from imapd.process.child import run
 
-            code = run(message, fds, spawner=os.getppid())
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
+            return run(message, fds, spawner=os.getppid())
+
+        run_then_exit(start)
+
+
+def run_then_exit(life) -> None:
+    """
+    In a child just forked: run C{life()} and end the process with its
+    exit code (1 for a C{SystemExit} without one, 70 and the traceback on
+    stderr for any other exception).  Never returns: a forked child that
+    returned into its parent's code would be a second copy of the parent.
+    """
+    code = 70
+    try:
+        code = life()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
         finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            os._exit(code)
 
 
 def run_forked(master: int) -> int:

@@ -52,17 +52,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "e2e"), str(REPO / "tests" / "be
 
 from procmeasure import Session, measure_processes  # noqa: E402
 
-from tests.dovecot_helpers import DOVEADM, DOVECOT, free_port  # noqa: E402
+from tests.dovecot_helpers import CONF_BASE, DOVEADM, DOVECOT, free_port  # noqa: E402
 from tests.system_users import pam_service_file, public_directory, system_user  # noqa: E402
 
-DOVECOT_CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+DOVECOT_CONF = CONF_BASE + """\
 passdb {{
   driver = pam
   args = {pam}
