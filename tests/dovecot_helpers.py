@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DOVECOT", "DOVEADM", "DOVECOT_USER", "Dovecot", "dovecot_user", "free_port",
+__all__ = ["CONF_BASE", "DOVECOT", "DOVEADM", "DOVECOT_USER", "Dovecot", "dovecot_user", "free_port",
            "start_dovecot"]
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -36,7 +36,9 @@ DOVECOT_USER = "benchu"
 #: How long Dovecot may take to accept connections (a busy CI machine).
 START_TIMEOUT = 30.0
 
-CONF = """\
+#: What every private Dovecot's configuration starts with: its own
+#: directories under C{d}, IMAP in clear text on loopback.
+CONF_BASE = """\
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
@@ -44,6 +46,9 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
+"""
+
+CONF = CONF_BASE + """\
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {user}

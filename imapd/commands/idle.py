@@ -13,6 +13,7 @@ late a change nobody announced is seen (another node's, on NFS).
 from __future__ import annotations
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from imapd.errors import BadCommand
 from imapd.parser.types import Idle
@@ -45,33 +46,52 @@ async def handle_idle(session, cmd: Idle):
     RFC 2177 section 3.  Besides the poll, a change made by another
     session of this process to the selected mailbox wakes us at once
     (L{imapd.commands.notify.changes}).
+
+    An idling session is what a server holds most of (a mail client keeps
+    one per watched mailbox for hours), so each wait of the loop costs one
+    Deferred and one timer, both gone when the wait ends: the client's
+    line, the poll's timer and a wake-up all fire the one pending
+    Deferred.  (A C{DeferredList} per wait would leave its callbacks on
+    the line's Deferred, which only fires at DONE: some 700 bytes every
+    poll interval, for as long as the session idles.)
     """
     from imapd.commands.notify import changes
 
     line_d = session.read_line(b"idling")
     interval = session.limits.idle_poll_interval
-    woken = [defer.Deferred()]
+    arrived: list = []         # the client's line, or the Failure of a lost connection
+    pending: list = [None]     # the Deferred the loop waits on
+    woken = [False]            # a wake-up came since the last sync
+
+    def fire(_=None) -> None:
+        waiter, pending[0] = pending[0], None
+        if waiter is not None and not waiter.called:
+            waiter.callback(None)
+
+    def line_arrived(result) -> None:
+        arrived.append(result)  # a Failure is kept, so it is not unhandled
+        fire()
 
     def wake() -> None:
-        if not woken[0].called:
-            woken[0].callback(None)
+        woken[0] = True
+        fire()
+
+    line_d.addBoth(line_arrived)
     subscription = await _subscribe(session, wake)
     changes.idling(session, wake)
+    call = None
     try:
-        while True:
-            tick = defer.Deferred()
-            call = session.clock.callLater(interval, tick.callback, None)
-            result, index = await defer.DeferredList(
-                [line_d, tick, woken[0]], fireOnOneCallback=True, fireOnOneErrback=True,
-                consumeErrors=True
-            )
-            if call.active():
-                call.cancel()
-            if index == 0:
-                line = result
-                break
-            if woken[0].called:
-                woken[0] = defer.Deferred()
+        while not arrived:
+            if not woken[0]:
+                waiter = pending[0] = defer.Deferred()
+                call = session.clock.callLater(interval, fire)
+                await waiter
+                if call.active():
+                    call.cancel()
+                call = None
+                if arrived:
+                    break
+            woken[0] = False
             if session.selected is not None:
                 await session.sync(allow_expunge=True)
             if session.notify is not None:
@@ -80,9 +100,15 @@ async def handle_idle(session, cmd: Idle):
 
                 await look_during_idle(session)
     finally:
+        if call is not None and call.active():
+            call.cancel()
+        pending[0] = None
         changes.idle_done(session)
         if subscription is not None:
             subscription.cancel()
+    line = arrived[0]
+    if isinstance(line, Failure):
+        line.raiseException()
     if line.strip().upper() != b"DONE":
         raise BadCommand("Expected DONE to end IDLE")
     return None, "IDLE terminated"

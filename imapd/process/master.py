@@ -3,7 +3,7 @@
 C{imapd: master}: the twistd process of the multi-process server (issue 14).
 
     master (twistd; binds the listeners, supervises, runs no protocol code)
-      spawner             python -m imapd.process.spawner: forks the rest
+      spawner             forked from the master (one shared image): forks the rest
         auth              passwords (Authenticator), under the master's uid
         login x N         greeting .. LOGIN, TLS; as login_user when root
         worker pool-1..M  sessions of users under the server's uid
@@ -104,6 +104,30 @@ class _SpawnerProcess(protocol.ProcessProtocol):
 
     def processEnded(self, reason) -> None:
         self.master.spawner_ended(reason)
+
+
+def _forked_spawner(reactor, proto, child_fds):
+    """
+    A Twisted process whose child runs the spawner (L{imapd.process.spawner.run_forked})
+    instead of executing a program: the master's pipes and reaping, a
+    fork's shared image.
+    """
+    from twisted.internet import process
+
+    master = os.getpid()
+
+    class ForkedSpawner(process.Process):
+        def _trySpawnInsteadOfFork(self, *args, **kwargs):
+            return False  # posix_spawn would execute a program
+
+        def _execChild(self, path, uid, gid, executable, args, environment):
+            # In the child, its descriptors set up; never returns.
+            from imapd.process import spawner
+
+            spawner.run_then_exit(lambda: spawner.run_forked(master))
+
+    return ForkedSpawner(reactor, sys.executable, [sys.executable, "imapd: spawner"],
+                         dict(os.environ), None, proto, childFDs=child_fds)
 
 
 def relay_log_line(line: bytes, fd: int = 1) -> None:
@@ -338,16 +362,28 @@ class MasterService(service.Service):
     # -- the spawner -------------------------------------------------------------
 
     def start_spawner(self) -> None:
+        """
+        Fork the spawner from this process (L{imapd.process.spawner}).
+
+        The master imports what every child needs first and freezes it,
+        so that the master, the spawner and the children share that one
+        image: a fresh interpreter for the spawner would hold a second
+        copy, and the master's own (Twisted alone is some 20 MB) would be
+        private to it.
+        """
+        from imapd.process import spawner
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
-        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = os.pathsep.join([top] + ([env["PYTHONPATH"]]
-                                                      if env.get("PYTHONPATH") else []))
+        spawner.preload()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()   # nothing buffered is written twice
+            except (AttributeError, OSError, ValueError):
+                pass
         try:
-            self.spawner = self.reactor.spawnProcess(
-                _SpawnerProcess(self), sys.executable,
-                [sys.executable, "-m", "imapd.process.spawner", str(os.getpid())],
-                env=env, childFDs={0: "w", 1: "r", 2: "r", 3: theirs.fileno()})
+            self.spawner = _forked_spawner(
+                self.reactor, _SpawnerProcess(self),
+                {0: "w", 1: "r", 2: "r", 3: theirs.fileno()})
         finally:
             theirs.close()
         self.spawner_channel = adopt_channel(

@@ -2,19 +2,25 @@
 """
 C{imapd: spawner}: forks the master's children from an imported image.
 
-The master starts it once (C{python -m imapd.process.spawner MASTER_PID},
-its control socket on descriptor 3).  It imports everything a child needs
-but installs no reactor and starts no thread, so that a fork of it is a
-consistent process that starts serving in milliseconds (a system user's
-worker is forked at that user's login).  Then it waits on its control
-socket for C{spawn} requests (the child's control socket and listeners
-travel with them), forks, answers C{spawned} with the pid, reaps its
-children and reports each exit (C{exited}).  It dies with the master
-(PR_SET_PDEATHSIG), and its children die with it.
+The master imports everything a child needs (L{preload}), moves it out of
+the collector's sight (C{gc.freeze}) and forks the spawner from itself
+(L{imapd.process.master}; its control socket on descriptor 3), so that
+the master, the spawner and every child share one image: each process's
+own memory is what it wrote since the fork.  The spawner forgets what it
+inherited of the master's running Twisted (L{forget_master}: no reactor,
+no log observers, default signal handlers), so that a fork of it is a
+consistent process that installs its own reactor and starts serving in
+milliseconds (a system user's worker is forked at that user's login).
+It runs no thread.  Then it waits on its control socket for C{spawn}
+requests (the child's control socket and listeners travel with them),
+forks, answers C{spawned} with the pid, reaps its children and reports
+each exit (C{exited}).  It dies with the master (PR_SET_PDEATHSIG), and
+its children die with it.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -24,7 +30,7 @@ import traceback
 
 from imapd.process.wire import Decoder, frame
 
-__all__ = ["main"]
+__all__ = ["preload", "forget_master", "run_forked", "run_then_exit"]
 
 #: Modules imported before serving, besides L{imapd.tap.WARM_MODULES}.
 PRELOAD = (
@@ -47,10 +53,22 @@ PRELOAD = (
     "twisted.internet._sslverify", "twisted.internet._newtls", "twisted.protocols.tls",
     "twisted.internet.endpoints", "twisted.logger", "twisted.python.sendmsg",
     "storage.registry", "encodings.idna",
+    # what the children import as they start (unpickling the effective
+    # settings, a pool worker's cluster hooks): imported after the fork,
+    # a module's objects would be private to each child, and the import
+    # machinery's own tables would be unshared too
+    "conf.endpoints", "imapd.defaults", "imapd.cluster.owner", "imapd.cluster.placement",
+    "imapd.cluster.service", "imapd.cluster.sessions",
 )
 
 
-def _preload() -> None:
+def preload() -> None:
+    """
+    Import what every child needs (L{PRELOAD}, L{imapd.tap.WARM_MODULES}),
+    then freeze everything allocated so far (L{imapd.tap.warm_up}).  The
+    master calls it before it forks the spawner; none of these modules
+    installs a reactor or starts a thread when imported.
+    """
     import importlib
 
     from imapd import tap
@@ -59,7 +77,61 @@ def _preload() -> None:
         importlib.import_module(name)
     # imports, gc.freeze and the GC threshold, as the single process does
     tap.warm_up()
-    assert "twisted.internet.reactor" not in sys.modules, "the spawner must not have a reactor"
+
+
+def forget_master() -> None:
+    """
+    In the spawner just forked from the master: drop what belongs to the
+    master's running Twisted, so that each child starts as a fresh
+    interpreter would (its own reactor, its own log observer).
+
+      - the collector, which Twisted's fork turned off, is on again;
+      - every Python signal handler (the reactor's, SIGHUP's reload,
+        twistd's log rotation) is back to the default, and no wake-up fd;
+        SIGPIPE and SIGXFSZ are ignored again, as the interpreter has them
+        at start (Twisted's fork reset them for a program it would execute:
+        a login process writing to a client that left would die of it);
+      - standard output and error are the process's own again (twistd may
+        have sent them into its log);
+      - the log publisher has no observer, and a new log beginner buffers
+        until a child begins logging (the master's observers write to the
+        master's log file, whose descriptor the fork closed);
+      - the master's reactor is uninstalled, so a child can install one;
+        the master's processes are not ours to reap.
+    """
+    import gc
+    import warnings
+
+    gc.enable()
+    signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+
+    import twisted.internet
+    import twisted.logger
+    from twisted.internet import process
+    from twisted.logger import _global
+
+    publisher = _global.globalLogPublisher
+    for observer in list(getattr(publisher, "_observers", ())):
+        publisher.removeObserver(observer)
+    warnings.showwarning = getattr(_global.globalLogBeginner, "_oldshowwarning",
+                                   warnings.showwarning)
+    beginner = _global.LogBeginner(publisher, sys.stderr, sys, warnings)
+    _global.globalLogBeginner = twisted.logger.globalLogBeginner = beginner
+
+    sys.modules.pop("twisted.internet.reactor", None)
+    if hasattr(twisted.internet, "reactor"):
+        del twisted.internet.reactor
+    process.reapProcessHandlers.clear()
 
 
 def _status(status: int) -> tuple[int, str]:
@@ -133,6 +205,11 @@ class Spawner:
                 return
             sys.stdout.flush()
             sys.stderr.flush()
+            # Whatever the spawner allocated since the last fork goes out of
+            # the collector's sight too: a collection in the child would
+            # otherwise write to those objects' headers and unshare their
+            # pages (gc.freeze's documented use before fork).
+            gc.freeze()
             pid = os.fork()
             if pid == 0:
                 self._child(message, fds)
@@ -146,8 +223,7 @@ class Spawner:
                     pass
 
     def _child(self, message: dict, fds: list[int]) -> None:
-        code = 70
-        try:
+        def start() -> int:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
@@ -156,30 +232,40 @@ class Spawner:
             os.close(self.wake_w)
             from imapd.process.child import run
 
-            code = run(message, fds, spawner=os.getppid())
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
+            return run(message, fds, spawner=os.getppid())
+
+        run_then_exit(start)
+
+
+def run_then_exit(life) -> None:
+    """
+    In a child just forked: run C{life()} and end the process with its
+    exit code (1 for a C{SystemExit} without one, 70 and the traceback on
+    stderr for any other exception).  Never returns: a forked child that
+    returned into its parent's code would be a second copy of the parent.
+    """
+    code = 70
+    try:
+        code = life()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
         finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            os._exit(code)
 
 
-def main(argv: list[str]) -> int:
+def run_forked(master: int) -> int:
+    """The spawner's life, in the process the master just forked."""
     from imapd.process.sysutil import die_with_parent, set_title
 
-    master = int(argv[1])
+    forget_master()
     die_with_parent(master)
     set_title("imapd: spawner")
     sock = socket.socket(fileno=3)
     sock.setblocking(True)
-    _preload()
     return Spawner(sock).run()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

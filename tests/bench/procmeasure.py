@@ -166,36 +166,60 @@ def group_of(text: str) -> str:
     return os.path.basename(first)
 
 
-def pss_kb(pid: int) -> int | None:
+def memory_kb(pid: int) -> dict | None:
+    """
+    A process's C{Pss}, C{Rss} and USS (C{Private_Clean} +
+    C{Private_Dirty}: the pages no other process maps) in kB, from
+    C{/proc/PID/smaps_rollup}.
+
+    USS is what the issue calls the memory "beyond the shared image": a
+    forked child's pages still shared with the spawner (and its siblings)
+    count in its PSS only as a fraction, and not at all in its USS; what
+    it has written since the fork, or allocated, is private.
+    """
+    fields = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+            name, _, rest = line.partition(":")
+            if name in ("Pss", "Rss", "Private_Clean", "Private_Dirty"):
+                fields[name] = int(rest.split()[0])
     except OSError:
         return None
-    return None
+    if "Pss" not in fields:
+        return None
+    return {"pss_kb": fields["Pss"], "rss_kb": fields.get("Rss", 0),
+            "uss_kb": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)}
+
+
+def pss_kb(pid: int) -> int | None:
+    memory = memory_kb(pid)
+    return None if memory is None else memory["pss_kb"]
 
 
 def measure_processes(port: int) -> dict:
     """(a): PSS per process and per group of the server's tree."""
     processes = []
     for pid in sorted(server_tree(port)):
-        kb = pss_kb(pid)
-        if kb is None:
+        memory = memory_kb(pid)
+        if memory is None:
             continue
         text = title(pid)
-        processes.append({"pid": pid, "title": text, "group": group_of(text), "pss_kb": kb,
+        processes.append({"pid": pid, "title": text, "group": group_of(text), **memory,
                           "named": text.startswith(TITLES)
                           or os.path.basename(text.split()[0] if text.split() else "")
                           .startswith(TITLES)})
     groups: dict[str, dict] = {}
     for p in processes:
-        g = groups.setdefault(p["group"], {"count": 0, "pss_kb": 0, "max_kb": 0})
+        g = groups.setdefault(p["group"], {"count": 0, "pss_kb": 0, "max_kb": 0,
+                                           "uss_kb": 0, "max_uss_kb": 0})
         g["count"] += 1
         g["pss_kb"] += p["pss_kb"]
         g["max_kb"] = max(g["max_kb"], p["pss_kb"])
+        g["uss_kb"] += p["uss_kb"]
+        g["max_uss_kb"] = max(g["max_uss_kb"], p["uss_kb"])
     return {"processes": processes, "groups": groups,
-            "total_pss_kb": sum(p["pss_kb"] for p in processes)}
+            "total_pss_kb": sum(p["pss_kb"] for p in processes),
+            "total_uss_kb": sum(p["uss_kb"] for p in processes)}
 
 
 # -- IMAP ------------------------------------------------------------------------
@@ -269,27 +293,56 @@ def user_for(pattern: str, n: int, users: int) -> str:
 
 
 def measure_idle(args, tls) -> dict:
-    """(b): total PSS before and after N IDLE connections."""
+    """
+    (b): the tree's total PSS before any IDLE connection and after each
+    count of C{args.connections} (ascending: 200, 1000) have logged in,
+    selected INBOX and entered IDLE.  The growth per connection is given
+    from zero to the first count and, the figure the issue asks for,
+    between successive counts (the slope): what the first connections
+    cost once (a worker's first SELECT, the pages its first collections
+    unshare) is not in the slope.
+    """
+    counts = sorted(set(args.connections))
     before = measure_processes(args.port)
+    points = [(0, before["total_pss_kb"], before["total_uss_kb"])]
+    groups = [before["groups"]]
     sessions = []
     try:
-        for n in range(args.connections):
-            s = Session(args.host, args.port, tls, args.timeout)
-            sessions.append(s)
-            s.greeting()
-            s.login(user_for(args.user, n, args.users), args.password)
-            s.command("SELECT INBOX")
-            s.idle()
-        time.sleep(args.settle)
-        after = measure_processes(args.port)
+        for count in counts:
+            while len(sessions) < count:
+                n = len(sessions)
+                s = Session(args.host, args.port, tls, args.timeout)
+                sessions.append(s)
+                s.greeting()
+                s.login(user_for(args.user, n, args.users), args.password)
+                s.command("SELECT INBOX")
+                s.idle()
+            time.sleep(args.settle)
+            after = measure_processes(args.port)
+            points.append((count, after["total_pss_kb"], after["total_uss_kb"]))
+            groups.append(after["groups"])
+        if args.hold:
+            # The same connections, idle for a while: what an idling
+            # session gains with time (each poll's garbage, a leak).
+            time.sleep(args.hold)
+            held = measure_processes(args.port)
+            grown_pss = held["total_pss_kb"] - points[-1][1]
+            grown_uss = held["total_uss_kb"] - points[-1][2]
     finally:
         for s in sessions:
             s.close()
-    grown = after["total_pss_kb"] - before["total_pss_kb"]
-    return {"connections": args.connections, "before_kb": before["total_pss_kb"],
-            "after_kb": after["total_pss_kb"], "per_connection_kb": grown / args.connections,
-            "processes_before": len(before["processes"]),
-            "processes_after": len(after["processes"]), "groups_after": after["groups"]}
+    steps = []
+    for (n0, pss0, uss0), (n1, pss1, uss1) in zip(points, points[1:]):
+        steps.append({"from": n0, "to": n1, "pss_kb_per_connection": (pss1 - pss0) / (n1 - n0),
+                      "uss_kb_per_connection": (uss1 - uss0) / (n1 - n0)})
+    result = {"points": [{"connections": n, "total_pss_kb": pss, "total_uss_kb": uss,
+                          "groups": g} for (n, pss, uss), g in zip(points, groups)],
+              "steps": steps}
+    if args.hold:
+        result["held"] = {"seconds": args.hold, "connections": counts[-1],
+                          "pss_kb_per_connection": grown_pss / counts[-1],
+                          "uss_kb_per_connection": grown_uss / counts[-1]}
+    return result
 
 
 def measure_logins(args, tls) -> dict:
@@ -343,8 +396,8 @@ def start_imapd(args):
     if not os.path.exists(cert):
         generate_self_signed(cert, key, "localhost")
     settings = {
-        "limits": {"max_connections_per_ip": args.connections + 50,
-                   "max_connections": args.connections + 100},
+        "limits": {"max_connections_per_ip": max(args.connections) + 50,
+                   "max_connections": max(args.connections) + 100},
         "service": {"single_process": not args.multi_process},
         "log": {"level": "warn"},
     }
@@ -359,16 +412,28 @@ def start_imapd(args):
 
 
 def report(result: dict) -> None:
-    print(f"(a) PSS by process group ({result['label']}, port {result['port']})")
+    print(f"(a) PSS and USS (private pages) by process group ({result['label']}, "
+          f"port {result['port']})")
+    print(f"    {'group':36} {'procs':>5} {'PSS MB':>8} {'largest':>8} {'USS MB':>8}"
+          f" {'largest':>8}")
     for name, g in sorted(result["processes"]["groups"].items()):
-        print(f"    {name:36} {g['count']:4} process(es)  {g['pss_kb'] / 1024:8.1f} MB"
-              f"  (largest {g['max_kb'] / 1024:.1f} MB)")
-    print(f"    {'total':36} {'':17} {result['processes']['total_pss_kb'] / 1024:8.1f} MB")
+        print(f"    {name:36} {g['count']:5} {g['pss_kb'] / 1024:8.1f} {g['max_kb'] / 1024:8.1f}"
+              f" {g['uss_kb'] / 1024:8.1f} {g['max_uss_kb'] / 1024:8.1f}")
+    print(f"    {'total':36} {'':5} {result['processes']['total_pss_kb'] / 1024:8.1f} {'':8}"
+          f" {result['processes']['total_uss_kb'] / 1024:8.1f}")
     idle = result.get("idle")
     if idle:
-        print(f"(b) {idle['connections']} IDLE connections: {idle['before_kb'] / 1024:.1f} MB -> "
-              f"{idle['after_kb'] / 1024:.1f} MB, {idle['per_connection_kb']:.1f} kB per "
-              f"connection ({idle['processes_before']} -> {idle['processes_after']} processes)")
+        points = ", ".join(f"{p['connections']}: {p['total_pss_kb'] / 1024:.1f} MB"
+                           for p in idle["points"])
+        print(f"(b) total PSS with N IDLE connections ({points})")
+        for step in idle["steps"]:
+            print(f"    {step['from']:5} -> {step['to']:5}: {step['pss_kb_per_connection']:7.1f} kB "
+                  f"PSS, {step['uss_kb_per_connection']:7.1f} kB USS per connection")
+        held = idle.get("held")
+        if held:
+            print(f"    {held['connections']} held {held['seconds']:.0f} s more: "
+                  f"{held['pss_kb_per_connection']:7.1f} kB PSS, "
+                  f"{held['uss_kb_per_connection']:7.1f} kB USS per connection")
     logins = result.get("logins")
     if logins:
         print(f"(c) connect to LOGIN OK, {logins['logins']} sequential: median "
@@ -386,10 +451,16 @@ def main(argv=None) -> int:
     parser.add_argument("--password", default="pass")
     parser.add_argument("--tls", action="store_true", help="the port is implicit TLS")
     parser.add_argument("--cafile", help="trust anchor for --tls (default: no verification)")
-    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--connections", default="200,1000",
+                        type=lambda text: [int(n) for n in text.split(",")],
+                        help="IDLE connection counts, comma-separated (the slope is "
+                             "taken between them)")
     parser.add_argument("--logins", type=int, default=100)
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds to wait after the last IDLE before measuring")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="after the last count, keep the connections in IDLE this many "
+                             "seconds more and measure again (growth per connection with time)")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--skip", action="append", default=[], choices=["idle", "logins"])
     parser.add_argument("--label", default="")
@@ -399,10 +470,39 @@ def main(argv=None) -> int:
                        help="start a private Dovecot on DIR with users bench0..")
     start.add_argument("--start-imapd", metavar="DIR",
                        help="start this checkout's imapd on DIR with users bench0..")
+    start.add_argument("--compare", metavar="DIR",
+                       help="in one run: this checkout's multi-process imapd, then its "
+                            "single process, then Dovecot, each on DIR/NAME; a table of all")
     parser.add_argument("--multi-process", action="store_true",
                         help="with --start-imapd: the multi-process server")
     args = parser.parse_args(argv)
+    if args.port is None and not (args.start_dovecot or args.start_imapd or args.compare):
+        parser.error("--port (or --start-dovecot / --start-imapd / --compare) is needed")
 
+    if not args.compare:
+        result = run_one(args)
+        report(result)
+        results = [result]
+    else:
+        results = []
+        for label, option, multi in (("imapd multi-process", "start_imapd", True),
+                                     ("imapd single-process", "start_imapd", False),
+                                     ("dovecot 2.3", "start_dovecot", False)):
+            one = argparse.Namespace(**vars(args))
+            one.start_imapd = one.start_dovecot = None
+            setattr(one, option, str(Path(args.compare) / label.split()[-1]))
+            one.multi_process, one.label = multi, label
+            result = run_one(one)
+            report(result)
+            results.append(result)
+        compare(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results if args.compare else results[0], indent=2))
+    return 0
+
+
+def run_one(args) -> dict:
+    """Start the server if asked, measure it, stop it."""
     stop = None
     if args.start_dovecot:
         stop = start_dovecot(args)
@@ -410,8 +510,6 @@ def main(argv=None) -> int:
     elif args.start_imapd:
         stop = start_imapd(args)
         args.label = args.label or ("imapd" if args.multi_process else "imapd single-process")
-    elif args.port is None:
-        parser.error("--port (or --start-dovecot / --start-imapd) is needed")
     tls = None
     if args.tls:
         tls = ssl.create_default_context(cafile=args.cafile)
@@ -427,10 +525,48 @@ def main(argv=None) -> int:
     finally:
         if stop is not None:
             stop()
-    report(result)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0
+    return result
+
+
+def compare(results: list[dict]) -> None:
+    """One table: each process group's largest PSS and USS, and the IDLE slope, per server."""
+    print()
+    print(f"{'server':22} {'process group':30} {'procs':>5} {'PSS MB':>7} {'USS MB':>7}")
+    for result in results:
+        for name, g in sorted(result["processes"]["groups"].items()):
+            print(f"{result['label']:22} {name:30} {g['count']:5} {g['max_kb'] / 1024:7.1f}"
+                  f" {g['max_uss_kb'] / 1024:7.1f}")
+    print()
+    print("largest process of each group with N IDLE connections, PSS/USS MB")
+    for result in results:
+        points = result.get("idle", {}).get("points", ())
+        names = sorted({name for p in points for name in p["groups"]})
+        for name in names:
+            cells = []
+            for p in points:
+                g = p["groups"].get(name)
+                cells.append(f"{p['connections']}: " + (
+                    f"{g['count']}x {g['max_kb'] / 1024:.1f}/{g['max_uss_kb'] / 1024:.1f}"
+                    if g else "-"))
+            print(f"{result['label']:22} {name:30} " + "  ".join(cells))
+    print()
+    print(f"{'server':22} {'IDLE connections':>16} {'PSS kB/conn':>12} {'USS kB/conn':>12}")
+    for result in results:
+        for step in result.get("idle", {}).get("steps", ()):
+            span = f"{step['from']}->{step['to']}"
+            print(f"{result['label']:22} {span:>16} {step['pss_kb_per_connection']:12.1f}"
+                  f" {step['uss_kb_per_connection']:12.1f}")
+        held = result.get("idle", {}).get("held")
+        if held:
+            span = f"{held['connections']} +{held['seconds']:.0f}s"
+            print(f"{result['label']:22} {span:>16} {held['pss_kb_per_connection']:12.1f}"
+                  f" {held['uss_kb_per_connection']:12.1f}")
+    if any("logins" in r for r in results):
+        print()
+        print(f"{'server':22} {'LOGIN median ms':>16}")
+        for result in results:
+            if "logins" in result:
+                print(f"{result['label']:22} {result['logins']['median_ms']:16.2f}")
 
 
 if __name__ == "__main__":

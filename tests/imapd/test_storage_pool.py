@@ -192,3 +192,47 @@ def test_real_pool_threads_are_daemons():
         assert seen == [True]
     finally:
         pool.stop()
+
+
+def test_a_real_pool_leaves_no_cycle_per_job():
+    """
+    Each job of the real pool is freed when it ends, not by the cycle
+    collector: Twisted's callInThreadWithCallback left a four-object cycle
+    per job, which piled up between the daemon's rare collections (an
+    idling session makes a job every poll).
+    """
+    import gc
+    import threading
+
+    pool = StoragePool(2, name="test-cycles")
+    pool.start()
+    results = []
+    done = threading.Semaphore(0)
+
+    def on_result(ok, result):
+        results.append((ok, result if ok else result.value))
+        done.release()
+
+    def fail():
+        raise ValueError("refused")
+
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(50):
+            pool.pool.callInThreadWithCallback(on_result, pow, n, 2)
+        pool.pool.callInThreadWithCallback(on_result, fail)
+        for _ in range(51):
+            assert done.acquire(timeout=30)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cyclic = [o for o in gc.garbage if callable(o) and not isinstance(o, type)
+                  and getattr(o, "__name__", "") == "inContext"]
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+        gc.enable()
+        pool.stop()
+    assert sorted(r for ok, r in results if ok) == sorted(n * n for n in range(50))
+    assert [type(r) for ok, r in results if not ok] == [ValueError]
+    assert cyclic == []
