@@ -169,9 +169,11 @@ class FtsIndex(MailboxIndex):
             return {}
         try:
             # data_version moves when another connection commits,
-            # total_changes when this one writes: either makes it stale.
-            key = (conn, uidvalidity, conn.execute("PRAGMA data_version").fetchone()[0],
-                   conn.total_changes)
+            # total_changes when this one writes: either makes it stale,
+            # but this connection's own writes bring it up to date
+            # (L{_written}), so only another process's commit costs a
+            # full read.
+            key = self._documents_key(conn, uidvalidity)
             if self._documents is not None and self._documents[0] == key:
                 return self._documents[1]
             docs = {uid: (size, bool(complete)) for uid, size, complete in conn.execute(
@@ -181,6 +183,51 @@ class FtsIndex(MailboxIndex):
         except sqlite3.Error as e:
             self._failed("read", e)
             return {}
+
+    @staticmethod
+    def _documents_key(conn: sqlite3.Connection, uidvalidity: int) -> tuple:
+        return (conn, uidvalidity, conn.execute("PRAGMA data_version").fetchone()[0],
+                conn.total_changes)
+
+    def _before_write(self, conn: sqlite3.Connection, uidvalidity: int) -> Optional[tuple]:
+        """
+        Before a write: the kept L{documents} answer and the
+        C{data_version} it holds for, if it is still that of the file;
+        else None.  It is dropped either way, until L{_written}.
+        """
+        kept, self._documents = self._documents, None
+        if kept is None:
+            return None
+        key = self._documents_key(conn, uidvalidity)
+        return (kept[1], key[2]) if kept[0] == key else None
+
+    def _written(self, conn: sqlite3.Connection, uidvalidity: int,
+                 before: Optional[tuple], changed: dict) -> None:
+        """
+        After this connection committed a write of C{uidvalidity}'s rows
+        (C{changed}: uid -> new value, or None for a removed row): keep a
+        L{documents} answer made from C{before} (L{_before_write}) and the
+        change, instead of reading the whole table again at the next
+        search (266 ms at 100,000 messages).  Only when no other
+        connection committed in between (C{data_version} unchanged since
+        C{before} was checked); rows of another UIDVALIDITY, which the
+        write dropped, were not in C{before}.  A new dict, not C{before}
+        changed: a search may hold C{before} and what it computed from it
+        (L{imapd.fts.query}).
+        """
+        if before is None:
+            return
+        docs, version = before
+        key = self._documents_key(conn, uidvalidity)
+        if key[2] != version:
+            return
+        docs = dict(docs)
+        for uid, value in changed.items():
+            if value is None:
+                docs.pop(uid, None)
+            else:
+                docs[uid] = value
+        self._documents = (key, docs)
 
     def match(self, columns: Iterable[str], needle: str) -> Optional[set[int]]:
         """
@@ -242,6 +289,7 @@ class FtsIndex(MailboxIndex):
             if conn is None:
                 return False
             try:
+                before = self._before_write(conn, uidvalidity)
                 with _transaction(conn):
                     self._drop_other_uidvalidity(conn, uidvalidity)
                     uids = [(d.uid,) for d in docs]
@@ -253,8 +301,11 @@ class FtsIndex(MailboxIndex):
                     conn.executemany(
                         "INSERT INTO text (rowid, header, body, parts) VALUES (?, ?, ?, ?)",
                         [(d.uid, *d.texts) for d in docs if d.texts is not None])
+                self._written(conn, uidvalidity, before,
+                              {d.uid: (d.size, d.texts is not None) for d in docs})
                 return True
             except sqlite3.Error as e:
+                self._documents = None
                 corrupt = self._is_corrupt(e)
                 self._failed("write", e)
                 if not corrupt:
@@ -268,13 +319,16 @@ class FtsIndex(MailboxIndex):
         if conn is None:
             return
         try:
+            before = self._before_write(conn, uidvalidity)
             with _transaction(conn):
                 self._drop_other_uidvalidity(conn, uidvalidity)
                 for i in range(0, len(gone), _CHUNK):
                     chunk = gone[i:i + _CHUNK]
                     conn.executemany("DELETE FROM doc WHERE uid = ?", chunk)
                     conn.executemany("DELETE FROM text WHERE rowid = ?", chunk)
+            self._written(conn, uidvalidity, before, dict.fromkeys(u for (u,) in gone))
         except sqlite3.Error as e:
+            self._documents = None
             self._failed("write", e)
 
     def clear(self) -> None:
