@@ -98,8 +98,12 @@ class FtsIndex(MailboxIndex):
     tables = ("doc", "text")
     schema = _SCHEMA
     #: Far from L{index.mailbox.SCHEMA_VERSION}: the two kinds of file
-    #: never mistake each other's layout.
-    schema_version = 1001
+    #: never mistake each other's layout.  Also the version of what the
+    #: rows hold: a file of another version is emptied and built again
+    #: (L{MailboxIndex}'s open does it).  1002: HTML parts are held as
+    #: their text, no longer as markup (1001), which would answer
+    #: differently from the scan.
+    schema_version = 1002
 
     #: The last L{documents} answer and what it was read under.
     _documents: Optional[tuple] = None
