@@ -26,7 +26,10 @@ L{index.mailbox}), and whether the text is complete: a message whose text
 was too large (a configured per-part limit) has a row with C{complete = 0}
 and no text, so it is known and never indexed again, and a search reads
 it instead.  C{doc} and the text table change in one transaction, so a
-crash at any instant (SQLite's WAL) leaves both in step.
+crash at any instant (SQLite's WAL) leaves both in step.  C{meta} holds
+the file's generation, which every write moves on in the same
+transaction: it tells a process whether the C{doc} list it keeps is
+still the file's (L{FtsIndex.documents}).
 
 This package imports nothing from C{storage} or C{imapd} (STYLE.md item 9).
 """
