@@ -26,14 +26,20 @@ L{index.mailbox}), and whether the text is complete: a message whose text
 was too large (a configured per-part limit) has a row with C{complete = 0}
 and no text, so it is known and never indexed again, and a search reads
 it instead.  C{doc} and the text table change in one transaction, so a
-crash at any instant (SQLite's WAL) leaves both in step.
+crash at any instant (SQLite's WAL) leaves both in step.  C{meta} holds
+the file's generation, which every write moves on in the same
+transaction: it tells a process whether the C{doc} list it keeps is
+still the file's (L{FtsIndex.documents}).
 
 This package imports nothing from C{storage} or C{imapd} (STYLE.md item 9).
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import threading
+from collections import OrderedDict
 from typing import Iterable, NamedTuple, Optional
 
 from index.mailbox import MailboxIndex, _transaction, index_path
@@ -59,6 +65,10 @@ CREATE TABLE IF NOT EXISTS doc (
     complete INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS doc_uidvalidity ON doc (uidvalidity);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(
     header, body, parts, tokenize = 'trigram case_sensitive 1', detail = full
 );
@@ -66,6 +76,14 @@ CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(
 
 #: Host parameters per statement (SQLite before 3.32 allowed only 999).
 _CHUNK = 900
+
+#: The documents lists this process knows, by file: C{path ->
+#: (generation, uidvalidity, {uid: (size, complete)})}, shared by every
+#: thread's connection (the storage pool's threads each open their own),
+#: least recently used out.  See L{FtsIndex.documents}.
+_known: "OrderedDict[str, tuple[int, int, dict]]" = OrderedDict()
+_known_lock = threading.Lock()
+_KNOWN_FILES = 64
 
 
 def fts_identity(identity: str) -> str:
@@ -95,14 +113,15 @@ class FtsIndex(MailboxIndex):
     indexed" (the caller then reads the messages) or drops the writes.
     """
 
-    tables = ("doc", "text")
+    tables = ("doc", "text", "meta")
     schema = _SCHEMA
     #: Far from L{index.mailbox.SCHEMA_VERSION}: the two kinds of file
-    #: never mistake each other's layout.
-    schema_version = 1001
-
-    #: The last L{documents} answer and what it was read under.
-    _documents: Optional[tuple] = None
+    #: never mistake each other's layout.  Also the version of what the
+    #: rows hold: a file of another version is emptied and built again
+    #: (L{MailboxIndex}'s open does it).  1002: HTML parts are held as
+    #: their text, no longer as markup (1001), which would answer
+    #: differently from the scan.
+    schema_version = 1002
 
     @classmethod
     def open(cls, index_dir: str, identity: str) -> "FtsIndex":
@@ -162,25 +181,75 @@ class FtsIndex(MailboxIndex):
         C{uidvalidity}; empty on any failure.  The caller must not change
         it: it is kept, and given again while the file has not changed
         (a warm SEARCH of 100,000 messages would otherwise spend most of
-        its time reading this table).
+        its time reading this table, 266 ms).
+
+        Kept for the whole process, by the file's generation (L{_bump}):
+        every write through L{FtsIndex} moves it on, and a write in this
+        process also brings the kept list up to date (L{_written}), so
+        the list is read again only after another process wrote.
         """
         conn = self._ensure()
         if conn is None:
             return {}
         try:
-            # data_version moves when another connection commits,
-            # total_changes when this one writes: either makes it stale.
-            key = (conn, uidvalidity, conn.execute("PRAGMA data_version").fetchone()[0],
-                   conn.total_changes)
-            if self._documents is not None and self._documents[0] == key:
-                return self._documents[1]
+            generation = self._generation(conn)
+            with _known_lock:
+                known = _known.get(self.path)
+                if known is not None and known[0] == generation and known[1] == uidvalidity:
+                    _known.move_to_end(self.path)
+                    return known[2]
             docs = {uid: (size, bool(complete)) for uid, size, complete in conn.execute(
                 "SELECT uid, size, complete FROM doc WHERE uidvalidity = ?", (uidvalidity,))}
-            self._documents = (key, docs)
+            if generation is not None:
+                _keep(self.path, (generation, uidvalidity, docs))
             return docs
         except sqlite3.Error as e:
             self._failed("read", e)
             return {}
+
+    @staticmethod
+    def _generation(conn: sqlite3.Connection) -> Optional[int]:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return None if row is None else row[0]
+
+    @classmethod
+    def _bump(cls, conn: sqlite3.Connection) -> tuple[Optional[int], int]:
+        """
+        In a write transaction: move the file's generation on, and give
+        C{(before, after)}.  A new file starts at a random number, so a
+        file put in the place of another (deleted, moved aside as
+        corrupt) never takes up the generation of its predecessor.
+        """
+        before = cls._generation(conn)
+        after = random.getrandbits(62) if before is None else before + 1
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)",
+                     (after,))
+        return before, after
+
+    def _written(self, uidvalidity: int, generations: tuple[Optional[int], int],
+                 changed: dict) -> None:
+        """
+        After a committed write of C{uidvalidity}'s rows (C{changed}: uid
+        -> new value, or None for a removed row) that moved the file from
+        generation C{before} to C{after}: if the kept list is that of
+        C{before}, keep it with the change as that of C{after}, instead of
+        reading the whole table at the next search.  Rows of another
+        UIDVALIDITY, which the write dropped, were not in it.  A new
+        dict, not the old one changed: a search may hold the old one and
+        what it computed from it (L{imapd.fts.query}).
+        """
+        before, after = generations
+        with _known_lock:
+            known = _known.get(self.path)
+            if known is None or known[0] != before or known[1] != uidvalidity:
+                return
+            docs = dict(known[2])
+        for uid, value in changed.items():
+            if value is None:
+                docs.pop(uid, None)
+            else:
+                docs[uid] = value
+        _keep(self.path, (after, uidvalidity, docs))
 
     def match(self, columns: Iterable[str], needle: str) -> Optional[set[int]]:
         """
@@ -243,6 +312,7 @@ class FtsIndex(MailboxIndex):
                 return False
             try:
                 with _transaction(conn):
+                    generations = self._bump(conn)
                     self._drop_other_uidvalidity(conn, uidvalidity)
                     uids = [(d.uid,) for d in docs]
                     conn.executemany("DELETE FROM text WHERE rowid = ?", uids)
@@ -253,6 +323,8 @@ class FtsIndex(MailboxIndex):
                     conn.executemany(
                         "INSERT INTO text (rowid, header, body, parts) VALUES (?, ?, ?, ?)",
                         [(d.uid, *d.texts) for d in docs if d.texts is not None])
+                self._written(uidvalidity, generations,
+                              {d.uid: (d.size, d.texts is not None) for d in docs})
                 return True
             except sqlite3.Error as e:
                 corrupt = self._is_corrupt(e)
@@ -269,11 +341,13 @@ class FtsIndex(MailboxIndex):
             return
         try:
             with _transaction(conn):
+                generations = self._bump(conn)
                 self._drop_other_uidvalidity(conn, uidvalidity)
                 for i in range(0, len(gone), _CHUNK):
                     chunk = gone[i:i + _CHUNK]
                     conn.executemany("DELETE FROM doc WHERE uid = ?", chunk)
                     conn.executemany("DELETE FROM text WHERE rowid = ?", chunk)
+            self._written(uidvalidity, generations, dict.fromkeys(u for (u,) in gone))
         except sqlite3.Error as e:
             self._failed("write", e)
 
@@ -284,17 +358,21 @@ class FtsIndex(MailboxIndex):
         an FTS5 table reads its inverted index, which is what a rebuild
         may be meant to replace.
         """
-        self._documents = None  # not left to total_changes to notice a DROP
         conn = self._ensure()
         if conn is None:
             return
         try:
             with _transaction(conn):
+                # The generation goes on from where it was (the meta
+                # table is dropped too): a kept list never matches.
+                _before, generation = self._bump(conn)
                 for table in self.tables:
                     conn.execute("DROP TABLE IF EXISTS %s" % table)
                 for statement in self.schema.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                conn.execute("INSERT INTO meta (key, value) VALUES ('generation', ?)",
+                             (generation,))
         except sqlite3.Error as e:
             self._failed("write", e)
 
@@ -315,3 +393,11 @@ class FtsIndex(MailboxIndex):
         if old:
             conn.executemany("DELETE FROM doc WHERE uid = ?", old)
             conn.executemany("DELETE FROM text WHERE rowid = ?", old)
+
+
+def _keep(path: str, entry: tuple) -> None:
+    with _known_lock:
+        _known[path] = entry
+        _known.move_to_end(path)
+        while len(_known) > _KNOWN_FILES:
+            _known.popitem(last=False)

@@ -8,10 +8,9 @@ the index's text exactly when the matcher would find it.
   - C{header}: the top-level header as TEXT reads it, one value per field
     (L{imapd.search.match.header_text});
   - C{body}: each text part, transfer- and charset-decoded, as BODY and
-    TEXT read it (L{imapd.message.Message.decoded_text}).  HTML parts are
-    kept as they are, tags included, because the matcher reads them that
-    way (see the report of issue 17: reducing HTML would change BODY's
-    answers for every server that relies on them, index or not);
+    TEXT read it (L{imapd.message.Message.decoded_text}), an HTML part
+    reduced to its text there (L{imapd.message._html}), for the scan and
+    the index alike;
   - C{parts}: the headers of the MIME parts and encapsulated messages,
     which TEXT also reads (an attachment is found by its file name).
 

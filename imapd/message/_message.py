@@ -17,6 +17,7 @@ from typing import Iterator
 from imapd import charset
 from imapd.message._decode import normalize_cte, parse_date, transfer_decode
 from imapd.message._headers import Header, cte_value, header_end, unfold
+from imapd.message._html import html_text
 from imapd.message._structure import Part, bodystructure, envelope, parse_message
 
 __all__ = ["Message"]
@@ -236,7 +237,9 @@ class Message:
         """
         Every text/* part's content, transfer-decoded and charset-decoded
         (for SEARCH BODY and TEXT), including those inside encapsulated
-        messages.  Unknown transfer encodings are read as 8bit.
+        messages.  Unknown transfer encodings are read as 8bit.  A
+        text/html part is reduced to its text (L{html_text}): the scan
+        and the full-text index both read this, so they agree.
         """
         stack = [self.structure()]
         while stack:
@@ -248,4 +251,5 @@ class Message:
             elif node.ctype[0] == b"text":
                 cte = normalize_cte(cte_value(node.header))
                 data = transfer_decode(node.body, cte)
-                yield charset.decode(data, node.param(b"charset"))
+                text = charset.decode(data, node.param(b"charset"))
+                yield html_text(text) if node.ctype[1] == b"html" else text

@@ -68,6 +68,23 @@ FOLDED_WHITESPACE = "FOLDED_WHITESPACE"
 #: not in its FROM.  The same class is in the SORT comparison.
 PHRASE_WITHOUT_ANGLE = "PHRASE_WITHOUT_ANGLE"
 
+#: HTML markup: we match a text/html part as its text (tags, attribute
+#: values, comments, scripts and styles dropped, entities decoded, block
+#: tags ending a line; L{imapd.message._html}), Dovecot 2.3 without an
+#: FTS plugin matches the decoded part as written, markup included.  So
+#: "<br>", "bgcolor", "&nbsp;" and the URL in an C{href} are found only
+#: by Dovecot, "wo<b>rd</b>" as "word" and "caf&eacute;" as "café" only
+#: by us.  RFC 3501 section 6.4.4 asks BODY for the string "in the body"
+#: and TEXT "in the header or body", and says nothing of how a part is
+#: turned into text; what a reader sees of an HTML part is its text, and
+#: that is what users type.  Too many UIDs to list by hand (every HTML
+#: message for "font"), this class is checked, not listed: a UID is in
+#: it when our answer for it with HTML parts read as written (the scan
+#: with C{html_text} left out) is Dovecot's, so the markup alone makes
+#: the difference.
+HTML_MARKUP = "HTML_MARKUP"
+
+#: The classes L{KNOWN} lists (L{HTML_MARKUP} is computed).
 CLASSES = (CHARSET_ALIAS, RAW_8BIT, NOT_A_FIELD, FOLDED_WHITESPACE, PHRASE_WITHOUT_ANGLE)
 
 #: Programs left out: C{FROM "\\""}.  RFC 3501 section 6.4.4 matches FROM
@@ -102,12 +119,12 @@ KNOWN = {
     "CHARSET UTF-8 BODY b'\\xec\\x9d\\xb8\\xed\\x85\\x8c\\xeb\\xa6\\xac\\xec\\x96\\xb4'":
         _k(CHARSET_ALIAS, 35),
     "CHARSET EUC-KR TEXT b'\\xc0\\xce\\xc5\\xd7\\xb8\\xae\\xbe\\xee'": _k(CHARSET_ALIAS, 35),
-    # "新細明體", "中" and ".." (of "…") in 51's CHINESEBIG5 HTML.
-    "CHARSET UTF-8 TEXT b'\\xe6\\x96\\xb0\\xe7\\xb4\\xb0\\xe6\\x98\\x8e\\xe9\\xab\\x94'":
+    # "您還在用", "中" and ".." (of "…") in 51's CHINESEBIG5 HTML.
+    "CHARSET UTF-8 TEXT b'\\xe6\\x82\\xa8\\xe9\\x82\\x84\\xe5\\x9c\\xa8\\xe7\\x94\\xa8'":
         _k(CHARSET_ALIAS, 51),
-    "CHARSET UTF-8 BODY b'\\xe6\\x96\\xb0\\xe7\\xb4\\xb0\\xe6\\x98\\x8e\\xe9\\xab\\x94'":
+    "CHARSET UTF-8 BODY b'\\xe6\\x82\\xa8\\xe9\\x82\\x84\\xe5\\x9c\\xa8\\xe7\\x94\\xa8'":
         _k(CHARSET_ALIAS, 51),
-    "CHARSET SHIFT_JIS TEXT b'\\x90V\\x8d\\xd7\\x96\\xbe\\xe9\\x93'": _k(CHARSET_ALIAS, 51),
+    "CHARSET BIG5 TEXT b'\\xb1z\\xc1\\xd9\\xa6b\\xa5\\xce'": _k(CHARSET_ALIAS, 51),
     "CHARSET UTF-8 TEXT b'\\xe4\\xb8\\xad'": _k(CHARSET_ALIAS, 51),
     "CHARSET UTF-8 BODY b'\\xe4\\xb8\\xad'": _k(CHARSET_ALIAS, 51),
     "CHARSET UTF-8 TEXT b'..'": _k(CHARSET_ALIAS, 51),
@@ -173,25 +190,39 @@ def test_same_answers_as_dovecot(dovecot_answers, authed):
     With the index complete, every program's UIDs equal Dovecot's but for
     the UIDs KNOWN lists, and the listed UIDs really differ.
     """
+    from imapd.fts import FtsSettings
     from imapd.fts.indexer import update_mailbox
+    from imapd.message import _message
 
     fts_corpus.load(authed, SAMPLE)
+    # HTML_MARKUP: the scan's answers with HTML parts read as written.
+    authed.proto.context.fts = FtsSettings(enabled=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_message, "html_text", lambda text: text)
+        as_written = [set(_run(authed, p)) for p in PROGRAMS]
+    authed.proto.context.fts = FtsSettings()
     account = authed.proto.account
     result = update_mailbox(account.store, account.user, account.index_dir, "INBOX")
     assert result.documents == len(SAMPLE)
 
     problems = []
     compared = 0
-    for program, theirs in zip(PROGRAMS, dovecot_answers):
+    markup = 0
+    for program, theirs, written in zip(PROGRAMS, dovecot_answers, as_written):
         name = fts_corpus.describe(program)
         if name in EXCLUDED:
             continue
         compared += 1
-        differing = set(theirs) ^ set(_run(authed, program))
+        ours = set(_run(authed, program))
+        differing = set(theirs) ^ ours
+        by_markup = differing & (ours ^ written)
+        markup += len(by_markup)
+        differing -= by_markup
         known = set(KNOWN.get(name, {}))
         if differing - known:
             problems.append(f"{name}: unexplained {sorted(differing - known)}")
         if known - differing:
             problems.append(f"{name}: listed but now equal {sorted(known - differing)}")
     assert compared >= 200
+    assert markup > 0  # the class is real: HTML markup makes differences
     assert not problems, problems
