@@ -153,7 +153,10 @@ def _auth_test(config, args, out, err):
     if not hasattr(result, "name"):
         if result.check(UnauthorizedLogin) is None:
             raise Failed(f"authentication failed: {result.getErrorMessage()}")
-        reason = "; ".join(why) or "refused"
+        # The refusal's own reason (LoginRefused), else what was logged.
+        given = getattr(result.value, "reason", None)
+        reason = (f"Authentication refused for {args.name!r}: {given}" if given
+                  else "; ".join(why) or "refused")
         emit(out, args, [{"user": args.name, "result": "fail", "reason": reason}],
              lambda row: f"auth fail: {row['user']}: {row['reason']}")
         return EX_NOTFOUND
