@@ -902,6 +902,13 @@ class FtsSection:
         "and read by each search instead.",
         _positive,
     )
+    max_message_size: int = opt(
+        33554432,
+        "Largest message, in octets, the index reads; a larger one is left out\n"
+        "of the index and read by each search that needs its text, so that\n"
+        "indexing never holds a huge message (and its decoded text) in memory.",
+        _positive,
+    )
 
 
 def _hash_format(value) -> None:

@@ -33,10 +33,13 @@ class FtsSettings:
     @ivar max_part_size: the largest decoded text (in characters) of one
         part or header the index takes; a message with a larger one is
         not indexed and is read by every search that needs its text.
+    @ivar max_message_size: the largest message (octets) the indexer
+        reads; a larger one is recorded as not indexed without reading it.
     """
 
     enabled: bool = True
     max_part_size: int = 10 * 1024 * 1024
+    max_message_size: int = 32 * 1024 * 1024
 
 
 #: The settings of a server configured without an C{[fts]} table.
@@ -46,4 +49,5 @@ DEFAULT = FtsSettings()
 def settings_from(config) -> FtsSettings:
     """The settings of a loaded configuration's C{[fts]} table."""
     section = config.fts
-    return FtsSettings(enabled=section.enabled, max_part_size=section.max_part_size)
+    return FtsSettings(enabled=section.enabled, max_part_size=section.max_part_size,
+                       max_message_size=section.max_message_size)

@@ -104,6 +104,13 @@ def update_mailbox(store, user: str, index_dir: str, name: str,
             batch = []
             for uid in missing[start:start + BATCH]:
                 try:
+                    size = live[uid].size
+                    if size > settings.max_message_size:
+                        # Recorded as not indexed, never read here: a
+                        # search reads it (issue 18: no client-made
+                        # message makes a background job hold it whole).
+                        batch.append(FtsDoc(uid, size, None))
+                        continue
                     raw = mailbox.read(uid)
                 except MessageExpunged:
                     continue

@@ -179,3 +179,38 @@ def test_mailbox_recreated_elsewhere_drops_the_rows(box, store_kind):
     assert _answers(box) == expected
     assert index.documents(old) == {}
     assert len(index.documents(new)) == len(MESSAGES)
+
+
+def test_messages_over_max_message_size_are_left_to_the_scan(box, monkeypatch):
+    """
+    [fts] max_message_size: a larger message is recorded as not indexed
+    without being read or parsed by the indexer (a background job never
+    holds a huge message whole; issue 18), and searches read it instead,
+    with the same answers.
+    """
+    import imapd.fts.indexer as indexer
+    import imapd.message
+    from imapd.fts import FtsSettings
+
+    limit = 60  # octets: the first message (and its repeats) is larger
+    large = {uid for uid, data in enumerate(MESSAGES, 1) if len(data) > limit}
+    assert large and len(large) < len(MESSAGES)
+    parsed: list[int] = []
+    real = imapd.message.Message
+
+    def counting(raw, *args, **kwargs):
+        parsed.append(len(raw))
+        return real(raw, *args, **kwargs)
+    monkeypatch.setattr(imapd.message, "Message", counting)
+    account = box.proto.account
+    result = indexer.update_mailbox(account.store, account.user, account.index_dir, "INBOX",
+                                    FtsSettings(max_message_size=limit), rebuild=True)
+    assert result.documents == len(MESSAGES)
+    assert len(parsed) == len(MESSAGES) - len(large) and max(parsed) <= limit
+    docs = _index(box).documents(box.proto.selected.uidvalidity)
+    assert {uid for uid, (_size, complete) in docs.items() if not complete} == large
+    monkeypatch.setattr(imapd.message, "Message", real)
+    box.proto.context.fts = FtsSettings(max_message_size=limit)
+    reads = _reads(box, monkeypatch)
+    assert _answers(box) == box.expected
+    assert set(reads) >= large
