@@ -33,7 +33,6 @@ import threading
 _root = os.environ.get("IMAPD_AUDIT_ROOT")
 _path = os.environ.get("IMAPD_AUDIT_LOG")
 if _root and _path:
-    _out = open(_path, "a", buffering=1)
     _lock = threading.Lock()
     _events = {"open", "os.listdir", "os.scandir", "os.mkdir", "os.rename", "os.replace",
                "os.remove", "os.rmdir", "os.utime", "os.chmod", "os.link", "os.symlink",
@@ -49,8 +48,16 @@ if _root and _path:
         if not p.startswith("/"):
             p = os.path.join(os.getcwd(), p)
         if p == _root or p.startswith(_root + "/"):
+            # Opened for each line: the daemon forks its children from the
+            # master and they close the descriptors they did not make, so
+            # a file kept open here would be gone (or another file) there.
+            line = "%s\t%s\t%s\n" % (event, p, threading.current_thread().name)
             with _lock:
-                _out.write("%s\t%s\t%s\n" % (event, p, threading.current_thread().name))
+                fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line.encode("utf-8", "surrogateescape"))
+                finally:
+                    os.close(fd)
 
     def _hook(event, args):
         if event in _events:
