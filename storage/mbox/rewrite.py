@@ -46,7 +46,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from operator import attrgetter
 
 from twisted.logger import Logger
 
@@ -56,7 +55,7 @@ from storage.mbox.fromline import make_from_line
 from storage.mbox.journal import Journal, append_bytes, overwrite, pread_all
 from storage.mbox.headers import base_line, flag_lines, keyword_words, quote_body
 from storage.mbox.syntax import ESCAPE, field_name, needs_escape, split_header
-from storage.mbox.state import Entry, MboxState
+from storage.mbox.state import Entry, MboxState, stored_prefix
 
 __all__ = ["NewMessage", "SpooledBody", "Changes", "Outcome", "write_changes", "prepare_new",
            "prepare_new_file", "TEMP_PREFIX"]
@@ -326,9 +325,6 @@ def _render_pseudo(data: bytes, state: MboxState, last_uid: int, keywords) -> by
             + b"Status: RO" + eol + b"Content-Length: %d" % len(body) + eol + eol + body + eol)
 
 
-_STORED_UID = attrgetter("stored_uid")
-
-
 def _keywords(state: MboxState, flag_sets) -> tuple[str, ...]:
     known = list(state.keywords)
     # Each distinct set once, in order of first use (a mailbox has few):
@@ -452,13 +448,11 @@ def _try_in_place(fd, state, changes, new_flags, appended, last_uid, fsync, jour
     empty = not entries and state.pseudo is None and state.garbage is None
     if state.base_in is None and not empty:
         return None
-    # UIDs only computed so far must be at the tail, in file order.  (The
-    # per-message checks of an append run over C-level maps: in a mailbox
-    # of 10,000 messages Python loops over every entry cost more than the
-    # delivery's own write.)
-    stored = list(map(_STORED_UID, entries))
-    first_unstored = stored.index(False) if False in stored else len(stored)
-    if any(stored[first_unstored:]):
+    # UIDs only computed so far must be at the tail, in file order.  (Known
+    # from the parse: in a mailbox of 10,000 messages a look at every
+    # entry cost more than the delivery's own write.)
+    first_unstored = stored_prefix(state)
+    if first_unstored is None:
         return None
     # A keyword new to the mailbox must be listed in X-IMAPbase (Dovecot
     # ignores X-Keywords names it does not list there): in place if the

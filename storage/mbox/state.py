@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 
 from storage.mbox.headers import FLAG_FIELDS, Meta, client_size, read_meta
 from storage.mbox.fromline import parse_from_line
@@ -26,7 +27,7 @@ from storage.mbox.reader import RawMessage, split_source
 from storage.mbox.source import FileSource, MemorySource
 
 __all__ = ["Entry", "MboxState", "parse", "parse_file", "parse_source", "make_entry",
-           "reparse_entry"]
+           "reparse_entry", "stored_prefix"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,10 @@ class MboxState:
     @ivar problems: what was found broken (for the "Unexpected changes" log).
     @ivar base_span: the span of the whole C{X-IMAPbase}/C{X-IMAP} field,
         for adding keywords in place.
+    @ivar stored_run: what L{stored_prefix} found for C{entries}, tied to
+        that tuple by its C{id}: a state made from this one with other
+        entries (C{dataclasses.replace}) never takes it for its own, as the
+        new tuple is created while the old one is still alive.
     """
 
     uidvalidity: int
@@ -82,6 +87,7 @@ class MboxState:
     stored_uidvalidity: bool
     problems: tuple[str, ...] = field(default=())
     base_span: tuple[int, int] | None = None
+    stored_run: tuple[int, int | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def uidnext(self) -> int:
@@ -250,13 +256,60 @@ def parse_source(src, default_uidvalidity: int, fallback_date: datetime | None =
             problems.append("a message without X-UID between messages with one")
         last_uid += 1
         uids[i] = last_uid
+    before = len(kept)
+    known = 0 if previous is None else stored_prefix(previous)
     for r, uid in zip(reads, uids):
         kept.append(make_entry(r, uid, fallback_date))
+    entries = tuple(kept)
+    if known is None:
+        prefix = _extend_run(entries, 0, 0)
+    else:
+        # What the entries kept from C{previous} (all but its last) had,
+        # then only the messages parsed now are looked at: an append to
+        # a mailbox of 10,000 messages does not look at the 10,000 again.
+        prefix = _extend_run(entries, before, min(known, before))
     return MboxState(
         uidvalidity=uidvalidity, last_uid=last_uid, stored_last_uid=stored_last,
         base_digits=digits, base_in=base_in, keywords=tuple(keywords), pseudo=pseudo,
-        garbage=garbage, entries=tuple(kept), size=base + src.size,
-        stored_uidvalidity=stored_validity, problems=tuple(problems), base_span=base_span)
+        garbage=garbage, entries=entries, size=base + src.size,
+        stored_uidvalidity=stored_validity, problems=tuple(problems), base_span=base_span,
+        stored_run=(id(entries), prefix))
+
+
+_STORED = attrgetter("stored_uid")
+
+
+def stored_prefix(state: MboxState) -> int | None:
+    """
+    How many messages at the start of C{state} have their UID stored in
+    the file (C{X-UID}) when none after them has: C{n} with
+    C{entries[:n]} all stored and C{entries[n:]} all not.  C{None} when
+    there is no such C{n} (a message without a stored UID lies between
+    two with one): only a rewrite of the file can then store UIDs.
+
+    An append in place relies on this (L{storage.mbox.rewrite}): the UIDs
+    it stores must come after every stored one.  Known from the parse
+    (L{MboxState.stored_run}); else counted here, over C-level maps.
+    """
+    run = state.stored_run
+    if run is not None and run[0] == id(state.entries):
+        return run[1]
+    return _extend_run(state.entries, 0, 0)
+
+
+def _extend_run(entries: tuple[Entry, ...], start: int, prefix: int) -> int | None:
+    """
+    L{stored_prefix} of C{entries} given that of C{entries[:start]}
+    (C{prefix}), looking only at C{entries[start:]}.
+    """
+    tail = list(map(_STORED, entries[start:]))
+    if prefix < start:
+        # Already an unstored run: everything after it must be unstored.
+        return None if any(tail) else prefix
+    first = tail.index(False) if False in tail else len(tail)
+    if any(tail[first:]):
+        return None
+    return start + first
 
 
 def make_entry(r: _Read, uid: int, fallback_date: datetime) -> Entry:
