@@ -21,6 +21,8 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
+from storage import afterreply
+
 __all__ = ["SessionLimits", "QuotaLimits", "QuotaPolicy", "MailboxPolicy",
            "SPECIAL_USE_ATTRIBUTES", "DEFAULT_SPECIAL_USE", "ServerContext", "IMAPFactory",
            "StoragePool", "ConnectionCounter"]
@@ -369,12 +371,16 @@ class _Job:
     def __call__(self) -> None:
         from twisted.python import context
 
-        try:
-            result = context.call(self.ctx, self.func, *self.args, **self.kw)
-            ok = True
-        except BaseException:
-            result = Failure()
-            ok = False
+        # Housekeeping the store leaves until the result is out (an mbox
+        # writer's lock kept until the file clock ticks) runs after
+        # on_result, in this thread (storage.afterreply).
+        with afterreply.collecting() as later:
+            try:
+                result = context.call(self.ctx, self.func, *self.args, **self.kw)
+                ok = True
+            except BaseException:
+                result = Failure()
+                ok = False
         on_result = self.on_result
         self.ctx = self.func = self.args = self.kw = self.on_result = None
         if on_result is not None:
@@ -383,6 +389,7 @@ class _Job:
             from twisted.python import log
 
             log.err(result)
+        afterreply.run(later)
 
 
 def _thread_pool(threads: int, name: str):

@@ -50,6 +50,7 @@ from zope.interface import implementer
 
 from locking import CannotLock, DotlockSettings, LockChain, LockError, LockTimeout, privgroup
 from storage import nfs
+from storage.afterreply import after_reply
 from storage.crlf import CHUNK, crlf_chunks, cut_chunks, header_length
 from storage.errors import (
     LockUnavailable, MailboxNotFound, MessageExpunged, StaleRead, StoreError,
@@ -186,44 +187,83 @@ def _fine_times(st: os.stat_result) -> bool:
     return bool(st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000)
 
 
-def _settle(fd: int, shared: bool) -> os.stat_result | None:
-    """
-    After a write of ours, still under the write lock: wait until the
-    kernel's file clock has ticked past the file's new times (a few ms at
-    most), so that any later change, which must wait for our lock, gets
-    later times and a stat tells it apart.  Our state of the file is then
-    conclusive, and the next APPEND need not re-read every flag line, as
-    it did while the change was recent (L{DIRTY_WINDOW}): that made each
-    APPEND of a burst cost the size of the mailbox.
-
-    Only where the file's times come from this kernel's clock (not a
-    shared file system, whose server stamps them) and have sub-second
-    digits (waiting a whole second per write would cost more than the
-    re-read).
-
-    @return: the file's attributes if settled, else C{None}.
-    """
-    if shared or _COARSE_CLOCK is None:
-        return None
-    st = os.fstat(fd)
-    if not _fine_times(st):
-        return None
-    last = max(st.st_mtime_ns, st.st_ctime_ns)
-    give_up = time.monotonic() + FINE_WINDOW
-    while time.clock_gettime_ns(_COARSE_CLOCK) <= last:
-        if time.monotonic() > give_up:
-            return None  # the clock went back: keep the re-read
-        time.sleep(0.0005)
-    return st
-
-
 #: Linux's CLOCK_REALTIME_COARSE (not named by the time module): the clock
 #: the kernel stamps file times with.  Elsewhere no settling.
 _COARSE_CLOCK = 5 if sys.platform.startswith("linux") else None
 
 
+class _Held:
+    """
+    A write lock kept after a write of ours until the kernel's file clock
+    has ticked past the file's new times (a few ms at most), so that any
+    later change, which must wait for our lock, gets later times and a
+    stat tells it apart.  Our state of the file is then conclusive, and
+    the next APPEND need not re-read every flag line, as it did while the
+    change was recent (L{DIRTY_WINDOW}): that made each APPEND of a burst
+    cost the size of the mailbox.
+
+    Only where the file's times come from this kernel's clock (not a
+    shared file system, whose server stamps them) and have sub-second
+    digits (waiting a whole second per write would cost more than the
+    re-read).  The wait runs after the reply (L{MboxMailbox._hold});
+    before, inside the write, it held one session or LMTP connection to
+    one write per clock tick.
+    """
+
+    __slots__ = ("path", "chain", "ident", "last_ns", "taken", "pid")
+
+    def __init__(self, path: str, chain: LockChain, ident: tuple, last_ns: int) -> None:
+        self.path, self.chain, self.ident, self.last_ns = path, chain, ident, last_ns
+        #: A child forked meanwhile inherits the table, not the lock.
+        self.pid = os.getpid()
+        #: A write of this process took the lock over (L{_take_held}).
+        self.taken = False
+
+    def settle(self) -> None:
+        """Wait for the tick (unless taken over), note the state conclusive, let go."""
+        give_up = time.monotonic() + FINE_WINDOW
+        settled = True
+        while time.clock_gettime_ns(_COARSE_CLOCK) <= self.last_ns and not self.taken:
+            if time.monotonic() > give_up:
+                settled = False  # the clock went back: keep the re-read
+                break
+            time.sleep(0.0005)
+        with _HELD_LOCK:
+            if _HELD.get(self.path) is not self:
+                return  # taken over: the lock is the new writer's
+            del _HELD[self.path]
+        try:
+            if settled and _identity(os.stat(self.path)) == self.ident:
+                _conclusive(self.path, self.ident)
+        except OSError:
+            pass
+        finally:
+            self.chain.release()
+
+
+#: path -> the write lock held after a write of this process (L{_Held}).
+_HELD: dict[str, _Held] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _take_held(path: str) -> LockChain | None:
+    """
+    The write lock of C{path} if this process still holds it after a
+    write (L{MboxMailbox._hold}): the next write goes on under it.
+    Nobody else can have written meanwhile, so the state that write left
+    is as conclusive as a settled one.
+    """
+    with _HELD_LOCK:
+        held = _HELD.pop(path, None)
+    if held is None or held.pid != os.getpid():
+        return None
+    held.taken = True
+    _conclusive(path, held.ident)
+    return held.chain
+
+
 def _conclusive(path: str, ident: tuple) -> None:
-    """Note that our state of C{path} at C{ident} cannot hide a change (L{_settle})."""
+    """Note that our state of C{path} at C{ident} cannot hide a change (L{_Held})."""
     _verified(path, ident, float("inf"))
 
 
@@ -846,20 +886,27 @@ class MboxMailbox:
             f"changed, try again"
         )
 
-    def _settle(self) -> None:
-        """After our write, under its lock: see L{_settle}."""
-        if self._ident is None:
-            return
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            st = _settle(fd, self.locks.shared)
-        finally:
-            os.close(fd)
-        if st is not None and _identity(st) == self._ident:
-            _conclusive(self.path, self._ident)
+    def _hold(self, fd: int, chain: LockChain) -> bool:
+        """
+        After our write, under its lock: keep the lock until the file's
+        clock has ticked past our write (L{_Held}), but after the reply
+        (L{storage.afterreply}), so the caller does not wait for the tick.
+        A write of this process that comes meanwhile takes the lock over
+        (L{_take_held}).
+
+        @return: whether C{chain} is now held for later (else the caller
+            releases it, the file needing no settling).
+        """
+        if self._ident is None or self.locks.shared or _COARSE_CLOCK is None:
+            return False
+        st = os.fstat(fd)
+        if not _fine_times(st) or _identity(st) != self._ident:
+            return False
+        held = _Held(self.path, chain, self._ident, max(st.st_mtime_ns, st.st_ctime_ns))
+        with _HELD_LOCK:
+            _HELD[self.path] = held
+        after_reply(held.settle)
+        return True
 
     def write(self, make: Callable[[MboxState], Changes]) -> tuple[Outcome, int]:
         """
@@ -874,8 +921,10 @@ class MboxMailbox:
                 _create_empty(self.path)
             except OSError as e:
                 raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
-        chain = self.locks.chain(self.path, write=True)
-        _acquire(chain, self.path, self.locks.timeout)
+        chain = _take_held(self.path)
+        if chain is None:
+            chain = self.locks.chain(self.path, write=True)
+            _acquire(chain, self.path, self.locks.timeout)
         self._read_at = chain.server_time
         # Opened only now, under the lock: never a descriptor or a size from
         # before it (another node may have written while we waited, and over
@@ -905,7 +954,8 @@ class MboxMailbox:
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
                                         journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)
-                self._settle()
+                if self._hold(fd, chain):
+                    chain = None  # released after the reply
                 return outcome, state.uidvalidity
             finally:
                 self._read_at = None

@@ -236,3 +236,32 @@ def test_a_real_pool_leaves_no_cycle_per_job():
     assert sorted(r for ok, r in results if ok) == sorted(n * n for n in range(50))
     assert [type(r) for ok, r in results if not ok] == [ValueError]
     assert cyclic == []
+
+
+def test_a_job_hands_its_result_over_before_the_work_after_the_reply():
+    """
+    A store call's housekeeping (an mbox writer's lock kept until the file
+    clock ticks, storage.afterreply) runs in the job's thread after the
+    result went to the reactor, not before: the caller does not wait for it.
+    """
+    from twisted.python import context
+
+    from imapd.server import _Job
+    from storage import afterreply
+
+    order = []
+
+    def call():
+        afterreply.after_reply(lambda: order.append("after the reply"))
+        order.append("call")
+        return 42
+
+    def on_result(ok, result):
+        order.append(("result", ok, result))
+
+    ctx = context.theContextTracker.currentContext().contexts[-1]
+    _Job(ctx, call, (), {}, on_result)()
+    assert order == ["call", ("result", True, 42), "after the reply"]
+    # Nothing left collecting in this thread afterwards.
+    afterreply.after_reply(lambda: order.append("at once"))
+    assert order[-1] == "at once"

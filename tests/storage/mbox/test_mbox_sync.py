@@ -470,7 +470,7 @@ def test_append_burst_costs_no_more_in_a_larger_mailbox(tmp_path, monkeypatch, p
     Issue 18: each APPEND of a burst (open, append, commit, close, as the
     APPEND command does) neither re-reads the flag lines of every message
     (the writer waits for the file clock's next tick under its lock, so its
-    own state is conclusive: L{mailbox_module._settle}) nor builds the
+    own state is conclusive: L{mailbox_module._Held}) nor builds the
     mailbox's records and MODSEQs, and parses only from the old last
     message on: its work does not grow with the mailbox.  Before, each one
     re-read every header and built every record.
