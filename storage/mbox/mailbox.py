@@ -210,10 +210,13 @@ class _Held:
     one write per clock tick.
     """
 
-    __slots__ = ("path", "chain", "ident", "last_ns", "taken", "pid")
+    __slots__ = ("path", "chain", "ident", "last_ns", "taken", "pid", "since")
 
-    def __init__(self, path: str, chain: LockChain, ident: tuple, last_ns: int) -> None:
+    def __init__(self, path: str, chain: LockChain, ident: tuple, last_ns: int,
+                 since: float) -> None:
         self.path, self.chain, self.ident, self.last_ns = path, chain, ident, last_ns
+        #: When the chain was taken (C{time.monotonic}), before any takeover.
+        self.since = since
         #: A child forked meanwhile inherits the table, not the lock.
         self.pid = os.getpid()
         #: A write of this process took the lock over (L{_take_held}).
@@ -244,22 +247,32 @@ class _Held:
 #: path -> the write lock held after a write of this process (L{_Held}).
 _HELD: dict[str, _Held] = {}
 _HELD_LOCK = threading.Lock()
+#: Seconds one lock may pass from write to write of this process
+#: (L{_take_held}); then it is let go, so that a stream of our writes does
+#: not keep a local delivery agent (procmail, mail.local) out for good.
+HOLD_MAX = 0.05
 
 
-def _take_held(path: str) -> LockChain | None:
+def _take_held(path: str) -> tuple[LockChain | None, float]:
     """
     The write lock of C{path} if this process still holds it after a
     write (L{MboxMailbox._hold}): the next write goes on under it.
     Nobody else can have written meanwhile, so the state that write left
     is as conclusive as a settled one.
+
+    @return: the chain and when it was first taken (C{time.monotonic}),
+        or C{(None, 0.0)}: not held, held by the process we were forked
+        from, or held longer than L{HOLD_MAX} already.
     """
     with _HELD_LOCK:
-        held = _HELD.pop(path, None)
-    if held is None or held.pid != os.getpid():
-        return None
+        held = _HELD.get(path)
+        if (held is None or held.pid != os.getpid()
+                or time.monotonic() - held.since > HOLD_MAX):
+            return None, 0.0  # the caller waits for the settle's release
+        del _HELD[path]
     held.taken = True
     _conclusive(path, held.ident)
-    return held.chain
+    return held.chain, held.since
 
 
 def _conclusive(path: str, ident: tuple) -> None:
@@ -886,7 +899,7 @@ class MboxMailbox:
             f"changed, try again"
         )
 
-    def _hold(self, fd: int, chain: LockChain) -> bool:
+    def _hold(self, fd: int, chain: LockChain, since: float) -> bool:
         """
         After our write, under its lock: keep the lock until the file's
         clock has ticked past our write (L{_Held}), but after the reply
@@ -902,7 +915,8 @@ class MboxMailbox:
         st = os.fstat(fd)
         if not _fine_times(st) or _identity(st) != self._ident:
             return False
-        held = _Held(self.path, chain, self._ident, max(st.st_mtime_ns, st.st_ctime_ns))
+        held = _Held(self.path, chain, self._ident, max(st.st_mtime_ns, st.st_ctime_ns),
+                     since)
         with _HELD_LOCK:
             _HELD[self.path] = held
         after_reply(held.settle)
@@ -921,10 +935,11 @@ class MboxMailbox:
                 _create_empty(self.path)
             except OSError as e:
                 raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
-        chain = _take_held(self.path)
+        chain, since = _take_held(self.path)
         if chain is None:
             chain = self.locks.chain(self.path, write=True)
             _acquire(chain, self.path, self.locks.timeout)
+            since = time.monotonic()
         self._read_at = chain.server_time
         # Opened only now, under the lock: never a descriptor or a size from
         # before it (another node may have written while we waited, and over
@@ -954,7 +969,7 @@ class MboxMailbox:
                 outcome = write_changes(fd, self.path, state, make(state), fsync=self.fsync,
                                         journal=self.journal, in_place=self.in_place)
                 self._after_write(fd, state, outcome)
-                if self._hold(fd, chain):
+                if self._hold(fd, chain, since):
                     chain = None  # released after the reply
                 return outcome, state.uidvalidity
             finally:

@@ -10,6 +10,7 @@ tick (4 ms here): 250 a second.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -107,6 +108,38 @@ def test_the_next_write_of_the_process_takes_the_held_lock_over(tmp_path, monkey
     data = read(path)
     assert data.count(b"\nX-UID: ") + data.startswith(b"X-UID: ") == 3
     assert data.index(b"body 1") < data.index(b"body 2") < data.index(b"body 3")
+
+
+def test_a_lock_held_too_long_is_let_go_before_the_next_write(tmp_path, monkeypatch):
+    """
+    A stream of our writes does not keep the lock from write to write for
+    good (a local delivery agent waits for it too): past HOLD_MAX the next
+    write waits for the release and takes the lock anew.
+    """
+    monkeypatch.setattr(mailbox_module, "HOLD_MAX", 0.0)
+    store = new_store(tmp_path)
+    path = store.layout.inbox
+    append(store, 1)
+    acquired = []
+    real_acquire = mailbox_module._acquire
+    monkeypatch.setattr(mailbox_module, "_acquire",
+                        lambda chain, p, timeout: (acquired.append(p),
+                                                   real_acquire(chain, p, timeout)))
+    with afterreply.collecting() as later:
+        append(store, 2)
+    time.sleep(0.01)
+    # The next write, in another pool thread: it waits for the release.
+    other = threading.Thread(target=append, args=(new_store(tmp_path), 3))
+    other.start()
+    other.join(0.3)
+    assert other.is_alive()
+    assert b"body 3" not in read(path)
+    afterreply.run(later)
+    other.join(10)
+    assert not other.is_alive()
+    assert acquired == [path, path]
+    assert b"body 3" in read(path)
+    assert not os.path.exists(lock_of(store))
 
 
 def test_another_process_waits_for_the_held_lock(tmp_path):
