@@ -352,6 +352,11 @@ class MaildirTransaction:
                     fsync_directory(moved)
             if failed:
                 raise StoreError("cannot move new messages into place: " + "; ".join(failed))
+        if not (self._flags or self._expunge):
+            # An APPEND or a delivery: nothing below applies, and a table
+            # of every UID costs 1 ms in a mailbox of 10,000 messages.
+            return CommitResult(uidvalidity=uidlist.uidvalidity, appended=tuple(appended),
+                                source_uids=tuple(source_uids) if source_uids else ())
         by_uid = {r.uid: r.base for r in uidlist.records}
         changed = []
         # Per commit, not per message: a STORE 1:* on 10,000 messages

@@ -252,6 +252,69 @@ def forget(directory: str) -> None:
             del _seen[key]
 
 
+#: The uidlists this process parsed, by absolute path: (identity key,
+#: content), shared by every L{UidlistFile} of a path.  A delivery opens
+#: the Maildir afresh each time; parsing the 10,000 lines of a synced
+#: mailbox's file for each one cost 30 ms, most of an LMTP delivery.  The
+#: content is immutable, so threads share it.  Bounded by records kept.
+_parsed_lock = threading.Lock()
+_parsed: "OrderedDict[str, tuple[tuple, Uidlist]]" = OrderedDict()
+_MAX_PARSED_RECORDS = 100_000
+
+
+def _shared_parse(path: str, data: bytes, key: tuple | None) -> Uidlist:
+    """
+    L{Uidlist.parse} of C{data}, the whole file at C{path} as it is at
+    C{key} (None: the read may be short, not to be kept): from this
+    process's last parse of the file when it is the same file (C{key}),
+    or that file with lines appended (same inode, larger, the old content
+    still ending in the last record it had: writers append whole lines
+    under the lock or replace the file by rename, which changes the
+    inode); else parsed whole.
+    """
+    with _parsed_lock:
+        entry = _parsed.get(path)
+    parsed = None
+    if entry is not None and key is not None:
+        old_key, old = entry
+        if old_key == key:
+            parsed = old
+        elif old_key[0] == key[0] and 0 < old_key[1] < key[1] and _still_ends(data, old_key[1], old):
+            try:
+                parsed = old.extended(data[old_key[1]:], path)
+            except BrokenMailbox:
+                parsed = None
+    if parsed is None:
+        parsed = Uidlist.parse(data, path)
+    if key is not None:
+        with _parsed_lock:
+            _parsed.pop(path, None)
+            _parsed[path] = (key, parsed)
+            kept = sum(len(u.records) for _k, u in _parsed.values())
+            while kept > _MAX_PARSED_RECORDS and len(_parsed) > 1:
+                _k, dropped = _parsed.popitem(last=False)[1]
+                kept -= len(dropped.records)
+    return parsed
+
+
+def _still_ends(data: bytes, size: int, old: Uidlist) -> bool:
+    """
+    Whether C{data[:size]} ends, after a newline, in the last line of
+    C{old} and C{data} ends in a newline: an append of whole lines to the
+    file C{old} was parsed from, not a file written anew in place.
+    """
+    if not data.endswith(b"\n") or data[size - 1:size] != b"\n":
+        return False
+    start = data.rfind(b"\n", 0, size - 1) + 1
+    line = data[start:size - 1].decode(_ENC, _ERR)
+    if not old.records:
+        return start == 0  # only the header so far
+    last = old.records[-1]
+    uid_text, _sp, rest = line.partition(" ")
+    return uid_text == str(last.uid) and rest.endswith(":" + last.base) or (
+        old.version == 1 and rest == last.base and uid_text == str(last.uid))
+
+
 def _record_of(uidlist: Uidlist, uid: int) -> UidlistRecord | None:
     records = uidlist.records
     i = bisect_left(records, uid, key=_uid_of)
@@ -326,10 +389,11 @@ class UidlistFile:
         except FileNotFoundError:
             self._key = self._cached = None
             return None
-        parsed = Uidlist.parse(data, self.path)
         # Kept only when the bytes read reach the size the key has: a read
         # cut short by a stale size must not stand for the whole file.
-        self._key, self._cached = (key if len(data) == key[1] else None), parsed
+        whole = key if len(data) == key[1] else None
+        parsed = _shared_parse(self._seen_key, data, whole)
+        self._key, self._cached = whole, parsed
         self._observe(parsed)
         return parsed
 
@@ -435,7 +499,7 @@ class UidlistFile:
         # inode or the size, never the ctime alone).
         key = (st.st_ino, st.st_size, st.st_mtime_ns, 0 if self.nfs else st.st_ctime_ns)
         if key != self._key or self._cached is None:
-            self._key, self._cached = key, Uidlist.parse(data, self.path)
+            self._key, self._cached = key, _shared_parse(self._seen_key, data, key)
         return self._cached, len(data)
 
     def _contradiction(
