@@ -6,8 +6,9 @@ Dovecot's LMTP, same machine, same run (not a test: run it by hand)::
         [--deliveries 300] [--connections 1 4] [--modes multi single]
 
 For each store (Maildir, mbox) it fills one user's INBOX with
-C{--messages} messages for each server, delivers a few to warm up (the
-first delivery makes both servers read the whole mailbox once), then
+C{--messages} messages for each server, lets one IMAP session SELECT it
+(so that every message has its UID, as in any mailbox a client reads;
+C{--unsynced} skips that), delivers a few to warm up, then
 times C{--deliveries} deliveries of a 2 KB message, one transaction per
 message, over C{--connections} parallel LMTP connections.  Our daemon
 runs in each of C{--modes} (the multi-process default, C{[service]
@@ -93,18 +94,35 @@ def deliver(port: int, total: int, connections: int) -> float:
     return elapsed
 
 
-def idle_latency(imap_port: int, lmtp_port: int, rounds: int, tls: bool) -> list[float]:
-    """
-    Seconds from the end of DATA to the IDLE session's C{EXISTS}, for
-    C{rounds} deliveries one after another.
-    """
-    imap = imaplib.IMAP4("127.0.0.1", imap_port, timeout=30)
+def _imap(imap_port: int, tls: bool):
+    imap = imaplib.IMAP4("127.0.0.1", imap_port, timeout=120)
     if tls:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         imap.starttls(context)
     imap.login(USER, PASSWORD)
+    return imap
+
+
+def select_once(imap_port: int, tls: bool) -> float:
+    """One session SELECTs INBOX (its UIDs are then all given): seconds it took."""
+    imap = _imap(imap_port, tls)
+    try:
+        started = time.perf_counter()
+        status, data = imap.select("INBOX")
+        assert status == "OK", data
+        return time.perf_counter() - started
+    finally:
+        imap.logout()
+
+
+def idle_latency(imap_port: int, lmtp_port: int, rounds: int, tls: bool) -> list[float]:
+    """
+    Seconds from the end of DATA to the IDLE session's C{EXISTS}, for
+    C{rounds} deliveries one after another.
+    """
+    imap = _imap(imap_port, tls)
     imap.select("INBOX")
     arrived: list[tuple[float, bytes]] = []
 
@@ -201,6 +219,10 @@ def main() -> None:
                         choices=["multi", "single"])
     parser.add_argument("--latency", type=int, default=20,
                         help="deliveries timed to the IDLE EXISTS (0: none)")
+    parser.add_argument("--unsynced", action="store_true",
+                        help="deliver before any IMAP session saw the mailbox (by default "
+                             "one SELECT first, so that the UID list or index holds all "
+                             "its messages, as with any mailbox a client reads)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="imapd-bench-lmtp-"))
     os.chmod(scratch, 0o755)
@@ -214,6 +236,10 @@ def main() -> None:
                 port, imap_port, tls, stop = start(scratch / f"{name}-{kind}", kind,
                                                    args.messages, mode)
                 try:
+                    if not args.unsynced:
+                        seen = select_once(imap_port, tls)
+                        print(f"{kind:8} {name:13} SELECT of the new mailbox: {seen:.2f}s",
+                              flush=True)
                     warm = deliver(port, 3, 1)
                     for conns in args.connections:
                         seconds = deliver(port, args.deliveries, conns)
