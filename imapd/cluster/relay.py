@@ -28,6 +28,7 @@ from typing import Callable, Optional
 
 from twisted.cred.portal import IRealm
 from twisted.internet import defer, threads
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -262,9 +263,25 @@ class _Backend(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         if not self.done.called:
-            self.done.errback(ConnectionError("the owner closed the connection"))
+            why = "the owner closed the connection"
+            if reason is not None and _certificate_failure(reason):
+                # The handshake of relay_tls failed (before the password
+                # went out): the log must say so, not that the owner left.
+                why = ("the owner's TLS certificate does not check against relay_tls_ca "
+                       f"and its address: {reason.getErrorMessage()}")
+            elif reason is not None and not reason.check(ConnectionDone):
+                why = f"{why}: {reason.getErrorMessage()}"
+            self.done.errback(ConnectionError(why))
         elif self.session is not None:
             self.session.relay_lost()
+
+
+def _certificate_failure(reason) -> bool:
+    """Whether C{reason} (a lost connection) is a TLS handshake that failed to verify."""
+    from OpenSSL import SSL
+    from service_identity import VerificationError
+
+    return bool(reason.check(SSL.Error, VerificationError))
 
 
 def _tagged_parts(line: bytes) -> tuple[Optional[str], str]:
@@ -324,7 +341,8 @@ async def relay_login(session, host, user: bytes, password: bytes,
         await connecting
         line = await backend.done
     except Exception as e:  # connection refused, timeout, refusal: all the same to the client
-        log.warn("Cannot relay {user!r} to {host}: {e}", user=user, host=host.address, e=e)
+        log.warn("Cannot relay {user!r} to {host}: {e}", user=user.decode("utf-8", "replace"),
+                 host=host.address, e=e)
         if backend.transport is not None:
             backend.transport.loseConnection()
         raise CommandFailed("The server holding your mailbox is not available; try again "

@@ -68,6 +68,32 @@ def secure_nodes(request, tmp_path):
                            request.param == "single-process", relay_tls=True)
 
 
+def _node_certificate(tmp_path, name: str, addresses) -> tuple[str, str]:
+    import subprocess
+
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=" + ",".join(f"IP:{n}" for n in addresses)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.fixture(params=["another CA", "another address"])
+def mistrusted_nodes(request, tmp_path):
+    """
+    Nodes relaying with relay_tls whose certificates do not check: signed
+    by another authority than relay_tls_ca, or naming other addresses.
+    """
+    if request.param == "another CA":
+        served = _node_certificate(tmp_path, "nodes", NODES)
+        trusted = _node_certificate(tmp_path, "elsewhere", NODES)[0]
+    else:
+        served = _node_certificate(tmp_path, "nodes", ["127.0.0.99"])
+        trusted = served[0]
+    yield from start_nodes(tmp_path, served, False, relay_tls=True, relay_ca=trusted)
+
+
 @pytest.fixture(params=["multi-process", "single-process"])
 def looping_nodes(request, tmp_path, tls_files):
     """Two nodes whose tables disagree: each says the other owns everybody."""
@@ -76,7 +102,7 @@ def looping_nodes(request, tmp_path, tls_files):
 
 
 def start_nodes(tmp_path, tls_files, single_process: bool, relay_tls: bool = False,
-                looping: bool = False):
+                looping: bool = False, relay_ca: str | None = None):
     port, direct, tls_port = free_ports(3)
     cert, key = tls_files
     passwd = tmp_path / "passwd"
@@ -110,7 +136,8 @@ def start_nodes(tmp_path, tls_files, single_process: bool, relay_tls: bool = Fal
             "mail": {"location": f"maildir:{tmp_path}/mail/%u", "index_dir": "index"},
             "log": {"level": "info"},
             "cluster": {"hosts_file": str(hosts_file), "node": node, "relay": True,
-                        **({"relay_tls": True, "relay_tls_ca": cert} if relay_tls else {})},
+                        **({"relay_tls": True, "relay_tls_ca": relay_ca or cert}
+                           if relay_tls else {})},
             "service": ({"single_process": True} if single_process
                         else {"login_processes": 1, "mail_workers": 1}),
         }))
@@ -309,6 +336,35 @@ def test_relay_says_starttls_to_the_owner(secure_nodes):
     relayed_to_owner(daemons, user)
     line = next(l for l in daemons[NODES[1]].log().splitlines() if f"login user={user} " in l)
     assert "tls=True" in line, line
+
+
+def test_a_certificate_that_does_not_check_stops_the_relay(mistrusted_nodes):
+    """
+    relay_tls checks the owner's certificate against relay_tls_ca and the
+    owner's address before the password goes out: a certificate of another
+    authority, or of other addresses, ends the relay with NO [UNAVAILABLE]
+    (a temporary failure, not a wrong password), a log line naming the
+    certificate, and no login at the owner.
+    """
+    import ssl
+
+    port, daemons, root, tls_port = mistrusted_nodes
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    user = next(u for u in USERS if owner(u) == NODES[1])
+    client = imaplib.IMAP4_SSL(NODES[0], tls_port, ssl_context=context, timeout=30)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+        client.login(user, USERS[user])
+    client.logout()
+    assert wait_for(daemons[NODES[0]], f"Cannot relay {user!r} to {NODES[1]}")
+    line = next(l for l in daemons[NODES[0]].log().splitlines()
+                if f"Cannot relay {user!r}" in l)
+    assert "certificate" in line.lower(), line
+    # The owner saw a TLS handshake fail, never the login (nor the password).
+    time.sleep(0.5)
+    assert f"login user={user} " not in daemons[NODES[1]].log()
+    assert f"relayed user={user} " not in daemons[NODES[0]].log()
 
 
 def test_a_relay_loop_ends_by_its_ttl(looping_nodes):
