@@ -256,10 +256,11 @@ def forget(directory: str) -> None:
 #: content), shared by every L{UidlistFile} of a path.  A delivery opens
 #: the Maildir afresh each time; parsing the 10,000 lines of a synced
 #: mailbox's file for each one cost 30 ms, most of an LMTP delivery.  The
-#: content is immutable, so threads share it.  Bounded by records kept.
+#: content is immutable, so threads share it.  Bounded by records kept
+#: (about 1.9 MB per 10,000 records).
 _parsed_lock = threading.Lock()
 _parsed: "OrderedDict[str, tuple[tuple, Uidlist]]" = OrderedDict()
-_MAX_PARSED_RECORDS = 100_000
+_MAX_PARSED_RECORDS = 50_000
 
 
 def _shared_parse(path: str, data: bytes, key: tuple | None) -> Uidlist:

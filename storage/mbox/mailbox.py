@@ -223,18 +223,29 @@ class _Held:
         self.taken = False
 
     def settle(self) -> None:
-        """Wait for the tick (unless taken over), note the state conclusive, let go."""
-        give_up = time.monotonic() + FINE_WINDOW
-        settled = True
-        while time.clock_gettime_ns(_COARSE_CLOCK) <= self.last_ns and not self.taken:
-            if time.monotonic() > give_up:
-                settled = False  # the clock went back: keep the re-read
-                break
-            time.sleep(0.0005)
+        """
+        The work after the reply: wait for the tick (unless taken over),
+        note the state conclusive, let go.
+        """
+        settled = self._wait(stop_when_taken=True)
         with _HELD_LOCK:
             if _HELD.get(self.path) is not self:
-                return  # taken over: the lock is the new writer's
+                return  # taken over: the lock is the new holder's
             del _HELD[self.path]
+        self._finish(settled)
+
+    def _wait(self, stop_when_taken: bool) -> bool:
+        """Until the file clock has passed our write: whether it did (not gone back)."""
+        give_up = time.monotonic() + FINE_WINDOW
+        while time.clock_gettime_ns(_COARSE_CLOCK) <= self.last_ns:
+            if stop_when_taken and self.taken:
+                return False
+            if time.monotonic() > give_up:
+                return False  # the clock went back: keep the re-read
+            time.sleep(0.0005)
+        return True
+
+    def _finish(self, settled: bool) -> None:
         try:
             if settled and _identity(os.stat(self.path)) == self.ident:
                 _conclusive(self.path, self.ident)
@@ -268,11 +279,28 @@ def _take_held(path: str) -> tuple[LockChain | None, float]:
         held = _HELD.get(path)
         if (held is None or held.pid != os.getpid()
                 or time.monotonic() - held.since > HOLD_MAX):
-            return None, 0.0  # the caller waits for the settle's release
+            return None, 0.0  # the caller lets it go first (L{_let_go_held})
         del _HELD[path]
     held.taken = True
     _conclusive(path, held.ident)
     return held.chain, held.since
+
+
+def _let_go_held(path: str) -> None:
+    """
+    Before any other lock of C{path} is taken here (a read, a repair):
+    settle and let go a write lock this process still holds after a
+    write (L{MboxMailbox._hold}), waiting for the tick as the write used
+    to.  Else a read in the same job as the write, whose settling runs
+    only after the job, would wait for it forever.
+    """
+    with _HELD_LOCK:
+        held = _HELD.get(path)
+        if held is None or held.pid != os.getpid():
+            return
+        del _HELD[path]
+    held.taken = True  # the write's own settling stops waiting
+    held._finish(held._wait(stop_when_taken=False))
 
 
 def _conclusive(path: str, ident: tuple) -> None:
@@ -508,6 +536,7 @@ class MboxMailbox:
         before the lock may predate a writer that held it, and over NFS
         only an open revalidates what the client cached.
         """
+        _let_go_held(self.path)
         chain = self.locks.chain(self.path, write=False) if self.locks.read else None
         if chain is not None:
             _acquire(chain, self.path, self.locks.timeout)
@@ -788,6 +817,7 @@ class MboxMailbox:
         except OSError:
             return False
         try:
+            _let_go_held(self.path)
             chain = self.locks.chain(self.path, write=True)
             try:
                 _acquire(chain, self.path, self.locks.timeout)
@@ -937,6 +967,10 @@ class MboxMailbox:
                 raise StoreError(f"cannot create {self.path}: {e.strerror or e}") from e
         chain, since = _take_held(self.path)
         if chain is None:
+            # Ours but held past HOLD_MAX: settled and let go now, so that
+            # another writer gets its turn (and a job that writes again
+            # after that does not wait for its own lock).
+            _let_go_held(self.path)
             chain = self.locks.chain(self.path, write=True)
             _acquire(chain, self.path, self.locks.timeout)
             since = time.monotonic()

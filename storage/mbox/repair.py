@@ -205,10 +205,11 @@ def repair_mbox(mailbox, uidvalidity: int | None = None) -> MboxRepair:
 
     @raises StoreError: see L{plan_repair}; or the file cannot be written.
     """
-    from storage.mbox.mailbox import _acquire, _default_uidvalidity, _mtime
+    from storage.mbox.mailbox import _acquire, _default_uidvalidity, _let_go_held, _mtime
 
     path = mailbox.path
     witness = mailbox.modseqs.uids_given() if mailbox.modseqs is not None else None
+    _let_go_held(path)
     chain = mailbox.locks.chain(path, write=True)
     _acquire(chain, path, mailbox.locks.timeout)
     try:
