@@ -39,7 +39,7 @@ import pytest
 __all__ = [
     "SystemUser", "system_user", "pam_service_file", "spool_directory", "public_directory",
     "make_system_user", "mail_spool", "pam_service", "system_root", "need_root",
-    "MAIL_GROUP", "PAM_TEXT",
+    "MAIL_GROUP", "PAM_TEXT", "wait_for_spool",
 ]
 
 #: The group of the mail spool (Debian's C{/var/mail} is 2775 root:mail).
@@ -222,3 +222,15 @@ def mail_spool(system_root) -> Iterator[Path]:
     """A 2775 root:mail spool directory."""
     with spool_directory(system_root) as path:
         yield path
+
+
+def wait_for_spool(spool: Path, names: list[str], timeout: float = 5.0) -> None:
+    """
+    Wait until C{spool} holds just C{names}: an mbox writer keeps its
+    dotlock a clock tick past its reply (the settling that runs after the
+    reply, L{storage.afterreply}), then nothing but the mbox is left.
+    """
+    deadline = time.monotonic() + timeout
+    while sorted(p.name for p in spool.iterdir()) != sorted(names):
+        assert time.monotonic() < deadline, sorted(p.name for p in spool.iterdir())
+        time.sleep(0.01)

@@ -7,9 +7,12 @@ messages of L{imapd.process.wire}, descriptors included
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from typing import Callable, Optional
+
+from twisted.internet import defer
 
 from twisted.internet.interfaces import IFileDescriptorReceiver
 from twisted.internet.protocol import Factory, Protocol
@@ -18,7 +21,7 @@ from zope.interface import implementer
 
 from imapd.process.wire import Decoder, ProtocolError, frame
 
-__all__ = ["Channel", "adopt_channel"]
+__all__ = ["Channel", "Requests", "adopt_channel"]
 
 log = Logger(namespace="imapd.process")
 
@@ -102,3 +105,34 @@ def adopt_channel(reactor, fd: int, channel: Channel) -> Channel:
     finally:
         _close(fd)
     return channel
+
+
+class Requests:
+    """
+    A child's requests to the master that wait for its C{reply}, matched
+    by their C{req} number (the login process's authentications, the
+    services process's deliveries).
+    """
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._pending: dict[int, defer.Deferred] = {}
+
+    def send(self, control, message: dict, fds=()) -> defer.Deferred:
+        """Send C{message} on C{control}: a Deferred of the master's reply."""
+        req = next(self._ids)
+        d = self._pending[req] = defer.Deferred()
+        control.send(dict(message, req=req), fds)
+        return d
+
+    def answer(self, reply: dict) -> None:
+        """A C{reply} came: fire its request's Deferred (none for an unknown C{req})."""
+        d = self._pending.pop(reply.get("req"), None)
+        if d is not None:
+            d.callback(reply)
+
+    def fail_all(self, error: Exception) -> None:
+        """The master is gone: every request still waiting fails with C{error}."""
+        pending, self._pending = self._pending, {}
+        for d in pending.values():
+            d.errback(error)

@@ -29,7 +29,6 @@ C{[service] login_user} (optionally chrooted into C{login_chroot}).
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 
@@ -39,6 +38,7 @@ from twisted.logger import Logger
 
 from imapd.auth.checker import LoginRefused
 from imapd.errors import CommandFailed, ConnectionClosing
+from imapd.process.channel import Requests
 from imapd.process.wire import SessionState, b64, record_from_json
 from imapd.protocol import IMAPServerProtocol
 
@@ -295,8 +295,8 @@ class LoginRole:
         self.sessions: set = set()
         self.retiring = False
         self.ports: list = []
-        self._pending: dict[int, defer.Deferred] = {}
-        self._ids = itertools.count(1)
+        #: authentications waiting for the master's reply
+        self.requests = Requests()
 
     def prepare(self) -> None:
         """Read the certificates, then become C{login_user} if root."""
@@ -376,26 +376,19 @@ class LoginRole:
         self.control.send(message, fds)
 
     def request(self, message: dict, fds=()) -> defer.Deferred:
-        req = next(self._ids)
-        d = self._pending[req] = defer.Deferred()
-        self.control.send(dict(message, req=req), fds)
-        return d
+        return self.requests.send(self.control, message, fds)
 
     def on_message(self, channel, message: dict, fds) -> None:
         op = message.get("op")
         if op == "reply":
-            d = self._pending.pop(message.get("req"), None)
-            if d is not None:
-                d.callback(message)
+            self.requests.answer(message)
         elif op == "retire":
             self.retire()
         for fd in fds:
             os.close(fd)
 
     def control_lost(self) -> None:
-        pending, self._pending = self._pending, {}
-        for d in pending.values():
-            d.errback(ConnectionError("the master is gone"))
+        self.requests.fail_all(ConnectionError("the master is gone"))
         if self.reactor.running:
             self.reactor.stop()
 

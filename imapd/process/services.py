@@ -20,11 +20,12 @@ LMTP connections it has finish, and exits.
 
 from __future__ import annotations
 
-import itertools
 import os
 
 from twisted.application import service
 from twisted.logger import Logger
+
+from imapd.process.channel import Requests
 
 __all__ = ["ServicesRole", "services_wanted", "service_listeners"]
 
@@ -56,8 +57,8 @@ class ServicesRole:
         self.lmtp = None
         self.retiring = False
         self.work = service.MultiService()
-        self._ids = itertools.count(1)
-        self._pending: dict = {}
+        #: deliveries waiting for the master's reply
+        self.requests = Requests()
 
     def prepare(self) -> None:
         """Nothing needs privileges: the listeners are bound already."""
@@ -117,35 +118,26 @@ class ServicesRole:
         Deliver in the recipient's mail worker (through the master): a
         Deferred of (mailbox, UID), failing with a DeliveryError.
         """
-        from twisted.internet import defer
-
         from imapd.process.delivery import delivery_outcome, delivery_request
 
         request, fds = delivery_request(recipient, message, sender)
-        req = next(self._ids)
-        d = self._pending[req] = defer.Deferred()
         # The message (and so its file) stays open until this Deferred has
         # fired: the master and the worker have the descriptor by then.
-        self.control.send(dict(request, req=req), fds)
-        return d.addCallback(delivery_outcome)
+        return self.requests.send(self.control, request, fds).addCallback(delivery_outcome)
 
     def on_message(self, channel, message: dict, fds) -> None:
         for fd in fds:
             os.close(fd)
         op = message.get("op")
         if op == "reply":
-            d = self._pending.pop(message.get("req"), None)
-            if d is not None:
-                d.callback(message)
+            self.requests.answer(message)
         elif op == "retire":
             self.retire()
 
     def control_lost(self) -> None:
         from imapd.delivery.core import TemporaryFailure
 
-        pending, self._pending = self._pending, {}
-        for d in pending.values():
-            d.errback(TemporaryFailure("The master is gone, try again later"))
+        self.requests.fail_all(TemporaryFailure("The master is gone, try again later"))
         if self.reactor.running:
             self.reactor.stop()
 

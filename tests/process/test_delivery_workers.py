@@ -24,7 +24,7 @@ from proctree import titled, tree, wait_for
 from imapd.process.wire import pool_index
 from tests.delivery.delivery_helpers import idling, location_for
 from tests.system_users import (  # noqa: F401 - fixtures, registered by name
-    mail_spool, make_system_user, pam_service, system_root)
+    mail_spool, make_system_user, pam_service, system_root, wait_for_spool)
 
 MESSAGE = (b"From: Sender <sender@example.net>\r\nTo: alice@example.org\r\n"
            b"Subject: in her worker\r\n\r\nHello.\r\n")
@@ -243,12 +243,8 @@ def test_lmtp_to_a_system_users_spool_mbox(start_imapd, make_system_user, pam_se
     inbox = mail_spool / alice.name
     assert inbox.read_bytes().count(b"Subject: in her worker") == 2
     assert inbox.stat().st_uid == alice.uid
-    # The worker keeps its dotlock a clock tick past the reply (the mbox
-    # settling, storage.afterreply); then nothing but the mbox is left.
-    deadline = time.monotonic() + 5
-    while sorted(p.name for p in mail_spool.iterdir()) != [alice.name]:
-        assert time.monotonic() < deadline, sorted(p.name for p in mail_spool.iterdir())
-        time.sleep(0.01)
+    # The dotlock went away, and nothing else of hers was left in the spool.
+    wait_for_spool(mail_spool, [alice.name])
 
 
 def test_lda_as_root_drops_to_the_system_user(tmp_path, make_system_user, pam_service,

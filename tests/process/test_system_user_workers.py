@@ -11,7 +11,6 @@ login process's credentials neither user's can.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from imapclient import IMAPClient
 from proctree import titled, tree, wait_for
 
 from tests.system_users import (  # noqa: F401 - fixtures, registered by name
-    mail_spool, make_system_user, pam_service, system_root)
+    mail_spool, make_system_user, pam_service, system_root, wait_for_spool)
 
 MESSAGE = b"From: a@example.org\r\nSubject: own uid\r\n\r\nhello\r\n"
 
@@ -158,13 +157,8 @@ def test_mbox_in_a_2775_spool_through_the_privileged_group(start_imapd, make_sys
     inbox = mail_spool / alice.name
     assert inbox.read_bytes().count(b"Subject: own uid") == 2
     assert inbox.stat().st_uid == alice.uid
-    # The dotlock went away (a clock tick after the last reply at most: the
-    # mbox settling, storage.afterreply), and nothing else of hers was
-    # left in the spool.
-    deadline = time.monotonic() + 5
-    while sorted(p.name for p in mail_spool.iterdir()) != [alice.name]:
-        assert time.monotonic() < deadline, sorted(p.name for p in mail_spool.iterdir())
-        time.sleep(0.01)
+    # The dotlock went away, and nothing else of hers was left in the spool.
+    wait_for_spool(mail_spool, [alice.name])
     assert all(uid == alice.uid for _, uid in _owned_files(alice.home / "mail"))
 
 
