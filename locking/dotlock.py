@@ -133,12 +133,14 @@ class _Observation:
     stale: str | None
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int]:
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     """
     @return: what tells one lock file from another: device and inode, plus
-        the mtime because freed inode numbers are reused at once.
+        the mtime because freed inode numbers are reused at once, plus the
+        size because a file rewritten in place within one tick of a coarse
+        file clock keeps all three.
     """
-    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _describe_directory(directory: str) -> str:
@@ -199,7 +201,7 @@ class DotLock:
         # (st_dev, st_ino, st_mtime_ns) of the lock file while we hold it,
         # and the random token written into it: how we tell our lock from one
         # that replaced it (see _is_ours).
-        self._ident: tuple[int, int, int] | None = None
+        self._ident: tuple[int, int, int, int] | None = None
         self._token = ""
         # Serializes refresh (maybe from the refresher thread) with release.
         self._mutex = threading.Lock()
@@ -640,12 +642,12 @@ class DotLock:
         self._os.utime(self.lock_path, None)
         self._ident = _identity(self._os.lstat(self.lock_path))
 
-    def _is_ours(self, st: os.stat_result, ident: tuple[int, int, int]) -> bool:
+    def _is_ours(self, st: os.stat_result, ident: tuple[int, int, int, int]) -> bool:
         """
         Whether the lock file whose C{lstat} is C{st} is the one we created.
 
-        The same device, inode and mtime are enough (the usual case, no
-        extra I/O).  The mtime matters because file systems reuse a freed
+        The same device, inode, mtime and size are enough (the usual case,
+        no extra I/O).  The mtime matters because file systems reuse a freed
         inode number at once: a lock removed and re-created by others may
         carry our old inode.  If only the mtime differs (somebody touched
         our file), the token we wrote into it decides.

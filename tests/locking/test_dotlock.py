@@ -641,6 +641,28 @@ def test_lock_replaced_while_held_is_not_removed(target):
     assert not other.lost
 
 
+def test_lock_rewritten_in_place_within_one_clock_tick_is_not_removed(target):
+    """
+    A writer that ignores O_EXCL and rewrites our lock file in place keeps
+    its device and inode, and on a coarse file clock its mtime too: the
+    size still tells it apart, and release() leaves the other writer's
+    content alone.
+    """
+    lock = DotLock(target)
+    lock.acquire()
+    path = target + ".lock"
+    before = os.stat(path)
+    with open(path, "w") as f:
+        f.write("elsewhere 12345\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_ino == before.st_ino
+    with capturedLogs() as events, pytest.warns(LockLost):
+        lock.release()
+    assert "replaced by someone else" in _messages(events)
+    with open(path) as f:
+        assert f.read() == "elsewhere 12345\n"
+
+
 def test_refresh_touches_and_detects_loss(target):
     """
     refresh() moves the lock's mtime to the server's now, so a long hold

@@ -118,6 +118,24 @@ def _waiting_for_a_lock(pid: int) -> bool:
     return False
 
 
+def _take_as_another_writer(lock: Path) -> None:
+    """
+    Take a dotlock the way any other writer does: create it exclusively.
+    The mbox store keeps its own lock a clock tick after its reply (to
+    settle the file's mtime), so wait for that one to go first; writing
+    over it in place would leave the store to remove ours.
+    """
+    def created() -> bool:
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.uname().nodename} {os.getpid()}\n")
+        return True
+    wait_for(created, "the store's own lock to go")
+
+
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])
 def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_imapd, tmp_path,
                                                                         kind):
@@ -145,7 +163,7 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
     assert sum(m.count(b"Subject: in her worker") for m in before) == 1
     # Another writer holds the lock: the delivery waits for it.
     lock = maildir / "dovecot-uidlist.lock" if kind == "maildir" else Path(f"{inbox}.lock")
-    lock.write_text(f"{os.uname().nodename} {os.getpid()}\n")
+    _take_as_another_writer(lock)
     try:
         with smtplib.LMTP(server.host, port) as lmtp:
             _send(lmtp, "alice@example.org",
