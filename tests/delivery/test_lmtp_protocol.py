@@ -253,6 +253,43 @@ def test_hung_delivery_answers_451_after_timeout(deliverer, clock, make_lmtp, mo
     hung.callback(("INBOX", 1))  # late: only logged
 
 
+def test_reading_stops_only_when_held_back_input_grows(deliverer, make_lmtp, monkeypatch):
+    """
+    While a RCPT lookup waits for the pool, the commands pipelined after
+    it wait in the buffer with the transport still reading (no pause and
+    resume per command); input held back beyond 64 kB stops reading, the
+    lookup's answer starts it again, and the replies keep command order.
+    """
+    from twisted.internet import defer
+
+    from imapd.delivery.lmtp import LMTPFactory
+
+    waiting: list = []
+    real_run = LMTPFactory.run
+
+    def run(self, user, fn, *args):
+        if fn == deliverer.resolve:
+            d = defer.Deferred()
+            waiting.append((d, fn, args))
+            return d
+        return real_run(self, user, fn, *args)
+    monkeypatch.setattr(LMTPFactory, "run", run)
+    lmtp = make_lmtp()
+    assert lmtp.send(b"LHLO mta.test\r\nMAIL FROM:<s@example.net>\r\n"
+                     b"RCPT TO:<alice>\r\nNOOP\r\n")[-1] == "250 2.1.0 Ok"
+    assert len(waiting) == 1
+    assert lmtp.transport.producerState == "producing"
+    noops = b"NOOP\r\n" * (70 * 1024 // 6)
+    assert lmtp.send(noops) == []
+    assert lmtp.transport.producerState == "paused"
+    d, fn, args = waiting.pop()
+    d.callback(fn(*args))
+    assert lmtp.transport.producerState == "producing"
+    lines = lmtp.lines()
+    assert lines[0] == "250 2.1.5 Ok"
+    assert lines[1:] == ["250 2.0.0 Ok"] * (1 + len(noops) // 6)
+
+
 def test_connections_beyond_the_limit_get_421(make_lmtp):
     """Past max_connections, a new connection hears 421 4.3.2; a closed one frees a place."""
     from twisted.internet.testing import StringTransport
