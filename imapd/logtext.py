@@ -124,6 +124,15 @@ _NOISE = re.compile(r"^(\S+( \(TLS\))? starting on (\S+|'.*')|\((TCP |UNIX |UDP 
                     r"|(Starting|Stopping) factory <.*>)$")
 
 
+#: Namespaces of this project's own events: not noise, so not formatted
+#: by L{quiet_predicate} (the observer formats them anyway; a delivery's
+#: log line was formatted twice in each process it crossed) -- except
+#: Twisted's factory lines, which take the namespace of the factory's
+#: class, ours included.
+_OURS = ("imapd", "storage", "locking", "index", "conf")
+_FACTORY_LINES = ("Starting factory", "Stopping factory")
+
+
 def quiet_predicate():
     """
     A log filter predicate (L{twisted.logger.ILogFilterPredicate}) that
@@ -134,6 +143,10 @@ def quiet_predicate():
     def predicate(event: dict):
         level = event.get("log_level")
         if level is None or level.name not in ("info", "debug"):
+            return PredicateResult.maybe
+        fmt = event.get("log_format")
+        if (isinstance(fmt, str) and not fmt.startswith(_FACTORY_LINES)
+                and str(event.get("log_namespace") or "").startswith(_OURS)):
             return PredicateResult.maybe
         try:
             text = formatEvent(event)

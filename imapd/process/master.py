@@ -130,6 +130,10 @@ def _forked_spawner(reactor, proto, child_fds):
                          dict(os.environ), None, proto, childFDs=child_fds)
 
 
+#: The loggers of the namespaces children log under.
+_relay_loggers: dict[str, Logger] = {}
+
+
 def relay_log_line(line: bytes, fd: int = 1) -> None:
     """Log a child's log line (L{imapd.process.child.child_log_observer})."""
     import json
@@ -143,7 +147,11 @@ def relay_log_line(line: bytes, fd: int = 1) -> None:
     except (ValueError, KeyError, TypeError):
         level = LogLevel.error if fd == 2 else LogLevel.info
         namespace, text = "imapd.child", line.decode("utf-8", "backslashreplace")
-    child_log = Logger(namespace=namespace)
+    child_log = _relay_loggers.get(namespace)
+    if child_log is None:
+        child_log = Logger(namespace=namespace)
+        if len(_relay_loggers) < 256:  # a child names them: keep a few
+            _relay_loggers[namespace] = child_log
     for part in text.split("\n"):
         if part:
             child_log.emit(level, "{text}", text=part)

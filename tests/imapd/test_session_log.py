@@ -110,6 +110,38 @@ def test_twisted_listener_noise_dropped(text):
     assert predicate(other) == PredicateResult.maybe
 
 
+def test_own_events_pass_the_noise_filter_unformatted():
+    """
+    The noise filter formats no event of ours (the observer formats it
+    once, later), but a factory line under our factory's namespace
+    (Twisted names it after the factory's class) is still dropped.
+    """
+    from twisted.logger import PredicateResult
+
+    from imapd.logtext import quiet_predicate
+
+    formatted = []
+
+    class Counted:
+        def __format__(self, spec):
+            formatted.append(spec)
+            return "alice"
+
+    class OurFactory:
+        def __repr__(self):
+            return "<imapd.delivery.lmtp.LMTPFactory object at 0x7f00>"
+
+    predicate = quiet_predicate()
+    ours = {"log_level": LogLevel.info, "log_namespace": "imapd.lmtp",
+            "log_format": "Delivered to {user}", "user": Counted()}
+    assert predicate(ours) == PredicateResult.maybe
+    assert formatted == []
+    factory_line = {"log_level": LogLevel.info,
+                    "log_namespace": "imapd.delivery.lmtp.LMTPFactory",
+                    "log_format": "Starting factory {factory!r}", "factory": OurFactory()}
+    assert predicate(factory_line) == PredicateResult.no
+
+
 def test_factory_is_quiet():
     """The IMAP factory itself does not log its start and stop."""
     from imapd.server import IMAPFactory
