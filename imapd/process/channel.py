@@ -109,14 +109,31 @@ def adopt_channel(reactor, fd: int, channel: Channel) -> Channel:
 
 class Requests:
     """
-    A child's requests to the master that wait for its C{reply}, matched
-    by their C{req} number (the login process's authentications, the
-    services process's deliveries).
+    A child's requests that wait for their reply, matched by their C{req}
+    number (the login process's authentications and the services
+    process's deliveries, to the master; deliveries on a link to a pool
+    worker, L{imapd.process.delivery.DeliveryLinks}).
     """
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._pending: dict[int, defer.Deferred] = {}
+        self._idle: list[Callable[[], object]] = []
+
+    def pending(self) -> int:
+        """How many requests wait for their reply."""
+        return len(self._pending)
+
+    def when_idle(self, callback: Callable[[], object]) -> None:
+        """Call C{callback} once no request waits (at once if none does)."""
+        self._idle.append(callback)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._pending:
+            idle, self._idle = self._idle, []
+            for callback in idle:
+                callback()
 
     def send(self, control, message: dict, fds=()) -> defer.Deferred:
         """Send C{message} on C{control}: a Deferred of the master's reply."""
@@ -130,9 +147,11 @@ class Requests:
         d = self._pending.pop(reply.get("req"), None)
         if d is not None:
             d.callback(reply)
+            self._check_idle()
 
     def fail_all(self, error: Exception) -> None:
         """The master is gone: every request still waiting fails with C{error}."""
         pending, self._pending = self._pending, {}
         for d in pending.values():
             d.errback(error)
+        self._check_idle()

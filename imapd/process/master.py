@@ -41,7 +41,7 @@ from twisted.logger import Logger, LogLevel
 
 from imapd.listeners import ListenError, bind_listeners
 from imapd.process.channel import Channel, adopt_channel
-from imapd.process.wire import b64, pool_index, record_from_json, record_to_json, unb64
+from imapd.process.wire import b64, in_pool, pool_index, record_from_json, record_to_json, unb64
 
 __all__ = ["MasterService"]
 
@@ -196,6 +196,9 @@ class MasterService(service.Service):
         #: deliveries under way: request id -> (services child, its request
         #: id, the message's descriptors, worker)
         self.deliveries: dict[int, tuple] = {}
+        #: delivery links on their way: link id -> {child id: our copy of
+        #: the end sent to that child}, closed once the child has it
+        self.link_ends: dict[int, dict[int, socket.socket]] = {}
         self.slots: dict[int, list] = {}
         self._slot_ids = itertools.count(1)
         self._stopped: Optional[defer.Deferred] = None
@@ -552,6 +555,8 @@ class MasterService(service.Service):
         (log.info if expected else log.warn)(
             "{title} (pid {pid}) ended: {text}", title=child.title, pid=child.pid, text=text)
         child.pid = None
+        for link in list(self.link_ends):
+            self._drop_link_end(link, child)
         self._fail_work_of(child)
         for slot, (host, holder) in list(self.slots.items()):
             if holder == child.id:
@@ -615,10 +620,11 @@ class MasterService(service.Service):
     ALLOWED_OPS = {
         "auth": {"ready", "metrics", "auth-result"},
         "login": {"ready", "metrics", "admit", "release", "auth", "handoff"},
-        "pool": {"ready", "metrics", "adopted", "release", "control-result", "delivered"},
+        "pool": {"ready", "metrics", "adopted", "release", "control-result", "delivered",
+                 "linked"},
         "user": {"ready", "metrics", "adopted", "release", "idle", "control-result",
                  "delivered"},
-        "services": {"ready", "metrics", "deliver"},
+        "services": {"ready", "metrics", "deliver", "linked"},
     }
 
     def on_child_message(self, child: Child, message: dict, fds) -> None:
@@ -641,7 +647,51 @@ class MasterService(service.Service):
         queue, child.queue = child.queue, []
         for queued, qfds in queue:
             child.channel.send(queued, qfds)
+        self._link_deliveries(child)
         self._tell_ready()
+
+    # -- delivery links --------------------------------------------------------------
+
+    def _link_deliveries(self, child: Child) -> None:
+        """
+        Link the services process with each pool worker of this
+        generation once both are up (again), so that a virtual user's
+        deliveries do not pass through here (L{imapd.process.delivery}).
+        """
+        services = self.services
+        if (not self.config.server.lmtp_listen or services is None or not services.ready
+                or services.dead or services.retiring):
+            return
+        if child is services:
+            workers = [w for w in self.pool if w.ready and not w.dead and not w.retiring]
+        elif child.kind == "pool" and child in self.pool:
+            workers = [child]
+        else:
+            return
+        for worker in workers:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            link = next(self._reqs)
+            self.link_ends[link] = {services.id: ours, worker.id: theirs}
+            services.send({"op": "link", "link": link, "index": worker.args["index"],
+                           "workers": len(self.pool), "uid": os.getuid(),
+                           "title": worker.title}, [ours.fileno()])
+            worker.send({"op": "link", "link": link}, [theirs.fileno()])
+
+    def _on_linked(self, child: Child, message, fds) -> None:
+        """C{child} has its end of a link: our copy goes (else the link never sees EOF)."""
+        for fd in fds:
+            os.close(fd)
+        self._drop_link_end(message.get("link"), child)
+
+    def _drop_link_end(self, link, child: Child) -> None:
+        ends = self.link_ends.get(link)
+        if ends is None:
+            return
+        end = ends.pop(child.id, None)
+        if end is not None:
+            end.close()
+        if not ends:
+            del self.link_ends[link]
 
     def _tell_ready(self) -> None:
         """
@@ -755,7 +805,7 @@ class MasterService(service.Service):
 
     def _worker_for(self, record, state: dict):
         """The worker of C{record} (started if needed), or (None, why not)."""
-        if record.uid is None or record.uid == os.getuid():
+        if in_pool(record, os.getuid()):
             return self.pool[pool_index(record.name, len(self.pool))], None
         if os.getuid() != 0:
             log.error("Login of {user} refused: uid {uid} is not the server's, and serving "

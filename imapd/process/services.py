@@ -11,8 +11,9 @@ cluster's periodic work (placements, health checks:
 L{imapd.cluster.service.add_cluster_work}).  It runs under the master's
 uid.  It speaks LMTP and looks recipients up; each recipient's store work
 runs in the mail worker that serves the user's logins, as the user's uid
-for a system user (L{imapd.process.delivery}, through the master), which
-also wakes that user's IDLE sessions there.
+for a system user (L{imapd.process.delivery}: on a link of its own to
+each pool worker, else through the master), which also wakes that user's
+IDLE sessions there.
 
 When a new generation takes over (SIGHUP) it stops accepting, lets the
 LMTP connections it has finish, and exits.
@@ -59,6 +60,8 @@ class ServicesRole:
         self.work = service.MultiService()
         #: deliveries waiting for the master's reply
         self.requests = Requests()
+        #: the direct links to this generation's pool workers
+        self.links = None
 
     def prepare(self) -> None:
         """Nothing needs privileges: the listeners are bound already."""
@@ -70,12 +73,14 @@ class ServicesRole:
             log_cluster_listener,
         )
         from imapd.delivery.lmtp import build_lmtp_factory
+        from imapd.process.delivery import DeliveryLinks
         from imapd.process.sysutil import adopt_listener
         from imapd.server import StoragePool
 
         config, effective = self.config, self.effective
         self.reactor = reactor
         self.control = control
+        self.links = DeliveryLinks(reactor)
         storage = config.storage
         pool = StoragePool(storage.threads, per_key=storage.threads_per_mailbox or None,
                            stuck_after=storage.stuck_after)
@@ -115,24 +120,46 @@ class ServicesRole:
 
     def deliver(self, recipient, message, sender: str):
         """
-        Deliver in the recipient's mail worker (through the master): a
-        Deferred of (mailbox, UID), failing with a DeliveryError.
+        Deliver in the recipient's mail worker (on its link, else through
+        the master): a Deferred of (mailbox, UID), failing with a
+        DeliveryError.
         """
         from imapd.process.delivery import delivery_outcome, delivery_request
 
         request, fds = delivery_request(recipient, message, sender)
         # The message (and so its file) stays open until this Deferred has
         # fired: the master and the worker have the descriptor by then.
-        return self.requests.send(self.control, request, fds).addCallback(delivery_outcome)
+        d = self.links.send(recipient, request, fds) if self.links is not None else None
+        if d is None:
+            d = self.requests.send(self.control, request, fds)
+        return d.addCallback(delivery_outcome)
 
     def on_message(self, channel, message: dict, fds) -> None:
+        op = message.get("op")
+        if op == "link":
+            self._link(message, fds)
+            return
         for fd in fds:
             os.close(fd)
-        op = message.get("op")
         if op == "reply":
             self.requests.answer(message)
         elif op == "retire":
             self.retire()
+
+    def _link(self, message: dict, fds) -> None:
+        """A delivery link to a pool worker (L{imapd.process.delivery.DeliveryLinks})."""
+        from imapd.process.wire import ProtocolError
+
+        if len(fds) == 1 and self.links is not None and not self.retiring:
+            try:
+                self.links.add(message, fds[0])  # which closes the descriptor
+            except (ProtocolError, OSError) as e:
+                log.error("A delivery link could not be set up: {error}", error=e)
+        else:
+            for fd in fds:
+                os.close(fd)
+        # The master closes its copy of our end now.
+        self.control.send({"op": "linked", "link": message.get("link")})
 
     def control_lost(self) -> None:
         from imapd.delivery.core import TemporaryFailure
@@ -146,6 +173,10 @@ class ServicesRole:
         if self.retiring:
             return
         self.retiring = True
+        if self.links is not None:
+            # What is still to deliver goes through the master, to the
+            # new generation's workers.
+            self.links.close()
         for port in self.ports:
             port.stopListening()
         self.ports = []

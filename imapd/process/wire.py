@@ -26,7 +26,7 @@ from typing import Any, Optional
 from imapd.auth.userdb import UserRecord
 
 __all__ = ["MAX_MESSAGE", "ProtocolError", "frame", "Decoder", "SessionState", "b64", "unb64",
-           "record_to_json", "record_from_json", "pool_index"]
+           "record_to_json", "record_from_json", "pool_index", "in_pool"]
 
 #: The largest message accepted (a handoff carries at most the input a
 #: login process buffers, a few hundred kB; a pickled configuration less).
@@ -210,3 +210,12 @@ def pool_index(name: str, workers: int) -> int:
     mailbox locks and IDLE wake-ups).
     """
     return zlib.crc32(name.encode("utf-8")) % workers
+
+
+def in_pool(record: UserRecord, server_uid: int) -> bool:
+    """
+    Whether C{record}'s mail is served by the pool workers (a virtual
+    user: no uid of its own, or the server's) rather than by a worker of
+    its own running as its uid.
+    """
+    return record.uid is None or record.uid == server_uid

@@ -255,6 +255,9 @@ class WorkerRole:
         if op == "session":
             self._adopt(message, fds)
             return
+        if op == "link":
+            self._link(message, fds)
+            return
         if op == "control":  # imapd-admin who/kick, through the master
             from imapd.control import answer
 
@@ -272,6 +275,37 @@ class WorkerRole:
         if op == "retire":
             self.retiring = True
             self._maybe_exit()
+
+    def _link(self, message: dict, fds) -> None:
+        """
+        A delivery link from the services process (a pool worker's only,
+        L{imapd.process.delivery}): C{deliver} requests come on it and
+        are answered on it; nothing else is taken from it.
+        """
+        from imapd.process.channel import Channel, adopt_channel
+
+        if self.user is not None or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            log.error("A delivery link was offered to a worker that takes none")
+        else:
+            uid = os.getuid()
+
+            def on_request(link, request: dict, rfds) -> None:
+                if request.get("op") != "deliver":
+                    for fd in rfds:
+                        os.close(fd)
+                    log.warn("A delivery link sent {op!r}; ignored", op=request.get("op"))
+                    return
+                self._cancel_idle()
+                self.deliveries.handle(request, rfds, send=link.send, server_uid=uid) \
+                    .addCallback(lambda _: self._settle())
+            try:
+                adopt_channel(self.reactor, fds[0], Channel(on_request, name="delivery link"))
+            except OSError as e:
+                log.error("A delivery link could not be set up: {error}", error=e)
+        # The master closes its copy of our end now.
+        self.control.send({"op": "linked", "link": message.get("link")})
 
     def _adopt(self, message: dict, fds) -> None:
         ok = False

@@ -191,6 +191,41 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
     assert b"killed" not in after
 
 
+def test_a_pool_workers_deliveries_do_not_pass_through_the_master(start_imapd, tmp_path):
+    """
+    The services process has a link of its own to each pool worker: with
+    the master stopped (SIGSTOP), deliveries to virtual users, a small
+    message (in the request) and one past 1 MB (its descriptor passed on
+    the link), are still stored and answered, each in the user's worker.
+    """
+    root = tmp_path / "server0"
+    port, settings = _lmtp({"service": {"login_processes": 1, "mail_workers": 2},
+                            "mail": {"location": location_for("maildir", root)}})
+    server = start_imapd(settings)
+    with smtplib.LMTP(server.host, port) as lmtp:
+        assert lmtp.sendmail("sender@example.net", ["alice@example.org"], MESSAGE) == {}
+    # The links are made as the processes come up; give the last ones time.
+    time.sleep(1.0)
+    big = MESSAGE.replace(b"Subject: in", b"Subject: big in") \
+        + b"".join(b"%076d\r\n" % n for n in range(16_000))
+    master = server.daemon.process.pid
+    os.kill(master, signal.SIGSTOP)
+    try:
+        with smtplib.LMTP(server.host, port, timeout=20) as lmtp:
+            assert lmtp.sendmail("sender@example.net", ["alice@example.org"],
+                                 MESSAGE.replace(b"Subject: in", b"Subject: direct in")) == {}
+            assert lmtp.sendmail("sender@example.net", ["alice@example.org"], big) == {}
+    finally:
+        os.kill(master, signal.SIGCONT)
+    stored = [p.read_bytes() for sub in ("new", "cur")
+              for p in (root / "mail" / "alice" / sub).iterdir()]
+    assert len(stored) == 3
+    assert sum(b"Subject: direct in her worker" in m for m in stored) == 1
+    (large,) = [m for m in stored if b"Subject: big in" in m]
+    assert len(big) > 1 << 20
+    assert large.endswith(b"%076d\n" % 15_999) and large.count(b"\n") > 16_000
+
+
 # -- system users (root) --------------------------------------------------------------
 
 

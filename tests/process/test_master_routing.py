@@ -312,3 +312,63 @@ def test_unavailable_auth_is_an_error_not_a_failure(master):
     # max_failed_logins_per_address is 2.
     assert [attempt(i, unavailable=True) for i in range(4)] == ["error"] * 4
     assert [attempt(10 + i) for i in range(3)] == ["fail", "fail", "blocked"]
+
+
+def test_delivery_links_made_when_both_are_up_and_our_copies_closed(master):
+    """
+    With LMTP configured, the services process and each ready pool worker
+    get the two ends of a socket pair of their own (the link, L{imapd.
+    process.delivery}); the master closes its copy of each end once that
+    child says it has it, or when the child ends before, so that a link
+    whose peer dies sees EOF.
+    """
+    master.config = load_config(None, {"lmtp_listen": ["unix:/run/lmtp"]})
+    services = FakeChild("services", "services")
+    master.services = services
+    for i, worker in enumerate(master.pool):
+        worker.args = {"index": i}
+    master._link_deliveries(services)
+    assert len(services.sent) == 3 and len(master.link_ends) == 3
+    for (message, fds), worker in zip(services.sent, master.pool):
+        ((wmessage, wfds),) = worker.sent
+        assert message["op"] == wmessage["op"] == "link"
+        assert message["link"] == wmessage["link"]
+        assert (message["index"], message["workers"], message["uid"]) == (
+            worker.args["index"], 3, os.getuid())
+        assert message["title"] == worker.title
+        assert len(fds) == len(wfds) == 1 and fds != wfds
+    first = services.sent[0][0]["link"]
+    ends = dict(master.link_ends[first])
+    master.on_child_message(services, {"op": "linked", "link": first}, [])
+    assert ends[services.id].fileno() == -1 and ends[master.pool[0].id].fileno() >= 0
+    master.on_child_message(master.pool[0], {"op": "linked", "link": first}, [])
+    assert ends[master.pool[0].id].fileno() == -1 and first not in master.link_ends
+    # A worker that ends before it took its end: our copy of it goes then.
+    second = services.sent[1][0]["link"]
+    worker_end = master.link_ends[second][master.pool[1].id]
+    master.pool[1].blobs = master.blobs
+    master.child_exited(master.pool[1], "killed by SIGKILL")
+    assert worker_end.fileno() == -1
+    # A pool worker started again is linked again, on its own.
+    services.sent.clear()
+    again = master.pool[1]
+    again.ready, again.sent, again.args = True, [], {"index": 1}
+    again.send = lambda message, fds=(): again.sent.append((message, list(fds)))
+    master._link_deliveries(again)
+    ((message, _fds),) = services.sent
+    assert message["index"] == 1 and again.sent[0][0]["link"] == message["link"]
+    for ends in master.link_ends.values():
+        for end in ends.values():
+            end.close()
+
+
+def test_no_delivery_links_without_lmtp_or_for_a_retiring_services(master):
+    services = FakeChild("services", "services")
+    master.services = services
+    master._link_deliveries(services)  # no lmtp_listen: no links
+    assert services.sent == [] and master.link_ends == {}
+    master.config = load_config(None, {"lmtp_listen": ["unix:/run/lmtp"]})
+    master.pool[0].args = {"index": 0}
+    services.retiring = True
+    master._link_deliveries(master.pool[0])
+    assert services.sent == []
