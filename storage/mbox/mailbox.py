@@ -190,6 +190,9 @@ def _fine_times(st: os.stat_result) -> bool:
 #: Linux's CLOCK_REALTIME_COARSE (not named by the time module): the clock
 #: the kernel stamps file times with.  Elsewhere no settling.
 _COARSE_CLOCK = 5 if sys.platform.startswith("linux") else None
+#: Its tick (the kernel's jiffy: 1 to 10 ms), in ns.
+_TICK_NS = (int(time.clock_getres(_COARSE_CLOCK) * 1e9) or 1_000_000
+            if _COARSE_CLOCK is not None else 1_000_000)
 
 
 class _Held:
@@ -220,7 +223,7 @@ class _Held:
         #: A child forked meanwhile inherits the table, not the lock.
         self.pid = os.getpid()
         #: A write of this process took the lock over (L{_take_held}).
-        self.taken = False
+        self.taken = threading.Event()
 
     def settle(self) -> None:
         """
@@ -235,14 +238,25 @@ class _Held:
         self._finish(settled)
 
     def _wait(self, stop_when_taken: bool) -> bool:
-        """Until the file clock has passed our write: whether it did (not gone back)."""
+        """
+        Until the file clock has passed our write: whether it did (not
+        gone back).  The coarse clock reads the time of its last tick and
+        ticks every L{_TICK_NS}, so the next tick is due at that reading
+        plus one tick: one sleep until then (and a little after), not a
+        poll every half millisecond, whose wake-ups each took the GIL
+        from the threads doing the work.
+        """
         give_up = time.monotonic() + FINE_WINDOW
-        while time.clock_gettime_ns(_COARSE_CLOCK) <= self.last_ns:
-            if stop_when_taken and self.taken:
-                return False
+        while (coarse := time.clock_gettime_ns(_COARSE_CLOCK)) <= self.last_ns:
             if time.monotonic() > give_up:
                 return False  # the clock went back: keep the re-read
-            time.sleep(0.0005)
+            due = (coarse + _TICK_NS - time.time_ns()) / 1e9
+            pause = min(max(due, 0.0) + 0.0002, FINE_WINDOW)
+            if stop_when_taken:
+                if self.taken.wait(pause):
+                    return False
+            else:
+                time.sleep(pause)
         return True
 
     def _finish(self, settled: bool) -> None:
@@ -281,7 +295,7 @@ def _take_held(path: str) -> tuple[LockChain | None, float]:
                 or time.monotonic() - held.since > HOLD_MAX):
             return None, 0.0  # the caller lets it go first (L{_let_go_held})
         del _HELD[path]
-    held.taken = True
+    held.taken.set()
     _conclusive(path, held.ident)
     return held.chain, held.since
 
@@ -299,7 +313,7 @@ def _let_go_held(path: str) -> None:
         if held is None or held.pid != os.getpid():
             return
         del _HELD[path]
-    held.taken = True  # the write's own settling stops waiting
+    held.taken.set()  # the write's own settling stops waiting
     held._finish(held._wait(stop_when_taken=False))
 
 

@@ -96,7 +96,7 @@ def test_the_next_write_of_the_process_takes_the_held_lock_over(tmp_path, monkey
     # re-reading the flag lines (nobody could have written in between).
     assert acquired == [path]
     assert refreshed == []
-    assert first is not second and first.taken and first.chain is second.chain
+    assert first is not second and first.taken.is_set() and first.chain is second.chain
     afterreply.run(later)  # the first finds itself taken over; the second lets go
     assert not os.path.exists(lock_of(store))
     assert path not in mailbox_module._HELD
@@ -137,7 +137,7 @@ def test_a_lock_held_too_long_is_let_go_before_the_next_write(tmp_path, monkeypa
     other.join(10)
     assert not other.is_alive()
     assert acquired == [path, path]  # a new lock, not the old one taken over
-    assert released == [1] and first.taken
+    assert released == [1] and first.taken.is_set()
     assert b"body 3" in read(path)
     afterreply.run(later)  # the first write's settling finds nothing left to do
     assert released == [1]
@@ -219,3 +219,41 @@ def test_work_after_the_reply_that_fails_is_logged_not_raised():
     # Nobody collecting: at once.
     afterreply.after_reply(lambda: done.append(2))
     assert done == [1, 2]
+
+
+def test_the_wait_sleeps_until_the_next_tick_instead_of_polling(monkeypatch):
+    """
+    The coarse clock reads its last tick's time: with 1 ms of the tick
+    gone, the wait sleeps once for the rest of it (and a little more),
+    not in half-millisecond polls; taken over, it returns at once,
+    unsettled.
+    """
+    coarse = mailbox_module._COARSE_CLOCK
+    tick = mailbox_module._TICK_NS
+    last = time.clock_gettime_ns(coarse)
+    now = {"coarse": last, "fine": last + 1_000_000}
+    real = time.clock_gettime_ns
+    monkeypatch.setattr(time, "clock_gettime_ns",
+                        lambda clock: now["coarse"] if clock == coarse else real(clock))
+    monkeypatch.setattr(time, "time_ns", lambda: now["fine"])
+    pauses = []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        now["coarse"] += tick
+        now["fine"] += int(seconds * 1e9)
+        return False
+    monkeypatch.setattr(time, "sleep", pause)
+    held = mailbox_module._Held("/nonexistent", None, (), last, time.monotonic())
+    monkeypatch.setattr(held.taken, "wait", pause)
+    assert held._wait(stop_when_taken=True) is True
+    assert pauses == [pytest.approx((tick - 1_000_000) / 1e9 + 0.0002)]
+    pauses.clear()
+    now["fine"] = now["coarse"] + 1_000_000
+    other = mailbox_module._Held("/nonexistent", None, (), now["coarse"], time.monotonic())
+    assert other._wait(stop_when_taken=False) is True
+    assert pauses == [pytest.approx((tick - 1_000_000) / 1e9 + 0.0002)]
+    taken = mailbox_module._Held("/nonexistent", None, (), now["coarse"], time.monotonic())
+    taken.taken.set()
+    monkeypatch.undo()
+    assert taken._wait(stop_when_taken=True) is False
