@@ -58,8 +58,14 @@ PRELOAD = (
     # a module's objects would be private to each child, and the import
     # machinery's own tables would be unshared too
     "conf.endpoints", "imapd.defaults", "imapd.cluster.owner", "imapd.cluster.placement",
-    "imapd.cluster.service", "imapd.cluster.sessions",
+    "imapd.cluster.service", "imapd.cluster.sessions", "imapd.process.delivery",
 )
+
+#: Imported too where they exist: Twisted's inotify, which IDLE and a
+#: delivery's wake-up start in a worker, loads the C library through
+#: ctypes when imported (ctypes.util.find_library runs ldconfig): done
+#: in each worker, that was a subprocess and memory of its own.
+OPTIONAL_PRELOAD = ("twisted.internet.inotify",)
 
 
 def preload() -> None:
@@ -75,8 +81,33 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    for name in OPTIONAL_PRELOAD:
+        try:
+            importlib.import_module(name)
+        except (ImportError, OSError):
+            pass  # not on this system: nobody imports it later either
+    _load_name_services()
     # imports, gc.freeze and the GC threshold, as the single process does
     tap.warm_up()
+
+
+def _load_name_services() -> None:
+    """
+    Have the C library load its name-service modules (nsswitch.conf's
+    C{files}, C{systemd}, ...) here, once: a system user's worker looks its
+    user and groups up (C{initgroups}) right after the fork, and a module
+    it loaded itself, relocated and initialised, was 0.3 MB of memory of
+    its own in every such worker.
+    """
+    import grp
+    import pwd
+
+    try:
+        root = pwd.getpwuid(0)
+        grp.getgrgid(0)
+        os.getgrouplist(root.pw_name, root.pw_gid)
+    except (KeyError, OSError):
+        pass  # no such entries (a minimal container): nothing to load
 
 
 def forget_master() -> None:

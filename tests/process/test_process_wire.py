@@ -146,3 +146,44 @@ def test_pool_index_is_stable_and_spreads():
     import zlib
 
     assert pool_index("alice", 7) == zlib.crc32(b"alice") % 7
+
+
+def test_the_spawners_image_holds_what_children_load_after_the_fork():
+    """
+    What a worker would otherwise load itself after the fork is loaded in
+    the image it is forked from (L{imapd.process.spawner.preload}):
+    Twisted's inotify (IDLE; imported, it runs ldconfig to find the C
+    library), the delivery side of a worker, and the C library's
+    name-service modules that initgroups uses for a system user.
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import os, sys\n"
+        "from imapd.process import spawner\n"
+        "spawner.preload()\n"
+        "print(sorted(m for m in ('twisted.internet.inotify', 'imapd.process.delivery')"
+        " if m in sys.modules))\n"
+        "import json\n"
+        "print(json.dumps(sorted({l.split()[-1].rsplit('/', 1)[-1].split('.so')[0]"
+        " for l in open('/proc/self/maps') if 'libnss_' in l})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=str(Path(__file__).resolve().parents[2])
+                         ).stdout.splitlines()
+    assert out[0] == "['imapd.process.delivery', 'twisted.internet.inotify']"
+    # Every separate NSS module nsswitch.conf names for groups is mapped
+    # (files and dns are built into the C library).
+    wanted = set()
+    with open("/etc/nsswitch.conf") as f:
+        for line in f:
+            if line.split(":")[0].strip() in ("group", "initgroups"):
+                wanted |= {f"libnss_{w}" for w in line.partition(":")[2].split()
+                           if w.isalpha() and w not in ("files", "dns")}
+    installed = {w for w in wanted if any(
+        os.path.exists(os.path.join(d, f"{w}.so.2"))
+        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"))}
+    assert installed <= set(json.loads(out[1])), out[1]
