@@ -38,9 +38,10 @@ from imapd.auth.errors import AuthUnavailable
 from imapd.delivery.batch import DeliveryQueue
 from imapd.delivery.core import DeliveryError, Message, TemporaryFailure
 from imapd.mailwatch import watcher_for
+from imapd.writes import write_now
 from imapd.delivery.syntax import Lhlo, MailFrom, RcptTo, Simple, SyntaxProblem, Vrfy, parse_command
 
-__all__ = ["LMTPSettings", "LMTPFactory", "LMTPServer", "build_lmtp_factory", "write_now"]
+__all__ = ["LMTPSettings", "LMTPFactory", "LMTPServer", "build_lmtp_factory"]
 
 _log = Logger(namespace="imapd.lmtp")
 
@@ -140,33 +141,6 @@ class _Busy(Protocol):
 #: stops (a pipelined transaction is a few hundred octets; a client that
 #: sends its message before the 354 is held to this much).
 _HOLD_BACK = 64 * 1024
-
-
-def write_now(transport, data: bytes) -> None:
-    """
-    C{transport.write(data)}, but sent at once when nothing is queued
-    before it.  Twisted's write registers the socket for writing, sends on
-    the next reactor turn and unregisters it: two C{epoll_ctl} calls and a
-    turn for each short reply into an empty socket buffer, more than the
-    C{send} itself (each delivery has four replies).  What the socket does
-    not take, and anything on a transport that is not a plain socket's,
-    goes through C{transport.write}.
-    """
-    sock = getattr(transport, "socket", None)
-    if (sock is not None and transport.connected and not transport.disconnecting
-            and len(transport.dataBuffer) == transport.offset
-            and not getattr(transport, "_tempDataLen", 1)
-            and not getattr(transport, "_sendmsgQueue", None)):
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            # The transport's own write finds the error and closes.
-            sent = 0
-        data = data[sent:]
-    if data:
-        transport.write(data)
 
 
 def _reply(code: int, status: str, text: str) -> bytes:

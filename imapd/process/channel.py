@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from imapd.process.wire import Decoder, ProtocolError, frame
+from imapd.writes import write_now
 
 __all__ = ["Channel", "Requests", "adopt_channel"]
 
@@ -69,6 +70,11 @@ class Channel(Protocol):
         the peer says it has them (Twisted sends them when it writes).
         """
         if self.lost or self.transport is None:
+            return
+        if not fds:
+            # Most messages: sent at once (a delivery's request and answer
+            # are on the critical path of the MTA's next command).
+            write_now(self.transport, frame(message))
             return
         for fd in fds:
             self.transport.sendFileDescriptor(fd)
