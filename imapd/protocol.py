@@ -854,6 +854,10 @@ class IMAPServerProtocol(Protocol):
             result = await spec.handler(self, cmd)
             if self.selected is not None and spec.sync and not self._closing:
                 await self.sync(allow_expunge=not spec.uses_seqs)
+        except GeneratorExit:
+            # The coroutine is being closed (collected with nobody left to
+            # resume it, its connection gone): there is no one to answer.
+            raise
         except BaseException as exc:  # noqa: B902 - mapped in one place
             status = self._answer_error(cmd, key, exc, spec.trycreate)
             self._after_answer()
