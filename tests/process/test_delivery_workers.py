@@ -62,7 +62,8 @@ def test_delivery_wakes_idle_in_the_users_worker_directly(start_imapd, tmp_path,
         assert time.monotonic() - started < 5.0
     finally:
         client.close()
-    assert "Delivered to alice (INBOX UID 1)" in server.daemon.log()
+    wait_for(lambda: "Delivered to alice (INBOX UID 1)" in server.daemon.log(),
+             "the delivery's log line", timeout=10)
 
 
 def test_per_recipient_replies_across_workers(tmp_path, tls_files):
@@ -180,7 +181,11 @@ def test_worker_killed_during_a_delivery_answers_451_and_writes_nothing(start_im
     finally:
         lock.unlink()
     assert stored() == before
-    assert "ended during a delivery; answered 451" in server.daemon.log()
+    # Logged by the process that answered (the services process, on a
+    # link); its lines reach the daemon's log through the master, a moment
+    # after the MTA's reply.
+    wait_for(lambda: "ended during a delivery; answered 451" in server.daemon.log(),
+             "the log line of the 451", timeout=10)
     # The MTA tries again: the new worker delivers it once.
     with smtplib.LMTP(server.host, port) as lmtp:
         assert lmtp.sendmail("sender@example.net", ["alice@example.org"],
