@@ -142,7 +142,7 @@ class Requests:
                 callback()
 
     def send(self, control, message: dict, fds=()) -> defer.Deferred:
-        """Send C{message} on C{control}: a Deferred of the master's reply."""
+        """Send C{message} on C{control}: a Deferred of its reply."""
         req = next(self._ids)
         d = self._pending[req] = defer.Deferred()
         control.send(dict(message, req=req), fds)
@@ -156,7 +156,7 @@ class Requests:
             self._check_idle()
 
     def fail_all(self, error: Exception) -> None:
-        """The master is gone: every request still waiting fails with C{error}."""
+        """The peer is gone: every request still waiting fails with C{error}."""
         pending, self._pending = self._pending, {}
         for d in pending.values():
             d.errback(error)

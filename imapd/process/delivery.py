@@ -43,7 +43,7 @@ from twisted.logger import Logger
 from imapd.auth.userdb import UserRecord
 from imapd.delivery.batch import DeliveryQueue
 from imapd.delivery.core import DeliveryError, Message, Recipient, TemporaryFailure
-from imapd.process.channel import Channel, Requests, adopt_channel
+from imapd.process.channel import Channel, Requests, _close, adopt_channel
 from imapd.process.wire import (
     ProtocolError,
     b64,
@@ -277,11 +277,3 @@ class DeliveryLinks:
         for link in links.values():
             link.requests.when_idle(link.channel.close)
 
-
-def _close(fd: int) -> None:
-    import os
-
-    try:
-        os.close(fd)
-    except OSError:
-        pass
