@@ -458,9 +458,11 @@ class LMTPServer(Protocol):
                 self._send(_reply(451, "4.3.0",
                                   f"<{recipient.address}> Temporary internal error"))
                 continue
+            # The reply first: in the multi-process shape the log line
+            # crosses to the master, and the MTA need not wait for that.
+            self._send(_reply(250, "2.0.0", f"<{recipient.address}> Saved"))
             _log.info("Delivered to {user} ({mailbox} UID {uid}), from <{sender}>",
                       user=recipient.user, mailbox=mailbox, uid=uid, sender=sender)
-            self._send(_reply(250, "2.0.0", f"<{recipient.address}> Saved"))
             self._index_later(recipient, mailbox)
             # Sessions of this user in IDLE look now, not at their poll.
             watcher_for(self.factory.reactor).changed(recipient.user)

@@ -407,3 +407,28 @@ def test_user_database_unavailable_is_a_temporary_failure(make_lmtp, location, t
     assert len(reply) == 1 and reply[0].startswith("451 4.") and "Temporary" in reply[0], reply
     assert any("ldap://ldap1" in str(e.get("reason", "")) for e in events)
 
+
+
+def test_the_reply_goes_out_before_the_delivery_is_logged(make_lmtp):
+    """
+    The 250 of a delivery is written before its "Delivered to" log line is
+    emitted: in the multi-process shape that line crosses to the master,
+    and on a single connection the MTA waited for it before.
+    """
+    from twisted.logger import globalLogPublisher
+
+    lmtp = make_lmtp()
+    written_when_logged = []
+
+    def observe(event):
+        if "Delivered to" in event.get("log_format", ""):
+            written_when_logged.append(lmtp.transport.value())
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        lines = lmtp.send(transaction(["alice"]))
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert lines[-1] == "250 2.0.0 <alice> Saved"
+    assert len(written_when_logged) == 1
+    assert written_when_logged[0].endswith(b"250 2.0.0 <alice> Saved\r\n")
