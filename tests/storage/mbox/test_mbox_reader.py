@@ -6,11 +6,11 @@ separator lines (L{storage.mbox.fromline}): the variants met in practice.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from storage.mbox.fromline import make_from_line, parse_from_line
+from storage.mbox.fromline import is_from_line, make_from_line, parse_from_line
 from storage.mbox.headers import client_bytes, read_meta
 from storage.mbox.reader import split
 
@@ -198,3 +198,34 @@ def test_client_size_equals_client_bytes_length():
             assert client_size(data, msg, meta) == len(client_bytes(data, msg, meta)), name
             checked += 1
     assert checked > 7000
+
+
+def test_a_from_line_asked_again_is_not_converted_again(monkeypatch, utc):
+    """
+    An append asks for its own From line and the one before it twice each
+    (separator? date?): the conversion through the C library's mktime,
+    which re-reads /etc/localtime every time, runs once per line -- and
+    again when the zone changes (a tzset), so a cached date is never of
+    another zone.
+    """
+    import time
+
+    from storage.mbox import fromline
+
+    calls = []
+    real = time.mktime
+
+    def counting(fields):
+        calls.append(fields)
+        return real(fields)
+
+    monkeypatch.setattr(fromline.time, "mktime", counting)
+    fromline._parse_date.cache_clear()
+    line = b"From cache@example.org  Thu Nov 16 12:00:00 2023"
+    first = parse_from_line(line)
+    assert parse_from_line(line) == first and is_from_line(line)
+    assert len(calls) == 1
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    assert parse_from_line(line) == first + timedelta(hours=5)
+    assert len(calls) == 2
