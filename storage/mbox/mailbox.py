@@ -876,11 +876,12 @@ class MboxMailbox:
         if outcome.cut_from is not None:
             # Written again from there on: parsed again below.
             entries = entries[:outcome.cut_from]
-        new = dataclasses.replace(state, entries=tuple(entries))
+        changed: dict = {"entries": tuple(entries)}
         if outcome.stored_last_uid is not None:
-            new = dataclasses.replace(new, stored_last_uid=outcome.stored_last_uid)
+            changed["stored_last_uid"] = outcome.stored_last_uid
         if outcome.keywords is not None:
-            new = dataclasses.replace(new, keywords=outcome.keywords)
+            changed["keywords"] = outcome.keywords
+        new = dataclasses.replace(state, **changed)
         st = os.fstat(fd)
         if outcome.grew:
             # Only the appended tail (and our last message before it) is

@@ -177,9 +177,12 @@ def parse_source(src, default_uidvalidity: int, fallback_date: datetime | None =
         fallback_date = datetime.fromtimestamp(0, timezone.utc)
     parts = split_source(src, base)
     problems: list[str] = []
-    kept: list[Entry] = []
+    # What C{previous} had before its last message, kept as a tuple: an
+    # append to a mailbox of 10,000 messages copies those once (into the
+    # new state), not three times through a list.
+    kept: tuple[Entry, ...] = ()
     if previous is not None:
-        kept = list(previous.entries[:-1])
+        kept = previous.entries[:-1]
         pseudo, garbage = previous.pseudo, previous.garbage
         uidvalidity, stored_last = previous.uidvalidity, previous.stored_last_uid
         digits, base_in, keywords = previous.base_digits, previous.base_in, previous.keywords
@@ -258,9 +261,7 @@ def parse_source(src, default_uidvalidity: int, fallback_date: datetime | None =
         uids[i] = last_uid
     before = len(kept)
     known = 0 if previous is None else stored_prefix(previous)
-    for r, uid in zip(reads, uids):
-        kept.append(make_entry(r, uid, fallback_date))
-    entries = tuple(kept)
+    entries = kept + tuple(make_entry(r, uid, fallback_date) for r, uid in zip(reads, uids))
     if known is None:
         prefix = _extend_run(entries, 0, 0)
     else:
