@@ -94,8 +94,12 @@ def test_sigkill_during_rewrites(tmp_path):
     _check(root)
 
 
-def test_stale_rewrite_temp_files_removed(tmp_path):
+def test_stale_rewrite_temp_files_removed(tmp_path, monkeypatch):
     """A crashed rewrite's temporary file, an hour older than the mbox, goes."""
+    import storage.mbox.mailbox as mailbox
+
+    # Every open looks (the default looks once in CLEAN_EVERY per file).
+    monkeypatch.setattr(mailbox, "CLEAN_EVERY", 0.0)
     root = str(tmp_path / "mail")
     os.makedirs(root)
     store = _store(root)
@@ -110,6 +114,37 @@ def test_stale_rewrite_temp_files_removed(tmp_path):
     store.open("INBOX").close()
     assert not os.path.exists(stale) and os.path.exists(fresh)
     assert [i.name for i in store.list_mailboxes()] == ["INBOX"]
+
+
+def test_the_spool_is_listed_for_old_temp_files_once_in_a_while(tmp_path, monkeypatch):
+    """
+    Opening a mailbox to write (each APPEND, each delivery) does not list
+    its whole directory every time: in a /var/mail of many users that cost
+    as much as the write.  One look per CLEAN_EVERY seconds per file; a
+    stale file goes at the first open after that.
+    """
+    import storage.mbox.mailbox as mailbox
+
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root)
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(mailbox.os, "listdir", lambda d: listed.append(d) or real(d))
+    clock = [1000.0]
+    monkeypatch.setattr(mailbox.time, "monotonic", lambda: clock[0])
+    for _ in range(3):
+        store.open("INBOX").close()
+    assert listed == [root]
+    stale = os.path.join(root, ".imapd-rewrite.inbox.1.2")
+    with open(stale, "wb") as f:
+        f.write(b"partial")
+    old = os.stat(store.layout.inbox).st_mtime - 7200
+    os.utime(stale, (old, old))
+    clock[0] += mailbox.CLEAN_EVERY + 1
+    store.open("INBOX").close()
+    assert listed == [root, root]
+    assert not os.path.exists(stale)
 
 
 def test_rewrite_in_place_where_no_temp_file_can_be_made(tmp_path, monkeypatch):
