@@ -20,6 +20,7 @@ retry (a lock held too long, a full disk, a hung store).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -352,6 +353,9 @@ class Deliverer:
         self.delimiter = delimiter
         self.hostname = hostname
         self._open_store = open_store
+        #: Stores kept between deliveries (L{_kept_store}).
+        self._stores: dict[tuple, object] = {}
+        self._stores_lock = threading.Lock()
 
     def resolve(self, address: str, folder: Optional[str] = None) -> Recipient:
         """
@@ -371,10 +375,6 @@ class Deliverer:
             if record is not None:
                 return Recipient(address, record.name, record.home, folder or detail, record)
         raise UnknownUser(f"<{address}>: no such user here")
-
-    def open_store(self, recipient: Recipient):
-        """Blocking: the store of C{recipient}'s mail (closed by the caller)."""
-        return self._open_store(self.location, recipient.user, recipient.home, self.index_dir)
 
     def deliver(self, recipient: Recipient, message: Message, sender: str = "",
                 strict_folder: bool = False) -> tuple[str, int]:
@@ -405,15 +405,13 @@ class Deliverer:
     def _deliver_to(self, recipient: Recipient, message: Message, sender: str,
                     strict_folder: bool) -> tuple[str, int]:
         prefix = self._trace(recipient, sender, message.crlf is not False)
-        store = self._store_of(recipient)
-        try:
-            return self._deliver(store, recipient, message, sender, prefix, strict_folder)
-        except DeliveryError:
-            raise
-        except (StoreError, OSError) as e:
-            raise self._temporary(e, recipient) from e
-        finally:
-            store.close()
+        with self._kept_store(recipient) as store:
+            try:
+                return self._deliver(store, recipient, message, sender, prefix, strict_folder)
+            except DeliveryError:
+                raise
+            except (StoreError, OSError) as e:
+                raise self._temporary(e, recipient) from e
 
     def open_store(self, recipient: Recipient):
         """Blocking: the store of C{recipient}'s mail (closed by the caller)."""
@@ -426,14 +424,59 @@ class Deliverer:
 
         @raises TemporaryFailure: the store cannot be opened.
         """
-        from imapd.account import mail_location_of
-
-        location = (mail_location_of(recipient.record, self.location)
-                    if recipient.record is not None else self.location)
         try:
-            return self._open_store(location, recipient.user, recipient.home, self.index_dir)
+            return self._open_store(self._location_of(recipient), recipient.user,
+                                    recipient.home, self.index_dir)
         except StoreError as e:
             raise self._temporary(e, recipient) from e
+
+    def _location_of(self, recipient: Recipient) -> str:
+        from imapd.account import mail_location_of
+
+        return (mail_location_of(recipient.record, self.location)
+                if recipient.record is not None else self.location)
+
+    #: Stores kept open between deliveries, at most this many.
+    KEEP_STORES = 32
+
+    @contextlib.contextmanager
+    def _kept_store(self, recipient: Recipient):
+        """
+        The recipient's store for one delivery: one kept from an earlier
+        delivery if its root is still there, else a new one; kept again
+        afterwards if the delivery succeeded.  A worker's stream of
+        deliveries to one user opened the store afresh for each one:
+        parsing the location, choosing the lock methods, making sure the
+        root exists -- a tenth of the cost of a delivery into an mbox.
+        A store already lives as long as an IMAP session, which sees
+        other processes' changes between its calls, so keeping one between
+        deliveries asks nothing new of it.  A kept one is taken out while
+        a delivery uses it, so no two threads share one, and one whose
+        delivery failed is closed, so that the next delivery opens the
+        store as if for the first time.
+
+        @raises TemporaryFailure: the store cannot be opened.
+        """
+        key = (self._location_of(recipient), recipient.user, recipient.home, self.index_dir)
+        with self._stores_lock:
+            store = self._stores.pop(key, None)
+        root = getattr(store, "root", None)
+        if store is None or root is None or not os.path.isdir(root):
+            if store is not None:
+                store.close()
+            store = self._store_of(recipient)
+        try:
+            yield store
+        except BaseException:
+            store.close()
+            raise
+        if getattr(store, "root", None) is None:
+            store.close()
+            return
+        with self._stores_lock:
+            self._stores[key] = store
+            while len(self._stores) > self.KEEP_STORES:
+                self._stores.pop(next(iter(self._stores))).close()
 
     def batchable(self, recipient: Recipient) -> bool:
         """
@@ -465,17 +508,12 @@ class Deliverer:
                 return [e]
         recipient = batch[0][0]
         try:
-            store = self._store_of(recipient)
-        except DeliveryError as e:
-            return [e] * len(batch)
-        try:
-            return self._deliver_batch(store, batch)
+            with self._kept_store(recipient) as store:
+                return self._deliver_batch(store, batch)
         except DeliveryError as e:
             return [e] * len(batch)
         except (StoreError, OSError) as e:
             return [self._temporary(e, recipient)] * len(batch)
-        finally:
-            store.close()
 
     def _deliver_batch(self, store, batch: list) -> list:
         mailbox = self._open_target(store, batch[0][0], False)

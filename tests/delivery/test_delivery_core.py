@@ -105,3 +105,85 @@ def test_folder_is_used_when_it_exists(deliverer, location, tmp_path):
     message = Message.from_bytes(b"Subject: x\r\n\r\nbody\r\n")
     assert deliverer.deliver(deliverer.resolve("alice", folder="Lists"), message) == ("Lists", 1)
     assert deliverer.deliver(deliverer.resolve("alice", folder="Lists"), message) == ("Lists", 2)
+
+
+def _counting_opener(deliverer):
+    """Make C{deliverer} count the stores it opens; the list of them."""
+    real, opened = deliverer._open_store, []
+
+    def opener(location, user, home, index):
+        store = real(location, user, home, index)
+        opened.append(store)
+        return store
+    deliverer._open_store = opener
+    return opened
+
+
+def test_deliveries_to_one_user_keep_the_store(deliverer, location, tmp_path):
+    """
+    A stream of deliveries to one user opens the user's store once (each
+    open parsed the location and chose the lock methods), and every
+    message is there.
+    """
+    opened = _counting_opener(deliverer)
+    alice = deliverer.resolve("alice@example.org")
+    for n in range(3):
+        deliverer.deliver(alice, Message.from_bytes(b"Subject: %d\n\nx\n" % n), "s@x")
+    deliverer.deliver_batch([(alice, Message.from_bytes(b"Subject: b\n\nx\n"), "s@x"),
+                             (alice, Message.from_bytes(b"Subject: c\n\nx\n"), "s@x")])
+    assert len(opened) == 1
+    assert len(messages_of(location, "alice", tmp_path)) == 5
+
+
+def test_a_kept_store_is_dropped_after_a_failure_or_when_its_root_is_gone(
+        deliverer, location, tmp_path):
+    """
+    A delivery that failed closes its store, and one whose mail root was
+    removed meanwhile is not used: the next delivery opens the store anew
+    (which makes the root again), so a broken store is not kept.
+    """
+    import os
+    import shutil
+
+    from imapd.delivery.core import TemporaryFailure
+    from storage.errors import StoreError
+
+    opened = _counting_opener(deliverer)
+    alice = deliverer.resolve("alice@example.org")
+    deliverer.deliver(alice, Message.from_bytes(b"Subject: 1\n\nx\n"), "s@x")
+
+    def broken(name, readonly=False):
+        raise StoreError("cannot write")
+    opened[0].open = broken
+    with pytest.raises(TemporaryFailure):
+        deliverer.deliver(alice, Message.from_bytes(b"Subject: 2\n\nx\n"), "s@x")
+    deliverer.deliver(alice, Message.from_bytes(b"Subject: 3\n\nx\n"), "s@x")
+    assert len(opened) == 2
+    root = opened[1].root
+    shutil.rmtree(root)
+    try:
+        deliverer.deliver(alice, Message.from_bytes(b"Subject: 4\n\nx\n"), "s@x")
+    except TemporaryFailure:
+        # Maildir: this process read the uidlist that went with the root,
+        # and a missing one is taken for a stale read, not an empty box.
+        assert location.startswith("maildir:")
+    assert len(opened) == 3
+    assert os.path.isdir(root)
+
+
+def test_kept_stores_are_bounded(deliverer, passwd_file, tmp_path):
+    """At most KEEP_STORES stores are kept; the oldest is closed first."""
+    deliverer.KEEP_STORES = 1
+    closed = []
+    opened = _counting_opener(deliverer)
+    for name in ("alice@example.org", "bob@example.org", "alice@example.org"):
+        deliverer.deliver(deliverer.resolve(name), Message.from_bytes(b"Subject: x\n\nx\n"),
+                          "s@x")
+        for store in opened:
+            if not hasattr(store, "counted"):
+                store.counted = True
+                real_close = store.close
+                store.close = lambda real_close=real_close, s=store: (closed.append(s),
+                                                                       real_close())
+    assert len(opened) == 3
+    assert closed[:2] == opened[:2]
