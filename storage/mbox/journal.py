@@ -122,8 +122,13 @@ class Journal:
         if len(record) > self.RECORD:
             self._write(self.append_path, header, payload, fsync)
             return
-        os.makedirs(self.directory, 0o700, exist_ok=True)
-        fd = os.open(self.append_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(self.append_path, flags, 0o600)
+        except FileNotFoundError:
+            # The directory first (once: not three calls per delivery).
+            os.makedirs(self.directory, 0o700, exist_ok=True)
+            fd = os.open(self.append_path, flags, 0o600)
         try:
             new = os.fstat(fd).st_size != self.RECORD
             _pwrite_all(fd, record + bytes(self.RECORD - len(record)), 0)

@@ -510,6 +510,41 @@ def test_an_append_syncs_twice_and_makes_no_file(tmp_path, monkeypatch):
     assert re.search(rb"X-IMAP(base)?: \d+ 0*%d " % uid, data), data[:300]
 
 
+def test_the_journal_directory_is_made_when_missing_not_looked_for_each_time(
+        tmp_path, monkeypatch):
+    """
+    An append opens its journal record directly (making sure the directory
+    exists cost three calls per delivery); a journal directory that was
+    removed is made again.
+    """
+    import shutil
+
+    root = str(tmp_path / "mail")
+    os.makedirs(root)
+    store = _store(root)
+    made = []
+    real = os.makedirs
+    monkeypatch.setattr(journal_module.os, "makedirs",
+                        lambda *a, **k: (made.append(a[0]), real(*a, **k))[1])
+    for i in range(3):
+        box = store.open("INBOX")
+        t = box.transaction()
+        t.append(_message(i, lines=3))
+        t.commit()
+        box.close()
+    journal_dir = store.journal_dir
+    assert [d for d in made if d == journal_dir] == [journal_dir]
+    shutil.rmtree(journal_dir)
+    box = store.open("INBOX")
+    t = box.transaction()
+    t.append(_message(9, lines=3))
+    t.commit()
+    box.close()
+    assert [d for d in made if d == journal_dir] == [journal_dir, journal_dir]
+    assert not Journal(journal_dir, "INBOX").pending()
+    assert [m.uid for m in store.open("INBOX").sync().messages] == [1, 2, 3, 4]
+
+
 def _killed_after_the_append(root: str) -> None:
     """Append one message and die after its fsync, before the record is cleared."""
     def dying():
