@@ -4,6 +4,7 @@ Dovecot's LMTP, same machine, same run (not a test: run it by hand)::
 
     /work/venv/bin/python tests/delivery/bench_lmtp.py [--messages 10000]
         [--deliveries 300] [--connections 1 4] [--modes multi single]
+        [--rounds 1]
 
 For each store (Maildir, mbox) it fills one user's INBOX with
 C{--messages} messages for each server, lets one IMAP session SELECT it
@@ -17,6 +18,12 @@ times C{--latency} single deliveries from the end of DATA (the final
 C{.} sent) to the C{* N EXISTS} the session receives (median and
 maximum).  Loopback only; everything lives in a scratch directory
 removed at the end.
+
+All servers of one store run at once, and with C{--rounds N} they take
+turns N times: on a machine whose speed drifts from minute to minute
+(session 10 saw Dovecot's own rate range from 214 to 460 between runs),
+only rates measured in turn compare.  The table then gives each
+server's median and its range.
 """
 
 from __future__ import annotations
@@ -219,6 +226,9 @@ def main() -> None:
                         choices=["multi", "single"])
     parser.add_argument("--latency", type=int, default=20,
                         help="deliveries timed to the IDLE EXISTS (0: none)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times each server is timed, taking turns with the others "
+                             "(the table gives the median and the range)")
     parser.add_argument("--unsynced", action="store_true",
                         help="deliver before any IMAP session saw the mailbox (by default "
                              "one SELECT first, so that the UID list or index holds all "
@@ -228,43 +238,64 @@ def main() -> None:
     os.chmod(scratch, 0o755)
     servers = [(f"imapd-{mode}", ours, mode) for mode in args.modes] + [
         ("dovecot", dovecot, "")]
-    rows = []
+    rates: dict[tuple, list[float]] = {}
     latencies = {}
     try:
         for kind in args.stores:
-            for name, start, mode in servers:
-                port, imap_port, tls, stop = start(scratch / f"{name}-{kind}", kind,
-                                                   args.messages, mode)
-                try:
+            # Every server of this store is up at once, so that the rounds
+            # can alternate between them: on a machine whose speed drifts,
+            # a server measured only at one moment is measured against the
+            # moment, not against the others.
+            running = []
+            try:
+                for name, start, mode in servers:
+                    port, imap_port, tls, stop = start(scratch / f"{name}-{kind}", kind,
+                                                       args.messages, mode)
+                    running.append((name, port, imap_port, tls, stop))
                     if not args.unsynced:
                         seen = select_once(imap_port, tls)
                         print(f"{kind:8} {name:13} SELECT of the new mailbox: {seen:.2f}s",
                               flush=True)
                     warm = deliver(port, 3, 1)
-                    for conns in args.connections:
-                        seconds = deliver(port, args.deliveries, conns)
-                        rows.append((kind, name, conns, args.deliveries / seconds))
-                        print(f"{kind:8} {name:13} {conns} conn: "
-                              f"{args.deliveries / seconds:7.1f} deliveries/s "
-                              f"(first 3 with the cold mailbox: {warm:.2f}s)", flush=True)
-                    if args.latency:
+                    print(f"{kind:8} {name:13} first 3 deliveries, cold mailbox: "
+                          f"{warm:.2f}s", flush=True)
+                for r in range(args.rounds):
+                    for name, port, _imap_port, _tls, _stop in running:
+                        for conns in args.connections:
+                            seconds = deliver(port, args.deliveries, conns)
+                            rate = args.deliveries / seconds
+                            rates.setdefault((kind, name, conns), []).append(rate)
+                            print(f"{kind:8} {name:13} {conns} conn: {rate:7.1f} deliveries/s"
+                                  f" (round {r + 1})", flush=True)
+                if args.latency:
+                    for name, port, imap_port, tls, _stop in running:
                         found = idle_latency(imap_port, port, args.latency, tls)
                         latencies[kind, name] = found
                         print(f"{kind:8} {name:13} end of DATA -> IDLE EXISTS: median "
                               f"{statistics.median(found) * 1000:.1f} ms, max "
                               f"{max(found) * 1000:.1f} ms", flush=True)
-                finally:
+            finally:
+                for *_rest, stop in running:
                     stop()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     names = [name for name, _, _ in servers]
+    several = args.rounds > 1
     print("\n| store | connections | " + " | ".join(f"{n} /s" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     for kind in args.stores:
         for conns in args.connections:
-            got = {name: rate for k, name, c, rate in rows if k == kind and c == conns}
-            print(f"| {kind} | {conns} | "
-                  + " | ".join(f"{got.get(n, 0):.0f}" for n in names) + " |")
+            cells = []
+            for n in names:
+                got = rates.get((kind, n, conns), [0.0])
+                cell = f"{statistics.median(got):.0f}"
+                if several:
+                    cell += f" ({min(got):.0f}–{max(got):.0f})"
+                cells.append(cell)
+            print(f"| {kind} | {conns} | " + " | ".join(cells) + " |")
+    if several:
+        print(f"\nMedian of {args.rounds} rounds (lowest–highest); the servers took turns "
+              "in each round.")
     if latencies:
         print("\n| store | server | DATA -> EXISTS median ms | max ms |\n|---|---|---|---|")
         for (kind, name), found in latencies.items():
