@@ -460,10 +460,10 @@ class Deliverer:
         key = (self._location_of(recipient), recipient.user, recipient.home, self.index_dir)
         with self._stores_lock:
             store = self._stores.pop(key, None)
-        root = getattr(store, "root", None)
-        if store is None or root is None or not os.path.isdir(root):
-            if store is not None:
-                store.close()
+        if store is not None and not os.path.isdir(store.root):
+            store.close()
+            store = None
+        if store is None:
             store = self._store_of(recipient)
         try:
             yield store
@@ -471,10 +471,14 @@ class Deliverer:
             store.close()
             raise
         if getattr(store, "root", None) is None:
-            store.close()
+            store.close()  # no root to check next time: not kept
             return
         with self._stores_lock:
+            # Another delivery to this user may have kept one meanwhile.
+            displaced = self._stores.pop(key, None)
             self._stores[key] = store
+            if displaced is not None:
+                displaced.close()
             while len(self._stores) > self.KEEP_STORES:
                 self._stores.pop(next(iter(self._stores))).close()
 

@@ -55,7 +55,7 @@ def parse_from_line(line: bytes) -> datetime | None:
     if not line.startswith(b"From "):
         return None
     # Local time is the zone's as of the last tzset (what mktime uses).
-    return _parse_date(line, time.timezone, time.altzone)
+    return _parse_date(line, time.tzname, time.timezone, time.altzone)
 
 
 # A few recent lines: an append parses its From line and that of the
@@ -63,7 +63,7 @@ def parse_from_line(line: bytes) -> datetime | None:
 # each time through the C library's mktime, which looks at /etc/localtime
 # again on every call.  The zone is part of the key.
 @functools.lru_cache(maxsize=64)
-def _parse_date(line: bytes, _zone: int, _alt: int) -> datetime | None:
+def _parse_date(line: bytes, _names: tuple, _zone: int, _alt: int) -> datetime | None:
     m = _DATE.search(line, 4)
     if m is None:
         return None

@@ -187,3 +187,22 @@ def test_kept_stores_are_bounded(deliverer, passwd_file, tmp_path):
                                                                        real_close())
     assert len(opened) == 3
     assert closed[:2] == opened[:2]
+
+
+def test_two_deliveries_to_one_user_at_once_keep_one_store(deliverer):
+    """
+    Two deliveries to one user at once (not grouped: under a quota, each
+    in its own thread) each open a store; when both are done one is kept
+    and the other is closed, not dropped unclosed.
+    """
+    opened = _counting_opener(deliverer)
+    alice = deliverer.resolve("alice@example.org")
+    closed = []
+    with deliverer._kept_store(alice) as first:
+        with deliverer._kept_store(alice) as second:
+            assert second is not first
+        real = second.close
+        second.close = lambda: (closed.append(second), real())
+    assert len(opened) == 2
+    assert closed == [second]
+    assert list(deliverer._stores.values()) == [first]
